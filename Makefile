@@ -1,0 +1,53 @@
+# oes — developer entry points. `make` lists the targets.
+#
+# Local services (Redis, moto_server) come from scripts/services.sh; their addresses and
+# the fake AWS credentials come from `scripts/services.sh env`, so ports are set in one
+# place (OES_REDIS_PORT, OES_AWS_PORT).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+SERVICES := scripts/services.sh
+VENV     := .venv
+PREFIX   := oes-local
+# Prefix a command with $(WITH_ENV) to run it against the local services.
+WITH_ENV := eval "$$($(SERVICES) env)" &&
+
+.PHONY: help services services-down build test template-check lint run-local provision
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+services: ## start Redis and moto on loopback (installs them if missing; idempotent)
+	@$(SERVICES) up
+
+services-down: ## stop the services this repo started
+	@$(SERVICES) down
+
+build: ## build every crate and target
+	cargo build --workspace --all-targets
+
+test: services ## build, run all tests against the local services, lint the template
+	cargo build --workspace --all-targets
+	$(WITH_ENV) OES_TEST_SERVICES=1 cargo test --workspace
+	@$(MAKE) --no-print-directory template-check
+
+template-check: ## cfn-lint template.yaml (+ sam validate --lint when SAM CLI is installed)
+	@test -x $(VENV)/bin/cfn-lint || { echo "no $(VENV)/bin/cfn-lint: run 'make services' first" >&2; exit 1; }
+	$(VENV)/bin/cfn-lint template.yaml
+	@if [ -x $(VENV)/bin/sam ]; then \
+	  echo "$(VENV)/bin/sam validate --lint"; \
+	  SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1; \
+	fi
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+provision: ## create the local tables and queues (prefix oes-local) in moto
+	$(WITH_ENV) cargo run -p oesctl -- provision --endpoint "$$AWS_ENDPOINT_URL" --prefix $(PREFIX)
+
+run-local: services ## provision, then run the local gateway against Redis and moto
+	$(WITH_ENV) cargo run -p oesctl -- provision --endpoint "$$AWS_ENDPOINT_URL" --prefix $(PREFIX)
+	$(WITH_ENV) OES_PREFIX=$(PREFIX) cargo run -p oes-local

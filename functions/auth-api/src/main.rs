@@ -1,0 +1,29 @@
+//! auth-api Lambda: wires the real adapters once, then serves API Gateway HTTP API events.
+
+use std::sync::Arc;
+
+use auth_api::AuthService;
+use lambda_http::{Error, service_fn};
+use oes_shared::clock::SystemClock;
+use oes_shared::config::{ApiConfig, process_env};
+use oes_shared::security::{JwtKeys, PasswordHasher};
+use oes_shared::wiring::{ApiAdapters, AwsClients};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    oes_shared::telemetry::init();
+    let config = ApiConfig::load(&process_env())?;
+    let clients = AwsClients::from_env().await;
+    let service = AuthService::new(
+        ApiAdapters::aws(&clients, &config)?,
+        JwtKeys::new(&config.jwt),
+        PasswordHasher::new()?,
+        Arc::new(SystemClock),
+        config.profile_ttl,
+    );
+    let service = &service;
+    lambda_http::run(service_fn(move |request| {
+        auth_api::handle(service, request)
+    }))
+    .await
+}

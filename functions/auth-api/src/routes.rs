@@ -1,0 +1,243 @@
+//! The router and the thin handlers: parse and validate the request, call [`AuthService`], map
+//! the result. Every answer is JSON; every error is `{"error": {"code", "message"}}`.
+
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use oes_shared::cache::CacheStatus;
+use oes_shared::clock::rfc3339;
+use oes_shared::http::{ApiError, bearer_token, json, log_request, no_content_json, parse_json};
+use oes_shared::security::Password;
+use oes_shared::user::{DisplayName, Email, UserProfile};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::service::AuthService;
+
+/// Every path this function serves (for telling 404 from 405).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/auth/register"),
+    ("POST", "/auth/verify-email"),
+    ("GET", "/auth/verify-email"),
+    ("POST", "/auth/resend-verification"),
+    ("POST", "/auth/login"),
+    ("GET", "/auth/me"),
+    ("PATCH", "/auth/me"),
+    ("POST", "/auth/password-reset/request"),
+    ("POST", "/auth/password-reset/confirm"),
+    ("POST", "/auth/me/email"),
+];
+
+/// The Lambda entry point: routes `request` and logs one line for it. Expected failures are
+/// HTTP answers; this never returns `Err`.
+pub async fn handle(
+    service: &AuthService,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    let started = Instant::now();
+    let response = route(service, &request)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    log_request(
+        request.method(),
+        request.uri().path(),
+        response.status(),
+        started,
+    );
+    Ok(response)
+}
+
+async fn route(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
+    let path = request.uri().path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    match (request.method(), path) {
+        (&Method::POST, "/auth/register") => register(service, request).await,
+        (&Method::POST, "/auth/verify-email") => {
+            let body: TokenBody = parse_json(request)?;
+            verify_email(service, &body.token).await
+        }
+        (&Method::GET, "/auth/verify-email") => {
+            let token = request
+                .query_string_parameters_ref()
+                .and_then(|q| q.first("token").map(str::to_owned))
+                .ok_or_else(|| {
+                    ApiError::validation("token: the token query parameter is required")
+                })?;
+            verify_email(service, &token).await
+        }
+        (&Method::POST, "/auth/resend-verification") => resend_verification(service, request).await,
+        (&Method::POST, "/auth/login") => login(service, request).await,
+        (&Method::GET, "/auth/me") => me(service, request).await,
+        (&Method::PATCH, "/auth/me") => rename(service, request).await,
+        (&Method::POST, "/auth/password-reset/request") => request_reset(service, request).await,
+        (&Method::POST, "/auth/password-reset/confirm") => confirm_reset(service, request).await,
+        (&Method::POST, "/auth/me/email") => change_email(service, request).await,
+        (_, path) if ROUTES.iter().any(|(_, p)| *p == path) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBody {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmBody {
+    token: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailChangeBody {
+    new_email: String,
+    password: String,
+}
+
+fn profile_json(profile: &UserProfile) -> serde_json::Value {
+    json!({
+        "user_id": profile.id,
+        "email": profile.email,
+        "name": profile.name,
+        "role": profile.role,
+        "status": profile.status,
+        "created_at": rfc3339(profile.created_at),
+    })
+}
+
+fn with_cache_status(mut response: Response<Body>, status: CacheStatus) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(status.as_str()));
+    response
+}
+
+fn accepted() -> Response<Body> {
+    no_content_json(StatusCode::ACCEPTED, "accepted")
+}
+
+async fn register(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: RegisterBody = parse_json(request)?;
+    let email = Email::parse(&body.email)?;
+    let password = Password::parse(body.password, "password")?;
+    let name = DisplayName::parse(&body.name)?;
+    let profile = service.register(email, password, name).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "user_id": profile.id, "email": profile.email, "status": profile.status }),
+    ))
+}
+
+async fn verify_email(service: &AuthService, token: &str) -> Result<Response<Body>, ApiError> {
+    let profile = service.verify_email(token).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "status": "verified", "user_id": profile.id, "email": profile.email }),
+    ))
+}
+
+async fn resend_verification(
+    service: &AuthService,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: EmailBody = parse_json(request)?;
+    service
+        .resend_verification(&Email::parse(&body.email)?)
+        .await?;
+    Ok(accepted())
+}
+
+async fn login(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
+    let body: LoginBody = parse_json(request)?;
+    let email = Email::parse(&body.email)?;
+    let token = service.login(&email, body.password).await?;
+    Ok(json(StatusCode::OK, &token))
+}
+
+async fn me(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (profile, status) = service.authenticate(bearer_token(request)?).await?;
+    Ok(with_cache_status(
+        json(StatusCode::OK, &profile_json(&profile)),
+        status,
+    ))
+}
+
+async fn rename(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (profile, _) = service.authenticate(bearer_token(request)?).await?;
+    let body: RenameBody = parse_json(request)?;
+    let name = DisplayName::parse(&body.name)?;
+    let profile = service.rename(&profile.id, name).await?;
+    Ok(json(StatusCode::OK, &profile_json(&profile)))
+}
+
+async fn request_reset(
+    service: &AuthService,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: EmailBody = parse_json(request)?;
+    service
+        .request_password_reset(&Email::parse(&body.email)?)
+        .await?;
+    Ok(accepted())
+}
+
+async fn confirm_reset(
+    service: &AuthService,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: ResetConfirmBody = parse_json(request)?;
+    let password = Password::parse(body.new_password, "new_password")?;
+    service
+        .confirm_password_reset(&body.token, password)
+        .await?;
+    Ok(no_content_json(StatusCode::OK, "password_reset"))
+}
+
+async fn change_email(
+    service: &AuthService,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let (profile, _) = service.authenticate(bearer_token(request)?).await?;
+    let body: EmailChangeBody = parse_json(request)?;
+    let new_email = Email::parse(&body.new_email)
+        .map_err(|_| ApiError::validation("new_email: is not a valid email address"))?;
+    service
+        .request_email_change(&profile.id, new_email, body.password)
+        .await?;
+    Ok(accepted())
+}

@@ -1,0 +1,396 @@
+//! The auth domain. Every operation goes through the ports; nothing here knows about Lambda.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oes_shared::cache::{CacheAside, CacheStatus};
+use oes_shared::email::{EmailJob, EmailTemplate};
+use oes_shared::ports::{
+    Clock, EmailQueue, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
+};
+use oes_shared::security::{
+    AccessClaims, JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash,
+};
+use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
+use oes_shared::wiring::ApiAdapters;
+
+use crate::error::AuthError;
+
+/// How long a verification or email-change link works.
+pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
+/// How long a password reset link works.
+pub const RESET_TOKEN_TTL_SECONDS: i64 = 3600;
+
+/// A signed-in session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccessToken {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// The auth domain service. Built once at init; cheap to share.
+pub struct AuthService {
+    users: Arc<dyn UserStore>,
+    tokens: Arc<dyn TokenStore>,
+    emails: Arc<dyn EmailQueue>,
+    cache: CacheAside,
+    clock: Arc<dyn Clock>,
+    hasher: Arc<PasswordHasher>,
+    jwt: JwtKeys,
+    profile_ttl: Duration,
+}
+
+impl AuthService {
+    /// The service over `adapters`.
+    pub fn new(
+        adapters: ApiAdapters,
+        jwt: JwtKeys,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        profile_ttl: Duration,
+    ) -> Self {
+        Self {
+            users: adapters.users,
+            tokens: adapters.tokens,
+            emails: adapters.emails,
+            cache: adapters.cache,
+            clock,
+            hasher: Arc::new(hasher),
+            jwt,
+            profile_ttl,
+        }
+    }
+
+    /// Creates an account pending verification and queues the verification email. If the email
+    /// cannot be queued, the account is removed again so signing up again works.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        name: DisplayName,
+    ) -> Result<UserProfile, AuthError> {
+        if self.users.find_by_email(&email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            email,
+            name,
+            password_hash: self.hash(password).await?,
+            role: Role::Student,
+            status: UserStatus::PendingVerification,
+            token_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.users.create(&user).await?;
+        if let Err(error) = self.send_verification(&user).await {
+            if let Err(undo) = self.users.delete(&user).await {
+                tracing::error!(user_id = %user.id, error = %undo, "could not undo a sign-up");
+            }
+            return Err(error);
+        }
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user.profile())
+    }
+
+    /// Uses a verification or email-change token.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(&self, token: &str) -> Result<UserProfile, AuthError> {
+        let stored = self
+            .take_token(
+                token,
+                &[TokenPurpose::VerifyEmail, TokenPurpose::ChangeEmail],
+            )
+            .await?;
+        let now = self.clock.now();
+        let user = match (stored.purpose, &stored.new_email) {
+            (TokenPurpose::ChangeEmail, Some(new_email)) => {
+                self.users
+                    .change_email(&stored.user_id, new_email, now)
+                    .await
+            }
+            _ => {
+                self.users
+                    .update(&stored.user_id, UserUpdate::Verified, now)
+                    .await
+            }
+        };
+        let user = match user {
+            Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
+            other => other?,
+        };
+        self.invalidate_profile(&user.id).await;
+        tracing::info!(user_id = %user.id, purpose = ?stored.purpose, "email verified");
+        Ok(user.profile())
+    }
+
+    /// Sends a new verification email if `email` belongs to an unverified account. Says nothing
+    /// either way (the handler always answers 202).
+    #[tracing::instrument(skip_all)]
+    pub async fn resend_verification(&self, email: &Email) -> Result<(), AuthError> {
+        match self.users.find_by_email(email).await? {
+            Some(user) if user.status == UserStatus::PendingVerification => {
+                self.send_verification(&user).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the credentials and issues an access token.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, email: &Email, password: String) -> Result<AccessToken, AuthError> {
+        let user = self.users.find_by_email(email).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let hasher = Arc::clone(&self.hasher);
+        let matched =
+            tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()))
+                .await
+                .map_err(|e| AuthError::Unexpected(e.into()))?;
+        let user = match user {
+            Some(user) if matched => user,
+            _ => {
+                tracing::info!("login failed");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if user.status != UserStatus::Active {
+            return Err(AuthError::EmailNotVerified);
+        }
+        let now = self.clock.now();
+        Ok(AccessToken {
+            access_token: self.jwt.issue(&user, now)?,
+            token_type: "Bearer",
+            expires_in: self.jwt.ttl_seconds(),
+        })
+    }
+
+    /// The profile behind a bearer token, read through the cache. Refuses tokens of a user who
+    /// no longer exists or whose token version moved on (password reset, role change).
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+    ) -> Result<(UserProfile, CacheStatus), AuthError> {
+        let claims: AccessClaims = self.jwt.verify(bearer)?;
+        let (profile, status) = self.profile(&claims.user_id()).await?;
+        match profile {
+            Some(profile) if profile.token_version == claims.ver => Ok((profile, status)),
+            Some(_) => Err(AuthError::Unauthenticated(
+                "the access token has been revoked",
+            )),
+            None => Err(AuthError::Unauthenticated("the account no longer exists")),
+        }
+    }
+
+    /// The profile of `id`, cache-aside.
+    pub async fn profile(
+        &self,
+        id: &UserId,
+    ) -> Result<(Option<UserProfile>, CacheStatus), AuthError> {
+        let key = self.cache.keys().user_profile(id);
+        self.cache
+            .get_or_load(&key, self.profile_ttl, || async {
+                Ok::<_, AuthError>(self.users.get(id).await?.map(|u| u.profile()))
+            })
+            .await
+    }
+
+    /// Changes the display name.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn rename(&self, id: &UserId, name: DisplayName) -> Result<UserProfile, AuthError> {
+        let user = self
+            .users
+            .update(id, UserUpdate::Name(name), self.clock.now())
+            .await;
+        let user = match user {
+            Err(StoreError::NotFound) => {
+                return Err(AuthError::Unauthenticated("the account no longer exists"));
+            }
+            other => other?,
+        };
+        self.invalidate_profile(id).await;
+        Ok(user.profile())
+    }
+
+    /// Queues a password reset email if `email` belongs to an account; silent otherwise.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(&self, email: &Email) -> Result<(), AuthError> {
+        let Some(user) = self.users.find_by_email(email).await? else {
+            return Ok(());
+        };
+        let token = self
+            .issue_token(
+                &user,
+                TokenPurpose::PasswordReset,
+                None,
+                RESET_TOKEN_TTL_SECONDS,
+            )
+            .await?;
+        let template = EmailTemplate::PasswordReset {
+            name: user.name.as_str().to_owned(),
+            token: Secret::new(token.expose()),
+        };
+        self.enqueue(user.email.clone(), template).await
+    }
+
+    /// Uses a reset token to set a new password. Every access token issued before stops working
+    /// (the token version moves on), and so does every other reset link.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        password: Password,
+    ) -> Result<(), AuthError> {
+        let stored = self
+            .take_token(token, &[TokenPurpose::PasswordReset])
+            .await?;
+        let user = self
+            .users
+            .get(&stored.user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if user.token_version != stored.token_version {
+            return Err(AuthError::InvalidToken);
+        }
+        let hash = self.hash(password).await?;
+        self.users
+            .update(&user.id, UserUpdate::Password(hash), self.clock.now())
+            .await?;
+        self.invalidate_profile(&user.id).await;
+        tracing::info!(user_id = %user.id, "password reset");
+        Ok(())
+    }
+
+    /// Starts moving the account to `new_email`: checks the password, then sends a confirmation
+    /// link to the new address. If the address belongs to another account nothing is sent (and
+    /// the caller is not told, so the endpoint cannot be used to probe for accounts).
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn request_email_change(
+        &self,
+        id: &UserId,
+        new_email: Email,
+        password: String,
+    ) -> Result<(), AuthError> {
+        let user = self
+            .users
+            .get(id)
+            .await?
+            .ok_or(AuthError::Unauthenticated("the account no longer exists"))?;
+        let stored = user.password_hash.clone();
+        let hasher = Arc::clone(&self.hasher);
+        let matched = tokio::task::spawn_blocking(move || hasher.verify(&password, Some(&stored)))
+            .await
+            .map_err(|e| AuthError::Unexpected(e.into()))?;
+        if !matched {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if new_email == user.email {
+            return Err(AuthError::Invalid(oes_shared::user::InvalidInput::new(
+                "new_email",
+                "is already the address of this account",
+            )));
+        }
+        if self.users.find_by_email(&new_email).await?.is_some() {
+            tracing::info!("email change requested to an address in use; nothing sent");
+            return Ok(());
+        }
+        let token = self
+            .issue_token(
+                &user,
+                TokenPurpose::ChangeEmail,
+                Some(new_email.clone()),
+                VERIFY_TOKEN_TTL_SECONDS,
+            )
+            .await?;
+        let template = EmailTemplate::EmailChange {
+            name: user.name.as_str().to_owned(),
+            token: Secret::new(token.expose()),
+        };
+        self.enqueue(new_email, template).await
+    }
+
+    async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
+        let token = self
+            .issue_token(
+                user,
+                TokenPurpose::VerifyEmail,
+                None,
+                VERIFY_TOKEN_TTL_SECONDS,
+            )
+            .await?;
+        let template = EmailTemplate::Verification {
+            name: user.name.as_str().to_owned(),
+            token: Secret::new(token.expose()),
+        };
+        self.enqueue(user.email.clone(), template).await
+    }
+
+    async fn issue_token(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        new_email: Option<Email>,
+        ttl_seconds: i64,
+    ) -> Result<OneTimeToken, AuthError> {
+        let token = OneTimeToken::generate();
+        self.tokens
+            .put(&StoredToken {
+                hash: token.hash(),
+                purpose,
+                user_id: user.id.clone(),
+                new_email,
+                token_version: user.token_version,
+                expires_at: self.clock.now() + ttl_seconds,
+            })
+            .await?;
+        Ok(token)
+    }
+
+    async fn take_token(
+        &self,
+        token: &str,
+        purposes: &[TokenPurpose],
+    ) -> Result<StoredToken, AuthError> {
+        // Tokens we issue are 43 characters; anything far off that is not worth a store call.
+        if token.is_empty() || token.len() > 128 {
+            return Err(AuthError::InvalidToken);
+        }
+        let stored = self
+            .tokens
+            .take(&TokenHash::of(token), purposes)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if stored.expires_at <= self.clock.now() {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(stored)
+    }
+
+    async fn enqueue(&self, to: Email, template: EmailTemplate) -> Result<(), AuthError> {
+        let job = EmailJob::new(to, template, self.clock.now());
+        self.emails.enqueue(&job).await?;
+        tracing::info!(job_id = %job.job_id, kind = job.template.kind(), "email queued");
+        Ok(())
+    }
+
+    async fn hash(&self, password: Password) -> Result<String, AuthError> {
+        let hasher = Arc::clone(&self.hasher);
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|e| AuthError::Unexpected(e.into()))?
+            .map_err(AuthError::from)
+    }
+
+    async fn invalidate_profile(&self, id: &UserId) {
+        self.cache
+            .invalidate(&[self.cache.keys().user_profile(id)])
+            .await;
+    }
+}

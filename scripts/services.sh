@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Local services for oes tests and `oes-local`: Redis and moto_server (AWS emulator),
+# both on loopback, both project-local (state under .services/, Python tools in .venv/).
+#
+#   scripts/services.sh up      install what is missing, start what is not already answering
+#   scripts/services.sh down    stop what this script started (reused services are left alone)
+#   scripts/services.sh status  show what is running
+#   scripts/services.sh env     print the export lines the tests use (eval "$(... env)")
+#
+# Ports: OES_REDIS_PORT (default 6379), OES_AWS_PORT (default 4566).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+REDIS_PORT="${OES_REDIS_PORT:-6379}"
+AWS_PORT="${OES_AWS_PORT:-4566}"
+STATE="$ROOT/.services"            # pidfiles and logs (gitignored)
+VENV="$ROOT/.venv"                 # Python tools (gitignored)
+REQS="$ROOT/requirements-dev.txt"
+STAMP="$VENV/.requirements-dev.sha256"
+READY_TIMEOUT=30                   # seconds to wait for each service
+
+# One pidfile/log per port, so instances on other ports (OES_*_PORT) never get mixed up.
+REDIS_PID="$STATE/redis-$REDIS_PORT.pid"; REDIS_LOG="$STATE/redis-$REDIS_PORT.log"
+MOTO_PID="$STATE/moto-$AWS_PORT.pid";     MOTO_LOG="$STATE/moto-$AWS_PORT.log"
+# What the process command line must contain for a pidfile to count as ours (pid reuse guard).
+REDIS_CMD="redis-server 127.0.0.1:$REDIS_PORT"
+MOTO_CMD="moto_server -H 127.0.0.1 -p $AWS_PORT"
+
+log() { printf 'services: %s\n' "$*"; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- probes ---------------------------------------------------------------------------
+
+redis_ready() {
+  command -v redis-cli >/dev/null 2>&1 &&
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+}
+
+# HTTP GET succeeds (2xx/3xx). curl if present, else Python (always here: the venv needs it).
+http_ok() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" 2>/dev/null
+  fi
+}
+moto_ready() { http_ok "http://127.0.0.1:$AWS_PORT/moto-api/"; }
+# LocalStack (docker compose) on the same port is accepted too, with a warning.
+localstack_ready() { http_ok "http://127.0.0.1:$AWS_PORT/_localstack/health"; }
+
+# Prints the pid from a pidfile if that process is alive and its command line contains
+# the expected text (guards against a recycled pid); otherwise prints nothing.
+owned_pid() { # pidfile expected-cmdline
+  local pid
+  [ -f "$1" ] || return 0
+  pid="$(cat "$1" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"; then
+    echo "$pid"
+  fi
+}
+
+# wait_ready probe-function logfile name [pid]: polls the probe every 0.5 s for at most
+# READY_TIMEOUT seconds; stops early if the given pid has exited.
+wait_ready() {
+  local i why="not ready after ${READY_TIMEOUT}s"
+  for ((i = 0; i < READY_TIMEOUT * 2; i++)); do
+    "$1" && return 0
+    if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then why="exited"; break; fi
+    sleep 0.5
+  done
+  printf 'services: error: %s %s; last lines of %s:\n' "$3" "$why" "$2" >&2
+  tail -n 20 "$2" >&2 2>/dev/null || true
+  exit 1
+}
+
+# ---- installation ---------------------------------------------------------------------
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $* (install redis-server yourself)"; fi
+}
+
+ensure_redis_installed() {
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "redis-server not found and apt-get unavailable; install Redis 7 yourself"
+  log "installing redis-server with apt-get"
+  # Note: on hosts with systemd, the package may start its own service on 6379; `up` then
+  # reuses it (it answers PONG). This script itself never uses the system service.
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+
+ensure_venv() {
+  local want have=""
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+  [ -f "$STAMP" ] && have="$(cat "$STAMP")"
+  if [ "$want" != "$have" ]; then
+    log "installing $(basename "$REQS") into .venv (about a minute from a cold pip cache)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
+    echo "$want" >"$STAMP"
+  fi
+}
+
+# ---- up / down / status ---------------------------------------------------------------
+
+up_redis() {
+  if redis_ready; then
+    if [ -n "$(owned_pid "$REDIS_PID" "$REDIS_CMD")" ]; then
+      log "redis already running on 127.0.0.1:$REDIS_PORT (started by this script)"
+    else
+      log "redis: reusing the server already answering on 127.0.0.1:$REDIS_PORT"
+    fi
+    return 0
+  fi
+  rm -f "$REDIS_PID"
+  log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+  # No persistence: test data is disposable. --daemonize forks and writes the pidfile.
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
+    --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" --dir "$STATE" \
+    --save '' --appendonly no
+  wait_ready redis_ready "$REDIS_LOG" redis
+  log "redis ready (pid $(cat "$REDIS_PID" 2>/dev/null || echo '?'))"
+}
+
+up_moto() {
+  if moto_ready; then
+    if [ -n "$(owned_pid "$MOTO_PID" "$MOTO_CMD")" ]; then
+      log "moto already running on 127.0.0.1:$AWS_PORT (started by this script)"
+    else
+      log "moto: reusing the server already answering on 127.0.0.1:$AWS_PORT"
+    fi
+    return 0
+  fi
+  if localstack_ready; then
+    log "warning: LocalStack answers on 127.0.0.1:$AWS_PORT; reusing it (no SES v2 there)"
+    return 0
+  fi
+  rm -f "$MOTO_PID"
+  log "starting moto_server on 127.0.0.1:$AWS_PORT"
+  # nohup + stdin from /dev/null: survives the calling shell; output goes to the log only.
+  # setsid (if present) gives it its own session, so killing the caller's process group
+  # (Ctrl-C in make, a CI step timeout) does not take it down. Neither forks: $! is moto.
+  local detach=()
+  command -v setsid >/dev/null 2>&1 && detach=(setsid)
+  nohup "${detach[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$AWS_PORT" >"$MOTO_LOG" 2>&1 </dev/null &
+  echo $! >"$MOTO_PID"
+  wait_ready moto_ready "$MOTO_LOG" moto_server "$(cat "$MOTO_PID")"
+  log "moto ready (pid $(cat "$MOTO_PID"))"
+}
+
+cmd_up() {
+  mkdir -p "$STATE"
+  ensure_redis_installed
+  ensure_venv          # always: `make template-check` needs cfn-lint even if moto is reused
+  up_redis
+  up_moto
+}
+
+stop_owned() { # pidfile expected-cmdline name
+  local pid i
+  pid="$(owned_pid "$1" "$2")"
+  if [ -z "$pid" ]; then
+    log "$3: nothing started by this script is running"
+    rm -f "$1"
+    return 0
+  fi
+  kill "$pid"
+  for ((i = 0; i < 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -0 "$pid" 2>/dev/null && { log "$3: pid $pid ignored SIGTERM, sending SIGKILL"; kill -9 "$pid"; }
+  rm -f "$1"
+  log "$3: stopped pid $pid"
+}
+
+cmd_down() {
+  stop_owned "$REDIS_PID" "$REDIS_CMD" redis
+  stop_owned "$MOTO_PID" "$MOTO_CMD" moto
+}
+
+origin() { if [ -n "$1" ]; then echo "started by this script, pid $1"; else echo "not started by this script"; fi; }
+
+cmd_status() {
+  local pid
+  pid="$(owned_pid "$REDIS_PID" "$REDIS_CMD")"
+  if redis_ready; then
+    log "redis: up on 127.0.0.1:$REDIS_PORT ($(origin "$pid"))"
+  else
+    log "redis: down (127.0.0.1:$REDIS_PORT)"
+  fi
+  pid="$(owned_pid "$MOTO_PID" "$MOTO_CMD")"
+  if moto_ready; then
+    log "moto:  up on 127.0.0.1:$AWS_PORT ($(origin "$pid"))"
+  elif localstack_ready; then
+    log "aws:   LocalStack on 127.0.0.1:$AWS_PORT (not started by this script)"
+  else
+    log "moto:  down (127.0.0.1:$AWS_PORT)"
+  fi
+}
+
+cmd_env() {
+  cat <<EOF
+export AWS_ENDPOINT_URL=http://127.0.0.1:$AWS_PORT
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+EOF
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) echo "usage: $0 {up|down|status|env}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,9 @@
+//! Implementations of the ports: the real ones (what deploys and what integration tests use)
+//! and the in-memory ones (the embedded local mode and unit tests).
+
+pub mod dynamo;
+pub mod memory;
+pub mod outbox;
+pub mod redis_cache;
+pub mod ses;
+pub mod sqs;

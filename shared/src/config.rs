@@ -1,0 +1,244 @@
+//! Typed configuration, loaded once at init from the environment. A missing or malformed
+//! variable stops start-up with a message that names it. Secrets are wrapped so they never print.
+
+use std::time::Duration;
+
+use crate::security::{JwtSettings, Secret};
+
+/// A configuration variable is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Required and not set (or empty).
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    /// Set, but unusable.
+    #[error("invalid environment variable {name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads variables through a lookup function (the process environment, or a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The value of `name`, if set and not blank.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value of `name`, or an error naming it.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// `name` parsed as `T`, or `default` when unset.
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                }),
+        }
+    }
+}
+
+/// Where the shared resources are.
+#[derive(Debug, Clone)]
+pub struct ResourceConfig {
+    /// DynamoDB table (`OES_TABLE`).
+    pub table: String,
+    /// Priority email lane (`OES_PRIORITY_QUEUE_URL`).
+    pub priority_queue_url: String,
+    /// Bulk email lane (`OES_BULK_QUEUE_URL`).
+    pub bulk_queue_url: String,
+}
+
+impl ResourceConfig {
+    /// Reads `OES_TABLE`, `OES_PRIORITY_QUEUE_URL`, `OES_BULK_QUEUE_URL`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("OES_TABLE")?,
+            priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
+            bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Configuration of the HTTP APIs (auth-api, exam-api).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Table and queues.
+    pub resources: ResourceConfig,
+    /// `REDIS_URL` (`redis://` or `rediss://`); unset means no cache (every read hits the store).
+    pub redis_url: Option<String>,
+    /// `OES_CACHE_PREFIX`, default `oes`: the cache key namespace.
+    pub cache_prefix: String,
+    /// `OES_PROFILE_CACHE_TTL_SECONDS`, default 3600.
+    pub profile_ttl: Duration,
+    /// `OES_JWT_SECRET` (≥ 32 bytes), `OES_JWT_ISSUER` (default `oes`), `OES_JWT_AUDIENCE`
+    /// (default `oes-api`), `OES_ACCESS_TOKEN_TTL_SECONDS` (default 3600).
+    pub jwt: JwtSettings,
+}
+
+impl ApiConfig {
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: ResourceConfig::load(env)?,
+            redis_url: env.optional("REDIS_URL"),
+            cache_prefix: env
+                .optional("OES_CACHE_PREFIX")
+                .unwrap_or_else(|| "oes".into()),
+            profile_ttl: Duration::from_secs(env.parsed("OES_PROFILE_CACHE_TTL_SECONDS", 3600)?),
+            jwt: jwt_settings(env)?,
+        })
+    }
+}
+
+/// JWT settings from `env`.
+pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<JwtSettings, ConfigError> {
+    let secret = env.required("OES_JWT_SECRET")?;
+    if secret.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name: "OES_JWT_SECRET",
+            reason: "must be at least 32 bytes".into(),
+        });
+    }
+    let ttl_seconds: i64 = env.parsed("OES_ACCESS_TOKEN_TTL_SECONDS", 3600)?;
+    if !(60..=86_400).contains(&ttl_seconds) {
+        return Err(ConfigError::Invalid {
+            name: "OES_ACCESS_TOKEN_TTL_SECONDS",
+            reason: "must be between 60 and 86400".into(),
+        });
+    }
+    Ok(JwtSettings {
+        secret: Secret::new(secret),
+        issuer: env
+            .optional("OES_JWT_ISSUER")
+            .unwrap_or_else(|| "oes".into()),
+        audience: env
+            .optional("OES_JWT_AUDIENCE")
+            .unwrap_or_else(|| "oes-api".into()),
+        ttl_seconds,
+    })
+}
+
+/// Configuration of the email worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `OES_SENDER_EMAIL`: the verified SES identity mail is sent from.
+    pub sender_email: String,
+    /// `OES_PUBLIC_BASE_URL`: where links in emails point.
+    pub public_base_url: String,
+}
+
+impl WorkerConfig {
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let public_base_url = env.required("OES_PUBLIC_BASE_URL")?;
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "OES_PUBLIC_BASE_URL",
+                reason: "must start with https:// or http://".into(),
+            });
+        }
+        Ok(Self {
+            sender_email: env.required("OES_SENDER_EMAIL")?,
+            public_base_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env(move |name: &str| map.get(name).cloned())
+    }
+
+    const COMPLETE: &[(&str, &str)] = &[
+        ("OES_TABLE", "t"),
+        ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+        ("OES_BULK_QUEUE_URL", "http://q/b"),
+        ("OES_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn a_complete_environment_loads_with_defaults() {
+        let config = ApiConfig::load(&env(COMPLETE)).expect("loads");
+        assert_eq!(config.jwt.issuer, "oes");
+        assert_eq!(config.jwt.ttl_seconds, 3600);
+        assert_eq!(config.redis_url, None);
+        assert!(
+            !format!("{config:?}").contains("0123456789abcdef"),
+            "the secret never prints"
+        );
+    }
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        for skip in [
+            "OES_TABLE",
+            "OES_PRIORITY_QUEUE_URL",
+            "OES_BULK_QUEUE_URL",
+            "OES_JWT_SECRET",
+        ] {
+            let pairs: Vec<_> = COMPLETE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != skip)
+                .collect();
+            let error = ApiConfig::load(&env(&pairs)).expect_err("incomplete");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("OES_ACCESS_TOKEN_TTL_SECONDS", "soon"));
+        assert!(ApiConfig::load(&env(&pairs)).is_err());
+        let short: Vec<_> = COMPLETE
+            .iter()
+            .map(|&(k, v)| {
+                if k == "OES_JWT_SECRET" {
+                    (k, "short")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert!(ApiConfig::load(&env(&short)).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP helpers shared by the API functions: the JSON error shape and its one mapping to a
+//! response, JSON request bodies, JSON responses, bearer tokens and the request log line.
+
+mod body;
+mod error;
+mod response;
+
+pub use body::{MAX_BODY_BYTES, parse_json};
+pub use error::ApiError;
+pub use response::{bearer_token, json, log_request, no_content_json};

@@ -1,0 +1,34 @@
+use async_trait::async_trait;
+
+use crate::user::Email;
+
+/// A rendered email, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// Recipient.
+    pub to: Email,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// Sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// This message will never be accepted (rejected content, unverified sender, bad address).
+    #[error("permanent send failure: {0}")]
+    Permanent(String),
+    /// Worth trying again later (throttling, timeouts, 5xx).
+    #[error("transient send failure: {0}")]
+    Transient(String),
+}
+
+/// Sends email (SES v2 in AWS, an outbox folder locally).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends `email` and returns the provider's message id.
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError>;
+}

@@ -1,0 +1,42 @@
+//! Credentials: passwords (argon2id), one-time tokens (random, stored hashed) and access tokens
+//! (JWT, HS256).
+
+mod jwt;
+mod one_time;
+mod password;
+
+pub use jwt::{AccessClaims, JwtError, JwtKeys, JwtSettings};
+pub use one_time::{OneTimeToken, TokenHash};
+pub use password::{Password, PasswordError, PasswordHasher};
+
+use std::fmt;
+
+/// A secret string that never prints: `Debug` and `Display` show `[redacted]`. It serialises as
+/// the plain string, for the one place that needs it (the email job carrying a one-time token).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}

@@ -1,0 +1,138 @@
+//! The embedded mode: nothing to install. In-memory adapters, an in-process queue drained by the
+//! real worker code (priority lane first), and each email written to an outbox folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_api::AuthService;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use email_worker::Worker;
+use oes_shared::adapters::memory::{MemoryQueue, QueuedMessage};
+use oes_shared::adapters::outbox::OutboxMailer;
+use oes_shared::clock::{Clock, SystemClock};
+use oes_shared::ports::UserUpdate;
+use oes_shared::resources::PRIORITY_QUEUE;
+use oes_shared::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
+use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_shared::wiring::ApiAdapters;
+
+use crate::Functions;
+
+/// Settings of the embedded mode.
+pub struct Embedded {
+    /// Where `.eml` files go.
+    pub outbox: PathBuf,
+    /// Base of the links in emails (the local gateway's URL).
+    pub public_base_url: String,
+    /// Password of the demo accounts.
+    pub demo_password: String,
+}
+
+/// The demo accounts seeded at start-up, with their roles.
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 2] = [
+    ("admin@example.com", "Demo Admin", Role::Admin),
+    (
+        "instructor@example.com",
+        "Demo Instructor",
+        Role::Instructor,
+    ),
+];
+
+/// A random JWT secret for this run (tokens do not survive a restart, like the in-memory data).
+pub fn random_secret() -> Secret {
+    Secret::new(format!(
+        "{}{}",
+        OneTimeToken::generate().expose(),
+        OneTimeToken::generate().expose()
+    ))
+}
+
+/// Builds the functions over in-memory adapters, seeds the demo accounts, and starts the
+/// in-process worker.
+pub async fn start(
+    settings: Embedded,
+    jwt: JwtSettings,
+) -> Result<Arc<Functions>, oes_shared::ports::BoxError> {
+    let queue = MemoryQueue::new();
+    let adapters = ApiAdapters::in_memory(queue.clone());
+    let hasher = PasswordHasher::new()?;
+    seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
+    let auth = AuthService::new(
+        adapters,
+        JwtKeys::new(&jwt),
+        hasher,
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    );
+    let mailer = Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local"));
+    let worker = Worker::new(mailer, &settings.public_base_url);
+    tokio::spawn(drain(queue, worker));
+    Ok(Arc::new(Functions { auth }))
+}
+
+async fn seed_demo_accounts(
+    adapters: &ApiAdapters,
+    hasher: &PasswordHasher,
+    password: &str,
+) -> Result<(), oes_shared::ports::BoxError> {
+    let password = Password::parse(password.to_owned(), "OES_DEMO_PASSWORD")?;
+    let now = SystemClock.now();
+    for (email, name, role) in DEMO_ACCOUNTS {
+        let user = User {
+            id: UserId::generate(),
+            email: Email::parse(email)?,
+            name: DisplayName::parse(name)?,
+            password_hash: hasher.hash(&password)?,
+            role: Role::Student,
+            status: UserStatus::Active,
+            token_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        adapters.users.create(&user).await?;
+        adapters
+            .users
+            .update(&user.id, UserUpdate::Role(role), now)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The in-process event source: takes batches (priority lane first), invokes the worker, and
+/// puts failed records back after an exponential backoff, up to the queues' `maxReceiveCount`.
+async fn drain(queue: Arc<MemoryQueue>, worker: Worker) {
+    let max_receives = PRIORITY_QUEUE.max_receive_count.unwrap_or(5);
+    loop {
+        let batch = queue.receive(10).await;
+        let mut event = SqsEvent::default();
+        event.records = batch.iter().map(to_record).collect();
+        let response = worker.handle_batch(event).await;
+        for message in batch {
+            let failed = response
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == message.message_id);
+            if failed {
+                let queue = Arc::clone(&queue);
+                let delay = Duration::from_secs(2u64.saturating_pow(message.receive_count).min(60));
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    queue.release(message, max_receives);
+                });
+            }
+        }
+    }
+}
+
+fn to_record(message: &QueuedMessage) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message.message_id.clone());
+    record.body = Some(message.body.clone());
+    record.event_source = Some("oes-local:memory".into());
+    record.attributes.insert(
+        "ApproximateReceiveCount".into(),
+        message.receive_count.to_string(),
+    );
+    record
+}

@@ -1,0 +1,16 @@
+//! `oes-local`: every oes HTTP route on loopback, served by the real Lambda handlers.
+//!
+//! - [`gateway`]: turns each HTTP request into the API Gateway v2 (HTTP API, payload 2.0) event
+//!   the Lambda would receive, decodes it with `lambda_http` exactly as the runtime does, and
+//!   calls the function's handler.
+//! - [`embedded`]: the default mode: in-memory adapters, an in-process queue drained by the real
+//!   worker code, mail written to `outbox/`, demo accounts.
+//! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
+//!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
+//!   mapping does.
+
+pub mod embedded;
+pub mod gateway;
+pub mod services;
+
+pub use gateway::{Functions, serve};

@@ -1,0 +1,99 @@
+//! `cargo run -p oes-local`: serves every oes route on 127.0.0.1:3000.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use oes_local::embedded::{self, DEMO_ACCOUNTS, Embedded};
+use oes_local::services::{self, Services};
+use oes_shared::config::{jwt_settings, process_env};
+use oes_shared::security::{JwtSettings, OneTimeToken};
+
+/// Runs the oes API locally, through the real Lambda handlers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Folder for emails in the embedded mode.
+    #[arg(long, default_value = "outbox")]
+    outbox: PathBuf,
+    /// Base of links in emails (defaults to this server's URL).
+    #[arg(long, env = "OES_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), oes_shared::ports::BoxError> {
+    oes_shared::telemetry::init();
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let addr = listener.local_addr()?;
+    let base_url = args
+        .public_base_url
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let env = process_env();
+    let jwt = match env.optional("OES_JWT_SECRET") {
+        Some(_) => jwt_settings(&env)?,
+        None => JwtSettings {
+            secret: embedded::random_secret(),
+            issuer: "oes".into(),
+            audience: "oes-api".into(),
+            ttl_seconds: 3600,
+        },
+    };
+    let functions = match (env.optional("AWS_ENDPOINT_URL"), env.optional("REDIS_URL")) {
+        (Some(endpoint), Some(redis_url)) => {
+            let settings = Services {
+                prefix: env
+                    .optional("OES_PREFIX")
+                    .unwrap_or_else(|| "oes-local".into()),
+                redis_url: redis_url.clone(),
+                public_base_url: base_url.clone(),
+                sender_email: env
+                    .optional("OES_SENDER_EMAIL")
+                    .unwrap_or_else(|| "noreply@example.com".into()),
+            };
+            let (functions, provisioned) = services::start(settings, jwt).await?;
+            println!("oes-local: real services — AWS emulator at {endpoint}, Redis at {redis_url}");
+            println!(
+                "  table {}, queues {} and {}",
+                provisioned.table, provisioned.priority_queue_url, provisioned.bulk_queue_url
+            );
+            println!(
+                "  mail goes through SES v2 in the emulator ({endpoint}/moto-api/data.json shows it)"
+            );
+            functions
+        }
+        _ => {
+            let (demo_password, generated) = match env.optional("OES_DEMO_PASSWORD") {
+                Some(password) => (password, false),
+                None => (OneTimeToken::generate().expose()[..16].to_owned(), true),
+            };
+            let settings = Embedded {
+                outbox: args.outbox.clone(),
+                public_base_url: base_url.clone(),
+                demo_password: demo_password.clone(),
+            };
+            let functions = embedded::start(settings, jwt).await?;
+            println!("oes-local: embedded mode (in-memory data, in-process queue and worker)");
+            println!(
+                "  mail is written to {}/ as .eml files and logged with its link",
+                args.outbox.display()
+            );
+            for (email, _, role) in DEMO_ACCOUNTS {
+                let shown = if generated {
+                    demo_password.as_str()
+                } else {
+                    "$OES_DEMO_PASSWORD"
+                };
+                println!("  demo account {email} ({role}), password {shown}");
+            }
+            functions
+        }
+    };
+    println!("oes-local: serving /auth/*, /exams/*, /attempts/*, /me/* on http://{addr}");
+    oes_local::serve(listener, functions).await?;
+    Ok(())
+}

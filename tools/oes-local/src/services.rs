@@ -1,0 +1,78 @@
+//! The real-services mode: DynamoDB, SQS and SES v2 in the local emulator, Redis for the cache.
+//! Resources are provisioned (idempotently) from the same definitions as `template.yaml`, and
+//! one SQS poller per lane drives the worker as the Lambda event source mapping does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_api::AuthService;
+use email_worker::Worker;
+use oes_shared::adapters::ses::SesMailer;
+use oes_shared::adapters::sqs::SqsEventSource;
+use oes_shared::clock::SystemClock;
+use oes_shared::config::{ApiConfig, ResourceConfig};
+use oes_shared::resources::{Provisioned, provision};
+use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher};
+use oes_shared::wiring::{ApiAdapters, AwsClients};
+
+use crate::Functions;
+
+/// Settings of the real-services mode.
+pub struct Services {
+    /// Resource name prefix (`OES_PREFIX`, default `oes-local`).
+    pub prefix: String,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// Base of the links in emails.
+    pub public_base_url: String,
+    /// The SES identity to send from.
+    pub sender_email: String,
+}
+
+/// Provisions, builds the functions over the real adapters, and starts the pollers.
+pub async fn start(
+    settings: Services,
+    jwt: JwtSettings,
+) -> Result<(Arc<Functions>, Provisioned), oes_shared::ports::BoxError> {
+    let clients = AwsClients::from_env().await;
+    let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
+    let config = ApiConfig {
+        resources: ResourceConfig {
+            table: provisioned.table.clone(),
+            priority_queue_url: provisioned.priority_queue_url.clone(),
+            bulk_queue_url: provisioned.bulk_queue_url.clone(),
+        },
+        redis_url: Some(settings.redis_url),
+        cache_prefix: settings.prefix.clone(),
+        profile_ttl: Duration::from_secs(3600),
+        jwt,
+    };
+    let auth = AuthService::new(
+        ApiAdapters::aws(&clients, &config)?,
+        JwtKeys::new(&config.jwt),
+        PasswordHasher::new()?,
+        Arc::new(SystemClock),
+        config.profile_ttl,
+    );
+    let mailer = Arc::new(SesMailer::new(clients.ses.clone(), settings.sender_email));
+    let worker = Worker::new(mailer, &settings.public_base_url);
+    for url in [&provisioned.priority_queue_url, &provisioned.bulk_queue_url] {
+        let source = SqsEventSource::new(clients.sqs.clone(), url.clone()).await?;
+        tokio::spawn(poll_forever(source, worker.clone()));
+    }
+    Ok((Arc::new(Functions { auth }), provisioned))
+}
+
+async fn poll_forever(source: SqsEventSource, worker: Worker) {
+    loop {
+        let polled = source
+            .poll_once(|event| async {
+                Ok::<_, std::convert::Infallible>(worker.handle_batch(event).await)
+            })
+            .await;
+        if let Err(error) = polled {
+            tracing::warn!(%error, "polling SQS failed; retrying in 5 s");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
