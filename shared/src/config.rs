@@ -101,6 +101,14 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// The variables without which an API function does not start.
+    pub const REQUIRED: &[&str] = &[
+        "OES_TABLE",
+        "OES_PRIORITY_QUEUE_URL",
+        "OES_BULK_QUEUE_URL",
+        "OES_JWT_SECRET",
+    ];
+
     /// Loads from `env`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -155,6 +163,9 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The variables without which the worker does not start.
+    pub const REQUIRED: &[&str] = &["OES_SENDER_EMAIL", "OES_PUBLIC_BASE_URL"];
+
     /// Loads from `env`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let public_base_url = env.required("OES_PUBLIC_BASE_URL")?;
@@ -217,6 +228,27 @@ mod tests {
                 .filter(|(k, _)| *k != skip)
                 .collect();
             let error = ApiConfig::load(&env(&pairs)).expect_err("incomplete");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_worker_names_each_missing_variable() {
+        let complete = [
+            ("OES_SENDER_EMAIL", "a@example.com"),
+            ("OES_PUBLIC_BASE_URL", "https://x"),
+        ];
+        assert!(WorkerConfig::load(&env(&complete)).is_ok());
+        for &skip in WorkerConfig::REQUIRED {
+            let pairs: Vec<_> = complete
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != skip)
+                .collect();
+            let error = WorkerConfig::load(&env(&pairs)).expect_err("incomplete");
             assert_eq!(
                 error.to_string(),
                 format!("missing environment variable {skip}")

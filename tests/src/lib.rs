@@ -188,3 +188,39 @@ impl TestEnv {
         )
     }
 }
+
+/// The SES v2 messages the emulator accepted for `address` (moto keeps them under
+/// `ses.Message` in `/moto-api/data.json`; with both parts sent, `body` holds the HTML part).
+pub async fn ses_messages_to(endpoint: &str, address: &str) -> Vec<Value> {
+    let url = format!("{}/moto-api/data.json", endpoint.trim_end_matches('/'));
+    let data: Value = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url} is not JSON: {e}"));
+    data["ses"]["Message"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter(|m| {
+                    m["destinations"]["ToAddresses"]
+                        .as_array()
+                        .is_some_and(|to| to.iter().any(|a| a == address))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value of the `token` query parameter in the first link of `html`.
+pub fn token_in(html: &str) -> Option<String> {
+    let start = html.find("token=")? + "token=".len();
+    let token: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
