@@ -1,0 +1,178 @@
+//! The sign-up journey over HTTP against the `oes-local` binary in its embedded mode: nothing
+//! but the binary, mail read from the outbox folder.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The running binary; killed when dropped.
+struct LocalServer {
+    child: Child,
+    base: String,
+    outbox: PathBuf,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.outbox);
+    }
+}
+
+fn start() -> LocalServer {
+    let outbox = std::env::temp_dir().join(format!("oes-outbox-{}", uuid::Uuid::new_v4()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oes-local"))
+        .args(["--addr", "127.0.0.1:0", "--outbox"])
+        .arg(&outbox)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("OES_JWT_SECRET")
+        .env_remove("OES_PUBLIC_BASE_URL")
+        .env("OES_DEMO_PASSWORD", "demo-password-123")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("oes-local starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("stdout line");
+        if let Some(at) = line.find("on http://") {
+            base = Some(line[at + 3..].trim().to_owned());
+            break;
+        }
+    }
+    let base = base.expect("oes-local printed where it serves");
+    LocalServer {
+        child,
+        base,
+        outbox,
+    }
+}
+
+/// Waits (bounded) for the in-process worker to write an email to `to`.
+fn wait_for_mail(outbox: &Path, to: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(entries) = std::fs::read_dir(outbox) {
+            for entry in entries.filter_map(Result::ok) {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if text.contains(&format!("To: {to}\r\n")) {
+                    return text;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no email to {to} in {}",
+            outbox.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("oes-local answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+#[tokio::test]
+async fn sign_up_verify_by_link_sign_in_and_read_the_profile() {
+    let server = start();
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    use reqwest::Method;
+
+    let register = json!({"email": "ada@example.com", "password": "correct horse", "name": "Ada"});
+    let (status, created) = send(
+        &client,
+        Method::POST,
+        url("/auth/register"),
+        Some(register),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    let mail = wait_for_mail(&server.outbox, "ada@example.com");
+    assert!(mail.contains("Subject: Confirm your email address"));
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{}/auth/verify-email?token=", server.base)))
+        .expect("a verification link that points at this server")
+        .to_owned();
+    let (status, verified) = send(&client, Method::GET, link, None, None).await;
+    assert_eq!(
+        (status, verified["status"].as_str()),
+        (200, Some("verified"))
+    );
+
+    let login = json!({"email": "ada@example.com", "password": "correct horse"});
+    let (status, session) =
+        send(&client, Method::POST, url("/auth/login"), Some(login), None).await;
+    assert_eq!(status, 200, "{session}");
+    let bearer = session["access_token"].as_str().expect("token").to_owned();
+    for _ in 0..2 {
+        let (status, me) = send(&client, Method::GET, url("/auth/me"), None, Some(&bearer)).await;
+        assert_eq!(
+            (status, me["email"].as_str()),
+            (200, Some("ada@example.com"))
+        );
+    }
+
+    let (status, missing) = send(&client, Method::GET, url("/exams/nothing"), None, None).await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn demo_accounts_exist_with_their_roles() {
+    let server = start();
+    let client = reqwest::Client::new();
+    for (email, role) in [
+        ("admin@example.com", "admin"),
+        ("instructor@example.com", "instructor"),
+    ] {
+        let login = json!({"email": email, "password": "demo-password-123"});
+        let (status, session) = send(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/auth/login", server.base),
+            Some(login),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{email}: {session}");
+        let bearer = session["access_token"].as_str().expect("token");
+        let (_, me) = send(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/auth/me", server.base),
+            None,
+            Some(bearer),
+        )
+        .await;
+        assert_eq!(me["role"], role);
+    }
+}
