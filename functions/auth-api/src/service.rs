@@ -148,11 +148,7 @@ impl AuthService {
     pub async fn login(&self, email: &Email, password: String) -> Result<AccessToken, AuthError> {
         let user = self.users.find_by_email(email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let hasher = Arc::clone(&self.hasher);
-        let matched =
-            tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()))
-                .await
-                .map_err(|e| AuthError::Unexpected(e.into()))?;
+        let matched = self.verify_password(password, stored).await?;
         let user = match user {
             Some(user) if matched => user,
             _ => {
@@ -225,19 +221,8 @@ impl AuthService {
         let Some(user) = self.users.find_by_email(email).await? else {
             return Ok(());
         };
-        let token = self
-            .issue_token(
-                &user,
-                TokenPurpose::PasswordReset,
-                None,
-                RESET_TOKEN_TTL_SECONDS,
-            )
-            .await?;
-        let template = EmailTemplate::PasswordReset {
-            name: user.name.as_str().to_owned(),
-            token: Secret::new(token.expose()),
-        };
-        self.enqueue(user.email.clone(), template).await
+        self.send_token_email(&user, TokenPurpose::PasswordReset, user.email.clone())
+            .await
     }
 
     /// Uses a reset token to set a new password. Every access token issued before stops working
@@ -283,12 +268,8 @@ impl AuthService {
             .get(id)
             .await?
             .ok_or(AuthError::Unauthenticated("the account no longer exists"))?;
-        let stored = user.password_hash.clone();
-        let hasher = Arc::clone(&self.hasher);
-        let matched = tokio::task::spawn_blocking(move || hasher.verify(&password, Some(&stored)))
-            .await
-            .map_err(|e| AuthError::Unexpected(e.into()))?;
-        if !matched {
+        let stored = Some(user.password_hash.clone());
+        if !self.verify_password(password, stored).await? {
             return Err(AuthError::InvalidCredentials);
         }
         if new_email == user.email {
@@ -301,44 +282,28 @@ impl AuthService {
             tracing::info!("email change requested to an address in use; nothing sent");
             return Ok(());
         }
-        let token = self
-            .issue_token(
-                &user,
-                TokenPurpose::ChangeEmail,
-                Some(new_email.clone()),
-                VERIFY_TOKEN_TTL_SECONDS,
-            )
-            .await?;
-        let template = EmailTemplate::EmailChange {
-            name: user.name.as_str().to_owned(),
-            token: Secret::new(token.expose()),
-        };
-        self.enqueue(new_email, template).await
+        self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
+            .await
     }
 
     async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
-        let token = self
-            .issue_token(
-                user,
-                TokenPurpose::VerifyEmail,
-                None,
-                VERIFY_TOKEN_TTL_SECONDS,
-            )
-            .await?;
-        let template = EmailTemplate::Verification {
-            name: user.name.as_str().to_owned(),
-            token: Secret::new(token.expose()),
-        };
-        self.enqueue(user.email.clone(), template).await
+        self.send_token_email(user, TokenPurpose::VerifyEmail, user.email.clone())
+            .await
     }
 
-    async fn issue_token(
+    /// Stores a new one-time token for `purpose` and queues the email that carries it to `to`
+    /// (for an email change, `to` is the new address the token moves the account to).
+    async fn send_token_email(
         &self,
         user: &User,
         purpose: TokenPurpose,
-        new_email: Option<Email>,
-        ttl_seconds: i64,
-    ) -> Result<OneTimeToken, AuthError> {
+        to: Email,
+    ) -> Result<(), AuthError> {
+        let (ttl_seconds, new_email) = match purpose {
+            TokenPurpose::VerifyEmail => (VERIFY_TOKEN_TTL_SECONDS, None),
+            TokenPurpose::PasswordReset => (RESET_TOKEN_TTL_SECONDS, None),
+            TokenPurpose::ChangeEmail => (VERIFY_TOKEN_TTL_SECONDS, Some(to.clone())),
+        };
         let token = OneTimeToken::generate();
         self.tokens
             .put(&StoredToken {
@@ -350,7 +315,14 @@ impl AuthService {
                 expires_at: self.clock.now() + ttl_seconds,
             })
             .await?;
-        Ok(token)
+        let name = user.name.as_str().to_owned();
+        let token = Secret::new(token.expose());
+        let template = match purpose {
+            TokenPurpose::VerifyEmail => EmailTemplate::Verification { name, token },
+            TokenPurpose::PasswordReset => EmailTemplate::PasswordReset { name, token },
+            TokenPurpose::ChangeEmail => EmailTemplate::EmailChange { name, token },
+        };
+        self.enqueue(to, template).await
     }
 
     async fn take_token(
@@ -378,6 +350,18 @@ impl AuthService {
         self.emails.enqueue(&job).await?;
         tracing::info!(job_id = %job.job_id, kind = job.template.kind(), "email queued");
         Ok(())
+    }
+
+    /// argon2 is CPU-bound: it runs on the blocking pool, off the async workers.
+    async fn verify_password(
+        &self,
+        candidate: String,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
+        let hasher = Arc::clone(&self.hasher);
+        tokio::task::spawn_blocking(move || hasher.verify(&candidate, stored.as_deref()))
+            .await
+            .map_err(|e| AuthError::Unexpected(e.into()))
     }
 
     async fn hash(&self, password: Password) -> Result<String, AuthError> {

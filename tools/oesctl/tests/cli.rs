@@ -1,0 +1,112 @@
+//! `oesctl` against the local emulator: provisioning and role changes. Needs `make services`
+//! (`make test` runs it).
+
+use std::process::{Command, Output};
+
+use oes_shared::adapters::dynamo::DynamoUsers;
+use oes_shared::ports::UserStore;
+use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_shared::wiring::AwsClients;
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("this test needs the AWS emulator: run it with `make test` (it starts the services)")
+    })
+}
+
+fn oesctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oesctl"))
+        .args(["--endpoint", &endpoint()])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("oesctl runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessions() {
+    let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    for _ in 0..2 {
+        let output = oesctl(&["provision", "--prefix", &prefix]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let printed = stdout(&output);
+        assert!(
+            printed.contains(&format!("export OES_TABLE={prefix}-data")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!("{prefix}-email-priority")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!("{prefix}-email-dlq")),
+            "{printed}"
+        );
+    }
+
+    let clients = AwsClients::load(Some(&endpoint())).await;
+    let users = DynamoUsers::new(clients.dynamodb, format!("{prefix}-data"));
+    let user = User {
+        id: UserId::generate(),
+        email: Email::parse("grace@example.com").expect("valid"),
+        name: DisplayName::parse("Grace").expect("valid"),
+        password_hash: "$argon2id$placeholder".into(),
+        role: Role::Student,
+        status: UserStatus::Active,
+        token_version: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    users.create(&user).await.expect("created");
+
+    let output = oesctl(&[
+        "users",
+        "set-role",
+        "GRACE@example.com",
+        "instructor",
+        "--prefix",
+        &prefix,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("grace@example.com is now instructor"));
+    let after = users.get(&user.id).await.expect("read").expect("exists");
+    assert_eq!((after.role, after.token_version), (Role::Instructor, 1));
+
+    let output = oesctl(&[
+        "users",
+        "set-role",
+        "grace@example.com",
+        "root",
+        "--prefix",
+        &prefix,
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("must be student, instructor or admin"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = oesctl(&[
+        "users",
+        "set-role",
+        "nobody@example.com",
+        "admin",
+        "--prefix",
+        &prefix,
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no user with email nobody@example.com"),
+        "{}",
+        stderr(&output)
+    );
+}
