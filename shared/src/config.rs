@@ -71,6 +71,9 @@ pub struct ResourceConfig {
     pub priority_queue_url: String,
     /// Bulk email lane (`OES_BULK_QUEUE_URL`).
     pub bulk_queue_url: String,
+    /// How long email job records are kept after their last change
+    /// (`OES_JOB_RETENTION_DAYS`, default 14).
+    pub job_retention_seconds: i64,
 }
 
 impl ResourceConfig {
@@ -80,6 +83,7 @@ impl ResourceConfig {
             table: env.required("OES_TABLE")?,
             priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
             bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
+            job_retention_seconds: env.parsed::<i64>("OES_JOB_RETENTION_DAYS", 14)? * 86_400,
         })
     }
 }
@@ -156,15 +160,69 @@ pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
 /// Configuration of the email worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// Table (job records) and the two lanes it consumes.
+    pub resources: ResourceConfig,
+    /// `OES_DLQ_URL`: where failed and undecodable messages are set aside.
+    pub dead_letter_queue_url: String,
     /// `OES_SENDER_EMAIL`: the verified SES identity mail is sent from.
     pub sender_email: String,
     /// `OES_PUBLIC_BASE_URL`: where links in emails point.
     pub public_base_url: String,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// `OES_WORKER_CONCURRENCY` (default 5): records of a batch sent at once.
+    pub concurrency: usize,
+}
+
+/// When to try a failed send again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `OES_BACKOFF_BASE_SECONDS` (default 2): the first retry waits about this long.
+    pub base_seconds: u32,
+    /// `OES_BACKOFF_MAX_SECONDS` (default 900): no retry waits longer.
+    pub max_seconds: u32,
+    /// `OES_PAUSED_BACKOFF_SECONDS` (default 900): the wait when the whole account cannot send.
+    pub paused_seconds: u32,
+    /// `OES_SEND_LEASE_SECONDS` (default 60): how long a worker holds a job while sending it.
+    pub lease_seconds: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_seconds: 2,
+            max_seconds: 900,
+            paused_seconds: 900,
+            lease_seconds: 60,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff after failed attempt `attempt` (1-based): `base · 2^(attempt−1)` plus up to
+    /// `base` of jitter, never more than `max_seconds`.
+    pub fn backoff(&self, attempt: u32, jitter: u32) -> u32 {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let delay = self.base_seconds.saturating_mul(1u32 << exponent);
+        let jitter = if self.base_seconds == 0 {
+            0
+        } else {
+            jitter % (self.base_seconds + 1)
+        };
+        delay.saturating_add(jitter).min(self.max_seconds)
+    }
 }
 
 impl WorkerConfig {
     /// The variables without which the worker does not start.
-    pub const REQUIRED: &[&str] = &["OES_SENDER_EMAIL", "OES_PUBLIC_BASE_URL"];
+    pub const REQUIRED: &[&str] = &[
+        "OES_TABLE",
+        "OES_PRIORITY_QUEUE_URL",
+        "OES_BULK_QUEUE_URL",
+        "OES_DLQ_URL",
+        "OES_SENDER_EMAIL",
+        "OES_PUBLIC_BASE_URL",
+    ];
 
     /// Loads from `env`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -175,9 +233,20 @@ impl WorkerConfig {
                 reason: "must start with https:// or http://".into(),
             });
         }
+        let defaults = RetryPolicy::default();
         Ok(Self {
+            resources: ResourceConfig::load(env)?,
+            dead_letter_queue_url: env.required("OES_DLQ_URL")?,
             sender_email: env.required("OES_SENDER_EMAIL")?,
             public_base_url,
+            retry: RetryPolicy {
+                base_seconds: env.parsed("OES_BACKOFF_BASE_SECONDS", defaults.base_seconds)?,
+                max_seconds: env.parsed("OES_BACKOFF_MAX_SECONDS", defaults.max_seconds)?,
+                paused_seconds: env
+                    .parsed("OES_PAUSED_BACKOFF_SECONDS", defaults.paused_seconds)?,
+                lease_seconds: env.parsed("OES_SEND_LEASE_SECONDS", defaults.lease_seconds)?,
+            },
+            concurrency: env.parsed("OES_WORKER_CONCURRENCY", 5usize)?.max(1),
         })
     }
 }
@@ -238,10 +307,14 @@ mod tests {
     #[test]
     fn the_worker_names_each_missing_variable() {
         let complete = [
+            ("OES_TABLE", "t"),
+            ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+            ("OES_BULK_QUEUE_URL", "http://q/b"),
+            ("OES_DLQ_URL", "http://q/d"),
             ("OES_SENDER_EMAIL", "a@example.com"),
             ("OES_PUBLIC_BASE_URL", "https://x"),
         ];
-        assert!(WorkerConfig::load(&env(&complete)).is_ok());
+        WorkerConfig::load(&env(&complete)).expect("a complete environment loads");
         for &skip in WorkerConfig::REQUIRED {
             let pairs: Vec<_> = complete
                 .iter()
@@ -254,6 +327,23 @@ mod tests {
                 format!("missing environment variable {skip}")
             );
         }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_with_bounded_jitter_and_a_cap() {
+        let policy = RetryPolicy::default();
+        assert_eq!([1, 2, 3, 4].map(|n| policy.backoff(n, 0)), [2, 4, 8, 16]);
+        assert_eq!(policy.backoff(3, 2), 10);
+        assert_eq!(policy.backoff(3, 7), 9, "jitter is at most the base");
+        assert_eq!(policy.backoff(30, 0), 900);
+        assert_eq!(
+            RetryPolicy {
+                base_seconds: 0,
+                ..policy
+            }
+            .backoff(5, 9),
+            0
+        );
     }
 
     #[test]

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use crate::adapters::dynamo::{DynamoTokens, DynamoUsers};
-use crate::adapters::memory::{MemoryCache, MemoryTokens, MemoryUsers, NoCache};
+use crate::adapters::dynamo_jobs::DynamoJobs;
+use crate::adapters::memory::{MemoryCache, MemoryJobs, MemoryTokens, MemoryUsers, NoCache};
 use crate::adapters::redis_cache::RedisCache;
-use crate::adapters::sqs::SqsEmailQueue;
+use crate::adapters::ses::SesMailer;
+use crate::adapters::sqs::{SqsEmailQueue, SqsQueueControl};
 use crate::cache::{CacheAside, CacheKeys};
-use crate::config::{ApiConfig, ResourceConfig};
-use crate::ports::{Cache, EmailQueue, TokenStore, UserStore};
+use crate::clock::SystemClock;
+use crate::config::{ApiConfig, WorkerConfig};
+use crate::email::EmailProducer;
+use crate::ports::{Cache, EmailQueue, JobLedger, Mailer, QueueControl, TokenStore, UserStore};
 
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
 /// `AWS_ENDPOINT_URL` for the local emulator).
@@ -52,8 +56,10 @@ pub struct ApiAdapters {
     pub users: Arc<dyn UserStore>,
     /// One-time tokens.
     pub tokens: Arc<dyn TokenStore>,
-    /// Email jobs.
-    pub emails: Arc<dyn EmailQueue>,
+    /// Email jobs: producer side.
+    pub emails: EmailProducer,
+    /// Email job records.
+    pub jobs: Arc<dyn JobLedger>,
     /// Cache-aside reads.
     pub cache: CacheAside,
 }
@@ -62,34 +68,73 @@ impl ApiAdapters {
     /// The real adapters: DynamoDB, SQS, and Redis when `REDIS_URL` is set. Without it there is
     /// no cache at all (a per-container cache could not be invalidated across containers).
     pub fn aws(clients: &AwsClients, config: &ApiConfig) -> Result<Self, redis::RedisError> {
-        let ResourceConfig {
-            table,
-            priority_queue_url,
-            bulk_queue_url,
-        } = &config.resources;
+        let resources = &config.resources;
         let cache: Arc<dyn Cache> = match &config.redis_url {
             Some(url) => Arc::new(RedisCache::connect(url)?),
             None => Arc::new(NoCache),
         };
+        let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
+            clients.dynamodb.clone(),
+            &resources.table,
+            resources.job_retention_seconds,
+        ));
+        let queue = Arc::new(SqsEmailQueue::new(
+            clients.sqs.clone(),
+            &resources.priority_queue_url,
+            &resources.bulk_queue_url,
+        ));
         Ok(Self {
-            users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), table)),
-            tokens: Arc::new(DynamoTokens::new(clients.dynamodb.clone(), table)),
-            emails: Arc::new(SqsEmailQueue::new(
-                clients.sqs.clone(),
-                priority_queue_url,
-                bulk_queue_url,
+            users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), &resources.table)),
+            tokens: Arc::new(DynamoTokens::new(
+                clients.dynamodb.clone(),
+                &resources.table,
             )),
+            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            jobs,
             cache: CacheAside::new(cache, CacheKeys::new(&config.cache_prefix)),
         })
     }
 
-    /// In-memory adapters around the given email queue (the embedded mode and unit tests).
-    pub fn in_memory(emails: Arc<dyn EmailQueue>) -> Self {
+    /// In-memory adapters around the given email queue and job ledger (the embedded mode and
+    /// unit tests).
+    pub fn in_memory(queue: Arc<dyn EmailQueue>, jobs: Arc<MemoryJobs>) -> Self {
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
-            emails,
+            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            jobs,
             cache: CacheAside::new(Arc::new(MemoryCache::default()), CacheKeys::new("oes")),
+        }
+    }
+}
+
+/// The adapters the email worker uses.
+#[derive(Clone)]
+pub struct WorkerAdapters {
+    /// Sends mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Job records and the send lease.
+    pub jobs: Arc<dyn JobLedger>,
+    /// Visibility changes and dead-lettering.
+    pub control: Arc<dyn QueueControl>,
+}
+
+impl WorkerAdapters {
+    /// SES v2, DynamoDB and SQS.
+    pub fn aws(clients: &AwsClients, config: &WorkerConfig) -> Self {
+        let resources = &config.resources;
+        Self {
+            mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.sender_email)),
+            jobs: Arc::new(DynamoJobs::new(
+                clients.dynamodb.clone(),
+                &resources.table,
+                resources.job_retention_seconds,
+            )),
+            control: Arc::new(SqsQueueControl::new(
+                clients.sqs.clone(),
+                &[&resources.priority_queue_url, &resources.bulk_queue_url],
+                &config.dead_letter_queue_url,
+            )),
         }
     }
 }

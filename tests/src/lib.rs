@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_api::AuthService;
+use email_worker::Worker;
 use lambda_http::{Body, Request, Response};
-use oes_shared::adapters::memory::MemoryQueue;
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
 use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, ResourceConfig};
+use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_shared::ports::Mailer;
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
-use oes_shared::wiring::{ApiAdapters, AwsClients};
+use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 use serde_json::Value;
 
 /// The JWT settings every test uses.
@@ -44,7 +46,7 @@ pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueue>) {
 pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<MemoryQueue>) {
     let queue = MemoryQueue::new();
     let service = AuthService::new(
-        ApiAdapters::in_memory(queue.clone()),
+        ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default())),
         JwtKeys::new(&jwt_settings()),
         cheap_hasher(),
         clock,
@@ -167,12 +169,42 @@ impl TestEnv {
                 table: self.provisioned.table.clone(),
                 priority_queue_url: self.provisioned.priority_queue_url.clone(),
                 bulk_queue_url: self.provisioned.bulk_queue_url.clone(),
+                job_retention_seconds: 14 * 86_400,
             },
             redis_url: Some(self.endpoints.redis.clone()),
             cache_prefix: self.prefix.clone(),
             profile_ttl: Duration::from_secs(3600),
             jwt: jwt_settings(),
         }
+    }
+
+    /// The worker's configuration for these resources.
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            resources: self.api_config().resources,
+            dead_letter_queue_url: self.provisioned.dead_letter_queue_url.clone(),
+            sender_email: self.provisioned.sender_email.clone(),
+            public_base_url: "https://exams.example.org".into(),
+            retry: RetryPolicy::default(),
+            concurrency: 5,
+        }
+    }
+
+    /// The worker over the real adapters (SES v2, DynamoDB, SQS), with `mailer` instead of SES
+    /// when given, and `retry` as its policy.
+    pub fn worker(&self, mailer: Option<Arc<dyn Mailer>>, retry: RetryPolicy) -> Worker {
+        let config = self.worker_config();
+        let mut adapters = WorkerAdapters::aws(&self.clients, &config);
+        if let Some(mailer) = mailer {
+            adapters.mailer = mailer;
+        }
+        Worker::new(
+            adapters,
+            &config.public_base_url,
+            retry,
+            config.concurrency,
+            Arc::new(SystemClock),
+        )
     }
 
     /// auth-api over the real adapters (DynamoDB, SQS, Redis).

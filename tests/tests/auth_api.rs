@@ -19,6 +19,7 @@ fn queued_tokens(queue: &MemoryQueue) -> Vec<(String, String)> {
                 EmailTemplate::Verification { token, .. }
                 | EmailTemplate::PasswordReset { token, .. }
                 | EmailTemplate::EmailChange { token, .. } => token.expose().to_owned(),
+                other => panic!("auth-api queued a {} email", other.kind()),
             };
             (job.to.as_str().to_owned(), token)
         })

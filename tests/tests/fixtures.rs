@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
 use oes_shared::adapters::outbox::OutboxMailer;
+use oes_shared::clock::SystemClock;
+use oes_shared::config::RetryPolicy;
+use oes_shared::wiring::WorkerAdapters;
 use oes_tests::{in_memory_auth, read};
 
 fn fixtures() -> BTreeMap<String, String> {
@@ -80,13 +84,22 @@ fn sqs_event(name: &str) -> SqsEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"))
 }
 
-fn outbox() -> (PathBuf, Worker) {
+fn outbox() -> (PathBuf, Worker, Arc<MemoryQueue>) {
     let dir = std::env::temp_dir().join(format!("oes-fixture-outbox-{}", uuid::Uuid::new_v4()));
+    let queue = MemoryQueue::new();
+    let adapters = WorkerAdapters {
+        mailer: Arc::new(OutboxMailer::new(&dir, "noreply@example.com")),
+        jobs: Arc::new(MemoryJobs::default()),
+        control: queue.clone(),
+    };
     let worker = Worker::new(
-        Arc::new(OutboxMailer::new(&dir, "noreply@example.com")),
+        adapters,
         "https://exams.example.org",
+        RetryPolicy::default(),
+        5,
+        Arc::new(SystemClock),
     );
-    (dir, worker)
+    (dir, worker, queue)
 }
 
 fn written(dir: &PathBuf) -> Vec<String> {
@@ -102,7 +115,7 @@ fn written(dir: &PathBuf) -> Vec<String> {
 
 #[tokio::test]
 async fn the_sqs_batch_fixture_sends_every_email() {
-    let (dir, worker) = outbox();
+    let (dir, worker, _) = outbox();
     let response = worker
         .handle_batch(sqs_event("sqs-verification-batch.json"))
         .await;
@@ -120,8 +133,8 @@ async fn the_sqs_batch_fixture_sends_every_email() {
 }
 
 #[tokio::test]
-async fn the_poison_fixture_fails_only_the_poison_record() {
-    let (dir, worker) = outbox();
+async fn the_poison_fixture_sets_only_the_poison_record_aside() {
+    let (dir, worker, queue) = outbox();
     let event = sqs_event("sqs-poison-record.json");
     let poison = event
         .records
@@ -134,12 +147,13 @@ async fn the_poison_fixture_fails_only_the_poison_record() {
         .and_then(|r| r.message_id.clone())
         .expect("a poison record");
     let response = worker.handle_batch(event).await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let dead: Vec<_> = queue
+        .dead_letters()
+        .into_iter()
+        .map(|d| d.message.message_id)
         .collect();
-    assert_eq!(failed, [poison]);
+    assert_eq!(dead, [poison]);
     assert_eq!(written(&dir).len(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }

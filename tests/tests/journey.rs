@@ -3,12 +3,10 @@
 //! → SES v2 → back to HTTP, with the profile read served from Redis the second time.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use email_worker::Worker;
-use oes_shared::adapters::ses::SesMailer;
 use oes_shared::adapters::sqs::SqsEventSource;
+use oes_shared::config::RetryPolicy;
 use oes_shared::user::UserId;
 use oes_tests::{TestEnv, call, read, request, ses_messages_to, token_in};
 use redis::AsyncCommands;
@@ -60,11 +58,7 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
         "nothing on the bulk lane"
     );
 
-    let mailer = Arc::new(SesMailer::new(
-        env.clients.ses.clone(),
-        queues.sender_email.clone(),
-    ));
-    let worker = Worker::new(mailer, "https://exams.example.org");
+    let worker = env.worker(None, RetryPolicy::default());
     let source = SqsEventSource::new(env.clients.sqs.clone(), queues.priority_queue_url.clone())
         .await
         .expect("event source");

@@ -1,8 +1,9 @@
 //! What can go wrong in the auth domain, and the one mapping to an HTTP answer.
 
 use lambda_http::http::StatusCode;
+use oes_shared::email::EnqueueError;
 use oes_shared::http::ApiError;
-use oes_shared::ports::{BoxError, QueueError, StoreError};
+use oes_shared::ports::{BoxError, StoreError};
 use oes_shared::security::{JwtError, PasswordError};
 use oes_shared::user::InvalidInput;
 
@@ -29,7 +30,7 @@ pub enum AuthError {
     Unauthenticated(&'static str),
     /// The email job could not be queued.
     #[error("email could not be queued")]
-    Queue(#[from] QueueError),
+    Queue(#[from] EnqueueError),
     /// The store could not be reached.
     #[error("the data store is unavailable")]
     Store(#[source] StoreError),

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oes_shared::cache::{CacheAside, CacheStatus};
-use oes_shared::email::{EmailJob, EmailTemplate};
+use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
 use oes_shared::ports::{
-    Clock, EmailQueue, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
+    Clock, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
 };
 use oes_shared::security::{
     AccessClaims, JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash,
@@ -36,7 +36,7 @@ pub struct AccessToken {
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     tokens: Arc<dyn TokenStore>,
-    emails: Arc<dyn EmailQueue>,
+    emails: EmailProducer,
     cache: CacheAside,
     clock: Arc<dyn Clock>,
     hasher: Arc<PasswordHasher>,
@@ -347,8 +347,7 @@ impl AuthService {
 
     async fn enqueue(&self, to: Email, template: EmailTemplate) -> Result<(), AuthError> {
         let job = EmailJob::new(to, template, self.clock.now());
-        self.emails.enqueue(&job).await?;
-        tracing::info!(job_id = %job.job_id, kind = job.template.kind(), "email queued");
+        self.emails.enqueue(job).await?;
         Ok(())
     }
 

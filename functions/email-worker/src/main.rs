@@ -5,17 +5,22 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use oes_shared::adapters::ses::SesMailer;
+use oes_shared::clock::SystemClock;
 use oes_shared::config::{WorkerConfig, process_env};
-use oes_shared::wiring::AwsClients;
+use oes_shared::wiring::{AwsClients, WorkerAdapters};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_shared::telemetry::init();
     let config = WorkerConfig::load(&process_env())?;
     let clients = AwsClients::from_env().await;
-    let mailer = Arc::new(SesMailer::new(clients.ses, config.sender_email));
-    let worker = Worker::new(mailer, &config.public_base_url);
+    let worker = Worker::new(
+        WorkerAdapters::aws(&clients, &config),
+        &config.public_base_url,
+        config.retry,
+        config.concurrency,
+        Arc::new(SystemClock),
+    );
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(worker.handle_batch(event.payload).await)

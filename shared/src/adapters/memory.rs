@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 
 use crate::email::{EmailJob, Lane};
 use crate::ports::{
-    Cache, CacheError, EmailQueue, QueueError, StoreError, StoredToken, TokenPurpose, TokenStore,
-    UserStore, UserUpdate,
+    Cache, CacheError, Claim, Delivery, EmailQueue, JobLedger, JobRecord, JobStatus, Outcome,
+    QueueControl, QueueError, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore,
+    UserUpdate,
 };
 use crate::security::TokenHash;
 use crate::user::{Email, User, UserId, UserStatus};
@@ -192,18 +193,34 @@ pub struct QueuedMessage {
     pub receive_count: u32,
 }
 
-/// The in-process queue of the embedded mode: two lanes, the priority lane always drained first.
+/// A message set aside on the dead-letter list, with why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: QueuedMessage,
+    /// Why it was set aside.
+    pub reason: String,
+}
+
+/// The in-process queue of the embedded mode: two lanes, the priority lane always drained first,
+/// delayed messages, per-delivery visibility (the worker's backoff) and a dead-letter list.
 #[derive(Default)]
 pub struct MemoryQueue {
     lanes: Mutex<(VecDeque<QueuedMessage>, VecDeque<QueuedMessage>)>,
-    dead: Mutex<Vec<QueuedMessage>>,
+    visibility: Mutex<HashMap<String, u32>>,
+    dead: Mutex<Vec<DeadLetter>>,
     ready: Notify,
+    /// A handle to itself, for delayed deliveries (set by [`MemoryQueue::new`]).
+    me: std::sync::Weak<MemoryQueue>,
 }
 
 impl MemoryQueue {
     /// A shared, empty queue.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            ..Self::default()
+        })
     }
 
     /// Takes up to `max` messages, priority lane first, waiting until at least one is there.
@@ -235,20 +252,26 @@ impl MemoryQueue {
         batch
     }
 
-    /// Puts a failed message back at the end of its lane, or into the dead list once it has
-    /// been received `max_receives` times (the redrive policy of the real queues).
+    /// How long a failed delivery stays hidden: what the worker asked for, else `default`.
+    pub fn take_visibility(&self, message_id: &str, default: u32) -> u32 {
+        lock(&self.visibility).remove(message_id).unwrap_or(default)
+    }
+
+    /// Puts a failed message back at the end of its lane, or on the dead-letter list once it
+    /// has been received `max_receives` times (the redrive policy of the real queues).
     pub fn release(&self, message: QueuedMessage, max_receives: u32) {
         if message.receive_count >= max_receives {
             tracing::error!(message_id = %message.message_id, "email job moved to the dead-letter list");
-            lock(&self.dead).push(message);
+            let reason = format!("received {} times (redrive policy)", message.receive_count);
+            lock(&self.dead).push(DeadLetter { message, reason });
             return;
         }
         let lane = EmailJob::decode(&message.body).map_or(Lane::Bulk, |job| job.lane());
         self.push(lane, message);
     }
 
-    /// Messages that exhausted their receives.
-    pub fn dead_letters(&self) -> Vec<QueuedMessage> {
+    /// Messages set aside, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.dead).clone()
     }
 
@@ -267,14 +290,161 @@ impl MemoryQueue {
 #[async_trait]
 impl EmailQueue for MemoryQueue {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
-        self.push(
-            job.lane(),
-            QueuedMessage {
-                message_id: uuid::Uuid::new_v4().to_string(),
-                body: job.encode(),
-                receive_count: 0,
-            },
-        );
+        let message = QueuedMessage {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            body: job.encode(),
+            receive_count: 0,
+        };
+        let lane = job.lane();
+        if job.delay_seconds == 0 {
+            self.push(lane, message);
+            return Ok(());
+        }
+        // Like SQS DelaySeconds: invisible until the delay has passed.
+        let Some(queue) = self.me.upgrade().map(|q| Arc::downgrade(&q)) else {
+            tracing::warn!("a MemoryQueue not built by MemoryQueue::new ignores delays");
+            self.push(lane, message);
+            return Ok(());
+        };
+        let delay = Duration::from_secs(u64::from(job.delay_seconds));
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(queue) = queue.upgrade() {
+                queue.push(lane, message);
+            }
+        });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueControl for MemoryQueue {
+    async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
+        lock(&self.visibility).insert(delivery.message_id.clone(), seconds);
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        tracing::error!(message_id = %delivery.message_id, reason, "email job moved to the dead-letter list");
+        lock(&self.dead).push(DeadLetter {
+            message: QueuedMessage {
+                message_id: delivery.message_id.clone(),
+                body: body.to_owned(),
+                receive_count: delivery.receive_count,
+            },
+            reason: reason.to_owned(),
+        });
+        Ok(())
+    }
+}
+
+/// Job records in a map, with the same lease rules as the DynamoDB ledger.
+#[derive(Default)]
+pub struct MemoryJobs(Mutex<HashMap<String, JobRecord>>);
+
+#[async_trait]
+impl JobLedger for MemoryJobs {
+    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError> {
+        let mut records = lock(&self.0);
+        if records.contains_key(&job.job_id) {
+            return Err(StoreError::Conflict("job_exists"));
+        }
+        records.insert(job.job_id.clone(), new_record(job, JobStatus::Queued, now));
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut records = lock(&self.0);
+        let record = records
+            .entry(job.job_id.clone())
+            .or_insert_with(|| new_record(job, JobStatus::Queued, now));
+        match (record.status, record.lease_until) {
+            (JobStatus::Queued | JobStatus::Retrying, _) => {}
+            (JobStatus::Sending, Some(until)) if until >= now => {
+                return Ok(Claim::Busy { lease_until: until });
+            }
+            (JobStatus::Sending, _) => {}
+            (JobStatus::Sent | JobStatus::Failed | JobStatus::Dead, _) => {
+                return Ok(Claim::Finished(record.clone()));
+            }
+        }
+        record.status = JobStatus::Sending;
+        record.lease_until = Some(now + lease_seconds);
+        record.attempts += 1;
+        record.updated_at = now;
+        Ok(Claim::Acquired {
+            attempt: record.attempts,
+        })
+    }
+
+    async fn finish(&self, job_id: &str, outcome: Outcome, now: i64) -> Result<(), StoreError> {
+        let mut records = lock(&self.0);
+        let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        record.lease_until = None;
+        record.updated_at = now;
+        match outcome {
+            Outcome::Sent { ses_message_id } => {
+                record.status = JobStatus::Sent;
+                record.ses_message_id = Some(ses_message_id);
+            }
+            Outcome::Retrying { error } => {
+                record.status = JobStatus::Retrying;
+                record.last_error = Some(error);
+            }
+            Outcome::Paused { error } => {
+                record.status = JobStatus::Retrying;
+                record.last_error = Some(error);
+                record.attempts = record.attempts.saturating_sub(1);
+            }
+            Outcome::Failed { reason } => {
+                record.status = JobStatus::Failed;
+                record.last_error = Some(reason);
+            }
+            Outcome::Dead { reason } => {
+                record.status = JobStatus::Dead;
+                record.last_error = Some(reason);
+            }
+        }
+        Ok(())
+    }
+
+    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError> {
+        let mut records = lock(&self.0);
+        let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        record.status = JobStatus::Queued;
+        record.attempts = 0;
+        record.lease_until = None;
+        record.updated_at = now;
+        Ok(())
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(lock(&self.0).get(job_id).cloned())
+    }
+}
+
+fn new_record(job: &EmailJob, status: JobStatus, now: i64) -> JobRecord {
+    JobRecord {
+        job_id: job.job_id.clone(),
+        kind: job.template.kind().to_owned(),
+        recipient: job.to.as_str().to_owned(),
+        status,
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        last_error: None,
+        ses_message_id: None,
+        lease_until: None,
+        created_at: job.created_at,
+        updated_at: now,
     }
 }

@@ -2,6 +2,7 @@
 //! and the in-memory ones (the embedded local mode and unit tests).
 
 pub mod dynamo;
+pub mod dynamo_jobs;
 pub mod memory;
 pub mod outbox;
 pub mod redis_cache;

@@ -41,9 +41,9 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
             SendEmailError::MessageRejected(_)
             | SendEmailError::BadRequestException(_)
             | SendEmailError::MailFromDomainNotVerifiedException(_)
-            | SendEmailError::NotFoundException(_)
-            | SendEmailError::AccountSuspendedException(_)
-            | SendEmailError::SendingPausedException(_) => MailError::Permanent(text),
+            | SendEmailError::NotFoundException(_) => MailError::Permanent(text),
+            SendEmailError::AccountSuspendedException(_)
+            | SendEmailError::SendingPausedException(_) => MailError::AccountPaused(text),
             _ => MailError::Transient(text),
         },
         _ => MailError::Transient(text),

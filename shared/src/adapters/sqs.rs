@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{
 };
 
 use crate::email::{EmailJob, Lane};
-use crate::ports::{BoxError, EmailQueue, QueueError};
+use crate::ports::{BoxError, Delivery, EmailQueue, QueueControl, QueueError};
 
 /// The two email lanes on SQS.
 #[derive(Clone)]
@@ -207,6 +207,92 @@ impl SqsEventSource {
         for failed in out.failed {
             tracing::warn!(code = %failed.code, "could not delete a processed message; it may be redelivered");
         }
+        Ok(())
+    }
+}
+
+/// The worker's control over the messages it receives: backoff through the visibility timeout,
+/// and moving a message to the dead-letter queue with its reason.
+#[derive(Clone)]
+pub struct SqsQueueControl {
+    client: Client,
+    urls_by_name: HashMap<String, String>,
+    dead_letter_url: String,
+}
+
+fn queue_name(url_or_arn: &str) -> &str {
+    url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
+}
+
+impl SqsQueueControl {
+    /// Control over messages from the queues at `source_urls`, with `dead_letter_url` as the
+    /// dead-letter queue.
+    pub fn new(client: Client, source_urls: &[&str], dead_letter_url: impl Into<String>) -> Self {
+        let urls_by_name = source_urls
+            .iter()
+            .map(|url| (queue_name(url).to_owned(), (*url).to_owned()))
+            .collect();
+        Self {
+            client,
+            urls_by_name,
+            dead_letter_url: dead_letter_url.into(),
+        }
+    }
+
+    fn url_of(&self, source_arn: &str) -> Result<&str, QueueError> {
+        self.urls_by_name
+            .get(queue_name(source_arn))
+            .map(String::as_str)
+            .ok_or_else(|| QueueError {
+                context: "a message from a queue this worker is not configured for",
+                source: source_arn.to_owned().into(),
+            })
+    }
+}
+
+#[async_trait]
+impl QueueControl for SqsQueueControl {
+    async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(self.url_of(&delivery.source)?)
+            .receipt_handle(&delivery.receipt_handle)
+            .visibility_timeout(i32::try_from(seconds.min(43_200)).unwrap_or(43_200))
+            .send()
+            .await
+            .map_err(|e| QueueError {
+                context: "changing a message's visibility",
+                source: e.into(),
+            })?;
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let reason: String = reason.chars().take(1000).collect();
+        self.client
+            .send_message()
+            .queue_url(&self.dead_letter_url)
+            .message_body(body)
+            .message_attributes("reason", string_attribute(&reason)?)
+            .message_attributes(
+                "source_queue",
+                string_attribute(queue_name(&delivery.source))?,
+            )
+            .message_attributes(
+                "original_message_id",
+                string_attribute(&delivery.message_id)?,
+            )
+            .send()
+            .await
+            .map_err(|e| QueueError {
+                context: "moving a message to the dead-letter queue",
+                source: e.into(),
+            })?;
         Ok(())
     }
 }

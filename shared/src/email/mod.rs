@@ -2,7 +2,12 @@
 //! templates that turn a job into an email.
 
 mod job;
+mod producer;
 mod render;
 
-pub use job::{EmailJob, EmailTemplate, JobDecodeError, Lane};
+pub use job::{
+    DEFAULT_MAX_ATTEMPTS, EmailJob, EmailTemplate, JobDecodeError, JobError, Lane,
+    MAX_DELAY_SECONDS,
+};
+pub use producer::{EmailProducer, EnqueueError};
 pub use render::{Renderer, escape_html};

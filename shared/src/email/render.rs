@@ -10,13 +10,14 @@ pub struct Renderer {
     base_url: String,
 }
 
-struct Parts<'a> {
-    subject: &'static str,
-    intro: &'static str,
-    action: &'static str,
-    link: String,
-    token: &'a str,
-    validity: &'static str,
+/// The pieces every email is made of.
+struct Parts {
+    subject: String,
+    name: Option<String>,
+    paragraphs: Vec<String>,
+    action: Option<(&'static str, String)>,
+    code: Option<String>,
+    footer: Option<&'static str>,
 }
 
 impl Renderer {
@@ -30,73 +31,138 @@ impl Renderer {
 
     /// Renders `job`.
     pub fn render(&self, job: &EmailJob) -> OutgoingEmail {
-        let (name, parts) = match &job.template {
-            EmailTemplate::Verification { name, token } => (
+        let token_email =
+            |name: &str, subject: &str, intro: &str, action, path, token: &str, validity| Parts {
+                subject: subject.to_owned(),
+                name: Some(name.to_owned()),
+                paragraphs: vec![intro.to_owned()],
+                action: Some((action, self.link(path, "token", token))),
+                code: Some(token.to_owned()),
+                footer: Some(validity),
+            };
+        let parts = match &job.template {
+            EmailTemplate::Verification { name, token } => token_email(
                 name,
-                Parts {
-                    subject: "Confirm your email address",
-                    intro: "Welcome! Please confirm your email address to activate your account.",
-                    action: "Confirm my email address",
-                    link: self.link("/auth/verify-email", token.expose()),
-                    token: token.expose(),
-                    validity: "This link expires in 24 hours.",
-                },
+                "Confirm your email address",
+                "Welcome! Please confirm your email address to activate your account.",
+                "Confirm my email address",
+                "/auth/verify-email",
+                token.expose(),
+                "This link expires in 24 hours.",
             ),
-            EmailTemplate::PasswordReset { name, token } => (
+            EmailTemplate::PasswordReset { name, token } => token_email(
                 name,
-                Parts {
-                    subject: "Reset your password",
-                    intro: "Someone asked to reset the password of your account. If it was not \
-                            you, ignore this email: your password stays as it is.",
-                    action: "Choose a new password",
-                    link: self.link("/reset-password", token.expose()),
-                    token: token.expose(),
-                    validity: "This link expires in 1 hour and works once.",
-                },
+                "Reset your password",
+                "Someone asked to reset the password of your account. If it was not you, ignore \
+                 this email: your password stays as it is.",
+                "Choose a new password",
+                "/reset-password",
+                token.expose(),
+                "This link expires in 1 hour and works once.",
             ),
-            EmailTemplate::EmailChange { name, token } => (
+            EmailTemplate::EmailChange { name, token } => token_email(
                 name,
-                Parts {
-                    subject: "Confirm your new email address",
-                    intro: "Please confirm this address to make it the new email address of \
-                            your account.",
-                    action: "Confirm my new address",
-                    link: self.link("/auth/verify-email", token.expose()),
-                    token: token.expose(),
-                    validity: "This link expires in 24 hours.",
-                },
+                "Confirm your new email address",
+                "Please confirm this address to make it the new email address of your account.",
+                "Confirm my new address",
+                "/auth/verify-email",
+                token.expose(),
+                "This link expires in 24 hours.",
             ),
+            EmailTemplate::ExamResult {
+                name,
+                exam_title,
+                score_percent,
+                passed,
+                attempt_id,
+            } => Parts {
+                subject: format!("Your result for {exam_title}"),
+                name: Some(name.clone()),
+                paragraphs: vec![format!(
+                    "Your attempt at \"{exam_title}\" has been graded: {score_percent}% — {}.",
+                    if *passed { "passed" } else { "not passed" }
+                )],
+                action: Some((
+                    "See my result",
+                    format!("{}/attempts/{}", self.base_url, percent_encode(attempt_id)),
+                )),
+                code: None,
+                footer: None,
+            },
+            EmailTemplate::Generic { subject, text } => Parts {
+                subject: subject.clone(),
+                name: None,
+                paragraphs: text.split("\n\n").map(str::to_owned).collect(),
+                action: None,
+                code: None,
+                footer: None,
+            },
         };
         OutgoingEmail {
             to: job.to.clone(),
-            subject: parts.subject.to_owned(),
-            text: format!(
-                "Hello {name},\n\n{intro}\n\n{action}: {link}\n\nOr use this code: {token}\n\n{validity}\n",
-                intro = parts.intro,
-                action = parts.action,
-                link = parts.link,
-                token = parts.token,
-                validity = parts.validity,
-            ),
-            html: format!(
-                "<!doctype html>\n<html><body style=\"font-family:sans-serif\">\n\
-                 <p>Hello {name},</p>\n<p>{intro}</p>\n\
-                 <p><a href=\"{link}\">{action}</a></p>\n\
-                 <p>Or use this code: <code>{token}</code></p>\n<p>{validity}</p>\n\
-                 </body></html>\n",
-                name = escape_html(name),
-                intro = escape_html(parts.intro),
-                link = escape_html(&parts.link),
-                action = escape_html(parts.action),
-                token = escape_html(parts.token),
-                validity = escape_html(parts.validity),
-            ),
+            subject: parts.subject.replace(['\r', '\n'], " "),
+            text: text_part(&parts),
+            html: html_part(&parts),
         }
     }
 
-    fn link(&self, path: &str, token: &str) -> String {
-        format!("{}{path}?token={}", self.base_url, percent_encode(token))
+    fn link(&self, path: &str, parameter: &str, value: &str) -> String {
+        format!(
+            "{}{path}?{parameter}={}",
+            self.base_url,
+            percent_encode(value)
+        )
     }
+}
+
+fn text_part(parts: &Parts) -> String {
+    let mut text = String::new();
+    if let Some(name) = &parts.name {
+        text.push_str(&format!("Hello {name},\n\n"));
+    }
+    for paragraph in &parts.paragraphs {
+        text.push_str(paragraph);
+        text.push_str("\n\n");
+    }
+    if let Some((label, link)) = &parts.action {
+        text.push_str(&format!("{label}: {link}\n\n"));
+    }
+    if let Some(code) = &parts.code {
+        text.push_str(&format!("Or use this code: {code}\n\n"));
+    }
+    if let Some(footer) = parts.footer {
+        text.push_str(footer);
+        text.push('\n');
+    }
+    text
+}
+
+fn html_part(parts: &Parts) -> String {
+    let mut html = String::from("<!doctype html>\n<html><body style=\"font-family:sans-serif\">\n");
+    if let Some(name) = &parts.name {
+        html.push_str(&format!("<p>Hello {},</p>\n", escape_html(name)));
+    }
+    for paragraph in &parts.paragraphs {
+        html.push_str(&format!("<p>{}</p>\n", escape_html(paragraph)));
+    }
+    if let Some((label, link)) = &parts.action {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>\n",
+            escape_html(link),
+            escape_html(label)
+        ));
+    }
+    if let Some(code) = &parts.code {
+        html.push_str(&format!(
+            "<p>Or use this code: <code>{}</code></p>\n",
+            escape_html(code)
+        ));
+    }
+    if let Some(footer) = parts.footer {
+        html.push_str(&format!("<p>{}</p>\n", escape_html(footer)));
+    }
+    html.push_str("</body></html>\n");
+    html
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -175,5 +241,50 @@ mod tests {
     fn odd_tokens_are_percent_encoded_in_links() {
         let email = Renderer::new("http://x").render(&verification("Ada", "a b&c"));
         assert!(email.text.contains("token=a%20b%26c"));
+    }
+
+    #[test]
+    fn notifications_escape_their_text_and_keep_the_subject_on_one_line() {
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::Generic {
+                subject: "Hi\r\nBcc: someone@example.com".into(),
+                text: "<b>first</b>\n\nsecond".into(),
+            },
+            0,
+        );
+        let email = Renderer::new("http://x").render(&job);
+        assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
+        assert!(
+            email.html.contains("<p>&lt;b&gt;first&lt;/b&gt;</p>"),
+            "{}",
+            email.html
+        );
+        assert!(email.html.contains("<p>second</p>"));
+        assert!(email.text.starts_with("<b>first</b>\n\nsecond"));
+    }
+
+    #[test]
+    fn exam_results_say_the_score_and_link_to_the_attempt() {
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::ExamResult {
+                name: "Ada".into(),
+                exam_title: "Analytical <Engines>".into(),
+                score_percent: 85,
+                passed: true,
+                attempt_id: "a-1".into(),
+            },
+            0,
+        );
+        let email = Renderer::new("https://exams.example.org").render(&job);
+        assert_eq!(email.subject, "Your result for Analytical <Engines>");
+        assert!(email.text.contains("85% — passed"));
+        assert!(
+            email
+                .text
+                .contains("https://exams.example.org/attempts/a-1")
+        );
+        assert!(email.html.contains("Analytical &lt;Engines&gt;"));
     }
 }

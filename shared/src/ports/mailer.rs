@@ -24,6 +24,10 @@ pub enum MailError {
     /// Worth trying again later (throttling, timeouts, 5xx).
     #[error("transient send failure: {0}")]
     Transient(String),
+    /// The whole account cannot send (sending paused, account suspended): nothing is wrong with
+    /// this message; wait long, and alarm.
+    #[error("account-level send failure: {0}")]
+    AccountPaused(String),
 }
 
 /// Sends email (SES v2 in AWS, an outbox folder locally).

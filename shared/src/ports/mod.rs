@@ -3,14 +3,18 @@
 
 mod cache;
 mod email_queue;
+mod jobs;
 mod mailer;
+mod queue_control;
 mod tokens;
 mod users;
 
 pub use crate::clock::Clock;
 pub use cache::{Cache, CacheError};
 pub use email_queue::{EmailQueue, QueueError};
+pub use jobs::{Claim, JobLedger, JobRecord, JobStatus, Outcome};
 pub use mailer::{MailError, Mailer, OutgoingEmail};
+pub use queue_control::{Delivery, QueueControl};
 pub use tokens::{StoredToken, TokenPurpose, TokenStore};
 pub use users::{UserStore, UserUpdate};
 

@@ -8,14 +8,15 @@ use std::time::Duration;
 use auth_api::AuthService;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
-use oes_shared::adapters::memory::{MemoryQueue, QueuedMessage};
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, QueuedMessage};
 use oes_shared::adapters::outbox::OutboxMailer;
 use oes_shared::clock::{Clock, SystemClock};
+use oes_shared::config::RetryPolicy;
 use oes_shared::ports::UserUpdate;
 use oes_shared::resources::PRIORITY_QUEUE;
 use oes_shared::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
-use oes_shared::wiring::ApiAdapters;
+use oes_shared::wiring::{ApiAdapters, WorkerAdapters};
 
 use crate::Functions;
 
@@ -55,7 +56,8 @@ pub async fn start(
     jwt: JwtSettings,
 ) -> Result<Arc<Functions>, oes_shared::ports::BoxError> {
     let queue = MemoryQueue::new();
-    let adapters = ApiAdapters::in_memory(queue.clone());
+    let jobs = Arc::new(MemoryJobs::default());
+    let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
     let auth = AuthService::new(
@@ -65,8 +67,18 @@ pub async fn start(
         Arc::new(SystemClock),
         Duration::from_secs(3600),
     );
-    let mailer = Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local"));
-    let worker = Worker::new(mailer, &settings.public_base_url);
+    let worker_adapters = WorkerAdapters {
+        mailer: Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local")),
+        jobs,
+        control: queue.clone(),
+    };
+    let worker = Worker::new(
+        worker_adapters,
+        &settings.public_base_url,
+        RetryPolicy::default(),
+        5,
+        Arc::new(SystemClock),
+    );
     tokio::spawn(drain(queue, worker));
     Ok(Arc::new(Functions { auth }))
 }
@@ -100,7 +112,8 @@ async fn seed_demo_accounts(
 }
 
 /// The in-process event source: takes batches (priority lane first), invokes the worker, and
-/// puts failed records back after an exponential backoff, up to the queues' `maxReceiveCount`.
+/// puts records it reports as failed back after the visibility the worker set (the queue's
+/// visibility timeout if it set none), up to the queues' `maxReceiveCount`.
 async fn drain(queue: Arc<MemoryQueue>, worker: Worker) {
     let max_receives = PRIORITY_QUEUE.max_receive_count.unwrap_or(5);
     loop {
@@ -115,7 +128,9 @@ async fn drain(queue: Arc<MemoryQueue>, worker: Worker) {
                 .any(|f| f.item_identifier == message.message_id);
             if failed {
                 let queue = Arc::clone(&queue);
-                let delay = Duration::from_secs(2u64.saturating_pow(message.receive_count).min(60));
+                let hidden =
+                    queue.take_visibility(&message.message_id, PRIORITY_QUEUE.visibility_timeout);
+                let delay = Duration::from_secs(u64::from(hidden));
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     queue.release(message, max_receives);
@@ -129,6 +144,7 @@ fn to_record(message: &QueuedMessage) -> SqsMessage {
     let mut record = SqsMessage::default();
     record.message_id = Some(message.message_id.clone());
     record.body = Some(message.body.clone());
+    record.receipt_handle = Some(message.message_id.clone());
     record.event_source = Some("oes-local:memory".into());
     record.attributes.insert(
         "ApproximateReceiveCount".into(),

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use auth_api::AuthService;
 use email_worker::Worker;
-use oes_shared::adapters::ses::SesMailer;
 use oes_shared::adapters::sqs::SqsEventSource;
 use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, ResourceConfig};
+use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher};
-use oes_shared::wiring::{ApiAdapters, AwsClients};
+use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 
 use crate::Functions;
 
@@ -36,12 +35,14 @@ pub async fn start(
 ) -> Result<(Arc<Functions>, Provisioned), oes_shared::ports::BoxError> {
     let clients = AwsClients::from_env().await;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
+    let resources = ResourceConfig {
+        table: provisioned.table.clone(),
+        priority_queue_url: provisioned.priority_queue_url.clone(),
+        bulk_queue_url: provisioned.bulk_queue_url.clone(),
+        job_retention_seconds: 14 * 86_400,
+    };
     let config = ApiConfig {
-        resources: ResourceConfig {
-            table: provisioned.table.clone(),
-            priority_queue_url: provisioned.priority_queue_url.clone(),
-            bulk_queue_url: provisioned.bulk_queue_url.clone(),
-        },
+        resources: resources.clone(),
         redis_url: Some(settings.redis_url),
         cache_prefix: settings.prefix.clone(),
         profile_ttl: Duration::from_secs(3600),
@@ -54,8 +55,21 @@ pub async fn start(
         Arc::new(SystemClock),
         config.profile_ttl,
     );
-    let mailer = Arc::new(SesMailer::new(clients.ses.clone(), settings.sender_email));
-    let worker = Worker::new(mailer, &settings.public_base_url);
+    let worker_config = WorkerConfig {
+        resources,
+        dead_letter_queue_url: provisioned.dead_letter_queue_url.clone(),
+        sender_email: settings.sender_email,
+        public_base_url: settings.public_base_url,
+        retry: RetryPolicy::default(),
+        concurrency: 5,
+    };
+    let worker = Worker::new(
+        WorkerAdapters::aws(&clients, &worker_config),
+        &worker_config.public_base_url,
+        worker_config.retry,
+        worker_config.concurrency,
+        Arc::new(SystemClock),
+    );
     for url in [&provisioned.priority_queue_url, &provisioned.bulk_queue_url] {
         let source = SqsEventSource::new(clients.sqs.clone(), url.clone()).await?;
         tokio::spawn(poll_forever(source, worker.clone()));
