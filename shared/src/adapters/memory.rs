@@ -448,3 +448,54 @@ fn new_record(job: &EmailJob, status: JobStatus, now: i64) -> JobRecord {
         updated_at: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email::EmailTemplate;
+
+    fn job(template: EmailTemplate) -> EmailJob {
+        EmailJob::new(Email::parse("ada@example.com").expect("valid"), template, 0)
+    }
+
+    #[tokio::test]
+    async fn priority_jobs_are_never_stuck_behind_bulk_jobs() {
+        let queue = MemoryQueue::new();
+        for i in 0..25 {
+            let notification = job(EmailTemplate::Generic {
+                subject: format!("news {i}"),
+                text: "text".into(),
+            });
+            queue.enqueue(&notification).await.expect("queued");
+        }
+        let urgent = job(EmailTemplate::Verification {
+            name: "Ada".into(),
+            token: crate::security::Secret::new("t"),
+        });
+        queue.enqueue(&urgent).await.expect("queued");
+        let first = queue.receive(10).await;
+        let first_job = EmailJob::decode(&first[0].body).expect("job");
+        assert_eq!(
+            first_job.job_id, urgent.job_id,
+            "the verification email goes first"
+        );
+        assert_eq!(first.len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_jobs_wait_for_their_delay() {
+        let queue = MemoryQueue::new();
+        let delayed = job(EmailTemplate::Generic {
+            subject: "later".into(),
+            text: "text".into(),
+        })
+        .with_delay(900)
+        .expect("valid");
+        queue.enqueue(&delayed).await.expect("queued");
+        tokio::task::yield_now().await;
+        assert!(queue.try_receive(10).is_empty());
+        tokio::time::advance(Duration::from_secs(901)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(queue.try_receive(10).len(), 1);
+    }
+}

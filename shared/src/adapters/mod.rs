@@ -1,6 +1,7 @@
 //! Implementations of the ports: the real ones (what deploys and what integration tests use)
 //! and the in-memory ones (the embedded local mode and unit tests).
 
+pub mod dead_letters;
 pub mod dynamo;
 pub mod dynamo_jobs;
 pub mod memory;

@@ -63,6 +63,7 @@ impl EmailQueue for SqsEmailQueue {
             .send_message()
             .queue_url(url)
             .message_body(job.encode())
+            .delay_seconds(i32::try_from(job.delay_seconds).unwrap_or(i32::MAX))
             .message_attributes("job_id", string_attribute(&job.job_id)?)
             .message_attributes("kind", string_attribute(job.template.kind())?)
             .send()

@@ -4,14 +4,22 @@
 //!   from the definitions `template.yaml` uses, and prints the environment the functions need.
 //! - `oesctl users set-role EMAIL ROLE`: changes a user's role (their access tokens stop working,
 //!   so the new role applies at the next sign-in).
+//! - `oesctl queues`: visible / in flight / delayed messages on each lane and the DLQ.
+//! - `oesctl jobs show ID`: an email job's status record.
+//! - `oesctl dlq list | redrive [--id ID] [--all] | purge --yes`: the dead-letter queue.
+//!
+//! Resources are found by prefix (`--prefix`, `OES_PREFIX`: the stack name in AWS, `oes-local`
+//! locally): the table `<prefix>-data`, the queues `<prefix>-email-priority|bulk|dlq`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::adapters::dynamo::DynamoUsers;
+use oes_shared::adapters::dynamo_jobs::DynamoJobs;
 use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::ports::{UserStore, UserUpdate};
-use oes_shared::resources::{TABLE, provision};
+use oes_shared::ports::{JobLedger, UserStore, UserUpdate};
+use oes_shared::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
 use oes_shared::user::{Email, Role};
 use oes_shared::wiring::AwsClients;
 
@@ -41,6 +49,62 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Message counts on each email queue.
+    Queues {
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
+        prefix: String,
+    },
+    /// Email jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// The email dead-letter queue.
+    Dlq {
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local", global = true)]
+        prefix: String,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Show an email job's status record.
+    Show {
+        /// The job id.
+        id: String,
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
+        prefix: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List messages on the dead-letter queue (with the reason they were set aside).
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+    },
+    /// Move messages back to their lane (their job records go back to `queued`).
+    Redrive {
+        /// Only this job.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every message.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete every message on the dead-letter queue.
+    Purge {
+        /// Confirm: the messages cannot be recovered.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -112,6 +176,102 @@ async fn run(cli: Cli) -> Result<(), oes_shared::ports::BoxError> {
                 updated.email, updated.role
             );
         }
+        Command::Queues { prefix } => {
+            let queues = email_queues(&clients, &prefix).await?;
+            println!(
+                "{:<40} {:>8} {:>10} {:>8}",
+                "queue", "visible", "in flight", "delayed"
+            );
+            for counts in queues.counts().await? {
+                println!(
+                    "{:<40} {:>8} {:>10} {:>8}",
+                    counts.queue, counts.visible, counts.in_flight, counts.delayed
+                );
+            }
+        }
+        Command::Jobs {
+            command: JobsCommand::Show { id, prefix },
+        } => {
+            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let record = jobs
+                .get(&id)
+                .await?
+                .ok_or_else(|| format!("no email job {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        Command::Dlq { prefix, command } => {
+            let queues = email_queues(&clients, &prefix).await?;
+            match command {
+                DlqCommand::List { max } => {
+                    let entries = queues.list(max).await?;
+                    for entry in &entries {
+                        println!(
+                            "{}  job {}  {}  from {}  reason: {}",
+                            entry.message_id,
+                            entry.job_id.as_deref().unwrap_or("(undecodable)"),
+                            entry.kind.as_deref().unwrap_or("-"),
+                            entry.source_queue.as_deref().unwrap_or("(redrive policy)"),
+                            entry.reason.as_deref().unwrap_or("received too many times"),
+                        );
+                    }
+                    println!("{} message(s)", entries.len());
+                }
+                DlqCommand::Redrive { id, all: _ } => {
+                    let table = format!("{prefix}-{}", TABLE.suffix);
+                    let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
+                    let report = queues
+                        .redrive(id.as_deref(), &jobs, &SystemClock, |report| {
+                            if report.moved % 100 == 0 {
+                                eprintln!("  moved {} so far", report.moved);
+                            }
+                        })
+                        .await?;
+                    println!(
+                        "moved {} message(s) back to their lane, left {} on the DLQ",
+                        report.moved, report.skipped
+                    );
+                }
+                DlqCommand::Purge { yes } => {
+                    if !yes {
+                        return Err(
+                            "refusing to purge without --yes (messages cannot be recovered)".into(),
+                        );
+                    }
+                    queues.purge_dead_letters().await?;
+                    println!("purged the dead-letter queue");
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// The email queues named after `prefix`.
+async fn email_queues(
+    clients: &AwsClients,
+    prefix: &str,
+) -> Result<EmailQueues, oes_shared::ports::BoxError> {
+    let mut urls = Vec::new();
+    for def in [PRIORITY_QUEUE, BULK_QUEUE, DEAD_LETTER_QUEUE] {
+        let name = format!("{prefix}-{}", def.suffix);
+        let out = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "queue {name} not found ({}); is --prefix right?",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        urls.push(out.queue_url.unwrap_or_default());
+    }
+    Ok(EmailQueues::new(
+        clients.sqs.clone(),
+        &urls[0],
+        &urls[1],
+        &urls[2],
+    ))
 }

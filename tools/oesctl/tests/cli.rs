@@ -110,3 +110,64 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
+    let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let output = oesctl(&["provision", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dlq_url = stdout(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("export OES_DLQ_URL="))
+        .expect("the DLQ url")
+        .to_owned();
+    let clients = AwsClients::load(Some(&endpoint())).await;
+    clients
+        .sqs
+        .send_message()
+        .queue_url(&dlq_url)
+        .message_body("not a job")
+        .send()
+        .await
+        .expect("sent");
+
+    let output = oesctl(&["queues", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    for lane in ["email-priority", "email-bulk", "email-dlq"] {
+        assert!(table.contains(&format!("{prefix}-{lane}")), "{table}");
+    }
+
+    let output = oesctl(&["dlq", "list", "--prefix", &prefix]);
+    assert!(
+        stdout(&output).contains("(undecodable)"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("1 message(s)"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = oesctl(&["dlq", "redrive", "--all", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("moved 0 message(s) back to their lane, left 1"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = oesctl(&["dlq", "purge", "--prefix", &prefix]);
+    assert!(!output.status.success(), "purge needs --yes");
+    let output = oesctl(&["dlq", "purge", "--yes", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = oesctl(&["jobs", "show", "no-such-job", "--prefix", &prefix]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no email job no-such-job"),
+        "{}",
+        stderr(&output)
+    );
+}
