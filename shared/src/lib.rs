@@ -12,6 +12,7 @@
 //!   templates.
 //! - [`http`]: JSON bodies, the error shape `{"error": {"code", "message"}}`, bearer tokens.
 //! - [`security`]: argon2id password hashing, one-time tokens, JWT issue and verification.
+//! - [`session`]: who is calling (bearer token → current profile), for every API.
 //! - [`resources`]: the table and queue definitions shared by local provisioning and `template.yaml`.
 //! - [`wiring`]: builds the set of adapters from configuration, once, at init.
 
@@ -24,6 +25,7 @@ pub mod http;
 pub mod ports;
 pub mod resources;
 pub mod security;
+pub mod session;
 pub mod telemetry;
 pub mod user;
 pub mod wiring;

@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use auth_api::AuthService;
 use email_worker::Worker;
+use exam_api::ExamApi;
+use exam_api::admin::AdminService;
 use lambda_http::{Body, Request, Response};
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
 use oes_shared::clock::{Clock, SystemClock};
 use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
-use oes_shared::ports::Mailer;
+use oes_shared::ports::{Mailer, UserStore};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
+use oes_shared::session::Sessions;
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 use serde_json::Value;
 
@@ -35,6 +38,55 @@ pub fn jwt_settings() -> JwtSettings {
 /// A fast argon2id (tests are not about hashing cost).
 pub fn cheap_hasher() -> PasswordHasher {
     PasswordHasher::with_params(1024, 1, 1).unwrap_or_else(|e| panic!("argon2 params: {e}"))
+}
+
+/// Both API functions over one set of in-memory adapters.
+pub struct InMemoryApis {
+    /// auth-api.
+    pub auth: AuthService,
+    /// exam-api (with the admin API).
+    pub exams: ExamApi,
+    /// The email queue both write to.
+    pub queue: Arc<MemoryQueue>,
+    /// Email job records.
+    pub jobs: Arc<MemoryJobs>,
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+}
+
+/// auth-api and exam-api over shared in-memory adapters.
+pub fn in_memory_apis() -> InMemoryApis {
+    let queue = MemoryQueue::new();
+    let jobs = Arc::new(MemoryJobs::default());
+    let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
+    let users = adapters.users.clone();
+    let exams = ExamApi {
+        sessions: Sessions::new(
+            JwtKeys::new(&jwt_settings()),
+            adapters.users.clone(),
+            adapters.cache.clone(),
+            Duration::from_secs(3600),
+        ),
+        admin: AdminService {
+            queues: queue.clone(),
+            jobs: jobs.clone(),
+            clock: Arc::new(SystemClock),
+        },
+    };
+    let auth = AuthService::new(
+        adapters,
+        JwtKeys::new(&jwt_settings()),
+        cheap_hasher(),
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    );
+    InMemoryApis {
+        auth,
+        exams,
+        queue,
+        jobs,
+        users,
+    }
 }
 
 /// auth-api over in-memory adapters, with the queue it writes to.

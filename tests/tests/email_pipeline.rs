@@ -111,22 +111,49 @@ async fn the_same_message_delivered_twice_sends_one_email() {
     assert_eq!(ledger_status(&env, &job_id).await.0, JobStatus::Sent);
 }
 
+/// Two workers holding the same delivery. The race is decided by DynamoDB's atomic conditional
+/// write; moto's server handles requests on several threads without locking its tables, so two
+/// truly simultaneous claims could both pass *in the emulator*. The test therefore fixes the
+/// interleaving that matters: worker A has claimed the job and is mid-send when B gets it.
 #[tokio::test]
 async fn two_workers_racing_on_one_job_send_one_email() {
     let env = TestEnv::spawn().await;
     let to = recipient(&env, "race");
-    enqueue(&env, verification(&to)).await;
+    let job = verification(&to);
+    enqueue(&env, job.clone()).await;
     let event = receive(&env).await;
-    let (a, b) = (
-        env.worker(None, RetryPolicy::default()),
-        env.worker(None, RetryPolicy::default()),
-    );
-    let (first, second) = tokio::join!(a.handle_batch(event.clone()), b.handle_batch(event));
-    let redelivered = first.batch_item_failures.len() + second.batch_item_failures.len();
+    let jobs = WorkerAdapters::aws(&env.clients, &env.worker_config()).jobs;
+
+    // Worker A claims the job (and is about to call SES)...
+    let now = oes_shared::clock::Clock::now(&SystemClock);
+    let claim = jobs.claim(&job, now, 60).await.expect("claim");
     assert!(
-        redelivered <= 1,
-        "at most the loser waits for the lease: {first:?} {second:?}"
+        matches!(claim, oes_shared::ports::Claim::Acquired { attempt: 1 }),
+        "{claim:?}"
     );
+    // ...when worker B receives the same message: it must not send, and must come back later.
+    let b = env.worker(None, RetryPolicy::default());
+    let response = b.handle_batch(event.clone()).await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "B waits for A's lease"
+    );
+    assert!(ses_messages_to(&env.endpoints.aws, &to).await.is_empty());
+
+    // A finishes; B's redelivery is then acknowledged without a send.
+    let mailer = SesMailer::new(env.clients.ses.clone(), &env.provisioned.sender_email);
+    let email = oes_shared::email::Renderer::new("https://exams.example.org").render(&job);
+    let ses_message_id = mailer.send(&email).await.expect("A's send");
+    jobs.finish(
+        &job.job_id,
+        oes_shared::ports::Outcome::Sent { ses_message_id },
+        now,
+    )
+    .await
+    .expect("A records the send");
+    let response = b.handle_batch(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(ses_messages_to(&env.endpoints.aws, &to).await.len(), 1);
 }
 

@@ -11,7 +11,7 @@ use oes_shared::adapters::outbox::OutboxMailer;
 use oes_shared::clock::SystemClock;
 use oes_shared::config::RetryPolicy;
 use oes_shared::wiring::WorkerAdapters;
-use oes_tests::{in_memory_auth, read};
+use oes_tests::{in_memory_apis, read};
 
 fn fixtures() -> BTreeMap<String, String> {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
@@ -41,9 +41,10 @@ fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
         "auth-password-reset-confirm.json" => (400, Some("invalid_token")),
         "auth-resend-verification.json" | "auth-password-reset-request.json" => (202, None),
         "auth-login.json" => (401, Some("invalid_credentials")),
-        "auth-me-get.json" | "auth-me-patch.json" | "auth-email-change.json" => {
-            (401, Some("unauthorized"))
-        }
+        "auth-me-get.json"
+        | "auth-me-patch.json"
+        | "auth-email-change.json"
+        | "admin-queues.json" => (401, Some("unauthorized")),
         "exam-unknown-route.json" => (404, Some("not_found")),
         _ => return None,
     })
@@ -60,11 +61,11 @@ async fn every_http_fixture_is_handled_by_its_function() {
             .unwrap_or_else(|| panic!("{name}: add its expected answer to this test"));
         let request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
-        let (service, _) = in_memory_auth();
+        let apis = in_memory_apis();
         let response = if name.starts_with("auth-") {
-            auth_api::handle(&service, request).await
+            auth_api::handle(&apis.auth, request).await
         } else {
-            exam_api::handle(request).await
+            exam_api::handle(&apis.exams, request).await
         }
         .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
         let (got, body) = read(&response);
@@ -74,7 +75,7 @@ async fn every_http_fixture_is_handled_by_its_function() {
         }
         seen += 1;
     }
-    assert!(seen >= 11, "only {seen} HTTP fixtures found");
+    assert!(seen >= 12, "only {seen} HTTP fixtures found");
 }
 
 fn sqs_event(name: &str) -> SqsEvent {

@@ -150,8 +150,14 @@ fn environment(function: &Yaml, globals: &Yaml) -> BTreeSet<String> {
 fn each_function_gets_every_variable_its_config_requires() {
     let template = template();
     let globals = &template["Globals"]["Function"];
+    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+        .iter()
+        .copied()
+        .chain(["OES_DLQ_URL"])
+        .collect();
     let cases = [
         ("AuthApiFunction", ApiConfig::REQUIRED),
+        ("ExamApiFunction", exam_api.as_slice()),
         ("EmailWorkerFunction", WorkerConfig::REQUIRED),
     ];
     for (function, required) in cases {

@@ -5,6 +5,7 @@ use oes_shared::email::EnqueueError;
 use oes_shared::http::ApiError;
 use oes_shared::ports::{BoxError, StoreError};
 use oes_shared::security::{JwtError, PasswordError};
+use oes_shared::session::SessionError;
 use oes_shared::user::InvalidInput;
 
 /// An auth operation failed.
@@ -45,6 +46,15 @@ impl From<StoreError> for AuthError {
             StoreError::Unavailable { .. } => Self::Store(error),
             StoreError::Conflict("email_taken") => Self::EmailTaken,
             other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<SessionError> for AuthError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Unauthenticated(reason) => Self::Unauthenticated(reason),
+            SessionError::Store(store) => store.into(),
         }
     }
 }

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oes_shared::cache::{CacheAside, CacheStatus};
+use oes_shared::cache::CacheStatus;
 use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
 use oes_shared::ports::{
     Clock, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
 };
-use oes_shared::security::{
-    AccessClaims, JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash,
-};
+use oes_shared::security::{JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
+use oes_shared::session::Sessions;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
 use oes_shared::wiring::ApiAdapters;
 
@@ -37,11 +36,9 @@ pub struct AuthService {
     users: Arc<dyn UserStore>,
     tokens: Arc<dyn TokenStore>,
     emails: EmailProducer,
-    cache: CacheAside,
+    sessions: Sessions,
     clock: Arc<dyn Clock>,
     hasher: Arc<PasswordHasher>,
-    jwt: JwtKeys,
-    profile_ttl: Duration,
 }
 
 impl AuthService {
@@ -54,14 +51,12 @@ impl AuthService {
         profile_ttl: Duration,
     ) -> Self {
         Self {
+            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache, profile_ttl),
             users: adapters.users,
             tokens: adapters.tokens,
             emails: adapters.emails,
-            cache: adapters.cache,
             clock,
             hasher: Arc::new(hasher),
-            jwt,
-            profile_ttl,
         }
     }
 
@@ -161,41 +156,19 @@ impl AuthService {
         }
         let now = self.clock.now();
         Ok(AccessToken {
-            access_token: self.jwt.issue(&user, now)?,
+            access_token: self.sessions.jwt().issue(&user, now)?,
             token_type: "Bearer",
-            expires_in: self.jwt.ttl_seconds(),
+            expires_in: self.sessions.jwt().ttl_seconds(),
         })
     }
 
     /// The profile behind a bearer token, read through the cache. Refuses tokens of a user who
     /// no longer exists or whose token version moved on (password reset, role change).
-    #[tracing::instrument(skip_all)]
     pub async fn authenticate(
         &self,
         bearer: &str,
     ) -> Result<(UserProfile, CacheStatus), AuthError> {
-        let claims: AccessClaims = self.jwt.verify(bearer)?;
-        let (profile, status) = self.profile(&claims.user_id()).await?;
-        match profile {
-            Some(profile) if profile.token_version == claims.ver => Ok((profile, status)),
-            Some(_) => Err(AuthError::Unauthenticated(
-                "the access token has been revoked",
-            )),
-            None => Err(AuthError::Unauthenticated("the account no longer exists")),
-        }
-    }
-
-    /// The profile of `id`, cache-aside.
-    pub async fn profile(
-        &self,
-        id: &UserId,
-    ) -> Result<(Option<UserProfile>, CacheStatus), AuthError> {
-        let key = self.cache.keys().user_profile(id);
-        self.cache
-            .get_or_load(&key, self.profile_ttl, || async {
-                Ok::<_, AuthError>(self.users.get(id).await?.map(|u| u.profile()))
-            })
-            .await
+        Ok(self.sessions.authenticate(bearer).await?)
     }
 
     /// Changes the display name.
@@ -372,8 +345,6 @@ impl AuthService {
     }
 
     async fn invalidate_profile(&self, id: &UserId) {
-        self.cache
-            .invalidate(&[self.cache.keys().user_profile(id)])
-            .await;
+        self.sessions.invalidate(id).await;
     }
 }

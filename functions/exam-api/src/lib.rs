@@ -1,20 +1,12 @@
-//! The exam API (`/exams/*`, `/attempts/*`, `/me/*`). Until the exam issue lands, every route
-//! answers a JSON 404, so the function, its wiring and its events already exist.
+//! The exam API (`/exams/*`, `/attempts/*`, `/me/*`) and the admin API for the email pipeline
+//! (`/admin/*`).
+//!
+//! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins. The domain
+//!   side is the `QueueAdmin` and `JobLedger` ports; this module only checks the role and maps.
+//! - [`routes`]: the router. Exam routes answer a JSON 404 until the exam issue lands.
+//! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
 
-use std::time::Instant;
+pub mod admin;
+pub mod routes;
 
-use lambda_http::{Body, Request, Response};
-use oes_shared::http::{ApiError, log_request};
-
-/// The Lambda entry point.
-pub async fn handle(request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    let started = Instant::now();
-    let response = ApiError::not_found().into_response();
-    log_request(
-        request.method(),
-        request.uri().path(),
-        response.status(),
-        started,
-    );
-    Ok(response)
-}
+pub use routes::{ExamApi, handle};

@@ -3,50 +3,15 @@
 //! emulator alike (which has no `StartMessageMoveTask`); the message body — and so the job id —
 //! is kept, so a redriven job that was in fact sent is still not sent twice.
 
+use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
-use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::email::{EmailJob, Lane};
-use crate::ports::{BoxError, JobLedger, StoreError};
-
-/// Approximate message counts of one queue (SQS settles them within about a minute).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueCounts {
-    /// Queue name.
-    pub queue: String,
-    /// Waiting to be received.
-    pub visible: i64,
-    /// Received, not yet deleted (being processed, or backing off).
-    pub in_flight: i64,
-    /// Not yet visible because of `DelaySeconds`.
-    pub delayed: i64,
-}
-
-/// A message on the dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetterEntry {
-    /// SQS message id on the DLQ.
-    pub message_id: String,
-    /// The job id, if the body decodes.
-    pub job_id: Option<String>,
-    /// The job kind, if the body decodes.
-    pub kind: Option<String>,
-    /// Why the worker set it aside (absent when the queue's redrive policy moved it).
-    pub reason: Option<String>,
-    /// The lane it came from, if known.
-    pub source_queue: Option<String>,
-}
-
-/// What a redrive did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RedriveReport {
-    /// Messages moved back to their lane.
-    pub moved: usize,
-    /// Messages left on the DLQ (undecodable, or not selected).
-    pub skipped: usize,
-}
+use crate::ports::{
+    BoxError, DeadLetterEntry, JobLedger, QueueAdmin, QueueCounts, RedriveReport, StoreError,
+};
 
 /// The email queues, for operators.
 pub struct EmailQueues {
@@ -238,5 +203,25 @@ impl EmailQueues {
             .send()
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for EmailQueues {
+    async fn counts(&self) -> Result<Vec<QueueCounts>, BoxError> {
+        EmailQueues::counts(self).await
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterEntry>, BoxError> {
+        self.list(max).await
+    }
+
+    async fn redrive(
+        &self,
+        only: Option<&str>,
+        ledger: &dyn JobLedger,
+        clock: &dyn Clock,
+    ) -> Result<RedriveReport, BoxError> {
+        EmailQueues::redrive(self, only, ledger, clock, |_| {}).await
     }
 }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::email::{EmailJob, Lane};
 use crate::ports::{
-    Cache, CacheError, Claim, Delivery, EmailQueue, JobLedger, JobRecord, JobStatus, Outcome,
-    QueueControl, QueueError, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore,
-    UserUpdate,
+    BoxError, Cache, CacheError, Claim, DeadLetterEntry, Delivery, EmailQueue, JobLedger,
+    JobRecord, JobStatus, Outcome, QueueAdmin, QueueControl, QueueCounts, QueueError,
+    RedriveReport, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
 };
 use crate::security::TokenHash;
 use crate::user::{Email, User, UserId, UserStatus};
@@ -340,6 +341,80 @@ impl QueueControl for MemoryQueue {
             reason: reason.to_owned(),
         });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for MemoryQueue {
+    async fn counts(&self) -> Result<Vec<QueueCounts>, BoxError> {
+        let (priority, bulk) = {
+            let lanes = lock(&self.lanes);
+            (lanes.0.len(), lanes.1.len())
+        };
+        let dead = lock(&self.dead).len();
+        let counts = |queue: &str, visible: usize| QueueCounts {
+            queue: queue.to_owned(),
+            visible: i64::try_from(visible).unwrap_or(i64::MAX),
+            in_flight: 0,
+            delayed: 0,
+        };
+        Ok(vec![
+            counts("memory-email-priority", priority),
+            counts("memory-email-bulk", bulk),
+            counts("memory-email-dlq", dead),
+        ])
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterEntry>, BoxError> {
+        Ok(lock(&self.dead)
+            .iter()
+            .take(max)
+            .map(|dead| {
+                let job = EmailJob::decode(&dead.message.body).ok();
+                DeadLetterEntry {
+                    message_id: dead.message.message_id.clone(),
+                    job_id: job.as_ref().map(|j| j.job_id.clone()),
+                    kind: job.as_ref().map(|j| j.template.kind().to_owned()),
+                    reason: Some(dead.reason.clone()),
+                    source_queue: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn redrive(
+        &self,
+        only: Option<&str>,
+        ledger: &dyn JobLedger,
+        clock: &dyn Clock,
+    ) -> Result<RedriveReport, BoxError> {
+        let dead = std::mem::take(&mut *lock(&self.dead));
+        let mut report = RedriveReport::default();
+        for letter in dead {
+            let job = EmailJob::decode(&letter.message.body)
+                .ok()
+                .filter(|job| only.is_none_or(|id| job.job_id == id));
+            match job {
+                Some(job) => {
+                    ledger
+                        .requeue(&job.job_id, clock.now())
+                        .await
+                        .or_else(|e| match e {
+                            StoreError::NotFound => Ok(()),
+                            other => Err(other),
+                        })?;
+                    let mut message = letter.message;
+                    message.receive_count = 0;
+                    self.push(job.lane(), message);
+                    report.moved += 1;
+                }
+                None => {
+                    lock(&self.dead).push(letter);
+                    report.skipped += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use auth_api::AuthService;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
+use exam_api::ExamApi;
+use exam_api::admin::AdminService;
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, QueuedMessage};
 use oes_shared::adapters::outbox::OutboxMailer;
 use oes_shared::clock::{Clock, SystemClock};
@@ -15,6 +17,7 @@ use oes_shared::config::RetryPolicy;
 use oes_shared::ports::UserUpdate;
 use oes_shared::resources::PRIORITY_QUEUE;
 use oes_shared::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
+use oes_shared::session::Sessions;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_shared::wiring::{ApiAdapters, WorkerAdapters};
 
@@ -60,6 +63,19 @@ pub async fn start(
     let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
+    let exams = ExamApi {
+        sessions: Sessions::new(
+            JwtKeys::new(&jwt),
+            adapters.users.clone(),
+            adapters.cache.clone(),
+            Duration::from_secs(3600),
+        ),
+        admin: AdminService {
+            queues: queue.clone(),
+            jobs: jobs.clone(),
+            clock: Arc::new(SystemClock),
+        },
+    };
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&jwt),
@@ -80,7 +96,7 @@ pub async fn start(
         Arc::new(SystemClock),
     );
     tokio::spawn(drain(queue, worker));
-    Ok(Arc::new(Functions { auth }))
+    Ok(Arc::new(Functions { auth, exams }))
 }
 
 async fn seed_demo_accounts(

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use auth_api::AuthService;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use exam_api::ExamApi;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -25,6 +26,8 @@ const MAX_GATEWAY_BODY: usize = 1024 * 1024;
 pub struct Functions {
     /// auth-api's service.
     pub auth: AuthService,
+    /// exam-api (with the admin API).
+    pub exams: ExamApi,
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
@@ -79,7 +82,7 @@ async fn dispatch(
     let result = if parts.uri.path().starts_with("/auth") {
         auth_api::handle(&functions.auth, request).await
     } else {
-        exam_api::handle(request).await
+        exam_api::handle(&functions.exams, request).await
     };
     match result {
         Ok(response) => to_http(response),

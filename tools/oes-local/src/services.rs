@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use auth_api::AuthService;
 use email_worker::Worker;
+use exam_api::ExamApi;
+use exam_api::admin::AdminService;
+use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::adapters::sqs::SqsEventSource;
 use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher};
+use oes_shared::session::Sessions;
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 
 use crate::Functions;
@@ -48,8 +52,27 @@ pub async fn start(
         profile_ttl: Duration::from_secs(3600),
         jwt,
     };
+    let adapters = ApiAdapters::aws(&clients, &config)?;
+    let exams = ExamApi {
+        sessions: Sessions::new(
+            JwtKeys::new(&config.jwt),
+            adapters.users.clone(),
+            adapters.cache.clone(),
+            config.profile_ttl,
+        ),
+        admin: AdminService {
+            queues: Arc::new(EmailQueues::new(
+                clients.sqs.clone(),
+                &provisioned.priority_queue_url,
+                &provisioned.bulk_queue_url,
+                &provisioned.dead_letter_queue_url,
+            )),
+            jobs: adapters.jobs.clone(),
+            clock: Arc::new(SystemClock),
+        },
+    };
     let auth = AuthService::new(
-        ApiAdapters::aws(&clients, &config)?,
+        adapters,
         JwtKeys::new(&config.jwt),
         PasswordHasher::new()?,
         Arc::new(SystemClock),
@@ -74,7 +97,7 @@ pub async fn start(
         let source = SqsEventSource::new(clients.sqs.clone(), url.clone()).await?;
         tokio::spawn(poll_forever(source, worker.clone()));
     }
-    Ok((Arc::new(Functions { auth }), provisioned))
+    Ok((Arc::new(Functions { auth, exams }), provisioned))
 }
 
 async fn poll_forever(source: SqsEventSource, worker: Worker) {

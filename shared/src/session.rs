@@ -1,0 +1,97 @@
+//! Who is calling: verifies a bearer token (signature, expiry, issuer, audience) and loads the
+//! caller's profile through the cache, refusing tokens whose version the user has moved past
+//! (password reset, role change). Shared by every API function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{CacheAside, CacheStatus};
+use crate::ports::{StoreError, UserStore};
+use crate::security::{JwtError, JwtKeys};
+use crate::user::{UserId, UserProfile};
+
+/// The caller could not be identified.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No valid, current access token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<JwtError> for SessionError {
+    fn from(_: JwtError) -> Self {
+        Self::Unauthenticated("the access token is invalid or expired")
+    }
+}
+
+/// Verifies access tokens and reads profiles, cache-aside.
+#[derive(Clone)]
+pub struct Sessions {
+    jwt: JwtKeys,
+    users: Arc<dyn UserStore>,
+    cache: CacheAside,
+    profile_ttl: Duration,
+}
+
+impl Sessions {
+    /// Sessions over these keys, accounts and cache.
+    pub fn new(
+        jwt: JwtKeys,
+        users: Arc<dyn UserStore>,
+        cache: CacheAside,
+        profile_ttl: Duration,
+    ) -> Self {
+        Self {
+            jwt,
+            users,
+            cache,
+            profile_ttl,
+        }
+    }
+
+    /// The signing keys.
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.jwt
+    }
+
+    /// The profile behind a bearer token, and where it was read from.
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+    ) -> Result<(UserProfile, CacheStatus), SessionError> {
+        let claims = self.jwt.verify(bearer)?;
+        let (profile, status) = self.profile(&claims.user_id()).await?;
+        match profile {
+            Some(profile) if profile.token_version == claims.ver => Ok((profile, status)),
+            Some(_) => Err(SessionError::Unauthenticated(
+                "the access token has been revoked",
+            )),
+            None => Err(SessionError::Unauthenticated(
+                "the account no longer exists",
+            )),
+        }
+    }
+
+    /// The profile of `id`, cache-aside.
+    pub async fn profile(
+        &self,
+        id: &UserId,
+    ) -> Result<(Option<UserProfile>, CacheStatus), StoreError> {
+        let key = self.cache.keys().user_profile(id);
+        self.cache
+            .get_or_load(&key, self.profile_ttl, || async {
+                Ok::<_, StoreError>(self.users.get(id).await?.map(|u| u.profile()))
+            })
+            .await
+    }
+
+    /// Drops the cached profile of `id` after a write to the account.
+    pub async fn invalidate(&self, id: &UserId) {
+        self.cache
+            .invalidate(&[self.cache.keys().user_profile(id)])
+            .await;
+    }
+}
