@@ -13,7 +13,6 @@ use std::time::Duration;
 use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
-use exam_api::admin::AdminService;
 use lambda_http::{Body, Request, Response};
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
 use oes_shared::clock::{Clock, SystemClock};
@@ -21,7 +20,6 @@ use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::ports::{Mailer, UserStore};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
-use oes_shared::session::Sessions;
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 use serde_json::Value;
 
@@ -60,19 +58,12 @@ pub fn in_memory_apis() -> InMemoryApis {
     let jobs = Arc::new(MemoryJobs::default());
     let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
     let users = adapters.users.clone();
-    let exams = ExamApi {
-        sessions: Sessions::new(
-            JwtKeys::new(&jwt_settings()),
-            adapters.users.clone(),
-            adapters.cache.clone(),
-            Duration::from_secs(3600),
-        ),
-        admin: AdminService {
-            queues: queue.clone(),
-            jobs: jobs.clone(),
-            clock: Arc::new(SystemClock),
-        },
-    };
+    let exams = ExamApi::new(
+        &adapters,
+        JwtKeys::new(&jwt_settings()),
+        Duration::from_secs(3600),
+        queue.clone(),
+    );
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&jwt_settings()),

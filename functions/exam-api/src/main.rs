@@ -3,13 +3,10 @@
 use std::sync::Arc;
 
 use exam_api::ExamApi;
-use exam_api::admin::AdminService;
 use lambda_http::{Error, service_fn};
 use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, process_env};
 use oes_shared::security::JwtKeys;
-use oes_shared::session::Sessions;
 use oes_shared::wiring::{ApiAdapters, AwsClients};
 
 #[tokio::main]
@@ -21,24 +18,18 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::from_env().await;
     let adapters = ApiAdapters::aws(&clients, &config)?;
     let resources = &config.resources;
-    let api = ExamApi {
-        sessions: Sessions::new(
-            JwtKeys::new(&config.jwt),
-            adapters.users,
-            adapters.cache,
-            config.profile_ttl,
-        ),
-        admin: AdminService {
-            queues: Arc::new(EmailQueues::new(
-                clients.sqs.clone(),
-                &resources.priority_queue_url,
-                &resources.bulk_queue_url,
-                &dead_letter_url,
-            )),
-            jobs: adapters.jobs,
-            clock: Arc::new(SystemClock),
-        },
-    };
+    let queues = EmailQueues::new(
+        clients.sqs.clone(),
+        &resources.priority_queue_url,
+        &resources.bulk_queue_url,
+        &dead_letter_url,
+    );
+    let api = ExamApi::new(
+        &adapters,
+        JwtKeys::new(&config.jwt),
+        config.profile_ttl,
+        Arc::new(queues),
+    );
     let api = &api;
     lambda_http::run(service_fn(move |request| exam_api::handle(api, request))).await
 }

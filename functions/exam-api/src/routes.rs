@@ -1,10 +1,15 @@
 //! The router: `/admin/*` to [`crate::admin`]; everything else is not served yet (JSON 404).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Request, Response};
+use oes_shared::clock::SystemClock;
 use oes_shared::http::{ApiError, log_request};
+use oes_shared::ports::QueueAdmin;
+use oes_shared::security::JwtKeys;
 use oes_shared::session::Sessions;
+use oes_shared::wiring::ApiAdapters;
 
 use crate::admin::{self, AdminService};
 
@@ -14,6 +19,30 @@ pub struct ExamApi {
     pub sessions: Sessions,
     /// Email pipeline operations.
     pub admin: AdminService,
+}
+
+impl ExamApi {
+    /// exam-api over `adapters`, with `queues` for the admin API of the email pipeline.
+    pub fn new(
+        adapters: &ApiAdapters,
+        jwt: JwtKeys,
+        profile_ttl: Duration,
+        queues: Arc<dyn QueueAdmin>,
+    ) -> Self {
+        Self {
+            sessions: Sessions::new(
+                jwt,
+                adapters.users.clone(),
+                adapters.cache.clone(),
+                profile_ttl,
+            ),
+            admin: AdminService {
+                queues,
+                jobs: adapters.jobs.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        }
+    }
 }
 
 /// The Lambda entry point: routes `request` and logs one line for it. Expected failures are

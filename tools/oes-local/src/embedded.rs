@@ -9,7 +9,6 @@ use auth_api::AuthService;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
 use exam_api::ExamApi;
-use exam_api::admin::AdminService;
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, QueuedMessage};
 use oes_shared::adapters::outbox::OutboxMailer;
 use oes_shared::clock::{Clock, SystemClock};
@@ -17,7 +16,6 @@ use oes_shared::config::RetryPolicy;
 use oes_shared::ports::UserUpdate;
 use oes_shared::resources::PRIORITY_QUEUE;
 use oes_shared::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
-use oes_shared::session::Sessions;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_shared::wiring::{ApiAdapters, WorkerAdapters};
 
@@ -63,19 +61,12 @@ pub async fn start(
     let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
-    let exams = ExamApi {
-        sessions: Sessions::new(
-            JwtKeys::new(&jwt),
-            adapters.users.clone(),
-            adapters.cache.clone(),
-            Duration::from_secs(3600),
-        ),
-        admin: AdminService {
-            queues: queue.clone(),
-            jobs: jobs.clone(),
-            clock: Arc::new(SystemClock),
-        },
-    };
+    let exams = ExamApi::new(
+        &adapters,
+        JwtKeys::new(&jwt),
+        Duration::from_secs(3600),
+        queue.clone(),
+    );
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&jwt),

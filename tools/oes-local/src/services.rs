@@ -8,14 +8,12 @@ use std::time::Duration;
 use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
-use exam_api::admin::AdminService;
 use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::adapters::sqs::SqsEventSource;
 use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher};
-use oes_shared::session::Sessions;
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 
 use crate::Functions;
@@ -53,24 +51,18 @@ pub async fn start(
         jwt,
     };
     let adapters = ApiAdapters::aws(&clients, &config)?;
-    let exams = ExamApi {
-        sessions: Sessions::new(
-            JwtKeys::new(&config.jwt),
-            adapters.users.clone(),
-            adapters.cache.clone(),
-            config.profile_ttl,
-        ),
-        admin: AdminService {
-            queues: Arc::new(EmailQueues::new(
-                clients.sqs.clone(),
-                &provisioned.priority_queue_url,
-                &provisioned.bulk_queue_url,
-                &provisioned.dead_letter_queue_url,
-            )),
-            jobs: adapters.jobs.clone(),
-            clock: Arc::new(SystemClock),
-        },
-    };
+    let queues = EmailQueues::new(
+        clients.sqs.clone(),
+        &provisioned.priority_queue_url,
+        &provisioned.bulk_queue_url,
+        &provisioned.dead_letter_queue_url,
+    );
+    let exams = ExamApi::new(
+        &adapters,
+        JwtKeys::new(&config.jwt),
+        config.profile_ttl,
+        Arc::new(queues),
+    );
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&config.jwt),
