@@ -21,6 +21,8 @@ pub fn init() {
             .with_target(false)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colours only on a terminal, so logs piped to a file stay greppable.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_target(false).with_ansi(ansi).try_init()
     };
 }
