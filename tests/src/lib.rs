@@ -264,16 +264,30 @@ impl TestEnv {
     }
 }
 
+/// moto's whole state as JSON. moto serialises its backends while other requests change them
+/// (its server is threaded, without locks), so under parallel tests a dump now and then fails
+/// with a 500; such a dump is asked for again, a bounded number of times.
+async fn moto_state(endpoint: &str) -> Value {
+    let url = format!("{}/moto-api/data.json", endpoint.trim_end_matches('/'));
+    let mut last_error = String::new();
+    for _ in 0..20 {
+        match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => match response.json().await {
+                Ok(state) => return state,
+                Err(e) => last_error = e.to_string(),
+            },
+            Ok(response) => last_error = format!("HTTP {}", response.status()),
+            Err(e) => last_error = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not answer with JSON 20 times in a row; last: {last_error}")
+}
+
 /// The SES v2 messages the emulator accepted for `address` (moto keeps them under
 /// `ses.Message` in `/moto-api/data.json`; with both parts sent, `body` holds the HTML part).
 pub async fn ses_messages_to(endpoint: &str, address: &str) -> Vec<Value> {
-    let url = format!("{}/moto-api/data.json", endpoint.trim_end_matches('/'));
-    let data: Value = reqwest::get(&url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{url} is not JSON: {e}"));
+    let data = moto_state(endpoint).await;
     data["ses"]["Message"]
         .as_array()
         .map(|messages| {
