@@ -7,7 +7,7 @@ use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_shared::cache::CacheStatus;
 use oes_shared::clock::rfc3339;
-use oes_shared::http::{ApiError, bearer_token, json, log_request, no_content_json, parse_json};
+use oes_shared::http::{ApiError, bearer_token, finish, json, no_content_json, parse_json};
 use oes_shared::security::Password;
 use oes_shared::user::{DisplayName, Email, UserProfile};
 use serde::Deserialize;
@@ -36,16 +36,8 @@ pub async fn handle(
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
-    let response = route(service, &request)
-        .await
-        .unwrap_or_else(ApiError::into_response);
-    log_request(
-        request.method(),
-        request.uri().path(),
-        response.status(),
-        started,
-    );
-    Ok(response)
+    let result = route(service, &request).await;
+    Ok(finish(&request, started, result))
 }
 
 async fn route(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Request, Response};
 use oes_shared::clock::SystemClock;
-use oes_shared::http::{ApiError, log_request};
+use oes_shared::http::{ApiError, finish};
 use oes_shared::ports::QueueAdmin;
 use oes_shared::security::JwtKeys;
 use oes_shared::session::Sessions;
@@ -50,17 +50,10 @@ impl ExamApi {
 pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
     let path = request.uri().path().trim_end_matches('/').to_owned();
-    let response = if path.starts_with("/admin/") {
+    let result = if path.starts_with("/admin/") {
         admin::route(api, &request, &path).await
     } else {
         Err(ApiError::not_found())
-    }
-    .unwrap_or_else(ApiError::into_response);
-    log_request(
-        request.method(),
-        request.uri().path(),
-        response.status(),
-        started,
-    );
-    Ok(response)
+    };
+    Ok(finish(&request, started, result))
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 
+use super::sqs::queue_name;
 use crate::clock::Clock;
 use crate::email::{EmailJob, Lane};
 use crate::ports::{
@@ -19,10 +20,6 @@ pub struct EmailQueues {
     priority_url: String,
     bulk_url: String,
     dead_letter_url: String,
-}
-
-fn queue_name(url: &str) -> String {
-    url.rsplit('/').next().unwrap_or(url).to_owned()
 }
 
 fn attribute(message: &Message, name: &str) -> Option<String> {
@@ -64,7 +61,7 @@ impl EmailQueues {
                     .unwrap_or(0)
             };
             all.push(QueueCounts {
-                queue: queue_name(url),
+                queue: queue_name(url).to_owned(),
                 visible: count(QueueAttributeName::ApproximateNumberOfMessages),
                 in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
                 delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),

@@ -22,11 +22,6 @@ impl OutboxMailer {
             from: from.into(),
         }
     }
-
-    /// The folder mail goes to.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
 }
 
 /// A multipart/alternative message with text and HTML parts, 8-bit UTF-8.

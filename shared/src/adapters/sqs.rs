@@ -221,7 +221,8 @@ pub struct SqsQueueControl {
     dead_letter_url: String,
 }
 
-fn queue_name(url_or_arn: &str) -> &str {
+/// The queue name at the end of a queue URL (`…/123456789012/name`) or ARN (`…:name`).
+pub(crate) fn queue_name(url_or_arn: &str) -> &str {
     url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
 }
 

@@ -7,4 +7,4 @@ mod response;
 
 pub use body::{MAX_BODY_BYTES, parse_json};
 pub use error::ApiError;
-pub use response::{bearer_token, json, log_request, no_content_json};
+pub use response::{bearer_token, finish, json, no_content_json};

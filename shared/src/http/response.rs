@@ -48,9 +48,25 @@ pub fn bearer_token(request: &Request) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Logs one structured line for a finished request: method, path, status, latency. Never the
-/// body, query string or headers (they may hold tokens or passwords).
-pub fn log_request(method: &http::Method, path: &str, status: StatusCode, started: Instant) {
+/// Turns a handler's result into the response (an error becomes its JSON answer) and logs one
+/// structured line for the request: method, path, status, latency. Never the body, query string
+/// or headers (they may hold tokens or passwords).
+pub fn finish(
+    request: &Request,
+    started: Instant,
+    result: Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    let response = result.unwrap_or_else(ApiError::into_response);
+    log_request(
+        request.method(),
+        request.uri().path(),
+        response.status(),
+        started,
+    );
+    response
+}
+
+fn log_request(method: &http::Method, path: &str, status: StatusCode, started: Instant) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::error!(%method, path, status = status.as_u16(), latency_ms, "request");

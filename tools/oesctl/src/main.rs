@@ -251,8 +251,11 @@ async fn email_queues(
     clients: &AwsClients,
     prefix: &str,
 ) -> Result<EmailQueues, oes_shared::ports::BoxError> {
-    let mut urls = Vec::new();
-    for def in [PRIORITY_QUEUE, BULK_QUEUE, DEAD_LETTER_QUEUE] {
+    let mut urls = [String::new(), String::new(), String::new()];
+    for (url, def) in urls
+        .iter_mut()
+        .zip([PRIORITY_QUEUE, BULK_QUEUE, DEAD_LETTER_QUEUE])
+    {
         let name = format!("{prefix}-{}", def.suffix);
         let out = clients
             .sqs
@@ -266,12 +269,13 @@ async fn email_queues(
                     aws_sdk_sqs::error::DisplayErrorContext(&e)
                 )
             })?;
-        urls.push(out.queue_url.unwrap_or_default());
+        *url = out.queue_url.unwrap_or_default();
     }
+    let [priority, bulk, dead_letters] = &urls;
     Ok(EmailQueues::new(
         clients.sqs.clone(),
-        &urls[0],
-        &urls[1],
-        &urls[2],
+        priority,
+        bulk,
+        dead_letters,
     ))
 }
