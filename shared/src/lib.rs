@@ -3,8 +3,10 @@
 //! - [`config`]: the typed configuration, loaded once at init from the environment.
 //! - [`telemetry`]: logging set-up (JSON in Lambda) and CloudWatch Embedded Metric Format lines.
 //! - [`user`]: validated domain types for accounts (`Email`, `UserId`, `Role`, `User`).
-//! - [`ports`]: one narrow trait per external system (`UserStore`, `TokenStore`, `Cache`,
-//!   `EmailQueue`, `Mailer`, `Clock`).
+//! - [`exam`]: validated domain types for exams, questions and attempts, and grading.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines, and the name of every metric.
+//! - [`ports`]: one narrow trait per external system (`UserStore`, `TokenStore`, `ExamStore`,
+//!   `AttemptStore`, `Cache`, `EmailQueue`, `Mailer`, `JobLedger`, `Clock`).
 //! - [`adapters`]: the real implementations (DynamoDB, Redis, SQS, SES v2) and the in-memory ones
 //!   used by the embedded local mode and unit tests.
 //! - [`cache`]: the cache-aside policy and the cache keys, in one place.
@@ -21,7 +23,9 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod email;
+pub mod exam;
 pub mod http;
+pub mod metrics;
 pub mod ports;
 pub mod resources;
 pub mod security;

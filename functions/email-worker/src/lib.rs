@@ -18,6 +18,7 @@
 //! records to be redelivered. Nothing here knows whether it runs in Lambda, `oes-local` or a test.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
@@ -25,6 +26,7 @@ use futures_util::stream;
 use oes_shared::clock::Clock;
 use oes_shared::config::RetryPolicy;
 use oes_shared::email::{EmailJob, Renderer};
+use oes_shared::metrics;
 use oes_shared::ports::{Claim, Delivery, JobLedger, MailError, Outcome};
 use oes_shared::wiring::WorkerAdapters;
 use tracing::Instrument;
@@ -122,6 +124,7 @@ impl Worker {
             Ok(job) => job,
             Err(error) => {
                 tracing::error!(%error, "undecodable email job");
+                metrics::incr(metrics::EMAILS_DEAD, Some(("Kind", "undecodable")));
                 return self
                     .set_aside(&delivery, body, &format!("undecodable: {error}"))
                     .await;
@@ -134,6 +137,7 @@ impl Worker {
             Ok(Claim::Acquired { attempt }) => self.send(&delivery, &job, attempt, body).await,
             Ok(Claim::Finished(record)) => {
                 tracing::info!(status = ?record.status, "job already finished; acknowledged without sending");
+                metrics::incr(metrics::EMAILS_DUPLICATE, None);
                 Disposition::Done
             }
             Ok(Claim::Busy { lease_until }) => {
@@ -166,14 +170,20 @@ impl Worker {
                 tracing::error!(%error, "could not record the job's outcome");
             }
         };
-        match self.adapters.mailer.send(&email).await {
+        let kind = Some(("Kind", job.template.kind()));
+        let started = Instant::now();
+        let sent = self.adapters.mailer.send(&email).await;
+        metrics::duration(metrics::SEND_LATENCY, started.elapsed(), None);
+        match sent {
             Ok(ses_message_id) => {
                 tracing::info!(kind = job.template.kind(), attempt, %ses_message_id, "email sent");
+                metrics::incr(metrics::EMAILS_SENT, kind);
                 finish(Outcome::Sent { ses_message_id }).await;
                 Disposition::Done
             }
             Err(MailError::Permanent(reason)) => {
                 tracing::error!(%reason, attempt, "email refused permanently; not retried");
+                metrics::incr(metrics::EMAILS_FAILED, kind);
                 finish(Outcome::Failed {
                     reason: reason.clone(),
                 })
@@ -183,6 +193,7 @@ impl Worker {
             }
             Err(MailError::Transient(error)) if attempt >= job.max_attempts => {
                 tracing::error!(%error, attempt, "email attempts exhausted");
+                metrics::incr(metrics::EMAILS_DEAD, kind);
                 let reason = format!("{attempt} attempts failed; last: {error}");
                 finish(Outcome::Dead {
                     reason: reason.clone(),
@@ -193,12 +204,14 @@ impl Worker {
             Err(MailError::Transient(error)) => {
                 let wait = self.retry.backoff(attempt, jitter());
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "email failed; will retry");
+                metrics::incr(metrics::EMAILS_RETRIED, kind);
                 finish(Outcome::Retrying { error }).await;
                 self.retry_after(delivery, wait).await
             }
             Err(MailError::AccountPaused(error)) => {
                 let wait = self.retry.paused_seconds;
                 tracing::error!(%error, retry_in_seconds = wait, alarm = "SendingPaused", "the account cannot send email; attempt not counted");
+                metrics::incr(metrics::SENDING_PAUSED, None);
                 finish(Outcome::Paused { error }).await;
                 self.retry_after(delivery, wait).await
             }

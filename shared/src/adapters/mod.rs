@@ -3,8 +3,10 @@
 
 pub mod dead_letters;
 pub mod dynamo;
+pub mod dynamo_exams;
 pub mod dynamo_jobs;
 pub mod memory;
+pub mod memory_exams;
 pub mod outbox;
 pub mod redis_cache;
 pub mod ses;

@@ -28,6 +28,16 @@ pub enum Lane {
     Bulk,
 }
 
+impl Lane {
+    /// The lane's name in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::Bulk => "bulk",
+        }
+    }
+}
+
 /// What to send, with the data its template needs. One-time tokens are [`Secret`]s so a job
 /// never prints one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

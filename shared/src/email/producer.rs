@@ -2,9 +2,11 @@
 //! its id. The request never waits for the email itself.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::email::EmailJob;
+use crate::metrics;
 use crate::ports::{EmailQueue, JobLedger, Outcome, QueueError, StoreError};
 
 /// The job could not be queued; nothing will be sent.
@@ -43,9 +45,11 @@ impl EmailProducer {
     /// Records `job` as queued and sends it to its lane (with its delay). Returns the job id.
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = job.template.kind()))]
     pub async fn enqueue(&self, job: EmailJob) -> Result<String, EnqueueError> {
+        let started = Instant::now();
         let now = self.clock.now();
         self.ledger.record_queued(&job, now).await?;
         if let Err(error) = self.queue.enqueue(&job).await {
+            metrics::incr(metrics::ENQUEUE_FAILURES, None);
             let reason = format!("could not be queued: {error}");
             if let Err(ledger) = self
                 .ledger
@@ -56,7 +60,10 @@ impl EmailProducer {
             }
             return Err(error.into());
         }
-        tracing::info!(lane = ?job.lane(), delay_seconds = job.delay_seconds, "email queued");
+        let lane = job.lane().as_str();
+        metrics::duration(metrics::ENQUEUE_LATENCY, started.elapsed(), None);
+        metrics::incr(metrics::EMAILS_QUEUED, Some(("Lane", lane)));
+        tracing::info!(lane, delay_seconds = job.delay_seconds, "email queued");
         Ok(job.job_id)
     }
 }

@@ -3,6 +3,7 @@
 
 mod cache;
 mod email_queue;
+mod exams;
 mod jobs;
 mod mailer;
 mod queue_admin;
@@ -13,6 +14,7 @@ mod users;
 pub use crate::clock::Clock;
 pub use cache::{Cache, CacheError};
 pub use email_queue::{EmailQueue, QueueError};
+pub use exams::{AttemptStore, ExamStore};
 pub use jobs::{Claim, JobLedger, JobRecord, JobStatus, Outcome};
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use queue_admin::{DeadLetterEntry, QueueAdmin, QueueCounts, RedriveReport};

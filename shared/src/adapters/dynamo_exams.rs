@@ -1,0 +1,1 @@
+//! Exams, questions and attempts in DynamoDB (the single table; see [`crate::resources`]).

@@ -1,0 +1,1 @@
+//! Exams, questions and attempts in memory (the embedded mode and unit tests).

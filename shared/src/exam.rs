@@ -1,0 +1,708 @@
+//! Exam domain types: exams, questions, attempts and their results, validated at the edge, and
+//! grading. Nothing here knows about HTTP, Lambda or a store.
+//!
+//! An attempt carries its own *paper* — the question ids, correct options and points as they
+//! were when it started — so editing an exam later never changes an attempt's grading or its
+//! recorded result.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::user::{InvalidInput, UserId};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+
+            /// The id in a path or body, if it has the shape of an id (a UUID). Anything else
+            /// cannot name an existing resource.
+            pub fn parse(raw: &str) -> Option<Self> {
+                uuid::Uuid::parse_str(raw)
+                    .ok()
+                    .map(|id| Self(id.hyphenated().to_string()))
+            }
+
+            /// Wraps an id read from a trusted source (the store).
+            pub fn from_trusted(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An exam id.
+    ExamId
+);
+id_type!(
+    /// A question id.
+    QuestionId
+);
+id_type!(
+    /// An attempt id.
+    AttemptId
+);
+
+/// Whether students can see an exam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExamStatus {
+    /// Being written; visible to its owner and admins only.
+    Draft,
+    /// Listed, and open for attempts.
+    Published,
+}
+
+/// Limits on exam and question fields.
+pub mod limits {
+    /// Longest title, in characters.
+    pub const TITLE_CHARS: usize = 200;
+    /// Longest description, in characters.
+    pub const DESCRIPTION_CHARS: usize = 5_000;
+    /// Longest exam, in minutes (one day).
+    pub const DURATION_MINUTES: u32 = 24 * 60;
+    /// Longest question text, in characters.
+    pub const QUESTION_CHARS: usize = 2_000;
+    /// Longest option, in characters.
+    pub const OPTION_CHARS: usize = 500;
+    /// Fewest options per question.
+    pub const MIN_OPTIONS: usize = 2;
+    /// Most options per question.
+    pub const MAX_OPTIONS: usize = 10;
+    /// Most points per question.
+    pub const MAX_POINTS: u32 = 1_000;
+    /// Most questions per exam (an attempt's paper must fit in one DynamoDB item).
+    pub const MAX_QUESTIONS: u32 = 200;
+}
+
+fn text(
+    raw: &str,
+    field: &'static str,
+    max_chars: usize,
+    allow_empty: bool,
+) -> Result<String, InvalidInput> {
+    let value = raw.trim();
+    if value.is_empty() && !allow_empty {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    if value.chars().count() > max_chars {
+        return Err(InvalidInput::new(field, "is too long"));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(InvalidInput::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The editable fields of an exam, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExamFields {
+    /// 1–200 characters.
+    pub title: String,
+    /// Up to 5,000 characters.
+    pub description: String,
+    /// 1 minute to 1 day.
+    pub duration_minutes: u32,
+    /// 0–100.
+    pub pass_mark_percent: u8,
+}
+
+/// Validates a title.
+pub fn parse_title(raw: &str) -> Result<String, InvalidInput> {
+    text(raw, "title", limits::TITLE_CHARS, false)
+}
+
+/// Validates a description.
+pub fn parse_description(raw: &str) -> Result<String, InvalidInput> {
+    text(raw, "description", limits::DESCRIPTION_CHARS, true)
+}
+
+/// Validates a duration.
+pub fn parse_duration(minutes: u64) -> Result<u32, InvalidInput> {
+    u32::try_from(minutes)
+        .ok()
+        .filter(|m| (1..=limits::DURATION_MINUTES).contains(m))
+        .ok_or(InvalidInput::new(
+            "duration_minutes",
+            "must be from 1 to 1440",
+        ))
+}
+
+/// Validates a pass mark.
+pub fn parse_pass_mark(percent: u64) -> Result<u8, InvalidInput> {
+    u8::try_from(percent)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or(InvalidInput::new(
+            "pass_mark_percent",
+            "must be from 0 to 100",
+        ))
+}
+
+/// An exam as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exam {
+    /// Stable id.
+    pub id: ExamId,
+    /// The instructor (or admin) who created it.
+    pub owner_id: UserId,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Time allowed for an attempt.
+    pub duration_minutes: u32,
+    /// Score needed to pass, in percent.
+    pub pass_mark_percent: u8,
+    /// Draft or published.
+    pub status: ExamStatus,
+    /// Questions it has (kept by the store as questions are added and removed).
+    pub question_count: u32,
+    /// Bumped on every change to the exam or its set of questions (optimistic concurrency).
+    pub version: u64,
+    /// Epoch seconds.
+    pub created_at: i64,
+    /// Epoch seconds.
+    pub updated_at: i64,
+    /// Epoch seconds; set when first published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<i64>,
+}
+
+impl Exam {
+    /// A new draft owned by `owner`.
+    pub fn draft(owner: UserId, fields: ExamFields, now: i64) -> Self {
+        Self {
+            id: ExamId::generate(),
+            owner_id: owner,
+            title: fields.title,
+            description: fields.description,
+            duration_minutes: fields.duration_minutes,
+            pass_mark_percent: fields.pass_mark_percent,
+            status: ExamStatus::Draft,
+            question_count: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            published_at: None,
+        }
+    }
+
+    /// Whether it is published.
+    pub fn is_published(&self) -> bool {
+        self.status == ExamStatus::Published
+    }
+}
+
+/// Where the published list continues: after this exam (the list is newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExamCursor {
+    /// `published_at` of the last exam of the previous page.
+    pub published_at: i64,
+    /// Its id (ties).
+    pub exam_id: ExamId,
+}
+
+impl ExamCursor {
+    /// The cursor after `exam` (which must be published).
+    pub fn after(exam: &Exam) -> Self {
+        Self {
+            published_at: exam.published_at.unwrap_or(exam.created_at),
+            exam_id: exam.id.clone(),
+        }
+    }
+
+    /// The opaque text clients pass back (`?cursor=`).
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Decodes a cursor from a client.
+    pub fn decode(raw: &str) -> Result<Self, InvalidInput> {
+        use base64::Engine as _;
+        const INVALID: InvalidInput = InvalidInput::new("cursor", "is not a cursor from this API");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| INVALID)?;
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| INVALID)?;
+        ExamId::parse(cursor.exam_id.as_str()).ok_or(INVALID)?;
+        Ok(cursor)
+    }
+}
+
+/// The editable fields of a question, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionFields {
+    /// The question.
+    pub text: String,
+    /// 2–10 answer options.
+    pub options: Vec<String>,
+    /// Index into `options` of the right answer.
+    pub correct_option: u8,
+    /// Points for a right answer (1–1,000).
+    pub points: u32,
+}
+
+impl QuestionFields {
+    /// Validates the fields of a question.
+    pub fn parse(
+        text_raw: &str,
+        options: &[String],
+        correct_option: u64,
+        points: u64,
+    ) -> Result<Self, InvalidInput> {
+        let question = text(text_raw, "text", limits::QUESTION_CHARS, false)?;
+        if !(limits::MIN_OPTIONS..=limits::MAX_OPTIONS).contains(&options.len()) {
+            return Err(InvalidInput::new("options", "must have 2 to 10 options"));
+        }
+        let options = options
+            .iter()
+            .map(|o| text(o, "options", limits::OPTION_CHARS, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let correct_option = u8::try_from(correct_option)
+            .ok()
+            .filter(|i| usize::from(*i) < options.len())
+            .ok_or(InvalidInput::new(
+                "correct_option",
+                "must be the index of one of the options (from 0)",
+            ))?;
+        let points = u32::try_from(points)
+            .ok()
+            .filter(|p| (1..=limits::MAX_POINTS).contains(p))
+            .ok_or(InvalidInput::new("points", "must be from 1 to 1000"))?;
+        Ok(Self {
+            text: question,
+            options,
+            correct_option,
+            points,
+        })
+    }
+}
+
+/// A question as stored, with its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    /// Stable id.
+    pub id: QuestionId,
+    /// The exam it belongs to.
+    pub exam_id: ExamId,
+    /// The question.
+    pub text: String,
+    /// Answer options.
+    pub options: Vec<String>,
+    /// Index of the right option.
+    pub correct_option: u8,
+    /// Points for a right answer.
+    pub points: u32,
+    /// Epoch seconds; questions are listed in the order they were added.
+    pub created_at: i64,
+}
+
+impl Question {
+    /// A new question of `exam`.
+    pub fn new(exam: ExamId, fields: QuestionFields, now: i64) -> Self {
+        Self {
+            id: QuestionId::generate(),
+            exam_id: exam,
+            text: fields.text,
+            options: fields.options,
+            correct_option: fields.correct_option,
+            points: fields.points,
+            created_at: now,
+        }
+    }
+
+    /// What a student may see: everything but the answer.
+    pub fn for_student(&self) -> StudentQuestion {
+        StudentQuestion {
+            id: self.id.clone(),
+            text: self.text.clone(),
+            options: self.options.clone(),
+            points: self.points,
+        }
+    }
+}
+
+/// A question without its answer. The type has no field for the answer, so no code path can
+/// send one to a student.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudentQuestion {
+    /// Id (the key in an answers map).
+    pub id: QuestionId,
+    /// The question.
+    pub text: String,
+    /// Answer options.
+    pub options: Vec<String>,
+    /// Points for a right answer.
+    pub points: u32,
+}
+
+/// One question of an attempt's paper: what grading needs, frozen when the attempt started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperItem {
+    /// The question.
+    pub question_id: QuestionId,
+    /// How many options it had.
+    pub option_count: u8,
+    /// The right option.
+    pub correct_option: u8,
+    /// Points for it.
+    pub points: u32,
+}
+
+/// Chosen options by question.
+pub type Answers = BTreeMap<QuestionId, u8>;
+
+/// Where an attempt is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// Started, answers can be saved until the deadline.
+    InProgress,
+    /// Graded; final.
+    Submitted,
+}
+
+/// The graded outcome of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptResult {
+    /// Points scored.
+    pub score: u32,
+    /// Points available.
+    pub max_score: u32,
+    /// `score / max_score`, in whole percent (rounded down).
+    pub percent: u32,
+    /// Whether `percent` reached the exam's pass mark.
+    pub passed: bool,
+    /// Questions answered right.
+    pub correct: u32,
+    /// Questions answered.
+    pub answered: u32,
+    /// Questions on the paper.
+    pub questions: u32,
+    /// Epoch seconds.
+    pub submitted_at: i64,
+    /// Whether the submission came after the deadline (answers saved in time still count).
+    pub late: bool,
+}
+
+/// An attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Stable id.
+    pub id: AttemptId,
+    /// The exam.
+    pub exam_id: ExamId,
+    /// The exam's title when the attempt started (shown in lists, kept if the exam goes).
+    pub exam_title: String,
+    /// The student.
+    pub user_id: UserId,
+    /// The pass mark when the attempt started.
+    pub pass_mark_percent: u8,
+    /// Epoch seconds.
+    pub started_at: i64,
+    /// `started_at` + the exam's duration; no answer is saved after it.
+    pub deadline: i64,
+    /// The questions as they were at the start.
+    pub paper: Vec<PaperItem>,
+    /// Saved answers.
+    pub answers: Answers,
+    /// In progress or submitted.
+    pub status: AttemptStatus,
+    /// Set on submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AttemptResult>,
+    /// The "result available" email job, once it is queued (claimed before queueing, released if
+    /// queueing fails, so a second submit can queue it and no two submits queue it twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_email_job: Option<String>,
+}
+
+impl Attempt {
+    /// A new attempt of `exam` (with `questions`) by `user`, starting `now`.
+    pub fn start(exam: &Exam, questions: &[Question], user: UserId, now: i64) -> Self {
+        Self {
+            id: AttemptId::generate(),
+            exam_id: exam.id.clone(),
+            exam_title: exam.title.clone(),
+            user_id: user,
+            pass_mark_percent: exam.pass_mark_percent,
+            started_at: now,
+            deadline: now + i64::from(exam.duration_minutes) * 60,
+            paper: questions
+                .iter()
+                .map(|q| PaperItem {
+                    question_id: q.id.clone(),
+                    option_count: u8::try_from(q.options.len()).unwrap_or(u8::MAX),
+                    correct_option: q.correct_option,
+                    points: q.points,
+                })
+                .collect(),
+            answers: Answers::new(),
+            status: AttemptStatus::InProgress,
+            result: None,
+            result_email_job: None,
+        }
+    }
+
+    /// Whether answers can still be saved at `now`.
+    pub fn is_open(&self, now: i64) -> bool {
+        self.status == AttemptStatus::InProgress && now < self.deadline
+    }
+
+    /// Checks answers from a client against the paper: every question must be on it and every
+    /// option in range.
+    pub fn check_answers(&self, answers: &BTreeMap<String, u64>) -> Result<Answers, InvalidInput> {
+        let mut checked = Answers::new();
+        for (raw_id, option) in answers {
+            let item = QuestionId::parse(raw_id)
+                .and_then(|id| self.paper.iter().find(|p| p.question_id == id))
+                .ok_or(InvalidInput::new(
+                    "answers",
+                    "every key must be the id of a question of this exam",
+                ))?;
+            let option = u8::try_from(*option)
+                .ok()
+                .filter(|o| *o < item.option_count)
+                .ok_or(InvalidInput::new(
+                    "answers",
+                    "every answer must be the index of one of the question's options (from 0)",
+                ))?;
+            checked.insert(item.question_id.clone(), option);
+        }
+        Ok(checked)
+    }
+
+    /// Grades the saved answers at `now`. Only answers saved before the deadline exist (saving
+    /// is refused after it), so a late submission is graded on what was saved in time.
+    pub fn grade(&self, now: i64) -> AttemptResult {
+        let mut result = AttemptResult {
+            score: 0,
+            max_score: 0,
+            percent: 0,
+            passed: false,
+            correct: 0,
+            answered: 0,
+            questions: u32::try_from(self.paper.len()).unwrap_or(u32::MAX),
+            submitted_at: now,
+            late: now > self.deadline,
+        };
+        for item in &self.paper {
+            result.max_score = result.max_score.saturating_add(item.points);
+            if let Some(chosen) = self.answers.get(&item.question_id) {
+                result.answered += 1;
+                if *chosen == item.correct_option {
+                    result.correct += 1;
+                    result.score = result.score.saturating_add(item.points);
+                }
+            }
+        }
+        result.percent = if result.max_score == 0 {
+            0
+        } else {
+            u32::try_from(u64::from(result.score) * 100 / u64::from(result.max_score))
+                .unwrap_or(100)
+        };
+        result.passed = result.percent >= u32::from(self.pass_mark_percent);
+        result
+    }
+
+    /// The list entry of this attempt.
+    pub fn summary(&self) -> AttemptSummary {
+        AttemptSummary {
+            attempt_id: self.id.clone(),
+            exam_id: self.exam_id.clone(),
+            exam_title: self.exam_title.clone(),
+            user_id: self.user_id.clone(),
+            status: self.status,
+            started_at: self.started_at,
+            deadline: self.deadline,
+            result: self.result.clone(),
+        }
+    }
+}
+
+/// An attempt in a list (`/me/attempts`, `/exams/{id}/results`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptSummary {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// The exam.
+    pub exam_id: ExamId,
+    /// The exam's title at the start.
+    pub exam_title: String,
+    /// The student.
+    pub user_id: UserId,
+    /// In progress or submitted.
+    pub status: AttemptStatus,
+    /// Epoch seconds.
+    pub started_at: i64,
+    /// Epoch seconds.
+    pub deadline: i64,
+    /// Set once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AttemptResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exam(pass_mark: u8) -> Exam {
+        let fields = ExamFields {
+            title: "Rust".into(),
+            description: String::new(),
+            duration_minutes: 30,
+            pass_mark_percent: pass_mark,
+        };
+        Exam::draft(UserId::generate(), fields, 1_000)
+    }
+
+    fn question(exam: &Exam, correct: u8, points: u32) -> Question {
+        let options = vec!["a".into(), "b".into(), "c".into()];
+        let fields = QuestionFields::parse("q?", &options, u64::from(correct), u64::from(points))
+            .expect("valid question");
+        Question::new(exam.id.clone(), fields, 1_000)
+    }
+
+    fn attempt(pass_mark: u8) -> (Attempt, Vec<QuestionId>) {
+        let exam = exam(pass_mark);
+        let questions = vec![
+            question(&exam, 0, 1),
+            question(&exam, 1, 2),
+            question(&exam, 2, 3),
+        ];
+        let ids = questions.iter().map(|q| q.id.clone()).collect();
+        (
+            Attempt::start(&exam, &questions, UserId::generate(), 2_000),
+            ids,
+        )
+    }
+
+    #[test]
+    fn full_marks_pass() {
+        let (mut attempt, ids) = attempt(50);
+        attempt.answers = [
+            (ids[0].clone(), 0),
+            (ids[1].clone(), 1),
+            (ids[2].clone(), 2),
+        ]
+        .into();
+        let result = attempt.grade(2_100);
+        assert_eq!(
+            (result.score, result.max_score, result.percent),
+            (6, 6, 100)
+        );
+        assert!(result.passed && !result.late);
+        assert_eq!(
+            (result.correct, result.answered, result.questions),
+            (3, 3, 3)
+        );
+    }
+
+    #[test]
+    fn partial_marks_are_weighted_by_points_and_rounded_down() {
+        let (mut attempt, ids) = attempt(50);
+        attempt.answers = [
+            (ids[0].clone(), 0),
+            (ids[1].clone(), 1),
+            (ids[2].clone(), 0),
+        ]
+        .into();
+        let result = attempt.grade(2_100);
+        assert_eq!((result.score, result.percent), (3, 50));
+        assert!(result.passed, "50 % reaches a pass mark of 50 %");
+        attempt.answers = [(ids[1].clone(), 1)].into();
+        let result = attempt.grade(2_100);
+        assert_eq!((result.score, result.percent, result.answered), (2, 33, 1));
+        assert!(!result.passed);
+    }
+
+    #[test]
+    fn no_answers_score_zero() {
+        let (attempt, _) = attempt(0);
+        let result = attempt.grade(2_100);
+        assert_eq!((result.score, result.percent, result.answered), (0, 0, 0));
+        assert!(result.passed, "a pass mark of 0 is always reached");
+    }
+
+    #[test]
+    fn answers_are_checked_against_the_paper() {
+        let (attempt, ids) = attempt(50);
+        let ok = BTreeMap::from([(ids[0].to_string(), 2u64)]);
+        assert_eq!(attempt.check_answers(&ok).map(|a| a.len()), Ok(1));
+        let out_of_range = BTreeMap::from([(ids[0].to_string(), 3u64)]);
+        assert!(attempt.check_answers(&out_of_range).is_err());
+        let foreign = BTreeMap::from([(QuestionId::generate().to_string(), 0u64)]);
+        assert!(attempt.check_answers(&foreign).is_err());
+        let garbage = BTreeMap::from([("../../etc".to_owned(), 0u64)]);
+        assert!(attempt.check_answers(&garbage).is_err());
+    }
+
+    #[test]
+    fn the_deadline_closes_the_attempt() {
+        let (attempt, _) = attempt(50);
+        assert!(attempt.is_open(attempt.deadline - 1));
+        assert!(!attempt.is_open(attempt.deadline));
+        assert!(attempt.grade(attempt.deadline + 1).late);
+    }
+
+    #[test]
+    fn question_fields_are_validated() {
+        let two = vec!["yes".to_owned(), "no".to_owned()];
+        assert!(QuestionFields::parse("q", &two, 1, 5).is_ok());
+        assert!(QuestionFields::parse(" ", &two, 0, 5).is_err());
+        assert!(QuestionFields::parse("q", &two[..1], 0, 5).is_err());
+        assert!(QuestionFields::parse("q", &vec!["x".to_owned(); 11], 0, 5).is_err());
+        assert!(QuestionFields::parse("q", &two, 2, 5).is_err());
+        assert!(QuestionFields::parse("q", &two, 0, 0).is_err());
+        assert!(QuestionFields::parse("q", &["a".to_owned(), " ".to_owned()], 0, 1).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let mut exam = exam(50);
+        exam.published_at = Some(5);
+        let cursor = ExamCursor::after(&exam);
+        assert_eq!(ExamCursor::decode(&cursor.encode()), Ok(cursor));
+        assert!(ExamCursor::decode("not a cursor").is_err());
+        assert!(ExamCursor::decode("e30").is_err(), "{{}} is not a cursor");
+    }
+
+    #[test]
+    fn ids_must_look_like_ids() {
+        assert!(ExamId::parse("not-an-id").is_none());
+        let id = ExamId::generate();
+        assert_eq!(ExamId::parse(&id.as_str().to_uppercase()), Some(id));
+    }
+}

@@ -1,0 +1,247 @@
+//! CloudWatch metrics as Embedded Metric Format (EMF): one JSON log line per event, which
+//! CloudWatch Logs turns into metrics with no API call on the request path.
+//!
+//! Every metric oes emits is a [`Metric`] constant below, so the names alarms and the dashboard
+//! use are defined once (a test checks the template against this list). Lines carry no
+//! dimensions beyond the namespace (`OES_METRICS_NAMESPACE`, one per stack) plus, where given, one
+//! low-cardinality dimension (`Lane`, `Kind`, `Cache`, …). Emission is on in Lambda (where
+//! `AWS_LAMBDA_FUNCTION_NAME` is set) or with `OES_METRICS=emf`; elsewhere lines are dropped so
+//! local consoles and test output stay readable.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// The unit CloudWatch stores a metric in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count of events.
+    Count,
+    /// A duration in milliseconds.
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// A metric oes emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// CloudWatch metric name.
+    pub name: &'static str,
+    /// Its unit.
+    pub unit: Unit,
+}
+
+const fn count(name: &'static str) -> Metric {
+    Metric {
+        name,
+        unit: Unit::Count,
+    }
+}
+
+const fn millis(name: &'static str) -> Metric {
+    Metric {
+        name,
+        unit: Unit::Milliseconds,
+    }
+}
+
+/// An email job was queued (dimension `Lane`).
+pub const EMAILS_QUEUED: Metric = count("EmailsQueued");
+/// Time to record and queue an email job, as the API sees it.
+pub const ENQUEUE_LATENCY: Metric = millis("EnqueueLatency");
+/// SQS refused an email job; the API answered 503.
+pub const ENQUEUE_FAILURES: Metric = count("EnqueueFailures");
+/// SES accepted an email (dimension `Kind`).
+pub const EMAILS_SENT: Metric = count("EmailsSent");
+/// A transient send failure; the job comes back after its backoff.
+pub const EMAILS_RETRIED: Metric = count("EmailsRetried");
+/// A permanent send failure; the job is in the dead-letter queue.
+pub const EMAILS_FAILED: Metric = count("EmailsFailed");
+/// Attempts exhausted, or an undecodable message; in the dead-letter queue.
+pub const EMAILS_DEAD: Metric = count("EmailsDead");
+/// A redelivery of a job that was already finished, acknowledged without sending.
+pub const EMAILS_DUPLICATE: Metric = count("EmailsDuplicate");
+/// SES said the account cannot send (sending paused, account suspended).
+pub const SENDING_PAUSED: Metric = count("SendingPaused");
+/// Time SES took to accept or refuse one email.
+pub const SEND_LATENCY: Metric = millis("EmailSendLatency");
+/// A read served from the cache (dimension `Cache`: the key kind).
+pub const CACHE_HITS: Metric = count("CacheHits");
+/// A read that went to the store and filled the cache.
+pub const CACHE_MISSES: Metric = count("CacheMisses");
+/// A cache read, write or invalidation failed (or was skipped by the open circuit breaker).
+pub const CACHE_ERRORS: Metric = count("CacheErrors");
+/// Time to load a missed value from the store.
+pub const CACHE_LOAD_TIME: Metric = millis("CacheLoadTime");
+/// Time of one store (DynamoDB) operation on a read path.
+pub const STORE_LATENCY: Metric = millis("StoreLatency");
+/// A sign-in with a wrong email or password.
+pub const LOGIN_FAILURES: Metric = count("LoginFailures");
+/// A request refused by a rate limit.
+pub const RATE_LIMITED: Metric = count("RateLimited");
+
+/// Every metric, for the check that alarms only name metrics the code emits.
+pub const ALL: &[Metric] = &[
+    EMAILS_QUEUED,
+    ENQUEUE_LATENCY,
+    ENQUEUE_FAILURES,
+    EMAILS_SENT,
+    EMAILS_RETRIED,
+    EMAILS_FAILED,
+    EMAILS_DEAD,
+    EMAILS_DUPLICATE,
+    SENDING_PAUSED,
+    SEND_LATENCY,
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_ERRORS,
+    CACHE_LOAD_TIME,
+    STORE_LATENCY,
+    LOGIN_FAILURES,
+    RATE_LIMITED,
+];
+
+/// The namespace used when `OES_METRICS_NAMESPACE` is unset.
+pub const DEFAULT_NAMESPACE: &str = "oes";
+
+struct Settings {
+    namespace: String,
+    enabled: bool,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let enabled = match var("OES_METRICS").as_deref() {
+            Some(mode) => mode.eq_ignore_ascii_case("emf"),
+            None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+        };
+        Settings {
+            namespace: var("OES_METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            enabled,
+        }
+    })
+}
+
+/// Emits one value of `metric`, with an optional dimension.
+pub fn record(metric: Metric, value: f64, dimension: Option<(&'static str, &str)>) {
+    let settings = settings();
+    if !settings.enabled {
+        return;
+    }
+    let line = render(&settings.namespace, metric, value, dimension, now_millis());
+    // One write of a whole line, so lines from concurrent tasks never interleave.
+    let mut stdout = std::io::stdout().lock();
+    let _ignored = writeln!(stdout, "{line}");
+}
+
+/// Emits a count of one.
+pub fn incr(metric: Metric, dimension: Option<(&'static str, &str)>) {
+    record(metric, 1.0, dimension);
+}
+
+/// Emits a duration in milliseconds.
+pub fn duration(metric: Metric, elapsed: Duration, dimension: Option<(&'static str, &str)>) {
+    record(metric, elapsed.as_secs_f64() * 1000.0, dimension);
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The EMF line for one value. With a dimension, the metric is published both per dimension
+/// value and as a namespace-wide aggregate (the dimension set `[]`), which is what alarms use.
+pub fn render(
+    namespace: &str,
+    metric: Metric,
+    value: f64,
+    dimension: Option<(&'static str, &str)>,
+    timestamp_ms: u64,
+) -> String {
+    let dimension_sets = match dimension {
+        Some((name, _)) => json!([[], [name]]),
+        None => json!([[]]),
+    };
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": dimension_sets,
+                "Metrics": [{ "Name": metric.name, "Unit": metric.unit.as_str() }],
+            }],
+        }),
+    );
+    if let Some((name, dimension_value)) = dimension {
+        line.insert(name.into(), Value::String(dimension_value.into()));
+    }
+    line.insert(metric.name.into(), json!(value));
+    Value::Object(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_valid_emf_with_the_value_under_the_metric_name() {
+        let line = render(
+            "oes/test",
+            EMAILS_SENT,
+            1.0,
+            Some(("Kind", "verification")),
+            1_700_000_000_000,
+        );
+        let value: Value = serde_json::from_str(&line).expect("JSON");
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(directive["Namespace"], "oes/test");
+        assert_eq!(directive["Dimensions"], json!([[], ["Kind"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "EmailsSent", "Unit": "Count"}])
+        );
+        assert_eq!(value["Kind"], "verification");
+        assert_eq!(value["EmailsSent"], 1.0);
+        assert!(!line.contains('\n'), "one line");
+    }
+
+    #[test]
+    fn a_line_without_a_dimension_has_only_the_aggregate_set() {
+        let line = render("oes", SEND_LATENCY, 12.5, None, 1);
+        let value: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            value["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(value["EmailSendLatency"], 12.5);
+        assert_eq!(
+            value["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Milliseconds"
+        );
+    }
+
+    #[test]
+    fn metric_names_are_unique() {
+        let mut names: Vec<_> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+}
