@@ -83,12 +83,8 @@ pub const CACHE_MISSES: Metric = count("CacheMisses");
 pub const CACHE_ERRORS: Metric = count("CacheErrors");
 /// Time to load a missed value from the store.
 pub const CACHE_LOAD_TIME: Metric = millis("CacheLoadTime");
-/// Time of one store (DynamoDB) operation on a read path.
-pub const STORE_LATENCY: Metric = millis("StoreLatency");
 /// A sign-in with a wrong email or password.
 pub const LOGIN_FAILURES: Metric = count("LoginFailures");
-/// A request refused by a rate limit.
-pub const RATE_LIMITED: Metric = count("RateLimited");
 
 /// Every metric, for the check that alarms only name metrics the code emits.
 pub const ALL: &[Metric] = &[
@@ -106,9 +102,7 @@ pub const ALL: &[Metric] = &[
     CACHE_MISSES,
     CACHE_ERRORS,
     CACHE_LOAD_TIME,
-    STORE_LATENCY,
     LOGIN_FAILURES,
-    RATE_LIMITED,
 ];
 
 /// The namespace used when `OES_METRICS_NAMESPACE` is unset.

@@ -148,6 +148,7 @@ impl AuthService {
             Some(user) if matched => user,
             _ => {
                 tracing::info!("login failed");
+                oes_shared::metrics::incr(oes_shared::metrics::LOGIN_FAILURES, None);
                 return Err(AuthError::InvalidCredentials);
             }
         };

@@ -1,0 +1,67 @@
+//! Enqueue latency as an API sees it: `EmailProducer::enqueue` (a conditional write of the job
+//! record to DynamoDB, then one SQS `SendMessage`) against the local emulator.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use oes_shared::adapters::dynamo_jobs::DynamoJobs;
+use oes_shared::adapters::sqs::SqsEmailQueue;
+use oes_shared::clock::{Clock, SystemClock};
+use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
+use oes_shared::ports::BoxError;
+use oes_shared::resources::provision;
+use oes_shared::security::Secret;
+use oes_shared::user::Email;
+use oes_shared::wiring::AwsClients;
+
+use crate::stats::{ms, percentiles};
+
+const WARM_UP: usize = 20;
+
+/// Enqueues `jobs` verification emails one after another and prints the latency percentiles.
+pub async fn run(jobs: usize) -> Result<(), BoxError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "set AWS_ENDPOINT_URL (eval \"$(scripts/services.sh env)\")")?;
+    let clients = AwsClients::load(Some(&endpoint)).await;
+    let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let provisioned = provision(&clients, &prefix, "noreply@example.com").await?;
+    let producer = EmailProducer::new(
+        Arc::new(SqsEmailQueue::new(
+            clients.sqs.clone(),
+            &provisioned.priority_queue_url,
+            &provisioned.bulk_queue_url,
+        )),
+        Arc::new(DynamoJobs::new(
+            clients.dynamodb.clone(),
+            &provisioned.table,
+            14 * 86_400,
+        )),
+        Arc::new(SystemClock),
+    );
+    let to = Email::parse("bench@example.com")?;
+    let mut samples = Vec::with_capacity(jobs);
+    for i in 0..WARM_UP + jobs {
+        let job = EmailJob::new(
+            to.clone(),
+            EmailTemplate::Verification {
+                name: "Bench".into(),
+                token: Secret::new(format!("token-{i}")),
+            },
+            SystemClock.now(),
+        );
+        let started = Instant::now();
+        producer.enqueue(job).await?;
+        if i >= WARM_UP {
+            samples.push(started.elapsed());
+        }
+    }
+    let p = percentiles(&mut samples).ok_or("no samples")?;
+    eprintln!(
+        "| enqueue (DynamoDB put + SQS send, moto on loopback) | {jobs} | {} | {} | {} | {} |",
+        ms(p.p50),
+        ms(p.p99),
+        ms(p.max),
+        ms(p.mean)
+    );
+    Ok(())
+}

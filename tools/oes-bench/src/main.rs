@@ -1,0 +1,52 @@
+//! `cargo run --release -p oes-bench -- <benchmark>`: measures what `docs/BENCHMARKS.md` reports.
+//! Figures are printed as Markdown table rows on stderr (stdout carries whatever the code under
+//! test writes, such as EMF metric lines, so its cost is measured too: redirect it to /dev/null).
+
+mod enqueue;
+mod stats;
+mod worker;
+
+use clap::{Parser, Subcommand};
+
+/// oes benchmarks.
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    #[command(subcommand)]
+    benchmark: Benchmark,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// Enqueue latency seen by an API (job record in DynamoDB + SQS send), against the emulator
+    /// at AWS_ENDPOINT_URL.
+    Enqueue {
+        /// Jobs to enqueue (after 20 warm-up jobs).
+        #[arg(long, default_value_t = 500)]
+        jobs: usize,
+    },
+    /// Worker CPU time per email and batch throughput on one core, with a mailer that answers
+    /// at once and the in-memory job ledger.
+    Worker {
+        /// Emails to process, in batches of 10.
+        #[arg(long, default_value_t = 50_000)]
+        emails: usize,
+    },
+}
+
+fn main() -> Result<(), oes_shared::ports::BoxError> {
+    // Logging on, as in Lambda (JSON, info), but into a sink: its cost is part of the figures.
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::sink)
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    // One core: a current-thread runtime, as a Lambda with 1 vCPU or less.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match Args::parse().benchmark {
+        Benchmark::Enqueue { jobs } => runtime.block_on(enqueue::run(jobs)),
+        Benchmark::Worker { emails } => runtime.block_on(worker::run(emails)),
+    }
+}

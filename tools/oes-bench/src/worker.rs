@@ -1,0 +1,98 @@
+//! Worker cost per email: the real worker code (decode, claim in the ledger, render, send,
+//! record, metrics, logs) on one core, with a mailer that answers at once, so what is measured
+//! is the worker itself and not SES.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use email_worker::Worker;
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_shared::clock::SystemClock;
+use oes_shared::config::RetryPolicy;
+use oes_shared::email::{EmailJob, EmailTemplate};
+use oes_shared::ports::{BoxError, MailError, Mailer, OutgoingEmail};
+use oes_shared::user::Email;
+use oes_shared::wiring::WorkerAdapters;
+
+use crate::stats::thread_cpu_time;
+
+const BATCH: usize = 10;
+
+/// SES with no latency and no failures.
+struct InstantMailer;
+
+#[async_trait]
+impl Mailer for InstantMailer {
+    async fn send(&self, _email: &OutgoingEmail) -> Result<String, MailError> {
+        Ok("instant".into())
+    }
+}
+
+fn batch(first: usize, to: &Email) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = (first..first + BATCH)
+        .map(|i| {
+            let job = EmailJob::new(
+                to.clone(),
+                EmailTemplate::ExamResult {
+                    name: "Bench".into(),
+                    exam_title: "Rust basics".into(),
+                    score_percent: 80,
+                    passed: true,
+                    attempt_id: format!("attempt-{i}"),
+                },
+                0,
+            );
+            let mut record = SqsMessage::default();
+            record.message_id = Some(format!("m-{i}"));
+            record.receipt_handle = Some(format!("rh-{i}"));
+            record.body = Some(job.encode());
+            record.event_source_arn = Some("arn:aws:sqs:us-east-1:0:bench-email-bulk".into());
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".into(), "1".into());
+            record
+        })
+        .collect();
+    event
+}
+
+/// Processes `emails` emails in batches of ten and prints CPU µs per email and emails/s.
+pub async fn run(emails: usize) -> Result<(), BoxError> {
+    let worker = Worker::new(
+        WorkerAdapters {
+            mailer: Arc::new(InstantMailer),
+            jobs: Arc::new(MemoryJobs::default()),
+            control: MemoryQueue::new(),
+        },
+        "https://exams.example.org",
+        RetryPolicy::default(),
+        5,
+        Arc::new(SystemClock),
+    );
+    let to = Email::parse("bench@example.com")?;
+    let batches: Vec<SqsEvent> = (0..emails / BATCH).map(|b| batch(b * BATCH, &to)).collect();
+    let sent = batches.len() * BATCH;
+    let cpu_before = thread_cpu_time();
+    let started = Instant::now();
+    for event in batches {
+        let response = worker.handle_batch(event).await;
+        if !response.batch_item_failures.is_empty() {
+            return Err("a record failed".into());
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = match (cpu_before, thread_cpu_time()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => wall,
+    };
+    let per_email = |d: Duration| d.as_secs_f64() * 1e6 / sent as f64;
+    eprintln!(
+        "| worker, instant mailer, in-memory ledger, 1 core | {sent} | {:.1} µs | {:.0} emails/s |",
+        per_email(cpu),
+        sent as f64 / wall.as_secs_f64()
+    );
+    Ok(())
+}
