@@ -2,8 +2,8 @@
 //! [`crate::resources`], no secondary index. [`DynamoExams`] implements [`ExamStore`],
 //! [`DynamoAttempts`] implements [`AttemptStore`].
 //!
-//! Items (`<t>` is a timestamp as 20 digits, sign bit flipped, so text order is number order
-//! for every `i64`):
+//! Items (timestamps in sort keys are 20 digits with the sign bit flipped, so text order is
+//! number order for every `i64`):
 //! - `EXAM#<exam>` / `EXAM`: the exam.
 //! - `EXAM#<exam>` / `QUESTION#<question>`: a question (listed by `created_at`, then id, sorted
 //!   here, since the key does not hold the order).
@@ -17,14 +17,18 @@
 //!   lists (these partitions also hold the account and the exam: every list query is
 //!   `begins_with(sk, ...)`).
 //!
-//! Keeping copies in step: every write that changes an exam (create, save, add or delete a
-//! question, delete) reads it, then writes the exam, its list entry and the question in one
-//! transaction conditional on the version it read; a version that moved meanwhile cancels the
-//! transaction and the write starts again from a fresh read (a few times, then
-//! `Conflict("concurrent_update")`). Attempts and their two summaries are written the same way on
-//! create and submit. Questions of a deleted exam are removed after the exam (Query and
-//! BatchWriteItem); deleting an absent exam still sweeps any left behind, so retrying a delete
-//! that failed halfway finishes it.
+//! Keeping copies in step: a write that changes an exam (save, add or delete a question, delete)
+//! reads it, then writes the exam, its list entry and the question in one transaction
+//! conditional on the version it read (create: on the exam being absent); a version that moved
+//! meanwhile cancels the transaction and the write starts again from a fresh read (a few times,
+//! then `Conflict("concurrent_update")`). Questions of a deleted exam are removed after it (Query
+//! and BatchWriteItem); deleting an absent exam still sweeps any left behind, so retrying a
+//! delete that failed halfway finishes it.
+//!
+//! An attempt and its two summaries are written in one transaction on create and on submit
+//! (conditional on the attempt being absent, in progress). `save_answers` and the result-email
+//! claim are single conditional updates that return the old item when refused, which tells
+//! "absent" from "closed" or "held".
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,8 +57,9 @@ type Item = HashMap<String, AttributeValue>;
 const TRIES: usize = 5;
 /// The partition of the published list.
 const PUBLISHED: &str = "EXAMS#PUBLISHED";
-/// Sort key prefixes.
+/// Sort key prefix of a question in its exam's partition.
 const QUESTION: &str = "QUESTION#";
+/// Sort key prefix of an attempt summary in a student's or an exam's partition.
 const ATTEMPT: &str = "ATTEMPT#";
 /// BatchWriteItem takes at most this many requests.
 const BATCH: usize = 25;
@@ -715,8 +720,7 @@ impl DynamoAttempts {
             .collect()
     }
 
-    /// A conditional update of the attempt: `Ok(None)` if it went through, `Ok(Some(old))` if
-    /// the condition failed (`old`: the item as it was, if there was one).
+    /// A conditional update of the attempt.
     async fn update_attempt(
         &self,
         id: &AttemptId,
@@ -725,7 +729,7 @@ impl DynamoAttempts {
         names: &[(&str, &str)],
         values: Item,
         context: &'static str,
-    ) -> Result<Option<Option<Attempt>>, StoreError> {
+    ) -> Result<Updated, StoreError> {
         let out = self
             .client
             .update_item()
@@ -744,22 +748,28 @@ impl DynamoAttempts {
             .send()
             .await;
         match out {
-            Ok(_) => Ok(None),
+            Ok(_) => Ok(Updated::Done),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    let old = failed
-                        .item
-                        .map(|item| {
-                            from_item::<AttemptItem>(item, "decoding an attempt").map(|i| i.attempt)
-                        })
-                        .transpose()?;
-                    Ok(Some(old))
-                }
+                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
+                    None => Ok(Updated::Absent),
+                    Some(item) => from_item::<AttemptItem>(item, "decoding an attempt")
+                        .map(|i| Updated::Refused(i.attempt.status)),
+                },
                 other => Err(StoreError::unavailable(context, other)),
             },
             Err(e) => Err(StoreError::unavailable(context, e)),
         }
     }
+}
+
+/// What a conditional update of an attempt did.
+enum Updated {
+    /// It went through.
+    Done,
+    /// There is no such attempt.
+    Absent,
+    /// The condition failed; the attempt's status as it is.
+    Refused(AttemptStatus),
 }
 
 /// Placeholders for attribute names that are reserved words or long.
@@ -840,9 +850,9 @@ impl AttemptStore for DynamoAttempts {
             )
             .await?
         {
-            None => Ok(()),
-            Some(Some(_)) => Err(StoreError::Conflict("attempt_closed")),
-            Some(None) => Err(StoreError::NotFound),
+            Updated::Done => Ok(()),
+            Updated::Refused(_) => Err(StoreError::Conflict("attempt_closed")),
+            Updated::Absent => Err(StoreError::NotFound),
         }
     }
 
@@ -905,12 +915,12 @@ impl AttemptStore for DynamoAttempts {
             )
             .await?
         {
-            None => Ok(true),
-            Some(None) => Err(StoreError::NotFound),
-            Some(Some(old)) if old.status != AttemptStatus::Submitted => {
+            Updated::Done => Ok(true),
+            Updated::Absent => Err(StoreError::NotFound),
+            Updated::Refused(status) if status != AttemptStatus::Submitted => {
                 Err(StoreError::Conflict("not_submitted"))
             }
-            Some(Some(_)) => Ok(false),
+            Updated::Refused(_) => Ok(false),
         }
     }
 
@@ -928,8 +938,9 @@ impl AttemptStore for DynamoAttempts {
             )
             .await?
         {
-            None | Some(Some(_)) => Ok(()),
-            Some(None) => Err(StoreError::NotFound),
+            // Refused: another job holds the claim, or none does.
+            Updated::Done | Updated::Refused(_) => Ok(()),
+            Updated::Absent => Err(StoreError::NotFound),
         }
     }
 
