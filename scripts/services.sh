@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Local services for oes tests and `oes-local`: Redis and moto_server (AWS emulator),
-# both on loopback, both project-local (state under .services/, Python tools in .venv/).
+# Local services for oes tests and `oes-local`: Redis, a one-node Redis Cluster (the cluster
+# client ElastiCache Serverless needs is tested against it) and moto_server (AWS emulator), all
+# on loopback, all project-local (state under .services/, Python tools in .venv/).
 #
 #   scripts/services.sh up      install what is missing, start what is not already answering
 #   scripts/services.sh down    stop what this script started (reused services are left alone)
 #   scripts/services.sh status  show what is running
 #   scripts/services.sh env     print the export lines the tests use (eval "$(... env)")
 #
-# Ports: OES_REDIS_PORT (default 6379), OES_AWS_PORT (default 4566).
+# Ports: OES_REDIS_PORT (default 6379), OES_REDIS_CLUSTER_PORT (default 7001; its cluster bus
+# uses that port + 10000), OES_AWS_PORT (default 4566).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 REDIS_PORT="${OES_REDIS_PORT:-6379}"
+CLUSTER_PORT="${OES_REDIS_CLUSTER_PORT:-7001}"
 AWS_PORT="${OES_AWS_PORT:-4566}"
 STATE="$ROOT/.services"            # pidfiles and logs (gitignored)
 VENV="$ROOT/.venv"                 # Python tools (gitignored)
@@ -24,8 +27,12 @@ READY_TIMEOUT=30                   # seconds to wait for each service
 # One pidfile/log per port, so instances on other ports (OES_*_PORT) never get mixed up.
 REDIS_PID="$STATE/redis-$REDIS_PORT.pid"; REDIS_LOG="$STATE/redis-$REDIS_PORT.log"
 MOTO_PID="$STATE/moto-$AWS_PORT.pid";     MOTO_LOG="$STATE/moto-$AWS_PORT.log"
+# The cluster node keeps its nodes.conf (which slots it owns) in its own directory.
+CLUSTER_DIR="$STATE/redis-cluster-$CLUSTER_PORT"
+CLUSTER_PID="$CLUSTER_DIR/redis.pid";      CLUSTER_LOG="$CLUSTER_DIR/redis.log"
 # What the process command line must contain for a pidfile to count as ours (pid reuse guard).
 REDIS_CMD="redis-server 127.0.0.1:$REDIS_PORT"
+CLUSTER_CMD="redis-server 127.0.0.1:$CLUSTER_PORT"
 MOTO_CMD="moto_server -H 127.0.0.1 -p $AWS_PORT"
 
 log() { printf 'services: %s\n' "$*"; }
@@ -37,6 +44,10 @@ redis_ready() {
   command -v redis-cli >/dev/null 2>&1 &&
     [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
 }
+
+cluster_cli() { redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" "$@" 2>/dev/null; }
+cluster_answers() { command -v redis-cli >/dev/null 2>&1 && [ "$(cluster_cli ping)" = "PONG" ]; }
+cluster_ready() { cluster_cli cluster info | grep -q '^cluster_state:ok'; }
 
 # HTTP GET succeeds (2xx/3xx). curl if present, else Python (always here: the venv needs it).
 http_ok() {
@@ -130,6 +141,40 @@ up_redis() {
   log "redis ready (pid $(cat "$REDIS_PID" 2>/dev/null || echo '?'))"
 }
 
+up_cluster() {
+  if cluster_ready; then
+    if [ -n "$(owned_pid "$CLUSTER_PID" "$CLUSTER_CMD")" ]; then
+      log "redis cluster already running on 127.0.0.1:$CLUSTER_PORT (started by this script)"
+    else
+      log "redis cluster: reusing the node already answering on 127.0.0.1:$CLUSTER_PORT"
+    fi
+    return 0
+  fi
+  if ! cluster_answers; then
+    rm -f "$CLUSTER_PID"
+    mkdir -p "$CLUSTER_DIR"
+    log "starting a one-node redis cluster on 127.0.0.1:$CLUSTER_PORT"
+    # nodes.conf survives restarts (so the slots stay assigned); the data does not.
+    redis-server --bind 127.0.0.1 --port "$CLUSTER_PORT" --daemonize yes \
+      --pidfile "$CLUSTER_PID" --logfile "$CLUSTER_LOG" --dir "$CLUSTER_DIR" \
+      --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-announce-ip 127.0.0.1
+    wait_ready cluster_answers "$CLUSTER_LOG" "redis cluster"
+  fi
+  cluster_cli info cluster | grep -q '^cluster_enabled:1' ||
+    die "127.0.0.1:$CLUSTER_PORT answers but is not in cluster mode; set OES_REDIS_CLUSTER_PORT to a free port"
+  if cluster_cli cluster info | grep -q '^cluster_slots_assigned:0'; then
+    log "redis cluster: assigning all 16384 slots to the node"
+    # ADDSLOTS rather than ADDSLOTSRANGE: the latter needs Redis 7.
+    # shellcheck disable=SC2046
+    [ "$(cluster_cli cluster addslots $(seq 0 16383))" = "OK" ] ||
+      die "redis cluster: CLUSTER ADDSLOTS failed; see $CLUSTER_LOG"
+  fi
+  wait_ready cluster_ready "$CLUSTER_LOG" "redis cluster"
+  log "redis cluster ready (cluster_state:ok)"
+}
+
 up_moto() {
   if moto_ready; then
     if [ -n "$(owned_pid "$MOTO_PID" "$MOTO_CMD")" ]; then
@@ -161,6 +206,7 @@ cmd_up() {
   ensure_redis_installed
   ensure_venv          # always: `make template-check` needs cfn-lint even if moto is reused
   up_redis
+  up_cluster
   up_moto
 }
 
@@ -184,6 +230,7 @@ stop_owned() { # pidfile expected-cmdline name
 
 cmd_down() {
   stop_owned "$REDIS_PID" "$REDIS_CMD" redis
+  stop_owned "$CLUSTER_PID" "$CLUSTER_CMD" "redis cluster"
   stop_owned "$MOTO_PID" "$MOTO_CMD" moto
 }
 
@@ -196,6 +243,14 @@ cmd_status() {
     log "redis: up on 127.0.0.1:$REDIS_PORT ($(origin "$pid"))"
   else
     log "redis: down (127.0.0.1:$REDIS_PORT)"
+  fi
+  pid="$(owned_pid "$CLUSTER_PID" "$CLUSTER_CMD")"
+  if cluster_ready; then
+    log "redis cluster: up on 127.0.0.1:$CLUSTER_PORT ($(origin "$pid"))"
+  elif cluster_answers; then
+    log "redis cluster: answering on 127.0.0.1:$CLUSTER_PORT but cluster_state is not ok"
+  else
+    log "redis cluster: down (127.0.0.1:$CLUSTER_PORT)"
   fi
   pid="$(owned_pid "$MOTO_PID" "$MOTO_CMD")"
   if moto_ready; then
@@ -214,6 +269,7 @@ export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export REDIS_CLUSTER_URL=redis://127.0.0.1:$CLUSTER_PORT
 EOF
 }
 

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::adapters::redis_cache::RedisTopology;
+use crate::cache::{CacheSettings, CacheTtls};
 use crate::security::{JwtSettings, Secret};
 
 /// A configuration variable is missing or malformed.
@@ -93,11 +95,10 @@ impl ResourceConfig {
 pub struct ApiConfig {
     /// Table and queues.
     pub resources: ResourceConfig,
-    /// `REDIS_URL` (`redis://` or `rediss://`); unset means no cache (every read hits the store).
-    pub redis_url: Option<String>,
-    /// `OES_CACHE_PREFIX`, default `oes`: the cache key namespace.
-    pub cache_prefix: String,
-    /// `OES_PROFILE_CACHE_TTL_SECONDS`, default 3600.
+    /// Redis and the cache-aside policy.
+    pub cache: CacheConfig,
+    /// The user-profile TTL: a copy of `cache.settings.ttls.user_profile`, kept only while
+    /// callers still pass it to `Sessions::new` (which ignores it).
     pub profile_ttl: Duration,
     /// `OES_JWT_SECRET` (≥ 32 bytes), `OES_JWT_ISSUER` (default `oes`), `OES_JWT_AUDIENCE`
     /// (default `oes-api`), `OES_ACCESS_TOKEN_TTL_SECONDS` (default 3600).
@@ -115,15 +116,109 @@ impl ApiConfig {
 
     /// Loads from `env`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let cache = CacheConfig::load(env)?;
         Ok(Self {
             resources: ResourceConfig::load(env)?,
-            redis_url: env.optional("REDIS_URL"),
-            cache_prefix: env
-                .optional("OES_CACHE_PREFIX")
-                .unwrap_or_else(|| "oes".into()),
-            profile_ttl: Duration::from_secs(env.parsed("OES_PROFILE_CACHE_TTL_SECONDS", 3600)?),
+            profile_ttl: cache.settings.ttls.user_profile,
+            cache,
             jwt: jwt_settings(env)?,
         })
+    }
+}
+
+/// Where the cache is and how long things live in it.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `REDIS_URL`: `redis://host:port`, or `rediss://` for TLS (ElastiCache Serverless); it may
+    /// hold a password. Unset means no cache: every read goes to the store.
+    pub redis_url: Option<Secret>,
+    /// `REDIS_CLUSTER` (`true` or `false`, default `false`): speak the Redis Cluster protocol, as
+    /// ElastiCache Serverless and cluster-mode-enabled clusters need.
+    pub topology: RedisTopology,
+    /// `OES_CACHE_PREFIX` (default `oes`): the start of every key; letters, digits, `-`, `_`, `.`.
+    pub prefix: String,
+    /// TTLs in seconds, each at least 1: `OES_CACHE_TTL_EXAM_SECONDS` (default 7200),
+    /// `OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS` (7200), `OES_CACHE_TTL_USER_PROFILE_SECONDS`
+    /// (3600), `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
+    /// (1800), `OES_CACHE_TTL_EXAM_LIST_SECONDS` (1800), `OES_CACHE_TTL_NEGATIVE_SECONDS` (30,
+    /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, at least 1): the longest one Redis
+    /// call may take before a read falls through to the store. The rest are the defaults of
+    /// [`CacheSettings`].
+    pub settings: CacheSettings,
+}
+
+impl CacheConfig {
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let prefix = env
+            .optional("OES_CACHE_PREFIX")
+            .unwrap_or_else(|| "oes".into());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::Invalid {
+                name: "OES_CACHE_PREFIX",
+                reason: "only letters, digits, '-', '_' and '.' are allowed".into(),
+            });
+        }
+        let topology = if env.parsed("REDIS_CLUSTER", false)? {
+            RedisTopology::Cluster
+        } else {
+            RedisTopology::Standalone
+        };
+        let defaults = CacheSettings::default();
+        let ttl = |name, default: Duration| {
+            positive(env, name, default.as_secs()).map(Duration::from_secs)
+        };
+        let ttls = CacheTtls {
+            exam: ttl("OES_CACHE_TTL_EXAM_SECONDS", defaults.ttls.exam)?,
+            exam_questions: ttl(
+                "OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS",
+                defaults.ttls.exam_questions,
+            )?,
+            user_profile: ttl(
+                "OES_CACHE_TTL_USER_PROFILE_SECONDS",
+                defaults.ttls.user_profile,
+            )?,
+            exam_result: ttl(
+                "OES_CACHE_TTL_EXAM_RESULT_SECONDS",
+                defaults.ttls.exam_result,
+            )?,
+            user_exams: ttl("OES_CACHE_TTL_USER_EXAMS_SECONDS", defaults.ttls.user_exams)?,
+            exam_list: ttl("OES_CACHE_TTL_EXAM_LIST_SECONDS", defaults.ttls.exam_list)?,
+            negative: ttl("OES_CACHE_TTL_NEGATIVE_SECONDS", defaults.ttls.negative)?,
+        };
+        let default_timeout = u64::try_from(defaults.timeout.as_millis()).unwrap_or(200);
+        Ok(Self {
+            redis_url: env.optional("REDIS_URL").map(Secret::new),
+            topology,
+            prefix,
+            settings: CacheSettings {
+                ttls,
+                timeout: Duration::from_millis(positive(
+                    env,
+                    "OES_CACHE_TIMEOUT_MS",
+                    default_timeout,
+                )?),
+                ..defaults
+            },
+        })
+    }
+}
+
+/// `name` as a whole number of at least 1, or `default` when unset.
+fn positive<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match env.parsed(name, default)? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            reason: "must be at least 1".into(),
+        }),
+        value => Ok(value),
     }
 }
 
@@ -276,7 +371,10 @@ mod tests {
         let config = ApiConfig::load(&env(COMPLETE)).expect("loads");
         assert_eq!(config.jwt.issuer, "oes");
         assert_eq!(config.jwt.ttl_seconds, 3600);
-        assert_eq!(config.redis_url, None);
+        assert!(config.cache.redis_url.is_none());
+        assert_eq!(config.cache.topology, RedisTopology::Standalone);
+        assert_eq!(config.cache.prefix, "oes");
+        assert_eq!(config.cache.settings, CacheSettings::default());
         assert!(
             !format!("{config:?}").contains("0123456789abcdef"),
             "the secret never prints"
@@ -362,5 +460,68 @@ mod tests {
             })
             .collect();
         assert!(ApiConfig::load(&env(&short)).is_err());
+    }
+
+    #[test]
+    fn cache_variables_are_read() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.extend([
+            ("REDIS_URL", "rediss://user:hunter2@cache.example.com:6379"),
+            ("REDIS_CLUSTER", "true"),
+            ("OES_CACHE_PREFIX", "oes-prod"),
+            ("OES_CACHE_TTL_EXAM_SECONDS", "60"),
+            ("OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS", "61"),
+            ("OES_CACHE_TTL_USER_PROFILE_SECONDS", "62"),
+            ("OES_CACHE_TTL_EXAM_RESULT_SECONDS", "63"),
+            ("OES_CACHE_TTL_USER_EXAMS_SECONDS", "64"),
+            ("OES_CACHE_TTL_EXAM_LIST_SECONDS", "65"),
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "5"),
+            ("OES_CACHE_TIMEOUT_MS", "50"),
+        ]);
+        let config = ApiConfig::load(&env(&pairs)).expect("loads");
+        let cache = &config.cache;
+        assert_eq!(cache.topology, RedisTopology::Cluster);
+        assert_eq!(cache.prefix, "oes-prod");
+        let ttls = cache.settings.ttls;
+        let seconds = [
+            ttls.exam,
+            ttls.exam_questions,
+            ttls.user_profile,
+            ttls.exam_result,
+            ttls.user_exams,
+            ttls.exam_list,
+            ttls.negative,
+        ]
+        .map(|ttl| ttl.as_secs());
+        assert_eq!(seconds, [60, 61, 62, 63, 64, 65, 5]);
+        assert_eq!(config.profile_ttl, Duration::from_secs(62));
+        assert_eq!(cache.settings.timeout, Duration::from_millis(50));
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "the Redis password never prints"
+        );
+    }
+
+    #[test]
+    fn malformed_cache_variables_are_refused_by_name() {
+        let cases = [
+            ("REDIS_CLUSTER", "yes"),
+            ("OES_CACHE_PREFIX", "oes{x}"),
+            ("OES_CACHE_PREFIX", "two words"),
+            ("OES_CACHE_TTL_EXAM_SECONDS", "2h"),
+            ("OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS", "-1"),
+            ("OES_CACHE_TTL_USER_PROFILE_SECONDS", "0"),
+            ("OES_CACHE_TTL_EXAM_RESULT_SECONDS", "1.5"),
+            ("OES_CACHE_TTL_USER_EXAMS_SECONDS", "x"),
+            ("OES_CACHE_TTL_EXAM_LIST_SECONDS", "0"),
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "soon"),
+            ("OES_CACHE_TIMEOUT_MS", "0"),
+        ];
+        for (name, value) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs.push((name, value));
+            let error = ApiConfig::load(&env(&pairs)).expect_err(value);
+            assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
     }
 }

@@ -33,23 +33,18 @@ pub struct Sessions {
     jwt: JwtKeys,
     users: Arc<dyn UserStore>,
     cache: CacheAside,
-    profile_ttl: Duration,
 }
 
 impl Sessions {
-    /// Sessions over these keys, accounts and cache.
+    /// Sessions over these keys, accounts and cache. Profiles are cached for the cache's
+    /// user-profile TTL; `_profile_ttl` is ignored and goes once no caller passes it.
     pub fn new(
         jwt: JwtKeys,
         users: Arc<dyn UserStore>,
         cache: CacheAside,
-        profile_ttl: Duration,
+        _profile_ttl: Duration,
     ) -> Self {
-        Self {
-            jwt,
-            users,
-            cache,
-            profile_ttl,
-        }
+        Self { jwt, users, cache }
     }
 
     /// The signing keys.
@@ -82,7 +77,7 @@ impl Sessions {
     ) -> Result<(Option<UserProfile>, CacheStatus), StoreError> {
         let key = self.cache.keys().user_profile(id);
         self.cache
-            .get_or_load(&key, self.profile_ttl, || async {
+            .get_or_load(&key, || async {
                 Ok::<_, StoreError>(self.users.get(id).await?.map(|u| u.profile()))
             })
             .await

@@ -9,9 +9,9 @@ use crate::adapters::memory::{MemoryCache, MemoryJobs, MemoryTokens, MemoryUsers
 use crate::adapters::redis_cache::RedisCache;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::{SqsEmailQueue, SqsQueueControl};
-use crate::cache::{CacheAside, CacheKeys};
+use crate::cache::{CacheAside, CacheKeys, CacheSettings};
 use crate::clock::SystemClock;
-use crate::config::{ApiConfig, WorkerConfig};
+use crate::config::{ApiConfig, CacheConfig, WorkerConfig};
 use crate::email::EmailProducer;
 use crate::ports::{Cache, EmailQueue, JobLedger, Mailer, QueueControl, TokenStore, UserStore};
 
@@ -65,14 +65,10 @@ pub struct ApiAdapters {
 }
 
 impl ApiAdapters {
-    /// The real adapters: DynamoDB, SQS, and Redis when `REDIS_URL` is set. Without it there is
-    /// no cache at all (a per-container cache could not be invalidated across containers).
+    /// The real adapters: DynamoDB, SQS, and the cache of [`cache_aside`]. Must be called inside
+    /// a Tokio runtime.
     pub fn aws(clients: &AwsClients, config: &ApiConfig) -> Result<Self, redis::RedisError> {
         let resources = &config.resources;
-        let cache: Arc<dyn Cache> = match &config.redis_url {
-            Some(url) => Arc::new(RedisCache::connect(url)?),
-            None => Arc::new(NoCache),
-        };
         let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
             clients.dynamodb.clone(),
             &resources.table,
@@ -91,7 +87,7 @@ impl ApiAdapters {
             )),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
-            cache: CacheAside::new(cache, CacheKeys::new(&config.cache_prefix)),
+            cache: cache_aside(&config.cache)?,
         })
     }
 
@@ -103,9 +99,33 @@ impl ApiAdapters {
             tokens: Arc::new(MemoryTokens::default()),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
-            cache: CacheAside::new(Arc::new(MemoryCache::default()), CacheKeys::new("oes")),
+            cache: CacheAside::new(
+                Arc::new(MemoryCache::default()),
+                CacheKeys::new("oes"),
+                CacheSettings::default(),
+            ),
         }
     }
+}
+
+/// The cache-aside policy `config` asks for: over Redis when `REDIS_URL` is set (the Redis
+/// Cluster client with `REDIS_CLUSTER=true`, TLS with a `rediss://` URL), else over no cache at
+/// all, since a per-container cache could not be invalidated across containers. Connects
+/// lazily; must be called inside a Tokio runtime.
+pub fn cache_aside(config: &CacheConfig) -> Result<CacheAside, redis::RedisError> {
+    let cache: Arc<dyn Cache> = match &config.redis_url {
+        Some(url) => Arc::new(RedisCache::connect(
+            url.expose(),
+            config.topology,
+            config.settings.timeout,
+        )?),
+        None => Arc::new(NoCache),
+    };
+    Ok(CacheAside::new(
+        cache,
+        CacheKeys::new(&config.prefix),
+        config.settings,
+    ))
 }
 
 /// The adapters the email worker uses.

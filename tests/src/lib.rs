@@ -6,7 +6,13 @@
 //! - [`TestEnv::spawn`]: a fresh, uniquely-named set of resources in the local emulator and a
 //!   unique Redis key prefix, so tests run in parallel. Needs `make services` (which `make test`
 //!   runs); without it the test fails and says so.
+//! - [`Redis`], [`cache_policy`], [`on_both_redis!`]: the cache tests, run once against Redis and
+//!   once against the one-node Redis Cluster; [`PrivateRedis`]: a `redis-server` of the test's
+//!   own, to kill, restart or freeze without disturbing the other tests.
 
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +21,11 @@ use email_worker::Worker;
 use exam_api::ExamApi;
 use lambda_http::{Body, Request, Response};
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_shared::adapters::redis_cache::RedisCache;
+use oes_shared::adapters::redis_cache::RedisTopology;
+use oes_shared::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_shared::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::ports::{Mailer, UserStore};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
@@ -214,9 +223,13 @@ impl TestEnv {
                 bulk_queue_url: self.provisioned.bulk_queue_url.clone(),
                 job_retention_seconds: 14 * 86_400,
             },
-            redis_url: Some(self.endpoints.redis.clone()),
-            cache_prefix: self.prefix.clone(),
-            profile_ttl: Duration::from_secs(3600),
+            cache: CacheConfig {
+                redis_url: Some(Secret::new(self.endpoints.redis.clone())),
+                topology: RedisTopology::Standalone,
+                prefix: self.prefix.clone(),
+                settings: CacheSettings::default(),
+            },
+            profile_ttl: CacheSettings::default().ttls.user_profile,
             jwt: jwt_settings(),
         }
     }
@@ -312,4 +325,259 @@ pub fn token_in(html: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     (!token.is_empty()).then_some(token)
+}
+
+/// Which shared Redis a cache test runs against (`scripts/services.sh` starts both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redis {
+    /// `REDIS_URL`.
+    Standalone,
+    /// `REDIS_CLUSTER_URL`: one node owning all 16384 slots.
+    Cluster,
+}
+
+impl Redis {
+    /// Its URL, or a panic telling how to start it.
+    pub fn url(self) -> String {
+        let name = match self {
+            Self::Standalone => "REDIS_URL",
+            Self::Cluster => "REDIS_CLUSTER_URL",
+        };
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "this test needs {name}: run it with `make test`, or `make services` and \
+                     eval \"$(scripts/services.sh env)\""
+                )
+            })
+    }
+
+    /// The client topology it needs.
+    pub fn topology(self) -> RedisTopology {
+        match self {
+            Self::Standalone => RedisTopology::Standalone,
+            Self::Cluster => RedisTopology::Cluster,
+        }
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The cache-aside policy over `url` with `settings`, under `prefix`.
+pub fn cache_policy_at(
+    url: &str,
+    topology: RedisTopology,
+    prefix: &str,
+    settings: CacheSettings,
+) -> CacheAside {
+    let cache = RedisCache::connect(url, topology, settings.timeout)
+        .unwrap_or_else(|e| panic!("redis url {url}: {e}"));
+    CacheAside::new(Arc::new(cache), CacheKeys::new(prefix), settings)
+}
+
+/// The cache-aside policy over the shared `redis`, under `prefix`, with `settings`.
+pub fn cache_policy(redis: Redis, prefix: &str, settings: CacheSettings) -> CacheAside {
+    cache_policy_at(&redis.url(), redis.topology(), prefix, settings)
+}
+
+/// Runs each named `async fn(Redis)` as two tests, `standalone::<name>` and `cluster::<name>`.
+#[macro_export]
+macro_rules! on_both_redis {
+    ($($test:ident),* $(,)?) => {
+        mod standalone {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::Redis::Standalone).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::Redis::Cluster).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A `redis-server` (standalone or a one-node cluster) on a free loopback port, owned by one
+/// test: it can be killed and restarted on the same port, or frozen (SIGSTOP) to act like a
+/// Redis that accepts connections and never answers. Killed when dropped.
+pub struct PrivateRedis {
+    port: u16,
+    topology: RedisTopology,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits until it serves (for a cluster: all slots assigned, state ok).
+    pub async fn start(topology: RedisTopology) -> Self {
+        let dir = std::env::temp_dir().join(unique_prefix("oes-redis"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut server = Self {
+            port: free_port(topology == RedisTopology::Cluster),
+            topology,
+            dir,
+            child: None,
+        };
+        server.spawn().await;
+        if topology == RedisTopology::Cluster {
+            let mut addslots = redis::cmd("CLUSTER");
+            addslots
+                .arg("ADDSLOTS")
+                .arg((0..16384).collect::<Vec<u16>>());
+            let _: () = addslots
+                .query_async(&mut server.connection().await)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER ADDSLOTS: {e}"));
+            server.wait_for_cluster_ok().await;
+        }
+        server
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The cache-aside policy over it, under a fresh prefix.
+    pub fn policy(&self, settings: CacheSettings) -> CacheAside {
+        cache_policy_at(
+            &self.url(),
+            self.topology,
+            &unique_prefix("private"),
+            settings,
+        )
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: it does not persist data).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+        if self.topology == RedisTopology::Cluster {
+            self.wait_for_cluster_ok().await;
+        }
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        assert!(self.signal("-STOP"), "kill -STOP failed");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn thaw(&self) {
+        assert!(self.signal("-CONT"), "kill -CONT failed");
+    }
+
+    fn signal(&self, signal: &str) -> bool {
+        self.child.as_ref().is_some_and(|child| {
+            Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+    }
+
+    async fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.topology == RedisTopology::Cluster {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-announce-ip",
+                "127.0.0.1",
+            ]);
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!("redis-server could not start ({e}); `scripts/services.sh up` installs it")
+        });
+        self.child = Some(child);
+        let _ = self.connection().await;
+    }
+
+    /// A plain connection, once the server accepts one (at most 10 s).
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).unwrap_or_else(|e| panic!("url: {e}"));
+        for _ in 0..500 {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok()
+            {
+                return connection;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the private redis-server on {} did not start", self.url())
+    }
+
+    async fn wait_for_cluster_ok(&self) {
+        let mut connection = self.connection().await;
+        for _ in 0..500 {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut connection)
+                .await
+                .unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the private cluster node on {} never reached cluster_state:ok",
+            self.url()
+        )
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port nothing listens on (and, for a cluster node, its bus port + 10000 too).
+fn free_port(with_bus: bool) -> u16 {
+    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    for _ in 0..1000 {
+        let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % 30_000).unwrap_or(0);
+        let port = 20_000 + offset;
+        if free(port) && (!with_bus || free(port + 10_000)) {
+            return port;
+        }
+    }
+    panic!("no free loopback port")
 }

@@ -123,19 +123,23 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
     assert_eq!(outcomes, [Some("miss".to_owned()), Some("hit".to_owned())]);
 
     let user_id = UserId::from_trusted(created["user_id"].as_str().expect("user id"));
-    let key = oes_shared::cache::CacheKeys::new(&env.prefix).user_profile(&user_id);
+    let cache = oes_shared::wiring::cache_aside(&env.api_config().cache).expect("cache");
+    let at = cache
+        .locate(&cache.keys().user_profile(&user_id))
+        .await
+        .expect("the namespace version is readable");
     let mut redis = redis::Client::open(env.endpoints.redis.as_str())
         .expect("redis url")
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection");
-    let cached: Option<String> = redis.get(&key).await.expect("GET");
+    let cached: Option<String> = redis.hget(&at.key, &at.field).await.expect("HGET");
     let cached = cached.expect("the profile is in Redis");
     assert!(
         cached.contains(&email) && !cached.contains("argon2"),
         "no password hash in the cache: {cached}"
     );
-    let ttl: i64 = redis.ttl(&key).await.expect("TTL");
+    let ttl: i64 = redis.ttl(&at.key).await.expect("TTL");
     assert!(
         (3000..=3960).contains(&ttl),
         "cached with the profile TTL and jitter, got {ttl}"
@@ -148,6 +152,6 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
             .0,
         200
     );
-    let still: Option<String> = redis.get(&key).await.expect("GET");
+    let still: Option<String> = redis.hget(&at.key, &at.field).await.expect("HGET");
     assert_eq!(still, None, "the write invalidated the cached profile");
 }

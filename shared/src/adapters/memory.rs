@@ -3,16 +3,17 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::email::{EmailJob, Lane};
 use crate::ports::{
-    BoxError, Cache, CacheError, Claim, DeadLetterEntry, Delivery, EmailQueue, JobLedger,
-    JobRecord, JobStatus, Outcome, QueueAdmin, QueueControl, QueueCounts, QueueError,
+    BoxError, Cache, CacheError, Claim, DeadLetterEntry, Delivery, EmailQueue, Fill, JobLedger,
+    JobRecord, JobStatus, Lookup, Outcome, QueueAdmin, QueueControl, QueueCounts, QueueError,
     RedriveReport, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
 };
 use crate::security::TokenHash;
@@ -132,35 +133,95 @@ impl TokenStore for MemoryTokens {
     }
 }
 
-/// A cache in a map, with expiry.
+/// A cache in a map, with the same semantics as the Redis one (generations, expiry, locks).
+/// Time is Tokio's, so tests can pause it.
 #[derive(Default)]
-pub struct MemoryCache(Mutex<HashMap<String, (String, Instant)>>);
+pub struct MemoryCache(Mutex<CacheMaps>);
+
+#[derive(Default)]
+struct CacheMaps {
+    entries: HashMap<String, (HashMap<String, String>, Instant)>,
+    locks: HashMap<String, Instant>,
+    counters: HashMap<String, u64>,
+}
+
+impl CacheMaps {
+    /// The live entry under `key`, dropping it if it has expired.
+    fn entry(&mut self, key: &str) -> Option<&mut (HashMap<String, String>, Instant)> {
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= Instant::now())
+        {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+}
 
 #[async_trait]
 impl Cache for MemoryCache {
-    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
-        let mut map = lock(&self.0);
-        match map.get(key) {
-            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
-            Some(_) => {
-                map.remove(key);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+    async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError> {
+        let mut maps = lock(&self.0);
+        Ok(maps
+            .entry(key)
+            .map_or_else(Lookup::default, |(fields, _)| Lookup {
+                generation: fields.get("g").cloned(),
+                value: fields.get(field).cloned(),
+            }))
     }
 
-    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
-        lock(&self.0).insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+    async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError> {
+        let mut maps = lock(&self.0);
+        maps.locks.remove(fill.lock);
+        let generation = maps
+            .entry(fill.key)
+            .and_then(|(fields, _)| fields.get("g").cloned());
+        if generation.as_deref() != fill.seen {
+            return Ok(false);
+        }
+        let expires = Instant::now() + fill.ttl;
+        let (fields, expiry) = maps
+            .entries
+            .entry(fill.key.to_owned())
+            .or_insert_with(|| (HashMap::new(), expires));
+        fields.insert(fill.field.to_owned(), fill.value.to_owned());
+        *expiry = (*expiry).min(expires);
+        Ok(true)
+    }
+
+    async fn invalidate(
+        &self,
+        key: &str,
+        generation: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let fields = HashMap::from([("g".to_owned(), generation.to_owned())]);
+        lock(&self.0)
+            .entries
+            .insert(key.to_owned(), (fields, Instant::now() + ttl));
         Ok(())
     }
 
-    async fn delete(&self, keys: &[String]) -> Result<(), CacheError> {
-        let mut map = lock(&self.0);
-        for key in keys {
-            map.remove(key);
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<bool, CacheError> {
+        let mut maps = lock(&self.0);
+        let now = Instant::now();
+        if maps.locks.get(name).is_some_and(|until| *until > now) {
+            return Ok(false);
         }
-        Ok(())
+        maps.locks.insert(name.to_owned(), now + ttl);
+        Ok(true)
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+        Ok(lock(&self.0).counters.get(key).copied().unwrap_or(0))
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, CacheError> {
+        let mut maps = lock(&self.0);
+        let counter = maps.counters.entry(key.to_owned()).or_insert(0);
+        *counter += 1;
+        Ok(*counter)
     }
 }
 
@@ -170,16 +231,33 @@ pub struct NoCache;
 
 #[async_trait]
 impl Cache for NoCache {
-    async fn get(&self, _key: &str) -> Result<Option<String>, CacheError> {
-        Ok(None)
+    async fn get(&self, _key: &str, _field: &str) -> Result<Lookup, CacheError> {
+        Ok(Lookup::default())
     }
 
-    async fn set(&self, _key: &str, _value: &str, _ttl: Duration) -> Result<(), CacheError> {
+    async fn fill(&self, _fill: &Fill<'_>) -> Result<bool, CacheError> {
+        Ok(false)
+    }
+
+    async fn invalidate(
+        &self,
+        _key: &str,
+        _generation: &str,
+        _ttl: Duration,
+    ) -> Result<(), CacheError> {
         Ok(())
     }
 
-    async fn delete(&self, _keys: &[String]) -> Result<(), CacheError> {
-        Ok(())
+    async fn try_lock(&self, _lock: &str, _ttl: Duration) -> Result<bool, CacheError> {
+        Ok(true)
+    }
+
+    async fn counter(&self, _key: &str) -> Result<u64, CacheError> {
+        Ok(0)
+    }
+
+    async fn increment(&self, _key: &str) -> Result<u64, CacheError> {
+        Ok(0)
     }
 }
 

@@ -15,13 +15,56 @@ pub struct CacheError {
     pub source: BoxError,
 }
 
-/// A key-value cache with expiry (Redis in AWS, a map in memory).
+/// What one read of an entry found, in one round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The entry's generation: a token that changes on every invalidation (`None` while the
+    /// entry has never been invalidated, or has expired).
+    pub generation: Option<String>,
+    /// The value of the field that was asked for.
+    pub value: Option<String>,
+}
+
+/// A value read from the store, to be cached only if its entry did not change meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill<'a> {
+    /// The entry.
+    pub key: &'a str,
+    /// The field of the entry (one per page of a paged list).
+    pub field: &'a str,
+    /// The encoded value.
+    pub value: &'a str,
+    /// How long the value may live; an entry that would expire sooner keeps its expiry.
+    pub ttl: Duration,
+    /// The generation seen before the store was read.
+    pub seen: Option<&'a str>,
+    /// The stampede lock to release (taken with [`Cache::try_lock`], or not).
+    pub lock: &'a str,
+}
+
+/// Entries made of fields with one expiry, a generation token that guards fills against
+/// concurrent invalidations, short locks and counters (Redis in AWS, a map in memory).
+///
+/// Every method touches one key, or two keys in one Redis Cluster hash slot (a [`Fill`]'s entry
+/// and lock), so each is one round trip in cluster mode too.
 #[async_trait]
 pub trait Cache: Send + Sync {
-    /// The value under `key`, if present and not expired.
-    async fn get(&self, key: &str) -> Result<Option<String>, CacheError>;
-    /// Stores `value` under `key` for `ttl`.
-    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError>;
-    /// Removes `keys` (absent keys are fine).
-    async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
+    /// The generation of entry `key` and the value of its `field`.
+    async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError>;
+    /// Stores the value if the entry's generation is still `fill.seen`, and releases the lock
+    /// either way. Returns whether the value was stored.
+    async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError>;
+    /// Drops every field of entry `key` and stamps it with `generation`, kept for `ttl`.
+    async fn invalidate(
+        &self,
+        key: &str,
+        generation: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError>;
+    /// Takes `lock` for `ttl` unless someone holds it; whether it was taken.
+    async fn try_lock(&self, lock: &str, ttl: Duration) -> Result<bool, CacheError>;
+    /// The counter under `key` (0 when absent).
+    async fn counter(&self, key: &str) -> Result<u64, CacheError>;
+    /// Adds one to the counter under `key` and returns the new value.
+    async fn increment(&self, key: &str) -> Result<u64, CacheError>;
 }

@@ -12,7 +12,7 @@ mod tokens;
 mod users;
 
 pub use crate::clock::Clock;
-pub use cache::{Cache, CacheError};
+pub use cache::{Cache, CacheError, Fill, Lookup};
 pub use email_queue::{EmailQueue, QueueError};
 pub use exams::{AttemptStore, ExamStore};
 pub use jobs::{Claim, JobLedger, JobRecord, JobStatus, Outcome};

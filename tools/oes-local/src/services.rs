@@ -9,11 +9,13 @@ use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use oes_shared::adapters::dead_letters::EmailQueues;
+use oes_shared::adapters::redis_cache::RedisTopology;
 use oes_shared::adapters::sqs::SqsEventSource;
+use oes_shared::cache::CacheSettings;
 use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_shared::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_shared::resources::{Provisioned, provision};
-use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher};
+use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
 
 use crate::Functions;
@@ -43,11 +45,16 @@ pub async fn start(
         bulk_queue_url: provisioned.bulk_queue_url.clone(),
         job_retention_seconds: 14 * 86_400,
     };
+    let cache = CacheConfig {
+        redis_url: Some(Secret::new(settings.redis_url)),
+        topology: RedisTopology::Standalone,
+        prefix: settings.prefix.clone(),
+        settings: CacheSettings::default(),
+    };
     let config = ApiConfig {
         resources: resources.clone(),
-        redis_url: Some(settings.redis_url),
-        cache_prefix: settings.prefix.clone(),
-        profile_ttl: Duration::from_secs(3600),
+        profile_ttl: cache.settings.ttls.user_profile,
+        cache,
         jwt,
     };
     let adapters = ApiAdapters::aws(&clients, &config)?;

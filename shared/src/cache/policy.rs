@@ -1,0 +1,409 @@
+//! [`CacheAside`]: reads through the cache, invalidation after writes, and what happens when
+//! Redis misbehaves.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::CacheStatus;
+use super::breaker::Breaker;
+use super::flight::{Flights, Leader, Role};
+use super::keys::{CacheKey, CacheKeys, CacheKind, Location};
+use super::namespace::Namespace;
+use super::settings::{CacheSettings, jittered};
+use crate::metrics::{self, CACHE_ERRORS, CACHE_HITS, CACHE_LOAD_TIME, CACHE_MISSES};
+use crate::ports::{Cache, CacheError, Fill};
+
+/// How often a request that lost the stampede lock looks for the winner's value.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The cache-aside policy over a [`Cache`]. Cheap to clone; clones share the breaker, the
+/// flights in progress and the namespace version.
+#[derive(Clone)]
+pub struct CacheAside(Arc<Inner>);
+
+struct Inner {
+    cache: Arc<dyn Cache>,
+    keys: CacheKeys,
+    settings: CacheSettings,
+    breaker: Breaker,
+    flights: Flights,
+    namespace: Namespace,
+}
+
+/// Why a Redis call gave no answer.
+enum Failure {
+    /// The circuit breaker is open: Redis was not asked.
+    Skipped,
+    /// Redis failed or did not answer in time.
+    Failed(CacheError),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Skipped => f.write_str("skipped: the cache circuit is open"),
+            Self::Failed(error) => write!(f, "{error}: {}", error.source),
+        }
+    }
+}
+
+impl Failure {
+    /// Logs a failed read-path call (skipped calls were logged when the breaker opened).
+    fn log(&self, kind: Option<CacheKind>, op: &'static str) {
+        if let Self::Failed(_) = self {
+            let cache = kind.map_or("namespace", CacheKind::as_str);
+            tracing::warn!(cache, op, error = %self, "cache call failed; reading the store");
+        }
+    }
+}
+
+fn dimension(kind: CacheKind) -> Option<(&'static str, &'static str)> {
+    Some(("Cache", kind.as_str()))
+}
+
+impl CacheAside {
+    /// The policy over `cache`, with keys from `keys`.
+    pub fn new(cache: Arc<dyn Cache>, keys: CacheKeys, settings: CacheSettings) -> Self {
+        Self(Arc::new(Inner {
+            cache,
+            keys,
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            flights: Flights::default(),
+            namespace: Namespace::new(settings.version_refresh),
+            settings,
+        }))
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &CacheKeys {
+        &self.0.keys
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &CacheSettings {
+        &self.0.settings
+    }
+
+    /// The value under `key`: from the cache, or loaded with `load` and cached for the TTL of its
+    /// kind (± 10 %). `None` from the loader is cached for the negative TTL and read back as
+    /// `(None, Hit)`. Concurrent misses on one key cause one load (see the module doc). A cache
+    /// failure is never returned: the value is loaded and the status is `Bypass`. Only the
+    /// loader's own error is.
+    #[tracing::instrument(level = "debug", skip_all, fields(cache = %key.kind()))]
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<(Option<T>, CacheStatus), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let kind = key.kind();
+        let Some(version) = self.version(kind).await else {
+            return bypass(kind, load).await;
+        };
+        let at = self.0.keys.locate(key, version);
+        let lookup = match self
+            .call(Some(kind), self.0.cache.get(&at.key, &at.field))
+            .await
+        {
+            Ok(lookup) => lookup,
+            Err(failure) => {
+                failure.log(Some(kind), "read");
+                return bypass(kind, load).await;
+            }
+        };
+        if let Some(value) = decode(kind, lookup.value.as_deref()) {
+            return Ok(hit(kind, value));
+        }
+        match self.0.flights.join(&at.lock) {
+            Role::Follower(follower) => {
+                let landed = follower.wait().await;
+                if let Some(value) = landed.and_then(|encoded| decode(kind, Some(&encoded))) {
+                    return Ok(hit(kind, value));
+                }
+                self.load_and_fill(kind, &at, lookup.generation, load, None)
+                    .await
+            }
+            Role::Leader(leader) => {
+                let mut seen = lookup.generation;
+                if !self.lock(kind, &at).await
+                    && let Some((encoded, value)) = self.await_winner(kind, &at, &mut seen).await
+                {
+                    leader.land(&encoded);
+                    return Ok(hit(kind, value));
+                }
+                self.load_and_fill(kind, &at, seen, load, Some(leader))
+                    .await
+            }
+        }
+    }
+
+    /// Drops every entry that `keys` name, in the current namespace (and in the one this process
+    /// used until now, if a [`Self::clear_all`] elsewhere moved it). Call it after the store
+    /// write succeeded. Never fails: a failure is logged with the `CacheErrors` metric, and the
+    /// entry's TTL bounds how long it can be stale.
+    pub async fn invalidate(&self, keys: &[CacheKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let used = self.0.namespace.last();
+        let mut versions: Vec<u64> = self.read_version(None).await.into_iter().collect();
+        versions.extend(used.filter(|v| !versions.contains(v)));
+        if versions.is_empty() {
+            for key in keys {
+                metrics::incr(CACHE_ERRORS, dimension(key.kind()));
+                tracing::error!(cache = %key.kind(), "cache invalidation impossible: the namespace version is unknown; stale until the TTL");
+            }
+            return;
+        }
+        let calls = versions
+            .iter()
+            .flat_map(|version| keys.iter().map(|key| self.invalidate_one(key, *version)));
+        join_all(calls).await;
+    }
+
+    /// Drops every cached page of the published exam list, whatever its limit and cursor.
+    pub async fn invalidate_exam_list(&self) {
+        self.invalidate(&[self.0.keys.exam_list()]).await;
+    }
+
+    /// Empties the whole cache by moving to a new namespace version (old entries expire by
+    /// their TTL; no `KEYS`, no `FLUSHALL`). Other processes move within
+    /// [`CacheSettings::version_refresh`]. Returns whether it worked (logged if not).
+    pub async fn clear_all(&self) -> bool {
+        let version_key = self.0.keys.version_key();
+        match self.call(None, self.0.cache.increment(&version_key)).await {
+            Ok(version) => {
+                self.0.namespace.set(version);
+                tracing::info!(version, "cache cleared: new namespace version");
+                true
+            }
+            Err(failure) => {
+                tracing::error!(error = %failure, "clearing the cache failed");
+                false
+            }
+        }
+    }
+
+    /// Where `key` lives in Redis right now (for tests and debugging); `None` if the namespace
+    /// version cannot be read.
+    pub async fn locate(&self, key: &CacheKey) -> Option<Location> {
+        let version = self.version(key.kind()).await?;
+        Some(self.0.keys.locate(key, version))
+    }
+
+    async fn invalidate_one(&self, key: &CacheKey, version: u64) {
+        let kind = key.kind();
+        let at = self.0.keys.locate(key, version);
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        let ttl = jittered(self.0.settings.ttls.of(kind));
+        let call = self.0.cache.invalidate(&at.key, &generation, ttl);
+        if let Err(failure) = self.call(Some(kind), call).await {
+            tracing::error!(cache = %kind, key = %at.key, error = %failure, "cache invalidation failed; stale until the TTL");
+        }
+    }
+
+    /// The namespace version: the one read less than `version_refresh` ago, else read now (one
+    /// task reads, the others wait for it).
+    async fn version(&self, kind: CacheKind) -> Option<u64> {
+        if let Some(version) = self.0.namespace.fresh() {
+            return Some(version);
+        }
+        let _reading = self.0.namespace.refreshing.lock().await;
+        if let Some(version) = self.0.namespace.fresh() {
+            return Some(version);
+        }
+        self.read_version(Some(kind)).await
+    }
+
+    /// Reads the namespace version from Redis; if it does not answer, the last one read.
+    async fn read_version(&self, kind: Option<CacheKind>) -> Option<u64> {
+        let version_key = self.0.keys.version_key();
+        match self.call(kind, self.0.cache.counter(&version_key)).await {
+            Ok(version) => {
+                self.0.namespace.set(version);
+                Some(version)
+            }
+            Err(failure) => {
+                failure.log(kind, "read the namespace version");
+                self.0.namespace.last()
+            }
+        }
+    }
+
+    /// Takes the cross-container stampede lock. Without an answer from Redis, loads anyway.
+    async fn lock(&self, kind: CacheKind, at: &Location) -> bool {
+        let call = self.0.cache.try_lock(&at.lock, self.0.settings.lock_ttl);
+        self.call(Some(kind), call).await.unwrap_or_else(|failure| {
+            failure.log(Some(kind), "lock");
+            true
+        })
+    }
+
+    /// Polls, for at most `lock_wait`, for the value another process is loading. `seen` follows
+    /// the entry's generation, since a load started after a poll is at least that fresh.
+    async fn await_winner<T: DeserializeOwned>(
+        &self,
+        kind: CacheKind,
+        at: &Location,
+        seen: &mut Option<String>,
+    ) -> Option<(String, Option<T>)> {
+        let deadline = Instant::now() + self.0.settings.lock_wait;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL.min(deadline - now)).await;
+            let lookup = match self
+                .call(Some(kind), self.0.cache.get(&at.key, &at.field))
+                .await
+            {
+                Ok(lookup) => lookup,
+                Err(failure) => {
+                    failure.log(Some(kind), "poll");
+                    return None;
+                }
+            };
+            if let Some(encoded) = lookup.value
+                && let Some(value) = decode(kind, Some(&encoded))
+            {
+                return Some((encoded, value));
+            }
+            *seen = lookup.generation;
+        }
+    }
+
+    /// Loads, caches the value unless the entry was invalidated since `seen`, and hands what was
+    /// cached to the in-process followers.
+    async fn load_and_fill<T, E, F, Fut>(
+        &self,
+        kind: CacheKind,
+        at: &Location,
+        seen: Option<String>,
+        load: F,
+        leader: Option<Leader<'_>>,
+    ) -> Result<(Option<T>, CacheStatus), E>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let value = timed_load(kind, load).await?;
+        metrics::incr(CACHE_MISSES, dimension(kind));
+        let Some(encoded) = encode(kind, value.as_ref()) else {
+            return Ok((value, CacheStatus::Miss));
+        };
+        let ttls = &self.0.settings.ttls;
+        let fill = Fill {
+            key: &at.key,
+            field: &at.field,
+            value: &encoded,
+            ttl: jittered(if value.is_some() {
+                ttls.of(kind)
+            } else {
+                ttls.negative
+            }),
+            seen: seen.as_deref(),
+            lock: &at.lock,
+        };
+        match self.call(Some(kind), self.0.cache.fill(&fill)).await {
+            Ok(true) => {
+                if let Some(leader) = leader {
+                    leader.land(&encoded);
+                }
+            }
+            Ok(false) => {
+                tracing::debug!(cache = %kind, "not cached: the entry was invalidated during the load");
+            }
+            Err(failure) => failure.log(Some(kind), "fill"),
+        }
+        Ok((value, CacheStatus::Miss))
+    }
+
+    /// One Redis call through the breaker and the timeout; failures count in `CacheErrors`.
+    async fn call<R>(
+        &self,
+        kind: Option<CacheKind>,
+        call: impl Future<Output = Result<R, CacheError>>,
+    ) -> Result<R, Failure> {
+        let failure = if self.0.breaker.allow() {
+            let error = match tokio::time::timeout(self.0.settings.timeout, call).await {
+                Ok(Ok(value)) => {
+                    self.0.breaker.succeeded();
+                    return Ok(value);
+                }
+                Ok(Err(error)) => error,
+                Err(elapsed) => CacheError {
+                    context: "redis call timed out",
+                    source: elapsed.into(),
+                },
+            };
+            self.0.breaker.failed();
+            Failure::Failed(error)
+        } else {
+            Failure::Skipped
+        };
+        metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
+        Err(failure)
+    }
+}
+
+fn hit<T>(kind: CacheKind, value: Option<T>) -> (Option<T>, CacheStatus) {
+    metrics::incr(CACHE_HITS, dimension(kind));
+    (value, CacheStatus::Hit)
+}
+
+/// Reads the store without the cache.
+async fn bypass<T, E, F, Fut>(kind: CacheKind, load: F) -> Result<(Option<T>, CacheStatus), E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    Ok((timed_load(kind, load).await?, CacheStatus::Bypass))
+}
+
+async fn timed_load<T, E, F, Fut>(kind: CacheKind, load: F) -> Result<Option<T>, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    let started = std::time::Instant::now();
+    let value = load().await;
+    metrics::duration(CACHE_LOAD_TIME, started.elapsed(), dimension(kind));
+    value
+}
+
+/// A loaded value as cached: JSON, or the empty string for an absent item (never valid JSON).
+fn encode<T: Serialize>(kind: CacheKind, value: Option<&T>) -> Option<String> {
+    let Some(value) = value else {
+        return Some(String::new());
+    };
+    serde_json::to_string(value)
+        .map_err(|error| tracing::warn!(cache = %kind, %error, "value not cacheable"))
+        .ok()
+}
+
+/// A cached value: `None` if there is none (or it is unreadable, e.g. written by an older
+/// build), `Some(None)` for a cached absent item.
+fn decode<T: DeserializeOwned>(kind: CacheKind, raw: Option<&str>) -> Option<Option<T>> {
+    match raw? {
+        "" => Some(None),
+        json => serde_json::from_str(json)
+            .map_err(
+                |error| tracing::warn!(cache = %kind, %error, "unreadable cache entry; reloading"),
+            )
+            .ok()
+            .map(Some),
+    }
+}
