@@ -97,9 +97,6 @@ pub struct ApiConfig {
     pub resources: ResourceConfig,
     /// Redis and the cache-aside policy.
     pub cache: CacheConfig,
-    /// The user-profile TTL: a copy of `cache.settings.ttls.user_profile`, kept only while
-    /// callers still pass it to `Sessions::new` (which ignores it).
-    pub profile_ttl: Duration,
     /// `OES_JWT_SECRET` (≥ 32 bytes), `OES_JWT_ISSUER` (default `oes`), `OES_JWT_AUDIENCE`
     /// (default `oes-api`), `OES_ACCESS_TOKEN_TTL_SECONDS` (default 3600).
     pub jwt: JwtSettings,
@@ -119,7 +116,6 @@ impl ApiConfig {
         let cache = CacheConfig::load(env)?;
         Ok(Self {
             resources: ResourceConfig::load(env)?,
-            profile_ttl: cache.settings.ttls.user_profile,
             cache,
             jwt: jwt_settings(env)?,
         })
@@ -494,7 +490,6 @@ mod tests {
         ]
         .map(|ttl| ttl.as_secs());
         assert_eq!(seconds, [60, 61, 62, 63, 64, 65, 5]);
-        assert_eq!(config.profile_ttl, Duration::from_secs(62));
         assert_eq!(cache.settings.timeout, Duration::from_millis(50));
         assert!(
             !format!("{config:?}").contains("hunter2"),

@@ -3,7 +3,6 @@
 //! (password reset, role change). Shared by every API function.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cache::{CacheAside, CacheStatus};
 use crate::ports::{StoreError, UserStore};
@@ -37,13 +36,8 @@ pub struct Sessions {
 
 impl Sessions {
     /// Sessions over these keys, accounts and cache. Profiles are cached for the cache's
-    /// user-profile TTL; `_profile_ttl` is ignored and goes once no caller passes it.
-    pub fn new(
-        jwt: JwtKeys,
-        users: Arc<dyn UserStore>,
-        cache: CacheAside,
-        _profile_ttl: Duration,
-    ) -> Self {
+    /// user-profile TTL.
+    pub fn new(jwt: JwtKeys, users: Arc<dyn UserStore>, cache: CacheAside) -> Self {
         Self { jwt, users, cache }
     }
 

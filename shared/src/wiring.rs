@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::adapters::dynamo::{DynamoTokens, DynamoUsers};
+use crate::adapters::dynamo_exams::{DynamoAttempts, DynamoExams};
 use crate::adapters::dynamo_jobs::DynamoJobs;
 use crate::adapters::memory::{MemoryCache, MemoryJobs, MemoryTokens, MemoryUsers, NoCache};
+use crate::adapters::memory_exams::{MemoryAttempts, MemoryExams};
 use crate::adapters::redis_cache::RedisCache;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::{SqsEmailQueue, SqsQueueControl};
@@ -13,7 +15,10 @@ use crate::cache::{CacheAside, CacheKeys, CacheSettings};
 use crate::clock::SystemClock;
 use crate::config::{ApiConfig, CacheConfig, WorkerConfig};
 use crate::email::EmailProducer;
-use crate::ports::{Cache, EmailQueue, JobLedger, Mailer, QueueControl, TokenStore, UserStore};
+use crate::ports::{
+    AttemptStore, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl, TokenStore,
+    UserStore,
+};
 
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
 /// `AWS_ENDPOINT_URL` for the local emulator).
@@ -56,6 +61,10 @@ pub struct ApiAdapters {
     pub users: Arc<dyn UserStore>,
     /// One-time tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// Exams and questions.
+    pub exams: Arc<dyn ExamStore>,
+    /// Attempts and results.
+    pub attempts: Arc<dyn AttemptStore>,
     /// Email jobs: producer side.
     pub emails: EmailProducer,
     /// Email job records.
@@ -85,6 +94,11 @@ impl ApiAdapters {
                 clients.dynamodb.clone(),
                 &resources.table,
             )),
+            exams: Arc::new(DynamoExams::new(clients.dynamodb.clone(), &resources.table)),
+            attempts: Arc::new(DynamoAttempts::new(
+                clients.dynamodb.clone(),
+                &resources.table,
+            )),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
             cache: cache_aside(&config.cache)?,
@@ -97,6 +111,8 @@ impl ApiAdapters {
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
+            exams: Arc::new(MemoryExams::default()),
+            attempts: Arc::new(MemoryAttempts::default()),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
             cache: CacheAside::new(

@@ -9,6 +9,10 @@
 //! - [`Redis`], [`cache_policy`], [`on_both_redis!`]: the cache tests, run once against Redis and
 //!   once against the one-node Redis Cluster; [`PrivateRedis`]: a `redis-server` of the test's
 //!   own, to kill, restart or freeze without disturbing the other tests.
+//! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
+//!   clock the test moves.
+
+pub mod exams;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -70,15 +74,14 @@ pub fn in_memory_apis() -> InMemoryApis {
     let exams = ExamApi::new(
         &adapters,
         JwtKeys::new(&jwt_settings()),
-        Duration::from_secs(3600),
         queue.clone(),
+        Arc::new(SystemClock),
     );
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&jwt_settings()),
         cheap_hasher(),
         Arc::new(SystemClock),
-        Duration::from_secs(3600),
     );
     InMemoryApis {
         auth,
@@ -102,7 +105,6 @@ pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<Mem
         JwtKeys::new(&jwt_settings()),
         cheap_hasher(),
         clock,
-        Duration::from_secs(3600),
     );
     (service, queue)
 }
@@ -229,7 +231,6 @@ impl TestEnv {
                 prefix: self.prefix.clone(),
                 settings: CacheSettings::default(),
             },
-            profile_ttl: CacheSettings::default().ttls.user_profile,
             jwt: jwt_settings(),
         }
     }
@@ -272,7 +273,6 @@ impl TestEnv {
             JwtKeys::new(&jwt_settings()),
             cheap_hasher(),
             Arc::new(SystemClock),
-            Duration::from_secs(3600),
         )
     }
 }

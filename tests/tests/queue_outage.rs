@@ -16,7 +16,6 @@ async fn a_refused_email_job_rolls_the_sign_up_back() {
         oes_shared::security::JwtKeys::new(&oes_tests::jwt_settings()),
         oes_tests::cheap_hasher(),
         std::sync::Arc::new(oes_shared::clock::SystemClock),
-        std::time::Duration::from_secs(60),
     );
     let email = format!("outage+{}@example.com", env.prefix);
     let body = json!({"email": email, "password": "correct horse", "name": "Ada"}).to_string();

@@ -2,7 +2,7 @@
 
 use lambda_http::http::StatusCode;
 use oes_shared::email::EnqueueError;
-use oes_shared::http::ApiError;
+use oes_shared::http::{ApiError, log_error_chain};
 use oes_shared::ports::{BoxError, StoreError};
 use oes_shared::security::{JwtError, PasswordError};
 use oes_shared::session::SessionError;
@@ -74,18 +74,6 @@ impl From<JwtError> for AuthError {
     }
 }
 
-/// Logs the full cause chain of an error, once, at the boundary.
-fn log_chain(error: &(dyn std::error::Error + 'static)) {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    tracing::error!(error = %chain, "request failed");
-}
-
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let message = error.to_string();
@@ -103,7 +91,7 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Unauthenticated(_) => ApiError::unauthorized(message),
             AuthError::Queue(ref source) => {
-                log_chain(source);
+                log_error_chain(source);
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "email_queue_unavailable",
@@ -111,13 +99,13 @@ impl From<AuthError> for ApiError {
                 )
             }
             AuthError::Store(ref source) => {
-                log_chain(source);
+                log_error_chain(source);
                 ApiError::unavailable(
                     "the service is temporarily unavailable; please try again shortly",
                 )
             }
             AuthError::Unexpected(ref source) => {
-                log_chain(source.as_ref());
+                log_error_chain(source.as_ref());
                 ApiError::internal()
             }
         }

@@ -19,7 +19,6 @@ async fn main() -> Result<(), Error> {
         JwtKeys::new(&config.jwt),
         PasswordHasher::new()?,
         Arc::new(SystemClock),
-        config.profile_ttl,
     );
     let service = &service;
     lambda_http::run(service_fn(move |request| {

@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use oes_shared::cache::CacheStatus;
 use oes_shared::clock::rfc3339;
-use oes_shared::http::{ApiError, bearer_token, finish, json, no_content_json, parse_json};
+use oes_shared::http::{
+    ApiError, bearer_token, finish, json, no_content_json, parse_json, with_cache_status,
+};
 use oes_shared::security::Password;
 use oes_shared::user::{DisplayName, Email, UserProfile};
 use serde::Deserialize;
@@ -130,13 +131,6 @@ fn profile_json(profile: &UserProfile) -> serde_json::Value {
         "status": profile.status,
         "created_at": rfc3339(profile.created_at),
     })
-}
-
-fn with_cache_status(mut response: Response<Body>, status: CacheStatus) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert("x-cache", HeaderValue::from_static(status.as_str()));
-    response
 }
 
 fn accepted() -> Response<Body> {

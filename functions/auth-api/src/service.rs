@@ -1,7 +1,6 @@
 //! The auth domain. Every operation goes through the ports; nothing here knows about Lambda.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use oes_shared::cache::CacheStatus;
 use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
@@ -48,10 +47,9 @@ impl AuthService {
         jwt: JwtKeys,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
-        profile_ttl: Duration,
     ) -> Self {
         Self {
-            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache, profile_ttl),
+            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache),
             users: adapters.users,
             tokens: adapters.tokens,
             emails: adapters.emails,

@@ -21,6 +21,14 @@ use serde_json::json;
 
 use crate::ExamApi;
 
+/// Every admin route, as `(method, path template)`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin/queues"),
+    ("GET", "/admin/email-jobs/{job_id}"),
+    ("GET", "/admin/dlq"),
+    ("POST", "/admin/dlq/redrive"),
+];
+
 /// The email pipeline's operations.
 pub struct AdminService {
     /// Queue counts, dead letters, redrive.

@@ -1,12 +1,20 @@
 //! The exam API (`/exams/*`, `/attempts/*`, `/me/*`) and the admin API for the email pipeline
 //! (`/admin/*`).
 //!
-//! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins. The domain
-//!   side is the `QueueAdmin` and `JobLedger` ports; this module only checks the role and maps.
-//! - [`routes`]: the router. Exam routes answer a JSON 404 until the exam issue lands.
+//! - [`routes`]: the route table and the thin handlers (parse, call the service, map).
+//! - [`service`]: the exam domain — exams, questions, attempts, grading, results — over the
+//!   `ExamStore` and `AttemptStore` ports, with reads cache-aside.
+//! - [`access`]: who may do what (403 for a wrong role, 404 for someone else's resource).
+//! - [`views`]: the JSON shapes (a student's question has no answer field).
+//! - [`error`]: the domain error and its one mapping to an HTTP answer.
+//! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins.
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
 
+pub mod access;
 pub mod admin;
+pub mod error;
 pub mod routes;
+pub mod service;
+pub mod views;
 
-pub use routes::{ExamApi, handle};
+pub use routes::{ExamApi, handle, routes};

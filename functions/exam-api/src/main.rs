@@ -5,6 +5,7 @@ use std::sync::Arc;
 use exam_api::ExamApi;
 use lambda_http::{Error, service_fn};
 use oes_shared::adapters::dead_letters::EmailQueues;
+use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, process_env};
 use oes_shared::security::JwtKeys;
 use oes_shared::wiring::{ApiAdapters, AwsClients};
@@ -27,8 +28,8 @@ async fn main() -> Result<(), Error> {
     let api = ExamApi::new(
         &adapters,
         JwtKeys::new(&config.jwt),
-        config.profile_ttl,
         Arc::new(queues),
+        Arc::new(SystemClock),
     );
     let api = &api;
     lambda_http::run(service_fn(move |request| exam_api::handle(api, request))).await

@@ -1,22 +1,39 @@
-//! The router: `/admin/*` to [`crate::admin`]; everything else is not served yet (JSON 404).
+//! The router and the thin handlers: match the route, parse path ids and the body into domain
+//! types, call [`ExamService`], map the result. `/admin/*` goes to [`crate::admin`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use lambda_http::{Body, Request, Response};
-use oes_shared::clock::SystemClock;
-use oes_shared::http::{ApiError, finish};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use oes_shared::clock::Clock;
+use oes_shared::exam::{
+    AttemptId, ExamFields, ExamId, QuestionFields, QuestionId, parse_description, parse_duration,
+    parse_pass_mark, parse_title,
+};
+use oes_shared::http::{
+    ApiError, bearer_token, finish, json, no_content_json, parse_json, with_cache_status,
+};
 use oes_shared::ports::QueueAdmin;
 use oes_shared::security::JwtKeys;
 use oes_shared::session::Sessions;
+use oes_shared::user::UserProfile;
 use oes_shared::wiring::ApiAdapters;
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::admin::{self, AdminService};
+use crate::error::ExamError;
+use crate::service::{ExamPatch, ExamService, MAX_PAGE, QuestionPatch, QuestionsView};
+use crate::views;
 
 /// What exam-api needs, built once at init.
 pub struct ExamApi {
     /// Who is calling.
     pub sessions: Sessions,
+    /// Exams, questions, attempts.
+    pub exams: ExamService,
     /// Email pipeline operations.
     pub admin: AdminService,
 }
@@ -26,34 +43,414 @@ impl ExamApi {
     pub fn new(
         adapters: &ApiAdapters,
         jwt: JwtKeys,
-        profile_ttl: Duration,
         queues: Arc<dyn QueueAdmin>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            sessions: Sessions::new(
-                jwt,
-                adapters.users.clone(),
+            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
+            exams: ExamService::new(
+                adapters.exams.clone(),
+                adapters.attempts.clone(),
                 adapters.cache.clone(),
-                profile_ttl,
+                adapters.emails.clone(),
+                clock.clone(),
             ),
             admin: AdminService {
                 queues,
                 jobs: adapters.jobs.clone(),
-                clock: Arc::new(SystemClock),
+                clock,
             },
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    ListExams,
+    CreateExam,
+    GetExam,
+    PatchExam,
+    DeleteExam,
+    Publish,
+    ListQuestions,
+    AddQuestion,
+    PatchQuestion,
+    DeleteQuestion,
+    StartAttempt,
+    ExamResults,
+    GetAttempt,
+    SaveAnswers,
+    Submit,
+    MyAttempts,
+}
+
+/// Every exam route: method, path template, route.
+const TABLE: &[(&str, &str, Route)] = &[
+    ("GET", "/exams", Route::ListExams),
+    ("POST", "/exams", Route::CreateExam),
+    ("GET", "/exams/{exam_id}", Route::GetExam),
+    ("PATCH", "/exams/{exam_id}", Route::PatchExam),
+    ("DELETE", "/exams/{exam_id}", Route::DeleteExam),
+    ("POST", "/exams/{exam_id}/publish", Route::Publish),
+    ("GET", "/exams/{exam_id}/questions", Route::ListQuestions),
+    ("POST", "/exams/{exam_id}/questions", Route::AddQuestion),
+    (
+        "PATCH",
+        "/exams/{exam_id}/questions/{question_id}",
+        Route::PatchQuestion,
+    ),
+    (
+        "DELETE",
+        "/exams/{exam_id}/questions/{question_id}",
+        Route::DeleteQuestion,
+    ),
+    ("POST", "/exams/{exam_id}/attempts", Route::StartAttempt),
+    ("GET", "/exams/{exam_id}/results", Route::ExamResults),
+    ("GET", "/attempts/{attempt_id}", Route::GetAttempt),
+    ("PUT", "/attempts/{attempt_id}/answers", Route::SaveAnswers),
+    ("POST", "/attempts/{attempt_id}/submit", Route::Submit),
+    ("GET", "/me/attempts", Route::MyAttempts),
+];
+
+/// Every route this function serves, as `(method, path template)` (the admin routes included).
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLE
+        .iter()
+        .map(|(method, path, _)| (*method, *path))
+        .chain(admin::ROUTES.iter().copied())
+}
+
+/// The ids in a request path, parsed. An id of the wrong shape names nothing: 404.
+#[derive(Debug, Default)]
+struct PathIds {
+    exam: Option<ExamId>,
+    question: Option<QuestionId>,
+    attempt: Option<AttemptId>,
+}
+
+impl PathIds {
+    fn exam(&self) -> Result<&ExamId, ApiError> {
+        self.exam.as_ref().ok_or_else(ApiError::internal)
+    }
+    fn question(&self) -> Result<&QuestionId, ApiError> {
+        self.question.as_ref().ok_or_else(ApiError::internal)
+    }
+    fn attempt(&self) -> Result<&AttemptId, ApiError> {
+        self.attempt.as_ref().ok_or_else(ApiError::internal)
+    }
+}
+
+/// Matches `path` against a template; `Some(Err)` when it matches but an id is malformed.
+fn match_template(template: &str, path: &str) -> Option<Result<PathIds, ApiError>> {
+    let mut ids = PathIds::default();
+    let mut well_formed = true;
+    let mut wanted = template.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => break,
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {
+                let parsed = match w {
+                    "{exam_id}" => ExamId::parse(g).map(|id| ids.exam = Some(id)),
+                    "{question_id}" => QuestionId::parse(g).map(|id| ids.question = Some(id)),
+                    "{attempt_id}" => AttemptId::parse(g).map(|id| ids.attempt = Some(id)),
+                    _ => return None,
+                };
+                well_formed &= parsed.is_some();
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+    Some(if well_formed {
+        Ok(ids)
+    } else {
+        Err(ApiError::not_found())
+    })
+}
+
+/// The route for a method and path: 404 if no template matches, 405 if only the method is
+/// wrong.
+fn resolve(method: &Method, path: &str) -> Result<(Route, PathIds), ApiError> {
+    let mut path_matched = false;
+    for (wanted, template, route) in TABLE {
+        if let Some(ids) = match_template(template, path) {
+            if method.as_str() == *wanted {
+                return Ok((*route, ids?));
+            }
+            path_matched = true;
+        }
+    }
+    Err(if path_matched {
+        ApiError::method_not_allowed()
+    } else {
+        ApiError::not_found()
+    })
 }
 
 /// The Lambda entry point: routes `request` and logs one line for it. Expected failures are
 /// HTTP answers; this never returns `Err`.
 pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    let result = if path.starts_with("/admin/") {
-        admin::route(api, &request, &path).await
+    let path = request.uri().path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
     } else {
-        Err(ApiError::not_found())
+        path
+    };
+    let result = if path.starts_with("/admin/") {
+        admin::route(api, &request, path).await
+    } else {
+        route(api, &request, path).await
     };
     Ok(finish(&request, started, result))
+}
+
+async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
+    let (route, ids) = resolve(request.method(), path)?;
+    let (caller, _) = api
+        .sessions
+        .authenticate(bearer_token(request)?)
+        .await
+        .map_err(ExamError::from)?;
+    let service = &api.exams;
+    match route {
+        Route::ListExams => {
+            let (limit, cursor) = page_query(request)?;
+            let (page, status) = service.list_published(limit, cursor.as_deref()).await?;
+            let exams: Vec<_> = page.exams.iter().map(views::exam).collect();
+            let body = json!({ "exams": exams, "next_cursor": page.next_cursor });
+            Ok(with_cache_status(json(StatusCode::OK, &body), status))
+        }
+        Route::CreateExam => create_exam(service, &caller, request).await,
+        Route::GetExam => {
+            let (exam, status) = service.exam(&caller, ids.exam()?).await?;
+            Ok(with_cache_status(
+                json(StatusCode::OK, &views::exam(&exam)),
+                status,
+            ))
+        }
+        Route::PatchExam => {
+            let patch = exam_patch(parse_json(request)?)?;
+            let exam = service.update_exam(&caller, ids.exam()?, patch).await?;
+            Ok(json(StatusCode::OK, &views::exam(&exam)))
+        }
+        Route::DeleteExam => {
+            service.delete_exam(&caller, ids.exam()?).await?;
+            Ok(no_content_json(StatusCode::OK, "deleted"))
+        }
+        Route::Publish => {
+            let exam = service.publish(&caller, ids.exam()?).await?;
+            Ok(json(StatusCode::OK, &views::exam(&exam)))
+        }
+        Route::ListQuestions => {
+            let (questions, status) = service.questions(&caller, ids.exam()?).await?;
+            let questions: Vec<_> = match &questions {
+                QuestionsView::WithAnswers(all) => all.iter().map(views::question).collect(),
+                QuestionsView::ForStudents(all) => {
+                    all.iter().map(views::student_question).collect()
+                }
+            };
+            Ok(with_cache_status(
+                json(StatusCode::OK, &json!({ "questions": questions })),
+                status,
+            ))
+        }
+        Route::AddQuestion => {
+            let body: QuestionBody = parse_json(request)?;
+            let fields =
+                QuestionFields::parse(&body.text, &body.options, body.correct_option, body.points)?;
+            let question = service.add_question(&caller, ids.exam()?, fields).await?;
+            Ok(json(StatusCode::CREATED, &views::question(&question)))
+        }
+        Route::PatchQuestion => {
+            let body: QuestionPatchBody = parse_json(request)?;
+            let patch = QuestionPatch {
+                text: body.text,
+                options: body.options,
+                correct_option: body.correct_option,
+                points: body.points,
+            };
+            let question = service
+                .update_question(&caller, ids.exam()?, ids.question()?, patch)
+                .await?;
+            Ok(json(StatusCode::OK, &views::question(&question)))
+        }
+        Route::DeleteQuestion => {
+            service
+                .delete_question(&caller, ids.exam()?, ids.question()?)
+                .await?;
+            Ok(no_content_json(StatusCode::OK, "deleted"))
+        }
+        Route::StartAttempt => {
+            let attempt = service.start_attempt(&caller, ids.exam()?).await?;
+            Ok(json(StatusCode::CREATED, &views::attempt(&attempt)))
+        }
+        Route::ExamResults => {
+            let results = service.results(&caller, ids.exam()?).await?;
+            let results: Vec<_> = results.iter().map(views::summary).collect();
+            Ok(json(StatusCode::OK, &json!({ "results": results })))
+        }
+        Route::GetAttempt => {
+            let (attempt, status) = service.attempt(&caller, ids.attempt()?).await?;
+            Ok(with_cache_status(
+                json(StatusCode::OK, &views::attempt(&attempt)),
+                status,
+            ))
+        }
+        Route::SaveAnswers => {
+            let body: AnswersBody = parse_json(request)?;
+            let attempt = service
+                .save_answers(&caller, ids.attempt()?, &body.answers)
+                .await?;
+            Ok(json(StatusCode::OK, &views::attempt(&attempt)))
+        }
+        Route::Submit => {
+            let attempt = service.submit(&caller, ids.attempt()?).await?;
+            Ok(json(StatusCode::OK, &views::attempt(&attempt)))
+        }
+        Route::MyAttempts => {
+            let (attempts, status) = service.my_attempts(&caller).await?;
+            let attempts: Vec<_> = attempts.iter().map(views::summary).collect();
+            Ok(with_cache_status(
+                json(StatusCode::OK, &json!({ "attempts": attempts })),
+                status,
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateExamBody {
+    title: String,
+    #[serde(default)]
+    description: String,
+    duration_minutes: u64,
+    pass_mark_percent: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExamPatchBody {
+    title: Option<String>,
+    description: Option<String>,
+    duration_minutes: Option<u64>,
+    pass_mark_percent: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionBody {
+    text: String,
+    options: Vec<String>,
+    correct_option: u64,
+    points: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionPatchBody {
+    text: Option<String>,
+    options: Option<Vec<String>>,
+    correct_option: Option<u64>,
+    points: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswersBody {
+    answers: BTreeMap<String, u64>,
+}
+
+async fn create_exam(
+    service: &ExamService,
+    caller: &UserProfile,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: CreateExamBody = parse_json(request)?;
+    let fields = ExamFields {
+        title: parse_title(&body.title)?,
+        description: parse_description(&body.description)?,
+        duration_minutes: parse_duration(body.duration_minutes)?,
+        pass_mark_percent: parse_pass_mark(body.pass_mark_percent)?,
+    };
+    let exam = service.create_exam(caller, fields).await?;
+    Ok(json(StatusCode::CREATED, &views::exam(&exam)))
+}
+
+fn exam_patch(body: ExamPatchBody) -> Result<ExamPatch, ApiError> {
+    let patch = ExamPatch {
+        title: body.title.as_deref().map(parse_title).transpose()?,
+        description: body
+            .description
+            .as_deref()
+            .map(parse_description)
+            .transpose()?,
+        duration_minutes: body.duration_minutes.map(parse_duration).transpose()?,
+        pass_mark_percent: body.pass_mark_percent.map(parse_pass_mark).transpose()?,
+    };
+    if patch == ExamPatch::default() {
+        return Err(ApiError::validation(
+            "give at least one of title, description, duration_minutes, pass_mark_percent",
+        ));
+    }
+    Ok(patch)
+}
+
+/// `?limit=` (1–100, default 20) and `?cursor=`.
+fn page_query(request: &Request) -> Result<(usize, Option<String>), ApiError> {
+    let query = request.query_string_parameters_ref();
+    let limit = match query.and_then(|q| q.first("limit")) {
+        None => 20,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::validation("limit: must be a number from 1 to 100"))?,
+    };
+    let cursor = query.and_then(|q| q.first("cursor")).map(str::to_owned);
+    Ok((limit, cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resolve_with_their_ids_and_tell_404_from_405() {
+        let exam = ExamId::generate();
+        let question = QuestionId::generate();
+        let path = format!("/exams/{exam}/questions/{question}");
+        let (route, ids) = resolve(&Method::PATCH, &path).expect("resolves");
+        assert_eq!(route, Route::PatchQuestion);
+        assert_eq!(ids.exam.as_ref(), Some(&exam));
+        assert_eq!(ids.question.as_ref(), Some(&question));
+
+        let status = |method: Method, path: &str| resolve(&method, path).err().map(|e| e.status);
+        assert_eq!(
+            status(Method::PUT, &path),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(
+            status(Method::GET, "/exams/nope"),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            status(Method::GET, "/exams//questions"),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(status(Method::GET, "/nowhere"), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            status(
+                Method::GET,
+                &format!("/exams/{exam}/questions/{question}/x")
+            ),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/me/attempts").map(|r| r.0).ok(),
+            Some(Route::MyAttempts)
+        );
+    }
 }

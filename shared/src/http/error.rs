@@ -96,3 +96,15 @@ impl std::fmt::Display for ApiError {
         )
     }
 }
+
+/// Logs the full cause chain of an error, once, at the boundary (never sent to the client).
+pub fn log_error_chain(error: &(dyn std::error::Error + 'static)) {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+}

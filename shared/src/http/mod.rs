@@ -6,5 +6,5 @@ mod error;
 mod response;
 
 pub use body::{MAX_BODY_BYTES, parse_json};
-pub use error::ApiError;
-pub use response::{bearer_token, finish, json, no_content_json};
+pub use error::{ApiError, log_error_chain};
+pub use response::{bearer_token, finish, json, no_content_json, with_cache_status};

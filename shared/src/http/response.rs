@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use super::ApiError;
+use crate::cache::CacheStatus;
 
 /// A JSON response with `status`. API answers are per-user: never cached by intermediaries.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -20,6 +21,14 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     headers.insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Marks where a read was served from (`x-cache: hit | miss | bypass`).
+pub fn with_cache_status(mut response: Response<Body>, status: CacheStatus) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert("x-cache", http::HeaderValue::from_static(status.as_str()));
     response
 }
 

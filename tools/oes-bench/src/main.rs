@@ -26,11 +26,14 @@ enum Benchmark {
         jobs: usize,
     },
     /// Worker CPU time per email and batch throughput on one core, with a mailer that answers
-    /// at once and the in-memory job ledger.
+    /// at once.
     Worker {
         /// Emails to process, in batches of 10.
         #[arg(long, default_value_t = 50_000)]
         emails: usize,
+        /// Keep job records in DynamoDB in the emulator (AWS_ENDPOINT_URL) instead of memory.
+        #[arg(long)]
+        dynamo_ledger: bool,
     },
 }
 
@@ -47,6 +50,9 @@ fn main() -> Result<(), oes_shared::ports::BoxError> {
         .build()?;
     match Args::parse().benchmark {
         Benchmark::Enqueue { jobs } => runtime.block_on(enqueue::run(jobs)),
-        Benchmark::Worker { emails } => runtime.block_on(worker::run(emails)),
+        Benchmark::Worker {
+            emails,
+            dynamo_ledger,
+        } => runtime.block_on(worker::run(emails, dynamo_ledger)),
     }
 }

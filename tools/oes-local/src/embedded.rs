@@ -64,16 +64,10 @@ pub async fn start(
     let exams = ExamApi::new(
         &adapters,
         JwtKeys::new(&jwt),
-        Duration::from_secs(3600),
         queue.clone(),
-    );
-    let auth = AuthService::new(
-        adapters,
-        JwtKeys::new(&jwt),
-        hasher,
         Arc::new(SystemClock),
-        Duration::from_secs(3600),
     );
+    let auth = AuthService::new(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
     let worker_adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local")),
         jobs,

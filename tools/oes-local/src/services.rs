@@ -53,7 +53,6 @@ pub async fn start(
     };
     let config = ApiConfig {
         resources: resources.clone(),
-        profile_ttl: cache.settings.ttls.user_profile,
         cache,
         jwt,
     };
@@ -67,15 +66,14 @@ pub async fn start(
     let exams = ExamApi::new(
         &adapters,
         JwtKeys::new(&config.jwt),
-        config.profile_ttl,
         Arc::new(queues),
+        Arc::new(SystemClock),
     );
     let auth = AuthService::new(
         adapters,
         JwtKeys::new(&config.jwt),
         PasswordHasher::new()?,
         Arc::new(SystemClock),
-        config.profile_ttl,
     );
     let worker_config = WorkerConfig {
         resources,

@@ -1,0 +1,130 @@
+//! Who may do what to exams and attempts. Pure rules: a wrong role is `Forbidden` (403); a
+//! resource that exists but is not the caller's is `NotFound` (404), exactly as if it did not
+//! exist, so ids cannot be probed.
+
+use oes_shared::exam::{Attempt, Exam};
+use oes_shared::user::{Role, UserProfile};
+
+use crate::error::ExamError;
+
+/// Only instructors and admins write exams.
+pub fn may_author(caller: &UserProfile) -> Result<(), ExamError> {
+    match caller.role {
+        Role::Instructor | Role::Admin => Ok(()),
+        Role::Student => Err(ExamError::Forbidden("this needs the instructor role")),
+    }
+}
+
+/// Only students take exams.
+pub fn may_take_exams(caller: &UserProfile) -> Result<(), ExamError> {
+    match caller.role {
+        Role::Student => Ok(()),
+        Role::Instructor | Role::Admin => Err(ExamError::Forbidden("only students take exams")),
+    }
+}
+
+/// The exam's owner, or an admin.
+pub fn manages(caller: &UserProfile, exam: &Exam) -> bool {
+    caller.role == Role::Admin || exam.owner_id == caller.id
+}
+
+/// An exam the caller may see: published, or theirs to manage.
+pub fn visible(caller: &UserProfile, exam: Option<Exam>) -> Result<Exam, ExamError> {
+    match exam {
+        Some(exam) if exam.is_published() || manages(caller, &exam) => Ok(exam),
+        _ => Err(ExamError::NotFound),
+    }
+}
+
+/// An exam the caller may change: an author role (else 403), and theirs or an admin (else 404).
+pub fn managed(caller: &UserProfile, exam: Option<Exam>) -> Result<Exam, ExamError> {
+    may_author(caller)?;
+    match exam {
+        Some(exam) if manages(caller, &exam) => Ok(exam),
+        _ => Err(ExamError::NotFound),
+    }
+}
+
+/// An attempt only its student may work on.
+pub fn own_attempt(caller: &UserProfile, attempt: Option<Attempt>) -> Result<Attempt, ExamError> {
+    match attempt {
+        Some(attempt) if attempt.user_id == caller.id => Ok(attempt),
+        _ => Err(ExamError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oes_shared::exam::{ExamFields, ExamStatus};
+    use oes_shared::user::{DisplayName, Email, UserId, UserStatus};
+
+    fn user(role: Role) -> UserProfile {
+        UserProfile {
+            id: UserId::generate(),
+            email: Email::parse("a@example.com").expect("valid"),
+            name: DisplayName::parse("A").expect("valid"),
+            role,
+            status: UserStatus::Active,
+            token_version: 0,
+            created_at: 0,
+        }
+    }
+
+    fn exam_of(owner: &UserProfile, status: ExamStatus) -> Exam {
+        let fields = ExamFields {
+            title: "T".into(),
+            description: String::new(),
+            duration_minutes: 10,
+            pass_mark_percent: 50,
+        };
+        let mut exam = Exam::draft(owner.id.clone(), fields, 0);
+        exam.status = status;
+        exam
+    }
+
+    #[test]
+    fn drafts_are_hidden_from_everyone_but_their_owner_and_admins() {
+        let owner = user(Role::Instructor);
+        let draft = exam_of(&owner, ExamStatus::Draft);
+        assert!(visible(&owner, Some(draft.clone())).is_ok());
+        assert!(visible(&user(Role::Admin), Some(draft.clone())).is_ok());
+        assert!(matches!(
+            visible(&user(Role::Instructor), Some(draft.clone())),
+            Err(ExamError::NotFound)
+        ));
+        assert!(matches!(
+            visible(&user(Role::Student), Some(draft)),
+            Err(ExamError::NotFound)
+        ));
+        let published = exam_of(&owner, ExamStatus::Published);
+        assert!(visible(&user(Role::Student), Some(published)).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_role_is_forbidden_and_someone_elses_exam_is_not_found() {
+        let owner = user(Role::Instructor);
+        let exam = exam_of(&owner, ExamStatus::Published);
+        assert!(matches!(
+            managed(&user(Role::Student), Some(exam.clone())),
+            Err(ExamError::Forbidden(_))
+        ));
+        assert!(matches!(
+            managed(&user(Role::Student), None),
+            Err(ExamError::Forbidden(_))
+        ));
+        assert!(matches!(
+            managed(&user(Role::Instructor), Some(exam.clone())),
+            Err(ExamError::NotFound)
+        ));
+        assert!(managed(&owner, Some(exam.clone())).is_ok());
+        assert!(managed(&user(Role::Admin), Some(exam)).is_ok());
+    }
+
+    #[test]
+    fn only_students_take_exams() {
+        assert!(may_take_exams(&user(Role::Student)).is_ok());
+        assert!(may_take_exams(&user(Role::Instructor)).is_err());
+        assert!(may_take_exams(&user(Role::Admin)).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The JSON shapes exam-api answers with. Times are RFC 3339. A student's view of a question is
+//! built from [`StudentQuestion`], which has no answer field.
+
+use oes_shared::clock::rfc3339;
+use oes_shared::exam::{Attempt, AttemptResult, AttemptSummary, Exam, Question, StudentQuestion};
+use serde_json::{Value, json};
+
+/// An exam.
+pub fn exam(exam: &Exam) -> Value {
+    json!({
+        "exam_id": exam.id,
+        "owner_id": exam.owner_id,
+        "title": exam.title,
+        "description": exam.description,
+        "duration_minutes": exam.duration_minutes,
+        "pass_mark_percent": exam.pass_mark_percent,
+        "status": exam.status,
+        "question_count": exam.question_count,
+        "created_at": rfc3339(exam.created_at),
+        "updated_at": rfc3339(exam.updated_at),
+        "published_at": exam.published_at.map(rfc3339),
+    })
+}
+
+/// A question with its answer (owners and admins).
+pub fn question(question: &Question) -> Value {
+    json!({
+        "question_id": question.id,
+        "text": question.text,
+        "options": question.options,
+        "correct_option": question.correct_option,
+        "points": question.points,
+    })
+}
+
+/// A question without its answer (everyone else).
+pub fn student_question(question: &StudentQuestion) -> Value {
+    json!({
+        "question_id": question.id,
+        "text": question.text,
+        "options": question.options,
+        "points": question.points,
+    })
+}
+
+/// A graded result.
+pub fn result(result: &AttemptResult) -> Value {
+    json!({
+        "score": result.score,
+        "max_score": result.max_score,
+        "percent": result.percent,
+        "passed": result.passed,
+        "correct": result.correct,
+        "answered": result.answered,
+        "questions": result.questions,
+        "submitted_at": rfc3339(result.submitted_at),
+        "late": result.late,
+    })
+}
+
+/// An attempt: its answers and, once submitted, its result (never the paper's answers).
+pub fn attempt(attempt: &Attempt) -> Value {
+    json!({
+        "attempt_id": attempt.id,
+        "exam_id": attempt.exam_id,
+        "exam_title": attempt.exam_title,
+        "user_id": attempt.user_id,
+        "status": attempt.status,
+        "started_at": rfc3339(attempt.started_at),
+        "deadline": rfc3339(attempt.deadline),
+        "question_ids": attempt.paper.iter().map(|p| &p.question_id).collect::<Vec<_>>(),
+        "answers": attempt.answers,
+        "result": attempt.result.as_ref().map(result),
+    })
+}
+
+/// An attempt in a list.
+pub fn summary(summary: &AttemptSummary) -> Value {
+    json!({
+        "attempt_id": summary.attempt_id,
+        "exam_id": summary.exam_id,
+        "exam_title": summary.exam_title,
+        "user_id": summary.user_id,
+        "status": summary.status,
+        "started_at": rfc3339(summary.started_at),
+        "deadline": rfc3339(summary.deadline),
+        "result": summary.result.as_ref().map(result),
+    })
+}

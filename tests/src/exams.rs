@@ -1,0 +1,183 @@
+//! A harness for exam-api tests: the real handler over in-memory or real adapters, users of
+//! each role with access tokens, and a clock the test moves (deadlines without sleeping).
+
+use std::sync::Arc;
+
+use exam_api::ExamApi;
+use lambda_http::{Body, Response};
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_shared::clock::{Clock, ManualClock, SystemClock};
+use oes_shared::ports::{QueueAdmin, UserStore, UserUpdate};
+use oes_shared::security::JwtKeys;
+use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_shared::wiring::ApiAdapters;
+use serde_json::Value;
+
+use crate::{jwt_settings, read, request};
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Their id.
+    pub id: String,
+    /// Their email address.
+    pub email: String,
+    /// A valid access token.
+    pub token: String,
+}
+
+/// exam-api and what a test needs around it.
+pub struct ExamHarness {
+    /// The function.
+    pub api: ExamApi,
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// The time the exam service sees (starts at the real time; tokens are checked against
+    /// the real time).
+    pub clock: Arc<ManualClock>,
+    /// The email queue, when in memory.
+    pub queue: Option<Arc<MemoryQueue>>,
+    jwt: JwtKeys,
+}
+
+impl ExamHarness {
+    /// exam-api over `adapters`, with `queues` for its admin API.
+    pub fn over(adapters: &ApiAdapters, queues: Arc<dyn QueueAdmin>) -> Self {
+        let clock = Arc::new(ManualClock::at(SystemClock.now()));
+        Self {
+            api: ExamApi::new(
+                adapters,
+                JwtKeys::new(&jwt_settings()),
+                queues,
+                clock.clone(),
+            ),
+            users: adapters.users.clone(),
+            clock,
+            queue: None,
+            jwt: JwtKeys::new(&jwt_settings()),
+        }
+    }
+
+    /// exam-api over in-memory adapters.
+    pub fn in_memory() -> Self {
+        let queue = MemoryQueue::new();
+        let adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+        let mut harness = Self::over(&adapters, queue.clone());
+        harness.queue = Some(queue);
+        harness
+    }
+
+    /// A new active account with `role`, and a token for it.
+    pub async fn sign_in(&self, role: Role) -> Caller {
+        let now = SystemClock.now();
+        let id = UserId::generate();
+        let email = format!("{}@example.com", &id.as_str()[..8]);
+        let user = User {
+            id: id.clone(),
+            email: Email::parse(&email).unwrap_or_else(|e| panic!("{e}")),
+            name: DisplayName::parse("Test User").unwrap_or_else(|e| panic!("{e}")),
+            password_hash: "not-used".into(),
+            role: Role::Student,
+            status: UserStatus::Active,
+            token_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.users
+            .create(&user)
+            .await
+            .unwrap_or_else(|e| panic!("creating a user: {e}"));
+        let user = self
+            .users
+            .update(&id, UserUpdate::Role(role), now)
+            .await
+            .unwrap_or_else(|e| panic!("setting a role: {e}"));
+        let token = self
+            .jwt
+            .issue(&user, now)
+            .unwrap_or_else(|e| panic!("issuing a token: {e}"));
+        Caller {
+            id: id.to_string(),
+            email,
+            token,
+        }
+    }
+
+    /// Calls exam-api and returns the whole response.
+    pub async fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        caller: Option<&Caller>,
+    ) -> Response<Body> {
+        let body = body.map(Value::to_string);
+        let request = request(
+            method,
+            path,
+            body.as_deref(),
+            caller.map(|c| c.token.as_str()),
+        );
+        exam_api::handle(&self.api, request)
+            .await
+            .unwrap_or_else(|e| panic!("the handler returned an invocation error: {e}"))
+    }
+
+    /// Calls exam-api and returns status and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        caller: &Caller,
+    ) -> (u16, Value) {
+        read(&self.respond(method, path, body, Some(caller)).await)
+    }
+
+    /// Creates an exam as `owner` with `questions` questions (the right answer of question i
+    /// is option i % 3, worth i + 1 points), published if `publish`. Returns its id and the
+    /// question ids.
+    pub async fn exam_with_questions(
+        &self,
+        owner: &Caller,
+        questions: usize,
+        publish: bool,
+    ) -> (String, Vec<String>) {
+        let body = serde_json::json!({
+            "title": "Rust basics", "description": "Ownership and borrowing",
+            "duration_minutes": 30, "pass_mark_percent": 50,
+        });
+        let (status, exam) = self.call("POST", "/exams", Some(&body), owner).await;
+        assert_eq!(status, 201, "{exam}");
+        let exam_id = exam["exam_id"].as_str().unwrap_or_default().to_owned();
+        let mut ids = Vec::new();
+        for i in 0..questions {
+            let body = serde_json::json!({
+                "text": format!("Question {i}"), "options": ["a", "b", "c"],
+                "correct_option": i % 3, "points": i + 1,
+            });
+            let (status, question) = self
+                .call(
+                    "POST",
+                    &format!("/exams/{exam_id}/questions"),
+                    Some(&body),
+                    owner,
+                )
+                .await;
+            assert_eq!(status, 201, "{question}");
+            ids.push(
+                question["question_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        if publish {
+            let (status, body) = self
+                .call("POST", &format!("/exams/{exam_id}/publish"), None, owner)
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        (exam_id, ids)
+    }
+}
