@@ -59,7 +59,7 @@ impl Failure {
     fn log(&self, kind: Option<CacheKind>, op: &'static str) {
         if let Self::Failed(_) = self {
             let cache = kind.map_or("namespace", CacheKind::as_str);
-            tracing::warn!(cache, op, error = %self, "cache call failed; reading the store");
+            tracing::warn!(cache, op, error = %self, "cache call failed; going on without the cache");
         }
     }
 }
