@@ -1,8 +1,8 @@
 # oes — developer entry points. `make` lists the targets.
 #
-# Local services (Redis, moto_server) come from scripts/services.sh; their addresses and
-# the fake AWS credentials come from `scripts/services.sh env`, so ports are set in one
-# place (OES_REDIS_PORT, OES_AWS_PORT).
+# Local services (Redis, a one-node Redis Cluster, moto_server) come from scripts/services.sh;
+# their addresses and the fake AWS credentials come from `scripts/services.sh env`, so ports are
+# set in one place (OES_REDIS_PORT, OES_REDIS_CLUSTER_PORT, OES_AWS_PORT).
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,7 +19,7 @@ WITH_ENV := eval "$$($(SERVICES) env)" &&
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-services: ## start Redis and moto on loopback (installs them if missing; idempotent)
+services: ## start Redis, a one-node Redis Cluster and moto on loopback (installs what is missing; idempotent)
 	@$(SERVICES) up
 
 services-down: ## stop the services this repo started

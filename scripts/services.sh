@@ -105,6 +105,15 @@ ensure_redis_installed() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 }
 
+# The TLS cache test makes a throwaway certificate with openssl.
+ensure_openssl_installed() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "openssl not found and apt-get unavailable; install it yourself"
+  log "installing openssl with apt-get"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+}
+
 ensure_venv() {
   local want have=""
   if [ ! -x "$VENV/bin/python" ]; then
@@ -204,6 +213,7 @@ up_moto() {
 cmd_up() {
   mkdir -p "$STATE"
   ensure_redis_installed
+  ensure_openssl_installed
   ensure_venv          # always: `make template-check` needs cfn-lint even if moto is reused
   up_redis
   up_cluster

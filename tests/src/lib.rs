@@ -569,8 +569,8 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// A loopback port nothing listens on (and, for a cluster node, its bus port + 10000 too).
-fn free_port(with_bus: bool) -> u16 {
+/// A loopback port nothing listens on (and, `with_bus`, its cluster bus port + 10000 too).
+pub fn free_port(with_bus: bool) -> u16 {
     let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
     for _ in 0..1000 {
         let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % 30_000).unwrap_or(0);

@@ -140,15 +140,42 @@ async fn the_stampede_lock_is_taken_once_and_released_by_the_fill(redis: Redis) 
     let cache = adapter(redis);
     let (entry, lock) = entry();
     let ttl = Duration::from_secs(5);
-    assert!(cache.try_lock(&lock, ttl).await.expect("lock"));
-    assert!(!cache.try_lock(&lock, ttl).await.expect("lock"), "held");
+    let take = || cache.lock_or_read(&entry, "v", &lock, ttl);
+    assert_eq!(take().await.expect("lock"), (Lookup::default(), true));
+    let left: i64 = raw(redis).await.pttl(&lock).await.expect("PTTL");
+    assert!((1..=5_000).contains(&left), "locks expire: {left}");
+    assert_eq!(
+        take().await.expect("lock"),
+        (Lookup::default(), false),
+        "held"
+    );
     cache
         .fill(&fill(&entry, &lock, "v", "1"))
         .await
         .expect("fill");
-    assert!(cache.try_lock(&lock, ttl).await.expect("lock"), "released");
-    let left: i64 = raw(redis).await.pttl(&lock).await.expect("PTTL");
-    assert!((1..=5_000).contains(&left), "locks expire: {left}");
+    let filled = Lookup {
+        generation: None,
+        value: Some("1".into()),
+    };
+    assert_eq!(
+        take().await.expect("lock"),
+        (filled, false),
+        "a value to read: no lock needed"
+    );
+    let lock_left: i64 = raw(redis).await.pttl(&lock).await.expect("PTTL");
+    assert_eq!(
+        lock_left, -2,
+        "the fill released the lock, and nothing took it again"
+    );
+    cache
+        .invalidate(&entry, "gen-2", Duration::from_secs(60))
+        .await
+        .expect("invalidate");
+    let (after, taken) = take().await.expect("lock");
+    assert_eq!(
+        (after.generation.as_deref(), after.value, taken),
+        (Some("gen-2"), None, true)
+    );
 }
 
 async fn counters_start_at_zero_and_count_up(redis: Redis) {

@@ -203,14 +203,24 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<bool, CacheError> {
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        let lookup = self.get(key, field).await?;
+        if lookup.value.is_some() {
+            return Ok((lookup, false));
+        }
         let mut maps = lock(&self.0);
         let now = Instant::now();
         if maps.locks.get(name).is_some_and(|until| *until > now) {
-            return Ok(false);
+            return Ok((lookup, false));
         }
         maps.locks.insert(name.to_owned(), now + ttl);
-        Ok(true)
+        Ok((lookup, true))
     }
 
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {
@@ -248,8 +258,14 @@ impl Cache for NoCache {
         Ok(())
     }
 
-    async fn try_lock(&self, _lock: &str, _ttl: Duration) -> Result<bool, CacheError> {
-        Ok(true)
+    async fn lock_or_read(
+        &self,
+        _key: &str,
+        _field: &str,
+        _lock: &str,
+        _ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        Ok((Lookup::default(), true))
     }
 
     async fn counter(&self, _key: &str) -> Result<u64, CacheError> {

@@ -4,8 +4,8 @@
 //! function; both reconnect by themselves. Calls have short timeouts, and the cache-aside policy
 //! bounds each call again and treats errors as misses.
 //!
-//! An entry is a hash: field `g` holds its generation, the other fields its values. The two
-//! compare-and-set steps are Lua scripts over keys of one hash slot, so they work in a cluster.
+//! An entry is a hash: field `g` holds its generation, the other fields its values. The
+//! check-and-set steps are Lua scripts over keys of one hash slot, so they work in a cluster.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -39,6 +39,18 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 local left = redis.call('PTTL', KEYS[1])
 if left < 0 or left > tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
+",
+    )
+});
+
+/// Reads a field; only if it is empty, takes the lock (nil and false both reply as nil).
+static LOCK_OR_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local found = redis.call('HMGET', KEYS[1], 'g', ARGV[1])
+if found[2] then return {found[1], found[2], 0} end
+local taken = redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2])
+return {found[1], false, taken and 1 or 0}
 ",
     )
 });
@@ -177,17 +189,22 @@ impl Cache for RedisCache {
             .map_err(error("redis invalidate script"))
     }
 
-    async fn try_lock(&self, lock: &str, ttl: Duration) -> Result<bool, CacheError> {
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(lock)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        lock: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        let (generation, value, taken): (Option<String>, Option<String>, u8) = LOCK_OR_READ
+            .key(key)
+            .key(lock)
+            .arg(field)
             .arg(millis(ttl))
-            .query_async(&mut self.connection.clone())
+            .invoke_async(&mut self.connection.clone())
             .await
-            .map_err(error("redis SET NX"))?;
-        Ok(taken.is_some())
+            .map_err(error("redis lock script"))?;
+        Ok((Lookup { generation, value }, taken == 1))
     }
 
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {

@@ -18,7 +18,7 @@ use super::keys::{CacheKey, CacheKeys, CacheKind, Location};
 use super::namespace::Namespace;
 use super::settings::{CacheSettings, jittered};
 use crate::metrics::{self, CACHE_ERRORS, CACHE_HITS, CACHE_LOAD_TIME, CACHE_MISSES};
-use crate::ports::{Cache, CacheError, Fill};
+use crate::ports::{Cache, CacheError, Fill, Lookup};
 
 /// How often a request that lost the stampede lock looks for the winner's value.
 const POLL: Duration = Duration::from_millis(10);
@@ -59,7 +59,7 @@ impl Failure {
     fn log(&self, kind: Option<CacheKind>, op: &'static str) {
         if let Self::Failed(_) = self {
             let cache = kind.map_or("namespace", CacheKind::as_str);
-            tracing::warn!(cache, op, error = %self, "cache call failed; reading the store");
+            tracing::warn!(cache, op, error = %self, "cache call failed; going on without the cache");
         }
     }
 }
@@ -135,10 +135,17 @@ impl CacheAside {
                     .await
             }
             Role::Leader(leader) => {
+                let (lookup, taken) = self.lock_or_read(kind, &at, lookup).await;
                 let mut seen = lookup.generation;
-                if !self.lock(kind, &at).await
-                    && let Some((encoded, value)) = self.await_winner(kind, &at, &mut seen).await
-                {
+                let found = match lookup.value {
+                    // Cached since the first read; or unreadable, and overwritten below.
+                    Some(encoded) => {
+                        decode(kind, Some(encoded.as_str())).map(|value| (encoded, value))
+                    }
+                    None if !taken => self.await_winner(kind, &at, &mut seen).await,
+                    None => None,
+                };
+                if let Some((encoded, value)) = found {
                     leader.land(&encoded);
                     return Ok(hit(kind, value));
                 }
@@ -241,17 +248,24 @@ impl CacheAside {
         }
     }
 
-    /// Takes the cross-container stampede lock. Without an answer from Redis, loads anyway.
-    async fn lock(&self, kind: CacheKind, at: &Location) -> bool {
-        let call = self.0.cache.try_lock(&at.lock, self.0.settings.lock_ttl);
+    /// Reads the entry again and, if it is still empty, takes the cross-container stampede lock
+    /// (one atomic step, so a value cached since `missed` is found, not loaded again). Without an
+    /// answer from Redis: what `missed` found, and load.
+    async fn lock_or_read(&self, kind: CacheKind, at: &Location, missed: Lookup) -> (Lookup, bool) {
+        let lock_ttl = self.0.settings.lock_ttl;
+        let call = self
+            .0
+            .cache
+            .lock_or_read(&at.key, &at.field, &at.lock, lock_ttl);
         self.call(Some(kind), call).await.unwrap_or_else(|failure| {
             failure.log(Some(kind), "lock");
-            true
+            (missed, true)
         })
     }
 
     /// Polls, for at most `lock_wait`, for the value another process is loading. `seen` follows
     /// the entry's generation, since a load started after a poll is at least that fresh.
+    /// `None`: load it yourself.
     async fn await_winner<T: DeserializeOwned>(
         &self,
         kind: CacheKind,
@@ -275,10 +289,9 @@ impl CacheAside {
                     return None;
                 }
             };
-            if let Some(encoded) = lookup.value
-                && let Some(value) = decode(kind, Some(&encoded))
-            {
-                return Some((encoded, value));
+            if let Some(encoded) = lookup.value {
+                // The winner's value; or an unreadable one, which waiting will not fix.
+                return decode(kind, Some(encoded.as_str())).map(|value| (encoded, value));
             }
             *seen = lookup.generation;
         }

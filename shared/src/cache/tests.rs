@@ -220,7 +220,13 @@ impl Cache for Hung {
     async fn invalidate(&self, _: &str, _: &str, _: Duration) -> Result<(), CacheError> {
         std::future::pending().await
     }
-    async fn try_lock(&self, _: &str, _: Duration) -> Result<bool, CacheError> {
+    async fn lock_or_read(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
         std::future::pending().await
     }
     async fn counter(&self, _: &str) -> Result<u64, CacheError> {

@@ -38,7 +38,7 @@ pub struct Fill<'a> {
     pub ttl: Duration,
     /// The generation seen before the store was read.
     pub seen: Option<&'a str>,
-    /// The stampede lock to release (taken with [`Cache::try_lock`], or not).
+    /// The stampede lock to release (taken with [`Cache::lock_or_read`], or not).
     pub lock: &'a str,
 }
 
@@ -61,8 +61,16 @@ pub trait Cache: Send + Sync {
         generation: &str,
         ttl: Duration,
     ) -> Result<(), CacheError>;
-    /// Takes `lock` for `ttl` unless someone holds it; whether it was taken.
-    async fn try_lock(&self, lock: &str, ttl: Duration) -> Result<bool, CacheError>;
+    /// Reads `field` of entry `key` like [`Cache::get`] and, only if it has no value, takes
+    /// `lock` for `ttl` unless someone holds it, atomically. Returns what was read and whether
+    /// the lock was taken.
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        lock: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError>;
     /// The counter under `key` (0 when absent).
     async fn counter(&self, key: &str) -> Result<u64, CacheError>;
     /// Adds one to the counter under `key` and returns the new value.
