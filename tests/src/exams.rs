@@ -2,18 +2,23 @@
 //! each role with access tokens, and a clock the test moves (deadlines without sleeping).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use async_trait::async_trait;
 use exam_api::ExamApi;
 use lambda_http::{Body, Response};
-use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_shared::adapters::dead_letters::EmailQueues;
+use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, NoCache};
+use oes_shared::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_shared::clock::{Clock, ManualClock, SystemClock};
-use oes_shared::ports::{QueueAdmin, UserStore, UserUpdate};
+use oes_shared::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
+use oes_shared::ports::{ExamStore, QueueAdmin, StoreError, UserStore, UserUpdate};
 use oes_shared::security::JwtKeys;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_shared::wiring::ApiAdapters;
 use serde_json::Value;
 
-use crate::{jwt_settings, read, request};
+use crate::{TestEnv, jwt_settings, read, request};
 
 /// A signed-in user.
 #[derive(Debug, Clone)]
@@ -180,4 +185,109 @@ impl ExamHarness {
         }
         (exam_id, ids)
     }
+}
+
+/// An [`ExamStore`] that counts `get_exam` calls on the store it wraps (the real DynamoDB
+/// adapter in the tests): how many reads reached the store.
+pub struct CountingExams {
+    inner: Arc<dyn ExamStore>,
+    reads: AtomicUsize,
+}
+
+impl CountingExams {
+    /// Counts the reads of `inner`.
+    pub fn new(inner: Arc<dyn ExamStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            reads: AtomicUsize::new(0),
+        })
+    }
+
+    /// `get_exam` calls so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl ExamStore for CountingExams {
+    async fn create_exam(&self, exam: &Exam) -> Result<(), StoreError> {
+        self.inner.create_exam(exam).await
+    }
+    async fn get_exam(&self, id: &ExamId) -> Result<Option<Exam>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_exam(id).await
+    }
+    async fn save_exam(&self, exam: &Exam, expected_version: u64) -> Result<(), StoreError> {
+        self.inner.save_exam(exam, expected_version).await
+    }
+    async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError> {
+        self.inner.delete_exam(id).await
+    }
+    async fn list_published(
+        &self,
+        limit: usize,
+        after: Option<&ExamCursor>,
+    ) -> Result<Vec<Exam>, StoreError> {
+        self.inner.list_published(limit, after).await
+    }
+    async fn add_question(&self, question: &Question, max: u32) -> Result<(), StoreError> {
+        self.inner.add_question(question, max).await
+    }
+    async fn get_question(
+        &self,
+        exam: &ExamId,
+        id: &QuestionId,
+    ) -> Result<Option<Question>, StoreError> {
+        self.inner.get_question(exam, id).await
+    }
+    async fn save_question(&self, question: &Question) -> Result<(), StoreError> {
+        self.inner.save_question(question).await
+    }
+    async fn delete_question(
+        &self,
+        exam: &ExamId,
+        id: &QuestionId,
+        keep_at_least: u32,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_question(exam, id, keep_at_least).await
+    }
+    async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreError> {
+        self.inner.list_questions(exam).await
+    }
+}
+
+impl TestEnv {
+    /// The real adapters (DynamoDB, SQS) for these resources, reading through `cache`.
+    pub fn adapters_with_cache(&self, cache: CacheAside) -> ApiAdapters {
+        let mut adapters = ApiAdapters::aws(&self.clients, &self.api_config())
+            .unwrap_or_else(|e| panic!("adapters: {e}"));
+        adapters.cache = cache;
+        adapters
+    }
+
+    /// The admin side of the email queues.
+    pub fn queue_admin(&self) -> Arc<dyn QueueAdmin> {
+        Arc::new(EmailQueues::new(
+            self.clients.sqs.clone(),
+            &self.provisioned.priority_queue_url,
+            &self.provisioned.bulk_queue_url,
+            &self.provisioned.dead_letter_queue_url,
+        ))
+    }
+
+    /// exam-api over the real adapters, reading through `cache`.
+    pub fn exam_harness(&self, cache: CacheAside) -> ExamHarness {
+        ExamHarness::over(&self.adapters_with_cache(cache), self.queue_admin())
+    }
+}
+
+/// A policy with no cache behind it: every read goes to the store (the reference the cached
+/// API is compared with).
+pub fn no_cache() -> CacheAside {
+    CacheAside::new(
+        Arc::new(NoCache),
+        CacheKeys::new("none"),
+        CacheSettings::default(),
+    )
 }

@@ -167,3 +167,85 @@ fn each_function_gets_every_variable_its_config_requires() {
         }
     }
 }
+
+/// `const IDENT: Metric = count("Name")` lines of `shared/src/metrics.rs`, as (ident, name).
+fn metric_constants() -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/metrics.rs");
+    let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    source
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("pub const ")?;
+            let (ident, rest) = rest.split_once(": Metric = ")?;
+            let name = rest.split('"').nth(1)?;
+            Some((ident.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
+    let constants = metric_constants();
+    let names: BTreeSet<&str> = oes_shared::metrics::ALL.iter().map(|m| m.name).collect();
+    assert_eq!(
+        constants.len(),
+        names.len(),
+        "every metric constant is in metrics::ALL"
+    );
+
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions"] {
+        rust_sources(&root.join(dir), &mut files);
+    }
+    let code: String = files
+        .iter()
+        .filter(|f| !f.ends_with("metrics.rs"))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    for (ident, name) in &constants {
+        assert!(
+            code.contains(&format!("metrics::{ident}")),
+            "metric {name} ({ident}) is defined but nothing emits it"
+        );
+    }
+
+    let template = template();
+    let resources = template["Resources"].as_hash().expect("Resources");
+    let mut watched = 0;
+    for (id, resource) in resources {
+        if text(&resource["Type"]) != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        if text(&properties["Namespace"]) != "oes/${AWS::StackName}" {
+            continue;
+        }
+        let metric = text(&properties["MetricName"]);
+        assert!(
+            names.contains(metric.as_str()),
+            "alarm {} watches {metric}, which the code does not define",
+            text(id)
+        );
+        watched += 1;
+    }
+    assert!(watched > 0, "no alarm watches an oes metric");
+    let namespace =
+        text(&template["Globals"]["Function"]["Environment"]["Variables"]["OES_METRICS_NAMESPACE"]);
+    assert_eq!(
+        namespace, "oes/${AWS::StackName}",
+        "functions emit where the alarms look"
+    );
+}
