@@ -215,9 +215,13 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
         .filter(|f| !f.ends_with("metrics.rs"))
         .map(|f| std::fs::read_to_string(f).unwrap_or_default())
         .collect();
+    // Used anywhere outside metrics.rs means emitted: an unused import fails clippy.
+    let words: BTreeSet<&str> = code
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
     for (ident, name) in &constants {
         assert!(
-            code.contains(&format!("metrics::{ident}")),
+            words.contains(ident.as_str()),
             "metric {name} ({ident}) is defined but nothing emits it"
         );
     }
