@@ -2,6 +2,7 @@
 //! Figures are printed as Markdown table rows on stderr (stdout carries whatever the code under
 //! test writes, such as EMF metric lines, so its cost is measured too: redirect it to /dev/null).
 
+mod cache;
 mod enqueue;
 mod stats;
 mod worker;
@@ -24,6 +25,13 @@ enum Benchmark {
         /// Jobs to enqueue (after 20 warm-up jobs).
         #[arg(long, default_value_t = 500)]
         jobs: usize,
+    },
+    /// Handler latency of GET /exams/{id}/questions on a cache hit and a miss, and a bare
+    /// Redis GET, against REDIS_URL and the emulator at AWS_ENDPOINT_URL.
+    Cache {
+        /// Requests of each kind.
+        #[arg(long, default_value_t = 1_000)]
+        iterations: usize,
     },
     /// Worker CPU time per email and batch throughput on one core, with a mailer that answers
     /// at once.
@@ -50,6 +58,7 @@ fn main() -> Result<(), oes_shared::ports::BoxError> {
         .build()?;
     match Args::parse().benchmark {
         Benchmark::Enqueue { jobs } => runtime.block_on(enqueue::run(jobs)),
+        Benchmark::Cache { iterations } => runtime.block_on(cache::run(iterations)),
         Benchmark::Worker {
             emails,
             dynamo_ledger,
