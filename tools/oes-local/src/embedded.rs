@@ -153,3 +153,82 @@ fn to_record(message: &QueuedMessage) -> SqsMessage {
     );
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use oes_shared::email::{EmailJob, EmailTemplate};
+    use oes_shared::ports::{EmailQueue, MailError, Mailer, OutgoingEmail};
+    use std::sync::Mutex;
+
+    /// SES at a few milliseconds per email, recording the order of what it sent.
+    #[derive(Default)]
+    struct SlowMailer(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Mailer for SlowMailer {
+        async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let mut sent = self
+                .0
+                .lock()
+                .map_err(|e| MailError::Transient(e.to_string()))?;
+            sent.push(email.subject.clone());
+            Ok(format!("m{}", sent.len()))
+        }
+    }
+
+    fn job(template: EmailTemplate) -> EmailJob {
+        EmailJob::new(Email::parse("ada@example.com").expect("valid"), template, 0)
+    }
+
+    #[tokio::test]
+    async fn a_verification_email_overtakes_a_backlog_of_bulk_emails() {
+        let queue = MemoryQueue::new();
+        let mailer = Arc::new(SlowMailer::default());
+        let worker = Worker::new(
+            WorkerAdapters {
+                mailer: mailer.clone(),
+                jobs: Arc::new(MemoryJobs::default()),
+                control: queue.clone(),
+            },
+            "http://localhost:3000",
+            RetryPolicy::default(),
+            5,
+            Arc::new(SystemClock),
+        );
+        for i in 0..60 {
+            let notice = EmailTemplate::Generic {
+                subject: format!("Newsletter {i}"),
+                text: "News".into(),
+            };
+            queue.enqueue(&job(notice)).await.expect("queued");
+        }
+        let drainer = tokio::spawn(drain(queue.clone(), worker));
+        // The worker is busy with the bulk backlog when the account email arrives.
+        while mailer.0.lock().map(|s| s.len()).unwrap_or(0) < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let verification = EmailTemplate::Verification {
+            name: "Ada".into(),
+            token: Secret::new("token"),
+        };
+        queue.enqueue(&job(verification)).await.expect("queued");
+        while mailer.0.lock().map(|s| s.len()).unwrap_or(0) < 61 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drainer.abort();
+        let sent = mailer.0.lock().map(|s| s.clone()).unwrap_or_default();
+        let position = sent
+            .iter()
+            .position(|s| s == "Confirm your email address")
+            .expect("the verification email was sent");
+        // At most the batch in hand when it arrived (10) plus one more goes before it.
+        assert!(
+            position <= 20,
+            "sent {position}th of {}: {sent:?}",
+            sent.len()
+        );
+    }
+}
