@@ -133,6 +133,22 @@ fn every_auth_route_is_in_the_template_and_nothing_else() {
     assert_eq!(in_template, in_code);
 }
 
+#[test]
+fn every_exam_route_is_in_the_template_and_nothing_else() {
+    let template = template();
+    let in_template = http_routes(resource(&template, "ExamApiFunction"));
+    let in_code: BTreeSet<(String, String)> = exam_api::routes()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    let missing: Vec<_> = in_code.difference(&in_template).collect();
+    let extra: Vec<_> = in_template.difference(&in_code).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "ExamApiFunction's HttpApi events and exam_api::routes() differ: \
+         missing from the template {missing:?}, in the template but not served {extra:?}"
+    );
+}
+
 fn environment(function: &Yaml, globals: &Yaml) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for variables in [
