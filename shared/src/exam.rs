@@ -20,9 +20,10 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
-            /// A new random id.
+            /// A new id: a UUID v7, so ids made later sort later (monotonic within a process),
+            /// which orders questions added within the same second.
             pub fn generate() -> Self {
-                Self(uuid::Uuid::new_v4().to_string())
+                Self(uuid::Uuid::now_v7().to_string())
             }
 
             /// The id in a path or body, if it has the shape of an id (a UUID). Anything else

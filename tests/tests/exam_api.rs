@@ -681,3 +681,22 @@ async fn publishing_needs_a_question_and_a_published_exam_keeps_its_last_one() {
         (409, Some("last_question"))
     );
 }
+
+#[tokio::test]
+async fn questions_are_listed_in_the_order_they_were_added() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    // Twelve questions within the same second or two: the clock does not tell them apart.
+    let (exam, added) = h.exam_with_questions(&owner, 12, false).await;
+    let (status, body) = h
+        .call("GET", &format!("/exams/{exam}/questions"), None, &owner)
+        .await;
+    assert_eq!(status, 200);
+    let listed: Vec<String> = body["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .map(|q| q["question_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(listed, added);
+}
