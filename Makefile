@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test template-check lint run-local provision
+.PHONY: help services services-down build test template-check lint run-local provision bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,3 +51,11 @@ provision: ## create the local tables and queues (prefix oes-local) in moto
 run-local: services ## provision, then run the local gateway against Redis and moto
 	$(WITH_ENV) cargo run -p oesctl -- provision --endpoint "$$AWS_ENDPOINT_URL" --prefix $(PREFIX)
 	$(WITH_ENV) OES_PREFIX=$(PREFIX) cargo run -p oes-local
+
+bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the local services
+	cargo build --profile bench -p oes-bench
+	$(WITH_ENV) ./target/release/oes-bench worker >/dev/null
+	$(WITH_ENV) OES_METRICS=emf ./target/release/oes-bench worker >/dev/null
+	$(WITH_ENV) OES_METRICS=emf ./target/release/oes-bench worker --emails 3000 --dynamo-ledger >/dev/null
+	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
+	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
