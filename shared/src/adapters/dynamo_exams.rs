@@ -163,6 +163,24 @@ fn from_item<T: for<'de> Deserialize<'de>>(
     serde_dynamo::from_item(item).map_err(|e| StoreError::unavailable(context, e))
 }
 
+/// One item by key, read consistently, decoded as `T`.
+async fn read_item<T: for<'de> Deserialize<'de>>(
+    client: &Client,
+    table: &str,
+    key: Item,
+    context: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable(context, e))?;
+    out.item.map(|item| from_item(item, context)).transpose()
+}
+
 /// A condition expression and the values it names.
 type Condition<'a> = Option<(&'a str, Item)>;
 
@@ -414,18 +432,9 @@ impl ExamStore for DynamoExams {
 
     #[tracing::instrument(skip_all, fields(exam_id = %id))]
     async fn get_exam(&self, id: &ExamId) -> Result<Option<Exam>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(exam_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable("reading an exam", e))?;
-        out.item
-            .map(|item| from_item::<ExamItem>(item, "decoding an exam").map(|i| i.exam))
-            .transpose()
+        let item: Option<ExamItem> =
+            read_item(&self.client, &self.table, exam_key(id), "reading an exam").await?;
+        Ok(item.map(|i| i.exam))
     }
 
     #[tracing::instrument(skip_all, fields(exam_id = %exam.id, expected_version))]
@@ -566,18 +575,14 @@ impl ExamStore for DynamoExams {
         exam: &ExamId,
         id: &QuestionId,
     ) -> Result<Option<Question>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(question_key(exam, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable("reading a question", e))?;
-        out.item
-            .map(|item| from_item::<QuestionItem>(item, "decoding a question").map(|i| i.question))
-            .transpose()
+        let item: Option<QuestionItem> = read_item(
+            &self.client,
+            &self.table,
+            question_key(exam, id),
+            "reading a question",
+        )
+        .await?;
+        Ok(item.map(|i| i.question))
     }
 
     #[tracing::instrument(skip_all, fields(exam_id = %question.exam_id, question_id = %question.id))]
@@ -810,18 +815,14 @@ impl AttemptStore for DynamoAttempts {
 
     #[tracing::instrument(skip_all, fields(attempt_id = %id))]
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(attempt_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable("reading an attempt", e))?;
-        out.item
-            .map(|item| from_item::<AttemptItem>(item, "decoding an attempt").map(|i| i.attempt))
-            .transpose()
+        let item: Option<AttemptItem> = read_item(
+            &self.client,
+            &self.table,
+            attempt_key(id),
+            "reading an attempt",
+        )
+        .await?;
+        Ok(item.map(|i| i.attempt))
     }
 
     #[tracing::instrument(skip_all, fields(attempt_id = %id))]

@@ -7,6 +7,8 @@
 //! - `oesctl queues`: visible / in flight / delayed messages on each lane and the DLQ.
 //! - `oesctl jobs show ID`: an email job's status record.
 //! - `oesctl dlq list | redrive [--id ID] [--all] | purge --yes`: the dead-letter queue.
+//! - `oesctl cache clear`: bumps the cache's namespace version (reads `REDIS_URL`,
+//!   `REDIS_CLUSTER`, `OES_CACHE_PREFIX` like the APIs).
 //!
 //! Resources are found by prefix (`--prefix`, `OES_PREFIX`: the stack name in AWS, `oes-local`
 //! locally): the table `<prefix>-data`, the queues `<prefix>-email-priority|bulk|dlq`.
@@ -18,10 +20,11 @@ use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::adapters::dynamo::DynamoUsers;
 use oes_shared::adapters::dynamo_jobs::DynamoJobs;
 use oes_shared::clock::{Clock, SystemClock};
+use oes_shared::config::{CacheConfig, process_env};
 use oes_shared::ports::{JobLedger, UserStore, UserUpdate};
 use oes_shared::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
 use oes_shared::user::{Email, Role};
-use oes_shared::wiring::AwsClients;
+use oes_shared::wiring::{AwsClients, cache_aside};
 
 #[derive(Parser)]
 #[command(version, about = "Operations CLI for oes")]
@@ -61,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// The cache in Redis.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// The email dead-letter queue.
     Dlq {
         /// Resource prefix.
@@ -69,6 +77,14 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Make every cached entry unreachable by bumping the namespace version (no KEYS, no
+    /// FLUSHALL; old entries expire by their TTL). Reads the APIs' configuration: REDIS_URL,
+    /// REDIS_CLUSTER, OES_CACHE_PREFIX. Other containers see it within 5 seconds.
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -174,6 +190,21 @@ async fn run(cli: Cli) -> Result<(), oes_shared::ports::BoxError> {
             println!(
                 "{} is now {} (signed-in sessions must sign in again)",
                 updated.email, updated.role
+            );
+        }
+        Command::Cache {
+            command: CacheCommand::Clear,
+        } => {
+            let config = CacheConfig::load(&process_env())?;
+            if config.redis_url.is_none() {
+                return Err("REDIS_URL is not set: there is no cache to clear".into());
+            }
+            if !cache_aside(&config)?.clear_all().await {
+                return Err("the cache could not be cleared (Redis unreachable?)".into());
+            }
+            println!(
+                "cache cleared: every entry under {}: is now unreachable",
+                config.prefix
             );
         }
         Command::Queues { prefix } => {

@@ -1,4 +1,4 @@
-//! `oesctl` against the local emulator: provisioning and role changes. Needs `make services`
+//! `oesctl` against the local emulator and Redis: provisioning, role changes, queues, the cache. Needs `make services`
 //! (`make test` runs it).
 
 use std::process::{Command, Output};
@@ -169,5 +169,74 @@ async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
         stderr(&output).contains("no email job no-such-job"),
         "{}",
         stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn cache_clear_makes_every_cached_entry_unreachable() {
+    use oes_shared::adapters::redis_cache::RedisTopology;
+    use oes_shared::cache::{CacheSettings, CacheStatus};
+    use oes_shared::config::CacheConfig;
+    use oes_shared::security::Secret;
+
+    let redis_url = std::env::var("REDIS_URL")
+        .unwrap_or_else(|_| panic!("this test needs Redis: run it with `make test`"));
+    let prefix = format!("clear{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let policy = || {
+        let config = CacheConfig {
+            redis_url: Some(Secret::new(redis_url.clone())),
+            topology: RedisTopology::Standalone,
+            prefix: prefix.clone(),
+            settings: CacheSettings::default(),
+        };
+        oes_shared::wiring::cache_aside(&config).expect("redis url")
+    };
+    let id = UserId::generate();
+    let read = |cache: oes_shared::cache::CacheAside| {
+        let id = id.clone();
+        async move {
+            let key = cache.keys().user_profile(&id);
+            let (value, status) = cache
+                .get_or_load(&key, || async {
+                    Ok::<_, std::convert::Infallible>(Some(7u32))
+                })
+                .await
+                .expect("infallible");
+            assert_eq!(value, Some(7));
+            status
+        }
+    };
+    assert_eq!(read(policy()).await, CacheStatus::Miss);
+    assert_eq!(read(policy()).await, CacheStatus::Hit, "cached");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_oesctl"))
+        .args(["cache", "clear"])
+        .env("REDIS_URL", &redis_url)
+        .env("REDIS_CLUSTER", "false")
+        .env("OES_CACHE_PREFIX", &prefix)
+        .output()
+        .expect("oesctl runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("cache cleared"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        read(policy()).await,
+        CacheStatus::Miss,
+        "a new process reads the new namespace"
+    );
+
+    let without_redis = Command::new(env!("CARGO_BIN_EXE_oesctl"))
+        .args(["cache", "clear"])
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("oesctl runs");
+    assert!(!without_redis.status.success());
+    assert!(
+        stderr(&without_redis).contains("REDIS_URL"),
+        "{}",
+        stderr(&without_redis)
     );
 }
