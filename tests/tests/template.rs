@@ -250,16 +250,29 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
             continue;
         }
         let properties = &resource["Properties"];
-        if text(&properties["Namespace"]) != "oes/${AWS::StackName}" {
-            continue;
+        // A plain alarm names its metric; a metric-math alarm lists them under Metrics.
+        let mut metrics = vec![properties];
+        if let Some(list) = properties["Metrics"].as_vec() {
+            metrics.extend(
+                list.iter()
+                    .map(|m| &m["MetricStat"]["Metric"])
+                    .filter(|m| !m.is_badvalue()),
+            );
         }
-        let metric = text(&properties["MetricName"]);
-        assert!(
-            names.contains(metric.as_str()),
-            "alarm {} watches {metric}, which the code does not define",
-            text(id)
-        );
-        watched += 1;
+        for metric in metrics {
+            if metric["Namespace"].is_badvalue()
+                || text(&metric["Namespace"]) != "oes/${AWS::StackName}"
+            {
+                continue;
+            }
+            let name = text(&metric["MetricName"]);
+            assert!(
+                names.contains(name.as_str()),
+                "alarm {} watches {name}, which the code does not define",
+                text(id)
+            );
+            watched += 1;
+        }
     }
     assert!(watched > 0, "no alarm watches an oes metric");
     let namespace =
