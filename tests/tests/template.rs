@@ -282,3 +282,31 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
         "functions emit where the alarms look"
     );
 }
+
+#[test]
+fn env_json_gives_each_function_every_variable_its_config_requires() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../env.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let env: serde_json::Value = serde_json::from_str(&text).expect("env.json is JSON");
+    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+        .iter()
+        .copied()
+        .chain(["OES_DLQ_URL"])
+        .collect();
+    for (function, required) in [
+        ("AuthApiFunction", ApiConfig::REQUIRED.to_vec()),
+        ("ExamApiFunction", exam_api),
+        ("EmailWorkerFunction", WorkerConfig::REQUIRED.to_vec()),
+    ] {
+        assert!(
+            !resource(&template(), function).is_badvalue(),
+            "env.json names {function}, a function of the template"
+        );
+        for name in required {
+            assert!(
+                env[function][name].as_str().is_some_and(|v| !v.is_empty()),
+                "env.json: {function} lacks {name}"
+            );
+        }
+    }
+}
