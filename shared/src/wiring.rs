@@ -9,15 +9,16 @@ use crate::adapters::dynamo_jobs::DynamoJobs;
 use crate::adapters::memory::{MemoryCache, MemoryJobs, MemoryTokens, MemoryUsers, NoCache};
 use crate::adapters::memory_exams::{MemoryAttempts, MemoryExams};
 use crate::adapters::redis_cache::RedisCache;
+use crate::adapters::secrets::read_secret;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::{SqsEmailQueue, SqsQueueControl};
 use crate::cache::{CacheAside, CacheKeys, CacheSettings};
 use crate::clock::SystemClock;
-use crate::config::{ApiConfig, CacheConfig, WorkerConfig};
+use crate::config::{ApiConfig, CacheConfig, Env, WorkerConfig};
 use crate::email::EmailProducer;
 use crate::ports::{
-    AttemptStore, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl, TokenStore,
-    UserStore,
+    AttemptStore, BoxError, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl,
+    TokenStore, UserStore,
 };
 
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
@@ -30,6 +31,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// SES v2.
     pub ses: aws_sdk_sesv2::Client,
+    /// Secrets Manager (read at init only).
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsClients {
@@ -50,6 +53,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             ses: aws_sdk_sesv2::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
         }
     }
 }
@@ -173,4 +177,24 @@ impl WorkerAdapters {
             )),
         }
     }
+}
+
+/// `env`, with `OES_JWT_SECRET` read from Secrets Manager (once, now) when `OES_JWT_SECRET_ARN`
+/// names the secret and `OES_JWT_SECRET` itself is not set. What deploys uses the ARN; local runs
+/// and tests set the key directly.
+pub async fn resolve_jwt_secret<F: Fn(&str) -> Option<String>>(
+    env: Env<F>,
+    clients: &AwsClients,
+) -> Result<Env<impl Fn(&str) -> Option<String>>, BoxError> {
+    let fetched = match (
+        env.optional("OES_JWT_SECRET"),
+        env.optional("OES_JWT_SECRET_ARN"),
+    ) {
+        (None, Some(arn)) => Some(read_secret(&clients.secrets, &arn).await?),
+        _ => None,
+    };
+    Ok(Env(move |name: &str| match (name, &fetched) {
+        ("OES_JWT_SECRET", Some(secret)) => Some(secret.clone()),
+        _ => (env.0)(name),
+    }))
 }

@@ -178,8 +178,17 @@ fn each_function_gets_every_variable_its_config_requires() {
     ];
     for (function, required) in cases {
         let set = environment(resource(&template, function), globals);
+        assert!(
+            !set.contains("OES_JWT_SECRET"),
+            "{function}: the signing key never goes in the environment, only its ARN"
+        );
         for name in required {
-            assert!(set.contains(*name), "{function} does not set {name}");
+            // In AWS the key is read from Secrets Manager at init (wiring::resolve_jwt_secret).
+            let name = match *name {
+                "OES_JWT_SECRET" => "OES_JWT_SECRET_ARN",
+                other => other,
+            };
+            assert!(set.contains(name), "{function} does not set {name}");
         }
     }
 }

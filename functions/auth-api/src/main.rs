@@ -7,13 +7,13 @@ use lambda_http::{Error, service_fn};
 use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, process_env};
 use oes_shared::security::{JwtKeys, PasswordHasher};
-use oes_shared::wiring::{ApiAdapters, AwsClients};
+use oes_shared::wiring::{ApiAdapters, AwsClients, resolve_jwt_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_shared::telemetry::init();
-    let config = ApiConfig::load(&process_env())?;
     let clients = AwsClients::from_env().await;
+    let config = ApiConfig::load(&resolve_jwt_secret(process_env(), &clients).await?)?;
     let service = AuthService::new(
         ApiAdapters::aws(&clients, &config)?,
         JwtKeys::new(&config.jwt),

@@ -8,15 +8,15 @@ use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::clock::SystemClock;
 use oes_shared::config::{ApiConfig, process_env};
 use oes_shared::security::JwtKeys;
-use oes_shared::wiring::{ApiAdapters, AwsClients};
+use oes_shared::wiring::{ApiAdapters, AwsClients, resolve_jwt_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_shared::telemetry::init();
-    let env = process_env();
+    let clients = AwsClients::from_env().await;
+    let env = resolve_jwt_secret(process_env(), &clients).await?;
     let config = ApiConfig::load(&env)?;
     let dead_letter_url = env.required("OES_DLQ_URL")?;
-    let clients = AwsClients::from_env().await;
     let adapters = ApiAdapters::aws(&clients, &config)?;
     let resources = &config.resources;
     let queues = EmailQueues::new(

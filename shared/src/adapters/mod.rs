@@ -9,5 +9,6 @@ pub mod memory;
 pub mod memory_exams;
 pub mod outbox;
 pub mod redis_cache;
+pub mod secrets;
 pub mod ses;
 pub mod sqs;
