@@ -54,7 +54,10 @@ impl Sessions {
         let claims = self.jwt.verify(bearer)?;
         let (profile, status) = self.profile(&claims.user_id()).await?;
         match profile {
-            Some(profile) if profile.token_version == claims.ver => Ok((profile, status)),
+            Some(profile) if profile.token_version == claims.ver => {
+                tracing::Span::current().record("user_id", profile.id.as_str());
+                Ok((profile, status))
+            }
             Some(_) => Err(SessionError::Unauthenticated(
                 "the access token has been revoked",
             )),

@@ -7,12 +7,14 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_shared::clock::rfc3339;
 use oes_shared::http::{
-    ApiError, bearer_token, finish, json, no_content_json, parse_json, with_cache_status,
+    ApiError, bearer_token, finish, json, no_content_json, parse_json, request_span,
+    with_cache_status,
 };
 use oes_shared::security::Password;
 use oes_shared::user::{DisplayName, Email, UserProfile};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::service::AuthService;
 
@@ -37,8 +39,9 @@ pub async fn handle(
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
-    let result = route(service, &request).await;
-    Ok(finish(&request, started, result))
+    let span = request_span(&request);
+    let result = route(service, &request).instrument(span.clone()).await;
+    Ok(span.in_scope(|| finish(&request, started, result)))
 }
 
 async fn route(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {

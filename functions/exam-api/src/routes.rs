@@ -13,7 +13,8 @@ use oes_shared::exam::{
     parse_pass_mark, parse_title,
 };
 use oes_shared::http::{
-    ApiError, bearer_token, finish, json, no_content_json, parse_json, with_cache_status,
+    ApiError, bearer_token, finish, json, no_content_json, parse_json, request_span,
+    with_cache_status,
 };
 use oes_shared::ports::QueueAdmin;
 use oes_shared::security::JwtKeys;
@@ -22,6 +23,7 @@ use oes_shared::user::UserProfile;
 use oes_shared::wiring::ApiAdapters;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::admin::{self, AdminService};
 use crate::error::ExamError;
@@ -198,12 +200,15 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
     } else {
         path
     };
+    let span = request_span(&request);
     let result = if path.starts_with("/admin/") {
-        admin::route(api, &request, path).await
+        admin::route(api, &request, path)
+            .instrument(span.clone())
+            .await
     } else {
-        route(api, &request, path).await
+        route(api, &request, path).instrument(span.clone()).await
     };
-    Ok(finish(&request, started, result))
+    Ok(span.in_scope(|| finish(&request, started, result)))
 }
 
 async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use http::StatusCode;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::ApiError;
@@ -55,6 +56,25 @@ pub fn bearer_token(request: &Request) -> Result<&str, ApiError> {
         ));
     }
     Ok(token.trim())
+}
+
+/// The span a request is handled in: API Gateway's request id and route, and `user_id`, which
+/// the session records once the caller is authenticated. Its fields go with every log line of
+/// the request (see [`crate::telemetry`]).
+pub fn request_span(request: &Request) -> tracing::Span {
+    let (request_id, route) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (
+            context.request_id.as_deref().unwrap_or_default(),
+            context.route_key.as_deref().unwrap_or_default(),
+        ),
+        _ => ("", ""),
+    };
+    tracing::info_span!(
+        "request",
+        request_id,
+        route,
+        user_id = tracing::field::Empty
+    )
 }
 
 /// Turns a handler's result into the response (an error becomes its JSON answer) and logs one
