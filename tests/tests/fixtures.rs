@@ -582,3 +582,29 @@ async fn the_poison_fixture_sets_only_the_poison_record_aside() {
     assert_eq!(written(&dir).len(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_duplicate_fixture_sends_one_email_even_across_redelivery() {
+    let (dir, worker, _) = outbox();
+    let event = sqs_event("sqs-duplicate-delivery.json");
+    let jobs: std::collections::BTreeSet<_> = event
+        .records
+        .iter()
+        .filter_map(|r| r.body.as_deref())
+        .filter_map(|b| oes_shared::email::EmailJob::decode(b).ok())
+        .map(|job| job.job_id)
+        .collect();
+    assert_eq!(
+        (event.records.len(), jobs.len()),
+        (2, 1),
+        "two records, one job"
+    );
+    // A record that found the other's send lease is reported for redelivery; SQS then
+    // delivers it again, and the job is already sent.
+    let first = worker.handle_batch(event.clone()).await;
+    let again = worker.handle_batch(event).await;
+    assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    assert!(first.batch_item_failures.len() <= 1, "{first:?}");
+    assert_eq!(written(&dir).len(), 1, "exactly one email");
+    let _ = std::fs::remove_dir_all(dir);
+}
