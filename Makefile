@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test template-check lint run-local provision bench
+.PHONY: help services services-down build test template-check lint run-local provision bench package
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,3 +59,6 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) OES_METRICS=emf ./target/release/oes-bench worker --emails 3000 --dynamo-ledger >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
+
+package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes
+	scripts/package.sh

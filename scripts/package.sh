@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds the deployable Lambda packages: one `bootstrap.zip` per function, for arm64
+# (provided.al2023), with cargo-lambda and Zig, then reports their sizes against Lambda's limits.
+#
+#   scripts/package.sh        (or `make package`)
+#
+# Installs what it needs, project-locally, the first time: cargo-lambda (pinned, into .tools/;
+# about 12 minutes to compile), Zig from PyPI (into .venv), and the aarch64 Rust target. The
+# release profile (fat LTO, one codegen unit) makes the build itself slow on small machines.
+# `sam build` uses the same build method (Metadata: BuildMethod: rust-cargolambda).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CARGO_LAMBDA_VERSION=1.9.2
+ZIG_VERSION=0.13.0.post1
+TOOLS="$ROOT/.tools"
+VENV="$ROOT/.venv"
+FUNCTIONS=(auth-api exam-api email-worker)
+ZIP_LIMIT=$((50 * 1024 * 1024))        # direct upload of a .zip
+UNZIPPED_LIMIT=$((250 * 1024 * 1024))  # function code, unzipped
+
+log() { printf 'package: %s\n' "$*"; }
+
+if ! "$TOOLS/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
+  log "installing cargo-lambda $CARGO_LAMBDA_VERSION into .tools/ (about 12 minutes)"
+  cargo install cargo-lambda --version "$CARGO_LAMBDA_VERSION" --locked --root "$TOOLS"
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+if ! "$VENV/bin/python" -c "import ziglang" 2>/dev/null; then
+  log "installing Zig $ZIG_VERSION (PyPI ziglang) into .venv"
+  "$VENV/bin/pip" install --quiet "ziglang==$ZIG_VERSION"
+fi
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  log "adding the aarch64-unknown-linux-gnu Rust target"
+  rustup target add aarch64-unknown-linux-gnu
+fi
+
+# cargo-lambda finds Zig through `python3 -m ziglang` on PATH.
+export PATH="$TOOLS/bin:$VENV/bin:$PATH"
+packages=()
+for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
+log "building ${FUNCTIONS[*]} for arm64 (release)"
+cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
+
+# Sizes against Lambda's limits, and the binary really is an arm64 ELF named bootstrap.
+"$VENV/bin/python" - "$ZIP_LIMIT" "$UNZIPPED_LIMIT" "${FUNCTIONS[@]}" <<'PY'
+import sys, zipfile
+zip_limit, unzipped_limit, functions = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+failed = False
+print(f"{'function':<14} {'zip':>10} {'unzipped':>10}")
+for f in functions:
+    path = f"target/lambda/{f}/bootstrap.zip"
+    archive = zipfile.ZipFile(path)
+    info = archive.getinfo("bootstrap")  # KeyError if missing: fails the script
+    zipped = sum(i.compress_size for i in archive.infolist())
+    unzipped = sum(i.file_size for i in archive.infolist())
+    header = archive.read("bootstrap")[:20]
+    arm64 = header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 0xB7
+    print(f"{f:<14} {zipped / 2**20:>7.1f} MB {unzipped / 2**20:>7.1f} MB{'' if arm64 else '  NOT arm64'}")
+    if zipped > zip_limit or unzipped > unzipped_limit or not arm64 or not info.external_attr >> 16 & 0o111:
+        print(f"package: error: {path}: over Lambda's limits, not arm64, or not executable")
+        failed = True
+sys.exit(1 if failed else 0)
+PY
