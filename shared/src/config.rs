@@ -64,6 +64,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// How long email job records are kept when `OES_JOB_RETENTION_DAYS` is unset.
+pub const DEFAULT_JOB_RETENTION_DAYS: i64 = 14;
+
 /// Where the shared resources are.
 #[derive(Debug, Clone)]
 pub struct ResourceConfig {
@@ -85,7 +88,9 @@ impl ResourceConfig {
             table: env.required("OES_TABLE")?,
             priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
             bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
-            job_retention_seconds: env.parsed::<i64>("OES_JOB_RETENTION_DAYS", 14)? * 86_400,
+            job_retention_seconds: env
+                .parsed::<i64>("OES_JOB_RETENTION_DAYS", DEFAULT_JOB_RETENTION_DAYS)?
+                * 86_400,
         })
     }
 }

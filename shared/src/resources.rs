@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::config::{DEFAULT_JOB_RETENTION_DAYS, ResourceConfig};
 use crate::ports::BoxError;
 use crate::wiring::AwsClients;
 
@@ -100,6 +101,17 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
+    /// The resource configuration the functions would load for these resources (job records
+    /// kept the default retention).
+    pub fn resources(&self) -> ResourceConfig {
+        ResourceConfig {
+            table: self.table.clone(),
+            priority_queue_url: self.priority_queue_url.clone(),
+            bulk_queue_url: self.bulk_queue_url.clone(),
+            job_retention_seconds: DEFAULT_JOB_RETENTION_DAYS * 86_400,
+        }
+    }
+
     /// The environment variables the functions read, as `(name, value)` pairs.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

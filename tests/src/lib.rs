@@ -29,7 +29,7 @@ use oes_shared::adapters::redis_cache::RedisCache;
 use oes_shared::adapters::redis_cache::RedisTopology;
 use oes_shared::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_shared::config::{ApiConfig, CacheConfig, RetryPolicy, WorkerConfig};
 use oes_shared::ports::{Mailer, UserStore};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
@@ -219,12 +219,7 @@ impl TestEnv {
     /// The API configuration for these resources, with Redis.
     pub fn api_config(&self) -> ApiConfig {
         ApiConfig {
-            resources: ResourceConfig {
-                table: self.provisioned.table.clone(),
-                priority_queue_url: self.provisioned.priority_queue_url.clone(),
-                bulk_queue_url: self.provisioned.bulk_queue_url.clone(),
-                job_retention_seconds: 14 * 86_400,
-            },
+            resources: self.provisioned.resources(),
             cache: CacheConfig {
                 redis_url: Some(Secret::new(self.endpoints.redis.clone())),
                 topology: RedisTopology::Standalone,

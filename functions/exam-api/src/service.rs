@@ -231,7 +231,7 @@ impl ExamService {
         self.exams
             .add_question(&question, limits::MAX_QUESTIONS)
             .await?;
-        self.invalidate_questions(&exam).await;
+        self.invalidate_exam(&exam, true).await;
         Ok(question)
     }
 
@@ -288,7 +288,7 @@ impl ExamService {
         question.correct_option = fields.correct_option;
         question.points = fields.points;
         self.exams.save_question(&question).await?;
-        self.invalidate_questions(&exam).await;
+        self.invalidate_exam(&exam, true).await;
         Ok(question)
     }
 
@@ -303,7 +303,7 @@ impl ExamService {
         let exam = access::managed(caller, self.exams.get_exam(exam_id).await?)?;
         let keep = u32::from(exam.is_published());
         self.exams.delete_question(exam_id, id, keep).await?;
-        self.invalidate_questions(&exam).await;
+        self.invalidate_exam(&exam, true).await;
         Ok(())
     }
 
@@ -471,7 +471,8 @@ impl ExamService {
             .await?)
     }
 
-    /// After a change to `exam` itself (and its questions when `with_questions`).
+    /// After a change to `exam` itself, and to its questions when `with_questions` (adding or
+    /// removing one also moves the exam's `question_count`, so the exam goes too).
     async fn invalidate_exam(&self, exam: &Exam, with_questions: bool) {
         let keys = self.cache.keys();
         let mut stale: Vec<CacheKey> = vec![keys.exam(&exam.id)];
@@ -483,11 +484,6 @@ impl ExamService {
         if exam.is_published() {
             self.cache.invalidate_exam_list().await;
         }
-    }
-
-    /// After a question was added, changed or removed (the exam's `question_count` moved too).
-    async fn invalidate_questions(&self, exam: &Exam) {
-        self.invalidate_exam(exam, true).await;
     }
 
     async fn invalidate_attempt(&self, attempt: &Attempt) {

@@ -11,7 +11,7 @@ use lambda_http::Request;
 use oes_shared::adapters::dead_letters::EmailQueues;
 use oes_shared::adapters::redis_cache::RedisTopology;
 use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, CacheConfig, ResourceConfig};
+use oes_shared::config::{ApiConfig, CacheConfig};
 use oes_shared::exam::{Exam, ExamFields, ExamStatus, Question, QuestionFields, limits};
 use oes_shared::ports::{BoxError, UserUpdate};
 use oes_shared::resources::provision;
@@ -68,12 +68,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         ttl_seconds: 3600,
     };
     let config = ApiConfig {
-        resources: ResourceConfig {
-            table: provisioned.table.clone(),
-            priority_queue_url: provisioned.priority_queue_url.clone(),
-            bulk_queue_url: provisioned.bulk_queue_url.clone(),
-            job_retention_seconds: 86_400,
-        },
+        resources: provisioned.resources(),
         cache: CacheConfig {
             redis_url: Some(Secret::new(redis_url.clone())),
             topology: RedisTopology::Standalone,

@@ -13,7 +13,7 @@ use oes_shared::adapters::redis_cache::RedisTopology;
 use oes_shared::adapters::sqs::SqsEventSource;
 use oes_shared::cache::CacheSettings;
 use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_shared::config::{ApiConfig, CacheConfig, RetryPolicy, WorkerConfig};
 use oes_shared::resources::{Provisioned, provision};
 use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
@@ -39,12 +39,7 @@ pub async fn start(
 ) -> Result<(Arc<Functions>, Provisioned), oes_shared::ports::BoxError> {
     let clients = AwsClients::from_env().await;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
-    let resources = ResourceConfig {
-        table: provisioned.table.clone(),
-        priority_queue_url: provisioned.priority_queue_url.clone(),
-        bulk_queue_url: provisioned.bulk_queue_url.clone(),
-        job_retention_seconds: 14 * 86_400,
-    };
+    let resources = provisioned.resources();
     let cache = CacheConfig {
         redis_url: Some(Secret::new(settings.redis_url)),
         topology: RedisTopology::Standalone,
