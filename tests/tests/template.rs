@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use oes_shared::config::{ApiConfig, WorkerConfig};
+use oes_shared::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
 use oes_shared::resources::{QUEUES, TABLE, WORKER_TIMEOUT_SECONDS};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -318,4 +318,183 @@ fn env_json_gives_each_function_every_variable_its_config_requires() {
             );
         }
     }
+}
+
+/// The statements of a role's inline policies; an `!If [cond, statement, !Ref AWS::NoValue]`
+/// counts as its statement.
+fn role_statements(role: &Yaml) -> Vec<&Yaml> {
+    let mut statements = Vec::new();
+    for policy in role["Policies"].as_vec().into_iter().flatten() {
+        for entry in policy["PolicyDocument"]["Statement"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+        {
+            match entry {
+                Yaml::Array(branches) => statements.extend(branches.iter().filter(|b| b.is_hash())),
+                statement => statements.push(statement),
+            }
+        }
+    }
+    statements
+}
+
+/// A statement's `Action` or `Resource`, as texts (one or a list; `!GetAtt X.Arn` reads `X.Arn`,
+/// a `!Sub [pattern, variables]` its pattern).
+fn texts(value: &Yaml) -> Vec<String> {
+    let one = |item: &Yaml| match item {
+        Yaml::Array(sub) => text(&sub[0]),
+        scalar => text(scalar),
+    };
+    match value {
+        Yaml::Array(items) => items.iter().map(one).collect(),
+        scalar => vec![one(scalar)],
+    }
+}
+
+fn allows(statements: &[&Yaml], action: &str, resource: &str) -> bool {
+    statements.iter().any(|s| {
+        texts(&s["Action"]).iter().any(|a| a == action)
+            && texts(&s["Resource"]).iter().any(|r| r == resource)
+    })
+}
+
+#[test]
+fn each_function_has_its_own_least_privilege_role() {
+    let template = template();
+    let functions: Vec<(String, &Yaml)> = template["Resources"]
+        .as_hash()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
+        .map(|(id, r)| (text(id), &r["Properties"]))
+        .collect();
+    assert_eq!(functions.len(), 3);
+    for (function, properties) in functions {
+        // A role SAM generates carries managed policies on Resource "*".
+        assert!(
+            properties["Policies"].is_badvalue(),
+            "{function}: permissions go in its role, not in SAM Policies"
+        );
+        let role_ref = text(&properties["Role"]);
+        let role_id = role_ref
+            .strip_suffix(".Arn")
+            .unwrap_or_else(|| panic!("{function}: Role is !GetAtt <Role>.Arn, found {role_ref}"));
+        let role = resource(&template, role_id);
+        assert!(
+            role["ManagedPolicyArns"].is_badvalue(),
+            "{role_id}: no managed policies (they grant on Resource \"*\")"
+        );
+        let statements = role_statements(role);
+        for statement in &statements {
+            let actions = texts(&statement["Action"]);
+            if texts(&statement["Resource"])
+                .iter()
+                .any(|r| r.contains('*'))
+            {
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with("xray:") || a.starts_with("ec2:")),
+                    "{role_id}: only X-Ray and VPC network interfaces may use a wildcard \
+                     resource, not {actions:?}"
+                );
+            }
+        }
+        let log_group = format!("{}.Arn", text(&properties["LoggingConfig"]["LogGroup"]));
+        for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+            assert!(
+                allows(&statements, action, &log_group),
+                "{role_id}: {action} on its log group"
+            );
+        }
+        // Lambda refuses to create an SQS event source mapping without these.
+        for event in properties["Events"].as_hash().into_iter().flatten() {
+            let event = event.1;
+            if text(&event["Type"]) != "SQS" {
+                continue;
+            }
+            let queue = text(&event["Properties"]["Queue"]);
+            for action in [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+            ] {
+                assert!(
+                    allows(&statements, action, &queue),
+                    "{role_id}: {action} on {queue} for its event source"
+                );
+            }
+        }
+    }
+}
+
+/// Every `(variable, value)` the template sets for any function, Globals included.
+fn template_variables(template: &Yaml) -> Vec<(String, Yaml)> {
+    let mut sets = vec![&template["Globals"]["Function"]["Environment"]["Variables"]];
+    for resource in template["Resources"].as_hash().expect("Resources").values() {
+        sets.push(&resource["Properties"]["Environment"]["Variables"]);
+    }
+    sets.iter()
+        .filter_map(|set| set.as_hash())
+        .flatten()
+        .map(|(name, value)| (text(name), value.clone()))
+        .collect()
+}
+
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_match_it() {
+    let template = template();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions"] {
+        rust_sources(&root.join(dir), &mut files);
+    }
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    let variables = template_variables(&template);
+    for (name, _) in &variables {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "the template sets {name}, which no code reads (a typo?)"
+        );
+    }
+
+    // A variable set to `!Ref <Parameter>` gets the parameter's default in a plain deploy: the
+    // configuration loaded from those defaults must equal the one loaded with none set.
+    let parameters = &template["Parameters"];
+    let defaults: std::collections::HashMap<String, String> = variables
+        .iter()
+        .filter_map(|(name, value)| {
+            let parameter = &parameters[value.as_str()?];
+            (!parameter.is_badvalue() && !parameter["Default"].is_badvalue())
+                .then(|| (name.clone(), text(&parameter["Default"])))
+        })
+        .collect();
+    assert!(defaults.contains_key("OES_CACHE_TTL_EXAM_SECONDS"));
+    assert!(defaults.contains_key("OES_JOB_RETENTION_DAYS"));
+    let base = |name: &str| match name {
+        "OES_TABLE" | "OES_PRIORITY_QUEUE_URL" | "OES_BULK_QUEUE_URL" => Some("x".to_owned()),
+        _ => None,
+    };
+    let with_defaults = Env(|name: &str| defaults.get(name).cloned().or_else(|| base(name)));
+    let unset = Env(base);
+    assert_eq!(
+        CacheConfig::load(&with_defaults)
+            .expect("cache config")
+            .settings,
+        CacheConfig::load(&unset).expect("cache config").settings,
+        "the cache TTL parameters' defaults differ from the code's"
+    );
+    assert_eq!(
+        ResourceConfig::load(&with_defaults)
+            .expect("resources")
+            .job_retention_seconds,
+        ResourceConfig::load(&unset)
+            .expect("resources")
+            .job_retention_seconds,
+        "JobRetentionDays' default differs from the code's"
+    );
 }
