@@ -27,6 +27,7 @@ pub mod exam;
 pub mod http;
 pub mod metrics;
 pub mod ports;
+pub mod rate_limit;
 pub mod resources;
 pub mod security;
 pub mod session;

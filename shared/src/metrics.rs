@@ -85,6 +85,10 @@ pub const CACHE_ERRORS: Metric = count("CacheErrors");
 pub const CACHE_LOAD_TIME: Metric = millis("CacheLoadTime");
 /// A sign-in with a wrong email or password.
 pub const LOGIN_FAILURES: Metric = count("LoginFailures");
+/// One DynamoDB operation, retries included (dimension `Operation`).
+pub const STORE_LATENCY: Metric = millis("StoreLatency");
+/// A request refused by a rate limit (dimension `Rule`).
+pub const RATE_LIMITED: Metric = count("RateLimited");
 
 /// Every metric, for the check that alarms only name metrics the code emits.
 pub const ALL: &[Metric] = &[
@@ -103,6 +107,8 @@ pub const ALL: &[Metric] = &[
     CACHE_ERRORS,
     CACHE_LOAD_TIME,
     LOGIN_FAILURES,
+    STORE_LATENCY,
+    RATE_LIMITED,
 ];
 
 /// The namespace used when `OES_METRICS_NAMESPACE` is unset.

@@ -12,6 +12,7 @@ use crate::adapters::redis_cache::RedisCache;
 use crate::adapters::secrets::read_secret;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqs::{SqsEmailQueue, SqsQueueControl};
+use crate::adapters::store_timing::StoreTiming;
 use crate::cache::{CacheAside, CacheKeys, CacheSettings};
 use crate::clock::SystemClock;
 use crate::config::{ApiConfig, CacheConfig, Env, WorkerConfig};
@@ -20,6 +21,7 @@ use crate::ports::{
     AttemptStore, BoxError, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl,
     TokenStore, UserStore,
 };
+use crate::rate_limit::RateLimiter;
 
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
 /// `AWS_ENDPOINT_URL` for the local emulator).
@@ -50,7 +52,11 @@ impl AwsClients {
         }
         let config = loader.load().await;
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config)
+                    .interceptor(StoreTiming)
+                    .build(),
+            ),
             sqs: aws_sdk_sqs::Client::new(&config),
             ses: aws_sdk_sesv2::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
@@ -75,6 +81,8 @@ pub struct ApiAdapters {
     pub jobs: Arc<dyn JobLedger>,
     /// Cache-aside reads.
     pub cache: CacheAside,
+    /// Rate limits, counted in the same Redis.
+    pub limiter: RateLimiter,
 }
 
 impl ApiAdapters {
@@ -82,6 +90,7 @@ impl ApiAdapters {
     /// a Tokio runtime.
     pub fn aws(clients: &AwsClients, config: &ApiConfig) -> Result<Self, redis::RedisError> {
         let resources = &config.resources;
+        let redis = redis(&config.cache)?;
         let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
             clients.dynamodb.clone(),
             &resources.table,
@@ -105,13 +114,19 @@ impl ApiAdapters {
             )),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
-            cache: cache_aside(&config.cache)?,
+            cache: CacheAside::new(
+                redis.clone().unwrap_or_else(|| Arc::new(NoCache)),
+                CacheKeys::new(&config.cache.prefix),
+                config.cache.settings,
+            ),
+            limiter: RateLimiter::new(redis, &config.cache.prefix, config.cache.settings.timeout),
         })
     }
 
     /// In-memory adapters around the given email queue and job ledger (the embedded mode and
     /// unit tests).
     pub fn in_memory(queue: Arc<dyn EmailQueue>, jobs: Arc<MemoryJobs>) -> Self {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::default());
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
@@ -120,10 +135,11 @@ impl ApiAdapters {
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
             cache: CacheAside::new(
-                Arc::new(MemoryCache::default()),
+                cache.clone(),
                 CacheKeys::new("oes"),
                 CacheSettings::default(),
             ),
+            limiter: RateLimiter::new(Some(cache), "oes", CacheSettings::default().timeout),
         }
     }
 }
@@ -133,19 +149,27 @@ impl ApiAdapters {
 /// all, since a per-container cache could not be invalidated across containers. Connects
 /// lazily; must be called inside a Tokio runtime.
 pub fn cache_aside(config: &CacheConfig) -> Result<CacheAside, redis::RedisError> {
-    let cache: Arc<dyn Cache> = match &config.redis_url {
-        Some(url) => Arc::new(RedisCache::connect(
-            url.expose(),
-            config.topology,
-            config.settings.timeout,
-        )?),
-        None => Arc::new(NoCache),
-    };
     Ok(CacheAside::new(
-        cache,
+        redis(config)?.unwrap_or_else(|| Arc::new(NoCache)),
         CacheKeys::new(&config.prefix),
         config.settings,
     ))
+}
+
+/// The Redis client `config` asks for, if any (connects lazily).
+fn redis(config: &CacheConfig) -> Result<Option<Arc<dyn Cache>>, redis::RedisError> {
+    config
+        .redis_url
+        .as_ref()
+        .map(|url| {
+            let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(
+                url.expose(),
+                config.topology,
+                config.settings.timeout,
+            )?);
+            Ok(cache)
+        })
+        .transpose()
 }
 
 /// The adapters the email worker uses.

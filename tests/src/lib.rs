@@ -109,8 +109,19 @@ pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<Mem
     (service, queue)
 }
 
-/// The Lambda request API Gateway would deliver for this call.
+/// The Lambda request API Gateway would deliver for this call (from 127.0.0.1).
 pub fn request(
+    method: &str,
+    path_and_query: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> Request {
+    request_from([127, 0, 0, 1], method, path_and_query, body, bearer)
+}
+
+/// As [`request`], from the client address `ip` (API Gateway's `sourceIp`).
+pub fn request_from(
+    ip: [u8; 4],
     method: &str,
     path_and_query: &str,
     body: Option<&str>,
@@ -131,7 +142,7 @@ pub fn request(
         .body(())
         .unwrap_or_else(|e| panic!("bad test request: {e}"))
         .into_parts();
-    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let peer = std::net::SocketAddr::from((ip, 40000));
     let event = oes_local::gateway::api_gateway_event(&parts, body.unwrap_or("").as_bytes(), peer);
     lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("event: {e}"))
 }

@@ -498,3 +498,61 @@ fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_m
         "JobRetentionDays' default differs from the code's"
     );
 }
+
+#[test]
+fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
+    let template = template();
+    let body = &resource(&template, "Dashboard")["DashboardBody"];
+    // `!Sub [body, {Namespace: …}]`: fill each ${…} with a stand-in, as CloudFormation would.
+    let pattern = text(&body[0]);
+    let mut filled = String::new();
+    let mut rest = pattern.as_str();
+    let mut references = BTreeSet::new();
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').expect("closing brace");
+        references.insert(rest[start + 2..end].to_owned());
+        filled.push_str(&rest[..start]);
+        filled.push('x');
+        rest = &rest[end + 1..];
+    }
+    filled.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&filled).unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"));
+    let widgets = dashboard["widgets"].as_array().expect("widgets");
+
+    let shown: BTreeSet<String> = widgets
+        .iter()
+        .filter_map(|w| w["properties"]["metrics"].as_array())
+        .flatten()
+        .flat_map(|row| row.as_array().into_iter().flatten())
+        .filter_map(|cell| {
+            cell.as_str()
+                .map(str::to_owned)
+                .or_else(|| cell["expression"].as_str().map(str::to_owned))
+        })
+        .collect();
+    for metric in oes_shared::metrics::ALL {
+        assert!(
+            shown
+                .iter()
+                .any(|cell| cell == metric.name || cell.contains(&format!("\"{}\"", metric.name))),
+            "the dashboard does not show {}",
+            metric.name
+        );
+    }
+
+    let alarms: Vec<String> = template["Resources"]
+        .as_hash()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::CloudWatch::Alarm")
+        .map(|(id, _)| text(id))
+        .collect();
+    assert!(!alarms.is_empty());
+    for alarm in alarms {
+        assert!(
+            references.contains(&format!("{alarm}.Arn")),
+            "the dashboard's alarm widget does not show {alarm}"
+        );
+    }
+}

@@ -26,6 +26,9 @@ pub enum AuthError {
     /// The password is right but the address is not verified yet.
     #[error("verify your email address before signing in")]
     EmailNotVerified,
+    /// Too many attempts: try again after this long.
+    #[error("too many requests")]
+    RateLimited(std::time::Duration),
     /// No valid access token.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -90,6 +93,7 @@ impl From<AuthError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "email_not_verified", message)
             }
             AuthError::Unauthenticated(_) => ApiError::unauthorized(message),
+            AuthError::RateLimited(retry_after) => ApiError::rate_limited(retry_after),
             AuthError::Queue(ref source) => {
                 log_error_chain(source);
                 ApiError::new(

@@ -7,7 +7,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_shared::clock::rfc3339;
 use oes_shared::http::{
-    ApiError, bearer_token, finish, json, no_content_json, parse_json, request_span,
+    ApiError, bearer_token, client_ip, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
 };
 use oes_shared::security::Password;
@@ -16,6 +16,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::limits::{
+    EMAIL_CHANGE_PER_ACCOUNT, EMAIL_PER_ADDRESS, EMAIL_PER_IP, LOGIN_PER_ACCOUNT,
+    LOGIN_PER_ACCOUNT_AND_IP, SIGN_UP_PER_IP,
+};
 use crate::service::AuthService;
 
 /// Every path this function serves (for telling 404 from 405).
@@ -136,6 +140,20 @@ fn profile_json(profile: &UserProfile) -> serde_json::Value {
     })
 }
 
+/// The limits of a route that mails an address the caller names.
+async fn throttle_email(
+    service: &AuthService,
+    request: &Request,
+    email: &Email,
+) -> Result<(), ApiError> {
+    Ok(service
+        .throttle(&[
+            (&EMAIL_PER_ADDRESS, email.as_str()),
+            (&EMAIL_PER_IP, client_ip(request)),
+        ])
+        .await?)
+}
+
 fn accepted() -> Response<Body> {
     no_content_json(StatusCode::ACCEPTED, "accepted")
 }
@@ -145,6 +163,9 @@ async fn register(service: &AuthService, request: &Request) -> Result<Response<B
     let email = Email::parse(&body.email)?;
     let password = Password::parse(body.password, "password")?;
     let name = DisplayName::parse(&body.name)?;
+    service
+        .throttle(&[(&SIGN_UP_PER_IP, client_ip(request))])
+        .await?;
     let profile = service.register(email, password, name).await?;
     Ok(json(
         StatusCode::CREATED,
@@ -165,15 +186,22 @@ async fn resend_verification(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: EmailBody = parse_json(request)?;
-    service
-        .resend_verification(&Email::parse(&body.email)?)
-        .await?;
+    let email = Email::parse(&body.email)?;
+    throttle_email(service, request, &email).await?;
+    service.resend_verification(&email).await?;
     Ok(accepted())
 }
 
 async fn login(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = parse_json(request)?;
     let email = Email::parse(&body.email)?;
+    let from = format!("{} {}", client_ip(request), email.as_str());
+    service
+        .throttle(&[
+            (&LOGIN_PER_ACCOUNT_AND_IP, &from),
+            (&LOGIN_PER_ACCOUNT, email.as_str()),
+        ])
+        .await?;
     let token = service.login(&email, body.password).await?;
     Ok(json(StatusCode::OK, &token))
 }
@@ -199,9 +227,9 @@ async fn request_reset(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: EmailBody = parse_json(request)?;
-    service
-        .request_password_reset(&Email::parse(&body.email)?)
-        .await?;
+    let email = Email::parse(&body.email)?;
+    throttle_email(service, request, &email).await?;
+    service.request_password_reset(&email).await?;
     Ok(accepted())
 }
 
@@ -225,6 +253,12 @@ async fn change_email(
     let body: EmailChangeBody = parse_json(request)?;
     let new_email = Email::parse(&body.new_email)
         .map_err(|_| ApiError::validation("new_email: is not a valid email address"))?;
+    service
+        .throttle(&[
+            (&EMAIL_CHANGE_PER_ACCOUNT, profile.id.as_str()),
+            (&EMAIL_PER_ADDRESS, new_email.as_str()),
+        ])
+        .await?;
     service
         .request_email_change(&profile.id, new_email, body.password)
         .await?;

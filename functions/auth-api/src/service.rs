@@ -7,6 +7,7 @@ use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
 use oes_shared::ports::{
     Clock, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
 };
+use oes_shared::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_shared::security::{JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
 use oes_shared::session::Sessions;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
@@ -38,6 +39,7 @@ pub struct AuthService {
     sessions: Sessions,
     clock: Arc<dyn Clock>,
     hasher: Arc<PasswordHasher>,
+    limiter: RateLimiter,
 }
 
 impl AuthService {
@@ -55,7 +57,22 @@ impl AuthService {
             emails: adapters.emails,
             clock,
             hasher: Arc::new(hasher),
+            limiter: adapters.limiter,
         }
+    }
+
+    /// Counts one attempt against each `(limit, subject)`; refuses when any is exceeded, with
+    /// the longest wait among them. Every limit counts the attempt, refused or not.
+    pub async fn throttle(&self, checks: &[(&Limit, &str)]) -> Result<(), AuthError> {
+        let mut wait = None;
+        for (limit, subject) in checks {
+            if let Verdict::Limited { retry_after } = self.limiter.check(limit, subject).await {
+                wait = wait.max(Some(retry_after));
+            }
+        }
+        wait.map_or(Ok(()), |retry_after| {
+            Err(AuthError::RateLimited(retry_after))
+        })
     }
 
     /// Creates an account pending verification and queues the verification email. If the email

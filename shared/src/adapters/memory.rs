@@ -143,6 +143,37 @@ struct CacheMaps {
     entries: HashMap<String, (HashMap<String, String>, Instant)>,
     locks: HashMap<String, Instant>,
     counters: HashMap<String, u64>,
+    windows: Windows,
+}
+
+/// Fixed-window counters that drop ended windows as they grow, so a flood of distinct keys
+/// (the local fallback of the rate limiter sees every client) cannot grow without bound.
+#[derive(Default)]
+struct Windows {
+    counts: HashMap<String, (u64, Instant)>,
+    prune_at: usize,
+}
+
+impl Windows {
+    const MIN_PRUNE: usize = 1024;
+
+    fn hit(&mut self, key: &str, window: Duration) -> (u64, Duration) {
+        let now = Instant::now();
+        if self.counts.len() >= self.prune_at.max(Self::MIN_PRUNE) {
+            self.counts.retain(|_, (_, ends)| *ends > now);
+            self.prune_at = self.counts.len() * 2;
+        }
+        let (count, ends) = self
+            .counts
+            .entry(key.to_owned())
+            .or_insert((0, now + window));
+        if *ends <= now {
+            *count = 0;
+            *ends = now + window;
+        }
+        *count += 1;
+        (*count, *ends - now)
+    }
 }
 
 impl CacheMaps {
@@ -233,6 +264,10 @@ impl Cache for MemoryCache {
         *counter += 1;
         Ok(*counter)
     }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
+        Ok(lock(&self.0).windows.hit(key, window))
+    }
 }
 
 /// No cache: every read goes to the store. Used when no Redis is configured.
@@ -274,6 +309,15 @@ impl Cache for NoCache {
 
     async fn increment(&self, _key: &str) -> Result<u64, CacheError> {
         Ok(0)
+    }
+
+    /// There is nothing to count in: callers that need counters (the rate limiter) keep their
+    /// own when no cache is configured.
+    async fn hit(&self, _key: &str, _window: Duration) -> Result<(u64, Duration), CacheError> {
+        Err(CacheError {
+            context: "no cache is configured",
+            source: "no windowed counters without a cache".into(),
+        })
     }
 }
 

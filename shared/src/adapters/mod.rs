@@ -12,3 +12,4 @@ pub mod redis_cache;
 pub mod secrets;
 pub mod ses;
 pub mod sqs;
+pub mod store_timing;

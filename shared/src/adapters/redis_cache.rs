@@ -67,6 +67,22 @@ return 1
     )
 });
 
+/// Counts a hit in a fixed window: the first hit sets the expiry; a counter that somehow has
+/// none (a failover between the two commands) gets one, so it can never count forever.
+static HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if count == 1 or left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
+",
+    )
+});
+
 /// A cache backed by Redis, standalone or cluster.
 #[derive(Clone)]
 pub struct RedisCache {
@@ -222,5 +238,15 @@ impl Cache for RedisCache {
             .query_async(&mut self.connection.clone())
             .await
             .map_err(error("redis INCR"))
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
+        let (count, left_ms): (u64, u64) = HIT
+            .key(key)
+            .arg(millis(window))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(error("redis hit script"))?;
+        Ok((count, Duration::from_millis(left_ms)))
     }
 }

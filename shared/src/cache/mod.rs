@@ -53,6 +53,7 @@ mod namespace;
 mod policy;
 mod settings;
 
+pub(crate) use breaker::Breaker;
 pub use keys::{CacheKey, CacheKeys, CacheKind, Location};
 pub use policy::CacheAside;
 pub use settings::{CacheSettings, CacheTtls};

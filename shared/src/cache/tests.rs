@@ -235,6 +235,9 @@ impl Cache for Hung {
     async fn increment(&self, _: &str) -> Result<u64, CacheError> {
         std::future::pending().await
     }
+    async fn hit(&self, _: &str, _: Duration) -> Result<(u64, Duration), CacheError> {
+        std::future::pending().await
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -58,6 +58,17 @@ pub fn bearer_token(request: &Request) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The caller's IP address as API Gateway saw it (`requestContext.http.sourceIp`), or `""`
+/// outside API Gateway. Clients cannot forge it with a header.
+pub fn client_ip(request: &Request) -> &str {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.http.source_ip.as_deref().unwrap_or_default()
+        }
+        _ => "",
+    }
+}
+
 /// The span a request is handled in: API Gateway's request id and route, and `user_id`, which
 /// the session records once the caller is authenticated. Its fields go with every log line of
 /// the request (see [`crate::telemetry`]).

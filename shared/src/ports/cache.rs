@@ -75,4 +75,8 @@ pub trait Cache: Send + Sync {
     async fn counter(&self, key: &str) -> Result<u64, CacheError>;
     /// Adds one to the counter under `key` and returns the new value.
     async fn increment(&self, key: &str) -> Result<u64, CacheError>;
+    /// Adds one to the windowed counter under `key` and returns the count and the time left in
+    /// its window. The first hit starts a window of `window`; the counter disappears when the
+    /// window ends (fixed windows, for rate limits).
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError>;
 }
