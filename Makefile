@@ -59,6 +59,7 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) OES_METRICS=emf ./target/release/oes-bench worker --emails 3000 --dynamo-ledger >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
+	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
 
 package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes
 	scripts/package.sh

@@ -286,6 +286,15 @@ async fn every_route_answers_each_role_as_the_access_rules_say() {
         let response = w.h.respond(method, &path, None, None).await;
         assert_eq!(response.status(), 401, "{method} {path} without a token");
     }
+    // Nor does a malformed id or a wrong method tell an anonymous caller anything else.
+    for (method, path) in [
+        ("GET", "/exams/not-an-id"),
+        ("DELETE", "/me/attempts"),
+        ("GET", "/attempts/x/answers"),
+    ] {
+        let response = w.h.respond(method, path, None, None).await;
+        assert_eq!(response.status(), 401, "{method} {path} without a token");
+    }
 }
 
 #[tokio::test]

@@ -212,12 +212,14 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
 }
 
 async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
-    let (route, ids) = resolve(request.method(), path)?;
+    // Every route needs a caller, so the token is checked first: without one, every path and
+    // method answers 401 alike, as the admin routes do.
     let (caller, _) = api
         .sessions
         .authenticate(bearer_token(request)?)
         .await
         .map_err(ExamError::from)?;
+    let (route, ids) = resolve(request.method(), path)?;
     let service = &api.exams;
     match route {
         Route::ListExams => {

@@ -4,6 +4,7 @@
 
 mod cache;
 mod enqueue;
+mod rate_limit;
 mod stats;
 mod worker;
 
@@ -33,6 +34,12 @@ enum Benchmark {
         #[arg(long, default_value_t = 1_000)]
         iterations: usize,
     },
+    /// Latency a rate-limit check adds (Redis at REDIS_URL, and the in-memory fallback).
+    RateLimit {
+        /// Checks of each kind.
+        #[arg(long, default_value_t = 2_000)]
+        iterations: usize,
+    },
     /// Worker CPU time per email and batch throughput on one core, with a mailer that answers
     /// at once.
     Worker {
@@ -59,6 +66,7 @@ fn main() -> Result<(), oes_shared::ports::BoxError> {
     match Args::parse().benchmark {
         Benchmark::Enqueue { jobs } => runtime.block_on(enqueue::run(jobs)),
         Benchmark::Cache { iterations } => runtime.block_on(cache::run(iterations)),
+        Benchmark::RateLimit { iterations } => runtime.block_on(rate_limit::run(iterations)),
         Benchmark::Worker {
             emails,
             dynamo_ledger,

@@ -139,10 +139,23 @@ async fn sign_up_verify_by_link_sign_in_and_read_the_profile() {
         );
     }
 
-    let (status, missing) = send(&client, Method::GET, url("/exams/nothing"), None, None).await;
+    let (status, missing) = send(
+        &client,
+        Method::GET,
+        url("/exams/nothing"),
+        None,
+        Some(&bearer),
+    )
+    .await;
     assert_eq!(
         (status, missing["error"]["code"].as_str()),
         (404, Some("not_found"))
+    );
+    let (status, anonymous) = send(&client, Method::GET, url("/exams/nothing"), None, None).await;
+    assert_eq!(
+        (status, anonymous["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "without a token every exam path answers 401"
     );
 }
 
