@@ -65,10 +65,9 @@ fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
         | "attempt-answers-put.json"
         | "attempt-submit.json"
         | "me-attempts.json"
-        | "admin-queues.json" => (401, Some("unauthorized")),
-        // exam-api resolves the route before it authenticates: an id that is not a UUID names
-        // nothing, whoever asks.
-        "exam-malformed-id.json" => (404, Some("not_found")),
+        | "admin-queues.json"
+        // exam-api authenticates before it resolves the route: with a real token, 404.
+        | "exam-malformed-id.json" => (401, Some("unauthorized")),
         _ => return None,
     })
 }
