@@ -52,7 +52,19 @@ impl Sessions {
         bearer: &str,
     ) -> Result<(UserProfile, CacheStatus), SessionError> {
         let claims = self.jwt.verify(bearer)?;
-        let (profile, status) = self.profile(&claims.user_id()).await?;
+        let id = claims.user_id();
+        let (mut profile, mut status) = self.profile(&id).await?;
+        if status == CacheStatus::Hit
+            && profile
+                .as_ref()
+                .is_some_and(|p| p.token_version < claims.ver)
+        {
+            // Versions only grow, and this token was signed with a later one than the cached
+            // profile holds: the account changed without the cache being told (an operator's
+            // `oesctl users set-role` cannot reach a cache inside the VPC). Read it again.
+            self.invalidate(&id).await;
+            (profile, status) = self.profile(&id).await?;
+        }
         match profile {
             Some(profile) if profile.token_version == claims.ver => {
                 tracing::Span::current().record("user_id", profile.id.as_str());

@@ -369,3 +369,44 @@ async fn an_email_change_to_a_taken_address_sends_nothing_and_says_nothing() {
     assert_eq!(status, 202);
     assert!(queued_tokens(&queue).is_empty());
 }
+
+#[tokio::test]
+async fn a_role_changed_behind_the_cache_applies_at_the_next_sign_in() {
+    use oes_shared::clock::{Clock, SystemClock};
+    use oes_shared::ports::UserUpdate;
+    use oes_shared::user::{Email, Role};
+
+    let apis = oes_tests::in_memory_apis();
+    let email = "operator-made@example.com";
+    let old = signed_in(&apis.auth, &apis.queue, email).await;
+    for _ in 0..2 {
+        let (status, me) = call(&apis.auth, "GET", "/auth/me", None, Some(&old)).await;
+        assert_eq!((status, me["role"].as_str()), (200, Some("student")));
+    }
+    // What `oesctl users set-role` does: a write to the store only, the cache untold.
+    let user = apis
+        .users
+        .find_by_email(&Email::parse(email).expect("email"))
+        .await
+        .expect("store")
+        .expect("user");
+    apis.users
+        .update(&user.id, UserUpdate::Role(Role::Admin), SystemClock.now())
+        .await
+        .expect("role change");
+
+    let (status, session) = login(&apis.auth, email, "correct horse").await;
+    assert_eq!(status, 200, "{session}");
+    let new = session["access_token"].as_str().expect("token");
+    let (status, me) = call(&apis.auth, "GET", "/auth/me", None, Some(new)).await;
+    assert_eq!(
+        (status, me["role"].as_str()),
+        (200, Some("admin")),
+        "a token newer than the cached profile reloads it: {me}"
+    );
+    let (status, _) = call(&apis.auth, "GET", "/auth/me", None, Some(&old)).await;
+    assert_eq!(
+        status, 401,
+        "and the token from before the change is revoked"
+    );
+}

@@ -3,7 +3,8 @@
 //! - `oesctl provision --endpoint URL --prefix P`: creates the table, queues and SES identity
 //!   from the definitions `template.yaml` uses, and prints the environment the functions need.
 //! - `oesctl users set-role EMAIL ROLE`: changes a user's role (their access tokens stop working,
-//!   so the new role applies at the next sign-in).
+//!   so the new role applies at the next sign-in) and, with `REDIS_URL`, drops the cached profile
+//!   so earlier tokens are refused at once.
 //! - `oesctl queues`: visible / in flight / delayed messages on each lane and the DLQ.
 //! - `oesctl jobs show ID`: an email job's status record.
 //! - `oesctl dlq list | redrive [--id ID] [--all] | purge --yes`: the dead-letter queue.
@@ -191,6 +192,22 @@ async fn run(cli: Cli) -> Result<(), oes_shared::ports::BoxError> {
                 "{} is now {} (signed-in sessions must sign in again)",
                 updated.email, updated.role
             );
+            // The APIs cache profiles: drop this one so tokens from before stop working now.
+            let cache = CacheConfig::load(&process_env())?;
+            if cache.redis_url.is_some() {
+                let cache = cache_aside(&cache)?;
+                cache
+                    .invalidate(&[cache.keys().user_profile(&updated.id)])
+                    .await;
+                println!("cached profile dropped");
+            } else {
+                println!(
+                    "REDIS_URL is not set, so no cached profile was dropped: tokens from before \
+                     keep working, with the old role, until the cached profile expires \
+                     (OES_CACHE_TTL_USER_PROFILE_SECONDS, default 1 h) or the user signs in \
+                     again. Run with the APIs' REDIS_URL (and REDIS_CLUSTER) to apply it at once."
+                );
+            }
         }
         Command::Cache {
             command: CacheCommand::Clear,

@@ -4,7 +4,11 @@
 use std::process::{Command, Output};
 
 use oes_shared::adapters::dynamo::DynamoUsers;
+use oes_shared::adapters::redis_cache::RedisTopology;
+use oes_shared::cache::{CacheAside, CacheSettings, CacheStatus};
+use oes_shared::config::CacheConfig;
 use oes_shared::ports::UserStore;
+use oes_shared::security::Secret;
 use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_shared::wiring::AwsClients;
 
@@ -172,42 +176,117 @@ async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
     );
 }
 
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .unwrap_or_else(|_| panic!("this test needs Redis: run it with `make test`"))
+}
+
+/// The APIs' cache-aside policy over `REDIS_URL`, under `prefix`.
+fn cache_policy(prefix: &str) -> CacheAside {
+    let config = CacheConfig {
+        redis_url: Some(Secret::new(redis_url())),
+        topology: RedisTopology::Standalone,
+        prefix: prefix.to_owned(),
+        settings: CacheSettings::default(),
+    };
+    oes_shared::wiring::cache_aside(&config).expect("redis url")
+}
+
+/// Reads `id`'s profile entry through a new policy (a new process), loading a stand-in value on
+/// a miss; returns where it came from.
+async fn read_profile_entry(prefix: &str, id: &UserId) -> CacheStatus {
+    let cache = cache_policy(prefix);
+    let key = cache.keys().user_profile(id);
+    let (value, status) = cache
+        .get_or_load(&key, || async {
+            Ok::<_, std::convert::Infallible>(Some(7u32))
+        })
+        .await
+        .expect("infallible");
+    assert_eq!(value, Some(7));
+    status
+}
+
+#[tokio::test]
+async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
+    let prefix = format!("role{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let output = oesctl(&["provision", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let clients = AwsClients::load(Some(&endpoint())).await;
+    let users = DynamoUsers::new(clients.dynamodb, format!("{prefix}-data"));
+    let user = User {
+        id: UserId::generate(),
+        email: Email::parse("ada@example.com").expect("valid"),
+        name: DisplayName::parse("Ada").expect("valid"),
+        password_hash: "$argon2id$placeholder".into(),
+        role: Role::Admin,
+        status: UserStatus::Active,
+        token_version: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    users.create(&user).await.expect("created");
+    assert_eq!(
+        read_profile_entry(&prefix, &user.id).await,
+        CacheStatus::Miss
+    );
+    assert_eq!(
+        read_profile_entry(&prefix, &user.id).await,
+        CacheStatus::Hit
+    );
+
+    let set_role = |with_redis: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oesctl"));
+        command
+            .args([
+                "--endpoint",
+                &endpoint(),
+                "users",
+                "set-role",
+                "ada@example.com",
+            ])
+            .args(["student", "--prefix", &prefix])
+            .env("RUST_LOG", "warn")
+            .env("OES_CACHE_PREFIX", &prefix);
+        if with_redis {
+            command
+                .env("REDIS_URL", redis_url())
+                .env("REDIS_CLUSTER", "false");
+        } else {
+            command.env_remove("REDIS_URL");
+        }
+        command.output().expect("oesctl runs")
+    };
+    let output = set_role(true);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("cached profile dropped"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        read_profile_entry(&prefix, &user.id).await,
+        CacheStatus::Miss,
+        "the demoted admin's cached profile is gone, so earlier tokens are refused at once"
+    );
+
+    let output = set_role(false);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("no cached profile was dropped"),
+        "without REDIS_URL it says what that means: {}",
+        stdout(&output)
+    );
+}
+
 #[tokio::test]
 async fn cache_clear_makes_every_cached_entry_unreachable() {
-    use oes_shared::adapters::redis_cache::RedisTopology;
-    use oes_shared::cache::{CacheSettings, CacheStatus};
-    use oes_shared::config::CacheConfig;
-    use oes_shared::security::Secret;
-
-    let redis_url = std::env::var("REDIS_URL")
-        .unwrap_or_else(|_| panic!("this test needs Redis: run it with `make test`"));
+    let redis_url = redis_url();
     let prefix = format!("clear{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let policy = || {
-        let config = CacheConfig {
-            redis_url: Some(Secret::new(redis_url.clone())),
-            topology: RedisTopology::Standalone,
-            prefix: prefix.clone(),
-            settings: CacheSettings::default(),
-        };
-        oes_shared::wiring::cache_aside(&config).expect("redis url")
-    };
     let id = UserId::generate();
-    let read = |cache: oes_shared::cache::CacheAside| {
-        let id = id.clone();
-        async move {
-            let key = cache.keys().user_profile(&id);
-            let (value, status) = cache
-                .get_or_load(&key, || async {
-                    Ok::<_, std::convert::Infallible>(Some(7u32))
-                })
-                .await
-                .expect("infallible");
-            assert_eq!(value, Some(7));
-            status
-        }
-    };
-    assert_eq!(read(policy()).await, CacheStatus::Miss);
-    assert_eq!(read(policy()).await, CacheStatus::Hit, "cached");
+    let read = || read_profile_entry(&prefix, &id);
+    assert_eq!(read().await, CacheStatus::Miss);
+    assert_eq!(read().await, CacheStatus::Hit, "cached");
 
     let output = Command::new(env!("CARGO_BIN_EXE_oesctl"))
         .args(["cache", "clear"])
@@ -223,7 +302,7 @@ async fn cache_clear_makes_every_cached_entry_unreachable() {
         stdout(&output)
     );
     assert_eq!(
-        read(policy()).await,
+        read().await,
         CacheStatus::Miss,
         "a new process reads the new namespace"
     );
