@@ -144,7 +144,9 @@ pub fn request_from(
         .into_parts();
     let peer = std::net::SocketAddr::from((ip, 40000));
     let event = oes_local::gateway::api_gateway_event(&parts, body.unwrap_or("").as_bytes(), peer);
-    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("event: {e}"))
+    serde_json::to_string(&event)
+        .and_then(|text| lambda_http::request::from_str(&text))
+        .unwrap_or_else(|e| panic!("event: {e}"))
 }
 
 /// Status and JSON body of a response.

@@ -1,5 +1,6 @@
 //! HTTP → API Gateway v2 event → Lambda handler → HTTP.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::Body;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
+
+use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
 
 /// The largest body accepted, as API Gateway's payload limit (10 MB) is far more than any oes
 /// route takes; the handlers enforce their own, smaller limit.
@@ -72,7 +75,9 @@ async fn dispatch(
         Err(_) => return error_response(413, "payload_too_large", "the request body is too large"),
     };
     let event = api_gateway_event(&parts, &body, peer);
-    let request = match lambda_http::request::from_str(&event.to_string()) {
+    let request = match serde_json::to_string(&event)
+        .and_then(|text| lambda_http::request::from_str(&text))
+    {
         Ok(request) => request,
         Err(error) => {
             tracing::error!(%error, "could not build the Lambda request");
@@ -93,88 +98,83 @@ async fn dispatch(
     }
 }
 
-/// The payload-format-2.0 event API Gateway's HTTP API sends for this request.
+/// The payload-format-2.0 event API Gateway's HTTP API sends for this request through the
+/// catch-all `$default` route (the handlers resolve the route themselves).
 pub fn api_gateway_event(
     parts: &lambda_http::http::request::Parts,
     body: &[u8],
     peer: SocketAddr,
-) -> Value {
-    let mut headers = Map::new();
+) -> HttpApiEvent {
+    let mut headers = BTreeMap::new();
     for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&value);
-            }
-            _ => {
-                headers.insert(name.as_str().to_owned(), Value::String(value));
-            }
-        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        join_repeated(&mut headers, name.as_str(), &value);
     }
     let raw_query = parts.uri.query().unwrap_or("");
-    let mut query = Map::new();
-    for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
-        match query.get_mut(key.as_ref()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&value);
-            }
-            _ => {
-                query.insert(key.into_owned(), Value::String(value.into_owned()));
-            }
-        }
-    }
     let (body, is_base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
         Err(_) => (STANDARD.encode(body), true),
     };
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let method = parts.method.as_str();
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let path = parts.uri.path();
-    let user_agent = headers
-        .get("user-agent")
-        .cloned()
-        .unwrap_or(Value::String(String::new()));
+    let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
     let host = headers
         .get("host")
         .cloned()
-        .unwrap_or(Value::String("localhost".into()));
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "oes-local",
-            "domainName": host,
-            "domainPrefix": "oes-local",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": format!("{:?}", parts.version),
-                "sourceIp": peer.ip().to_string(),
-                "userAgent": user_agent,
+        .unwrap_or_else(|| "localhost".into());
+    HttpApiEvent {
+        version: "2.0",
+        route_key: "$default".into(),
+        raw_path: path.into(),
+        raw_query_string: raw_query.into(),
+        headers,
+        query_string_parameters: query_parameters(raw_query),
+        request_context: RequestContext {
+            account_id: "000000000000".into(),
+            api_id: "oes-local".into(),
+            domain_name: host,
+            domain_prefix: "oes-local".into(),
+            http: HttpDetails {
+                method: parts.method.as_str().into(),
+                path: path.into(),
+                protocol: format!("{:?}", parts.version),
+                source_ip: peer.ip().to_string(),
+                user_agent,
             },
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "",
-            "timeEpoch": now_ms,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            route_key: "$default".into(),
+            stage: "$default".into(),
+            time: request_time(now_ms),
+            time_epoch: now_ms,
         },
-        "isBase64Encoded": is_base64,
-    });
-    if !query.is_empty() {
-        event["queryStringParameters"] = Value::Object(query);
+        path_parameters: BTreeMap::new(),
+        body: (!body.is_empty()).then_some(body),
+        is_base64_encoded: is_base64,
     }
-    if !body.is_empty() {
-        event["body"] = Value::String(body);
+}
+
+/// `queryStringParameters` for a raw query string, as API Gateway decodes it: repeated keys
+/// have their values joined with commas.
+pub fn query_parameters(raw_query: &str) -> BTreeMap<String, String> {
+    let mut query = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+        join_repeated(&mut query, &key, &value);
     }
-    event
+    query
+}
+
+fn join_repeated(map: &mut BTreeMap<String, String>, key: &str, value: &str) {
+    match map.get_mut(key) {
+        Some(existing) => {
+            existing.push(',');
+            existing.push_str(value);
+        }
+        None => {
+            map.insert(key.to_owned(), value.to_owned());
+        }
+    }
 }
 
 fn to_http(response: lambda_http::Response<Body>) -> HttpResponse {

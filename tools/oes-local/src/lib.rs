@@ -8,8 +8,12 @@
 //! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
 //!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
 //!   mapping does.
+//! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
+//! - [`fixtures`]: the `events/` fixtures, generated from one table (the `oes-events` binary).
 
 pub mod embedded;
+pub mod event;
+pub mod fixtures;
 pub mod gateway;
 pub mod services;
 
