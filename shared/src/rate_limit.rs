@@ -21,7 +21,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::adapters::memory::MemoryCache;
-use crate::cache::Breaker;
+use crate::cache::{Breaker, CacheSettings};
 use crate::metrics::{self, CACHE_ERRORS, RATE_LIMITED};
 use crate::ports::Cache;
 
@@ -63,21 +63,22 @@ struct Inner {
 }
 
 impl RateLimiter {
-    /// Counts in `shared` (Redis) under keys starting with `prefix`, giving up on a call after
-    /// `timeout`; in this process's memory when `shared` is `None` or failing.
-    pub fn new(shared: Option<Arc<dyn Cache>>, prefix: &str, timeout: Duration) -> Self {
+    /// Counts in `shared` (Redis) under keys starting with `prefix`, with the cache's timeout
+    /// and circuit breaker `settings`; in this process's memory when `shared` is `None` or
+    /// failing.
+    pub fn new(shared: Option<Arc<dyn Cache>>, prefix: &str, settings: &CacheSettings) -> Self {
         Self(Arc::new(Inner {
             shared,
             local: MemoryCache::default(),
             prefix: prefix.to_owned(),
-            timeout,
-            breaker: Breaker::new(3, Duration::from_secs(5)),
+            timeout: settings.timeout,
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
         }))
     }
 
     /// Counts in this process's memory only (the embedded mode and unit tests).
     pub fn in_memory() -> Self {
-        Self::new(None, "oes", Duration::from_millis(200))
+        Self::new(None, "oes", &CacheSettings::default())
     }
 
     /// Counts one hit of `subject` against `limit`.

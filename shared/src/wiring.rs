@@ -114,19 +114,14 @@ impl ApiAdapters {
             )),
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
-            cache: CacheAside::new(
-                redis.clone().unwrap_or_else(|| Arc::new(NoCache)),
-                CacheKeys::new(&config.cache.prefix),
-                config.cache.settings,
-            ),
-            limiter: RateLimiter::new(redis, &config.cache.prefix, config.cache.settings.timeout),
+            limiter: RateLimiter::new(redis.clone(), &config.cache.prefix, &config.cache.settings),
+            cache: policy(redis, &config.cache),
         })
     }
 
     /// In-memory adapters around the given email queue and job ledger (the embedded mode and
     /// unit tests).
     pub fn in_memory(queue: Arc<dyn EmailQueue>, jobs: Arc<MemoryJobs>) -> Self {
-        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::default());
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
@@ -135,11 +130,11 @@ impl ApiAdapters {
             emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
             jobs,
             cache: CacheAside::new(
-                cache.clone(),
+                Arc::new(MemoryCache::default()),
                 CacheKeys::new("oes"),
                 CacheSettings::default(),
             ),
-            limiter: RateLimiter::new(Some(cache), "oes", CacheSettings::default().timeout),
+            limiter: RateLimiter::in_memory(),
         }
     }
 }
@@ -149,11 +144,16 @@ impl ApiAdapters {
 /// all, since a per-container cache could not be invalidated across containers. Connects
 /// lazily; must be called inside a Tokio runtime.
 pub fn cache_aside(config: &CacheConfig) -> Result<CacheAside, redis::RedisError> {
-    Ok(CacheAside::new(
-        redis(config)?.unwrap_or_else(|| Arc::new(NoCache)),
+    Ok(policy(redis(config)?, config))
+}
+
+/// The cache-aside policy over `redis`, or over no cache at all.
+fn policy(redis: Option<Arc<dyn Cache>>, config: &CacheConfig) -> CacheAside {
+    CacheAside::new(
+        redis.unwrap_or_else(|| Arc::new(NoCache)),
         CacheKeys::new(&config.prefix),
         config.settings,
-    ))
+    )
 }
 
 /// The Redis client `config` asks for, if any (connects lazily).

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
+use oes_local::fixtures::path_parameters;
 use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
 use oes_shared::adapters::outbox::OutboxMailer;
 use oes_shared::clock::SystemClock;
@@ -111,28 +112,6 @@ fn is_exam_api(name: &str) -> bool {
 
 fn event(name: &str, text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
-}
-
-/// What API Gateway puts in `pathParameters` when `path` matches `template`, or `None` if it
-/// does not match.
-fn path_parameters(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
-    let wanted: Vec<&str> = template.split('/').collect();
-    let given: Vec<&str> = path.split('/').collect();
-    if wanted.len() != given.len() {
-        return None;
-    }
-    let mut parameters = BTreeMap::new();
-    for (w, g) in wanted.iter().zip(&given) {
-        if let Some(name) = w.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
-            if g.is_empty() {
-                return None;
-            }
-            parameters.insert(name.to_owned(), (*g).to_owned());
-        } else if w != g {
-            return None;
-        }
-    }
-    Some(parameters)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Response};
 use oes_shared::adapters::redis_cache::{RedisCache, RedisTopology};
+use oes_shared::cache::CacheSettings;
 use oes_shared::ports::Cache;
 use oes_shared::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_tests::{
@@ -30,7 +31,7 @@ fn container(url: &str, topology: RedisTopology, prefix: &str) -> RateLimiter {
     let redis: Arc<dyn Cache> = Arc::new(
         RedisCache::connect(url, topology, Duration::from_millis(200)).expect("redis url"),
     );
-    RateLimiter::new(Some(redis), prefix, Duration::from_millis(200))
+    RateLimiter::new(Some(redis), prefix, &CacheSettings::default())
 }
 
 async fn every_container_counts_against_one_budget(redis: Redis) {

@@ -220,6 +220,21 @@ fn rust_sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The text of the `.rs` files that build the functions (`shared/src`, `functions/`) that
+/// `keep` keeps, concatenated.
+fn function_code(keep: impl Fn(&std::path::Path) -> bool) -> String {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions"] {
+        rust_sources(&root.join(dir), &mut files);
+    }
+    files
+        .iter()
+        .filter(|f| keep(f))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
+}
+
 #[test]
 fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
     let constants = metric_constants();
@@ -230,16 +245,7 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
         "every metric constant is in metrics::ALL"
     );
 
-    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut files = Vec::new();
-    for dir in ["shared/src", "functions"] {
-        rust_sources(&root.join(dir), &mut files);
-    }
-    let code: String = files
-        .iter()
-        .filter(|f| !f.ends_with("metrics.rs"))
-        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
-        .collect();
+    let code = function_code(|f| !f.ends_with("metrics.rs"));
     // Used anywhere outside metrics.rs means emitted: an unused import fails clippy.
     let words: BTreeSet<&str> = code
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -445,15 +451,7 @@ fn template_variables(template: &Yaml) -> Vec<(String, Yaml)> {
 #[test]
 fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_match_it() {
     let template = template();
-    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut files = Vec::new();
-    for dir in ["shared/src", "functions"] {
-        rust_sources(&root.join(dir), &mut files);
-    }
-    let code: String = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
-        .collect();
+    let code = function_code(|_| true);
     let variables = template_variables(&template);
     for (name, _) in &variables {
         assert!(

@@ -20,7 +20,7 @@ use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_shared::wiring::{ApiAdapters, AwsClients};
 use redis::AsyncCommands;
 
-use crate::stats::{Percentiles, ms, percentiles};
+use crate::stats::{percentiles, row};
 
 const QUESTIONS: usize = 10;
 
@@ -42,16 +42,6 @@ fn request(path: &str, token: &str) -> Result<Request, BoxError> {
         "isBase64Encoded": false,
     });
     Ok(lambda_http::request::from_str(&event.to_string())?)
-}
-
-fn row(name: &str, count: usize, p: &Percentiles) {
-    eprintln!(
-        "| {name} | {count} | {} | {} | {} | {} |",
-        ms(p.p50),
-        ms(p.p99),
-        ms(p.max),
-        ms(p.mean)
-    );
 }
 
 /// Runs `iterations` requests of each kind and prints their percentiles.

@@ -6,26 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oes_shared::adapters::redis_cache::{RedisCache, RedisTopology};
+use oes_shared::cache::CacheSettings;
 use oes_shared::ports::{BoxError, Cache};
 use oes_shared::rate_limit::{Limit, RateLimiter};
 
-use crate::stats::{Percentiles, ms, percentiles};
+use crate::stats::{Percentiles, percentiles, row};
 
 const LIMIT: Limit = Limit {
     rule: "bench",
     max: u64::MAX,
     window: Duration::from_secs(600),
 };
-
-fn row(name: &str, count: usize, p: &Percentiles) {
-    eprintln!(
-        "| {name} | {count} | {} | {} | {} | {} |",
-        ms(p.p50),
-        ms(p.p99),
-        ms(p.max),
-        ms(p.mean)
-    );
-}
 
 async fn measure<F, Fut>(iterations: usize, mut call: F) -> Result<Percentiles, BoxError>
 where
@@ -54,7 +45,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         RedisTopology::Standalone,
         Duration::from_millis(200),
     )?);
-    let shared = RateLimiter::new(Some(redis), &prefix, Duration::from_millis(200));
+    let shared = RateLimiter::new(Some(redis), &prefix, &CacheSettings::default());
     let local = RateLimiter::in_memory();
     let mut raw = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()

@@ -35,6 +35,17 @@ pub fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_nanos(nanos))
 }
 
+/// Prints one Markdown table row: name, count, p50, p99, max, mean.
+pub fn row(name: &str, count: usize, p: &Percentiles) {
+    eprintln!(
+        "| {name} | {count} | {} | {} | {} | {} |",
+        ms(p.p50),
+        ms(p.p99),
+        ms(p.max),
+        ms(p.mean)
+    );
+}
+
 /// Milliseconds with two decimals.
 pub fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
