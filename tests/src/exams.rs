@@ -7,15 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use exam_api::ExamApi;
 use lambda_http::{Body, Response};
-use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, NoCache};
-use oes_shared::cache::{CacheAside, CacheKeys, CacheSettings};
-use oes_shared::clock::{Clock, ManualClock, SystemClock};
-use oes_shared::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
-use oes_shared::ports::{ExamStore, QueueAdmin, StoreError, UserStore, UserUpdate};
-use oes_shared::security::JwtKeys;
-use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
-use oes_shared::wiring::ApiAdapters;
+use oes_adapters::dead_letters::EmailQueues;
+use oes_adapters::memory::{MemoryJobs, MemoryQueue, NoCache};
+use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
+use oes_domain::clock::{Clock, ManualClock, SystemClock};
+use oes_domain::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
+use oes_domain::ports::{
+    ExamConflict, ExamStore, QueueAdmin, StoreError, StoreUnavailable, UserStore, UserUpdate,
+};
+use oes_domain::security::JwtKeys;
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_runtime::wiring::ApiAdapters;
 use serde_json::Value;
 
 use crate::{TestEnv, jwt_settings, read, request};
@@ -211,37 +213,45 @@ impl CountingExams {
 
 #[async_trait]
 impl ExamStore for CountingExams {
-    async fn create_exam(&self, exam: &Exam) -> Result<(), StoreError> {
+    async fn create_exam(&self, exam: &Exam) -> Result<(), StoreError<ExamConflict>> {
         self.inner.create_exam(exam).await
     }
-    async fn get_exam(&self, id: &ExamId) -> Result<Option<Exam>, StoreError> {
+    async fn get_exam(&self, id: &ExamId) -> Result<Option<Exam>, StoreUnavailable> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_exam(id).await
     }
-    async fn save_exam(&self, exam: &Exam, expected_version: u64) -> Result<(), StoreError> {
+    async fn save_exam(
+        &self,
+        exam: &Exam,
+        expected_version: u64,
+    ) -> Result<(), StoreError<ExamConflict>> {
         self.inner.save_exam(exam, expected_version).await
     }
-    async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError> {
+    async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError<ExamConflict>> {
         self.inner.delete_exam(id).await
     }
     async fn list_published(
         &self,
         limit: usize,
         after: Option<&ExamCursor>,
-    ) -> Result<Vec<Exam>, StoreError> {
+    ) -> Result<Vec<Exam>, StoreUnavailable> {
         self.inner.list_published(limit, after).await
     }
-    async fn add_question(&self, question: &Question, max: u32) -> Result<(), StoreError> {
+    async fn add_question(
+        &self,
+        question: &Question,
+        max: u32,
+    ) -> Result<(), StoreError<ExamConflict>> {
         self.inner.add_question(question, max).await
     }
     async fn get_question(
         &self,
         exam: &ExamId,
         id: &QuestionId,
-    ) -> Result<Option<Question>, StoreError> {
+    ) -> Result<Option<Question>, StoreUnavailable> {
         self.inner.get_question(exam, id).await
     }
-    async fn save_question(&self, question: &Question) -> Result<(), StoreError> {
+    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>> {
         self.inner.save_question(question).await
     }
     async fn delete_question(
@@ -249,10 +259,10 @@ impl ExamStore for CountingExams {
         exam: &ExamId,
         id: &QuestionId,
         keep_at_least: u32,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StoreError<ExamConflict>> {
         self.inner.delete_question(exam, id, keep_at_least).await
     }
-    async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreError> {
+    async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreUnavailable> {
         self.inner.list_questions(exam).await
     }
 }

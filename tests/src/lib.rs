@@ -1,4 +1,4 @@
-//! Test harness shared by the integration and end-to-end tests in `tests/tests/`.
+//! Test harness shared by the integration and end-to-end tests in `tests/tests/integration/`.
 //!
 //! - [`request`]: an API Gateway v2 event for a method, path and body, decoded by `lambda_http`
 //!   exactly as in Lambda (the same translation `oes-local` uses).
@@ -24,16 +24,17 @@ use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use lambda_http::{Body, Request, Response};
-use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
-use oes_shared::adapters::redis_cache::RedisCache;
-use oes_shared::adapters::redis_cache::RedisTopology;
-use oes_shared::cache::{CacheAside, CacheKeys, CacheSettings};
-use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, CacheConfig, RetryPolicy, WorkerConfig};
-use oes_shared::ports::{Mailer, UserStore};
-use oes_shared::resources::{Provisioned, provision};
-use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
-use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::redis_cache::RedisCache;
+use oes_adapters::redis_cache::RedisTopology;
+use oes_adapters::resources::{Provisioned, provision};
+use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::ports::{Mailer, UserStore};
+use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
+use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
 use serde_json::Value;
 
 /// The JWT settings every test uses.
@@ -77,7 +78,7 @@ pub fn in_memory_apis() -> InMemoryApis {
         queue.clone(),
         Arc::new(SystemClock),
     );
-    let auth = AuthService::new(
+    let auth = auth_api::wire(
         adapters,
         JwtKeys::new(&jwt_settings()),
         cheap_hasher(),
@@ -100,7 +101,7 @@ pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueue>) {
 /// As [`in_memory_auth`], with an injected clock.
 pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<MemoryQueue>) {
     let queue = MemoryQueue::new();
-    let service = AuthService::new(
+    let service = auth_api::wire(
         ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default())),
         JwtKeys::new(&jwt_settings()),
         cheap_hasher(),
@@ -232,7 +233,7 @@ impl TestEnv {
     /// The API configuration for these resources, with Redis.
     pub fn api_config(&self) -> ApiConfig {
         ApiConfig {
-            resources: self.provisioned.resources(),
+            resources: ResourceConfig::from(&self.provisioned),
             cache: CacheConfig {
                 redis_url: Some(Secret::new(self.endpoints.redis.clone())),
                 topology: RedisTopology::Standalone,
@@ -276,7 +277,7 @@ impl TestEnv {
     pub fn auth_service(&self) -> AuthService {
         let adapters = ApiAdapters::aws(&self.clients, &self.api_config())
             .unwrap_or_else(|e| panic!("redis url: {e}"));
-        AuthService::new(
+        auth_api::wire(
             adapters,
             JwtKeys::new(&jwt_settings()),
             cheap_hasher(),

@@ -1,12 +1,12 @@
 //! What can go wrong in the auth domain, and the one mapping to an HTTP answer.
 
 use lambda_http::http::StatusCode;
-use oes_shared::email::EnqueueError;
-use oes_shared::http::{ApiError, log_error_chain};
-use oes_shared::ports::{BoxError, StoreError};
-use oes_shared::security::{JwtError, PasswordError};
-use oes_shared::session::SessionError;
-use oes_shared::user::InvalidInput;
+use oes_domain::ports::{BoxError, StoreError, StoreUnavailable, UserConflict};
+use oes_domain::producer::EnqueueError;
+use oes_domain::security::{JwtError, PasswordError};
+use oes_domain::user::InvalidInput;
+use oes_runtime::http::{ApiError, log_error_chain};
+use oes_runtime::session::SessionError;
 
 /// An auth operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,9 @@ pub enum AuthError {
     /// The email address belongs to another account.
     #[error("this email address is already registered")]
     EmailTaken,
+    /// Another request changed the account meanwhile.
+    #[error("the account changed while this request was handled; please try again")]
+    ConcurrentUpdate,
     /// The one-time token is unknown, used, expired or for something else.
     #[error("the token is invalid or has expired")]
     InvalidToken,
@@ -37,19 +40,27 @@ pub enum AuthError {
     Queue(#[from] EnqueueError),
     /// The store could not be reached.
     #[error("the data store is unavailable")]
-    Store(#[source] StoreError),
+    Store(#[source] StoreUnavailable),
     /// A bug or an impossible state.
     #[error("unexpected error")]
     Unexpected(#[source] BoxError),
 }
 
-impl From<StoreError> for AuthError {
-    fn from(error: StoreError) -> Self {
+impl From<StoreError<UserConflict>> for AuthError {
+    fn from(error: StoreError<UserConflict>) -> Self {
         match error {
-            StoreError::Unavailable { .. } => Self::Store(error),
-            StoreError::Conflict("email_taken") => Self::EmailTaken,
-            other => Self::Unexpected(other.into()),
+            StoreError::Conflict(UserConflict::EmailTaken) => Self::EmailTaken,
+            StoreError::Conflict(UserConflict::ConcurrentUpdate) => Self::ConcurrentUpdate,
+            // The account was deleted while the request was handled.
+            StoreError::NotFound => Self::Unauthenticated("the account no longer exists"),
+            StoreError::Unavailable(unavailable) => Self::Store(unavailable),
         }
+    }
+}
+
+impl From<StoreUnavailable> for AuthError {
+    fn from(error: StoreUnavailable) -> Self {
+        Self::Store(error)
     }
 }
 
@@ -83,6 +94,9 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::Invalid(invalid) => invalid.into(),
             AuthError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email_taken", message),
+            AuthError::ConcurrentUpdate => {
+                ApiError::new(StatusCode::CONFLICT, "concurrent_update", message)
+            }
             AuthError::InvalidToken => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", message)
             }
@@ -94,6 +108,11 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Unauthenticated(_) => ApiError::unauthorized(message),
             AuthError::RateLimited(retry_after) => ApiError::rate_limited(retry_after),
+            AuthError::Queue(EnqueueError::Duplicate) => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_already_queued",
+                "this email was queued already",
+            ),
             AuthError::Queue(ref source) => {
                 log_error_chain(source);
                 ApiError::new(
@@ -113,5 +132,47 @@ impl From<AuthError> for ApiError {
                 ApiError::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(error: AuthError) -> StatusCode {
+        ApiError::from(error).status
+    }
+
+    #[test]
+    fn no_account_conflict_and_no_absent_account_becomes_a_5xx() {
+        for &conflict in UserConflict::ALL {
+            let answer = ApiError::from(AuthError::from(StoreError::Conflict(conflict)));
+            assert_eq!(
+                answer.status,
+                StatusCode::CONFLICT,
+                "{conflict}: {answer:?}"
+            );
+        }
+        assert_eq!(
+            status(StoreError::<UserConflict>::NotFound.into()),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn invalid_input_and_a_duplicate_email_job_are_4xx_and_only_unavailability_is_a_503() {
+        assert_eq!(
+            status(InvalidInput::new("email", "is not valid").into()),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(AuthError::Queue(EnqueueError::Duplicate)),
+            StatusCode::CONFLICT
+        );
+        let unavailable = StoreUnavailable::new("reading a user", "timed out");
+        assert_eq!(
+            status(StoreError::<UserConflict>::from(unavailable).into()),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

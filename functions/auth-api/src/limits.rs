@@ -1,5 +1,5 @@
 //! How often each auth action may be tried, per subject (counted by
-//! [`oes_shared::rate_limit`]; a refusal is a 429 with `Retry-After`).
+//! [`oes_runtime::rate_limit`]; a refusal is a 429 with `Retry-After`).
 //!
 //! - Guessing passwords: [`LOGIN_PER_ACCOUNT_AND_IP`] stops one client quickly;
 //!   [`LOGIN_PER_ACCOUNT`] bounds guessing spread over many addresses, high enough that locking
@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use oes_shared::rate_limit::Limit;
+use oes_runtime::rate_limit::Limit;
 
 const HOUR: Duration = Duration::from_secs(3600);
 

@@ -2,19 +2,19 @@
 
 use std::sync::Arc;
 
-use auth_api::AuthService;
 use lambda_http::{Error, service_fn};
-use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, process_env};
-use oes_shared::security::{JwtKeys, PasswordHasher};
-use oes_shared::wiring::{ApiAdapters, AwsClients, resolve_jwt_secret};
+use oes_adapters::aws::AwsClients;
+use oes_domain::clock::SystemClock;
+use oes_domain::security::{JwtKeys, PasswordHasher};
+use oes_runtime::config::{ApiConfig, process_env};
+use oes_runtime::wiring::{ApiAdapters, resolve_jwt_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    oes_shared::telemetry::init();
+    oes_runtime::telemetry::init();
     let clients = AwsClients::from_env().await;
     let config = ApiConfig::load(&resolve_jwt_secret(process_env(), &clients).await?)?;
-    let service = AuthService::new(
+    let service = auth_api::wire(
         ApiAdapters::aws(&clients, &config)?,
         JwtKeys::new(&config.jwt),
         PasswordHasher::new()?,

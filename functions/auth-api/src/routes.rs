@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use oes_shared::clock::rfc3339;
-use oes_shared::http::{
+use oes_domain::clock::rfc3339;
+use oes_domain::security::Password;
+use oes_domain::user::{DisplayName, Email, UserProfile};
+use oes_runtime::http::{
     ApiError, bearer_token, client_ip, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
 };
-use oes_shared::security::Password;
-use oes_shared::user::{DisplayName, Email, UserProfile};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;

@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use oes_shared::cache::CacheStatus;
-use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
-use oes_shared::ports::{
-    Clock, StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate,
-};
-use oes_shared::rate_limit::{Limit, RateLimiter, Verdict};
-use oes_shared::security::{JwtKeys, OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
-use oes_shared::session::Sessions;
-use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
-use oes_shared::wiring::ApiAdapters;
+use oes_domain::cache::CacheStatus;
+use oes_domain::clock::Clock;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate};
+use oes_domain::producer::EmailProducer;
+use oes_domain::security::{OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
+use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
+use oes_runtime::session::Sessions;
 
 use crate::error::AuthError;
 
@@ -43,21 +42,25 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// The service over `adapters`.
+    /// The service over the ports it uses: accounts, one-time tokens, the email producer,
+    /// sessions (which read profiles cache-aside), rate limits, the password hasher and the clock.
     pub fn new(
-        adapters: ApiAdapters,
-        jwt: JwtKeys,
+        users: Arc<dyn UserStore>,
+        tokens: Arc<dyn TokenStore>,
+        emails: EmailProducer,
+        sessions: Sessions,
+        limiter: RateLimiter,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache),
-            users: adapters.users,
-            tokens: adapters.tokens,
-            emails: adapters.emails,
+            users,
+            tokens,
+            emails,
+            sessions,
             clock,
             hasher: Arc::new(hasher),
-            limiter: adapters.limiter,
+            limiter,
         }
     }
 
@@ -163,7 +166,7 @@ impl AuthService {
             Some(user) if matched => user,
             _ => {
                 tracing::info!("login failed");
-                oes_shared::metrics::incr(oes_shared::metrics::LOGIN_FAILURES, None);
+                oes_domain::metrics::incr(oes_domain::metrics::LOGIN_FAILURES, None);
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -262,7 +265,7 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         }
         if new_email == user.email {
-            return Err(AuthError::Invalid(oes_shared::user::InvalidInput::new(
+            return Err(AuthError::Invalid(oes_domain::user::InvalidInput::new(
                 "new_email",
                 "is already the address of this account",
             )));

@@ -23,12 +23,12 @@ use std::time::Instant;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use futures_util::stream;
-use oes_shared::clock::Clock;
-use oes_shared::config::RetryPolicy;
-use oes_shared::email::{EmailJob, Renderer};
-use oes_shared::metrics;
-use oes_shared::ports::{Claim, Delivery, JobLedger, MailError, Outcome};
-use oes_shared::wiring::WorkerAdapters;
+use oes_domain::clock::Clock;
+use oes_domain::email::{EmailJob, Renderer};
+use oes_domain::metrics;
+use oes_domain::ports::{Claim, Delivery, JobLedger, MailError, Outcome};
+use oes_runtime::config::RetryPolicy;
+use oes_runtime::wiring::WorkerAdapters;
 use tracing::Instrument;
 
 /// What the worker needs, built once at init.
@@ -249,12 +249,13 @@ impl Worker {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
-    use oes_shared::clock::ManualClock;
-    use oes_shared::email::EmailTemplate;
-    use oes_shared::ports::{JobStatus, Mailer, OutgoingEmail};
-    use oes_shared::security::Secret;
-    use oes_shared::user::Email;
+    use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+    use oes_domain::clock::ManualClock;
+    use oes_domain::email::EmailTemplate;
+    use oes_domain::email::OutgoingEmail;
+    use oes_domain::ports::{JobStatus, Mailer};
+    use oes_domain::security::Secret;
+    use oes_domain::user::Email;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use oes_shared::clock::SystemClock;
-use oes_shared::config::{WorkerConfig, process_env};
-use oes_shared::wiring::{AwsClients, WorkerAdapters};
+use oes_adapters::aws::AwsClients;
+use oes_domain::clock::SystemClock;
+use oes_runtime::config::{WorkerConfig, process_env};
+use oes_runtime::wiring::WorkerAdapters;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    oes_shared::telemetry::init();
+    oes_runtime::telemetry::init();
     let config = WorkerConfig::load(&process_env())?;
     let clients = AwsClients::from_env().await;
     let worker = Worker::new(

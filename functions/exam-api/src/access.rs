@@ -2,8 +2,8 @@
 //! resource that exists but is not the caller's is `NotFound` (404), exactly as if it did not
 //! exist, so ids cannot be probed.
 
-use oes_shared::exam::{Attempt, Exam};
-use oes_shared::user::{Role, UserProfile};
+use oes_domain::exam::{Attempt, Exam};
+use oes_domain::user::{Role, UserProfile};
 
 use crate::error::ExamError;
 
@@ -56,8 +56,8 @@ pub fn own_attempt(caller: &UserProfile, attempt: Option<Attempt>) -> Result<Att
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oes_shared::exam::{ExamFields, ExamStatus};
-    use oes_shared::user::{DisplayName, Email, UserId, UserStatus};
+    use oes_domain::exam::{ExamFields, ExamStatus};
+    use oes_domain::user::{DisplayName, Email, UserId, UserStatus};
 
     fn user(role: Role) -> UserProfile {
         UserProfile {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use oes_shared::clock::Clock;
-use oes_shared::http::{ApiError, bearer_token, json, parse_json};
-use oes_shared::ports::{BoxError, JobLedger, QueueAdmin, StoreError};
-use oes_shared::session::SessionError;
-use oes_shared::user::Role;
+use oes_domain::clock::Clock;
+use oes_domain::ports::{BoxError, JobLedger, QueueAdmin, StoreUnavailable};
+use oes_domain::user::Role;
+use oes_runtime::http::{ApiError, bearer_token, json, parse_json};
+use oes_runtime::session::SessionError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,7 +90,7 @@ pub async fn route(
                 .jobs
                 .get(job_id)
                 .await
-                .map_err(|e: StoreError| unavailable(e.into()))?
+                .map_err(|e: StoreUnavailable| unavailable(e.into()))?
                 .ok_or_else(ApiError::not_found)?;
             Ok(json(StatusCode::OK, &record))
         }

@@ -1,11 +1,11 @@
 //! What can go wrong in the exam domain, and the one mapping to an HTTP answer.
 
 use lambda_http::http::StatusCode;
-use oes_shared::email::EnqueueError;
-use oes_shared::http::{ApiError, log_error_chain};
-use oes_shared::ports::StoreError;
-use oes_shared::session::SessionError;
-use oes_shared::user::InvalidInput;
+use oes_domain::ports::{AttemptConflict, ExamConflict, StoreError, StoreUnavailable};
+use oes_domain::producer::EnqueueError;
+use oes_domain::user::InvalidInput;
+use oes_runtime::http::{ApiError, log_error_chain};
+use oes_runtime::session::SessionError;
 
 /// An exam operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum ExamError {
     Queue(#[source] EnqueueError),
     /// The store could not be reached.
     #[error("the data store is unavailable")]
-    Store(#[source] StoreError),
+    Store(#[source] StoreUnavailable),
 }
 
 impl ExamError {
@@ -45,27 +45,63 @@ impl ExamError {
     }
 }
 
-impl From<StoreError> for ExamError {
-    fn from(error: StoreError) -> Self {
+impl<C: Into<ExamError>> From<StoreError<C>> for ExamError {
+    fn from(error: StoreError<C>) -> Self {
         match error {
+            StoreError::Conflict(conflict) => conflict.into(),
             StoreError::NotFound => Self::NotFound,
-            StoreError::Conflict("version" | "concurrent_update") => Self::conflict(
-                "concurrent_update",
-                "the exam changed while this request was handled; read it again and retry",
-            ),
-            StoreError::Conflict("last_question") => Self::conflict(
+            StoreError::Unavailable(unavailable) => Self::Store(unavailable),
+        }
+    }
+}
+
+impl From<StoreUnavailable> for ExamError {
+    fn from(error: StoreUnavailable) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// The message of a write that lost a race with another.
+const CHANGED: &str = "the exam changed while this request was handled; read it again and retry";
+/// The message of a new item whose id was taken (ids are random: a retry gets a new one).
+const ID_TAKEN: &str = "an item with this id exists already; try again";
+
+impl From<ExamConflict> for ExamError {
+    fn from(conflict: ExamConflict) -> Self {
+        match conflict {
+            ExamConflict::StaleVersion | ExamConflict::ConcurrentUpdate => {
+                Self::conflict("concurrent_update", CHANGED)
+            }
+            ExamConflict::LastQuestion => Self::conflict(
                 "last_question",
                 "a published exam keeps at least one question",
             ),
-            StoreError::Conflict("too_many_questions") => Self::conflict(
+            ExamConflict::TooManyQuestions => Self::conflict(
                 "too_many_questions",
                 "this exam has the maximum number of questions",
             ),
-            StoreError::Conflict("attempt_closed") => Self::conflict(
+            ExamConflict::ExamExists | ExamConflict::QuestionExists => {
+                Self::conflict("already_exists", ID_TAKEN)
+            }
+        }
+    }
+}
+
+impl From<AttemptConflict> for ExamError {
+    fn from(conflict: AttemptConflict) -> Self {
+        match conflict {
+            AttemptConflict::AttemptClosed | AttemptConflict::AlreadySubmitted => Self::conflict(
                 "attempt_closed",
                 "this attempt is submitted or past its deadline",
             ),
-            other => Self::Store(other),
+            AttemptConflict::NotSubmitted => {
+                Self::conflict("not_submitted", "this attempt has not been submitted yet")
+            }
+            AttemptConflict::ConcurrentUpdate => Self::conflict(
+                "concurrent_update",
+                "the attempt changed while this request was handled; read it again and retry",
+            ),
+            AttemptConflict::AttemptExists => Self::conflict("already_exists", ID_TAKEN),
         }
     }
 }
@@ -88,6 +124,11 @@ impl From<ExamError> for ApiError {
             ExamError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             ExamError::NotFound => ApiError::not_found(),
             ExamError::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ExamError::Queue(EnqueueError::Duplicate) => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_already_queued",
+                "this email was queued already",
+            ),
             ExamError::Queue(ref source) => {
                 log_error_chain(source);
                 ApiError::new(
@@ -104,5 +145,63 @@ impl From<ExamError> for ApiError {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(error: ExamError) -> StatusCode {
+        ApiError::from(error).status
+    }
+
+    #[test]
+    fn no_store_conflict_and_no_absent_item_becomes_a_5xx() {
+        let mut seen = Vec::new();
+        for &conflict in ExamConflict::ALL {
+            let answer = ApiError::from(ExamError::from(StoreError::Conflict(conflict)));
+            assert_eq!(
+                answer.status,
+                StatusCode::CONFLICT,
+                "{conflict}: {answer:?}"
+            );
+            seen.push(answer.code);
+        }
+        for &conflict in AttemptConflict::ALL {
+            let answer = ApiError::from(ExamError::from(StoreError::Conflict(conflict)));
+            assert_eq!(
+                answer.status,
+                StatusCode::CONFLICT,
+                "{conflict}: {answer:?}"
+            );
+            seen.push(answer.code);
+        }
+        assert!(seen.iter().all(|code| !code.is_empty()));
+        assert_eq!(
+            status(StoreError::<ExamConflict>::NotFound.into()),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(StoreError::<AttemptConflict>::NotFound.into()),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn invalid_input_and_a_duplicate_email_job_are_4xx_and_only_unavailability_is_a_503() {
+        assert_eq!(
+            status(InvalidInput::new("title", "is blank").into()),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(ExamError::Queue(EnqueueError::Duplicate)),
+            StatusCode::CONFLICT
+        );
+        let unavailable = StoreUnavailable::new("reading an exam", "timed out");
+        assert_eq!(
+            status(StoreError::<ExamConflict>::from(unavailable).into()),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use exam_api::ExamApi;
 use lambda_http::{Error, service_fn};
-use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, process_env};
-use oes_shared::security::JwtKeys;
-use oes_shared::wiring::{ApiAdapters, AwsClients, resolve_jwt_secret};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dead_letters::EmailQueues;
+use oes_domain::clock::SystemClock;
+use oes_domain::security::JwtKeys;
+use oes_runtime::config::{ApiConfig, process_env};
+use oes_runtime::wiring::{ApiAdapters, resolve_jwt_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    oes_shared::telemetry::init();
+    oes_runtime::telemetry::init();
     let clients = AwsClients::from_env().await;
     let env = resolve_jwt_secret(process_env(), &clients).await?;
     let config = ApiConfig::load(&env)?;

@@ -7,20 +7,20 @@ use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use oes_shared::clock::Clock;
-use oes_shared::exam::{
+use oes_domain::clock::Clock;
+use oes_domain::exam::{
     AttemptId, ExamFields, ExamId, QuestionFields, QuestionId, parse_description, parse_duration,
     parse_pass_mark, parse_title,
 };
-use oes_shared::http::{
+use oes_domain::ports::QueueAdmin;
+use oes_domain::security::JwtKeys;
+use oes_domain::user::UserProfile;
+use oes_runtime::http::{
     ApiError, bearer_token, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
 };
-use oes_shared::ports::QueueAdmin;
-use oes_shared::security::JwtKeys;
-use oes_shared::session::Sessions;
-use oes_shared::user::UserProfile;
-use oes_shared::wiring::ApiAdapters;
+use oes_runtime::session::Sessions;
+use oes_runtime::wiring::ApiAdapters;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;

@@ -8,15 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use oes_shared::cache::{CacheAside, CacheKey, CacheStatus};
-use oes_shared::clock::Clock;
-use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
-use oes_shared::exam::{
+use oes_domain::cache::{CacheAside, CacheKey, CacheStatus};
+use oes_domain::clock::Clock;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::exam::{
     Attempt, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam, ExamCursor, ExamFields,
     ExamId, ExamStatus, Question, QuestionFields, QuestionId, StudentQuestion, limits,
 };
-use oes_shared::ports::{AttemptStore, ExamStore, StoreError};
-use oes_shared::user::UserProfile;
+use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
+use oes_domain::producer::EmailProducer;
+use oes_domain::user::UserProfile;
 use serde::{Deserialize, Serialize};
 
 use crate::access;
@@ -131,7 +132,7 @@ impl ExamService {
                 } else {
                     None
                 };
-                Ok::<_, StoreError>(Some(ExamPage { exams, next_cursor }))
+                Ok::<_, StoreUnavailable>(Some(ExamPage { exams, next_cursor }))
             })
             .await?;
         let page = page.unwrap_or(ExamPage {
@@ -248,7 +249,7 @@ impl ExamService {
         let (questions, status) = self
             .cache
             .get_or_load(&key, || async {
-                Ok::<_, StoreError>(Some(self.exams.list_questions(id).await?))
+                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
             })
             .await?;
         let questions: Vec<Question> = questions.unwrap_or_default();
@@ -355,7 +356,7 @@ impl ExamService {
         let mut attempt = access::own_attempt(caller, self.attempts.get_attempt(id).await?)?;
         let now = self.clock.now();
         if !attempt.is_open(now) {
-            return Err(StoreError::Conflict("attempt_closed").into());
+            return Err(AttemptConflict::AttemptClosed.into());
         }
         attempt.answers = attempt.check_answers(answers)?;
         self.attempts
@@ -391,7 +392,7 @@ impl ExamService {
                     return Ok(attempt);
                 }
                 // Submitted meanwhile (a concurrent submit): answer with what was stored.
-                Err(StoreError::Conflict("already_submitted")) => {
+                Err(StoreError::Conflict(AttemptConflict::AlreadySubmitted)) => {
                     attempt = self
                         .attempts
                         .get_attempt(id)
@@ -426,7 +427,7 @@ impl ExamService {
             let (exam, _) = self.cached_exam(&attempt.exam_id).await?;
             let owner_or_admin = match exam {
                 Some(exam) => access::manages(caller, &exam),
-                None => caller.role == oes_shared::user::Role::Admin,
+                None => caller.role == oes_domain::user::Role::Admin,
             };
             if !owner_or_admin {
                 return Err(ExamError::NotFound);
@@ -444,7 +445,7 @@ impl ExamService {
         let (attempts, status) = self
             .cache
             .get_or_load(&key, || async {
-                Ok::<_, StoreError>(Some(self.attempts.attempts_of_user(&caller.id).await?))
+                Ok::<_, StoreUnavailable>(Some(self.attempts.attempts_of_user(&caller.id).await?))
             })
             .await?;
         Ok((attempts.unwrap_or_default(), status))

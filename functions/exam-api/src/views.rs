@@ -1,8 +1,8 @@
 //! The JSON shapes exam-api answers with. Times are RFC 3339. A student's view of a question is
 //! built from [`StudentQuestion`], which has no answer field.
 
-use oes_shared::clock::rfc3339;
-use oes_shared::exam::{Attempt, AttemptResult, AttemptSummary, Exam, Question, StudentQuestion};
+use oes_domain::clock::rfc3339;
+use oes_domain::exam::{Attempt, AttemptResult, AttemptSummary, Exam, Question, StudentQuestion};
 use serde_json::{Value, json};
 
 /// An exam.

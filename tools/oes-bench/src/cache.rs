@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use exam_api::ExamApi;
 use lambda_http::Request;
-use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::adapters::redis_cache::RedisTopology;
-use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{ApiConfig, CacheConfig};
-use oes_shared::exam::{Exam, ExamFields, ExamStatus, Question, QuestionFields, limits};
-use oes_shared::ports::{BoxError, UserUpdate};
-use oes_shared::resources::provision;
-use oes_shared::security::{JwtKeys, JwtSettings, Secret};
-use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
-use oes_shared::wiring::{ApiAdapters, AwsClients};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dead_letters::EmailQueues;
+use oes_adapters::redis_cache::RedisTopology;
+use oes_adapters::resources::provision;
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::exam::{Exam, ExamFields, ExamStatus, Question, QuestionFields, limits};
+use oes_domain::ports::{BoxError, UserUpdate};
+use oes_domain::security::{JwtKeys, JwtSettings, Secret};
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig};
+use oes_runtime::wiring::ApiAdapters;
 use redis::AsyncCommands;
 
 use crate::stats::{percentiles, row};
@@ -58,7 +59,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         ttl_seconds: 3600,
     };
     let config = ApiConfig {
-        resources: provisioned.resources(),
+        resources: ResourceConfig::from(&provisioned),
         cache: CacheConfig {
             redis_url: Some(Secret::new(redis_url.clone())),
             topology: RedisTopology::Standalone,

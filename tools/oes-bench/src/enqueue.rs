@@ -4,15 +4,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use oes_shared::adapters::dynamo_jobs::DynamoJobs;
-use oes_shared::adapters::sqs::SqsEmailQueue;
-use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::email::{EmailJob, EmailProducer, EmailTemplate};
-use oes_shared::ports::BoxError;
-use oes_shared::resources::provision;
-use oes_shared::security::Secret;
-use oes_shared::user::Email;
-use oes_shared::wiring::AwsClients;
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dynamo::DynamoJobs;
+use oes_adapters::resources::provision;
+use oes_adapters::sqs::SqsEmailQueue;
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::BoxError;
+use oes_domain::producer::EmailProducer;
+use oes_domain::security::Secret;
+use oes_domain::user::Email;
 
 use crate::stats::{ms, percentiles};
 

@@ -52,7 +52,7 @@ enum Benchmark {
     },
 }
 
-fn main() -> Result<(), oes_shared::ports::BoxError> {
+fn main() -> Result<(), oes_domain::ports::BoxError> {
     // Logging on, as in Lambda (JSON, info), but into a sink: its cost is part of the figures.
     tracing_subscriber::fmt()
         .json()

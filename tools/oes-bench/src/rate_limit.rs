@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oes_shared::adapters::redis_cache::{RedisCache, RedisTopology};
-use oes_shared::cache::CacheSettings;
-use oes_shared::ports::{BoxError, Cache};
-use oes_shared::rate_limit::{Limit, RateLimiter};
+use oes_adapters::redis_cache::{RedisCache, RedisTopology};
+use oes_domain::cache::CacheSettings;
+use oes_domain::ports::{BoxError, Cache};
+use oes_runtime::rate_limit::{Limit, RateLimiter};
 
 use crate::stats::{Percentiles, percentiles, row};
 

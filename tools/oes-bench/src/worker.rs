@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
-use oes_shared::adapters::dynamo_jobs::DynamoJobs;
-use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue};
-use oes_shared::clock::SystemClock;
-use oes_shared::config::RetryPolicy;
-use oes_shared::email::{EmailJob, EmailTemplate};
-use oes_shared::ports::{BoxError, JobLedger, MailError, Mailer, OutgoingEmail};
-use oes_shared::resources::provision;
-use oes_shared::user::Email;
-use oes_shared::wiring::{AwsClients, WorkerAdapters};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dynamo::DynamoJobs;
+use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::resources::provision;
+use oes_domain::clock::SystemClock;
+use oes_domain::email::OutgoingEmail;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{BoxError, JobLedger, MailError, Mailer};
+use oes_domain::user::Email;
+use oes_runtime::config::RetryPolicy;
+use oes_runtime::wiring::WorkerAdapters;
 
 use crate::stats::thread_cpu_time;
 

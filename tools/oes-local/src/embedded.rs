@@ -5,19 +5,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_api::AuthService;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
 use exam_api::ExamApi;
-use oes_shared::adapters::memory::{MemoryJobs, MemoryQueue, QueuedMessage};
-use oes_shared::adapters::outbox::OutboxMailer;
-use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::RetryPolicy;
-use oes_shared::ports::UserUpdate;
-use oes_shared::resources::PRIORITY_QUEUE;
-use oes_shared::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
-use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
-use oes_shared::wiring::{ApiAdapters, WorkerAdapters};
+use oes_adapters::memory::{MemoryJobs, MemoryQueue, QueuedMessage};
+use oes_adapters::outbox::OutboxMailer;
+use oes_adapters::resources::PRIORITY_QUEUE;
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::ports::UserUpdate;
+use oes_domain::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_runtime::config::RetryPolicy;
+use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
 
 use crate::Functions;
 
@@ -55,7 +54,7 @@ pub fn random_secret() -> Secret {
 pub async fn start(
     settings: Embedded,
     jwt: JwtSettings,
-) -> Result<Arc<Functions>, oes_shared::ports::BoxError> {
+) -> Result<Arc<Functions>, oes_domain::ports::BoxError> {
     let queue = MemoryQueue::new();
     let jobs = Arc::new(MemoryJobs::default());
     let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
@@ -67,7 +66,7 @@ pub async fn start(
         queue.clone(),
         Arc::new(SystemClock),
     );
-    let auth = AuthService::new(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
+    let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
     let worker_adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local")),
         jobs,
@@ -88,7 +87,7 @@ async fn seed_demo_accounts(
     adapters: &ApiAdapters,
     hasher: &PasswordHasher,
     password: &str,
-) -> Result<(), oes_shared::ports::BoxError> {
+) -> Result<(), oes_domain::ports::BoxError> {
     let password = Password::parse(password.to_owned(), "OES_DEMO_PASSWORD")?;
     let now = SystemClock.now();
     for (email, name, role) in DEMO_ACCOUNTS {
@@ -158,8 +157,9 @@ fn to_record(message: &QueuedMessage) -> SqsMessage {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use oes_shared::email::{EmailJob, EmailTemplate};
-    use oes_shared::ports::{EmailQueue, MailError, Mailer, OutgoingEmail};
+    use oes_domain::email::OutgoingEmail;
+    use oes_domain::email::{EmailJob, EmailTemplate};
+    use oes_domain::ports::{EmailQueue, MailError, Mailer};
     use std::sync::Mutex;
 
     /// SES at a few milliseconds per email, recording the order of what it sent.

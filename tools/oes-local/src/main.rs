@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use oes_domain::security::{JwtSettings, OneTimeToken};
 use oes_local::embedded::{self, DEMO_ACCOUNTS, Embedded};
 use oes_local::services::{self, Services};
-use oes_shared::config::{jwt_settings, process_env};
-use oes_shared::security::{JwtSettings, OneTimeToken};
+use oes_runtime::config::{jwt_settings, process_env};
 
 /// Runs the oes API locally, through the real Lambda handlers.
 #[derive(Parser)]
@@ -25,8 +25,8 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), oes_shared::ports::BoxError> {
-    oes_shared::telemetry::init();
+async fn main() -> Result<(), oes_domain::ports::BoxError> {
+    oes_runtime::telemetry::init();
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;

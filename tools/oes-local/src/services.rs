@@ -5,18 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
-use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::adapters::redis_cache::RedisTopology;
-use oes_shared::adapters::sqs::SqsEventSource;
-use oes_shared::cache::CacheSettings;
-use oes_shared::clock::SystemClock;
-use oes_shared::config::{ApiConfig, CacheConfig, RetryPolicy, WorkerConfig};
-use oes_shared::resources::{Provisioned, provision};
-use oes_shared::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
-use oes_shared::wiring::{ApiAdapters, AwsClients, WorkerAdapters};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dead_letters::EmailQueues;
+use oes_adapters::redis_cache::RedisTopology;
+use oes_adapters::resources::{Provisioned, provision};
+use oes_adapters::sqs::SqsEventSource;
+use oes_domain::cache::CacheSettings;
+use oes_domain::clock::SystemClock;
+use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
+use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
+use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
 
 use crate::Functions;
 
@@ -36,10 +36,10 @@ pub struct Services {
 pub async fn start(
     settings: Services,
     jwt: JwtSettings,
-) -> Result<(Arc<Functions>, Provisioned), oes_shared::ports::BoxError> {
+) -> Result<(Arc<Functions>, Provisioned), oes_domain::ports::BoxError> {
     let clients = AwsClients::from_env().await;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
-    let resources = provisioned.resources();
+    let resources = ResourceConfig::from(&provisioned);
     let cache = CacheConfig {
         redis_url: Some(Secret::new(settings.redis_url)),
         topology: RedisTopology::Standalone,
@@ -64,7 +64,7 @@ pub async fn start(
         Arc::new(queues),
         Arc::new(SystemClock),
     );
-    let auth = AuthService::new(
+    let auth = auth_api::wire(
         adapters,
         JwtKeys::new(&config.jwt),
         PasswordHasher::new()?,

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_http::RequestExt;
+use oes_domain::exam::{AttemptId, ExamId, QuestionId};
 use oes_local::fixtures::{self, Drift, Generated, Options, table};
-use oes_shared::exam::{AttemptId, ExamId, QuestionId};
 use serde_json::Value;
 
 fn generate(options: &Options) -> Vec<Generated> {

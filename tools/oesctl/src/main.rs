@@ -17,15 +17,15 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use oes_shared::adapters::dead_letters::EmailQueues;
-use oes_shared::adapters::dynamo::DynamoUsers;
-use oes_shared::adapters::dynamo_jobs::DynamoJobs;
-use oes_shared::clock::{Clock, SystemClock};
-use oes_shared::config::{CacheConfig, process_env};
-use oes_shared::ports::{JobLedger, UserStore, UserUpdate};
-use oes_shared::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
-use oes_shared::user::{Email, Role};
-use oes_shared::wiring::{AwsClients, cache_aside};
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dead_letters::EmailQueues;
+use oes_adapters::dynamo::{DynamoJobs, DynamoUsers};
+use oes_adapters::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::ports::{JobLedger, UserStore, UserUpdate};
+use oes_domain::user::{Email, Role};
+use oes_runtime::config::{CacheConfig, process_env};
+use oes_runtime::wiring::cache_aside;
 
 #[derive(Parser)]
 #[command(version, about = "Operations CLI for oes")]
@@ -144,7 +144,7 @@ enum UsersCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    oes_shared::telemetry::init();
+    oes_runtime::telemetry::init();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,7 +160,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), oes_shared::ports::BoxError> {
+async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
     let clients = AwsClients::load(cli.endpoint.as_deref()).await;
     match cli.command {
         Command::Provision { prefix, sender } => {
@@ -298,7 +298,7 @@ async fn run(cli: Cli) -> Result<(), oes_shared::ports::BoxError> {
 async fn email_queues(
     clients: &AwsClients,
     prefix: &str,
-) -> Result<EmailQueues, oes_shared::ports::BoxError> {
+) -> Result<EmailQueues, oes_domain::ports::BoxError> {
     let mut urls = [String::new(), String::new(), String::new()];
     for (url, def) in urls
         .iter_mut()

@@ -3,14 +3,14 @@
 
 use std::process::{Command, Output};
 
-use oes_shared::adapters::dynamo::DynamoUsers;
-use oes_shared::adapters::redis_cache::RedisTopology;
-use oes_shared::cache::{CacheAside, CacheSettings, CacheStatus};
-use oes_shared::config::CacheConfig;
-use oes_shared::ports::UserStore;
-use oes_shared::security::Secret;
-use oes_shared::user::{DisplayName, Email, Role, User, UserId, UserStatus};
-use oes_shared::wiring::AwsClients;
+use oes_adapters::aws::AwsClients;
+use oes_adapters::dynamo::DynamoUsers;
+use oes_adapters::redis_cache::RedisTopology;
+use oes_domain::cache::{CacheAside, CacheSettings, CacheStatus};
+use oes_domain::ports::UserStore;
+use oes_domain::security::Secret;
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_runtime::config::CacheConfig;
 
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
@@ -189,7 +189,7 @@ fn cache_policy(prefix: &str) -> CacheAside {
         prefix: prefix.to_owned(),
         settings: CacheSettings::default(),
     };
-    oes_shared::wiring::cache_aside(&config).expect("redis url")
+    oes_runtime::wiring::cache_aside(&config).expect("redis url")
 }
 
 /// Reads `id`'s profile entry through a new policy (a new process), loading a stand-in value on

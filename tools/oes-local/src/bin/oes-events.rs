@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use oes_domain::exam::{AttemptId, ExamId, QuestionId};
 use oes_local::fixtures::{self, Options};
-use oes_shared::exam::{AttemptId, ExamId, QuestionId};
 
 /// Generates the API Gateway and SQS event fixtures in events/.
 #[derive(Parser)]

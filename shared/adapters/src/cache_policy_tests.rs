@@ -1,0 +1,265 @@
+//! The policy over the in-memory cache, and over a Redis that never answers. The same behaviour
+//! against real Redis and Redis Cluster is in `tests/tests/integration/cache_aside.rs`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::memory::MemoryCache;
+use oes_domain::cache::*;
+use oes_domain::exam::ExamId;
+use oes_domain::ports::{Cache, CacheError, Fill, Lookup};
+
+fn policy_over(cache: Arc<dyn Cache>) -> CacheAside {
+    CacheAside::new(cache, CacheKeys::new("t"), CacheSettings::default())
+}
+
+fn policy() -> CacheAside {
+    policy_over(Arc::new(MemoryCache::default()))
+}
+
+fn exam_key(policy: &CacheAside) -> CacheKey {
+    policy.keys().exam(&ExamId::from_trusted("e1"))
+}
+
+/// A store read that counts how often it runs.
+#[derive(Default)]
+struct Store(AtomicUsize);
+
+impl Store {
+    async fn read<T>(&self, value: Option<T>) -> Result<Option<T>, Infallible> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(value)
+    }
+
+    fn reads(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_miss_loads_once_then_hits_until_invalidated() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    let store = Store::default();
+    let first = policy.get_or_load(&key, || store.read(Some(42u32))).await;
+    let second = policy.get_or_load(&key, || store.read(Some(42u32))).await;
+    assert_eq!(first.ok(), Some((Some(42), CacheStatus::Miss)));
+    assert_eq!(second.ok(), Some((Some(42), CacheStatus::Hit)));
+    assert_eq!(store.reads(), 1);
+
+    policy.invalidate(std::slice::from_ref(&key)).await;
+    let third = policy.get_or_load(&key, || store.read(Some(43u32))).await;
+    assert_eq!(third.ok(), Some((Some(43), CacheStatus::Miss)));
+}
+
+#[tokio::test]
+async fn absent_items_are_cached_as_a_short_negative_entry() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    let store = Store::default();
+    let first = policy.get_or_load(&key, || store.read(None::<u32>)).await;
+    let second = policy.get_or_load(&key, || store.read(Some(7u32))).await;
+    assert_eq!(first.ok(), Some((None, CacheStatus::Miss)));
+    assert_eq!(second.ok(), Some((None, CacheStatus::Hit)));
+    assert_eq!(store.reads(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_negative_entry_expires_after_the_negative_ttl() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    let store = Store::default();
+    let _ = policy.get_or_load(&key, || store.read(None::<u32>)).await;
+    tokio::time::advance(policy.settings().ttls.negative + Duration::from_secs(4)).await;
+    let later = policy.get_or_load(&key, || store.read(Some(7u32))).await;
+    assert_eq!(later.ok(), Some((Some(7), CacheStatus::Miss)));
+}
+
+#[tokio::test]
+async fn a_load_that_raced_a_write_does_not_cache_the_value_from_before_the_write() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    // The store is read, then a write lands and invalidates before the value is cached.
+    let raced = policy
+        .get_or_load(&key, || async {
+            let before_the_write = Some("old".to_owned());
+            policy.invalidate(std::slice::from_ref(&key)).await;
+            Ok::<_, Infallible>(before_the_write)
+        })
+        .await;
+    assert_eq!(
+        raced.ok(),
+        Some((Some("old".to_owned()), CacheStatus::Miss))
+    );
+    let next = policy
+        .get_or_load(&key, || async {
+            Ok::<_, Infallible>(Some("new".to_owned()))
+        })
+        .await;
+    assert_eq!(next.ok(), Some((Some("new".to_owned()), CacheStatus::Miss)));
+}
+
+#[tokio::test]
+async fn concurrent_misses_in_one_process_cause_one_load() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    let store = Store::default();
+    let reads = (0..50).map(|_| {
+        policy.get_or_load(&key, || async {
+            tokio::task::yield_now().await;
+            store.read(Some(1u8)).await
+        })
+    });
+    let results = futures_util::future::join_all(reads).await;
+    assert_eq!(store.reads(), 1);
+    let misses = results
+        .iter()
+        .filter(|r| matches!(r, Ok((Some(1), CacheStatus::Miss))))
+        .count();
+    let hits = results
+        .iter()
+        .filter(|r| matches!(r, Ok((Some(1), CacheStatus::Hit))))
+        .count();
+    assert_eq!((misses, hits), (1, 49));
+}
+
+#[tokio::test]
+async fn a_loader_error_is_returned_and_nothing_is_cached() {
+    let policy = policy();
+    let key = exam_key(&policy);
+    let failed = policy
+        .get_or_load(&key, || async { Err::<Option<u8>, _>("store down") })
+        .await;
+    assert_eq!(failed, Err("store down"));
+    let next = policy
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    assert_eq!(next.ok(), Some((Some(1), CacheStatus::Miss)));
+}
+
+#[tokio::test]
+async fn clear_all_makes_every_entry_miss() {
+    let policy = policy();
+    let exam = exam_key(&policy);
+    let page = policy.keys().exam_list_page(20, None);
+    let load = || async { Ok::<_, Infallible>(Some(1u8)) };
+    let _ = policy.get_or_load(&exam, load).await;
+    let _ = policy.get_or_load(&page, load).await;
+    assert!(policy.clear_all().await);
+    assert_eq!(
+        policy.get_or_load(&exam, load).await.ok(),
+        Some((Some(1), CacheStatus::Miss))
+    );
+    assert_eq!(
+        policy.get_or_load(&page, load).await.ok(),
+        Some((Some(1), CacheStatus::Miss))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_process_sees_clear_all_within_the_version_refresh() {
+    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::default());
+    let (here, there) = (policy_over(shared.clone()), policy_over(shared));
+    let key = exam_key(&here);
+    let load = || async { Ok::<_, Infallible>(Some(1u8)) };
+    let _ = here.get_or_load(&key, load).await;
+    assert_eq!(
+        here.get_or_load(&key, load).await.ok(),
+        Some((Some(1), CacheStatus::Hit))
+    );
+    assert!(there.clear_all().await);
+    tokio::time::advance(here.settings().version_refresh).await;
+    assert_eq!(
+        here.get_or_load(&key, load).await.ok(),
+        Some((Some(1), CacheStatus::Miss))
+    );
+}
+
+#[tokio::test]
+async fn a_write_elsewhere_invalidates_the_namespace_this_process_still_uses() {
+    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::default());
+    let (reader, writer) = (policy_over(shared.clone()), policy_over(shared));
+    let key = exam_key(&reader);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    // The writer still uses the old namespace when someone clears the cache, then writes.
+    let _ = writer
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    assert!(reader.clear_all().await);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    writer.invalidate(std::slice::from_ref(&key)).await;
+    assert_eq!(
+        reader
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
+            .await
+            .ok(),
+        Some((Some(2), CacheStatus::Miss)),
+        "the entry in the new namespace was invalidated too"
+    );
+}
+
+/// A Redis that accepts connections and never answers.
+struct Hung;
+
+#[async_trait]
+impl Cache for Hung {
+    async fn get(&self, _: &str, _: &str) -> Result<Lookup, CacheError> {
+        std::future::pending().await
+    }
+    async fn fill(&self, _: &Fill<'_>) -> Result<bool, CacheError> {
+        std::future::pending().await
+    }
+    async fn invalidate(&self, _: &str, _: &str, _: Duration) -> Result<(), CacheError> {
+        std::future::pending().await
+    }
+    async fn lock_or_read(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        std::future::pending().await
+    }
+    async fn counter(&self, _: &str) -> Result<u64, CacheError> {
+        std::future::pending().await
+    }
+    async fn increment(&self, _: &str) -> Result<u64, CacheError> {
+        std::future::pending().await
+    }
+    async fn hit(&self, _: &str, _: Duration) -> Result<(u64, Duration), CacheError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_redis_costs_the_timeout_only_until_the_breaker_opens() {
+    let policy = policy_over(Arc::new(Hung));
+    let key = exam_key(&policy);
+    let settings = *policy.settings();
+    let mut slow = 0;
+    for _ in 0..20 {
+        let started = tokio::time::Instant::now();
+        let read = policy
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(5u8)) })
+            .await;
+        assert_eq!(read.ok(), Some((Some(5), CacheStatus::Bypass)));
+        if started.elapsed() >= settings.timeout {
+            slow += 1;
+        }
+    }
+    assert_eq!(
+        slow, settings.breaker_failures,
+        "only the calls before the breaker opened waited"
+    );
+    policy.invalidate(std::slice::from_ref(&key)).await;
+    assert!(!policy.clear_all().await, "clear_all says it failed");
+}

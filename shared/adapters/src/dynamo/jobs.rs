@@ -1,0 +1,235 @@
+//! [`DynamoJobs`]: email job records (items in `schema`), expired by the table's TTL after the
+//! configured retention. The send lease is a conditional update: only one worker at a time can
+//! move a job to `sending`, and never a job that is already finished.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use oes_domain::email::EmailJob;
+use oes_domain::ports::{
+    Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome, StoreError, StoreUnavailable,
+};
+
+use super::schema::{JobItem, job_key};
+use super::{Item, Table, from_item, n, s, to_value, unless_refused};
+
+/// Job records in DynamoDB.
+#[derive(Clone)]
+pub struct DynamoJobs {
+    table: Table,
+    retention_seconds: i64,
+}
+
+impl DynamoJobs {
+    /// Records in `table`, kept `retention_seconds` after their last change.
+    pub fn new(client: Client, table: impl Into<String>, retention_seconds: i64) -> Self {
+        Self {
+            table: Table::new(client, table),
+            retention_seconds,
+        }
+    }
+
+    /// Runs an update; a failed condition is `Ok(None)`.
+    async fn update(
+        &self,
+        job_id: &str,
+        expression: &str,
+        condition: Option<&str>,
+        values: Item,
+        context: &'static str,
+    ) -> Result<Option<Item>, StoreUnavailable> {
+        let mut request = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(job_key(job_id)))
+            .update_expression(expression)
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew);
+        if let Some(condition) = condition {
+            request = request.condition_expression(condition);
+        }
+        let out = unless_refused(
+            request.send().await,
+            UpdateItemError::is_conditional_check_failed_exception,
+            context,
+        )?;
+        Ok(out.map(|out| out.attributes.unwrap_or_default()))
+    }
+}
+
+fn status(value: JobStatus) -> Result<AttributeValue, StoreUnavailable> {
+    to_value(&value, "encoding a job status")
+}
+
+fn record(item: Item) -> Result<JobRecord, StoreUnavailable> {
+    from_item::<JobItem>(item, "decoding a job record").map(|i| i.record)
+}
+
+#[async_trait]
+impl JobLedger for DynamoJobs {
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
+    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
+        let values = HashMap::from([
+            (":id".to_owned(), s(job.job_id.as_str())),
+            (":queued".to_owned(), status(JobStatus::Queued)?),
+            (":kind".to_owned(), s(job.template.kind())),
+            (":to".to_owned(), s(job.to.as_str())),
+            (":max".to_owned(), n(job.max_attempts)),
+            (":zero".to_owned(), n(0)),
+            (":created".to_owned(), n(job.created_at)),
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        self.update(
+            &job.job_id,
+            "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, max_attempts = :max, \
+             attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires",
+            Some("attribute_not_exists(pk)"),
+            values,
+            "recording a queued job",
+        )
+        .await?
+        .map(|_| ())
+        .ok_or(StoreError::Conflict(JobConflict::JobExists))
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Claim, StoreError<JobConflict>> {
+        let values = HashMap::from([
+            (":id".to_owned(), s(job.job_id.as_str())),
+            (":sending".to_owned(), status(JobStatus::Sending)?),
+            (":queued".to_owned(), status(JobStatus::Queued)?),
+            (":retrying".to_owned(), status(JobStatus::Retrying)?),
+            (":lease".to_owned(), n(now + lease_seconds)),
+            (":now".to_owned(), n(now)),
+            (":one".to_owned(), n(1)),
+            (":kind".to_owned(), s(job.template.kind())),
+            (":to".to_owned(), s(job.to.as_str())),
+            (":max".to_owned(), n(job.max_attempts)),
+            (":created".to_owned(), n(job.created_at)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        // A record that is missing (a job from before the ledger, or expired) is created here.
+        let claimed = self
+            .update(
+                &job.job_id,
+                "SET job_id = :id, #status = :sending, lease_until = :lease, updated_at = :now, \
+                 kind = if_not_exists(kind, :kind), recipient = if_not_exists(recipient, :to), \
+                 max_attempts = if_not_exists(max_attempts, :max), \
+                 created_at = if_not_exists(created_at, :created), expires_at = :expires \
+                 ADD attempts :one",
+                Some(
+                    "attribute_not_exists(pk) OR #status IN (:queued, :retrying) \
+                     OR (#status = :sending AND lease_until < :now)",
+                ),
+                values,
+                "claiming a job",
+            )
+            .await?;
+        if let Some(item) = claimed {
+            return Ok(Claim::Acquired {
+                attempt: record(item)?.attempts,
+            });
+        }
+        let current = self.get(&job.job_id).await?.ok_or(StoreError::NotFound)?;
+        Ok(match (current.status, current.lease_until) {
+            (JobStatus::Sending, Some(lease_until)) => Claim::Busy { lease_until },
+            _ => Claim::Finished(current),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    async fn finish(
+        &self,
+        job_id: &str,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        let mut values = HashMap::from([
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        let common = "updated_at = :now, expires_at = :expires REMOVE lease_until";
+        let expression = match outcome {
+            Outcome::Sent { ses_message_id } => {
+                values.insert(":st".into(), status(JobStatus::Sent)?);
+                values.insert(":ses".into(), s(ses_message_id));
+                format!("SET #status = :st, ses_message_id = :ses, {common}")
+            }
+            Outcome::Retrying { error } => {
+                values.insert(":st".into(), status(JobStatus::Retrying)?);
+                values.insert(":err".into(), s(error));
+                format!("SET #status = :st, last_error = :err, {common}")
+            }
+            Outcome::Paused { error } => {
+                values.insert(":st".into(), status(JobStatus::Retrying)?);
+                values.insert(":err".into(), s(error));
+                values.insert(":minus".into(), n(-1));
+                format!(
+                    "SET #status = :st, last_error = :err, attempts = attempts + :minus, {common}"
+                )
+            }
+            Outcome::Failed { reason } => {
+                values.insert(":st".into(), status(JobStatus::Failed)?);
+                values.insert(":err".into(), s(reason));
+                format!("SET #status = :st, last_error = :err, {common}")
+            }
+            Outcome::Dead { reason } => {
+                values.insert(":st".into(), status(JobStatus::Dead)?);
+                values.insert(":err".into(), s(reason));
+                format!("SET #status = :st, last_error = :err, {common}")
+            }
+        };
+        self.update(
+            job_id,
+            &expression,
+            Some("attribute_exists(pk)"),
+            values,
+            "finishing a job",
+        )
+        .await?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound)
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        let values = HashMap::from([
+            (":queued".to_owned(), status(JobStatus::Queued)?),
+            (":zero".to_owned(), n(0)),
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        self.update(
+            job_id,
+            "SET #status = :queued, attempts = :zero, updated_at = :now, expires_at = :expires \
+             REMOVE lease_until",
+            Some("attribute_exists(pk)"),
+            values,
+            "requeueing a job",
+        )
+        .await?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
+        let item = self
+            .table
+            .get(job_key(job_id), "reading a job record")
+            .await?;
+        item.map(record).transpose()
+    }
+}

@@ -1,0 +1,149 @@
+//! A cache in a map, with the semantics of [`crate::redis_cache::RedisCache`]: generations,
+//! expiry, locks, counters and fixed windows.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oes_domain::ports::{Cache, CacheError, Fill, Lookup};
+use tokio::time::Instant;
+
+use super::lock;
+
+/// A cache in a map, with the same semantics as the Redis one (generations, expiry, locks).
+/// Time is Tokio's, so tests can pause it.
+#[derive(Default)]
+pub struct MemoryCache(Mutex<CacheMaps>);
+
+#[derive(Default)]
+struct CacheMaps {
+    entries: HashMap<String, (HashMap<String, String>, Instant)>,
+    locks: HashMap<String, Instant>,
+    counters: HashMap<String, u64>,
+    windows: Windows,
+}
+
+/// Fixed-window counters that drop ended windows as they grow, so a flood of distinct keys
+/// (the local fallback of the rate limiter sees every client) cannot grow without bound.
+#[derive(Default)]
+struct Windows {
+    counts: HashMap<String, (u64, Instant)>,
+    prune_at: usize,
+}
+
+impl Windows {
+    const MIN_PRUNE: usize = 1024;
+
+    fn hit(&mut self, key: &str, window: Duration) -> (u64, Duration) {
+        let now = Instant::now();
+        if self.counts.len() >= self.prune_at.max(Self::MIN_PRUNE) {
+            self.counts.retain(|_, (_, ends)| *ends > now);
+            self.prune_at = self.counts.len() * 2;
+        }
+        let (count, ends) = self
+            .counts
+            .entry(key.to_owned())
+            .or_insert((0, now + window));
+        if *ends <= now {
+            *count = 0;
+            *ends = now + window;
+        }
+        *count += 1;
+        (*count, *ends - now)
+    }
+}
+
+impl CacheMaps {
+    /// The live entry under `key`, dropping it if it has expired.
+    fn entry(&mut self, key: &str) -> Option<&mut (HashMap<String, String>, Instant)> {
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= Instant::now())
+        {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError> {
+        let mut maps = lock(&self.0);
+        Ok(maps
+            .entry(key)
+            .map_or_else(Lookup::default, |(fields, _)| Lookup {
+                generation: fields.get("g").cloned(),
+                value: fields.get(field).cloned(),
+            }))
+    }
+
+    async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError> {
+        let mut maps = lock(&self.0);
+        maps.locks.remove(fill.lock);
+        let generation = maps
+            .entry(fill.key)
+            .and_then(|(fields, _)| fields.get("g").cloned());
+        if generation.as_deref() != fill.seen {
+            return Ok(false);
+        }
+        let expires = Instant::now() + fill.ttl;
+        let (fields, expiry) = maps
+            .entries
+            .entry(fill.key.to_owned())
+            .or_insert_with(|| (HashMap::new(), expires));
+        fields.insert(fill.field.to_owned(), fill.value.to_owned());
+        *expiry = (*expiry).min(expires);
+        Ok(true)
+    }
+
+    async fn invalidate(
+        &self,
+        key: &str,
+        generation: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let fields = HashMap::from([("g".to_owned(), generation.to_owned())]);
+        lock(&self.0)
+            .entries
+            .insert(key.to_owned(), (fields, Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        let lookup = self.get(key, field).await?;
+        if lookup.value.is_some() {
+            return Ok((lookup, false));
+        }
+        let mut maps = lock(&self.0);
+        let now = Instant::now();
+        if maps.locks.get(name).is_some_and(|until| *until > now) {
+            return Ok((lookup, false));
+        }
+        maps.locks.insert(name.to_owned(), now + ttl);
+        Ok((lookup, true))
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+        Ok(lock(&self.0).counters.get(key).copied().unwrap_or(0))
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, CacheError> {
+        let mut maps = lock(&self.0);
+        let counter = maps.counters.entry(key.to_owned()).or_insert(0);
+        *counter += 1;
+        Ok(*counter)
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
+        Ok(lock(&self.0).windows.hit(key, window))
+    }
+}

@@ -1,0 +1,99 @@
+//! Accounts in a map, with the same guarantees as [`crate::dynamo::DynamoUsers`]: unique
+//! email addresses, moves between addresses.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use oes_domain::ports::{StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate};
+use oes_domain::user::{Email, User, UserId, UserStatus};
+
+use super::lock;
+
+#[derive(Default)]
+struct UsersInner {
+    by_id: HashMap<UserId, User>,
+    by_email: HashMap<Email, UserId>,
+}
+
+/// Accounts in a map.
+#[derive(Default)]
+pub struct MemoryUsers(Mutex<UsersInner>);
+
+#[async_trait]
+impl UserStore for MemoryUsers {
+    async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        let mut inner = lock(&self.0);
+        if inner.by_email.contains_key(&user.email) || inner.by_id.contains_key(&user.id) {
+            return Err(StoreError::Conflict(UserConflict::EmailTaken));
+        }
+        inner.by_email.insert(user.email.clone(), user.id.clone());
+        inner.by_id.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        let mut inner = lock(&self.0);
+        inner.by_id.remove(&user.id);
+        inner.by_email.remove(&user.email);
+        Ok(())
+    }
+
+    async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+        Ok(lock(&self.0).by_id.get(id).cloned())
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+        let inner = lock(&self.0);
+        Ok(inner
+            .by_email
+            .get(email)
+            .and_then(|id| inner.by_id.get(id))
+            .cloned())
+    }
+
+    async fn update(
+        &self,
+        id: &UserId,
+        update: UserUpdate,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        let mut inner = lock(&self.0);
+        let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        match update {
+            UserUpdate::Name(name) => user.name = name,
+            UserUpdate::Verified => user.status = UserStatus::Active,
+            UserUpdate::Password(hash) => {
+                user.password_hash = hash;
+                user.status = UserStatus::Active;
+                user.token_version += 1;
+            }
+            UserUpdate::Role(role) => {
+                user.role = role;
+                user.token_version += 1;
+            }
+        }
+        user.updated_at = now;
+        Ok(user.clone())
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &Email,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        let mut inner = lock(&self.0);
+        if inner.by_email.contains_key(new_email) {
+            return Err(StoreError::Conflict(UserConflict::EmailTaken));
+        }
+        let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        let old = std::mem::replace(&mut user.email, new_email.clone());
+        user.status = UserStatus::Active;
+        user.updated_at = now;
+        let updated = user.clone();
+        inner.by_email.remove(&old);
+        inner.by_email.insert(new_email.clone(), id.clone());
+        Ok(updated)
+    }
+}

@@ -1,0 +1,232 @@
+//! The table and queue definitions, shared by local provisioning (`oesctl provision`) and checked
+//! against `template.yaml` by a test, so the two cannot drift.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::aws::AwsClients;
+use oes_domain::ports::BoxError;
+
+/// The DynamoDB table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableDef {
+    /// Logical id in `template.yaml`.
+    pub logical_id: &'static str,
+    /// Name suffix: the table is `<prefix>-<suffix>` (`${AWS::StackName}-<suffix>` in AWS).
+    pub suffix: &'static str,
+    /// Partition key (string).
+    pub hash_key: &'static str,
+    /// Sort key (string).
+    pub range_key: &'static str,
+    /// Epoch-seconds attribute DynamoDB's TTL deletes expired items by.
+    pub ttl_attribute: &'static str,
+}
+
+/// The one table: accounts, email claims, one-time tokens, exams, questions, attempts and email
+/// job records (single-table design; the key schema is `crate::dynamo::schema`).
+pub const TABLE: TableDef = TableDef {
+    logical_id: "DataTable",
+    suffix: "data",
+    hash_key: "pk",
+    range_key: "sk",
+    ttl_attribute: "expires_at",
+};
+
+/// An SQS queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDef {
+    /// Logical id in `template.yaml`.
+    pub logical_id: &'static str,
+    /// Name suffix: the queue is `<prefix>-<suffix>`.
+    pub suffix: &'static str,
+    /// Seconds a received message stays invisible (≥ 6 × the worker's timeout).
+    pub visibility_timeout: u32,
+    /// Seconds a message is kept.
+    pub retention: u32,
+    /// Receives before the message moves to the dead-letter queue (`None` for the DLQ itself).
+    pub max_receive_count: Option<u32>,
+}
+
+/// The email worker's Lambda timeout in seconds; the lanes' visibility timeout is 6 × this.
+pub const WORKER_TIMEOUT_SECONDS: u32 = 30;
+
+/// Account emails a user waits for.
+pub const PRIORITY_QUEUE: QueueDef = QueueDef {
+    logical_id: "EmailPriorityQueue",
+    suffix: "email-priority",
+    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
+    retention: 4 * 24 * 3600,
+    max_receive_count: Some(5),
+};
+
+/// Notifications.
+pub const BULK_QUEUE: QueueDef = QueueDef {
+    logical_id: "EmailBulkQueue",
+    suffix: "email-bulk",
+    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
+    retention: 4 * 24 * 3600,
+    max_receive_count: Some(5),
+};
+
+/// Where messages go after `max_receive_count` receives; kept 14 days.
+pub const DEAD_LETTER_QUEUE: QueueDef = QueueDef {
+    logical_id: "EmailDeadLetterQueue",
+    suffix: "email-dlq",
+    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
+    retention: 14 * 24 * 3600,
+    max_receive_count: None,
+};
+
+/// Every queue, the DLQ first (the others point at it).
+pub const QUEUES: [QueueDef; 3] = [DEAD_LETTER_QUEUE, PRIORITY_QUEUE, BULK_QUEUE];
+
+/// What provisioning created (or found).
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// Table name.
+    pub table: String,
+    /// Priority lane URL.
+    pub priority_queue_url: String,
+    /// Bulk lane URL.
+    pub bulk_queue_url: String,
+    /// Dead-letter queue URL.
+    pub dead_letter_queue_url: String,
+    /// The SES identity mail is sent from.
+    pub sender_email: String,
+}
+
+impl Provisioned {
+    /// The environment variables the functions read, as `(name, value)` pairs.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OES_TABLE", self.table.clone()),
+            ("OES_PRIORITY_QUEUE_URL", self.priority_queue_url.clone()),
+            ("OES_BULK_QUEUE_URL", self.bulk_queue_url.clone()),
+            ("OES_DLQ_URL", self.dead_letter_queue_url.clone()),
+            ("OES_SENDER_EMAIL", self.sender_email.clone()),
+        ]
+    }
+}
+
+/// Creates the table (with TTL), the queues (with redrive policy) and the SES sender identity
+/// named after `prefix`. Idempotent: existing resources are reused.
+pub async fn provision(
+    clients: &AwsClients,
+    prefix: &str,
+    sender_email: &str,
+) -> Result<Provisioned, BoxError> {
+    let table = create_table(clients, prefix).await?;
+    let mut urls = HashMap::new();
+    let mut dlq_arn = None;
+    for def in QUEUES {
+        let name = format!("{prefix}-{}", def.suffix);
+        let mut request = clients
+            .sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                def.visibility_timeout.to_string(),
+            )
+            .attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                def.retention.to_string(),
+            )
+            .attributes(QueueAttributeName::SqsManagedSseEnabled, "true");
+        if let (Some(max), Some(arn)) = (def.max_receive_count, &dlq_arn) {
+            let policy = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max });
+            request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let url = request.send().await?.queue_url.unwrap_or_default();
+        if def.max_receive_count.is_none() {
+            let attributes = clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await?;
+            dlq_arn = attributes
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+                .cloned();
+        }
+        urls.insert(def.suffix, url);
+    }
+    match clients
+        .ses
+        .create_email_identity()
+        .email_identity(sender_email)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_already_exists_exception()) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut url = |suffix: &str| urls.remove(suffix).unwrap_or_default();
+    Ok(Provisioned {
+        table,
+        priority_queue_url: url(PRIORITY_QUEUE.suffix),
+        bulk_queue_url: url(BULK_QUEUE.suffix),
+        dead_letter_queue_url: url(DEAD_LETTER_QUEUE.suffix),
+        sender_email: sender_email.to_owned(),
+    })
+}
+
+async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxError> {
+    let name = format!("{prefix}-{}", TABLE.suffix);
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+    };
+    let created = clients
+        .dynamodb
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(TABLE.hash_key)?)
+        .attribute_definitions(attribute(TABLE.range_key)?)
+        .key_schema(key(TABLE.hash_key, KeyType::Hash)?)
+        .key_schema(key(TABLE.range_key, KeyType::Range)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            return Ok(name);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    clients
+        .dynamodb
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TABLE.ttl_attribute)
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(name)
+}

@@ -1,0 +1,290 @@
+//! Turns a job into subject, text and HTML. User-supplied values are escaped in the HTML part;
+//! links are built from the configured public base URL.
+
+use super::OutgoingEmail;
+use super::{EmailJob, EmailTemplate};
+
+/// Renders jobs into emails.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    base_url: String,
+}
+
+/// The pieces every email is made of.
+struct Parts {
+    subject: String,
+    name: Option<String>,
+    paragraphs: Vec<String>,
+    action: Option<(&'static str, String)>,
+    code: Option<String>,
+    footer: Option<&'static str>,
+}
+
+impl Renderer {
+    /// `base_url` is where links point (the API's or the web app's public URL), without a
+    /// trailing slash.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Renders `job`.
+    pub fn render(&self, job: &EmailJob) -> OutgoingEmail {
+        let token_email =
+            |name: &str, subject: &str, intro: &str, action, path, token: &str, validity| Parts {
+                subject: subject.to_owned(),
+                name: Some(name.to_owned()),
+                paragraphs: vec![intro.to_owned()],
+                action: Some((action, self.link(path, "token", token))),
+                code: Some(token.to_owned()),
+                footer: Some(validity),
+            };
+        let parts = match &job.template {
+            EmailTemplate::Verification { name, token } => token_email(
+                name,
+                "Confirm your email address",
+                "Welcome! Please confirm your email address to activate your account.",
+                "Confirm my email address",
+                "/auth/verify-email",
+                token.expose(),
+                "This link expires in 24 hours.",
+            ),
+            EmailTemplate::PasswordReset { name, token } => token_email(
+                name,
+                "Reset your password",
+                "Someone asked to reset the password of your account. If it was not you, ignore \
+                 this email: your password stays as it is.",
+                "Choose a new password",
+                "/reset-password",
+                token.expose(),
+                "This link expires in 1 hour and works once.",
+            ),
+            EmailTemplate::EmailChange { name, token } => token_email(
+                name,
+                "Confirm your new email address",
+                "Please confirm this address to make it the new email address of your account.",
+                "Confirm my new address",
+                "/auth/verify-email",
+                token.expose(),
+                "This link expires in 24 hours.",
+            ),
+            EmailTemplate::ExamResult {
+                name,
+                exam_title,
+                score_percent,
+                passed,
+                attempt_id,
+            } => Parts {
+                subject: format!("Your result for {exam_title}"),
+                name: Some(name.clone()),
+                paragraphs: vec![format!(
+                    "Your attempt at \"{exam_title}\" has been graded: {score_percent}% — {}.",
+                    if *passed { "passed" } else { "not passed" }
+                )],
+                action: Some((
+                    "See my result",
+                    format!("{}/attempts/{}", self.base_url, percent_encode(attempt_id)),
+                )),
+                code: None,
+                footer: None,
+            },
+            EmailTemplate::Generic { subject, text } => Parts {
+                subject: subject.clone(),
+                name: None,
+                paragraphs: text.split("\n\n").map(str::to_owned).collect(),
+                action: None,
+                code: None,
+                footer: None,
+            },
+        };
+        OutgoingEmail {
+            to: job.to.clone(),
+            subject: parts.subject.replace(['\r', '\n'], " "),
+            text: text_part(&parts),
+            html: html_part(&parts),
+        }
+    }
+
+    fn link(&self, path: &str, parameter: &str, value: &str) -> String {
+        format!(
+            "{}{path}?{parameter}={}",
+            self.base_url,
+            percent_encode(value)
+        )
+    }
+}
+
+fn text_part(parts: &Parts) -> String {
+    let mut text = String::new();
+    if let Some(name) = &parts.name {
+        text.push_str(&format!("Hello {name},\n\n"));
+    }
+    for paragraph in &parts.paragraphs {
+        text.push_str(paragraph);
+        text.push_str("\n\n");
+    }
+    if let Some((label, link)) = &parts.action {
+        text.push_str(&format!("{label}: {link}\n\n"));
+    }
+    if let Some(code) = &parts.code {
+        text.push_str(&format!("Or use this code: {code}\n\n"));
+    }
+    if let Some(footer) = parts.footer {
+        text.push_str(footer);
+        text.push('\n');
+    }
+    text
+}
+
+fn html_part(parts: &Parts) -> String {
+    let mut html = String::from("<!doctype html>\n<html><body style=\"font-family:sans-serif\">\n");
+    if let Some(name) = &parts.name {
+        html.push_str(&format!("<p>Hello {},</p>\n", escape_html(name)));
+    }
+    for paragraph in &parts.paragraphs {
+        html.push_str(&format!("<p>{}</p>\n", escape_html(paragraph)));
+    }
+    if let Some((label, link)) = &parts.action {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>\n",
+            escape_html(link),
+            escape_html(label)
+        ));
+    }
+    if let Some(code) = &parts.code {
+        html.push_str(&format!(
+            "<p>Or use this code: <code>{}</code></p>\n",
+            escape_html(code)
+        ));
+    }
+    if let Some(footer) = parts.footer {
+        html.push_str(&format!("<p>{}</p>\n", escape_html(footer)));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::Secret;
+    use crate::user::Email;
+
+    fn verification(name: &str, token: &str) -> EmailJob {
+        EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::Verification {
+                name: name.into(),
+                token: Secret::new(token),
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn verification_links_point_at_the_configured_base_url() {
+        let email =
+            Renderer::new("https://exams.example.org/").render(&verification("Ada", "abc_-1"));
+        let link = "https://exams.example.org/auth/verify-email?token=abc_-1";
+        assert!(email.text.contains(link), "{}", email.text);
+        assert!(
+            email.html.contains(&format!("href=\"{link}\"")),
+            "{}",
+            email.html
+        );
+        assert_eq!(email.to.as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn user_supplied_values_are_escaped_in_html() {
+        let email =
+            Renderer::new("http://x").render(&verification("<script>alert('x')</script>", "t"));
+        assert!(!email.html.contains("<script>"));
+        assert!(
+            email
+                .html
+                .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;")
+        );
+    }
+
+    #[test]
+    fn odd_tokens_are_percent_encoded_in_links() {
+        let email = Renderer::new("http://x").render(&verification("Ada", "a b&c"));
+        assert!(email.text.contains("token=a%20b%26c"));
+    }
+
+    #[test]
+    fn notifications_escape_their_text_and_keep_the_subject_on_one_line() {
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::Generic {
+                subject: "Hi\r\nBcc: someone@example.com".into(),
+                text: "<b>first</b>\n\nsecond".into(),
+            },
+            0,
+        );
+        let email = Renderer::new("http://x").render(&job);
+        assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
+        assert!(
+            email.html.contains("<p>&lt;b&gt;first&lt;/b&gt;</p>"),
+            "{}",
+            email.html
+        );
+        assert!(email.html.contains("<p>second</p>"));
+        assert!(email.text.starts_with("<b>first</b>\n\nsecond"));
+    }
+
+    #[test]
+    fn exam_results_say_the_score_and_link_to_the_attempt() {
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::ExamResult {
+                name: "Ada".into(),
+                exam_title: "Analytical <Engines>".into(),
+                score_percent: 85,
+                passed: true,
+                attempt_id: "a-1".into(),
+            },
+            0,
+        );
+        let email = Renderer::new("https://exams.example.org").render(&job);
+        assert_eq!(email.subject, "Your result for Analytical <Engines>");
+        assert!(email.text.contains("85% — passed"));
+        assert!(
+            email
+                .text
+                .contains("https://exams.example.org/attempts/a-1")
+        );
+        assert!(email.html.contains("Analytical &lt;Engines&gt;"));
+    }
+}

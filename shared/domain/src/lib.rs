@@ -1,0 +1,23 @@
+//! The oes domain: what the system is about, with no SDK, no Redis and no Lambda types in its
+//! dependency tree (a test reads `cargo metadata` to keep it so).
+//!
+//! - [`user`]: validated account types (`Email`, `UserId`, `Role`, `User`).
+//! - [`exam`]: validated exams, questions and attempts, and grading.
+//! - [`email`]: the email job message (defined once, used by producers and the worker), its
+//!   templates and the rendered [`email::OutgoingEmail`].
+//! - [`clock`]: time, injected.
+//! - [`security`]: argon2id password hashing, one-time tokens, JWT issue and verification.
+//! - [`ports`]: one narrow trait per external system, each with its own typed error.
+//! - [`cache`]: the cache-aside policy over the `Cache` port, and the cache keys.
+//! - [`producer`]: queueing an email job (record it, then put it on its lane).
+//! - [`metrics`]: the name of every metric, written as CloudWatch Embedded Metric Format lines.
+
+pub mod cache;
+pub mod clock;
+pub mod email;
+pub mod exam;
+pub mod metrics;
+pub mod ports;
+pub mod producer;
+pub mod security;
+pub mod user;

@@ -1,0 +1,147 @@
+use async_trait::async_trait;
+
+use super::error::conflicts;
+use super::{StoreError, StoreUnavailable};
+use crate::exam::{
+    Answers, Attempt, AttemptId, AttemptResult, AttemptSummary, Exam, ExamCursor, ExamId, Question,
+    QuestionId,
+};
+use crate::user::UserId;
+
+conflicts! {
+    /// Why a change to the exams or their questions was refused.
+    pub enum ExamConflict {
+        /// An exam with this id exists already.
+        ExamExists => "exam_exists",
+        /// A question with this id exists already.
+        QuestionExists => "question_exists",
+        /// The exam's version is not the one the change was based on.
+        StaleVersion => "stale_version",
+        /// Another write to the same items won a race (a cancelled transaction).
+        ConcurrentUpdate => "concurrent_update",
+        /// The exam has the maximum number of questions.
+        TooManyQuestions => "too_many_questions",
+        /// Removing the question would leave fewer than required.
+        LastQuestion => "last_question",
+    }
+}
+
+conflicts! {
+    /// Why a change to an attempt was refused.
+    pub enum AttemptConflict {
+        /// An attempt with this id exists already.
+        AttemptExists => "attempt_exists",
+        /// The attempt is submitted or past its deadline.
+        AttemptClosed => "attempt_closed",
+        /// The attempt was submitted already.
+        AlreadySubmitted => "already_submitted",
+        /// The attempt is still in progress (its result email cannot be claimed yet).
+        NotSubmitted => "not_submitted",
+        /// Another write to the same items won a race (a cancelled transaction).
+        ConcurrentUpdate => "concurrent_update",
+    }
+}
+
+/// Exams and their questions. Reads are strongly consistent (a read after a write sees it).
+#[async_trait]
+pub trait ExamStore: Send + Sync {
+    /// Creates `exam`; `ExamExists` if the id is taken.
+    async fn create_exam(&self, exam: &Exam) -> Result<(), StoreError<ExamConflict>>;
+    /// The exam with this id.
+    async fn get_exam(&self, id: &ExamId) -> Result<Option<Exam>, StoreUnavailable>;
+    /// Replaces the exam's fields and status with `exam`'s if the stored version is
+    /// `expected_version` (`StaleVersion` otherwise, `NotFound` if absent); `exam.version`
+    /// is the new version. Keeps the published list in step: a published exam is listed (with
+    /// its current fields), a draft is not.
+    async fn save_exam(
+        &self,
+        exam: &Exam,
+        expected_version: u64,
+    ) -> Result<(), StoreError<ExamConflict>>;
+    /// Deletes the exam and its questions, and unlists it. Attempts and their results stay.
+    /// `NotFound` if absent.
+    async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError<ExamConflict>>;
+    /// Published exams, newest `published_at` first (ties by id), at most `limit`, starting
+    /// after `after`.
+    async fn list_published(
+        &self,
+        limit: usize,
+        after: Option<&ExamCursor>,
+    ) -> Result<Vec<Exam>, StoreUnavailable>;
+    /// Adds `question` to its exam and bumps the exam's `question_count` and `version`.
+    /// `NotFound` if the exam is absent; `TooManyQuestions` at `max_questions`.
+    async fn add_question(
+        &self,
+        question: &Question,
+        max_questions: u32,
+    ) -> Result<(), StoreError<ExamConflict>>;
+    /// One question of an exam.
+    async fn get_question(
+        &self,
+        exam: &ExamId,
+        id: &QuestionId,
+    ) -> Result<Option<Question>, StoreUnavailable>;
+    /// Replaces a question's fields; `NotFound` if absent.
+    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>>;
+    /// Removes a question and lowers the exam's `question_count` (bumping its `version`), as long
+    /// as more than `keep_at_least` questions remain before the removal
+    /// (`LastQuestion` otherwise). `NotFound` if absent.
+    async fn delete_question(
+        &self,
+        exam: &ExamId,
+        id: &QuestionId,
+        keep_at_least: u32,
+    ) -> Result<(), StoreError<ExamConflict>>;
+    /// The questions of an exam, in the order they were added (`created_at`, then id).
+    async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreUnavailable>;
+}
+
+/// Attempts, their answers and results, and the lists of them by student and by exam.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Creates `attempt` (and its entries in the student's and the exam's lists).
+    async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>>;
+    /// The attempt with this id.
+    async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable>;
+    /// Replaces the saved answers, if the attempt is in progress and `now` is before its
+    /// deadline (`AttemptClosed` otherwise; `NotFound` if absent).
+    async fn save_answers(
+        &self,
+        id: &AttemptId,
+        answers: &Answers,
+        now: i64,
+    ) -> Result<(), StoreError<AttemptConflict>>;
+    /// Records `result`, marks the attempt submitted and claims its result email for
+    /// `email_job_id` — only if it is still in progress (`AlreadySubmitted`
+    /// otherwise). Updates both list entries.
+    async fn submit(
+        &self,
+        id: &AttemptId,
+        result: &AttemptResult,
+        email_job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>>;
+    /// Claims the result email of a submitted attempt for `job_id` if no job holds it; `false`
+    /// if one does.
+    async fn claim_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<bool, StoreError<AttemptConflict>>;
+    /// Releases the claim of `job_id` (its job could not be queued), so a later submit can queue
+    /// the email again. Does nothing if another job holds the claim.
+    async fn release_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>>;
+    /// The attempts of a student, newest first.
+    async fn attempts_of_user(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable>;
+    /// The attempts at an exam, newest first.
+    async fn attempts_of_exam(
+        &self,
+        exam: &ExamId,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable>;
+}

@@ -1,0 +1,135 @@
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::error::conflicts;
+use super::{StoreError, StoreUnavailable};
+use crate::email::EmailJob;
+
+conflicts! {
+    /// Why a change to the job records was refused.
+    pub enum JobConflict {
+        /// A record with this job id exists already.
+        JobExists => "job_exists",
+    }
+}
+
+/// Where an email job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// On a queue, not yet picked up.
+    Queued,
+    /// A worker holds the send lease.
+    Sending,
+    /// SES accepted it (terminal).
+    Sent,
+    /// A transient failure; it comes back after its backoff.
+    Retrying,
+    /// A permanent failure: not retried, moved to the dead-letter queue (terminal).
+    Failed,
+    /// Attempts exhausted, moved to the dead-letter queue (terminal).
+    Dead,
+}
+
+/// A job's status record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id.
+    pub job_id: String,
+    /// Template kind.
+    pub kind: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Status.
+    pub status: JobStatus,
+    /// Send attempts made (attempts refused for account-level reasons do not count).
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// The last failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// SES's message id once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ses_message_id: Option<String>,
+    /// While `Sending`: until when the worker's lease holds (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    /// Epoch seconds.
+    pub created_at: i64,
+    /// Epoch seconds.
+    pub updated_at: i64,
+}
+
+/// The answer to a worker asking to send a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This worker holds the lease; this is attempt number `attempt`.
+    Acquired {
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// Already in a terminal state (sent, failed or dead): acknowledge without sending.
+    Finished(JobRecord),
+    /// Another worker holds the lease until `lease_until`.
+    Busy {
+        /// Epoch seconds.
+        lease_until: i64,
+    },
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// SES accepted the message.
+    Sent {
+        /// SES's message id.
+        ses_message_id: String,
+    },
+    /// Transient failure; will be retried.
+    Retrying {
+        /// What went wrong.
+        error: String,
+    },
+    /// Account-level failure (sending paused): retried later without using up an attempt.
+    Paused {
+        /// What went wrong.
+        error: String,
+    },
+    /// Permanent failure.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Attempts exhausted.
+    Dead {
+        /// The last error.
+        reason: String,
+    },
+}
+
+/// Email job status records, and the send lease that makes sending idempotent.
+#[async_trait]
+pub trait JobLedger: Send + Sync {
+    /// Records a new job as `Queued`.
+    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>>;
+    /// Takes the send lease for `job` until `now + lease_seconds`, unless the job is finished or
+    /// another worker's lease still holds. Counts the attempt.
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Claim, StoreError<JobConflict>>;
+    /// Records how the attempt ended and releases the lease.
+    async fn finish(
+        &self,
+        job_id: &str,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>>;
+    /// Puts a job back to `Queued` with no attempts used (a redrive from the dead-letter queue).
+    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
+    /// The record of a job.
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable>;
+}

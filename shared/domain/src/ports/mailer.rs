@@ -1,0 +1,25 @@
+use async_trait::async_trait;
+
+use crate::email::OutgoingEmail;
+
+/// Sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// This message will never be accepted (rejected content, unverified sender, bad address).
+    #[error("permanent send failure: {0}")]
+    Permanent(String),
+    /// Worth trying again later (throttling, timeouts, 5xx).
+    #[error("transient send failure: {0}")]
+    Transient(String),
+    /// The whole account cannot send (sending paused, account suspended): nothing is wrong with
+    /// this message; wait long, and alarm.
+    #[error("account-level send failure: {0}")]
+    AccountPaused(String),
+}
+
+/// Sends email (SES v2 in AWS, an outbox folder locally).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends `email` and returns the provider's message id.
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError>;
+}

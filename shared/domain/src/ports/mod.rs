@@ -1,0 +1,27 @@
+//! Ports: one narrow trait per external system. Each has a real adapter and an in-memory one
+//! (in the `oes-adapters` crate), held to each other by a contract suite.
+
+mod cache;
+mod email_queue;
+mod error;
+mod exams;
+mod jobs;
+mod mailer;
+mod queue_admin;
+mod queue_control;
+mod tokens;
+mod users;
+
+pub use cache::{Cache, CacheError, Fill, Lookup};
+pub use email_queue::{EmailQueue, QueueError};
+pub use error::{StoreError, StoreUnavailable};
+pub use exams::{AttemptConflict, AttemptStore, ExamConflict, ExamStore};
+pub use jobs::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome};
+pub use mailer::{MailError, Mailer};
+pub use queue_admin::{DeadLetterEntry, QueueAdmin, QueueCounts, RedriveReport};
+pub use queue_control::{Delivery, QueueControl};
+pub use tokens::{StoredToken, TokenPurpose, TokenStore};
+pub use users::{UserConflict, UserStore, UserUpdate};
+
+/// A boxed error from an SDK or client, kept as the source of our own errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

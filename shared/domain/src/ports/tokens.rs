@@ -1,0 +1,51 @@
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::StoreUnavailable;
+use crate::security::TokenHash;
+use crate::user::{Email, UserId};
+
+/// What a one-time token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPurpose {
+    /// Proves the sign-up address.
+    VerifyEmail,
+    /// Allows one password reset.
+    PasswordReset,
+    /// Proves a new address before the account moves to it.
+    ChangeEmail,
+}
+
+/// A one-time token as stored: only its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// What it may be used for.
+    pub purpose: TokenPurpose,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// For `ChangeEmail`: the address to move to.
+    pub new_email: Option<Email>,
+    /// The user's token version when it was issued; a password reset token is refused once the
+    /// version moved on (another reset happened).
+    pub token_version: u64,
+    /// Epoch seconds after which it is refused (and removed by the store's TTL).
+    pub expires_at: i64,
+}
+
+/// One-time tokens: stored hashed, taken at most once.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token.
+    async fn put(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
+    /// Atomically removes and returns the token with this hash if its purpose is one of
+    /// `purposes`. A second call with the same hash returns `None`. Expiry is checked by the
+    /// caller (store TTLs are lazy).
+    async fn take(
+        &self,
+        hash: &TokenHash,
+        purposes: &[TokenPurpose],
+    ) -> Result<Option<StoredToken>, StoreUnavailable>;
+}

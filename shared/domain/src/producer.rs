@@ -1,0 +1,89 @@
+//! The producer side, used by every API: record the job as queued, put it on its lane, return
+//! its id. The request never waits for the email itself.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock::Clock;
+use crate::email::EmailJob;
+use crate::metrics;
+use crate::ports::{
+    EmailQueue, JobConflict, JobLedger, Outcome, QueueError, StoreError, StoreUnavailable,
+};
+
+/// The job could not be queued; nothing will be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// SQS refused (after the SDK's retries).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The job record could not be written.
+    #[error("the email job could not be recorded")]
+    Ledger(#[source] StoreUnavailable),
+    /// A job with this id was recorded already: it is queued (or was), not queued again.
+    #[error("this email job was queued already")]
+    Duplicate,
+}
+
+impl From<StoreError<JobConflict>> for EnqueueError {
+    fn from(error: StoreError<JobConflict>) -> Self {
+        match error {
+            StoreError::Conflict(JobConflict::JobExists) => Self::Duplicate,
+            // `record_queued` does not look for an existing record; a store that says so anyway
+            // could not be used.
+            StoreError::NotFound => Self::Ledger(StoreUnavailable::new(
+                "recording an email job",
+                "the job ledger answered not found to a create",
+            )),
+            StoreError::Unavailable(unavailable) => Self::Ledger(unavailable),
+        }
+    }
+}
+
+/// Queues email jobs.
+#[derive(Clone)]
+pub struct EmailProducer {
+    queue: Arc<dyn EmailQueue>,
+    ledger: Arc<dyn JobLedger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EmailProducer {
+    /// A producer over these ports.
+    pub fn new(
+        queue: Arc<dyn EmailQueue>,
+        ledger: Arc<dyn JobLedger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            queue,
+            ledger,
+            clock,
+        }
+    }
+
+    /// Records `job` as queued and sends it to its lane (with its delay). Returns the job id.
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = job.template.kind()))]
+    pub async fn enqueue(&self, job: EmailJob) -> Result<String, EnqueueError> {
+        let started = Instant::now();
+        let now = self.clock.now();
+        self.ledger.record_queued(&job, now).await?;
+        if let Err(error) = self.queue.enqueue(&job).await {
+            metrics::incr(metrics::ENQUEUE_FAILURES, None);
+            let reason = format!("could not be queued: {error}");
+            if let Err(ledger) = self
+                .ledger
+                .finish(&job.job_id, Outcome::Failed { reason }, now)
+                .await
+            {
+                tracing::warn!(error = %ledger, "could not mark an unqueued job as failed");
+            }
+            return Err(error.into());
+        }
+        let lane = job.lane().as_str();
+        metrics::duration(metrics::ENQUEUE_LATENCY, started.elapsed(), None);
+        metrics::incr(metrics::EMAILS_QUEUED, Some(("Lane", lane)));
+        tracing::info!(lane, delay_seconds = job.delay_seconds, "email queued");
+        Ok(job.job_id)
+    }
+}

@@ -1,0 +1,541 @@
+//! Typed configuration, loaded once at init from the environment. A missing or malformed
+//! variable stops start-up with a message that names it. Secrets are wrapped so they never print.
+
+use std::time::Duration;
+
+use oes_adapters::redis_cache::RedisTopology;
+use oes_adapters::resources::Provisioned;
+use oes_domain::cache::{CacheSettings, CacheTtls};
+use oes_domain::security::{JwtSettings, Secret};
+
+/// A configuration variable is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Required and not set (or empty).
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    /// Set, but unusable.
+    #[error("invalid environment variable {name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads variables through a lookup function (the process environment, or a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The value of `name`, if set and not blank.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value of `name`, or an error naming it.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// `name` parsed as `T`, or `default` when unset.
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                }),
+        }
+    }
+}
+
+/// How long email job records are kept when `OES_JOB_RETENTION_DAYS` is unset.
+pub const DEFAULT_JOB_RETENTION_DAYS: i64 = 14;
+
+/// Where the shared resources are.
+#[derive(Debug, Clone)]
+pub struct ResourceConfig {
+    /// DynamoDB table (`OES_TABLE`).
+    pub table: String,
+    /// Priority email lane (`OES_PRIORITY_QUEUE_URL`).
+    pub priority_queue_url: String,
+    /// Bulk email lane (`OES_BULK_QUEUE_URL`).
+    pub bulk_queue_url: String,
+    /// How long email job records are kept after their last change
+    /// (`OES_JOB_RETENTION_DAYS`, default 14).
+    pub job_retention_seconds: i64,
+}
+
+impl ResourceConfig {
+    /// Reads `OES_TABLE`, `OES_PRIORITY_QUEUE_URL`, `OES_BULK_QUEUE_URL`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("OES_TABLE")?,
+            priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
+            bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
+            job_retention_seconds: env
+                .parsed::<i64>("OES_JOB_RETENTION_DAYS", DEFAULT_JOB_RETENTION_DAYS)?
+                * 86_400,
+        })
+    }
+}
+
+/// Configuration of the HTTP APIs (auth-api, exam-api).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Table and queues.
+    pub resources: ResourceConfig,
+    /// Redis and the cache-aside policy.
+    pub cache: CacheConfig,
+    /// `OES_JWT_SECRET` (≥ 32 bytes), `OES_JWT_ISSUER` (default `oes`), `OES_JWT_AUDIENCE`
+    /// (default `oes-api`), `OES_ACCESS_TOKEN_TTL_SECONDS` (default 3600).
+    pub jwt: JwtSettings,
+}
+
+impl ApiConfig {
+    /// The variables without which an API function does not start.
+    pub const REQUIRED: &[&str] = &[
+        "OES_TABLE",
+        "OES_PRIORITY_QUEUE_URL",
+        "OES_BULK_QUEUE_URL",
+        "OES_JWT_SECRET",
+    ];
+
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let cache = CacheConfig::load(env)?;
+        Ok(Self {
+            resources: ResourceConfig::load(env)?,
+            cache,
+            jwt: jwt_settings(env)?,
+        })
+    }
+}
+
+/// Where the cache is and how long things live in it.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `REDIS_URL`: `redis://host:port`, or `rediss://` for TLS (ElastiCache Serverless); it may
+    /// hold a password. Unset means no cache: every read goes to the store.
+    pub redis_url: Option<Secret>,
+    /// `REDIS_CLUSTER` (`true` or `false`, default `false`): speak the Redis Cluster protocol, as
+    /// ElastiCache Serverless and cluster-mode-enabled clusters need.
+    pub topology: RedisTopology,
+    /// `OES_CACHE_PREFIX` (default `oes`): the start of every key; letters, digits, `-`, `_`, `.`.
+    pub prefix: String,
+    /// TTLs in seconds, each at least 1: `OES_CACHE_TTL_EXAM_SECONDS` (default 7200),
+    /// `OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS` (7200), `OES_CACHE_TTL_USER_PROFILE_SECONDS`
+    /// (3600), `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
+    /// (1800), `OES_CACHE_TTL_EXAM_LIST_SECONDS` (1800), `OES_CACHE_TTL_NEGATIVE_SECONDS` (30,
+    /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, at least 1): the longest one Redis
+    /// call may take before a read falls through to the store. The rest are the defaults of
+    /// [`CacheSettings`].
+    pub settings: CacheSettings,
+}
+
+impl CacheConfig {
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let prefix = env
+            .optional("OES_CACHE_PREFIX")
+            .unwrap_or_else(|| "oes".into());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::Invalid {
+                name: "OES_CACHE_PREFIX",
+                reason: "only letters, digits, '-', '_' and '.' are allowed".into(),
+            });
+        }
+        let topology = if env.parsed("REDIS_CLUSTER", false)? {
+            RedisTopology::Cluster
+        } else {
+            RedisTopology::Standalone
+        };
+        let defaults = CacheSettings::default();
+        let ttl = |name, default: Duration| {
+            positive(env, name, default.as_secs()).map(Duration::from_secs)
+        };
+        let ttls = CacheTtls {
+            exam: ttl("OES_CACHE_TTL_EXAM_SECONDS", defaults.ttls.exam)?,
+            exam_questions: ttl(
+                "OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS",
+                defaults.ttls.exam_questions,
+            )?,
+            user_profile: ttl(
+                "OES_CACHE_TTL_USER_PROFILE_SECONDS",
+                defaults.ttls.user_profile,
+            )?,
+            exam_result: ttl(
+                "OES_CACHE_TTL_EXAM_RESULT_SECONDS",
+                defaults.ttls.exam_result,
+            )?,
+            user_exams: ttl("OES_CACHE_TTL_USER_EXAMS_SECONDS", defaults.ttls.user_exams)?,
+            exam_list: ttl("OES_CACHE_TTL_EXAM_LIST_SECONDS", defaults.ttls.exam_list)?,
+            negative: ttl("OES_CACHE_TTL_NEGATIVE_SECONDS", defaults.ttls.negative)?,
+        };
+        let default_timeout = u64::try_from(defaults.timeout.as_millis()).unwrap_or(200);
+        Ok(Self {
+            redis_url: env.optional("REDIS_URL").map(Secret::new),
+            topology,
+            prefix,
+            settings: CacheSettings {
+                ttls,
+                timeout: Duration::from_millis(positive(
+                    env,
+                    "OES_CACHE_TIMEOUT_MS",
+                    default_timeout,
+                )?),
+                ..defaults
+            },
+        })
+    }
+}
+
+/// `name` as a whole number of at least 1, or `default` when unset.
+fn positive<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match env.parsed(name, default)? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            reason: "must be at least 1".into(),
+        }),
+        value => Ok(value),
+    }
+}
+
+/// JWT settings from `env`.
+pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<JwtSettings, ConfigError> {
+    let secret = env.required("OES_JWT_SECRET")?;
+    if secret.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name: "OES_JWT_SECRET",
+            reason: "must be at least 32 bytes".into(),
+        });
+    }
+    let ttl_seconds: i64 = env.parsed("OES_ACCESS_TOKEN_TTL_SECONDS", 3600)?;
+    if !(60..=86_400).contains(&ttl_seconds) {
+        return Err(ConfigError::Invalid {
+            name: "OES_ACCESS_TOKEN_TTL_SECONDS",
+            reason: "must be between 60 and 86400".into(),
+        });
+    }
+    Ok(JwtSettings {
+        secret: Secret::new(secret),
+        issuer: env
+            .optional("OES_JWT_ISSUER")
+            .unwrap_or_else(|| "oes".into()),
+        audience: env
+            .optional("OES_JWT_AUDIENCE")
+            .unwrap_or_else(|| "oes-api".into()),
+        ttl_seconds,
+    })
+}
+
+/// Configuration of the email worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Table (job records) and the two lanes it consumes.
+    pub resources: ResourceConfig,
+    /// `OES_DLQ_URL`: where failed and undecodable messages are set aside.
+    pub dead_letter_queue_url: String,
+    /// `OES_SENDER_EMAIL`: the verified SES identity mail is sent from.
+    pub sender_email: String,
+    /// `OES_PUBLIC_BASE_URL`: where links in emails point.
+    pub public_base_url: String,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// `OES_WORKER_CONCURRENCY` (default 5): records of a batch sent at once.
+    pub concurrency: usize,
+}
+
+/// When to try a failed send again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `OES_BACKOFF_BASE_SECONDS` (default 2): the first retry waits about this long.
+    pub base_seconds: u32,
+    /// `OES_BACKOFF_MAX_SECONDS` (default 900): no retry waits longer.
+    pub max_seconds: u32,
+    /// `OES_PAUSED_BACKOFF_SECONDS` (default 900): the wait when the whole account cannot send.
+    pub paused_seconds: u32,
+    /// `OES_SEND_LEASE_SECONDS` (default 60): how long a worker holds a job while sending it.
+    pub lease_seconds: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_seconds: 2,
+            max_seconds: 900,
+            paused_seconds: 900,
+            lease_seconds: 60,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff after failed attempt `attempt` (1-based): `base · 2^(attempt−1)` plus up to
+    /// `base` of jitter, never more than `max_seconds`.
+    pub fn backoff(&self, attempt: u32, jitter: u32) -> u32 {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let delay = self.base_seconds.saturating_mul(1u32 << exponent);
+        let jitter = if self.base_seconds == 0 {
+            0
+        } else {
+            jitter % (self.base_seconds + 1)
+        };
+        delay.saturating_add(jitter).min(self.max_seconds)
+    }
+}
+
+impl WorkerConfig {
+    /// The variables without which the worker does not start.
+    pub const REQUIRED: &[&str] = &[
+        "OES_TABLE",
+        "OES_PRIORITY_QUEUE_URL",
+        "OES_BULK_QUEUE_URL",
+        "OES_DLQ_URL",
+        "OES_SENDER_EMAIL",
+        "OES_PUBLIC_BASE_URL",
+    ];
+
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let public_base_url = env.required("OES_PUBLIC_BASE_URL")?;
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "OES_PUBLIC_BASE_URL",
+                reason: "must start with https:// or http://".into(),
+            });
+        }
+        let defaults = RetryPolicy::default();
+        Ok(Self {
+            resources: ResourceConfig::load(env)?,
+            dead_letter_queue_url: env.required("OES_DLQ_URL")?,
+            sender_email: env.required("OES_SENDER_EMAIL")?,
+            public_base_url,
+            retry: RetryPolicy {
+                base_seconds: env.parsed("OES_BACKOFF_BASE_SECONDS", defaults.base_seconds)?,
+                max_seconds: env.parsed("OES_BACKOFF_MAX_SECONDS", defaults.max_seconds)?,
+                paused_seconds: env
+                    .parsed("OES_PAUSED_BACKOFF_SECONDS", defaults.paused_seconds)?,
+                lease_seconds: env.parsed("OES_SEND_LEASE_SECONDS", defaults.lease_seconds)?,
+            },
+            concurrency: env.parsed("OES_WORKER_CONCURRENCY", 5usize)?.max(1),
+        })
+    }
+}
+
+impl From<&Provisioned> for ResourceConfig {
+    /// The resource configuration the functions would load for these provisioned resources (job
+    /// records kept the default retention).
+    fn from(provisioned: &Provisioned) -> Self {
+        Self {
+            table: provisioned.table.clone(),
+            priority_queue_url: provisioned.priority_queue_url.clone(),
+            bulk_queue_url: provisioned.bulk_queue_url.clone(),
+            job_retention_seconds: DEFAULT_JOB_RETENTION_DAYS * 86_400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env(move |name: &str| map.get(name).cloned())
+    }
+
+    const COMPLETE: &[(&str, &str)] = &[
+        ("OES_TABLE", "t"),
+        ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+        ("OES_BULK_QUEUE_URL", "http://q/b"),
+        ("OES_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn a_complete_environment_loads_with_defaults() {
+        let config = ApiConfig::load(&env(COMPLETE)).expect("loads");
+        assert_eq!(config.jwt.issuer, "oes");
+        assert_eq!(config.jwt.ttl_seconds, 3600);
+        assert!(config.cache.redis_url.is_none());
+        assert_eq!(config.cache.topology, RedisTopology::Standalone);
+        assert_eq!(config.cache.prefix, "oes");
+        assert_eq!(config.cache.settings, CacheSettings::default());
+        assert!(
+            !format!("{config:?}").contains("0123456789abcdef"),
+            "the secret never prints"
+        );
+    }
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        for skip in [
+            "OES_TABLE",
+            "OES_PRIORITY_QUEUE_URL",
+            "OES_BULK_QUEUE_URL",
+            "OES_JWT_SECRET",
+        ] {
+            let pairs: Vec<_> = COMPLETE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != skip)
+                .collect();
+            let error = ApiConfig::load(&env(&pairs)).expect_err("incomplete");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_worker_names_each_missing_variable() {
+        let complete = [
+            ("OES_TABLE", "t"),
+            ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+            ("OES_BULK_QUEUE_URL", "http://q/b"),
+            ("OES_DLQ_URL", "http://q/d"),
+            ("OES_SENDER_EMAIL", "a@example.com"),
+            ("OES_PUBLIC_BASE_URL", "https://x"),
+        ];
+        WorkerConfig::load(&env(&complete)).expect("a complete environment loads");
+        for &skip in WorkerConfig::REQUIRED {
+            let pairs: Vec<_> = complete
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != skip)
+                .collect();
+            let error = WorkerConfig::load(&env(&pairs)).expect_err("incomplete");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_with_bounded_jitter_and_a_cap() {
+        let policy = RetryPolicy::default();
+        assert_eq!([1, 2, 3, 4].map(|n| policy.backoff(n, 0)), [2, 4, 8, 16]);
+        assert_eq!(policy.backoff(3, 2), 10);
+        assert_eq!(policy.backoff(3, 7), 9, "jitter is at most the base");
+        assert_eq!(policy.backoff(30, 0), 900);
+        assert_eq!(
+            RetryPolicy {
+                base_seconds: 0,
+                ..policy
+            }
+            .backoff(5, 9),
+            0
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("OES_ACCESS_TOKEN_TTL_SECONDS", "soon"));
+        assert!(ApiConfig::load(&env(&pairs)).is_err());
+        let short: Vec<_> = COMPLETE
+            .iter()
+            .map(|&(k, v)| {
+                if k == "OES_JWT_SECRET" {
+                    (k, "short")
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert!(ApiConfig::load(&env(&short)).is_err());
+    }
+
+    #[test]
+    fn cache_variables_are_read() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.extend([
+            ("REDIS_URL", "rediss://user:hunter2@cache.example.com:6379"),
+            ("REDIS_CLUSTER", "true"),
+            ("OES_CACHE_PREFIX", "oes-prod"),
+            ("OES_CACHE_TTL_EXAM_SECONDS", "60"),
+            ("OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS", "61"),
+            ("OES_CACHE_TTL_USER_PROFILE_SECONDS", "62"),
+            ("OES_CACHE_TTL_EXAM_RESULT_SECONDS", "63"),
+            ("OES_CACHE_TTL_USER_EXAMS_SECONDS", "64"),
+            ("OES_CACHE_TTL_EXAM_LIST_SECONDS", "65"),
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "5"),
+            ("OES_CACHE_TIMEOUT_MS", "50"),
+        ]);
+        let config = ApiConfig::load(&env(&pairs)).expect("loads");
+        let cache = &config.cache;
+        assert_eq!(cache.topology, RedisTopology::Cluster);
+        assert_eq!(cache.prefix, "oes-prod");
+        let ttls = cache.settings.ttls;
+        let seconds = [
+            ttls.exam,
+            ttls.exam_questions,
+            ttls.user_profile,
+            ttls.exam_result,
+            ttls.user_exams,
+            ttls.exam_list,
+            ttls.negative,
+        ]
+        .map(|ttl| ttl.as_secs());
+        assert_eq!(seconds, [60, 61, 62, 63, 64, 65, 5]);
+        assert_eq!(cache.settings.timeout, Duration::from_millis(50));
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "the Redis password never prints"
+        );
+    }
+
+    #[test]
+    fn malformed_cache_variables_are_refused_by_name() {
+        let cases = [
+            ("REDIS_CLUSTER", "yes"),
+            ("OES_CACHE_PREFIX", "oes{x}"),
+            ("OES_CACHE_PREFIX", "two words"),
+            ("OES_CACHE_TTL_EXAM_SECONDS", "2h"),
+            ("OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS", "-1"),
+            ("OES_CACHE_TTL_USER_PROFILE_SECONDS", "0"),
+            ("OES_CACHE_TTL_EXAM_RESULT_SECONDS", "1.5"),
+            ("OES_CACHE_TTL_USER_EXAMS_SECONDS", "x"),
+            ("OES_CACHE_TTL_EXAM_LIST_SECONDS", "0"),
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "soon"),
+            ("OES_CACHE_TIMEOUT_MS", "0"),
+        ];
+        for (name, value) in cases {
+            let mut pairs = COMPLETE.to_vec();
+            pairs.push((name, value));
+            let error = ApiConfig::load(&env(&pairs)).expect_err(value);
+            assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! JSON responses, bearer tokens, and the one log line per request.
+
+use std::time::Instant;
+
+use http::StatusCode;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use super::ApiError;
+use oes_domain::cache::CacheStatus;
+
+/// A JSON response with `status`. API answers are per-user: never cached by intermediaries.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Marks where a read was served from (`x-cache: hit | miss | bypass`).
+pub fn with_cache_status(mut response: Response<Body>, status: CacheStatus) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert("x-cache", http::HeaderValue::from_static(status.as_str()));
+    response
+}
+
+/// A JSON response carrying only `{"status": status_text}`.
+pub fn no_content_json(status: StatusCode, status_text: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "status": status_text }))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(request: &Request) -> Result<&str, ApiError> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is malformed"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header is malformed"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "the Authorization header must use the Bearer scheme",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// The caller's IP address as API Gateway saw it (`requestContext.http.sourceIp`), or `""`
+/// outside API Gateway. Clients cannot forge it with a header.
+pub fn client_ip(request: &Request) -> &str {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.http.source_ip.as_deref().unwrap_or_default()
+        }
+        _ => "",
+    }
+}
+
+/// The span a request is handled in: API Gateway's request id and route, and `user_id`, which
+/// the session records once the caller is authenticated. Its fields go with every log line of
+/// the request (see [`crate::telemetry`]).
+pub fn request_span(request: &Request) -> tracing::Span {
+    let (request_id, route) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (
+            context.request_id.as_deref().unwrap_or_default(),
+            context.route_key.as_deref().unwrap_or_default(),
+        ),
+        _ => ("", ""),
+    };
+    tracing::info_span!(
+        "request",
+        request_id,
+        route,
+        user_id = tracing::field::Empty
+    )
+}
+
+/// Turns a handler's result into the response (an error becomes its JSON answer) and logs one
+/// structured line for the request: method, path, status, latency. Never the body, query string
+/// or headers (they may hold tokens or passwords).
+pub fn finish(
+    request: &Request,
+    started: Instant,
+    result: Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    let response = result.unwrap_or_else(ApiError::into_response);
+    log_request(
+        request.method(),
+        request.uri().path(),
+        response.status(),
+        started,
+    );
+    response
+}
+
+fn log_request(method: &http::Method, path: &str, status: StatusCode, started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::error!(%method, path, status = status.as_u16(), latency_ms, "request");
+    } else {
+        tracing::info!(%method, path, status = status.as_u16(), latency_ms, "request");
+    }
+}

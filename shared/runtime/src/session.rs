@@ -1,0 +1,101 @@
+//! Who is calling: verifies a bearer token (signature, expiry, issuer, audience) and loads the
+//! caller's profile through the cache, refusing tokens whose version the user has moved past
+//! (password reset, role change). Shared by every API function.
+
+use std::sync::Arc;
+
+use oes_domain::cache::{CacheAside, CacheStatus};
+use oes_domain::ports::{StoreUnavailable, UserStore};
+use oes_domain::security::{JwtError, JwtKeys};
+use oes_domain::user::{UserId, UserProfile};
+
+/// The caller could not be identified.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No valid, current access token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreUnavailable),
+}
+
+impl From<JwtError> for SessionError {
+    fn from(_: JwtError) -> Self {
+        Self::Unauthenticated("the access token is invalid or expired")
+    }
+}
+
+/// Verifies access tokens and reads profiles, cache-aside.
+#[derive(Clone)]
+pub struct Sessions {
+    jwt: JwtKeys,
+    users: Arc<dyn UserStore>,
+    cache: CacheAside,
+}
+
+impl Sessions {
+    /// Sessions over these keys, accounts and cache. Profiles are cached for the cache's
+    /// user-profile TTL.
+    pub fn new(jwt: JwtKeys, users: Arc<dyn UserStore>, cache: CacheAside) -> Self {
+        Self { jwt, users, cache }
+    }
+
+    /// The signing keys.
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.jwt
+    }
+
+    /// The profile behind a bearer token, and where it was read from.
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+    ) -> Result<(UserProfile, CacheStatus), SessionError> {
+        let claims = self.jwt.verify(bearer)?;
+        let id = claims.user_id();
+        let (mut profile, mut status) = self.profile(&id).await?;
+        if status == CacheStatus::Hit
+            && profile
+                .as_ref()
+                .is_some_and(|p| p.token_version < claims.ver)
+        {
+            // Versions only grow, and this token was signed with a later one than the cached
+            // profile holds: the account changed without the cache being told (an operator's
+            // `oesctl users set-role` cannot reach a cache inside the VPC). Read it again.
+            self.invalidate(&id).await;
+            (profile, status) = self.profile(&id).await?;
+        }
+        match profile {
+            Some(profile) if profile.token_version == claims.ver => {
+                tracing::Span::current().record("user_id", profile.id.as_str());
+                Ok((profile, status))
+            }
+            Some(_) => Err(SessionError::Unauthenticated(
+                "the access token has been revoked",
+            )),
+            None => Err(SessionError::Unauthenticated(
+                "the account no longer exists",
+            )),
+        }
+    }
+
+    /// The profile of `id`, cache-aside.
+    pub async fn profile(
+        &self,
+        id: &UserId,
+    ) -> Result<(Option<UserProfile>, CacheStatus), StoreUnavailable> {
+        let key = self.cache.keys().user_profile(id);
+        self.cache
+            .get_or_load(&key, || async {
+                Ok::<_, StoreUnavailable>(self.users.get(id).await?.map(|u| u.profile()))
+            })
+            .await
+    }
+
+    /// Drops the cached profile of `id` after a write to the account.
+    pub async fn invalidate(&self, id: &UserId) {
+        self.cache
+            .invalidate(&[self.cache.keys().user_profile(id)])
+            .await;
+    }
+}

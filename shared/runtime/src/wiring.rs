@@ -1,0 +1,184 @@
+//! Builds adapters from configuration, once, at init. `main` of each function calls this and
+//! passes the result to its handlers; nothing is constructed per invocation.
+
+use std::sync::Arc;
+
+use crate::config::{ApiConfig, CacheConfig, Env, WorkerConfig};
+use crate::rate_limit::RateLimiter;
+use oes_adapters::dynamo::{DynamoAttempts, DynamoExams, DynamoJobs, DynamoTokens, DynamoUsers};
+use oes_adapters::memory::{
+    MemoryAttempts, MemoryCache, MemoryExams, MemoryJobs, MemoryTokens, MemoryUsers, NoCache,
+};
+use oes_adapters::redis_cache::RedisCache;
+use oes_adapters::secrets::read_secret;
+use oes_adapters::ses::SesMailer;
+use oes_adapters::sqs::{SqsEmailQueue, SqsQueueControl};
+use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
+use oes_domain::clock::SystemClock;
+use oes_domain::ports::{
+    AttemptStore, BoxError, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl,
+    TokenStore, UserStore,
+};
+use oes_domain::producer::EmailProducer;
+
+/// The adapters the HTTP APIs use.
+#[derive(Clone)]
+pub struct ApiAdapters {
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// One-time tokens.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Exams and questions.
+    pub exams: Arc<dyn ExamStore>,
+    /// Attempts and results.
+    pub attempts: Arc<dyn AttemptStore>,
+    /// Email jobs: producer side.
+    pub emails: EmailProducer,
+    /// Email job records.
+    pub jobs: Arc<dyn JobLedger>,
+    /// Cache-aside reads.
+    pub cache: CacheAside,
+    /// Rate limits, counted in the same Redis.
+    pub limiter: RateLimiter,
+}
+
+impl ApiAdapters {
+    /// The real adapters: DynamoDB, SQS, and the cache of [`cache_aside`]. Must be called inside
+    /// a Tokio runtime.
+    pub fn aws(
+        clients: &oes_adapters::aws::AwsClients,
+        config: &ApiConfig,
+    ) -> Result<Self, redis::RedisError> {
+        let resources = &config.resources;
+        let redis = redis(&config.cache)?;
+        let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
+            clients.dynamodb.clone(),
+            &resources.table,
+            resources.job_retention_seconds,
+        ));
+        let queue = Arc::new(SqsEmailQueue::new(
+            clients.sqs.clone(),
+            &resources.priority_queue_url,
+            &resources.bulk_queue_url,
+        ));
+        Ok(Self {
+            users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), &resources.table)),
+            tokens: Arc::new(DynamoTokens::new(
+                clients.dynamodb.clone(),
+                &resources.table,
+            )),
+            exams: Arc::new(DynamoExams::new(clients.dynamodb.clone(), &resources.table)),
+            attempts: Arc::new(DynamoAttempts::new(
+                clients.dynamodb.clone(),
+                &resources.table,
+            )),
+            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            jobs,
+            limiter: RateLimiter::new(redis.clone(), &config.cache.prefix, &config.cache.settings),
+            cache: policy(redis, &config.cache),
+        })
+    }
+
+    /// In-memory adapters around the given email queue and job ledger (the embedded mode and
+    /// unit tests).
+    pub fn in_memory(queue: Arc<dyn EmailQueue>, jobs: Arc<MemoryJobs>) -> Self {
+        Self {
+            users: Arc::new(MemoryUsers::default()),
+            tokens: Arc::new(MemoryTokens::default()),
+            exams: Arc::new(MemoryExams::default()),
+            attempts: Arc::new(MemoryAttempts::default()),
+            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            jobs,
+            cache: CacheAside::new(
+                Arc::new(MemoryCache::default()),
+                CacheKeys::new("oes"),
+                CacheSettings::default(),
+            ),
+            limiter: RateLimiter::in_memory(),
+        }
+    }
+}
+
+/// The cache-aside policy `config` asks for: over Redis when `REDIS_URL` is set (the Redis
+/// Cluster client with `REDIS_CLUSTER=true`, TLS with a `rediss://` URL), else over no cache at
+/// all, since a per-container cache could not be invalidated across containers. Connects
+/// lazily; must be called inside a Tokio runtime.
+pub fn cache_aside(config: &CacheConfig) -> Result<CacheAside, redis::RedisError> {
+    Ok(policy(redis(config)?, config))
+}
+
+/// The cache-aside policy over `redis`, or over no cache at all.
+fn policy(redis: Option<Arc<dyn Cache>>, config: &CacheConfig) -> CacheAside {
+    CacheAside::new(
+        redis.unwrap_or_else(|| Arc::new(NoCache)),
+        CacheKeys::new(&config.prefix),
+        config.settings,
+    )
+}
+
+/// The Redis client `config` asks for, if any (connects lazily).
+fn redis(config: &CacheConfig) -> Result<Option<Arc<dyn Cache>>, redis::RedisError> {
+    config
+        .redis_url
+        .as_ref()
+        .map(|url| {
+            let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect(
+                url.expose(),
+                config.topology,
+                config.settings.timeout,
+            )?);
+            Ok(cache)
+        })
+        .transpose()
+}
+
+/// The adapters the email worker uses.
+#[derive(Clone)]
+pub struct WorkerAdapters {
+    /// Sends mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Job records and the send lease.
+    pub jobs: Arc<dyn JobLedger>,
+    /// Visibility changes and dead-lettering.
+    pub control: Arc<dyn QueueControl>,
+}
+
+impl WorkerAdapters {
+    /// SES v2, DynamoDB and SQS.
+    pub fn aws(clients: &oes_adapters::aws::AwsClients, config: &WorkerConfig) -> Self {
+        let resources = &config.resources;
+        Self {
+            mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.sender_email)),
+            jobs: Arc::new(DynamoJobs::new(
+                clients.dynamodb.clone(),
+                &resources.table,
+                resources.job_retention_seconds,
+            )),
+            control: Arc::new(SqsQueueControl::new(
+                clients.sqs.clone(),
+                &[&resources.priority_queue_url, &resources.bulk_queue_url],
+                &config.dead_letter_queue_url,
+            )),
+        }
+    }
+}
+
+/// `env`, with `OES_JWT_SECRET` read from Secrets Manager (once, now) when `OES_JWT_SECRET_ARN`
+/// names the secret and `OES_JWT_SECRET` itself is not set. What deploys uses the ARN; local runs
+/// and tests set the key directly.
+pub async fn resolve_jwt_secret<F: Fn(&str) -> Option<String>>(
+    env: Env<F>,
+    clients: &oes_adapters::aws::AwsClients,
+) -> Result<Env<impl Fn(&str) -> Option<String>>, BoxError> {
+    let fetched = match (
+        env.optional("OES_JWT_SECRET"),
+        env.optional("OES_JWT_SECRET_ARN"),
+    ) {
+        (None, Some(arn)) => Some(read_secret(&clients.secrets, &arn).await?),
+        _ => None,
+    };
+    Ok(Env(move |name: &str| match (name, &fetched) {
+        ("OES_JWT_SECRET", Some(secret)) => Some(secret.clone()),
+        _ => (env.0)(name),
+    }))
+}

@@ -1,0 +1,181 @@
+//! The layering the README draws, read from `cargo metadata` so that it is a rule and not a
+//! convention: the domain's dependency tree holds no SDK, no Redis, no Lambda types and no HTTP
+//! server, and every workspace crate depends only on crates below it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The workspace's crates by layer, lowest first. A crate may depend only on lower layers.
+const LAYERS: &[&[&str]] = &[
+    &["oes-domain"],
+    &["oes-adapters"],
+    &["oes-runtime"],
+    &["auth-api", "exam-api", "email-worker"],
+    &["oes-local", "oesctl", "oes-bench"],
+    &["oes-tests"],
+];
+
+/// Crates the domain must never pull in, directly or not (name prefixes).
+const NOT_IN_THE_DOMAIN: &[&str] = &["aws-", "aws_", "redis", "lambda_", "hyper"];
+
+struct Graph {
+    /// Package id → name.
+    names: HashMap<String, String>,
+    /// Package id → (dependency id, kinds: "normal", "dev", "build").
+    deps: HashMap<String, Vec<(String, Vec<String>)>>,
+}
+
+impl Graph {
+    fn load() -> Self {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            output.status.success(),
+            "cargo metadata: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+        let names = metadata["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| (string(&p["id"]), string(&p["name"])))
+            .collect();
+        let deps = metadata["resolve"]["nodes"]
+            .as_array()
+            .expect("resolve.nodes")
+            .iter()
+            .map(|node| {
+                let deps = node["deps"]
+                    .as_array()
+                    .expect("deps")
+                    .iter()
+                    .map(|dep| {
+                        let kinds = dep["dep_kinds"]
+                            .as_array()
+                            .expect("dep_kinds")
+                            .iter()
+                            .map(|k| k["kind"].as_str().unwrap_or("normal").to_owned())
+                            .collect();
+                        (string(&dep["pkg"]), kinds)
+                    })
+                    .collect();
+                (string(&node["id"]), deps)
+            })
+            .collect();
+        Self { names, deps }
+    }
+
+    fn id(&self, name: &str) -> String {
+        let ids: Vec<&String> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids.len(), 1, "one package named {name}: {ids:?}");
+        ids[0].clone()
+    }
+
+    /// Everything `root` needs to build and to build its own tests: its normal, build and dev
+    /// dependencies, and their normal and build dependencies, transitively.
+    fn tree(&self, root: &str) -> BTreeSet<String> {
+        let root = self.id(root);
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<String> = self.deps[&root].iter().map(|(id, _)| id.clone()).collect();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(self.names[&id].clone()) {
+                continue;
+            }
+            for (dep, kinds) in &self.deps[&id] {
+                if kinds.iter().any(|k| k != "dev") {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        seen
+    }
+
+    /// The workspace crates `name` depends on (any kind), by name.
+    fn workspace_deps(&self, name: &str) -> Vec<String> {
+        let workspace: BTreeSet<&str> = LAYERS.iter().flat_map(|l| l.iter().copied()).collect();
+        self.deps[&self.id(name)]
+            .iter()
+            .map(|(id, _)| self.names[id].clone())
+            .filter(|n| workspace.contains(n.as_str()))
+            .collect()
+    }
+}
+
+fn string(value: &Value) -> String {
+    value.as_str().expect("a string").to_owned()
+}
+
+fn forbidden_in_domain(tree: &BTreeSet<String>) -> Vec<&String> {
+    tree.iter()
+        .filter(|name| NOT_IN_THE_DOMAIN.iter().any(|p| name.starts_with(p)))
+        .collect()
+}
+
+#[test]
+fn the_domain_builds_and_tests_without_an_sdk_redis_lambda_or_hyper() {
+    let graph = Graph::load();
+    let domain = graph.tree("oes-domain");
+    assert!(
+        forbidden_in_domain(&domain).is_empty(),
+        "oes-domain pulls in {:?}",
+        forbidden_in_domain(&domain)
+    );
+    // The check sees such crates where they are: the adapters' tree has them.
+    let adapters = graph.tree("oes-adapters");
+    let found = forbidden_in_domain(&adapters);
+    for expected in ["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-sesv2", "redis"] {
+        assert!(
+            found.iter().any(|n| n.as_str() == expected),
+            "{expected} not seen in the adapters' tree: the check is blind"
+        );
+    }
+}
+
+#[test]
+fn every_workspace_crate_depends_only_on_lower_layers() {
+    let graph = Graph::load();
+    let layer_of: HashMap<&str, usize> = LAYERS
+        .iter()
+        .enumerate()
+        .flat_map(|(i, layer)| layer.iter().map(move |name| (*name, i)))
+        .collect();
+    let mut wrong = Vec::new();
+    for (name, layer) in &layer_of {
+        for dep in graph.workspace_deps(name) {
+            if layer_of[dep.as_str()] >= *layer {
+                wrong.push(format!(
+                    "{name} (layer {layer}) → {dep} (layer {})",
+                    layer_of[dep.as_str()]
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "dependencies that point up or sideways: {wrong:#?}"
+    );
+    // Every workspace member has a layer.
+    let members = graph
+        .names
+        .iter()
+        .filter(|(id, _)| id.starts_with("path+file://"))
+        .map(|(_, name)| name.as_str())
+        .filter(|name| !layer_of.contains_key(name))
+        .collect::<Vec<_>>();
+    assert!(
+        members.is_empty(),
+        "workspace crates without a layer: {members:?}"
+    );
+}

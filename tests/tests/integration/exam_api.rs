@@ -1,0 +1,711 @@
+//! exam-api through its real handler over in-memory adapters: the authorization matrix for every
+//! route and role, grading, the student view without answers, recorded results that survive
+//! edits, pagination, and the result email.
+
+use oes_domain::ports::QueueAdmin;
+use oes_domain::user::Role;
+use oes_tests::exams::{Caller, ExamHarness};
+use serde_json::{Value, json};
+
+/// Whether `value` holds a `correct_option` key anywhere.
+fn mentions_answers(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            map.contains_key("correct_option") || map.values().any(mentions_answers)
+        }
+        Value::Array(items) => items.iter().any(mentions_answers),
+        _ => false,
+    }
+}
+
+struct World {
+    h: ExamHarness,
+    owner: Caller,
+    other: Caller,
+    admin: Caller,
+    student: Caller,
+    student2: Caller,
+    published: String,
+    questions: Vec<String>,
+    draft: String,
+    attempt: String,
+}
+
+async fn world() -> World {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let other = h.sign_in(Role::Instructor).await;
+    let admin = h.sign_in(Role::Admin).await;
+    let student = h.sign_in(Role::Student).await;
+    let student2 = h.sign_in(Role::Student).await;
+    let (published, questions) = h.exam_with_questions(&owner, 3, true).await;
+    let (draft, _) = h.exam_with_questions(&owner, 1, false).await;
+    let (status, attempt) = h
+        .call(
+            "POST",
+            &format!("/exams/{published}/attempts"),
+            None,
+            &student,
+        )
+        .await;
+    assert_eq!(status, 201, "{attempt}");
+    let attempt = attempt["attempt_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    World {
+        h,
+        owner,
+        other,
+        admin,
+        student,
+        student2,
+        published,
+        questions,
+        draft,
+        attempt,
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_access_rules_say() {
+    let w = world().await;
+    let (p, d, a, q) = (&w.published, &w.draft, &w.attempt, &w.questions[0]);
+    let title = json!({"title": "Renamed"});
+    let question = json!({"text": "New?", "options": ["x", "y"], "correct_option": 1, "points": 2});
+    let answers = json!({"answers": {}});
+    let points = json!({"points": 3});
+    let exam = json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 10});
+    let cases: Vec<(&Caller, &str, String, Option<&Value>, u16)> = vec![
+        (&w.student, "GET", "/exams".into(), None, 200),
+        (&w.student, "POST", "/exams".into(), Some(&exam), 403),
+        (&w.other, "POST", "/exams".into(), Some(&exam), 201),
+        (&w.admin, "POST", "/exams".into(), Some(&exam), 201),
+        (&w.student, "GET", format!("/exams/{p}"), None, 200),
+        (&w.other, "GET", format!("/exams/{p}"), None, 200),
+        (&w.student, "GET", format!("/exams/{d}"), None, 404),
+        (&w.other, "GET", format!("/exams/{d}"), None, 404),
+        (&w.owner, "GET", format!("/exams/{d}"), None, 200),
+        (&w.admin, "GET", format!("/exams/{d}"), None, 200),
+        (
+            &w.student,
+            "PATCH",
+            format!("/exams/{p}"),
+            Some(&title),
+            403,
+        ),
+        (&w.other, "PATCH", format!("/exams/{p}"), Some(&title), 404),
+        (&w.owner, "PATCH", format!("/exams/{p}"), Some(&title), 200),
+        (&w.admin, "PATCH", format!("/exams/{p}"), Some(&title), 200),
+        (
+            &w.student,
+            "GET",
+            format!("/exams/{p}/questions"),
+            None,
+            200,
+        ),
+        (&w.other, "GET", format!("/exams/{p}/questions"), None, 200),
+        (
+            &w.student,
+            "GET",
+            format!("/exams/{d}/questions"),
+            None,
+            404,
+        ),
+        (&w.other, "GET", format!("/exams/{d}/questions"), None, 404),
+        (&w.owner, "GET", format!("/exams/{d}/questions"), None, 200),
+        (
+            &w.student,
+            "POST",
+            format!("/exams/{p}/questions"),
+            Some(&question),
+            403,
+        ),
+        (
+            &w.other,
+            "POST",
+            format!("/exams/{p}/questions"),
+            Some(&question),
+            404,
+        ),
+        (
+            &w.owner,
+            "POST",
+            format!("/exams/{p}/questions"),
+            Some(&question),
+            201,
+        ),
+        (
+            &w.admin,
+            "POST",
+            format!("/exams/{p}/questions"),
+            Some(&question),
+            201,
+        ),
+        (
+            &w.student,
+            "PATCH",
+            format!("/exams/{p}/questions/{q}"),
+            Some(&points),
+            403,
+        ),
+        (
+            &w.other,
+            "PATCH",
+            format!("/exams/{p}/questions/{q}"),
+            Some(&points),
+            404,
+        ),
+        (
+            &w.owner,
+            "PATCH",
+            format!("/exams/{p}/questions/{q}"),
+            Some(&points),
+            200,
+        ),
+        (&w.owner, "POST", format!("/exams/{p}/attempts"), None, 403),
+        (&w.admin, "POST", format!("/exams/{p}/attempts"), None, 403),
+        (
+            &w.student,
+            "POST",
+            format!("/exams/{d}/attempts"),
+            None,
+            404,
+        ),
+        (
+            &w.student,
+            "POST",
+            format!("/exams/{p}/attempts"),
+            None,
+            409,
+        ),
+        (
+            &w.student2,
+            "POST",
+            format!("/exams/{p}/attempts"),
+            None,
+            201,
+        ),
+        (&w.student, "GET", format!("/exams/{p}/results"), None, 403),
+        (&w.other, "GET", format!("/exams/{p}/results"), None, 404),
+        (&w.owner, "GET", format!("/exams/{p}/results"), None, 200),
+        (&w.admin, "GET", format!("/exams/{p}/results"), None, 200),
+        (&w.student, "GET", format!("/attempts/{a}"), None, 200),
+        (&w.student2, "GET", format!("/attempts/{a}"), None, 404),
+        (&w.other, "GET", format!("/attempts/{a}"), None, 404),
+        (&w.owner, "GET", format!("/attempts/{a}"), None, 200),
+        (&w.admin, "GET", format!("/attempts/{a}"), None, 200),
+        (
+            &w.student2,
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            Some(&answers),
+            404,
+        ),
+        (
+            &w.owner,
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            Some(&answers),
+            404,
+        ),
+        (
+            &w.student,
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            Some(&answers),
+            200,
+        ),
+        (
+            &w.student2,
+            "POST",
+            format!("/attempts/{a}/submit"),
+            None,
+            404,
+        ),
+        (&w.owner, "POST", format!("/attempts/{a}/submit"), None, 404),
+        (
+            &w.student,
+            "POST",
+            format!("/attempts/{a}/submit"),
+            None,
+            200,
+        ),
+        (&w.student, "GET", "/me/attempts".into(), None, 200),
+        (&w.owner, "GET", "/me/attempts".into(), None, 200),
+        (
+            &w.student,
+            "DELETE",
+            format!("/exams/{p}/questions/{q}"),
+            None,
+            403,
+        ),
+        (
+            &w.other,
+            "DELETE",
+            format!("/exams/{p}/questions/{q}"),
+            None,
+            404,
+        ),
+        (
+            &w.owner,
+            "DELETE",
+            format!("/exams/{p}/questions/{q}"),
+            None,
+            200,
+        ),
+        (&w.student, "POST", format!("/exams/{d}/publish"), None, 403),
+        (&w.other, "POST", format!("/exams/{d}/publish"), None, 404),
+        (&w.owner, "POST", format!("/exams/{d}/publish"), None, 200),
+        (&w.student, "DELETE", format!("/exams/{d}"), None, 403),
+        (&w.other, "DELETE", format!("/exams/{d}"), None, 404),
+        (&w.admin, "DELETE", format!("/exams/{d}"), None, 200),
+        (&w.owner, "GET", format!("/exams/{d}"), None, 404),
+    ];
+    let mut wrong = Vec::new();
+    for (caller, method, path, body, expected) in &cases {
+        let (status, answer) = w.h.call(method, path, *body, caller).await;
+        if status != *expected {
+            wrong.push(format!(
+                "{method} {path}: {status} (expected {expected}) {answer}"
+            ));
+        } else if status >= 400 {
+            assert!(
+                answer["error"]["code"].is_string(),
+                "{method} {path}: {answer}"
+            );
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    for (method, path) in exam_api::routes().filter(|(_, p)| !p.starts_with("/admin")) {
+        let path = path
+            .replace("{exam_id}", p)
+            .replace("{question_id}", q)
+            .replace("{attempt_id}", a);
+        let response = w.h.respond(method, &path, None, None).await;
+        assert_eq!(response.status(), 401, "{method} {path} without a token");
+    }
+    // Nor does a malformed id or a wrong method tell an anonymous caller anything else.
+    for (method, path) in [
+        ("GET", "/exams/not-an-id"),
+        ("DELETE", "/me/attempts"),
+        ("GET", "/attempts/x/answers"),
+    ] {
+        let response = w.h.respond(method, path, None, None).await;
+        assert_eq!(response.status(), 401, "{method} {path} without a token");
+    }
+}
+
+#[tokio::test]
+async fn a_student_never_receives_the_right_answers() {
+    let w = world().await;
+    let (p, a) = (&w.published, &w.attempt);
+    let (_, for_owner) =
+        w.h.call("GET", &format!("/exams/{p}/questions"), None, &w.owner)
+            .await;
+    assert!(mentions_answers(&for_owner), "the owner sees the answers");
+    for _ in 0..2 {
+        // The second read is served from the cache the owner's read filled.
+        let (status, for_student) =
+            w.h.call("GET", &format!("/exams/{p}/questions"), None, &w.student)
+                .await;
+        assert_eq!(status, 200);
+        assert_eq!(for_student["questions"].as_array().map(Vec::len), Some(3));
+        assert!(!mentions_answers(&for_student), "{for_student}");
+    }
+    let answers = json!({"answers": {w.questions[0].clone(): 0}});
+    for (method, path, body) in [
+        ("PUT", format!("/attempts/{a}/answers"), Some(&answers)),
+        ("POST", format!("/attempts/{a}/submit"), None),
+        ("GET", format!("/attempts/{a}"), None),
+        ("GET", "/me/attempts".to_owned(), None),
+    ] {
+        let (status, body) = w.h.call(method, &path, body, &w.student).await;
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        assert!(!mentions_answers(&body), "{method} {path}: {body}");
+    }
+}
+
+async fn submit_with(w: &World, answers: Value) -> Value {
+    let a = &w.attempt;
+    let (status, body) =
+        w.h.call(
+            "PUT",
+            &format!("/attempts/{a}/answers"),
+            Some(&json!({"answers": answers})),
+            &w.student,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        w.h.call("POST", &format!("/attempts/{a}/submit"), None, &w.student)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    body["result"].clone()
+}
+
+#[tokio::test]
+async fn full_marks_pass() {
+    let w = world().await;
+    let q = &w.questions;
+    // Right answers: option i % 3, worth i + 1 points (6 in all).
+    let result = submit_with(
+        &w,
+        json!({q[0].clone(): 0, q[1].clone(): 1, q[2].clone(): 2}),
+    )
+    .await;
+    assert_eq!(
+        (
+            result["score"].as_u64(),
+            result["max_score"].as_u64(),
+            result["percent"].as_u64()
+        ),
+        (Some(6), Some(6), Some(100))
+    );
+    assert_eq!(result["passed"], true);
+    assert_eq!(result["late"], false);
+}
+
+#[tokio::test]
+async fn partial_marks_count_points_and_fail_below_the_pass_mark() {
+    let w = world().await;
+    let q = &w.questions;
+    let result = submit_with(
+        &w,
+        json!({q[0].clone(): 0, q[1].clone(): 1, q[2].clone(): 0}),
+    )
+    .await;
+    assert_eq!(
+        (result["score"].as_u64(), result["percent"].as_u64()),
+        (Some(3), Some(50))
+    );
+    assert_eq!(result["passed"], true, "50 % reaches the pass mark of 50 %");
+    assert_eq!(
+        (result["correct"].as_u64(), result["answered"].as_u64()),
+        (Some(2), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn no_right_answers_score_zero() {
+    let w = world().await;
+    let q = &w.questions;
+    let result = submit_with(&w, json!({q[0].clone(): 2, q[1].clone(): 0})).await;
+    assert_eq!(
+        (result["score"].as_u64(), result["percent"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(result["passed"], false);
+}
+
+#[tokio::test]
+async fn answers_after_the_deadline_are_refused_and_not_counted() {
+    let w = world().await;
+    let (a, q) = (&w.attempt, &w.questions);
+    let in_time = json!({"answers": {q[0].clone(): 0}});
+    let (status, _) =
+        w.h.call(
+            "PUT",
+            &format!("/attempts/{a}/answers"),
+            Some(&in_time),
+            &w.student,
+        )
+        .await;
+    assert_eq!(status, 200);
+    w.h.clock.advance(30 * 60 + 1);
+    let late = json!({"answers": {q[0].clone(): 0, q[1].clone(): 1, q[2].clone(): 2}});
+    let (status, body) =
+        w.h.call(
+            "PUT",
+            &format!("/attempts/{a}/answers"),
+            Some(&late),
+            &w.student,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("attempt_closed"))
+    );
+    let (status, body) =
+        w.h.call("POST", &format!("/attempts/{a}/submit"), None, &w.student)
+            .await;
+    assert_eq!(
+        status, 200,
+        "a late submission is graded on what was saved in time"
+    );
+    assert_eq!(body["result"]["score"], 1);
+    assert_eq!(body["result"]["late"], true);
+}
+
+#[tokio::test]
+async fn a_second_submit_returns_the_same_result_and_queues_no_second_email() {
+    let w = world().await;
+    let (a, q) = (&w.attempt, &w.questions);
+    let first = submit_with(&w, json!({q[0].clone(): 0})).await;
+    w.h.clock.advance(5);
+    let (status, again) =
+        w.h.call("POST", &format!("/attempts/{a}/submit"), None, &w.student)
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["result"], first,
+        "the same result, the same submitted_at"
+    );
+    let (status, body) =
+        w.h.call(
+            "PUT",
+            &format!("/attempts/{a}/answers"),
+            Some(&json!({"answers": {}})),
+            &w.student,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("attempt_closed"))
+    );
+
+    let queue = w.h.queue.as_ref().expect("in-memory queue");
+    let counts = queue.counts().await.expect("counts");
+    let bulk = counts
+        .iter()
+        .find(|c| c.queue.ends_with("bulk"))
+        .expect("bulk lane");
+    assert_eq!(
+        bulk.visible, 1,
+        "one result email on the bulk lane: {counts:?}"
+    );
+    let message = queue.try_receive(10).pop().expect("the result email");
+    assert!(
+        message.body.contains("\"kind\":\"exam_result\""),
+        "{}",
+        message.body
+    );
+    assert!(message.body.contains(&w.student.email));
+}
+
+#[tokio::test]
+async fn editing_an_exam_after_an_attempt_never_changes_its_recorded_result() {
+    let w = world().await;
+    let (p, a, q) = (&w.published, &w.attempt, &w.questions);
+    let result = submit_with(&w, json!({q[0].clone(): 0, q[1].clone(): 1})).await;
+    let owner = &w.owner;
+    let changes = [
+        (
+            "PATCH",
+            format!("/exams/{p}/questions/{}", q[0]),
+            Some(json!({"correct_option": 2, "points": 50})),
+        ),
+        ("DELETE", format!("/exams/{p}/questions/{}", q[1]), None),
+        (
+            "PATCH",
+            format!("/exams/{p}"),
+            Some(json!({"pass_mark_percent": 100, "title": "Harder"})),
+        ),
+    ];
+    for (method, path, body) in &changes {
+        let (status, answer) = w.h.call(method, path, body.as_ref(), owner).await;
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+    }
+    for reader in [&w.student, owner] {
+        let (status, attempt) =
+            w.h.call("GET", &format!("/attempts/{a}"), None, reader)
+                .await;
+        assert_eq!(status, 200);
+        assert_eq!(attempt["result"], result);
+        assert_eq!(attempt["exam_title"], "Rust basics");
+    }
+    let (_, results) =
+        w.h.call("GET", &format!("/exams/{p}/results"), None, owner)
+            .await;
+    assert_eq!(results["results"][0]["result"], result);
+
+    // A new attempt takes the exam as it is now.
+    let (status, fresh) =
+        w.h.call("POST", &format!("/exams/{p}/attempts"), None, &w.student2)
+            .await;
+    assert_eq!(status, 201);
+    assert_eq!(fresh["question_ids"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn the_published_list_pages_newest_first_without_gaps_or_duplicates() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let mut published = Vec::new();
+    for _ in 0..5 {
+        let (id, _) = h.exam_with_questions(&owner, 1, true).await;
+        published.push(id);
+        h.clock.advance(1);
+    }
+    h.exam_with_questions(&owner, 1, false).await; // a draft: never listed
+    let mut seen = Vec::new();
+    let mut path = "/exams?limit=2".to_owned();
+    for page in 0.. {
+        let (status, body) = h.call("GET", &path, None, &student).await;
+        assert_eq!(status, 200, "{body}");
+        let exams = body["exams"].as_array().expect("exams");
+        assert!(exams.len() <= 2);
+        seen.extend(
+            exams
+                .iter()
+                .map(|e| e["exam_id"].as_str().unwrap_or_default().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/exams?limit=2&cursor={cursor}"),
+            None => break,
+        }
+        assert!(page < 5, "the list does not end");
+    }
+    published.reverse();
+    assert_eq!(seen, published, "newest first, each once, drafts left out");
+
+    for bad in [
+        "/exams?limit=0",
+        "/exams?limit=101",
+        "/exams?limit=x",
+        "/exams?cursor=garbage",
+    ] {
+        let (status, body) = h.call("GET", bad, None, &student).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn bad_exam_input_is_a_clear_400_and_never_a_500() {
+    let w = world().await;
+    let (p, a) = (&w.published, &w.attempt);
+    let owner = &w.owner;
+    let cases: Vec<(&str, String, Value, &Caller)> = vec![
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "", "duration_minutes": 5, "pass_mark_percent": 1}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 0, "pass_mark_percent": 1}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 101}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": -5, "pass_mark_percent": 1}),
+            owner,
+        ),
+        ("POST", "/exams".into(), json!({"title": "T"}), owner),
+        ("PATCH", format!("/exams/{p}"), json!({}), owner),
+        (
+            "PATCH",
+            format!("/exams/{p}"),
+            json!({"owner_id": "me"}),
+            owner,
+        ),
+        (
+            "POST",
+            format!("/exams/{p}/questions"),
+            json!({"text": "q", "options": ["a"], "correct_option": 0, "points": 1}),
+            owner,
+        ),
+        (
+            "POST",
+            format!("/exams/{p}/questions"),
+            json!({"text": "q", "options": ["a", "b"], "correct_option": 2, "points": 1}),
+            owner,
+        ),
+        (
+            "POST",
+            format!("/exams/{p}/questions"),
+            json!({"text": "q", "options": ["a", "b"], "correct_option": 0, "points": 0}),
+            owner,
+        ),
+        (
+            "PATCH",
+            format!("/exams/{p}/questions/{}", w.questions[0]),
+            json!({"options": ["only"]}),
+            owner,
+        ),
+        (
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            json!({"answers": {"not-a-question": 0}}),
+            &w.student,
+        ),
+        (
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            json!({"answers": {w.questions[0].clone(): 7}}),
+            &w.student,
+        ),
+        (
+            "PUT",
+            format!("/attempts/{a}/answers"),
+            json!({"answers": [1, 2]}),
+            &w.student,
+        ),
+    ];
+    for (method, path, body, caller) in &cases {
+        let (status, answer) = w.h.call(method, path, Some(body), caller).await;
+        assert_eq!(status, 400, "{method} {path} {body}: {answer}");
+        assert!(answer["error"]["message"].is_string());
+    }
+    let (status, _) = w.h.call("GET", "/exams/not-an-id", None, owner).await;
+    assert_eq!(status, 404);
+    let (status, _) = w.h.call("PUT", "/exams", None, owner).await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn publishing_needs_a_question_and_a_published_exam_keeps_its_last_one() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (empty, _) = h.exam_with_questions(&owner, 0, false).await;
+    let (status, body) = h
+        .call("POST", &format!("/exams/{empty}/publish"), None, &owner)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("no_questions"))
+    );
+    let (one, questions) = h.exam_with_questions(&owner, 1, true).await;
+    let (status, body) = h
+        .call(
+            "DELETE",
+            &format!("/exams/{one}/questions/{}", questions[0]),
+            None,
+            &owner,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("last_question"))
+    );
+}
+
+#[tokio::test]
+async fn questions_are_listed_in_the_order_they_were_added() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    // Twelve questions within the same second or two: the clock does not tell them apart.
+    let (exam, added) = h.exam_with_questions(&owner, 12, false).await;
+    let (status, body) = h
+        .call("GET", &format!("/exams/{exam}/questions"), None, &owner)
+        .await;
+    assert_eq!(status, 200);
+    let listed: Vec<String> = body["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .map(|q| q["question_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(listed, added);
+}

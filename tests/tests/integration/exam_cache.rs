@@ -1,0 +1,368 @@
+//! exam-api reads through the cache against real Redis (standalone and a one-node cluster) and
+//! DynamoDB in the emulator:
+//!
+//! - a property test: random sequences of writes and reads through the API, where every read
+//!   through the cache answers exactly what the same read answers with no cache at that moment;
+//! - 100 concurrent requests for one uncached exam read DynamoDB once;
+//! - Redis killed mid-test: every read still 200 from DynamoDB, quickly; Redis back: hits resume.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use oes_domain::cache::CacheSettings;
+use oes_domain::user::Role;
+use oes_tests::exams::{Caller, CountingExams, ExamHarness, no_cache};
+use oes_tests::{PrivateRedis, Redis, TestEnv, cache_policy, on_both_redis, read};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{Value, json};
+
+/// One step of a sequence. Indices pick among the exams, questions and attempts that exist.
+#[derive(Debug, Clone)]
+enum Op {
+    CreateExam,
+    PatchExam(usize, u8),
+    Publish(usize),
+    DeleteExam(usize),
+    AddQuestion(usize, u8),
+    PatchQuestion(usize, usize, u8),
+    DeleteQuestion(usize, usize),
+    StartAttempt(usize),
+    SaveAnswers(usize, u8),
+    Submit(usize),
+    ReadExam(usize, bool),
+    ReadQuestions(usize, bool),
+    ReadList(u8, u8),
+    ReadAttempt(usize, bool),
+    ReadMyAttempts,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let i = || 0usize..8;
+    prop_oneof![
+        2 => Just(Op::CreateExam),
+        1 => (i(), 0u8..100).prop_map(|(e, p)| Op::PatchExam(e, p)),
+        2 => i().prop_map(Op::Publish),
+        1 => i().prop_map(Op::DeleteExam),
+        3 => (i(), 0u8..3).prop_map(|(e, c)| Op::AddQuestion(e, c)),
+        1 => (i(), i(), 0u8..3).prop_map(|(e, q, c)| Op::PatchQuestion(e, q, c)),
+        1 => (i(), i()).prop_map(|(e, q)| Op::DeleteQuestion(e, q)),
+        2 => i().prop_map(Op::StartAttempt),
+        2 => (i(), 0u8..3).prop_map(|(a, o)| Op::SaveAnswers(a, o)),
+        1 => i().prop_map(Op::Submit),
+        3 => (i(), any::<bool>()).prop_map(|(e, s)| Op::ReadExam(e, s)),
+        3 => (i(), any::<bool>()).prop_map(|(e, s)| Op::ReadQuestions(e, s)),
+        3 => (1u8..4, 0u8..3).prop_map(|(l, p)| Op::ReadList(l, p)),
+        2 => (i(), any::<bool>()).prop_map(|(a, s)| Op::ReadAttempt(a, s)),
+        2 => Just(Op::ReadMyAttempts),
+    ]
+}
+
+/// The cached API, the same API with no cache over the same table, and who calls them.
+struct World {
+    cached: ExamHarness,
+    reference: ExamHarness,
+    owner: Caller,
+    student: Caller,
+}
+
+/// What exists, as far as the sequence knows (ids from the answers).
+#[derive(Default)]
+struct Known {
+    exams: Vec<String>,
+    questions: HashMap<String, Vec<String>>,
+    attempts: Vec<String>,
+}
+
+fn pick<T>(items: &[T], index: usize) -> Option<&T> {
+    (!items.is_empty()).then(|| &items[index % items.len()])
+}
+
+fn id(body: &Value, field: &str) -> Option<String> {
+    body[field].as_str().map(str::to_owned)
+}
+
+impl World {
+    /// A read through both APIs; they must agree.
+    async fn compare(&self, path: &str, caller: &Caller) -> Result<Value, TestCaseError> {
+        let cached = self.cached.call("GET", path, None, caller).await;
+        let reference = self.reference.call("GET", path, None, caller).await;
+        if cached != reference {
+            return Err(TestCaseError::fail(format!(
+                "GET {path}: with cache {cached:?}, without {reference:?}"
+            )));
+        }
+        Ok(reference.1)
+    }
+
+    async fn write(&self, method: &str, path: &str, body: Option<Value>, caller: &Caller) -> Value {
+        self.cached
+            .call(method, path, body.as_ref(), caller)
+            .await
+            .1
+    }
+
+    async fn step(&self, known: &mut Known, op: &Op) -> Result<(), TestCaseError> {
+        let (owner, student) = (&self.owner, &self.student);
+        let exam = |i: usize| pick(&known.exams, i).cloned();
+        let who = |as_student: bool| if as_student { student } else { owner };
+        match *op {
+            Op::CreateExam => {
+                let body =
+                    json!({"title": "Exam", "duration_minutes": 30, "pass_mark_percent": 50});
+                let created = self.write("POST", "/exams", Some(body), owner).await;
+                known.exams.extend(id(&created, "exam_id"));
+            }
+            Op::PatchExam(e, mark) => {
+                if let Some(exam) = exam(e) {
+                    let body = json!({"title": format!("Exam {mark}"), "pass_mark_percent": mark});
+                    self.write("PATCH", &format!("/exams/{exam}"), Some(body), owner)
+                        .await;
+                }
+            }
+            Op::Publish(e) => {
+                if let Some(exam) = exam(e) {
+                    self.write("POST", &format!("/exams/{exam}/publish"), None, owner)
+                        .await;
+                }
+            }
+            Op::DeleteExam(e) => {
+                if let Some(exam) = exam(e) {
+                    self.write("DELETE", &format!("/exams/{exam}"), None, owner)
+                        .await;
+                }
+            }
+            Op::AddQuestion(e, correct) => {
+                if let Some(exam) = exam(e) {
+                    let body = json!({"text": "Q?", "options": ["a", "b", "c"], "correct_option": correct, "points": 1 + correct});
+                    let added = self
+                        .write(
+                            "POST",
+                            &format!("/exams/{exam}/questions"),
+                            Some(body),
+                            owner,
+                        )
+                        .await;
+                    if let Some(question) = id(&added, "question_id") {
+                        known.questions.entry(exam).or_default().push(question);
+                    }
+                }
+            }
+            Op::PatchQuestion(e, q, correct) => {
+                if let Some(exam) = exam(e) {
+                    let questions = known.questions.get(&exam).cloned().unwrap_or_default();
+                    if let Some(question) = pick(&questions, q) {
+                        let body =
+                            json!({"correct_option": correct, "text": format!("Q{correct}?")});
+                        let path = format!("/exams/{exam}/questions/{question}");
+                        self.write("PATCH", &path, Some(body), owner).await;
+                    }
+                }
+            }
+            Op::DeleteQuestion(e, q) => {
+                if let Some(exam) = exam(e) {
+                    let questions = known.questions.get(&exam).cloned().unwrap_or_default();
+                    if let Some(question) = pick(&questions, q) {
+                        let path = format!("/exams/{exam}/questions/{question}");
+                        self.write("DELETE", &path, None, owner).await;
+                    }
+                }
+            }
+            Op::StartAttempt(e) => {
+                if let Some(exam) = exam(e) {
+                    let started = self
+                        .write("POST", &format!("/exams/{exam}/attempts"), None, student)
+                        .await;
+                    known.attempts.extend(id(&started, "attempt_id"));
+                }
+            }
+            Op::SaveAnswers(a, option) => {
+                if let Some(attempt) = pick(&known.attempts, a) {
+                    let (_, current) = self
+                        .reference
+                        .call("GET", &format!("/attempts/{attempt}"), None, student)
+                        .await;
+                    let answers: serde_json::Map<String, Value> = current["question_ids"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|q| q.as_str().map(|q| (q.to_owned(), json!(option))))
+                        .collect();
+                    let path = format!("/attempts/{attempt}/answers");
+                    self.write("PUT", &path, Some(json!({"answers": answers})), student)
+                        .await;
+                }
+            }
+            Op::Submit(a) => {
+                if let Some(attempt) = pick(&known.attempts, a) {
+                    self.write(
+                        "POST",
+                        &format!("/attempts/{attempt}/submit"),
+                        None,
+                        student,
+                    )
+                    .await;
+                }
+            }
+            Op::ReadExam(e, as_student) => {
+                if let Some(exam) = exam(e) {
+                    self.compare(&format!("/exams/{exam}"), who(as_student))
+                        .await?;
+                }
+            }
+            Op::ReadQuestions(e, as_student) => {
+                if let Some(exam) = exam(e) {
+                    self.compare(&format!("/exams/{exam}/questions"), who(as_student))
+                        .await?;
+                }
+            }
+            Op::ReadList(limit, pages) => {
+                let mut path = format!("/exams?limit={limit}");
+                for _ in 0..=pages {
+                    let page = self.compare(&path, student).await?;
+                    match page["next_cursor"].as_str() {
+                        Some(cursor) => path = format!("/exams?limit={limit}&cursor={cursor}"),
+                        None => break,
+                    }
+                }
+            }
+            Op::ReadAttempt(a, as_student) => {
+                if let Some(attempt) = pick(&known.attempts, a) {
+                    self.compare(&format!("/attempts/{attempt}"), who(as_student))
+                        .await?;
+                }
+            }
+            Op::ReadMyAttempts => {
+                self.compare("/me/attempts", student).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn reads_through_the_cache_always_match_reads_without_it(redis: Redis) {
+    let env = TestEnv::spawn().await;
+    let cached = env.exam_harness(cache_policy(redis, &env.prefix, CacheSettings::default()));
+    let reference = env.exam_harness(no_cache());
+    let world = World {
+        owner: cached.sign_in(Role::Instructor).await,
+        student: cached.sign_in(Role::Student).await,
+        cached,
+        reference,
+    };
+    let config = Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let handle = tokio::runtime::Handle::current();
+    let outcome = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let mut known = Known::default();
+                for op in &ops {
+                    world.step(&mut known, op).await?;
+                }
+                Ok(())
+            })
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+async fn a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once(redis: Redis) {
+    let env = TestEnv::spawn().await;
+    let mut adapters =
+        env.adapters_with_cache(cache_policy(redis, &env.prefix, CacheSettings::default()));
+    let counting = CountingExams::new(adapters.exams.clone());
+    adapters.exams = counting.clone();
+    let h = ExamHarness::over(&adapters, env.queue_admin());
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    h.call("GET", "/me/attempts", None, &student).await; // the student's profile is cached
+
+    let before = counting.reads();
+    let path = format!("/exams/{exam}");
+    let answers = join_all((0..100).map(|_| h.call("GET", &path, None, &student))).await;
+    assert_eq!(
+        counting.reads() - before,
+        1,
+        "one DynamoDB read for 100 requests"
+    );
+    assert!(answers.iter().all(|(status, _)| *status == 200));
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "all the same exam"
+    );
+}
+
+fn cache_status(response: &lambda_http::Response<lambda_http::Body>) -> String {
+    response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn reads_survive_redis_dying_and_hits_resume_when_it_returns(redis: Redis) {
+    let env = TestEnv::spawn().await;
+    let mut server = PrivateRedis::start(redis.topology()).await;
+    let settings = CacheSettings {
+        timeout: Duration::from_millis(100),
+        breaker_cool_down: Duration::from_millis(200),
+        ..CacheSettings::default()
+    };
+    let h = env.exam_harness(server.policy(settings));
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+    let path = format!("/exams/{exam}/questions");
+    let first = h.respond("GET", &path, None, Some(&student)).await;
+    let second = h.respond("GET", &path, None, Some(&student)).await;
+    assert_eq!(
+        (cache_status(&first), cache_status(&second)),
+        ("miss".into(), "hit".into())
+    );
+    let expected = read(&second);
+
+    server.kill();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = h.respond("GET", &path, None, Some(&student)).await;
+        let took = started.elapsed();
+        assert_eq!(read(&response), expected, "served from DynamoDB");
+        assert!(
+            took < Duration::from_secs(1),
+            "a read took {took:?} with Redis down"
+        );
+    }
+
+    server.restart().await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let response = h.respond("GET", &path, None, Some(&student)).await;
+        assert_eq!(read(&response), expected);
+        statuses.push(cache_status(&response));
+        if statuses.ends_with(&["hit".to_owned()]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // the breaker's cool-down
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("hit"),
+        "{statuses:?}"
+    );
+}
+
+on_both_redis!(
+    reads_through_the_cache_always_match_reads_without_it,
+    a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once,
+    reads_survive_redis_dying_and_hits_resume_when_it_returns,
+);

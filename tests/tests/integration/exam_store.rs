@@ -1,0 +1,855 @@
+//! The contract of `ExamStore` and `AttemptStore`, run against both implementations.
+//!
+//! - Helpers that build exams, questions and attempts.
+//! - One async body per property, taking `(&dyn ExamStore, &dyn AttemptStore)`.
+//! - [`contract!`] turns each body into two tests: `in_memory::<body>` over the in-memory stores
+//!   and `on_dynamodb::<body>` over the DynamoDB stores in a fresh table of the emulator.
+//!
+//! Conditions are tested one write after the other: moto does not lock its tables, so
+//! simultaneous conditional writes prove nothing there.
+
+use oes_adapters::dynamo::{DynamoAttempts, DynamoExams};
+use oes_adapters::memory::{MemoryAttempts, MemoryExams};
+use oes_domain::exam::{
+    Answers, Attempt, AttemptId, AttemptResult, AttemptStatus, Exam, ExamCursor, ExamFields,
+    ExamId, ExamStatus, Question, QuestionFields, QuestionId,
+};
+use oes_domain::ports::{AttemptConflict, AttemptStore, ExamConflict, ExamStore, StoreError};
+use oes_domain::user::UserId;
+use oes_tests::TestEnv;
+
+macro_rules! contract {
+    ($($body:ident),* $(,)?) => {
+        mod in_memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    super::$body(&MemoryExams::default(), &MemoryAttempts::default()).await;
+                }
+            )*
+        }
+
+        mod on_dynamodb {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let env = TestEnv::spawn().await;
+                    let client = env.clients.dynamodb.clone();
+                    let table = env.provisioned.table.as_str();
+                    let exams = DynamoExams::new(client.clone(), table);
+                    let attempts = DynamoAttempts::new(client, table);
+                    super::$body(&exams, &attempts).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    an_exam_is_created_once_and_read_back,
+    saving_an_exam_needs_the_stored_version_and_keeps_the_question_count,
+    a_published_exam_is_listed_with_its_current_fields_and_a_draft_is_not,
+    the_published_list_pages_newest_first_without_gaps_or_duplicates,
+    a_cursor_still_works_after_its_exam_leaves_the_list,
+    adding_questions_bumps_count_and_version_up_to_the_limit,
+    questions_are_listed_in_the_order_they_were_added,
+    a_question_is_read_and_saved_in_its_own_exam_only,
+    deleting_questions_lowers_the_count_but_keeps_the_minimum,
+    deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts,
+    an_attempt_is_created_once_and_read_back,
+    answers_are_saved_only_while_the_attempt_is_open,
+    an_attempt_is_submitted_once,
+    both_lists_show_attempts_newest_first_and_follow_submission,
+    the_result_email_is_claimed_by_one_job_at_a_time,
+);
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn draft(title: &str, now: i64) -> Exam {
+    let fields = ExamFields {
+        title: title.into(),
+        description: String::new(),
+        duration_minutes: 30,
+        pass_mark_percent: 50,
+    };
+    Exam::draft(UserId::generate(), fields, now)
+}
+
+/// `exam` as its owner would save it after a change: the next version.
+fn next(exam: &Exam, now: i64) -> Exam {
+    Exam {
+        version: exam.version + 1,
+        updated_at: now,
+        ..exam.clone()
+    }
+}
+
+fn publish(exam: &Exam, now: i64) -> Exam {
+    Exam {
+        status: ExamStatus::Published,
+        published_at: exam.published_at.or(Some(now)),
+        ..next(exam, now)
+    }
+}
+
+async fn create_published(exams: &dyn ExamStore, title: &str, at: i64) -> Exam {
+    let exam = draft(title, at - 1);
+    exams.create_exam(&exam).await.expect("created");
+    let published = publish(&exam, at);
+    exams
+        .save_exam(&published, exam.version)
+        .await
+        .expect("published");
+    published
+}
+
+fn question(exam: &ExamId, text: &str, created_at: i64) -> Question {
+    let options = vec!["yes".to_owned(), "no".to_owned(), "maybe".to_owned()];
+    let fields = QuestionFields::parse(text, &options, 1, 5).expect("valid question");
+    Question::new(exam.clone(), fields, created_at)
+}
+
+async fn stored(exams: &dyn ExamStore, id: &ExamId) -> Exam {
+    exams.get_exam(id).await.expect("read").expect("exists")
+}
+
+async fn listed(exams: &dyn ExamStore) -> Vec<Exam> {
+    exams.list_published(100, None).await.expect("listed")
+}
+
+fn attempt_at(exam: &Exam, questions: &[Question], user: &UserId, started_at: i64) -> Attempt {
+    Attempt::start(exam, questions, user.clone(), started_at)
+}
+
+fn result(submitted_at: i64) -> AttemptResult {
+    AttemptResult {
+        score: 5,
+        max_score: 10,
+        percent: 50,
+        passed: true,
+        correct: 1,
+        answered: 1,
+        questions: 2,
+        submitted_at,
+        late: false,
+    }
+}
+
+fn answers(pairs: &[(&QuestionId, u8)]) -> Answers {
+    pairs.iter().map(|(id, o)| ((*id).clone(), *o)).collect()
+}
+
+fn assert_conflict<T: std::fmt::Debug, C: PartialEq + std::fmt::Debug>(
+    outcome: Result<T, StoreError<C>>,
+    expected: C,
+) {
+    match outcome {
+        Err(StoreError::Conflict(conflict)) if conflict == expected => {}
+        other => panic!("expected Conflict({expected:?}), got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug, C: std::fmt::Debug>(outcome: Result<T, StoreError<C>>) {
+    assert!(
+        matches!(outcome, Err(StoreError::NotFound)),
+        "expected NotFound, got {outcome:?}"
+    );
+}
+
+// ---- exams --------------------------------------------------------------------------------
+
+async fn an_exam_is_created_once_and_read_back(exams: &dyn ExamStore, _: &dyn AttemptStore) {
+    let exam = Exam {
+        description: "Ownership, borrowing\nand lifetimes".into(),
+        ..draft("Rust", 1_000)
+    };
+    exams.create_exam(&exam).await.expect("created");
+    assert_eq!(stored(exams, &exam.id).await, exam);
+    let again = Exam {
+        title: "Another".into(),
+        ..exam.clone()
+    };
+    assert_conflict(exams.create_exam(&again).await, ExamConflict::ExamExists);
+    assert_eq!(stored(exams, &exam.id).await.title, "Rust");
+    assert_eq!(
+        exams.get_exam(&ExamId::generate()).await.expect("read"),
+        None
+    );
+}
+
+async fn saving_an_exam_needs_the_stored_version_and_keeps_the_question_count(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    let edited = Exam {
+        title: "Rust 2024".into(),
+        duration_minutes: 45,
+        ..next(&exam, 1_100)
+    };
+    exams.save_exam(&edited, 1).await.expect("saved");
+    assert_eq!(stored(exams, &exam.id).await, edited);
+
+    let stale = Exam {
+        title: "Lost update".into(),
+        ..next(&exam, 1_200)
+    };
+    assert_conflict(exams.save_exam(&stale, 1).await, ExamConflict::StaleVersion);
+    assert_eq!(stored(exams, &exam.id).await, edited);
+
+    exams
+        .add_question(&question(&exam.id, "q?", 1_300), 10)
+        .await
+        .expect("added");
+    let counted = stored(exams, &exam.id).await;
+    let wrong_count = Exam {
+        question_count: 7,
+        ..next(&counted, 1_400)
+    };
+    exams
+        .save_exam(&wrong_count, counted.version)
+        .await
+        .expect("saved");
+    assert_eq!(
+        stored(exams, &exam.id).await.question_count,
+        1,
+        "the store keeps the question count"
+    );
+
+    let absent = draft("Nowhere", 1_000);
+    assert_not_found(exams.save_exam(&next(&absent, 1_100), 1).await);
+}
+
+async fn a_published_exam_is_listed_with_its_current_fields_and_a_draft_is_not(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    assert_eq!(listed(exams).await, vec![], "a draft is not listed");
+
+    let published = publish(&exam, 2_000);
+    exams.save_exam(&published, 1).await.expect("published");
+    assert_eq!(listed(exams).await, vec![published.clone()]);
+
+    let edited = Exam {
+        title: "Rust, edited while published".into(),
+        pass_mark_percent: 70,
+        ..next(&published, 2_100)
+    };
+    exams
+        .save_exam(&edited, published.version)
+        .await
+        .expect("saved");
+    exams
+        .add_question(&question(&exam.id, "q?", 2_200), 10)
+        .await
+        .expect("added");
+    let current = stored(exams, &exam.id).await;
+    assert_eq!(
+        (current.title.as_str(), current.question_count),
+        ("Rust, edited while published", 1)
+    );
+    assert_eq!(
+        listed(exams).await,
+        vec![current.clone()],
+        "the list shows the exam as it is now"
+    );
+
+    let back_to_draft = Exam {
+        status: ExamStatus::Draft,
+        ..next(&current, 2_300)
+    };
+    exams
+        .save_exam(&back_to_draft, current.version)
+        .await
+        .expect("unpublished");
+    assert_eq!(listed(exams).await, vec![]);
+
+    let again = publish(&back_to_draft, 2_400);
+    exams
+        .save_exam(&again, back_to_draft.version)
+        .await
+        .expect("published again");
+    assert_eq!(listed(exams).await, vec![again]);
+}
+
+async fn the_published_list_pages_newest_first_without_gaps_or_duplicates(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let mut expected = Vec::new();
+    // Timestamps of different lengths (9 < 10 as numbers, not as text), and a tie.
+    for (i, at) in [9, 10, 10, 99, 100, 5_000, 60_000].into_iter().enumerate() {
+        expected.push(create_published(exams, &format!("exam {i}"), at).await);
+    }
+    exams
+        .create_exam(&draft("hidden", 1_000))
+        .await
+        .expect("created");
+    // Newest first, ties by id descending.
+    expected.sort_by(|a, b| (b.published_at, &b.id).cmp(&(a.published_at, &a.id)));
+
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    let mut cursor: Option<ExamCursor> = None;
+    loop {
+        let page = exams
+            .list_published(3, cursor.as_ref())
+            .await
+            .expect("page");
+        pages.push(page.len());
+        let Some(last) = page.last() else { break };
+        cursor = Some(ExamCursor::after(last));
+        seen.extend(page);
+    }
+    assert_eq!(pages, vec![3, 3, 1, 0]);
+    assert_eq!(
+        seen.iter().map(|e| &e.title).collect::<Vec<_>>(),
+        expected.iter().map(|e| &e.title).collect::<Vec<_>>()
+    );
+    assert_eq!(seen, expected);
+    assert_eq!(exams.list_published(0, None).await.expect("listed"), vec![]);
+}
+
+async fn a_cursor_still_works_after_its_exam_leaves_the_list(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    for at in [10, 20, 30, 40] {
+        create_published(exams, &format!("at {at}"), at).await;
+    }
+    let first = exams.list_published(2, None).await.expect("page");
+    assert_eq!(
+        first.iter().map(|e| e.published_at).collect::<Vec<_>>(),
+        vec![Some(40), Some(30)]
+    );
+    let cursor = first.last().map(ExamCursor::after).expect("a cursor");
+    let unlisted = Exam {
+        status: ExamStatus::Draft,
+        ..next(&first[1], 50)
+    };
+    exams
+        .save_exam(&unlisted, first[1].version)
+        .await
+        .expect("unpublished");
+    let second = exams.list_published(2, Some(&cursor)).await.expect("page");
+    assert_eq!(
+        second.iter().map(|e| e.published_at).collect::<Vec<_>>(),
+        vec![Some(20), Some(10)]
+    );
+}
+
+// ---- questions ----------------------------------------------------------------------------
+
+async fn adding_questions_bumps_count_and_version_up_to_the_limit(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    let first = question(&exam.id, "first?", 1_001);
+    exams.add_question(&first, 2).await.expect("added");
+    exams
+        .add_question(&question(&exam.id, "second?", 1_002), 2)
+        .await
+        .expect("added");
+    let counted = stored(exams, &exam.id).await;
+    assert_eq!((counted.question_count, counted.version), (2, 3));
+
+    assert_conflict(
+        exams
+            .add_question(&question(&exam.id, "third?", 1_003), 2)
+            .await,
+        ExamConflict::TooManyQuestions,
+    );
+    assert_conflict(
+        exams.add_question(&first, 10).await,
+        ExamConflict::QuestionExists,
+    );
+    let unchanged = stored(exams, &exam.id).await;
+    assert_eq!((unchanged.question_count, unchanged.version), (2, 3));
+    assert_eq!(
+        exams.list_questions(&exam.id).await.expect("listed").len(),
+        2
+    );
+
+    assert_not_found(
+        exams
+            .add_question(&question(&ExamId::generate(), "orphan?", 1_004), 2)
+            .await,
+    );
+}
+
+async fn questions_are_listed_in_the_order_they_were_added(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    let late = question(&exam.id, "late?", 3_000);
+    let early = question(&exam.id, "early?", 1_000);
+    let tie = question(&exam.id, "tie?", 1_000);
+    for q in [&late, &early, &tie] {
+        exams.add_question(q, 10).await.expect("added");
+    }
+    let mut expected = vec![early, tie];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    expected.push(late);
+    assert_eq!(
+        exams.list_questions(&exam.id).await.expect("listed"),
+        expected
+    );
+    assert_eq!(
+        exams
+            .list_questions(&ExamId::generate())
+            .await
+            .expect("listed"),
+        vec![]
+    );
+}
+
+async fn a_question_is_read_and_saved_in_its_own_exam_only(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    let other = draft("Go", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    exams.create_exam(&other).await.expect("created");
+    let q = question(&exam.id, "q?", 1_500);
+    exams.add_question(&q, 10).await.expect("added");
+    assert_eq!(
+        exams.get_question(&exam.id, &q.id).await.expect("read"),
+        Some(q.clone())
+    );
+    assert_eq!(
+        exams.get_question(&other.id, &q.id).await.expect("read"),
+        None
+    );
+
+    let before = stored(exams, &exam.id).await;
+    let edited = Question {
+        text: "edited?".into(),
+        options: vec!["a".into(), "b".into()],
+        correct_option: 0,
+        points: 9,
+        created_at: 9_999,
+        ..q.clone()
+    };
+    exams.save_question(&edited).await.expect("saved");
+    let saved = exams
+        .get_question(&exam.id, &q.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        saved,
+        Question {
+            created_at: q.created_at,
+            ..edited.clone()
+        },
+        "the fields change, the place in the exam does not"
+    );
+    assert_eq!(
+        stored(exams, &exam.id).await,
+        before,
+        "editing a question leaves the exam's set of questions as it was"
+    );
+
+    assert_not_found(
+        exams
+            .save_question(&question(&exam.id, "absent?", 1_600))
+            .await,
+    );
+    assert_not_found(
+        exams
+            .save_question(&Question {
+                exam_id: other.id.clone(),
+                ..edited
+            })
+            .await,
+    );
+    assert_eq!(
+        exams.list_questions(&other.id).await.expect("listed"),
+        vec![],
+        "saving into another exam creates nothing"
+    );
+}
+
+async fn deleting_questions_lowers_the_count_but_keeps_the_minimum(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    let first = question(&exam.id, "first?", 1_001);
+    let second = question(&exam.id, "second?", 1_002);
+    exams.add_question(&first, 10).await.expect("added");
+    exams.add_question(&second, 10).await.expect("added");
+    let before = stored(exams, &exam.id).await;
+
+    exams
+        .delete_question(&exam.id, &first.id, 1)
+        .await
+        .expect("deleted");
+    let after = stored(exams, &exam.id).await;
+    assert_eq!(
+        (after.question_count, after.version),
+        (1, before.version + 1)
+    );
+    assert_eq!(
+        exams.list_questions(&exam.id).await.expect("listed"),
+        vec![second.clone()]
+    );
+    assert_eq!(
+        exams.get_question(&exam.id, &first.id).await.expect("read"),
+        None
+    );
+
+    assert_conflict(
+        exams.delete_question(&exam.id, &second.id, 1).await,
+        ExamConflict::LastQuestion,
+    );
+    assert_eq!(stored(exams, &exam.id).await, after);
+    assert_not_found(exams.delete_question(&exam.id, &first.id, 0).await);
+    assert_not_found(
+        exams
+            .delete_question(&ExamId::generate(), &second.id, 0)
+            .await,
+    );
+
+    exams
+        .delete_question(&exam.id, &second.id, 0)
+        .await
+        .expect("no minimum");
+    assert_eq!(stored(exams, &exam.id).await.question_count, 0);
+}
+
+async fn deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let exam = create_published(exams, "Rust", 1_000).await;
+    let kept = create_published(exams, "Go", 1_001).await;
+    let q1 = question(&exam.id, "one?", 1_100);
+    let q2 = question(&exam.id, "two?", 1_101);
+    exams.add_question(&q1, 10).await.expect("added");
+    exams.add_question(&q2, 10).await.expect("added");
+    let kept_question = question(&kept.id, "kept?", 1_102);
+    exams.add_question(&kept_question, 10).await.expect("added");
+    let current = stored(exams, &exam.id).await;
+    let student = UserId::generate();
+    let attempt = attempt_at(&current, &[q1.clone(), q2], &student, 2_000);
+    attempts.create_attempt(&attempt).await.expect("started");
+
+    exams.delete_exam(&exam.id).await.expect("deleted");
+    assert_eq!(exams.get_exam(&exam.id).await.expect("read"), None);
+    assert_eq!(
+        exams.list_questions(&exam.id).await.expect("listed"),
+        vec![]
+    );
+    assert_eq!(
+        exams.get_question(&exam.id, &q1.id).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        listed(exams).await,
+        vec![stored(exams, &kept.id).await],
+        "only the other exam is listed"
+    );
+    assert_eq!(
+        exams.list_questions(&kept.id).await.expect("listed"),
+        vec![kept_question]
+    );
+    assert_eq!(
+        attempts.get_attempt(&attempt.id).await.expect("read"),
+        Some(attempt.clone())
+    );
+    assert_eq!(
+        attempts.attempts_of_exam(&exam.id).await.expect("listed"),
+        vec![attempt.summary()]
+    );
+    assert_eq!(
+        attempts.attempts_of_user(&student).await.expect("listed"),
+        vec![attempt.summary()]
+    );
+    assert_not_found(exams.delete_exam(&exam.id).await);
+}
+
+// ---- attempts -----------------------------------------------------------------------------
+
+async fn started_exam(exams: &dyn ExamStore) -> (Exam, Vec<Question>) {
+    let exam = create_published(exams, "Rust", 1_000).await;
+    let questions = vec![
+        question(&exam.id, "one?", 1_001),
+        question(&exam.id, "two?", 1_002),
+    ];
+    for q in &questions {
+        exams.add_question(q, 10).await.expect("added");
+    }
+    (stored(exams, &exam.id).await, questions)
+}
+
+async fn an_attempt_is_created_once_and_read_back(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
+    attempts.create_attempt(&attempt).await.expect("started");
+    let read = attempts
+        .get_attempt(&attempt.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read, attempt);
+    assert_eq!(read.paper.len(), 2);
+    assert_conflict(
+        attempts.create_attempt(&attempt).await,
+        AttemptConflict::AttemptExists,
+    );
+    assert_eq!(
+        attempts
+            .get_attempt(&AttemptId::generate())
+            .await
+            .expect("read"),
+        None
+    );
+}
+
+async fn answers_are_saved_only_while_the_attempt_is_open(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
+    attempts.create_attempt(&attempt).await.expect("started");
+    let (one, two) = (&questions[0].id, &questions[1].id);
+
+    let both = answers(&[(one, 2), (two, 0)]);
+    attempts
+        .save_answers(&attempt.id, &both, 2_010)
+        .await
+        .expect("saved");
+    let only_two = answers(&[(two, 1)]);
+    attempts
+        .save_answers(&attempt.id, &only_two, attempt.deadline - 1)
+        .await
+        .expect("saved just in time");
+    let saved = attempts
+        .get_attempt(&attempt.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(saved.answers, only_two, "answers are replaced, not merged");
+
+    for at in [attempt.deadline, attempt.deadline + 60] {
+        assert_conflict(
+            attempts.save_answers(&attempt.id, &both, at).await,
+            AttemptConflict::AttemptClosed,
+        );
+    }
+    attempts
+        .submit(&attempt.id, &result(2_100), "job-1")
+        .await
+        .expect("submitted");
+    assert_conflict(
+        attempts.save_answers(&attempt.id, &both, 2_101).await,
+        AttemptConflict::AttemptClosed,
+    );
+    let after = attempts
+        .get_attempt(&attempt.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(after.answers, only_two);
+    assert_not_found(
+        attempts
+            .save_answers(&AttemptId::generate(), &both, 2_010)
+            .await,
+    );
+}
+
+async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn AttemptStore) {
+    let (exam, questions) = started_exam(exams).await;
+    let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
+    attempts.create_attempt(&attempt).await.expect("started");
+    let saved = answers(&[(&questions[0].id, 1)]);
+    attempts
+        .save_answers(&attempt.id, &saved, 2_050)
+        .await
+        .expect("saved");
+
+    attempts
+        .submit(&attempt.id, &result(2_100), "job-1")
+        .await
+        .expect("submitted");
+    let submitted = Attempt {
+        status: AttemptStatus::Submitted,
+        result: Some(result(2_100)),
+        result_email_job: Some("job-1".into()),
+        answers: saved,
+        ..attempt.clone()
+    };
+    assert_eq!(
+        attempts.get_attempt(&attempt.id).await.expect("read"),
+        Some(submitted.clone())
+    );
+
+    let second = AttemptResult {
+        score: 0,
+        ..result(2_200)
+    };
+    assert_conflict(
+        attempts.submit(&attempt.id, &second, "job-2").await,
+        AttemptConflict::AlreadySubmitted,
+    );
+    assert_eq!(
+        attempts.get_attempt(&attempt.id).await.expect("read"),
+        Some(submitted),
+        "the first result and email claim stand"
+    );
+    assert_not_found(
+        attempts
+            .submit(&AttemptId::generate(), &result(2_100), "job-3")
+            .await,
+    );
+}
+
+async fn both_lists_show_attempts_newest_first_and_follow_submission(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (x, x_questions) = started_exam(exams).await;
+    let y = create_published(exams, "Go", 1_500).await;
+    let ada = UserId::generate();
+    let grace = UserId::generate();
+    // Start times of different lengths (90 < 200 as numbers, not as text).
+    let ada_x_old = attempt_at(&x, &x_questions, &ada, 90);
+    let ada_y = attempt_at(&y, &[], &ada, 200);
+    let grace_x = attempt_at(&x, &x_questions, &grace, 250);
+    let ada_x_new = attempt_at(&x, &x_questions, &ada, 1_300);
+    for attempt in [&ada_x_new, &ada_x_old, &grace_x, &ada_y] {
+        attempts.create_attempt(attempt).await.expect("started");
+    }
+
+    let summaries = |list: &[&Attempt]| list.iter().map(|a| a.summary()).collect::<Vec<_>>();
+    assert_eq!(
+        attempts.attempts_of_user(&ada).await.expect("listed"),
+        summaries(&[&ada_x_new, &ada_y, &ada_x_old])
+    );
+    assert_eq!(
+        attempts.attempts_of_exam(&x.id).await.expect("listed"),
+        summaries(&[&ada_x_new, &grace_x, &ada_x_old])
+    );
+    assert_eq!(
+        attempts.attempts_of_exam(&y.id).await.expect("listed"),
+        summaries(&[&ada_y])
+    );
+    assert_eq!(
+        attempts
+            .attempts_of_user(&UserId::generate())
+            .await
+            .expect("listed"),
+        vec![]
+    );
+
+    attempts
+        .submit(&ada_x_old.id, &result(1_400), "job-1")
+        .await
+        .expect("submitted");
+    let submitted = attempts
+        .get_attempt(&ada_x_old.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(submitted.status, AttemptStatus::Submitted);
+    assert_eq!(
+        attempts.attempts_of_user(&ada).await.expect("listed"),
+        summaries(&[&ada_x_new, &ada_y, &submitted])
+    );
+    assert_eq!(
+        attempts.attempts_of_exam(&x.id).await.expect("listed"),
+        summaries(&[&ada_x_new, &grace_x, &submitted])
+    );
+    assert_eq!(
+        attempts.attempts_of_user(&grace).await.expect("listed"),
+        summaries(&[&grace_x]),
+        "another student's list is untouched"
+    );
+    assert_eq!(
+        exams.list_questions(&x.id).await.expect("listed"),
+        x_questions,
+        "the exam's questions are not mistaken for attempts, nor the other way round"
+    );
+}
+
+async fn the_result_email_is_claimed_by_one_job_at_a_time(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
+    attempts.create_attempt(&attempt).await.expect("started");
+    let job = |attempts_read: Option<Attempt>| attempts_read.and_then(|a| a.result_email_job);
+
+    assert_conflict(
+        attempts.claim_result_email(&attempt.id, "job-0").await,
+        AttemptConflict::NotSubmitted,
+    );
+    attempts
+        .submit(&attempt.id, &result(2_100), "job-1")
+        .await
+        .expect("submitted");
+    assert!(
+        !attempts
+            .claim_result_email(&attempt.id, "job-2")
+            .await
+            .expect("claim"),
+        "the submit holds the claim"
+    );
+    attempts
+        .release_result_email(&attempt.id, "job-2")
+        .await
+        .expect("released nothing");
+    assert_eq!(
+        job(attempts.get_attempt(&attempt.id).await.expect("read")),
+        Some("job-1".into()),
+        "only the holder releases"
+    );
+
+    attempts
+        .release_result_email(&attempt.id, "job-1")
+        .await
+        .expect("released");
+    assert_eq!(
+        job(attempts.get_attempt(&attempt.id).await.expect("read")),
+        None
+    );
+    assert!(
+        attempts
+            .claim_result_email(&attempt.id, "job-3")
+            .await
+            .expect("claim"),
+        "a released email can be claimed again"
+    );
+    assert!(
+        !attempts
+            .claim_result_email(&attempt.id, "job-4")
+            .await
+            .expect("claim"),
+        "a held claim is not taken over"
+    );
+    assert_eq!(
+        job(attempts.get_attempt(&attempt.id).await.expect("read")),
+        Some("job-3".into())
+    );
+
+    let absent = AttemptId::generate();
+    assert_not_found(attempts.claim_result_email(&absent, "job-5").await);
+    assert_not_found(attempts.release_result_email(&absent, "job-5").await);
+}

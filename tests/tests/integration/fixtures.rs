@@ -1,0 +1,588 @@
+//! Every `events/*.json` fixture deserialises as its function's event and is handled by it:
+//! HTTP fixtures name their route as API Gateway would, answer as expected with the placeholder
+//! token, and the exam-api fixtures succeed with a real token for a caller who may use the route.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use email_worker::Worker;
+use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::outbox::OutboxMailer;
+use oes_domain::clock::SystemClock;
+use oes_domain::user::Role;
+use oes_local::fixtures::path_parameters;
+use oes_runtime::config::RetryPolicy;
+use oes_runtime::wiring::WorkerAdapters;
+use oes_tests::exams::{Caller, ExamHarness};
+use oes_tests::{in_memory_apis, read};
+use serde_json::Value;
+
+fn fixtures() -> BTreeMap<String, String> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, text)
+        })
+        .collect()
+}
+
+/// What each HTTP fixture must produce against a fresh, empty deployment.
+fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
+    Some(match name {
+        "auth-register.json" => (201, None),
+        "auth-verify-email-post.json" | "auth-verify-email-get.json" => {
+            (400, Some("invalid_token"))
+        }
+        "auth-password-reset-confirm.json" => (400, Some("invalid_token")),
+        "auth-resend-verification.json" | "auth-password-reset-request.json" => (202, None),
+        "auth-login.json" => (401, Some("invalid_credentials")),
+        "auth-me-get.json" | "auth-me-patch.json" | "auth-email-change.json" => {
+            (401, Some("unauthorized"))
+        }
+        "exam-list.json"
+        | "exam-create.json"
+        | "exam-get.json"
+        | "exam-patch.json"
+        | "exam-delete.json"
+        | "exam-publish.json"
+        | "exam-questions-list.json"
+        | "exam-question-add.json"
+        | "exam-question-patch.json"
+        | "exam-question-delete.json"
+        | "exam-attempt-start.json"
+        | "exam-results.json"
+        | "attempt-get.json"
+        | "attempt-answers-put.json"
+        | "attempt-submit.json"
+        | "me-attempts.json"
+        | "admin-queues.json"
+        // exam-api authenticates before it resolves the route: with a real token, 404.
+        | "exam-malformed-id.json" => (401, Some("unauthorized")),
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_http_fixture_is_handled_by_its_function() {
+    let mut seen = 0;
+    for (name, text) in fixtures() {
+        if !is_http(&name) {
+            continue;
+        }
+        let (status, code) = expected_http(&name)
+            .unwrap_or_else(|| panic!("{name}: add its expected answer to this test"));
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
+        let apis = in_memory_apis();
+        let response = if is_exam_api(&name) {
+            exam_api::handle(&apis.exams, request).await
+        } else {
+            auth_api::handle(&apis.auth, request).await
+        }
+        .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
+        let (got, body) = read(&response);
+        assert_eq!(got, status, "{name}: {body}");
+        if let Some(code) = code {
+            assert_eq!(body["error"]["code"], code, "{name}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 28, "only {seen} HTTP fixtures found");
+}
+
+fn is_http(name: &str) -> bool {
+    !name.starts_with("sqs-")
+}
+
+/// The fixtures exam-api handles (the auth fixtures go to auth-api).
+fn is_exam_api(name: &str) -> bool {
+    is_http(name) && !name.starts_with("auth-")
+}
+
+fn event(name: &str, text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+}
+
+#[test]
+fn every_http_fixture_names_a_route_of_its_function_as_api_gateway_would() {
+    let mut seen = 0;
+    for (name, text) in fixtures() {
+        if !is_http(&name) {
+            continue;
+        }
+        let event = event(&name, &text);
+        let route_key = event["routeKey"].as_str().unwrap_or_default();
+        let (method, template) = route_key
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{name}: routeKey {route_key:?} is not \"METHOD /path\""));
+        let served = if is_exam_api(&name) {
+            exam_api::routes().any(|route| route == (method, template))
+        } else {
+            auth_api::routes::ROUTES.contains(&(method, template))
+        };
+        assert!(served, "{name}: its function serves no route {route_key}");
+        let context = &event["requestContext"];
+        assert_eq!(context["routeKey"], route_key, "{name}");
+        assert_eq!(context["http"]["method"], method, "{name}");
+        let raw_path = event["rawPath"].as_str().unwrap_or_default();
+        assert_eq!(context["http"]["path"], raw_path, "{name}");
+        let parameters = path_parameters(template, raw_path)
+            .unwrap_or_else(|| panic!("{name}: rawPath {raw_path} does not match {template}"));
+        let expected = if parameters.is_empty() {
+            Value::Null
+        } else {
+            serde_json::to_value(&parameters).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(event["pathParameters"], expected, "{name}: pathParameters");
+        let length = event["body"].as_str().map(|b| b.len().to_string());
+        assert_eq!(
+            event["headers"]["content-length"]
+                .as_str()
+                .map(str::to_owned),
+            length,
+            "{name}: content-length"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 28, "only {seen} HTTP fixtures found");
+}
+
+/// The ids the exam-api fixtures use in their paths and bodies.
+const FIXTURE_EXAM: &str = "3f6c1a2e-8b4d-4e9a-9c71-5d2b7e0a4f13";
+const FIXTURE_QUESTION: &str = "7d9e2f40-1c3b-4a85-b6e2-0f8a9c4d3e21";
+const FIXTURE_ATTEMPT: &str = "c58b0e7a-92f1-4d36-8e4b-1a7f6d2c9b50";
+
+/// The fixture's bearer token (the JWT-shaped placeholder).
+fn placeholder_token(name: &str, text: &str) -> String {
+    let event = event(name, text);
+    event["headers"]["authorization"]
+        .as_str()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_else(|| panic!("{name}: no bearer token in its headers"))
+        .to_owned()
+}
+
+/// The fixture's JSON body, parsed.
+fn body_of(name: &str, text: &str) -> Value {
+    let body = event(name, text)["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: no body"))
+        .to_owned();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"))
+}
+
+/// One exam-api fixture against one in-memory deployment, sent with real tokens.
+struct FixtureRun<'a> {
+    h: ExamHarness,
+    name: &'a str,
+    text: &'a str,
+}
+
+impl FixtureRun<'_> {
+    /// The fixture as `caller` sends it, with the fixed ids replaced by `ids` (fixed, real),
+    /// decoded as Lambda does and answered by exam-api.
+    async fn send(&self, caller: &Caller, ids: &[(&str, &str)]) -> (u16, Value) {
+        let name = self.name;
+        let placeholder = placeholder_token(name, self.text);
+        let mut text = self.text.replace(&placeholder, &caller.token);
+        for (fixed, real) in ids {
+            assert!(text.contains(fixed), "{name} does not mention {fixed}");
+            text = text.replace(fixed, real);
+        }
+        for fixed in [FIXTURE_EXAM, FIXTURE_QUESTION, FIXTURE_ATTEMPT] {
+            assert!(
+                !text.contains(fixed),
+                "{name} mentions {fixed}, which this test does not replace with a real id"
+            );
+        }
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
+        let response = exam_api::handle(&self.h.api, request)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
+        read(&response)
+    }
+
+    /// A student's attempt at `exam`: its id.
+    async fn start_attempt(&self, student: &Caller, exam: &str) -> String {
+        let path = format!("/exams/{exam}/attempts");
+        let (status, attempt) = self.h.call("POST", &path, None, student).await;
+        assert_eq!(status, 201, "{attempt}");
+        attempt["attempt_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+fn len(value: &Value) -> Option<usize> {
+    value.as_array().map(Vec::len)
+}
+
+/// Sends one exam-api fixture with a real token, after creating what its path names, and
+/// checks the answer a caller who may use the route gets.
+async fn check_with_a_real_token(name: &str, text: &str) {
+    let run = FixtureRun {
+        h: ExamHarness::in_memory(),
+        name,
+        text,
+    };
+    let h = &run.h;
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let expect = |status: u16, got: u16, body: &Value| {
+        assert_eq!(got, status, "{name} with a real token: {body}");
+    };
+    match name {
+        "exam-list.json" => {
+            for _ in 0..3 {
+                h.exam_with_questions(&owner, 1, true).await;
+            }
+            let (status, body) = run.send(&student, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(len(&body["exams"]), Some(2), "{name}: limit=2: {body}");
+            assert!(body["next_cursor"].is_string(), "{name}: {body}");
+        }
+        "exam-create.json" => {
+            let sent = body_of(name, text);
+            let (status, body) = run.send(&owner, &[]).await;
+            expect(201, status, &body);
+            assert!(body["exam_id"].is_string(), "{name}: {body}");
+            assert_eq!(body["owner_id"], owner.id.as_str(), "{name}");
+            assert_eq!(body["status"], "draft", "{name}");
+            assert_eq!(body["question_count"], 0, "{name}");
+            for field in [
+                "title",
+                "description",
+                "duration_minutes",
+                "pass_mark_percent",
+            ] {
+                assert_eq!(body[field], sent[field], "{name}: {field}");
+            }
+        }
+        "exam-get.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+            let (status, body) = run.send(&student, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["exam_id"], exam.as_str(), "{name}");
+            assert_eq!(body["status"], "published", "{name}");
+            assert_eq!(body["question_count"], 2, "{name}");
+        }
+        "exam-patch.json" => {
+            let sent = body_of(name, text);
+            let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["exam_id"], exam.as_str(), "{name}");
+            assert_eq!(body["title"], sent["title"], "{name}");
+            assert_eq!(body["duration_minutes"], sent["duration_minutes"], "{name}");
+            assert_eq!(body["pass_mark_percent"], 50, "{name}: left as it was");
+        }
+        "exam-delete.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["status"], "deleted", "{name}");
+            let (after, _) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+            assert_eq!(after, 404, "{name}: the exam is gone");
+        }
+        "exam-publish.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["exam_id"], exam.as_str(), "{name}");
+            assert_eq!(body["status"], "published", "{name}");
+            assert!(body["published_at"].is_string(), "{name}: {body}");
+        }
+        "exam-questions-list.json" => {
+            let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+            let (status, body) = run.send(&student, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            // Questions added within the same second are listed in id order.
+            let listed: BTreeSet<&str> = body["questions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: {body}"))
+                .iter()
+                .map(|q| q["question_id"].as_str().unwrap_or_default())
+                .collect();
+            let added: BTreeSet<&str> = questions.iter().map(String::as_str).collect();
+            assert_eq!(listed, added, "{name}");
+            assert!(
+                body["questions"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().all(|q| q.get("correct_option").is_none())),
+                "{name}: a student sees no answers: {body}"
+            );
+        }
+        "exam-question-add.json" => {
+            let sent = body_of(name, text);
+            let (exam, _) = h.exam_with_questions(&owner, 0, false).await;
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(201, status, &body);
+            assert!(body["question_id"].is_string(), "{name}: {body}");
+            for field in ["text", "options", "correct_option", "points"] {
+                assert_eq!(body[field], sent[field], "{name}: {field}");
+            }
+            let (_, after) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+            assert_eq!(after["question_count"], 1, "{name}: {after}");
+        }
+        "exam-question-patch.json" => {
+            let sent = body_of(name, text);
+            let (exam, questions) = h.exam_with_questions(&owner, 1, false).await;
+            let ids = [
+                (FIXTURE_EXAM, exam.as_str()),
+                (FIXTURE_QUESTION, &questions[0]),
+            ];
+            let (status, body) = run.send(&owner, &ids).await;
+            expect(200, status, &body);
+            assert_eq!(body["question_id"], questions[0].as_str(), "{name}");
+            assert_eq!(body["text"], sent["text"], "{name}");
+            assert_eq!(body["points"], sent["points"], "{name}");
+            assert_eq!(
+                body["options"],
+                serde_json::json!(["a", "b", "c"]),
+                "{name}"
+            );
+        }
+        "exam-question-delete.json" => {
+            let (exam, questions) = h.exam_with_questions(&owner, 2, false).await;
+            let ids = [
+                (FIXTURE_EXAM, exam.as_str()),
+                (FIXTURE_QUESTION, &questions[0]),
+            ];
+            let (status, body) = run.send(&owner, &ids).await;
+            expect(200, status, &body);
+            assert_eq!(body["status"], "deleted", "{name}");
+            let path = format!("/exams/{exam}/questions");
+            let (_, after) = h.call("GET", &path, None, &owner).await;
+            assert_eq!(after["questions"][0]["question_id"], questions[1].as_str());
+            assert_eq!(len(&after["questions"]), Some(1), "{name}: {after}");
+        }
+        "exam-attempt-start.json" => {
+            let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+            let (status, body) = run.send(&student, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(201, status, &body);
+            assert!(body["attempt_id"].is_string(), "{name}: {body}");
+            assert_eq!(body["exam_id"], exam.as_str(), "{name}");
+            assert_eq!(body["user_id"], student.id.as_str(), "{name}");
+            assert_eq!(body["status"], "in_progress", "{name}");
+            assert_eq!(len(&body["question_ids"]), Some(questions.len()), "{name}");
+            assert!(body["result"].is_null(), "{name}: {body}");
+        }
+        "exam-results.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+            let attempt = run.start_attempt(&student, &exam).await;
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(200, status, &body);
+            assert_eq!(len(&body["results"]), Some(1), "{name}: {body}");
+            assert_eq!(body["results"][0]["attempt_id"], attempt.as_str(), "{name}");
+            assert_eq!(body["results"][0]["user_id"], student.id.as_str(), "{name}");
+        }
+        "attempt-get.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+            let attempt = run.start_attempt(&student, &exam).await;
+            let (status, body) = run.send(&student, &[(FIXTURE_ATTEMPT, &attempt)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["attempt_id"], attempt.as_str(), "{name}");
+            assert_eq!(body["exam_id"], exam.as_str(), "{name}");
+            assert_eq!(body["status"], "in_progress", "{name}");
+            assert!(body["result"].is_null(), "{name}: {body}");
+        }
+        "attempt-answers-put.json" => {
+            let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+            let attempt = run.start_attempt(&student, &exam).await;
+            let ids = [
+                (FIXTURE_ATTEMPT, attempt.as_str()),
+                (FIXTURE_QUESTION, &questions[2]),
+            ];
+            let (status, body) = run.send(&student, &ids).await;
+            expect(200, status, &body);
+            assert_eq!(body["attempt_id"], attempt.as_str(), "{name}");
+            let sent = body_of(name, text);
+            let option = &sent["answers"][FIXTURE_QUESTION];
+            assert!(option.is_u64(), "{name}: {sent}");
+            assert_eq!(
+                body["answers"],
+                serde_json::json!({ &questions[2]: option })
+            );
+        }
+        "attempt-submit.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
+            let attempt = run.start_attempt(&student, &exam).await;
+            let (status, body) = run.send(&student, &[(FIXTURE_ATTEMPT, &attempt)]).await;
+            expect(200, status, &body);
+            assert_eq!(body["attempt_id"], attempt.as_str(), "{name}");
+            assert_eq!(body["status"], "submitted", "{name}");
+            let result = &body["result"];
+            assert_eq!(result["questions"], 3, "{name}: {body}");
+            assert_eq!(result["answered"], 0, "{name}: {body}");
+            assert_eq!(result["score"], 0, "{name}: {body}");
+            assert_eq!(result["max_score"], 1 + 2 + 3, "{name}: {body}");
+            assert_eq!(result["passed"], false, "{name}: {body}");
+        }
+        "me-attempts.json" => {
+            let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+            let attempt = run.start_attempt(&student, &exam).await;
+            let (status, body) = run.send(&student, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(len(&body["attempts"]), Some(1), "{name}: {body}");
+            assert_eq!(
+                body["attempts"][0]["attempt_id"],
+                attempt.as_str(),
+                "{name}"
+            );
+            assert_eq!(body["attempts"][0]["exam_id"], exam.as_str(), "{name}");
+        }
+        "exam-malformed-id.json" => {
+            let (status, body) = run.send(&student, &[]).await;
+            expect(404, status, &body);
+            assert_eq!(body["error"]["code"], "not_found", "{name}");
+        }
+        "admin-queues.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            let queues = body["queues"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: {body}"));
+            assert_eq!(queues.len(), 3, "{name}: two lanes and the DLQ: {body}");
+            assert!(
+                queues
+                    .iter()
+                    .all(|q| q["queue"].is_string() && q["visible"].is_i64()),
+                "{name}: {body}"
+            );
+        }
+        _ => panic!("{name}: add what it answers with a real token to this test"),
+    }
+}
+
+#[tokio::test]
+async fn every_exam_api_fixture_succeeds_with_a_real_token_of_a_caller_who_may_use_it() {
+    let mut seen = 0;
+    for (name, text) in fixtures() {
+        if is_exam_api(&name) {
+            check_with_a_real_token(&name, &text).await;
+            seen += 1;
+        }
+    }
+    assert!(seen >= 18, "only {seen} exam-api fixtures found");
+}
+
+fn sqs_event(name: &str) -> SqsEvent {
+    let text = fixtures()
+        .remove(name)
+        .unwrap_or_else(|| panic!("no events/{name}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"))
+}
+
+fn outbox() -> (PathBuf, Worker, Arc<MemoryQueue>) {
+    let dir = std::env::temp_dir().join(format!("oes-fixture-outbox-{}", uuid::Uuid::new_v4()));
+    let queue = MemoryQueue::new();
+    let adapters = WorkerAdapters {
+        mailer: Arc::new(OutboxMailer::new(&dir, "noreply@example.com")),
+        jobs: Arc::new(MemoryJobs::default()),
+        control: queue.clone(),
+    };
+    let worker = Worker::new(
+        adapters,
+        "https://exams.example.org",
+        RetryPolicy::default(),
+        5,
+        Arc::new(SystemClock),
+    );
+    (dir, worker, queue)
+}
+
+fn written(dir: &PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_sqs_batch_fixture_sends_every_email() {
+    let (dir, worker, _) = outbox();
+    let response = worker
+        .handle_batch(sqs_event("sqs-verification-batch.json"))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let mails = written(&dir);
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().any(|m| m.contains("To: ada@example.com")
+        && m.contains("https://exams.example.org/auth/verify-email?token=")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("To: grace@example.com") && m.contains("Reset your password"))
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_poison_fixture_sets_only_the_poison_record_aside() {
+    let (dir, worker, queue) = outbox();
+    let event = sqs_event("sqs-poison-record.json");
+    let poison = event
+        .records
+        .iter()
+        .find(|r| {
+            r.body
+                .as_deref()
+                .is_some_and(|b| oes_domain::email::EmailJob::decode(b).is_err())
+        })
+        .and_then(|r| r.message_id.clone())
+        .expect("a poison record");
+    let response = worker.handle_batch(event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let dead: Vec<_> = queue
+        .dead_letters()
+        .into_iter()
+        .map(|d| d.message.message_id)
+        .collect();
+    assert_eq!(dead, [poison]);
+    assert_eq!(written(&dir).len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_duplicate_fixture_sends_one_email_even_across_redelivery() {
+    let (dir, worker, _) = outbox();
+    let event = sqs_event("sqs-duplicate-delivery.json");
+    let jobs: std::collections::BTreeSet<_> = event
+        .records
+        .iter()
+        .filter_map(|r| r.body.as_deref())
+        .filter_map(|b| oes_domain::email::EmailJob::decode(b).ok())
+        .map(|job| job.job_id)
+        .collect();
+    assert_eq!(
+        (event.records.len(), jobs.len()),
+        (2, 1),
+        "two records, one job"
+    );
+    // A record that found the other's send lease is reported for redelivery; SQS then
+    // delivers it again, and the job is already sent.
+    let first = worker.handle_batch(event.clone()).await;
+    let again = worker.handle_batch(event).await;
+    assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    assert!(first.batch_item_failures.len() <= 1, "{first:?}");
+    assert_eq!(written(&dir).len(), 1, "exactly one email");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,25 @@
+//! Every workspace integration and end-to-end test, in one binary (one link of the AWS SDK and
+//! Redis instead of one per file). Each module is one subject; the harness is `oes_tests`.
+//! Tests that need Redis and the emulator get them from `make services` (which `make test` runs).
+
+mod admin_api;
+mod architecture;
+mod auth_api;
+mod bad_input;
+mod cache_aside;
+mod cache_outage;
+mod cache_tls;
+mod dynamo_store;
+mod email_pipeline;
+mod emf_lines;
+mod exam_api;
+mod exam_cache;
+mod exam_store;
+mod fixtures;
+mod journey;
+mod queue_outage;
+mod rate_limits;
+mod redis_cache;
+mod request_log;
+mod secrets;
+mod template;

@@ -1,0 +1,210 @@
+//! Rate limits: the limiter against real Redis and the one-node cluster (one budget for every
+//! container, windows that end, a local fallback when Redis is down), and auth-api's limits
+//! through its Lambda handler (429 with `Retry-After`, nothing revealed about accounts).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_http::{Body, Response};
+use oes_adapters::redis_cache::{RedisCache, RedisTopology};
+use oes_domain::cache::CacheSettings;
+use oes_domain::ports::Cache;
+use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
+use oes_tests::{
+    Redis, TestEnv, free_port, in_memory_auth, on_both_redis, read, request_from, unique_prefix,
+};
+use serde_json::{Value, json};
+
+on_both_redis!(
+    every_container_counts_against_one_budget,
+    a_window_ends_and_a_new_one_starts,
+);
+
+const THREE_PER_MINUTE: Limit = Limit {
+    rule: "test",
+    max: 3,
+    window: Duration::from_secs(60),
+};
+
+/// A limiter as one container builds it: its own Redis client.
+fn container(url: &str, topology: RedisTopology, prefix: &str) -> RateLimiter {
+    let redis: Arc<dyn Cache> = Arc::new(
+        RedisCache::connect(url, topology, Duration::from_millis(200)).expect("redis url"),
+    );
+    RateLimiter::new(Some(redis), prefix, &CacheSettings::default())
+}
+
+async fn every_container_counts_against_one_budget(redis: Redis) {
+    let prefix = unique_prefix("t-rl");
+    let a = container(&redis.url(), redis.topology(), &prefix);
+    let b = container(&redis.url(), redis.topology(), &prefix);
+    assert_eq!(a.check(&THREE_PER_MINUTE, "x").await, Verdict::Allowed);
+    assert_eq!(b.check(&THREE_PER_MINUTE, "x").await, Verdict::Allowed);
+    assert_eq!(a.check(&THREE_PER_MINUTE, "x").await, Verdict::Allowed);
+    let Verdict::Limited { retry_after } = b.check(&THREE_PER_MINUTE, "x").await else {
+        panic!("the fourth hit, counted by another container, is over the limit");
+    };
+    assert!(
+        retry_after <= THREE_PER_MINUTE.window && retry_after > Duration::from_secs(50),
+        "the wait is what is left of the window started by the first hit: {retry_after:?}"
+    );
+    assert_eq!(
+        a.check(&THREE_PER_MINUTE, "y").await,
+        Verdict::Allowed,
+        "another subject has its own budget"
+    );
+}
+
+async fn a_window_ends_and_a_new_one_starts(redis: Redis) {
+    let prefix = unique_prefix("t-rl");
+    let limiter = container(&redis.url(), redis.topology(), &prefix);
+    let short = Limit {
+        rule: "short",
+        max: 1,
+        window: Duration::from_millis(300),
+    };
+    assert_eq!(limiter.check(&short, "x").await, Verdict::Allowed);
+    assert!(matches!(
+        limiter.check(&short, "x").await,
+        Verdict::Limited { .. }
+    ));
+    // Redis expires the counter with the window (no sweeper, nothing counts forever).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(limiter.check(&short, "x").await, Verdict::Allowed);
+}
+
+#[tokio::test]
+async fn with_redis_down_each_container_still_limits_without_waiting_on_it() {
+    let down = format!("redis://127.0.0.1:{}", free_port(false));
+    let limiter = container(&down, RedisTopology::Standalone, "t-rl-down");
+    let mut verdicts = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        verdicts.push(limiter.check(&THREE_PER_MINUTE, "x").await);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a check never hangs on a dead Redis"
+        );
+    }
+    assert_eq!(&verdicts[..3], &[Verdict::Allowed; 3]);
+    assert!(
+        verdicts[3..]
+            .iter()
+            .all(|v| matches!(v, Verdict::Limited { .. })),
+        "counted in the container's memory instead: {verdicts:?}"
+    );
+}
+
+async fn respond(
+    service: &auth_api::AuthService,
+    ip: [u8; 4],
+    path: &str,
+    body: &Value,
+) -> Response<Body> {
+    let request = request_from(ip, "POST", path, Some(&body.to_string()), None);
+    auth_api::handle(service, request)
+        .await
+        .expect("no invocation error")
+}
+
+const HOME: [u8; 4] = [198, 51, 100, 7];
+const ELSEWHERE: [u8; 4] = [203, 0, 113, 9];
+
+/// Asserts a 429 in the API's error shape with a `Retry-After` within `window`.
+fn assert_limited(response: &Response<Body>, window: Duration) {
+    let (status, body) = read(response);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!(
+        (1..=window.as_secs()).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_account_and_address() {
+    let (service, _queue) = in_memory_auth();
+    let email = "limited@example.com";
+    let attempt = json!({"email": email, "password": "wrong password"});
+    for _ in 0..auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP.max {
+        let response = respond(&service, HOME, "/auth/login", &attempt).await;
+        assert_eq!(read(&response).0, 401);
+    }
+    let response = respond(&service, HOME, "/auth/login", &attempt).await;
+    assert_limited(&response, auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP.window);
+
+    let other_account = json!({"email": "other@example.com", "password": "wrong password"});
+    assert_eq!(
+        read(&respond(&service, HOME, "/auth/login", &other_account).await).0,
+        401,
+        "other accounts from the same address are not affected"
+    );
+    assert_eq!(
+        read(&respond(&service, ELSEWHERE, "/auth/login", &attempt).await).0,
+        401,
+        "the same account from another address is not affected"
+    );
+}
+
+#[tokio::test]
+async fn reset_emails_are_limited_per_address_the_same_whether_or_not_it_has_an_account() {
+    let (service, queue) = in_memory_auth();
+    let register = json!({"email": "known@example.com", "password": "correct horse", "name": "K"});
+    assert_eq!(
+        read(&respond(&service, HOME, "/auth/register", &register).await).0,
+        201
+    );
+    let _verification = queue.try_receive(10);
+
+    let mut answers = Vec::new();
+    for email in ["known@example.com", "unknown@example.com"] {
+        let mut statuses = Vec::new();
+        for _ in 0..=auth_api::limits::EMAIL_PER_ADDRESS.max {
+            let response = respond(
+                &service,
+                HOME,
+                "/auth/password-reset/request",
+                &json!({ "email": email }),
+            )
+            .await;
+            statuses.push(read(&response).0);
+        }
+        answers.push(statuses);
+    }
+    let limit = usize::try_from(auth_api::limits::EMAIL_PER_ADDRESS.max).expect("small");
+    assert_eq!(answers[0][..limit], vec![202; limit][..]);
+    assert_eq!(answers[0][limit], 429);
+    assert_eq!(
+        answers[0], answers[1],
+        "an address with an account answers exactly like one without"
+    );
+    assert_eq!(
+        queue.try_receive(100).len(),
+        limit,
+        "only the allowed requests queued a reset email"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_containers_over_the_real_adapters_share_the_sign_in_budget() {
+    let env = TestEnv::spawn().await;
+    let first = env.auth_service();
+    let second = env.auth_service();
+    let attempt = json!({"email": "shared@example.com", "password": "wrong password"});
+    let max = auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP.max;
+    for n in 0..max {
+        let container = if n % 2 == 0 { &first } else { &second };
+        let response = respond(container, HOME, "/auth/login", &attempt).await;
+        assert_eq!(read(&response).0, 401);
+    }
+    for container in [&first, &second] {
+        let response = respond(container, HOME, "/auth/login", &attempt).await;
+        assert_limited(&response, auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP.window);
+    }
+}

@@ -1,0 +1,86 @@
+//! The request log line, as CloudWatch receives it (the same JSON subscriber the functions
+//! install): one line per request with API Gateway's request id, the route, status, latency and
+//! the caller's user id — and never the token.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use oes_domain::user::Role;
+use oes_tests::exams::ExamHarness;
+use serde_json::Value;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Log lines written to memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<Value> {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_with_request_id_route_status_latency_and_user() {
+    let captured = Captured::default();
+    let subscriber =
+        oes_runtime::telemetry::json_subscriber(EnvFilter::new("info"), captured.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    let (status, _) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+    assert_eq!(status, 200);
+    let (status, _) = h.call("GET", "/exams/not-an-id", None, &owner).await;
+    assert_eq!(status, 404);
+
+    let lines = captured.lines();
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    assert_eq!(requests.len(), 5, "one line per request: {lines:#?}");
+    let get = requests[3];
+    assert_eq!(get["status"], 200);
+    assert_eq!(get["method"], "GET");
+    assert_eq!(get["path"], format!("/exams/{exam}"));
+    assert!(get["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert_eq!(get["span"]["user_id"], owner.id.as_str());
+    assert_eq!(get["span"]["route"], "$default");
+    assert!(
+        get["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "API Gateway's request id: {get}"
+    );
+    assert_eq!(requests[4]["status"], 404);
+
+    let everything = lines.iter().map(Value::to_string).collect::<String>();
+    assert!(
+        !everything.contains(&owner.token),
+        "the access token is never logged"
+    );
+}

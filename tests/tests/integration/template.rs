@@ -1,0 +1,559 @@
+//! `template.yaml` and the code agree: resource definitions (names, key schema, TTL, visibility
+//! timeout, retention, maxReceiveCount), routes, and the environment each function requires.
+
+use std::collections::BTreeSet;
+
+use oes_adapters::resources::{QUEUES, TABLE, WORKER_TIMEOUT_SECONDS};
+use oes_runtime::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn template() -> Yaml {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"))
+        .remove(0)
+}
+
+fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
+    let resource = &template["Resources"][logical_id];
+    assert!(
+        !resource.is_badvalue(),
+        "template.yaml has no resource {logical_id}"
+    );
+    &resource["Properties"]
+}
+
+/// The text of a scalar, whether plain or behind an intrinsic tag such as `!Sub`.
+fn text(value: &Yaml) -> String {
+    match value {
+        Yaml::String(s) | Yaml::Real(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        other => panic!("expected a scalar, found {other:?}"),
+    }
+}
+
+#[test]
+fn the_table_matches_the_local_definition() {
+    let template = template();
+    let table = resource(&template, TABLE.logical_id);
+    assert_eq!(
+        text(&table["TableName"]),
+        format!("${{AWS::StackName}}-{}", TABLE.suffix)
+    );
+    let keys: Vec<(String, String)> = table["KeySchema"]
+        .as_vec()
+        .expect("KeySchema")
+        .iter()
+        .map(|k| (text(&k["AttributeName"]), text(&k["KeyType"])))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (TABLE.hash_key.to_owned(), "HASH".to_owned()),
+            (TABLE.range_key.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    let ttl = &table["TimeToLiveSpecification"];
+    assert_eq!(text(&ttl["AttributeName"]), TABLE.ttl_attribute);
+    assert_eq!(ttl["Enabled"], Yaml::Boolean(true));
+}
+
+#[test]
+fn the_queues_match_the_local_definitions() {
+    let template = template();
+    for def in QUEUES {
+        let queue = resource(&template, def.logical_id);
+        let id = def.logical_id;
+        assert_eq!(
+            text(&queue["QueueName"]),
+            format!("${{AWS::StackName}}-{}", def.suffix),
+            "{id}"
+        );
+        assert_eq!(
+            text(&queue["MessageRetentionPeriod"]),
+            def.retention.to_string(),
+            "{id}"
+        );
+        let redrive = &queue["RedrivePolicy"];
+        match def.max_receive_count {
+            Some(max) => {
+                assert_eq!(
+                    text(&queue["VisibilityTimeout"]),
+                    def.visibility_timeout.to_string(),
+                    "{id}"
+                );
+                assert_eq!(text(&redrive["maxReceiveCount"]), max.to_string(), "{id}");
+            }
+            None => assert!(
+                redrive.is_badvalue(),
+                "{id} is the DLQ and has no redrive policy"
+            ),
+        }
+    }
+}
+
+#[test]
+fn the_worker_timeout_fits_the_queue_visibility_timeout() {
+    let template = template();
+    let worker = resource(&template, "EmailWorkerFunction");
+    assert_eq!(text(&worker["Timeout"]), WORKER_TIMEOUT_SECONDS.to_string());
+    for def in QUEUES.iter().filter(|q| q.max_receive_count.is_some()) {
+        assert!(
+            def.visibility_timeout >= 6 * WORKER_TIMEOUT_SECONDS,
+            "{}",
+            def.logical_id
+        );
+    }
+}
+
+fn http_routes(function: &Yaml) -> BTreeSet<(String, String)> {
+    function["Events"]
+        .as_hash()
+        .expect("Events")
+        .values()
+        .filter(|event| text(&event["Type"]) == "HttpApi")
+        .map(|event| {
+            (
+                text(&event["Properties"]["Method"]),
+                text(&event["Properties"]["Path"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_auth_route_is_in_the_template_and_nothing_else() {
+    let template = template();
+    let in_template = http_routes(resource(&template, "AuthApiFunction"));
+    let in_code: BTreeSet<(String, String)> = auth_api::routes::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(in_template, in_code);
+}
+
+#[test]
+fn every_exam_route_is_in_the_template_and_nothing_else() {
+    let template = template();
+    let in_template = http_routes(resource(&template, "ExamApiFunction"));
+    let in_code: BTreeSet<(String, String)> = exam_api::routes()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    let missing: Vec<_> = in_code.difference(&in_template).collect();
+    let extra: Vec<_> = in_template.difference(&in_code).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "ExamApiFunction's HttpApi events and exam_api::routes() differ: \
+         missing from the template {missing:?}, in the template but not served {extra:?}"
+    );
+}
+
+fn environment(function: &Yaml, globals: &Yaml) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for variables in [
+        &globals["Environment"]["Variables"],
+        &function["Environment"]["Variables"],
+    ] {
+        if let Some(map) = variables.as_hash() {
+            names.extend(map.keys().map(text));
+        }
+    }
+    names
+}
+
+#[test]
+fn each_function_gets_every_variable_its_config_requires() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+        .iter()
+        .copied()
+        .chain(["OES_DLQ_URL"])
+        .collect();
+    let cases = [
+        ("AuthApiFunction", ApiConfig::REQUIRED),
+        ("ExamApiFunction", exam_api.as_slice()),
+        ("EmailWorkerFunction", WorkerConfig::REQUIRED),
+    ];
+    for (function, required) in cases {
+        let set = environment(resource(&template, function), globals);
+        assert!(
+            !set.contains("OES_JWT_SECRET"),
+            "{function}: the signing key never goes in the environment, only its ARN"
+        );
+        for name in required {
+            // In AWS the key is read from Secrets Manager at init (wiring::resolve_jwt_secret).
+            let name = match *name {
+                "OES_JWT_SECRET" => "OES_JWT_SECRET_ARN",
+                other => other,
+            };
+            assert!(set.contains(name), "{function} does not set {name}");
+        }
+    }
+}
+
+/// `const IDENT: Metric = count("Name")` lines of `shared/domain/src/metrics.rs`, as (ident, name).
+fn metric_constants() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/domain/src/metrics.rs"
+    );
+    let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    source
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("pub const ")?;
+            let (ident, rest) = rest.split_once(": Metric = ")?;
+            let name = rest.split('"').nth(1)?;
+            Some((ident.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The text of the `.rs` files that build the functions (`shared/`, `functions/`) that
+/// `keep` keeps, concatenated.
+fn function_code(keep: impl Fn(&std::path::Path) -> bool) -> String {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    for dir in ["shared", "functions"] {
+        rust_sources(&root.join(dir), &mut files);
+    }
+    files
+        .iter()
+        .filter(|f| keep(f))
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
+    let constants = metric_constants();
+    let names: BTreeSet<&str> = oes_domain::metrics::ALL.iter().map(|m| m.name).collect();
+    assert_eq!(
+        constants.len(),
+        names.len(),
+        "every metric constant is in metrics::ALL"
+    );
+
+    let code = function_code(|f| !f.ends_with("metrics.rs"));
+    // Used anywhere outside metrics.rs means emitted: an unused import fails clippy.
+    let words: BTreeSet<&str> = code
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    for (ident, name) in &constants {
+        assert!(
+            words.contains(ident.as_str()),
+            "metric {name} ({ident}) is defined but nothing emits it"
+        );
+    }
+
+    let template = template();
+    let resources = template["Resources"].as_hash().expect("Resources");
+    let mut watched = 0;
+    for (id, resource) in resources {
+        if text(&resource["Type"]) != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        // A plain alarm names its metric; a metric-math alarm lists them under Metrics.
+        let mut metrics = vec![properties];
+        if let Some(list) = properties["Metrics"].as_vec() {
+            metrics.extend(
+                list.iter()
+                    .map(|m| &m["MetricStat"]["Metric"])
+                    .filter(|m| !m.is_badvalue()),
+            );
+        }
+        for metric in metrics {
+            if metric["Namespace"].is_badvalue()
+                || text(&metric["Namespace"]) != "oes/${AWS::StackName}"
+            {
+                continue;
+            }
+            let name = text(&metric["MetricName"]);
+            assert!(
+                names.contains(name.as_str()),
+                "alarm {} watches {name}, which the code does not define",
+                text(id)
+            );
+            watched += 1;
+        }
+    }
+    assert!(watched > 0, "no alarm watches an oes metric");
+    let namespace =
+        text(&template["Globals"]["Function"]["Environment"]["Variables"]["OES_METRICS_NAMESPACE"]);
+    assert_eq!(
+        namespace, "oes/${AWS::StackName}",
+        "functions emit where the alarms look"
+    );
+}
+
+#[test]
+fn env_json_gives_each_function_every_variable_its_config_requires() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../env.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let env: serde_json::Value = serde_json::from_str(&text).expect("env.json is JSON");
+    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+        .iter()
+        .copied()
+        .chain(["OES_DLQ_URL"])
+        .collect();
+    for (function, required) in [
+        ("AuthApiFunction", ApiConfig::REQUIRED.to_vec()),
+        ("ExamApiFunction", exam_api),
+        ("EmailWorkerFunction", WorkerConfig::REQUIRED.to_vec()),
+    ] {
+        assert!(
+            !resource(&template(), function).is_badvalue(),
+            "env.json names {function}, a function of the template"
+        );
+        for name in required {
+            assert!(
+                env[function][name].as_str().is_some_and(|v| !v.is_empty()),
+                "env.json: {function} lacks {name}"
+            );
+        }
+    }
+}
+
+/// The statements of a role's inline policies; an `!If [cond, statement, !Ref AWS::NoValue]`
+/// counts as its statement.
+fn role_statements(role: &Yaml) -> Vec<&Yaml> {
+    let mut statements = Vec::new();
+    for policy in role["Policies"].as_vec().into_iter().flatten() {
+        for entry in policy["PolicyDocument"]["Statement"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+        {
+            match entry {
+                Yaml::Array(branches) => statements.extend(branches.iter().filter(|b| b.is_hash())),
+                statement => statements.push(statement),
+            }
+        }
+    }
+    statements
+}
+
+/// A statement's `Action` or `Resource`, as texts (one or a list; `!GetAtt X.Arn` reads `X.Arn`,
+/// a `!Sub [pattern, variables]` its pattern).
+fn texts(value: &Yaml) -> Vec<String> {
+    let one = |item: &Yaml| match item {
+        Yaml::Array(sub) => text(&sub[0]),
+        scalar => text(scalar),
+    };
+    match value {
+        Yaml::Array(items) => items.iter().map(one).collect(),
+        scalar => vec![one(scalar)],
+    }
+}
+
+fn allows(statements: &[&Yaml], action: &str, resource: &str) -> bool {
+    statements.iter().any(|s| {
+        texts(&s["Action"]).iter().any(|a| a == action)
+            && texts(&s["Resource"]).iter().any(|r| r == resource)
+    })
+}
+
+#[test]
+fn each_function_has_its_own_least_privilege_role() {
+    let template = template();
+    let functions: Vec<(String, &Yaml)> = template["Resources"]
+        .as_hash()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
+        .map(|(id, r)| (text(id), &r["Properties"]))
+        .collect();
+    assert_eq!(functions.len(), 3);
+    for (function, properties) in functions {
+        // A role SAM generates carries managed policies on Resource "*".
+        assert!(
+            properties["Policies"].is_badvalue(),
+            "{function}: permissions go in its role, not in SAM Policies"
+        );
+        let role_ref = text(&properties["Role"]);
+        let role_id = role_ref
+            .strip_suffix(".Arn")
+            .unwrap_or_else(|| panic!("{function}: Role is !GetAtt <Role>.Arn, found {role_ref}"));
+        let role = resource(&template, role_id);
+        assert!(
+            role["ManagedPolicyArns"].is_badvalue(),
+            "{role_id}: no managed policies (they grant on Resource \"*\")"
+        );
+        let statements = role_statements(role);
+        for statement in &statements {
+            let actions = texts(&statement["Action"]);
+            if texts(&statement["Resource"])
+                .iter()
+                .any(|r| r.contains('*'))
+            {
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with("xray:") || a.starts_with("ec2:")),
+                    "{role_id}: only X-Ray and VPC network interfaces may use a wildcard \
+                     resource, not {actions:?}"
+                );
+            }
+        }
+        let log_group = format!("{}.Arn", text(&properties["LoggingConfig"]["LogGroup"]));
+        for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+            assert!(
+                allows(&statements, action, &log_group),
+                "{role_id}: {action} on its log group"
+            );
+        }
+        // Lambda refuses to create an SQS event source mapping without these.
+        for event in properties["Events"].as_hash().into_iter().flatten() {
+            let event = event.1;
+            if text(&event["Type"]) != "SQS" {
+                continue;
+            }
+            let queue = text(&event["Properties"]["Queue"]);
+            for action in [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+            ] {
+                assert!(
+                    allows(&statements, action, &queue),
+                    "{role_id}: {action} on {queue} for its event source"
+                );
+            }
+        }
+    }
+}
+
+/// Every `(variable, value)` the template sets for any function, Globals included.
+fn template_variables(template: &Yaml) -> Vec<(String, Yaml)> {
+    let mut sets = vec![&template["Globals"]["Function"]["Environment"]["Variables"]];
+    for resource in template["Resources"].as_hash().expect("Resources").values() {
+        sets.push(&resource["Properties"]["Environment"]["Variables"]);
+    }
+    sets.iter()
+        .filter_map(|set| set.as_hash())
+        .flatten()
+        .map(|(name, value)| (text(name), value.clone()))
+        .collect()
+}
+
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_match_it() {
+    let template = template();
+    let code = function_code(|_| true);
+    let variables = template_variables(&template);
+    for (name, _) in &variables {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "the template sets {name}, which no code reads (a typo?)"
+        );
+    }
+
+    // A variable set to `!Ref <Parameter>` gets the parameter's default in a plain deploy: the
+    // configuration loaded from those defaults must equal the one loaded with none set.
+    let parameters = &template["Parameters"];
+    let defaults: std::collections::HashMap<String, String> = variables
+        .iter()
+        .filter_map(|(name, value)| {
+            let parameter = &parameters[value.as_str()?];
+            (!parameter.is_badvalue() && !parameter["Default"].is_badvalue())
+                .then(|| (name.clone(), text(&parameter["Default"])))
+        })
+        .collect();
+    assert!(defaults.contains_key("OES_CACHE_TTL_EXAM_SECONDS"));
+    assert!(defaults.contains_key("OES_JOB_RETENTION_DAYS"));
+    let base = |name: &str| match name {
+        "OES_TABLE" | "OES_PRIORITY_QUEUE_URL" | "OES_BULK_QUEUE_URL" => Some("x".to_owned()),
+        _ => None,
+    };
+    let with_defaults = Env(|name: &str| defaults.get(name).cloned().or_else(|| base(name)));
+    let unset = Env(base);
+    assert_eq!(
+        CacheConfig::load(&with_defaults)
+            .expect("cache config")
+            .settings,
+        CacheConfig::load(&unset).expect("cache config").settings,
+        "the cache TTL parameters' defaults differ from the code's"
+    );
+    assert_eq!(
+        ResourceConfig::load(&with_defaults)
+            .expect("resources")
+            .job_retention_seconds,
+        ResourceConfig::load(&unset)
+            .expect("resources")
+            .job_retention_seconds,
+        "JobRetentionDays' default differs from the code's"
+    );
+}
+
+#[test]
+fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
+    let template = template();
+    let body = &resource(&template, "Dashboard")["DashboardBody"];
+    // `!Sub [body, {Namespace: …}]`: fill each ${…} with a stand-in, as CloudFormation would.
+    let pattern = text(&body[0]);
+    let mut filled = String::new();
+    let mut rest = pattern.as_str();
+    let mut references = BTreeSet::new();
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').expect("closing brace");
+        references.insert(rest[start + 2..end].to_owned());
+        filled.push_str(&rest[..start]);
+        filled.push('x');
+        rest = &rest[end + 1..];
+    }
+    filled.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&filled).unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"));
+    let widgets = dashboard["widgets"].as_array().expect("widgets");
+
+    let shown: BTreeSet<String> = widgets
+        .iter()
+        .filter_map(|w| w["properties"]["metrics"].as_array())
+        .flatten()
+        .flat_map(|row| row.as_array().into_iter().flatten())
+        .filter_map(|cell| {
+            cell.as_str()
+                .map(str::to_owned)
+                .or_else(|| cell["expression"].as_str().map(str::to_owned))
+        })
+        .collect();
+    for metric in oes_domain::metrics::ALL {
+        assert!(
+            shown
+                .iter()
+                .any(|cell| cell == metric.name || cell.contains(&format!("\"{}\"", metric.name))),
+            "the dashboard does not show {}",
+            metric.name
+        );
+    }
+
+    let alarms: Vec<String> = template["Resources"]
+        .as_hash()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::CloudWatch::Alarm")
+        .map(|(id, _)| text(id))
+        .collect();
+    assert!(!alarms.is_empty());
+    for alarm in alarms {
+        assert!(
+            references.contains(&format!("{alarm}.Arn")),
+            "the dashboard's alarm widget does not show {alarm}"
+        );
+    }
+}
