@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use exam_api::ExamApi;
 use lambda_http::{Body, Response};
-use oes_adapters::dead_letters::EmailQueues;
-use oes_adapters::memory::{MemoryJobs, MemoryQueue, NoCache};
+use oes_adapters::memory::{MemoryJobs, MemoryQueues, NoCache};
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, ManualClock, SystemClock};
 use oes_domain::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
 use oes_domain::ports::{
-    ExamConflict, ExamStore, QueueAdmin, StoreError, StoreUnavailable, UserStore, UserUpdate,
+    ExamConflict, ExamStore, StoreError, StoreUnavailable, UserStore, UserUpdate,
 };
 use oes_domain::security::JwtKeys;
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
@@ -42,22 +41,17 @@ pub struct ExamHarness {
     /// The time the exam service sees (starts at the real time; tokens are checked against
     /// the real time).
     pub clock: Arc<ManualClock>,
-    /// The email queue, when in memory.
-    pub queue: Option<Arc<MemoryQueue>>,
+    /// The email queues, when in memory.
+    pub queue: Option<Arc<MemoryQueues>>,
     jwt: JwtKeys,
 }
 
 impl ExamHarness {
-    /// exam-api over `adapters`, with `queues` for its admin API.
-    pub fn over(adapters: &ApiAdapters, queues: Arc<dyn QueueAdmin>) -> Self {
+    /// exam-api over `adapters`.
+    pub fn over(adapters: &ApiAdapters) -> Self {
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         Self {
-            api: ExamApi::new(
-                adapters,
-                JwtKeys::new(&jwt_settings()),
-                queues,
-                clock.clone(),
-            ),
+            api: ExamApi::new(adapters, JwtKeys::new(&jwt_settings()), clock.clone()),
             users: adapters.users.clone(),
             clock,
             queue: None,
@@ -67,9 +61,9 @@ impl ExamHarness {
 
     /// exam-api over in-memory adapters.
     pub fn in_memory() -> Self {
-        let queue = MemoryQueue::new();
+        let queue = MemoryQueues::new();
         let adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
-        let mut harness = Self::over(&adapters, queue.clone());
+        let mut harness = Self::over(&adapters);
         harness.queue = Some(queue);
         harness
     }
@@ -276,19 +270,9 @@ impl TestEnv {
         adapters
     }
 
-    /// The admin side of the email queues.
-    pub fn queue_admin(&self) -> Arc<dyn QueueAdmin> {
-        Arc::new(EmailQueues::new(
-            self.clients.sqs.clone(),
-            &self.provisioned.priority_queue_url,
-            &self.provisioned.bulk_queue_url,
-            &self.provisioned.dead_letter_queue_url,
-        ))
-    }
-
     /// exam-api over the real adapters, reading through `cache`.
     pub fn exam_harness(&self, cache: CacheAside) -> ExamHarness {
-        ExamHarness::over(&self.adapters_with_cache(cache), self.queue_admin())
+        ExamHarness::over(&self.adapters_with_cache(cache))
     }
 }
 

@@ -7,7 +7,8 @@
 //!   unique Redis key prefix, so tests run in parallel. Needs `make services` (which `make test`
 //!   runs); without it the test fails and says so.
 //! - [`Redis`], [`cache_policy`], [`on_both_redis!`]: the cache tests, run once against Redis and
-//!   once against the one-node Redis Cluster; [`PrivateRedis`]: a `redis-server` of the test's
+//!   once against the one-node Redis Cluster; [`on_every_cache!`]: the `Cache` contract, run
+//!   against the in-memory twin too; [`PrivateRedis`]: a `redis-server` of the test's
 //!   own, to kill, restart or freeze without disturbing the other tests.
 //! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
 //!   clock the test moves.
@@ -25,13 +26,14 @@ use email_worker::Worker;
 use exam_api::ExamApi;
 use lambda_http::{Body, Request, Response};
 use oes_adapters::aws::AwsClients;
-use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::memory::{MemoryCache, MemoryJobs, MemoryQueues};
 use oes_adapters::redis_cache::RedisCache;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::{Provisioned, provision};
+use oes_adapters::sqs::SqsQueues;
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, SystemClock};
-use oes_domain::ports::{Mailer, UserStore};
+use oes_domain::ports::{Mailer, MessageQueues, QueueName, ReceivedMessage, UserStore};
 use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
@@ -58,8 +60,8 @@ pub struct InMemoryApis {
     pub auth: AuthService,
     /// exam-api (with the admin API).
     pub exams: ExamApi,
-    /// The email queue both write to.
-    pub queue: Arc<MemoryQueue>,
+    /// The email queues both write to.
+    pub queue: Arc<MemoryQueues>,
     /// Email job records.
     pub jobs: Arc<MemoryJobs>,
     /// Accounts.
@@ -68,14 +70,13 @@ pub struct InMemoryApis {
 
 /// auth-api and exam-api over shared in-memory adapters.
 pub fn in_memory_apis() -> InMemoryApis {
-    let queue = MemoryQueue::new();
+    let queue = MemoryQueues::new();
     let jobs = Arc::new(MemoryJobs::default());
     let adapters = ApiAdapters::in_memory(queue.clone(), jobs.clone());
     let users = adapters.users.clone();
     let exams = ExamApi::new(
         &adapters,
         JwtKeys::new(&jwt_settings()),
-        queue.clone(),
         Arc::new(SystemClock),
     );
     let auth = auth_api::wire(
@@ -94,13 +95,13 @@ pub fn in_memory_apis() -> InMemoryApis {
 }
 
 /// auth-api over in-memory adapters, with the queue it writes to.
-pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueue>) {
+pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueues>) {
     in_memory_auth_with_clock(Arc::new(SystemClock))
 }
 
 /// As [`in_memory_auth`], with an injected clock.
-pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<MemoryQueue>) {
-    let queue = MemoryQueue::new();
+pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<MemoryQueues>) {
+    let queue = MemoryQueues::new();
     let service = auth_api::wire(
         ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default())),
         JwtKeys::new(&jwt_settings()),
@@ -108,6 +109,32 @@ pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<Mem
         clock,
     );
     (service, queue)
+}
+
+/// Takes up to `max` messages waiting on the lanes of `queues`, priority lane first: received
+/// and deleted, as a worker that handled them would.
+pub async fn take_waiting(queues: &MemoryQueues, max: usize) -> Vec<ReceivedMessage> {
+    let mut taken = Vec::new();
+    for lane in [QueueName::Priority, QueueName::Bulk] {
+        while taken.len() < max {
+            let want = u32::try_from((max - taken.len()).min(10)).unwrap_or(10);
+            let batch = queues
+                .receive(lane, want, None, Duration::ZERO)
+                .await
+                .expect("receive from memory");
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                queues
+                    .delete(lane, &message.receipt_handle)
+                    .await
+                    .expect("delete from memory");
+                taken.push(message);
+            }
+        }
+    }
+    taken
 }
 
 /// The Lambda request API Gateway would deliver for this call (from 127.0.0.1).
@@ -244,11 +271,21 @@ impl TestEnv {
         }
     }
 
+    /// The three queues of these resources on SQS (in the emulator).
+    pub fn sqs_queues(&self) -> Arc<dyn MessageQueues> {
+        let p = &self.provisioned;
+        Arc::new(SqsQueues::new(
+            self.clients.sqs.clone(),
+            &p.priority_queue_url,
+            &p.bulk_queue_url,
+            Some(&p.dead_letter_queue_url),
+        ))
+    }
+
     /// The worker's configuration for these resources.
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             resources: self.api_config().resources,
-            dead_letter_queue_url: self.provisioned.dead_letter_queue_url.clone(),
             sender_email: self.provisioned.sender_email.clone(),
             public_base_url: "https://exams.example.org".into(),
             retry: RetryPolicy::default(),
@@ -414,6 +451,50 @@ macro_rules! on_both_redis {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     super::$test($crate::Redis::Cluster).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The Redis cache adapter over the shared `redis` (2 s timeouts).
+pub fn redis_cache(redis: Redis) -> RedisCache {
+    RedisCache::connect(&redis.url(), redis.topology(), Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("redis url: {e}"))
+}
+
+/// A fresh in-memory cache (the Redis adapter's twin).
+pub fn memory_cache() -> MemoryCache {
+    MemoryCache::default()
+}
+
+/// Runs each named `async fn(&dyn Cache)` as three tests: `in_memory::<name>` over a fresh
+/// [`memory_cache`], and `standalone::<name>` and `cluster::<name>` over [`redis_cache`]. The
+/// bodies see the cache through the port only, so they hold the twin to the adapter.
+#[macro_export]
+macro_rules! on_every_cache {
+    ($($test:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&$crate::memory_cache()).await;
+                }
+            )*
+        }
+        mod standalone {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&$crate::redis_cache($crate::Redis::Standalone)).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&$crate::redis_cache($crate::Redis::Cluster)).await;
                 }
             )*
         }

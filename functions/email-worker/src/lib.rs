@@ -249,13 +249,14 @@ impl Worker {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+    use oes_adapters::memory::MemoryJobs;
     use oes_domain::clock::ManualClock;
     use oes_domain::email::EmailTemplate;
     use oes_domain::email::OutgoingEmail;
-    use oes_domain::ports::{JobStatus, Mailer};
+    use oes_domain::ports::{JobStatus, Mailer, QueueControl, QueueError};
     use oes_domain::security::Secret;
     use oes_domain::user::Email;
+    use std::collections::HashMap;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
@@ -294,16 +295,70 @@ mod tests {
         }
     }
 
+    /// A message the worker set aside.
+    struct DeadLetter {
+        body: String,
+        reason: String,
+    }
+
+    /// Stands in for the queue: records the backoff the worker asks for per message, and what
+    /// it sets aside. (What the real queues do with these is the contract suites' business.)
+    #[derive(Default)]
+    struct RecordingControl {
+        visibility: Mutex<HashMap<String, u32>>,
+        dead: Mutex<Vec<DeadLetter>>,
+    }
+
+    impl RecordingControl {
+        /// The backoff asked for `message_id` (and forgets it), else `default`.
+        fn take_visibility(&self, message_id: &str, default: u32) -> u32 {
+            self.visibility
+                .lock()
+                .ok()
+                .and_then(|mut v| v.remove(message_id))
+                .unwrap_or(default)
+        }
+
+        fn dead_letters(&self) -> std::sync::MutexGuard<'_, Vec<DeadLetter>> {
+            self.dead
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+
+    #[async_trait]
+    impl QueueControl for RecordingControl {
+        async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
+            if let Ok(mut visibility) = self.visibility.lock() {
+                visibility.insert(delivery.message_id.clone(), seconds);
+            }
+            Ok(())
+        }
+
+        async fn dead_letter(
+            &self,
+            _delivery: &Delivery,
+            body: &str,
+            reason: &str,
+        ) -> Result<(), QueueError> {
+            self.dead_letters().push(DeadLetter {
+                body: body.to_owned(),
+                reason: reason.to_owned(),
+            });
+            Ok(())
+        }
+    }
+
     struct Harness {
         worker: Worker,
         mailer: Arc<ScriptedMailer>,
         jobs: Arc<MemoryJobs>,
-        queue: Arc<MemoryQueue>,
+        queue: Arc<RecordingControl>,
     }
 
     fn harness(mailer: Arc<ScriptedMailer>) -> Harness {
         let jobs = Arc::new(MemoryJobs::default());
-        let queue = MemoryQueue::new();
+        let queue = Arc::new(RecordingControl::default());
         let adapters = WorkerAdapters {
             mailer: mailer.clone(),
             jobs: jobs.clone(),
@@ -393,7 +448,7 @@ mod tests {
         assert_eq!(h.mailer.sent(), 2);
         let dead = h.queue.dead_letters();
         assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].message.body, "{not json");
+        assert_eq!(dead[0].body, "{not json");
         assert!(
             dead[0].reason.starts_with("undecodable"),
             "{}",
@@ -491,8 +546,10 @@ mod tests {
                 .last_error
                 .is_some_and(|e| e.contains("MessageRejected"))
         );
-        let dead = h.queue.dead_letters();
-        assert!(dead.len() == 1 && dead[0].reason.contains("MessageRejected"));
+        {
+            let dead = h.queue.dead_letters();
+            assert!(dead.len() == 1 && dead[0].reason.contains("MessageRejected"));
+        }
         let again = h
             .worker
             .handle_batch(batch(vec![record("m", &job.encode(), 2)]))

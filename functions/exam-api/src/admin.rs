@@ -12,14 +12,13 @@ use std::sync::Arc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_domain::clock::Clock;
-use oes_domain::ports::{BoxError, JobLedger, QueueAdmin, StoreUnavailable};
+use oes_domain::pipeline::{QueueAdmin, redrive};
+use oes_domain::ports::{BoxError, JobLedger, StoreUnavailable};
 use oes_domain::user::Role;
 use oes_runtime::http::{ApiError, bearer_token, json, parse_json};
-use oes_runtime::session::SessionError;
+use oes_runtime::session::{SessionError, Sessions};
 use serde::Deserialize;
 use serde_json::json;
-
-use crate::ExamApi;
 
 /// Every admin route, as `(method, path template)`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -31,8 +30,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The email pipeline's operations.
 pub struct AdminService {
-    /// Queue counts, dead letters, redrive.
-    pub queues: Arc<dyn QueueAdmin>,
+    /// Queue counts, dead letters, purge; the queues to redrive.
+    pub queues: QueueAdmin,
     /// Job records.
     pub jobs: Arc<dyn JobLedger>,
     /// Time.
@@ -62,12 +61,12 @@ fn unavailable(error: BoxError) -> ApiError {
 
 /// Routes an `/admin/*` request after checking that the caller is an admin.
 pub async fn route(
-    api: &ExamApi,
+    sessions: &Sessions,
+    admin: &AdminService,
     request: &Request,
     path: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let (caller, _) = api
-        .sessions
+    let (caller, _) = sessions
         .authenticate(bearer_token(request)?)
         .await
         .map_err(session_error)?;
@@ -78,11 +77,14 @@ pub async fn route(
             "this needs the admin role",
         ));
     }
-    let admin = &api.admin;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["admin", "queues"]) => {
-            let counts = admin.queues.counts().await.map_err(unavailable)?;
+            let counts = admin
+                .queues
+                .counts()
+                .await
+                .map_err(|e| unavailable(e.into()))?;
             Ok(json(StatusCode::OK, &json!({ "queues": counts })))
         }
         (&Method::GET, ["admin", "email-jobs", job_id]) if !job_id.is_empty() => {
@@ -106,7 +108,11 @@ pub async fn route(
                     .filter(|n| (1..=500).contains(n))
                     .ok_or_else(|| ApiError::validation("max: must be a number from 1 to 500"))?,
             };
-            let messages = admin.queues.dead_letters(max).await.map_err(unavailable)?;
+            let messages = admin
+                .queues
+                .dead_letters(max)
+                .await
+                .map_err(|e| unavailable(e.into()))?;
             Ok(json(StatusCode::OK, &json!({ "messages": messages })))
         }
         (&Method::POST, ["admin", "dlq", "redrive"]) => {
@@ -120,11 +126,15 @@ pub async fn route(
                     ));
                 }
             };
-            let report = admin
-                .queues
-                .redrive(only, admin.jobs.as_ref(), admin.clock.as_ref())
-                .await
-                .map_err(unavailable)?;
+            let report = redrive(
+                admin.queues.queues(),
+                admin.jobs.as_ref(),
+                admin.clock.as_ref(),
+                only,
+                |_| {},
+            )
+            .await
+            .map_err(|e| unavailable(e.into()))?;
             Ok(json(StatusCode::OK, &report))
         }
         (

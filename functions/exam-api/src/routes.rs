@@ -12,7 +12,7 @@ use oes_domain::exam::{
     AttemptId, ExamFields, ExamId, QuestionFields, QuestionId, parse_description, parse_duration,
     parse_pass_mark, parse_title,
 };
-use oes_domain::ports::QueueAdmin;
+use oes_domain::pipeline::QueueAdmin;
 use oes_domain::security::JwtKeys;
 use oes_domain::user::UserProfile;
 use oes_runtime::http::{
@@ -41,13 +41,8 @@ pub struct ExamApi {
 }
 
 impl ExamApi {
-    /// exam-api over `adapters`, with `queues` for the admin API of the email pipeline.
-    pub fn new(
-        adapters: &ApiAdapters,
-        jwt: JwtKeys,
-        queues: Arc<dyn QueueAdmin>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// exam-api over `adapters` (their queues serve the admin API of the email pipeline).
+    pub fn new(adapters: &ApiAdapters, jwt: JwtKeys, clock: Arc<dyn Clock>) -> Self {
         Self {
             sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
             exams: ExamService::new(
@@ -58,7 +53,7 @@ impl ExamApi {
                 clock.clone(),
             ),
             admin: AdminService {
-                queues,
+                queues: QueueAdmin::new(adapters.queues.clone()),
                 jobs: adapters.jobs.clone(),
                 clock,
             },
@@ -202,7 +197,7 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
     };
     let span = request_span(&request);
     let result = if path.starts_with("/admin/") {
-        admin::route(api, &request, path)
+        admin::route(&api.sessions, &api.admin, &request, path)
             .instrument(span.clone())
             .await
     } else {

@@ -9,7 +9,6 @@
 //!   `template.yaml`, and provisioning itself.
 
 pub mod aws;
-pub mod dead_letters;
 pub mod dynamo;
 pub mod memory;
 pub mod outbox;

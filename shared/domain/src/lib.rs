@@ -10,6 +10,8 @@
 //! - [`ports`]: one narrow trait per external system, each with its own typed error.
 //! - [`cache`]: the cache-aside policy over the `Cache` port, and the cache keys.
 //! - [`producer`]: queueing an email job (record it, then put it on its lane).
+//! - [`pipeline`]: the email lanes, the worker's queue control, the operators' view of the queues
+//!   and the one redrive — written once over the `MessageQueues` port.
 //! - [`metrics`]: the name of every metric, written as CloudWatch Embedded Metric Format lines.
 
 pub mod cache;
@@ -17,6 +19,7 @@ pub mod clock;
 pub mod email;
 pub mod exam;
 pub mod metrics;
+pub mod pipeline;
 pub mod ports;
 pub mod producer;
 pub mod security;

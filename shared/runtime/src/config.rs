@@ -77,18 +77,23 @@ pub struct ResourceConfig {
     pub priority_queue_url: String,
     /// Bulk email lane (`OES_BULK_QUEUE_URL`).
     pub bulk_queue_url: String,
+    /// The dead-letter queue (`OES_DLQ_URL`): the worker sets messages aside there, exam-api's
+    /// admin API lists and redrives them; auth-api does without it.
+    pub dead_letter_queue_url: Option<String>,
     /// How long email job records are kept after their last change
     /// (`OES_JOB_RETENTION_DAYS`, default 14).
     pub job_retention_seconds: i64,
 }
 
 impl ResourceConfig {
-    /// Reads `OES_TABLE`, `OES_PRIORITY_QUEUE_URL`, `OES_BULK_QUEUE_URL`.
+    /// Reads `OES_TABLE`, `OES_PRIORITY_QUEUE_URL`, `OES_BULK_QUEUE_URL`, `OES_DLQ_URL`,
+    /// `OES_JOB_RETENTION_DAYS`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("OES_TABLE")?,
             priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
             bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
+            dead_letter_queue_url: env.optional("OES_DLQ_URL"),
             job_retention_seconds: env
                 .parsed::<i64>("OES_JOB_RETENTION_DAYS", DEFAULT_JOB_RETENTION_DAYS)?
                 * 86_400,
@@ -109,6 +114,14 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// The dead-letter queue's URL, which exam-api's admin API needs (`OES_DLQ_URL`).
+    pub fn dead_letter_queue_url(&self) -> Result<&str, ConfigError> {
+        self.resources
+            .dead_letter_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("OES_DLQ_URL"))
+    }
+
     /// The variables without which an API function does not start.
     pub const REQUIRED: &[&str] = &[
         "OES_TABLE",
@@ -257,10 +270,9 @@ pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
 /// Configuration of the email worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Table (job records) and the two lanes it consumes.
+    /// Table (job records), the two lanes it consumes and the dead-letter queue (required here:
+    /// where failed and undecodable messages are set aside).
     pub resources: ResourceConfig,
-    /// `OES_DLQ_URL`: where failed and undecodable messages are set aside.
-    pub dead_letter_queue_url: String,
     /// `OES_SENDER_EMAIL`: the verified SES identity mail is sent from.
     pub sender_email: String,
     /// `OES_PUBLIC_BASE_URL`: where links in emails point.
@@ -331,9 +343,12 @@ impl WorkerConfig {
             });
         }
         let defaults = RetryPolicy::default();
+        let resources = ResourceConfig::load(env)?;
+        if resources.dead_letter_queue_url.is_none() {
+            return Err(ConfigError::Missing("OES_DLQ_URL"));
+        }
         Ok(Self {
-            resources: ResourceConfig::load(env)?,
-            dead_letter_queue_url: env.required("OES_DLQ_URL")?,
+            resources,
             sender_email: env.required("OES_SENDER_EMAIL")?,
             public_base_url,
             retry: RetryPolicy {
@@ -356,6 +371,7 @@ impl From<&Provisioned> for ResourceConfig {
             table: provisioned.table.clone(),
             priority_queue_url: provisioned.priority_queue_url.clone(),
             bulk_queue_url: provisioned.bulk_queue_url.clone(),
+            dead_letter_queue_url: Some(provisioned.dead_letter_queue_url.clone()),
             job_retention_seconds: DEFAULT_JOB_RETENTION_DAYS * 86_400,
         }
     }

@@ -5,9 +5,11 @@
 //! - [`telemetry`]: logging set-up (JSON in Lambda).
 //! - [`http`]: JSON bodies, the error shape `{"error": {"code", "message"}}`, bearer tokens.
 //! - [`session`]: who is calling (bearer token → current profile), for every API.
+//! - [`event_source`]: the Lambda event source mapping, for running the worker outside Lambda.
 //! - [`rate_limit`]: fixed-window rate limits counted in the cache, with a local fallback.
 
 pub mod config;
+pub mod event_source;
 pub mod http;
 pub mod rate_limit;
 pub mod session;

@@ -12,11 +12,12 @@ use oes_adapters::memory::{
 use oes_adapters::redis_cache::RedisCache;
 use oes_adapters::secrets::read_secret;
 use oes_adapters::ses::SesMailer;
-use oes_adapters::sqs::{SqsEmailQueue, SqsQueueControl};
+use oes_adapters::sqs::SqsQueues;
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::SystemClock;
+use oes_domain::pipeline::EmailLanes;
 use oes_domain::ports::{
-    AttemptStore, BoxError, Cache, EmailQueue, ExamStore, JobLedger, Mailer, QueueControl,
+    AttemptStore, BoxError, Cache, ExamStore, JobLedger, Mailer, MessageQueues, QueueControl,
     TokenStore, UserStore,
 };
 use oes_domain::producer::EmailProducer;
@@ -34,6 +35,8 @@ pub struct ApiAdapters {
     pub attempts: Arc<dyn AttemptStore>,
     /// Email jobs: producer side.
     pub emails: EmailProducer,
+    /// The email queues (the admin API lists, counts and redrives them).
+    pub queues: Arc<dyn MessageQueues>,
     /// Email job records.
     pub jobs: Arc<dyn JobLedger>,
     /// Cache-aside reads.
@@ -56,10 +59,11 @@ impl ApiAdapters {
             &resources.table,
             resources.job_retention_seconds,
         ));
-        let queue = Arc::new(SqsEmailQueue::new(
+        let queues: Arc<dyn MessageQueues> = Arc::new(SqsQueues::new(
             clients.sqs.clone(),
             &resources.priority_queue_url,
             &resources.bulk_queue_url,
+            resources.dead_letter_queue_url.as_deref(),
         ));
         Ok(Self {
             users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), &resources.table)),
@@ -72,22 +76,25 @@ impl ApiAdapters {
                 clients.dynamodb.clone(),
                 &resources.table,
             )),
-            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            emails: producer(&queues, &jobs),
+            queues,
             jobs,
             limiter: RateLimiter::new(redis.clone(), &config.cache.prefix, &config.cache.settings),
             cache: policy(redis, &config.cache),
         })
     }
 
-    /// In-memory adapters around the given email queue and job ledger (the embedded mode and
+    /// In-memory adapters around the given email queues and job ledger (the embedded mode and
     /// unit tests).
-    pub fn in_memory(queue: Arc<dyn EmailQueue>, jobs: Arc<MemoryJobs>) -> Self {
+    pub fn in_memory(queues: Arc<dyn MessageQueues>, jobs: Arc<MemoryJobs>) -> Self {
+        let jobs: Arc<dyn JobLedger> = jobs;
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
             exams: Arc::new(MemoryExams::default()),
             attempts: Arc::new(MemoryAttempts::default()),
-            emails: EmailProducer::new(queue, jobs.clone(), Arc::new(SystemClock)),
+            emails: producer(&queues, &jobs),
+            queues,
             jobs,
             cache: CacheAside::new(
                 Arc::new(MemoryCache::default()),
@@ -97,6 +104,15 @@ impl ApiAdapters {
             limiter: RateLimiter::in_memory(),
         }
     }
+}
+
+/// The producer of email jobs: a record in `jobs`, then a message on its lane of `queues`.
+fn producer(queues: &Arc<dyn MessageQueues>, jobs: &Arc<dyn JobLedger>) -> EmailProducer {
+    EmailProducer::new(
+        Arc::new(EmailLanes::new(queues.clone())),
+        jobs.clone(),
+        Arc::new(SystemClock),
+    )
 }
 
 /// The cache-aside policy `config` asks for: over Redis when `REDIS_URL` is set (the Redis
@@ -154,11 +170,12 @@ impl WorkerAdapters {
                 &resources.table,
                 resources.job_retention_seconds,
             )),
-            control: Arc::new(SqsQueueControl::new(
+            control: Arc::new(EmailLanes::new(Arc::new(SqsQueues::new(
                 clients.sqs.clone(),
-                &[&resources.priority_queue_url, &resources.bulk_queue_url],
-                &config.dead_letter_queue_url,
-            )),
+                &resources.priority_queue_url,
+                &resources.bulk_queue_url,
+                resources.dead_letter_queue_url.as_deref(),
+            )))),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The admin API of the email pipeline through exam-api's handler: only admins, and the same
 //! answers `oesctl` gives (counts, job records, dead letters, redrive).
 
-use oes_domain::ports::{Delivery, QueueControl, UserUpdate};
+use oes_domain::pipeline::EmailLanes;
+use oes_domain::ports::{Delivery, MessageQueues, QueueControl, QueueName, UserUpdate};
 use oes_domain::user::{Email, Role};
 use oes_tests::{InMemoryApis, call, in_memory_apis, read, request};
 use serde_json::{Value, json};
@@ -23,7 +24,10 @@ async fn exam(
 async fn signed_in_as(apis: &InMemoryApis, email: &str, role: Role) -> String {
     let register = json!({"email": email, "password": "correct horse", "name": "Op"}).to_string();
     call(&apis.auth, "POST", "/auth/register", Some(&register), None).await;
-    let message = apis.queue.try_receive(1).pop().expect("verification job");
+    let message = oes_tests::take_waiting(&apis.queue, 1)
+        .await
+        .pop()
+        .expect("verification job");
     let job = oes_domain::email::EmailJob::decode(&message.body).expect("job");
     let oes_domain::email::EmailTemplate::Verification { token, .. } = job.template else {
         panic!("not a verification job");
@@ -88,15 +92,18 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
     let resend = json!({"email": "pending@example.com", "password": "correct horse", "name": "P"})
         .to_string();
     call(&apis.auth, "POST", "/auth/register", Some(&resend), None).await;
-    let message = apis.queue.try_receive(1).pop().expect("a queued job");
+    let message = oes_tests::take_waiting(&apis.queue, 1)
+        .await
+        .pop()
+        .expect("a queued job");
     let job = oes_domain::email::EmailJob::decode(&message.body).expect("job");
     let delivery = Delivery {
-        source: "memory".into(),
+        source: apis.queue.name(QueueName::Priority).into(),
         message_id: message.message_id.clone(),
-        receipt_handle: message.message_id.clone(),
+        receipt_handle: message.receipt_handle.clone(),
         receive_count: 1,
     };
-    apis.queue
+    EmailLanes::new(apis.queue.clone())
         .dead_letter(
             &delivery,
             &message.body,
@@ -164,7 +171,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
     )
     .await;
     assert_eq!((status, report), (200, json!({"moved": 1, "skipped": 0})));
-    let redriven = apis.queue.try_receive(10);
+    let redriven = oes_tests::take_waiting(&apis.queue, 10).await;
     assert_eq!(redriven.len(), 1, "back on its lane");
     assert_eq!(
         oes_domain::email::EmailJob::decode(&redriven[0].body)

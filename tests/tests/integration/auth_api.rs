@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
-use oes_adapters::memory::MemoryQueue;
+use oes_adapters::memory::MemoryQueues;
 use oes_domain::clock::ManualClock;
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_tests::{call, in_memory_auth, in_memory_auth_with_clock};
 use serde_json::{Value, json};
 
 /// The one-time tokens in the queued emails, oldest first (draining the queue).
-fn queued_tokens(queue: &MemoryQueue) -> Vec<(String, String)> {
-    queue
-        .try_receive(100)
+async fn queued_tokens(queue: &MemoryQueues) -> Vec<(String, String)> {
+    oes_tests::take_waiting(queue, 100)
+        .await
         .into_iter()
         .map(|m| {
             let job = EmailJob::decode(&m.body).expect("a valid job");
@@ -41,9 +41,12 @@ async fn login(service: &auth_api::AuthService, email: &str, password: &str) -> 
 }
 
 /// Registers and verifies `email`, returns an access token.
-async fn signed_in(service: &auth_api::AuthService, queue: &MemoryQueue, email: &str) -> String {
+async fn signed_in(service: &auth_api::AuthService, queue: &MemoryQueues, email: &str) -> String {
     assert_eq!(register(service, email).await.0, 201);
-    let (_, token) = queued_tokens(queue).pop().expect("a verification email");
+    let (_, token) = queued_tokens(queue)
+        .await
+        .pop()
+        .expect("a verification email");
     let payload = body(json!({ "token": token }));
     assert_eq!(
         call(service, "POST", "/auth/verify-email", Some(&payload), None)
@@ -74,7 +77,7 @@ async fn sign_up_verify_and_sign_in() {
         (403, Some("email_not_verified"))
     );
 
-    let tokens = queued_tokens(&queue);
+    let tokens = queued_tokens(&queue).await;
     assert_eq!(tokens.len(), 1, "exactly one verification email is queued");
     let (to, token) = &tokens[0];
     assert_eq!(to, "ada@example.com");
@@ -122,7 +125,7 @@ async fn a_taken_email_is_a_conflict() {
 async fn verification_tokens_are_single_use() {
     let (service, queue) = in_memory_auth();
     register(&service, "ada@example.com").await;
-    let (_, token) = queued_tokens(&queue).pop().expect("token");
+    let (_, token) = queued_tokens(&queue).await.pop().expect("token");
     let payload = body(json!({ "token": token }));
     assert_eq!(
         call(&service, "POST", "/auth/verify-email", Some(&payload), None)
@@ -142,7 +145,7 @@ async fn verification_tokens_expire_after_a_day() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let (service, queue) = in_memory_auth_with_clock(clock.clone());
     register(&service, "ada@example.com").await;
-    let (_, token) = queued_tokens(&queue).pop().expect("token");
+    let (_, token) = queued_tokens(&queue).await.pop().expect("token");
     clock.advance(24 * 3600 + 1);
     let payload = body(json!({ "token": token }));
     let (status, error) = call(&service, "POST", "/auth/verify-email", Some(&payload), None).await;
@@ -157,7 +160,7 @@ async fn resend_answers_the_same_whatever_the_account_and_sends_only_when_unveri
     let (service, queue) = in_memory_auth();
     signed_in(&service, &queue, "verified@example.com").await;
     register(&service, "pending@example.com").await;
-    queued_tokens(&queue);
+    queued_tokens(&queue).await;
     for email in [
         "nobody@example.com",
         "verified@example.com",
@@ -179,6 +182,7 @@ async fn resend_answers_the_same_whatever_the_account_and_sends_only_when_unveri
         );
     }
     let sent: Vec<_> = queued_tokens(&queue)
+        .await
         .into_iter()
         .map(|(to, _)| to)
         .collect();
@@ -245,7 +249,7 @@ async fn a_password_reset_revokes_earlier_access_tokens_and_reset_links() {
         None,
     )
     .await;
-    let tokens = queued_tokens(&queue);
+    let tokens = queued_tokens(&queue).await;
     assert_eq!(
         tokens.len(),
         2,
@@ -326,7 +330,10 @@ async fn an_email_change_applies_only_once_the_new_address_is_verified() {
         "nothing changes before verification"
     );
 
-    let (to, token) = queued_tokens(&queue).pop().expect("a confirmation email");
+    let (to, token) = queued_tokens(&queue)
+        .await
+        .pop()
+        .expect("a confirmation email");
     assert_eq!(to, "ada@new.example");
     let payload = body(json!({ "token": token }));
     let (status, verified) =
@@ -367,7 +374,7 @@ async fn an_email_change_to_a_taken_address_sends_nothing_and_says_nothing() {
     )
     .await;
     assert_eq!(status, 202);
-    assert!(queued_tokens(&queue).is_empty());
+    assert!(queued_tokens(&queue).await.is_empty());
 }
 
 #[tokio::test]

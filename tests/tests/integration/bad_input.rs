@@ -46,12 +46,15 @@ fn assert_error(answer: &(u16, Value), status: u16, code: &str, case: &str) {
 /// A bearer token for a verified account, for the routes behind authentication.
 async fn bearer(
     service: &auth_api::AuthService,
-    queue: &oes_adapters::memory::MemoryQueue,
+    queue: &oes_adapters::memory::MemoryQueues,
 ) -> String {
     let register =
         json!({"email": "ada@example.com", "password": "correct horse", "name": "Ada"}).to_string();
     call(service, "POST", "/auth/register", Some(&register), None).await;
-    let message = queue.try_receive(1).pop().expect("verification job");
+    let message = oes_tests::take_waiting(queue, 1)
+        .await
+        .pop()
+        .expect("verification job");
     let job = oes_domain::email::EmailJob::decode(&message.body).expect("job");
     let oes_domain::email::EmailTemplate::Verification { token, .. } = job.template else {
         panic!("not a verification job");

@@ -9,16 +9,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
-use oes_adapters::dead_letters::EmailQueues;
 use oes_adapters::ses::SesMailer;
-use oes_adapters::sqs::{SqsEventSource, SqsQueueControl};
 use oes_domain::clock::SystemClock;
 use oes_domain::email::OutgoingEmail;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::ports::{Delivery, JobStatus, MailError, Mailer, QueueControl, QueueError};
+use oes_domain::pipeline::{EmailLanes, QueueAdmin, redrive};
+use oes_domain::ports::{
+    Delivery, JobStatus, MailError, Mailer, QueueControl, QueueError, QueueName,
+};
 use oes_domain::security::Secret;
 use oes_domain::user::Email;
 use oes_runtime::config::RetryPolicy;
+use oes_runtime::event_source::EventSource;
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
 use oes_tests::{TestEnv, ses_messages_to};
 
@@ -44,13 +46,8 @@ async fn enqueue(env: &TestEnv, job: EmailJob) -> String {
 
 /// Receives one batch from the priority lane without running the worker.
 async fn receive(env: &TestEnv) -> SqsEvent {
-    let source = SqsEventSource::new(
-        env.clients.sqs.clone(),
-        env.provisioned.priority_queue_url.clone(),
-    )
-    .await
-    .expect("source")
-    .with_wait(Duration::from_secs(5));
+    let source =
+        EventSource::new(env.sqs_queues(), QueueName::Priority).with_wait(Duration::from_secs(5));
     let mut captured = None;
     source
         .poll_once(|event| {
@@ -66,27 +63,16 @@ async fn receive(env: &TestEnv) -> SqsEvent {
 
 /// Polls the priority lane once through `worker`, as the event source mapping would.
 async fn poll(env: &TestEnv, worker: &Worker) -> usize {
-    let source = SqsEventSource::new(
-        env.clients.sqs.clone(),
-        env.provisioned.priority_queue_url.clone(),
-    )
-    .await
-    .expect("source")
-    .with_wait(Duration::from_secs(5));
+    let source =
+        EventSource::new(env.sqs_queues(), QueueName::Priority).with_wait(Duration::from_secs(5));
     source
         .poll_once(|event| async { Ok::<_, Infallible>(worker.handle_batch(event).await) })
         .await
         .expect("poll")
 }
 
-fn queues(env: &TestEnv) -> EmailQueues {
-    let p = &env.provisioned;
-    EmailQueues::new(
-        env.clients.sqs.clone(),
-        &p.priority_queue_url,
-        &p.bulk_queue_url,
-        &p.dead_letter_queue_url,
-    )
+fn queues(env: &TestEnv) -> QueueAdmin {
+    QueueAdmin::new(env.sqs_queues())
 }
 
 async fn ledger_status(env: &TestEnv, job_id: &str) -> (JobStatus, u32, Option<String>) {
@@ -171,7 +157,7 @@ async fn a_rejected_email_fails_with_its_reason_and_goes_to_the_dead_letter_queu
     let (status, _, error) = ledger_status(&env, &job_id).await;
     assert_eq!(status, JobStatus::Failed);
     assert!(error.is_some_and(|e| e.contains("MessageRejected")));
-    let dead = queues(&env).list(10).await.expect("list");
+    let dead = queues(&env).dead_letters(10).await.expect("list");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].job_id.as_deref(), Some(job_id.as_str()));
     assert!(
@@ -216,7 +202,7 @@ impl Mailer for Flaky {
 /// The real SQS control, recording the backoffs it is asked for.
 struct Recording {
     waits: Mutex<Vec<u32>>,
-    inner: SqsQueueControl,
+    inner: EmailLanes,
 }
 
 #[async_trait]
@@ -243,11 +229,7 @@ fn flaky_worker(env: &TestEnv, failures: u32, retry: RetryPolicy) -> (Worker, Ar
     let p = &env.provisioned;
     let control = Arc::new(Recording {
         waits: Mutex::new(Vec::new()),
-        inner: SqsQueueControl::new(
-            env.clients.sqs.clone(),
-            &[&p.priority_queue_url, &p.bulk_queue_url],
-            &p.dead_letter_queue_url,
-        ),
+        inner: EmailLanes::new(env.sqs_queues()),
     });
     let mut adapters = WorkerAdapters::aws(&env.clients, &config);
     adapters.mailer = Arc::new(Flaky {
@@ -304,16 +286,21 @@ async fn exhausted_attempts_land_in_the_dead_letter_queue_and_a_redrive_delivers
     assert_eq!(poll(&env, &worker).await, 1);
     let (status, attempts, _) = ledger_status(&env, &job_id).await;
     assert_eq!((status, attempts), (JobStatus::Dead, 1));
-    let dead = queues(&env).list(10).await.expect("list");
+    let dead = queues(&env).dead_letters(10).await.expect("list");
     let dead_jobs: Vec<_> = dead.iter().filter_map(|d| d.job_id.as_deref()).collect();
     assert_eq!(dead_jobs, [job_id.as_str()]);
 
     let jobs = WorkerAdapters::aws(&env.clients, &env.worker_config()).jobs;
     let mut progress = 0;
-    let report = queues(&env)
-        .redrive(None, jobs.as_ref(), &SystemClock, |_| progress += 1)
-        .await
-        .expect("redrive");
+    let report = redrive(
+        queues(&env).queues(),
+        jobs.as_ref(),
+        &SystemClock,
+        None,
+        |_| progress += 1,
+    )
+    .await
+    .expect("redrive");
     assert_eq!((report.moved, report.skipped, progress), (1, 0, 1));
     assert_eq!(ledger_status(&env, &job_id).await.0, JobStatus::Queued);
 
@@ -346,7 +333,7 @@ async fn an_undecodable_body_goes_to_the_dead_letter_queue_and_the_rest_of_the_b
         handled += got;
     }
     assert_eq!(ses_messages_to(&env.endpoints.aws, &to).await.len(), 1);
-    let dead = queues(&env).list(10).await.expect("list");
+    let dead = queues(&env).dead_letters(10).await.expect("list");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].job_id, None);
     assert!(

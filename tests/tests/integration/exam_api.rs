@@ -2,7 +2,6 @@
 //! route and role, grading, the student view without answers, recorded results that survive
 //! edits, pagination, and the result email.
 
-use oes_domain::ports::QueueAdmin;
 use oes_domain::user::Role;
 use oes_tests::exams::{Caller, ExamHarness};
 use serde_json::{Value, json};
@@ -466,7 +465,10 @@ async fn a_second_submit_returns_the_same_result_and_queues_no_second_email() {
     );
 
     let queue = w.h.queue.as_ref().expect("in-memory queue");
-    let counts = queue.counts().await.expect("counts");
+    let counts = oes_domain::pipeline::QueueAdmin::new(queue.clone())
+        .counts()
+        .await
+        .expect("counts");
     let bulk = counts
         .iter()
         .find(|c| c.queue.ends_with("bulk"))
@@ -475,7 +477,10 @@ async fn a_second_submit_returns_the_same_result_and_queues_no_second_email() {
         bulk.visible, 1,
         "one result email on the bulk lane: {counts:?}"
     );
-    let message = queue.try_receive(10).pop().expect("the result email");
+    let message = oes_tests::take_waiting(queue, 10)
+        .await
+        .pop()
+        .expect("the result email");
     assert!(
         message.body.contains("\"kind\":\"exam_result\""),
         "{}",

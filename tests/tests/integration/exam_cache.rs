@@ -280,7 +280,7 @@ async fn a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once(redis
         env.adapters_with_cache(cache_policy(redis, &env.prefix, CacheSettings::default()));
     let counting = CountingExams::new(adapters.exams.clone());
     adapters.exams = counting.clone();
-    let h = ExamHarness::over(&adapters, env.queue_admin());
+    let h = ExamHarness::over(&adapters);
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;
     let (exam, _) = h.exam_with_questions(&owner, 1, true).await;

@@ -5,12 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
-use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_adapters::outbox::OutboxMailer;
 use oes_domain::clock::SystemClock;
+use oes_domain::pipeline::EmailLanes;
+use oes_domain::ports::{MessageQueues, QueueName};
 use oes_domain::user::Role;
 use oes_local::fixtures::path_parameters;
 use oes_runtime::config::RetryPolicy;
@@ -487,13 +490,15 @@ fn sqs_event(name: &str) -> SqsEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"))
 }
 
-fn outbox() -> (PathBuf, Worker, Arc<MemoryQueue>) {
+/// The worker over in-memory adapters, mail to a fresh outbox folder, and queues named as the
+/// fixtures' `eventSourceARN` (stack `oes-dev`).
+fn outbox() -> (PathBuf, Worker, Arc<MemoryQueues>) {
     let dir = std::env::temp_dir().join(format!("oes-fixture-outbox-{}", uuid::Uuid::new_v4()));
-    let queue = MemoryQueue::new();
+    let queue = Arc::new(MemoryQueues::named("oes-dev"));
     let adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(&dir, "noreply@example.com")),
         jobs: Arc::new(MemoryJobs::default()),
-        control: queue.clone(),
+        control: Arc::new(EmailLanes::new(queue.clone())),
     };
     let worker = Worker::new(
         adapters,
@@ -552,9 +557,11 @@ async fn the_poison_fixture_sets_only_the_poison_record_aside() {
     let response = worker.handle_batch(event).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let dead: Vec<_> = queue
-        .dead_letters()
+        .receive(QueueName::DeadLetter, 10, Some(0), Duration::ZERO)
+        .await
+        .expect("receive")
         .into_iter()
-        .map(|d| d.message.message_id)
+        .filter_map(|d| d.attributes.get("original_message_id").cloned())
         .collect();
     assert_eq!(dead, [poison]);
     assert_eq!(written(&dir).len(), 1);

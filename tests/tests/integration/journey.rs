@@ -5,9 +5,10 @@
 use std::convert::Infallible;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use oes_adapters::sqs::SqsEventSource;
+use oes_domain::ports::QueueName;
 use oes_domain::user::UserId;
 use oes_runtime::config::RetryPolicy;
+use oes_runtime::event_source::EventSource;
 use oes_tests::{TestEnv, call, read, request, ses_messages_to, token_in};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -59,9 +60,7 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
     );
 
     let worker = env.worker(None, RetryPolicy::default());
-    let source = SqsEventSource::new(env.clients.sqs.clone(), queues.priority_queue_url.clone())
-        .await
-        .expect("event source");
+    let source = EventSource::new(env.sqs_queues(), QueueName::Priority);
     let handled = source
         .poll_once(|event| async { Ok::<_, Infallible>(worker.handle_batch(event).await) })
         .await

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use exam_api::ExamApi;
 use lambda_http::Request;
 use oes_adapters::aws::AwsClients;
-use oes_adapters::dead_letters::EmailQueues;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::provision;
 use oes_domain::clock::{Clock, SystemClock};
@@ -69,18 +68,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         jwt: jwt.clone(),
     };
     let adapters = ApiAdapters::aws(&clients, &config)?;
-    let queues = EmailQueues::new(
-        clients.sqs.clone(),
-        &provisioned.priority_queue_url,
-        &provisioned.bulk_queue_url,
-        &provisioned.dead_letter_queue_url,
-    );
-    let api = ExamApi::new(
-        &adapters,
-        JwtKeys::new(&jwt),
-        Arc::new(queues),
-        Arc::new(SystemClock),
-    );
+    let api = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
 
     // A student, and a published exam of ten questions owned by an instructor.
     let now = SystemClock.now();

@@ -7,9 +7,10 @@ use std::time::Instant;
 use oes_adapters::aws::AwsClients;
 use oes_adapters::dynamo::DynamoJobs;
 use oes_adapters::resources::provision;
-use oes_adapters::sqs::SqsEmailQueue;
+use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::pipeline::EmailLanes;
 use oes_domain::ports::BoxError;
 use oes_domain::producer::EmailProducer;
 use oes_domain::security::Secret;
@@ -27,11 +28,12 @@ pub async fn run(jobs: usize) -> Result<(), BoxError> {
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let provisioned = provision(&clients, &prefix, "noreply@example.com").await?;
     let producer = EmailProducer::new(
-        Arc::new(SqsEmailQueue::new(
+        Arc::new(EmailLanes::new(Arc::new(SqsQueues::new(
             clients.sqs.clone(),
             &provisioned.priority_queue_url,
             &provisioned.bulk_queue_url,
-        )),
+            None,
+        )))),
         Arc::new(DynamoJobs::new(
             clients.dynamodb.clone(),
             &provisioned.table,

@@ -10,11 +10,12 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use email_worker::Worker;
 use oes_adapters::aws::AwsClients;
 use oes_adapters::dynamo::DynamoJobs;
-use oes_adapters::memory::{MemoryJobs, MemoryQueue};
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_adapters::resources::provision;
 use oes_domain::clock::SystemClock;
 use oes_domain::email::OutgoingEmail;
 use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::pipeline::EmailLanes;
 use oes_domain::ports::{BoxError, JobLedger, MailError, Mailer};
 use oes_domain::user::Email;
 use oes_runtime::config::RetryPolicy;
@@ -86,7 +87,7 @@ pub async fn run(emails: usize, dynamo: bool) -> Result<(), BoxError> {
         WorkerAdapters {
             mailer: Arc::new(InstantMailer),
             jobs,
-            control: MemoryQueue::new(),
+            control: Arc::new(EmailLanes::new(MemoryQueues::new())),
         },
         "https://exams.example.org",
         RetryPolicy::default(),

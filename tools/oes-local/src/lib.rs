@@ -3,11 +3,12 @@
 //! - [`gateway`]: turns each HTTP request into the API Gateway v2 (HTTP API, payload 2.0) event
 //!   the Lambda would receive, decodes it with `lambda_http` exactly as the runtime does, and
 //!   calls the function's handler.
-//! - [`embedded`]: the default mode: in-memory adapters, an in-process queue drained by the real
-//!   worker code, mail written to `outbox/`, demo accounts.
+//! - [`embedded`]: the default mode: in-memory adapters, the in-memory twin of the queues drained by
+//!   the real worker code, mail written to `outbox/`, demo accounts.
 //! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
 //!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
 //!   mapping does.
+//! - [`pollers`]: one poller per lane driving the worker, in either mode.
 //! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
 //! - [`fixtures`]: the `events/` fixtures, generated from one table (the `oes-events` binary).
 
@@ -15,6 +16,7 @@ pub mod embedded;
 pub mod event;
 pub mod fixtures;
 pub mod gateway;
+pub mod pollers;
 pub mod services;
 
 pub use gateway::{Functions, serve};

@@ -3,15 +3,12 @@
 //! one SQS poller per lane drives the worker as the Lambda event source mapping does.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use email_worker::Worker;
 use exam_api::ExamApi;
 use oes_adapters::aws::AwsClients;
-use oes_adapters::dead_letters::EmailQueues;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::{Provisioned, provision};
-use oes_adapters::sqs::SqsEventSource;
 use oes_domain::cache::CacheSettings;
 use oes_domain::clock::SystemClock;
 use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
@@ -52,18 +49,8 @@ pub async fn start(
         jwt,
     };
     let adapters = ApiAdapters::aws(&clients, &config)?;
-    let queues = EmailQueues::new(
-        clients.sqs.clone(),
-        &provisioned.priority_queue_url,
-        &provisioned.bulk_queue_url,
-        &provisioned.dead_letter_queue_url,
-    );
-    let exams = ExamApi::new(
-        &adapters,
-        JwtKeys::new(&config.jwt),
-        Arc::new(queues),
-        Arc::new(SystemClock),
-    );
+    let exams = ExamApi::new(&adapters, JwtKeys::new(&config.jwt), Arc::new(SystemClock));
+    let queues = adapters.queues.clone();
     let auth = auth_api::wire(
         adapters,
         JwtKeys::new(&config.jwt),
@@ -72,7 +59,6 @@ pub async fn start(
     );
     let worker_config = WorkerConfig {
         resources,
-        dead_letter_queue_url: provisioned.dead_letter_queue_url.clone(),
         sender_email: settings.sender_email,
         public_base_url: settings.public_base_url,
         retry: RetryPolicy::default(),
@@ -85,23 +71,6 @@ pub async fn start(
         worker_config.concurrency,
         Arc::new(SystemClock),
     );
-    for url in [&provisioned.priority_queue_url, &provisioned.bulk_queue_url] {
-        let source = SqsEventSource::new(clients.sqs.clone(), url.clone()).await?;
-        tokio::spawn(poll_forever(source, worker.clone()));
-    }
+    crate::pollers::spawn(&queues, &worker);
     Ok((Arc::new(Functions { auth, exams }), provisioned))
-}
-
-async fn poll_forever(source: SqsEventSource, worker: Worker) {
-    loop {
-        let polled = source
-            .poll_once(|event| async {
-                Ok::<_, std::convert::Infallible>(worker.handle_batch(event).await)
-            })
-            .await;
-        if let Err(error) = polled {
-            tracing::warn!(%error, "polling SQS failed; retrying in 5 s");
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    }
 }

@@ -15,13 +15,15 @@
 //! locally): the table `<prefix>-data`, the queues `<prefix>-email-priority|bulk|dlq`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use oes_adapters::aws::AwsClients;
-use oes_adapters::dead_letters::EmailQueues;
 use oes_adapters::dynamo::{DynamoJobs, DynamoUsers};
 use oes_adapters::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
+use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::pipeline::{QueueAdmin, redrive};
 use oes_domain::ports::{JobLedger, UserStore, UserUpdate};
 use oes_domain::user::{Email, Role};
 use oes_runtime::config::{CacheConfig, process_env};
@@ -251,7 +253,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             let queues = email_queues(&clients, &prefix).await?;
             match command {
                 DlqCommand::List { max } => {
-                    let entries = queues.list(max).await?;
+                    let entries = queues.dead_letters(max).await?;
                     for entry in &entries {
                         println!(
                             "{}  job {}  {}  from {}  reason: {}",
@@ -267,13 +269,18 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 DlqCommand::Redrive { id, all: _ } => {
                     let table = format!("{prefix}-{}", TABLE.suffix);
                     let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
-                    let report = queues
-                        .redrive(id.as_deref(), &jobs, &SystemClock, |report| {
+                    let report = redrive(
+                        queues.queues(),
+                        &jobs,
+                        &SystemClock,
+                        id.as_deref(),
+                        |report| {
                             if report.moved % 100 == 0 {
                                 eprintln!("  moved {} so far", report.moved);
                             }
-                        })
-                        .await?;
+                        },
+                    )
+                    .await?;
                     println!(
                         "moved {} message(s) back to their lane, left {} on the DLQ",
                         report.moved, report.skipped
@@ -298,7 +305,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
 async fn email_queues(
     clients: &AwsClients,
     prefix: &str,
-) -> Result<EmailQueues, oes_domain::ports::BoxError> {
+) -> Result<QueueAdmin, oes_domain::ports::BoxError> {
     let mut urls = [String::new(), String::new(), String::new()];
     for (url, def) in urls
         .iter_mut()
@@ -320,10 +327,10 @@ async fn email_queues(
         *url = out.queue_url.unwrap_or_default();
     }
     let [priority, bulk, dead_letters] = &urls;
-    Ok(EmailQueues::new(
+    Ok(QueueAdmin::new(Arc::new(SqsQueues::new(
         clients.sqs.clone(),
         priority,
         bulk,
-        dead_letters,
-    ))
+        Some(dead_letters),
+    ))))
 }

@@ -157,6 +157,10 @@ impl UserStore for DynamoUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         let user = self.get(id).await?.ok_or(StoreError::NotFound)?;
+        if user.email == *new_email {
+            // Nothing to move (and one transaction cannot both claim and free one item).
+            return Ok(user);
+        }
         let claim = to_item(
             &EmailItem::new(new_email, id.clone()),
             "encoding an email claim",

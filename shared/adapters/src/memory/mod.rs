@@ -17,7 +17,7 @@ pub use cache::MemoryCache;
 pub use exams::MemoryExams;
 pub use jobs::MemoryJobs;
 pub use no_cache::NoCache;
-pub use queue::{DeadLetter, MemoryQueue, QueuedMessage};
+pub use queue::MemoryQueues;
 pub use tokens::MemoryTokens;
 pub use users::MemoryUsers;
 

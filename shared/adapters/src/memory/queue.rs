@@ -1,303 +1,293 @@
-//! The in-process email queue of the embedded mode.
+//! The twin of SQS for the pipeline's three queues ([`MessageQueues`]): what the embedded mode,
+//! unit tests and simulations run on. It keeps the SQS behaviour the pipeline depends on — and
+//! the contract suite (`tests/tests/integration/message_queues.rs`) checks each point against
+//! SQS in the emulator:
+//!
+//! - a received message is hidden for the visibility timeout (the queue's, or the receive's),
+//!   then delivered again unless it was deleted; each delivery has a new receipt handle and a
+//!   higher receive count; only the latest handle deletes (a stale one deletes nothing);
+//! - `ChangeMessageVisibility` hides a message in flight for that long from now (0: at once);
+//! - `DelaySeconds` hides a new message for that long;
+//! - a lane's redrive policy: a message received `maxReceiveCount` times and not deleted moves to
+//!   the dead-letter queue, keeping its id, body and attributes, when the next receive finds it;
+//! - receives take the longest-waiting visible messages first and put them at the back, so
+//!   repeated receives with a zero visibility timeout walk the whole queue (SQS samples at
+//!   random; the pipeline never relies on an order).
+//!
+//! Time is Tokio's, so tests can pause and advance it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oes_domain::clock::Clock;
-use oes_domain::email::{EmailJob, Lane};
 use oes_domain::ports::{
-    BoxError, DeadLetterEntry, Delivery, EmailQueue, JobLedger, QueueAdmin, QueueControl,
-    QueueCounts, QueueError, RedriveReport, StoreError,
+    MessageQueues, NewMessage, QueueCounts, QueueError, QueueName, ReceivedMessage,
 };
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::lock;
+use crate::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, QueueDef};
 
-/// A message on the in-process queue, with the bookkeeping SQS would keep.
+/// A message with the bookkeeping SQS keeps.
 #[derive(Debug, Clone)]
-pub struct QueuedMessage {
-    /// Unique per message (not per job).
-    pub message_id: String,
-    /// The job, encoded as on SQS.
-    pub body: String,
-    /// How many times it has been handed to the worker, including this time.
-    pub receive_count: u32,
+struct Stored {
+    message_id: String,
+    body: String,
+    attributes: BTreeMap<String, String>,
+    receive_count: u32,
+    /// The latest delivery's handle (`None` before the first).
+    receipt: Option<String>,
+    /// Hidden until then (a delay, or a visibility timeout).
+    visible_at: Instant,
 }
 
-/// A message set aside on the dead-letter list, with why.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// The message.
-    pub message: QueuedMessage,
-    /// Why it was set aside.
-    pub reason: String,
+impl Stored {
+    fn in_flight(&self, now: Instant) -> bool {
+        self.receipt.is_some() && self.visible_at > now
+    }
+
+    fn delayed(&self, now: Instant) -> bool {
+        self.receipt.is_none() && self.visible_at > now
+    }
 }
 
-/// The in-process queue of the embedded mode: two lanes, the priority lane always drained first,
-/// delayed messages, per-delivery visibility (the worker's backoff) and a dead-letter list.
-#[derive(Default)]
-pub struct MemoryQueue {
-    lanes: Mutex<(VecDeque<QueuedMessage>, VecDeque<QueuedMessage>)>,
-    visibility: Mutex<HashMap<String, u32>>,
-    dead: Mutex<Vec<DeadLetter>>,
-    ready: Notify,
-    /// A handle to itself, for delayed deliveries (set by [`MemoryQueue::new`]).
-    me: std::sync::Weak<MemoryQueue>,
+struct Queue {
+    def: QueueDef,
+    messages: VecDeque<Stored>,
 }
 
-impl MemoryQueue {
-    /// A shared, empty queue.
+/// The in-memory twin of the pipeline's SQS queues.
+pub struct MemoryQueues {
+    queues: Mutex<[Queue; 3]>,
+    /// The queues' names, in slot order.
+    names: [String; 3],
+    /// Woken on every send and visibility change, for waiting receives.
+    changed: Notify,
+}
+
+impl Default for MemoryQueues {
+    fn default() -> Self {
+        Self::named("memory")
+    }
+}
+
+impl MemoryQueues {
+    /// Empty queues named `<prefix>-email-priority`, `<prefix>-email-bulk` and
+    /// `<prefix>-email-dlq`, as provisioning names the real ones.
+    pub fn named(prefix: &str) -> Self {
+        let defs = [PRIORITY_QUEUE, BULK_QUEUE, DEAD_LETTER_QUEUE];
+        Self {
+            names: defs.map(|def| format!("{prefix}-{}", def.suffix)),
+            queues: Mutex::new(defs.map(|def| Queue {
+                def,
+                messages: VecDeque::new(),
+            })),
+            changed: Notify::new(),
+        }
+    }
+}
+
+fn slot(queue: QueueName) -> usize {
+    match queue {
+        QueueName::Priority => 0,
+        QueueName::Bulk => 1,
+        QueueName::DeadLetter => 2,
+    }
+}
+
+fn seconds(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n))
+}
+
+fn invalid(context: &'static str, detail: impl Into<String>) -> QueueError {
+    QueueError {
+        context,
+        source: detail.into().into(),
+    }
+}
+
+impl MemoryQueues {
+    /// Empty queues, shared.
     pub fn new() -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
-            me: me.clone(),
-            ..Self::default()
-        })
+        Arc::new(Self::default())
     }
 
-    /// Takes up to `max` messages, priority lane first, waiting until at least one is there.
-    pub async fn receive(&self, max: usize) -> Vec<QueuedMessage> {
-        loop {
-            let notified = self.ready.notified();
-            let batch = self.try_receive(max);
-            if !batch.is_empty() {
-                return batch;
-            }
-            notified.await;
-        }
-    }
-
-    /// Takes up to `max` messages without waiting.
-    pub fn try_receive(&self, max: usize) -> Vec<QueuedMessage> {
-        let mut lanes = lock(&self.lanes);
-        let (priority, bulk) = &mut *lanes;
+    /// Takes up to `max` visible messages of `queue` now, moving those past the redrive policy
+    /// to the dead-letter queue first.
+    fn take(&self, queue: QueueName, max: usize, visibility: Option<u32>) -> Vec<ReceivedMessage> {
+        let now = Instant::now();
+        let mut queues = lock(&self.queues);
+        let [priority, bulk, dead] = &mut *queues;
+        let (this, mut dead) = match queue {
+            QueueName::Priority => (priority, Some(dead)),
+            QueueName::Bulk => (bulk, Some(dead)),
+            QueueName::DeadLetter => (dead, None),
+        };
+        let hide = seconds(visibility.unwrap_or(this.def.visibility_timeout));
         let mut batch = Vec::new();
-        while batch.len() < max {
-            match priority.pop_front().or_else(|| bulk.pop_front()) {
-                Some(mut message) => {
-                    message.receive_count += 1;
-                    batch.push(message);
-                }
-                None => break,
+        let mut kept = VecDeque::with_capacity(this.messages.len());
+        let mut taken = Vec::new();
+        while let Some(mut message) = this.messages.pop_front() {
+            if batch.len() >= max || message.visible_at > now {
+                kept.push_back(message);
+                continue;
             }
+            if let (Some(max_receives), Some(dead)) = (this.def.max_receive_count, dead.as_mut())
+                && message.receive_count >= max_receives
+            {
+                tracing::error!(message_id = %message.message_id, "message moved to the dead-letter queue by the redrive policy");
+                message.receipt = None;
+                message.visible_at = now;
+                dead.messages.push_back(message);
+                continue;
+            }
+            message.receive_count += 1;
+            let receipt = format!("{}#{}", message.message_id, uuid::Uuid::new_v4());
+            message.receipt = Some(receipt.clone());
+            message.visible_at = now + hide;
+            batch.push(ReceivedMessage {
+                message_id: message.message_id.clone(),
+                receipt_handle: receipt,
+                body: message.body.clone(),
+                receive_count: message.receive_count,
+                attributes: message.attributes.clone(),
+            });
+            taken.push(message);
         }
+        kept.extend(taken);
+        this.messages = kept;
         batch
     }
 
-    /// How long a failed delivery stays hidden: what the worker asked for, else `default`.
-    pub fn take_visibility(&self, message_id: &str, default: u32) -> u32 {
-        lock(&self.visibility).remove(message_id).unwrap_or(default)
-    }
-
-    /// Puts a failed message back at the end of its lane, or on the dead-letter list once it
-    /// has been received `max_receives` times (the redrive policy of the real queues).
-    pub fn release(&self, message: QueuedMessage, max_receives: u32) {
-        if message.receive_count >= max_receives {
-            tracing::error!(message_id = %message.message_id, "email job moved to the dead-letter list");
-            let reason = format!("received {} times (redrive policy)", message.receive_count);
-            lock(&self.dead).push(DeadLetter { message, reason });
-            return;
-        }
-        let lane = EmailJob::decode(&message.body).map_or(Lane::Bulk, |job| job.lane());
-        self.push(lane, message);
-    }
-
-    /// Messages set aside, oldest first.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        lock(&self.dead).clone()
-    }
-
-    fn push(&self, lane: Lane, message: QueuedMessage) {
-        {
-            let mut lanes = lock(&self.lanes);
-            match lane {
-                Lane::Priority => lanes.0.push_back(message),
-                Lane::Bulk => lanes.1.push_back(message),
-            }
-        }
-        self.ready.notify_one();
-    }
-}
-
-#[async_trait]
-impl EmailQueue for MemoryQueue {
-    async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
-        let message = QueuedMessage {
-            message_id: uuid::Uuid::new_v4().to_string(),
-            body: job.encode(),
-            receive_count: 0,
-        };
-        let lane = job.lane();
-        if job.delay_seconds == 0 {
-            self.push(lane, message);
-            return Ok(());
-        }
-        // Like SQS DelaySeconds: invisible until the delay has passed.
-        let Some(queue) = self.me.upgrade().map(|q| Arc::downgrade(&q)) else {
-            tracing::warn!("a MemoryQueue not built by MemoryQueue::new ignores delays");
-            self.push(lane, message);
-            return Ok(());
-        };
-        let delay = Duration::from_secs(u64::from(job.delay_seconds));
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(queue) = queue.upgrade() {
-                queue.push(lane, message);
-            }
-        });
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl QueueControl for MemoryQueue {
-    async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
-        lock(&self.visibility).insert(delivery.message_id.clone(), seconds);
-        Ok(())
-    }
-
-    async fn dead_letter(
-        &self,
-        delivery: &Delivery,
-        body: &str,
-        reason: &str,
-    ) -> Result<(), QueueError> {
-        tracing::error!(message_id = %delivery.message_id, reason, "email job moved to the dead-letter list");
-        lock(&self.dead).push(DeadLetter {
-            message: QueuedMessage {
-                message_id: delivery.message_id.clone(),
-                body: body.to_owned(),
-                receive_count: delivery.receive_count,
-            },
-            reason: reason.to_owned(),
-        });
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl QueueAdmin for MemoryQueue {
-    async fn counts(&self) -> Result<Vec<QueueCounts>, BoxError> {
-        let (priority, bulk) = {
-            let lanes = lock(&self.lanes);
-            (lanes.0.len(), lanes.1.len())
-        };
-        let dead = lock(&self.dead).len();
-        let counts = |queue: &str, visible: usize| QueueCounts {
-            queue: queue.to_owned(),
-            visible: i64::try_from(visible).unwrap_or(i64::MAX),
-            in_flight: 0,
-            delayed: 0,
-        };
-        Ok(vec![
-            counts("memory-email-priority", priority),
-            counts("memory-email-bulk", bulk),
-            counts("memory-email-dlq", dead),
-        ])
-    }
-
-    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterEntry>, BoxError> {
-        Ok(lock(&self.dead)
+    /// When the next message of `queue` becomes visible, if one is hidden.
+    fn next_visible(&self, queue: QueueName) -> Option<Instant> {
+        lock(&self.queues)[slot(queue)]
+            .messages
             .iter()
-            .take(max)
-            .map(|dead| {
-                let job = EmailJob::decode(&dead.message.body).ok();
-                DeadLetterEntry {
-                    message_id: dead.message.message_id.clone(),
-                    job_id: job.as_ref().map(|j| j.job_id.clone()),
-                    kind: job.as_ref().map(|j| j.template.kind().to_owned()),
-                    reason: Some(dead.reason.clone()),
-                    source_queue: None,
-                }
-            })
-            .collect())
+            .map(|m| m.visible_at)
+            .min()
     }
 
-    async fn redrive(
+    fn with_delivery<T>(
         &self,
-        only: Option<&str>,
-        ledger: &dyn JobLedger,
-        clock: &dyn Clock,
-    ) -> Result<RedriveReport, BoxError> {
-        let dead = std::mem::take(&mut *lock(&self.dead));
-        let mut report = RedriveReport::default();
-        for letter in dead {
-            let job = EmailJob::decode(&letter.message.body)
-                .ok()
-                .filter(|job| only.is_none_or(|id| job.job_id == id));
-            match job {
-                Some(job) => {
-                    ledger
-                        .requeue(&job.job_id, clock.now())
-                        .await
-                        .or_else(|e| match e {
-                            StoreError::NotFound => Ok(()),
-                            other => Err(other),
-                        })?;
-                    let mut message = letter.message;
-                    message.receive_count = 0;
-                    self.push(job.lane(), message);
-                    report.moved += 1;
-                }
-                None => {
-                    lock(&self.dead).push(letter);
-                    report.skipped += 1;
-                }
-            }
-        }
-        Ok(report)
+        queue: QueueName,
+        receipt: &str,
+        f: impl FnOnce(&mut VecDeque<Stored>, usize) -> T,
+    ) -> Option<T> {
+        let mut queues = lock(&self.queues);
+        let messages = &mut queues[slot(queue)].messages;
+        let index = messages
+            .iter()
+            .position(|m| m.receipt.as_deref() == Some(receipt))?;
+        Some(f(messages, index))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oes_domain::email::EmailTemplate;
-    use oes_domain::user::Email;
-
-    fn job(template: EmailTemplate) -> EmailJob {
-        EmailJob::new(Email::parse("ada@example.com").expect("valid"), template, 0)
+#[async_trait]
+impl MessageQueues for MemoryQueues {
+    fn name(&self, queue: QueueName) -> &str {
+        self.names[slot(queue)].as_str()
     }
 
-    #[tokio::test]
-    async fn priority_jobs_are_never_stuck_behind_bulk_jobs() {
-        let queue = MemoryQueue::new();
-        for i in 0..25 {
-            let notification = job(EmailTemplate::Generic {
-                subject: format!("news {i}"),
-                text: "text".into(),
-            });
-            queue.enqueue(&notification).await.expect("queued");
+    async fn send(&self, queue: QueueName, message: &NewMessage) -> Result<String, QueueError> {
+        if message.delay_seconds > 900 {
+            return Err(invalid(
+                "sending a message",
+                format!("DelaySeconds {} is above 900", message.delay_seconds),
+            ));
         }
-        let urgent = job(EmailTemplate::Verification {
-            name: "Ada".into(),
-            token: oes_domain::security::Secret::new("t"),
+        let message_id = uuid::Uuid::new_v4().to_string();
+        lock(&self.queues)[slot(queue)].messages.push_back(Stored {
+            message_id: message_id.clone(),
+            body: message.body.clone(),
+            attributes: message.attributes.clone(),
+            receive_count: 0,
+            receipt: None,
+            visible_at: Instant::now() + seconds(message.delay_seconds),
         });
-        queue.enqueue(&urgent).await.expect("queued");
-        let first = queue.receive(10).await;
-        let first_job = EmailJob::decode(&first[0].body).expect("job");
-        assert_eq!(
-            first_job.job_id, urgent.job_id,
-            "the verification email goes first"
-        );
-        assert_eq!(first.len(), 10);
+        self.changed.notify_waiters();
+        Ok(message_id)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn delayed_jobs_wait_for_their_delay() {
-        let queue = MemoryQueue::new();
-        let delayed = job(EmailTemplate::Generic {
-            subject: "later".into(),
-            text: "text".into(),
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let max = usize::try_from(max.clamp(1, 10)).unwrap_or(10);
+        let deadline = Instant::now() + wait.min(Duration::from_secs(20));
+        loop {
+            let changed = self.changed.notified();
+            let batch = self.take(queue, max, visibility);
+            let now = Instant::now();
+            if !batch.is_empty() || now >= deadline {
+                return Ok(batch);
+            }
+            let until = self
+                .next_visible(queue)
+                .filter(|at| *at > now)
+                .map_or(deadline, |at| at.min(deadline));
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, queue: QueueName, receipt_handle: &str) -> Result<(), QueueError> {
+        // A stale handle (the message was received again since) deletes nothing, as on SQS.
+        self.with_delivery(queue, receipt_handle, |messages, index| {
+            messages.remove(index);
+        });
+        Ok(())
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt_handle: &str,
+        seconds_from_now: u32,
+    ) -> Result<(), QueueError> {
+        let now = Instant::now();
+        let changed = self.with_delivery(queue, receipt_handle, |messages, index| {
+            let message = &mut messages[index];
+            if !message.in_flight(now) {
+                return false;
+            }
+            message.visible_at = now + seconds(seconds_from_now.min(43_200));
+            true
+        });
+        if changed != Some(true) {
+            return Err(invalid(
+                "changing a message's visibility",
+                "the message is not in flight (a stale or unknown receipt handle)",
+            ));
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
+        let now = Instant::now();
+        let queues = lock(&self.queues);
+        let messages = &queues[slot(queue)].messages;
+        let count = |keep: &dyn Fn(&Stored) -> bool| {
+            i64::try_from(messages.iter().filter(|m| keep(m)).count()).unwrap_or(i64::MAX)
+        };
+        Ok(QueueCounts {
+            queue: self.name(queue).to_owned(),
+            visible: count(&|m| m.visible_at <= now),
+            in_flight: count(&|m| m.in_flight(now)),
+            delayed: count(&|m| m.delayed(now)),
         })
-        .with_delay(900)
-        .expect("valid");
-        queue.enqueue(&delayed).await.expect("queued");
-        tokio::task::yield_now().await;
-        assert!(queue.try_receive(10).is_empty());
-        tokio::time::advance(Duration::from_secs(901)).await;
-        tokio::task::yield_now().await;
-        assert_eq!(queue.try_receive(10).len(), 1);
+    }
+
+    async fn purge(&self, queue: QueueName) -> Result<(), QueueError> {
+        lock(&self.queues)[slot(queue)].messages.clear();
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! Accounts in a map, with the same guarantees as [`crate::dynamo::DynamoUsers`]: unique
-//! email addresses, moves between addresses.
+//! email addresses, moves between addresses, deletes that never free another account's address.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,6 +34,11 @@ impl UserStore for MemoryUsers {
 
     async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
+        // As DynamoDB's transaction, conditioned on the address still being this account's:
+        // otherwise nothing is deleted (never another account's address).
+        if inner.by_email.get(&user.email) != Some(&user.id) {
+            return Err(StoreError::Conflict(UserConflict::ConcurrentUpdate));
+        }
         inner.by_id.remove(&user.id);
         inner.by_email.remove(&user.email);
         Ok(())
@@ -84,6 +89,10 @@ impl UserStore for MemoryUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
+        let current = inner.by_id.get(id).ok_or(StoreError::NotFound)?;
+        if current.email == *new_email {
+            return Ok(current.clone());
+        }
         if inner.by_email.contains_key(new_email) {
             return Err(StoreError::Conflict(UserConflict::EmailTaken));
         }

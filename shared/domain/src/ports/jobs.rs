@@ -111,24 +111,30 @@ pub enum Outcome {
 /// Email job status records, and the send lease that makes sending idempotent.
 #[async_trait]
 pub trait JobLedger: Send + Sync {
-    /// Records a new job as `Queued`.
+    /// Records a new job as `Queued`; `JobExists` if it has a record already (also one that
+    /// [`JobLedger::claim`] created).
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>>;
-    /// Takes the send lease for `job` until `now + lease_seconds`, unless the job is finished or
-    /// another worker's lease still holds. Counts the attempt.
+    /// Takes the send lease for `job` until `now + lease_seconds`, unless the job is finished
+    /// (`Finished` with its record) or another worker's lease still holds (`Busy`: a lease holds
+    /// through its `lease_until` second, and is taken over once `now` is past it). Counts the
+    /// attempt. A job without a record (from before the ledger, or expired) gets one, made from
+    /// `job`.
     async fn claim(
         &self,
         job: &EmailJob,
         now: i64,
         lease_seconds: i64,
     ) -> Result<Claim, StoreError<JobConflict>>;
-    /// Records how the attempt ended and releases the lease.
+    /// Records how the attempt ended and releases the lease; `NotFound` if the job has no
+    /// record. `Paused` gives the attempt back (it does not count).
     async fn finish(
         &self,
         job_id: &str,
         outcome: Outcome,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>>;
-    /// Puts a job back to `Queued` with no attempts used (a redrive from the dead-letter queue).
+    /// Puts a job back to `Queued` with no attempts used and no lease (a redrive from the
+    /// dead-letter queue); its last error stays on the record. `NotFound` if it has no record.
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// The record of a job.
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable>;

@@ -20,6 +20,7 @@ pub enum MailError {
 /// Sends email (SES v2 in AWS, an outbox folder locally).
 #[async_trait]
 pub trait Mailer: Send + Sync {
-    /// Sends `email` and returns the provider's message id.
+    /// Sends `email` as one message (subject, text and HTML parts as given, UTF-8) and returns
+    /// the provider's message id, a new one for every send.
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError>;
 }

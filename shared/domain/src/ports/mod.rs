@@ -7,8 +7,8 @@ mod error;
 mod exams;
 mod jobs;
 mod mailer;
-mod queue_admin;
 mod queue_control;
+mod queues;
 mod tokens;
 mod users;
 
@@ -18,8 +18,8 @@ pub use error::{StoreError, StoreUnavailable};
 pub use exams::{AttemptConflict, AttemptStore, ExamConflict, ExamStore};
 pub use jobs::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome};
 pub use mailer::{MailError, Mailer};
-pub use queue_admin::{DeadLetterEntry, QueueAdmin, QueueCounts, RedriveReport};
 pub use queue_control::{Delivery, QueueControl};
+pub use queues::{MessageQueues, NewMessage, QueueCounts, QueueName, ReceivedMessage};
 pub use tokens::{StoredToken, TokenPurpose, TokenStore};
 pub use users::{UserConflict, UserStore, UserUpdate};
 

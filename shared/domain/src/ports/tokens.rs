@@ -41,8 +41,9 @@ pub trait TokenStore: Send + Sync {
     /// Stores a new token.
     async fn put(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
     /// Atomically removes and returns the token with this hash if its purpose is one of
-    /// `purposes`. A second call with the same hash returns `None`. Expiry is checked by the
-    /// caller (store TTLs are lazy).
+    /// `purposes`; a token with another purpose is left in place. A second call with the same
+    /// hash returns `None`. Expiry is checked by the caller (store TTLs are lazy): a token past
+    /// its `expires_at` may still be returned.
     async fn take(
         &self,
         hash: &TokenHash,

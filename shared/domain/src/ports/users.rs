@@ -34,6 +34,9 @@ pub trait UserStore: Send + Sync {
     /// Creates `user`; `EmailTaken` if the email address is taken.
     async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>>;
     /// Deletes an account and frees its address (used to undo a sign-up that could not finish).
+    /// `ConcurrentUpdate`, and nothing deleted, unless `user.email` is still this account's
+    /// address: an account that moved since it was read, or is already deleted, is refused, and
+    /// another account's address is never freed.
     async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>>;
     /// The account with this id.
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable>;
@@ -47,7 +50,10 @@ pub trait UserStore: Send + Sync {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>>;
     /// Moves the account to `new_email` (atomically freeing the old address and claiming the new
-    /// one); `EmailTaken` if the new address is taken.
+    /// one) and marks it verified (the move follows a proof of the new address); `NotFound` if
+    /// the account is absent, else `EmailTaken` if the new address is another account's. Moving
+    /// to the address the account already has changes nothing and returns the account as it is
+    /// (a second confirmation link for the same address is no error).
     async fn change_email(
         &self,
         id: &UserId,

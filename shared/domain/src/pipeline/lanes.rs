@@ -1,0 +1,100 @@
+//! Email jobs onto their lane, and the worker's control over what it received.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::email::EmailJob;
+use crate::ports::{
+    Delivery, EmailQueue, MessageQueues, NewMessage, QueueControl, QueueError, QueueName,
+};
+
+/// The longest reason kept on a dead letter (SQS attributes are small; the job record keeps the
+/// whole error).
+const MAX_REASON_CHARS: usize = 1000;
+
+/// The two lanes and the dead-letter queue, as producers and the worker use them.
+#[derive(Clone)]
+pub struct EmailLanes {
+    queues: Arc<dyn MessageQueues>,
+}
+
+impl EmailLanes {
+    /// The lanes of `queues`.
+    pub fn new(queues: Arc<dyn MessageQueues>) -> Self {
+        Self { queues }
+    }
+
+    /// The queue a delivery came from, by the name at the end of its source (an ARN on SQS).
+    fn source_of(&self, delivery: &Delivery) -> Result<QueueName, QueueError> {
+        let name = delivery
+            .source
+            .rsplit([':', '/'])
+            .next()
+            .unwrap_or(&delivery.source);
+        QueueName::ALL
+            .into_iter()
+            .find(|queue| self.queues.name(*queue) == name)
+            .ok_or_else(|| QueueError {
+                context: "a message from a queue this worker is not configured for",
+                source: delivery.source.clone().into(),
+            })
+    }
+}
+
+#[async_trait]
+impl EmailQueue for EmailLanes {
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = job.template.kind()))]
+    async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
+        let message = NewMessage {
+            body: job.encode(),
+            delay_seconds: job.delay_seconds,
+            attributes: BTreeMap::from([
+                ("job_id".to_owned(), job.job_id.clone()),
+                ("kind".to_owned(), job.template.kind().to_owned()),
+            ]),
+        };
+        self.queues.send(job.lane().into(), &message).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueControl for EmailLanes {
+    async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
+        let queue = self.source_of(delivery)?;
+        self.queues
+            .change_visibility(queue, &delivery.receipt_handle, seconds.min(43_200))
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let source = self.source_of(delivery)?;
+        let message = NewMessage {
+            body: body.to_owned(),
+            delay_seconds: 0,
+            attributes: BTreeMap::from([
+                (
+                    "reason".to_owned(),
+                    reason.chars().take(MAX_REASON_CHARS).collect(),
+                ),
+                (
+                    "source_queue".to_owned(),
+                    self.queues.name(source).to_owned(),
+                ),
+                (
+                    "original_message_id".to_owned(),
+                    delivery.message_id.clone(),
+                ),
+            ]),
+        };
+        self.queues.send(QueueName::DeadLetter, &message).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! What the Lambda event source mapping does, for running the worker outside Lambda (`oes-local`,
+//! tests, benchmarks): receive a batch from one queue, hand it to the handler as an SQS event,
+//! delete the records it did not report in `batchItemFailures` (with `ReportBatchItemFailures`).
+//! Records it reported, or every record when the handler errs, stay on the queue and come back
+//! after their visibility timeout. Written over the [`MessageQueues`] port, so it drives the
+//! worker the same way over SQS and over the in-memory twin.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use oes_domain::ports::{MessageQueues, QueueError, QueueName};
+
+/// Polls one queue for a handler.
+pub struct EventSource {
+    queues: Arc<dyn MessageQueues>,
+    queue: QueueName,
+    arn: String,
+    batch_size: u32,
+    wait: Duration,
+}
+
+impl EventSource {
+    /// An event source for `queue`; records carry `arn:aws:sqs:<region>:<account>:<name>` as
+    /// their source, as Lambda's do (the worker reads only the name).
+    pub fn new(queues: Arc<dyn MessageQueues>, queue: QueueName) -> Self {
+        let arn = format!("arn:aws:sqs:local:000000000000:{}", queues.name(queue));
+        Self {
+            queues,
+            queue,
+            arn,
+            batch_size: 10,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    /// Sets the long-poll wait (0–20 s; default 1 s).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Polls until the task is dropped, as a mapping does: one batch at a time; when the queue
+    /// cannot be reached, tries again after 5 s.
+    pub async fn run<F, Fut>(self, handler: F)
+    where
+        F: Fn(SqsEvent) -> Fut,
+        Fut: Future<Output = SqsBatchResponse>,
+    {
+        loop {
+            let polled = self
+                .poll_once(|event| async {
+                    Ok::<_, std::convert::Infallible>(handler(event).await)
+                })
+                .await;
+            if let Err(error) = polled {
+                tracing::warn!(%error, queue = self.queues.name(self.queue), "polling failed; retrying in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+
+    /// Receives one batch (waiting up to the long-poll time), invokes `handler` with it, and
+    /// deletes the records it did not report as failed. Returns how many records were received.
+    pub async fn poll_once<F, Fut, E>(&self, handler: F) -> Result<usize, QueueError>
+    where
+        F: FnOnce(SqsEvent) -> Fut,
+        Fut: Future<Output = Result<SqsBatchResponse, E>>,
+        E: std::fmt::Display,
+    {
+        let messages = self
+            .queues
+            .receive(self.queue, self.batch_size, None, self.wait)
+            .await?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let mut receipts = Vec::with_capacity(messages.len());
+        let mut event = SqsEvent::default();
+        for message in messages {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(message.message_id.clone());
+            record.receipt_handle = Some(message.receipt_handle.clone());
+            record.body = Some(message.body);
+            record.attributes.insert(
+                "ApproximateReceiveCount".into(),
+                message.receive_count.to_string(),
+            );
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(self.arn.clone());
+            record.aws_region = Some("local".into());
+            receipts.push((message.message_id, message.receipt_handle));
+            event.records.push(record);
+        }
+        let count = receipts.len();
+        match handler(event).await {
+            Ok(response) => {
+                for (message_id, receipt) in receipts {
+                    let failed = response
+                        .batch_item_failures
+                        .iter()
+                        .any(|f| f.item_identifier == message_id);
+                    if !failed && let Err(error) = self.queues.delete(self.queue, &receipt).await {
+                        tracing::warn!(%error, %message_id, "could not delete a processed message; it may be redelivered");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "the worker failed the whole batch; it will be redelivered");
+            }
+        }
+        Ok(count)
+    }
+}

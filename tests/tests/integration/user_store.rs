@@ -1,0 +1,453 @@
+//! The contract of `UserStore`, run against both implementations: unique email addresses, the
+//! updates and what each one changes, moves between addresses, and deleting an account.
+//!
+//! - One async body per property, taking `&dyn UserStore`.
+//! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryUsers` and
+//!   `on_dynamodb::<body>` over `DynamoUsers` in a fresh table of the emulator.
+//!
+//! Conditions are tested one write after the other: moto does not lock its tables, so
+//! simultaneous conditional writes prove nothing there.
+
+use oes_adapters::dynamo::DynamoUsers;
+use oes_adapters::memory::MemoryUsers;
+use oes_domain::ports::{StoreError, UserConflict, UserStore, UserUpdate};
+use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_tests::TestEnv;
+
+macro_rules! contract {
+    ($($body:ident),* $(,)?) => {
+        mod in_memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    super::$body(&MemoryUsers::default()).await;
+                }
+            )*
+        }
+
+        mod on_dynamodb {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let env = TestEnv::spawn().await;
+                    let users = DynamoUsers::new(
+                        env.clients.dynamodb.clone(),
+                        env.provisioned.table.clone(),
+                    );
+                    super::$body(&users).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    an_email_address_belongs_to_one_account,
+    an_account_is_read_back_by_id_and_by_address,
+    updates_bump_the_token_version_where_they_must,
+    each_update_changes_its_fields_and_the_update_time_only,
+    updating_an_absent_account_is_not_found,
+    moving_to_a_taken_address_fails_and_a_free_one_releases_the_old,
+    a_move_proves_the_new_address_and_frees_the_old_for_anyone,
+    moving_to_its_own_address_changes_nothing,
+    moving_an_absent_account_is_not_found,
+    deleting_an_account_frees_its_address,
+    an_account_whose_address_is_no_longer_its_own_is_not_deleted,
+);
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn user(email: &str) -> User {
+    User {
+        id: UserId::generate(),
+        email: email_of(email),
+        name: DisplayName::parse("Ada").expect("valid"),
+        password_hash: "$argon2id$placeholder".into(),
+        role: Role::Student,
+        status: UserStatus::PendingVerification,
+        token_version: 0,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn email_of(address: &str) -> Email {
+    Email::parse(address).expect("valid")
+}
+
+fn name(text: &str) -> DisplayName {
+    DisplayName::parse(text).expect("valid")
+}
+
+async fn stored(users: &dyn UserStore, id: &UserId) -> Option<User> {
+    users.get(id).await.expect("read")
+}
+
+async fn owner_of(users: &dyn UserStore, email: &Email) -> Option<User> {
+    users.find_by_email(email).await.expect("read")
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(
+    result: Result<T, StoreError<UserConflict>>,
+    expected: UserConflict,
+) {
+    match result {
+        Err(StoreError::Conflict(conflict)) if conflict == expected => {}
+        other => panic!("expected the conflict {expected:?}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError<UserConflict>>) {
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "expected NotFound, got {result:?}"
+    );
+}
+
+// ---- unique addresses ---------------------------------------------------------------------
+
+async fn an_email_address_belongs_to_one_account(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let twin = user("ada@example.com");
+    let error = users.create(&twin).await.expect_err("taken");
+    assert!(
+        matches!(error, StoreError::Conflict(UserConflict::EmailTaken)),
+        "{error:?}"
+    );
+    assert_eq!(
+        stored(users, &twin.id).await,
+        None,
+        "the refused account is not half-created"
+    );
+    let found = users
+        .find_by_email(&ada.email)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found, ada);
+
+    let same_id = User {
+        email: email_of("other@example.com"),
+        ..ada.clone()
+    };
+    assert_conflict(users.create(&same_id).await, UserConflict::EmailTaken);
+    assert_eq!(
+        owner_of(users, &same_id.email).await,
+        None,
+        "an account with a used id claims no address"
+    );
+    assert_eq!(stored(users, &ada.id).await, Some(ada.clone()));
+
+    users.delete(&ada).await.expect("deleted");
+    assert_eq!(users.find_by_email(&ada.email).await.expect("read"), None);
+    users
+        .create(&user("ada@example.com"))
+        .await
+        .expect("the address is free again");
+}
+
+async fn an_account_is_read_back_by_id_and_by_address(users: &dyn UserStore) {
+    let ada = User {
+        role: Role::Instructor,
+        status: UserStatus::Active,
+        token_version: 4,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_100,
+        ..user("ada@example.com")
+    };
+    let grace = user("grace@example.com");
+    users.create(&ada).await.expect("created");
+    users.create(&grace).await.expect("created");
+    assert_eq!(stored(users, &ada.id).await, Some(ada.clone()));
+    assert_eq!(owner_of(users, &ada.email).await, Some(ada));
+    assert_eq!(owner_of(users, &grace.email).await, Some(grace));
+    assert_eq!(stored(users, &UserId::generate()).await, None);
+    assert_eq!(owner_of(users, &email_of("nobody@example.com")).await, None);
+}
+
+// ---- updates ------------------------------------------------------------------------------
+
+async fn updates_bump_the_token_version_where_they_must(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let renamed = users
+        .update(&ada.id, UserUpdate::Name(name("Ada King")), 5)
+        .await
+        .expect("renamed");
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.token_version,
+            renamed.updated_at
+        ),
+        ("Ada King", 0, 5)
+    );
+    let reset = users
+        .update(&ada.id, UserUpdate::Password("$argon2id$new".into()), 6)
+        .await
+        .expect("reset");
+    assert_eq!((reset.token_version, reset.status), (1, UserStatus::Active));
+    let promoted = users
+        .update(&ada.id, UserUpdate::Role(Role::Instructor), 7)
+        .await
+        .expect("role");
+    assert_eq!(
+        (promoted.role, promoted.token_version),
+        (Role::Instructor, 2)
+    );
+    let missing = users
+        .update(&UserId::generate(), UserUpdate::Verified, 8)
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+async fn each_update_changes_its_fields_and_the_update_time_only(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let mut expected = ada.clone();
+
+    let renamed = users
+        .update(&ada.id, UserUpdate::Name(name("Ada King")), 5)
+        .await
+        .expect("renamed");
+    expected.name = name("Ada King");
+    expected.updated_at = 5;
+    assert_eq!(renamed, expected, "a new name keeps the token version");
+    assert_eq!(stored(users, &ada.id).await, Some(expected.clone()));
+
+    let promoted = users
+        .update(&ada.id, UserUpdate::Role(Role::Admin), 6)
+        .await
+        .expect("role");
+    expected.role = Role::Admin;
+    expected.token_version = 1;
+    expected.updated_at = 6;
+    assert_eq!(
+        promoted, expected,
+        "a new role bumps the token version and leaves the account unverified"
+    );
+    assert_eq!(stored(users, &ada.id).await, Some(expected.clone()));
+
+    let verified = users
+        .update(&ada.id, UserUpdate::Verified, 7)
+        .await
+        .expect("verified");
+    expected.status = UserStatus::Active;
+    expected.updated_at = 7;
+    assert_eq!(verified, expected, "verifying keeps the token version");
+    let again = users
+        .update(&ada.id, UserUpdate::Verified, 8)
+        .await
+        .expect("verified again");
+    expected.updated_at = 8;
+    assert_eq!(again, expected, "verifying twice is harmless");
+
+    let grace = user("grace@example.com");
+    users.create(&grace).await.expect("created");
+    let reset = users
+        .update(&grace.id, UserUpdate::Password("$argon2id$new".into()), 9)
+        .await
+        .expect("reset");
+    let expected_grace = User {
+        password_hash: "$argon2id$new".into(),
+        status: UserStatus::Active,
+        token_version: 1,
+        updated_at: 9,
+        ..grace.clone()
+    };
+    assert_eq!(
+        reset, expected_grace,
+        "a reset changes the hash, bumps the token version and proves the address"
+    );
+    assert_eq!(stored(users, &grace.id).await, Some(expected_grace));
+    assert_eq!(
+        owner_of(users, &ada.email).await,
+        Some(expected),
+        "the other account is untouched"
+    );
+}
+
+async fn updating_an_absent_account_is_not_found(users: &dyn UserStore) {
+    let absent = UserId::generate();
+    for update in [
+        UserUpdate::Name(name("Nobody")),
+        UserUpdate::Verified,
+        UserUpdate::Password("$argon2id$new".into()),
+        UserUpdate::Role(Role::Admin),
+    ] {
+        assert_not_found(users.update(&absent, update, 5).await);
+    }
+    assert_eq!(
+        stored(users, &absent).await,
+        None,
+        "an update creates nothing"
+    );
+}
+
+// ---- moves --------------------------------------------------------------------------------
+
+async fn moving_to_a_taken_address_fails_and_a_free_one_releases_the_old(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    let grace = user("grace@example.com");
+    users.create(&ada).await.expect("created");
+    users.create(&grace).await.expect("created");
+    let taken = users.change_email(&ada.id, &grace.email, 9).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_conflict(
+        users.change_email(&ada.id, &grace.email, 9).await,
+        UserConflict::EmailTaken,
+    );
+    assert_eq!(
+        stored(users, &ada.id).await,
+        Some(ada.clone()),
+        "a refused move changes nothing"
+    );
+    assert_eq!(owner_of(users, &grace.email).await, Some(grace.clone()));
+    assert_eq!(owner_of(users, &ada.email).await, Some(ada.clone()));
+
+    let new = Email::parse("ada@new.example").expect("valid");
+    let moved = users.change_email(&ada.id, &new, 10).await.expect("moved");
+    assert_eq!(moved.email, new);
+    assert_eq!(users.find_by_email(&ada.email).await.expect("read"), None);
+    assert_eq!(
+        users.find_by_email(&new).await.expect("read").map(|u| u.id),
+        Some(ada.id)
+    );
+}
+
+async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let new = email_of("ada@new.example");
+    let moved = users.change_email(&ada.id, &new, 10).await.expect("moved");
+    let expected = User {
+        email: new.clone(),
+        status: UserStatus::Active,
+        updated_at: 10,
+        ..ada.clone()
+    };
+    assert_eq!(
+        moved, expected,
+        "the account moves, is verified, and keeps its token version"
+    );
+    assert_eq!(stored(users, &ada.id).await, Some(expected.clone()));
+    assert_eq!(owner_of(users, &new).await, Some(expected.clone()));
+
+    let newcomer = user("ada@example.com");
+    users
+        .create(&newcomer)
+        .await
+        .expect("the old address is free for a new account");
+    assert_eq!(owner_of(users, &ada.email).await, Some(newcomer.clone()));
+    assert_conflict(
+        users.change_email(&ada.id, &ada.email, 11).await,
+        UserConflict::EmailTaken,
+    );
+    assert_eq!(
+        owner_of(users, &new).await,
+        Some(expected),
+        "moving back to an address taken meanwhile is refused"
+    );
+}
+
+async fn moving_to_its_own_address_changes_nothing(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let unchanged = users
+        .change_email(&ada.id, &ada.email, 10)
+        .await
+        .expect("a move to the address it has is no conflict");
+    assert_eq!(unchanged, ada, "the account is returned as it is");
+    assert_eq!(stored(users, &ada.id).await, Some(ada.clone()));
+    assert_eq!(
+        owner_of(users, &ada.email).await,
+        Some(ada.clone()),
+        "the account keeps its address"
+    );
+    assert_conflict(
+        users.create(&user("ada@example.com")).await,
+        UserConflict::EmailTaken,
+    );
+}
+
+async fn moving_an_absent_account_is_not_found(users: &dyn UserStore) {
+    let grace = user("grace@example.com");
+    users.create(&grace).await.expect("created");
+    let absent = UserId::generate();
+    let free = email_of("free@example.com");
+    assert_not_found(users.change_email(&absent, &free, 10).await);
+    assert_eq!(
+        owner_of(users, &free).await,
+        None,
+        "no address is claimed for nobody"
+    );
+    users
+        .create(&user("free@example.com"))
+        .await
+        .expect("the address is still free");
+    assert_not_found(users.change_email(&absent, &grace.email, 10).await);
+    assert_eq!(owner_of(users, &grace.email).await, Some(grace));
+}
+
+// ---- deletes ------------------------------------------------------------------------------
+
+async fn deleting_an_account_frees_its_address(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    let grace = user("grace@example.com");
+    users.create(&ada).await.expect("created");
+    users.create(&grace).await.expect("created");
+    users.delete(&ada).await.expect("deleted");
+    assert_eq!(stored(users, &ada.id).await, None);
+    assert_eq!(owner_of(users, &ada.email).await, None);
+    assert_eq!(
+        owner_of(users, &grace.email).await,
+        Some(grace),
+        "the other account stays"
+    );
+    assert_conflict(users.delete(&ada).await, UserConflict::ConcurrentUpdate);
+    let again = user("ada@example.com");
+    users
+        .create(&again)
+        .await
+        .expect("the address is free again");
+    assert_eq!(owner_of(users, &again.email).await, Some(again));
+}
+
+async fn an_account_whose_address_is_no_longer_its_own_is_not_deleted(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let moved = users
+        .change_email(&ada.id, &email_of("ada@new.example"), 10)
+        .await
+        .expect("moved");
+
+    // `ada` as read before the move: its address is free now.
+    assert_conflict(users.delete(&ada).await, UserConflict::ConcurrentUpdate);
+    assert_eq!(
+        stored(users, &ada.id).await,
+        Some(moved.clone()),
+        "nothing is deleted"
+    );
+
+    // ... and then taken by another account.
+    let grace = user("ada@example.com");
+    users.create(&grace).await.expect("created");
+    assert_conflict(users.delete(&ada).await, UserConflict::ConcurrentUpdate);
+    assert_eq!(stored(users, &ada.id).await, Some(moved.clone()));
+    assert_eq!(
+        owner_of(users, &grace.email).await,
+        Some(grace.clone()),
+        "the other account keeps its address"
+    );
+    assert_eq!(owner_of(users, &moved.email).await, Some(moved.clone()));
+
+    users.delete(&moved).await.expect("deleted as it is now");
+    assert_eq!(stored(users, &ada.id).await, None);
+    assert_eq!(owner_of(users, &moved.email).await, None);
+    assert_eq!(owner_of(users, &grace.email).await, Some(grace));
+}
