@@ -55,6 +55,7 @@ contract!(
     a_failed_or_dead_job_is_finished_with_its_reason,
     a_retry_keeps_the_attempt_and_a_pause_gives_it_back,
     a_requeued_job_starts_its_attempts_over,
+    a_pause_after_a_redrive_never_takes_the_attempts_below_zero,
     absent_jobs_are_not_found_and_not_created,
     claiming_a_job_without_a_record_creates_it,
 );
@@ -299,6 +300,29 @@ async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn JobLedge
         claim(jobs, &job, 114, 30).await,
         Claim::Acquired { attempt: 2 },
         "the next attempt has the number the paused one had"
+    );
+}
+
+/// A redrive reset the record while a send was under way, and that send then found the account
+/// paused: the pause gives back an attempt the record no longer counts.
+async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn JobLedger) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    claim(jobs, &job, 110, 30).await;
+    jobs.requeue(&job.job_id, 115).await.expect("requeued");
+    let paused = Outcome::Paused {
+        error: "SendingPaused".into(),
+    };
+    finish(jobs, &job, paused, 120).await;
+    let record = jobs
+        .get(&job.job_id)
+        .await
+        .expect("the record still reads")
+        .expect("recorded");
+    assert_eq!((record.status, record.attempts), (JobStatus::Retrying, 0));
+    assert_eq!(
+        claim(jobs, &job, 130, 30).await,
+        Claim::Acquired { attempt: 1 }
     );
 }
 

@@ -161,8 +161,9 @@ impl JobLedger for DynamoJobs {
             (":now".to_owned(), n(now)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
         ]);
-        let common = "updated_at = :now, expires_at = :expires REMOVE lease_until";
-        let expression = match outcome {
+        // Every outcome ends the lease.
+        let common = "updated_at = :now, expires_at = :expires";
+        let set = match outcome {
             Outcome::Sent { ses_message_id } => {
                 values.insert(":st".into(), status(JobStatus::Sent)?);
                 values.insert(":ses".into(), s(ses_message_id));
@@ -176,10 +177,24 @@ impl JobLedger for DynamoJobs {
             Outcome::Paused { error } => {
                 values.insert(":st".into(), status(JobStatus::Retrying)?);
                 values.insert(":err".into(), s(error));
-                values.insert(":minus".into(), n(-1));
-                format!(
-                    "SET #status = :st, last_error = :err, attempts = attempts + :minus, {common}"
-                )
+                let set = format!("SET #status = :st, last_error = :err, {common}");
+                // The attempt is given back — unless a redrive reset the count meanwhile:
+                // attempts never go below zero.
+                let mut giving_back = values.clone();
+                giving_back.insert(":one".into(), n(1));
+                let gave_back = self
+                    .update(
+                        job_id,
+                        &format!("{set}, attempts = attempts - :one REMOVE lease_until"),
+                        Some("attribute_exists(pk) AND attempts >= :one"),
+                        giving_back,
+                        "finishing a job",
+                    )
+                    .await?;
+                if gave_back.is_some() {
+                    return Ok(());
+                }
+                set
             }
             Outcome::Failed { reason } => {
                 values.insert(":st".into(), status(JobStatus::Failed)?);
@@ -192,6 +207,7 @@ impl JobLedger for DynamoJobs {
                 format!("SET #status = :st, last_error = :err, {common}")
             }
         };
+        let expression = format!("{set} REMOVE lease_until");
         self.update(
             job_id,
             &expression,

@@ -1,9 +1,11 @@
 //! What operators see of the queues: counts, the dead-letter queue's entries, purge.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{IN_HAND_SECONDS, release};
 use crate::email::EmailJob;
 use crate::ports::{MessageQueues, QueueCounts, QueueError, QueueName};
 
@@ -48,24 +50,40 @@ impl QueueAdmin {
         Ok(all)
     }
 
-    /// Up to `max` messages on the dead-letter queue. A queue has no peek: this receives with a
-    /// zero visibility timeout (the messages stay visible) until three receives in a row bring
-    /// nothing new, so on a large dead-letter queue the list is a sample.
+    /// Up to `max` messages on the dead-letter queue. A queue has no peek: this receives them,
+    /// hiding each for a moment so the next receive brings others, until `max` or a receive
+    /// brings nothing new, then makes every one visible again. (Receiving with a zero
+    /// visibility timeout instead would depend on the queue handing out different messages each
+    /// time; the emulator hands out the same ten.)
     pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterEntry>, QueueError> {
         let mut entries: Vec<DeadLetterEntry> = Vec::new();
-        let mut idle = 0;
-        while entries.len() < max && idle < 3 {
+        let mut in_hand = Vec::new();
+        let listed = self.walk(max, &mut entries, &mut in_hand).await;
+        release(self.queues.as_ref(), &in_hand).await;
+        listed?;
+        entries.truncate(max);
+        Ok(entries)
+    }
+
+    async fn walk(
+        &self,
+        max: usize,
+        entries: &mut Vec<DeadLetterEntry>,
+        in_hand: &mut Vec<String>,
+    ) -> Result<(), QueueError> {
+        while entries.len() < max {
             let batch = self
                 .queues
                 .receive(
                     QueueName::DeadLetter,
                     10,
-                    Some(0),
-                    std::time::Duration::ZERO,
+                    Some(IN_HAND_SECONDS),
+                    Duration::ZERO,
                 )
                 .await?;
             let before = entries.len();
             for message in batch {
+                in_hand.push(message.receipt_handle);
                 if entries.iter().any(|e| e.message_id == message.message_id) {
                     continue;
                 }
@@ -78,10 +96,11 @@ impl QueueAdmin {
                     message_id: message.message_id,
                 });
             }
-            idle = if entries.len() == before { idle + 1 } else { 0 };
+            if entries.len() == before {
+                break;
+            }
         }
-        entries.truncate(max);
-        Ok(entries)
+        Ok(())
     }
 
     /// Deletes every message on the dead-letter queue.

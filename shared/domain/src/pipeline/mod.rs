@@ -14,5 +14,24 @@ mod lanes;
 mod redrive;
 
 pub use admin::{DeadLetterEntry, QueueAdmin};
+
+use crate::ports::{MessageQueues, QueueName};
+
+/// How long a dead letter being listed or redriven stays hidden from other receives, so that the
+/// next receive brings others (a queue has no peek and no order to walk).
+const IN_HAND_SECONDS: u32 = 30;
+
+/// Makes the dead letters received with these handles visible again at once. Best effort: one
+/// that cannot be released becomes visible by itself after [`IN_HAND_SECONDS`].
+async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
+    for receipt in receipts {
+        if let Err(error) = queues
+            .change_visibility(QueueName::DeadLetter, receipt, 0)
+            .await
+        {
+            tracing::warn!(%error, "a dead letter stays hidden until its visibility timeout ends");
+        }
+    }
+}
 pub use lanes::EmailLanes;
 pub use redrive::{RedriveReport, redrive};

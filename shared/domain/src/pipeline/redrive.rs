@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{IN_HAND_SECONDS, release};
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::ports::{
     JobLedger, MessageQueues, NewMessage, QueueError, QueueName, ReceivedMessage, StoreError,
 };
-
-/// How long a dead letter being redriven stays hidden from other receives.
-const IN_HAND_SECONDS: u32 = 30;
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -37,6 +35,33 @@ pub async fn redrive(
     mut progress: impl FnMut(&RedriveReport),
 ) -> Result<RedriveReport, QueueError> {
     let mut report = RedriveReport::default();
+    // Letters left on the queue stay hidden while the walk goes on, so each receive brings
+    // others; they are made visible again at the end, whatever happened.
+    let mut left = Vec::new();
+    let walked = walk(
+        queues,
+        ledger,
+        clock,
+        only,
+        &mut report,
+        &mut left,
+        &mut progress,
+    )
+    .await;
+    release(queues, &left).await;
+    walked?;
+    Ok(report)
+}
+
+async fn walk(
+    queues: &dyn MessageQueues,
+    ledger: &dyn JobLedger,
+    clock: &dyn Clock,
+    only: Option<&str>,
+    report: &mut RedriveReport,
+    left: &mut Vec<String>,
+    progress: &mut impl FnMut(&RedriveReport),
+) -> Result<(), QueueError> {
     let mut seen = HashSet::new();
     loop {
         let batch = queues
@@ -47,9 +72,11 @@ pub async fn redrive(
                 Duration::ZERO,
             )
             .await?;
+        // Letters not seen before in this batch: once a batch brings none, all have been seen.
         let mut fresh = 0;
         for message in batch {
             if !seen.insert(message.message_id.clone()) {
+                left.push(message.receipt_handle);
                 continue;
             }
             fresh += 1;
@@ -57,22 +84,19 @@ pub async fn redrive(
                 .ok()
                 .filter(|job| only.is_none_or(|id| job.job_id == id));
             let Some(job) = job else {
-                // Not ours to move: visible again at once for the next listing or redrive.
-                queues
-                    .change_visibility(QueueName::DeadLetter, &message.receipt_handle, 0)
-                    .await?;
+                // Undecodable, or not the one asked for: it stays, for an operator.
+                left.push(message.receipt_handle);
                 report.skipped += 1;
                 continue;
             };
             move_back(queues, ledger, clock, &job, &message).await?;
             report.moved += 1;
-            progress(&report);
+            progress(report);
         }
         if fresh == 0 {
-            break;
+            return Ok(());
         }
     }
-    Ok(report)
 }
 
 async fn move_back(

@@ -1,0 +1,351 @@
+//! The email pipeline's queue side — `EmailQueue` (producers), `QueueControl` (the worker's
+//! backoff and dead-lettering), the queue admin (counts, dead letters, purge) and the one
+//! redrive — run with the same bodies over the in-memory twin (`in_memory::…`, Tokio's paused
+//! clock) and over SQS in the emulator (`on_sqs::…`). The code is written once over the
+//! `MessageQueues` port; these tests show it behaves the same over both queues.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oes_adapters::memory::MemoryJobs;
+use oes_domain::clock::ManualClock;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::pipeline::{EmailLanes, QueueAdmin, RedriveReport, redrive};
+use oes_domain::ports::{
+    Delivery, EmailQueue, JobLedger, JobStatus, MessageQueues, NewMessage, QueueControl, QueueName,
+    ReceivedMessage,
+};
+use oes_domain::security::Secret;
+use oes_domain::user::Email;
+
+macro_rules! contract {
+    ($($body:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $body() {
+                    super::$body(std::sync::Arc::new(
+                        oes_adapters::memory::MemoryQueues::default(),
+                    ))
+                    .await;
+                }
+            )*
+        }
+
+        mod on_sqs {
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let env = oes_tests::TestEnv::spawn().await;
+                    super::$body(env.sqs_queues()).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_job_goes_to_the_lane_its_priority_selects_with_its_delay,
+    a_backoff_hides_the_delivery_for_that_long,
+    a_dead_letter_is_listed_with_its_job_reason_and_lane,
+    a_listing_walks_more_dead_letters_than_one_receive_brings,
+    redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record,
+    redriving_all_moves_every_job_and_leaves_what_does_not_decode,
+    purging_the_dead_letter_queue_empties_it,
+);
+
+fn job(template: EmailTemplate) -> EmailJob {
+    EmailJob::new(Email::parse("ada@example.com").expect("valid"), template, 0)
+}
+
+fn verification() -> EmailJob {
+    job(EmailTemplate::Verification {
+        name: "Ada".into(),
+        token: Secret::new("t0k3n"),
+    })
+}
+
+fn newsletter() -> EmailJob {
+    job(EmailTemplate::Generic {
+        subject: "News".into(),
+        text: "text".into(),
+    })
+}
+
+async fn receive(queues: &dyn MessageQueues, queue: QueueName) -> Vec<ReceivedMessage> {
+    queues
+        .receive(queue, 10, Some(30), Duration::from_secs(1))
+        .await
+        .expect("receive")
+}
+
+/// The delivery the worker would see for `message`, received from `queue`.
+fn delivery(queues: &dyn MessageQueues, queue: QueueName, message: &ReceivedMessage) -> Delivery {
+    Delivery {
+        source: format!("arn:aws:sqs:us-east-1:000000000000:{}", queues.name(queue)),
+        message_id: message.message_id.clone(),
+        receipt_handle: message.receipt_handle.clone(),
+        receive_count: message.receive_count,
+    }
+}
+
+/// Queues `job`, takes it off its lane and sets it aside on the dead-letter queue with `reason`,
+/// as the worker does with a job that failed for good.
+async fn dead_letter(queues: &Arc<dyn MessageQueues>, job: &EmailJob, reason: &str) {
+    let lanes = EmailLanes::new(queues.clone());
+    lanes.enqueue(job).await.expect("enqueue");
+    let lane = job.lane().into();
+    let got = receive(queues.as_ref(), lane).await;
+    assert_eq!(got.len(), 1);
+    lanes
+        .dead_letter(
+            &delivery(queues.as_ref(), lane, &got[0]),
+            &got[0].body,
+            reason,
+        )
+        .await
+        .expect("dead letter");
+    queues
+        .delete(lane, &got[0].receipt_handle)
+        .await
+        .expect("acknowledge");
+}
+
+async fn a_job_goes_to_the_lane_its_priority_selects_with_its_delay(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let lanes = EmailLanes::new(queues.clone());
+    let urgent = verification();
+    let later = newsletter().with_delay(1).expect("valid delay");
+    lanes.enqueue(&urgent).await.expect("enqueue");
+    lanes.enqueue(&later).await.expect("enqueue");
+    let priority = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(priority.len(), 1);
+    let on_priority = EmailJob::decode(&priority[0].body).expect("a job");
+    assert_eq!(on_priority.job_id, urgent.job_id);
+    assert_eq!(
+        priority[0].attributes.get("job_id"),
+        Some(&urgent.job_id),
+        "the job id is an attribute, for operators"
+    );
+    assert_eq!(
+        priority[0].attributes.get("kind").map(String::as_str),
+        Some("verification")
+    );
+    assert!(
+        queues
+            .receive(QueueName::Bulk, 10, Some(30), Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "the newsletter waits for its delay"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let bulk = receive(queues.as_ref(), QueueName::Bulk).await;
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(
+        EmailJob::decode(&bulk[0].body).expect("a job").job_id,
+        later.job_id
+    );
+}
+
+async fn a_backoff_hides_the_delivery_for_that_long(queues: Arc<dyn MessageQueues>) {
+    let lanes = EmailLanes::new(queues.clone());
+    lanes.enqueue(&verification()).await.expect("enqueue");
+    let got = receive(queues.as_ref(), QueueName::Priority).await;
+    let delivered = delivery(queues.as_ref(), QueueName::Priority, &got[0]);
+    lanes.retry_after(&delivered, 0).await.expect("no backoff");
+    let again = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(again.len(), 1, "a zero backoff redelivers at once");
+    let delivered = delivery(queues.as_ref(), QueueName::Priority, &again[0]);
+    lanes.retry_after(&delivered, 1).await.expect("backoff");
+    assert!(
+        queues
+            .receive(QueueName::Priority, 10, Some(30), Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let after = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(after.len(), 1, "back after the backoff");
+    assert_eq!(after[0].receive_count, 3);
+
+    let stranger = Delivery {
+        source: "arn:aws:sqs:us-east-1:000000000000:someone-elses-queue".into(),
+        ..delivered
+    };
+    assert!(
+        lanes.retry_after(&stranger, 1).await.is_err(),
+        "a message from a queue it does not know is refused"
+    );
+}
+
+async fn a_dead_letter_is_listed_with_its_job_reason_and_lane(queues: Arc<dyn MessageQueues>) {
+    let job = verification();
+    dead_letter(&queues, &job, "permanent failure: MessageRejected").await;
+    let admin = QueueAdmin::new(queues.clone());
+    let listed = admin.dead_letters(10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job_id.as_deref(), Some(job.job_id.as_str()));
+    assert_eq!(listed[0].kind.as_deref(), Some("verification"));
+    assert_eq!(
+        listed[0].reason.as_deref(),
+        Some("permanent failure: MessageRejected")
+    );
+    assert_eq!(
+        listed[0].source_queue.as_deref(),
+        Some(queues.name(QueueName::Priority))
+    );
+    let counts = admin.counts().await.expect("counts");
+    let names: Vec<&str> = counts.iter().map(|c| c.queue.as_str()).collect();
+    assert_eq!(
+        names,
+        QueueName::ALL.map(|q| queues.name(q)),
+        "one line per queue, lanes first"
+    );
+    assert_eq!(
+        counts.iter().map(|c| c.visible).collect::<Vec<_>>(),
+        [0, 0, 1],
+        "listing leaves the letter visible: {counts:?}"
+    );
+}
+
+async fn a_listing_walks_more_dead_letters_than_one_receive_brings(queues: Arc<dyn MessageQueues>) {
+    for i in 0..13 {
+        let body = format!("{{\"not\": \"a job {i}\"}}");
+        queues
+            .send(
+                QueueName::DeadLetter,
+                &NewMessage {
+                    body,
+                    ..NewMessage::default()
+                },
+            )
+            .await
+            .expect("send");
+    }
+    let admin = QueueAdmin::new(queues.clone());
+    let listed = admin.dead_letters(50).await.expect("list");
+    assert_eq!(listed.len(), 13, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|e| e.job_id.is_none() && e.reason.is_none())
+    );
+    assert_eq!(admin.dead_letters(5).await.expect("list").len(), 5);
+}
+
+async fn redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let (urgent, news) = (verification(), newsletter());
+    for job in [&urgent, &news] {
+        ledger.record_queued(job, 900).await.expect("record");
+        ledger
+            .finish(
+                &job.job_id,
+                oes_domain::ports::Outcome::Dead {
+                    reason: "exhausted".into(),
+                },
+                950,
+            )
+            .await
+            .expect("dead");
+        dead_letter(&queues, job, "attempts exhausted").await;
+    }
+    let mut progress = Vec::new();
+    let report = redrive(queues.as_ref(), &ledger, &clock, Some(&news.job_id), |r| {
+        progress.push(r.moved)
+    })
+    .await
+    .expect("redrive");
+    assert_eq!(
+        report,
+        RedriveReport {
+            moved: 1,
+            skipped: 1
+        }
+    );
+    assert_eq!(progress, [1]);
+    let bulk = receive(queues.as_ref(), QueueName::Bulk).await;
+    assert_eq!(bulk.len(), 1, "the newsletter is back on its lane");
+    assert_eq!(
+        EmailJob::decode(&bulk[0].body).expect("a job").job_id,
+        news.job_id,
+        "with its body, so its job id"
+    );
+    let record = ledger
+        .get(&news.job_id)
+        .await
+        .expect("read")
+        .expect("a record");
+    assert_eq!((record.status, record.attempts), (JobStatus::Queued, 0));
+    let other = ledger
+        .get(&urgent.job_id)
+        .await
+        .expect("read")
+        .expect("a record");
+    assert_eq!(other.status, JobStatus::Dead, "the other job is untouched");
+    let left = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(
+        left.iter().map(|e| e.job_id.clone()).collect::<Vec<_>>(),
+        [Some(urgent.job_id.clone())],
+        "the other letter stays, visible"
+    );
+}
+
+async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let jobs = [verification(), newsletter(), verification()];
+    for job in &jobs {
+        dead_letter(&queues, job, "failed").await;
+    }
+    queues
+        .send(
+            QueueName::DeadLetter,
+            &NewMessage {
+                body: "{poison".into(),
+                ..NewMessage::default()
+            },
+        )
+        .await
+        .expect("send");
+    // Jobs without a record (expired by their retention) are moved all the same.
+    let report = redrive(queues.as_ref(), &ledger, &clock, None, |_| {})
+        .await
+        .expect("redrive");
+    assert_eq!(
+        report,
+        RedriveReport {
+            moved: 3,
+            skipped: 1
+        }
+    );
+    assert_eq!(receive(queues.as_ref(), QueueName::Priority).await.len(), 2);
+    assert_eq!(receive(queues.as_ref(), QueueName::Bulk).await.len(), 1);
+    let left = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0].job_id, None,
+        "the poison message stays for an operator"
+    );
+}
+
+async fn purging_the_dead_letter_queue_empties_it(queues: Arc<dyn MessageQueues>) {
+    dead_letter(&queues, &verification(), "failed").await;
+    let admin = QueueAdmin::new(queues.clone());
+    admin.purge_dead_letters().await.expect("purge");
+    assert!(admin.dead_letters(10).await.expect("list").is_empty());
+}
