@@ -156,28 +156,29 @@ mod tests {
         ApiError::from(error).status
     }
 
+    /// The answers to every conflict of one port: each a 409 with a code.
+    fn answers<C: Copy + std::fmt::Display>(all: &[C]) -> Vec<ApiError>
+    where
+        ExamError: From<StoreError<C>>,
+    {
+        all.iter()
+            .map(|&conflict| {
+                let answer = ApiError::from(ExamError::from(StoreError::Conflict(conflict)));
+                assert_eq!(
+                    answer.status,
+                    StatusCode::CONFLICT,
+                    "{conflict}: {answer:?}"
+                );
+                answer
+            })
+            .collect()
+    }
+
     #[test]
     fn no_store_conflict_and_no_absent_item_becomes_a_5xx() {
-        let mut seen = Vec::new();
-        for &conflict in ExamConflict::ALL {
-            let answer = ApiError::from(ExamError::from(StoreError::Conflict(conflict)));
-            assert_eq!(
-                answer.status,
-                StatusCode::CONFLICT,
-                "{conflict}: {answer:?}"
-            );
-            seen.push(answer.code);
-        }
-        for &conflict in AttemptConflict::ALL {
-            let answer = ApiError::from(ExamError::from(StoreError::Conflict(conflict)));
-            assert_eq!(
-                answer.status,
-                StatusCode::CONFLICT,
-                "{conflict}: {answer:?}"
-            );
-            seen.push(answer.code);
-        }
-        assert!(seen.iter().all(|code| !code.is_empty()));
+        let exams = answers(ExamConflict::ALL);
+        let attempts = answers(AttemptConflict::ALL);
+        assert!(exams.iter().chain(&attempts).all(|a| !a.code.is_empty()));
         assert_eq!(
             status(StoreError::<ExamConflict>::NotFound.into()),
             StatusCode::NOT_FOUND

@@ -1,11 +1,10 @@
 //! What operators see of the queues: counts, the dead-letter queue's entries, purge.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{IN_HAND_SECONDS, release};
+use super::{release, take_dead_letters};
 use crate::email::EmailJob;
 use crate::ports::{MessageQueues, QueueCounts, QueueError, QueueName};
 
@@ -72,15 +71,7 @@ impl QueueAdmin {
         in_hand: &mut Vec<String>,
     ) -> Result<(), QueueError> {
         while entries.len() < max {
-            let batch = self
-                .queues
-                .receive(
-                    QueueName::DeadLetter,
-                    10,
-                    Some(IN_HAND_SECONDS),
-                    Duration::ZERO,
-                )
-                .await?;
+            let batch = take_dead_letters(self.queues.as_ref()).await?;
             let before = entries.len();
             for message in batch {
                 in_hand.push(message.receipt_handle);

@@ -15,11 +15,25 @@ mod redrive;
 
 pub use admin::{DeadLetterEntry, QueueAdmin};
 
-use crate::ports::{MessageQueues, QueueName};
+use std::time::Duration;
+
+use crate::ports::{MessageQueues, QueueError, QueueName, ReceivedMessage};
 
 /// How long a dead letter being listed or redriven stays hidden from other receives, so that the
 /// next receive brings others (a queue has no peek and no order to walk).
 const IN_HAND_SECONDS: u32 = 30;
+
+/// Up to ten dead letters, hidden for [`IN_HAND_SECONDS`] so that the next call brings others.
+async fn take_dead_letters(queues: &dyn MessageQueues) -> Result<Vec<ReceivedMessage>, QueueError> {
+    queues
+        .receive(
+            QueueName::DeadLetter,
+            10,
+            Some(IN_HAND_SECONDS),
+            Duration::ZERO,
+        )
+        .await
+}
 
 /// Makes the dead letters received with these handles visible again at once. Best effort: one
 /// that cannot be released becomes visible by itself after [`IN_HAND_SECONDS`].

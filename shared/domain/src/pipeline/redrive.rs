@@ -4,11 +4,10 @@
 //! was in fact sent is still not sent twice.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{IN_HAND_SECONDS, release};
+use super::{release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::ports::{
@@ -64,14 +63,7 @@ async fn walk(
 ) -> Result<(), QueueError> {
     let mut seen = HashSet::new();
     loop {
-        let batch = queues
-            .receive(
-                QueueName::DeadLetter,
-                10,
-                Some(IN_HAND_SECONDS),
-                Duration::ZERO,
-            )
-            .await?;
+        let batch = take_dead_letters(queues).await?;
         // Letters not seen before in this batch: once a batch brings none, all have been seen.
         let mut fresh = 0;
         for message in batch {
