@@ -4,7 +4,8 @@
 //! [`contract!`] turns each body into `in_memory::<body>` (the twin, under Tokio's paused clock,
 //! so waits cost nothing) and `on_sqs::<body>` (fresh queues in moto, provisioned from the same
 //! definitions as `template.yaml`: visibility timeout 180 s, `maxReceiveCount` 5). Waits on moto
-//! are real and kept to about a second (SQS timeouts count in whole seconds).
+//! are real and kept to about two seconds, so a slow emulator
+//! does not pass a timeout before the test looks (SQS timeouts count in whole seconds).
 //!
 //! Not part of the contract, on purpose: deleting with a stale receipt handle (AWS: "the request
 //! succeeds, but the message might not be deleted" — the pipeline always deletes with the latest
@@ -136,10 +137,10 @@ async fn a_received_message_comes_back_after_its_visibility_timeout_with_a_new_h
 ) {
     let sent = message(0);
     queues.send(QueueName::Bulk, &sent).await.expect("send");
-    let first = receive_within(queues, QueueName::Bulk, Some(1), Duration::from_secs(2)).await;
+    let first = receive_within(queues, QueueName::Bulk, Some(2), Duration::from_secs(2)).await;
     assert_eq!(first.len(), 1);
-    assert!(receive(queues, QueueName::Bulk, Some(1)).await.is_empty());
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(receive(queues, QueueName::Bulk, Some(2)).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let again = receive_within(queues, QueueName::Bulk, Some(30), Duration::from_secs(2)).await;
     assert_eq!(again.len(), 1, "not deleted, so delivered again");
     assert_eq!(again[0].message_id, first[0].message_id);
@@ -158,7 +159,7 @@ async fn without_a_visibility_the_queues_own_timeout_hides_a_received_message(
     let got = receive_within(queues, QueueName::Priority, None, Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1);
     // The lanes' timeout is 180 s (6 × the worker's): still hidden well after a second.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(receive(queues, QueueName::Priority, None).await.is_empty());
     assert_eq!(counts(queues, QueueName::Priority).await, (0, 1, 0));
 }
@@ -190,13 +191,13 @@ async fn changing_the_visibility_hides_for_that_long_and_zero_shows_at_once(
     .await;
     assert_eq!(second.len(), 1, "visible at once");
     assert_eq!(second[0].receive_count, 2);
-    // A backoff: hidden for one second from now, then back.
+    // A backoff: hidden for two seconds from now, then back.
     queues
-        .change_visibility(QueueName::Priority, &second[0].receipt_handle, 1)
+        .change_visibility(QueueName::Priority, &second[0].receipt_handle, 2)
         .await
         .expect("back off");
     assert!(receive(queues, QueueName::Priority, None).await.is_empty());
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let third = receive_within(
         queues,
         QueueName::Priority,
@@ -213,22 +214,22 @@ async fn a_deleted_message_is_never_delivered_again(queues: &dyn MessageQueues) 
         .send(QueueName::Bulk, &message(0))
         .await
         .expect("send");
-    let got = receive_within(queues, QueueName::Bulk, Some(1), Duration::from_secs(2)).await;
+    let got = receive_within(queues, QueueName::Bulk, Some(2), Duration::from_secs(2)).await;
     queues
         .delete(QueueName::Bulk, &got[0].receipt_handle)
         .await
         .expect("delete");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(receive(queues, QueueName::Bulk, None).await.is_empty());
     assert_eq!(counts(queues, QueueName::Bulk).await, (0, 0, 0));
 }
 
 async fn a_delayed_message_stays_hidden_until_its_delay_has_passed(queues: &dyn MessageQueues) {
-    let sent = message(1);
+    let sent = message(2);
     queues.send(QueueName::Bulk, &sent).await.expect("send");
     assert!(receive(queues, QueueName::Bulk, Some(30)).await.is_empty());
     assert_eq!(counts(queues, QueueName::Bulk).await, (0, 0, 1));
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let got = receive_within(queues, QueueName::Bulk, Some(30), Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(

@@ -116,7 +116,7 @@ async fn a_job_goes_to_the_lane_its_priority_selects_with_its_delay(
 ) {
     let lanes = EmailLanes::new(queues.clone());
     let urgent = verification();
-    let later = newsletter().with_delay(1).expect("valid delay");
+    let later = newsletter().with_delay(2).expect("valid delay");
     lanes.enqueue(&urgent).await.expect("enqueue");
     lanes.enqueue(&later).await.expect("enqueue");
     let priority = receive(queues.as_ref(), QueueName::Priority).await;
@@ -140,7 +140,7 @@ async fn a_job_goes_to_the_lane_its_priority_selects_with_its_delay(
             .is_empty(),
         "the newsletter waits for its delay"
     );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let bulk = receive(queues.as_ref(), QueueName::Bulk).await;
     assert_eq!(bulk.len(), 1);
     assert_eq!(
@@ -158,7 +158,7 @@ async fn a_backoff_hides_the_delivery_for_that_long(queues: Arc<dyn MessageQueue
     let again = receive(queues.as_ref(), QueueName::Priority).await;
     assert_eq!(again.len(), 1, "a zero backoff redelivers at once");
     let delivered = delivery(queues.as_ref(), QueueName::Priority, &again[0]);
-    lanes.retry_after(&delivered, 1).await.expect("backoff");
+    lanes.retry_after(&delivered, 2).await.expect("backoff");
     assert!(
         queues
             .receive(QueueName::Priority, 10, Some(30), Duration::ZERO)
@@ -166,7 +166,7 @@ async fn a_backoff_hides_the_delivery_for_that_long(queues: Arc<dyn MessageQueue
             .expect("receive")
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let after = receive(queues.as_ref(), QueueName::Priority).await;
     assert_eq!(after.len(), 1, "back after the backoff");
     assert_eq!(after[0].receive_count, 3);
