@@ -5,6 +5,11 @@
 //! - [`aws`]: the AWS SDK clients, built once at init.
 //! - [`dynamo`]: the DynamoDB stores (accounts, tokens, exams, attempts, email jobs) in the one
 //!   table, and the interceptor that times their calls.
+//! - [`sqs`]: the pipeline's three queues on SQS (the `MessageQueues` port).
+//! - [`ses`]: SES v2 `SendEmail`; [`outbox`]: the embedded mode's mailer (`.eml` files).
+//! - [`redis_cache`]: the cache and rate-limit counters in Redis or Redis Cluster, plain or TLS.
+//! - [`secrets`]: the JWT signing key from Secrets Manager, read once at init.
+//! - [`memory`]: the in-memory twins, one file per port, and `NoCache`.
 //! - [`resources`]: the table and queue definitions shared by local provisioning and
 //!   `template.yaml`, and provisioning itself.
 
