@@ -33,6 +33,7 @@ use oes_adapters::resources::{Provisioned, provision};
 use oes_adapters::sqs::SqsQueues;
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{Mailer, MessageQueues, QueueName, ReceivedMessage, UserStore};
 use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
@@ -135,6 +136,19 @@ pub async fn take_waiting(queues: &MemoryQueues, max: usize) -> Vec<ReceivedMess
         }
     }
     taken
+}
+
+/// The token of the verification email waiting on the priority lane (taking it off the queue).
+pub async fn take_verification_token(queues: &MemoryQueues) -> String {
+    let message = take_waiting(queues, 1)
+        .await
+        .pop()
+        .expect("a verification job");
+    let job = EmailJob::decode(&message.body).expect("a valid job");
+    let EmailTemplate::Verification { token, .. } = job.template else {
+        panic!("not a verification job: {}", job.template.kind());
+    };
+    token.expose().to_owned()
 }
 
 /// The Lambda request API Gateway would deliver for this call (from 127.0.0.1).

@@ -8,12 +8,8 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use oes_domain::ports::{
     BoxError, MessageQueues, NewMessage, QueueCounts, QueueError, QueueName, ReceivedMessage,
+    queue_name,
 };
-
-/// The queue name at the end of a queue URL (`…/123456789012/name`) or ARN (`…:name`).
-pub fn queue_name(url_or_arn: &str) -> &str {
-    url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
-}
 
 fn failed<E: Into<BoxError>>(context: &'static str) -> impl FnOnce(E) -> QueueError {
     move |e| QueueError {
@@ -26,7 +22,7 @@ fn failed<E: Into<BoxError>>(context: &'static str) -> impl FnOnce(E) -> QueueEr
 #[derive(Clone)]
 pub struct SqsQueues {
     client: Client,
-    /// URL and name of each queue, in [`QueueName::ALL`] order; the dead-letter queue may be
+    /// URL and name of each queue, by [`QueueName::index`]; the dead-letter queue may be
     /// absent (the auth API never touches it).
     queues: [Option<(String, String)>; 3],
 }
@@ -50,16 +46,8 @@ impl SqsQueues {
         }
     }
 
-    fn slot(queue: QueueName) -> usize {
-        match queue {
-            QueueName::Priority => 0,
-            QueueName::Bulk => 1,
-            QueueName::DeadLetter => 2,
-        }
-    }
-
     fn url(&self, queue: QueueName) -> Result<&str, QueueError> {
-        self.queues[Self::slot(queue)]
+        self.queues[queue.index()]
             .as_ref()
             .map(|(url, _)| url.as_str())
             .ok_or_else(|| QueueError {
@@ -87,7 +75,7 @@ fn seconds(value: u32) -> i32 {
 #[async_trait]
 impl MessageQueues for SqsQueues {
     fn name(&self, queue: QueueName) -> &str {
-        self.queues[Self::slot(queue)]
+        self.queues[queue.index()]
             .as_ref()
             .map_or("", |(_, name)| name.as_str())
     }

@@ -51,15 +51,8 @@ async fn bearer(
     let register =
         json!({"email": "ada@example.com", "password": "correct horse", "name": "Ada"}).to_string();
     call(service, "POST", "/auth/register", Some(&register), None).await;
-    let message = oes_tests::take_waiting(queue, 1)
-        .await
-        .pop()
-        .expect("verification job");
-    let job = oes_domain::email::EmailJob::decode(&message.body).expect("job");
-    let oes_domain::email::EmailTemplate::Verification { token, .. } = job.template else {
-        panic!("not a verification job");
-    };
-    let verify = json!({"token": token.expose()}).to_string();
+    let token = oes_tests::take_verification_token(queue).await;
+    let verify = json!({ "token": token }).to_string();
     call(service, "POST", "/auth/verify-email", Some(&verify), None).await;
     let login = json!({"email": "ada@example.com", "password": "correct horse"}).to_string();
     let (_, session) = call(service, "POST", "/auth/login", Some(&login), None).await;

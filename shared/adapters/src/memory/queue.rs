@@ -61,7 +61,7 @@ struct Queue {
 /// The in-memory twin of the pipeline's SQS queues.
 pub struct MemoryQueues {
     queues: Mutex<[Queue; 3]>,
-    /// The queues' names, in slot order.
+    /// The queues' names, by [`QueueName::index`].
     names: [String; 3],
     /// Woken on every send and visibility change, for waiting receives.
     changed: Notify,
@@ -86,14 +86,6 @@ impl MemoryQueues {
             })),
             changed: Notify::new(),
         }
-    }
-}
-
-fn slot(queue: QueueName) -> usize {
-    match queue {
-        QueueName::Priority => 0,
-        QueueName::Bulk => 1,
-        QueueName::DeadLetter => 2,
     }
 }
 
@@ -163,7 +155,7 @@ impl MemoryQueues {
 
     /// When the next message of `queue` becomes visible, if one is hidden.
     fn next_visible(&self, queue: QueueName) -> Option<Instant> {
-        lock(&self.queues)[slot(queue)]
+        lock(&self.queues)[queue.index()]
             .messages
             .iter()
             .map(|m| m.visible_at)
@@ -177,7 +169,7 @@ impl MemoryQueues {
         f: impl FnOnce(&mut VecDeque<Stored>, usize) -> T,
     ) -> Option<T> {
         let mut queues = lock(&self.queues);
-        let messages = &mut queues[slot(queue)].messages;
+        let messages = &mut queues[queue.index()].messages;
         let index = messages
             .iter()
             .position(|m| m.receipt.as_deref() == Some(receipt))?;
@@ -188,7 +180,7 @@ impl MemoryQueues {
 #[async_trait]
 impl MessageQueues for MemoryQueues {
     fn name(&self, queue: QueueName) -> &str {
-        self.names[slot(queue)].as_str()
+        self.names[queue.index()].as_str()
     }
 
     async fn send(&self, queue: QueueName, message: &NewMessage) -> Result<String, QueueError> {
@@ -199,14 +191,16 @@ impl MessageQueues for MemoryQueues {
             ));
         }
         let message_id = uuid::Uuid::new_v4().to_string();
-        lock(&self.queues)[slot(queue)].messages.push_back(Stored {
-            message_id: message_id.clone(),
-            body: message.body.clone(),
-            attributes: message.attributes.clone(),
-            receive_count: 0,
-            receipt: None,
-            visible_at: Instant::now() + seconds(message.delay_seconds),
-        });
+        lock(&self.queues)[queue.index()]
+            .messages
+            .push_back(Stored {
+                message_id: message_id.clone(),
+                body: message.body.clone(),
+                attributes: message.attributes.clone(),
+                receive_count: 0,
+                receipt: None,
+                visible_at: Instant::now() + seconds(message.delay_seconds),
+            });
         self.changed.notify_waiters();
         Ok(message_id)
     }
@@ -274,7 +268,7 @@ impl MessageQueues for MemoryQueues {
     async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
         let now = Instant::now();
         let queues = lock(&self.queues);
-        let messages = &queues[slot(queue)].messages;
+        let messages = &queues[queue.index()].messages;
         let count = |keep: &dyn Fn(&Stored) -> bool| {
             i64::try_from(messages.iter().filter(|m| keep(m)).count()).unwrap_or(i64::MAX)
         };
@@ -287,7 +281,7 @@ impl MessageQueues for MemoryQueues {
     }
 
     async fn purge(&self, queue: QueueName) -> Result<(), QueueError> {
-        lock(&self.queues)[slot(queue)].messages.clear();
+        lock(&self.queues)[queue.index()].messages.clear();
         Ok(())
     }
 }

@@ -8,11 +8,25 @@ use async_trait::async_trait;
 use crate::email::EmailJob;
 use crate::ports::{
     Delivery, EmailQueue, MessageQueues, NewMessage, QueueControl, QueueError, QueueName,
+    queue_name,
 };
 
 /// The longest reason kept on a dead letter (SQS attributes are small; the job record keeps the
 /// whole error).
 const MAX_REASON_CHARS: usize = 1000;
+
+/// `job`'s message on its lane, with `body` (its encoding) and the attributes operators filter
+/// by; no delay.
+pub(super) fn lane_message(job: &EmailJob, body: String) -> NewMessage {
+    NewMessage {
+        body,
+        delay_seconds: 0,
+        attributes: BTreeMap::from([
+            ("job_id".to_owned(), job.job_id.clone()),
+            ("kind".to_owned(), job.template.kind().to_owned()),
+        ]),
+    }
+}
 
 /// The two lanes and the dead-letter queue, as producers and the worker use them.
 #[derive(Clone)]
@@ -28,11 +42,7 @@ impl EmailLanes {
 
     /// The queue a delivery came from, by the name at the end of its source (an ARN on SQS).
     fn source_of(&self, delivery: &Delivery) -> Result<QueueName, QueueError> {
-        let name = delivery
-            .source
-            .rsplit([':', '/'])
-            .next()
-            .unwrap_or(&delivery.source);
+        let name = queue_name(&delivery.source);
         QueueName::ALL
             .into_iter()
             .find(|queue| self.queues.name(*queue) == name)
@@ -48,12 +58,8 @@ impl EmailQueue for EmailLanes {
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = job.template.kind()))]
     async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
         let message = NewMessage {
-            body: job.encode(),
             delay_seconds: job.delay_seconds,
-            attributes: BTreeMap::from([
-                ("job_id".to_owned(), job.job_id.clone()),
-                ("kind".to_owned(), job.template.kind().to_owned()),
-            ]),
+            ..lane_message(job, job.encode())
         };
         self.queues.send(job.lane().into(), &message).await?;
         Ok(())

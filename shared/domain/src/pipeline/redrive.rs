@@ -7,12 +7,11 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use super::lanes::lane_message;
 use super::{release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
-use crate::ports::{
-    JobLedger, MessageQueues, NewMessage, QueueError, QueueName, ReceivedMessage, StoreError,
-};
+use crate::ports::{JobLedger, MessageQueues, QueueError, QueueName, ReceivedMessage, StoreError};
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -98,18 +97,9 @@ async fn move_back(
     job: &EmailJob,
     message: &ReceivedMessage,
 ) -> Result<(), QueueError> {
-    let resent = NewMessage {
-        body: message.body.clone(),
-        delay_seconds: 0,
-        attributes: [
-            ("job_id", job.job_id.as_str()),
-            ("kind", job.template.kind()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-    };
-    queues.send(job.lane().into(), &resent).await?;
+    queues
+        .send(job.lane().into(), &lane_message(job, message.body.clone()))
+        .await?;
     match ledger.requeue(&job.job_id, clock.now()).await {
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(error) => {

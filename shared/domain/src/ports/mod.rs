@@ -19,7 +19,7 @@ pub use exams::{AttemptConflict, AttemptStore, ExamConflict, ExamStore};
 pub use jobs::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome};
 pub use mailer::{MailError, Mailer};
 pub use queue_control::{Delivery, QueueControl};
-pub use queues::{MessageQueues, NewMessage, QueueCounts, QueueName, ReceivedMessage};
+pub use queues::{MessageQueues, NewMessage, QueueCounts, QueueName, ReceivedMessage, queue_name};
 pub use tokens::{StoredToken, TokenPurpose, TokenStore};
 pub use users::{UserConflict, UserStore, UserUpdate};
 

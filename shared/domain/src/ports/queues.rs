@@ -28,6 +28,20 @@ pub enum QueueName {
 impl QueueName {
     /// Every queue, lanes first.
     pub const ALL: [Self; 3] = [Self::Priority, Self::Bulk, Self::DeadLetter];
+
+    /// Its position in [`QueueName::ALL`] (for per-queue arrays).
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Priority => 0,
+            Self::Bulk => 1,
+            Self::DeadLetter => 2,
+        }
+    }
+}
+
+/// The queue name at the end of a queue URL (`…/123456789012/name`) or ARN (`…:name`).
+pub fn queue_name(url_or_arn: &str) -> &str {
+    url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
 }
 
 impl From<Lane> for QueueName {
