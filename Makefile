@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test template-check lint run-local provision bench package
+.PHONY: help services services-down build test soak template-check lint run-local provision bench package
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,10 @@ test: services ## build, run all tests against the local services, lint the temp
 	cargo build --workspace --all-targets
 	$(WITH_ENV) OES_TEST_SERVICES=1 cargo test --workspace
 	@$(MAKE) --no-print-directory template-check
+
+soak: ## run the pipeline's fault simulation over 100,000 seeds (make test runs 2,000); SEEDS=n FROM=s to change
+	cargo build -p oes-sim
+	./target/debug/oes-sim --seeds $${SEEDS:-100000} --from $${FROM:-0}
 
 template-check: ## cfn-lint template.yaml (+ sam validate --lint when SAM CLI is installed)
 	@test -x $(VENV)/bin/cfn-lint || { echo "no $(VENV)/bin/cfn-lint: run 'make services' first" >&2; exit 1; }

@@ -1,24 +1,33 @@
-//! The email worker: consumes SQS batches of [`EmailJob`]s and sends each at most once, with
-//! BullMQ's guarantees rebuilt on SQS:
+//! The email worker: consumes SQS batches of [`EmailJob`]s and has each accepted by SES once,
+//! with BullMQ's guarantees rebuilt on SQS. The job ledger, not SQS, keeps the count:
 //!
 //! - **Idempotent send**: a job is claimed in the [`JobLedger`] with a lease before sending; a
 //!   redelivered, concurrently delivered or already sent job is acknowledged without a send.
-//! - **Transient failure** (throttling, 5xx, timeouts): the job is marked `retrying`, the
-//!   message's visibility is set to `base · 2^(attempt−1)` plus jitter, and the record is reported
-//!   in `batchItemFailures`, so it comes back after the backoff. After `max_attempts` it is marked
-//!   `dead` and moved to the dead-letter queue.
-//! - **Permanent failure** (rejected message, bad request): marked `failed` with the reason and
-//!   moved to the dead-letter queue at once — never retried until it dies.
+//!   SES's acceptance is recorded at once (retried); if the ledger refuses every try, a
+//!   *receipt* — a copy of the message carrying SES's message id — goes on the queue, and its
+//!   delivery writes the record instead of sending.
+//! - **Holding on purpose** (a transient failure's backoff, another worker's lease, a paused
+//!   account or spent quota, a ledger that cannot be reached): the worker puts a fresh copy of the
+//!   message on its queue, delayed, and acknowledges the original. Waiting thus uses none of the
+//!   message's SQS receives: the lanes' `maxReceiveCount` only catches a worker that cannot act
+//!   (one that crashes, or cannot reach the queue), and `max_attempts` may exceed it.
+//! - **Transient failure** (throttling, 5xx, timeouts): marked `retrying`, held for
+//!   `base · 2^(attempt−1)` plus jitter. After `max_attempts` (ledger attempts) it is dead.
+//! - **Account-level failure** (sending paused, daily quota spent): the attempt is not counted,
+//!   the message waits the long "paused" backoff, the log says so loudly, a metric alarms.
+//! - **Permanent failure** (rejected message, bad request), **attempts exhausted**: the message
+//!   goes to the dead-letter queue with its reason *first*, then the record says `failed`/`dead`.
+//!   A finished record thus always has its letter where redrive can reach it; if the
+//!   dead-letter send fails, the job stays open and comes back.
 //! - **Poison message** (a body that does not decode): moved to the dead-letter queue with the
 //!   reason; the rest of the batch goes on.
-//! - **Account-level failure** (sending paused): the attempt is not counted, the message waits
-//!   the long "paused" backoff, and the log says so loudly.
 //!
 //! Records are processed concurrently (bounded), one span each; the response lists exactly the
 //! records to be redelivered. Nothing here knows whether it runs in Lambda, `oes-local` or a test.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
@@ -26,10 +35,24 @@ use futures_util::stream;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, Renderer};
 use oes_domain::metrics;
-use oes_domain::ports::{Claim, Delivery, JobLedger, MailError, Outcome};
+use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, StoreError};
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::WorkerAdapters;
 use tracing::Instrument;
+
+/// Message attribute: how many times the worker has put this job back on its queue.
+pub const HOLDS_ATTRIBUTE: &str = "holds";
+/// Message attribute of a receipt: SES accepted this job with this message id; only its record
+/// is missing.
+pub const RECEIPT_ATTRIBUTE: &str = "ses_message_id";
+
+/// Tries at writing a job's outcome before the worker falls back (a receipt for `sent`,
+/// redelivery for the others): the pause before each.
+pub const RECORD_TRIES: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+];
 
 /// What the worker needs, built once at init.
 #[derive(Clone)]
@@ -39,7 +62,11 @@ pub struct Worker {
     retry: RetryPolicy,
     concurrency: usize,
     clock: Arc<dyn Clock>,
+    jitter: Jitter,
 }
+
+/// Where the backoff's jitter comes from: the OS by default, a seeded source in simulations.
+pub type Jitter = Arc<dyn Fn() -> u32 + Send + Sync>;
 
 /// What becomes of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +77,27 @@ enum Disposition {
     Redeliver,
 }
 
-fn jitter() -> u32 {
+fn os_jitter() -> u32 {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).map_or(0, |()| u32::from_le_bytes(bytes))
+}
+
+/// One delivery of a decoded job, with what the worker needs to hold or set it aside.
+struct Received<'a> {
+    delivery: Delivery,
+    job: EmailJob,
+    body: &'a str,
+}
+
+impl Received<'_> {
+    /// How many times the worker has put this job back already.
+    fn holds(&self) -> u32 {
+        self.delivery
+            .attributes
+            .get(HOLDS_ATTRIBUTE)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 impl Worker {
@@ -70,7 +115,14 @@ impl Worker {
             retry,
             concurrency: concurrency.max(1),
             clock,
+            jitter: Arc::new(os_jitter),
         }
+    }
+
+    /// Takes the backoff's jitter from `jitter` (a seeded source makes a run repeatable).
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// Processes one SQS batch; the response lists exactly the records to redeliver.
@@ -118,6 +170,11 @@ impl Worker {
                 .get("ApproximateReceiveCount")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1),
+            attributes: record
+                .message_attributes
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)))
+                .collect(),
         };
         let body = record.body.as_deref().unwrap_or_default();
         let job = match EmailJob::decode(body) {
@@ -126,15 +183,23 @@ impl Worker {
                 tracing::error!(%error, "undecodable email job");
                 metrics::incr(metrics::EMAILS_DEAD, Some(("Kind", "undecodable")));
                 return self
-                    .set_aside(&delivery, body, &format!("undecodable: {error}"))
+                    .dead_letter(&delivery, body, &format!("undecodable: {error}"))
                     .await;
             }
         };
         tracing::Span::current().record("job_id", job.job_id.as_str());
+        let received = Received {
+            delivery,
+            job,
+            body,
+        };
+        if let Some(ses_message_id) = received.delivery.attributes.get(RECEIPT_ATTRIBUTE) {
+            return self.deliver_receipt(&received, ses_message_id).await;
+        }
         let now = self.clock.now();
         let lease = i64::from(self.retry.lease_seconds);
-        match self.adapters.jobs.claim(&job, now, lease).await {
-            Ok(Claim::Acquired { attempt }) => self.send(&delivery, &job, attempt, body).await,
+        match self.adapters.jobs.claim(&received.job, now, lease).await {
+            Ok(Claim::Acquired { attempt }) => self.send(&received, attempt).await,
             Ok(Claim::Finished(record)) => {
                 tracing::info!(status = ?record.status, "job already finished; acknowledged without sending");
                 metrics::incr(metrics::EMAILS_DUPLICATE, None);
@@ -143,33 +208,19 @@ impl Worker {
             Ok(Claim::Busy { lease_until }) => {
                 tracing::info!(lease_until, "another worker is sending this job");
                 let wait = u32::try_from(lease_until - now + 1).unwrap_or(1).max(1);
-                self.retry_after(&delivery, wait).await
+                self.hold(&received, wait, None).await
             }
             Err(error) => {
-                tracing::warn!(%error, "could not claim the job; it will be redelivered");
-                self.retry_after(
-                    &delivery,
-                    self.retry.backoff(delivery.receive_count, jitter()),
-                )
-                .await
+                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                tracing::warn!(%error, retry_in_seconds = wait, "could not claim the job; held for later");
+                self.hold(&received, wait, None).await
             }
         }
     }
 
-    async fn send(
-        &self,
-        delivery: &Delivery,
-        job: &EmailJob,
-        attempt: u32,
-        body: &str,
-    ) -> Disposition {
+    async fn send(&self, received: &Received<'_>, attempt: u32) -> Disposition {
+        let job = &received.job;
         let email = self.renderer.render(job);
-        let jobs: &dyn JobLedger = self.adapters.jobs.as_ref();
-        let finish = |outcome: Outcome| async move {
-            if let Err(error) = jobs.finish(&job.job_id, outcome, self.clock.now()).await {
-                tracing::error!(%error, "could not record the job's outcome");
-            }
-        };
         let kind = Some(("Kind", job.template.kind()));
         let started = Instant::now();
         let sent = self.adapters.mailer.send(&email).await;
@@ -178,42 +229,194 @@ impl Worker {
             Ok(ses_message_id) => {
                 tracing::info!(kind = job.template.kind(), attempt, %ses_message_id, "email sent");
                 metrics::incr(metrics::EMAILS_SENT, kind);
-                finish(Outcome::Sent { ses_message_id }).await;
-                Disposition::Done
+                let outcome = Outcome::Sent {
+                    ses_message_id: ses_message_id.clone(),
+                };
+                match self.record(&job.job_id, outcome).await {
+                    Ok(()) => Disposition::Done,
+                    Err(error) => {
+                        tracing::error!(%error, %ses_message_id, "SES accepted the email but the record could not say so; a receipt carries it");
+                        let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                        self.hold(received, wait, Some(&ses_message_id)).await
+                    }
+                }
             }
             Err(MailError::Permanent(reason)) => {
                 tracing::error!(%reason, attempt, "email refused permanently; not retried");
                 metrics::incr(metrics::EMAILS_FAILED, kind);
-                finish(Outcome::Failed {
-                    reason: reason.clone(),
-                })
-                .await;
-                self.set_aside(delivery, body, &format!("permanent failure: {reason}"))
+                let letter = format!("permanent failure: {reason}");
+                self.end(received, Outcome::Failed { reason }, &letter)
                     .await
             }
             Err(MailError::Transient(error)) if attempt >= job.max_attempts => {
                 tracing::error!(%error, attempt, "email attempts exhausted");
                 metrics::incr(metrics::EMAILS_DEAD, kind);
                 let reason = format!("{attempt} attempts failed; last: {error}");
-                finish(Outcome::Dead {
-                    reason: reason.clone(),
-                })
-                .await;
-                self.set_aside(delivery, body, &reason).await
+                self.end(
+                    received,
+                    Outcome::Dead {
+                        reason: reason.clone(),
+                    },
+                    &reason,
+                )
+                .await
             }
             Err(MailError::Transient(error)) => {
-                let wait = self.retry.backoff(attempt, jitter());
+                let wait = self.retry.backoff(attempt, (self.jitter)());
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "email failed; will retry");
                 metrics::incr(metrics::EMAILS_RETRIED, kind);
-                finish(Outcome::Retrying { error }).await;
-                self.retry_after(delivery, wait).await
+                self.note(&job.job_id, Outcome::Retrying { error }).await;
+                self.hold(received, wait, None).await
             }
             Err(MailError::AccountPaused(error)) => {
                 let wait = self.retry.paused_seconds;
                 tracing::error!(%error, retry_in_seconds = wait, alarm = "SendingPaused", "the account cannot send email; attempt not counted");
                 metrics::incr(metrics::SENDING_PAUSED, None);
-                finish(Outcome::Paused { error }).await;
-                self.retry_after(delivery, wait).await
+                self.note(&job.job_id, Outcome::Paused { error }).await;
+                self.hold(received, wait, None).await
+            }
+            Err(MailError::QuotaExceeded(error)) => {
+                let wait = self.retry.paused_seconds;
+                tracing::error!(%error, retry_in_seconds = wait, alarm = "SendingQuotaExceeded", "the daily sending quota is spent; attempt not counted");
+                metrics::incr(metrics::QUOTA_EXCEEDED, None);
+                self.note(&job.job_id, Outcome::Paused { error }).await;
+                self.hold(received, wait, None).await
+            }
+        }
+    }
+
+    /// A receipt's delivery: SES accepted the job already; write the record, send nothing.
+    async fn deliver_receipt(&self, received: &Received<'_>, ses_message_id: &str) -> Disposition {
+        let outcome = Outcome::Sent {
+            ses_message_id: ses_message_id.to_owned(),
+        };
+        match self.record(&received.job.job_id, outcome).await {
+            Ok(()) => {
+                tracing::info!(%ses_message_id, "the receipt of a sent email is recorded");
+                Disposition::Done
+            }
+            Err(error) => {
+                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                tracing::warn!(%error, retry_in_seconds = wait, "the receipt could not be recorded yet");
+                self.hold(received, wait, Some(ses_message_id)).await
+            }
+        }
+    }
+
+    /// Ends the job: its message to the dead-letter queue with `reason` first, then `outcome` in
+    /// the record. If the letter cannot be sent, the job stays open and comes back; if the
+    /// record cannot be written, the message comes back too (its letter is already safe).
+    async fn end(&self, received: &Received<'_>, outcome: Outcome, reason: &str) -> Disposition {
+        let job_id = &received.job.job_id;
+        if let Err(error) = self
+            .adapters
+            .control
+            .dead_letter(&received.delivery, received.body, reason)
+            .await
+        {
+            tracing::error!(%error, "could not move the message to the dead-letter queue; the job stays open");
+            let open = Outcome::Retrying {
+                error: format!("could not be set aside: {error}"),
+            };
+            self.note(job_id, open).await;
+            let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+            return self.retry_after(&received.delivery, wait).await;
+        }
+        match self.record(job_id, outcome).await {
+            Ok(()) => Disposition::Done,
+            Err(error) => {
+                tracing::error!(%error, "the message is on the dead-letter queue but its record could not say so; redelivered");
+                Disposition::Redeliver
+            }
+        }
+    }
+
+    /// Writes an outcome, trying [`RECORD_TRIES`] times. A job without a record (expired) has
+    /// nothing to write to, which is not an error.
+    async fn record(&self, job_id: &str, outcome: Outcome) -> Result<(), StoreError<JobConflict>> {
+        let mut last = None;
+        for pause in RECORD_TRIES {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            match self
+                .adapters
+                .jobs
+                .finish(job_id, outcome.clone(), self.clock.now())
+                .await
+            {
+                Ok(()) | Err(StoreError::NotFound) => return Ok(()),
+                // The record says the job ended already (another worker sent it, or it was
+                // failed): nothing more to write.
+                Err(StoreError::Conflict(conflict)) => {
+                    tracing::info!(%conflict, "the job's record had ended already");
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not record the job's outcome");
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.unwrap_or(StoreError::NotFound))
+    }
+
+    /// Writes an outcome that nothing depends on (the next claim works from either record):
+    /// once, logging a failure.
+    async fn note(&self, job_id: &str, outcome: Outcome) {
+        if let Err(error) = self
+            .adapters
+            .jobs
+            .finish(job_id, outcome, self.clock.now())
+            .await
+        {
+            match error {
+                StoreError::Conflict(conflict) => {
+                    tracing::info!(%conflict, "the job's record had ended already");
+                }
+                error => tracing::warn!(%error, "could not record the job's outcome"),
+            }
+        }
+    }
+
+    /// Holds the job for `seconds` (at most 900): a fresh copy of its message, delayed, goes on
+    /// its queue and this delivery is acknowledged — waiting on purpose uses none of its
+    /// receives. A `receipt` makes the copy a receipt of that SES message id. If the copy cannot
+    /// be sent, the delivery itself is hidden for `seconds` and redelivered.
+    async fn hold(
+        &self,
+        received: &Received<'_>,
+        seconds: u32,
+        receipt: Option<&str>,
+    ) -> Disposition {
+        let mut attributes: BTreeMap<String, String> = received.delivery.attributes.clone();
+        attributes.insert(
+            HOLDS_ATTRIBUTE.to_owned(),
+            (received.holds() + 1).to_string(),
+        );
+        attributes.insert("job_id".to_owned(), received.job.job_id.clone());
+        attributes.insert("kind".to_owned(), received.job.template.kind().to_owned());
+        match receipt {
+            Some(ses_message_id) => {
+                attributes.insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.to_owned());
+            }
+            None => {
+                attributes.remove(RECEIPT_ATTRIBUTE);
+            }
+        }
+        match self
+            .adapters
+            .control
+            .renew(&received.delivery, received.body, seconds, &attributes)
+            .await
+        {
+            Ok(()) => {
+                metrics::incr(metrics::EMAILS_HELD, None);
+                Disposition::Done
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not put the job back for later; the delivery waits instead");
+                self.retry_after(&received.delivery, seconds).await
             }
         }
     }
@@ -227,9 +430,9 @@ impl Worker {
         Disposition::Redeliver
     }
 
-    /// Moves the message to the dead-letter queue and acknowledges it; if that fails, leaves it
-    /// for redelivery (and, after `maxReceiveCount`, the queue's own redrive to the DLQ).
-    async fn set_aside(&self, delivery: &Delivery, body: &str, reason: &str) -> Disposition {
+    /// Moves an undecodable message to the dead-letter queue and acknowledges it; if that fails,
+    /// leaves it for redelivery (and, after `maxReceiveCount`, the queue's own redrive).
+    async fn dead_letter(&self, delivery: &Delivery, body: &str, reason: &str) -> Disposition {
         match self
             .adapters
             .control
@@ -253,11 +456,12 @@ mod tests {
     use oes_domain::clock::ManualClock;
     use oes_domain::email::EmailTemplate;
     use oes_domain::email::OutgoingEmail;
-    use oes_domain::ports::{JobStatus, Mailer, QueueControl, QueueError};
+    use oes_domain::ports::{
+        JobLedger, JobRecord, JobStatus, Mailer, QueueControl, QueueError, StoreUnavailable,
+    };
     use oes_domain::security::Secret;
     use oes_domain::user::Email;
-    use std::collections::HashMap;
-    use std::collections::VecDeque;
+    use std::collections::{HashMap, VecDeque};
     use std::sync::Mutex;
 
     /// Stands in for SES: answers from a script (then succeeds), counts what it sent.
@@ -301,12 +505,16 @@ mod tests {
         reason: String,
     }
 
-    /// Stands in for the queue: records the backoff the worker asks for per message, and what
-    /// it sets aside. (What the real queues do with these is the contract suites' business.)
+    /// Stands in for the queue: records the wait the worker asks for per message (a renewed
+    /// copy's delay, or a visibility change), the copies' attributes, and what it sets aside.
+    /// (What the real queues do with these is the contract suites' business.)
     #[derive(Default)]
     struct RecordingControl {
         visibility: Mutex<HashMap<String, u32>>,
+        renewed: Mutex<Vec<BTreeMap<String, String>>>,
         dead: Mutex<Vec<DeadLetter>>,
+        /// Dead-letter sends still to refuse.
+        refuse_dead_letters: Mutex<u32>,
     }
 
     impl RecordingControl {
@@ -335,12 +543,37 @@ mod tests {
             Ok(())
         }
 
+        async fn renew(
+            &self,
+            delivery: &Delivery,
+            _body: &str,
+            delay_seconds: u32,
+            attributes: &BTreeMap<String, String>,
+        ) -> Result<(), QueueError> {
+            if let Ok(mut visibility) = self.visibility.lock() {
+                visibility.insert(delivery.message_id.clone(), delay_seconds);
+            }
+            if let Ok(mut renewed) = self.renewed.lock() {
+                renewed.push(attributes.clone());
+            }
+            Ok(())
+        }
+
         async fn dead_letter(
             &self,
             _delivery: &Delivery,
             body: &str,
             reason: &str,
         ) -> Result<(), QueueError> {
+            if let Ok(mut refuse) = self.refuse_dead_letters.lock()
+                && *refuse > 0
+            {
+                *refuse -= 1;
+                return Err(QueueError {
+                    context: "sending to the dead-letter queue",
+                    source: "refused".into(),
+                });
+            }
             self.dead_letters().push(DeadLetter {
                 body: body.to_owned(),
                 reason: reason.to_owned(),
@@ -349,34 +582,78 @@ mod tests {
         }
     }
 
+    /// The ledger, refusing the first `sent` writes it is asked for.
+    #[derive(Default)]
+    struct FlakyLedger {
+        inner: MemoryJobs,
+        refuse_sent: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl JobLedger for FlakyLedger {
+        async fn record_queued(
+            &self,
+            job: &EmailJob,
+            now: i64,
+        ) -> Result<(), StoreError<JobConflict>> {
+            self.inner.record_queued(job, now).await
+        }
+        async fn claim(
+            &self,
+            job: &EmailJob,
+            now: i64,
+            lease: i64,
+        ) -> Result<Claim, StoreError<JobConflict>> {
+            self.inner.claim(job, now, lease).await
+        }
+        async fn finish(
+            &self,
+            job_id: &str,
+            outcome: Outcome,
+            now: i64,
+        ) -> Result<(), StoreError<JobConflict>> {
+            if matches!(outcome, Outcome::Sent { .. })
+                && let Ok(mut refuse) = self.refuse_sent.lock()
+                && *refuse > 0
+            {
+                *refuse -= 1;
+                return Err(StoreError::unavailable("test", "refused"));
+            }
+            self.inner.finish(job_id, outcome, now).await
+        }
+        async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+            self.inner.requeue(job_id, now).await
+        }
+        async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
+            self.inner.get(job_id).await
+        }
+    }
+
     struct Harness {
         worker: Worker,
         mailer: Arc<ScriptedMailer>,
-        jobs: Arc<MemoryJobs>,
+        jobs: Arc<FlakyLedger>,
         queue: Arc<RecordingControl>,
+        clock: Arc<ManualClock>,
     }
 
     fn harness(mailer: Arc<ScriptedMailer>) -> Harness {
-        let jobs = Arc::new(MemoryJobs::default());
+        let jobs = Arc::new(FlakyLedger::default());
         let queue = Arc::new(RecordingControl::default());
+        let clock = Arc::new(ManualClock::at(1_000));
         let adapters = WorkerAdapters {
             mailer: mailer.clone(),
             jobs: jobs.clone(),
             control: queue.clone(),
         };
         let retry = RetryPolicy::default();
-        let worker = Worker::new(
-            adapters,
-            "http://localhost:3000",
-            retry,
-            5,
-            Arc::new(ManualClock::at(1_000)),
-        );
+        let worker = Worker::new(adapters, "http://localhost:3000", retry, 5, clock.clone());
         Harness {
             worker,
             mailer,
             jobs,
             queue,
+            clock,
         }
     }
 
@@ -484,17 +761,28 @@ mod tests {
                 .worker
                 .handle_batch(batch(vec![record("m", &body, delivery)]))
                 .await;
+            assert!(failed(&response).is_empty(), "held as a fresh copy");
             if delivery < 3 {
-                assert_eq!(failed(&response), ["m"], "delivery {delivery}");
                 assert_eq!(status(&h, &job).await, (JobStatus::Retrying, delivery));
                 waits.push(h.queue.take_visibility("m", 0));
-            } else {
-                assert!(failed(&response).is_empty());
             }
         }
         assert!(
-            (2..=4).contains(&waits[0]) && (4..=6).contains(&waits[1]),
+            (10..=20).contains(&waits[0]) && (20..=30).contains(&waits[1]),
             "{waits:?}"
+        );
+        let holds: Vec<_> = h
+            .queue
+            .renewed
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|a| a[HOLDS_ATTRIBUTE].clone())
+            .collect();
+        assert_eq!(
+            holds,
+            ["1", "1"],
+            "each copy counts the holds of the delivery it came from"
         );
         assert_eq!(h.mailer.sent(), 1);
         assert_eq!(status(&h, &job).await, (JobStatus::Sent, 3));
@@ -512,7 +800,7 @@ mod tests {
             .worker
             .handle_batch(batch(vec![record("m", &body, 1)]))
             .await;
-        assert_eq!(failed(&first), ["m"]);
+        assert!(failed(&first).is_empty(), "held as a fresh copy");
         let second = h
             .worker
             .handle_batch(batch(vec![record("m", &body, 2)]))
@@ -568,7 +856,7 @@ mod tests {
             .worker
             .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
             .await;
-        assert_eq!(failed(&response), ["m"]);
+        assert!(failed(&response).is_empty(), "held as a fresh copy");
         assert_eq!(status(&h, &job).await, (JobStatus::Retrying, 0));
         assert_eq!(
             h.queue.take_visibility("m", 0),
@@ -588,8 +876,110 @@ mod tests {
             .worker
             .handle_batch(batch(vec![record("m", &job.encode(), 2)]))
             .await;
-        assert_eq!(failed(&response), ["m"]);
+        assert!(failed(&response).is_empty(), "held as a fresh copy");
         assert_eq!(h.queue.take_visibility("m", 0), 61);
         assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// Defect 3 of issue 11: the record said `failed` before the message was on the dead-letter
+    /// queue; when that send failed, the redelivery found a finished job and acknowledged it, and
+    /// the job was in no queue at all.
+    #[tokio::test]
+    async fn a_refused_dead_letter_send_does_not_lose_the_job() {
+        let h = harness(ScriptedMailer::failing(vec![
+            MailError::Permanent("MessageRejected".into()),
+            MailError::Permanent("MessageRejected".into()),
+        ]));
+        *h.queue.refuse_dead_letters.lock().expect("lock") = 1;
+        let job = job("ada@example.com");
+        let first = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert_eq!(failed(&first), ["m"], "kept for redelivery");
+        h.clock.advance(3_600);
+        let second = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 2)]))
+            .await;
+        assert!(failed(&second).is_empty());
+        assert_eq!(
+            h.queue.dead_letters().len(),
+            1,
+            "the job is on the dead-letter queue"
+        );
+        assert_eq!(status(&h, &job).await.0, JobStatus::Failed);
+        assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// Defect 7 of issue 11: when the `sent` write failed, the record stayed `sending`, and a
+    /// copy delivered after the lease claimed it again and sent it a second time.
+    #[tokio::test]
+    async fn a_refused_sent_write_does_not_send_the_job_twice() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = 1;
+        let job = job("ada@example.com");
+        let first = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert!(failed(&first).is_empty());
+        h.clock.advance(3_600);
+        let copy = h
+            .worker
+            .handle_batch(batch(vec![record("copy", &job.encode(), 1)]))
+            .await;
+        assert!(failed(&copy).is_empty());
+        assert_eq!(h.mailer.sent(), 1, "sent once");
+        assert_eq!(status(&h, &job).await.0, JobStatus::Sent);
+    }
+
+    /// When the ledger refuses every try at writing `sent`, a receipt — a copy carrying SES's
+    /// message id — goes on the queue; its delivery writes the record and sends nothing.
+    #[tokio::test]
+    async fn a_sent_email_the_ledger_cannot_record_travels_as_a_receipt() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = 3;
+        let job = job("ada@example.com");
+        let first = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert!(
+            failed(&first).is_empty(),
+            "acknowledged: the receipt carries it"
+        );
+        let receipt = h
+            .queue
+            .renewed
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("a receipt");
+        assert_eq!(
+            receipt.get(RECEIPT_ATTRIBUTE).map(String::as_str),
+            Some("ses-1")
+        );
+        assert_eq!(status(&h, &job).await.0, JobStatus::Sending);
+
+        let mut copy = record("receipt", &job.encode(), 1);
+        for (name, value) in receipt {
+            let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+            attribute.string_value = Some(value);
+            copy.message_attributes.insert(name, attribute);
+        }
+        let second = h.worker.handle_batch(batch(vec![copy])).await;
+        assert!(failed(&second).is_empty());
+        assert_eq!(h.mailer.sent(), 1, "the receipt sends nothing");
+        let stored = h
+            .jobs
+            .get(&job.job_id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(
+            (stored.status, stored.ses_message_id.as_deref()),
+            (JobStatus::Sent, Some("ses-1"))
+        );
     }
 }

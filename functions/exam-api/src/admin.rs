@@ -5,19 +5,23 @@
 //! | `GET /admin/queues` | visible / in flight / delayed for each lane and the DLQ |
 //! | `GET /admin/email-jobs/{job_id}` | the job's status record |
 //! | `GET /admin/dlq?max=50` | messages on the dead-letter queue, with their reason |
-//! | `POST /admin/dlq/redrive` `{"job_id": "…"}` or `{"all": true}` | moves them back to their lane |
+//! | `POST /admin/dlq/redrive` `{"job_id": "…"}` | moves that job back to its lane (200) |
+//! | `POST /admin/dlq/redrive` `{"all": true}` | one step of at most [`REDRIVE_STEP`] letters: 202 and `done: false` (call again to go on), or 200 and `done: true` once the queue has been walked |
+//!
+//! A redrive drops the letters of jobs that were sent already, without sending them
+//! (`already_sent`).
 
 use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_domain::clock::Clock;
-use oes_domain::pipeline::{QueueAdmin, redrive};
+use oes_domain::pipeline::{QueueAdmin, RedriveReport, redrive};
 use oes_domain::ports::{BoxError, JobLedger, StoreUnavailable};
 use oes_domain::user::Role;
 use oes_runtime::http::{ApiError, bearer_token, json, parse_json};
 use oes_runtime::session::{SessionError, Sessions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// Every admin route, as `(method, path template)`.
@@ -27,6 +31,36 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/dlq"),
     ("POST", "/admin/dlq/redrive"),
 ];
+
+/// The most letters one `{"all": true}` redrive moves or drops: one step, in one request. Each
+/// letter costs about four SQS and DynamoDB calls (reset the record, send to the lane, delete
+/// the letter, plus its share of the receives and releases), tens of milliseconds each, so a
+/// step takes a second or two: well inside the function's 10 s timeout, however many letters
+/// wait. The next request resumes where it stopped (handled letters are gone). Letters a redrive
+/// leaves (undecodable ones) do not count towards the step, but each costs only its share of a
+/// receive and one release.
+pub const REDRIVE_STEP: usize = 25;
+
+/// What a redrive answers: its report, and what to do next while it is not done.
+#[derive(Serialize)]
+struct RedriveAnswer {
+    #[serde(flatten)]
+    report: RedriveReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'static str>,
+}
+
+impl RedriveAnswer {
+    /// 200 once the dead-letter queue has been walked; 202 while steps remain.
+    fn respond(report: RedriveReport) -> Response<Body> {
+        if report.done {
+            json(StatusCode::OK, &Self { report, next: None })
+        } else {
+            let next = Some("POST the same body again to continue");
+            json(StatusCode::ACCEPTED, &Self { report, next })
+        }
+    }
+}
 
 /// The email pipeline's operations.
 pub struct AdminService {
@@ -117,9 +151,10 @@ pub async fn route(
         }
         (&Method::POST, ["admin", "dlq", "redrive"]) => {
             let body: RedriveBody = parse_json(request)?;
-            let only = match (body.job_id.as_deref(), body.all) {
-                (Some(id), false) if !id.is_empty() => Some(id),
-                (None, true) => None,
+            // One job runs to the end; everything runs one step per request.
+            let (only, limit) = match (body.job_id.as_deref(), body.all) {
+                (Some(id), false) if !id.is_empty() => (Some(id), None),
+                (None, true) => (None, Some(REDRIVE_STEP)),
                 _ => {
                     return Err(ApiError::validation(
                         "give either job_id (one job) or \"all\": true (every message)",
@@ -131,11 +166,12 @@ pub async fn route(
                 admin.jobs.as_ref(),
                 admin.clock.as_ref(),
                 only,
+                limit,
                 |_| {},
             )
             .await
             .map_err(|e| unavailable(e.into()))?;
-            Ok(json(StatusCode::OK, &report))
+            Ok(RedriveAnswer::respond(report))
         }
         (
             _,

@@ -52,8 +52,10 @@ pub struct QueueDef {
     pub max_receive_count: Option<u32>,
 }
 
-/// The email worker's Lambda timeout in seconds; the lanes' visibility timeout is 6 × this.
-pub const WORKER_TIMEOUT_SECONDS: u32 = 30;
+/// The email worker's Lambda timeout in seconds (`template.yaml`): longer than a batch at its
+/// worst, every AWS call at its [`AwsTimeouts`](crate::aws::AwsTimeouts) bound (checked by
+/// `tests/tests/integration/timeout_chain.rs`); the lanes' visibility timeout is 6 × this.
+pub const WORKER_TIMEOUT_SECONDS: u32 = 120;
 
 /// Account emails a user waits for.
 pub const PRIORITY_QUEUE: QueueDef = QueueDef {

@@ -34,19 +34,27 @@ fn content(data: &str) -> Result<Content, MailError> {
         .map_err(|e| MailError::Permanent(e.to_string()))
 }
 
-/// Sorts an SES error into permanent (this message will never go) and transient (try later).
+/// Sorts an SES error into permanent (this message will never go), transient (try later) and
+/// account-level (the account cannot send now: paused, or the daily quota is spent). The text
+/// kept is the error's code and message, not the whole SDK context (it ends up in job records
+/// and dead-letter reasons).
 fn classify(error: SdkError<SendEmailError>) -> MailError {
-    let text = aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string();
-    match &error {
-        SdkError::ServiceError(service) => match service.err() {
-            SendEmailError::MessageRejected(_)
-            | SendEmailError::BadRequestException(_)
-            | SendEmailError::MailFromDomainNotVerifiedException(_)
-            | SendEmailError::NotFoundException(_) => MailError::Permanent(text),
-            SendEmailError::AccountSuspendedException(_)
-            | SendEmailError::SendingPausedException(_) => MailError::AccountPaused(text),
-            _ => MailError::Transient(text),
-        },
+    let SdkError::ServiceError(service) = &error else {
+        return MailError::Transient(aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string());
+    };
+    let err = service.err();
+    let text = match (err.meta().code(), err.meta().message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => err.to_string(),
+    };
+    match err {
+        SendEmailError::MessageRejected(_)
+        | SendEmailError::BadRequestException(_)
+        | SendEmailError::MailFromDomainNotVerifiedException(_)
+        | SendEmailError::NotFoundException(_) => MailError::Permanent(text),
+        SendEmailError::AccountSuspendedException(_)
+        | SendEmailError::SendingPausedException(_) => MailError::AccountPaused(text),
+        SendEmailError::LimitExceededException(_) => MailError::QuotaExceeded(text),
         _ => MailError::Transient(text),
     }
 }
@@ -78,5 +86,55 @@ impl Mailer for SesMailer {
             .await
             .map_err(classify)?;
         Ok(out.message_id.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sesv2::types::error::{
+        LimitExceededException, MessageRejected, SendingPausedException, TooManyRequestsException,
+    };
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(error: SendEmailError) -> SdkError<SendEmailError> {
+        let status = StatusCode::try_from(400).expect("a status");
+        SdkError::service_error(error, Response::new(status, SdkBody::empty()))
+    }
+
+    #[test]
+    fn ses_errors_are_sorted_by_what_they_say_about_the_message() {
+        let rejected =
+            SendEmailError::MessageRejected(MessageRejected::builder().message("no").build());
+        assert!(matches!(
+            classify(service_error(rejected)),
+            MailError::Permanent(_)
+        ));
+        let throttled =
+            SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().build());
+        assert!(matches!(
+            classify(service_error(throttled)),
+            MailError::Transient(_)
+        ));
+        let paused =
+            SendEmailError::SendingPausedException(SendingPausedException::builder().build());
+        assert!(matches!(
+            classify(service_error(paused)),
+            MailError::AccountPaused(_)
+        ));
+    }
+
+    /// Defect 5 of issue 11: a spent daily quota was classed as transient, so every message
+    /// burned its attempts against it and went to the dead-letter queue.
+    #[test]
+    fn a_spent_daily_quota_is_not_a_transient_failure_of_the_message() {
+        let quota = SendEmailError::LimitExceededException(
+            LimitExceededException::builder()
+                .message("Daily message quota exceeded")
+                .build(),
+        );
+        let class = classify(service_error(quota));
+        assert!(matches!(class, MailError::QuotaExceeded(_)), "{class:?}");
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use oes_domain::ports::{
     BoxError, MessageQueues, NewMessage, QueueCounts, QueueError, QueueName, ReceivedMessage,
@@ -72,6 +73,22 @@ fn seconds(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// The timeouts of a long poll: the client's attempt and operation timeouts (`AwsTimeouts`'
+/// SQS figures), each with the poll's `wait` on top, as SQS holds the request open that long.
+/// `None` (the client's configuration applies) when the client has neither.
+fn long_poll_timeouts(client: Option<&TimeoutConfig>, wait: Duration) -> Option<TimeoutConfig> {
+    let attempt = client.and_then(TimeoutConfig::operation_attempt_timeout);
+    let operation = client.and_then(TimeoutConfig::operation_timeout);
+    if attempt.is_none() && operation.is_none() {
+        // An empty override would read as "timeouts disabled", connect timeout included.
+        return None;
+    }
+    let mut timeouts = TimeoutConfig::builder();
+    timeouts.set_operation_attempt_timeout(attempt.map(|t| t + wait));
+    timeouts.set_operation_timeout(operation.map(|t| t + wait));
+    Some(timeouts.build())
+}
+
 #[async_trait]
 impl MessageQueues for SqsQueues {
     fn name(&self, queue: QueueName) -> &str {
@@ -105,6 +122,11 @@ impl MessageQueues for SqsQueues {
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let wait = u32::try_from(wait.as_secs()).unwrap_or(20).min(20);
+        let mut poll = aws_sdk_sqs::Config::builder();
+        poll.set_timeout_config(long_poll_timeouts(
+            self.client.config().timeout_config(),
+            Duration::from_secs(wait.into()),
+        ));
         let out = self
             .client
             .receive_message()
@@ -114,6 +136,8 @@ impl MessageQueues for SqsQueues {
             .wait_time_seconds(seconds(wait))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_attribute_names("All")
+            .customize()
+            .config_override(poll)
             .send()
             .await
             .map_err(failed("receiving from SQS"))?;
@@ -206,5 +230,103 @@ impl MessageQueues for SqsQueues {
             .await
             .map_err(failed("purging a queue"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::{AwsClients, AwsTimeouts};
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+    /// Clients of an SQS endpoint that accepts connections and never answers.
+    fn hung_queues(listener: &std::net::TcpListener, timeouts: &AwsTimeouts) -> SqsQueues {
+        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+                aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"),
+            ))
+            .build();
+        let url = format!("{endpoint}/000000000000/lane");
+        SqsQueues::new(
+            AwsClients::from_config(&config, timeouts).sqs,
+            &url,
+            &url,
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_hung_call_times_out_and_a_long_poll_is_not_cut_short_by_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let timeouts = AwsTimeouts {
+            sqs_attempt: Duration::from_millis(100),
+            sqs_operation: Duration::from_millis(300),
+            ..AwsTimeouts::DEFAULT
+        };
+        let queues = hung_queues(&listener, &timeouts);
+
+        let error = queues
+            .delete(QueueName::Priority, "receipt")
+            .await
+            .expect_err("nothing answers");
+        let timed_out = error
+            .source
+            .downcast_ref::<aws_sdk_sqs::error::SdkError<
+                aws_sdk_sqs::operation::delete_message::DeleteMessageError,
+                aws_sdk_sqs::config::http::HttpResponse,
+            >>()
+            .is_some_and(|e| matches!(e, aws_sdk_sqs::error::SdkError::TimeoutError(_)));
+        assert!(timed_out, "a timeout, not {error:?}");
+
+        // Without the long poll's own timeouts this would end after 300 ms like the delete.
+        let wait = Duration::from_secs(1);
+        let started = std::time::Instant::now();
+        let received = queues.receive(QueueName::Priority, 10, None, wait).await;
+        assert!(received.is_err(), "nothing answers");
+        assert!(
+            started.elapsed() >= wait,
+            "a {wait:?} long poll was cut after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_longest_long_poll_gets_its_wait_on_top_of_the_sqs_timeouts() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        let t = AwsTimeouts::DEFAULT;
+        let clients = AwsClients::from_config(&config, &t);
+        // `receive` caps the wait at SQS's maximum, 20 s.
+        let longest = Duration::from_secs(20);
+        let poll = long_poll_timeouts(clients.sqs.config().timeout_config(), longest)
+            .expect("the SQS client has timeouts");
+        assert_eq!(
+            poll.operation_attempt_timeout(),
+            Some(t.sqs_attempt + longest)
+        );
+        assert_eq!(poll.operation_timeout(), Some(t.sqs_operation + longest));
+        assert_eq!(
+            poll.connect_timeout(),
+            None,
+            "the client's connect timeout applies"
+        );
+    }
+
+    #[test]
+    fn a_client_without_timeouts_keeps_its_configuration_for_long_polls() {
+        let connect_only = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build();
+        assert_eq!(long_poll_timeouts(None, Duration::from_secs(20)), None);
+        assert_eq!(
+            long_poll_timeouts(Some(&connect_only), Duration::from_secs(20)),
+            None
+        );
     }
 }

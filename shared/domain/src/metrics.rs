@@ -73,6 +73,11 @@ pub const EMAILS_DEAD: Metric = count("EmailsDead");
 pub const EMAILS_DUPLICATE: Metric = count("EmailsDuplicate");
 /// SES said the account cannot send (sending paused, account suspended).
 pub const SENDING_PAUSED: Metric = count("SendingPaused");
+/// SES said the account's daily sending quota is spent.
+pub const QUOTA_EXCEEDED: Metric = count("SendingQuotaExceeded");
+/// The worker put a message back for later (backoff, another worker's lease, a paused account):
+/// a fresh copy, so waiting uses none of its receives.
+pub const EMAILS_HELD: Metric = count("EmailsHeld");
 /// Time SES took to accept or refuse one email.
 pub const SEND_LATENCY: Metric = millis("EmailSendLatency");
 /// A read served from the cache (dimension `Cache`: the key kind).
@@ -101,6 +106,8 @@ pub const ALL: &[Metric] = &[
     EMAILS_DEAD,
     EMAILS_DUPLICATE,
     SENDING_PAUSED,
+    QUOTA_EXCEEDED,
+    EMAILS_HELD,
     SEND_LATENCY,
     CACHE_HITS,
     CACHE_MISSES,

@@ -29,8 +29,17 @@ impl From<StoreError<JobConflict>> for EnqueueError {
     fn from(error: StoreError<JobConflict>) -> Self {
         match error {
             StoreError::Conflict(JobConflict::JobExists) => Self::Duplicate,
-            // `record_queued` does not look for an existing record; a store that says so anyway
-            // could not be used.
+            // `record_queued` neither looks for an existing record nor judges a job's state; a
+            // store that answers so anyway could not be used.
+            StoreError::Conflict(
+                other @ (JobConflict::Sent
+                | JobConflict::NotEnded
+                | JobConflict::Leased
+                | JobConflict::Ended),
+            ) => Self::Ledger(StoreUnavailable::new(
+                "recording an email job",
+                format!("the job ledger answered {other} to a create"),
+            )),
             StoreError::NotFound => Self::Ledger(StoreUnavailable::new(
                 "recording an email job",
                 "the job ledger answered not found to a create",

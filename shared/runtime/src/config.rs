@@ -286,7 +286,9 @@ pub struct WorkerConfig {
 /// When to try a failed send again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// `OES_BACKOFF_BASE_SECONDS` (default 2): the first retry waits about this long.
+    /// `OES_BACKOFF_BASE_SECONDS` (default 10): the first retry waits about this long; each
+    /// next one twice as long (with the default 8 attempts, the last comes ~21 min after the
+    /// first: a 15-minute SES outage dead-letters nothing).
     pub base_seconds: u32,
     /// `OES_BACKOFF_MAX_SECONDS` (default 900): no retry waits longer.
     pub max_seconds: u32,
@@ -299,7 +301,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            base_seconds: 2,
+            base_seconds: 10,
             max_seconds: 900,
             paused_seconds: 900,
             lease_seconds: 60,
@@ -380,6 +382,7 @@ impl From<&Provisioned> for ResourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oes_domain::email::DEFAULT_MAX_ATTEMPTS;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
@@ -461,10 +464,17 @@ mod tests {
     #[test]
     fn backoff_doubles_from_the_base_with_bounded_jitter_and_a_cap() {
         let policy = RetryPolicy::default();
-        assert_eq!([1, 2, 3, 4].map(|n| policy.backoff(n, 0)), [2, 4, 8, 16]);
-        assert_eq!(policy.backoff(3, 2), 10);
-        assert_eq!(policy.backoff(3, 7), 9, "jitter is at most the base");
+        assert_eq!([1, 2, 3, 4].map(|n| policy.backoff(n, 0)), [10, 20, 40, 80]);
+        assert_eq!(policy.backoff(3, 2), 42);
+        assert_eq!(policy.backoff(3, 27), 45, "jitter is at most the base");
         assert_eq!(policy.backoff(30, 0), 900);
+        let before_the_last: u32 = (1..DEFAULT_MAX_ATTEMPTS)
+            .map(|n| policy.backoff(n, 0))
+            .sum();
+        assert!(
+            before_the_last >= 15 * 60,
+            "the default attempts outlast a 15-minute outage: {before_the_last} s"
+        );
         assert_eq!(
             RetryPolicy {
                 base_seconds: 0,

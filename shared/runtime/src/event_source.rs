@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use oes_domain::ports::{MessageQueues, QueueError, QueueName};
 
 /// Polls one queue for a handler.
@@ -87,6 +87,12 @@ impl EventSource {
                 "ApproximateReceiveCount".into(),
                 message.receive_count.to_string(),
             );
+            for (name, value) in message.attributes {
+                let mut attribute = SqsMessageAttribute::default();
+                attribute.string_value = Some(value);
+                attribute.data_type = Some("String".into());
+                record.message_attributes.insert(name, attribute);
+            }
             record.event_source = Some("aws:sqs".into());
             record.event_source_arn = Some(self.arn.clone());
             record.aws_region = Some("local".into());

@@ -2,6 +2,7 @@
 //! per job whatever the deliveries, backoff through visibility, permanent failures and poison
 //! messages in the dead-letter queue, exhausted attempts and redrive.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,14 +117,13 @@ async fn two_workers_racing_on_one_job_send_one_email() {
         matches!(claim, oes_domain::ports::Claim::Acquired { attempt: 1 }),
         "{claim:?}"
     );
-    // ...when worker B receives the same message: it must not send, and must come back later.
+    // ...when worker B receives the same message: it must not send, and holds the job until
+    // A's lease has passed (a fresh copy, delayed, on the lane).
     let b = env.worker(None, RetryPolicy::default());
     let response = b.handle_batch(event.clone()).await;
-    assert_eq!(
-        response.batch_item_failures.len(),
-        1,
-        "B waits for A's lease"
-    );
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let lane = queues(&env).counts().await.expect("counts");
+    assert_eq!(lane[0].delayed, 1, "B holds the job for later: {lane:?}");
     assert!(ses_messages_to(&env.endpoints.aws, &to).await.is_empty());
 
     // A finishes; B's redelivery is then acknowledged without a send.
@@ -199,7 +199,7 @@ impl Mailer for Flaky {
     }
 }
 
-/// The real SQS control, recording the backoffs it is asked for.
+/// The real SQS control, recording the waits it is asked for (holds and visibility changes).
 struct Recording {
     waits: Mutex<Vec<u32>>,
     inner: EmailLanes,
@@ -212,6 +212,21 @@ impl QueueControl for Recording {
             waits.push(seconds);
         }
         self.inner.retry_after(delivery, seconds).await
+    }
+
+    async fn renew(
+        &self,
+        delivery: &Delivery,
+        body: &str,
+        delay_seconds: u32,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), QueueError> {
+        if let Ok(mut waits) = self.waits.lock() {
+            waits.push(delay_seconds);
+        }
+        self.inner
+            .renew(delivery, body, delay_seconds, attributes)
+            .await
     }
 
     async fn dead_letter(
@@ -264,11 +279,7 @@ async fn transient_failures_back_off_with_growing_delays_then_send_once() {
     }
     assert_eq!(deliveries, 3);
     let waits = control.waits.lock().expect("waits").clone();
-    assert_eq!(
-        waits.len(),
-        2,
-        "one visibility change per failure: {waits:?}"
-    );
+    assert_eq!(waits.len(), 2, "one hold per failure: {waits:?}");
     assert!(
         (1..=2).contains(&waits[0]) && (2..=3).contains(&waits[1]),
         "growing: {waits:?}"
@@ -296,6 +307,7 @@ async fn exhausted_attempts_land_in_the_dead_letter_queue_and_a_redrive_delivers
         queues(&env).queues(),
         jobs.as_ref(),
         &SystemClock,
+        None,
         None,
         |_| progress += 1,
     )

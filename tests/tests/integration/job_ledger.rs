@@ -55,6 +55,8 @@ contract!(
     a_failed_or_dead_job_is_finished_with_its_reason,
     a_retry_keeps_the_attempt_and_a_pause_gives_it_back,
     a_requeued_job_starts_its_attempts_over,
+    only_a_job_that_ended_unsent_is_requeued,
+    nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job,
     a_pause_after_a_redrive_never_takes_the_attempts_below_zero,
     absent_jobs_are_not_found_and_not_created,
     claiming_a_job_without_a_record_creates_it,
@@ -303,17 +305,23 @@ async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn JobLedge
     );
 }
 
-/// A redrive reset the record while a send was under way, and that send then found the account
-/// paused: the pause gives back an attempt the record no longer counts.
+/// A worker whose lease ran out finds the account paused, after another worker took the job
+/// over, failed it, and a redrive reset it: the pause gives back an attempt the record no longer
+/// counts.
 async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn JobLedger) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
-    jobs.requeue(&job.job_id, 115).await.expect("requeued");
+    claim(jobs, &job, 150, 30).await;
+    let failed = Outcome::Failed {
+        reason: "MessageRejected".into(),
+    };
+    finish(jobs, &job, failed, 151).await;
+    jobs.requeue(&job.job_id, 155).await.expect("requeued");
     let paused = Outcome::Paused {
         error: "SendingPaused".into(),
     };
-    finish(jobs, &job, paused, 120).await;
+    finish(jobs, &job, paused, 160).await;
     let record = jobs
         .get(&job.job_id)
         .await
@@ -321,7 +329,7 @@ async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn 
         .expect("recorded");
     assert_eq!((record.status, record.attempts), (JobStatus::Retrying, 0));
     assert_eq!(
-        claim(jobs, &job, 130, 30).await,
+        claim(jobs, &job, 170, 30).await,
         Claim::Acquired { attempt: 1 }
     );
 }
@@ -349,20 +357,127 @@ async fn a_requeued_job_starts_its_attempts_over(jobs: &dyn JobLedger) {
         claim(jobs, &job, 210, 30).await,
         Claim::Acquired { attempt: 1 }
     );
+}
 
-    jobs.requeue(&job.job_id, 220).await.expect("requeued");
-    let released = JobRecord {
-        updated_at: 220,
-        ..requeued
+async fn only_a_job_that_ended_unsent_is_requeued(jobs: &dyn JobLedger) {
+    let sent = job();
+    jobs.record_queued(&sent, 100).await.expect("recorded");
+    claim(jobs, &sent, 110, 30).await;
+    let accepted = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
     };
-    assert_eq!(
-        record_of(jobs, &job.job_id).await,
-        released,
-        "a requeue also drops a lease that still holds"
+    finish(jobs, &sent, accepted, 111).await;
+    let before = record_of(jobs, &sent.job_id).await;
+    let requeued = jobs.requeue(&sent.job_id, 200).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::Sent))),
+        "a sent job is not requeued: {requeued:?}"
     );
     assert_eq!(
-        claim(jobs, &job, 221, 30).await,
-        Claim::Acquired { attempt: 1 }
+        record_of(jobs, &sent.job_id).await,
+        before,
+        "and stays sent"
+    );
+
+    let sending = job();
+    jobs.record_queued(&sending, 100).await.expect("recorded");
+    claim(jobs, &sending, 110, 30).await;
+    let before = record_of(jobs, &sending.job_id).await;
+    let requeued = jobs.requeue(&sending.job_id, 120).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::Leased))),
+        "a job a worker is sending is not reset: {requeued:?}"
+    );
+    let requeued = jobs.requeue(&sending.job_id, 200).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::NotEnded))),
+        "nor one whose lease has run out: {requeued:?}"
+    );
+    assert_eq!(record_of(jobs, &sending.job_id).await, before);
+    let queued_job = job();
+    jobs.record_queued(&queued_job, 100)
+        .await
+        .expect("recorded");
+    let requeued = jobs.requeue(&queued_job.job_id, 120).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::NotEnded))),
+        "a queued job is not reset: {requeued:?}"
+    );
+}
+
+/// A worker whose lease ran out may report after another worker finished the job: its late
+/// `retrying` must not turn a sent job into one that is sent again, nor reopen a dead one.
+async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs: &dyn JobLedger) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    claim(jobs, &job, 110, 30).await;
+    let accepted = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(jobs, &job, accepted, 111).await;
+    let sent = record_of(jobs, &job.job_id).await;
+    for late in [
+        Outcome::Retrying {
+            error: "late".into(),
+        },
+        Outcome::Paused {
+            error: "late".into(),
+        },
+        Outcome::Dead {
+            reason: "late".into(),
+        },
+        Outcome::Failed {
+            reason: "late".into(),
+        },
+    ] {
+        let refused = jobs.finish(&job.job_id, late, 120).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(JobConflict::Sent))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        record_of(jobs, &job.job_id).await,
+        sent,
+        "still sent, as it was"
+    );
+
+    let dead = self::job();
+    jobs.record_queued(&dead, 100).await.expect("recorded");
+    claim(jobs, &dead, 110, 30).await;
+    finish(
+        jobs,
+        &dead,
+        Outcome::Dead {
+            reason: "exhausted".into(),
+        },
+        111,
+    )
+    .await;
+    let ended = record_of(jobs, &dead.job_id).await;
+    for late in [
+        Outcome::Retrying {
+            error: "late".into(),
+        },
+        Outcome::Paused {
+            error: "late".into(),
+        },
+    ] {
+        let refused = jobs.finish(&dead.job_id, late, 120).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(JobConflict::Ended))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(record_of(jobs, &dead.job_id).await, ended, "still dead");
+    let after_all = Outcome::Sent {
+        ses_message_id: "ses-2".into(),
+    };
+    finish(jobs, &dead, after_all, 130).await;
+    assert_eq!(
+        record_of(jobs, &dead.job_id).await.status,
+        JobStatus::Sent,
+        "a send that went out after all is recorded"
     );
 }
 

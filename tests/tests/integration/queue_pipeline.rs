@@ -52,6 +52,9 @@ contract!(
     redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record,
     redriving_all_moves_every_job_and_leaves_what_does_not_decode,
     purging_the_dead_letter_queue_empties_it,
+    a_redrive_resets_the_record_before_the_message_is_back_on_its_lane,
+    a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it,
+    a_held_job_comes_back_after_its_delay_as_a_fresh_copy,
 );
 
 fn job(template: EmailTemplate) -> EmailJob {
@@ -86,6 +89,7 @@ fn delivery(queues: &dyn MessageQueues, queue: QueueName, message: &ReceivedMess
         message_id: message.message_id.clone(),
         receipt_handle: message.receipt_handle.clone(),
         receive_count: message.receive_count,
+        attributes: message.attributes.clone(),
     }
 }
 
@@ -257,16 +261,23 @@ async fn redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_recor
         dead_letter(&queues, job, "attempts exhausted").await;
     }
     let mut progress = Vec::new();
-    let report = redrive(queues.as_ref(), &ledger, &clock, Some(&news.job_id), |r| {
-        progress.push(r.moved)
-    })
+    let report = redrive(
+        queues.as_ref(),
+        &ledger,
+        &clock,
+        Some(&news.job_id),
+        None,
+        |r| progress.push(r.moved),
+    )
     .await
     .expect("redrive");
     assert_eq!(
         report,
         RedriveReport {
             moved: 1,
-            skipped: 1
+            already_sent: 0,
+            skipped: 1,
+            done: true,
         }
     );
     assert_eq!(progress, [1]);
@@ -320,14 +331,16 @@ async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
         .await
         .expect("send");
     // Jobs without a record (expired by their retention) are moved all the same.
-    let report = redrive(queues.as_ref(), &ledger, &clock, None, |_| {})
+    let report = redrive(queues.as_ref(), &ledger, &clock, None, None, |_| {})
         .await
         .expect("redrive");
     assert_eq!(
         report,
         RedriveReport {
             moved: 3,
-            skipped: 1
+            already_sent: 0,
+            skipped: 1,
+            done: true,
         }
     );
     assert_eq!(receive(queues.as_ref(), QueueName::Priority).await.len(), 2);
@@ -348,4 +361,176 @@ async fn purging_the_dead_letter_queue_empties_it(queues: Arc<dyn MessageQueues>
     let admin = QueueAdmin::new(queues.clone());
     admin.purge_dead_letters().await.expect("purge");
     assert!(admin.dead_letters(10).await.expect("list").is_empty());
+}
+
+/// Queues that note, on every send to a lane, the status the job's record had at that moment:
+/// a worker may receive the message the instant it is sent.
+struct Watching {
+    queues: Arc<dyn MessageQueues>,
+    ledger: Arc<MemoryJobs>,
+    seen: std::sync::Mutex<Vec<Option<JobStatus>>>,
+}
+
+#[async_trait::async_trait]
+impl MessageQueues for Watching {
+    fn name(&self, queue: QueueName) -> &str {
+        self.queues.name(queue)
+    }
+    async fn send(
+        &self,
+        queue: QueueName,
+        message: &NewMessage,
+    ) -> Result<String, oes_domain::ports::QueueError> {
+        if queue != QueueName::DeadLetter {
+            let job = EmailJob::decode(&message.body).expect("a job");
+            let status = self
+                .ledger
+                .get(&job.job_id)
+                .await
+                .expect("read")
+                .map(|r| r.status);
+            self.seen.lock().expect("lock").push(status);
+        }
+        self.queues.send(queue, message).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
+        self.queues.receive(queue, max, visibility, wait).await
+    }
+    async fn delete(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        self.queues.delete(queue, receipt).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        seconds: u32,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        self.queues.change_visibility(queue, receipt, seconds).await
+    }
+    async fn counts(
+        &self,
+        queue: QueueName,
+    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
+        self.queues.counts(queue).await
+    }
+    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
+        self.queues.purge(queue).await
+    }
+}
+
+/// Defect 2 of issue 11: the message went back to its lane while the record still said `dead`,
+/// so a worker that got it at once acknowledged it without sending.
+async fn a_redrive_resets_the_record_before_the_message_is_back_on_its_lane(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let ledger = Arc::new(MemoryJobs::default());
+    let clock = ManualClock::at(1_000);
+    let job = verification();
+    ledger.record_queued(&job, 900).await.expect("record");
+    let dead = oes_domain::ports::Outcome::Dead {
+        reason: "exhausted".into(),
+    };
+    ledger.finish(&job.job_id, dead, 950).await.expect("dead");
+    dead_letter(&queues, &job, "attempts exhausted").await;
+    let watching = Watching {
+        queues: queues.clone(),
+        ledger: ledger.clone(),
+        seen: std::sync::Mutex::default(),
+    };
+    redrive(&watching, ledger.as_ref(), &clock, None, None, |_| {})
+        .await
+        .expect("redrive");
+    assert_eq!(
+        *watching.seen.lock().expect("lock"),
+        [Some(JobStatus::Queued)],
+        "when the message reached its lane, its record said queued"
+    );
+}
+
+/// Defect 1 of issue 11: a sent job's copy left on the dead-letter queue (a redrive that died
+/// before deleting it) was reset to `queued` and sent again.
+async fn a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let job = verification();
+    ledger.record_queued(&job, 900).await.expect("record");
+    ledger.claim(&job, 910, 60).await.expect("claim");
+    let sent = oes_domain::ports::Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    ledger.finish(&job.job_id, sent, 911).await.expect("sent");
+    dead_letter(&queues, &job, "a redrive died before deleting this copy").await;
+    redrive(queues.as_ref(), &ledger, &clock, None, None, |_| {})
+        .await
+        .expect("redrive");
+    assert!(
+        receive(queues.as_ref(), QueueName::Priority)
+            .await
+            .is_empty(),
+        "nothing goes back to the lane"
+    );
+    let record = ledger
+        .get(&job.job_id)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.status, JobStatus::Sent, "the record still says sent");
+    assert!(
+        QueueAdmin::new(queues.clone())
+            .dead_letters(10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "the stale letter is gone"
+    );
+}
+
+/// Holding a job (the worker's backoff) puts a fresh copy on the lane it came from, delayed, with
+/// the attributes given; the copy starts its receive count over, so waiting uses none of the
+/// original's receives (the lanes' `maxReceiveCount` is only for workers that cannot act).
+async fn a_held_job_comes_back_after_its_delay_as_a_fresh_copy(queues: Arc<dyn MessageQueues>) {
+    let lanes = EmailLanes::new(queues.clone());
+    let job = verification();
+    lanes.enqueue(&job).await.expect("enqueue");
+    let first = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(first.len(), 1);
+    let mut attributes = first[0].attributes.clone();
+    attributes.insert("holds".into(), "1".into());
+    lanes
+        .renew(
+            &delivery(queues.as_ref(), QueueName::Priority, &first[0]),
+            &first[0].body,
+            2,
+            &attributes,
+        )
+        .await
+        .expect("renew");
+    queues
+        .delete(QueueName::Priority, &first[0].receipt_handle)
+        .await
+        .expect("acknowledge the original");
+    let counts = queues.counts(QueueName::Priority).await.expect("counts");
+    assert_eq!((counts.visible, counts.delayed), (0, 1), "{counts:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let copy = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(copy.len(), 1, "the copy is back after its delay");
+    assert_eq!(copy[0].body, first[0].body);
+    assert_eq!(copy[0].attributes, attributes);
+    assert_eq!(
+        copy[0].receive_count, 1,
+        "a fresh message: its first receive"
+    );
+    assert_ne!(copy[0].message_id, first[0].message_id);
 }

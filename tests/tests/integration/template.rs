@@ -7,7 +7,7 @@ use oes_adapters::resources::{QUEUES, TABLE, WORKER_TIMEOUT_SECONDS};
 use oes_runtime::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
 use yaml_rust2::{Yaml, YamlLoader};
 
-fn template() -> Yaml {
+pub(crate) fn template() -> Yaml {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     YamlLoader::load_from_str(&text)
@@ -15,7 +15,7 @@ fn template() -> Yaml {
         .remove(0)
 }
 
-fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
+pub(crate) fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
     let resource = &template["Resources"][logical_id];
     assert!(
         !resource.is_badvalue(),
@@ -25,7 +25,7 @@ fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
 }
 
 /// The text of a scalar, whether plain or behind an intrinsic tag such as `!Sub`.
-fn text(value: &Yaml) -> String {
+pub(crate) fn text(value: &Yaml) -> String {
     match value {
         Yaml::String(s) | Yaml::Real(s) => s.clone(),
         Yaml::Integer(i) => i.to_string(),

@@ -23,8 +23,8 @@ use oes_adapters::dynamo::{DynamoJobs, DynamoUsers};
 use oes_adapters::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
 use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
-use oes_domain::pipeline::{QueueAdmin, redrive};
-use oes_domain::ports::{JobLedger, UserStore, UserUpdate};
+use oes_domain::pipeline::{QueueAdmin, RedriveReport, redrive};
+use oes_domain::ports::{JobLedger, MessageQueues, QueueError, UserStore, UserUpdate};
 use oes_domain::user::{Email, Role};
 use oes_runtime::config::{CacheConfig, process_env};
 use oes_runtime::wiring::cache_aside;
@@ -115,7 +115,8 @@ enum DlqCommand {
         /// Only this job.
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]
         id: Option<String>,
-        /// Every message.
+        /// Every message, in steps of 100 (progress on stderr); letters of jobs sent already
+        /// are dropped, not sent again.
         #[arg(long)]
         all: bool,
     },
@@ -269,21 +270,17 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 DlqCommand::Redrive { id, all: _ } => {
                     let table = format!("{prefix}-{}", TABLE.suffix);
                     let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
-                    let report = redrive(
-                        queues.queues(),
-                        &jobs,
-                        &SystemClock,
-                        id.as_deref(),
-                        |report| {
-                            if report.moved % 100 == 0 {
-                                eprintln!("  moved {} so far", report.moved);
-                            }
-                        },
-                    )
-                    .await?;
+                    let report = match id.as_deref() {
+                        Some(id) => {
+                            redrive(queues.queues(), &jobs, &SystemClock, Some(id), None, |_| {})
+                                .await?
+                        }
+                        None => redrive_all(queues.queues(), &jobs).await?,
+                    };
                     println!(
-                        "moved {} message(s) back to their lane, left {} on the DLQ",
-                        report.moved, report.skipped
+                        "moved {} message(s) back to their lane, left {} on the DLQ, dropped {} \
+                         of jobs sent already (not sent again)",
+                        report.moved, report.skipped, report.already_sent
                     );
                 }
                 DlqCommand::Purge { yes } => {
@@ -299,6 +296,34 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
         }
     }
     Ok(())
+}
+
+/// The letters one step of `dlq redrive --all` moves or drops. Nothing bounds the CLI's time,
+/// but steps show progress; a run that stops (an error, Ctrl-C) has taken every letter it
+/// handled off the queue, so running it again goes on from there.
+const REDRIVE_STEP: usize = 100;
+
+/// Every dead letter, in steps until one has seen them all. Returns the letters moved and
+/// dropped in all, and those the last step left (the ones still on the queue: a step sees
+/// again what the one before left).
+async fn redrive_all(
+    queues: &dyn MessageQueues,
+    jobs: &dyn JobLedger,
+) -> Result<RedriveReport, QueueError> {
+    let mut total = RedriveReport::default();
+    while !total.done {
+        let step = redrive(queues, jobs, &SystemClock, None, Some(REDRIVE_STEP), |_| {}).await?;
+        total = RedriveReport {
+            moved: total.moved + step.moved,
+            already_sent: total.already_sent + step.already_sent,
+            ..step
+        };
+        eprintln!(
+            "  moved {} so far, {} already sent",
+            total.moved, total.already_sent
+        );
+    }
+    Ok(total)
 }
 
 /// The email queues named after `prefix`.

@@ -161,84 +161,109 @@ impl JobLedger for DynamoJobs {
             (":now".to_owned(), n(now)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
         ]);
-        // Every outcome ends the lease.
+        // Every outcome ends the lease. None undoes `sent`, and a retry does not reopen a job
+        // that ended (a worker whose lease ran out may report late).
+        const ANY: &str = "attribute_exists(pk)";
+        const NOT_SENT: &str = "attribute_exists(pk) AND #status <> :sent";
+        const OPEN: &str = "attribute_exists(pk) AND #status IN (:queued, :sending, :retrying)";
         let common = "updated_at = :now, expires_at = :expires";
-        let set = match outcome {
-            Outcome::Sent { ses_message_id } => {
-                values.insert(":st".into(), status(JobStatus::Sent)?);
-                values.insert(":ses".into(), s(ses_message_id));
-                format!("SET #status = :st, ses_message_id = :ses, {common}")
-            }
-            Outcome::Retrying { error } => {
-                values.insert(":st".into(), status(JobStatus::Retrying)?);
-                values.insert(":err".into(), s(error));
-                format!("SET #status = :st, last_error = :err, {common}")
-            }
-            Outcome::Paused { error } => {
-                values.insert(":st".into(), status(JobStatus::Retrying)?);
-                values.insert(":err".into(), s(error));
-                let set = format!("SET #status = :st, last_error = :err, {common}");
-                // The attempt is given back — unless a redrive reset the count meanwhile:
-                // attempts never go below zero.
-                let mut giving_back = values.clone();
-                giving_back.insert(":one".into(), n(1));
-                let gave_back = self
-                    .update(
-                        job_id,
-                        &format!("{set}, attempts = attempts - :one REMOVE lease_until"),
-                        Some("attribute_exists(pk) AND attempts >= :one"),
-                        giving_back,
-                        "finishing a job",
-                    )
-                    .await?;
-                if gave_back.is_some() {
-                    return Ok(());
-                }
-                set
-            }
-            Outcome::Failed { reason } => {
-                values.insert(":st".into(), status(JobStatus::Failed)?);
-                values.insert(":err".into(), s(reason));
-                format!("SET #status = :st, last_error = :err, {common}")
-            }
-            Outcome::Dead { reason } => {
-                values.insert(":st".into(), status(JobStatus::Dead)?);
-                values.insert(":err".into(), s(reason));
-                format!("SET #status = :st, last_error = :err, {common}")
+        let (status_now, text) = match &outcome {
+            Outcome::Sent { ses_message_id } => (JobStatus::Sent, ses_message_id),
+            Outcome::Retrying { error } | Outcome::Paused { error } => (JobStatus::Retrying, error),
+            Outcome::Failed { reason } => (JobStatus::Failed, reason),
+            Outcome::Dead { reason } => (JobStatus::Dead, reason),
+        };
+        values.insert(":st".into(), status(status_now)?);
+        let (set, guard) = if let Outcome::Sent { .. } = outcome {
+            values.insert(":ses".into(), s(text.as_str()));
+            (
+                format!("SET #status = :st, ses_message_id = :ses, {common}"),
+                ANY,
+            )
+        } else {
+            values.insert(":err".into(), s(text.as_str()));
+            let set = format!("SET #status = :st, last_error = :err, {common}");
+            if matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
+                values.insert(":sent".into(), status(JobStatus::Sent)?);
+                (set, NOT_SENT)
+            } else {
+                values.insert(":queued".into(), status(JobStatus::Queued)?);
+                values.insert(":sending".into(), status(JobStatus::Sending)?);
+                values.insert(":retrying".into(), status(JobStatus::Retrying)?);
+                (set, OPEN)
             }
         };
-        let expression = format!("{set} REMOVE lease_until");
-        self.update(
-            job_id,
-            &expression,
-            Some("attribute_exists(pk)"),
-            values,
-            "finishing a job",
-        )
-        .await?
-        .map(|_| ())
-        .ok_or(StoreError::NotFound)
+        if let Outcome::Paused { .. } = outcome {
+            // The attempt is given back — unless a redrive reset the count meanwhile: attempts
+            // never go below zero.
+            let mut giving_back = values.clone();
+            giving_back.insert(":one".into(), n(1));
+            let gave_back = self
+                .update(
+                    job_id,
+                    &format!("{set}, attempts = attempts - :one REMOVE lease_until"),
+                    Some(&format!("{guard} AND attempts >= :one")),
+                    giving_back,
+                    "finishing a job",
+                )
+                .await?;
+            if gave_back.is_some() {
+                return Ok(());
+            }
+        }
+        let written = self
+            .update(
+                job_id,
+                &format!("{set} REMOVE lease_until"),
+                Some(guard),
+                values,
+                "finishing a job",
+            )
+            .await?;
+        if written.is_some() {
+            return Ok(());
+        }
+        // Refused: say why, from the record as it is.
+        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
+        Err(StoreError::Conflict(if record.status == JobStatus::Sent {
+            JobConflict::Sent
+        } else {
+            JobConflict::Ended
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         let values = HashMap::from([
             (":queued".to_owned(), status(JobStatus::Queued)?),
+            (":failed".to_owned(), status(JobStatus::Failed)?),
+            (":dead".to_owned(), status(JobStatus::Dead)?),
             (":zero".to_owned(), n(0)),
             (":now".to_owned(), n(now)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
         ]);
-        self.update(
-            job_id,
-            "SET #status = :queued, attempts = :zero, updated_at = :now, expires_at = :expires \
-             REMOVE lease_until",
-            Some("attribute_exists(pk)"),
-            values,
-            "requeueing a job",
-        )
-        .await?
-        .map(|_| ())
-        .ok_or(StoreError::NotFound)
+        let requeued = self
+            .update(
+                job_id,
+                "SET #status = :queued, attempts = :zero, updated_at = :now, \
+                 expires_at = :expires REMOVE lease_until",
+                Some("attribute_exists(pk) AND #status IN (:failed, :dead)"),
+                values,
+                "requeueing a job",
+            )
+            .await?;
+        if requeued.is_some() {
+            return Ok(());
+        }
+        // Refused: say why, from the record as it is.
+        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
+        Err(StoreError::Conflict(match record.status {
+            JobStatus::Sent => JobConflict::Sent,
+            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+                JobConflict::Leased
+            }
+            _ => JobConflict::NotEnded,
+        }))
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {

@@ -63,6 +63,18 @@ impl JobLedger for MemoryJobs {
     ) -> Result<(), StoreError<JobConflict>> {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        // None undoes `sent`; a retry does not reopen a job that ended.
+        match (&outcome, record.status) {
+            (Outcome::Sent { .. }, _) => {}
+            (_, JobStatus::Sent) => return Err(StoreError::Conflict(JobConflict::Sent)),
+            (
+                Outcome::Retrying { .. } | Outcome::Paused { .. },
+                JobStatus::Failed | JobStatus::Dead,
+            ) => {
+                return Err(StoreError::Conflict(JobConflict::Ended));
+            }
+            _ => {}
+        }
         record.lease_until = None;
         record.updated_at = now;
         match outcome {
@@ -94,6 +106,16 @@ impl JobLedger for MemoryJobs {
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        match record.status {
+            JobStatus::Failed | JobStatus::Dead => {}
+            JobStatus::Sent => return Err(StoreError::Conflict(JobConflict::Sent)),
+            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+                return Err(StoreError::Conflict(JobConflict::Leased));
+            }
+            JobStatus::Queued | JobStatus::Sending | JobStatus::Retrying => {
+                return Err(StoreError::Conflict(JobConflict::NotEnded));
+            }
+        }
         record.status = JobStatus::Queued;
         record.attempts = 0;
         record.lease_until = None;

@@ -13,8 +13,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// SQS accepts per-message delays of 0–900 seconds on standard queues.
 pub const MAX_DELAY_SECONDS: u32 = 900;
 
-/// Attempts before a job is declared dead (BullMQ's `attempts: 3`).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Attempts before a job is declared dead. With the default backoff (10 s doubling, see the
+/// worker's `RetryPolicy`) the eighth attempt comes about 21 minutes after the first, so an SES
+/// outage or throttling spell of 15 minutes sends nothing to the dead-letter queue.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
 /// Jobs with at least this priority travel on the priority lane.
 pub const PRIORITY_LANE_THRESHOLD: u8 = 10;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::email::EmailJob;
+use crate::email::{EmailJob, MAX_DELAY_SECONDS};
 use crate::ports::{
     Delivery, EmailQueue, MessageQueues, NewMessage, QueueControl, QueueError, QueueName,
     queue_name,
@@ -73,6 +73,23 @@ impl QueueControl for EmailLanes {
         self.queues
             .change_visibility(queue, &delivery.receipt_handle, seconds.min(43_200))
             .await
+    }
+
+    async fn renew(
+        &self,
+        delivery: &Delivery,
+        body: &str,
+        delay_seconds: u32,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), QueueError> {
+        let queue = self.source_of(delivery)?;
+        let message = NewMessage {
+            body: body.to_owned(),
+            delay_seconds: delay_seconds.min(MAX_DELAY_SECONDS),
+            attributes: attributes.clone(),
+        };
+        self.queues.send(queue, &message).await?;
+        Ok(())
     }
 
     async fn dead_letter(

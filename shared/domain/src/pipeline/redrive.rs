@@ -1,7 +1,18 @@
-//! Redrive: dead letters back to their lane, their job records back to `queued`. Receive → send
-//! to the lane → reset the record → delete, so it works on SQS and on the emulator alike (which
-//! has no `StartMessageMoveTask`). The body — and so the job id — is kept, so a redriven job that
-//! was in fact sent is still not sent twice.
+//! Redrive: dead letters back to their lane, their job records back to `queued`. For each
+//! letter: reset the record → send the message to its lane → delete the letter. It works on SQS
+//! and on the emulator alike (which has no `StartMessageMoveTask`), and a crash anywhere leaves
+//! the job either still on the dead-letter queue or back on its lane with a record that lets it
+//! be sent once:
+//!
+//! - the record is reset *before* the message is on its lane, so a worker that receives it at
+//!   once finds a job to send, not a finished one to acknowledge;
+//! - only a job that ended unsent (`failed`, `dead`) is reset. A letter whose job was sent (a
+//!   redrive that died before deleting it, or a stale copy) is deleted and nothing is sent. A
+//!   letter whose job has not ended (a redrive that died between the reset and the send, or a
+//!   message the queue's own redrive policy moved) goes back to its lane as it is: every copy on
+//!   a lane is sent at most once, by the ledger's lease. A letter whose job a worker holds the
+//!   lease of stays: that worker has just put it there and is about to record the job as ended;
+//! - the letter is deleted last, so a crash before that leaves it to the next redrive.
 
 use std::collections::HashSet;
 
@@ -11,102 +22,149 @@ use super::lanes::lane_message;
 use super::{release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
-use crate::ports::{JobLedger, MessageQueues, QueueError, QueueName, ReceivedMessage, StoreError};
+use crate::ports::{
+    JobConflict, JobLedger, MessageQueues, QueueError, QueueName, ReceivedMessage, StoreError,
+};
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RedriveReport {
     /// Messages moved back to their lane.
     pub moved: usize,
-    /// Messages left on the dead-letter queue (undecodable, or not selected).
+    /// Letters of jobs that were sent already: deleted, nothing sent.
+    pub already_sent: usize,
+    /// Messages left on the dead-letter queue (undecodable, not selected, held by a worker just
+    /// now, or their record could not be reset just now).
     pub skipped: usize,
+    /// Whether every letter was seen (false when the step's limit stopped it first: run another
+    /// step).
+    pub done: bool,
 }
 
 /// Moves messages from the dead-letter queue back to their lane — all of them, or only job
-/// `only` — and puts their job records back to `queued`. `progress` is called after each message
-/// moved. Used by `oesctl`, the admin API and the embedded mode.
+/// `only` — and puts their job records back to `queued`; stops after `limit` letters moved or
+/// dropped, if given (a step: run steps until the report says `done`). `progress` is called
+/// after each letter handled. Used by `oesctl`, the admin API and the embedded mode.
 pub async fn redrive(
     queues: &dyn MessageQueues,
     ledger: &dyn JobLedger,
     clock: &dyn Clock,
     only: Option<&str>,
+    limit: Option<usize>,
     mut progress: impl FnMut(&RedriveReport),
 ) -> Result<RedriveReport, QueueError> {
     let mut report = RedriveReport::default();
     // Letters left on the queue stay hidden while the walk goes on, so each receive brings
     // others; they are made visible again at the end, whatever happened.
     let mut left = Vec::new();
-    let walked = walk(
+    let mut walk = Walk {
         queues,
         ledger,
         clock,
         only,
-        &mut report,
-        &mut left,
-        &mut progress,
-    )
-    .await;
+        limit: limit.unwrap_or(usize::MAX),
+    };
+    let walked = walk.run(&mut report, &mut left, &mut progress).await;
     release(queues, &left).await;
     walked?;
     Ok(report)
 }
 
-async fn walk(
-    queues: &dyn MessageQueues,
-    ledger: &dyn JobLedger,
-    clock: &dyn Clock,
-    only: Option<&str>,
-    report: &mut RedriveReport,
-    left: &mut Vec<String>,
-    progress: &mut impl FnMut(&RedriveReport),
-) -> Result<(), QueueError> {
-    let mut seen = HashSet::new();
-    loop {
-        let batch = take_dead_letters(queues).await?;
-        // Letters not seen before in this batch: once a batch brings none, all have been seen.
-        let mut fresh = 0;
-        for message in batch {
-            if !seen.insert(message.message_id.clone()) {
-                left.push(message.receipt_handle);
-                continue;
-            }
-            fresh += 1;
-            let job = EmailJob::decode(&message.body)
-                .ok()
-                .filter(|job| only.is_none_or(|id| job.job_id == id));
-            let Some(job) = job else {
-                // Undecodable, or not the one asked for: it stays, for an operator.
-                left.push(message.receipt_handle);
-                report.skipped += 1;
-                continue;
-            };
-            move_back(queues, ledger, clock, &job, &message).await?;
-            report.moved += 1;
-            progress(report);
-        }
-        if fresh == 0 {
-            return Ok(());
-        }
-    }
+struct Walk<'a> {
+    queues: &'a dyn MessageQueues,
+    ledger: &'a dyn JobLedger,
+    clock: &'a dyn Clock,
+    only: Option<&'a str>,
+    limit: usize,
 }
 
-async fn move_back(
-    queues: &dyn MessageQueues,
-    ledger: &dyn JobLedger,
-    clock: &dyn Clock,
-    job: &EmailJob,
-    message: &ReceivedMessage,
-) -> Result<(), QueueError> {
-    queues
-        .send(job.lane().into(), &lane_message(job, message.body.clone()))
-        .await?;
-    match ledger.requeue(&job.job_id, clock.now()).await {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(error) => {
-            tracing::warn!(job_id = %job.job_id, %error, "could not reset the job record");
+/// What became of one letter.
+enum Fate {
+    Moved,
+    AlreadySent,
+    Left,
+}
+
+impl Walk<'_> {
+    async fn run(
+        &mut self,
+        report: &mut RedriveReport,
+        left: &mut Vec<String>,
+        progress: &mut impl FnMut(&RedriveReport),
+    ) -> Result<(), QueueError> {
+        let mut seen = HashSet::new();
+        loop {
+            if report.moved + report.already_sent >= self.limit {
+                return Ok(());
+            }
+            let batch = take_dead_letters(self.queues).await?;
+            // Letters not seen before in this batch: once a batch brings none, all have been seen.
+            let mut fresh = 0;
+            for message in batch {
+                if !seen.insert(message.message_id.clone())
+                    || report.moved + report.already_sent >= self.limit
+                {
+                    left.push(message.receipt_handle);
+                    continue;
+                }
+                fresh += 1;
+                let job = EmailJob::decode(&message.body)
+                    .ok()
+                    .filter(|job| self.only.is_none_or(|id| job.job_id == id));
+                let fate = match job {
+                    Some(job) => self.move_back(&job, &message).await?,
+                    // Undecodable, or not the one asked for: it stays, for an operator.
+                    None => Fate::Left,
+                };
+                match fate {
+                    Fate::Moved => report.moved += 1,
+                    Fate::AlreadySent => report.already_sent += 1,
+                    Fate::Left => {
+                        left.push(message.receipt_handle);
+                        report.skipped += 1;
+                        continue;
+                    }
+                }
+                progress(report);
+            }
+            if fresh == 0 {
+                report.done = true;
+                return Ok(());
+            }
         }
     }
-    queues
-        .delete(QueueName::DeadLetter, &message.receipt_handle)
-        .await
+
+    async fn move_back(
+        &self,
+        job: &EmailJob,
+        message: &ReceivedMessage,
+    ) -> Result<Fate, QueueError> {
+        match self.ledger.requeue(&job.job_id, self.clock.now()).await {
+            // Reset; or not ended, so a copy may be needed on the lane; or no record (expired):
+            // the claim makes one.
+            Ok(()) | Err(StoreError::Conflict(JobConflict::NotEnded) | StoreError::NotFound) => {}
+            Err(StoreError::Conflict(JobConflict::Sent)) => {
+                tracing::info!(job_id = %job.job_id, "the job was sent already; its dead letter is dropped");
+                self.queues
+                    .delete(QueueName::DeadLetter, &message.receipt_handle)
+                    .await?;
+                return Ok(Fate::AlreadySent);
+            }
+            Err(StoreError::Conflict(JobConflict::Leased)) => {
+                tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later redrive");
+                return Ok(Fate::Left);
+            }
+            Err(error) => {
+                tracing::warn!(job_id = %job.job_id, %error, "could not reset the job record; the letter stays");
+                return Ok(Fate::Left);
+            }
+        }
+        self.queues
+            .send(job.lane().into(), &lane_message(job, message.body.clone()))
+            .await?;
+        self.queues
+            .delete(QueueName::DeadLetter, &message.receipt_handle)
+            .await?;
+        Ok(Fate::Moved)
+    }
 }

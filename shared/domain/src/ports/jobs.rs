@@ -10,6 +10,14 @@ conflicts! {
     pub enum JobConflict {
         /// A record with this job id exists already.
         JobExists => "job_exists",
+        /// The job was sent: it is not requeued.
+        Sent => "job_sent",
+        /// The job has not ended (queued, retrying, or its lease has run out): it is not reset.
+        NotEnded => "job_not_ended",
+        /// A worker holds the job's lease: it is not reset while that worker may still finish it.
+        Leased => "job_leased",
+        /// The job failed or died: a late retry does not reopen it.
+        Ended => "job_ended",
     }
 }
 
@@ -126,15 +134,20 @@ pub trait JobLedger: Send + Sync {
         lease_seconds: i64,
     ) -> Result<Claim, StoreError<JobConflict>>;
     /// Records how the attempt ended and releases the lease; `NotFound` if the job has no
-    /// record. `Paused` gives the attempt back (it does not count).
+    /// record. `Paused` gives the attempt back (it does not count). Nothing undoes `Sent`:
+    /// another outcome is refused with `Conflict(Sent)`; and a `Retrying` or `Paused` (a worker
+    /// reporting late) does not reopen a `Failed` or `Dead` job: `Conflict(Ended)`.
     async fn finish(
         &self,
         job_id: &str,
         outcome: Outcome,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>>;
-    /// Puts a job back to `Queued` with no attempts used and no lease (a redrive from the
-    /// dead-letter queue); its last error stays on the record. `NotFound` if it has no record.
+    /// Puts a job that ended unsent (`Failed` or `Dead`) back to `Queued` with no attempts used
+    /// (a redrive from the dead-letter queue); its last error stays on the record. Otherwise the
+    /// record is left as it is and the answer says why: `Conflict(Sent)` if it was sent,
+    /// `Conflict(Leased)` if a worker's lease holds at `now`, `Conflict(NotEnded)` if it is
+    /// queued, retrying, or its lease has run out; `NotFound` if it has no record.
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// The record of a job.
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable>;

@@ -15,6 +15,10 @@ pub enum MailError {
     /// this message; wait long, and alarm.
     #[error("account-level send failure: {0}")]
     AccountPaused(String),
+    /// The account's sending quota (per day) is spent: nothing is wrong with this message; wait
+    /// long, and alarm.
+    #[error("sending quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 /// Sends email (SES v2 in AWS, an outbox folder locally).

@@ -1,0 +1,168 @@
+//! The timeouts the email worker relies on nest (issue 11, defect 6): every AWS call is bounded
+//! by `AwsTimeouts`, so a send with its claim and recorded outcome fits in the send lease, a batch
+//! at its worst fits in the worker's Lambda timeout, and that fits six times in the lanes'
+//! visibility timeout. The figures come from `template.yaml` and the code; only the calls on the
+//! worker's worst path (`functions/email-worker/src/lib.rs`) are counted here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use email_worker::RECORD_TRIES;
+use oes_adapters::aws::AwsTimeouts;
+use oes_adapters::resources::QUEUES;
+use oes_runtime::config::{Env, WorkerConfig};
+use yaml_rust2::Yaml;
+
+use crate::template::{resource, template, text};
+
+/// DynamoDB writes that record a send's outcome at worst: the worker tries the write once per
+/// entry of `RECORD_TRIES`...
+fn outcome_writes() -> u32 {
+    u32::try_from(RECORD_TRIES.len()).unwrap_or(u32::MAX)
+}
+
+/// ...pausing before each as it says.
+fn outcome_pauses() -> Duration {
+    RECORD_TRIES.iter().sum()
+}
+/// SQS calls after the send at worst: a hold (the job put back on its queue, delayed) and, if
+/// that fails, hiding the delivery instead (a visibility change). A move to the dead-letter
+/// queue is one call as well, followed by the outcome writes counted above.
+const SQS_CALLS: u32 = 2;
+
+/// The worker's configuration as a plain deploy of the template loads it: the variables the
+/// template sets for it, a `!Ref` to a parameter read as that parameter's default.
+fn deployed_worker_config(template: &Yaml) -> WorkerConfig {
+    let parameters = &template["Parameters"];
+    let mut variables = HashMap::new();
+    for set in [
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+        &resource(template, "EmailWorkerFunction")["Environment"]["Variables"],
+    ] {
+        for (name, value) in set.as_hash().into_iter().flatten() {
+            let default = value.as_str().map(|v| &parameters[v]["Default"]);
+            let value = match default {
+                Some(default) if !default.is_badvalue() => text(default),
+                _ => text(value),
+            };
+            variables.insert(text(name), value);
+        }
+    }
+    WorkerConfig::load(&Env(|name: &str| variables.get(name).cloned()))
+        .unwrap_or_else(|e| panic!("the worker's configuration in template.yaml: {e}"))
+}
+
+/// The worker's Lambda timeout in `template.yaml` (its own, or the Globals').
+fn worker_timeout(template: &Yaml) -> Duration {
+    let own = &resource(template, "EmailWorkerFunction")["Timeout"];
+    let timeout = if own.is_badvalue() {
+        &template["Globals"]["Function"]["Timeout"]
+    } else {
+        own
+    };
+    Duration::from_secs(
+        timeout
+            .as_i64()
+            .and_then(|s| s.try_into().ok())
+            .expect("Timeout"),
+    )
+}
+
+/// The largest `BatchSize` of the worker's SQS event sources.
+fn batch_size(template: &Yaml) -> u32 {
+    resource(template, "EmailWorkerFunction")["Events"]
+        .as_hash()
+        .expect("the worker's Events")
+        .values()
+        .filter(|event| text(&event["Type"]) == "SQS")
+        .map(|event| {
+            text(&event["Properties"]["BatchSize"])
+                .parse()
+                .expect("BatchSize")
+        })
+        .max()
+        .expect("the worker has SQS event sources")
+}
+
+/// From the claim to the recorded outcome at worst, each call running into its operation
+/// timeout: the claim, the send, the outcome writes and the pauses between them.
+fn claim_to_outcome(t: &AwsTimeouts) -> Duration {
+    t.dynamodb_operation
+        + t.ses_operation
+        + t.dynamodb_operation * outcome_writes()
+        + outcome_pauses()
+}
+
+/// One record at its worst: [`claim_to_outcome`], then the SQS calls that hold the job.
+fn worst_record(t: &AwsTimeouts) -> Duration {
+    claim_to_outcome(t) + t.sqs_operation * SQS_CALLS
+}
+
+#[test]
+fn the_send_lease_outlasts_a_claim_a_send_and_recording_its_outcome() {
+    let t = AwsTimeouts::DEFAULT;
+    let lease = Duration::from_secs(
+        deployed_worker_config(&template())
+            .retry
+            .lease_seconds
+            .into(),
+    );
+    let held = claim_to_outcome(&t);
+    assert!(
+        lease > held,
+        "the send lease ({lease:?}) must outlast the claim (DynamoDB {:?}) + the SES send ({:?}) \
+         + {} outcome writes (DynamoDB {:?} each) + {:?} of pauses = \
+         {held:?}, or a slow send lets a second worker send the job again",
+        t.dynamodb_operation,
+        t.ses_operation,
+        outcome_writes(),
+        t.dynamodb_operation,
+        outcome_pauses(),
+    );
+}
+
+#[test]
+fn the_worker_lambda_outlasts_a_whole_batch_at_its_worst() {
+    let template = template();
+    let t = AwsTimeouts::DEFAULT;
+    let timeout = worker_timeout(&template);
+    let batch = batch_size(&template);
+    let concurrency = u32::try_from(deployed_worker_config(&template).concurrency)
+        .expect("OES_WORKER_CONCURRENCY fits a u32");
+    let rounds = batch.div_ceil(concurrency);
+    let record = worst_record(&t);
+    let worst = record * rounds;
+    assert!(
+        timeout > worst,
+        "EmailWorkerFunction's Timeout ({timeout:?}) must outlast a batch at its worst: \
+         BatchSize {batch} at OES_WORKER_CONCURRENCY {concurrency} = {rounds} rounds of one record \
+         ({record:?}: claim {:?} + SES {:?} + {} × {:?} + {:?} + \
+         {SQS_CALLS} × SQS {:?}) = {worst:?}; otherwise one hung call fails the whole batch",
+        t.dynamodb_operation,
+        t.ses_operation,
+        outcome_writes(),
+        t.dynamodb_operation,
+        outcome_pauses(),
+        t.sqs_operation,
+    );
+}
+
+#[test]
+fn each_lanes_visibility_timeout_is_six_worker_timeouts() {
+    let template = template();
+    let timeout = worker_timeout(&template);
+    for lane in QUEUES.iter().filter(|q| q.max_receive_count.is_some()) {
+        let visibility = Duration::from_secs(
+            text(&resource(&template, lane.logical_id)["VisibilityTimeout"])
+                .parse()
+                .expect("VisibilityTimeout"),
+        );
+        assert!(
+            visibility >= timeout * 6,
+            "{}'s VisibilityTimeout ({visibility:?}) must be at least 6 × the worker's Timeout \
+             ({timeout:?}) = {:?}",
+            lane.logical_id,
+            timeout * 6,
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! What really happened, kept by the fault layer beside the code under test: every message SES
+//! accepted, whether its `sent` record was written, and why not. A second acceptance of a job is
+//! judged the moment it happens.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many refused `sent` writes excuse an unrecorded send: the worker tries that many times
+/// before it falls back.
+pub const SENT_WRITE_TRIES: u32 = 3;
+
+/// One message SES accepted.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    /// SES's message id.
+    pub ses_id: String,
+    /// The scope (worker invocation) that sent it.
+    pub scope: Option<u32>,
+    /// Its `sent` record was written.
+    pub recorded: bool,
+    /// Why it could not be recorded, when nothing in our code is to blame: the worker crashed
+    /// after SES accepted, or SES's answer was lost to a timeout.
+    pub excuse: Option<&'static str>,
+    /// `sent` writes the ledger refused for it.
+    pub refusals: u32,
+}
+
+impl Acceptance {
+    /// Whether a second send of its job falls in the documented window.
+    fn excused(&self) -> bool {
+        self.excuse.is_some() || self.refusals >= SENT_WRITE_TRIES
+    }
+}
+
+/// The record of a run.
+#[derive(Debug, Default)]
+pub struct Truth {
+    /// Acceptances by job id.
+    pub accepted: BTreeMap<String, Vec<Acceptance>>,
+    /// Second sends inside the documented window.
+    pub window: u32,
+    /// The same, by why the first send went unrecorded.
+    pub window_causes: BTreeMap<&'static str, u32>,
+    /// Broken promises, in words.
+    pub violations: Vec<String>,
+    /// Message ids → the scopes that received them.
+    pub receives: BTreeMap<String, Vec<u32>>,
+    /// Scopes in which a worker could not act: it crashed, or a queue call failed or was lost.
+    pub cut: BTreeSet<u32>,
+    /// (scope, job) → whether a send of the job was recorded when that scope's claim was granted.
+    claims: BTreeMap<(Option<u32>, String), bool>,
+}
+
+impl Truth {
+    /// A claim of `job` was granted in `scope`: what was recorded then is what that attempt
+    /// could know.
+    pub fn claimed(&mut self, job: &str, scope: Option<u32>) {
+        let recorded = self
+            .accepted
+            .get(job)
+            .is_some_and(|all| all.iter().any(|a| a.recorded));
+        self.claims.insert((scope, job.to_owned()), recorded);
+    }
+
+    /// SES accepted `ses_id` for `job`.
+    pub fn accept(
+        &mut self,
+        job: &str,
+        ses_id: String,
+        scope: Option<u32>,
+        excuse: Option<&'static str>,
+    ) {
+        let recorded_at_claim = self
+            .claims
+            .get(&(scope, job.to_owned()))
+            .copied()
+            .unwrap_or(true);
+        let prior = self.accepted.entry(job.to_owned()).or_default();
+        if !prior.is_empty() {
+            if recorded_at_claim || prior.iter().any(|a| a.recorded && !a.excused()) {
+                self.violations.push(format!(
+                    "{job} was sent again after its first send was recorded as sent"
+                ));
+            } else if prior.iter().all(Acceptance::excused) {
+                self.window += 1;
+                let cause = prior
+                    .iter()
+                    .rev()
+                    .find_map(|a| a.excuse)
+                    .unwrap_or("the ledger refused every try at the sent record");
+                *self.window_causes.entry(cause).or_default() += 1;
+            } else {
+                self.violations.push(format!(
+                    "{job} was sent twice: the first send was never recorded, though nothing stopped it"
+                ));
+            }
+        }
+        prior.push(Acceptance {
+            ses_id,
+            scope,
+            recorded: false,
+            excuse,
+            refusals: 0,
+        });
+    }
+
+    fn find(&mut self, job: &str, ses_id: &str) -> Option<&mut Acceptance> {
+        self.accepted
+            .get_mut(job)?
+            .iter_mut()
+            .find(|a| a.ses_id == ses_id)
+    }
+
+    /// The ledger wrote `sent` with `ses_id` for `job`.
+    pub fn recorded(&mut self, job: &str, ses_id: &str) {
+        match self.find(job, ses_id) {
+            Some(acceptance) => acceptance.recorded = true,
+            None => self.violations.push(format!(
+                "{job} was recorded as sent with {ses_id}, which SES never accepted"
+            )),
+        }
+    }
+
+    /// The ledger refused to write `sent` with `ses_id` for `job`.
+    pub fn refused(&mut self, job: &str, ses_id: &str) {
+        if let Some(acceptance) = self.find(job, ses_id) {
+            acceptance.refusals += 1;
+        }
+    }
+
+    /// Scope `scope` crashed: what it sent and had not recorded, it never will.
+    pub fn crashed(&mut self, scope: u32) {
+        self.cut.insert(scope);
+        for acceptance in self.accepted.values_mut().flatten() {
+            if acceptance.scope == Some(scope)
+                && !acceptance.recorded
+                && acceptance.excuse.is_none()
+            {
+                acceptance.excuse = Some("crash after SES accepted");
+            }
+        }
+    }
+
+    /// How many times SES accepted `job`.
+    pub fn sends(&self, job: &str) -> usize {
+        self.accepted.get(job).map_or(0, Vec::len)
+    }
+
+    /// Whether every send of `job` is excused (it may have gone out without our code knowing).
+    pub fn all_excused(&self, job: &str) -> bool {
+        self.accepted
+            .get(job)
+            .is_none_or(|all| all.iter().all(|a| a.excuse.is_some()))
+    }
+
+    /// Whether SES accepted `ses_id` for `job`.
+    pub fn has(&self, job: &str, ses_id: &str) -> bool {
+        self.accepted
+            .get(job)
+            .is_some_and(|all| all.iter().any(|a| a.ses_id == ses_id))
+    }
+
+    /// Whether some worker that received message `message_id` could not act on it.
+    pub fn was_cut(&self, message_id: &str) -> bool {
+        self.receives
+            .get(message_id)
+            .is_some_and(|scopes| scopes.iter().any(|s| self.cut.contains(s)))
+    }
+}
