@@ -42,8 +42,9 @@ pub struct RedriveReport {
 }
 
 /// Moves messages from the dead-letter queue back to their lane — all of them, or only job
-/// `only` — and puts their job records back to `queued`; stops after `limit` letters moved or
-/// dropped, if given (a step: run steps until the report says `done`). `progress` is called
+/// `only` (the walk ends at its letter) — and puts their job records back to `queued`; stops
+/// after `limit` letters moved or dropped, if given (a step: run steps until the report says
+/// `done`). `progress` is called
 /// after each letter handled. Used by `oesctl`, the admin API and the embedded mode.
 pub async fn redrive(
     queues: &dyn MessageQueues,
@@ -100,8 +101,11 @@ impl Walk<'_> {
             let batch = take_dead_letters(self.queues).await?;
             // Letters not seen before in this batch: once a batch brings none, all have been seen.
             let mut fresh = 0;
+            // Redriving one job: once its letter is handled, the walk is over.
+            let mut found = false;
             for message in batch {
-                if !seen.insert(message.message_id.clone())
+                if found
+                    || !seen.insert(message.message_id.clone())
                     || report.moved + report.already_sent >= self.limit
                 {
                     left.push(message.receipt_handle);
@@ -126,8 +130,9 @@ impl Walk<'_> {
                     }
                 }
                 progress(report);
+                found = self.only.is_some();
             }
-            if fresh == 0 {
+            if fresh == 0 || found {
                 report.done = true;
                 return Ok(());
             }
