@@ -34,7 +34,7 @@ use oes_adapters::sqs::SqsQueues;
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::ports::{Mailer, MessageQueues, QueueName, ReceivedMessage, UserStore};
+use oes_domain::ports::{JobLedger, Mailer, MessageQueues, QueueName, ReceivedMessage, UserStore};
 use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
@@ -294,6 +294,23 @@ impl TestEnv {
             &p.bulk_queue_url,
             Some(&p.dead_letter_queue_url),
         ))
+    }
+
+    /// A recipient address unique to this environment (`who+<prefix>@example.com`), so the
+    /// emulator's sent mail can be told apart per test.
+    pub fn recipient(&self, who: &str) -> String {
+        format!("{who}+{}@example.com", self.prefix)
+    }
+
+    /// Queues `job` as the APIs do (record `queued`, then the message on its lane); its id.
+    pub async fn enqueue(&self, job: EmailJob) -> String {
+        let adapters = ApiAdapters::aws(&self.clients, &self.api_config()).expect("adapters");
+        adapters.emails.enqueue(job).await.expect("queued")
+    }
+
+    /// The real job ledger (DynamoDB) of these resources.
+    pub fn job_ledger(&self) -> Arc<dyn JobLedger> {
+        WorkerAdapters::aws(&self.clients, &self.worker_config()).jobs
     }
 
     /// The worker's configuration for these resources.
@@ -684,4 +701,16 @@ pub fn free_port(with_bus: bool) -> u16 {
         }
     }
     panic!("no free loopback port")
+}
+
+/// A verification email job to `to` (a token that is not a real one).
+pub fn verification_job(to: &str) -> EmailJob {
+    EmailJob::new(
+        oes_domain::user::Email::parse(to).expect("a valid address"),
+        EmailTemplate::Verification {
+            name: "Ada".into(),
+            token: Secret::new("t0k3n"),
+        },
+        0,
+    )
 }

@@ -269,20 +269,30 @@ impl Worker {
                 self.hold(received, wait, None).await
             }
             Err(MailError::AccountPaused(error)) => {
-                let wait = self.retry.paused_seconds;
-                tracing::error!(%error, retry_in_seconds = wait, alarm = "SendingPaused", "the account cannot send email; attempt not counted");
-                metrics::incr(metrics::SENDING_PAUSED, None);
-                self.note(&job.job_id, Outcome::Paused { error }).await;
-                self.hold(received, wait, None).await
+                self.account_cannot_send(received, error, metrics::SENDING_PAUSED)
+                    .await
             }
             Err(MailError::QuotaExceeded(error)) => {
-                let wait = self.retry.paused_seconds;
-                tracing::error!(%error, retry_in_seconds = wait, alarm = "SendingQuotaExceeded", "the daily sending quota is spent; attempt not counted");
-                metrics::incr(metrics::QUOTA_EXCEEDED, None);
-                self.note(&job.job_id, Outcome::Paused { error }).await;
-                self.hold(received, wait, None).await
+                self.account_cannot_send(received, error, metrics::QUOTA_EXCEEDED)
+                    .await
             }
         }
+    }
+
+    /// The whole account cannot send now (paused, or the daily quota spent): the attempt is
+    /// given back, the job held the long "paused" wait, and `metric` — the alarm's — counted.
+    async fn account_cannot_send(
+        &self,
+        received: &Received<'_>,
+        error: String,
+        metric: metrics::Metric,
+    ) -> Disposition {
+        let wait = self.retry.paused_seconds;
+        tracing::error!(%error, retry_in_seconds = wait, alarm = metric.name, "the account cannot send email now; attempt not counted");
+        metrics::incr(metric, None);
+        self.note(&received.job.job_id, Outcome::Paused { error })
+            .await;
+        self.hold(received, wait, None).await
     }
 
     /// A receipt's delivery: SES accepted the job already; write the record, send nothing.

@@ -13,37 +13,14 @@ use email_worker::Worker;
 use oes_adapters::ses::SesMailer;
 use oes_domain::clock::SystemClock;
 use oes_domain::email::OutgoingEmail;
-use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::{EmailLanes, QueueAdmin, redrive};
 use oes_domain::ports::{
     Delivery, JobStatus, MailError, Mailer, QueueControl, QueueError, QueueName,
 };
-use oes_domain::security::Secret;
-use oes_domain::user::Email;
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::event_source::EventSource;
-use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
-use oes_tests::{TestEnv, ses_messages_to};
-
-fn verification(to: &str) -> EmailJob {
-    EmailJob::new(
-        Email::parse(to).expect("valid"),
-        EmailTemplate::Verification {
-            name: "Ada".into(),
-            token: Secret::new("t0k3n"),
-        },
-        0,
-    )
-}
-
-fn recipient(env: &TestEnv, who: &str) -> String {
-    format!("{who}+{}@example.com", env.prefix)
-}
-
-async fn enqueue(env: &TestEnv, job: EmailJob) -> String {
-    let adapters = ApiAdapters::aws(&env.clients, &env.api_config()).expect("adapters");
-    adapters.emails.enqueue(job).await.expect("queued")
-}
+use oes_runtime::wiring::WorkerAdapters;
+use oes_tests::{TestEnv, ses_messages_to, verification_job};
 
 /// Receives one batch from the priority lane without running the worker.
 async fn receive(env: &TestEnv) -> SqsEvent {
@@ -85,8 +62,8 @@ async fn ledger_status(env: &TestEnv, job_id: &str) -> (JobStatus, u32, Option<S
 #[tokio::test]
 async fn the_same_message_delivered_twice_sends_one_email() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "twice");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("twice");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let event = receive(&env).await;
     let worker = env.worker(None, RetryPolicy::default());
     for _ in 0..2 {
@@ -104,9 +81,9 @@ async fn the_same_message_delivered_twice_sends_one_email() {
 #[tokio::test]
 async fn two_workers_racing_on_one_job_send_one_email() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "race");
-    let job = verification(&to);
-    enqueue(&env, job.clone()).await;
+    let to = env.recipient("race");
+    let job = verification_job(&to);
+    env.enqueue(job.clone()).await;
     let event = receive(&env).await;
     let jobs = WorkerAdapters::aws(&env.clients, &env.worker_config()).jobs;
 
@@ -145,8 +122,8 @@ async fn two_workers_racing_on_one_job_send_one_email() {
 #[tokio::test]
 async fn a_rejected_email_fails_with_its_reason_and_goes_to_the_dead_letter_queue() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "rejected");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("rejected");
+    let job_id = env.enqueue(verification_job(&to)).await;
     // An unverified sender: SES v2 answers MessageRejected.
     let unverified = Arc::new(SesMailer::new(
         env.clients.ses.clone(),
@@ -265,8 +242,10 @@ fn flaky_worker(env: &TestEnv, failures: u32, retry: RetryPolicy) -> (Worker, Ar
 #[tokio::test]
 async fn transient_failures_back_off_with_growing_delays_then_send_once() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "flaky");
-    let job_id = enqueue(&env, verification(&to).with_max_attempts(5).expect("valid")).await;
+    let to = env.recipient("flaky");
+    let job_id = env
+        .enqueue(verification_job(&to).with_max_attempts(5).expect("valid"))
+        .await;
     let retry = RetryPolicy {
         base_seconds: 1,
         ..RetryPolicy::default()
@@ -291,8 +270,10 @@ async fn transient_failures_back_off_with_growing_delays_then_send_once() {
 #[tokio::test]
 async fn exhausted_attempts_land_in_the_dead_letter_queue_and_a_redrive_delivers_once() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "exhausted");
-    let job_id = enqueue(&env, verification(&to).with_max_attempts(1).expect("valid")).await;
+    let to = env.recipient("exhausted");
+    let job_id = env
+        .enqueue(verification_job(&to).with_max_attempts(1).expect("valid"))
+        .await;
     let (worker, _) = flaky_worker(&env, 1, RetryPolicy::default());
     assert_eq!(poll(&env, &worker).await, 1);
     let (status, attempts, _) = ledger_status(&env, &job_id).await;
@@ -327,7 +308,7 @@ async fn exhausted_attempts_land_in_the_dead_letter_queue_and_a_redrive_delivers
 #[tokio::test]
 async fn an_undecodable_body_goes_to_the_dead_letter_queue_and_the_rest_of_the_batch_is_sent() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "neighbour");
+    let to = env.recipient("neighbour");
     env.clients
         .sqs
         .send_message()
@@ -336,7 +317,7 @@ async fn an_undecodable_body_goes_to_the_dead_letter_queue_and_the_rest_of_the_b
         .send()
         .await
         .expect("sent garbage");
-    enqueue(&env, verification(&to)).await;
+    env.enqueue(verification_job(&to)).await;
     let worker = env.worker(None, RetryPolicy::default());
     let mut handled = 0;
     while handled < 2 {
@@ -360,15 +341,16 @@ async fn an_undecodable_body_goes_to_the_dead_letter_queue_and_the_rest_of_the_b
 #[tokio::test]
 async fn a_delay_of_900_seconds_is_accepted_and_901_refused() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "later");
-    enqueue(
-        &env,
-        verification(&to).with_delay(900).expect("900 s is allowed"),
+    let to = env.recipient("later");
+    env.enqueue(
+        verification_job(&to)
+            .with_delay(900)
+            .expect("900 s is allowed"),
     )
     .await;
     let counts = queues(&env).counts().await.expect("counts");
     assert_eq!((counts[0].visible, counts[0].delayed), (0, 1), "{counts:?}");
-    let error = verification(&to)
+    let error = verification_job(&to)
         .with_delay(901)
         .expect_err("901 s is refused");
     assert!(error.to_string().contains("900"), "{error}");

@@ -20,49 +20,21 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use email_worker::{RECEIPT_ATTRIBUTE, Worker};
 use oes_adapters::ses::SesMailer;
 use oes_domain::clock::{Clock, SystemClock};
-use oes_domain::email::{EmailJob, EmailTemplate, OutgoingEmail};
+use oes_domain::email::{EmailJob, OutgoingEmail};
 use oes_domain::pipeline::{EmailLanes, QueueAdmin, RedriveReport, redrive};
 use oes_domain::ports::{
     Claim, Delivery, JobConflict, JobLedger, JobRecord, JobStatus, MailError, Mailer, NewMessage,
     Outcome, QueueControl, QueueError, QueueName, StoreError, StoreUnavailable,
 };
-use oes_domain::security::Secret;
-use oes_domain::user::Email;
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::event_source::EventSource;
-use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
-use oes_tests::{TestEnv, ses_messages_to};
+use oes_runtime::wiring::WorkerAdapters;
+use oes_tests::{TestEnv, ses_messages_to, verification_job};
 
 // ---- the job, the lane, the record ----------------------------------------------------------
 
-fn verification(to: &str) -> EmailJob {
-    EmailJob::new(
-        Email::parse(to).expect("valid"),
-        EmailTemplate::Verification {
-            name: "Ada".into(),
-            token: Secret::new("t0k3n"),
-        },
-        0,
-    )
-}
-
-fn recipient(env: &TestEnv, who: &str) -> String {
-    format!("{who}+{}@example.com", env.prefix)
-}
-
-/// Queues `job` as the APIs do (record `queued`, then the message on its lane).
-async fn enqueue(env: &TestEnv, job: EmailJob) -> String {
-    let adapters = ApiAdapters::aws(&env.clients, &env.api_config()).expect("adapters");
-    adapters.emails.enqueue(job).await.expect("queued")
-}
-
-/// The real job ledger (DynamoDB).
-fn ledger(env: &TestEnv) -> Arc<dyn JobLedger> {
-    WorkerAdapters::aws(&env.clients, &env.worker_config()).jobs
-}
-
 async fn record(env: &TestEnv, job_id: &str) -> JobRecord {
-    ledger(env)
+    env.job_ledger()
         .get(job_id)
         .await
         .expect("read")
@@ -369,7 +341,7 @@ impl JobLedger for RefusesSentWrites {
 
 async fn redrive_all(env: &TestEnv) -> RedriveReport {
     let queues = env.sqs_queues();
-    let jobs = ledger(env);
+    let jobs = env.job_ledger();
     redrive(
         queues.as_ref(),
         jobs.as_ref(),
@@ -391,8 +363,8 @@ async fn redrive_all(env: &TestEnv) -> RedriveReport {
 #[tokio::test]
 async fn a_worker_killed_between_the_ses_send_and_the_record_sends_again_after_the_lease() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "killed-mid-send");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("killed-mid-send");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let retry = RetryPolicy::default();
 
     let dying = WatchedSes::new(&env, true);
@@ -446,8 +418,8 @@ async fn a_worker_killed_between_the_ses_send_and_the_record_sends_again_after_t
 #[tokio::test]
 async fn a_worker_killed_after_recording_sent_and_before_the_delete_sends_nothing_more() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "killed-before-delete");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("killed-before-delete");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let ses = WatchedSes::new(&env, false);
     let a = worker(
         &env,
@@ -479,8 +451,8 @@ async fn a_worker_killed_after_recording_sent_and_before_the_delete_sends_nothin
 #[tokio::test]
 async fn a_refused_dead_letter_send_keeps_the_job_until_its_redelivery_sets_it_aside() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "dlq-refused");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("dlq-refused");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let control = Arc::new(RefusesDeadLetters {
         inner: EmailLanes::new(env.sqs_queues()),
         refusals: Mutex::new(1),
@@ -544,12 +516,12 @@ async fn a_refused_dead_letter_send_keeps_the_job_until_its_redelivery_sets_it_a
 #[tokio::test]
 async fn a_sent_email_the_ledger_refuses_to_record_travels_as_a_receipt_and_is_not_sent_again() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "receipt");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("receipt");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let ses = WatchedSes::new(&env, false);
     // Every try of the worker's (three) at writing `sent` is refused.
     let jobs = Arc::new(RefusesSentWrites {
-        inner: ledger(&env),
+        inner: env.job_ledger(),
         refusals: Mutex::new(3),
     });
     // A 1 s backoff base, so the receipt comes back within 1–2 s instead of 10–20 s.
@@ -601,9 +573,9 @@ async fn a_sent_email_the_ledger_refuses_to_record_travels_as_a_receipt_and_is_n
 #[tokio::test]
 async fn a_job_on_its_lane_twice_sends_one_email() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "twice");
-    let job = verification(&to);
-    let job_id = enqueue(&env, job.clone()).await;
+    let to = env.recipient("twice");
+    let job = verification_job(&to);
+    let job_id = env.enqueue(job.clone()).await;
     // The same body again, as SQS may deliver a message twice.
     let copy = NewMessage {
         body: job.encode(),
@@ -638,8 +610,8 @@ async fn a_job_on_its_lane_twice_sends_one_email() {
 #[tokio::test]
 async fn redriving_one_dead_letter_twice_at_once_and_again_sends_one_email() {
     let env = TestEnv::spawn().await;
-    let to = recipient(&env, "redriven");
-    let job_id = enqueue(&env, verification(&to)).await;
+    let to = env.recipient("redriven");
+    let job_id = env.enqueue(verification_job(&to)).await;
     let retry = RetryPolicy::default();
     let refused = worker(
         &env,
