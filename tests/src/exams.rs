@@ -104,6 +104,27 @@ impl ExamHarness {
         }
     }
 
+    /// Changes the role of `caller` in the user store, as `oesctl users set-role` does (their
+    /// earlier tokens stop working), and signs them in again: the returned caller holds a token
+    /// issued after the change.
+    pub async fn set_role(&self, caller: &Caller, role: Role) -> Caller {
+        let now = SystemClock.now();
+        let id = UserId::from_trusted(caller.id.clone());
+        let user = self
+            .users
+            .update(&id, UserUpdate::Role(role), now)
+            .await
+            .unwrap_or_else(|e| panic!("setting a role: {e}"));
+        let token = self
+            .jwt
+            .issue(&user, now)
+            .unwrap_or_else(|e| panic!("issuing a token: {e}"));
+        Caller {
+            token,
+            ..caller.clone()
+        }
+    }
+
     /// Calls exam-api and returns the whole response.
     pub async fn respond(
         &self,

@@ -51,6 +51,8 @@ impl From<StoreError<UserConflict>> for AuthError {
         match error {
             StoreError::Conflict(UserConflict::EmailTaken) => Self::EmailTaken,
             StoreError::Conflict(UserConflict::ConcurrentUpdate) => Self::ConcurrentUpdate,
+            // Only a write on a one-time link's behalf is conditioned on the account's state.
+            StoreError::Conflict(UserConflict::LinkVoid) => Self::InvalidToken,
             // The account was deleted while the request was handled.
             StoreError::NotFound => Self::Unauthenticated("the account no longer exists"),
             StoreError::Unavailable(unavailable) => Self::Store(unavailable),
@@ -147,11 +149,12 @@ mod tests {
     fn no_account_conflict_and_no_absent_account_becomes_a_5xx() {
         for &conflict in UserConflict::ALL {
             let answer = ApiError::from(AuthError::from(StoreError::Conflict(conflict)));
-            assert_eq!(
-                answer.status,
-                StatusCode::CONFLICT,
-                "{conflict}: {answer:?}"
-            );
+            let expected = match conflict {
+                UserConflict::EmailTaken | UserConflict::ConcurrentUpdate => StatusCode::CONFLICT,
+                // The one-time link the write was made for is void: `invalid_token`.
+                UserConflict::LinkVoid => StatusCode::BAD_REQUEST,
+            };
+            assert_eq!(answer.status, expected, "{conflict}: {answer:?}");
         }
         assert_eq!(
             status(StoreError::<UserConflict>::NotFound.into()),

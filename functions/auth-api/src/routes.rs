@@ -16,11 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::limits::{
-    EMAIL_CHANGE_PER_ACCOUNT, EMAIL_PER_ADDRESS, EMAIL_PER_IP, LOGIN_PER_ACCOUNT,
-    LOGIN_PER_ACCOUNT_AND_IP, SIGN_UP_PER_IP,
-};
-use crate::service::AuthService;
+use crate::limits::{EMAIL_CHANGE_PER_ACCOUNT, EMAIL_PER_ADDRESS, EMAIL_PER_IP, SIGN_UP_PER_IP};
+use crate::service::{AuthService, SignInFrom};
 
 /// Every path this function serves (for telling 404 from 405).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -107,6 +104,9 @@ struct EmailBody {
 struct LoginBody {
     email: String,
     password: String,
+    /// The device token of an earlier sign-in from this device, if the client kept one.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -195,14 +195,11 @@ async fn resend_verification(
 async fn login(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = parse_json(request)?;
     let email = Email::parse(&body.email)?;
-    let from = format!("{} {}", client_ip(request), email.as_str());
-    service
-        .throttle(&[
-            (&LOGIN_PER_ACCOUNT_AND_IP, &from),
-            (&LOGIN_PER_ACCOUNT, email.as_str()),
-        ])
-        .await?;
-    let token = service.login(&email, body.password).await?;
+    let from = SignInFrom {
+        ip: client_ip(request),
+        device_token: body.device_token.as_deref(),
+    };
+    let token = service.login(&email, body.password, from).await?;
     Ok(json(StatusCode::OK, &token))
 }
 

@@ -13,6 +13,7 @@ use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_runtime::session::Sessions;
 
 use crate::error::AuthError;
+use crate::limits::{LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE};
 
 /// How long a verification or email-change link works.
 pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
@@ -28,6 +29,19 @@ pub struct AccessToken {
     pub token_type: &'static str,
     /// Seconds until it expires.
     pub expires_in: i64,
+    /// This device's token (see [`oes_domain::security::DeviceKeys`]): the client keeps it and
+    /// sends it with its next sign-ins to this account, which then count against this device's
+    /// own limit instead of the account's. Never printed.
+    pub device_token: Secret,
+}
+
+/// Where a sign-in attempt comes from.
+#[derive(Clone, Copy)]
+pub struct SignInFrom<'a> {
+    /// The client's address as API Gateway saw it.
+    pub ip: &'a str,
+    /// The device token the client kept from an earlier sign-in, if it sent one.
+    pub device_token: Option<&'a str>,
 }
 
 /// The auth domain service. Built once at init; cheap to share.
@@ -64,18 +78,17 @@ impl AuthService {
         }
     }
 
-    /// Counts one attempt against each `(limit, subject)`; refuses when any is exceeded, with
-    /// the longest wait among them. Every limit counts the attempt, refused or not.
+    /// Counts one attempt against each `(limit, subject)` in turn and refuses at the first one
+    /// exceeded, with its wait. The limits after it do not count the refused attempt, so list
+    /// the narrowest first: an attempt refused by one client's own limit must not spend a budget
+    /// that client shares with others (an account's, an address's).
     pub async fn throttle(&self, checks: &[(&Limit, &str)]) -> Result<(), AuthError> {
-        let mut wait = None;
         for (limit, subject) in checks {
             if let Verdict::Limited { retry_after } = self.limiter.check(limit, subject).await {
-                wait = wait.max(Some(retry_after));
+                return Err(AuthError::RateLimited(retry_after));
             }
         }
-        wait.map_or(Ok(()), |retry_after| {
-            Err(AuthError::RateLimited(retry_after))
-        })
+        Ok(())
     }
 
     /// Creates an account pending verification and queues the verification email. If the email
@@ -113,7 +126,11 @@ impl AuthService {
         Ok(user.profile())
     }
 
-    /// Uses a verification or email-change token.
+    /// Uses a verification or email-change token. An email-change link moves the account only
+    /// if it is still as it was when the link was sent (see
+    /// [`oes_domain::ports::LinkedState`]): a password reset, a role change or another email
+    /// change since voids it. A verification link only marks the account verified, which
+    /// nothing undoes: only its expiry voids it.
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<UserProfile, AuthError> {
         let stored = self
@@ -123,17 +140,20 @@ impl AuthService {
             )
             .await?;
         let now = self.clock.now();
-        let user = match (stored.purpose, &stored.new_email) {
-            (TokenPurpose::ChangeEmail, Some(new_email)) => {
+        let user = match (stored.purpose, &stored.new_email, stored.linked_state()) {
+            (TokenPurpose::ChangeEmail, Some(new_email), Some(linked)) => {
                 self.users
-                    .change_email(&stored.user_id, new_email, now)
+                    .change_email(&stored.user_id, new_email, &linked, now)
                     .await
             }
-            _ => {
+            (TokenPurpose::VerifyEmail, ..) => {
                 self.users
                     .update(&stored.user_id, UserUpdate::Verified, now)
                     .await
             }
+            // An email-change token without its addresses (stored before they were recorded),
+            // or a purpose not taken above.
+            _ => return Err(AuthError::InvalidToken),
         };
         let user = match user {
             Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
@@ -156,10 +176,47 @@ impl AuthService {
         }
     }
 
-    /// Checks the credentials and issues an access token.
+    /// Checks the credentials and issues an access token and a device token, after the sign-in
+    /// limits ([`crate::limits`]). An attempt carrying a valid device token of this account
+    /// counts against that device's limit only. Any other attempt counts against the
+    /// (account, address) limit and, only if that one lets it through, the account's: guesses
+    /// from one address cannot spend the account's budget, and guesses from many addresses,
+    /// which can, lock out devices that never signed in, not the owner's.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: &Email, password: String) -> Result<AccessToken, AuthError> {
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: String,
+        from: SignInFrom<'_>,
+    ) -> Result<AccessToken, AuthError> {
+        let devices = self.sessions.jwt().devices();
+        let device = from
+            .device_token
+            .and_then(|token| devices.verify(token).ok());
+        let account_and_ip = format!("{} {}", from.ip, email.as_str());
+        let untrusted = [
+            (&LOGIN_PER_ACCOUNT_AND_IP, account_and_ip.as_str()),
+            (&LOGIN_PER_ACCOUNT, email.as_str()),
+        ];
+        // Counted before the account is read, so a refused attempt costs no read.
+        match &device {
+            Some(claims) => {
+                self.throttle(&[(&LOGIN_PER_DEVICE, claims.did.as_str())])
+                    .await?;
+            }
+            None => self.throttle(&untrusted).await?,
+        }
         let user = self.users.find_by_email(email).await?;
+        let device = match (device, &user) {
+            (Some(claims), Some(user)) if claims.is_for(user) => Some(claims),
+            // Signed by us, but for another account (or for this one before its last password
+            // reset or role change): an untrusted device.
+            (Some(_), _) => {
+                self.throttle(&untrusted).await?;
+                None
+            }
+            (None, _) => None,
+        };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.verify_password(password, stored).await?;
         let user = match user {
@@ -174,10 +231,18 @@ impl AuthService {
             return Err(AuthError::EmailNotVerified);
         }
         let now = self.clock.now();
+        let device_token = devices
+            .issue(
+                &user,
+                device.as_ref().map(|claims| claims.did.as_str()),
+                now,
+            )
+            .map_err(|e| AuthError::Unexpected(e.into()))?;
         Ok(AccessToken {
             access_token: self.sessions.jwt().issue(&user, now)?,
             token_type: "Bearer",
             expires_in: self.sessions.jwt().ttl_seconds(),
+            device_token: Secret::new(device_token),
         })
     }
 
@@ -217,8 +282,12 @@ impl AuthService {
             .await
     }
 
-    /// Uses a reset token to set a new password. Every access token issued before stops working
-    /// (the token version moves on), and so does every other reset link.
+    /// Uses a reset token to set a new password, if the account is still as it was when the
+    /// link was sent (see [`oes_domain::ports::LinkedState`]): a password reset, a role change
+    /// or an email change since voids it. Every access token issued before stops working (the
+    /// token version moves on), and so does every other reset or email-change link; of two
+    /// links confirmed at once, one resets (the write is conditioned on the state the link was
+    /// sent in).
     #[tracing::instrument(skip_all)]
     pub async fn confirm_password_reset(
         &self,
@@ -228,18 +297,22 @@ impl AuthService {
         let stored = self
             .take_token(token, &[TokenPurpose::PasswordReset])
             .await?;
+        let linked = stored.linked_state().ok_or(AuthError::InvalidToken)?;
         let user = self
             .users
             .get(&stored.user_id)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        if user.token_version != stored.token_version {
+        // The write checks it again; checked here so that a void link costs no password hash.
+        if !linked.holds_for(&user) {
             return Err(AuthError::InvalidToken);
         }
         let hash = self.hash(password).await?;
-        self.users
-            .update(&user.id, UserUpdate::Password(hash), self.clock.now())
-            .await?;
+        let update = UserUpdate::Password { hash, linked };
+        match self.users.update(&user.id, update, self.clock.now()).await {
+            Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
+            other => other?,
+        };
         self.invalidate_profile(&user.id).await;
         tracing::info!(user_id = %user.id, "password reset");
         Ok(())
@@ -304,6 +377,7 @@ impl AuthService {
                 user_id: user.id.clone(),
                 new_email,
                 token_version: user.token_version,
+                account_email: Some(user.email.clone()),
                 expires_at: self.clock.now() + ttl_seconds,
             })
             .await?;

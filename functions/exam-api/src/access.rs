@@ -23,9 +23,16 @@ pub fn may_take_exams(caller: &UserProfile) -> Result<(), ExamError> {
     }
 }
 
-/// The exam's owner, or an admin.
+/// An admin, or the exam's owner while they hold the instructor role. Rights follow the
+/// caller's current role (the session reads it from the profile, and a role change revokes
+/// earlier tokens): an owner demoted to student manages nothing, and promoted again, manages
+/// their exams again.
 pub fn manages(caller: &UserProfile, exam: &Exam) -> bool {
-    caller.role == Role::Admin || exam.owner_id == caller.id
+    match caller.role {
+        Role::Admin => true,
+        Role::Instructor => exam.owner_id == caller.id,
+        Role::Student => false,
+    }
 }
 
 /// An exam the caller may see: published, or theirs to manage.
@@ -43,6 +50,18 @@ pub fn managed(caller: &UserProfile, exam: Option<Exam>) -> Result<Exam, ExamErr
         Some(exam) if manages(caller, &exam) => Ok(exam),
         _ => Err(ExamError::NotFound),
     }
+}
+
+/// An exam whose questions the caller may read outside an attempt: theirs to manage. A student
+/// sees the questions only inside their own open attempt (403 here); another instructor's
+/// exam is 404.
+pub fn questions_of(caller: &UserProfile, exam: Option<Exam>) -> Result<Exam, ExamError> {
+    if caller.role == Role::Student {
+        return Err(ExamError::Forbidden(
+            "students see the questions inside their own attempt (POST /exams/{id}/attempts)",
+        ));
+    }
+    managed(caller, exam)
 }
 
 /// An attempt only its student may work on.
@@ -119,6 +138,42 @@ mod tests {
         ));
         assert!(managed(&owner, Some(exam.clone())).is_ok());
         assert!(managed(&user(Role::Admin), Some(exam)).is_ok());
+    }
+
+    #[test]
+    fn an_owner_without_the_instructor_role_manages_nothing() {
+        let mut owner = user(Role::Instructor);
+        let exam = exam_of(&owner, ExamStatus::Published);
+        assert!(manages(&owner, &exam));
+        owner.role = Role::Student;
+        assert!(!manages(&owner, &exam));
+        assert!(matches!(
+            managed(&owner, Some(exam.clone())),
+            Err(ExamError::Forbidden(_))
+        ));
+        let draft = exam_of(&owner, ExamStatus::Draft);
+        assert!(matches!(
+            visible(&owner, Some(draft)),
+            Err(ExamError::NotFound)
+        ));
+        owner.role = Role::Admin;
+        assert!(manages(&owner, &exam));
+    }
+
+    #[test]
+    fn only_who_manages_an_exam_reads_its_questions_outside_an_attempt() {
+        let owner = user(Role::Instructor);
+        let exam = exam_of(&owner, ExamStatus::Published);
+        assert!(questions_of(&owner, Some(exam.clone())).is_ok());
+        assert!(questions_of(&user(Role::Admin), Some(exam.clone())).is_ok());
+        assert!(matches!(
+            questions_of(&user(Role::Student), Some(exam.clone())),
+            Err(ExamError::Forbidden(_))
+        ));
+        assert!(matches!(
+            questions_of(&user(Role::Instructor), Some(exam)),
+            Err(ExamError::NotFound)
+        ));
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl From<AttemptConflict> for ExamError {
                 "the attempt changed while this request was handled; read it again and retry",
             ),
             AttemptConflict::AttemptExists => Self::conflict("already_exists", ID_TAKEN),
+            AttemptConflict::AttemptInProgress => Self::conflict(
+                "attempt_in_progress",
+                "you already have an open attempt at this exam (see GET /me/attempts)",
+            ),
         }
     }
 }

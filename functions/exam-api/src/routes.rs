@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::admin::{self, AdminService};
 use crate::error::ExamError;
-use crate::service::{ExamPatch, ExamService, MAX_PAGE, QuestionPatch, QuestionsView};
+use crate::service::{ExamPatch, ExamService, MAX_PAGE, QuestionPatch};
 use crate::views;
 
 /// What exam-api needs, built once at init.
@@ -226,9 +226,9 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::CreateExam => create_exam(service, &caller, request).await,
         Route::GetExam => {
-            let (exam, status) = service.exam(&caller, ids.exam()?).await?;
+            let (outline, status) = service.exam(&caller, ids.exam()?).await?;
             Ok(with_cache_status(
-                json(StatusCode::OK, &views::exam(&exam)),
+                json(StatusCode::OK, &views::exam_outline(&outline)),
                 status,
             ))
         }
@@ -247,12 +247,7 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::ListQuestions => {
             let (questions, status) = service.questions(&caller, ids.exam()?).await?;
-            let questions: Vec<_> = match &questions {
-                QuestionsView::WithAnswers(all) => all.iter().map(views::question).collect(),
-                QuestionsView::ForStudents(all) => {
-                    all.iter().map(views::student_question).collect()
-                }
-            };
+            let questions: Vec<_> = questions.iter().map(views::question).collect();
             Ok(with_cache_status(
                 json(StatusCode::OK, &json!({ "questions": questions })),
                 status,
@@ -286,7 +281,7 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::StartAttempt => {
             let attempt = service.start_attempt(&caller, ids.exam()?).await?;
-            Ok(json(StatusCode::CREATED, &views::attempt(&attempt)))
+            Ok(json(StatusCode::CREATED, &views::attempt_view(&attempt)))
         }
         Route::ExamResults => {
             let results = service.results(&caller, ids.exam()?).await?;
@@ -296,7 +291,7 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         Route::GetAttempt => {
             let (attempt, status) = service.attempt(&caller, ids.attempt()?).await?;
             Ok(with_cache_status(
-                json(StatusCode::OK, &views::attempt(&attempt)),
+                json(StatusCode::OK, &views::attempt_view(&attempt)),
                 status,
             ))
         }

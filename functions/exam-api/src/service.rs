@@ -58,13 +58,23 @@ pub struct QuestionPatch {
     pub points: Option<u64>,
 }
 
-/// The questions of an exam as the caller may see them.
+/// An exam's outline: what anyone who may see the exam learns before sitting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QuestionsView {
-    /// With answers: the exam's owner or an admin.
-    WithAnswers(Vec<Question>),
-    /// Without answers: everyone else.
-    ForStudents(Vec<StudentQuestion>),
+pub struct ExamOutline {
+    /// The exam (title, description, duration, number of questions, …).
+    pub exam: Exam,
+    /// The points of all its questions.
+    pub total_points: u32,
+}
+
+/// An attempt as its reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptView {
+    /// The attempt.
+    pub attempt: Attempt,
+    /// Its paper without the answers, in the paper's order: only for its student, and only
+    /// while it is open (`None` otherwise).
+    pub paper: Option<Vec<StudentQuestion>>,
 }
 
 /// The exam domain over its ports.
@@ -142,14 +152,18 @@ impl ExamService {
         Ok((page, status))
     }
 
-    /// An exam, if the caller may see it.
+    /// An exam, if the caller may see it, with the points of its questions (not the
+    /// questions).
     pub async fn exam(
         &self,
         caller: &UserProfile,
         id: &ExamId,
-    ) -> Result<(Exam, CacheStatus), ExamError> {
+    ) -> Result<(ExamOutline, CacheStatus), ExamError> {
         let (exam, status) = self.cached_exam(id).await?;
-        Ok((access::visible(caller, exam)?, status))
+        let exam = access::visible(caller, exam)?;
+        let (questions, _) = self.cached_questions(id).await?;
+        let total_points = questions.iter().map(|q| q.points).sum();
+        Ok((ExamOutline { exam, total_points }, status))
     }
 
     /// Changes an exam's fields. Attempts already started keep the exam as it was.
@@ -236,29 +250,17 @@ impl ExamService {
         Ok(question)
     }
 
-    /// The questions of an exam: with answers for its owner and admins, without for everyone
-    /// else (and then only once published).
+    /// The questions of an exam with their answers, for its owner and admins. Students see
+    /// the questions only inside their own open attempt ([`Self::start_attempt`],
+    /// [`Self::attempt`]).
     pub async fn questions(
         &self,
         caller: &UserProfile,
         id: &ExamId,
-    ) -> Result<(QuestionsView, CacheStatus), ExamError> {
+    ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
         let (exam, _) = self.cached_exam(id).await?;
-        let exam = access::visible(caller, exam)?;
-        let key = self.cache.keys().exam_questions(id);
-        let (questions, status) = self
-            .cache
-            .get_or_load(&key, || async {
-                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
-            })
-            .await?;
-        let questions: Vec<Question> = questions.unwrap_or_default();
-        let view = if access::manages(caller, &exam) {
-            QuestionsView::WithAnswers(questions)
-        } else {
-            QuestionsView::ForStudents(questions.iter().map(Question::for_student).collect())
-        };
-        Ok((view, status))
+        access::questions_of(caller, exam)?;
+        self.cached_questions(id).await
     }
 
     /// Changes a question. Attempts already started are graded on the question as it was.
@@ -311,30 +313,18 @@ impl ExamService {
     // ---- attempts ---------------------------------------------------------------------
 
     /// Starts an attempt at a published exam; its deadline is now + the exam's duration. A
-    /// student has at most one open attempt per exam.
+    /// student has at most one open attempt per exam: the store refuses the attempt
+    /// (`AttemptInProgress`, 409 `attempt_in_progress`) in the same conditional write that
+    /// creates it, so concurrent starts cannot both pass a check.
     #[tracing::instrument(skip_all, fields(exam_id = %exam_id, user_id = %caller.id))]
     pub async fn start_attempt(
         &self,
         caller: &UserProfile,
         exam_id: &ExamId,
-    ) -> Result<Attempt, ExamError> {
+    ) -> Result<AttemptView, ExamError> {
         access::may_take_exams(caller)?;
         let exam = access::visible(caller, self.exams.get_exam(exam_id).await?)?;
         let now = self.clock.now();
-        let open = self
-            .attempts
-            .attempts_of_user(&caller.id)
-            .await?
-            .into_iter()
-            .any(|a| {
-                a.exam_id == exam.id && a.status == AttemptStatus::InProgress && now < a.deadline
-            });
-        if open {
-            return Err(ExamError::conflict(
-                "attempt_in_progress",
-                "you already have an open attempt at this exam (see GET /me/attempts)",
-            ));
-        }
         let questions = self.exams.list_questions(exam_id).await?;
         let attempt = Attempt::start(&exam, &questions, caller.id.clone(), now);
         self.attempts.create_attempt(&attempt).await?;
@@ -342,7 +332,11 @@ impl ExamService {
             .invalidate(&[self.cache.keys().user_exams(&caller.id)])
             .await;
         tracing::info!(attempt_id = %attempt.id, "attempt started");
-        Ok(attempt)
+        let paper = questions.iter().map(Question::for_student).collect();
+        Ok(AttemptView {
+            attempt,
+            paper: Some(paper),
+        })
     }
 
     /// Replaces the saved answers of the caller's open attempt.
@@ -411,12 +405,13 @@ impl ExamService {
         Ok(attempt)
     }
 
-    /// An attempt, for its student, the exam's owner, or an admin.
+    /// An attempt, for its student, the exam's owner, or an admin; its student sees its
+    /// paper (the questions without answers) while it is open.
     pub async fn attempt(
         &self,
         caller: &UserProfile,
         id: &AttemptId,
-    ) -> Result<(Attempt, CacheStatus), ExamError> {
+    ) -> Result<(AttemptView, CacheStatus), ExamError> {
         let key = self.cache.keys().exam_result(id);
         let (attempt, status) = self
             .cache
@@ -433,7 +428,12 @@ impl ExamService {
                 return Err(ExamError::NotFound);
             }
         }
-        Ok((attempt, status))
+        let paper = if attempt.user_id == caller.id && attempt.is_open(self.clock.now()) {
+            Some(self.paper(&attempt).await?)
+        } else {
+            None
+        };
+        Ok((AttemptView { attempt, paper }, status))
     }
 
     /// The caller's attempts, newest first.
@@ -463,6 +463,35 @@ impl ExamService {
     }
 
     // ---- helpers ----------------------------------------------------------------------
+
+    /// The questions of an exam, cache-aside (one entry, with the answers: strip them before
+    /// they leave for anyone but who manages the exam).
+    async fn cached_questions(
+        &self,
+        id: &ExamId,
+    ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
+        let key = self.cache.keys().exam_questions(id);
+        let (questions, status) = self
+            .cache
+            .get_or_load(&key, || async {
+                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
+            })
+            .await?;
+        Ok((questions.unwrap_or_default(), status))
+    }
+
+    /// The paper of `attempt` without answers, in its order: the exam's questions that are on
+    /// it, as they read now (a question deleted since is left out; its grading is the
+    /// attempt's own copy either way).
+    async fn paper(&self, attempt: &Attempt) -> Result<Vec<StudentQuestion>, ExamError> {
+        let (questions, _) = self.cached_questions(&attempt.exam_id).await?;
+        Ok(attempt
+            .paper
+            .iter()
+            .filter_map(|item| questions.iter().find(|q| q.id == item.question_id))
+            .map(Question::for_student)
+            .collect())
+    }
 
     async fn cached_exam(&self, id: &ExamId) -> Result<(Option<Exam>, CacheStatus), ExamError> {
         let key = self.cache.keys().exam(id);

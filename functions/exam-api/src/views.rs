@@ -1,9 +1,12 @@
 //! The JSON shapes exam-api answers with. Times are RFC 3339. A student's view of a question is
-//! built from [`StudentQuestion`], which has no answer field.
+//! built from [`StudentQuestion`], which has no answer field, and reaches them only in their
+//! open attempt's paper.
 
 use oes_domain::clock::rfc3339;
 use oes_domain::exam::{Attempt, AttemptResult, AttemptSummary, Exam, Question, StudentQuestion};
 use serde_json::{Value, json};
+
+use crate::service::{AttemptView, ExamOutline};
 
 /// An exam.
 pub fn exam(exam: &Exam) -> Value {
@@ -22,6 +25,13 @@ pub fn exam(exam: &Exam) -> Value {
     })
 }
 
+/// An exam with the points of its questions (`GET /exams/{id}`).
+pub fn exam_outline(outline: &ExamOutline) -> Value {
+    let mut view = exam(&outline.exam);
+    view["total_points"] = json!(outline.total_points);
+    view
+}
+
 /// A question with its answer (owners and admins).
 pub fn question(question: &Question) -> Value {
     json!({
@@ -33,7 +43,7 @@ pub fn question(question: &Question) -> Value {
     })
 }
 
-/// A question without its answer (everyone else).
+/// A question without its answer (a student, inside their open attempt).
 pub fn student_question(question: &StudentQuestion) -> Value {
     json!({
         "question_id": question.id,
@@ -72,6 +82,17 @@ pub fn attempt(attempt: &Attempt) -> Value {
         "answers": attempt.answers,
         "result": attempt.result.as_ref().map(result),
     })
+}
+
+/// An attempt with `questions`: its paper without answers while its student sits it, `null`
+/// otherwise (`POST /exams/{id}/attempts`, `GET /attempts/{id}`).
+pub fn attempt_view(view: &AttemptView) -> Value {
+    let mut body = attempt(&view.attempt);
+    body["questions"] = match &view.paper {
+        Some(paper) => paper.iter().map(student_question).collect(),
+        None => Value::Null,
+    };
+    body
 }
 
 /// An attempt in a list.

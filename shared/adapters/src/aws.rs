@@ -63,6 +63,21 @@ impl AwsTimeouts {
         secrets_operation: Duration::from_secs(5),
     };
 
+    /// For an emulator on loopback (`AwsClients::load` with an endpoint: `oes-local`, the tests,
+    /// the tools): generous, because one emulator process serving a test suite's parallel tests
+    /// can take seconds per call. A hung emulator still ends in an error, not a hang.
+    pub const EMULATOR: Self = Self {
+        connect: Duration::from_secs(2),
+        dynamodb_attempt: Duration::from_secs(30),
+        dynamodb_operation: Duration::from_secs(60),
+        sqs_attempt: Duration::from_secs(30),
+        sqs_operation: Duration::from_secs(60),
+        ses_attempt: Duration::from_secs(30),
+        ses_operation: Duration::from_secs(60),
+        secrets_attempt: Duration::from_secs(30),
+        secrets_operation: Duration::from_secs(60),
+    };
+
     fn config(&self, attempt: Duration, operation: Duration) -> TimeoutConfig {
         TimeoutConfig::builder()
             .connect_timeout(self.connect)
@@ -99,13 +114,16 @@ impl AwsClients {
     }
 
     /// Loads the shared AWS configuration from the environment, with `endpoint` (an emulator's
-    /// URL) overriding `AWS_ENDPOINT_URL` when given; the clients get [`AwsTimeouts::DEFAULT`].
+    /// URL) overriding `AWS_ENDPOINT_URL` when given. The clients get [`AwsTimeouts::DEFAULT`]
+    /// (what the functions run with in AWS), or [`AwsTimeouts::EMULATOR`] with an endpoint.
     pub async fn load(endpoint: Option<&str>) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut timeouts = &AwsTimeouts::DEFAULT;
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
+            timeouts = &AwsTimeouts::EMULATOR;
         }
-        Self::from_config(&loader.load().await, &AwsTimeouts::DEFAULT)
+        Self::from_config(&loader.load().await, timeouts)
     }
 
     /// The clients for `config`, each with its service's `timeouts` (the retry configuration

@@ -6,7 +6,8 @@
 //! - [`email`]: the email job message (defined once, used by producers and the worker), its
 //!   templates and the rendered [`email::OutgoingEmail`].
 //! - [`clock`]: time, injected.
-//! - [`security`]: argon2id password hashing, one-time tokens, JWT issue and verification.
+//! - [`security`]: argon2id password hashing, one-time tokens, JWT issue and verification,
+//!   device tokens (the trusted devices of the sign-in limits).
 //! - [`ports`]: one narrow trait per external system, each with its own typed error.
 //! - [`cache`]: the cache-aside policy over the `Cache` port, and the cache keys.
 //! - [`producer`]: queueing an email job (record it, then put it on its lane).

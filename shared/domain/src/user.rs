@@ -22,7 +22,8 @@ impl InvalidInput {
     }
 }
 
-/// A normalised email address: trimmed, lower-cased, one `@`, a dotted domain, at most 254 bytes.
+/// A normalised email address: ASCII only, trimmed, lower-cased, one `@`, a dotted domain, at
+/// most 254 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -31,7 +32,17 @@ impl Email {
     /// Validates and normalises `raw`.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         const INVALID: InvalidInput = InvalidInput::new("email", "is not a valid email address");
-        let email = raw.trim().to_lowercase();
+        // ASCII only: a non-ASCII character can render like an ASCII one (a look-alike of an
+        // existing address), and SES refuses non-ASCII local parts for good. Internationalised
+        // domains are accepted in their ASCII (`xn--`) form.
+        const NOT_ASCII: InvalidInput = InvalidInput::new(
+            "email",
+            "must be an ASCII address (write an internationalised domain in its xn-- form)",
+        );
+        let email = raw.trim().to_ascii_lowercase();
+        if !email.is_ascii() {
+            return Err(NOT_ASCII);
+        }
         if email.is_empty() || email.len() > 254 {
             return Err(INVALID);
         }
@@ -47,7 +58,7 @@ impl Email {
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         let chars_ok = email
             .chars()

@@ -96,20 +96,22 @@ async fn every_route_answers_each_role_as_the_access_rules_say() {
         (&w.other, "PATCH", format!("/exams/{p}"), Some(&title), 404),
         (&w.owner, "PATCH", format!("/exams/{p}"), Some(&title), 200),
         (&w.admin, "PATCH", format!("/exams/{p}"), Some(&title), 200),
+        // Students see the questions inside their own attempt only.
         (
             &w.student,
             "GET",
             format!("/exams/{p}/questions"),
             None,
-            200,
+            403,
         ),
-        (&w.other, "GET", format!("/exams/{p}/questions"), None, 200),
+        (&w.other, "GET", format!("/exams/{p}/questions"), None, 404),
+        (&w.admin, "GET", format!("/exams/{p}/questions"), None, 200),
         (
             &w.student,
             "GET",
             format!("/exams/{d}/questions"),
             None,
-            404,
+            403,
         ),
         (&w.other, "GET", format!("/exams/{d}/questions"), None, 404),
         (&w.owner, "GET", format!("/exams/{d}/questions"), None, 200),
@@ -305,9 +307,9 @@ async fn a_student_never_receives_the_right_answers() {
             .await;
     assert!(mentions_answers(&for_owner), "the owner sees the answers");
     for _ in 0..2 {
-        // The second read is served from the cache the owner's read filled.
+        // The student's paper comes from the questions the owner's read cached.
         let (status, for_student) =
-            w.h.call("GET", &format!("/exams/{p}/questions"), None, &w.student)
+            w.h.call("GET", &format!("/attempts/{a}"), None, &w.student)
                 .await;
         assert_eq!(status, 200);
         assert_eq!(for_student["questions"].as_array().map(Vec::len), Some(3));

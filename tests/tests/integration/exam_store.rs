@@ -61,6 +61,7 @@ contract!(
     an_attempt_is_created_once_and_read_back,
     answers_are_saved_only_while_the_attempt_is_open,
     an_attempt_is_submitted_once,
+    a_second_attempt_is_refused_while_one_is_open,
     both_lists_show_attempts_newest_first_and_follow_submission,
     the_result_email_is_claimed_by_one_job_at_a_time,
 );
@@ -728,12 +729,13 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
     let y = create_published(exams, "Go", 1_500).await;
     let ada = UserId::generate();
     let grace = UserId::generate();
-    // Start times of different lengths (90 < 200 as numbers, not as text).
+    // Start times of different lengths (90 < 200 as numbers, not as text); Ada's second
+    // attempt at x starts after her first one's deadline (one open attempt per exam).
     let ada_x_old = attempt_at(&x, &x_questions, &ada, 90);
     let ada_y = attempt_at(&y, &[], &ada, 200);
     let grace_x = attempt_at(&x, &x_questions, &grace, 250);
-    let ada_x_new = attempt_at(&x, &x_questions, &ada, 1_300);
-    for attempt in [&ada_x_new, &ada_x_old, &grace_x, &ada_y] {
+    let ada_x_new = attempt_at(&x, &x_questions, &ada, ada_x_old.deadline);
+    for attempt in [&ada_x_old, &ada_x_new, &grace_x, &ada_y] {
         attempts.create_attempt(attempt).await.expect("started");
     }
 
@@ -786,6 +788,73 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
         x_questions,
         "the exam's questions are not mistaken for attempts, nor the other way round"
     );
+}
+
+async fn a_second_attempt_is_refused_while_one_is_open(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let other_exam = create_published(exams, "Go", 1_500).await;
+    let ada = UserId::generate();
+    let first = attempt_at(&exam, &questions, &ada, 2_000);
+    attempts.create_attempt(&first).await.expect("started");
+
+    // While it is open, a second start (a concurrent request, a second tab) is refused.
+    for at in [2_000, 2_001, first.deadline - 1] {
+        let second = attempt_at(&exam, &questions, &ada, at);
+        assert_conflict(
+            attempts.create_attempt(&second).await,
+            AttemptConflict::AttemptInProgress,
+        );
+        assert_eq!(
+            attempts.get_attempt(&second.id).await.expect("read"),
+            None,
+            "nothing of the refused attempt is stored"
+        );
+    }
+    assert_eq!(
+        attempts.attempts_of_user(&ada).await.expect("listed").len(),
+        1
+    );
+    // Another student, or another exam, is not held up.
+    let grace = attempt_at(&exam, &questions, &UserId::generate(), 2_001);
+    attempts
+        .create_attempt(&grace)
+        .await
+        .expect("another student");
+    let elsewhere = attempt_at(&other_exam, &[], &ada, 2_001);
+    attempts
+        .create_attempt(&elsewhere)
+        .await
+        .expect("another exam");
+
+    // Past its deadline it no longer counts as open, submitted or not.
+    let after_deadline = attempt_at(&exam, &questions, &ada, first.deadline);
+    attempts
+        .create_attempt(&after_deadline)
+        .await
+        .expect("the first attempt's time is up");
+    // Submitting the old attempt late does not free the new one's place.
+    attempts
+        .submit(&first.id, &result(first.deadline + 5), "job-1")
+        .await
+        .expect("late submit");
+    assert_conflict(
+        attempts
+            .create_attempt(&attempt_at(&exam, &questions, &ada, first.deadline + 10))
+            .await,
+        AttemptConflict::AttemptInProgress,
+    );
+    // Submitting the open attempt frees it at once.
+    attempts
+        .submit(&after_deadline.id, &result(first.deadline + 20), "job-2")
+        .await
+        .expect("submitted");
+    attempts
+        .create_attempt(&attempt_at(&exam, &questions, &ada, first.deadline + 30))
+        .await
+        .expect("started again after submitting");
 }
 
 async fn the_result_email_is_claimed_by_one_job_at_a_time(

@@ -281,6 +281,7 @@ async fn check_with_a_real_token(name: &str, text: &str) {
             assert_eq!(body["exam_id"], exam.as_str(), "{name}");
             assert_eq!(body["status"], "published", "{name}");
             assert_eq!(body["question_count"], 2, "{name}");
+            assert_eq!(body["total_points"], 1 + 2, "{name}: {body}");
         }
         "exam-patch.json" => {
             let sent = body_of(name, text);
@@ -310,7 +311,10 @@ async fn check_with_a_real_token(name: &str, text: &str) {
         }
         "exam-questions-list.json" => {
             let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+            // Students see the questions inside their own attempt only.
             let (status, body) = run.send(&student, &[(FIXTURE_EXAM, &exam)]).await;
+            expect(403, status, &body);
+            let (status, body) = run.send(&owner, &[(FIXTURE_EXAM, &exam)]).await;
             expect(200, status, &body);
             // Questions added within the same second are listed in id order.
             let listed: BTreeSet<&str> = body["questions"]
@@ -324,8 +328,8 @@ async fn check_with_a_real_token(name: &str, text: &str) {
             assert!(
                 body["questions"]
                     .as_array()
-                    .is_some_and(|all| all.iter().all(|q| q.get("correct_option").is_none())),
-                "{name}: a student sees no answers: {body}"
+                    .is_some_and(|all| all.iter().all(|q| q["correct_option"].is_u64())),
+                "{name}: the owner sees the answers: {body}"
             );
         }
         "exam-question-add.json" => {
@@ -381,6 +385,11 @@ async fn check_with_a_real_token(name: &str, text: &str) {
             assert_eq!(body["user_id"], student.id.as_str(), "{name}");
             assert_eq!(body["status"], "in_progress", "{name}");
             assert_eq!(len(&body["question_ids"]), Some(questions.len()), "{name}");
+            assert_eq!(
+                len(&body["questions"]),
+                Some(questions.len()),
+                "{name}: the paper"
+            );
             assert!(body["result"].is_null(), "{name}: {body}");
         }
         "exam-results.json" => {
@@ -400,6 +409,11 @@ async fn check_with_a_real_token(name: &str, text: &str) {
             assert_eq!(body["attempt_id"], attempt.as_str(), "{name}");
             assert_eq!(body["exam_id"], exam.as_str(), "{name}");
             assert_eq!(body["status"], "in_progress", "{name}");
+            assert_eq!(
+                len(&body["questions"]),
+                Some(2),
+                "{name}: the paper: {body}"
+            );
             assert!(body["result"].is_null(), "{name}: {body}");
         }
         "attempt-answers-put.json" => {

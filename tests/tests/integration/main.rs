@@ -3,6 +3,7 @@
 //! Tests that need Redis and the emulator get them from `make services` (which `make test` runs).
 
 mod admin_api;
+mod adversary;
 mod architecture;
 mod auth_api;
 mod bad_input;

@@ -434,6 +434,14 @@ fn each_function_has_its_own_least_privilege_role() {
                     "{role_id}: {action} on {queue} for its event source"
                 );
             }
+            // The worker holds a job it waits for as a fresh copy on the lane it came from
+            // (`QueueControl::renew`), and hides a delivery when that fails.
+            for action in ["sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
+                assert!(
+                    allows(&statements, action, &queue),
+                    "{role_id}: {action} on {queue}, to hold the jobs it consumes"
+                );
+            }
         }
     }
 }
@@ -555,5 +563,73 @@ fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
             references.contains(&format!("{alarm}.Arn")),
             "the dashboard's alarm widget does not show {alarm}"
         );
+    }
+}
+
+/// Whether an IAM `StringLike` pattern (only a trailing `*` is used here) matches `key`.
+fn like(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => key == pattern,
+    }
+}
+
+/// Least privilege inside the one table (issue 12): each function's DynamoDB statements are
+/// scoped by `dynamodb:LeadingKeys` to the partitions it keeps (the key prefixes of
+/// `shared/adapters/src/dynamo/schema.rs`) — the exam API cannot write a one-time token or an
+/// address claim, the worker only job records.
+#[test]
+fn each_function_reaches_only_its_own_partitions_of_the_table() {
+    let template = template();
+    let (user, email, token, job) = ("USER#u1", "EMAIL#ada@example.com", "TOKEN#ab12", "JOB#j1");
+    let (exam, published, attempt) = ("EXAM#e1", "EXAMS#PUBLISHED", "ATTEMPT#a1");
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        (
+            "AuthApiRole",
+            &[user, email, token, job],
+            &[exam, published, attempt],
+        ),
+        (
+            "ExamApiRole",
+            &[exam, published, attempt, user, job],
+            &[token, email],
+        ),
+        (
+            "EmailWorkerRole",
+            &[job],
+            &[user, email, token, exam, published, attempt],
+        ),
+    ];
+    for (role_id, needs, denied) in cases {
+        let statements = role_statements(resource(&template, role_id));
+        let table: Vec<_> = statements
+            .iter()
+            .filter(|s| {
+                texts(&s["Resource"])
+                    .iter()
+                    .any(|r| r.starts_with("DataTable"))
+            })
+            .collect();
+        assert!(!table.is_empty(), "{role_id}: no table statement");
+        for statement in table {
+            let scope = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            assert!(
+                !scope.is_badvalue(),
+                "{role_id}: every table statement is scoped by dynamodb:LeadingKeys"
+            );
+            let patterns = texts(scope);
+            for key in needs {
+                assert!(
+                    patterns.iter().any(|p| like(p, key)),
+                    "{role_id} needs the partition {key}: {patterns:?}"
+                );
+            }
+            for key in denied {
+                assert!(
+                    !patterns.iter().any(|p| like(p, key)),
+                    "{role_id} must not reach the partition {key}: {patterns:?}"
+                );
+            }
+        }
     }
 }

@@ -61,6 +61,7 @@ fn token(purpose: TokenPurpose) -> StoredToken {
         user_id: UserId::generate(),
         new_email: None,
         token_version: 3,
+        account_email: Some(Email::parse("ada@example.com").expect("valid")),
         expires_at: 2_000_000_000,
     }
 }
@@ -73,6 +74,7 @@ async fn a_token_is_taken_once_and_only_for_its_purpose(tokens: &dyn TokenStore)
         user_id: UserId::generate(),
         new_email: None,
         token_version: 3,
+        account_email: Some(Email::parse("ada@example.com").expect("valid")),
         expires_at: 2_000_000_000,
     };
     tokens.put(&stored).await.expect("stored");
@@ -136,6 +138,8 @@ async fn a_token_comes_back_with_every_field_it_was_stored_with(tokens: &dyn Tok
     };
     let verify = StoredToken {
         token_version: u64::from(u32::MAX) + 7,
+        // As a token stored before the account's address was recorded.
+        account_email: None,
         ..token(TokenPurpose::VerifyEmail)
     };
     for stored in [&change, &verify] {

@@ -1,5 +1,7 @@
 //! The contract of `UserStore`, run against both implementations: unique email addresses, the
-//! updates and what each one changes, moves between addresses, and deleting an account.
+//! updates and what each one changes, moves between addresses, deleting an account, and the
+//! writes made on a one-time link's behalf (a reset, a move), refused once the account is no
+//! longer as the link saw it.
 //!
 //! - One async body per property, taking `&dyn UserStore`.
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryUsers` and
@@ -10,7 +12,7 @@
 
 use oes_adapters::dynamo::DynamoUsers;
 use oes_adapters::memory::MemoryUsers;
-use oes_domain::ports::{StoreError, UserConflict, UserStore, UserUpdate};
+use oes_domain::ports::{LinkedState, StoreError, UserConflict, UserStore, UserUpdate};
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_tests::TestEnv;
 
@@ -55,6 +57,8 @@ contract!(
     moving_an_absent_account_is_not_found,
     deleting_an_account_frees_its_address,
     an_account_whose_address_is_no_longer_its_own_is_not_deleted,
+    a_reset_from_a_stale_link_state_is_refused,
+    a_move_from_a_stale_link_state_is_refused,
 );
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -98,6 +102,19 @@ fn assert_conflict<T: std::fmt::Debug>(
         Err(StoreError::Conflict(conflict)) if conflict == expected => {}
         other => panic!("expected the conflict {expected:?}, got {other:?}"),
     }
+}
+
+/// A password reset made with a link issued in state `linked`.
+fn reset_from(linked: LinkedState) -> UserUpdate {
+    UserUpdate::Password {
+        hash: "$argon2id$new".into(),
+        linked,
+    }
+}
+
+/// The state `user` is in (as a link issued now would record it).
+fn state(user: &User) -> LinkedState {
+    LinkedState::of(user)
 }
 
 #[track_caller]
@@ -188,7 +205,7 @@ async fn updates_bump_the_token_version_where_they_must(users: &dyn UserStore) {
         ("Ada King", 0, 5)
     );
     let reset = users
-        .update(&ada.id, UserUpdate::Password("$argon2id$new".into()), 6)
+        .update(&ada.id, reset_from(state(&ada)), 6)
         .await
         .expect("reset");
     assert_eq!((reset.token_version, reset.status), (1, UserStatus::Active));
@@ -250,7 +267,7 @@ async fn each_update_changes_its_fields_and_the_update_time_only(users: &dyn Use
     let grace = user("grace@example.com");
     users.create(&grace).await.expect("created");
     let reset = users
-        .update(&grace.id, UserUpdate::Password("$argon2id$new".into()), 9)
+        .update(&grace.id, reset_from(state(&grace)), 9)
         .await
         .expect("reset");
     let expected_grace = User {
@@ -277,7 +294,10 @@ async fn updating_an_absent_account_is_not_found(users: &dyn UserStore) {
     for update in [
         UserUpdate::Name(name("Nobody")),
         UserUpdate::Verified,
-        UserUpdate::Password("$argon2id$new".into()),
+        reset_from(LinkedState {
+            token_version: 0,
+            email: email_of("nobody@example.com"),
+        }),
         UserUpdate::Role(Role::Admin),
     ] {
         assert_not_found(users.update(&absent, update, 5).await);
@@ -296,10 +316,14 @@ async fn moving_to_a_taken_address_fails_and_a_free_one_releases_the_old(users: 
     let grace = user("grace@example.com");
     users.create(&ada).await.expect("created");
     users.create(&grace).await.expect("created");
-    let taken = users.change_email(&ada.id, &grace.email, 9).await;
+    let taken = users
+        .change_email(&ada.id, &grace.email, &state(&ada), 9)
+        .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
     assert_conflict(
-        users.change_email(&ada.id, &grace.email, 9).await,
+        users
+            .change_email(&ada.id, &grace.email, &state(&ada), 9)
+            .await,
         UserConflict::EmailTaken,
     );
     assert_eq!(
@@ -311,7 +335,10 @@ async fn moving_to_a_taken_address_fails_and_a_free_one_releases_the_old(users: 
     assert_eq!(owner_of(users, &ada.email).await, Some(ada.clone()));
 
     let new = Email::parse("ada@new.example").expect("valid");
-    let moved = users.change_email(&ada.id, &new, 10).await.expect("moved");
+    let moved = users
+        .change_email(&ada.id, &new, &state(&ada), 10)
+        .await
+        .expect("moved");
     assert_eq!(moved.email, new);
     assert_eq!(users.find_by_email(&ada.email).await.expect("read"), None);
     assert_eq!(
@@ -324,7 +351,10 @@ async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn 
     let ada = user("ada@example.com");
     users.create(&ada).await.expect("created");
     let new = email_of("ada@new.example");
-    let moved = users.change_email(&ada.id, &new, 10).await.expect("moved");
+    let moved = users
+        .change_email(&ada.id, &new, &state(&ada), 10)
+        .await
+        .expect("moved");
     let expected = User {
         email: new.clone(),
         status: UserStatus::Active,
@@ -345,7 +375,9 @@ async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn 
         .expect("the old address is free for a new account");
     assert_eq!(owner_of(users, &ada.email).await, Some(newcomer.clone()));
     assert_conflict(
-        users.change_email(&ada.id, &ada.email, 11).await,
+        users
+            .change_email(&ada.id, &ada.email, &state(&moved), 11)
+            .await,
         UserConflict::EmailTaken,
     );
     assert_eq!(
@@ -359,7 +391,7 @@ async fn moving_to_its_own_address_changes_nothing(users: &dyn UserStore) {
     let ada = user("ada@example.com");
     users.create(&ada).await.expect("created");
     let unchanged = users
-        .change_email(&ada.id, &ada.email, 10)
+        .change_email(&ada.id, &ada.email, &state(&ada), 10)
         .await
         .expect("a move to the address it has is no conflict");
     assert_eq!(unchanged, ada, "the account is returned as it is");
@@ -380,7 +412,11 @@ async fn moving_an_absent_account_is_not_found(users: &dyn UserStore) {
     users.create(&grace).await.expect("created");
     let absent = UserId::generate();
     let free = email_of("free@example.com");
-    assert_not_found(users.change_email(&absent, &free, 10).await);
+    let nobody = LinkedState {
+        token_version: 0,
+        email: email_of("nobody@example.com"),
+    };
+    assert_not_found(users.change_email(&absent, &free, &nobody, 10).await);
     assert_eq!(
         owner_of(users, &free).await,
         None,
@@ -390,7 +426,7 @@ async fn moving_an_absent_account_is_not_found(users: &dyn UserStore) {
         .create(&user("free@example.com"))
         .await
         .expect("the address is still free");
-    assert_not_found(users.change_email(&absent, &grace.email, 10).await);
+    assert_not_found(users.change_email(&absent, &grace.email, &nobody, 10).await);
     assert_eq!(owner_of(users, &grace.email).await, Some(grace));
 }
 
@@ -422,7 +458,7 @@ async fn an_account_whose_address_is_no_longer_its_own_is_not_deleted(users: &dy
     let ada = user("ada@example.com");
     users.create(&ada).await.expect("created");
     let moved = users
-        .change_email(&ada.id, &email_of("ada@new.example"), 10)
+        .change_email(&ada.id, &email_of("ada@new.example"), &state(&ada), 10)
         .await
         .expect("moved");
 
@@ -450,4 +486,126 @@ async fn an_account_whose_address_is_no_longer_its_own_is_not_deleted(users: &dy
     assert_eq!(stored(users, &ada.id).await, None);
     assert_eq!(owner_of(users, &moved.email).await, None);
     assert_eq!(owner_of(users, &grace.email).await, Some(grace));
+}
+
+// ---- writes on a one-time link's behalf ---------------------------------------------------
+
+async fn a_reset_from_a_stale_link_state_is_refused(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let sent = state(&ada);
+
+    // Two reset links sent in one state: both were checked against it, the first writes ...
+    let first = users
+        .update(&ada.id, reset_from(sent.clone()), 5)
+        .await
+        .expect("the first reset");
+    assert_eq!(first.token_version, 1);
+    // ... and the second, conditioned on the state both read, is refused.
+    let second = UserUpdate::Password {
+        hash: "$argon2id$second".into(),
+        linked: sent,
+    };
+    assert_conflict(
+        users.update(&ada.id, second, 6).await,
+        UserConflict::LinkVoid,
+    );
+    assert_eq!(
+        stored(users, &ada.id).await,
+        Some(first.clone()),
+        "the refused reset changes nothing"
+    );
+
+    // A role change voids a link sent before it ...
+    let before_role = state(&first);
+    let promoted = users
+        .update(&ada.id, UserUpdate::Role(Role::Instructor), 7)
+        .await
+        .expect("role");
+    assert_conflict(
+        users.update(&ada.id, reset_from(before_role), 8).await,
+        UserConflict::LinkVoid,
+    );
+    // ... and so does a move to another address (the token version stays).
+    let before_move = state(&promoted);
+    let moved = users
+        .change_email(&ada.id, &email_of("ada@new.example"), &before_move, 9)
+        .await
+        .expect("moved");
+    assert_eq!(moved.token_version, promoted.token_version);
+    assert_conflict(
+        users.update(&ada.id, reset_from(before_move), 10).await,
+        UserConflict::LinkVoid,
+    );
+    assert_eq!(stored(users, &ada.id).await, Some(moved.clone()));
+
+    users
+        .update(&ada.id, reset_from(state(&moved)), 11)
+        .await
+        .expect("a link sent in the current state resets");
+}
+
+async fn a_move_from_a_stale_link_state_is_refused(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let elsewhere = email_of("ada@elsewhere.example");
+
+    // A reset voids a move asked for before it ...
+    let before_reset = state(&ada);
+    let reset = users
+        .update(&ada.id, reset_from(state(&ada)), 5)
+        .await
+        .expect("reset");
+    assert_conflict(
+        users
+            .change_email(&ada.id, &elsewhere, &before_reset, 6)
+            .await,
+        UserConflict::LinkVoid,
+    );
+    assert_eq!(
+        stored(users, &ada.id).await,
+        Some(reset.clone()),
+        "the refused move changes nothing"
+    );
+    assert_eq!(owner_of(users, &elsewhere).await, None, "claims nothing");
+    assert_eq!(owner_of(users, &ada.email).await, Some(reset.clone()));
+
+    // ... so does a role change ...
+    let before_role = state(&reset);
+    let promoted = users
+        .update(&ada.id, UserUpdate::Role(Role::Admin), 7)
+        .await
+        .expect("role");
+    assert_conflict(
+        users
+            .change_email(&ada.id, &elsewhere, &before_role, 8)
+            .await,
+        UserConflict::LinkVoid,
+    );
+
+    // ... and so does another move: a link sent before it moves nothing, not even back.
+    let before_move = state(&promoted);
+    let moved = users
+        .change_email(&ada.id, &email_of("ada@new.example"), &before_move, 9)
+        .await
+        .expect("moved");
+    for target in [&elsewhere, &ada.email, &moved.email] {
+        assert_conflict(
+            users.change_email(&ada.id, target, &before_move, 10).await,
+            UserConflict::LinkVoid,
+        );
+    }
+    assert_eq!(stored(users, &ada.id).await, Some(moved.clone()));
+    assert_eq!(owner_of(users, &elsewhere).await, None);
+    assert_eq!(
+        owner_of(users, &ada.email).await,
+        None,
+        "the old address stays free"
+    );
+    assert_eq!(owner_of(users, &moved.email).await, Some(moved.clone()));
+
+    users
+        .change_email(&ada.id, &elsewhere, &state(&moved), 11)
+        .await
+        .expect("a link sent in the current state moves");
 }

@@ -84,10 +84,10 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         created_at: now,
         updated_at: now,
     };
-    let (student, owner) = (user(Role::Student), user(Role::Instructor));
-    adapters.users.create(&student).await?;
+    // The exam's owner reads its questions (students see them only inside their attempt).
+    let owner = user(Role::Instructor);
     adapters.users.create(&owner).await?;
-    adapters
+    let owner = adapters
         .users
         .update(&owner.id, UserUpdate::Role(Role::Instructor), now)
         .await?;
@@ -125,7 +125,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
     exam.version += 1;
     adapters.exams.save_exam(&exam, expected).await?;
 
-    let token = JwtKeys::new(&jwt).issue(&student, now)?;
+    let token = JwtKeys::new(&jwt).issue(&owner, now)?;
     let path = format!("/exams/{}/questions", exam.id);
     let questions_key = adapters.cache.keys().exam_questions(&exam.id);
     let mut redis = redis::Client::open(redis_url.as_str())?

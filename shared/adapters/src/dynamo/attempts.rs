@@ -1,7 +1,10 @@
 //! [`DynamoAttempts`]: attempts and their lists by student and by exam (items in `schema`).
 //!
 //! An attempt and its two summaries are written in one transaction on create and on submit
-//! (conditional on the attempt being absent, in progress). `save_answers` and the result-email
+//! (conditional on the attempt being absent, in progress). The same transactions put and delete
+//! the student's open-attempt marker for the exam: a create is refused while another attempt's
+//! marker is there and before its deadline, so two concurrent starts open one attempt.
+//! `save_answers` and the result-email
 //! claim are single conditional updates that return the old item when refused, which tells
 //! "absent" from "closed" or "held".
 
@@ -21,7 +24,10 @@ use oes_domain::exam::{
 use oes_domain::ports::{AttemptConflict, AttemptStore, StoreError, StoreUnavailable};
 use oes_domain::user::UserId;
 
-use super::schema::{AttemptItem, SUMMARY_PREFIX, SummaryItem, attempt_key, exam_pk, user_pk};
+use super::schema::{
+    AttemptItem, OpenAttemptItem, SUMMARY_PREFIX, SummaryItem, attempt_key, exam_pk,
+    open_attempt_key, user_pk,
+};
 use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value};
 
 /// Attempts and their lists in DynamoDB.
@@ -47,6 +53,18 @@ impl DynamoAttempts {
                 self.table.put(item, None)
             })
             .collect()
+    }
+
+    /// The marker of `user`'s open attempt at `exam`, if there is one (it may be past its
+    /// deadline).
+    async fn open_attempt(
+        &self,
+        exam: &ExamId,
+        user: &UserId,
+    ) -> Result<Option<OpenAttemptItem>, StoreUnavailable> {
+        self.table
+            .read(open_attempt_key(exam, user), "reading an open attempt")
+            .await
     }
 
     /// The summaries in partition `pk`, newest first.
@@ -132,7 +150,15 @@ impl AttemptStore for DynamoAttempts {
     async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>> {
         for _ in 0..TRIES {
             let item = to_item(&AttemptItem::new(attempt.clone()), "encoding an attempt")?;
-            let mut items = vec![self.table.put(item, only("attribute_not_exists(pk)"))?];
+            let marker = to_item(&OpenAttemptItem::new(attempt), "encoding an open attempt")?;
+            let now = HashMap::from([(":now".to_owned(), n(attempt.started_at))]);
+            let mut items = vec![
+                self.table.put(item, only("attribute_not_exists(pk)"))?,
+                self.table.put(
+                    marker,
+                    Some(("attribute_not_exists(pk) OR deadline <= :now", now)),
+                )?,
+            ];
             items.extend(self.summary_puts(attempt)?);
             if self
                 .table
@@ -144,6 +170,13 @@ impl AttemptStore for DynamoAttempts {
             }
             if self.get_attempt(&attempt.id).await?.is_some() {
                 return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
+            }
+            let open = self
+                .open_attempt(&attempt.exam_id, &attempt.user_id)
+                .await?
+                .is_some_and(|marker| marker.deadline > attempt.started_at);
+            if open {
+                return Err(StoreError::Conflict(AttemptConflict::AttemptInProgress));
             }
         }
         Err(StoreError::Conflict(AttemptConflict::ConcurrentUpdate))
@@ -219,6 +252,19 @@ impl AttemptStore for DynamoAttempts {
                 .expression_attribute_values(":job", s(email_job_id));
             let mut items = vec![self.table.update(update)?];
             items.extend(self.summary_puts(&attempt)?);
+            // Frees the student's place, if this attempt holds it (a later attempt may hold it
+            // if this one is submitted after its deadline). Conditional: if a new attempt took
+            // the place meanwhile, the transaction is cancelled and read again.
+            let marker = self
+                .open_attempt(&attempt.exam_id, &attempt.user_id)
+                .await?;
+            if marker.is_some_and(|m| m.attempt_id == *id) {
+                let held = HashMap::from([(":id".to_owned(), s(id.as_str()))]);
+                items.push(self.table.delete(
+                    open_attempt_key(&attempt.exam_id, &attempt.user_id),
+                    Some(("attempt_id = :id", held)),
+                )?);
+            }
             if self
                 .table
                 .transact(items, "submitting an attempt")

@@ -18,6 +18,11 @@
 //!   [`ExamCursor::after`]). Queried newest first; the page after a cursor is the key condition
 //!   `sk < <cursor>`, which holds even if the cursor's exam has since left the list.
 //! - `ATTEMPT#<attempt>` / `ATTEMPT`: the attempt, with its paper and answers.
+//! - `EXAM#<exam>` / `OPEN#<user>`: the student's open attempt at the exam (its id and
+//!   deadline), put in the attempt's create transaction on condition that none is there or the
+//!   one there is past its deadline, and deleted in the transaction that submits it: one open
+//!   attempt per student and exam, however many starts race. Expired by the table's TTL at the
+//!   deadline.
 //! - `USER#<user>` / `ATTEMPT#<started_at>#<attempt>` and `EXAM#<exam>` /
 //!   `ATTEMPT#<started_at>#<attempt>`: the attempt's summary in the student's and the exam's
 //!   lists (these partitions also hold the account and the exam: every list query is
@@ -54,6 +59,8 @@ pub(super) const PUBLISHED: &str = "EXAMS#PUBLISHED";
 pub(super) const QUESTION_PREFIX: &str = "QUESTION#";
 /// Sort key prefix of an attempt summary in a student's or an exam's partition.
 pub(super) const SUMMARY_PREFIX: &str = "ATTEMPT#";
+/// Sort key prefix of a student's open attempt in an exam's partition.
+const OPEN_PREFIX: &str = "OPEN#";
 
 /// The key of the item `pk` / `sk`.
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -153,6 +160,11 @@ pub(super) fn attempt_key(id: &AttemptId) -> Item {
     key(attempt_pk(id), ATTEMPT)
 }
 
+/// The key of `user`'s open attempt at `exam`.
+pub(super) fn open_attempt_key(exam: &ExamId, user: &UserId) -> Item {
+    key(exam_pk(exam), format!("{OPEN_PREFIX}{user}"))
+}
+
 /// The sort key of an attempt's summary in its lists.
 fn summary_sk(attempt: &AttemptSummary) -> String {
     format!(
@@ -213,6 +225,9 @@ pub(super) struct TokenItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     new_email: Option<Email>,
     token_version: u64,
+    /// Absent from tokens stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_email: Option<Email>,
     expires_at: i64,
 }
 
@@ -226,6 +241,7 @@ impl TokenItem {
             user_id: token.user_id.clone(),
             new_email: token.new_email.clone(),
             token_version: token.token_version,
+            account_email: token.account_email.clone(),
             expires_at: token.expires_at,
         }
     }
@@ -238,6 +254,7 @@ impl TokenItem {
             user_id: self.user_id,
             new_email: self.new_email,
             token_version: self.token_version,
+            account_email: self.account_email,
             expires_at: self.expires_at,
         }
     }
@@ -320,6 +337,32 @@ impl AttemptItem {
             pk: attempt_pk(&attempt.id),
             sk: ATTEMPT.into(),
             attempt,
+        }
+    }
+}
+
+/// `EXAM#<exam>` / `OPEN#<user>`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OpenAttemptItem {
+    pk: String,
+    sk: String,
+    /// The open attempt.
+    pub(super) attempt_id: AttemptId,
+    /// Its deadline: after it, the marker holds nothing.
+    pub(super) deadline: i64,
+    /// The table's TTL: the deadline.
+    expires_at: i64,
+}
+
+impl OpenAttemptItem {
+    /// The marker of `attempt`, open until its deadline.
+    pub(super) fn new(attempt: &Attempt) -> Self {
+        Self {
+            pk: exam_pk(&attempt.exam_id),
+            sk: format!("{OPEN_PREFIX}{}", attempt.user_id),
+            attempt_id: attempt.id.clone(),
+            deadline: attempt.deadline,
+            expires_at: attempt.deadline,
         }
     }
 }

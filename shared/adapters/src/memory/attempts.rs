@@ -1,6 +1,7 @@
 //! Attempts in a map, with the semantics and errors of [`crate::dynamo::DynamoAttempts`]; the
 //! lists by student and by exam are derived from it, newest `started_at` first, ties by id
-//! descending.
+//! descending. The one open attempt per student and exam is checked under the map's lock (the
+//! DynamoDB adapter keeps a marker item for it).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +34,14 @@ impl AttemptStore for MemoryAttempts {
         let mut attempts = lock(&self.0);
         if attempts.contains_key(&attempt.id) {
             return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
+        }
+        let open = attempts.values().any(|a| {
+            a.exam_id == attempt.exam_id
+                && a.user_id == attempt.user_id
+                && a.is_open(attempt.started_at)
+        });
+        if open {
+            return Err(StoreError::Conflict(AttemptConflict::AttemptInProgress));
         }
         attempts.insert(attempt.id.clone(), attempt.clone());
         Ok(())

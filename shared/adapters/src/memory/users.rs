@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use oes_domain::ports::{StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate};
+use oes_domain::ports::{
+    LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
+};
 use oes_domain::user::{Email, User, UserId, UserStatus};
 
 use super::lock;
@@ -68,7 +70,10 @@ impl UserStore for MemoryUsers {
         match update {
             UserUpdate::Name(name) => user.name = name,
             UserUpdate::Verified => user.status = UserStatus::Active,
-            UserUpdate::Password(hash) => {
+            UserUpdate::Password { hash, linked } => {
+                if !linked.holds_for(user) {
+                    return Err(StoreError::Conflict(UserConflict::LinkVoid));
+                }
                 user.password_hash = hash;
                 user.status = UserStatus::Active;
                 user.token_version += 1;
@@ -86,10 +91,14 @@ impl UserStore for MemoryUsers {
         &self,
         id: &UserId,
         new_email: &Email,
+        linked: &LinkedState,
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
         let current = inner.by_id.get(id).ok_or(StoreError::NotFound)?;
+        if !linked.holds_for(current) {
+            return Err(StoreError::Conflict(UserConflict::LinkVoid));
+        }
         if current.email == *new_email {
             return Ok(current.clone());
         }

@@ -66,7 +66,7 @@ pub enum EmailTemplate {
         /// The change token.
         token: Secret,
     },
-    /// "Your result for <exam> is available".
+    /// "Your result for `<exam>` is available".
     ExamResult {
         /// Recipient's display name.
         name: String,

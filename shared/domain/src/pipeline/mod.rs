@@ -1,4 +1,4 @@
-//! The email pipeline over the [`MessageQueues`](crate::ports::MessageQueues) port, written once
+//! The email pipeline over the [`crate::ports::MessageQueues`] port, written once
 //! for SQS and its in-memory twin alike.
 //!
 //! - [`EmailLanes`]: the producers' [`EmailQueue`](crate::ports::EmailQueue) (a job goes to the

@@ -31,6 +31,8 @@ conflicts! {
     pub enum AttemptConflict {
         /// An attempt with this id exists already.
         AttemptExists => "attempt_exists",
+        /// The student has an open attempt at this exam (in progress, before its deadline).
+        AttemptInProgress => "attempt_in_progress",
         /// The attempt is submitted or past its deadline.
         AttemptClosed => "attempt_closed",
         /// The attempt was submitted already.
@@ -99,7 +101,10 @@ pub trait ExamStore: Send + Sync {
 /// Attempts, their answers and results, and the lists of them by student and by exam.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Creates `attempt` (and its entries in the student's and the exam's lists).
+    /// Creates `attempt` (and its entries in the student's and the exam's lists), unless its
+    /// student has an open attempt at the same exam — one in progress whose deadline is after
+    /// `attempt.started_at` (`AttemptInProgress`); `AttemptExists` if the id is taken. One
+    /// conditional write: of two concurrent creates for one student and exam, one fails.
     async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>>;
     /// The attempt with this id.
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable>;
@@ -113,7 +118,7 @@ pub trait AttemptStore: Send + Sync {
     ) -> Result<(), StoreError<AttemptConflict>>;
     /// Records `result`, marks the attempt submitted and claims its result email for
     /// `email_job_id` — only if it is still in progress (`AlreadySubmitted`
-    /// otherwise). Updates both list entries.
+    /// otherwise). Updates both list entries; the student may then start another attempt.
     async fn submit(
         &self,
         id: &AttemptId,

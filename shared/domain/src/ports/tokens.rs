@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::StoreUnavailable;
+use super::{LinkedState, StoreUnavailable};
 use crate::security::TokenHash;
 use crate::user::{Email, UserId};
 
@@ -28,11 +28,24 @@ pub struct StoredToken {
     pub user_id: UserId,
     /// For `ChangeEmail`: the address to move to.
     pub new_email: Option<Email>,
-    /// The user's token version when it was issued; a password reset token is refused once the
-    /// version moved on (another reset happened).
+    /// The user's token version when it was issued (see [`LinkedState`]).
     pub token_version: u64,
+    /// The account's address when it was issued (see [`LinkedState`]); `None` only for a token
+    /// stored before the address was recorded, which no reset or email change accepts.
+    pub account_email: Option<Email>,
     /// Epoch seconds after which it is refused (and removed by the store's TTL).
     pub expires_at: i64,
+}
+
+impl StoredToken {
+    /// The state of the account the token was issued in, if it was recorded. A reset or an
+    /// email change made with the token is conditioned on the account still being in it.
+    pub fn linked_state(&self) -> Option<LinkedState> {
+        self.account_email.clone().map(|email| LinkedState {
+            token_version: self.token_version,
+            email,
+        })
+    }
 }
 
 /// One-time tokens: stored hashed, taken at most once.

@@ -11,6 +11,37 @@ conflicts! {
         EmailTaken => "email_taken",
         /// Another write to the same items won a race (a cancelled transaction).
         ConcurrentUpdate => "concurrent_update",
+        /// The account is no longer as a one-time link saw it ([`LinkedState`]): a password
+        /// reset, a role change or an email change happened since. The link is void.
+        LinkVoid => "link_void",
+    }
+}
+
+/// The part of an account a one-time link is bound to when it is issued: its token version
+/// (bumped by a password reset and a role change) and its address. A write made on a link's
+/// behalf (a reset, an email change) is conditioned on the account still being in this state,
+/// so a link is void once any of these happened after it was sent, and of two links issued in
+/// the same state only the first to write succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedState {
+    /// [`User::token_version`] when the link was issued.
+    pub token_version: u64,
+    /// The account's address when the link was issued.
+    pub email: Email,
+}
+
+impl LinkedState {
+    /// The state `user` is in now.
+    pub fn of(user: &User) -> Self {
+        Self {
+            token_version: user.token_version,
+            email: user.email.clone(),
+        }
+    }
+
+    /// Whether `user` is still in this state.
+    pub fn holds_for(&self, user: &User) -> bool {
+        user.token_version == self.token_version && user.email == self.email
     }
 }
 
@@ -21,10 +52,18 @@ pub enum UserUpdate {
     Name(DisplayName),
     /// The email address has been proven.
     Verified,
-    /// New password hash; also bumps the token version and marks the account verified (the
-    /// reset link proved the address).
-    Password(String),
-    /// New role; also bumps the token version so tokens with the old role stop working.
+    /// A password reset: the new password hash, written only if the account is still in the
+    /// state the reset link was issued in (`LinkVoid` otherwise, and nothing changes). Also
+    /// bumps the token version (ending every session and voiding every other link) and marks
+    /// the account verified (the reset link proved the address).
+    Password {
+        /// argon2id PHC string.
+        hash: String,
+        /// The state the reset link was issued in.
+        linked: LinkedState,
+    },
+    /// New role; also bumps the token version so tokens with the old role stop working (and
+    /// so do the one-time links sent before).
     Role(Role),
 }
 
@@ -42,7 +81,8 @@ pub trait UserStore: Send + Sync {
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable>;
     /// The account with this (normalised) email address.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable>;
-    /// Applies `update` at time `now` and returns the account after it; `NotFound` if absent.
+    /// Applies `update` at time `now` and returns the account after it; `NotFound` if absent,
+    /// `LinkVoid` if a [`UserUpdate::Password`] finds the account changed since its link.
     async fn update(
         &self,
         id: &UserId,
@@ -50,14 +90,17 @@ pub trait UserStore: Send + Sync {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>>;
     /// Moves the account to `new_email` (atomically freeing the old address and claiming the new
-    /// one) and marks it verified (the move follows a proof of the new address); `NotFound` if
-    /// the account is absent, else `EmailTaken` if the new address is another account's. Moving
-    /// to the address the account already has changes nothing and returns the account as it is
-    /// (a second confirmation link for the same address is no error).
+    /// one) and marks it verified (the move follows a proof of the new address), only if the
+    /// account is still in the state `linked` the confirmation link was issued in: `NotFound`
+    /// if the account is absent, else `LinkVoid` if it is no longer in that state (nothing
+    /// changes), else `EmailTaken` if the new address is another account's. The move changes
+    /// the address, so it voids every other link issued before it. Moving to the address the
+    /// account already has (from that state) changes nothing and returns the account as it is.
     async fn change_email(
         &self,
         id: &UserId,
         new_email: &Email,
+        linked: &LinkedState,
         now: i64,
     ) -> Result<User, StoreError<UserConflict>>;
 }

@@ -4,6 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
+use super::device::DeviceKeys;
 use crate::user::{Role, User, UserId};
 
 /// What an access token says about its bearer.
@@ -65,6 +66,7 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     ttl_seconds: i64,
+    devices: DeviceKeys,
 }
 
 impl JwtKeys {
@@ -83,7 +85,13 @@ impl JwtKeys {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl_seconds: settings.ttl_seconds,
+            devices: DeviceKeys::new(settings),
         }
+    }
+
+    /// The keys of device tokens, derived from the same secret (see [`DeviceKeys`]).
+    pub fn devices(&self) -> &DeviceKeys {
+        &self.devices
     }
 
     /// Lifetime of the tokens this issues, in seconds.

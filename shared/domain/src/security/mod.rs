@@ -1,10 +1,12 @@
-//! Credentials: passwords (argon2id), one-time tokens (random, stored hashed) and access tokens
-//! (JWT, HS256).
+//! Credentials: passwords (argon2id), one-time tokens (random, stored hashed), access tokens
+//! (JWT, HS256) and device tokens (the sign-in limits' trusted devices, JWT, HS256).
 
+mod device;
 mod jwt;
 mod one_time;
 mod password;
 
+pub use device::{DEVICE_TOKEN_TTL_SECONDS, DeviceClaims, DeviceKeys, DeviceTokenError};
 pub use jwt::{AccessClaims, JwtError, JwtKeys, JwtSettings};
 pub use one_time::{OneTimeToken, TokenHash};
 pub use password::{Password, PasswordError, PasswordHasher};

@@ -1,0 +1,443 @@
+//! Attacks on account (issue 12): one-time links followed after the account changed under them.
+//! A password reset or a role change, and a completed email change, void every reset and
+//! email-change link sent before; of two reset links confirmed together, one resets.
+//!
+//! Through auth-api's handler (the real routes), over in-memory adapters; the race of two reset
+//! links runs over the real DynamoDB adapter in the emulator, with both confirms reading the
+//! account before either writes (moto does not lock its tables, so the writes are made one after
+//! the other: what is tested is that the second is conditioned on what both read).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use auth_api::AuthService;
+use oes_adapters::dynamo::{DynamoTokens, DynamoUsers};
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{
+    LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
+};
+use oes_domain::security::JwtKeys;
+use oes_domain::user::{Email, Role, User, UserId};
+use oes_runtime::wiring::ApiAdapters;
+use oes_tests::{TestEnv, call, cheap_hasher, in_memory_apis, in_memory_auth, jwt_settings};
+use serde_json::{Value, json};
+
+const OWNER: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse battery";
+/// An address of the attacker's (who learnt the owner's password).
+const ATTACKER: &str = "mallory@attacker.example";
+
+/// An email auth-api queued: to whom, which kind, and the token in its link.
+#[derive(Debug)]
+struct Mail {
+    to: String,
+    kind: &'static str,
+    token: String,
+}
+
+/// The emails waiting on the queue, oldest first (taking them off it).
+async fn mailed(queue: &MemoryQueues) -> Vec<Mail> {
+    oes_tests::take_waiting(queue, 100)
+        .await
+        .into_iter()
+        .map(|message| {
+            let job = EmailJob::decode(&message.body).expect("a valid job");
+            let kind = job.template.kind();
+            let token = match job.template {
+                EmailTemplate::Verification { token, .. }
+                | EmailTemplate::PasswordReset { token, .. }
+                | EmailTemplate::EmailChange { token, .. } => token.expose().to_owned(),
+                other => panic!("auth-api queued a {} email", other.kind()),
+            };
+            Mail {
+                to: job.to.as_str().to_owned(),
+                kind,
+                token,
+            }
+        })
+        .collect()
+}
+
+/// The one email waiting on the queue, which must go to `to`.
+async fn the_mail_to(queue: &MemoryQueues, to: &str) -> Mail {
+    let mut mails = mailed(queue).await;
+    assert_eq!(mails.len(), 1, "one email: {mails:?}");
+    let mail = mails.remove(0);
+    assert_eq!(mail.to, to, "{mail:?}");
+    mail
+}
+
+async fn post(
+    service: &AuthService,
+    path: &str,
+    body: Value,
+    bearer: Option<&str>,
+) -> (u16, Value) {
+    call(service, "POST", path, Some(&body.to_string()), bearer).await
+}
+
+/// Signs in; the access token, or the status and body of the refusal.
+async fn sign_in(
+    service: &AuthService,
+    email: &str,
+    password: &str,
+) -> Result<String, (u16, Value)> {
+    let (status, body) = post(
+        service,
+        "/auth/login",
+        json!({"email": email, "password": password}),
+        None,
+    )
+    .await;
+    match body["access_token"].as_str() {
+        Some(token) if status == 200 => Ok(token.to_owned()),
+        _ => Err((status, body)),
+    }
+}
+
+/// Signs `email` up with [`PASSWORD`], follows the verification link, signs in.
+async fn signed_up(service: &AuthService, queue: &MemoryQueues, email: &str) -> String {
+    let (status, body) = post(
+        service,
+        "/auth/register",
+        json!({"email": email, "password": PASSWORD, "name": "Owner"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let link = the_mail_to(queue, email).await;
+    assert_eq!(follow(service, &link).await.0, 200);
+    sign_in(service, email, PASSWORD).await.expect("signed in")
+}
+
+/// Follows a verification or email-change link.
+async fn follow(service: &AuthService, link: &Mail) -> (u16, Value) {
+    post(
+        service,
+        "/auth/verify-email",
+        json!({"token": link.token}),
+        None,
+    )
+    .await
+}
+
+/// Asks, with `bearer`'s session and the password, to move the account to `new_email`; the link
+/// sent there.
+async fn email_change_link(
+    service: &AuthService,
+    queue: &MemoryQueues,
+    bearer: &str,
+    new_email: &str,
+) -> Mail {
+    let (status, body) = post(
+        service,
+        "/auth/me/email",
+        json!({"new_email": new_email, "password": PASSWORD}),
+        Some(bearer),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let link = the_mail_to(queue, new_email).await;
+    assert_eq!(link.kind, "email_change");
+    link
+}
+
+/// Asks for a password reset of `email`; the link sent there.
+async fn reset_link(service: &AuthService, queue: &MemoryQueues, email: &str) -> Mail {
+    let (status, _) = post(
+        service,
+        "/auth/password-reset/request",
+        json!({"email": email}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let link = the_mail_to(queue, email).await;
+    assert_eq!(link.kind, "password_reset");
+    link
+}
+
+async fn confirm_reset(service: &AuthService, link: &Mail, new_password: &str) -> (u16, Value) {
+    post(
+        service,
+        "/auth/password-reset/confirm",
+        json!({"token": link.token, "new_password": new_password}),
+        None,
+    )
+    .await
+}
+
+#[track_caller]
+fn assert_invalid_token((status, body): (u16, Value), why: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{why}: {body}"
+    );
+}
+
+/// The address of the account `bearer` signs in as.
+async fn address_of(service: &AuthService, bearer: &str) -> Value {
+    let (status, me) = call(service, "GET", "/auth/me", None, Some(bearer)).await;
+    assert_eq!(status, 200, "{me}");
+    me["email"].clone()
+}
+
+#[tokio::test]
+async fn an_email_change_link_is_void_after_the_owner_resets_the_password() {
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, OWNER).await;
+
+    // Someone who learnt the password signs in and starts moving the account to their address.
+    let attacker = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let takeover = email_change_link(&service, &queue, &attacker, ATTACKER).await;
+
+    // The owner notices and resets the password.
+    let reset = reset_link(&service, &queue, OWNER).await;
+    assert_eq!(
+        confirm_reset(&service, &reset, "the owner's new secret")
+            .await
+            .0,
+        200
+    );
+
+    // Hours later, the attacker follows the link they kept.
+    assert_invalid_token(
+        follow(&service, &takeover).await,
+        "a reset voids every email change asked for before it",
+    );
+    let owner = sign_in(&service, OWNER, "the owner's new secret")
+        .await
+        .expect("the owner still signs in at their address");
+    assert_eq!(address_of(&service, &owner).await, OWNER);
+    assert!(
+        sign_in(&service, ATTACKER, "the owner's new secret")
+            .await
+            .is_err(),
+        "the account did not move to the attacker's address"
+    );
+}
+
+#[tokio::test]
+async fn an_email_change_link_is_void_after_the_role_changes() {
+    let apis = in_memory_apis();
+    signed_up(&apis.auth, &apis.queue, OWNER).await;
+    let attacker = sign_in(&apis.auth, OWNER, PASSWORD)
+        .await
+        .expect("signed in");
+    let takeover = email_change_link(&apis.auth, &apis.queue, &attacker, ATTACKER).await;
+
+    // An operator changes the account's role (`oesctl users set-role`: a write to the store).
+    let owner = apis
+        .users
+        .find_by_email(&Email::parse(OWNER).expect("valid"))
+        .await
+        .expect("read")
+        .expect("the account");
+    apis.users
+        .update(
+            &owner.id,
+            UserUpdate::Role(Role::Instructor),
+            SystemClock.now(),
+        )
+        .await
+        .expect("role changed");
+
+    assert_invalid_token(
+        follow(&apis.auth, &takeover).await,
+        "a role change voids every email change asked for before it",
+    );
+    let session = sign_in(&apis.auth, OWNER, PASSWORD)
+        .await
+        .expect("signed in");
+    assert_eq!(address_of(&apis.auth, &session).await, OWNER);
+}
+
+#[tokio::test]
+async fn a_reset_link_sent_to_the_old_address_is_void_after_an_email_change() {
+    let (service, queue) = in_memory_auth();
+    let owner = signed_up(&service, &queue, OWNER).await;
+
+    // A reset link goes to the old address (a mailbox the owner is giving up, or lost) ...
+    let reset = reset_link(&service, &queue, OWNER).await;
+
+    // ... then the owner moves the account to a new address.
+    let moved = email_change_link(&service, &queue, &owner, "owner@new.example").await;
+    let (status, body) = follow(&service, &moved).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (200, Some("owner@new.example"))
+    );
+
+    // Whoever reads the old mailbox follows the reset link.
+    assert_invalid_token(
+        confirm_reset(&service, &reset, "the intruder's secret").await,
+        "an email change voids every reset link sent before it",
+    );
+    assert!(
+        sign_in(&service, "owner@new.example", "the intruder's secret")
+            .await
+            .is_err(),
+        "the password was not reset"
+    );
+    sign_in(&service, "owner@new.example", PASSWORD)
+        .await
+        .expect("the owner's password still works");
+}
+
+#[tokio::test]
+async fn an_email_change_link_is_void_after_another_email_change() {
+    let (service, queue) = in_memory_auth();
+    let owner = signed_up(&service, &queue, OWNER).await;
+
+    // A change to an address that turns out not to be the owner's (a typo, a shared mailbox) ...
+    let stray = email_change_link(&service, &queue, &owner, "owner@typo.example").await;
+    // ... then a change to the right one, followed.
+    let right = email_change_link(&service, &queue, &owner, "owner@new.example").await;
+    assert_eq!(follow(&service, &right).await.0, 200);
+
+    assert_invalid_token(
+        follow(&service, &stray).await,
+        "an email change voids every other email change asked for before it",
+    );
+    assert_eq!(address_of(&service, &owner).await, "owner@new.example");
+}
+
+// ---- two reset links at once, on DynamoDB --------------------------------------------------
+
+/// `DynamoUsers`, with the writes of a race held until both racers arrived (so each read the
+/// account before either wrote), then made one after the other.
+struct RacingUsers {
+    inner: DynamoUsers,
+    racing: AtomicBool,
+    arrived: AtomicUsize,
+    start: tokio::sync::Barrier,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl RacingUsers {
+    fn new(inner: DynamoUsers) -> Self {
+        Self {
+            inner,
+            racing: AtomicBool::new(false),
+            arrived: AtomicUsize::new(0),
+            start: tokio::sync::Barrier::new(2),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// How many writes arrived at the start line.
+    fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl UserStore for RacingUsers {
+    async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        self.inner.create(user).await
+    }
+
+    async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        self.inner.delete(user).await
+    }
+
+    async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+        self.inner.get(id).await
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+        self.inner.find_by_email(email).await
+    }
+
+    async fn update(
+        &self,
+        id: &UserId,
+        update: UserUpdate,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        if self.racing.load(Ordering::SeqCst) {
+            self.arrived.fetch_add(1, Ordering::SeqCst);
+            // A racer that never arrives fails the test below instead of hanging it.
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.start.wait()).await;
+        }
+        let _turn = self.one_at_a_time.lock().await;
+        self.inner.update(id, update, now).await
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &Email,
+        linked: &LinkedState,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        self.inner.change_email(id, new_email, linked, now).await
+    }
+}
+
+#[tokio::test]
+async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
+    let env = TestEnv::spawn().await;
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let dynamodb = env.clients.dynamodb.clone();
+    let users = Arc::new(RacingUsers::new(DynamoUsers::new(
+        dynamodb.clone(),
+        env.provisioned.table.clone(),
+    )));
+    adapters.users = users.clone();
+    adapters.tokens = Arc::new(DynamoTokens::new(dynamodb, env.provisioned.table.clone()));
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&jwt_settings()),
+        cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    signed_up(&service, &queue, OWNER).await;
+
+    // Two reset links (the owner's, and one an intruder of the mailbox asked for too).
+    let first = reset_link(&service, &queue, OWNER).await;
+    let second = reset_link(&service, &queue, OWNER).await;
+
+    users.racing.store(true, Ordering::SeqCst);
+    let (a, b) = tokio::join!(
+        confirm_reset(&service, &first, "the first new secret"),
+        confirm_reset(&service, &second, "the second new secret"),
+    );
+    users.racing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        users.arrived(),
+        2,
+        "both confirms read the account and went on to write ({a:?}, {b:?})"
+    );
+
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 400],
+        "one link resets, the other is void: {a:?} {b:?}"
+    );
+    let (winner, loser) = if a.0 == 200 {
+        ("the first new secret", b)
+    } else {
+        ("the second new secret", a)
+    };
+    assert_invalid_token(loser, "the losing link");
+    sign_in(&service, OWNER, winner)
+        .await
+        .expect("the password is the one the successful reset set");
+    for other in ["the first new secret", "the second new secret", PASSWORD] {
+        if other != winner {
+            assert!(
+                sign_in(&service, OWNER, other).await.is_err(),
+                "{other:?} does not sign in"
+            );
+        }
+    }
+}
