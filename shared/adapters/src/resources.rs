@@ -57,23 +57,22 @@ pub struct QueueDef {
 /// `tests/tests/integration/timeout_chain.rs`); the lanes' visibility timeout is 6 × this.
 pub const WORKER_TIMEOUT_SECONDS: u32 = 120;
 
+/// A lane: redriven to the DLQ after 5 receives, messages kept 4 days.
+const fn lane(logical_id: &'static str, suffix: &'static str) -> QueueDef {
+    QueueDef {
+        logical_id,
+        suffix,
+        visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
+        retention: 4 * 24 * 3600,
+        max_receive_count: Some(5),
+    }
+}
+
 /// Account emails a user waits for.
-pub const PRIORITY_QUEUE: QueueDef = QueueDef {
-    logical_id: "EmailPriorityQueue",
-    suffix: "email-priority",
-    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
-    retention: 4 * 24 * 3600,
-    max_receive_count: Some(5),
-};
+pub const PRIORITY_QUEUE: QueueDef = lane("EmailPriorityQueue", "email-priority");
 
 /// Notifications.
-pub const BULK_QUEUE: QueueDef = QueueDef {
-    logical_id: "EmailBulkQueue",
-    suffix: "email-bulk",
-    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
-    retention: 4 * 24 * 3600,
-    max_receive_count: Some(5),
-};
+pub const BULK_QUEUE: QueueDef = lane("EmailBulkQueue", "email-bulk");
 
 /// Where messages go after `max_receive_count` receives; kept 14 days.
 pub const DEAD_LETTER_QUEUE: QueueDef = QueueDef {

@@ -10,11 +10,11 @@
 //! change). Like every token, it is never logged: [`DeviceClaims`] holds no secret, the token
 //! string only passes through.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::JwtSettings;
+use super::jwt::Hs256;
 use crate::user::User;
 
 /// How long a device stays trusted after its last successful sign-in (30 days). Every
@@ -65,11 +65,7 @@ pub enum DeviceTokenError {
 /// Signs and checks device tokens; built once at init, from the JWT settings.
 #[derive(Clone)]
 pub struct DeviceKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-    issuer: String,
-    audience: String,
+    keys: Hs256,
 }
 
 impl DeviceKeys {
@@ -81,17 +77,8 @@ impl DeviceKeys {
             .chain_update(settings.secret.expose().as_bytes())
             .finalize();
         let audience = format!("{}/device", settings.audience);
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
         Self {
-            encoding: EncodingKey::from_secret(&key),
-            decoding: DecodingKey::from_secret(&key),
-            validation,
-            issuer: settings.issuer.clone(),
-            audience,
+            keys: Hs256::new(&key, &settings.issuer, &audience),
         }
     }
 
@@ -109,11 +96,10 @@ impl DeviceKeys {
             ver: user.token_version,
             iat: now,
             exp: now + DEVICE_TOKEN_TTL_SECONDS,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.keys.issuer.clone(),
+            aud: self.keys.audience.clone(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(DeviceTokenError::Signing)
+        self.keys.sign(&claims).map_err(DeviceTokenError::Signing)
     }
 
     /// Checks signature, algorithm, expiry, issuer and audience. Whether the token is for the
@@ -122,8 +108,8 @@ impl DeviceKeys {
         if token.len() > MAX_TOKEN_LEN {
             return Err(DeviceTokenError::Invalid(None));
         }
-        decode::<DeviceClaims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
+        self.keys
+            .check(token)
             .map_err(|e| DeviceTokenError::Invalid(Some(e)))
     }
 }

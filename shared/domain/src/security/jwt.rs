@@ -1,6 +1,7 @@
 //! Access tokens: HS256 JWTs with expiry, issuer, audience and the user's token version.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
@@ -57,14 +58,54 @@ pub enum JwtError {
     Signing(#[source] jsonwebtoken::errors::Error),
 }
 
-/// Keys and validation rules, built once at init.
+/// One HS256 key with the issuer and audience its tokens carry and are checked against (`exp`,
+/// `iss`, `aud` and `sub` required, 5 s of leeway): what access tokens and device tokens share.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub(super) struct Hs256 {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    issuer: String,
-    audience: String,
+    /// `iss` of the tokens it signs.
+    pub(super) issuer: String,
+    /// `aud` of the tokens it signs.
+    pub(super) audience: String,
+}
+
+impl Hs256 {
+    /// Signs and checks with `key`, for `issuer` and `audience`.
+    pub(super) fn new(key: &[u8], issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// `claims`, signed.
+    pub(super) fn sign(&self, claims: &impl Serialize) -> jsonwebtoken::errors::Result<String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// The claims of `token`, once its signature, algorithm, expiry, issuer and audience check.
+    pub(super) fn check<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> jsonwebtoken::errors::Result<T> {
+        decode::<T>(token, &self.decoding, &self.validation).map(|data| data.claims)
+    }
+}
+
+/// Keys and validation rules, built once at init.
+#[derive(Clone)]
+pub struct JwtKeys {
+    keys: Hs256,
     ttl_seconds: i64,
     devices: DeviceKeys,
 }
@@ -72,18 +113,12 @@ pub struct JwtKeys {
 impl JwtKeys {
     /// Builds the keys from settings.
     pub fn new(settings: &JwtSettings) -> Self {
-        let secret = settings.secret.expose().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            issuer: settings.issuer.clone(),
-            audience: settings.audience.clone(),
+            keys: Hs256::new(
+                settings.secret.expose().as_bytes(),
+                &settings.issuer,
+                &settings.audience,
+            ),
             ttl_seconds: settings.ttl_seconds,
             devices: DeviceKeys::new(settings),
         }
@@ -107,18 +142,16 @@ impl JwtKeys {
             ver: user.token_version,
             iat: now,
             exp: now + self.ttl_seconds,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.keys.issuer.clone(),
+            aud: self.keys.audience.clone(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(JwtError::Signing)
+        self.keys.sign(&claims).map_err(JwtError::Signing)
     }
 
     /// Checks signature, algorithm, expiry, issuer and audience. The token version is checked
     /// by the caller against the user's current one.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, JwtError> {
-        decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(JwtError::Invalid)
+        self.keys.check(token).map_err(JwtError::Invalid)
     }
 }
 
