@@ -33,7 +33,7 @@ CLUSTER_PID="$CLUSTER_DIR/redis.pid";      CLUSTER_LOG="$CLUSTER_DIR/redis.log"
 # What the process command line must contain for a pidfile to count as ours (pid reuse guard).
 REDIS_CMD="redis-server 127.0.0.1:$REDIS_PORT"
 CLUSTER_CMD="redis-server 127.0.0.1:$CLUSTER_PORT"
-MOTO_CMD="moto_server -H 127.0.0.1 -p $AWS_PORT"
+MOTO_CMD="moto_server.py -H 127.0.0.1 -p $AWS_PORT"
 
 log() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
@@ -198,13 +198,14 @@ up_moto() {
     return 0
   fi
   rm -f "$MOTO_PID"
+  # scripts/moto_server.py: moto_server that does not keep every object for its dashboard.
   log "starting moto_server on 127.0.0.1:$AWS_PORT"
   # nohup + stdin from /dev/null: survives the calling shell; output goes to the log only.
   # setsid (if present) gives it its own session, so killing the caller's process group
   # (Ctrl-C in make, a CI step timeout) does not take it down. Neither forks: $! is moto.
   local detach=()
   command -v setsid >/dev/null 2>&1 && detach=(setsid)
-  nohup "${detach[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$AWS_PORT" >"$MOTO_LOG" 2>&1 </dev/null &
+  nohup "${detach[@]}" "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$AWS_PORT" >"$MOTO_LOG" 2>&1 </dev/null &
   echo $! >"$MOTO_PID"
   wait_ready moto_ready "$MOTO_LOG" moto_server "$(cat "$MOTO_PID")"
   log "moto ready (pid $(cat "$MOTO_PID"))"
