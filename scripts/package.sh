@@ -17,7 +17,9 @@ CARGO_LAMBDA_VERSION=1.9.2
 ZIG_VERSION=0.13.0.post1
 TOOLS="$ROOT/.tools"
 VENV="$ROOT/.venv"
-FUNCTIONS=(auth-api exam-api email-worker)
+PACKAGES=(auth-api exam-api email-worker)
+# Every binary of those packages is a function (exam-api also builds the attempt sweeper).
+FUNCTIONS=(auth-api exam-api attempt-sweeper email-worker)
 ZIP_LIMIT=$((50 * 1024 * 1024))        # direct upload of a .zip
 UNZIPPED_LIMIT=$((250 * 1024 * 1024))  # function code, unzipped
 
@@ -40,7 +42,7 @@ fi
 # cargo-lambda finds Zig through `python3 -m ziglang` on PATH.
 export PATH="$TOOLS/bin:$VENV/bin:$PATH"
 packages=()
-for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
+for p in "${PACKAGES[@]}"; do packages+=(-p "$p"); done
 log "building ${FUNCTIONS[*]} for arm64 (release)"
 cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
 
@@ -49,7 +51,7 @@ cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
 import sys, zipfile
 zip_limit, unzipped_limit, functions = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 failed = False
-print(f"{'function':<14} {'zip':>10} {'unzipped':>10}")
+print(f"{'function':<16} {'zip':>10} {'unzipped':>10}")
 for f in functions:
     path = f"target/lambda/{f}/bootstrap.zip"
     archive = zipfile.ZipFile(path)
@@ -58,7 +60,7 @@ for f in functions:
     unzipped = sum(i.file_size for i in archive.infolist())
     header = archive.read("bootstrap")[:20]
     arm64 = header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 0xB7
-    print(f"{f:<14} {zipped / 2**20:>7.1f} MB {unzipped / 2**20:>7.1f} MB{'' if arm64 else '  NOT arm64'}")
+    print(f"{f:<16} {zipped / 2**20:>7.1f} MB {unzipped / 2**20:>7.1f} MB{'' if arm64 else '  NOT arm64'}")
     if zipped > zip_limit or unzipped > unzipped_limit or not arm64 or not info.external_attr >> 16 & 0o111:
         print(f"package: error: {path}: over Lambda's limits, not arm64, or not executable")
         failed = True

@@ -6,13 +6,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use exam_api::ExamApi;
+use exam_api::sweep::{AttemptSweeper, SweepReport};
 use lambda_http::{Body, Response};
 use oes_adapters::memory::{MemoryJobs, MemoryQueues, NoCache};
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, ManualClock, SystemClock};
-use oes_domain::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
+use oes_domain::exam::{
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptSummary, Exam, ExamCursor,
+    ExamId, Question, QuestionId,
+};
 use oes_domain::ports::{
-    ExamConflict, ExamStore, StoreError, StoreUnavailable, UserStore, UserUpdate,
+    AttemptConflict, AttemptStore, DueAttempt, ExamConflict, ExamStore, StoreError,
+    StoreUnavailable, UserStore, UserUpdate,
 };
 use oes_domain::security::JwtKeys;
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
@@ -43,6 +48,8 @@ pub struct ExamHarness {
     pub clock: Arc<ManualClock>,
     /// The email queues, when in memory.
     pub queue: Option<Arc<MemoryQueues>>,
+    /// The attempt sweeper over the same adapters and clock.
+    pub sweeper: AttemptSweeper,
     jwt: JwtKeys,
 }
 
@@ -52,6 +59,7 @@ impl ExamHarness {
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         Self {
             api: ExamApi::new(adapters, JwtKeys::new(&jwt_settings()), clock.clone()),
+            sweeper: AttemptSweeper::new(adapters, clock.clone()),
             users: adapters.users.clone(),
             clock,
             queue: None,
@@ -123,6 +131,14 @@ impl ExamHarness {
             token,
             ..caller.clone()
         }
+    }
+
+    /// Runs one sweep of the attempts past their deadline, at the harness's clock.
+    pub async fn sweep(&self) -> SweepReport {
+        self.sweeper
+            .sweep(std::time::Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("the sweep failed: {e}"))
     }
 
     /// Calls exam-api and returns the whole response.
@@ -279,6 +295,107 @@ impl ExamStore for CountingExams {
     }
     async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreUnavailable> {
         self.inner.list_questions(exam).await
+    }
+}
+
+/// An [`AttemptStore`] over the store it wraps (the real DynamoDB adapter in the tests) that,
+/// once armed, saves answers right before the next `submit` reaches the store: a save that lands
+/// between the service's read and grading of the attempt and its submit.
+pub struct SaveDuringSubmit {
+    inner: Arc<dyn AttemptStore>,
+    armed: std::sync::Mutex<Option<Answers>>,
+}
+
+impl SaveDuringSubmit {
+    /// Wraps `inner`, unarmed.
+    pub fn new(inner: Arc<dyn AttemptStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            armed: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The next `submit` first saves `answers` (once).
+    pub fn arm(&self, answers: Answers) {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(answers);
+    }
+}
+
+#[async_trait]
+impl AttemptStore for SaveDuringSubmit {
+    async fn create_attempt(
+        &self,
+        attempt: &Attempt,
+        max_attempts: u32,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        self.inner.create_attempt(attempt, max_attempts).await
+    }
+    async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable> {
+        self.inner.get_attempt(id).await
+    }
+    async fn save_answers(
+        &self,
+        id: &AttemptId,
+        answers: &Answers,
+        now: i64,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        self.inner.save_answers(id, answers, now).await
+    }
+    async fn submit(
+        &self,
+        id: &AttemptId,
+        result: &AttemptResult,
+        graded: &Answers,
+        email_job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(answers) = armed {
+            self.inner
+                .save_answers(id, &answers, SystemClock.now())
+                .await
+                .unwrap_or_else(|e| panic!("the save during the submit: {e}"));
+        }
+        self.inner.submit(id, result, graded, email_job_id).await
+    }
+    async fn claim_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<bool, StoreError<AttemptConflict>> {
+        self.inner.claim_result_email(id, job_id).await
+    }
+    async fn release_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        self.inner.release_result_email(id, job_id).await
+    }
+    async fn due_attempts(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
+        self.inner.due_attempts(now, limit).await
+    }
+    async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
+        self.inner.clear_due(due).await
+    }
+    async fn attempts_of_user(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
+        self.inner.attempts_of_user(user, limit, after).await
+    }
+    async fn attempts_of_exam(
+        &self,
+        exam: &ExamId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
+        self.inner.attempts_of_exam(exam, limit, after).await
     }
 }
 

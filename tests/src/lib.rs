@@ -12,8 +12,10 @@
 //!   own, to kill, restart or freeze without disturbing the other tests.
 //! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
 //!   clock the test moves.
+//! - [`queries`]: what each DynamoDB `Query` read, counted by an SDK interceptor.
 
 pub mod exams;
+pub mod queries;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -12,8 +12,15 @@
 //!   bounded too. There is no per-IP login limit: a school taking an exam behind one NAT
 //!   address signs in all at once.
 //! - Mail bombing and SES cost: [`EMAIL_PER_ADDRESS`] on every route that mails an address the
-//!   caller names, counted whether or not the account exists (so a 429 reveals nothing), and
-//!   [`EMAIL_PER_IP`] against one client walking through many addresses.
+//!   caller names (sign-up, verification resend, email change to it), counted per mailbox
+//!   ([`oes_domain::user::Email::mailbox`]: `ada+1@x` and `ada+2@x` share one) whether or not
+//!   an account exists, so a 429 reveals nothing. The requester's own limit comes first
+//!   ([`EMAIL_PER_IP`], [`SIGN_UP_PER_IP`], [`EMAIL_CHANGE_PER_ACCOUNT`]): a request it refuses
+//!   spends nothing of the address's budget.
+//! - Password resets: [`EMAIL_PER_IP`], then [`RESET_PER_ACCOUNT`], which never refuses (the
+//!   answer is 202 either way) but stops mailing: each reset email voids the link before it,
+//!   and the last one sent outlives the window, so whoever spends the budget, the owner holds a
+//!   working link.
 //! - Mass sign-up: [`SIGN_UP_PER_IP`].
 //! - Email change: [`EMAIL_CHANGE_PER_ACCOUNT`].
 //!
@@ -23,6 +30,8 @@
 use std::time::Duration;
 
 use oes_runtime::rate_limit::Limit;
+
+use crate::service::RESET_TOKEN_TTL_SECONDS;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -55,19 +64,34 @@ pub const SIGN_UP_PER_IP: Limit = Limit {
     window: HOUR,
 };
 
-/// Emails asked for one address (verification resend, password reset, email change).
+/// Emails asked for one mailbox (sign-up, verification resend, email change to it).
 pub const EMAIL_PER_ADDRESS: Limit = Limit {
     rule: "email",
     max: 5,
     window: HOUR,
 };
 
-/// Emails asked for by one IP address, whatever the addresses.
+/// Emails asked for by one IP address, whatever the addresses (verification resend, password
+/// reset).
 pub const EMAIL_PER_IP: Limit = Limit {
     rule: "email_ip",
     max: 100,
     window: HOUR,
 };
+
+/// Password reset emails to one account. Requests past it are answered as any other and send
+/// nothing; the link sent last works meanwhile, since a reset link lives at least as long as
+/// the window (checked below).
+pub const RESET_PER_ACCOUNT: Limit = Limit {
+    rule: "reset",
+    max: 5,
+    window: HOUR,
+};
+
+const _: () = assert!(
+    RESET_PER_ACCOUNT.window.as_secs() <= RESET_TOKEN_TTL_SECONDS.cast_unsigned(),
+    "the last reset link sent must outlive the window in which no other is sent"
+);
 
 /// Email-change requests of one account.
 pub const EMAIL_CHANGE_PER_ACCOUNT: Limit = Limit {

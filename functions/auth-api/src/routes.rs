@@ -140,7 +140,8 @@ fn profile_json(profile: &UserProfile) -> serde_json::Value {
     })
 }
 
-/// The limits of a route that mails an address the caller names.
+/// The limits of a route that mails an address the caller names: the client's own first, so
+/// a request it refuses spends nothing of the mailbox's.
 async fn throttle_email(
     service: &AuthService,
     request: &Request,
@@ -148,8 +149,8 @@ async fn throttle_email(
 ) -> Result<(), ApiError> {
     Ok(service
         .throttle(&[
-            (&EMAIL_PER_ADDRESS, email.as_str()),
             (&EMAIL_PER_IP, client_ip(request)),
+            (&EMAIL_PER_ADDRESS, &email.mailbox()),
         ])
         .await?)
 }
@@ -164,7 +165,10 @@ async fn register(service: &AuthService, request: &Request) -> Result<Response<B
     let password = Password::parse(body.password, "password")?;
     let name = DisplayName::parse(&body.name)?;
     service
-        .throttle(&[(&SIGN_UP_PER_IP, client_ip(request))])
+        .throttle(&[
+            (&SIGN_UP_PER_IP, client_ip(request)),
+            (&EMAIL_PER_ADDRESS, &email.mailbox()),
+        ])
         .await?;
     let profile = service.register(email, password, name).await?;
     Ok(json(
@@ -225,7 +229,10 @@ async fn request_reset(
 ) -> Result<Response<Body>, ApiError> {
     let body: EmailBody = parse_json(request)?;
     let email = Email::parse(&body.email)?;
-    throttle_email(service, request, &email).await?;
+    // The account's reset emails are bounded by the service, which never refuses.
+    service
+        .throttle(&[(&EMAIL_PER_IP, client_ip(request))])
+        .await?;
     service.request_password_reset(&email).await?;
     Ok(accepted())
 }
@@ -253,7 +260,7 @@ async fn change_email(
     service
         .throttle(&[
             (&EMAIL_CHANGE_PER_ACCOUNT, profile.id.as_str()),
-            (&EMAIL_PER_ADDRESS, new_email.as_str()),
+            (&EMAIL_PER_ADDRESS, &new_email.mailbox()),
         ])
         .await?;
     service

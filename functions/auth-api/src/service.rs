@@ -13,7 +13,9 @@ use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_runtime::session::Sessions;
 
 use crate::error::AuthError;
-use crate::limits::{LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE};
+use crate::limits::{
+    LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE, RESET_PER_ACCOUNT,
+};
 
 /// How long a verification or email-change link works.
 pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
@@ -93,6 +95,12 @@ impl AuthService {
 
     /// Creates an account pending verification and queues the verification email. If the email
     /// cannot be queued, the account is removed again so signing up again works.
+    ///
+    /// Anyone can sign up with an address they do not own, so an unverified account holds its
+    /// address only until someone signs up with it again: the new sign-up replaces it (a new
+    /// account: the links sent to the old one are void), and an unverified account expires
+    /// ([`oes_domain::user::UNVERIFIED_ACCOUNT_TTL_SECONDS`]). A verified address is
+    /// `EmailTaken`.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
@@ -100,9 +108,10 @@ impl AuthService {
         password: Password,
         name: DisplayName,
     ) -> Result<UserProfile, AuthError> {
-        if self.users.find_by_email(&email).await?.is_some() {
-            return Err(AuthError::EmailTaken);
-        }
+        let pending = match self.users.find_by_email(&email).await? {
+            Some(user) if user.status == UserStatus::Active => return Err(AuthError::EmailTaken),
+            other => other,
+        };
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -115,7 +124,10 @@ impl AuthService {
             created_at: now,
             updated_at: now,
         };
-        self.users.create(&user).await?;
+        match &pending {
+            Some(pending) => self.users.replace_unverified(pending, &user).await?,
+            None => self.users.create(&user).await?,
+        }
         if let Err(error) = self.send_verification(&user).await {
             if let Err(undo) = self.users.delete(&user).await {
                 tracing::error!(user_id = %user.id, error = %undo, "could not undo a sign-up");
@@ -272,12 +284,25 @@ impl AuthService {
         Ok(user.profile())
     }
 
-    /// Queues a password reset email if `email` belongs to an account; silent otherwise.
+    /// Queues a password reset email if `email` belongs to an account; silent otherwise, and
+    /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]). Each
+    /// reset email carries a new link that voids the one before, so one works at a time: the
+    /// last one sent, which stays valid at least until the budget's window ends. So however many
+    /// clients ask, the address gets a bounded number of emails, and its owner always holds a
+    /// working link (the newest).
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &Email) -> Result<(), AuthError> {
         let Some(user) = self.users.find_by_email(email).await? else {
             return Ok(());
         };
+        let verdict = self
+            .limiter
+            .check(&RESET_PER_ACCOUNT, user.id.as_str())
+            .await;
+        if let Verdict::Limited { .. } = verdict {
+            tracing::info!(user_id = %user.id, "reset emails spent for now; the last one sent works");
+            return Ok(());
+        }
         self.send_token_email(&user, TokenPurpose::PasswordReset, user.email.clone())
             .await
     }
@@ -370,17 +395,22 @@ impl AuthService {
             TokenPurpose::ChangeEmail => (VERIFY_TOKEN_TTL_SECONDS, Some(to.clone())),
         };
         let token = OneTimeToken::generate();
-        self.tokens
-            .put(&StoredToken {
-                hash: token.hash(),
-                purpose,
-                user_id: user.id.clone(),
-                new_email,
-                token_version: user.token_version,
-                account_email: Some(user.email.clone()),
-                expires_at: self.clock.now() + ttl_seconds,
-            })
-            .await?;
+        let stored = StoredToken {
+            hash: token.hash(),
+            purpose,
+            user_id: user.id.clone(),
+            new_email,
+            token_version: user.token_version,
+            account_email: Some(user.email.clone()),
+            expires_at: self.clock.now() + ttl_seconds,
+        };
+        match purpose {
+            // One reset link works at a time: a new one voids the last.
+            TokenPurpose::PasswordReset => self.tokens.replace(&stored).await?,
+            TokenPurpose::VerifyEmail | TokenPurpose::ChangeEmail => {
+                self.tokens.put(&stored).await?;
+            }
+        }
         let name = user.name.as_str().to_owned();
         let token = Secret::new(token.expose());
         let template = match purpose {

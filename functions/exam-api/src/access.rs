@@ -1,8 +1,10 @@
-//! Who may do what to exams and attempts. Pure rules: a wrong role is `Forbidden` (403); a
-//! resource that exists but is not the caller's is `NotFound` (404), exactly as if it did not
-//! exist, so ids cannot be probed.
+//! Who may do what to exams and attempts, and what a student sees of their finished attempt.
+//! Pure rules: a wrong role is `Forbidden` (403); a resource that exists but is not the caller's
+//! is `NotFound` (404), exactly as if it did not exist, so ids cannot be probed.
 
-use oes_domain::exam::{Attempt, Exam};
+use std::collections::BTreeMap;
+
+use oes_domain::exam::{Attempt, AttemptSummary, Exam, QuestionId, ReviewShows, Window};
 use oes_domain::user::{Role, UserProfile};
 
 use crate::error::ExamError;
@@ -64,6 +66,46 @@ pub fn questions_of(caller: &UserProfile, exam: Option<Exam>) -> Result<Exam, Ex
     managed(caller, exam)
 }
 
+/// An exam open for attempts at `now`: inside its window (409 `exam_not_open` before it,
+/// `exam_closed` after it).
+pub fn open_for_attempts(exam: &Exam, now: i64) -> Result<(), ExamError> {
+    match exam.rules.window_at(now) {
+        Window::Open => Ok(()),
+        Window::NotOpen => Err(ExamError::conflict(
+            "exam_not_open",
+            "this exam does not take attempts yet (see its opens_at)",
+        )),
+        Window::Closed => Err(ExamError::conflict(
+            "exam_closed",
+            "this exam is closed (see its closes_at)",
+        )),
+    }
+}
+
+/// What its student sees of `attempt` at `now`: the result only once its review shows it, and
+/// whether each answer was right only if the review shows the answers. (Who manages the exam
+/// sees both as soon as it is submitted.)
+pub fn student_review(
+    mut attempt: Attempt,
+    now: i64,
+) -> (Attempt, Option<BTreeMap<QuestionId, bool>>) {
+    let shown = attempt.result.as_ref().and(attempt.review.shown_at(now));
+    let marks = (shown == Some(ReviewShows::Answers)).then(|| attempt.marks());
+    if shown.is_none() {
+        attempt.result = None;
+    }
+    (attempt, marks)
+}
+
+/// An entry of a student's own list as they see it at `now`: the result once its review shows
+/// it.
+pub fn student_summary(mut summary: AttemptSummary, now: i64) -> AttemptSummary {
+    if summary.review.shown_at(now).is_none() {
+        summary.result = None;
+    }
+    summary
+}
+
 /// An attempt only its student may work on.
 pub fn own_attempt(caller: &UserProfile, attempt: Option<Attempt>) -> Result<Attempt, ExamError> {
     match attempt {
@@ -75,7 +117,7 @@ pub fn own_attempt(caller: &UserProfile, attempt: Option<Attempt>) -> Result<Att
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oes_domain::exam::{ExamFields, ExamStatus};
+    use oes_domain::exam::{ExamFields, ExamRules, ExamStatus, ReviewFrom, ReviewPolicy};
     use oes_domain::user::{DisplayName, Email, UserId, UserStatus};
 
     fn user(role: Role) -> UserProfile {
@@ -174,6 +216,52 @@ mod tests {
             questions_of(&user(Role::Instructor), Some(exam)),
             Err(ExamError::NotFound)
         ));
+    }
+
+    #[test]
+    fn attempts_start_only_inside_the_window() {
+        let mut exam = exam_of(&user(Role::Instructor), ExamStatus::Published);
+        exam.rules.opens_at = Some(100);
+        exam.rules.closes_at = Some(200);
+        let code = |now| match open_for_attempts(&exam, now) {
+            Err(ExamError::Conflict { code, .. }) => code,
+            Err(other) => panic!("{other}"),
+            Ok(()) => "open",
+        };
+        assert_eq!(
+            [code(99), code(100), code(199), code(200)],
+            ["exam_not_open", "open", "open", "exam_closed"]
+        );
+    }
+
+    #[test]
+    fn a_finished_attempt_shows_its_student_what_its_review_allows() {
+        let mut exam = exam_of(&user(Role::Instructor), ExamStatus::Published);
+        exam.rules.closes_at = Some(1_000);
+        exam.rules.review = ReviewPolicy {
+            shows: ReviewShows::Answers,
+            from: ReviewFrom::Close,
+        };
+        let mut attempt = Attempt::start(&exam, &[], UserId::generate(), 0);
+        attempt.result = Some(attempt.grade(10));
+        let (before, marks) = student_review(attempt.clone(), 999);
+        assert_eq!((before.result, marks), (None, None));
+        assert_eq!(student_summary(attempt.summary(), 999).result, None);
+        let (after, marks) = student_review(attempt.clone(), 1_000);
+        assert_eq!(after.result, attempt.result);
+        assert_eq!(marks, Some(BTreeMap::new()));
+        assert_eq!(
+            student_summary(attempt.summary(), 1_000).result,
+            attempt.result
+        );
+
+        // By default: the score once submitted, not which answers were right.
+        let mut exam = exam_of(&user(Role::Instructor), ExamStatus::Published);
+        exam.rules = ExamRules::default();
+        let mut attempt = Attempt::start(&exam, &[], UserId::generate(), 0);
+        attempt.result = Some(attempt.grade(10));
+        let (shown, marks) = student_review(attempt.clone(), 10);
+        assert_eq!((shown.result, marks), (attempt.result, None));
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl From<AttemptConflict> for ExamError {
             AttemptConflict::NotSubmitted => {
                 Self::conflict("not_submitted", "this attempt has not been submitted yet")
             }
-            AttemptConflict::ConcurrentUpdate => Self::conflict(
+            AttemptConflict::ConcurrentUpdate | AttemptConflict::AnswersChanged => Self::conflict(
                 "concurrent_update",
                 "the attempt changed while this request was handled; read it again and retry",
             ),
@@ -105,6 +105,10 @@ impl From<AttemptConflict> for ExamError {
             AttemptConflict::AttemptInProgress => Self::conflict(
                 "attempt_in_progress",
                 "you already have an open attempt at this exam (see GET /me/attempts)",
+            ),
+            AttemptConflict::AttemptsExhausted => Self::conflict(
+                "attempts_exhausted",
+                "you have started as many attempts at this exam as it allows",
             ),
         }
     }

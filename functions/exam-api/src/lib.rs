@@ -6,15 +6,20 @@
 //!   `ExamStore` and `AttemptStore` ports, with reads cache-aside.
 //! - [`access`]: who may do what (403 for a wrong role, 404 for someone else's resource).
 //! - [`views`]: the JSON shapes (a student's question has no answer field).
+//! - [`paging`]: `?limit=` and `?cursor=` of the lists, and their signed cursors.
 //! - [`error`]: the domain error and its one mapping to an HTTP answer.
 //! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins.
-//! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
+//! - [`sweep`]: the attempt sweep (attempts close at their deadline) and its scheduled handler.
+//! - `main.rs`: wires the real adapters once and starts the Lambda runtime;
+//!   `bin/attempt-sweeper.rs` does the same for the sweep, run by a schedule.
 
 pub mod access;
 pub mod admin;
 pub mod error;
+pub mod paging;
 pub mod routes;
 pub mod service;
+pub mod sweep;
 pub mod views;
 
 pub use routes::{ExamApi, handle, routes};

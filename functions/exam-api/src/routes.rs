@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use oes_domain::clock::Clock;
 use oes_domain::exam::{
-    AttemptId, ExamFields, ExamId, QuestionFields, QuestionId, parse_description, parse_duration,
-    parse_pass_mark, parse_title,
+    AttemptCursor, AttemptId, ExamCursor, ExamFields, ExamId, ExamRules, QuestionFields,
+    QuestionId, ReviewPolicy, parse_description, parse_duration, parse_pass_mark, parse_time,
+    parse_title,
 };
 use oes_domain::pipeline::QueueAdmin;
 use oes_domain::security::JwtKeys;
@@ -21,19 +22,22 @@ use oes_runtime::http::{
 };
 use oes_runtime::session::Sessions;
 use oes_runtime::wiring::ApiAdapters;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::admin::{self, AdminService};
 use crate::error::ExamError;
-use crate::service::{ExamPatch, ExamService, MAX_PAGE, QuestionPatch};
+use crate::paging::{Cursors, List};
+use crate::service::{ExamPatch, ExamService, QuestionPatch};
 use crate::views;
 
 /// What exam-api needs, built once at init.
 pub struct ExamApi {
     /// Who is calling.
     pub sessions: Sessions,
+    /// The cursors of the lists (a key derived from the JWT secret).
+    pub cursors: Cursors,
     /// Exams, questions, attempts.
     pub exams: ExamService,
     /// Email pipeline operations.
@@ -44,6 +48,7 @@ impl ExamApi {
     /// exam-api over `adapters` (their queues serve the admin API of the email pipeline).
     pub fn new(adapters: &ApiAdapters, jwt: JwtKeys, clock: Arc<dyn Clock>) -> Self {
         Self {
+            cursors: Cursors::new(jwt.cursors().clone()),
             sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
             exams: ExamService::new(
                 adapters.exams.clone(),
@@ -218,10 +223,12 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
     let service = &api.exams;
     match route {
         Route::ListExams => {
-            let (limit, cursor) = page_query(request)?;
-            let (page, status) = service.list_published(limit, cursor.as_deref()).await?;
-            let exams: Vec<_> = page.exams.iter().map(views::exam).collect();
-            let body = json!({ "exams": exams, "next_cursor": page.next_cursor });
+            let list = List::Published;
+            let (limit, after) = api.cursors.query(request, list)?;
+            let (page, status) = service.list_published(limit, after.as_ref()).await?;
+            let body = api
+                .cursors
+                .answer(list, "exams", &page, views::exam, ExamCursor::after);
             Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
         Route::CreateExam => create_exam(service, &caller, request).await,
@@ -284,9 +291,15 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
             Ok(json(StatusCode::CREATED, &views::attempt_view(&attempt)))
         }
         Route::ExamResults => {
-            let results = service.results(&caller, ids.exam()?).await?;
-            let results: Vec<_> = results.iter().map(views::summary).collect();
-            Ok(json(StatusCode::OK, &json!({ "results": results })))
+            let list = List::Results(ids.exam()?);
+            let (limit, after) = api.cursors.query(request, list)?;
+            let page = service
+                .results(&caller, ids.exam()?, limit, after.as_ref())
+                .await?;
+            let body =
+                api.cursors
+                    .answer(list, "results", &page, views::summary, AttemptCursor::after);
+            Ok(json(StatusCode::OK, &body))
         }
         Route::GetAttempt => {
             let (attempt, status) = service.attempt(&caller, ids.attempt()?).await?;
@@ -304,15 +317,20 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::Submit => {
             let attempt = service.submit(&caller, ids.attempt()?).await?;
-            Ok(json(StatusCode::OK, &views::attempt(&attempt)))
+            Ok(json(StatusCode::OK, &views::attempt_view(&attempt)))
         }
         Route::MyAttempts => {
-            let (attempts, status) = service.my_attempts(&caller).await?;
-            let attempts: Vec<_> = attempts.iter().map(views::summary).collect();
-            Ok(with_cache_status(
-                json(StatusCode::OK, &json!({ "attempts": attempts })),
-                status,
-            ))
+            let list = List::AttemptsOf(&caller.id);
+            let (limit, after) = api.cursors.query(request, list)?;
+            let (page, status) = service.my_attempts(&caller, limit, after.as_ref()).await?;
+            let body = api.cursors.answer(
+                list,
+                "attempts",
+                &page,
+                views::summary,
+                AttemptCursor::after,
+            );
+            Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
     }
 }
@@ -325,6 +343,10 @@ struct CreateExamBody {
     description: String,
     duration_minutes: u64,
     pass_mark_percent: u64,
+    opens_at: Option<String>,
+    closes_at: Option<String>,
+    max_attempts: Option<u64>,
+    review: Option<ReviewPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +356,21 @@ struct ExamPatchBody {
     description: Option<String>,
     duration_minutes: Option<u64>,
     pass_mark_percent: Option<u64>,
+    /// `null` removes the opening.
+    #[serde(default, deserialize_with = "nullable")]
+    opens_at: Option<Option<String>>,
+    /// `null` removes the close.
+    #[serde(default, deserialize_with = "nullable")]
+    closes_at: Option<Option<String>>,
+    max_attempts: Option<u64>,
+    review: Option<ReviewPolicy>,
+}
+
+/// A field that may be `null`: `Some(None)` then, and `None` (by default) when absent.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    field: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(field).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -372,7 +409,14 @@ async fn create_exam(
         duration_minutes: parse_duration(body.duration_minutes)?,
         pass_mark_percent: parse_pass_mark(body.pass_mark_percent)?,
     };
-    let exam = service.create_exam(caller, fields).await?;
+    let defaults = ExamRules::default();
+    let rules = ExamRules {
+        opens_at: time(body.opens_at, "opens_at")?,
+        closes_at: time(body.closes_at, "closes_at")?,
+        max_attempts: body.max_attempts.map_or(defaults.max_attempts, attempts),
+        review: body.review.unwrap_or(defaults.review),
+    };
+    let exam = service.create_exam(caller, fields, rules).await?;
     Ok(json(StatusCode::CREATED, &views::exam(&exam)))
 }
 
@@ -386,28 +430,28 @@ fn exam_patch(body: ExamPatchBody) -> Result<ExamPatch, ApiError> {
             .transpose()?,
         duration_minutes: body.duration_minutes.map(parse_duration).transpose()?,
         pass_mark_percent: body.pass_mark_percent.map(parse_pass_mark).transpose()?,
+        opens_at: body.opens_at.map(|t| time(t, "opens_at")).transpose()?,
+        closes_at: body.closes_at.map(|t| time(t, "closes_at")).transpose()?,
+        max_attempts: body.max_attempts.map(attempts),
+        review: body.review,
     };
     if patch == ExamPatch::default() {
         return Err(ApiError::validation(
-            "give at least one of title, description, duration_minutes, pass_mark_percent",
+            "give at least one of title, description, duration_minutes, pass_mark_percent, \
+             opens_at, closes_at, max_attempts, review",
         ));
     }
     Ok(patch)
 }
 
-/// `?limit=` (1–100, default 20) and `?cursor=`.
-fn page_query(request: &Request) -> Result<(usize, Option<String>), ApiError> {
-    let query = request.query_string_parameters_ref();
-    let limit = match query.and_then(|q| q.first("limit")) {
-        None => 20,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::validation("limit: must be a number from 1 to 100"))?,
-    };
-    let cursor = query.and_then(|q| q.first("cursor")).map(str::to_owned);
-    Ok((limit, cursor))
+/// An optional RFC 3339 time of `field`, as epoch seconds.
+fn time(raw: Option<String>, field: &'static str) -> Result<Option<i64>, ApiError> {
+    Ok(raw.map(|t| parse_time(&t, field)).transpose()?)
+}
+
+/// A number of attempts (checked with the other rules: [`ExamRules::validated`]).
+fn attempts(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -4,32 +4,64 @@
 //! Reads that users repeat (an exam, its questions, the published list, an attempt, a student's
 //! attempts) go through [`CacheAside`]. Writes read the store, never the cache, write the store,
 //! then invalidate every key that can hold what changed.
+//!
+//! Lists (the published exams, a student's attempts, an exam's results) come a [`Page`] at a
+//! time, at most [`MAX_PAGE`] items, after a position (`ExamCursor`, `AttemptCursor`; the routes
+//! hand them to clients signed): the store reads one page and one item more, which tells whether
+//! more follow. Only first pages are cached (one per page size); a page after a position is read
+//! from the store every time, so paging cannot add cache entries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use oes_domain::cache::{CacheAside, CacheKey, CacheStatus};
-use oes_domain::clock::Clock;
+use oes_domain::clock::{Clock, rfc3339};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::exam::{
-    Attempt, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam, ExamCursor, ExamFields,
-    ExamId, ExamStatus, Question, QuestionFields, QuestionId, StudentQuestion, limits,
+    Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam,
+    ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields, QuestionId,
+    ReviewPolicy, StudentQuestion, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
 use oes_domain::producer::EmailProducer;
 use oes_domain::user::UserProfile;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::access;
 use crate::error::ExamError;
 
-/// One page of the published list, as cached.
+/// One page of a list, newest first, as cached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamPage {
-    /// Newest first.
-    pub exams: Vec<Exam>,
-    /// Where the next page starts (`None` on the last page).
-    pub next_cursor: Option<String>,
+pub struct Page<T> {
+    /// At most the page size.
+    pub items: Vec<T>,
+    /// Whether more items follow the last one.
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// The page of `limit` of `items`, read from the store with a limit of `limit + 1`: an item
+    /// beyond `limit` means more follow.
+    fn of(mut items: Vec<T>, limit: usize) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Self { items, more }
+    }
+
+    /// The item the next page starts after: the last one, if more follow it.
+    pub fn continues_after(&self) -> Option<&T> {
+        self.items.last().filter(|_| self.more)
+    }
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            more: false,
+        }
+    }
 }
 
 /// Changes to an exam's fields; `None` leaves a field as it is. Values are validated.
@@ -43,6 +75,14 @@ pub struct ExamPatch {
     pub duration_minutes: Option<u32>,
     /// New pass mark.
     pub pass_mark_percent: Option<u8>,
+    /// New opening: `Some(None)` removes it.
+    pub opens_at: Option<Option<i64>>,
+    /// New close: `Some(None)` removes it.
+    pub closes_at: Option<Option<i64>>,
+    /// New number of attempts per student.
+    pub max_attempts: Option<u32>,
+    /// New review policy.
+    pub review: Option<ReviewPolicy>,
 }
 
 /// Changes to a question; the merged question is validated as a whole.
@@ -70,11 +110,14 @@ pub struct ExamOutline {
 /// An attempt as its reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptView {
-    /// The attempt.
+    /// The attempt; for its student, without its result until its review shows it.
     pub attempt: Attempt,
     /// Its paper without the answers, in the paper's order: only for its student, and only
     /// while it is open (`None` otherwise).
     pub paper: Option<Vec<StudentQuestion>>,
+    /// Whether each answer was right, once submitted: for who manages the exam, and for its
+    /// student if and once its review shows the answers (`None` otherwise).
+    pub marks: Option<BTreeMap<QuestionId, bool>>,
 }
 
 /// The exam domain over its ports.
@@ -86,8 +129,16 @@ pub struct ExamService {
     clock: Arc<dyn Clock>,
 }
 
-/// Largest page of the published list.
+/// Largest page of a list.
 pub const MAX_PAGE: usize = 100;
+
+/// How many times a submit grades an attempt again when answers were saved between its read
+/// and its write, before it answers 409 `concurrent_update`.
+const REGRADES: usize = 3;
+
+/// The result email job recorded for an attempt closed at its deadline after its student's
+/// account was deleted: no email is queued for it.
+pub const NO_RECIPIENT: &str = "none";
 
 impl ExamService {
     /// The service over these ports.
@@ -115,41 +166,30 @@ impl ExamService {
         &self,
         caller: &UserProfile,
         fields: ExamFields,
+        rules: ExamRules,
     ) -> Result<Exam, ExamError> {
         access::may_author(caller)?;
-        let exam = Exam::draft(caller.id.clone(), fields, self.clock.now());
+        let exam = Exam {
+            rules: rules.validated()?,
+            ..Exam::draft(caller.id.clone(), fields, self.clock.now())
+        };
         self.exams.create_exam(&exam).await?;
         tracing::info!(exam_id = %exam.id, "exam created");
         Ok(exam)
     }
 
-    /// A page of published exams, newest first.
+    /// A page of published exams, newest first, after `after`; the first page is cached.
     pub async fn list_published(
         &self,
         limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(ExamPage, CacheStatus), ExamError> {
-        let after = cursor.map(ExamCursor::decode).transpose()?;
+        after: Option<&ExamCursor>,
+    ) -> Result<(Page<Exam>, Option<CacheStatus>), ExamError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let key = self.cache.keys().exam_list_page(limit, cursor);
-        let (page, status) = self
-            .cache
-            .get_or_load(&key, || async {
-                let mut exams = self.exams.list_published(limit + 1, after.as_ref()).await?;
-                let next_cursor = if exams.len() > limit {
-                    exams.truncate(limit);
-                    exams.last().map(|e| ExamCursor::after(e).encode())
-                } else {
-                    None
-                };
-                Ok::<_, StoreUnavailable>(Some(ExamPage { exams, next_cursor }))
-            })
-            .await?;
-        let page = page.unwrap_or(ExamPage {
-            exams: Vec::new(),
-            next_cursor: None,
-        });
-        Ok((page, status))
+        let first = after
+            .is_none()
+            .then(|| self.cache.keys().exam_list_page(limit));
+        self.page(first, limit, |n| self.exams.list_published(n, after))
+            .await
     }
 
     /// An exam, if the caller may see it, with the points of its questions (not the
@@ -188,6 +228,12 @@ impl ExamService {
         if let Some(percent) = patch.pass_mark_percent {
             exam.pass_mark_percent = percent;
         }
+        let rules = &mut exam.rules;
+        rules.opens_at = patch.opens_at.unwrap_or(rules.opens_at);
+        rules.closes_at = patch.closes_at.unwrap_or(rules.closes_at);
+        rules.max_attempts = patch.max_attempts.unwrap_or(rules.max_attempts);
+        rules.review = patch.review.unwrap_or(rules.review);
+        exam.rules = exam.rules.validated()?;
         exam.version = expected + 1;
         exam.updated_at = self.clock.now();
         self.exams.save_exam(&exam, expected).await?;
@@ -312,10 +358,12 @@ impl ExamService {
 
     // ---- attempts ---------------------------------------------------------------------
 
-    /// Starts an attempt at a published exam; its deadline is now + the exam's duration. A
-    /// student has at most one open attempt per exam: the store refuses the attempt
-    /// (`AttemptInProgress`, 409 `attempt_in_progress`) in the same conditional write that
-    /// creates it, so concurrent starts cannot both pass a check.
+    /// Starts an attempt at a published exam inside its window (409 `exam_not_open`,
+    /// `exam_closed` outside it); its deadline is now + the exam's duration, or the exam's close
+    /// if sooner. A student has at most one open attempt per exam, and starts at most the
+    /// exam's `max_attempts`: the store refuses the attempt (409 `attempt_in_progress`,
+    /// `attempts_exhausted`) in the same conditional write that creates it, so concurrent
+    /// starts cannot both pass a check.
     #[tracing::instrument(skip_all, fields(exam_id = %exam_id, user_id = %caller.id))]
     pub async fn start_attempt(
         &self,
@@ -325,9 +373,12 @@ impl ExamService {
         access::may_take_exams(caller)?;
         let exam = access::visible(caller, self.exams.get_exam(exam_id).await?)?;
         let now = self.clock.now();
+        access::open_for_attempts(&exam, now)?;
         let questions = self.exams.list_questions(exam_id).await?;
         let attempt = Attempt::start(&exam, &questions, caller.id.clone(), now);
-        self.attempts.create_attempt(&attempt).await?;
+        self.attempts
+            .create_attempt(&attempt, exam.rules.max_attempts)
+            .await?;
         self.cache
             .invalidate(&[self.cache.keys().user_exams(&caller.id)])
             .await;
@@ -336,6 +387,7 @@ impl ExamService {
         Ok(AttemptView {
             attempt,
             paper: Some(paper),
+            marks: None,
         })
     }
 
@@ -364,49 +416,45 @@ impl ExamService {
 
     /// Grades and closes the caller's attempt, and queues the "result available" email on the
     /// bulk lane. Idempotent: a second submit returns the same result, and queues the email
-    /// only if the first could not.
+    /// only if the first could not. The caller sees the result as the attempt's review allows.
     #[tracing::instrument(skip_all, fields(attempt_id = %id))]
-    pub async fn submit(&self, caller: &UserProfile, id: &AttemptId) -> Result<Attempt, ExamError> {
-        let mut attempt = access::own_attempt(caller, self.attempts.get_attempt(id).await?)?;
-        if attempt.status == AttemptStatus::InProgress {
-            let result = attempt.grade(self.clock.now());
-            let job = self.result_email(caller, &attempt, &result);
-            match self.attempts.submit(id, &result, &job.job_id).await {
-                Ok(()) => {
-                    tracing::info!(
-                        score = result.score,
-                        percent = result.percent,
-                        late = result.late,
-                        "attempt graded"
-                    );
-                    attempt.status = AttemptStatus::Submitted;
-                    attempt.result = Some(result);
-                    self.invalidate_attempt(&attempt).await;
-                    self.queue_result_email(id, job).await?;
-                    return Ok(attempt);
-                }
-                // Submitted meanwhile (a concurrent submit): answer with what was stored.
-                Err(StoreError::Conflict(AttemptConflict::AlreadySubmitted)) => {
-                    attempt = self
-                        .attempts
-                        .get_attempt(id)
-                        .await?
-                        .ok_or(ExamError::NotFound)?;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        if let (None, Some(result)) = (&attempt.result_email_job, &attempt.result) {
-            let job = self.result_email(caller, &attempt, result);
-            if self.attempts.claim_result_email(id, &job.job_id).await? {
-                self.queue_result_email(id, job).await?;
-            }
-        }
-        Ok(attempt)
+    pub async fn submit(
+        &self,
+        caller: &UserProfile,
+        id: &AttemptId,
+    ) -> Result<AttemptView, ExamError> {
+        let attempt = access::own_attempt(caller, self.attempts.get_attempt(id).await?)?;
+        let now = self.clock.now();
+        let (attempt, _) = self
+            .close(attempt, Some(caller), |attempt| attempt.grade(now))
+            .await?;
+        let (attempt, marks) = access::student_review(attempt, now);
+        Ok(AttemptView {
+            attempt,
+            paper: None,
+            marks,
+        })
+    }
+
+    /// Closes an attempt left open past its deadline, graded as of the deadline
+    /// ([`Attempt::grade_at_deadline`]), and queues its result email to `student`, the
+    /// attempt's student (`None`: their account is gone; the result is recorded without an
+    /// email). The path of a submit: whichever of the two comes second finds the attempt
+    /// submitted and only queues the result email if it is still missing. Returns the attempt
+    /// as stored, and whether this call closed it.
+    #[tracing::instrument(skip_all, fields(attempt_id = %attempt.id))]
+    pub async fn close_at_deadline(
+        &self,
+        attempt: Attempt,
+        student: Option<&UserProfile>,
+    ) -> Result<(Attempt, bool), ExamError> {
+        self.close(attempt, student, Attempt::grade_at_deadline)
+            .await
     }
 
     /// An attempt, for its student, the exam's owner, or an admin; its student sees its
-    /// paper (the questions without answers) while it is open.
+    /// paper (the questions without answers) while it is open, and its result as its review
+    /// allows.
     pub async fn attempt(
         &self,
         caller: &UserProfile,
@@ -427,42 +475,101 @@ impl ExamService {
             if !owner_or_admin {
                 return Err(ExamError::NotFound);
             }
+            // Who manages the exam sees everything once it is submitted.
+            let marks = attempt.result.is_some().then(|| attempt.marks());
+            let view = AttemptView {
+                attempt,
+                paper: None,
+                marks,
+            };
+            return Ok((view, status));
         }
-        let paper = if attempt.user_id == caller.id && attempt.is_open(self.clock.now()) {
+        let now = self.clock.now();
+        let paper = if attempt.is_open(now) {
             Some(self.paper(&attempt).await?)
         } else {
             None
         };
-        Ok((AttemptView { attempt, paper }, status))
+        let (attempt, marks) = access::student_review(attempt, now);
+        Ok((
+            AttemptView {
+                attempt,
+                paper,
+                marks,
+            },
+            status,
+        ))
     }
 
-    /// The caller's attempts, newest first.
+    /// The caller's attempts, newest first, each result shown as its review allows.
+    /// A page of them after `after`; the first page is cached.
     pub async fn my_attempts(
         &self,
         caller: &UserProfile,
-    ) -> Result<(Vec<AttemptSummary>, CacheStatus), ExamError> {
-        let key = self.cache.keys().user_exams(&caller.id);
-        let (attempts, status) = self
-            .cache
-            .get_or_load(&key, || async {
-                Ok::<_, StoreUnavailable>(Some(self.attempts.attempts_of_user(&caller.id).await?))
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<(Page<AttemptSummary>, Option<CacheStatus>), ExamError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let keys = self.cache.keys();
+        let first = after
+            .is_none()
+            .then(|| keys.user_exams_page(&caller.id, limit));
+        let (mut page, status) = self
+            .page(first, limit, |n| {
+                self.attempts.attempts_of_user(&caller.id, n, after)
             })
             .await?;
-        Ok((attempts.unwrap_or_default(), status))
+        let now = self.clock.now();
+        let attempts = std::mem::take(&mut page.items).into_iter();
+        page.items = attempts.map(|a| access::student_summary(a, now)).collect();
+        Ok((page, status))
     }
 
-    /// Every attempt at an exam, for its owner or an admin.
+    /// The attempts at an exam, for its owner or an admin: a page, newest first, after
+    /// `after` (not cached).
     pub async fn results(
         &self,
         caller: &UserProfile,
         exam_id: &ExamId,
-    ) -> Result<Vec<AttemptSummary>, ExamError> {
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Page<AttemptSummary>, ExamError> {
         let (exam, _) = self.cached_exam(exam_id).await?;
         access::managed(caller, exam)?;
-        Ok(self.attempts.attempts_of_exam(exam_id).await?)
+        let limit = limit.clamp(1, MAX_PAGE);
+        let (page, _) = self
+            .page(None, limit, |n| {
+                self.attempts.attempts_of_exam(exam_id, n, after)
+            })
+            .await?;
+        Ok(page)
     }
 
     // ---- helpers ----------------------------------------------------------------------
+
+    /// The page of `limit` that `read` gives (asked for one item more, see [`Page::of`]);
+    /// cached under `first` when it is the first page of its list. Pages after it are read from
+    /// the store every time: a cache entry per position would let clients add entries.
+    async fn page<T, Fut>(
+        &self,
+        first: Option<CacheKey>,
+        limit: usize,
+        read: impl FnOnce(usize) -> Fut,
+    ) -> Result<(Page<T>, Option<CacheStatus>), ExamError>
+    where
+        T: Serialize + DeserializeOwned,
+        Fut: Future<Output = Result<Vec<T>, StoreUnavailable>>,
+    {
+        let load = || async { Ok::<_, StoreUnavailable>(Page::of(read(limit + 1).await?, limit)) };
+        let Some(key) = first else {
+            return Ok((load().await?, None));
+        };
+        let (page, status) = self
+            .cache
+            .get_or_load(&key, || async { load().await.map(Some) })
+            .await?;
+        Ok((page.unwrap_or_default(), Some(status)))
+    }
 
     /// The questions of an exam, cache-aside (one entry, with the answers: strip them before
     /// they leave for anyone but who manages the exam).
@@ -526,23 +633,106 @@ impl ExamService {
             .await;
     }
 
+    /// Grades an attempt in progress with `grade` and submits it in the store (conditional on
+    /// it being in progress and its stored answers being those graded: answers saved meanwhile
+    /// are read and graded again), claiming its result email in the same write, then queues the
+    /// email. An attempt submitted already (before, or meanwhile by a concurrent close) is
+    /// answered as stored, and its result email queued if no job holds it. Returns whether this
+    /// call closed the attempt.
+    async fn close(
+        &self,
+        mut attempt: Attempt,
+        student: Option<&UserProfile>,
+        grade: impl Fn(&Attempt) -> AttemptResult,
+    ) -> Result<(Attempt, bool), ExamError> {
+        let id = attempt.id.clone();
+        let mut regrades = 0;
+        while attempt.status == AttemptStatus::InProgress {
+            let result = grade(&attempt);
+            let job = student.map(|student| self.result_email(student, &attempt, &result));
+            let job_id = job.as_ref().map_or(NO_RECIPIENT, |job| job.job_id.as_str());
+            // Conditional on the stored answers being those graded.
+            let submitted = self
+                .attempts
+                .submit(&id, &result, &attempt.answers, job_id)
+                .await;
+            match submitted {
+                Ok(()) => {
+                    tracing::info!(
+                        score = result.score,
+                        percent = result.percent,
+                        late = result.late,
+                        closed_by = ?result.closed_by,
+                        "attempt graded"
+                    );
+                    attempt.status = AttemptStatus::Submitted;
+                    attempt.result = Some(result);
+                    attempt.result_email_job = Some(job_id.to_owned());
+                    self.invalidate_attempt(&attempt).await;
+                    if let Some(job) = job {
+                        self.queue_result_email(&id, job).await?;
+                    }
+                    return Ok((attempt, true));
+                }
+                // Submitted meanwhile (a concurrent close): answer with what was stored. Or
+                // answers saved meanwhile: grade those stored (a few times at most).
+                Err(StoreError::Conflict(AttemptConflict::AlreadySubmitted)) => {
+                    attempt = self
+                        .attempts
+                        .get_attempt(&id)
+                        .await?
+                        .ok_or(ExamError::NotFound)?;
+                }
+                Err(StoreError::Conflict(AttemptConflict::AnswersChanged))
+                    if regrades < REGRADES =>
+                {
+                    regrades += 1;
+                    attempt = self
+                        .attempts
+                        .get_attempt(&id)
+                        .await?
+                        .ok_or(ExamError::NotFound)?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let (None, Some(result), Some(student)) =
+            (&attempt.result_email_job, &attempt.result, student)
+        {
+            let job = self.result_email(student, &attempt, result);
+            if self.attempts.claim_result_email(&id, &job.job_id).await? {
+                self.queue_result_email(&id, job).await?;
+            }
+        }
+        Ok((attempt, false))
+    }
+
     fn result_email(
         &self,
         caller: &UserProfile,
         attempt: &Attempt,
         result: &AttemptResult,
     ) -> EmailJob {
-        EmailJob::new(
-            caller.email.clone(),
-            EmailTemplate::ExamResult {
+        let template = match attempt.review.shown_at(result.submitted_at) {
+            Some(_) => EmailTemplate::ExamResult {
                 name: caller.name.as_str().to_owned(),
                 exam_title: attempt.exam_title.clone(),
                 score_percent: result.percent,
                 passed: result.passed,
                 attempt_id: attempt.id.to_string(),
             },
-            self.clock.now(),
-        )
+            // Its review shows nothing yet: the email confirms the submission only.
+            None => EmailTemplate::Generic {
+                subject: format!("Your answers to {} are submitted", attempt.exam_title),
+                text: format!(
+                    "Your answers to \"{}\" are submitted and recorded. Your result will be \
+                     available from {}.",
+                    attempt.exam_title,
+                    rfc3339(attempt.review.from.unwrap_or(result.submitted_at)),
+                ),
+            },
+        };
+        EmailJob::new(caller.email.clone(), template, self.clock.now())
     }
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a

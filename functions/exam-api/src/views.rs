@@ -22,6 +22,10 @@ pub fn exam(exam: &Exam) -> Value {
         "created_at": rfc3339(exam.created_at),
         "updated_at": rfc3339(exam.updated_at),
         "published_at": exam.published_at.map(rfc3339),
+        "opens_at": exam.rules.opens_at.map(rfc3339),
+        "closes_at": exam.rules.closes_at.map(rfc3339),
+        "max_attempts": exam.rules.max_attempts,
+        "review": exam.rules.review,
     })
 }
 
@@ -65,6 +69,7 @@ pub fn result(result: &AttemptResult) -> Value {
         "questions": result.questions,
         "submitted_at": rfc3339(result.submitted_at),
         "late": result.late,
+        "closed_by": result.closed_by,
     })
 }
 
@@ -81,17 +86,23 @@ pub fn attempt(attempt: &Attempt) -> Value {
         "question_ids": attempt.paper.iter().map(|p| &p.question_id).collect::<Vec<_>>(),
         "answers": attempt.answers,
         "result": attempt.result.as_ref().map(result),
+        "review": {
+            "shows": attempt.review.shows,
+            "from": attempt.review.from.map(rfc3339),
+        },
     })
 }
 
 /// An attempt with `questions`: its paper without answers while its student sits it, `null`
-/// otherwise (`POST /exams/{id}/attempts`, `GET /attempts/{id}`).
+/// otherwise; and `marks`: whether each answer was right, once its reader may see it, `null`
+/// otherwise (`POST /exams/{id}/attempts`, `GET /attempts/{id}`, `POST /attempts/{id}/submit`).
 pub fn attempt_view(view: &AttemptView) -> Value {
     let mut body = attempt(&view.attempt);
     body["questions"] = match &view.paper {
         Some(paper) => paper.iter().map(student_question).collect(),
         None => Value::Null,
     };
+    body["marks"] = json!(view.marks);
     body
 }
 

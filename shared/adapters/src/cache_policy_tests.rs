@@ -145,7 +145,7 @@ async fn a_loader_error_is_returned_and_nothing_is_cached() {
 async fn clear_all_makes_every_entry_miss() {
     let policy = policy();
     let exam = exam_key(&policy);
-    let page = policy.keys().exam_list_page(20, None);
+    let page = policy.keys().exam_list_page(20);
     let load = || async { Ok::<_, Infallible>(Some(1u8)) };
     let _ = policy.get_or_load(&exam, load).await;
     let _ = policy.get_or_load(&page, load).await;

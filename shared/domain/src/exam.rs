@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::user::{InvalidInput, UserId};
 
+mod cursor;
+mod rules;
+
+pub use cursor::{AttemptCursor, ExamCursor};
+pub use rules::{
+    AttemptReview, ExamRules, ReviewFrom, ReviewPolicy, ReviewShows, Window, parse_time,
+};
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -96,6 +104,8 @@ pub mod limits {
     pub const MAX_POINTS: u32 = 1_000;
     /// Most questions per exam (an attempt's paper must fit in one DynamoDB item).
     pub const MAX_QUESTIONS: u32 = 200;
+    /// Most attempts an exam can allow each student.
+    pub const MAX_ATTEMPTS: u32 = 100;
 }
 
 fn text(
@@ -196,6 +206,9 @@ pub struct Exam {
     /// Epoch seconds; set when first published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_at: Option<i64>,
+    /// Its window, attempts per student and review (the defaults for exams stored before them).
+    #[serde(default)]
+    pub rules: ExamRules,
 }
 
 impl Exam {
@@ -214,50 +227,13 @@ impl Exam {
             created_at: now,
             updated_at: now,
             published_at: None,
+            rules: ExamRules::default(),
         }
     }
 
     /// Whether it is published.
     pub fn is_published(&self) -> bool {
         self.status == ExamStatus::Published
-    }
-}
-
-/// Where the published list continues: after this exam (the list is newest first).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExamCursor {
-    /// `published_at` of the last exam of the previous page.
-    pub published_at: i64,
-    /// Its id (ties).
-    pub exam_id: ExamId,
-}
-
-impl ExamCursor {
-    /// The cursor after `exam` (which must be published).
-    pub fn after(exam: &Exam) -> Self {
-        Self {
-            published_at: exam.published_at.unwrap_or(exam.created_at),
-            exam_id: exam.id.clone(),
-        }
-    }
-
-    /// The opaque text clients pass back (`?cursor=`).
-    pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-    }
-
-    /// Decodes a cursor from a client.
-    pub fn decode(raw: &str) -> Result<Self, InvalidInput> {
-        use base64::Engine as _;
-        const INVALID: InvalidInput = InvalidInput::new("cursor", "is not a cursor from this API");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| INVALID)?;
-        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| INVALID)?;
-        ExamId::parse(cursor.exam_id.as_str()).ok_or(INVALID)?;
-        Ok(cursor)
     }
 }
 
@@ -394,6 +370,17 @@ pub enum AttemptStatus {
     Submitted,
 }
 
+/// What closed an attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBy {
+    /// Its student submitted it (results recorded before this field existed were all this).
+    #[default]
+    Student,
+    /// Its deadline: the student never submitted, and the attempt sweep closed it.
+    Deadline,
+}
+
 /// The graded outcome of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptResult {
@@ -415,6 +402,9 @@ pub struct AttemptResult {
     pub submitted_at: i64,
     /// Whether the submission came after the deadline (answers saved in time still count).
     pub late: bool,
+    /// What closed the attempt: its student's submit, or its deadline.
+    #[serde(default)]
+    pub closed_by: ClosedBy,
 }
 
 /// An attempt as stored.
@@ -432,7 +422,8 @@ pub struct Attempt {
     pub pass_mark_percent: u8,
     /// Epoch seconds.
     pub started_at: i64,
-    /// `started_at` + the exam's duration; no answer is saved after it.
+    /// `started_at` + the exam's duration, or the exam's close if sooner; no answer is saved
+    /// after it.
     pub deadline: i64,
     /// The questions as they were at the start.
     pub paper: Vec<PaperItem>,
@@ -447,6 +438,9 @@ pub struct Attempt {
     /// queueing fails, so a second submit can queue it and no two submits queue it twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_email_job: Option<String>,
+    /// What it shows its student once finished, and from when (the exam's, at the start).
+    #[serde(default)]
+    pub review: AttemptReview,
 }
 
 impl Attempt {
@@ -459,7 +453,7 @@ impl Attempt {
             user_id: user,
             pass_mark_percent: exam.pass_mark_percent,
             started_at: now,
-            deadline: now + i64::from(exam.duration_minutes) * 60,
+            deadline: exam.rules.deadline(now, exam.duration_minutes),
             paper: questions
                 .iter()
                 .map(|q| PaperItem {
@@ -473,6 +467,7 @@ impl Attempt {
             status: AttemptStatus::InProgress,
             result: None,
             result_email_job: None,
+            review: exam.rules.attempt_review(),
         }
     }
 
@@ -504,6 +499,17 @@ impl Attempt {
         Ok(checked)
     }
 
+    /// Grades the saved answers as of the deadline, for an attempt its student never submitted:
+    /// recorded as submitted at the deadline, by the deadline, and not late (the attempt was
+    /// open until then, so nothing was missed).
+    pub fn grade_at_deadline(&self) -> AttemptResult {
+        AttemptResult {
+            late: false,
+            closed_by: ClosedBy::Deadline,
+            ..self.grade(self.deadline)
+        }
+    }
+
     /// Grades the saved answers at `now`. Only answers saved before the deadline exist (saving
     /// is refused after it), so a late submission is graded on what was saved in time.
     pub fn grade(&self, now: i64) -> AttemptResult {
@@ -517,6 +523,7 @@ impl Attempt {
             questions: u32::try_from(self.paper.len()).unwrap_or(u32::MAX),
             submitted_at: now,
             late: now > self.deadline,
+            closed_by: ClosedBy::Student,
         };
         for item in &self.paper {
             result.max_score = result.max_score.saturating_add(item.points);
@@ -549,6 +556,7 @@ impl Attempt {
             started_at: self.started_at,
             deadline: self.deadline,
             result: self.result.clone(),
+            review: self.review,
         }
     }
 }
@@ -573,6 +581,9 @@ pub struct AttemptSummary {
     /// Set once submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<AttemptResult>,
+    /// What it shows its student once finished, and from when.
+    #[serde(default)]
+    pub review: AttemptReview,
 }
 
 #[cfg(test)]
@@ -679,6 +690,21 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_left_open_is_graded_as_of_its_deadline() {
+        let (mut attempt, ids) = attempt(50);
+        attempt.answers = [(ids[2].clone(), 2)].into();
+        let result = attempt.grade_at_deadline();
+        assert_eq!((result.score, result.percent), (3, 50));
+        assert_eq!(result.submitted_at, attempt.deadline);
+        assert!(!result.late);
+        assert_eq!(result.closed_by, ClosedBy::Deadline);
+        assert_eq!(
+            attempt.grade(attempt.deadline + 1).closed_by,
+            ClosedBy::Student
+        );
+    }
+
+    #[test]
     fn question_fields_are_validated() {
         let two = vec!["yes".to_owned(), "no".to_owned()];
         assert!(QuestionFields::parse("q", &two, 1, 5).is_ok());
@@ -688,16 +714,6 @@ mod tests {
         assert!(QuestionFields::parse("q", &two, 2, 5).is_err());
         assert!(QuestionFields::parse("q", &two, 0, 0).is_err());
         assert!(QuestionFields::parse("q", &["a".to_owned(), " ".to_owned()], 0, 1).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let mut exam = exam(50);
-        exam.published_at = Some(5);
-        let cursor = ExamCursor::after(&exam);
-        assert_eq!(ExamCursor::decode(&cursor.encode()), Ok(cursor));
-        assert!(ExamCursor::decode("not a cursor").is_err());
-        assert!(ExamCursor::decode("e30").is_err(), "{{}} is not a cursor");
     }
 
     #[test]

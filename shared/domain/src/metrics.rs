@@ -94,6 +94,8 @@ pub const LOGIN_FAILURES: Metric = count("LoginFailures");
 pub const STORE_LATENCY: Metric = millis("StoreLatency");
 /// A request refused by a rate limit (dimension `Rule`).
 pub const RATE_LIMITED: Metric = count("RateLimited");
+/// Attempts the attempt sweep closed at their deadline (their student never submitted).
+pub const ATTEMPTS_CLOSED: Metric = count("AttemptsClosed");
 
 /// Every metric, for the check that alarms only name metrics the code emits.
 pub const ALL: &[Metric] = &[
@@ -116,6 +118,7 @@ pub const ALL: &[Metric] = &[
     LOGIN_FAILURES,
     STORE_LATENCY,
     RATE_LIMITED,
+    ATTEMPTS_CLOSED,
 ];
 
 /// The namespace used when `OES_METRICS_NAMESPACE` is unset.

@@ -75,6 +75,19 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The mailbox the address reaches, for counting the emails sent to it: the address without
+    /// a `+tag` in its local part (`ada+1@x` and `ada+2@x` reach `ada@x` at most providers),
+    /// and, at Gmail, without dots (`a.da@gmail.com` is `ada@gmail.com`; `googlemail.com` is
+    /// `gmail.com`). Other providers' aliases are not modelled. Never stored, never sent to.
+    pub fn mailbox(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or(("", &self.0));
+        let local = local.split('+').next().unwrap_or_default();
+        match domain {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            _ => format!("{local}@{domain}"),
+        }
+    }
 }
 
 impl TryFrom<String> for Email {
@@ -203,6 +216,10 @@ impl fmt::Display for Role {
     }
 }
 
+/// How long an account waits for its address to be verified: past this it expires, and its
+/// address is free again (7 days; a verification link lasts a day, and may be sent again).
+pub const UNVERIFIED_ACCOUNT_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
 /// Whether the account's email address has been proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,6 +254,22 @@ pub struct User {
 }
 
 impl User {
+    /// When the account expires, if it does: an unverified one
+    /// [`UNVERIFIED_ACCOUNT_TTL_SECONDS`] after it was created. Stores treat an expired account
+    /// as absent (and delete it in time); proving the address removes the expiry.
+    pub fn expires_at(&self) -> Option<i64> {
+        (self.status == UserStatus::PendingVerification).then(|| {
+            self.created_at
+                .saturating_add(UNVERIFIED_ACCOUNT_TTL_SECONDS)
+        })
+    }
+
+    /// Whether the account has expired at `now`.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at()
+            .is_some_and(|expires_at| expires_at <= now)
+    }
+
     /// The part of the account that may be cached and shown: everything but the password hash.
     pub fn profile(&self) -> UserProfile {
         UserProfile {
@@ -278,6 +311,48 @@ mod tests {
     fn email_is_trimmed_and_lowercased() {
         let email = Email::parse("  Ada.Lovelace@Example.COM ").map(String::from);
         assert_eq!(email, Ok("ada.lovelace@example.com".to_owned()));
+    }
+
+    #[test]
+    fn tagged_and_dotted_aliases_share_a_mailbox() {
+        let mailbox = |raw: &str| Email::parse(raw).map(|email| email.mailbox());
+        for alias in [
+            "ada@example.com",
+            "Ada+1@Example.com",
+            "ada+a+b@example.com",
+        ] {
+            assert_eq!(mailbox(alias), Ok("ada@example.com".to_owned()), "{alias}");
+        }
+        assert_eq!(
+            mailbox("a.da@example.com"),
+            Ok("a.da@example.com".to_owned()),
+            "dots matter outside Gmail"
+        );
+        for alias in ["a.d.a+x@gmail.com", "ada@googlemail.com", "A.DA@Gmail.com"] {
+            assert_eq!(mailbox(alias), Ok("ada@gmail.com".to_owned()), "{alias}");
+        }
+        assert_ne!(mailbox("ada@example.org"), mailbox("ada@example.com"));
+    }
+
+    #[test]
+    fn only_unverified_accounts_expire() {
+        let mut user = User {
+            id: UserId::generate(),
+            email: Email::parse("ada@example.com").expect("valid"),
+            name: DisplayName::parse("Ada").expect("valid"),
+            password_hash: String::new(),
+            role: Role::Student,
+            status: UserStatus::PendingVerification,
+            token_version: 0,
+            created_at: 1_000,
+            updated_at: 1_000,
+        };
+        let end = 1_000 + UNVERIFIED_ACCOUNT_TTL_SECONDS;
+        assert_eq!(user.expires_at(), Some(end));
+        assert!(!user.is_expired(end - 1) && user.is_expired(end));
+        user.status = UserStatus::Active;
+        assert_eq!(user.expires_at(), None);
+        assert!(!user.is_expired(i64::MAX));
     }
 
     #[test]

@@ -141,6 +141,29 @@ impl ApiConfig {
     }
 }
 
+/// Configuration of the attempt sweeper: the table, the lanes its result emails go to, and the
+/// cache it invalidates. No signing key: it serves no request.
+#[derive(Debug, Clone)]
+pub struct SweeperConfig {
+    /// Table and queues.
+    pub resources: ResourceConfig,
+    /// Redis and the cache-aside policy (the keys a close invalidates).
+    pub cache: CacheConfig,
+}
+
+impl SweeperConfig {
+    /// The variables without which the sweeper does not start.
+    pub const REQUIRED: &[&str] = &["OES_TABLE", "OES_PRIORITY_QUEUE_URL", "OES_BULK_QUEUE_URL"];
+
+    /// Loads from `env`.
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: ResourceConfig::load(env)?,
+            cache: CacheConfig::load(env)?,
+        })
+    }
+}
+
 /// Where the cache is and how long things live in it.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -154,7 +177,8 @@ pub struct CacheConfig {
     pub prefix: String,
     /// TTLs in seconds, each at least 1: `OES_CACHE_TTL_EXAM_SECONDS` (default 7200),
     /// `OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS` (7200), `OES_CACHE_TTL_USER_PROFILE_SECONDS`
-    /// (3600), `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
+    /// (54, and a longer one is cut to 54: see [`oes_domain::cache::PROFILE_TTL_MAX`]),
+    /// `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
     /// (1800), `OES_CACHE_TTL_EXAM_LIST_SECONDS` (1800), `OES_CACHE_TTL_NEGATIVE_SECONDS` (30,
     /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, at least 1): the longest one Redis
     /// call may take before a read falls through to the store. The rest are the defaults of
@@ -454,6 +478,28 @@ mod tests {
                 .filter(|(k, _)| *k != skip)
                 .collect();
             let error = WorkerConfig::load(&env(&pairs)).expect_err("incomplete");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_sweeper_names_each_missing_variable_and_needs_no_signing_key() {
+        let complete = [
+            ("OES_TABLE", "t"),
+            ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+            ("OES_BULK_QUEUE_URL", "http://q/b"),
+        ];
+        SweeperConfig::load(&env(&complete)).expect("a complete environment loads");
+        for &skip in SweeperConfig::REQUIRED {
+            let pairs: Vec<_> = complete
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != skip)
+                .collect();
+            let error = SweeperConfig::load(&env(&pairs)).expect_err("incomplete");
             assert_eq!(
                 error.to_string(),
                 format!("missing environment variable {skip}")

@@ -1,6 +1,13 @@
 //! Who is calling: verifies a bearer token (signature, expiry, issuer, audience) and loads the
 //! caller's profile through the cache, refusing tokens whose version the user has moved past
 //! (password reset, role change). Shared by every API function.
+//!
+//! Revocation does not rest on the invalidation after the write, which may fail (Redis slow, its
+//! breaker open, `oesctl` outside the VPC): a profile is cached for at most
+//! [`PROFILE_TTL_MAX`](oes_domain::cache::PROFILE_TTL_MAX), under a minute with its jitter, so a
+//! token from before a reset or a role change is refused within a minute whatever became of the
+//! invalidation. That costs one store read per signed-in user per minute. A token newer than the
+//! cached profile is checked against the store itself, so the owner's new token works at once.
 
 use std::sync::Arc;
 
@@ -36,7 +43,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Sessions over these keys, accounts and cache. Profiles are cached for the cache's
-    /// user-profile TTL.
+    /// user-profile TTL, at most [`oes_domain::cache::PROFILE_TTL_MAX`].
     pub fn new(jwt: JwtKeys, users: Arc<dyn UserStore>, cache: CacheAside) -> Self {
         Self { jwt, users, cache }
     }
@@ -61,9 +68,11 @@ impl Sessions {
         {
             // Versions only grow, and this token was signed with a later one than the cached
             // profile holds: the account changed without the cache being told (an operator's
-            // `oesctl users set-role` cannot reach a cache inside the VPC). Read it again.
+            // `oesctl users set-role` cannot reach a cache inside the VPC, an invalidation
+            // failed). Read the store itself, since dropping the entry may fail again.
+            profile = self.users.get(&id).await?.map(|user| user.profile());
+            status = CacheStatus::Miss;
             self.invalidate(&id).await;
-            (profile, status) = self.profile(&id).await?;
         }
         match profile {
             Some(profile) if profile.token_version == claims.ver => {

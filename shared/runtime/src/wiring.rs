@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{ApiConfig, CacheConfig, Env, WorkerConfig};
+use crate::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
 use crate::rate_limit::RateLimiter;
 use oes_adapters::dynamo::{DynamoAttempts, DynamoExams, DynamoJobs, DynamoTokens, DynamoUsers};
 use oes_adapters::memory::{
@@ -52,8 +52,17 @@ impl ApiAdapters {
         clients: &oes_adapters::aws::AwsClients,
         config: &ApiConfig,
     ) -> Result<Self, redis::RedisError> {
-        let resources = &config.resources;
-        let redis = redis(&config.cache)?;
+        Self::aws_for(clients, &config.resources, &config.cache)
+    }
+
+    /// The real adapters for `resources`, reading through the cache `cache` configures (the
+    /// attempt sweeper, which has no [`ApiConfig`]). Must be called inside a Tokio runtime.
+    pub fn aws_for(
+        clients: &oes_adapters::aws::AwsClients,
+        resources: &ResourceConfig,
+        cache: &CacheConfig,
+    ) -> Result<Self, redis::RedisError> {
+        let redis = redis(cache)?;
         let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
             clients.dynamodb.clone(),
             &resources.table,
@@ -79,8 +88,8 @@ impl ApiAdapters {
             emails: producer(&queues, &jobs),
             queues,
             jobs,
-            limiter: RateLimiter::new(redis.clone(), &config.cache.prefix, &config.cache.settings),
-            cache: policy(redis, &config.cache),
+            limiter: RateLimiter::new(redis.clone(), &cache.prefix, &cache.settings),
+            cache: policy(redis, cache),
         })
     }
 

@@ -183,9 +183,9 @@ async fn invalidating_the_exam_list_drops_every_page_and_nothing_else(redis: Red
     let policy = policy(redis);
     let keys = policy.keys();
     let pages = [
-        keys.exam_list_page(20, None),
-        keys.exam_list_page(20, Some("cursor-2")),
-        keys.exam_list_page(5, None),
+        keys.exam_list_page(20),
+        keys.exam_list_page(5),
+        keys.exam_list_page(100),
     ];
     let exam = keys.exam(&ExamId::generate());
     let store = Store::with(Some("v1"));
@@ -236,7 +236,7 @@ async fn clear_all_makes_every_entry_miss_in_every_container(redis: Redis) {
     );
     let keys = [
         this.keys().exam(&ExamId::generate()),
-        this.keys().exam_list_page(20, None),
+        this.keys().exam_list_page(20),
         this.keys().user_exams(&UserId::generate()),
     ];
     let store = Store::with(Some("v1"));
@@ -258,7 +258,7 @@ async fn values_expire_with_the_ttl_of_their_kind_plus_jitter(redis: Redis) {
         policy.keys().exam(&ExamId::generate()),
         policy.keys().user_profile(&UserId::generate()),
         policy.keys().user_exams(&UserId::generate()),
-        policy.keys().exam_list_page(10, None),
+        policy.keys().exam_list_page(10),
     ];
     let store = Store::with(Some("{\"title\":\"Rust\"}"));
     let mut connection = connection(redis).await;

@@ -580,6 +580,44 @@ async fn the_published_list_pages_newest_first_without_gaps_or_duplicates() {
 }
 
 #[tokio::test]
+async fn the_attempt_lists_page_like_the_published_list() {
+    let w = world().await;
+    let p = &w.published;
+    for (path, field, caller) in [
+        (format!("/exams/{p}/results"), "results", &w.owner),
+        ("/me/attempts".to_owned(), "attempts", &w.student),
+    ] {
+        let (status, body) =
+            w.h.call("GET", &format!("{path}?limit=1"), None, caller)
+                .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(
+            body[field].as_array().map(Vec::len),
+            Some(1),
+            "{path}: {body}"
+        );
+        assert_eq!(body[field][0]["attempt_id"], w.attempt.as_str(), "{path}");
+        assert!(
+            body["next_cursor"].is_null(),
+            "one attempt, one page: {body}"
+        );
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=x",
+            "cursor=garbage",
+            "cursor=",
+        ] {
+            let (status, body) =
+                w.h.call("GET", &format!("{path}?{bad}"), None, caller)
+                    .await;
+            assert_eq!(status, 400, "{path}?{bad}: {body}");
+            assert_eq!(body["error"]["code"], "validation_error", "{path}?{bad}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn bad_exam_input_is_a_clear_400_and_never_a_500() {
     let w = world().await;
     let (p, a) = (&w.published, &w.attempt);
@@ -610,6 +648,53 @@ async fn bad_exam_input_is_a_clear_400_and_never_a_500() {
             owner,
         ),
         ("POST", "/exams".into(), json!({"title": "T"}), owner),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 1,
+                "opens_at": "2030-01-02T00:00:00Z", "closes_at": "2030-01-01T00:00:00Z"}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 1,
+                "opens_at": "tomorrow"}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 1,
+                "max_attempts": 0}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 1,
+                "max_attempts": 101}),
+            owner,
+        ),
+        (
+            "POST",
+            "/exams".into(),
+            json!({"title": "T", "duration_minutes": 5, "pass_mark_percent": 1,
+                "review": {"shows": "everything", "from": "submit"}}),
+            owner,
+        ),
+        (
+            "PATCH",
+            format!("/exams/{p}"),
+            json!({"review": {"shows": "score", "from": "close"}}),
+            owner,
+        ),
+        (
+            "PATCH",
+            format!("/exams/{p}"),
+            json!({"opens_at": 1_900_000_000}),
+            owner,
+        ),
         ("PATCH", format!("/exams/{p}"), json!({}), owner),
         (
             "PATCH",
@@ -715,4 +800,65 @@ async fn questions_are_listed_in_the_order_they_were_added() {
         .map(|q| q["question_id"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(listed, added);
+}
+
+#[tokio::test]
+async fn an_exams_rules_are_set_shown_changed_and_checked_as_a_whole() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let body = json!({
+        "title": "Rust", "duration_minutes": 30, "pass_mark_percent": 50,
+        "opens_at": "2030-01-01T09:00:00+01:00", "closes_at": "2030-01-01T10:00:00Z",
+        "max_attempts": 3, "review": {"shows": "answers", "from": "close"},
+    });
+    let (status, exam) = h.call("POST", "/exams", Some(&body), &owner).await;
+    assert_eq!(status, 201, "{exam}");
+    let id = exam["exam_id"].as_str().unwrap_or_default().to_owned();
+    let (_, read) = h.call("GET", &format!("/exams/{id}"), None, &owner).await;
+    for view in [&exam, &read] {
+        assert_eq!(view["opens_at"], "2030-01-01T08:00:00Z", "{view}");
+        assert_eq!(view["closes_at"], "2030-01-01T10:00:00Z", "{view}");
+        assert_eq!(view["max_attempts"], 3, "{view}");
+        assert_eq!(
+            view["review"],
+            json!({"shows": "answers", "from": "close"}),
+            "{view}"
+        );
+    }
+
+    // Results shown from the close need a close: removing it alone is refused, with the
+    // review it is not.
+    let path = format!("/exams/{id}");
+    let (status, refused) = h
+        .call("PATCH", &path, Some(&json!({"closes_at": null})), &owner)
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let change = json!({"closes_at": null, "opens_at": null, "max_attempts": 1,
+        "review": {"shows": "score", "from": "submit"}});
+    let (status, changed) = h.call("PATCH", &path, Some(&change), &owner).await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(
+        changed["opens_at"].is_null() && changed["closes_at"].is_null(),
+        "{changed}"
+    );
+    assert_eq!(changed["max_attempts"], 1);
+    assert_eq!(changed["title"], "Rust", "the other fields stay");
+
+    // By default: always open, one attempt, the score once submitted.
+    let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+    let (_, defaults) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+    assert_eq!(
+        (
+            &defaults["opens_at"],
+            &defaults["closes_at"],
+            &defaults["max_attempts"],
+            &defaults["review"]
+        ),
+        (
+            &Value::Null,
+            &Value::Null,
+            &json!(1),
+            &json!({"shows": "score", "from": "submit"})
+        )
+    );
 }

@@ -35,7 +35,7 @@ enum Op {
     ReadQuestions(usize, bool),
     ReadList(u8, u8),
     ReadAttempt(usize, bool),
-    ReadMyAttempts,
+    ReadMyAttempts(u8, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,7 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (i(), any::<bool>()).prop_map(|(e, s)| Op::ReadQuestions(e, s)),
         3 => (1u8..4, 0u8..3).prop_map(|(l, p)| Op::ReadList(l, p)),
         2 => (i(), any::<bool>()).prop_map(|(a, s)| Op::ReadAttempt(a, s)),
-        2 => Just(Op::ReadMyAttempts),
+        2 => (1u8..4, 0u8..3).prop_map(|(l, p)| Op::ReadMyAttempts(l, p)),
     ]
 }
 
@@ -233,8 +233,16 @@ impl World {
                         .await?;
                 }
             }
-            Op::ReadMyAttempts => {
-                self.compare("/me/attempts", student).await?;
+            Op::ReadMyAttempts(limit, pages) => {
+                let first = format!("/me/attempts?limit={limit}");
+                let mut path = first.clone();
+                for _ in 0..=pages {
+                    let page = self.compare(&path, student).await?;
+                    match page["next_cursor"].as_str() {
+                        Some(cursor) => path = format!("{first}&cursor={cursor}"),
+                        None => break,
+                    }
+                }
             }
         }
         Ok(())

@@ -11,10 +11,13 @@
 use oes_adapters::dynamo::{DynamoAttempts, DynamoExams};
 use oes_adapters::memory::{MemoryAttempts, MemoryExams};
 use oes_domain::exam::{
-    Answers, Attempt, AttemptId, AttemptResult, AttemptStatus, Exam, ExamCursor, ExamFields,
-    ExamId, ExamStatus, Question, QuestionFields, QuestionId,
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary,
+    ClosedBy, Exam, ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question,
+    QuestionFields, QuestionId, ReviewFrom, ReviewPolicy, ReviewShows, limits,
 };
-use oes_domain::ports::{AttemptConflict, AttemptStore, ExamConflict, ExamStore, StoreError};
+use oes_domain::ports::{
+    AttemptConflict, AttemptStore, DueAttempt, ExamConflict, ExamStore, StoreError,
+};
 use oes_domain::user::UserId;
 use oes_tests::TestEnv;
 
@@ -63,10 +66,19 @@ contract!(
     an_attempt_is_submitted_once,
     a_second_attempt_is_refused_while_one_is_open,
     both_lists_show_attempts_newest_first_and_follow_submission,
+    both_attempt_lists_page_newest_first_without_gaps_or_duplicates,
+    an_attempt_list_pages_on_where_it_stopped_when_attempts_start_between_pages,
     the_result_email_is_claimed_by_one_job_at_a_time,
+    a_student_starts_at_most_the_attempts_allowed,
+    a_submit_records_only_the_grade_of_the_answers_stored,
+    an_attempt_is_due_from_its_deadline_until_the_sweep_clears_it,
+    due_attempts_come_oldest_first_and_at_most_the_limit,
 );
 
 // ---- helpers ------------------------------------------------------------------------------
+
+/// The attempts allowed where the limit is not what a test is about.
+const ANY: u32 = limits::MAX_ATTEMPTS;
 
 fn draft(title: &str, now: i64) -> Exam {
     let fields = ExamFields {
@@ -135,6 +147,7 @@ fn result(submitted_at: i64) -> AttemptResult {
         questions: 2,
         submitted_at,
         late: false,
+        closed_by: ClosedBy::Student,
     }
 }
 
@@ -164,6 +177,15 @@ fn assert_not_found<T: std::fmt::Debug, C: std::fmt::Debug>(outcome: Result<T, S
 async fn an_exam_is_created_once_and_read_back(exams: &dyn ExamStore, _: &dyn AttemptStore) {
     let exam = Exam {
         description: "Ownership, borrowing\nand lifetimes".into(),
+        rules: ExamRules {
+            opens_at: Some(900),
+            closes_at: Some(5_000),
+            max_attempts: 3,
+            review: ReviewPolicy {
+                shows: ReviewShows::Answers,
+                from: ReviewFrom::Close,
+            },
+        },
         ..draft("Rust", 1_000)
     };
     exams.create_exam(&exam).await.expect("created");
@@ -545,7 +567,10 @@ async fn deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts
     let current = stored(exams, &exam.id).await;
     let student = UserId::generate();
     let attempt = attempt_at(&current, &[q1.clone(), q2], &student, 2_000);
-    attempts.create_attempt(&attempt).await.expect("started");
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
 
     exams.delete_exam(&exam.id).await.expect("deleted");
     assert_eq!(exams.get_exam(&exam.id).await.expect("read"), None);
@@ -571,11 +596,17 @@ async fn deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts
         Some(attempt.clone())
     );
     assert_eq!(
-        attempts.attempts_of_exam(&exam.id).await.expect("listed"),
+        attempts
+            .attempts_of_exam(&exam.id, 100, None)
+            .await
+            .expect("listed"),
         vec![attempt.summary()]
     );
     assert_eq!(
-        attempts.attempts_of_user(&student).await.expect("listed"),
+        attempts
+            .attempts_of_user(&student, 100, None)
+            .await
+            .expect("listed"),
         vec![attempt.summary()]
     );
     assert_not_found(exams.delete_exam(&exam.id).await);
@@ -601,7 +632,10 @@ async fn an_attempt_is_created_once_and_read_back(
 ) {
     let (exam, questions) = started_exam(exams).await;
     let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
-    attempts.create_attempt(&attempt).await.expect("started");
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
     let read = attempts
         .get_attempt(&attempt.id)
         .await
@@ -610,7 +644,7 @@ async fn an_attempt_is_created_once_and_read_back(
     assert_eq!(read, attempt);
     assert_eq!(read.paper.len(), 2);
     assert_conflict(
-        attempts.create_attempt(&attempt).await,
+        attempts.create_attempt(&attempt, ANY).await,
         AttemptConflict::AttemptExists,
     );
     assert_eq!(
@@ -628,7 +662,10 @@ async fn answers_are_saved_only_while_the_attempt_is_open(
 ) {
     let (exam, questions) = started_exam(exams).await;
     let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
-    attempts.create_attempt(&attempt).await.expect("started");
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
     let (one, two) = (&questions[0].id, &questions[1].id);
 
     let both = answers(&[(one, 2), (two, 0)]);
@@ -655,7 +692,7 @@ async fn answers_are_saved_only_while_the_attempt_is_open(
         );
     }
     attempts
-        .submit(&attempt.id, &result(2_100), "job-1")
+        .submit(&attempt.id, &result(2_100), &only_two, "job-1")
         .await
         .expect("submitted");
     assert_conflict(
@@ -678,7 +715,10 @@ async fn answers_are_saved_only_while_the_attempt_is_open(
 async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn AttemptStore) {
     let (exam, questions) = started_exam(exams).await;
     let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
-    attempts.create_attempt(&attempt).await.expect("started");
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
     let saved = answers(&[(&questions[0].id, 1)]);
     attempts
         .save_answers(&attempt.id, &saved, 2_050)
@@ -686,14 +726,14 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
         .expect("saved");
 
     attempts
-        .submit(&attempt.id, &result(2_100), "job-1")
+        .submit(&attempt.id, &result(2_100), &saved, "job-1")
         .await
         .expect("submitted");
     let submitted = Attempt {
         status: AttemptStatus::Submitted,
         result: Some(result(2_100)),
         result_email_job: Some("job-1".into()),
-        answers: saved,
+        answers: saved.clone(),
         ..attempt.clone()
     };
     assert_eq!(
@@ -706,7 +746,7 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
         ..result(2_200)
     };
     assert_conflict(
-        attempts.submit(&attempt.id, &second, "job-2").await,
+        attempts.submit(&attempt.id, &second, &saved, "job-2").await,
         AttemptConflict::AlreadySubmitted,
     );
     assert_eq!(
@@ -716,7 +756,7 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
     );
     assert_not_found(
         attempts
-            .submit(&AttemptId::generate(), &result(2_100), "job-3")
+            .submit(&AttemptId::generate(), &result(2_100), &saved, "job-3")
             .await,
     );
 }
@@ -736,32 +776,44 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
     let grace_x = attempt_at(&x, &x_questions, &grace, 250);
     let ada_x_new = attempt_at(&x, &x_questions, &ada, ada_x_old.deadline);
     for attempt in [&ada_x_old, &ada_x_new, &grace_x, &ada_y] {
-        attempts.create_attempt(attempt).await.expect("started");
+        attempts
+            .create_attempt(attempt, ANY)
+            .await
+            .expect("started");
     }
 
     let summaries = |list: &[&Attempt]| list.iter().map(|a| a.summary()).collect::<Vec<_>>();
     assert_eq!(
-        attempts.attempts_of_user(&ada).await.expect("listed"),
+        attempts
+            .attempts_of_user(&ada, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&ada_x_new, &ada_y, &ada_x_old])
     );
     assert_eq!(
-        attempts.attempts_of_exam(&x.id).await.expect("listed"),
+        attempts
+            .attempts_of_exam(&x.id, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&ada_x_new, &grace_x, &ada_x_old])
     );
     assert_eq!(
-        attempts.attempts_of_exam(&y.id).await.expect("listed"),
+        attempts
+            .attempts_of_exam(&y.id, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&ada_y])
     );
     assert_eq!(
         attempts
-            .attempts_of_user(&UserId::generate())
+            .attempts_of_user(&UserId::generate(), 100, None)
             .await
             .expect("listed"),
         vec![]
     );
 
     attempts
-        .submit(&ada_x_old.id, &result(1_400), "job-1")
+        .submit(&ada_x_old.id, &result(1_400), &Answers::new(), "job-1")
         .await
         .expect("submitted");
     let submitted = attempts
@@ -771,15 +823,24 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
         .expect("exists");
     assert_eq!(submitted.status, AttemptStatus::Submitted);
     assert_eq!(
-        attempts.attempts_of_user(&ada).await.expect("listed"),
+        attempts
+            .attempts_of_user(&ada, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&ada_x_new, &ada_y, &submitted])
     );
     assert_eq!(
-        attempts.attempts_of_exam(&x.id).await.expect("listed"),
+        attempts
+            .attempts_of_exam(&x.id, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&ada_x_new, &grace_x, &submitted])
     );
     assert_eq!(
-        attempts.attempts_of_user(&grace).await.expect("listed"),
+        attempts
+            .attempts_of_user(&grace, 100, None)
+            .await
+            .expect("listed"),
         summaries(&[&grace_x]),
         "another student's list is untouched"
     );
@@ -790,6 +851,129 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
     );
 }
 
+/// One of the two lists of attempts.
+#[derive(Debug, Clone, Copy)]
+enum AttemptList<'a> {
+    /// A student's.
+    Of(&'a UserId),
+    /// An exam's.
+    At(&'a ExamId),
+}
+
+/// A page of `list`: at most `limit`, after `after`.
+async fn page(
+    attempts: &dyn AttemptStore,
+    list: AttemptList<'_>,
+    limit: usize,
+    after: Option<&AttemptCursor>,
+) -> Vec<AttemptSummary> {
+    match list {
+        AttemptList::Of(user) => attempts.attempts_of_user(user, limit, after).await,
+        AttemptList::At(exam) => attempts.attempts_of_exam(exam, limit, after).await,
+    }
+    .expect("a page")
+}
+
+/// Pages of `limit` of `list`, each after the last attempt of the one before, up to the first
+/// empty one: their sizes, and their attempts in order.
+async fn every_page(
+    attempts: &dyn AttemptStore,
+    list: AttemptList<'_>,
+    limit: usize,
+) -> (Vec<usize>, Vec<AttemptSummary>) {
+    let (mut sizes, mut seen, mut cursor) = (Vec::new(), Vec::new(), None);
+    loop {
+        let page = page(attempts, list, limit, cursor.as_ref()).await;
+        sizes.push(page.len());
+        let Some(last) = page.last() else {
+            return (sizes, seen);
+        };
+        cursor = Some(AttemptCursor::after(last));
+        seen.extend(page);
+        assert!(sizes.len() < 50, "{list:?} does not end");
+    }
+}
+
+async fn both_attempt_lists_page_newest_first_without_gaps_or_duplicates(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let x = create_published(exams, "Rust", 5).await;
+    let ada = UserId::generate();
+    let (mut at_x, mut of_ada) = (Vec::new(), Vec::new());
+    // Start times of different lengths (9 < 10 as numbers, not as text), and ties (by id).
+    for (i, started_at) in [9, 10, 10, 10, 99, 100, 5_000].into_iter().enumerate() {
+        let by_anyone = attempt_at(&x, &[], &UserId::generate(), started_at);
+        attempts
+            .create_attempt(&by_anyone, ANY)
+            .await
+            .expect("started");
+        at_x.push(by_anyone.summary());
+        let elsewhere = create_published(exams, &format!("exam {i}"), 5).await;
+        let by_ada = attempt_at(&elsewhere, &[], &ada, started_at);
+        attempts
+            .create_attempt(&by_ada, ANY)
+            .await
+            .expect("started");
+        of_ada.push(by_ada.summary());
+    }
+    for (list, mut expected) in [
+        (AttemptList::At(&x.id), at_x),
+        (AttemptList::Of(&ada), of_ada),
+    ] {
+        expected.sort_by(|a, b| (b.started_at, &b.attempt_id).cmp(&(a.started_at, &a.attempt_id)));
+        let (sizes, seen) = every_page(attempts, list, 3).await;
+        assert_eq!(sizes, vec![3, 3, 1, 0], "{list:?}");
+        assert_eq!(seen, expected, "{list:?}: newest first, each once");
+        assert_eq!(page(attempts, list, 100, None).await, expected);
+        assert_eq!(page(attempts, list, 0, None).await, vec![]);
+    }
+}
+
+async fn an_attempt_list_pages_on_where_it_stopped_when_attempts_start_between_pages(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let x = create_published(exams, "Rust", 5).await;
+    let mut started = Vec::new();
+    for at in [100, 200, 300, 400, 500] {
+        let attempt = attempt_at(&x, &[], &UserId::generate(), at);
+        attempts
+            .create_attempt(&attempt, ANY)
+            .await
+            .expect("started");
+        started.push(attempt.summary());
+    }
+    started.reverse();
+    let list = AttemptList::At(&x.id);
+    let first = page(attempts, list, 2, None).await;
+    assert_eq!(first, started[..2]);
+
+    // Between pages, another attempt starts: it is newer than the first page.
+    let late = attempt_at(&x, &[], &UserId::generate(), 600);
+    attempts.create_attempt(&late, ANY).await.expect("started");
+    let (mut rest, mut cursor) = (Vec::new(), first.last().map(AttemptCursor::after));
+    while let Some(after) = cursor {
+        let next = page(attempts, list, 2, Some(&after)).await;
+        cursor = next.last().map(AttemptCursor::after);
+        rest.extend(next);
+    }
+    assert_eq!(rest, started[2..], "no attempt twice, none left out");
+    assert_eq!(page(attempts, list, 1, None).await, vec![late.summary()]);
+
+    // A cursor is a position: after one no attempt holds, the page starts there.
+    let between = AttemptCursor {
+        started_at: 250,
+        attempt_id: AttemptId::generate(),
+    };
+    let older: Vec<i64> = page(attempts, list, 10, Some(&between))
+        .await
+        .iter()
+        .map(|a| a.started_at)
+        .collect();
+    assert_eq!(older, vec![200, 100]);
+}
+
 async fn a_second_attempt_is_refused_while_one_is_open(
     exams: &dyn ExamStore,
     attempts: &dyn AttemptStore,
@@ -798,13 +982,13 @@ async fn a_second_attempt_is_refused_while_one_is_open(
     let other_exam = create_published(exams, "Go", 1_500).await;
     let ada = UserId::generate();
     let first = attempt_at(&exam, &questions, &ada, 2_000);
-    attempts.create_attempt(&first).await.expect("started");
+    attempts.create_attempt(&first, ANY).await.expect("started");
 
     // While it is open, a second start (a concurrent request, a second tab) is refused.
     for at in [2_000, 2_001, first.deadline - 1] {
         let second = attempt_at(&exam, &questions, &ada, at);
         assert_conflict(
-            attempts.create_attempt(&second).await,
+            attempts.create_attempt(&second, ANY).await,
             AttemptConflict::AttemptInProgress,
         );
         assert_eq!(
@@ -814,45 +998,65 @@ async fn a_second_attempt_is_refused_while_one_is_open(
         );
     }
     assert_eq!(
-        attempts.attempts_of_user(&ada).await.expect("listed").len(),
+        attempts
+            .attempts_of_user(&ada, 100, None)
+            .await
+            .expect("listed")
+            .len(),
         1
     );
     // Another student, or another exam, is not held up.
     let grace = attempt_at(&exam, &questions, &UserId::generate(), 2_001);
     attempts
-        .create_attempt(&grace)
+        .create_attempt(&grace, ANY)
         .await
         .expect("another student");
     let elsewhere = attempt_at(&other_exam, &[], &ada, 2_001);
     attempts
-        .create_attempt(&elsewhere)
+        .create_attempt(&elsewhere, ANY)
         .await
         .expect("another exam");
 
     // Past its deadline it no longer counts as open, submitted or not.
     let after_deadline = attempt_at(&exam, &questions, &ada, first.deadline);
     attempts
-        .create_attempt(&after_deadline)
+        .create_attempt(&after_deadline, ANY)
         .await
         .expect("the first attempt's time is up");
     // Submitting the old attempt late does not free the new one's place.
     attempts
-        .submit(&first.id, &result(first.deadline + 5), "job-1")
+        .submit(
+            &first.id,
+            &result(first.deadline + 5),
+            &Answers::new(),
+            "job-1",
+        )
         .await
         .expect("late submit");
     assert_conflict(
         attempts
-            .create_attempt(&attempt_at(&exam, &questions, &ada, first.deadline + 10))
+            .create_attempt(
+                &attempt_at(&exam, &questions, &ada, first.deadline + 10),
+                ANY,
+            )
             .await,
         AttemptConflict::AttemptInProgress,
     );
     // Submitting the open attempt frees it at once.
     attempts
-        .submit(&after_deadline.id, &result(first.deadline + 20), "job-2")
+        .submit(
+            &after_deadline.id,
+            &result(first.deadline + 20),
+            &Answers::new(),
+            "job-2",
+        )
         .await
         .expect("submitted");
     attempts
-        .create_attempt(&attempt_at(&exam, &questions, &ada, first.deadline + 30))
+        .create_attempt(
+            &attempt_at(&exam, &questions, &ada, first.deadline + 30),
+            ANY,
+        )
         .await
         .expect("started again after submitting");
 }
@@ -863,7 +1067,10 @@ async fn the_result_email_is_claimed_by_one_job_at_a_time(
 ) {
     let (exam, questions) = started_exam(exams).await;
     let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
-    attempts.create_attempt(&attempt).await.expect("started");
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
     let job = |attempts_read: Option<Attempt>| attempts_read.and_then(|a| a.result_email_job);
 
     assert_conflict(
@@ -871,7 +1078,7 @@ async fn the_result_email_is_claimed_by_one_job_at_a_time(
         AttemptConflict::NotSubmitted,
     );
     attempts
-        .submit(&attempt.id, &result(2_100), "job-1")
+        .submit(&attempt.id, &result(2_100), &Answers::new(), "job-1")
         .await
         .expect("submitted");
     assert!(
@@ -921,4 +1128,221 @@ async fn the_result_email_is_claimed_by_one_job_at_a_time(
     let absent = AttemptId::generate();
     assert_not_found(attempts.claim_result_email(&absent, "job-5").await);
     assert_not_found(attempts.release_result_email(&absent, "job-5").await);
+}
+
+async fn a_student_starts_at_most_the_attempts_allowed(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let ada = UserId::generate();
+    let none = Answers::new();
+
+    // Two allowed: two sittings, one after the other.
+    let first = attempt_at(&exam, &questions, &ada, 2_000);
+    attempts.create_attempt(&first, 2).await.expect("first");
+    attempts
+        .submit(&first.id, &result(2_100), &none, "job-1")
+        .await
+        .expect("submitted");
+    let second = attempt_at(&exam, &questions, &ada, 2_200);
+    attempts.create_attempt(&second, 2).await.expect("second");
+    // While it is open, a start is refused as in progress; once it is submitted, as exhausted.
+    let third = attempt_at(&exam, &questions, &ada, 2_300);
+    assert_conflict(
+        attempts.create_attempt(&third, 2).await,
+        AttemptConflict::AttemptInProgress,
+    );
+    attempts
+        .submit(&second.id, &result(2_400), &none, "job-2")
+        .await
+        .expect("submitted");
+    assert_conflict(
+        attempts.create_attempt(&third, 2).await,
+        AttemptConflict::AttemptsExhausted,
+    );
+    assert_eq!(attempts.get_attempt(&third.id).await.expect("read"), None);
+    assert_eq!(
+        attempts
+            .attempts_of_user(&ada, 10, None)
+            .await
+            .expect("listed")
+            .len(),
+        2,
+        "nothing of the refused attempt is stored"
+    );
+    // The limit is the exam's as it is at each start: raised, it lets one more in.
+    attempts
+        .create_attempt(&third, 3)
+        .await
+        .expect("a third, once allowed");
+
+    // An attempt left open past its deadline counts too; another student or exam does not.
+    let other = create_published(exams, "Go", 1_500).await;
+    let left_open = attempt_at(&other, &[], &ada, 2_000);
+    attempts
+        .create_attempt(&left_open, 1)
+        .await
+        .expect("started");
+    assert_conflict(
+        attempts
+            .create_attempt(&attempt_at(&other, &[], &ada, left_open.deadline), 1)
+            .await,
+        AttemptConflict::AttemptsExhausted,
+    );
+    attempts
+        .create_attempt(&attempt_at(&other, &[], &UserId::generate(), 2_000), 1)
+        .await
+        .expect("another student");
+}
+
+async fn a_submit_records_only_the_grade_of_the_answers_stored(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000);
+    attempts
+        .create_attempt(&attempt, ANY)
+        .await
+        .expect("started");
+    let graded = answers(&[(&questions[0].id, 1)]);
+    attempts
+        .save_answers(&attempt.id, &graded, 2_010)
+        .await
+        .expect("saved");
+    // Saved after the submit read and graded the attempt, before its write.
+    let stored = answers(&[(&questions[0].id, 1), (&questions[1].id, 1)]);
+    attempts
+        .save_answers(&attempt.id, &stored, 2_020)
+        .await
+        .expect("saved again");
+
+    for stale in [&graded, &Answers::new()] {
+        assert_conflict(
+            attempts
+                .submit(&attempt.id, &result(2_030), stale, "job-1")
+                .await,
+            AttemptConflict::AnswersChanged,
+        );
+    }
+    let unchanged = attempts
+        .get_attempt(&attempt.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (
+            unchanged.status,
+            unchanged.result,
+            unchanged.result_email_job
+        ),
+        (AttemptStatus::InProgress, None, None),
+        "a refused submit records nothing"
+    );
+    assert_eq!(unchanged.answers, stored);
+
+    attempts
+        .submit(&attempt.id, &result(2_040), &stored, "job-2")
+        .await
+        .expect("submitted on the answers stored");
+    let submitted = attempts
+        .get_attempt(&attempt.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (submitted.status, submitted.result, submitted.answers),
+        (AttemptStatus::Submitted, Some(result(2_040)), stored)
+    );
+}
+
+// ---- due attempts (the attempt sweep) -----------------------------------------------------
+
+async fn due(attempts: &dyn AttemptStore, now: i64, limit: usize) -> Vec<DueAttempt> {
+    attempts.due_attempts(now, limit).await.expect("listed")
+}
+
+async fn an_attempt_is_due_from_its_deadline_until_the_sweep_clears_it(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    // 30 minutes each: deadlines 3_900, 3_800, 3_800.
+    let mut started = Vec::new();
+    for at in [2_100, 2_000, 2_000] {
+        let attempt = attempt_at(&exam, &questions, &UserId::generate(), at);
+        attempts
+            .create_attempt(&attempt, ANY)
+            .await
+            .expect("started");
+        started.push(attempt);
+    }
+    let [late, early_a, early_b] = [0, 1, 2].map(|i| DueAttempt::of(&started[i]));
+    let mut early = vec![early_a.clone(), early_b.clone()];
+    early.sort();
+    assert_eq!(
+        due(attempts, 3_799, 10).await,
+        vec![],
+        "none before a deadline"
+    );
+    assert_eq!(
+        due(attempts, 3_800, 10).await,
+        early,
+        "due at the deadline itself, ties by id"
+    );
+    let all = [early.clone(), vec![late.clone()]].concat();
+    assert_eq!(due(attempts, 10_000, 10).await, all);
+
+    // A submit leaves the entry; the sweep clears it once it has settled the attempt.
+    attempts
+        .submit(
+            &early_a.attempt_id,
+            &result(3_700),
+            &Answers::new(),
+            "job-1",
+        )
+        .await
+        .expect("submitted");
+    assert_eq!(due(attempts, 10_000, 10).await, all);
+    attempts.clear_due(&early_a).await.expect("cleared");
+    attempts
+        .clear_due(&early_a)
+        .await
+        .expect("clearing it again does nothing");
+    assert_eq!(
+        due(attempts, 10_000, 10).await,
+        vec![early_b.clone(), late.clone()]
+    );
+
+    // A refused start puts no entry.
+    let again = attempt_at(&exam, &questions, &started[0].user_id, 2_200);
+    assert_conflict(
+        attempts.create_attempt(&again, ANY).await,
+        AttemptConflict::AttemptInProgress,
+    );
+    assert_eq!(due(attempts, 10_000, 10).await, vec![early_b, late]);
+}
+
+async fn due_attempts_come_oldest_first_and_at_most_the_limit(
+    exams: &dyn ExamStore,
+    attempts: &dyn AttemptStore,
+) {
+    let (exam, questions) = started_exam(exams).await;
+    // Twelve attempts, 10 s apart (their entries spread over the store's partitions).
+    let mut expected = Vec::new();
+    for i in 0..12 {
+        let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000 + i * 10);
+        attempts
+            .create_attempt(&attempt, ANY)
+            .await
+            .expect("started");
+        expected.push(DueAttempt::of(&attempt));
+    }
+    let first_deadline = expected[0].deadline;
+    assert_eq!(due(attempts, 10_000, 100).await, expected);
+    assert_eq!(due(attempts, 10_000, 5).await, expected[..5]);
+    // Six are due 55 s after the first deadline; the limit still holds.
+    assert_eq!(due(attempts, first_deadline + 55, 100).await, expected[..6]);
+    assert_eq!(due(attempts, first_deadline + 55, 4).await, expected[..4]);
 }

@@ -105,7 +105,7 @@ async fn every_http_fixture_is_handled_by_its_function() {
 }
 
 fn is_http(name: &str) -> bool {
-    !name.starts_with("sqs-")
+    !name.starts_with("sqs-") && !name.starts_with("schedule-")
 }
 
 /// The fixtures exam-api handles (the auth fixtures go to auth-api).
@@ -495,6 +495,47 @@ async fn every_exam_api_fixture_succeeds_with_a_real_token_of_a_caller_who_may_u
         }
     }
     assert!(seen >= 18, "only {seen} exam-api fixtures found");
+}
+
+/// The attempt sweeper's scheduled event, handed to its handler: an attempt left open past its
+/// deadline is closed, with its result email.
+#[tokio::test]
+async fn the_schedule_fixture_runs_a_sweep_that_closes_an_attempt_left_open() {
+    let text = fixtures()
+        .remove("schedule-attempt-sweep.json")
+        .expect("events/schedule-attempt-sweep.json");
+    let event: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(event["detail-type"], "Scheduled Event");
+
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    let (status, started) = h
+        .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    h.clock.advance(30 * 60);
+
+    // With the context's deadline a minute away, as Lambda gives it.
+    let mut context = lambda_http::Context::default();
+    context.deadline =
+        u64::try_from(oes_domain::clock::Clock::now(&SystemClock) + 60).unwrap_or(0) * 1_000;
+    let report = exam_api::sweep::handle(&h.sweeper, lambda_http::LambdaEvent::new(event, context))
+        .await
+        .unwrap_or_else(|e| panic!("the sweep failed: {e}"));
+    assert_eq!(report.closed, 1, "{report:?}");
+    let attempt = started["attempt_id"].as_str().unwrap_or_default();
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert_eq!(read["status"], "submitted", "{read}");
+    let queue = h.queue.as_ref().expect("in memory");
+    assert_eq!(
+        oes_tests::take_waiting(queue, 10).await.len(),
+        1,
+        "one result email"
+    );
 }
 
 fn sqs_event(name: &str) -> SqsEvent {

@@ -153,7 +153,64 @@ async fn sign_in_attempts_are_limited_per_account_and_address() {
 }
 
 #[tokio::test]
-async fn reset_emails_are_limited_per_address_the_same_whether_or_not_it_has_an_account() {
+async fn verification_emails_are_limited_per_mailbox_the_same_whether_or_not_it_has_an_account() {
+    use oes_domain::clock::{Clock, SystemClock};
+    use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+
+    let apis = oes_tests::in_memory_apis();
+    let now = SystemClock.now();
+    let pending = User {
+        id: UserId::generate(),
+        email: Email::parse("known@example.com").expect("valid"),
+        name: DisplayName::parse("K").expect("valid"),
+        password_hash: "not-used".into(),
+        role: Role::Student,
+        status: UserStatus::PendingVerification,
+        token_version: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    apis.users.create(&pending).await.expect("created");
+
+    let limit = auth_api::limits::EMAIL_PER_ADDRESS.max;
+    let mut answers = Vec::new();
+    for addresses in [
+        ["known@example.com", "Known+1@example.com"],
+        ["unknown@example.com", "unknown+1@Example.com"],
+    ] {
+        let mut statuses = Vec::new();
+        for n in 0..=limit {
+            // `+tag` and case variants reach the same mailbox and share its budget.
+            let email = addresses[usize::from(n % 2 == 1)];
+            let response = respond(
+                &apis.auth,
+                HOME,
+                "/auth/resend-verification",
+                &json!({ "email": email }),
+            )
+            .await;
+            statuses.push(read(&response).0);
+        }
+        answers.push(statuses);
+    }
+    let limit = usize::try_from(limit).expect("small");
+    assert_eq!(answers[0][..limit], vec![202; limit][..]);
+    assert_eq!(answers[0][limit], 429);
+    assert_eq!(
+        answers[0], answers[1],
+        "an address with an account answers exactly like one without"
+    );
+    let sent = oes_tests::take_waiting(&apis.queue, 100).await.len();
+    // The allowed requests alternate between the account's address and a `+tag` of it.
+    let to_the_account = (0..limit).filter(|n| n % 2 == 0).count();
+    assert_eq!(
+        sent, to_the_account,
+        "only the allowed requests for the account's own address queued an email"
+    );
+}
+
+#[tokio::test]
+async fn reset_emails_are_bounded_per_account_and_answered_the_same_whether_or_not_it_has_one() {
     let (service, queue) = in_memory_auth();
     let register = json!({"email": "known@example.com", "password": "correct horse", "name": "K"});
     assert_eq!(
@@ -162,10 +219,11 @@ async fn reset_emails_are_limited_per_address_the_same_whether_or_not_it_has_an_
     );
     let _verification = oes_tests::take_waiting(&queue, 10).await;
 
+    let bound = auth_api::limits::RESET_PER_ACCOUNT.max;
     let mut answers = Vec::new();
     for email in ["known@example.com", "unknown@example.com"] {
         let mut statuses = Vec::new();
-        for _ in 0..=auth_api::limits::EMAIL_PER_ADDRESS.max {
+        for _ in 0..bound + 3 {
             let response = respond(
                 &service,
                 HOME,
@@ -177,17 +235,18 @@ async fn reset_emails_are_limited_per_address_the_same_whether_or_not_it_has_an_
         }
         answers.push(statuses);
     }
-    let limit = usize::try_from(auth_api::limits::EMAIL_PER_ADDRESS.max).expect("small");
-    assert_eq!(answers[0][..limit], vec![202; limit][..]);
-    assert_eq!(answers[0][limit], 429);
+    assert!(
+        answers[0].iter().all(|s| *s == 202),
+        "a reset request past the bound is answered as any other: {answers:?}"
+    );
     assert_eq!(
         answers[0], answers[1],
         "an address with an account answers exactly like one without"
     );
     assert_eq!(
         oes_tests::take_waiting(&queue, 100).await.len(),
-        limit,
-        "only the allowed requests queued a reset email"
+        usize::try_from(bound).expect("small"),
+        "only the requests within the account's bound queued a reset email"
     );
 }
 

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use oes_adapters::resources::{QUEUES, TABLE, WORKER_TIMEOUT_SECONDS};
-use oes_runtime::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
+use oes_runtime::config::{
+    ApiConfig, CacheConfig, Env, ResourceConfig, SweeperConfig, WorkerConfig,
+};
 use yaml_rust2::{Yaml, YamlLoader};
 
 pub(crate) fn template() -> Yaml {
@@ -174,6 +176,7 @@ fn each_function_gets_every_variable_its_config_requires() {
     let cases = [
         ("AuthApiFunction", ApiConfig::REQUIRED),
         ("ExamApiFunction", exam_api.as_slice()),
+        ("AttemptSweeperFunction", SweeperConfig::REQUIRED),
         ("EmailWorkerFunction", WorkerConfig::REQUIRED),
     ];
     for (function, required) in cases {
@@ -314,6 +317,7 @@ fn env_json_gives_each_function_every_variable_its_config_requires() {
     for (function, required) in [
         ("AuthApiFunction", ApiConfig::REQUIRED.to_vec()),
         ("ExamApiFunction", exam_api),
+        ("AttemptSweeperFunction", SweeperConfig::REQUIRED.to_vec()),
         ("EmailWorkerFunction", WorkerConfig::REQUIRED.to_vec()),
     ] {
         assert!(
@@ -378,7 +382,7 @@ fn each_function_has_its_own_least_privilege_role() {
         .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
         .map(|(id, r)| (text(id), &r["Properties"]))
         .collect();
-    assert_eq!(functions.len(), 3);
+    assert_eq!(functions.len(), 4);
     for (function, properties) in functions {
         // A role SAM generates carries managed policies on Resource "*".
         assert!(
@@ -583,21 +587,27 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
     let template = template();
     let (user, email, token, job) = ("USER#u1", "EMAIL#ada@example.com", "TOKEN#ab12", "JOB#j1");
     let (exam, published, attempt) = ("EXAM#e1", "EXAMS#PUBLISHED", "ATTEMPT#a1");
-    let cases: [(&str, &[&str], &[&str]); 3] = [
+    let due = "DUE#3";
+    let cases: [(&str, &[&str], &[&str]); 4] = [
         (
             "AuthApiRole",
             &[user, email, token, job],
-            &[exam, published, attempt],
+            &[exam, published, attempt, due],
         ),
         (
             "ExamApiRole",
-            &[exam, published, attempt, user, job],
+            &[exam, published, attempt, user, job, due],
             &[token, email],
+        ),
+        (
+            "AttemptSweeperRole",
+            &[due, attempt, exam, user, job],
+            &[token, email, published],
         ),
         (
             "EmailWorkerRole",
             &[job],
-            &[user, email, token, exam, published, attempt],
+            &[user, email, token, exam, published, attempt, due],
         ),
     ];
     for (role_id, needs, denied) in cases {
@@ -631,5 +641,59 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
                 );
             }
         }
+    }
+}
+
+/// Item 14 of issue 12: the attempt sweeper is the exam-api crate's second binary, run every
+/// minute by a schedule, and reaches only what closing an attempt needs: no signing key, no
+/// priority lane, no dead-letter queue.
+#[test]
+fn the_attempt_sweeper_runs_every_minute_with_only_what_a_close_needs() {
+    let template = template();
+    let function = &template["Resources"]["AttemptSweeperFunction"];
+    assert_eq!(
+        text(&function["Metadata"]["BuildProperties"]["Binary"]),
+        "attempt-sweeper"
+    );
+    let properties = &function["Properties"];
+    let schedules: Vec<String> = properties["Events"]
+        .as_hash()
+        .expect("Events")
+        .values()
+        .filter(|event| text(&event["Type"]) == "Schedule")
+        .map(|event| text(&event["Properties"]["Schedule"]))
+        .collect();
+    assert_eq!(schedules, ["rate(1 minute)"]);
+    assert_eq!(
+        text(&properties["EventInvokeConfig"]["MaximumRetryAttempts"]),
+        "0",
+        "a failed run is not retried: the next run is its retry"
+    );
+
+    let statements = role_statements(resource(&template, "AttemptSweeperRole"));
+    let actions: BTreeSet<String> = statements
+        .iter()
+        .flat_map(|s| texts(&s["Action"]))
+        .collect();
+    for forbidden in [
+        "secretsmanager:GetSecretValue",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:Scan",
+    ] {
+        assert!(
+            !actions.contains(forbidden),
+            "the sweeper does not need {forbidden}"
+        );
+    }
+    assert!(allows(&statements, "sqs:SendMessage", "EmailBulkQueue.Arn"));
+    for queue in ["EmailPriorityQueue.Arn", "EmailDeadLetterQueue.Arn"] {
+        assert!(
+            !statements
+                .iter()
+                .any(|s| texts(&s["Resource"]).iter().any(|r| r == queue)),
+            "result emails go to the bulk lane only, not {queue}"
+        );
     }
 }

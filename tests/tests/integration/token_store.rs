@@ -1,6 +1,7 @@
 //! The contract of `TokenStore`, run against both implementations: a one-time token is taken at
 //! most once, only for one of its purposes, and comes back as it was stored (expired or not:
-//! expiry is the caller's check).
+//! expiry is the caller's check); a token stored by `replace` voids the one its user's last
+//! `replace` of the same purpose stored, and nothing else.
 //!
 //! - One async body per property, taking `&dyn TokenStore`.
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryTokens` and
@@ -52,6 +53,9 @@ contract!(
     a_token_comes_back_with_every_field_it_was_stored_with,
     an_expired_token_is_still_returned,
     an_unknown_token_is_not_found_and_tokens_are_taken_independently,
+    a_replacing_token_voids_the_one_it_replaces,
+    replacing_leaves_other_users_other_purposes_and_put_tokens_alone,
+    a_replaced_token_that_was_taken_or_expired_is_no_obstacle,
 );
 
 fn token(purpose: TokenPurpose) -> StoredToken {
@@ -221,4 +225,86 @@ async fn an_unknown_token_is_not_found_and_tokens_are_taken_independently(tokens
             .expect("read"),
         None
     );
+}
+
+/// Takes `token` for its own purpose: whether it was there.
+async fn taken(tokens: &dyn TokenStore, token: &StoredToken) -> bool {
+    let got = tokens
+        .take(&token.hash, &[token.purpose])
+        .await
+        .expect("read");
+    if let Some(got) = &got {
+        assert_eq!(got, token, "it comes back as it was stored");
+    }
+    got.is_some()
+}
+
+async fn a_replacing_token_voids_the_one_it_replaces(tokens: &dyn TokenStore) {
+    let first = token(TokenPurpose::PasswordReset);
+    let second = StoredToken {
+        user_id: first.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    let third = StoredToken {
+        user_id: first.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    for token in [&first, &second, &third] {
+        tokens.replace(token).await.expect("stored");
+    }
+    assert!(!taken(tokens, &first).await, "the first was replaced");
+    assert!(!taken(tokens, &second).await, "the second was replaced");
+    assert!(taken(tokens, &third).await, "the last one stored works");
+    assert!(!taken(tokens, &third).await, "once");
+}
+
+async fn replacing_leaves_other_users_other_purposes_and_put_tokens_alone(tokens: &dyn TokenStore) {
+    let mine = token(TokenPurpose::PasswordReset);
+    let put_before = StoredToken {
+        user_id: mine.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    let other_purpose = StoredToken {
+        user_id: mine.user_id.clone(),
+        ..token(TokenPurpose::VerifyEmail)
+    };
+    let other_user = token(TokenPurpose::PasswordReset);
+    tokens.put(&put_before).await.expect("stored");
+    for token in [&other_purpose, &other_user, &mine] {
+        tokens.replace(token).await.expect("stored");
+    }
+    let newer = StoredToken {
+        user_id: mine.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    tokens.replace(&newer).await.expect("stored");
+    assert!(!taken(tokens, &mine).await, "replaced by the newer one");
+    for kept in [&put_before, &other_purpose, &other_user, &newer] {
+        assert!(taken(tokens, kept).await, "{kept:?} is left alone");
+    }
+}
+
+async fn a_replaced_token_that_was_taken_or_expired_is_no_obstacle(tokens: &dyn TokenStore) {
+    let used = token(TokenPurpose::PasswordReset);
+    tokens.replace(&used).await.expect("stored");
+    assert!(taken(tokens, &used).await);
+    let expired = StoredToken {
+        user_id: used.user_id.clone(),
+        expires_at: 1,
+        ..token(TokenPurpose::PasswordReset)
+    };
+    tokens
+        .replace(&expired)
+        .await
+        .expect("stored after a taken one");
+    let fresh = StoredToken {
+        user_id: used.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    tokens
+        .replace(&fresh)
+        .await
+        .expect("stored after an expired one");
+    assert!(!taken(tokens, &expired).await);
+    assert!(taken(tokens, &fresh).await);
 }

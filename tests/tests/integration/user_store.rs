@@ -1,7 +1,8 @@
 //! The contract of `UserStore`, run against both implementations: unique email addresses, the
-//! updates and what each one changes, moves between addresses, deleting an account, and the
-//! writes made on a one-time link's behalf (a reset, a move), refused once the account is no
-//! longer as the link saw it.
+//! updates and what each one changes, moves between addresses, deleting an account, the writes
+//! made on a one-time link's behalf (a reset, a move), refused once the account is no longer as
+//! the link saw it, and unverified accounts: replaced in one step, absent once expired (before
+//! the store's TTL deletes them), kept for good once their address is proven.
 //!
 //! - One async body per property, taking `&dyn UserStore`.
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryUsers` and
@@ -12,8 +13,11 @@
 
 use oes_adapters::dynamo::DynamoUsers;
 use oes_adapters::memory::MemoryUsers;
+use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::ports::{LinkedState, StoreError, UserConflict, UserStore, UserUpdate};
-use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_domain::user::{
+    DisplayName, Email, Role, UNVERIFIED_ACCOUNT_TTL_SECONDS, User, UserId, UserStatus,
+};
 use oes_tests::TestEnv;
 
 macro_rules! contract {
@@ -59,11 +63,16 @@ contract!(
     an_account_whose_address_is_no_longer_its_own_is_not_deleted,
     a_reset_from_a_stale_link_state_is_refused,
     a_move_from_a_stale_link_state_is_refused,
+    an_expired_unverified_account_is_absent_and_its_address_free,
+    proving_the_address_keeps_the_account_and_its_address_for_good,
+    an_unverified_account_is_replaced_in_one_step_and_a_verified_one_is_not,
 );
 
 // ---- helpers ------------------------------------------------------------------------------
 
+/// A new unverified account (created now: it has not expired).
 fn user(email: &str) -> User {
+    let now = SystemClock.now();
     User {
         id: UserId::generate(),
         email: email_of(email),
@@ -72,8 +81,18 @@ fn user(email: &str) -> User {
         role: Role::Student,
         status: UserStatus::PendingVerification,
         token_version: 0,
-        created_at: 1,
-        updated_at: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// An unverified account that expired a minute ago.
+fn expired_user(email: &str) -> User {
+    let created_at = SystemClock.now() - UNVERIFIED_ACCOUNT_TTL_SECONDS - 60;
+    User {
+        created_at,
+        updated_at: created_at,
+        ..user(email)
     }
 }
 
@@ -608,4 +627,142 @@ async fn a_move_from_a_stale_link_state_is_refused(users: &dyn UserStore) {
         .change_email(&ada.id, &elsewhere, &state(&moved), 11)
         .await
         .expect("a link sent in the current state moves");
+}
+
+// ---- unverified accounts ------------------------------------------------------------------
+
+async fn an_expired_unverified_account_is_absent_and_its_address_free(users: &dyn UserStore) {
+    let now = SystemClock.now();
+    let squatter = expired_user("ada@example.com");
+    users
+        .create(&squatter)
+        .await
+        .expect("created (in the past)");
+    assert_eq!(stored(users, &squatter.id).await, None);
+    assert_eq!(owner_of(users, &squatter.email).await, None);
+    for update in [
+        UserUpdate::Name(name("Squatter")),
+        UserUpdate::Verified,
+        reset_from(state(&squatter)),
+        UserUpdate::Role(Role::Admin),
+    ] {
+        assert_not_found(users.update(&squatter.id, update, now).await);
+    }
+
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("the address is free");
+    assert_eq!(owner_of(users, &ada.email).await, Some(ada.clone()));
+    assert_eq!(stored(users, &squatter.id).await, None);
+
+    // An account can move to the address of one that expired, too.
+    let other = expired_user("other@example.com");
+    users.create(&other).await.expect("created (in the past)");
+    let moved = users
+        .change_email(&ada.id, &other.email, &state(&ada), now)
+        .await
+        .expect("moved to a free address");
+    assert_eq!(owner_of(users, &other.email).await, Some(moved));
+}
+
+async fn proving_the_address_keeps_the_account_and_its_address_for_good(users: &dyn UserStore) {
+    let ada = user("ada@example.com");
+    let grace = user("grace@example.com");
+    let hopper = user("hopper@example.com");
+    for account in [&ada, &grace, &hopper] {
+        users.create(account).await.expect("created");
+    }
+    let now = SystemClock.now();
+    users
+        .update(&ada.id, UserUpdate::Verified, now)
+        .await
+        .expect("verified");
+    users
+        .update(&grace.id, reset_from(state(&grace)), now)
+        .await
+        .expect("reset");
+    let moved = users
+        .change_email(
+            &hopper.id,
+            &email_of("hopper@new.example"),
+            &state(&hopper),
+            now,
+        )
+        .await
+        .expect("moved");
+
+    // Long after an unverified account would have expired:
+    let later = ada.created_at + 2 * UNVERIFIED_ACCOUNT_TTL_SECONDS;
+    for (account, email) in [
+        (&ada, &ada.email),
+        (&grace, &grace.email),
+        (&moved, &moved.email),
+    ] {
+        let renamed = users
+            .update(&account.id, UserUpdate::Name(name("Still here")), later)
+            .await;
+        assert!(renamed.is_ok(), "{email}: {renamed:?}");
+        let claim = User {
+            created_at: later,
+            updated_at: later,
+            ..user(email.as_str())
+        };
+        assert_conflict(users.create(&claim).await, UserConflict::EmailTaken);
+    }
+}
+
+async fn an_unverified_account_is_replaced_in_one_step_and_a_verified_one_is_not(
+    users: &dyn UserStore,
+) {
+    let squatter = user("ada@example.com");
+    users.create(&squatter).await.expect("created");
+    let ada = User {
+        name: name("The real Ada"),
+        password_hash: "$argon2id$ada".into(),
+        ..user("ada@example.com")
+    };
+    users
+        .replace_unverified(&squatter, &ada)
+        .await
+        .expect("replaced");
+    assert_eq!(
+        stored(users, &squatter.id).await,
+        None,
+        "the old account is gone"
+    );
+    assert_eq!(owner_of(users, &ada.email).await, Some(ada.clone()));
+    assert_not_found(users.update(&squatter.id, UserUpdate::Verified, 5).await);
+
+    // A replace from a stale read changes nothing.
+    let late = user("ada@example.com");
+    assert_conflict(
+        users.replace_unverified(&squatter, &late).await,
+        UserConflict::ConcurrentUpdate,
+    );
+    assert_eq!(stored(users, &late.id).await, None);
+    assert_eq!(owner_of(users, &ada.email).await, Some(ada.clone()));
+
+    // Nor does one of an account verified since it was read.
+    let verified = users
+        .update(&ada.id, UserUpdate::Verified, 6)
+        .await
+        .expect("verified");
+    assert_conflict(
+        users.replace_unverified(&ada, &late).await,
+        UserConflict::ConcurrentUpdate,
+    );
+    assert_eq!(stored(users, &late.id).await, None);
+    assert_eq!(owner_of(users, &ada.email).await, Some(verified));
+
+    // Nor one at another account's address.
+    let grace = user("grace@example.com");
+    users.create(&grace).await.expect("created");
+    let elsewhere = user("elsewhere@example.com");
+    users.create(&elsewhere).await.expect("created");
+    let intruder = user("grace@example.com");
+    assert_conflict(
+        users.replace_unverified(&elsewhere, &intruder).await,
+        UserConflict::ConcurrentUpdate,
+    );
+    assert_eq!(owner_of(users, &grace.email).await, Some(grace));
+    assert_eq!(stored(users, &elsewhere.id).await, Some(elsewhere));
 }

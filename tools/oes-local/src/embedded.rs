@@ -1,12 +1,13 @@
 //! The embedded mode: nothing to install. In-memory adapters, the in-memory twin of the queues
-//! drained by the real worker code (a poller per lane, as in AWS), and each email written to an
-//! outbox folder.
+//! drained by the real worker code (a poller per lane, as in AWS), each email written to an
+//! outbox folder, and the attempt sweep every few seconds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use email_worker::Worker;
 use exam_api::ExamApi;
+use exam_api::sweep::AttemptSweeper;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_adapters::outbox::OutboxMailer;
 use oes_domain::clock::{Clock, SystemClock};
@@ -49,7 +50,7 @@ pub fn random_secret() -> Secret {
 }
 
 /// Builds the functions over in-memory adapters, seeds the demo accounts, and starts the
-/// in-process worker.
+/// in-process worker and attempt sweep.
 pub async fn start(
     settings: Embedded,
     jwt: JwtSettings,
@@ -60,6 +61,7 @@ pub async fn start(
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
+    let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
     let worker_adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local")),
@@ -74,6 +76,7 @@ pub async fn start(
         Arc::new(SystemClock),
     );
     crate::pollers::spawn(&queues, &worker);
+    crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
     Ok(Arc::new(Functions { auth, exams }))
 }
 

@@ -9,6 +9,8 @@
 //!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
 //!   mapping does.
 //! - [`pollers`]: one poller per lane driving the worker, in either mode.
+//! - [`schedule`]: the attempt sweep every few seconds (EventBridge's schedule in AWS), in either
+//!   mode.
 //! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
 //! - [`fixtures`]: the `events/` fixtures, generated from one table (the `oes-events` binary).
 
@@ -17,6 +19,7 @@ pub mod event;
 pub mod fixtures;
 pub mod gateway;
 pub mod pollers;
+pub mod schedule;
 pub mod services;
 
 pub use gateway::{Functions, serve};

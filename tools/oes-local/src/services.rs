@@ -1,11 +1,13 @@
 //! The real-services mode: DynamoDB, SQS and SES v2 in the local emulator, Redis for the cache.
-//! Resources are provisioned (idempotently) from the same definitions as `template.yaml`, and
-//! one SQS poller per lane drives the worker as the Lambda event source mapping does.
+//! Resources are provisioned (idempotently) from the same definitions as `template.yaml`, one
+//! SQS poller per lane drives the worker as the Lambda event source mapping does, and the
+//! attempt sweep runs every few seconds as its schedule does.
 
 use std::sync::Arc;
 
 use email_worker::Worker;
 use exam_api::ExamApi;
+use exam_api::sweep::AttemptSweeper;
 use oes_adapters::aws::AwsClients;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::{Provisioned, provision};
@@ -29,7 +31,8 @@ pub struct Services {
     pub sender_email: String,
 }
 
-/// Provisions, builds the functions over the real adapters, and starts the pollers.
+/// Provisions, builds the functions over the real adapters, and starts the pollers and the
+/// attempt sweep.
 pub async fn start(
     settings: Services,
     jwt: JwtSettings,
@@ -50,6 +53,7 @@ pub async fn start(
     };
     let adapters = ApiAdapters::aws(&clients, &config)?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&config.jwt), Arc::new(SystemClock));
+    let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let queues = adapters.queues.clone();
     let auth = auth_api::wire(
         adapters,
@@ -72,5 +76,6 @@ pub async fn start(
         Arc::new(SystemClock),
     );
     crate::pollers::spawn(&queues, &worker);
+    crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
     Ok((Arc::new(Functions { auth, exams }), provisioned))
 }

@@ -206,9 +206,9 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             } else {
                 println!(
                     "REDIS_URL is not set, so no cached profile was dropped: tokens from before \
-                     keep working, with the old role, until the cached profile expires \
-                     (OES_CACHE_TTL_USER_PROFILE_SECONDS, default 1 h) or the user signs in \
-                     again. Run with the APIs' REDIS_URL (and REDIS_CLUSTER) to apply it at once."
+                     keep working, with the old role, until the cached profile expires (within \
+                     a minute). Run with the APIs' REDIS_URL (and REDIS_CLUSTER) to apply it at \
+                     once."
                 );
             }
         }

@@ -1,12 +1,16 @@
 //! [`DynamoAttempts`]: attempts and their lists by student and by exam (items in `schema`).
 //!
 //! An attempt and its two summaries are written in one transaction on create and on submit
-//! (conditional on the attempt being absent, in progress). The same transactions put and delete
-//! the student's open-attempt marker for the exam: a create is refused while another attempt's
-//! marker is there and before its deadline, so two concurrent starts open one attempt.
-//! `save_answers` and the result-email
-//! claim are single conditional updates that return the old item when refused, which tells
-//! "absent" from "closed" or "held".
+//! (conditional on the attempt being absent, in progress — and on submit, on its answers being
+//! those graded). The same transactions update the student's record at the exam: a create counts
+//! itself in and becomes the open attempt, refused while another attempt is open and before its
+//! deadline or once the exam's attempts are used up, so concurrent starts open one attempt and
+//! never more than allowed; a submit removes it as the open attempt. `save_answers` and the
+//! result-email claim are single conditional updates that return the old item when refused,
+//! which tells "absent" from "closed" or "held".
+//!
+//! The create transaction also puts the attempt's due entry; the sweep reads the due entries of
+//! every partition of the index and deletes each once it has settled the attempt.
 
 use std::collections::HashMap;
 
@@ -19,14 +23,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use oes_domain::exam::{
-    Answers, Attempt, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, ExamId,
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary,
+    ExamId,
 };
-use oes_domain::ports::{AttemptConflict, AttemptStore, StoreError, StoreUnavailable};
+use oes_domain::ports::{AttemptConflict, AttemptStore, DueAttempt, StoreError, StoreUnavailable};
 use oes_domain::user::UserId;
 
 use super::schema::{
-    AttemptItem, OpenAttemptItem, SUMMARY_PREFIX, SummaryItem, attempt_key, exam_pk,
-    open_attempt_key, user_pk,
+    AttemptItem, DUE_SHARDS, DueItem, SUMMARY_PREFIX, StudentRecordItem, SummaryItem, attempt_key,
+    due_before, due_key, due_pk, exam_pk, student_record_key, summary_key, user_pk,
 };
 use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value};
 
@@ -55,32 +60,71 @@ impl DynamoAttempts {
             .collect()
     }
 
-    /// The marker of `user`'s open attempt at `exam`, if there is one (it may be past its
-    /// deadline).
-    async fn open_attempt(
+    /// `user`'s record at `exam`, if they ever started an attempt there (its open attempt may
+    /// be past its deadline).
+    async fn student_record(
         &self,
         exam: &ExamId,
         user: &UserId,
-    ) -> Result<Option<OpenAttemptItem>, StoreUnavailable> {
+    ) -> Result<Option<StudentRecordItem>, StoreUnavailable> {
         self.table
-            .read(open_attempt_key(exam, user), "reading an open attempt")
+            .read(student_record_key(exam, user), "reading a student's record")
             .await
     }
 
-    /// The summaries in partition `pk`, newest first.
+    /// A page of the summaries in partition `pk`, newest first: at most `limit`, after `after`.
     async fn summaries(
         &self,
         pk: String,
+        limit: usize,
+        after: Option<&AttemptCursor>,
         context: &'static str,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
+        let start = after.map(|cursor| summary_key(pk.clone(), cursor));
         self.table
-            .query_prefix(pk, SUMMARY_PREFIX, true, context)
+            .query_page(pk, SUMMARY_PREFIX, true, limit, start, context)
             .await?
             .into_iter()
             .map(|item| {
                 from_item::<SummaryItem>(item, "decoding an attempt summary").map(|i| i.summary)
             })
             .collect()
+    }
+
+    /// The due entries of partition `shard` due at `now`, oldest first, at most `limit`.
+    async fn due_in(
+        &self,
+        shard: u32,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
+        const CONTEXT: &str = "listing due attempts";
+        let mut due = Vec::new();
+        let mut start = None;
+        while due.len() < limit {
+            let out = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":pk", s(due_pk(shard)))
+                .expression_attribute_values(":before", s(due_before(now)))
+                .limit(i32::try_from(limit - due.len()).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreUnavailable::new(CONTEXT, e))?;
+            for item in out.items.unwrap_or_default() {
+                due.push(from_item::<DueItem>(item, CONTEXT)?.due());
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        Ok(due)
     }
 
     /// A conditional update of the attempt.
@@ -147,19 +191,44 @@ fn status(value: AttemptStatus) -> Result<AttributeValue, StoreUnavailable> {
 #[async_trait]
 impl AttemptStore for DynamoAttempts {
     #[tracing::instrument(skip_all, fields(attempt_id = %attempt.id, exam_id = %attempt.exam_id))]
-    async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>> {
+    async fn create_attempt(
+        &self,
+        attempt: &Attempt,
+        max_attempts: u32,
+    ) -> Result<(), StoreError<AttemptConflict>> {
         for _ in 0..TRIES {
             let item = to_item(&AttemptItem::new(attempt.clone()), "encoding an attempt")?;
-            let marker = to_item(&OpenAttemptItem::new(attempt), "encoding an open attempt")?;
-            let now = HashMap::from([(":now".to_owned(), n(attempt.started_at))]);
+            // The student's record counts this attempt in and holds it as the open one: on
+            // condition that fewer than `max_attempts` were started and none is open.
+            let record = Update::builder()
+                .set_key(Some(student_record_key(&attempt.exam_id, &attempt.user_id)))
+                .update_expression(
+                    "SET #started = if_not_exists(#started, :zero) + :one, #attempt = :id, \
+                     #deadline = :deadline",
+                )
+                .condition_expression(
+                    "(attribute_not_exists(#started) OR #started < :max) \
+                     AND (attribute_not_exists(#deadline) OR #deadline <= :now)",
+                )
+                .expression_attribute_names("#started", "started")
+                .expression_attribute_names("#attempt", "attempt_id")
+                .expression_attribute_names("#deadline", "deadline")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max_attempts))
+                .expression_attribute_values(":id", s(attempt.id.as_str()))
+                .expression_attribute_values(":deadline", n(attempt.deadline))
+                .expression_attribute_values(":now", n(attempt.started_at));
             let mut items = vec![
                 self.table.put(item, only("attribute_not_exists(pk)"))?,
-                self.table.put(
-                    marker,
-                    Some(("attribute_not_exists(pk) OR deadline <= :now", now)),
-                )?,
+                self.table.update(record)?,
             ];
             items.extend(self.summary_puts(attempt)?);
+            let due = to_item(
+                &DueItem::new(&DueAttempt::of(attempt)),
+                "encoding a due attempt",
+            )?;
+            items.push(self.table.put(due, None)?);
             if self
                 .table
                 .transact(items, "creating an attempt")
@@ -171,12 +240,16 @@ impl AttemptStore for DynamoAttempts {
             if self.get_attempt(&attempt.id).await?.is_some() {
                 return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
             }
-            let open = self
-                .open_attempt(&attempt.exam_id, &attempt.user_id)
-                .await?
-                .is_some_and(|marker| marker.deadline > attempt.started_at);
-            if open {
-                return Err(StoreError::Conflict(AttemptConflict::AttemptInProgress));
+            let record = self
+                .student_record(&attempt.exam_id, &attempt.user_id)
+                .await?;
+            if let Some(record) = record {
+                if record.is_open(attempt.started_at) {
+                    return Err(StoreError::Conflict(AttemptConflict::AttemptInProgress));
+                }
+                if record.started >= max_attempts {
+                    return Err(StoreError::Conflict(AttemptConflict::AttemptsExhausted));
+                }
             }
         }
         Err(StoreError::Conflict(AttemptConflict::ConcurrentUpdate))
@@ -228,12 +301,16 @@ impl AttemptStore for DynamoAttempts {
         &self,
         id: &AttemptId,
         result: &AttemptResult,
+        graded: &Answers,
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>> {
         for _ in 0..TRIES {
             let mut attempt = self.get_attempt(id).await?.ok_or(StoreError::NotFound)?;
             if attempt.status != AttemptStatus::InProgress {
                 return Err(StoreError::Conflict(AttemptConflict::AlreadySubmitted));
+            }
+            if attempt.answers != *graded {
+                return Err(StoreError::Conflict(AttemptConflict::AnswersChanged));
             }
             attempt.status = AttemptStatus::Submitted;
             attempt.result = Some(result.clone());
@@ -242,28 +319,32 @@ impl AttemptStore for DynamoAttempts {
             let update = Update::builder()
                 .set_key(Some(attempt_key(id)))
                 .update_expression("SET #status = :submitted, #result = :result, #job = :job")
-                .condition_expression("#status = :open")
+                .condition_expression("#status = :open AND answers = :graded")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#result", "result")
                 .expression_attribute_names("#job", "result_email_job")
                 .expression_attribute_values(":submitted", status(AttemptStatus::Submitted)?)
                 .expression_attribute_values(":open", status(AttemptStatus::InProgress)?)
                 .expression_attribute_values(":result", to_value(result, "encoding a result")?)
+                .expression_attribute_values(":graded", to_value(graded, "encoding answers")?)
                 .expression_attribute_values(":job", s(email_job_id));
             let mut items = vec![self.table.update(update)?];
             items.extend(self.summary_puts(&attempt)?);
             // Frees the student's place, if this attempt holds it (a later attempt may hold it
-            // if this one is submitted after its deadline). Conditional: if a new attempt took
-            // the place meanwhile, the transaction is cancelled and read again.
-            let marker = self
-                .open_attempt(&attempt.exam_id, &attempt.user_id)
+            // if this one is submitted after its deadline); the count stays. Conditional: if a
+            // new attempt took the place meanwhile, the transaction is cancelled and read again.
+            let record = self
+                .student_record(&attempt.exam_id, &attempt.user_id)
                 .await?;
-            if marker.is_some_and(|m| m.attempt_id == *id) {
-                let held = HashMap::from([(":id".to_owned(), s(id.as_str()))]);
-                items.push(self.table.delete(
-                    open_attempt_key(&attempt.exam_id, &attempt.user_id),
-                    Some(("attempt_id = :id", held)),
-                )?);
+            if record.is_some_and(|r| r.attempt_id.as_ref() == Some(id)) {
+                let freed = Update::builder()
+                    .set_key(Some(student_record_key(&attempt.exam_id, &attempt.user_id)))
+                    .update_expression("REMOVE #attempt, #deadline")
+                    .condition_expression("#attempt = :id")
+                    .expression_attribute_names("#attempt", "attempt_id")
+                    .expression_attribute_names("#deadline", "deadline")
+                    .expression_attribute_values(":id", s(id.as_str()));
+                items.push(self.table.update(freed)?);
             }
             if self
                 .table
@@ -331,21 +412,53 @@ impl AttemptStore for DynamoAttempts {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(skip_all, fields(now = now))]
+    async fn due_attempts(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            due.extend(self.due_in(shard, now, limit).await?);
+        }
+        due.sort_unstable();
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    #[tracing::instrument(skip_all, fields(attempt_id = %due.attempt_id))]
+    async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .set_key(Some(due_key(due)))
+            .send()
+            .await
+            .map_err(|e| StoreUnavailable::new("clearing a due attempt", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, limit))]
     async fn attempts_of_user(
         &self,
         user: &UserId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
-        self.summaries(user_pk(user), "listing a student's attempts")
+        self.summaries(user_pk(user), limit, after, "listing a student's attempts")
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(exam_id = %exam))]
+    #[tracing::instrument(skip_all, fields(exam_id = %exam, limit))]
     async fn attempts_of_exam(
         &self,
         exam: &ExamId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
-        self.summaries(exam_pk(exam), "listing an exam's attempts")
+        self.summaries(exam_pk(exam), limit, after, "listing an exam's attempts")
             .await
     }
 }

@@ -10,7 +10,8 @@
 //! - `timing`: [`StoreTiming`], the SDK interceptor that times every call of the shared client.
 //!
 //! This module is the toolkit they all use: attribute values, (de)serialisation of items, the
-//! `Table` with its reads, transaction parts, transactions, prefix queries and batch deletes.
+//! `Table` with its reads, transaction parts, transactions, prefix queries, pages and batch
+//! deletes.
 //! What can only fail by the store being unreachable (or answering with an error) returns
 //! [`StoreUnavailable`], which `?` turns into any port's [`StoreError`].
 
@@ -243,9 +244,26 @@ impl Table {
         newest_first: bool,
         context: &'static str,
     ) -> Result<Vec<Item>, StoreUnavailable> {
+        self.query_page(pk, prefix, newest_first, usize::MAX, None, context)
+            .await
+    }
+
+    /// A page of partition `pk`: at most `limit` of the items whose sort key starts with
+    /// `prefix`, in key order (reversed if `newest_first`), after the key `after` (which need
+    /// not be an item's), strongly consistent. Each request asks only for what the page still
+    /// lacks, so no more than `limit` items are read.
+    async fn query_page(
+        &self,
+        pk: String,
+        prefix: &str,
+        newest_first: bool,
+        limit: usize,
+        after: Option<Item>,
+        context: &'static str,
+    ) -> Result<Vec<Item>, StoreUnavailable> {
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
+        let mut start = after;
+        while items.len() < limit {
             let out = self
                 .client
                 .query()
@@ -254,6 +272,7 @@ impl Table {
                 .expression_attribute_values(":pk", s(pk.as_str()))
                 .expression_attribute_values(":prefix", s(prefix))
                 .scan_index_forward(!newest_first)
+                .set_limit(i32::try_from(limit - items.len()).ok())
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -262,9 +281,10 @@ impl Table {
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(last) if !last.is_empty() => start = Some(last),
-                _ => return Ok(items),
+                _ => break,
             }
         }
+        Ok(items)
     }
 
     /// Deletes the items at `keys`, [`BATCH`] at a time (not atomically).

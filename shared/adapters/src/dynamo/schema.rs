@@ -4,10 +4,13 @@
 //!
 //! Items (timestamps in sort keys are 20 digits with the sign bit flipped, so text order is
 //! number order for every `i64`):
-//! - `USER#<id>` / `USER`: the account.
+//! - `USER#<id>` / `USER`: the account; while unverified, expired by the table's TTL
+//!   ([`User::expires_at`]).
 //! - `EMAIL#<address>` / `EMAIL`: claims an address for one account (uniqueness), written in the
-//!   same transaction as the account.
+//!   same transaction as the account, with the same TTL while the account has one.
 //! - `TOKEN#<sha256>` / `TOKEN`: a one-time token, removed by a conditional delete when used.
+//! - `USER#<id>` / `TOKEN#<purpose>`: the hash of the account's one valid token of that purpose
+//!   (password resets), swapped with the token in one transaction; expired with the token.
 //! - `JOB#<id>` / `JOB`: an email job record, expired by the table's TTL after the configured
 //!   retention.
 //! - `EXAM#<exam>` / `EXAM`: the exam.
@@ -18,24 +21,32 @@
 //!   [`ExamCursor::after`]). Queried newest first; the page after a cursor is the key condition
 //!   `sk < <cursor>`, which holds even if the cursor's exam has since left the list.
 //! - `ATTEMPT#<attempt>` / `ATTEMPT`: the attempt, with its paper and answers.
-//! - `EXAM#<exam>` / `OPEN#<user>`: the student's open attempt at the exam (its id and
-//!   deadline), put in the attempt's create transaction on condition that none is there or the
-//!   one there is past its deadline, and deleted in the transaction that submits it: one open
-//!   attempt per student and exam, however many starts race. Expired by the table's TTL at the
-//!   deadline.
+//! - `EXAM#<exam>` / `STUDENT#<user>`: the student's record at the exam — how many attempts they
+//!   started, and their open attempt (its id and deadline) if any —, updated in the attempt's
+//!   create transaction on condition that fewer than the exam's `max_attempts` were started and
+//!   no attempt is open or the open one is past its deadline; the transaction that submits the
+//!   attempt removes it as the open one. One open attempt per student and exam, and no more
+//!   than the allowed attempts, however many starts race. No TTL: it keeps the count.
 //! - `USER#<user>` / `ATTEMPT#<started_at>#<attempt>` and `EXAM#<exam>` /
 //!   `ATTEMPT#<started_at>#<attempt>`: the attempt's summary in the student's and the exam's
 //!   lists (these partitions also hold the account and the exam: every list query is
-//!   `begins_with(sk, ...)`).
+//!   `begins_with(sk, ...)`). Queried newest first, a page at a time (`Limit`); the page after a
+//!   cursor starts after its summary's key (`ExclusiveStartKey`).
+//! - `DUE#<shard>` / `<deadline>#<attempt>`: the attempt among the due attempts the sweep reads
+//!   (its id and deadline), put in the attempt's create transaction and deleted by the sweep once
+//!   the attempt is closed and its result email queued. The index is spread over [`DUE_SHARDS`]
+//!   partitions (`<shard>` is 0–7, from the last hex digit of the attempt id), so no one partition
+//!   takes every start; the sweep queries each with `sk < <now + 1>`, oldest deadline first.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use oes_domain::exam::{
-    Attempt, AttemptId, AttemptSummary, Exam, ExamCursor, ExamId, Question, QuestionId,
+    Attempt, AttemptCursor, AttemptId, AttemptSummary, Exam, ExamCursor, ExamId, Question,
+    QuestionId,
 };
-use oes_domain::ports::{JobRecord, StoredToken, TokenPurpose};
+use oes_domain::ports::{DueAttempt, JobRecord, StoredToken, TokenPurpose};
 use oes_domain::security::TokenHash;
 use oes_domain::user::{Email, User, UserId};
 
@@ -59,8 +70,11 @@ pub(super) const PUBLISHED: &str = "EXAMS#PUBLISHED";
 pub(super) const QUESTION_PREFIX: &str = "QUESTION#";
 /// Sort key prefix of an attempt summary in a student's or an exam's partition.
 pub(super) const SUMMARY_PREFIX: &str = "ATTEMPT#";
-/// Sort key prefix of a student's open attempt in an exam's partition.
-const OPEN_PREFIX: &str = "OPEN#";
+/// Sort key prefix of a student's record in an exam's partition.
+const STUDENT_PREFIX: &str = "STUDENT#";
+/// Partitions of the due attempts. Never lower it: the sweep would stop reading the entries in
+/// the partitions above.
+pub(super) const DUE_SHARDS: u32 = 8;
 
 /// The key of the item `pk` / `sk`.
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -107,6 +121,21 @@ fn token_pk(hash: &TokenHash) -> String {
 /// The key of a one-time token.
 pub(super) fn token_key(hash: &TokenHash) -> Item {
     key(token_pk(hash), TOKEN)
+}
+
+/// The sort key of an account's one valid token of `purpose`.
+fn latest_token_sk(purpose: TokenPurpose) -> String {
+    let name = match purpose {
+        TokenPurpose::VerifyEmail => "verify_email",
+        TokenPurpose::PasswordReset => "password_reset",
+        TokenPurpose::ChangeEmail => "change_email",
+    };
+    format!("{TOKEN}#{name}")
+}
+
+/// The key of `user`'s one valid token of `purpose`.
+pub(super) fn latest_token_key(user: &UserId, purpose: TokenPurpose) -> Item {
+    key(user_pk(user), latest_token_sk(purpose))
 }
 
 /// The key of an email job record.
@@ -160,18 +189,56 @@ pub(super) fn attempt_key(id: &AttemptId) -> Item {
     key(attempt_pk(id), ATTEMPT)
 }
 
-/// The key of `user`'s open attempt at `exam`.
-pub(super) fn open_attempt_key(exam: &ExamId, user: &UserId) -> Item {
-    key(exam_pk(exam), format!("{OPEN_PREFIX}{user}"))
+/// The key of `user`'s record at `exam`.
+pub(super) fn student_record_key(exam: &ExamId, user: &UserId) -> Item {
+    key(exam_pk(exam), format!("{STUDENT_PREFIX}{user}"))
 }
 
-/// The sort key of an attempt's summary in its lists.
-fn summary_sk(attempt: &AttemptSummary) -> String {
+/// The sort key of an attempt's summary in its lists (the attempt `cursor` points at).
+fn summary_sk(cursor: &AttemptCursor) -> String {
     format!(
         "{SUMMARY_PREFIX}{}#{}",
-        sortable(attempt.started_at),
-        attempt.attempt_id
+        sortable(cursor.started_at),
+        cursor.attempt_id
     )
+}
+
+/// The key, in the list partition `pk`, of the summary `cursor` points after: where the next
+/// page starts (`ExclusiveStartKey`).
+pub(super) fn summary_key(pk: String, cursor: &AttemptCursor) -> Item {
+    key(pk, summary_sk(cursor))
+}
+
+/// Partition `shard` of the due attempts.
+pub(super) fn due_pk(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
+/// The sort keys of the entries due at `now` (deadline ≤ `now`) are below this one.
+pub(super) fn due_before(now: i64) -> String {
+    sortable(now.saturating_add(1))
+}
+
+/// The partition and sort key of a due entry: the partition from the last hex digit of the
+/// attempt id (random in the UUIDs ids are).
+fn due_place(due: &DueAttempt) -> (String, String) {
+    let digit = due
+        .attempt_id
+        .as_str()
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(16))
+        .unwrap_or(0);
+    (
+        due_pk(digit % DUE_SHARDS),
+        format!("{}#{}", sortable(due.deadline), due.attempt_id),
+    )
+}
+
+/// The key of a due entry.
+pub(super) fn due_key(due: &DueAttempt) -> Item {
+    let (pk, sk) = due_place(due);
+    key(pk, sk)
 }
 
 /// `USER#<id>` / `USER`.
@@ -182,6 +249,9 @@ pub(super) struct UserItem {
     /// The account.
     #[serde(flatten)]
     pub(super) user: User,
+    /// The table's TTL, while the account is unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) expires_at: Option<i64>,
 }
 
 impl UserItem {
@@ -190,6 +260,7 @@ impl UserItem {
         Self {
             pk: user_pk(&user.id),
             sk: USER.into(),
+            expires_at: user.expires_at(),
             user,
         }
     }
@@ -202,15 +273,47 @@ pub(super) struct EmailItem {
     sk: String,
     /// The account the address belongs to.
     pub(super) user_id: UserId,
+    /// The table's TTL: the account's, while it is unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) expires_at: Option<i64>,
 }
 
 impl EmailItem {
-    /// The claim of `email` for `user_id`.
-    pub(super) fn new(email: &Email, user_id: UserId) -> Self {
+    /// The claim of `email` for `user_id`, expiring at `expires_at` if given.
+    pub(super) fn new(email: &Email, user_id: UserId, expires_at: Option<i64>) -> Self {
         Self {
             pk: email_pk(email),
             sk: EMAIL.into(),
             user_id,
+            expires_at,
+        }
+    }
+
+    /// The claim of `user`'s address, expiring with it.
+    pub(super) fn of(user: &User) -> Self {
+        Self::new(&user.email, user.id.clone(), user.expires_at())
+    }
+}
+
+/// `USER#<id>` / `TOKEN#<purpose>`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct LatestTokenItem {
+    pk: String,
+    sk: String,
+    /// The hash of the token (the key of its item); not `hash`, a reserved word.
+    pub(super) token_hash: String,
+    /// The table's TTL: the token's.
+    expires_at: i64,
+}
+
+impl LatestTokenItem {
+    /// The item naming `token` its user's one valid token of its purpose.
+    pub(super) fn new(token: &StoredToken) -> Self {
+        Self {
+            pk: user_pk(&token.user_id),
+            sk: latest_token_sk(token.purpose),
+            token_hash: token.hash.as_str().to_owned(),
+            expires_at: token.expires_at,
         }
     }
 }
@@ -341,29 +444,25 @@ impl AttemptItem {
     }
 }
 
-/// `EXAM#<exam>` / `OPEN#<user>`.
+/// `EXAM#<exam>` / `STUDENT#<user>`, as read back: it is written attribute by attribute by
+/// update expressions.
 #[derive(Serialize, Deserialize)]
-pub(super) struct OpenAttemptItem {
-    pk: String,
-    sk: String,
-    /// The open attempt.
-    pub(super) attempt_id: AttemptId,
-    /// Its deadline: after it, the marker holds nothing.
-    pub(super) deadline: i64,
-    /// The table's TTL: the deadline.
-    expires_at: i64,
+pub(super) struct StudentRecordItem {
+    /// Attempts the student started at the exam.
+    #[serde(default)]
+    pub(super) started: u32,
+    /// Their open attempt, until it is submitted.
+    #[serde(default)]
+    pub(super) attempt_id: Option<AttemptId>,
+    /// Its deadline: after it, the record holds no open attempt.
+    #[serde(default)]
+    pub(super) deadline: Option<i64>,
 }
 
-impl OpenAttemptItem {
-    /// The marker of `attempt`, open until its deadline.
-    pub(super) fn new(attempt: &Attempt) -> Self {
-        Self {
-            pk: exam_pk(&attempt.exam_id),
-            sk: format!("{OPEN_PREFIX}{}", attempt.user_id),
-            attempt_id: attempt.id.clone(),
-            deadline: attempt.deadline,
-            expires_at: attempt.deadline,
-        }
+impl StudentRecordItem {
+    /// Whether an attempt is open at `now` (in progress, before its deadline).
+    pub(super) fn is_open(&self, now: i64) -> bool {
+        self.attempt_id.is_some() && self.deadline.is_some_and(|deadline| deadline > now)
     }
 }
 
@@ -381,7 +480,7 @@ impl SummaryItem {
     /// `attempt`'s entries in the student's and the exam's lists.
     pub(super) fn lists(attempt: &Attempt) -> [Self; 2] {
         let summary = attempt.summary();
-        let sk = summary_sk(&summary);
+        let sk = summary_sk(&AttemptCursor::after(&summary));
         [
             Self {
                 pk: user_pk(&attempt.user_id),
@@ -394,5 +493,37 @@ impl SummaryItem {
                 summary,
             },
         ]
+    }
+}
+
+/// `DUE#<shard>` / `<deadline>#<attempt>`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct DueItem {
+    pk: String,
+    sk: String,
+    /// The attempt.
+    attempt_id: AttemptId,
+    /// Its deadline.
+    deadline: i64,
+}
+
+impl DueItem {
+    /// The item of `due`.
+    pub(super) fn new(due: &DueAttempt) -> Self {
+        let (pk, sk) = due_place(due);
+        Self {
+            pk,
+            sk,
+            attempt_id: due.attempt_id.clone(),
+            deadline: due.deadline,
+        }
+    }
+
+    /// The entry this item holds.
+    pub(super) fn due(self) -> DueAttempt {
+        DueAttempt {
+            deadline: self.deadline,
+            attempt_id: self.attempt_id,
+        }
     }
 }

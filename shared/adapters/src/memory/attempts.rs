@@ -1,49 +1,76 @@
 //! Attempts in a map, with the semantics and errors of [`crate::dynamo::DynamoAttempts`]; the
 //! lists by student and by exam are derived from it, newest `started_at` first, ties by id
-//! descending. The one open attempt per student and exam is checked under the map's lock (the
-//! DynamoDB adapter keeps a marker item for it).
+//! descending. The one open attempt per student and exam, and the number of attempts each
+//! student started at each exam, are checked under the map's lock (the DynamoDB adapter keeps a
+//! record item for them). The due attempts are a sorted set beside the map,
+//! filled under the map's lock when an attempt is created.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use oes_domain::exam::{
-    Answers, Attempt, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, ExamId,
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary,
+    ExamId,
 };
-use oes_domain::ports::{AttemptConflict, AttemptStore, StoreError, StoreUnavailable};
+use oes_domain::ports::{AttemptConflict, AttemptStore, DueAttempt, StoreError, StoreUnavailable};
 use oes_domain::user::UserId;
 
 use super::lock;
 
-/// Attempts in a map.
+/// Attempts in a map, and their due entries in a set (locked after the map when both are).
 #[derive(Default)]
-pub struct MemoryAttempts(Mutex<HashMap<AttemptId, Attempt>>);
+pub struct MemoryAttempts(
+    Mutex<HashMap<AttemptId, Attempt>>,
+    Mutex<BTreeSet<DueAttempt>>,
+);
 
 impl MemoryAttempts {
-    fn summaries(&self, keep: impl Fn(&Attempt) -> bool) -> Vec<AttemptSummary> {
+    /// The page of the attempts `keep` lists: at most `limit`, newest first, after `after`.
+    fn summaries(
+        &self,
+        keep: impl Fn(&Attempt) -> bool,
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Vec<AttemptSummary> {
         let attempts = lock(&self.0);
-        let mut listed: Vec<&Attempt> = attempts.values().filter(|a| keep(a)).collect();
+        let mut listed: Vec<&Attempt> = attempts
+            .values()
+            .filter(|a| keep(a))
+            .filter(|a| after.is_none_or(|c| (a.started_at, &a.id) < (c.started_at, &c.attempt_id)))
+            .collect();
         listed.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
-        listed.into_iter().map(Attempt::summary).collect()
+        listed
+            .into_iter()
+            .take(limit)
+            .map(Attempt::summary)
+            .collect()
     }
 }
 
 #[async_trait]
 impl AttemptStore for MemoryAttempts {
-    async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>> {
+    async fn create_attempt(
+        &self,
+        attempt: &Attempt,
+        max_attempts: u32,
+    ) -> Result<(), StoreError<AttemptConflict>> {
         let mut attempts = lock(&self.0);
         if attempts.contains_key(&attempt.id) {
             return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
         }
-        let open = attempts.values().any(|a| {
-            a.exam_id == attempt.exam_id
-                && a.user_id == attempt.user_id
-                && a.is_open(attempt.started_at)
-        });
-        if open {
+        let theirs: Vec<&Attempt> = attempts
+            .values()
+            .filter(|a| a.exam_id == attempt.exam_id && a.user_id == attempt.user_id)
+            .collect();
+        if theirs.iter().any(|a| a.is_open(attempt.started_at)) {
             return Err(StoreError::Conflict(AttemptConflict::AttemptInProgress));
         }
+        if theirs.len() >= usize::try_from(max_attempts).unwrap_or(usize::MAX) {
+            return Err(StoreError::Conflict(AttemptConflict::AttemptsExhausted));
+        }
         attempts.insert(attempt.id.clone(), attempt.clone());
+        lock(&self.1).insert(DueAttempt::of(attempt));
         Ok(())
     }
 
@@ -70,12 +97,16 @@ impl AttemptStore for MemoryAttempts {
         &self,
         id: &AttemptId,
         result: &AttemptResult,
+        graded: &Answers,
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let mut attempts = lock(&self.0);
         let attempt = attempts.get_mut(id).ok_or(StoreError::NotFound)?;
         if attempt.status != AttemptStatus::InProgress {
             return Err(StoreError::Conflict(AttemptConflict::AlreadySubmitted));
+        }
+        if attempt.answers != *graded {
+            return Err(StoreError::Conflict(AttemptConflict::AnswersChanged));
         }
         attempt.status = AttemptStatus::Submitted;
         attempt.result = Some(result.clone());
@@ -113,17 +144,39 @@ impl AttemptStore for MemoryAttempts {
         Ok(())
     }
 
+    async fn due_attempts(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
+        Ok(lock(&self.1)
+            .iter()
+            .take_while(|due| due.deadline <= now)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
+        lock(&self.1).remove(due);
+        Ok(())
+    }
+
     async fn attempts_of_user(
         &self,
         user: &UserId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
-        Ok(self.summaries(|a| &a.user_id == user))
+        Ok(self.summaries(|a| &a.user_id == user, limit, after))
     }
 
     async fn attempts_of_exam(
         &self,
         exam: &ExamId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
-        Ok(self.summaries(|a| &a.exam_id == exam))
+        Ok(self.summaries(|a| &a.exam_id == exam, limit, after))
     }
 }

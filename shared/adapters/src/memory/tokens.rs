@@ -1,4 +1,5 @@
-//! One-time tokens in a map: stored hashed, taken at most once.
+//! One-time tokens in a map: stored hashed, taken at most once; and, per user and purpose, the
+//! token `replace` stored last, which the next `replace` removes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,17 +7,37 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
+use oes_domain::user::UserId;
 
 use super::lock;
 
+#[derive(Default)]
+struct Tokens {
+    by_hash: HashMap<TokenHash, StoredToken>,
+    /// The token the last `replace` stored, per user and purpose.
+    latest: HashMap<(UserId, TokenPurpose), TokenHash>,
+}
+
 /// One-time tokens in a map.
 #[derive(Default)]
-pub struct MemoryTokens(Mutex<HashMap<TokenHash, StoredToken>>);
+pub struct MemoryTokens(Mutex<Tokens>);
 
 #[async_trait]
 impl TokenStore for MemoryTokens {
     async fn put(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
-        lock(&self.0).insert(token.hash.clone(), token.clone());
+        lock(&self.0)
+            .by_hash
+            .insert(token.hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn replace(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+        let mut tokens = lock(&self.0);
+        let slot = (token.user_id.clone(), token.purpose);
+        if let Some(replaced) = tokens.latest.insert(slot, token.hash.clone()) {
+            tokens.by_hash.remove(&replaced);
+        }
+        tokens.by_hash.insert(token.hash.clone(), token.clone());
         Ok(())
     }
 
@@ -26,8 +47,8 @@ impl TokenStore for MemoryTokens {
         purposes: &[TokenPurpose],
     ) -> Result<Option<StoredToken>, StoreUnavailable> {
         let mut tokens = lock(&self.0);
-        match tokens.get(hash) {
-            Some(token) if purposes.contains(&token.purpose) => Ok(tokens.remove(hash)),
+        match tokens.by_hash.get(hash) {
+            Some(token) if purposes.contains(&token.purpose) => Ok(tokens.by_hash.remove(hash)),
             _ => Ok(None),
         }
     }

@@ -1,10 +1,12 @@
 //! Accounts in a map, with the same guarantees as [`crate::dynamo::DynamoUsers`]: unique
-//! email addresses, moves between addresses, deletes that never free another account's address.
+//! email addresses, moves between addresses, deletes that never free another account's address,
+//! unverified accounts replaced in one step and absent once expired.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::ports::{
     LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
 };
@@ -18,6 +20,27 @@ struct UsersInner {
     by_email: HashMap<Email, UserId>,
 }
 
+impl UsersInner {
+    /// The account `id`, unless it has expired at `now`.
+    fn live(&self, id: &UserId, now: i64) -> Option<&User> {
+        self.by_id.get(id).filter(|user| !user.is_expired(now))
+    }
+
+    /// Whether `email` is claimed by an account that has not expired at `now`. An expired
+    /// account and its claim are dropped (as DynamoDB's TTL would, in time).
+    fn claimed(&mut self, email: &Email, now: i64) -> bool {
+        let Some(owner) = self.by_email.get(email).cloned() else {
+            return false;
+        };
+        if self.live(&owner, now).is_some() {
+            return true;
+        }
+        self.by_email.remove(email);
+        self.by_id.remove(&owner);
+        false
+    }
+}
+
 /// Accounts in a map.
 #[derive(Default)]
 pub struct MemoryUsers(Mutex<UsersInner>);
@@ -26,9 +49,31 @@ pub struct MemoryUsers(Mutex<UsersInner>);
 impl UserStore for MemoryUsers {
     async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
-        if inner.by_email.contains_key(&user.email) || inner.by_id.contains_key(&user.id) {
+        if inner.claimed(&user.email, user.created_at) || inner.by_id.contains_key(&user.id) {
             return Err(StoreError::Conflict(UserConflict::EmailTaken));
         }
+        inner.by_email.insert(user.email.clone(), user.id.clone());
+        inner.by_id.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>> {
+        let mut inner = lock(&self.0);
+        let still_pending = inner
+            .by_id
+            .get(&pending.id)
+            .is_some_and(|stored| stored.status == UserStatus::PendingVerification);
+        if !still_pending
+            || inner.by_email.get(&user.email) != Some(&pending.id)
+            || inner.by_id.contains_key(&user.id)
+        {
+            return Err(StoreError::Conflict(UserConflict::ConcurrentUpdate));
+        }
+        inner.by_id.remove(&pending.id);
         inner.by_email.insert(user.email.clone(), user.id.clone());
         inner.by_id.insert(user.id.clone(), user.clone());
         Ok(())
@@ -47,7 +92,7 @@ impl UserStore for MemoryUsers {
     }
 
     async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
-        Ok(lock(&self.0).by_id.get(id).cloned())
+        Ok(lock(&self.0).live(id, SystemClock.now()).cloned())
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
@@ -55,7 +100,7 @@ impl UserStore for MemoryUsers {
         Ok(inner
             .by_email
             .get(email)
-            .and_then(|id| inner.by_id.get(id))
+            .and_then(|id| inner.live(id, SystemClock.now()))
             .cloned())
     }
 
@@ -66,6 +111,9 @@ impl UserStore for MemoryUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
+        if inner.live(id, now).is_none() {
+            return Err(StoreError::NotFound);
+        }
         let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         match update {
             UserUpdate::Name(name) => user.name = name,
@@ -95,14 +143,14 @@ impl UserStore for MemoryUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         let mut inner = lock(&self.0);
-        let current = inner.by_id.get(id).ok_or(StoreError::NotFound)?;
+        let current = inner.live(id, now).ok_or(StoreError::NotFound)?;
         if !linked.holds_for(current) {
             return Err(StoreError::Conflict(UserConflict::LinkVoid));
         }
         if current.email == *new_email {
             return Ok(current.clone());
         }
-        if inner.by_email.contains_key(new_email) {
+        if inner.claimed(new_email, now) {
             return Err(StoreError::Conflict(UserConflict::EmailTaken));
         }
         let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;

@@ -17,9 +17,9 @@ pub enum CacheKind {
     UserProfile,
     /// One attempt and its result (`EXAM_RESULT`).
     ExamResult,
-    /// A user's attempts (`USER_EXAMS`).
+    /// The first page of a user's attempts, one field per page size (`USER_EXAMS`).
     UserExams,
-    /// The published exams, page by page (`ALL_EXAMS`).
+    /// The first page of the published exams, one field per page size (`ALL_EXAMS`).
     ExamList,
 }
 
@@ -80,6 +80,11 @@ impl CacheKey {
 /// The field of a single-valued entry (`g` holds the generation).
 const VALUE_FIELD: &str = "v";
 
+/// The field of the first page of `limit` items of a list.
+fn page_field(limit: usize) -> String {
+    format!("p:{limit}")
+}
+
 /// Where a [`CacheKey`] lives in Redis, in one namespace version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -126,20 +131,26 @@ impl CacheKeys {
         CacheKey::single(CacheKind::ExamResult, id)
     }
 
-    /// A user's attempts (`GET /me/attempts`).
+    /// A user's attempts (`GET /me/attempts`), for invalidation: every cached page of them.
     pub fn user_exams(&self, id: &UserId) -> CacheKey {
         CacheKey::single(CacheKind::UserExams, id)
     }
 
-    /// One page of the published exams (`GET /exams?limit=&cursor=`). All pages are fields of one
-    /// entry, so invalidating the list (or any page of it) drops every page at once.
-    pub fn exam_list_page(&self, limit: usize, cursor: Option<&str>) -> CacheKey {
-        let field = match cursor {
-            None => format!("p:{limit}"),
-            Some(cursor) => format!("p:{limit}:{cursor}"),
-        };
+    /// The first page of `limit` of a user's attempts (`GET /me/attempts?limit=`): a field of
+    /// [`Self::user_exams`]' entry, so invalidating it drops every page size at once.
+    pub fn user_exams_page(&self, id: &UserId, limit: usize) -> CacheKey {
         CacheKey {
-            field,
+            field: page_field(limit),
+            ..self.user_exams(id)
+        }
+    }
+
+    /// The first page of `limit` of the published exams (`GET /exams?limit=`). All page sizes
+    /// are fields of one entry, so invalidating the list drops them all at once. Pages after the
+    /// first (`?cursor=`) have no key: they are never cached, so no client can add fields.
+    pub fn exam_list_page(&self, limit: usize) -> CacheKey {
+        CacheKey {
+            field: page_field(limit),
             ..self.exam_list()
         }
     }
@@ -196,7 +207,7 @@ mod tests {
             keys.user_profile(&user),
             keys.exam_result(&attempt),
             keys.user_exams(&user),
-            keys.exam_list_page(20, None),
+            keys.exam_list_page(20),
         ];
         let mut entries: Vec<_> = all.iter().map(|k| keys.locate(k, 0).key).collect();
         entries.sort();
@@ -207,21 +218,31 @@ mod tests {
     }
 
     #[test]
-    fn every_page_of_the_list_is_a_field_of_one_entry() {
+    fn every_page_size_of_a_list_is_a_field_of_its_one_entry() {
         let keys = CacheKeys::new("oes");
-        let pages = [
-            keys.exam_list_page(20, None),
-            keys.exam_list_page(20, Some("abc")),
-            keys.exam_list_page(50, None),
-            keys.exam_list_page(20, Some("")),
-        ];
-        let located: Vec<_> = pages.iter().map(|k| keys.locate(k, 1)).collect();
-        let list = keys.locate(&keys.exam_list(), 1).key;
-        assert!(located.iter().all(|at| at.key == list));
-        let mut fields: Vec<_> = located.iter().map(|at| at.field.as_str()).collect();
-        fields.sort_unstable();
-        fields.dedup();
-        assert_eq!(fields.len(), pages.len(), "distinct pages, distinct fields");
-        assert!(!fields.contains(&"g"), "no page overwrites the generation");
+        let user = UserId::from_trusted("u1");
+        for (pages, entry) in [
+            (
+                [keys.exam_list_page(20), keys.exam_list_page(50)],
+                keys.exam_list(),
+            ),
+            (
+                [
+                    keys.user_exams_page(&user, 20),
+                    keys.user_exams_page(&user, 50),
+                ],
+                keys.user_exams(&user),
+            ),
+        ] {
+            let located: Vec<_> = pages.iter().map(|k| keys.locate(k, 1)).collect();
+            let entry = keys.locate(&entry, 1);
+            assert!(located.iter().all(|at| at.key == entry.key));
+            let mut fields: Vec<_> = located.iter().map(|at| at.field.as_str()).collect();
+            fields.push(&entry.field);
+            fields.sort_unstable();
+            fields.dedup();
+            assert_eq!(fields.len(), 3, "distinct pages, distinct fields");
+            assert!(!fields.contains(&"g"), "no page overwrites the generation");
+        }
     }
 }

@@ -24,10 +24,13 @@
 //! compare-and-set). So a load that raced a write never caches the value from before the write,
 //! and the next read after a write always sees it.
 //!
-//! **The published list**: every page (any limit, any cursor) is a field of the one entry
-//! `…:{exam_list}`; invalidating it is one call on one key, so it works in Redis Cluster (where
-//! multi-key commands across slots fail) without a generation counter to read on each request.
-//! All pages expire together, at most the list TTL after the first one was cached.
+//! **Lists** (the published exams, a student's attempts): the first page of each page size is a
+//! field of the list's one entry (`…:{exam_list}`, `…:{user_exams:<id>}`); invalidating it is
+//! one call on one key, so it works in Redis Cluster (where multi-key commands across slots fail)
+//! without a generation counter to read on each request. All pages expire together, at most the
+//! list's TTL after the first one was cached. Pages after the first (`?cursor=`) are never
+//! cached: a field per cursor would let any client add fields, each worth a page read from the
+//! store. So an entry has at most one field per page size (100).
 //!
 //! **Stampedes**: concurrent misses on one key in a process wait for the first one's load
 //! (single flight). Across processes, the loader takes a short lock (`SET NX PX`); a process
@@ -56,7 +59,7 @@ mod settings;
 pub use breaker::Breaker;
 pub use keys::{CacheKey, CacheKeys, CacheKind, Location};
 pub use policy::CacheAside;
-pub use settings::{CacheSettings, CacheTtls};
+pub use settings::{CacheSettings, CacheTtls, PROFILE_TTL_MAX};
 
 /// Where a read was served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,13 @@ use std::time::Duration;
 
 use super::CacheKind;
 
+/// The longest a profile stays cached, whatever [`CacheTtls::user_profile`] says. The session
+/// check compares an access token's version with the cached profile's, so a password reset or a
+/// role change whose invalidation failed (Redis slow, the breaker open, `oesctl` outside the VPC)
+/// leaves tokens from before it valid until the entry expires: with the ± 10 % jitter, at most
+/// 59.4 s. The cost: one store read per signed-in user per minute, instead of per hour.
+pub const PROFILE_TTL_MAX: Duration = Duration::from_secs(54);
+
 /// Time to live per kind, plus the short one of absent items (negative caching).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheTtls {
@@ -11,7 +18,8 @@ pub struct CacheTtls {
     pub exam: Duration,
     /// [`CacheKind::ExamQuestions`]; default 2 h.
     pub exam_questions: Duration,
-    /// [`CacheKind::UserProfile`]; default 1 h.
+    /// [`CacheKind::UserProfile`]; default, and at most, [`PROFILE_TTL_MAX`] (a longer one is
+    /// cut to it).
     pub user_profile: Duration,
     /// [`CacheKind::ExamResult`]; default 2 h.
     pub exam_result: Duration,
@@ -30,7 +38,7 @@ impl Default for CacheTtls {
         Self {
             exam: Duration::from_secs(120 * MINUTE),
             exam_questions: Duration::from_secs(120 * MINUTE),
-            user_profile: Duration::from_secs(60 * MINUTE),
+            user_profile: PROFILE_TTL_MAX,
             exam_result: Duration::from_secs(120 * MINUTE),
             user_exams: Duration::from_secs(30 * MINUTE),
             exam_list: Duration::from_secs(30 * MINUTE),
@@ -45,7 +53,7 @@ impl CacheTtls {
         match kind {
             CacheKind::Exam => self.exam,
             CacheKind::ExamQuestions => self.exam_questions,
-            CacheKind::UserProfile => self.user_profile,
+            CacheKind::UserProfile => self.user_profile.min(PROFILE_TTL_MAX),
             CacheKind::ExamResult => self.exam_result,
             CacheKind::UserExams => self.user_exams,
             CacheKind::ExamList => self.exam_list,
@@ -124,13 +132,30 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_follow_the_old_system() {
+    fn the_defaults_follow_the_old_system_but_profiles_live_under_a_minute() {
         let ttls = CacheTtls::default();
         assert_eq!(ttls.of(CacheKind::Exam), Duration::from_secs(7200));
         assert_eq!(ttls.of(CacheKind::ExamQuestions), Duration::from_secs(7200));
-        assert_eq!(ttls.of(CacheKind::UserProfile), Duration::from_secs(3600));
+        assert_eq!(ttls.of(CacheKind::UserProfile), Duration::from_secs(54));
         assert_eq!(ttls.of(CacheKind::ExamResult), Duration::from_secs(7200));
         assert_eq!(ttls.of(CacheKind::UserExams), Duration::from_secs(1800));
         assert_eq!(ttls.of(CacheKind::ExamList), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn a_longer_profile_ttl_is_cut_so_revocation_takes_under_a_minute() {
+        let ttls = CacheTtls {
+            user_profile: Duration::from_secs(3600),
+            ..CacheTtls::default()
+        };
+        assert_eq!(ttls.of(CacheKind::UserProfile), PROFILE_TTL_MAX);
+        let shorter = CacheTtls {
+            user_profile: Duration::from_secs(5),
+            ..CacheTtls::default()
+        };
+        assert_eq!(shorter.of(CacheKind::UserProfile), Duration::from_secs(5));
+        for _ in 0..1000 {
+            assert!(jittered(ttls.of(CacheKind::UserProfile)) < Duration::from_secs(60));
+        }
     }
 }

@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use super::error::conflicts;
 use super::{StoreError, StoreUnavailable};
 use crate::exam::{
-    Answers, Attempt, AttemptId, AttemptResult, AttemptSummary, Exam, ExamCursor, ExamId, Question,
-    QuestionId,
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptSummary, Exam, ExamCursor,
+    ExamId, Question, QuestionId,
 };
 use crate::user::UserId;
 
@@ -33,14 +33,38 @@ conflicts! {
         AttemptExists => "attempt_exists",
         /// The student has an open attempt at this exam (in progress, before its deadline).
         AttemptInProgress => "attempt_in_progress",
+        /// The student has started as many attempts at this exam as it allows.
+        AttemptsExhausted => "attempts_exhausted",
         /// The attempt is submitted or past its deadline.
         AttemptClosed => "attempt_closed",
         /// The attempt was submitted already.
         AlreadySubmitted => "already_submitted",
+        /// The stored answers are not those the result was graded on (saved meanwhile).
+        AnswersChanged => "answers_changed",
         /// The attempt is still in progress (its result email cannot be claimed yet).
         NotSubmitted => "not_submitted",
         /// Another write to the same items won a race (a cancelled transaction).
         ConcurrentUpdate => "concurrent_update",
+    }
+}
+
+/// An attempt's entry among the deadlines the attempt sweep reads: there from the attempt's
+/// creation until the sweep clears it, after the attempt is closed and its result email queued.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DueAttempt {
+    /// The attempt's deadline (entries sort by it first).
+    pub deadline: i64,
+    /// The attempt.
+    pub attempt_id: AttemptId,
+}
+
+impl DueAttempt {
+    /// The entry of `attempt`.
+    pub fn of(attempt: &Attempt) -> Self {
+        Self {
+            deadline: attempt.deadline,
+            attempt_id: attempt.id.clone(),
+        }
     }
 }
 
@@ -101,11 +125,18 @@ pub trait ExamStore: Send + Sync {
 /// Attempts, their answers and results, and the lists of them by student and by exam.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Creates `attempt` (and its entries in the student's and the exam's lists), unless its
+    /// Creates `attempt` (and its entries in the student's and the exam's lists and among the
+    /// [due attempts](Self::due_attempts)), unless its
     /// student has an open attempt at the same exam — one in progress whose deadline is after
-    /// `attempt.started_at` (`AttemptInProgress`); `AttemptExists` if the id is taken. One
-    /// conditional write: of two concurrent creates for one student and exam, one fails.
-    async fn create_attempt(&self, attempt: &Attempt) -> Result<(), StoreError<AttemptConflict>>;
+    /// `attempt.started_at` (`AttemptInProgress`) — or has started `max_attempts` attempts at it
+    /// already, submitted or not (`AttemptsExhausted`); `AttemptExists` if the id is taken. One
+    /// conditional write: of concurrent creates for one student and exam, only those within
+    /// both limits succeed.
+    async fn create_attempt(
+        &self,
+        attempt: &Attempt,
+        max_attempts: u32,
+    ) -> Result<(), StoreError<AttemptConflict>>;
     /// The attempt with this id.
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable>;
     /// Replaces the saved answers, if the attempt is in progress and `now` is before its
@@ -118,11 +149,14 @@ pub trait AttemptStore: Send + Sync {
     ) -> Result<(), StoreError<AttemptConflict>>;
     /// Records `result`, marks the attempt submitted and claims its result email for
     /// `email_job_id` — only if it is still in progress (`AlreadySubmitted`
-    /// otherwise). Updates both list entries; the student may then start another attempt.
+    /// otherwise) and its stored answers are `graded`, those `result` grades (`AnswersChanged`
+    /// otherwise: read and grade it again). Updates both list entries; the student may then
+    /// start another attempt, if the exam allows one more.
     async fn submit(
         &self,
         id: &AttemptId,
         result: &AttemptResult,
+        graded: &Answers,
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>>;
     /// Claims the result email of a submitted attempt for `job_id` if no job holds it; `false`
@@ -139,14 +173,30 @@ pub trait AttemptStore: Send + Sync {
         id: &AttemptId,
         job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>>;
-    /// The attempts of a student, newest first.
+    /// The entries of attempts whose deadline is at or before `now` and that the sweep has not
+    /// cleared — submitted since or not —, oldest deadline first (ties by id), at most `limit`.
+    /// Every created attempt has one (written with it).
+    async fn due_attempts(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable>;
+    /// Clears `due` from the due attempts; clearing an entry that is not there does nothing.
+    async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable>;
+    /// A page of a student's attempts, newest `started_at` first (ties by id descending): at
+    /// most `limit`, starting after `after`. Reads no more than `limit` attempts.
     async fn attempts_of_user(
         &self,
         user: &UserId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable>;
-    /// The attempts at an exam, newest first.
+    /// A page of the attempts at an exam, in the same order and with the same bounds as
+    /// [`Self::attempts_of_user`].
     async fn attempts_of_exam(
         &self,
         exam: &ExamId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
     ) -> Result<Vec<AttemptSummary>, StoreUnavailable>;
 }

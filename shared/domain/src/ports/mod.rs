@@ -15,7 +15,7 @@ mod users;
 pub use cache::{Cache, CacheError, Fill, Lookup};
 pub use email_queue::{EmailQueue, QueueError};
 pub use error::{StoreError, StoreUnavailable};
-pub use exams::{AttemptConflict, AttemptStore, ExamConflict, ExamStore};
+pub use exams::{AttemptConflict, AttemptStore, DueAttempt, ExamConflict, ExamStore};
 pub use jobs::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome};
 pub use mailer::{MailError, Mailer};
 pub use queue_control::{Delivery, QueueControl};

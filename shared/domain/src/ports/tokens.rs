@@ -6,7 +6,7 @@ use crate::security::TokenHash;
 use crate::user::{Email, UserId};
 
 /// What a one-time token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenPurpose {
     /// Proves the sign-up address.
@@ -53,6 +53,11 @@ impl StoredToken {
 pub trait TokenStore: Send + Sync {
     /// Stores a new token.
     async fn put(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
+    /// Stores a new token as the one valid token of its purpose for its user: the token stored
+    /// by the last `replace` for that user and purpose, if still there, is removed in the same
+    /// step (of two replaces at once, one is refused and made again), so one token stored this
+    /// way works at a time. Tokens stored with [`TokenStore::put`] are left alone.
+    async fn replace(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
     /// Atomically removes and returns the token with this hash if its purpose is one of
     /// `purposes`; a token with another purpose is left in place. A second call with the same
     /// hash returns `None`. Expiry is checked by the caller (store TTLs are lazy): a token past

@@ -68,10 +68,25 @@ pub enum UserUpdate {
 }
 
 /// Accounts, with email addresses unique across all of them.
+///
+/// An unverified account expires ([`User::expires_at`]): from then on every read and write treats
+/// it as absent and its address is free, even before the store's TTL has removed it. Proving
+/// the address ([`UserUpdate::Verified`], a reset, a move) removes the expiry.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates `user`; `EmailTaken` if the email address is taken.
+    /// Creates `user`; `EmailTaken` if the email address belongs to another account (one that
+    /// has not expired at `user.created_at`).
     async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>>;
+    /// Replaces the unverified account `pending` by `user`, a new account (another id) at the
+    /// same address, in one step: `pending` is deleted, and the address moves to `user`, so
+    /// every link sent to `pending` is void. `ConcurrentUpdate`, and nothing changes, unless
+    /// `pending` is still unverified and still holds `user.email` (it was verified, replaced or
+    /// deleted since it was read).
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>>;
     /// Deletes an account and frees its address (used to undo a sign-up that could not finish).
     /// `ConcurrentUpdate`, and nothing deleted, unless `user.email` is still this account's
     /// address: an account that moved since it was read, or is already deleted, is refused, and

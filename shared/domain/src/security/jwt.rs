@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
+use super::cursor::CursorKeys;
 use super::device::DeviceKeys;
 use crate::user::{Role, User, UserId};
 
@@ -108,6 +109,7 @@ pub struct JwtKeys {
     keys: Hs256,
     ttl_seconds: i64,
     devices: DeviceKeys,
+    cursors: CursorKeys,
 }
 
 impl JwtKeys {
@@ -121,12 +123,18 @@ impl JwtKeys {
             ),
             ttl_seconds: settings.ttl_seconds,
             devices: DeviceKeys::new(settings),
+            cursors: CursorKeys::new(&settings.secret),
         }
     }
 
     /// The keys of device tokens, derived from the same secret (see [`DeviceKeys`]).
     pub fn devices(&self) -> &DeviceKeys {
         &self.devices
+    }
+
+    /// The key of list cursors, derived from the same secret (see [`CursorKeys`]).
+    pub fn cursors(&self) -> &CursorKeys {
+        &self.cursors
     }
 
     /// Lifetime of the tokens this issues, in seconds.

@@ -1,11 +1,14 @@
 //! Credentials: passwords (argon2id), one-time tokens (random, stored hashed), access tokens
-//! (JWT, HS256) and device tokens (the sign-in limits' trusted devices, JWT, HS256).
+//! (JWT, HS256) and device tokens (the sign-in limits' trusted devices, JWT, HS256); and the
+//! signed cursors of paged lists (HMAC-SHA256).
 
+mod cursor;
 mod device;
 mod jwt;
 mod one_time;
 mod password;
 
+pub use cursor::CursorKeys;
 pub use device::{DEVICE_TOKEN_TTL_SECONDS, DeviceClaims, DeviceKeys, DeviceTokenError};
 pub use jwt::{AccessClaims, JwtError, JwtKeys, JwtSettings};
 pub use one_time::{OneTimeToken, TokenHash};

@@ -25,11 +25,17 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     response
 }
 
-/// Marks where a read was served from (`x-cache: hit | miss | bypass`).
-pub fn with_cache_status(mut response: Response<Body>, status: CacheStatus) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert("x-cache", http::HeaderValue::from_static(status.as_str()));
+/// Marks where a read was served from (`x-cache: hit | miss | bypass`); no header for a read
+/// that never goes through the cache (`None`).
+pub fn with_cache_status(
+    mut response: Response<Body>,
+    status: impl Into<Option<CacheStatus>>,
+) -> Response<Body> {
+    if let Some(status) = status.into() {
+        response
+            .headers_mut()
+            .insert("x-cache", http::HeaderValue::from_static(status.as_str()));
+    }
     response
 }
 

@@ -1,6 +1,9 @@
-//! Attacks on account (issue 12): one-time links followed after the account changed under them.
-//! A password reset or a role change, and a completed email change, void every reset and
-//! email-change link sent before; of two reset links confirmed together, one resets.
+//! Attacks on account (issue 12): one-time links followed after the account changed under them,
+//! and access tokens used after a password reset or a role change that the cache was not told
+//! about. A password reset or a role change, and a completed email change, void every reset and
+//! email-change link sent before; of two reset links confirmed together, one resets; a token
+//! from before a reset or a role change is refused within a minute even if the cached profile
+//! could not be dropped.
 //!
 //! Through auth-api's handler (the real routes), over in-memory adapters; the race of two reset
 //! links runs over the real DynamoDB adapter in the emulator, with both confirms reading the
@@ -14,13 +17,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auth_api::AuthService;
 use oes_adapters::dynamo::{DynamoTokens, DynamoUsers};
-use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_adapters::memory::{MemoryCache, MemoryJobs, MemoryQueues};
+use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{
-    LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
+    Cache, CacheError, Fill, LinkedState, Lookup, StoreError, StoreUnavailable, StoredToken,
+    TokenPurpose, TokenStore, UserConflict, UserStore, UserUpdate,
 };
-use oes_domain::security::JwtKeys;
+use oes_domain::security::{JwtKeys, OneTimeToken};
 use oes_domain::user::{Email, Role, User, UserId};
 use oes_runtime::wiring::ApiAdapters;
 use oes_tests::{TestEnv, call, cheap_hasher, in_memory_apis, in_memory_auth, jwt_settings};
@@ -307,6 +312,155 @@ async fn an_email_change_link_is_void_after_another_email_change() {
     assert_eq!(address_of(&service, &owner).await, "owner@new.example");
 }
 
+// ---- revocation through a cache that was not told -----------------------------------------
+
+/// How soon a token from before a password reset or a role change must be refused, whatever
+/// happened to the cached profile (issue 12, item 4).
+const REVOKED_WITHIN: Duration = Duration::from_secs(60);
+
+/// The in-memory cache, except that every invalidation fails, as when Redis is slow or its
+/// circuit breaker is open at the moment of the write: a cached profile stays until it expires.
+#[derive(Default)]
+struct InvalidationFails(MemoryCache);
+
+#[async_trait]
+impl Cache for InvalidationFails {
+    async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError> {
+        self.0.get(key, field).await
+    }
+
+    async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError> {
+        self.0.fill(fill).await
+    }
+
+    async fn invalidate(&self, _: &str, _: &str, _: Duration) -> Result<(), CacheError> {
+        Err(CacheError {
+            context: "invalidating an entry",
+            source: "the cache did not answer in time".into(),
+        })
+    }
+
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        lock: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        self.0.lock_or_read(key, field, lock, ttl).await
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+        self.0.counter(key).await
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, CacheError> {
+        self.0.increment(key).await
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
+        self.0.hit(key, window).await
+    }
+}
+
+/// auth-api over in-memory adapters whose cache never drops an entry when told to (time is
+/// Tokio's, so a paused test moves it); its queue and its accounts.
+fn auth_over_a_cache_that_misses_invalidations()
+-> (AuthService, Arc<MemoryQueues>, Arc<dyn UserStore>) {
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    adapters.cache = CacheAside::new(
+        Arc::new(InvalidationFails::default()),
+        CacheKeys::new("oes"),
+        CacheSettings::default(),
+    );
+    let users = adapters.users.clone();
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&jwt_settings()),
+        cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    (service, queue, users)
+}
+
+/// `GET /auth/me` with `bearer`.
+async fn me(service: &AuthService, bearer: &str) -> (u16, Value) {
+    call(service, "GET", "/auth/me", None, Some(bearer)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_from_before_a_password_reset_is_refused_within_a_minute_though_the_cache_missed_it()
+ {
+    let (service, queue, _) = auth_over_a_cache_that_misses_invalidations();
+    let stolen = signed_up(&service, &queue, OWNER).await;
+    assert_eq!(me(&service, &stolen).await.0, 200, "the profile is cached");
+
+    // The owner resets the password; dropping the cached profile fails.
+    let reset = reset_link(&service, &queue, OWNER).await;
+    assert_eq!(
+        confirm_reset(&service, &reset, "the owner's new secret")
+            .await
+            .0,
+        200
+    );
+    let owner = sign_in(&service, OWNER, "the owner's new secret")
+        .await
+        .expect("signed in");
+    let (status, body) = me(&service, &owner).await;
+    assert_eq!(
+        status, 200,
+        "a token from after the reset works at once: {body}"
+    );
+
+    tokio::time::advance(REVOKED_WITHIN).await;
+    let (status, body) = me(&service, &stolen).await;
+    assert_eq!(
+        status, 401,
+        "a token from before the reset is refused {REVOKED_WITHIN:?} after it: {body}"
+    );
+    assert_eq!(me(&service, &owner).await.0, 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_from_before_a_role_change_is_refused_within_a_minute_though_the_cache_missed_it() {
+    let (service, queue, users) = auth_over_a_cache_that_misses_invalidations();
+    let before = signed_up(&service, &queue, OWNER).await;
+    let (status, profile) = me(&service, &before).await;
+    assert_eq!((status, profile["role"].as_str()), (200, Some("student")));
+
+    // An operator demotes or promotes the account: a write to the store the cache never hears
+    // of (`oesctl users set-role` from outside the VPC).
+    let account = users
+        .find_by_email(&Email::parse(OWNER).expect("valid"))
+        .await
+        .expect("read")
+        .expect("the account");
+    users
+        .update(
+            &account.id,
+            UserUpdate::Role(Role::Instructor),
+            SystemClock.now(),
+        )
+        .await
+        .expect("role changed");
+    let after = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let (status, profile) = me(&service, &after).await;
+    assert_eq!(
+        (status, profile["role"].as_str()),
+        (200, Some("instructor")),
+        "a token from after the change works at once, with the new role: {profile}"
+    );
+
+    tokio::time::advance(REVOKED_WITHIN).await;
+    let (status, body) = me(&service, &before).await;
+    assert_eq!(
+        status, 401,
+        "a token from before the change is refused {REVOKED_WITHIN:?} after it: {body}"
+    );
+    assert_eq!(me(&service, &after).await.0, 200);
+}
+
 // ---- two reset links at once, on DynamoDB --------------------------------------------------
 
 /// `DynamoUsers`, with the writes of a race held until both racers arrived (so each read the
@@ -340,6 +494,14 @@ impl RacingUsers {
 impl UserStore for RacingUsers {
     async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
         self.inner.create(user).await
+    }
+
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>> {
+        self.inner.replace_unverified(pending, user).await
     }
 
     async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
@@ -391,7 +553,8 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
         env.provisioned.table.clone(),
     )));
     adapters.users = users.clone();
-    adapters.tokens = Arc::new(DynamoTokens::new(dynamodb, env.provisioned.table.clone()));
+    let tokens = Arc::new(DynamoTokens::new(dynamodb, env.provisioned.table.clone()));
+    adapters.tokens = tokens.clone();
     let service = auth_api::wire(
         adapters,
         JwtKeys::new(&jwt_settings()),
@@ -400,9 +563,32 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
     );
     signed_up(&service, &queue, OWNER).await;
 
-    // Two reset links (the owner's, and one an intruder of the mailbox asked for too).
+    // Two reset links issued in the same state: a new one voids the last, so the second is one
+    // stored before links replaced each other (kept by the store across that change).
     let first = reset_link(&service, &queue, OWNER).await;
-    let second = reset_link(&service, &queue, OWNER).await;
+    let account = users
+        .find_by_email(&Email::parse(OWNER).expect("valid"))
+        .await
+        .expect("read")
+        .expect("the account");
+    let token = OneTimeToken::generate();
+    tokens
+        .put(&StoredToken {
+            hash: token.hash(),
+            purpose: TokenPurpose::PasswordReset,
+            user_id: account.id.clone(),
+            new_email: None,
+            token_version: account.token_version,
+            account_email: Some(account.email.clone()),
+            expires_at: SystemClock.now() + 3600,
+        })
+        .await
+        .expect("stored");
+    let second = Mail {
+        to: OWNER.to_owned(),
+        kind: "password_reset",
+        token: token.expose().to_owned(),
+    };
 
     users.racing.store(true, Ordering::SeqCst);
     let (a, b) = tokio::join!(

@@ -1,9 +1,24 @@
-//! Look-alike addresses (issue 12, item 9): an address that renders like another one must not
-//! make a second account, and an address SES would refuse for good must be refused at the door
-//! with a clear 400 — not accepted, then dead-lettered. oes accepts ASCII addresses only
-//! (internationalised domains in their `xn--` form); it does not normalise Unicode.
+//! Attacks through email addresses (issue 12):
+//!
+//! - look-alikes (item 9): an address that renders like another one must not make a second
+//!   account, and an address SES would refuse for good must be refused at the door with a clear
+//!   400 — not accepted, then dead-lettered. oes accepts ASCII addresses only (internationalised
+//!   domains in their `xn--` form); it does not normalise Unicode;
+//! - squatting (item 7): signing up with someone else's address first neither blocks its owner
+//!   nor gives the squatter the account when the owner follows a link;
+//! - mail bombing (items 6 and 8): sign-ups to `+tag` variants of one mailbox count against its
+//!   email budget; requests a client's own limit refused spend no one else's budget; and however
+//!   many clients ask for reset links to one address, its owner always holds a working one,
+//!   while the address gets a bounded number of emails.
+//!
+//! Through auth-api's handler over in-memory adapters; client addresses are API Gateway's
+//! `sourceIp`, set per request.
 
-use oes_tests::{call, in_memory_auth};
+use auth_api::AuthService;
+use auth_api::limits::{EMAIL_PER_ADDRESS, EMAIL_PER_IP, RESET_PER_ACCOUNT};
+use oes_adapters::memory::MemoryQueues;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_tests::{call, in_memory_auth, read, request_from};
 use serde_json::{Value, json};
 
 async fn register(service: &auth_api::AuthService, email: &str) -> (u16, Value) {
@@ -34,5 +49,274 @@ async fn an_internationalised_domain_is_accepted_only_in_its_ascii_form() {
     assert_eq!(
         status, 201,
         "the punycode form is an ordinary ASCII domain: {body}"
+    );
+}
+
+// ---- squatting and mail bombing ------------------------------------------------------------
+
+const VICTIM: &str = "victim@example.com";
+const OWNERS_PASSWORD: &str = "the owner's secret";
+const SQUATTERS_PASSWORD: &str = "the squatter's secret";
+/// Where the owner asks from.
+const HOME: [u8; 4] = [198, 51, 100, 7];
+/// The attacker's own address.
+const ATTACKER: [u8; 4] = [203, 0, 113, 66];
+
+/// The `n`-th address of a botnet.
+fn bot(n: u64) -> [u8; 4] {
+    let [.., a, b, c] = n.to_be_bytes();
+    [10, a, b, c]
+}
+
+/// One `POST` of `body` to `path` from the client address `ip`.
+async fn post_from(service: &AuthService, ip: [u8; 4], path: &str, body: Value) -> (u16, Value) {
+    let request = request_from(ip, "POST", path, Some(&body.to_string()), None);
+    let response = auth_api::handle(service, request)
+        .await
+        .expect("no invocation error");
+    read(&response)
+}
+
+async fn sign_up_from(
+    service: &AuthService,
+    ip: [u8; 4],
+    email: &str,
+    password: &str,
+) -> (u16, Value) {
+    let body = json!({"email": email, "password": password, "name": "Someone"});
+    post_from(service, ip, "/auth/register", body).await
+}
+
+async fn sign_in(service: &AuthService, email: &str, password: &str) -> u16 {
+    let body = json!({"email": email, "password": password});
+    post_from(service, HOME, "/auth/login", body).await.0
+}
+
+/// An email auth-api queued: to whom, which kind, and the token in its link.
+#[derive(Debug)]
+struct Mail {
+    to: String,
+    kind: &'static str,
+    token: String,
+}
+
+/// The emails waiting on the queue, oldest first (taking them off it).
+async fn mailed(queue: &MemoryQueues) -> Vec<Mail> {
+    oes_tests::take_waiting(queue, 1000)
+        .await
+        .into_iter()
+        .map(|message| {
+            let job = EmailJob::decode(&message.body).expect("a valid job");
+            let kind = job.template.kind();
+            let token = match job.template {
+                EmailTemplate::Verification { token, .. }
+                | EmailTemplate::PasswordReset { token, .. }
+                | EmailTemplate::EmailChange { token, .. } => token.expose().to_owned(),
+                other => panic!("auth-api queued a {} email", other.kind()),
+            };
+            Mail {
+                to: job.to.as_str().to_owned(),
+                kind,
+                token,
+            }
+        })
+        .collect()
+}
+
+/// The one email waiting, which must be a verification email to `to`.
+async fn the_verification_mail_to(queue: &MemoryQueues, to: &str) -> Mail {
+    let mut mails = mailed(queue).await;
+    assert_eq!(mails.len(), 1, "one email: {mails:?}");
+    let mail = mails.remove(0);
+    assert_eq!(
+        (mail.to.as_str(), mail.kind),
+        (to, "verification"),
+        "{mail:?}"
+    );
+    mail
+}
+
+async fn follow(service: &AuthService, link: &Mail) -> (u16, Value) {
+    let body = json!({"token": link.token});
+    post_from(service, HOME, "/auth/verify-email", body).await
+}
+
+async fn confirm_reset(service: &AuthService, link: &Mail, new_password: &str) -> (u16, Value) {
+    let body = json!({"token": link.token, "new_password": new_password});
+    post_from(service, HOME, "/auth/password-reset/confirm", body).await
+}
+
+#[track_caller]
+fn assert_invalid_token((status, body): (u16, Value), why: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{why}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn signing_up_first_with_someone_elses_address_neither_blocks_the_owner_nor_owns_the_account()
+{
+    let (service, queue) = in_memory_auth();
+    // The squatter signs up with the victim's address and a password of theirs; the
+    // verification email goes to the victim, who does not follow it yet.
+    let (status, body) = sign_up_from(&service, ATTACKER, VICTIM, SQUATTERS_PASSWORD).await;
+    assert_eq!(status, 201, "{body}");
+    let squatters_link = the_verification_mail_to(&queue, VICTIM).await;
+
+    // The owner signs up.
+    let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    assert_eq!(
+        status, 201,
+        "an account nobody verified does not keep the owner from signing up: {body}"
+    );
+    let owners_link = the_verification_mail_to(&queue, VICTIM).await;
+
+    // In the mailbox, the squatter's email is the first the owner sees.
+    assert_invalid_token(
+        follow(&service, &squatters_link).await,
+        "the link of the replaced sign-up is void",
+    );
+    assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
+    let (status, body) = follow(&service, &owners_link).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 200);
+    assert_eq!(
+        sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await,
+        401,
+        "the squatter's password opens nothing"
+    );
+
+    // A verified address stays its owner's.
+    let (status, body) = sign_up_from(&service, ATTACKER, VICTIM, SQUATTERS_PASSWORD).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("email_taken")),
+        "{body}"
+    );
+    assert!(mailed(&queue).await.is_empty());
+    assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 200);
+}
+
+#[tokio::test]
+async fn signing_up_tagged_variants_of_one_mailbox_does_not_flood_it() {
+    let (service, queue) = in_memory_auth();
+    let mut statuses = Vec::new();
+    for n in 0..20 {
+        // One client, well within its sign-up limit; `+n` and the case vary the address, not
+        // the mailbox it reaches.
+        let address = if n % 2 == 0 {
+            format!("victim+{n}@example.com")
+        } else {
+            format!("Victim+{n}@Example.COM")
+        };
+        statuses.push(
+            sign_up_from(&service, ATTACKER, &address, SQUATTERS_PASSWORD)
+                .await
+                .0,
+        );
+    }
+    let delivered = mailed(&queue).await.len();
+    let budget = usize::try_from(EMAIL_PER_ADDRESS.max).expect("small");
+    assert!(
+        delivered <= budget,
+        "{delivered} verification emails reached one mailbox within an hour; its budget is \
+         {budget}: {statuses:?}"
+    );
+    assert!(
+        statuses[budget..].iter().all(|s| *s == 429),
+        "sign-ups past the mailbox's budget are refused: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_refused_by_the_requesters_own_limit_do_not_spend_the_victims_budget() {
+    let (service, queue) = in_memory_auth();
+    let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    assert_eq!(status, 201, "{body}");
+    the_verification_mail_to(&queue, VICTIM).await;
+
+    // The attacker spends its own client budget on other addresses ...
+    for n in 0..EMAIL_PER_IP.max {
+        let body = json!({"email": format!("someone{n}@example.org")});
+        let (status, _) = post_from(&service, ATTACKER, "/auth/resend-verification", body).await;
+        assert_eq!(status, 202);
+    }
+    // ... then asks again and again for emails to the victim, each refused by its own limit.
+    for _ in 0..20 {
+        let body = json!({"email": VICTIM});
+        let (status, _) = post_from(&service, ATTACKER, "/auth/resend-verification", body).await;
+        assert_eq!(status, 429);
+    }
+
+    // The victim lost the verification email and asks for it again.
+    let body = json!({"email": VICTIM});
+    let (status, body) = post_from(&service, HOME, "/auth/resend-verification", body).await;
+    assert_eq!(
+        status, 202,
+        "20 requests the attacker's own limit refused spent nothing of the victim's: {body}"
+    );
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+}
+
+#[tokio::test]
+async fn spending_an_addresss_email_budget_from_many_clients_leaves_its_owner_a_working_reset_link()
+{
+    let (service, queue) = in_memory_auth();
+    let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    assert_eq!(status, 201, "{body}");
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+
+    // A botnet asks for reset links and verification emails to the address, each client
+    // within its own limit.
+    for n in 0..50 {
+        for path in ["/auth/password-reset/request", "/auth/resend-verification"] {
+            post_from(&service, bot(n), path, json!({"email": VICTIM})).await;
+        }
+    }
+    // The owner, wondering about all these emails, asks for a reset link.
+    let (status, body) = post_from(
+        &service,
+        HOME,
+        "/auth/password-reset/request",
+        json!({"email": VICTIM}),
+    )
+    .await;
+    assert_eq!(
+        status, 202,
+        "the owner's request is answered as any other, whoever spent the budget: {body}"
+    );
+
+    let mails = mailed(&queue).await;
+    let bound = usize::try_from(RESET_PER_ACCOUNT.max + EMAIL_PER_ADDRESS.max).expect("small");
+    assert!(
+        mails.len() <= bound,
+        "101 requests from 51 clients mail the address at most {bound} times an hour: {}",
+        mails.len()
+    );
+    let resets: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| m.kind == "password_reset")
+        .collect();
+    let (newest, older) = resets
+        .split_last()
+        .expect("a reset link reached the owner's mailbox");
+    for link in older {
+        assert_invalid_token(
+            confirm_reset(&service, link, "the attacker's guess").await,
+            "one reset link works at a time: a newer one voids it",
+        );
+    }
+    let (status, body) = confirm_reset(&service, newest, "the owner's new secret").await;
+    assert_eq!(
+        status, 200,
+        "the newest reset link in the mailbox works: {body}"
+    );
+    assert_eq!(
+        sign_in(&service, VICTIM, "the owner's new secret").await,
+        200
     );
 }

@@ -3,9 +3,20 @@
 //! Each test drives the real exam-api handler, as a student or a (former) instructor trying to
 //! learn the answers, the questions ahead of time, or to get a second sitting.
 
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oes_domain::cache::{CacheAside, CacheSettings};
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{MessageQueues, QueueName};
+
+use oes_domain::clock::{Clock, rfc3339};
+use oes_domain::exam::{Answers, QuestionId};
 use oes_domain::user::Role;
-use oes_tests::TestEnv;
-use oes_tests::exams::{Caller, ExamHarness, no_cache};
+use oes_tests::exams::{Caller, ExamHarness, SaveDuringSubmit, no_cache};
+use oes_tests::{Redis, TestEnv, cache_policy};
+use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 
 /// Whether `value` holds a `correct_option` key anywhere.
@@ -215,4 +226,821 @@ async fn reading_the_questions_without_starting_an_attempt() {
         .await;
     assert_eq!(status, 200);
     assert!(mentions_answers(&all) && shows_question_text(&all), "{all}");
+}
+
+// ---- 14: attempts close on their own at their deadline ----------------------------------------
+
+/// The attempt ids of the result emails waiting on the bulk lane, taken off it as the worker
+/// would take them.
+async fn result_emails(queues: &dyn MessageQueues) -> Vec<String> {
+    let mut attempts = Vec::new();
+    loop {
+        let batch = queues
+            .receive(QueueName::Bulk, 10, None, Duration::ZERO)
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            return attempts;
+        }
+        for message in batch {
+            queues
+                .delete(QueueName::Bulk, &message.receipt_handle)
+                .await
+                .expect("delete");
+            let job = EmailJob::decode(&message.body).expect("an email job");
+            if let EmailTemplate::ExamResult { attempt_id, .. } = job.template {
+                attempts.push(attempt_id);
+            }
+        }
+    }
+}
+
+async fn save_in_time(h: &ExamHarness, attempt: &str, answers: Value, student: &Caller) {
+    let body = json!({ "answers": answers });
+    let (status, saved) = h
+        .call(
+            "PUT",
+            &format!("/attempts/{attempt}/answers"),
+            Some(&body),
+            student,
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+}
+
+#[tokio::test]
+async fn walking_away_without_submitting_leaves_the_attempt_open_forever() {
+    let h = ExamHarness::in_memory();
+    let queue = h.queue.clone().expect("in-memory queues");
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    // Question i: right option i % 3, worth i + 1 points.
+    let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+    let (status, started) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{started}");
+    let attempt = id_of(&started, "attempt_id");
+    // Two right (1 + 2 points), one wrong: 3 of 6.
+    let answers =
+        json!({ questions[0].as_str(): 0, questions[1].as_str(): 1, questions[2].as_str(): 0 });
+    save_in_time(&h, &attempt, answers, &student).await;
+
+    // The student never presses submit; the 30 minutes pass and the sweep runs.
+    h.clock.advance(30 * 60 + 5);
+    h.sweep().await;
+
+    let (status, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        read["status"], "submitted",
+        "still open after its deadline: {read}"
+    );
+    let result = &read["result"];
+    assert_eq!(
+        (&result["score"], &result["max_score"], &result["percent"]),
+        (&json!(3), &json!(6), &json!(50)),
+        "graded on the answers saved in time: {read}"
+    );
+    assert_eq!(result["closed_by"], "deadline", "{read}");
+    assert_eq!(result["late"], false, "not the student's lateness: {read}");
+    assert_eq!(result["submitted_at"], read["deadline"], "{read}");
+
+    let (status, results) = h
+        .call("GET", &format!("/exams/{exam}/results"), None, &owner)
+        .await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results["results"][0]["status"], "submitted", "{results}");
+    assert_eq!(results["results"][0]["result"]["score"], 3, "{results}");
+    assert_eq!(result_emails(&*queue).await, vec![attempt.clone()]);
+
+    // Closed once: another sweep and the student's submit change nothing and send nothing.
+    assert_eq!(h.sweep().await.closed, 0);
+    let (status, submitted) = h
+        .call(
+            "POST",
+            &format!("/attempts/{attempt}/submit"),
+            None,
+            &student,
+        )
+        .await;
+    assert_eq!(status, 200, "{submitted}");
+    assert_eq!(&submitted["result"], result, "{submitted}");
+    assert_eq!(result_emails(&*queue).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
+    let env = TestEnv::spawn().await;
+    let h = env.exam_harness(no_cache());
+    let queues = env.sqs_queues();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, questions) = h.exam_with_questions(&owner, 2, true).await;
+    let mut sitting = Vec::new();
+    for _ in 0..4 {
+        let student = h.sign_in(Role::Student).await;
+        let (status, started) = start(&h, &exam, &student).await;
+        assert_eq!(status, 201, "{started}");
+        let attempt = id_of(&started, "attempt_id");
+        save_in_time(&h, &attempt, json!({ questions[0].as_str(): 0 }), &student).await;
+        sitting.push((student, attempt));
+    }
+    h.clock.advance(30 * 60 + 1);
+
+    // Two students press submit (late) just as the sweep runs; two have walked away.
+    let h = &h;
+    let submits = sitting[..2].iter().map(|(student, attempt)| async move {
+        h.call(
+            "POST",
+            &format!("/attempts/{attempt}/submit"),
+            None,
+            student,
+        )
+        .await
+    });
+    let (_, answers) = tokio::join!(h.sweep(), futures_util::future::join_all(submits));
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+    }
+    h.sweep().await;
+
+    let mut problems = Vec::new();
+    for (student, attempt) in &sitting {
+        let (_, read) = h
+            .call("GET", &format!("/attempts/{attempt}"), None, student)
+            .await;
+        if read["status"] != "submitted" || read["result"]["score"] != 1 {
+            problems.push(format!("not closed and graded once: {read}"));
+        }
+    }
+    let mut emailed = result_emails(&*queues).await;
+    emailed.sort();
+    let mut expected: Vec<String> = sitting.iter().map(|(_, a)| a.clone()).collect();
+    expected.sort();
+    if emailed != expected {
+        problems.push(format!(
+            "one result email per attempt expected: {} emails for {} attempts",
+            emailed.len(),
+            expected.len()
+        ));
+    }
+    let (_, results) = h
+        .call("GET", &format!("/exams/{exam}/results"), None, &owner)
+        .await;
+    let graded = results["results"].as_array().map_or(0, |all| {
+        all.iter().filter(|r| r["status"] == "submitted").count()
+    });
+    if graded != 4 {
+        problems.push(format!("{graded} of 4 attempts in the results: {results}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---- helpers of items 11, 13 and 15 ----------------------------------------------------------
+
+/// An exam as `exam_with_questions` makes it (right answer of question i: option i % 3, worth
+/// i + 1 points; 30 minutes), with `settings` set by its owner before it is published.
+async fn exam_with(
+    h: &ExamHarness,
+    owner: &Caller,
+    questions: usize,
+    settings: Value,
+) -> (String, Vec<String>) {
+    let (exam, ids) = h.exam_with_questions(owner, questions, false).await;
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&settings), owner)
+        .await;
+    assert_eq!(status, 200, "setting {settings}: {body}");
+    let (status, body) = h
+        .call("POST", &format!("/exams/{exam}/publish"), None, owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (exam, ids)
+}
+
+/// The harness's time `seconds` from now, as the API writes times.
+fn in_(h: &ExamHarness, seconds: i64) -> String {
+    rfc3339(h.clock.now() + seconds)
+}
+
+async fn save_answers(
+    h: &ExamHarness,
+    attempt: &str,
+    answers: Value,
+    student: &Caller,
+) -> (u16, Value) {
+    let body = json!({ "answers": answers });
+    h.call(
+        "PUT",
+        &format!("/attempts/{attempt}/answers"),
+        Some(&body),
+        student,
+    )
+    .await
+}
+
+async fn submit(h: &ExamHarness, attempt: &str, student: &Caller) -> (u16, Value) {
+    h.call(
+        "POST",
+        &format!("/attempts/{attempt}/submit"),
+        None,
+        student,
+    )
+    .await
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+// ---- 11: attempts are limited, and what a finished attempt shows is the exam's to say ----------
+
+#[tokio::test]
+async fn a_second_sitting_after_submitting() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+    let (status, first) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{first}");
+    let first = id_of(&first, "attempt_id");
+    let (status, _) = save_answers(&h, &first, json!({ questions[0].clone(): 2 }), &student).await;
+    assert_eq!(status, 200);
+    let (status, result) = submit(&h, &first, &student).await;
+    assert_eq!(status, 200, "{result}");
+
+    // The score says how many answers were right: a second sitting with one answer changed is
+    // an oracle. An exam allows one attempt unless its owner says otherwise.
+    let (status, second) = start(&h, &exam, &student).await;
+    assert_eq!(
+        (status, code(&second)),
+        (409, "attempts_exhausted"),
+        "a second sitting: {second}"
+    );
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    assert_eq!(mine["attempts"].as_array().map(Vec::len), Some(1), "{mine}");
+}
+
+#[tokio::test]
+async fn concurrent_sittings_beyond_the_attempt_limit() {
+    let env = TestEnv::spawn().await;
+    let h = env.exam_harness(no_cache());
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = exam_with(&h, &owner, 2, json!({ "max_attempts": 2 })).await;
+    let mut students = Vec::new();
+    for _ in 0..3 {
+        students.push(h.sign_in(Role::Student).await);
+    }
+
+    let mut over = Vec::new();
+    for student in &students {
+        let mut started = 0;
+        // Four rounds of two starts at once, each started attempt submitted before the next.
+        for _ in 0..4 {
+            let ((first, a), (second, b)) =
+                tokio::join!(start(&h, &exam, student), start(&h, &exam, student));
+            for (status, body) in [(first, a), (second, b)] {
+                match status {
+                    201 => {
+                        started += 1;
+                        let (status, done) = submit(&h, &id_of(&body, "attempt_id"), student).await;
+                        assert_eq!(status, 200, "{done}");
+                    }
+                    409 => {}
+                    _ => over.push(format!("{status}: {body}")),
+                }
+            }
+        }
+        let (_, mine) = h.call("GET", "/me/attempts", None, student).await;
+        let listed = mine["attempts"].as_array().map_or(0, Vec::len);
+        if started != 2 || listed != 2 {
+            over.push(format!(
+                "{started} attempts started, {listed} listed: {mine}"
+            ));
+        }
+        let (status, again) = start(&h, &exam, student).await;
+        if (status, code(&again)) != (409, "attempts_exhausted") {
+            over.push(format!("after the limit: {status} {again}"));
+        }
+    }
+    assert!(
+        over.is_empty(),
+        "an exam allowing 2 attempts must allow exactly 2:\n{}",
+        over.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn reading_the_score_before_the_exam_closes() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let settings = json!({
+        "closes_at": in_(&h, 2 * 3600),
+        "review": { "shows": "score", "from": "close" },
+    });
+    let (exam, questions) = exam_with(&h, &owner, 3, settings).await;
+    let (status, attempt) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{attempt}");
+    let attempt = id_of(&attempt, "attempt_id");
+    let right = json!({ questions[0].clone(): 0, questions[1].clone(): 1 });
+    assert_eq!(save_answers(&h, &attempt, right, &student).await.0, 200);
+
+    // While the exam is open, a student who sat it learns nothing another could use.
+    let (status, submitted) = submit(&h, &attempt, &student).await;
+    assert_eq!(status, 200, "{submitted}");
+    assert_eq!(submitted["status"], "submitted", "{submitted}");
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    for body in [&submitted, &read, &mine["attempts"][0]] {
+        assert!(
+            body["result"].is_null() && body["marks"].is_null(),
+            "the score before the exam closes: {body}"
+        );
+    }
+    let queue = h.queue.as_ref().expect("in-memory queue");
+    let emails = oes_tests::take_waiting(queue, 10).await;
+    assert_eq!(
+        emails.len(),
+        1,
+        "the submission is still confirmed by email"
+    );
+    assert!(
+        !emails[0].body.contains("score_percent") && !emails[0].body.contains("50%"),
+        "the email tells the score before the exam closes: {}",
+        emails[0].body
+    );
+    // The owner sees it at once.
+    let (_, results) = h
+        .call("GET", &format!("/exams/{exam}/results"), None, &owner)
+        .await;
+    assert_eq!(results["results"][0]["result"]["score"], 3, "{results}");
+
+    // Once the exam has closed, the student sees the score (and only the score).
+    h.clock.advance(2 * 3600);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    for body in [&read, &mine["attempts"][0]] {
+        assert_eq!(body["result"]["score"], 3, "{body}");
+        assert!(body["marks"].is_null(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn learning_which_answers_were_right_from_a_finished_attempt() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+
+    // An exam that shows the score only: nothing says which answers were right.
+    let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+    let (_, attempt) = start(&h, &exam, &student).await;
+    let attempt = id_of(&attempt, "attempt_id");
+    let answers = json!({ questions[0].clone(): 0, questions[1].clone(): 0 });
+    assert_eq!(
+        save_answers(&h, &attempt, answers.clone(), &student)
+            .await
+            .0,
+        200
+    );
+    let (status, submitted) = submit(&h, &attempt, &student).await;
+    assert_eq!(status, 200, "{submitted}");
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    for body in [&submitted, &read] {
+        assert_eq!(body["result"]["score"], 1, "{body}");
+        assert!(body["marks"].is_null(), "which answers were right: {body}");
+    }
+
+    // An exam whose owner chose to show the answers after it closes: right and wrong for each
+    // of the student's answers, from then on (never the right option itself).
+    let settings = json!({
+        "closes_at": in_(&h, 3600),
+        "review": { "shows": "answers", "from": "close" },
+    });
+    let (exam, questions) = exam_with(&h, &owner, 3, settings).await;
+    let (_, attempt) = start(&h, &exam, &student).await;
+    let attempt = id_of(&attempt, "attempt_id");
+    let answers = json!({ questions[0].clone(): 0, questions[1].clone(): 0 });
+    assert_eq!(save_answers(&h, &attempt, answers, &student).await.0, 200);
+    let (_, submitted) = submit(&h, &attempt, &student).await;
+    assert!(
+        submitted["marks"].is_null() && submitted["result"].is_null(),
+        "{submitted}"
+    );
+    h.clock.advance(3600);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert_eq!(
+        read["marks"],
+        json!({ questions[0].clone(): true, questions[1].clone(): false }),
+        "{read}"
+    );
+    assert_eq!(read["result"]["score"], 1, "{read}");
+    assert!(!mentions_answers(&read), "{read}");
+}
+
+// ---- 15: the exam's window --------------------------------------------------------------------
+
+#[tokio::test]
+async fn starting_before_the_exam_opens() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let opens = in_(&h, 3600);
+    let (exam, _) = exam_with(&h, &owner, 2, json!({ "opens_at": opens })).await;
+    let (_, outline) = h
+        .call("GET", &format!("/exams/{exam}"), None, &student)
+        .await;
+    assert_eq!(outline["opens_at"], opens.as_str(), "the window is shown");
+
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "exam_not_open"),
+        "a start an hour early: {body}"
+    );
+    h.clock.advance(3600);
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "once it opens: {body}");
+}
+
+#[tokio::test]
+async fn starting_after_the_exam_closes() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = exam_with(&h, &owner, 2, json!({ "closes_at": in_(&h, 60) })).await;
+    h.clock.advance(60);
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "exam_closed"),
+        "a start after the close: {body}"
+    );
+}
+
+#[tokio::test]
+async fn answering_after_the_exam_closes() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    // 30 minutes allowed, but the exam closes in 10.
+    let closes = in_(&h, 600);
+    let (exam, questions) = exam_with(&h, &owner, 2, json!({ "closes_at": closes })).await;
+    let (status, attempt) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{attempt}");
+    assert_eq!(
+        attempt["deadline"],
+        closes.as_str(),
+        "the deadline passes the exam's close: {attempt}"
+    );
+    let attempt = id_of(&attempt, "attempt_id");
+    h.clock.advance(600);
+    let (status, body) =
+        save_answers(&h, &attempt, json!({ questions[0].clone(): 0 }), &student).await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "attempt_closed"),
+        "answers saved after the close: {body}"
+    );
+}
+
+// ---- 13: the result is the grade of the answers stored --------------------------------------
+
+#[tokio::test]
+async fn saving_answers_while_the_submit_is_graded() {
+    let env = TestEnv::spawn().await;
+    let mut adapters = env.adapters_with_cache(no_cache());
+    let racing = SaveDuringSubmit::new(adapters.attempts.clone());
+    adapters.attempts = racing.clone();
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, questions) = h.exam_with_questions(&owner, 3, true).await;
+    let (status, attempt) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{attempt}");
+    let attempt = id_of(&attempt, "attempt_id");
+
+    // Nothing is saved when the submit reads and grades the attempt; all three right answers
+    // are saved (a second tab's PUT) before its write reaches the store.
+    let right: Answers = questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let id = QuestionId::parse(q).expect("a question id");
+            (id, u8::try_from(i % 3).expect("small"))
+        })
+        .collect();
+    racing.arm(right);
+    let (status, submitted) = submit(&h, &attempt, &student).await;
+    assert_eq!(status, 200, "{submitted}");
+
+    let (_, stored) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &owner)
+        .await;
+    assert_eq!(
+        stored["answers"].as_object().map(|a| a.len()),
+        Some(3),
+        "{stored}"
+    );
+    assert_eq!(
+        (
+            stored["result"]["score"].as_u64(),
+            stored["result"]["answered"].as_u64()
+        ),
+        (Some(6), Some(3)),
+        "the stored result grades other answers than those stored: {stored}"
+    );
+    assert_eq!(submitted["result"], stored["result"], "{submitted}");
+}
+
+// ---- 17: a list request reads one page, not a whole partition --------------------------------
+
+/// Walks a list from `first` (a path with `?limit=`), following `next_cursor`: the attempt ids
+/// of each page's `field`.
+async fn walk(h: &ExamHarness, first: &str, field: &str, caller: &Caller) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut path = first.to_owned();
+    loop {
+        let (status, body) = h.call("GET", &path, None, caller).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        let items = body[field].as_array().cloned().unwrap_or_default();
+        pages.push(items.iter().map(|a| id_of(a, "attempt_id")).collect());
+        let Some(cursor) = body["next_cursor"].as_str() else {
+            return pages;
+        };
+        path = format!("{first}&cursor={cursor}");
+        assert!(pages.len() < 20, "GET {first}: the list does not end");
+    }
+}
+
+#[tokio::test]
+async fn reading_a_whole_partition_in_one_list_request() {
+    let env = TestEnv::spawn().await;
+    let (h, queries) = env.exam_harness_counting_queries(no_cache());
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    // Seven students sit one exam; one student sits five exams.
+    let mut at_exam = Vec::new();
+    for _ in 0..7 {
+        let student = h.sign_in(Role::Student).await;
+        let (status, attempt) = start(&h, &exam, &student).await;
+        assert_eq!(status, 201, "{attempt}");
+        at_exam.push(id_of(&attempt, "attempt_id"));
+        h.clock.advance(1);
+    }
+    let busy = h.sign_in(Role::Student).await;
+    let mut of_student = Vec::new();
+    for _ in 0..5 {
+        let (other, _) = h.exam_with_questions(&owner, 1, true).await;
+        let (status, attempt) = start(&h, &other, &busy).await;
+        assert_eq!(status, 201, "{attempt}");
+        of_student.push(id_of(&attempt, "attempt_id"));
+        h.clock.advance(1);
+    }
+    at_exam.reverse();
+    of_student.reverse();
+
+    queries.take();
+    for (first, field, caller, expected, limit) in [
+        (
+            format!("/exams/{exam}/results?limit=3"),
+            "results",
+            &owner,
+            &at_exam,
+            3,
+        ),
+        (
+            "/me/attempts?limit=2".to_owned(),
+            "attempts",
+            &busy,
+            &of_student,
+            2,
+        ),
+    ] {
+        let pages = walk(&h, &first, field, caller).await;
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().all(|n| *n <= limit),
+            "GET {first}: pages of {sizes:?} items"
+        );
+        assert_eq!(
+            pages.concat(),
+            *expected,
+            "GET {first}: every attempt once, newest first"
+        );
+        let read = queries.take();
+        assert!(!read.is_empty(), "GET {first}: no DynamoDB query counted");
+        assert!(
+            read.iter()
+                .all(|n| *n <= i32::try_from(limit + 1).unwrap_or(i32::MAX)),
+            "GET {first}: DynamoDB queries read {read:?} items for pages of {limit}"
+        );
+    }
+}
+
+// ---- 18: list cursors come from the API, for one list ----------------------------------------
+
+/// A cursor as a client could make one: base64url of JSON (the encoding of the API's cursors).
+fn made_up_cursor(position: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(position.to_string())
+}
+
+/// `cursor` with its position moved back by one second: its JSON part (before any `.`) decoded,
+/// each number lowered by one, encoded again; the rest kept.
+fn retouched(cursor: &str) -> String {
+    let (json_part, rest) = cursor.split_once('.').unwrap_or((cursor, ""));
+    let bytes = URL_SAFE_NO_PAD.decode(json_part).expect("base64url");
+    let mut position: Value = serde_json::from_slice(&bytes).expect("JSON");
+    if let Some(fields) = position.as_object_mut() {
+        for value in fields.values_mut() {
+            if let Some(n) = value.as_i64() {
+                *value = json!(n - 1);
+            }
+        }
+    }
+    let moved = URL_SAFE_NO_PAD.encode(position.to_string());
+    if rest.is_empty() {
+        moved
+    } else {
+        format!("{moved}.{rest}")
+    }
+}
+
+#[tokio::test]
+async fn paging_from_a_made_up_or_tampered_cursor() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    for _ in 0..3 {
+        h.exam_with_questions(&owner, 1, true).await;
+        h.clock.advance(10);
+    }
+    let (status, page) = h.call("GET", "/exams?limit=1", None, &student).await;
+    assert_eq!(status, 200, "{page}");
+    let cursor = page["next_cursor"].as_str().expect("a cursor").to_owned();
+    let listed = id_of(&page["exams"][0], "exam_id");
+
+    let mut accepted = Vec::new();
+    for (what, bad) in [
+        (
+            "made up",
+            made_up_cursor(&json!({"published_at": 1, "exam_id": listed})),
+        ),
+        ("tampered", retouched(&cursor)),
+        ("truncated", cursor[..cursor.len() - 1].to_owned()),
+        ("extended", format!("{cursor}A")),
+    ] {
+        let path = format!("/exams?limit=1&cursor={bad}");
+        let (status, body) = h.call("GET", &path, None, &student).await;
+        if status != 400 || !body["error"]["code"].is_string() {
+            accepted.push(format!("{what} cursor: {status} {body}"));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "a cursor the API did not issue is accepted:\n{}",
+        accepted.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn replaying_a_cursor_on_another_list() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let ada = h.sign_in(Role::Student).await;
+    let grace = h.sign_in(Role::Student).await;
+    let (a, _) = h.exam_with_questions(&owner, 1, true).await;
+    h.clock.advance(10);
+    let (b, _) = h.exam_with_questions(&owner, 1, true).await;
+    for exam in [&a, &b] {
+        for student in [&ada, &grace] {
+            let (status, attempt) = start(&h, exam, student).await;
+            assert_eq!(status, 201, "{attempt}");
+            h.clock.advance(1);
+        }
+    }
+    let cursor_of = |path: String, caller: Caller| {
+        let h = &h;
+        async move {
+            let (status, body) = h.call("GET", &path, None, &caller).await;
+            assert_eq!(status, 200, "GET {path}: {body}");
+            body["next_cursor"].as_str().map(str::to_owned)
+        }
+    };
+    let exams = cursor_of("/exams?limit=1".into(), ada.clone()).await;
+    let results_a = cursor_of(format!("/exams/{a}/results?limit=1"), owner.clone()).await;
+    let adas = cursor_of("/me/attempts?limit=1".into(), ada.clone()).await;
+
+    let misuses = [
+        (&exams, "/exams", format!("/exams/{a}/results"), &owner),
+        (&exams, "/exams", "/me/attempts".to_owned(), &ada),
+        (
+            &results_a,
+            "exam A's results",
+            format!("/exams/{b}/results"),
+            &owner,
+        ),
+        (&results_a, "exam A's results", "/exams".to_owned(), &ada),
+        (
+            &results_a,
+            "exam A's results",
+            "/me/attempts".to_owned(),
+            &ada,
+        ),
+        (&adas, "Ada's attempts", "/me/attempts".to_owned(), &grace),
+        (
+            &adas,
+            "Ada's attempts",
+            format!("/exams/{a}/results"),
+            &owner,
+        ),
+    ];
+    let mut accepted = Vec::new();
+    for (cursor, from, path, caller) in misuses {
+        let Some(cursor) = cursor else { continue };
+        let (status, body) = h
+            .call(
+                "GET",
+                &format!("{path}?limit=1&cursor={cursor}"),
+                None,
+                caller,
+            )
+            .await;
+        if status != 400 {
+            accepted.push(format!("a cursor of {from} on GET {path}: {status} {body}"));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "a cursor is accepted on another list:\n{}",
+        accepted.join("\n")
+    );
+    assert!(
+        results_a.is_some() && adas.is_some(),
+        "every list pages: results {results_a:?}, attempts {adas:?}"
+    );
+}
+
+/// The pages cached in the published list's entry (its fields but the generation).
+async fn cached_list_pages(env: &TestEnv, policy: &CacheAside) -> Vec<String> {
+    let at = policy
+        .locate(&policy.keys().exam_list_page(1))
+        .await
+        .expect("the namespace version");
+    let client = redis::Client::open(env.endpoints.redis.as_str()).expect("redis url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let fields: Vec<String> = connection.hkeys(&at.key).await.expect("HKEYS");
+    fields.into_iter().filter(|f| f != "g").collect()
+}
+
+#[tokio::test]
+async fn flooding_the_list_cache_with_distinct_cursors() {
+    let env = TestEnv::spawn().await;
+    let policy = cache_policy(Redis::Standalone, &env.prefix, CacheSettings::default());
+    let h = env.exam_harness(policy.clone());
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let mut exams = Vec::new();
+    for _ in 0..3 {
+        exams.push(h.exam_with_questions(&owner, 1, true).await.0);
+        h.clock.advance(10);
+    }
+    // The cursors the API hands out, a page of one at a time, and thirty made up.
+    let mut cursors = Vec::new();
+    let mut path = "/exams?limit=1".to_owned();
+    while let (200, page) = h.call("GET", &path, None, &student).await {
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        cursors.push(cursor.to_owned());
+        path = format!("/exams?limit=1&cursor={cursor}");
+    }
+    for at in 0..30 {
+        cursors.push(made_up_cursor(
+            &json!({"published_at": at, "exam_id": exams[at % 3]}),
+        ));
+    }
+    for cursor in &cursors {
+        let path = format!("/exams?limit=1&cursor={cursor}");
+        h.call("GET", &path, None, &student).await;
+    }
+
+    let pages = cached_list_pages(&env, &policy).await;
+    assert!(
+        pages.len() <= 1,
+        "{} distinct cursors cached {} pages of the list: {pages:?}",
+        cursors.len(),
+        pages.len()
+    );
 }

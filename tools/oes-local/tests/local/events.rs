@@ -48,7 +48,7 @@ fn generated_http_events_decode_as_lambda_requests_with_the_chosen_token_and_ids
     let mut request_ids = BTreeSet::new();
     let mut seen = 0;
     for Generated { file, text } in generate(&options) {
-        if file.starts_with("sqs-") {
+        if file.starts_with("sqs-") || file.starts_with("schedule-") {
             continue;
         }
         for fixed in [table::EXAM_ID, table::QUESTION_ID, table::ATTEMPT_ID] {
@@ -120,6 +120,26 @@ fn the_answer_body_names_the_chosen_question() {
         body["answers"][options.question_id.as_str()].is_u64(),
         "{body}"
     );
+}
+
+#[test]
+fn generated_schedule_events_are_eventbridge_scheduled_events_of_a_rule() {
+    let mut seen = 0;
+    for Generated { file, text } in generate(&Options::default()) {
+        if !file.starts_with("schedule-") {
+            continue;
+        }
+        let event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(event["detail-type"], "Scheduled Event", "{file}");
+        assert_eq!(event["source"], "aws.events", "{file}");
+        assert_eq!(event["detail"], serde_json::json!({}), "{file}");
+        let rule = event["resources"][0].as_str().unwrap_or_default();
+        assert!(rule.starts_with("arn:aws:events:"), "{file}: {rule}");
+        assert!(rule.contains(":rule/"), "{file}: {rule}");
+        assert_eq!(event["id"].as_str().map(str::len), Some(36), "{file}");
+        seen += 1;
+    }
+    assert_eq!(seen, table::SCHEDULE_FIXTURES.len());
 }
 
 #[test]
