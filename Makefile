@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test soak template-check lint run-local provision bench package
+.PHONY: help services services-down build test fuzz-api openapi soak template-check lint run-local provision bench package
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,10 +28,18 @@ services-down: ## stop the services this repo started
 build: ## build every crate and target
 	cargo build --workspace --all-targets
 
-test: services ## build, run all tests against the local services, lint the template
+test: services ## build, run all tests against the local services, fuzz the API, lint the template
 	cargo build --workspace --all-targets
 	$(WITH_ENV) OES_TEST_SERVICES=1 cargo test --workspace
+	scripts/fuzz-api.sh
 	@$(MAKE) --no-print-directory template-check
+
+fuzz-api: ## schemathesis against oes-local (embedded) as each role (FUZZ_SEED, FUZZ_EXAMPLES)
+	cargo build -p oes-local
+	scripts/fuzz-api.sh
+
+openapi: ## write docs/openapi.json again from the code
+	cargo run -q -p oes-local -- --openapi > docs/openapi.json
 
 soak: ## run the pipeline's fault simulation over 100,000 seeds (make test runs 2,000); SEEDS=n FROM=s to change
 	cargo build -p oes-sim

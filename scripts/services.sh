@@ -114,6 +114,16 @@ ensure_openssl_installed() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 }
 
+# The console's browser test (tools/oes-local/tests/local/console.rs) drives Debian's Chromium
+# headless through chromedriver.
+ensure_chromium_installed() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || { log "chromium not found and apt-get unavailable: the console's browser test will be skipped"; return 0; }
+  log "installing chromium and chromium-driver with apt-get"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 ensure_venv() {
   local want have=""
   if [ ! -x "$VENV/bin/python" ]; then
@@ -215,6 +225,7 @@ cmd_up() {
   mkdir -p "$STATE"
   ensure_redis_installed
   ensure_openssl_installed
+  ensure_chromium_installed
   ensure_venv          # always: `make template-check` needs cfn-lint even if moto is reused
   up_redis
   up_cluster

@@ -14,7 +14,9 @@ pub enum AuthError {
     /// A field failed validation.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
-    /// The email address belongs to another account.
+    /// The new address of an email change became another account's after its link was sent.
+    /// Only the holder of that link, who reads that address's mail, is told; a sign-up never
+    /// says an address is taken.
     #[error("this email address is already registered")]
     EmailTaken,
     /// Another request changed the account meanwhile.

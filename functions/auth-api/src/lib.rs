@@ -5,13 +5,17 @@
 //! - [`error`]: the domain error and its one mapping to an HTTP answer.
 //! - [`limits`]: how often each action may be tried (rate limits).
 //! - [`routes`]: the router and thin handlers: parse the request, call the service, map the result.
+//! - [`views`]: the JSON shapes of its answers.
+//! - [`openapi`]: the description of every route, for the OpenAPI document.
 //! - [`wire`]: the service over the adapters the composition root built.
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
 
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 pub mod service;
+pub mod views;
 
 pub use routes::handle;
 pub use service::AuthService;

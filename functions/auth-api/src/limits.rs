@@ -12,7 +12,8 @@
 //!   bounded too. There is no per-IP login limit: a school taking an exam behind one NAT
 //!   address signs in all at once.
 //! - Mail bombing and SES cost: [`EMAIL_PER_ADDRESS`] on every route that mails an address the
-//!   caller names (sign-up, verification resend, email change to it), counted per mailbox
+//!   caller names (sign-up, whose email is a verification link or, for a verified address, a
+//!   notice; verification resend; email change to it), counted per mailbox
 //!   ([`oes_domain::user::Email::mailbox`]: `ada+1@x` and `ada+2@x` share one) whether or not
 //!   an account exists, so a 429 reveals nothing. The requester's own limit comes first
 //!   ([`EMAIL_PER_IP`], [`SIGN_UP_PER_IP`], [`EMAIL_CHANGE_PER_ACCOUNT`]): a request it refuses

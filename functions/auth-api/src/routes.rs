@@ -5,19 +5,19 @@ use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use oes_domain::clock::rfc3339;
 use oes_domain::security::Password;
-use oes_domain::user::{DisplayName, Email, UserProfile};
+use oes_domain::user::{DisplayName, Email};
 use oes_runtime::http::{
     ApiError, bearer_token, client_ip, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
 };
 use serde::Deserialize;
-use serde_json::json;
 use tracing::Instrument;
+use utoipa::ToSchema;
 
 use crate::limits::{EMAIL_CHANGE_PER_ACCOUNT, EMAIL_PER_ADDRESS, EMAIL_PER_IP, SIGN_UP_PER_IP};
 use crate::service::{AuthService, SignInFrom};
+use crate::views;
 
 /// Every path this function serves (for telling 404 from 405).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -79,29 +79,29 @@ async fn route(service: &AuthService, request: &Request) -> Result<Response<Body
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterBody {
+pub(crate) struct RegisterBody {
     email: String,
     password: String,
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenBody {
+pub(crate) struct TokenBody {
     token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EmailBody {
+pub(crate) struct EmailBody {
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     email: String,
     password: String,
     /// The device token of an earlier sign-in from this device, if the client kept one.
@@ -109,35 +109,24 @@ struct LoginBody {
     device_token: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenameBody {
+pub(crate) struct RenameBody {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResetConfirmBody {
+pub(crate) struct ResetConfirmBody {
     token: String,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EmailChangeBody {
+pub(crate) struct EmailChangeBody {
     new_email: String,
     password: String,
-}
-
-fn profile_json(profile: &UserProfile) -> serde_json::Value {
-    json!({
-        "user_id": profile.id,
-        "email": profile.email,
-        "name": profile.name,
-        "role": profile.role,
-        "status": profile.status,
-        "created_at": rfc3339(profile.created_at),
-    })
 }
 
 /// The limits of a route that mails an address the caller names: the client's own first, so
@@ -155,6 +144,11 @@ async fn throttle_email(
         .await?)
 }
 
+/// What every accepted sign-up is told, whether the address was free, held by an unverified
+/// account or by a verified one (whose owner gets a notice instead of a link).
+const SIGN_UP_ACCEPTED: &str =
+    "Check your inbox: we sent an email to this address to finish signing up.";
+
 fn accepted() -> Response<Body> {
     no_content_json(StatusCode::ACCEPTED, "accepted")
 }
@@ -170,10 +164,14 @@ async fn register(service: &AuthService, request: &Request) -> Result<Response<B
             (&EMAIL_PER_ADDRESS, &email.mailbox()),
         ])
         .await?;
-    let profile = service.register(email, password, name).await?;
+    service.register(email, password, name).await?;
+    // The same answer whatever the address (see `AuthService::register`).
     Ok(json(
-        StatusCode::CREATED,
-        &json!({ "user_id": profile.id, "email": profile.email, "status": profile.status }),
+        StatusCode::ACCEPTED,
+        &views::SignUpAccepted {
+            status: "accepted",
+            message: SIGN_UP_ACCEPTED,
+        },
     ))
 }
 
@@ -181,7 +179,11 @@ async fn verify_email(service: &AuthService, token: &str) -> Result<Response<Bod
     let profile = service.verify_email(token).await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "status": "verified", "user_id": profile.id, "email": profile.email }),
+        &views::Verified {
+            status: "verified",
+            user_id: profile.id,
+            email: profile.email,
+        },
     ))
 }
 
@@ -210,7 +212,7 @@ async fn login(service: &AuthService, request: &Request) -> Result<Response<Body
 async fn me(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
     let (profile, status) = service.authenticate(bearer_token(request)?).await?;
     Ok(with_cache_status(
-        json(StatusCode::OK, &profile_json(&profile)),
+        json(StatusCode::OK, &views::profile(&profile)),
         status,
     ))
 }
@@ -220,7 +222,7 @@ async fn rename(service: &AuthService, request: &Request) -> Result<Response<Bod
     let body: RenameBody = parse_json(request)?;
     let name = DisplayName::parse(&body.name)?;
     let profile = service.rename(&profile.id, name).await?;
-    Ok(json(StatusCode::OK, &profile_json(&profile)))
+    Ok(json(StatusCode::OK, &views::profile(&profile)))
 }
 
 async fn request_reset(

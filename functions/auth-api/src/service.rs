@@ -5,7 +5,9 @@ use std::sync::Arc;
 use oes_domain::cache::CacheStatus;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::ports::{StoreError, StoredToken, TokenPurpose, TokenStore, UserStore, UserUpdate};
+use oes_domain::ports::{
+    StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore, UserUpdate,
+};
 use oes_domain::producer::EmailProducer;
 use oes_domain::security::{OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
@@ -21,19 +23,24 @@ use crate::limits::{
 pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
 /// How long a password reset link works.
 pub const RESET_TOKEN_TTL_SECONDS: i64 = 3600;
+/// How often a sign-up reads the address and writes again when another sign-up for it won the
+/// race in between.
+const SIGN_UP_WRITE_ATTEMPTS: usize = 3;
 
 /// A signed-in session.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AccessToken {
     /// The JWT.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String)]
     pub token_type: &'static str,
     /// Seconds until it expires.
     pub expires_in: i64,
     /// This device's token (see [`oes_domain::security::DeviceKeys`]): the client keeps it and
     /// sends it with its next sign-ins to this account, which then count against this device's
     /// own limit instead of the account's. Never printed.
+    #[schema(value_type = String)]
     pub device_token: Secret,
 }
 
@@ -93,49 +100,80 @@ impl AuthService {
         Ok(())
     }
 
-    /// Creates an account pending verification and queues the verification email. If the email
-    /// cannot be queued, the account is removed again so signing up again works.
+    /// Signs `email` up, answering the same whatever the address (no account enumeration, as
+    /// OWASP's authentication cheat sheet asks): the caller learns only that an email is on its
+    /// way to the address.
     ///
-    /// Anyone can sign up with an address they do not own, so an unverified account holds its
-    /// address only until someone signs up with it again: the new sign-up replaces it (a new
-    /// account: the links sent to the old one are void), and an unverified account expires
-    /// ([`oes_domain::user::UNVERIFIED_ACCOUNT_TTL_SECONDS`]). A verified address is
-    /// `EmailTaken`.
+    /// - No account: creates one pending verification and queues the verification email. If
+    ///   the email cannot be queued, the account is removed again so signing up again works.
+    /// - An unverified account: anyone can sign up with an address they do not own, so it holds
+    ///   its address only until someone signs up with it again. The new sign-up replaces it (a
+    ///   new account: the links sent to the old one are void), and an unverified account
+    ///   expires ([`oes_domain::user::UNVERIFIED_ACCOUNT_TTL_SECONDS`]).
+    /// - A verified account: nothing changes; its owner is mailed a notice
+    ///   ([`EmailTemplate::AccountExists`]) instead.
+    ///
+    /// The password is hashed first, whatever the address, so the answer takes as long either
+    /// way. A write that loses a race with another sign-up for the address reads it again
+    /// (a conflict must not tell that the address was free), a bounded number of times.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
         email: Email,
         password: Password,
         name: DisplayName,
-    ) -> Result<UserProfile, AuthError> {
-        let pending = match self.users.find_by_email(&email).await? {
-            Some(user) if user.status == UserStatus::Active => return Err(AuthError::EmailTaken),
-            other => other,
-        };
+    ) -> Result<(), AuthError> {
+        let password_hash = self.hash(password).await?;
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
             email,
             name,
-            password_hash: self.hash(password).await?,
+            password_hash,
             role: Role::Student,
             status: UserStatus::PendingVerification,
             token_version: 0,
             created_at: now,
             updated_at: now,
         };
-        match &pending {
-            Some(pending) => self.users.replace_unverified(pending, &user).await?,
-            None => self.users.create(&user).await?,
+        for _ in 0..SIGN_UP_WRITE_ATTEMPTS {
+            let written = match self.users.find_by_email(&user.email).await? {
+                Some(owner) if owner.status == UserStatus::Active => {
+                    tracing::info!(
+                        user_id = %owner.id,
+                        "sign-up with a verified address: mailing its owner a notice"
+                    );
+                    let notice = EmailTemplate::AccountExists {
+                        name: owner.name.as_str().to_owned(),
+                    };
+                    return self.enqueue(owner.email, notice).await;
+                }
+                Some(pending) => self.users.replace_unverified(&pending, &user).await,
+                None => self.users.create(&user).await,
+            };
+            match written {
+                Ok(()) => return self.finish_sign_up(&user).await,
+                // Another sign-up or a verification changed the address since it was read.
+                Err(StoreError::Conflict(
+                    UserConflict::EmailTaken | UserConflict::ConcurrentUpdate,
+                )) => {}
+                Err(other) => return Err(other.into()),
+            }
         }
-        if let Err(error) = self.send_verification(&user).await {
-            if let Err(undo) = self.users.delete(&user).await {
+        Err(AuthError::ConcurrentUpdate)
+    }
+
+    /// Queues the verification email of the account `user` just made, or removes the account
+    /// again if it cannot be queued.
+    async fn finish_sign_up(&self, user: &User) -> Result<(), AuthError> {
+        if let Err(error) = self.send_verification(user).await {
+            if let Err(undo) = self.users.delete(user).await {
                 tracing::error!(user_id = %user.id, error = %undo, "could not undo a sign-up");
             }
             return Err(error);
         }
         tracing::info!(user_id = %user.id, "user registered");
-        Ok(user.profile())
+        Ok(())
     }
 
     /// Uses a verification or email-change token. An email-change link moves the account only

@@ -2,34 +2,57 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /admin/queues` | visible / in flight / delayed for each lane and the DLQ |
-//! | `GET /admin/email-jobs/{job_id}` | the job's status record |
+//! | `GET /admin/queues` | visible / in flight / delayed for each lane and the DLQ, and `paused` for each lane |
+//! | `POST /admin/lanes/{lane}/pause`, `…/resume` | stops or restarts the worker receiving from `priority` or `bulk` |
+//! | `GET /admin/email-jobs?status=&kind=&limit=&cursor=` | jobs of a state (`queued`, `sending`, `stalled`, `retrying`, `sent`, `failed`, `dead`) and kind, newest change first, a page at a time |
+//! | `GET /admin/email-jobs/counts?kind=` | jobs in each state, exact up to [`COUNT_BUDGET`] records of a status |
+//! | `GET /admin/email-jobs/{job_id}` | the job's status record, with its history and `stalled` |
 //! | `GET /admin/dlq?max=50` | messages on the dead-letter queue, with their reason |
 //! | `POST /admin/dlq/redrive` `{"job_id": "…"}` | moves that job back to its lane (200) |
 //! | `POST /admin/dlq/redrive` `{"all": true}` | one step of at most [`REDRIVE_STEP`] letters: 202 and `done: false` (call again to go on), or 200 and `done: true` once the queue has been walked |
+//! | `POST /admin/dlq/purge` | deletes a step of at most [`PURGE_STEP`] letters, their `failed`/`dead` jobs recorded `dead` (purged): 202 and `done: false`, or 200 and `done: true` |
+//!
+//! | `POST /admin/cache/clear` | empties the cache (a new namespace version): 200, or 503 if Redis cannot be reached |
+//!
+//! The operator console (`GET /admin/`, [`console`]) is a page over these routes.
 //!
 //! A redrive drops the letters of jobs that were sent already, without sending them
 //! (`already_sent`).
+
+pub mod console;
+mod jobs;
+mod lanes;
+
+pub use jobs::COUNT_BUDGET;
 
 use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+use oes_domain::cache::CacheAside;
 use oes_domain::clock::Clock;
-use oes_domain::pipeline::{QueueAdmin, RedriveReport, redrive};
-use oes_domain::ports::{BoxError, JobLedger, StoreUnavailable};
+use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
 use oes_domain::user::Role;
 use oes_runtime::http::{ApiError, bearer_token, json, parse_json};
 use oes_runtime::session::{SessionError, Sessions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::paging::Cursors;
+
 /// Every admin route, as `(method, path template)`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/queues"),
+    ("GET", "/admin/email-jobs"),
+    ("GET", "/admin/email-jobs/counts"),
     ("GET", "/admin/email-jobs/{job_id}"),
     ("GET", "/admin/dlq"),
     ("POST", "/admin/dlq/redrive"),
+    ("POST", "/admin/dlq/purge"),
+    ("POST", "/admin/lanes/{lane}/pause"),
+    ("POST", "/admin/lanes/{lane}/resume"),
+    ("POST", "/admin/cache/clear"),
 ];
 
 /// The most letters one `{"all": true}` redrive moves or drops: one step, in one request. Each
@@ -40,6 +63,19 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// leaves (undecodable ones) do not count towards the step, but each costs only its share of a
 /// receive and one release.
 pub const REDRIVE_STEP: usize = 25;
+
+/// The most letters one purge request deletes: each costs a record update and a delete (plus
+/// its share of the receives), so a step takes about a second.
+pub const PURGE_STEP: usize = 50;
+
+/// What a purge answers: its report, and what to do next while it is not done.
+#[derive(Serialize)]
+struct PurgeAnswer {
+    #[serde(flatten)]
+    report: PurgeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'static str>,
+}
 
 /// What a redrive answers: its report, and what to do next while it is not done.
 #[derive(Serialize)]
@@ -62,12 +98,32 @@ impl RedriveAnswer {
     }
 }
 
+impl PurgeAnswer {
+    /// 200 once the dead-letter queue has been walked; 202 while steps remain.
+    fn respond(report: PurgeReport) -> Response<Body> {
+        if report.done {
+            json(StatusCode::OK, &Self { report, next: None })
+        } else {
+            let next = Some("POST again to continue");
+            json(StatusCode::ACCEPTED, &Self { report, next })
+        }
+    }
+}
+
 /// The email pipeline's operations.
 pub struct AdminService {
-    /// Queue counts, dead letters, purge; the queues to redrive.
+    /// Queue counts and dead letters; the queues to redrive and purge.
     pub queues: QueueAdmin,
     /// Job records.
     pub jobs: Arc<dyn JobLedger>,
+    /// Job records by state.
+    pub index: Arc<dyn JobIndex>,
+    /// Pauses and resumes the lanes.
+    pub lanes: Arc<dyn LaneSwitch>,
+    /// The cursors of the job listings.
+    pub cursors: Cursors,
+    /// The cache, to clear.
+    pub cache: CacheAside,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -113,22 +169,38 @@ pub async fn route(
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (request.method(), segments.as_slice()) {
-        (&Method::GET, ["admin", "queues"]) => {
-            let counts = admin
-                .queues
-                .counts()
-                .await
-                .map_err(|e| unavailable(e.into()))?;
-            Ok(json(StatusCode::OK, &json!({ "queues": counts })))
+        (&Method::GET, ["admin", "queues"]) => lanes::queues(admin).await,
+        (&Method::POST, ["admin", "lanes", lane, "pause"]) => {
+            lanes::switch(admin, lane, true, &caller.id).await
         }
+        (&Method::POST, ["admin", "lanes", lane, "resume"]) => {
+            lanes::switch(admin, lane, false, &caller.id).await
+        }
+        (&Method::POST, ["admin", "dlq", "purge"]) => {
+            let report = purge(
+                admin.queues.queues(),
+                admin.jobs.as_ref(),
+                admin.clock.as_ref(),
+                Some(PURGE_STEP),
+                |_| {},
+            )
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+            tracing::warn!(admin = %caller.id, purged = report.purged, "an admin purged dead letters");
+            Ok(PurgeAnswer::respond(report))
+        }
+        (&Method::GET, ["admin", "email-jobs"]) => jobs::list(admin, request).await,
+        (&Method::GET, ["admin", "email-jobs", "counts"]) => jobs::counts(admin, request).await,
         (&Method::GET, ["admin", "email-jobs", job_id]) if !job_id.is_empty() => {
-            let record = admin
-                .jobs
-                .get(job_id)
-                .await
-                .map_err(|e: StoreUnavailable| unavailable(e.into()))?
-                .ok_or_else(ApiError::not_found)?;
-            Ok(json(StatusCode::OK, &record))
+            jobs::show(admin, job_id).await
+        }
+        (&Method::POST, ["admin", "cache", "clear"]) => {
+            if !admin.cache.clear_all().await {
+                return Err(ApiError::unavailable(
+                    "the cache could not be cleared just now; please try again",
+                ));
+            }
+            Ok(json(StatusCode::OK, &json!({ "cleared": true })))
         }
         (&Method::GET, ["admin", "dlq"]) => {
             let max = match request
@@ -175,7 +247,11 @@ pub async fn route(
         }
         (
             _,
-            ["admin", "queues" | "dlq"] | ["admin", "email-jobs", _] | ["admin", "dlq", "redrive"],
+            ["admin", "queues" | "dlq" | "email-jobs"]
+            | ["admin", "email-jobs", _]
+            | ["admin", "dlq", "redrive" | "purge"]
+            | ["admin", "lanes", _, "pause" | "resume"]
+            | ["admin", "cache", "clear"],
         ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found()),
     }

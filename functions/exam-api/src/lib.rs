@@ -8,6 +8,7 @@
 //! - [`views`]: the JSON shapes (a student's question has no answer field).
 //! - [`paging`]: `?limit=` and `?cursor=` of the lists, and their signed cursors.
 //! - [`error`]: the domain error and its one mapping to an HTTP answer.
+//! - [`openapi`]: the description of every route, for the OpenAPI document.
 //! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins.
 //! - [`sweep`]: the attempt sweep (attempts close at their deadline) and its scheduled handler.
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime;
@@ -16,6 +17,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+pub mod openapi;
 pub mod paging;
 pub mod routes;
 pub mod service;

@@ -5,12 +5,12 @@
 
 use lambda_http::{Request, RequestExt};
 use oes_domain::exam::ExamId;
+use oes_domain::ports::JobState;
 use oes_domain::security::CursorKeys;
 use oes_domain::user::UserId;
 use oes_runtime::http::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use crate::service::{MAX_PAGE, Page};
 
@@ -26,6 +26,8 @@ pub enum List<'a> {
     Results(&'a ExamId),
     /// `GET /me/attempts`, of this student.
     AttemptsOf(&'a UserId),
+    /// `GET /admin/email-jobs`, of this state and kind (`None`: every kind).
+    EmailJobs(JobState, Option<&'a str>),
 }
 
 impl List<'_> {
@@ -34,6 +36,9 @@ impl List<'_> {
             Self::Published => "exams".to_owned(),
             Self::Results(exam) => format!("results:{exam}"),
             Self::AttemptsOf(user) => format!("attempts:{user}"),
+            Self::EmailJobs(state, kind) => {
+                format!("email-jobs:{}:{}", state.as_str(), kind.unwrap_or("*"))
+            }
         }
     }
 }
@@ -71,20 +76,20 @@ impl Cursors {
         Ok((limit, after))
     }
 
-    /// `{<field>: [each item's view], "next_cursor": …}`: the cursor after the page's last item,
-    /// signed for `list`, or `null` on the last page.
-    pub fn answer<T, P: Serialize>(
+    /// The cursor of `position` in `list`.
+    pub fn sign<P: Serialize>(&self, list: List<'_>, position: &P) -> String {
+        self.0.sign(&list.scope(), position)
+    }
+
+    /// The `next_cursor` of a page: the cursor after its last item, signed for `list`, or `None`
+    /// on the last page.
+    pub fn next<T, P: Serialize>(
         &self,
         list: List<'_>,
-        field: &str,
         page: &Page<T>,
-        view: impl Fn(&T) -> Value,
         position: impl Fn(&T) -> P,
-    ) -> Value {
-        let items: Vec<Value> = page.items.iter().map(view).collect();
-        let next = page
-            .continues_after()
-            .map(|last| self.0.sign(&list.scope(), &position(last)));
-        json!({ field: items, "next_cursor": next })
+    ) -> Option<String> {
+        page.continues_after()
+            .map(|last| self.0.sign(&list.scope(), &position(last)))
     }
 }

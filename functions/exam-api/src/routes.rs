@@ -23,8 +23,8 @@ use oes_runtime::http::{
 use oes_runtime::session::Sessions;
 use oes_runtime::wiring::ApiAdapters;
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
 use tracing::Instrument;
+use utoipa::ToSchema;
 
 use crate::admin::{self, AdminService};
 use crate::error::ExamError;
@@ -47,8 +47,9 @@ pub struct ExamApi {
 impl ExamApi {
     /// exam-api over `adapters` (their queues serve the admin API of the email pipeline).
     pub fn new(adapters: &ApiAdapters, jwt: JwtKeys, clock: Arc<dyn Clock>) -> Self {
+        let cursors = Cursors::new(jwt.cursors().clone());
         Self {
-            cursors: Cursors::new(jwt.cursors().clone()),
+            cursors: cursors.clone(),
             sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
             exams: ExamService::new(
                 adapters.exams.clone(),
@@ -60,6 +61,10 @@ impl ExamApi {
             admin: AdminService {
                 queues: QueueAdmin::new(adapters.queues.clone()),
                 jobs: adapters.jobs.clone(),
+                index: adapters.job_index.clone(),
+                lanes: adapters.lanes.clone(),
+                cursors,
+                cache: adapters.cache.clone(),
                 clock,
             },
         }
@@ -201,7 +206,9 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
         path
     };
     let span = request_span(&request);
-    let result = if path.starts_with("/admin/") {
+    let result = if let Some(page) = admin::console::route(&request, path) {
+        page
+    } else if path.starts_with("/admin/") {
         admin::route(&api.sessions, &api.admin, &request, path)
             .instrument(span.clone())
             .await
@@ -226,9 +233,10 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
             let list = List::Published;
             let (limit, after) = api.cursors.query(request, list)?;
             let (page, status) = service.list_published(limit, after.as_ref()).await?;
-            let body = api
-                .cursors
-                .answer(list, "exams", &page, views::exam, ExamCursor::after);
+            let body = views::ExamList {
+                exams: page.items.iter().map(views::exam).collect(),
+                next_cursor: api.cursors.next(list, &page, ExamCursor::after),
+            };
             Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
         Route::CreateExam => create_exam(service, &caller, request).await,
@@ -254,11 +262,10 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::ListQuestions => {
             let (questions, status) = service.questions(&caller, ids.exam()?).await?;
-            let questions: Vec<_> = questions.iter().map(views::question).collect();
-            Ok(with_cache_status(
-                json(StatusCode::OK, &json!({ "questions": questions })),
-                status,
-            ))
+            let body = views::QuestionList {
+                questions: questions.iter().map(views::question).collect(),
+            };
+            Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
         Route::AddQuestion => {
             let body: QuestionBody = parse_json(request)?;
@@ -296,9 +303,10 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
             let page = service
                 .results(&caller, ids.exam()?, limit, after.as_ref())
                 .await?;
-            let body =
-                api.cursors
-                    .answer(list, "results", &page, views::summary, AttemptCursor::after);
+            let body = views::ResultList {
+                results: page.items.iter().map(views::summary).collect(),
+                next_cursor: api.cursors.next(list, &page, AttemptCursor::after),
+            };
             Ok(json(StatusCode::OK, &body))
         }
         Route::GetAttempt => {
@@ -323,21 +331,18 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
             let list = List::AttemptsOf(&caller.id);
             let (limit, after) = api.cursors.query(request, list)?;
             let (page, status) = service.my_attempts(&caller, limit, after.as_ref()).await?;
-            let body = api.cursors.answer(
-                list,
-                "attempts",
-                &page,
-                views::summary,
-                AttemptCursor::after,
-            );
+            let body = views::AttemptList {
+                attempts: page.items.iter().map(views::summary).collect(),
+                next_cursor: api.cursors.next(list, &page, AttemptCursor::after),
+            };
             Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateExamBody {
+pub(crate) struct CreateExamBody {
     title: String,
     #[serde(default)]
     description: String,
@@ -349,9 +354,9 @@ struct CreateExamBody {
     review: Option<ReviewPolicy>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExamPatchBody {
+pub(crate) struct ExamPatchBody {
     title: Option<String>,
     description: Option<String>,
     duration_minutes: Option<u64>,
@@ -373,27 +378,27 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(field).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QuestionBody {
+pub(crate) struct QuestionBody {
     text: String,
     options: Vec<String>,
     correct_option: u64,
     points: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QuestionPatchBody {
+pub(crate) struct QuestionPatchBody {
     text: Option<String>,
     options: Option<Vec<String>>,
     correct_option: Option<u64>,
     points: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AnswersBody {
+pub(crate) struct AnswersBody {
     answers: BTreeMap<String, u64>,
 }
 

@@ -43,6 +43,10 @@ pub struct AwsTimeouts {
     pub ses_attempt: Duration,
     /// One SES v2 call (`SendEmail`), retries included.
     pub ses_operation: Duration,
+    /// One Lambda control-plane request (a lane's event source mapping, from the admin API).
+    pub lambda_attempt: Duration,
+    /// One Lambda control-plane call, retries included.
+    pub lambda_operation: Duration,
     /// One Secrets Manager request (at init only, which Lambda limits to 10 s).
     pub secrets_attempt: Duration,
     /// One Secrets Manager call, retries included.
@@ -59,6 +63,8 @@ impl AwsTimeouts {
         sqs_operation: Duration::from_secs(8),
         ses_attempt: Duration::from_secs(5),
         ses_operation: Duration::from_secs(12),
+        lambda_attempt: Duration::from_secs(3),
+        lambda_operation: Duration::from_secs(8),
         secrets_attempt: Duration::from_secs(2),
         secrets_operation: Duration::from_secs(5),
     };
@@ -74,6 +80,8 @@ impl AwsTimeouts {
         sqs_operation: Duration::from_secs(60),
         ses_attempt: Duration::from_secs(30),
         ses_operation: Duration::from_secs(60),
+        lambda_attempt: Duration::from_secs(30),
+        lambda_operation: Duration::from_secs(60),
         secrets_attempt: Duration::from_secs(30),
         secrets_operation: Duration::from_secs(60),
     };
@@ -105,6 +113,8 @@ pub struct AwsClients {
     pub ses: aws_sdk_sesv2::Client,
     /// Secrets Manager (read at init only).
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// Lambda: the lanes' event source mappings (exam-api's admin API pauses and resumes them).
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl AwsClients {
@@ -152,6 +162,13 @@ impl AwsClients {
                 aws_sdk_secretsmanager::config::Builder::from(config)
                     .timeout_config(
                         timeouts.config(timeouts.secrets_attempt, timeouts.secrets_operation),
+                    )
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(config)
+                    .timeout_config(
+                        timeouts.config(timeouts.lambda_attempt, timeouts.lambda_operation),
                     )
                     .build(),
             ),
@@ -208,6 +225,11 @@ mod tests {
             figures(clients.secrets.config().timeout_config()),
             expected(t.secrets_attempt, t.secrets_operation),
             "Secrets Manager"
+        );
+        assert_eq!(
+            figures(clients.lambda.config().timeout_config()),
+            expected(t.lambda_attempt, t.lambda_operation),
+            "Lambda"
         );
     }
 

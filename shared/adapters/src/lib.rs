@@ -5,6 +5,7 @@
 //! - [`aws`]: the AWS SDK clients, built once at init.
 //! - [`dynamo`]: the DynamoDB stores (accounts, tokens, exams, attempts, email jobs) in the one
 //!   table, and the interceptor that times their calls.
+//! - [`lambda`]: the lanes' event source mappings, paused and resumed (the `LaneSwitch` port).
 //! - [`sqs`]: the pipeline's three queues on SQS (the `MessageQueues` port).
 //! - [`ses`]: SES v2 `SendEmail`; [`outbox`]: the embedded mode's mailer (`.eml` files).
 //! - [`redis_cache`]: the cache and rate-limit counters in Redis or Redis Cluster, plain or TLS.
@@ -15,6 +16,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod lambda;
 pub mod memory;
 pub mod outbox;
 pub mod redis_cache;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -25,7 +25,43 @@ pub struct TableDef {
     pub range_key: &'static str,
     /// Epoch-seconds attribute DynamoDB's TTL deletes expired items by.
     pub ttl_attribute: &'static str,
+    /// Its global secondary indexes.
+    pub indexes: &'static [IndexDef],
 }
+
+/// A global secondary index (string keys, the listed attributes projected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDef {
+    /// Index name.
+    pub name: &'static str,
+    /// Partition key (string).
+    pub hash_key: &'static str,
+    /// Sort key (string).
+    pub range_key: &'static str,
+    /// The non-key attributes it projects (`INCLUDE`).
+    pub projected: &'static [&'static str],
+}
+
+/// The job records by status (sparse: only job records carry its keys): `gsi1pk` =
+/// `JOBS#<status>`, `gsi1sk` = `<updated_at>#<job id>`; the record without its history.
+pub const JOB_INDEX: IndexDef = IndexDef {
+    name: "gsi1",
+    hash_key: "gsi1pk",
+    range_key: "gsi1sk",
+    projected: &[
+        "job_id",
+        "kind",
+        "recipient",
+        "status",
+        "attempts",
+        "max_attempts",
+        "last_error",
+        "ses_message_id",
+        "lease_until",
+        "created_at",
+        "updated_at",
+    ],
+};
 
 /// The one table: accounts, email claims, one-time tokens, exams, questions, attempts and email
 /// job records (single-table design; the key schema is `crate::dynamo::schema`).
@@ -35,6 +71,7 @@ pub const TABLE: TableDef = TableDef {
     hash_key: "pk",
     range_key: "sk",
     ttl_attribute: "expires_at",
+    indexes: &[JOB_INDEX],
 };
 
 /// An SQS queue.
@@ -196,7 +233,7 @@ async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxE
             .key_type(key_type)
             .build()
     };
-    let created = clients
+    let mut request = clients
         .dynamodb
         .create_table()
         .table_name(&name)
@@ -204,9 +241,27 @@ async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxE
         .attribute_definitions(attribute(TABLE.hash_key)?)
         .attribute_definitions(attribute(TABLE.range_key)?)
         .key_schema(key(TABLE.hash_key, KeyType::Hash)?)
-        .key_schema(key(TABLE.range_key, KeyType::Range)?)
-        .send()
-        .await;
+        .key_schema(key(TABLE.range_key, KeyType::Range)?);
+    for index in TABLE.indexes {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(
+                index.projected.iter().map(|a| (*a).to_owned()).collect(),
+            ))
+            .build();
+        request = request
+            .attribute_definitions(attribute(index.hash_key)?)
+            .attribute_definitions(attribute(index.range_key)?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .key_schema(key(index.hash_key, KeyType::Hash)?)
+                    .key_schema(key(index.range_key, KeyType::Range)?)
+                    .projection(projection)
+                    .build()?,
+            );
+    }
+    let created = request.send().await;
     match created {
         Ok(_) => {}
         Err(e)

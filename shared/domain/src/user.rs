@@ -24,6 +24,7 @@ impl InvalidInput {
 
 /// A normalised email address: ASCII only, trimmed, lower-cased, one `@`, a dotted domain, at
 /// most 254 bytes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -110,6 +111,7 @@ impl fmt::Display for Email {
 }
 
 /// A display name: trimmed, 1–100 characters, no control characters.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
@@ -151,6 +153,7 @@ impl From<DisplayName> for String {
 }
 
 /// A user id (a random UUID, as text).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(String);
@@ -179,6 +182,7 @@ impl fmt::Display for UserId {
 }
 
 /// What a user may do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -221,6 +225,7 @@ impl fmt::Display for Role {
 pub const UNVERIFIED_ACCOUNT_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 /// Whether the account's email address has been proven.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {

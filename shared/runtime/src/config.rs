@@ -83,11 +83,39 @@ pub struct ResourceConfig {
     /// How long email job records are kept after their last change
     /// (`OES_JOB_RETENTION_DAYS`, default 14).
     pub job_retention_seconds: i64,
+    /// The lanes' event source mappings, which exam-api's admin API pauses and resumes
+    /// (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`: both or neither). Without them
+    /// (`oes-local`, tests) the lanes switch in memory, where `oes-local`'s pollers look.
+    pub lane_mappings: Option<LaneMappings>,
+}
+
+/// The UUIDs of the lanes' event source mappings (what `!Ref` of a mapping gives).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneMappings {
+    /// The priority lane's (`OES_PRIORITY_LANE_MAPPING`).
+    pub priority: String,
+    /// The bulk lane's (`OES_BULK_LANE_MAPPING`).
+    pub bulk: String,
+}
+
+impl LaneMappings {
+    /// Both mappings, neither, or an error naming the one missing.
+    fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
+        match (
+            env.optional("OES_PRIORITY_LANE_MAPPING"),
+            env.optional("OES_BULK_LANE_MAPPING"),
+        ) {
+            (None, None) => Ok(None),
+            (Some(priority), Some(bulk)) => Ok(Some(Self { priority, bulk })),
+            (None, Some(_)) => Err(ConfigError::Missing("OES_PRIORITY_LANE_MAPPING")),
+            (Some(_), None) => Err(ConfigError::Missing("OES_BULK_LANE_MAPPING")),
+        }
+    }
 }
 
 impl ResourceConfig {
     /// Reads `OES_TABLE`, `OES_PRIORITY_QUEUE_URL`, `OES_BULK_QUEUE_URL`, `OES_DLQ_URL`,
-    /// `OES_JOB_RETENTION_DAYS`.
+    /// `OES_JOB_RETENTION_DAYS`, `OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("OES_TABLE")?,
@@ -97,6 +125,7 @@ impl ResourceConfig {
             job_retention_seconds: env
                 .parsed::<i64>("OES_JOB_RETENTION_DAYS", DEFAULT_JOB_RETENTION_DAYS)?
                 * 86_400,
+            lane_mappings: LaneMappings::load(env)?,
         })
     }
 }
@@ -121,6 +150,23 @@ impl ApiConfig {
             .as_deref()
             .ok_or(ConfigError::Missing("OES_DLQ_URL"))
     }
+
+    /// The lanes' event source mappings, which exam-api's admin API needs to pause and resume
+    /// them (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`).
+    pub fn lane_mappings(&self) -> Result<&LaneMappings, ConfigError> {
+        self.resources
+            .lane_mappings
+            .as_ref()
+            .ok_or(ConfigError::Missing("OES_PRIORITY_LANE_MAPPING"))
+    }
+
+    /// What exam-api needs on top of [`ApiConfig::REQUIRED`]: the dead-letter queue and the
+    /// lanes' event source mappings (its admin API).
+    pub const EXAM_API: &[&str] = &[
+        "OES_DLQ_URL",
+        "OES_PRIORITY_LANE_MAPPING",
+        "OES_BULK_LANE_MAPPING",
+    ];
 
     /// The variables without which an API function does not start.
     pub const REQUIRED: &[&str] = &[
@@ -399,6 +445,7 @@ impl From<&Provisioned> for ResourceConfig {
             bulk_queue_url: provisioned.bulk_queue_url.clone(),
             dead_letter_queue_url: Some(provisioned.dead_letter_queue_url.clone()),
             job_retention_seconds: DEFAULT_JOB_RETENTION_DAYS * 86_400,
+            lane_mappings: None,
         }
     }
 }
@@ -456,6 +503,38 @@ mod tests {
             assert_eq!(
                 error.to_string(),
                 format!("missing environment variable {skip}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_lane_mappings_come_both_or_neither() {
+        let config = ApiConfig::load(&env(COMPLETE)).expect("loads");
+        assert!(config.resources.lane_mappings.is_none());
+        assert_eq!(
+            config
+                .lane_mappings()
+                .expect_err("exam-api needs them")
+                .to_string(),
+            "missing environment variable OES_PRIORITY_LANE_MAPPING"
+        );
+        let priority = ("OES_PRIORITY_LANE_MAPPING", "uuid-p");
+        let bulk = ("OES_BULK_LANE_MAPPING", "uuid-b");
+        let both = [COMPLETE, &[priority, bulk]].concat();
+        let config = ApiConfig::load(&env(&both)).expect("loads");
+        assert_eq!(
+            config.lane_mappings().expect("given"),
+            &LaneMappings {
+                priority: "uuid-p".into(),
+                bulk: "uuid-b".into()
+            }
+        );
+        for (given, missing) in [(priority, bulk.0), (bulk, priority.0)] {
+            let one = [COMPLETE, &[given]].concat();
+            let error = ApiConfig::load(&env(&one)).expect_err("one without the other");
+            assert_eq!(
+                error.to_string(),
+                format!("missing environment variable {missing}")
             );
         }
     }

@@ -3,14 +3,19 @@
 //! delete the records it did not report in `batchItemFailures` (with `ReportBatchItemFailures`).
 //! Records it reported, or every record when the handler errs, stay on the queue and come back
 //! after their visibility timeout. Written over the [`MessageQueues`] port, so it drives the
-//! worker the same way over SQS and over the in-memory twin.
+//! worker the same way over SQS and over the in-memory twin. Like a disabled mapping, a source
+//! whose lane is paused ([`EventSource::with_switch`]) receives nothing until it is resumed.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
-use oes_domain::ports::{MessageQueues, QueueError, QueueName};
+use oes_domain::email::Lane;
+use oes_domain::ports::{LaneSwitch, MessageQueues, QueueError, QueueName};
+
+/// How often a paused source looks whether its lane has been resumed.
+const PAUSED_CHECK: Duration = Duration::from_millis(200);
 
 /// Polls one queue for a handler.
 pub struct EventSource {
@@ -19,6 +24,7 @@ pub struct EventSource {
     arn: String,
     batch_size: u32,
     wait: Duration,
+    switch: Option<(Arc<dyn LaneSwitch>, Lane)>,
 }
 
 impl EventSource {
@@ -32,6 +38,24 @@ impl EventSource {
             arn,
             batch_size: 10,
             wait: Duration::from_secs(1),
+            switch: None,
+        }
+    }
+
+    /// Receives only while `switch` says `lane` (this source's queue) is not paused.
+    pub fn with_switch(mut self, switch: Arc<dyn LaneSwitch>, lane: Lane) -> Self {
+        self.switch = Some((switch, lane));
+        self
+    }
+
+    /// Whether the lane is paused now (a switch that cannot be read leaves it running).
+    async fn paused(&self) -> bool {
+        match &self.switch {
+            None => false,
+            Some((switch, lane)) => switch.is_paused(*lane).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, lane = lane.as_str(), "could not read the lane's switch");
+                false
+            }),
         }
     }
 
@@ -41,14 +65,18 @@ impl EventSource {
         self
     }
 
-    /// Polls until the task is dropped, as a mapping does: one batch at a time; when the queue
-    /// cannot be reached, tries again after 5 s.
+    /// Polls until the task is dropped, as a mapping does: one batch at a time, none while the
+    /// lane is paused; when the queue cannot be reached, tries again after 5 s.
     pub async fn run<F, Fut>(self, handler: F)
     where
         F: Fn(SqsEvent) -> Fut,
         Fut: Future<Output = SqsBatchResponse>,
     {
         loop {
+            if self.paused().await {
+                tokio::time::sleep(PAUSED_CHECK).await;
+                continue;
+            }
             let polled = self
                 .poll_once(|event| async {
                     Ok::<_, std::convert::Infallible>(handler(event).await)

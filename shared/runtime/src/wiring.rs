@@ -6,8 +6,10 @@ use std::sync::Arc;
 use crate::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
 use crate::rate_limit::RateLimiter;
 use oes_adapters::dynamo::{DynamoAttempts, DynamoExams, DynamoJobs, DynamoTokens, DynamoUsers};
+use oes_adapters::lambda::EventSourceMappings;
 use oes_adapters::memory::{
-    MemoryAttempts, MemoryCache, MemoryExams, MemoryJobs, MemoryTokens, MemoryUsers, NoCache,
+    MemoryAttempts, MemoryCache, MemoryExams, MemoryJobs, MemoryLanes, MemoryTokens, MemoryUsers,
+    NoCache,
 };
 use oes_adapters::redis_cache::RedisCache;
 use oes_adapters::secrets::read_secret;
@@ -17,8 +19,8 @@ use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::SystemClock;
 use oes_domain::pipeline::EmailLanes;
 use oes_domain::ports::{
-    AttemptStore, BoxError, Cache, ExamStore, JobLedger, Mailer, MessageQueues, QueueControl,
-    TokenStore, UserStore,
+    AttemptStore, BoxError, Cache, ExamStore, JobIndex, JobLedger, LaneSwitch, Mailer,
+    MessageQueues, QueueControl, TokenStore, UserStore,
 };
 use oes_domain::producer::EmailProducer;
 
@@ -39,6 +41,11 @@ pub struct ApiAdapters {
     pub queues: Arc<dyn MessageQueues>,
     /// Email job records.
     pub jobs: Arc<dyn JobLedger>,
+    /// The same records by state (the admin API's listings and counts).
+    pub job_index: Arc<dyn JobIndex>,
+    /// Pauses and resumes the lanes (the admin API): their event source mappings when the
+    /// configuration names them, else a switch in memory (`oes-local`'s pollers look there).
+    pub lanes: Arc<dyn LaneSwitch>,
     /// Cache-aside reads.
     pub cache: CacheAside,
     /// Rate limits, counted in the same Redis.
@@ -63,17 +70,26 @@ impl ApiAdapters {
         cache: &CacheConfig,
     ) -> Result<Self, redis::RedisError> {
         let redis = redis(cache)?;
-        let jobs: Arc<dyn JobLedger> = Arc::new(DynamoJobs::new(
+        let records = Arc::new(DynamoJobs::new(
             clients.dynamodb.clone(),
             &resources.table,
             resources.job_retention_seconds,
         ));
+        let jobs: Arc<dyn JobLedger> = records.clone();
         let queues: Arc<dyn MessageQueues> = Arc::new(SqsQueues::new(
             clients.sqs.clone(),
             &resources.priority_queue_url,
             &resources.bulk_queue_url,
             resources.dead_letter_queue_url.as_deref(),
         ));
+        let lanes: Arc<dyn LaneSwitch> = match &resources.lane_mappings {
+            Some(mappings) => Arc::new(EventSourceMappings::new(
+                clients.lambda.clone(),
+                &mappings.priority,
+                &mappings.bulk,
+            )),
+            None => Arc::new(MemoryLanes::default()),
+        };
         Ok(Self {
             users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), &resources.table)),
             tokens: Arc::new(DynamoTokens::new(
@@ -88,6 +104,8 @@ impl ApiAdapters {
             emails: producer(&queues, &jobs),
             queues,
             jobs,
+            job_index: records,
+            lanes,
             limiter: RateLimiter::new(redis.clone(), &cache.prefix, &cache.settings),
             cache: policy(redis, cache),
         })
@@ -95,8 +113,8 @@ impl ApiAdapters {
 
     /// In-memory adapters around the given email queues and job ledger (the embedded mode and
     /// unit tests).
-    pub fn in_memory(queues: Arc<dyn MessageQueues>, jobs: Arc<MemoryJobs>) -> Self {
-        let jobs: Arc<dyn JobLedger> = jobs;
+    pub fn in_memory(queues: Arc<dyn MessageQueues>, records: Arc<MemoryJobs>) -> Self {
+        let jobs: Arc<dyn JobLedger> = records.clone();
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
@@ -105,6 +123,8 @@ impl ApiAdapters {
             emails: producer(&queues, &jobs),
             queues,
             jobs,
+            job_index: records,
+            lanes: Arc::new(MemoryLanes::default()),
             cache: CacheAside::new(
                 Arc::new(MemoryCache::default()),
                 CacheKeys::new("oes"),

@@ -1,17 +1,17 @@
 //! The admin API of the email pipeline through exam-api's handler: only admins, and the same
-//! answers `oesctl` gives (counts, job records, dead letters, redrive).
+//! answers `oesctl` gives (counts, job records, dead letters, redrive, purge, pausing a lane).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use exam_api::admin::REDRIVE_STEP;
+use exam_api::admin::{PURGE_STEP, REDRIVE_STEP};
 use futures_util::{StreamExt, stream};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::{EmailLanes, QueueAdmin};
 use oes_domain::ports::{
-    Delivery, JobConflict, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, QueueControl,
-    QueueName, StoreError, UserUpdate,
+    Delivery, JobConflict, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
+    QueueControl, QueueName, StoreError, UserUpdate,
 };
 use oes_domain::security::Secret;
 use oes_domain::user::{Email, Role};
@@ -374,4 +374,329 @@ async fn redriving_everything_runs_in_steps_that_resume_until_the_queue_is_walke
         let record = jobs.get(id).await.expect("read").expect("a record");
         assert_eq!(record.status, JobStatus::Queued, "{id}");
     }
+}
+
+/// A notice to `to` (a `generic` job), created at 1.
+fn notice(to: &str) -> EmailJob {
+    let template = EmailTemplate::Generic {
+        subject: "Notice".into(),
+        text: "Hello".into(),
+    };
+    EmailJob::new(Email::parse(to).expect("valid"), template, 1)
+}
+
+/// `GET path` as `bearer`, asserting a 200.
+async fn ok(apis: &InMemoryApis, path: &str, bearer: &str) -> Value {
+    let (status, body) = exam(apis, "GET", path, None, Some(bearer)).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| job["job_id"].as_str().expect("job_id").to_owned())
+        .collect()
+}
+
+/// Issue 13: jobs by state and kind, newest first, paged with signed cursors; counted; a crashed
+/// send shows as stalled; a job shows its history.
+#[tokio::test]
+async fn admins_list_count_and_open_jobs_by_state() {
+    let apis = in_memory_apis();
+    let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
+    let jobs = apis.jobs.as_ref();
+    let queued: Vec<EmailJob> = (0..3)
+        .map(|i| notice(&format!("reader{i}@example.com")))
+        .collect();
+    for (at, job) in (100..).zip(&queued) {
+        jobs.record_queued(job, at).await.expect("recorded");
+    }
+    // A send that crashed long ago: its lease (to 200) has run out.
+    let crashed = notice("crashed@example.com");
+    jobs.record_queued(&crashed, 100).await.expect("recorded");
+    jobs.claim(&crashed, 190, 10).await.expect("claimed");
+
+    let first = ok(
+        &apis,
+        "/admin/email-jobs?status=queued&kind=generic&limit=2",
+        &admin,
+    )
+    .await;
+    let newest: Vec<String> = queued.iter().rev().map(|j| j.job_id.clone()).collect();
+    assert_eq!(ids(&first), newest[..2]);
+    assert_eq!(first["jobs"][0]["status"], "queued");
+    assert_eq!(first["jobs"][0]["stalled"], false);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = ok(
+        &apis,
+        &format!("/admin/email-jobs?status=queued&kind=generic&limit=2&cursor={cursor}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(ids(&second), newest[2..]);
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    let stalled = ok(&apis, "/admin/email-jobs?status=stalled", &admin).await;
+    assert_eq!(ids(&stalled), std::slice::from_ref(&crashed.job_id));
+    assert_eq!(stalled["jobs"][0]["stalled"], true);
+    assert_eq!(
+        stalled["jobs"][0]["history"],
+        Value::Null,
+        "no history in a listing"
+    );
+
+    let counts = ok(&apis, "/admin/email-jobs/counts?kind=generic", &admin).await;
+    let count_of = |state: &str| {
+        counts["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .find(|c| c["status"] == state)
+            .map(|c| (c["count"].as_u64(), c["exact"].as_bool()))
+    };
+    assert_eq!(count_of("queued"), Some((Some(3), Some(true))));
+    assert_eq!(count_of("sending"), Some((Some(1), Some(true))));
+    assert_eq!(count_of("stalled"), Some((Some(1), Some(true))));
+    assert_eq!(count_of("dead"), Some((Some(0), Some(true))));
+    assert_eq!(counts["budget"], exam_api::admin::COUNT_BUDGET);
+
+    let detail = ok(
+        &apis,
+        &format!("/admin/email-jobs/{}", crashed.job_id),
+        &admin,
+    )
+    .await;
+    assert_eq!(detail["stalled"], true);
+    assert_eq!(detail["history"], json!([{"at": 190, "event": "sending"}]));
+}
+
+#[tokio::test]
+async fn bad_listing_queries_are_400s() {
+    let apis = in_memory_apis();
+    let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
+    apis.jobs
+        .record_queued(&notice("a@example.com"), 1)
+        .await
+        .expect("recorded");
+    apis.jobs
+        .record_queued(&notice("b@example.com"), 2)
+        .await
+        .expect("recorded");
+    let page = ok(&apis, "/admin/email-jobs?status=queued&limit=1", &admin).await;
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    for path in [
+        "/admin/email-jobs".to_owned(),
+        "/admin/email-jobs?status=lost".to_owned(),
+        "/admin/email-jobs?status=queued&kind=Generic".to_owned(),
+        "/admin/email-jobs?status=queued&kind=".to_owned(),
+        "/admin/email-jobs?status=queued&limit=0".to_owned(),
+        "/admin/email-jobs?status=queued&limit=101".to_owned(),
+        "/admin/email-jobs?status=queued&cursor=made-up".to_owned(),
+        // A cursor of one listing does not open another.
+        format!("/admin/email-jobs?status=failed&limit=1&cursor={cursor}"),
+        format!("/admin/email-jobs?status=queued&kind=generic&limit=1&cursor={cursor}"),
+        "/admin/email-jobs/counts?kind=x-y".to_owned(),
+    ] {
+        let (status, error) = exam(&apis, "GET", &path, None, Some(&admin)).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("validation_error")),
+            "{path}: {error}"
+        );
+    }
+    let (status, _) = exam(&apis, "DELETE", "/admin/email-jobs", None, Some(&admin)).await;
+    assert_eq!(status, 405);
+    let (status, _) = exam(&apis, "GET", "/admin/cache/clear", None, Some(&admin)).await;
+    assert_eq!(status, 405);
+}
+
+fn cache_status(response: &lambda_http::Response<lambda_http::Body>) -> String {
+    response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Issue 13: the cache lives in the VPC, out of `oesctl`'s reach on a laptop; an admin clears it
+/// through the API (a namespace bump: every entry is a miss after it).
+#[tokio::test]
+async fn admins_clear_the_cache_through_the_api() {
+    let apis = in_memory_apis();
+    let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
+    let student = signed_in_as(&apis, "student@example.com", Role::Student).await;
+    let list = || async {
+        let response = exam_api::handle(&apis.exams, request("GET", "/exams", None, Some(&admin)))
+            .await
+            .expect("handled");
+        cache_status(&response)
+    };
+    list().await;
+    assert_eq!(list().await, "hit", "the list is cached");
+    let (status, body) = exam(&apis, "POST", "/admin/cache/clear", None, Some(&student)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(list().await, "hit", "a student clears nothing");
+    let (status, body) = exam(&apis, "POST", "/admin/cache/clear", None, Some(&admin)).await;
+    assert_eq!((status, body), (200, json!({"cleared": true})));
+    assert_eq!(list().await, "miss", "every entry is gone");
+}
+
+#[tokio::test]
+async fn admins_pause_and_resume_a_lane_and_see_it_in_the_counts() {
+    let apis = in_memory_apis();
+    let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
+    let student = signed_in_as(&apis, "student@example.com", Role::Student).await;
+    let paused = |queues: &Value| -> Vec<Option<bool>> {
+        queues["queues"]
+            .as_array()
+            .expect("queues")
+            .iter()
+            .map(|q| q["paused"].as_bool())
+            .collect()
+    };
+    let queues = ok(&apis, "/admin/queues", &admin).await;
+    assert_eq!(
+        paused(&queues),
+        [Some(false), Some(false), None],
+        "each lane says whether it is paused; the DLQ is no lane: {queues}"
+    );
+
+    let (status, answer) = exam(&apis, "POST", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"lane": "bulk", "paused": true}))
+    );
+    assert_eq!(
+        paused(&ok(&apis, "/admin/queues", &admin).await),
+        [Some(false), Some(true), None]
+    );
+    let (status, answer) = exam(
+        &apis,
+        "POST",
+        "/admin/lanes/bulk/resume",
+        None,
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"lane": "bulk", "paused": false}))
+    );
+    assert_eq!(
+        paused(&ok(&apis, "/admin/queues", &admin).await),
+        [Some(false), Some(false), None]
+    );
+
+    let (status, error) = exam(&apis, "POST", "/admin/lanes/dlq/pause", None, Some(&admin)).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "only the two lanes switch: {error}"
+    );
+    let (status, _) = exam(&apis, "GET", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
+    assert_eq!(status, 405);
+    let (status, _) = exam(
+        &apis,
+        "POST",
+        "/admin/lanes/priority/pause",
+        None,
+        Some(&student),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        paused(&ok(&apis, "/admin/queues", &admin).await),
+        [Some(false), Some(false), None],
+        "nothing a refused call could have switched"
+    );
+}
+
+/// The issue's purge: `oesctl dlq purge` deleted the letters and left their records `dead` or
+/// `failed`, pointing at letters that no longer existed. The admin route shares the one purge,
+/// which records them `dead` (purged) first, a step at a time.
+#[tokio::test]
+async fn purging_the_dead_letter_queue_records_its_jobs_dead_in_steps() {
+    let apis = in_memory_apis();
+    let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
+    let (jobs, queues) = (apis.jobs.as_ref(), apis.queue.as_ref());
+    let mut dead = BTreeSet::new();
+    for i in 0..PURGE_STEP + 3 {
+        dead.insert(dead_job(jobs, queues, i, false).await);
+    }
+    let sent = dead_job(jobs, queues, PURGE_STEP + 3, true).await;
+
+    let (status, first) = exam(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
+    assert_eq!(
+        (status, first["purged"].as_u64(), first["done"].as_bool()),
+        (202, Some(PURGE_STEP as u64), Some(false)),
+        "{first}"
+    );
+    let (status, last) = exam(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
+    assert_eq!(
+        (status, last["purged"].as_u64(), last["done"].as_bool()),
+        (200, Some(4), Some(true)),
+        "{last}"
+    );
+    let marked: BTreeSet<String> = [&first, &last]
+        .iter()
+        .flat_map(|answer| answer["marked"].as_array().expect("marked").clone())
+        .map(|id| id.as_str().expect("an id").to_owned())
+        .collect();
+    assert_eq!(marked, dead, "every job that ended unsent, and only those");
+
+    let (_, letters) = exam(&apis, "GET", "/admin/dlq", None, Some(&admin)).await;
+    assert_eq!(letters["messages"], json!([]), "the queue is empty");
+    let id = dead.first().expect("a job");
+    let record = ok(&apis, &format!("/admin/email-jobs/{id}"), &admin).await;
+    assert_eq!(
+        (
+            record["status"].as_str(),
+            record["last_error"].as_str(),
+            record["history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .map(|e| e["event"].clone())
+        ),
+        (Some("dead"), Some(PURGED), Some(json!("purged"))),
+        "{record}"
+    );
+    let record = ok(&apis, &format!("/admin/email-jobs/{sent}"), &admin).await;
+    assert_eq!(record["status"], "sent", "a sent job stays sent");
+}
+
+/// Issue 13: the console's page and files need no token (they hold no data), through the same
+/// handler whose admin API still refuses anyone but an admin.
+#[tokio::test]
+async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
+    let apis = in_memory_apis();
+    let student = signed_in_as(&apis, "pupil@example.com", Role::Student).await;
+    for (path, content_type) in [
+        ("/admin/", "text/html; charset=utf-8"),
+        ("/admin", "text/html; charset=utf-8"),
+        (
+            "/admin/console/console.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/admin/console/console.css", "text/css; charset=utf-8"),
+    ] {
+        let response = exam_api::handle(&apis.exams, request("GET", path, None, None))
+            .await
+            .unwrap_or_else(|e| panic!("invocation error: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        assert!(
+            response.headers().contains_key("content-security-policy"),
+            "{path}"
+        );
+    }
+    let (status, _) = exam(&apis, "GET", "/admin/console/secrets.txt", None, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = exam(&apis, "GET", "/admin/queues", None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = exam(&apis, "GET", "/admin/queues", None, Some(&student)).await;
+    assert_eq!(status, 403);
 }

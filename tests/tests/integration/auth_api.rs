@@ -42,7 +42,7 @@ async fn login(service: &auth_api::AuthService, email: &str, password: &str) -> 
 
 /// Registers and verifies `email`, returns an access token.
 async fn signed_in(service: &auth_api::AuthService, queue: &MemoryQueues, email: &str) -> String {
-    assert_eq!(register(service, email).await.0, 201);
+    assert_eq!(register(service, email).await.0, 202);
     let (_, token) = queued_tokens(queue)
         .await
         .pop()
@@ -65,11 +65,15 @@ async fn signed_in(service: &auth_api::AuthService, queue: &MemoryQueues, email:
 #[tokio::test]
 async fn sign_up_verify_and_sign_in() {
     let (service, queue) = in_memory_auth();
-    let (status, created) = register(&service, "  Ada@Example.com ").await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["email"], "ada@example.com");
-    assert_eq!(created["status"], "pending_verification");
-    assert!(created["user_id"].as_str().is_some_and(|id| !id.is_empty()));
+    let (status, accepted) = register(&service, "  Ada@Example.com ").await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "accepted");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("inbox")),
+        "{accepted}"
+    );
 
     let (status, refused) = login(&service, "ada@example.com", "correct horse").await;
     assert_eq!(
@@ -111,13 +115,27 @@ async fn sign_up_verify_and_sign_in() {
 }
 
 #[tokio::test]
-async fn a_verified_email_is_a_conflict() {
+async fn a_sign_up_with_a_verified_address_is_accepted_and_mails_its_owner_a_notice() {
     let (service, queue) = in_memory_auth();
     signed_in(&service, &queue, "ada@example.com").await;
-    let (status, error) = register(&service, "ADA@example.com").await;
+    let fresh = register(&service, "grace@example.com").await;
+    let _verification = queued_tokens(&queue).await;
+    let taken = register(&service, "ADA@example.com").await;
     assert_eq!(
-        (status, error["error"]["code"].as_str()),
-        (409, Some("email_taken"))
+        taken.1, fresh.1,
+        "answered as a sign-up with a free address"
+    );
+    assert_eq!(taken.0, fresh.0);
+    let jobs: Vec<EmailJob> = oes_tests::take_waiting(&queue, 10)
+        .await
+        .iter()
+        .map(|m| EmailJob::decode(&m.body).expect("a valid job"))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].to.as_str(), "ada@example.com");
+    assert_eq!(
+        jobs[0].template,
+        EmailTemplate::AccountExists { name: "Ada".into() }
     );
 }
 
@@ -365,11 +383,14 @@ async fn an_email_change_applies_only_once_the_new_address_is_verified() {
         login(&service, "ada@example.com", "correct horse").await.0,
         401
     );
+    assert_eq!(register(&service, "ada@example.com").await.0, 202);
+    let sent: Vec<_> = queued_tokens(&queue).await;
     assert_eq!(
-        register(&service, "ada@example.com").await.0,
-        201,
-        "the old address is free again"
+        sent.len(),
+        1,
+        "the old address is free again: a verification link, not a notice"
     );
+    assert_eq!(sent[0].0, "ada@example.com");
 }
 
 #[tokio::test]

@@ -118,7 +118,7 @@ async fn emit_in_a_child_process() {
         }
     };
     let sign_up = json!({"email": "emf@example.com", "password": "correct horse", "name": "E"});
-    assert_eq!(call("/auth/register", sign_up).await, 201);
+    assert_eq!(call("/auth/register", sign_up).await, 202);
     let wrong = json!({"email": "emf@example.com", "password": "wrong password"});
     let mut statuses = Vec::new();
     for _ in 0..=auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP.max {

@@ -20,7 +20,7 @@ use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::WorkerAdapters;
 use oes_tests::exams::{Caller, ExamHarness};
 use oes_tests::{in_memory_apis, read};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn fixtures() -> BTreeMap<String, String> {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
@@ -43,7 +43,7 @@ fn fixtures() -> BTreeMap<String, String> {
 /// What each HTTP fixture must produce against a fresh, empty deployment.
 fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
     Some(match name {
-        "auth-register.json" => (201, None),
+        "auth-register.json" => (202, None),
         "auth-verify-email-post.json" | "auth-verify-email-get.json" => {
             (400, Some("invalid_token"))
         }
@@ -70,6 +70,12 @@ fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
         | "attempt-submit.json"
         | "me-attempts.json"
         | "admin-queues.json"
+        | "admin-email-jobs.json"
+        | "admin-email-job-counts.json"
+        | "admin-cache-clear.json"
+        | "admin-lane-pause.json"
+        | "admin-lane-resume.json"
+        | "admin-dlq-purge.json"
         // exam-api authenticates before it resolves the route: with a real token, 404.
         | "exam-malformed-id.json" => (401, Some("unauthorized")),
         _ => return None,
@@ -479,6 +485,42 @@ async fn check_with_a_real_token(name: &str, text: &str) {
                     .iter()
                     .all(|q| q["queue"].is_string() && q["visible"].is_i64()),
                 "{name}: {body}"
+            );
+        }
+        "admin-email-jobs.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(body["jobs"], json!([]), "{name}: no failed job: {body}");
+            assert_eq!(body["next_cursor"], Value::Null, "{name}: {body}");
+        }
+        "admin-email-job-counts.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(len(&body["counts"]), Some(7), "{name}: every state: {body}");
+        }
+        "admin-cache-clear.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(body, json!({"cleared": true}), "{name}");
+        }
+        "admin-lane-pause.json" | "admin-lane-resume.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            let paused = name == "admin-lane-pause.json";
+            assert_eq!(body, json!({"lane": "bulk", "paused": paused}), "{name}");
+        }
+        "admin-dlq-purge.json" => {
+            let admin = h.sign_in(Role::Admin).await;
+            let (status, body) = run.send(&admin, &[]).await;
+            expect(200, status, &body);
+            assert_eq!(
+                (&body["purged"], &body["done"]),
+                (&json!(0), &json!(true)),
+                "{name}: nothing to purge: {body}"
             );
         }
         _ => panic!("{name}: add what it answers with a real token to this test"),

@@ -1,8 +1,10 @@
-//! The contract of `JobLedger`, run against both implementations: a job is recorded once, the
-//! send lease is held by one worker at a time until it passes, every outcome is recorded as it
-//! says, finished jobs are not sent again, and a redrive starts the attempts over.
+//! The contract of `JobLedger` and `JobIndex`, run against both implementations: a job is
+//! recorded once, the send lease is held by one worker at a time until it passes, every outcome
+//! is recorded as it says, finished jobs are not sent again, a redrive starts the attempts
+//! over, and a purge leaves a job that ended unsent `dead` with reason purged; every change leaves its event in a bounded history; jobs are listed by state (and
+//! kind), newest change first, in pages, and counted up to a budget.
 //!
-//! - One async body per property, taking `&dyn JobLedger`. Times are epoch seconds the body
+//! - One async body per property, taking `&dyn Jobs` (both ports of one store). Times are epoch seconds the body
 //!   chooses, so leases pass without waiting.
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryJobs` and
 //!   `on_dynamodb::<body>` over `DynamoJobs` in a fresh table of the emulator.
@@ -13,9 +15,18 @@
 use oes_adapters::dynamo::DynamoJobs;
 use oes_adapters::memory::MemoryJobs;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::ports::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome, StoreError};
+use oes_domain::ports::{
+    Claim, EVENT_ERROR_CHARS, HISTORY_LIMIT, JobConflict, JobCount, JobEvent, JobEventKind,
+    JobIndex, JobLedger, JobPosition, JobQuery, JobRecord, JobState, JobStatus, Outcome, PURGED,
+    StoreError,
+};
+use oes_domain::security::Secret;
 use oes_domain::user::Email;
 use oes_tests::TestEnv;
+
+/// Both ports of one store of job records.
+trait Jobs: JobLedger + JobIndex {}
+impl<T: JobLedger + JobIndex> Jobs for T {}
 
 macro_rules! contract {
     ($($body:ident),* $(,)?) => {
@@ -56,10 +67,17 @@ contract!(
     a_retry_keeps_the_attempt_and_a_pause_gives_it_back,
     a_requeued_job_starts_its_attempts_over,
     only_a_job_that_ended_unsent_is_requeued,
+    a_purged_job_is_dead_with_the_reason_and_its_event,
+    only_a_job_that_ended_unsent_is_recorded_purged,
     nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job,
     a_pause_after_a_redrive_never_takes_the_attempts_below_zero,
     absent_jobs_are_not_found_and_not_created,
     claiming_a_job_without_a_record_creates_it,
+    each_change_leaves_its_event_in_the_history,
+    the_history_keeps_only_its_last_events,
+    jobs_are_listed_by_status_newest_change_first_in_pages,
+    a_kind_filter_and_stalled_jobs_list_across_pages,
+    counts_are_exact_within_the_budget_and_a_lower_bound_beyond,
 );
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -93,6 +111,7 @@ fn queued(job: &EmailJob, now: i64) -> JobRecord {
         lease_until: None,
         created_at: 90,
         updated_at: now,
+        history: Vec::new(),
     }
 }
 
@@ -107,15 +126,101 @@ fn sending(record: &JobRecord, attempts: u32, now: i64, lease: i64) -> JobRecord
     }
 }
 
-async fn record_of(jobs: &dyn JobLedger, job_id: &str) -> JobRecord {
-    jobs.get(job_id).await.expect("read").expect("recorded")
+/// The record of `job_id`, without its history (the history's own bodies check it).
+async fn record_of(jobs: &dyn Jobs, job_id: &str) -> JobRecord {
+    without_history(jobs.get(job_id).await.expect("read").expect("recorded"))
 }
 
-async fn claim(jobs: &dyn JobLedger, job: &EmailJob, now: i64, lease: i64) -> Claim {
-    jobs.claim(job, now, lease).await.expect("claim")
+fn without_history(record: JobRecord) -> JobRecord {
+    JobRecord {
+        history: Vec::new(),
+        ..record
+    }
 }
 
-async fn finish(jobs: &dyn JobLedger, job: &EmailJob, outcome: Outcome, now: i64) {
+/// A claim's answer (a finished record without its history).
+async fn claim(jobs: &dyn Jobs, job: &EmailJob, now: i64, lease: i64) -> Claim {
+    match jobs.claim(job, now, lease).await.expect("claim") {
+        Claim::Finished(record) => Claim::Finished(without_history(record)),
+        other => other,
+    }
+}
+
+async fn history_of(jobs: &dyn Jobs, job_id: &str) -> Vec<JobEvent> {
+    jobs.get(job_id)
+        .await
+        .expect("read")
+        .expect("recorded")
+        .history
+}
+
+fn event(event: JobEventKind, at: i64) -> JobEvent {
+    JobEvent::new(event, at)
+}
+
+fn failed_with(event: JobEventKind, at: i64, error: &str) -> JobEvent {
+    JobEvent {
+        error: Some(error.into()),
+        ..JobEvent::new(event, at)
+    }
+}
+
+/// A verification job created at 90.
+fn verification() -> EmailJob {
+    let template = EmailTemplate::Verification {
+        name: "Ada".into(),
+        token: Secret::new("a-link-token"),
+    };
+    EmailJob::new(
+        Email::parse("ada@example.com").expect("valid"),
+        template,
+        90,
+    )
+}
+
+/// Every job of `state` (and `kind`) at `now`, page after page of `limit`: their ids, and the
+/// size of each page.
+async fn listed(
+    jobs: &dyn Jobs,
+    state: JobState,
+    kind: Option<&str>,
+    limit: usize,
+    now: i64,
+) -> (Vec<String>, Vec<usize>) {
+    let (mut ids, mut pages) = (Vec::new(), Vec::new());
+    let mut after = None;
+    loop {
+        let query = JobQuery {
+            state,
+            kind: kind.map(str::to_owned),
+            limit,
+            after,
+        };
+        let page = jobs.list(&query, now).await.expect("listed");
+        assert!(page.jobs.len() <= limit, "{page:?}");
+        assert!(
+            page.jobs.iter().all(|job| job.history.is_empty()),
+            "a listing carries no history"
+        );
+        pages.push(page.jobs.len());
+        ids.extend(page.jobs.into_iter().map(|job| job.job_id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return (ids, pages),
+        }
+        assert!(pages.len() < 50, "the listing ends");
+    }
+}
+
+/// The ids of `jobs`, newest (latest-made) first, as a listing orders jobs changed in the same
+/// second: by id, descending.
+fn by_id_descending(jobs: &[&EmailJob]) -> Vec<String> {
+    let mut ids: Vec<String> = jobs.iter().map(|job| job.job_id.clone()).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids
+}
+
+async fn finish(jobs: &dyn Jobs, job: &EmailJob, outcome: Outcome, now: i64) {
     jobs.finish(&job.job_id, outcome, now)
         .await
         .expect("finished");
@@ -123,7 +228,7 @@ async fn finish(jobs: &dyn JobLedger, job: &EmailJob, outcome: Outcome, now: i64
 
 // ---- bodies -------------------------------------------------------------------------------
 
-async fn a_job_is_recorded_queued_once(jobs: &dyn JobLedger) {
+async fn a_job_is_recorded_queued_once(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     assert_eq!(record_of(jobs, &job.job_id).await, queued(&job, 100));
@@ -142,7 +247,7 @@ async fn a_job_is_recorded_queued_once(jobs: &dyn JobLedger) {
     assert_eq!(record_of(jobs, &other.job_id).await, queued(&other, 101));
 }
 
-async fn a_claim_takes_the_lease_and_counts_the_attempt(jobs: &dyn JobLedger) {
+async fn a_claim_takes_the_lease_and_counts_the_attempt(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     assert_eq!(
@@ -155,7 +260,7 @@ async fn a_claim_takes_the_lease_and_counts_the_attempt(jobs: &dyn JobLedger) {
     );
 }
 
-async fn a_held_lease_makes_the_job_busy_until_it_has_passed(jobs: &dyn JobLedger) {
+async fn a_held_lease_makes_the_job_busy_until_it_has_passed(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     assert_eq!(
@@ -186,7 +291,7 @@ async fn a_held_lease_makes_the_job_busy_until_it_has_passed(jobs: &dyn JobLedge
     );
 }
 
-async fn a_sent_job_is_finished_and_not_claimed_again(jobs: &dyn JobLedger) {
+async fn a_sent_job_is_finished_and_not_claimed_again(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
@@ -212,7 +317,7 @@ async fn a_sent_job_is_finished_and_not_claimed_again(jobs: &dyn JobLedger) {
     assert_eq!(record_of(jobs, &job.job_id).await, expected);
 }
 
-async fn a_failed_or_dead_job_is_finished_with_its_reason(jobs: &dyn JobLedger) {
+async fn a_failed_or_dead_job_is_finished_with_its_reason(jobs: &dyn Jobs) {
     let outcomes = [
         (
             Outcome::Failed {
@@ -251,7 +356,7 @@ async fn a_failed_or_dead_job_is_finished_with_its_reason(jobs: &dyn JobLedger) 
     }
 }
 
-async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn JobLedger) {
+async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
@@ -308,7 +413,7 @@ async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn JobLedge
 /// A worker whose lease ran out finds the account paused, after another worker took the job
 /// over, failed it, and a redrive reset it: the pause gives back an attempt the record no longer
 /// counts.
-async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn JobLedger) {
+async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
@@ -334,7 +439,7 @@ async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn 
     );
 }
 
-async fn a_requeued_job_starts_its_attempts_over(jobs: &dyn JobLedger) {
+async fn a_requeued_job_starts_its_attempts_over(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
@@ -359,7 +464,7 @@ async fn a_requeued_job_starts_its_attempts_over(jobs: &dyn JobLedger) {
     );
 }
 
-async fn only_a_job_that_ended_unsent_is_requeued(jobs: &dyn JobLedger) {
+async fn only_a_job_that_ended_unsent_is_requeued(jobs: &dyn Jobs) {
     let sent = job();
     jobs.record_queued(&sent, 100).await.expect("recorded");
     claim(jobs, &sent, 110, 30).await;
@@ -405,9 +510,93 @@ async fn only_a_job_that_ended_unsent_is_requeued(jobs: &dyn JobLedger) {
     );
 }
 
+async fn a_purged_job_is_dead_with_the_reason_and_its_event(jobs: &dyn Jobs) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    claim(jobs, &job, 110, 30).await;
+    let failed = Outcome::Failed {
+        reason: "MessageRejected".into(),
+    };
+    finish(jobs, &job, failed, 111).await;
+    jobs.purged(&job.job_id, 200)
+        .await
+        .expect("recorded purged");
+    let purged = JobRecord {
+        status: JobStatus::Dead,
+        attempts: 1,
+        last_error: Some(PURGED.into()),
+        updated_at: 200,
+        ..queued(&job, 100)
+    };
+    assert_eq!(record_of(jobs, &job.job_id).await, purged);
+    assert_eq!(
+        history_of(jobs, &job.job_id).await.last(),
+        Some(&event(JobEventKind::Purged, 200))
+    );
+    assert_eq!(
+        listed(jobs, JobState::Dead, None, 10, 200).await.0,
+        vec![job.job_id.clone()],
+        "listed as dead"
+    );
+    assert!(
+        listed(jobs, JobState::Failed, None, 10, 200)
+            .await
+            .0
+            .is_empty()
+    );
+    assert_eq!(
+        claim(jobs, &job, 210, 30).await,
+        Claim::Finished(purged.clone()),
+        "a copy still on a lane is not sent"
+    );
+    // A purge that ran again (it died before deleting the letter) changes nothing but the time.
+    jobs.purged(&job.job_id, 300).await.expect("again");
+    assert_eq!(
+        record_of(jobs, &job.job_id).await,
+        JobRecord {
+            updated_at: 300,
+            ..purged
+        }
+    );
+}
+
+async fn only_a_job_that_ended_unsent_is_recorded_purged(jobs: &dyn Jobs) {
+    let sent = job();
+    jobs.record_queued(&sent, 100).await.expect("recorded");
+    claim(jobs, &sent, 110, 30).await;
+    let accepted = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(jobs, &sent, accepted, 111).await;
+    let sending = job();
+    jobs.record_queued(&sending, 100).await.expect("recorded");
+    claim(jobs, &sending, 110, 30).await;
+    let queued_job = job();
+    jobs.record_queued(&queued_job, 100)
+        .await
+        .expect("recorded");
+    let cases = [
+        (&sent, 200, JobConflict::Sent, "a sent job stays sent"),
+        (&sending, 120, JobConflict::Leased, "a worker holds it"),
+        (&sending, 200, JobConflict::NotEnded, "its lease ran out"),
+        (&queued_job, 200, JobConflict::NotEnded, "it is queued"),
+    ];
+    for (job, now, conflict, why) in cases {
+        let before = record_of(jobs, &job.job_id).await;
+        let purged = jobs.purged(&job.job_id, now).await;
+        assert!(
+            matches!(&purged, Err(StoreError::Conflict(c)) if *c == conflict),
+            "{why}: {purged:?}"
+        );
+        assert_eq!(record_of(jobs, &job.job_id).await, before, "{why}");
+    }
+    let absent = jobs.purged("no-such-job", 200).await;
+    assert!(matches!(absent, Err(StoreError::NotFound)), "{absent:?}");
+}
+
 /// A worker whose lease ran out may report after another worker finished the job: its late
 /// `retrying` must not turn a sent job into one that is sent again, nor reopen a dead one.
-async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs: &dyn JobLedger) {
+async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     claim(jobs, &job, 110, 30).await;
@@ -481,7 +670,7 @@ async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs:
     );
 }
 
-async fn absent_jobs_are_not_found_and_not_created(jobs: &dyn JobLedger) {
+async fn absent_jobs_are_not_found_and_not_created(jobs: &dyn Jobs) {
     let absent = "no-such-job";
     assert_eq!(jobs.get(absent).await.expect("read"), None);
     let sent = Outcome::Sent {
@@ -500,7 +689,7 @@ async fn absent_jobs_are_not_found_and_not_created(jobs: &dyn JobLedger) {
     assert_eq!(jobs.get(absent).await.expect("read"), None);
 }
 
-async fn claiming_a_job_without_a_record_creates_it(jobs: &dyn JobLedger) {
+async fn claiming_a_job_without_a_record_creates_it(jobs: &dyn Jobs) {
     let job = job();
     assert_eq!(
         claim(jobs, &job, 200, 30).await,
@@ -519,5 +708,287 @@ async fn claiming_a_job_without_a_record_creates_it(jobs: &dyn JobLedger) {
     assert_eq!(
         claim(jobs, &job, 210, 30).await,
         Claim::Busy { lease_until: 230 }
+    );
+}
+
+async fn each_change_leaves_its_event_in_the_history(jobs: &dyn Jobs) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    assert_eq!(
+        history_of(jobs, &job.job_id).await,
+        [],
+        "queued: nothing happened yet"
+    );
+    claim(jobs, &job, 110, 30).await;
+    let timeout = Outcome::Retrying {
+        error: "timeout".into(),
+    };
+    finish(jobs, &job, timeout, 111).await;
+    claim(jobs, &job, 120, 30).await;
+    let paused = Outcome::Paused {
+        error: "SendingPaused".into(),
+    };
+    finish(jobs, &job, paused, 121).await;
+    claim(jobs, &job, 130, 30).await;
+    // A worker that crashed: its lease runs out and the next claim takes the job over.
+    claim(jobs, &job, 200, 30).await;
+    let sent = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(jobs, &job, sent, 201).await;
+    assert_eq!(
+        history_of(jobs, &job.job_id).await,
+        [
+            event(JobEventKind::Sending, 110),
+            failed_with(JobEventKind::Retrying, 111, "timeout"),
+            event(JobEventKind::Sending, 120),
+            failed_with(JobEventKind::Paused, 121, "SendingPaused"),
+            event(JobEventKind::Sending, 130),
+            event(JobEventKind::Sending, 200),
+            JobEvent {
+                ses_message_id: Some("ses-1".into()),
+                ..event(JobEventKind::Sent, 201)
+            },
+        ]
+    );
+
+    let dead = self::job();
+    jobs.record_queued(&dead, 100).await.expect("recorded");
+    claim(jobs, &dead, 110, 30).await;
+    let long = "x".repeat(EVENT_ERROR_CHARS + 100);
+    let exhausted = Outcome::Dead {
+        reason: long.clone(),
+    };
+    finish(jobs, &dead, exhausted, 111).await;
+    jobs.requeue(&dead.job_id, 200).await.expect("requeued");
+    assert_eq!(
+        history_of(jobs, &dead.job_id).await,
+        [
+            event(JobEventKind::Sending, 110),
+            failed_with(JobEventKind::Dead, 111, &long[..EVENT_ERROR_CHARS]),
+            event(JobEventKind::Requeued, 200),
+        ],
+        "an event keeps the error's first {EVENT_ERROR_CHARS} characters"
+    );
+    assert_eq!(
+        record_of(jobs, &dead.job_id).await.last_error,
+        Some(long),
+        "the record keeps the whole last error"
+    );
+}
+
+async fn the_history_keeps_only_its_last_events(jobs: &dyn Jobs) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    // Retries that never use up an attempt (the account is paused): as many as it takes.
+    let rounds = HISTORY_LIMIT as i64;
+    for round in 0..rounds {
+        let at = 200 + 10 * round;
+        claim(jobs, &job, at, 5).await;
+        let paused = Outcome::Paused {
+            error: format!("paused {round}"),
+        };
+        finish(jobs, &job, paused, at + 1).await;
+    }
+    let history = history_of(jobs, &job.job_id).await;
+    assert_eq!(history.len(), HISTORY_LIMIT, "{history:?}");
+    let last = 200 + 10 * (rounds - 1);
+    assert_eq!(
+        history.last(),
+        Some(&failed_with(
+            JobEventKind::Paused,
+            last + 1,
+            &format!("paused {}", rounds - 1)
+        )),
+        "the newest event is kept"
+    );
+    let first_kept = rounds / 2;
+    assert_eq!(
+        history.first(),
+        Some(&event(JobEventKind::Sending, 200 + 10 * first_kept)),
+        "the oldest events are dropped"
+    );
+}
+
+async fn jobs_are_listed_by_status_newest_change_first_in_pages(jobs: &dyn Jobs) {
+    let made: Vec<EmailJob> = (0..5).map(|_| job()).collect();
+    for (at, job) in (100..).zip(&made) {
+        jobs.record_queued(job, at).await.expect("recorded");
+    }
+    let [first, sending, sent, fourth, fifth] = [0, 1, 2, 3, 4].map(|i| &made[i]);
+    claim(jobs, sending, 110, 30).await;
+    claim(jobs, sent, 111, 30).await;
+    let accepted = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(jobs, sent, accepted, 112).await;
+    // Two more queued in the same second: ordered by id.
+    let (same_a, same_b) = (job(), job());
+    for job in [&same_a, &same_b] {
+        jobs.record_queued(job, 105).await.expect("recorded");
+    }
+
+    let mut queued = by_id_descending(&[&same_a, &same_b]);
+    queued.extend([fifth, fourth, first].map(|job| job.job_id.clone()));
+    assert_eq!(
+        listed(jobs, JobState::Queued, None, 2, 120).await,
+        (queued.clone(), vec![2, 2, 1]),
+        "newest change first, two a page"
+    );
+    assert_eq!(
+        listed(jobs, JobState::Queued, None, 5, 120).await,
+        (queued, vec![5]),
+        "a page that holds them all has no next"
+    );
+    let query = JobQuery {
+        state: JobState::Sending,
+        kind: None,
+        limit: 10,
+        after: None,
+    };
+    let page = jobs.list(&query, 120).await.expect("listed");
+    assert_eq!(
+        page.jobs,
+        [record_of(jobs, &sending.job_id).await],
+        "a listed job is its record, without the history"
+    );
+    assert_eq!(page.next, None);
+    assert_eq!(
+        listed(jobs, JobState::Sent, None, 10, 120).await.0,
+        std::slice::from_ref(&sent.job_id)
+    );
+    for state in [JobState::Retrying, JobState::Failed, JobState::Dead] {
+        assert_eq!(listed(jobs, state, None, 10, 120).await, (vec![], vec![0]));
+    }
+    // A page after a position lists what changed before it, whether or not a job is there
+    // (no id sorts below the empty one: every job changed at 104 is after it).
+    let after = JobQuery {
+        state: JobState::Queued,
+        kind: None,
+        limit: 10,
+        after: Some(JobPosition {
+            updated_at: 104,
+            job_id: String::new(),
+        }),
+    };
+    let ids: Vec<String> = jobs
+        .list(&after, 120)
+        .await
+        .expect("listed")
+        .jobs
+        .into_iter()
+        .map(|job| job.job_id)
+        .collect();
+    assert_eq!(ids, [fourth.job_id.clone(), first.job_id.clone()]);
+}
+
+async fn a_kind_filter_and_stalled_jobs_list_across_pages(jobs: &dyn Jobs) {
+    let (notices, verifications): (Vec<EmailJob>, Vec<EmailJob>) = (
+        (0..3).map(|_| job()).collect(),
+        (0..3).map(|_| verification()).collect(),
+    );
+    for (at, job) in (100..).zip(notices.iter().zip(&verifications)) {
+        jobs.record_queued(job.0, at).await.expect("recorded");
+        jobs.record_queued(job.1, at).await.expect("recorded");
+    }
+    let newest_first = |made: &[EmailJob]| -> Vec<String> {
+        made.iter().rev().map(|job| job.job_id.clone()).collect()
+    };
+    assert_eq!(
+        listed(jobs, JobState::Queued, Some("verification"), 2, 120)
+            .await
+            .0,
+        newest_first(&verifications)
+    );
+    assert_eq!(
+        listed(jobs, JobState::Queued, Some("generic"), 1, 120)
+            .await
+            .0,
+        newest_first(&notices)
+    );
+    assert_eq!(
+        listed(jobs, JobState::Queued, Some("exam_result"), 2, 120).await,
+        (vec![], vec![0])
+    );
+
+    // Leases to 140 and to 200: at 150 the first is stalled, both are sending.
+    let (crashed, busy) = (&notices[0], &verifications[0]);
+    claim(jobs, crashed, 110, 30).await;
+    claim(jobs, busy, 111, 89).await;
+    assert_eq!(
+        listed(jobs, JobState::Stalled, None, 1, 150).await.0,
+        std::slice::from_ref(&crashed.job_id)
+    );
+    assert_eq!(
+        listed(jobs, JobState::Sending, None, 1, 150).await.0,
+        [busy.job_id.clone(), crashed.job_id.clone()],
+        "stalled jobs are sending jobs too"
+    );
+    assert_eq!(
+        listed(jobs, JobState::Stalled, None, 5, 130).await.0,
+        Vec::<String>::new(),
+        "a lease that holds is not stalled"
+    );
+    assert_eq!(
+        listed(jobs, JobState::Stalled, Some("verification"), 5, 150)
+            .await
+            .0,
+        Vec::<String>::new()
+    );
+}
+
+async fn counts_are_exact_within_the_budget_and_a_lower_bound_beyond(jobs: &dyn Jobs) {
+    let made: Vec<EmailJob> = (0..3).map(|_| job()).collect();
+    for job in &made {
+        jobs.record_queued(job, 100).await.expect("recorded");
+    }
+    let other = verification();
+    jobs.record_queued(&other, 101).await.expect("recorded");
+    let crashed = job();
+    jobs.record_queued(&crashed, 100).await.expect("recorded");
+    claim(jobs, &crashed, 110, 30).await;
+
+    let count = |state, kind, budget| async move {
+        jobs.count(state, kind, 150, budget).await.expect("counted")
+    };
+    let counted = |status, count, exact| JobCount {
+        status,
+        count,
+        exact,
+    };
+    assert_eq!(
+        count(JobState::Queued, None, 100).await,
+        counted(JobState::Queued, 4, true)
+    );
+    assert_eq!(
+        count(JobState::Queued, None, 4).await,
+        counted(JobState::Queued, 4, true),
+        "a budget of exactly the records is exact"
+    );
+    assert_eq!(
+        count(JobState::Queued, None, 3).await,
+        counted(JobState::Queued, 3, false),
+        "beyond the budget, a lower bound"
+    );
+    assert_eq!(
+        count(JobState::Queued, Some("generic"), 100).await,
+        counted(JobState::Queued, 3, true)
+    );
+    assert_eq!(
+        count(JobState::Queued, Some("generic"), 1).await,
+        counted(JobState::Queued, 0, false),
+        "the newest queued is a verification: no notice among the one record read"
+    );
+    assert_eq!(
+        count(JobState::Sending, None, 100).await,
+        counted(JobState::Sending, 1, true)
+    );
+    assert_eq!(
+        count(JobState::Stalled, None, 100).await,
+        counted(JobState::Stalled, 1, true)
+    );
+    assert_eq!(
+        count(JobState::Dead, None, 100).await,
+        counted(JobState::Dead, 0, true)
     );
 }

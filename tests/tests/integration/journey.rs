@@ -47,8 +47,8 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
 
     let register =
         json!({"email": email, "password": "correct horse", "name": "Ada <Lovelace>"}).to_string();
-    let (status, created) = call(&service, "POST", "/auth/register", Some(&register), None).await;
-    assert_eq!(status, 201, "{created}");
+    let (status, accepted) = call(&service, "POST", "/auth/register", Some(&register), None).await;
+    assert_eq!(status, 202, "{accepted}");
     assert_eq!(
         messages_on(&env, &queues.priority_queue_url).await,
         (1, 0),
@@ -122,7 +122,7 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
     }
     assert_eq!(outcomes, [Some("miss".to_owned()), Some("hit".to_owned())]);
 
-    let user_id = UserId::from_trusted(created["user_id"].as_str().expect("user id"));
+    let user_id = UserId::from_trusted(verified["user_id"].as_str().expect("user id"));
     let cache = oes_runtime::wiring::cache_aside(&env.api_config().cache).expect("cache");
     let at = cache
         .locate(&cache.keys().user_profile(&user_id))

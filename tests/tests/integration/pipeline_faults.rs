@@ -334,6 +334,10 @@ impl JobLedger for RefusesSentWrites {
         self.inner.requeue(job_id, now).await
     }
 
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        self.inner.purged(job_id, now).await
+    }
+
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         self.inner.get(job_id).await
     }

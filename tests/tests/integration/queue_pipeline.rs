@@ -1,5 +1,5 @@
 //! The email pipeline's queue side — `EmailQueue` (producers), `QueueControl` (the worker's
-//! backoff and dead-lettering), the queue admin (counts, dead letters, purge) and the one
+//! backoff and dead-lettering), the queue admin (counts, dead letters), the one purge and the one
 //! redrive — run with the same bodies over the in-memory twin (`in_memory::…`, Tokio's paused
 //! clock) and over SQS in the emulator (`on_sqs::…`). The code is written once over the
 //! `MessageQueues` port; these tests show it behaves the same over both queues.
@@ -10,10 +10,10 @@ use std::time::Duration;
 use oes_adapters::memory::MemoryJobs;
 use oes_domain::clock::ManualClock;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::pipeline::{EmailLanes, QueueAdmin, RedriveReport, redrive};
+use oes_domain::pipeline::{EmailLanes, PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
 use oes_domain::ports::{
-    Delivery, EmailQueue, JobLedger, JobStatus, MessageQueues, NewMessage, QueueControl, QueueName,
-    ReceivedMessage,
+    Delivery, EmailQueue, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
+    QueueControl, QueueName, ReceivedMessage,
 };
 use oes_domain::security::Secret;
 use oes_domain::user::Email;
@@ -51,7 +51,8 @@ contract!(
     a_listing_walks_more_dead_letters_than_one_receive_brings,
     redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record,
     redriving_all_moves_every_job_and_leaves_what_does_not_decode,
-    purging_the_dead_letter_queue_empties_it,
+    a_purge_deletes_every_letter_and_records_their_jobs_dead,
+    a_purge_leaves_the_letter_of_a_job_a_worker_holds,
     a_redrive_resets_the_record_before_the_message_is_back_on_its_lane,
     a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it,
     a_held_job_comes_back_after_its_delay_as_a_fresh_copy,
@@ -356,11 +357,148 @@ async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
     );
 }
 
-async fn purging_the_dead_letter_queue_empties_it(queues: Arc<dyn MessageQueues>) {
-    dead_letter(&queues, &verification(), "failed").await;
-    let admin = QueueAdmin::new(queues.clone());
-    admin.purge_dead_letters().await.expect("purge");
-    assert!(admin.dead_letters(10).await.expect("list").is_empty());
+/// A ledger where `job` was attempted at 100 and ended with `outcome` at 101.
+async fn ended(ledger: &MemoryJobs, job: &EmailJob, outcome: Outcome) {
+    ledger.record_queued(job, 90).await.expect("recorded");
+    ledger.claim(job, 100, 30).await.expect("claimed");
+    ledger
+        .finish(&job.job_id, outcome, 101)
+        .await
+        .expect("finished");
+}
+
+async fn a_purge_deletes_every_letter_and_records_their_jobs_dead(queues: Arc<dyn MessageQueues>) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let (failed, dead, sent, expired) =
+        (verification(), newsletter(), verification(), newsletter());
+    let reason = |r: &str| r.to_owned();
+    ended(
+        &ledger,
+        &failed,
+        Outcome::Failed {
+            reason: reason("rejected"),
+        },
+    )
+    .await;
+    ended(
+        &ledger,
+        &dead,
+        Outcome::Dead {
+            reason: reason("throttled"),
+        },
+    )
+    .await;
+    ended(
+        &ledger,
+        &sent,
+        Outcome::Sent {
+            ses_message_id: reason("ses-1"),
+        },
+    )
+    .await;
+    for job in [&failed, &dead, &sent, &expired] {
+        dead_letter(&queues, job, "failed").await;
+    }
+    let poison = NewMessage {
+        body: "{poison".into(),
+        ..NewMessage::default()
+    };
+    queues
+        .send(QueueName::DeadLetter, &poison)
+        .await
+        .expect("send");
+
+    let mut seen = Vec::new();
+    let first = purge(queues.as_ref(), &ledger, &clock, Some(3), |r| {
+        seen.push(r.purged)
+    })
+    .await
+    .expect("a step");
+    assert_eq!((first.purged, first.done), (3, false), "{first:?}");
+    assert_eq!(seen, [1, 2, 3]);
+    let rest = purge(queues.as_ref(), &ledger, &clock, Some(3), |_| {})
+        .await
+        .expect("the next step");
+    assert_eq!(
+        (rest.purged, rest.skipped, rest.done),
+        (2, 0, true),
+        "{rest:?}"
+    );
+    let mut marked = [first.marked, rest.marked].concat();
+    marked.sort();
+    let mut expected = vec![failed.job_id.clone(), dead.job_id.clone()];
+    expected.sort();
+    assert_eq!(marked, expected, "the jobs that ended unsent are marked");
+    assert!(
+        QueueAdmin::new(queues.clone())
+            .dead_letters(10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "every letter is gone, the poison one too"
+    );
+    for job in [&failed, &dead] {
+        let record = ledger
+            .get(&job.job_id)
+            .await
+            .expect("read")
+            .expect("a record");
+        assert_eq!(
+            (
+                record.status,
+                record.last_error.as_deref(),
+                record.updated_at
+            ),
+            (JobStatus::Dead, Some(PURGED), 1_000),
+            "the record says its letter is gone"
+        );
+    }
+    let record = ledger
+        .get(&sent.job_id)
+        .await
+        .expect("read")
+        .expect("a record");
+    assert_eq!(record.status, JobStatus::Sent, "a sent job stays sent");
+    assert!(
+        ledger.get(&expired.job_id).await.expect("read").is_none(),
+        "none is made"
+    );
+}
+
+async fn a_purge_leaves_the_letter_of_a_job_a_worker_holds(queues: Arc<dyn MessageQueues>) {
+    let ledger = MemoryJobs::default();
+    let held = verification();
+    ledger.record_queued(&held, 90).await.expect("recorded");
+    ledger.claim(&held, 990, 60).await.expect("claimed");
+    dead_letter(&queues, &held, "failed").await;
+    let report = purge(
+        queues.as_ref(),
+        &ledger,
+        &ManualClock::at(1_000),
+        None,
+        |_| {},
+    )
+    .await
+    .expect("purge");
+    assert_eq!(
+        report,
+        PurgeReport {
+            purged: 0,
+            marked: Vec::new(),
+            skipped: 1,
+            done: true,
+        }
+    );
+    let left = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(
+        left.len(),
+        1,
+        "the letter stays, visible, for a later purge"
+    );
 }
 
 /// Queues that note, on every send to a lane, the status the job's record had at that moment:

@@ -215,7 +215,7 @@ async fn reset_emails_are_bounded_per_account_and_answered_the_same_whether_or_n
     let register = json!({"email": "known@example.com", "password": "correct horse", "name": "K"});
     assert_eq!(
         read(&respond(&service, HOME, "/auth/register", &register).await).0,
-        201
+        202
     );
     let _verification = oes_tests::take_waiting(&queue, 10).await;
 

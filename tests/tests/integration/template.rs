@@ -59,6 +59,49 @@ fn the_table_matches_the_local_definition() {
     let ttl = &table["TimeToLiveSpecification"];
     assert_eq!(text(&ttl["AttributeName"]), TABLE.ttl_attribute);
     assert_eq!(ttl["Enabled"], Yaml::Boolean(true));
+    let defined: BTreeSet<String> = table["AttributeDefinitions"]
+        .as_vec()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| text(&a["AttributeName"]))
+        .collect();
+    let indexes = table["GlobalSecondaryIndexes"]
+        .as_vec()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    assert_eq!(indexes.len(), TABLE.indexes.len(), "one GSI per IndexDef");
+    let mut keys_defined = BTreeSet::from([TABLE.hash_key.to_owned(), TABLE.range_key.to_owned()]);
+    for (index, def) in indexes.iter().zip(TABLE.indexes) {
+        assert_eq!(text(&index["IndexName"]), def.name);
+        let keys: Vec<(String, String)> = index["KeySchema"]
+            .as_vec()
+            .expect("KeySchema")
+            .iter()
+            .map(|k| (text(&k["AttributeName"]), text(&k["KeyType"])))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (def.hash_key.to_owned(), "HASH".to_owned()),
+                (def.range_key.to_owned(), "RANGE".to_owned())
+            ],
+            "{}",
+            def.name
+        );
+        assert_eq!(text(&index["Projection"]["ProjectionType"]), "INCLUDE");
+        let projected: Vec<String> = index["Projection"]["NonKeyAttributes"]
+            .as_vec()
+            .expect("NonKeyAttributes")
+            .iter()
+            .map(text)
+            .collect();
+        assert_eq!(projected, def.projected, "{}", def.name);
+        keys_defined.extend([def.hash_key.to_owned(), def.range_key.to_owned()]);
+    }
+    assert_eq!(
+        defined, keys_defined,
+        "AttributeDefinitions names exactly the key attributes"
+    );
 }
 
 #[test]
@@ -140,14 +183,45 @@ fn every_exam_route_is_in_the_template_and_nothing_else() {
     let template = template();
     let in_template = http_routes(resource(&template, "ExamApiFunction"));
     let in_code: BTreeSet<(String, String)> = exam_api::routes()
+        .chain(exam_api::admin::console::ROUTES.iter().copied())
         .map(|(m, p)| (m.to_owned(), p.to_owned()))
         .collect();
     let missing: Vec<_> = in_code.difference(&in_template).collect();
     let extra: Vec<_> = in_template.difference(&in_code).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "ExamApiFunction's HttpApi events and exam_api::routes() differ: \
+        "ExamApiFunction's HttpApi events and exam_api::routes() (with the console's) differ: \
          missing from the template {missing:?}, in the template but not served {extra:?}"
+    );
+}
+
+/// Issue 13: the console's page and files reach exam-api with no authorizer at the gateway (a
+/// browser fetches them without a token; they hold no data, and every call the page makes goes
+/// to the admin API, which checks the admin's token in the function).
+#[test]
+fn the_console_is_routed_to_exam_api_without_an_authorizer() {
+    let template = template();
+    let function = resource(&template, "ExamApiFunction");
+    let events: Vec<&Yaml> = function["Events"]
+        .as_hash()
+        .expect("Events")
+        .values()
+        .collect();
+    for &(method, path) in exam_api::admin::console::ROUTES {
+        let event = events
+            .iter()
+            .find(|e| {
+                text(&e["Properties"]["Method"]) == method && text(&e["Properties"]["Path"]) == path
+            })
+            .unwrap_or_else(|| panic!("{method} {path} is not routed to exam-api"));
+        assert!(
+            event["Properties"]["Auth"].is_badvalue(),
+            "{method} {path} has an authorizer"
+        );
+    }
+    assert!(
+        resource(&template, "HttpApi")["Auth"].is_badvalue(),
+        "the HTTP API has a default authorizer: the console's files would need a token"
     );
 }
 
@@ -170,8 +244,8 @@ fn each_function_gets_every_variable_its_config_requires() {
     let globals = &template["Globals"]["Function"];
     let exam_api: Vec<&str> = ApiConfig::REQUIRED
         .iter()
+        .chain(ApiConfig::EXAM_API)
         .copied()
-        .chain(["OES_DLQ_URL"])
         .collect();
     let cases = [
         ("AuthApiFunction", ApiConfig::REQUIRED),
@@ -311,8 +385,8 @@ fn env_json_gives_each_function_every_variable_its_config_requires() {
     let env: serde_json::Value = serde_json::from_str(&text).expect("env.json is JSON");
     let exam_api: Vec<&str> = ApiConfig::REQUIRED
         .iter()
+        .chain(ApiConfig::EXAM_API)
         .copied()
-        .chain(["OES_DLQ_URL"])
         .collect();
     for (function, required) in [
         ("AuthApiFunction", ApiConfig::REQUIRED.to_vec()),
@@ -588,26 +662,36 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
     let (user, email, token, job) = ("USER#u1", "EMAIL#ada@example.com", "TOKEN#ab12", "JOB#j1");
     let (exam, published, attempt) = ("EXAM#e1", "EXAMS#PUBLISHED", "ATTEMPT#a1");
     let due = "DUE#3";
+    let jobs_by_status = "JOBS#failed";
     let cases: [(&str, &[&str], &[&str]); 4] = [
         (
             "AuthApiRole",
             &[user, email, token, job],
-            &[exam, published, attempt, due],
+            &[exam, published, attempt, due, jobs_by_status],
         ),
         (
             "ExamApiRole",
             &[exam, published, attempt, user, job, due],
-            &[token, email],
+            &[token, email, jobs_by_status],
         ),
         (
             "AttemptSweeperRole",
             &[due, attempt, exam, user, job],
-            &[token, email, published],
+            &[token, email, published, jobs_by_status],
         ),
         (
             "EmailWorkerRole",
             &[job],
-            &[user, email, token, exam, published, attempt, due],
+            &[
+                user,
+                email,
+                token,
+                exam,
+                published,
+                attempt,
+                due,
+                jobs_by_status,
+            ],
         ),
     ];
     for (role_id, needs, denied) in cases {
@@ -641,6 +725,40 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
                 );
             }
         }
+    }
+}
+
+/// Issue 13: the job index (`gsi1`) is queried by the exam API alone (the admin API lists and
+/// counts jobs by status), only in its status partitions `JOBS#<status>`, and only read.
+#[test]
+fn only_the_admin_api_reads_the_job_index_and_only_its_status_partitions() {
+    let template = template();
+    let index = format!(
+        "${{DataTable.Arn}}/index/{}",
+        oes_adapters::resources::JOB_INDEX.name
+    );
+    for role_id in [
+        "AuthApiRole",
+        "ExamApiRole",
+        "AttemptSweeperRole",
+        "EmailWorkerRole",
+    ] {
+        let statements = role_statements(resource(&template, role_id));
+        let on_index: Vec<_> = statements
+            .iter()
+            .filter(|s| texts(&s["Resource"]).iter().any(|r| r.contains("/index/")))
+            .collect();
+        if role_id != "ExamApiRole" {
+            assert!(on_index.is_empty(), "{role_id} does not read an index");
+            continue;
+        }
+        assert_eq!(on_index.len(), 1, "{role_id}: one statement on the index");
+        let statement = on_index[0];
+        assert_eq!(texts(&statement["Resource"]), std::slice::from_ref(&index));
+        assert_eq!(texts(&statement["Action"]), ["dynamodb:Query"]);
+        let scope =
+            texts(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+        assert_eq!(scope, ["JOBS#*"], "{role_id}: only the status partitions");
     }
 }
 
@@ -695,5 +813,76 @@ fn the_attempt_sweeper_runs_every_minute_with_only_what_a_close_needs() {
                 .any(|s| texts(&s["Resource"]).iter().any(|r| r == queue)),
             "result emails go to the bulk lane only, not {queue}"
         );
+    }
+}
+
+/// Issue 13: pausing a lane disables its event source mapping. Only exam-api's role may switch
+/// mappings, and only the worker's two (SAM's `EmailWorkerFunction<Event>` of its SQS events),
+/// whose UUIDs exam-api is given.
+#[test]
+fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
+    let template = template();
+    let worker = resource(&template, "EmailWorkerFunction");
+    let lanes: Vec<String> = worker["Events"]
+        .as_hash()
+        .expect("the worker's events")
+        .iter()
+        .filter(|(_, event)| text(&event["Type"]) == "SQS")
+        .map(|(name, _)| format!("EmailWorkerFunction{}", text(name)))
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            "EmailWorkerFunctionPriorityLane",
+            "EmailWorkerFunctionBulkLane"
+        ]
+    );
+    let arns: Vec<String> = lanes
+        .iter()
+        .map(|mapping| {
+            format!(
+                "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:\
+                 event-source-mapping:${{{mapping}}}"
+            )
+        })
+        .collect();
+    let roles: Vec<String> = template["Resources"]
+        .as_hash()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::IAM::Role")
+        .map(|(id, _)| text(id))
+        .collect();
+    assert!(roles.len() >= 4, "{roles:?}");
+    for role in &roles {
+        let statements = role_statements(resource(&template, role));
+        let switching: Vec<_> = statements
+            .iter()
+            .filter(|s| {
+                texts(&s["Action"])
+                    .iter()
+                    .any(|a| a == "*" || a.starts_with("lambda:"))
+            })
+            .collect();
+        if role != "ExamApiRole" {
+            assert!(switching.is_empty(), "{role} has no Lambda action");
+            continue;
+        }
+        assert_eq!(switching.len(), 1, "{role}: one statement");
+        assert_eq!(
+            texts(&switching[0]["Action"]),
+            [
+                "lambda:UpdateEventSourceMapping",
+                "lambda:GetEventSourceMapping"
+            ]
+        );
+        assert_eq!(texts(&switching[0]["Resource"]), arns, "exactly the two");
+    }
+    let variables = &resource(&template, "ExamApiFunction")["Environment"]["Variables"];
+    for (variable, mapping) in [
+        ("OES_PRIORITY_LANE_MAPPING", &lanes[0]),
+        ("OES_BULK_LANE_MAPPING", &lanes[1]),
+    ] {
+        assert_eq!(&text(&variables[variable]), mapping, "{variable}");
     }
 }

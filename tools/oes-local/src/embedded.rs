@@ -30,14 +30,15 @@ pub struct Embedded {
     pub demo_password: String,
 }
 
-/// The demo accounts seeded at start-up, with their roles.
-pub const DEMO_ACCOUNTS: [(&str, &str, Role); 2] = [
+/// The demo accounts seeded at start-up, with their roles: one of each.
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
     ("admin@example.com", "Demo Admin", Role::Admin),
     (
         "instructor@example.com",
         "Demo Instructor",
         Role::Instructor,
     ),
+    ("student@example.com", "Demo Student", Role::Student),
 ];
 
 /// A random JWT secret for this run (tokens do not survive a restart, like the in-memory data).
@@ -61,6 +62,7 @@ pub async fn start(
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
+    let lanes = adapters.lanes.clone();
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
     let worker_adapters = WorkerAdapters {
@@ -75,7 +77,7 @@ pub async fn start(
         5,
         Arc::new(SystemClock),
     );
-    crate::pollers::spawn(&queues, &worker);
+    crate::pollers::spawn(&queues, &lanes, &worker);
     crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
     Ok(Arc::new(Functions { auth, exams }))
 }

@@ -70,6 +70,12 @@ async fn dispatch(
     peer: SocketAddr,
 ) -> HttpResponse {
     let (parts, body) = request.into_parts();
+    if parts.method == hyper::Method::GET && parts.uri.path() == crate::openapi::PATH {
+        return hyper::Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(crate::openapi::json())))
+            .unwrap_or_default();
+    }
     let body = match Limited::new(body, MAX_GATEWAY_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return error_response(413, "payload_too_large", "the request body is too large"),

@@ -8,6 +8,7 @@
 //! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
 //!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
 //!   mapping does.
+//! - [`openapi`]: the OpenAPI document of every route, served at `GET /openapi.json`.
 //! - [`pollers`]: one poller per lane driving the worker, in either mode.
 //! - [`schedule`]: the attempt sweep every few seconds (EventBridge's schedule in AWS), in either
 //!   mode.
@@ -18,6 +19,7 @@ pub mod embedded;
 pub mod event;
 pub mod fixtures;
 pub mod gateway;
+pub mod openapi;
 pub mod pollers;
 pub mod schedule;
 pub mod services;

@@ -22,12 +22,19 @@ struct Args {
     /// Base of links in emails (defaults to this server's URL).
     #[arg(long, env = "OES_PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
+    /// Print the OpenAPI document (what `docs/openapi.json` holds) and exit.
+    #[arg(long)]
+    openapi: bool,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), oes_domain::ports::BoxError> {
-    oes_runtime::telemetry::init();
     let args = Args::parse();
+    if args.openapi {
+        print!("{}", oes_local::openapi::json());
+        return Ok(());
+    }
+    oes_runtime::telemetry::init();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let base_url = args
@@ -93,7 +100,11 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
             functions
         }
     };
-    println!("oes-local: serving /auth/*, /exams/*, /attempts/*, /me/* on http://{addr}");
+    println!(
+        "oes-local: serving /auth/*, /exams/*, /attempts/*, /me/*, /admin/* and {} on http://{addr}",
+        oes_local::openapi::PATH
+    );
+    println!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
     oes_local::serve(listener, functions).await?;
     Ok(())
 }

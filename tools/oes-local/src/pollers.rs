@@ -1,21 +1,29 @@
 //! The worker's event source mappings: one poller per lane, as in AWS (each lane has its own
-//! mapping, so account emails never wait behind a backlog of notifications).
+//! mapping, so account emails never wait behind a backlog of notifications). A lane paused in
+//! `lanes` (the admin API's `POST /admin/lanes/{lane}/pause`) is not received from, as a disabled
+//! mapping, until it is resumed.
 
 use std::sync::Arc;
 
 use email_worker::Worker;
-use oes_domain::ports::{MessageQueues, QueueName};
+use oes_domain::email::Lane;
+use oes_domain::ports::{LaneSwitch, MessageQueues};
 use oes_runtime::event_source::EventSource;
 use tokio::task::JoinHandle;
 
-/// Starts a poller on each lane of `queues` that hands its batches to `worker`; they run until
-/// aborted or the runtime ends.
-pub fn spawn(queues: &Arc<dyn MessageQueues>, worker: &Worker) -> Vec<JoinHandle<()>> {
-    [QueueName::Priority, QueueName::Bulk]
+/// Starts a poller on each lane of `queues` that hands its batches to `worker` while `lanes`
+/// says the lane runs; they run until aborted or the runtime ends.
+pub fn spawn(
+    queues: &Arc<dyn MessageQueues>,
+    lanes: &Arc<dyn LaneSwitch>,
+    worker: &Worker,
+) -> Vec<JoinHandle<()>> {
+    Lane::ALL
         .into_iter()
         .map(|lane| {
             let worker = worker.clone();
-            let source = EventSource::new(queues.clone(), lane);
+            let source =
+                EventSource::new(queues.clone(), lane.into()).with_switch(lanes.clone(), lane);
             tokio::spawn(async move {
                 source
                     .run(|event| {
@@ -34,7 +42,7 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    use oes_adapters::memory::{MemoryJobs, MemoryLanes, MemoryQueues};
     use oes_domain::clock::SystemClock;
     use oes_domain::email::OutgoingEmail;
     use oes_domain::email::{EmailJob, EmailTemplate};
@@ -90,7 +98,8 @@ mod tests {
             };
             queue.enqueue(&job(notice)).await.expect("queued");
         }
-        let pollers = spawn(&queues, &worker);
+        let lanes: Arc<dyn LaneSwitch> = Arc::new(MemoryLanes::default());
+        let pollers = spawn(&queues, &lanes, &worker);
         // The worker is busy with the bulk backlog when the account email arrives.
         while mailer.0.lock().map(|s| s.len()).unwrap_or(0) < 5 {
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -55,6 +55,9 @@ pub async fn start(
     let exams = ExamApi::new(&adapters, JwtKeys::new(&config.jwt), Arc::new(SystemClock));
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let queues = adapters.queues.clone();
+    // No event source mapping here (`lane_mappings` is unset): the lanes switch in memory, and
+    // the pollers look there.
+    let lanes = adapters.lanes.clone();
     let auth = auth_api::wire(
         adapters,
         JwtKeys::new(&config.jwt),
@@ -75,7 +78,7 @@ pub async fn start(
         worker_config.concurrency,
         Arc::new(SystemClock),
     );
-    crate::pollers::spawn(&queues, &worker);
+    crate::pollers::spawn(&queues, &lanes, &worker);
     crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
     Ok((Arc::new(Functions { auth, exams }), provisioned))
 }

@@ -198,6 +198,17 @@ impl JobLedger for FaultLedger {
         Ok(())
     }
 
+    /// As a requeue: a refused write leaves the purge's letter on the queue for its next step.
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        self.before().await?;
+        self.inner.purged(job_id, now).await?;
+        if self.timed_out() {
+            self.faults.cut();
+            return Err(refused().into());
+        }
+        Ok(())
+    }
+
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         self.before().await?;
         self.inner.get(job_id).await

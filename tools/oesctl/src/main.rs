@@ -6,8 +6,13 @@
 //!   so the new role applies at the next sign-in) and, with `REDIS_URL`, drops the cached profile
 //!   so earlier tokens are refused at once.
 //! - `oesctl queues`: visible / in flight / delayed messages on each lane and the DLQ.
-//! - `oesctl jobs show ID`: an email job's status record.
-//! - `oesctl dlq list | redrive [--id ID] [--all] | purge --yes`: the dead-letter queue.
+//! - `oesctl jobs show ID`: an email job's status record, with its history.
+//! - `oesctl jobs list --status S [--kind K] [--limit N]`: jobs of a state (`stalled` too), newest
+//!   change first; `oesctl jobs counts [--kind K]`: jobs in each state (from the job index).
+//! - `oesctl dlq list | redrive [--id ID] [--all] | purge --yes`: the dead-letter queue (a purge
+//!   records the `failed`/`dead` jobs of its letters as `dead`, reason purged).
+//! - `oesctl lanes [pause|resume LANE]`: whether the worker receives from each lane (`priority`,
+//!   `bulk`): their event source mappings, found by the lanes' queue ARNs.
 //! - `oesctl cache clear`: bumps the cache's namespace version (reads `REDIS_URL`,
 //!   `REDIS_CLUSTER`, `OES_CACHE_PREFIX` like the APIs).
 //!
@@ -20,11 +25,16 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use oes_adapters::aws::AwsClients;
 use oes_adapters::dynamo::{DynamoJobs, DynamoUsers};
+use oes_adapters::lambda::EventSourceMappings;
 use oes_adapters::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
 use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
-use oes_domain::pipeline::{QueueAdmin, RedriveReport, redrive};
-use oes_domain::ports::{JobLedger, MessageQueues, QueueError, UserStore, UserUpdate};
+use oes_domain::email::Lane;
+use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::ports::{
+    JobIndex, JobLedger, JobQuery, JobState, LaneSwitch, MessageQueues, QueueError, UserStore,
+    UserUpdate,
+};
 use oes_domain::user::{Email, Role};
 use oes_runtime::config::{CacheConfig, process_env};
 use oes_runtime::wiring::cache_aside;
@@ -80,6 +90,36 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The email lanes: whether the worker receives from each (without a subcommand: show it).
+    Lanes {
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local", global = true)]
+        prefix: String,
+        #[command(subcommand)]
+        command: Option<LanesCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LanesCommand {
+    /// Stop the worker receiving from a lane (its event source mapping disabled): messages wait
+    /// on it, no attempt is used.
+    Pause {
+        /// priority or bulk.
+        #[arg(value_parser = parse_lane)]
+        lane: Lane,
+    },
+    /// Let the worker receive from a lane again.
+    Resume {
+        /// priority or bulk.
+        #[arg(value_parser = parse_lane)]
+        lane: Lane,
+    },
+}
+
+/// A lane by its name.
+fn parse_lane(name: &str) -> Result<Lane, String> {
+    Lane::parse(name).ok_or_else(|| "priority or bulk".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -92,7 +132,7 @@ enum CacheCommand {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// Show an email job's status record.
+    /// Show an email job's status record, with its history.
     Show {
         /// The job id.
         id: String,
@@ -100,7 +140,42 @@ enum JobsCommand {
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
         prefix: String,
     },
+    /// List jobs of a state, newest change first.
+    List {
+        /// queued, sending, stalled, retrying, sent, failed or dead.
+        #[arg(long, value_parser = parse_state)]
+        status: JobState,
+        /// Only jobs of this kind (verification, exam_result, generic, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
+        prefix: String,
+    },
+    /// Count the jobs in each state (exact up to the admin API's budget per status).
+    Counts {
+        /// Only jobs of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Resource prefix.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
+        prefix: String,
+    },
 }
+
+/// A job state by its name.
+fn parse_state(name: &str) -> Result<JobState, String> {
+    JobState::parse(name).ok_or_else(|| {
+        let names = JobState::ALL.map(JobState::as_str).join(", ");
+        format!("one of {names}")
+    })
+}
+
+/// The most records of one status `jobs counts` reads (exact below it).
+const COUNT_BUDGET: usize = 10_000;
 
 #[derive(Subcommand)]
 enum DlqCommand {
@@ -120,7 +195,8 @@ enum DlqCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Delete every message on the dead-letter queue.
+    /// Delete every message on the dead-letter queue, in steps of 100 (progress on stderr);
+    /// the `failed`/`dead` jobs of the letters are recorded `dead` (reason purged) first.
     Purge {
         /// Confirm: the messages cannot be recovered.
         #[arg(long)]
@@ -241,6 +317,59 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             }
         }
         Command::Jobs {
+            command:
+                JobsCommand::List {
+                    status,
+                    kind,
+                    limit,
+                    prefix,
+                },
+        } => {
+            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let now = SystemClock.now();
+            let (mut after, mut left) = (None, limit);
+            while left > 0 {
+                let query = JobQuery {
+                    state: status,
+                    kind: kind.clone(),
+                    limit: left.min(100),
+                    after,
+                };
+                let page = jobs.list(&query, now).await?;
+                left -= page.jobs.len();
+                for job in &page.jobs {
+                    println!(
+                        "{}  {:<14} {:<9}{} attempts {}/{}  updated {}  {}",
+                        job.job_id,
+                        job.kind,
+                        job.status.as_str(),
+                        if job.is_stalled(now) { " STALLED" } else { "" },
+                        job.attempts,
+                        job.max_attempts,
+                        job.updated_at,
+                        job.last_error.as_deref().unwrap_or(""),
+                    );
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Command::Jobs {
+            command: JobsCommand::Counts { kind, prefix },
+        } => {
+            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let now = SystemClock.now();
+            for state in JobState::ALL {
+                let count = jobs
+                    .count(state, kind.as_deref(), now, COUNT_BUDGET)
+                    .await?;
+                let bound = if count.exact { "" } else { "+" };
+                println!("{:<9} {}{bound}", state.as_str(), count.count);
+            }
+        }
+        Command::Jobs {
             command: JobsCommand::Show { id, prefix },
         } => {
             let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
@@ -289,13 +418,115 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                             "refusing to purge without --yes (messages cannot be recovered)".into(),
                         );
                     }
-                    queues.purge_dead_letters().await?;
-                    println!("purged the dead-letter queue");
+                    let table = format!("{prefix}-{}", TABLE.suffix);
+                    let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
+                    let report = purge_all(queues.queues(), &jobs).await?;
+                    println!(
+                        "purged {} message(s), {} job record(s) now dead (purged), left {} on the \
+                         DLQ (held by a worker just now: run again)",
+                        report.purged,
+                        report.marked.len(),
+                        report.skipped
+                    );
+                }
+            }
+        }
+        Command::Lanes { prefix, command } => {
+            let mappings = lane_mappings(&clients, &prefix).await?;
+            match command {
+                Some(LanesCommand::Pause { lane }) => {
+                    mappings.pause(lane).await?;
+                    println!("{} paused", lane.as_str());
+                }
+                Some(LanesCommand::Resume { lane }) => {
+                    mappings.resume(lane).await?;
+                    println!("{} resumed", lane.as_str());
+                }
+                None => {
+                    for lane in Lane::ALL {
+                        let paused = mappings.is_paused(lane).await?;
+                        let state = if paused { "paused" } else { "running" };
+                        println!("{:<10} {state}", lane.as_str());
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The letters one step of `dlq purge` deletes.
+const PURGE_STEP: usize = 100;
+
+/// Every dead letter, in steps until one has seen them all.
+async fn purge_all(
+    queues: &dyn MessageQueues,
+    jobs: &dyn JobLedger,
+) -> Result<PurgeReport, QueueError> {
+    let mut total = PurgeReport::default();
+    while !total.done {
+        let step = purge(queues, jobs, &SystemClock, Some(PURGE_STEP), |_| {}).await?;
+        total.purged += step.purged;
+        total.marked.extend(step.marked);
+        // A step sees again what the one before left: the last one's count is what is left.
+        total.skipped = step.skipped;
+        total.done = step.done;
+        eprintln!("  purged {} so far", total.purged);
+    }
+    Ok(total)
+}
+
+/// The lanes' event source mappings, found by their queues' ARNs (`<prefix>-email-priority`,
+/// `-bulk`).
+async fn lane_mappings(
+    clients: &AwsClients,
+    prefix: &str,
+) -> Result<EventSourceMappings, oes_domain::ports::BoxError> {
+    let mut uuids = Vec::with_capacity(2);
+    for def in [PRIORITY_QUEUE, BULK_QUEUE] {
+        let name = format!("{prefix}-{}", def.suffix);
+        let url = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| format!("queue {name} not found ({e}); is --prefix right?"))?
+            .queue_url
+            .unwrap_or_default();
+        let arn = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        let found = clients
+            .lambda
+            .list_event_source_mappings()
+            .event_source_arn(&arn)
+            .send()
+            .await?;
+        let uuid = found
+            .event_source_mappings()
+            .first()
+            .and_then(|m| m.uuid())
+            .ok_or_else(|| {
+                format!(
+                    "no event source mapping reads {name} (oes-local pauses lanes through its \
+                     admin API instead)"
+                )
+            })?;
+        uuids.push(uuid.to_owned());
+    }
+    Ok(EventSourceMappings::new(
+        clients.lambda.clone(),
+        &uuids[0],
+        &uuids[1],
+    ))
 }
 
 /// The letters one step of `dlq redrive --all` moves or drops. Nothing bounds the CLI's time,

@@ -166,6 +166,27 @@ async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
     assert!(!output.status.success(), "purge needs --yes");
     let output = oesctl(&["dlq", "purge", "--yes", "--prefix", &prefix]);
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("purged 1 message(s), 0 job record(s) now dead"),
+        "the undecodable letter is gone, no record to mark: {}",
+        stdout(&output)
+    );
+    let output = oesctl(&["dlq", "list", "--prefix", &prefix]);
+    assert!(
+        stdout(&output).contains("0 message(s)"),
+        "{}",
+        stdout(&output)
+    );
+
+    // The emulator has no event source mapping on these lanes (oes-local pauses its pollers
+    // through the admin API): the command says so.
+    let output = oesctl(&["lanes", "--prefix", &prefix]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no event source mapping reads"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = oesctl(&["jobs", "show", "no-such-job", "--prefix", &prefix]);
     assert!(!output.status.success());

@@ -1,6 +1,8 @@
 //! [`DynamoJobs`]: email job records (items in `schema`), expired by the table's TTL after the
 //! configured retention. The send lease is a conditional update: only one worker at a time can
-//! move a job to `sending`, and never a job that is already finished.
+//! move a job to `sending`, and never a job that is already finished. Every status change also
+//! moves the record in the index by status and appends its event to the history, in the same
+//! update.
 
 use std::collections::HashMap;
 
@@ -11,16 +13,17 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use oes_domain::email::EmailJob;
 use oes_domain::ports::{
-    Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome, StoreError, StoreUnavailable,
+    Claim, HISTORY_LIMIT, JobConflict, JobEvent, JobEventKind, JobLedger, JobPosition, JobRecord,
+    JobStatus, Outcome, PURGED, StoreError, StoreUnavailable,
 };
 
-use super::schema::{JobItem, job_key};
+use super::schema::{JobItem, job_key, jobs_pk, jobs_sk};
 use super::{Item, Table, from_item, n, s, to_value, unless_refused};
 
 /// Job records in DynamoDB.
 #[derive(Clone)]
 pub struct DynamoJobs {
-    table: Table,
+    pub(super) table: Table,
     retention_seconds: i64,
 }
 
@@ -62,7 +65,106 @@ impl DynamoJobs {
         )?;
         Ok(out.map(|out| out.attributes.unwrap_or_default()))
     }
+
+    /// Cuts the history of the record `item` (as just written) back to its last
+    /// [`HISTORY_LIMIT`] events, unless another write changed its length meanwhile (that write
+    /// cuts it then). Best effort: a longer history is only bigger.
+    async fn trim_history(&self, job_id: &str, item: &Item) {
+        let length = match item.get("history") {
+            Some(AttributeValue::L(events)) => events.len(),
+            _ => 0,
+        };
+        if length <= HISTORY_LIMIT {
+            return;
+        }
+        let oldest: Vec<String> = (0..length - HISTORY_LIMIT)
+            .map(|i| format!("history[{i}]"))
+            .collect();
+        let trimmed = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(job_key(job_id)))
+            .update_expression(format!("REMOVE {}", oldest.join(", ")))
+            .condition_expression("size(history) = :length")
+            .expression_attribute_values(":length", n(length))
+            .send()
+            .await;
+        if let Err(error) = trimmed {
+            tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "the job's history was not cut back");
+        }
+    }
+
+    /// Applies `set` (with `values`, which set `:dead` among others as needed) to a job that
+    /// ended unsent (`failed`, `dead`), moving it in the index and appending its event at `now`;
+    /// otherwise says why not, from the record as it is (see [`JobLedger::requeue`]).
+    async fn end_unsent(
+        &self,
+        job_id: &str,
+        now: i64,
+        set: &str,
+        mut values: Item,
+        context: &'static str,
+    ) -> Result<(), StoreError<JobConflict>> {
+        values.extend([
+            (":failed".to_owned(), status(JobStatus::Failed)?),
+            (":dead".to_owned(), status(JobStatus::Dead)?),
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        let written = self
+            .update(
+                job_id,
+                &format!(
+                    "{set}, updated_at = :now, expires_at = :expires, {MOVED} REMOVE lease_until"
+                ),
+                Some("attribute_exists(pk) AND #status IN (:failed, :dead)"),
+                values,
+                context,
+            )
+            .await?;
+        if let Some(item) = written {
+            self.trim_history(job_id, &item).await;
+            return Ok(());
+        }
+        // Refused: say why, from the record as it is.
+        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
+        Err(StoreError::Conflict(match record.status {
+            JobStatus::Sent => JobConflict::Sent,
+            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+                JobConflict::Leased
+            }
+            _ => JobConflict::NotEnded,
+        }))
+    }
 }
+
+/// The values of an update that moves job `job_id` to `status` at `now` and appends `event` to
+/// its history: `:gpk`, `:gsk` (its place in the index by status), `:event`, `:no_events`.
+fn moved(
+    job_id: &str,
+    status: JobStatus,
+    now: i64,
+    event: &JobEvent,
+) -> Result<Item, StoreUnavailable> {
+    let position = JobPosition {
+        updated_at: now,
+        job_id: job_id.to_owned(),
+    };
+    Ok(HashMap::from([
+        (":gpk".to_owned(), s(jobs_pk(status))),
+        (":gsk".to_owned(), s(jobs_sk(&position))),
+        (
+            ":event".to_owned(),
+            AttributeValue::L(vec![to_value(event, "encoding a job event")?]),
+        ),
+        (":no_events".to_owned(), AttributeValue::L(Vec::new())),
+    ]))
+}
+
+/// The update expression's part that sets what [`moved`] gives values for.
+const MOVED: &str = "gsi1pk = :gpk, gsi1sk = :gsk, history = list_append(if_not_exists(history, :no_events), :event)";
 
 fn status(value: JobStatus) -> Result<AttributeValue, StoreUnavailable> {
     to_value(&value, "encoding a job status")
@@ -86,11 +188,20 @@ impl JobLedger for DynamoJobs {
             (":created".to_owned(), n(job.created_at)),
             (":now".to_owned(), n(now)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
+            (":gpk".to_owned(), s(jobs_pk(JobStatus::Queued))),
+            (
+                ":gsk".to_owned(),
+                s(jobs_sk(&JobPosition {
+                    updated_at: now,
+                    job_id: job.job_id.clone(),
+                })),
+            ),
         ]);
         self.update(
             &job.job_id,
             "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, max_attempts = :max, \
-             attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires",
+             attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires, \
+             gsi1pk = :gpk, gsi1sk = :gsk",
             Some("attribute_not_exists(pk)"),
             values,
             "recording a queued job",
@@ -107,7 +218,13 @@ impl JobLedger for DynamoJobs {
         now: i64,
         lease_seconds: i64,
     ) -> Result<Claim, StoreError<JobConflict>> {
-        let values = HashMap::from([
+        let mut values = moved(
+            &job.job_id,
+            JobStatus::Sending,
+            now,
+            &JobEvent::new(JobEventKind::Sending, now),
+        )?;
+        values.extend([
             (":id".to_owned(), s(job.job_id.as_str())),
             (":sending".to_owned(), status(JobStatus::Sending)?),
             (":queued".to_owned(), status(JobStatus::Queued)?),
@@ -128,7 +245,9 @@ impl JobLedger for DynamoJobs {
                 "SET job_id = :id, #status = :sending, lease_until = :lease, updated_at = :now, \
                  kind = if_not_exists(kind, :kind), recipient = if_not_exists(recipient, :to), \
                  max_attempts = if_not_exists(max_attempts, :max), \
-                 created_at = if_not_exists(created_at, :created), expires_at = :expires \
+                 created_at = if_not_exists(created_at, :created), expires_at = :expires, \
+                 gsi1pk = :gpk, gsi1sk = :gsk, \
+                 history = list_append(if_not_exists(history, :no_events), :event) \
                  ADD attempts :one",
                 Some(
                     "attribute_not_exists(pk) OR #status IN (:queued, :retrying) \
@@ -139,6 +258,7 @@ impl JobLedger for DynamoJobs {
             )
             .await?;
         if let Some(item) = claimed {
+            self.trim_history(&job.job_id, &item).await;
             return Ok(Claim::Acquired {
                 attempt: record(item)?.attempts,
             });
@@ -157,22 +277,23 @@ impl JobLedger for DynamoJobs {
         outcome: Outcome,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>> {
-        let mut values = HashMap::from([
-            (":now".to_owned(), n(now)),
-            (":expires".to_owned(), n(now + self.retention_seconds)),
-        ]);
         // Every outcome ends the lease. None undoes `sent`, and a retry does not reopen a job
         // that ended (a worker whose lease ran out may report late).
         const ANY: &str = "attribute_exists(pk)";
         const NOT_SENT: &str = "attribute_exists(pk) AND #status <> :sent";
         const OPEN: &str = "attribute_exists(pk) AND #status IN (:queued, :sending, :retrying)";
-        let common = "updated_at = :now, expires_at = :expires";
+        let common = format!("updated_at = :now, expires_at = :expires, {MOVED}");
         let (status_now, text) = match &outcome {
             Outcome::Sent { ses_message_id } => (JobStatus::Sent, ses_message_id),
             Outcome::Retrying { error } | Outcome::Paused { error } => (JobStatus::Retrying, error),
             Outcome::Failed { reason } => (JobStatus::Failed, reason),
             Outcome::Dead { reason } => (JobStatus::Dead, reason),
         };
+        let mut values = moved(job_id, status_now, now, &JobEvent::of(&outcome, now))?;
+        values.extend([
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
         values.insert(":st".into(), status(status_now)?);
         let (set, guard) = if let Outcome::Sent { .. } = outcome {
             values.insert(":ses".into(), s(text.as_str()));
@@ -207,7 +328,8 @@ impl JobLedger for DynamoJobs {
                     "finishing a job",
                 )
                 .await?;
-            if gave_back.is_some() {
+            if let Some(item) = gave_back {
+                self.trim_history(job_id, &item).await;
                 return Ok(());
             }
         }
@@ -220,7 +342,8 @@ impl JobLedger for DynamoJobs {
                 "finishing a job",
             )
             .await?;
-        if written.is_some() {
+        if let Some(item) = written {
+            self.trim_history(job_id, &item).await;
             return Ok(());
         }
         // Refused: say why, from the record as it is.
@@ -234,36 +357,43 @@ impl JobLedger for DynamoJobs {
 
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
-        let values = HashMap::from([
+        let mut values = moved(
+            job_id,
+            JobStatus::Queued,
+            now,
+            &JobEvent::new(JobEventKind::Requeued, now),
+        )?;
+        values.extend([
             (":queued".to_owned(), status(JobStatus::Queued)?),
-            (":failed".to_owned(), status(JobStatus::Failed)?),
-            (":dead".to_owned(), status(JobStatus::Dead)?),
             (":zero".to_owned(), n(0)),
-            (":now".to_owned(), n(now)),
-            (":expires".to_owned(), n(now + self.retention_seconds)),
         ]);
-        let requeued = self
-            .update(
-                job_id,
-                "SET #status = :queued, attempts = :zero, updated_at = :now, \
-                 expires_at = :expires REMOVE lease_until",
-                Some("attribute_exists(pk) AND #status IN (:failed, :dead)"),
-                values,
-                "requeueing a job",
-            )
-            .await?;
-        if requeued.is_some() {
-            return Ok(());
-        }
-        // Refused: say why, from the record as it is.
-        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
-        Err(StoreError::Conflict(match record.status {
-            JobStatus::Sent => JobConflict::Sent,
-            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
-                JobConflict::Leased
-            }
-            _ => JobConflict::NotEnded,
-        }))
+        self.end_unsent(
+            job_id,
+            now,
+            "SET #status = :queued, attempts = :zero",
+            values,
+            "requeueing a job",
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        let mut values = moved(
+            job_id,
+            JobStatus::Dead,
+            now,
+            &JobEvent::new(JobEventKind::Purged, now),
+        )?;
+        values.insert(":purged".to_owned(), s(PURGED));
+        self.end_unsent(
+            job_id,
+            now,
+            "SET #status = :dead, last_error = :purged",
+            values,
+            "recording a purged job",
+        )
+        .await
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {

@@ -1,12 +1,14 @@
 //! DynamoDB adapters: every store keeps its items in the one `pk`/`sk` table of
-//! [`crate::resources`] (string keys, TTL attribute `expires_at`, no secondary index).
+//! [`crate::resources`] (string keys, TTL attribute `expires_at`, one sparse index of the job
+//! records by status).
 //!
 //! - `schema`: the whole key schema — every item kind, its `pk` / `sk` and its attributes.
 //! - `users`: [`DynamoUsers`], accounts and the email claims that keep addresses unique.
 //! - `tokens`: [`DynamoTokens`], one-time tokens, each taken by one conditional delete.
 //! - `exams`: [`DynamoExams`], exams, their questions and the published list.
 //! - `attempts`: [`DynamoAttempts`], attempts and their lists by student and by exam.
-//! - `jobs`: [`DynamoJobs`], email job records and the send lease.
+//! - `jobs`: [`DynamoJobs`], email job records and the send lease; `job_index`, their listings
+//!   and counts by state.
 //! - `timing`: [`StoreTiming`], the SDK interceptor that times every call of the shared client.
 //!
 //! This module is the toolkit they all use: attribute values, (de)serialisation of items, the
@@ -17,6 +19,7 @@
 
 mod attempts;
 mod exams;
+mod job_index;
 mod jobs;
 mod schema;
 mod timing;

@@ -1,6 +1,6 @@
 //! The single-table key schema: every item the stores keep in the one `pk`/`sk` table of
-//! [`crate::resources`] (string keys, TTL attribute `expires_at`, no secondary index), with its
-//! keys and, for the items written whole, its struct.
+//! [`crate::resources`] (string keys, TTL attribute `expires_at`, one sparse global secondary
+//! index `gsi1`), with its keys and, for the items written whole, its struct.
 //!
 //! Items (timestamps in sort keys are 20 digits with the sign bit flipped, so text order is
 //! number order for every `i64`):
@@ -12,7 +12,14 @@
 //! - `USER#<id>` / `TOKEN#<purpose>`: the hash of the account's one valid token of that purpose
 //!   (password resets), swapped with the token in one transaction; expired with the token.
 //! - `JOB#<id>` / `JOB`: an email job record, expired by the table's TTL after the configured
-//!   retention.
+//!   retention. Its history (`history`, a list of events) is appended by the write that changes
+//!   the status, and cut back to its last `HISTORY_LIMIT` events by a conditional second write
+//!   when it grows past them. Every write that sets its status also sets its place in the index
+//!   `gsi1`: `gsi1pk` = `JOBS#<status>`, `gsi1sk` = `<updated_at>#<id>` (the record moves from
+//!   one status partition of the index to the next). The index projects the record without its
+//!   history; operators list a status newest first (`gsi1sk < <cursor>`, filtered by kind or an
+//!   expired lease) and count it (`Select=COUNT`, up to a budget). Only job records carry
+//!   `gsi1pk`, so the index holds nothing else.
 //! - `EXAM#<exam>` / `EXAM`: the exam.
 //! - `EXAM#<exam>` / `QUESTION#<question>`: a question (listed by `created_at`, then id, sorted
 //!   by the store, since the key does not hold the order).
@@ -46,11 +53,12 @@ use oes_domain::exam::{
     Attempt, AttemptCursor, AttemptId, AttemptSummary, Exam, ExamCursor, ExamId, Question,
     QuestionId,
 };
-use oes_domain::ports::{DueAttempt, JobRecord, StoredToken, TokenPurpose};
+use oes_domain::ports::{DueAttempt, JobPosition, JobRecord, JobStatus, StoredToken, TokenPurpose};
 use oes_domain::security::TokenHash;
 use oes_domain::user::{Email, User, UserId};
 
 use super::{Item, s};
+use crate::resources;
 
 /// Sort key of an account.
 const USER: &str = "USER";
@@ -72,6 +80,12 @@ pub(super) const QUESTION_PREFIX: &str = "QUESTION#";
 pub(super) const SUMMARY_PREFIX: &str = "ATTEMPT#";
 /// Sort key prefix of a student's record in an exam's partition.
 const STUDENT_PREFIX: &str = "STUDENT#";
+/// The job records' index by status (see the module doc).
+pub(super) const JOB_INDEX: &str = resources::JOB_INDEX.name;
+/// Partition key of [`JOB_INDEX`] (also spelled out in the update expressions of `jobs`).
+pub(super) const JOB_INDEX_PK: &str = resources::JOB_INDEX.hash_key;
+/// Sort key of [`JOB_INDEX`] (also spelled out in the update expressions of `jobs`).
+pub(super) const JOB_INDEX_SK: &str = resources::JOB_INDEX.range_key;
 /// Partitions of the due attempts. Never lower it: the sweep would stop reading the entries in
 /// the partitions above.
 pub(super) const DUE_SHARDS: u32 = 8;
@@ -141,6 +155,26 @@ pub(super) fn latest_token_key(user: &UserId, purpose: TokenPurpose) -> Item {
 /// The key of an email job record.
 pub(super) fn job_key(job_id: &str) -> Item {
     key(format!("JOB#{job_id}"), JOB)
+}
+
+/// The partition of `status` in [`JOB_INDEX`].
+pub(super) fn jobs_pk(status: JobStatus) -> String {
+    format!("JOBS#{}", status.as_str())
+}
+
+/// The sort key in [`JOB_INDEX`] of the job at `position`.
+pub(super) fn jobs_sk(position: &JobPosition) -> String {
+    format!("{}#{}", sortable(position.updated_at), position.job_id)
+}
+
+/// The position a [`JOB_INDEX`] sort key stands for (`None` if it is not one).
+pub(super) fn jobs_position(sk: &str) -> Option<JobPosition> {
+    let (time, job_id) = sk.split_once('#')?;
+    let time: u64 = time.parse().ok()?;
+    Some(JobPosition {
+        updated_at: (time ^ (1 << 63)).cast_signed(),
+        job_id: job_id.to_owned(),
+    })
 }
 
 /// The partition of an exam, which also holds its questions and its attempt list.

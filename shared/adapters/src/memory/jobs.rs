@@ -1,4 +1,5 @@
-//! Email job records in a map, with the lease rules of [`crate::dynamo::DynamoJobs`].
+//! Email job records in a map, with the lease rules, history and listings of
+//! [`crate::dynamo::DynamoJobs`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,7 +7,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use oes_domain::email::EmailJob;
 use oes_domain::ports::{
-    Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome, StoreError, StoreUnavailable,
+    Claim, HISTORY_LIMIT, JobConflict, JobCount, JobEvent, JobEventKind, JobIndex, JobLedger,
+    JobPage, JobPosition, JobQuery, JobRecord, JobState, JobStatus, LIST_READ_BUDGET, Outcome,
+    PURGED, StoreError, StoreUnavailable,
 };
 
 use super::lock;
@@ -50,6 +53,7 @@ impl JobLedger for MemoryJobs {
         record.lease_until = Some(now + lease_seconds);
         record.attempts += 1;
         record.updated_at = now;
+        append(record, JobEvent::new(JobEventKind::Sending, now));
         Ok(Claim::Acquired {
             attempt: record.attempts,
         })
@@ -77,6 +81,7 @@ impl JobLedger for MemoryJobs {
         }
         record.lease_until = None;
         record.updated_at = now;
+        append(record, JobEvent::of(&outcome, now));
         match outcome {
             Outcome::Sent { ses_message_id } => {
                 record.status = JobStatus::Sent;
@@ -106,26 +111,119 @@ impl JobLedger for MemoryJobs {
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
-        match record.status {
-            JobStatus::Failed | JobStatus::Dead => {}
-            JobStatus::Sent => return Err(StoreError::Conflict(JobConflict::Sent)),
-            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
-                return Err(StoreError::Conflict(JobConflict::Leased));
-            }
-            JobStatus::Queued | JobStatus::Sending | JobStatus::Retrying => {
-                return Err(StoreError::Conflict(JobConflict::NotEnded));
-            }
-        }
+        ended_unsent(record, now)?;
         record.status = JobStatus::Queued;
         record.attempts = 0;
         record.lease_until = None;
         record.updated_at = now;
+        append(record, JobEvent::new(JobEventKind::Requeued, now));
+        Ok(())
+    }
+
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        let mut records = lock(&self.0);
+        let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        ended_unsent(record, now)?;
+        record.status = JobStatus::Dead;
+        record.last_error = Some(PURGED.to_owned());
+        record.updated_at = now;
+        append(record, JobEvent::new(JobEventKind::Purged, now));
         Ok(())
     }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         Ok(lock(&self.0).get(job_id).cloned())
     }
+}
+
+/// `Ok` if `record` ended unsent (`Failed`, `Dead`); otherwise why a redrive or purge leaves it.
+fn ended_unsent(record: &JobRecord, now: i64) -> Result<(), StoreError<JobConflict>> {
+    match record.status {
+        JobStatus::Failed | JobStatus::Dead => Ok(()),
+        JobStatus::Sent => Err(StoreError::Conflict(JobConflict::Sent)),
+        JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+            Err(StoreError::Conflict(JobConflict::Leased))
+        }
+        JobStatus::Queued | JobStatus::Sending | JobStatus::Retrying => {
+            Err(StoreError::Conflict(JobConflict::NotEnded))
+        }
+    }
+}
+
+#[async_trait]
+impl JobIndex for MemoryJobs {
+    async fn list(&self, query: &JobQuery, now: i64) -> Result<JobPage, StoreUnavailable> {
+        let newest = self.newest(query.state, query.after.as_ref());
+        let mut jobs = Vec::new();
+        let mut last_read = None;
+        for (read, record) in newest.iter().enumerate() {
+            if read == LIST_READ_BUDGET {
+                // Read enough for one page: the next one goes on from the last record read.
+                return Ok(JobPage {
+                    jobs,
+                    next: last_read,
+                });
+            }
+            if matches(record, query.state, query.kind.as_deref(), now) {
+                if jobs.len() == query.limit {
+                    let next = jobs.last().map(JobPosition::of);
+                    return Ok(JobPage { jobs, next });
+                }
+                jobs.push(JobRecord {
+                    history: Vec::new(),
+                    ..record.clone()
+                });
+            }
+            last_read = Some(JobPosition::of(record));
+        }
+        Ok(JobPage { jobs, next: None })
+    }
+
+    async fn count(
+        &self,
+        state: JobState,
+        kind: Option<&str>,
+        now: i64,
+        budget: usize,
+    ) -> Result<JobCount, StoreUnavailable> {
+        let newest = self.newest(state, None);
+        let count = newest
+            .iter()
+            .take(budget)
+            .filter(|record| matches(record, state, kind, now))
+            .count();
+        Ok(JobCount {
+            status: state,
+            count: count as u64,
+            exact: newest.len() <= budget,
+        })
+    }
+}
+
+impl MemoryJobs {
+    /// The records of `state`'s status changed before `after` (all without it), newest first.
+    fn newest(&self, state: JobState, after: Option<&JobPosition>) -> Vec<JobRecord> {
+        let mut records: Vec<JobRecord> = lock(&self.0)
+            .values()
+            .filter(|record| record.status == state.status())
+            .filter(|record| after.is_none_or(|after| JobPosition::of(record) < *after))
+            .cloned()
+            .collect();
+        records.sort_by_key(|record| std::cmp::Reverse(JobPosition::of(record)));
+        records
+    }
+}
+
+/// Whether `record` (of `state`'s status) is listed under `state` and `kind`.
+fn matches(record: &JobRecord, state: JobState, kind: Option<&str>, now: i64) -> bool {
+    state.holds(record, now) && kind.is_none_or(|kind| record.kind == kind)
+}
+
+/// Appends `event` to the history of `record`, keeping the last [`HISTORY_LIMIT`].
+fn append(record: &mut JobRecord, event: JobEvent) {
+    record.history.push(event);
+    let over = record.history.len().saturating_sub(HISTORY_LIMIT);
+    record.history.drain(..over);
 }
 
 fn new_record(job: &EmailJob, status: JobStatus, now: i64) -> JobRecord {
@@ -141,5 +239,6 @@ fn new_record(job: &EmailJob, status: JobStatus, now: i64) -> JobRecord {
         lease_until: None,
         created_at: job.created_at,
         updated_at: now,
+        history: Vec::new(),
     }
 }

@@ -24,13 +24,22 @@ pub const PRIORITY_LANE_THRESHOLD: u8 = 10;
 /// Which queue a job travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
-    /// Account emails a user is waiting for (verification, password reset, email change).
+    /// Account emails a user is waiting for (verification, password reset, email change, the
+    /// notice of a sign-up with an address that has an account).
     Priority,
     /// Notifications and newsletters.
     Bulk,
 }
 
 impl Lane {
+    /// Both lanes, priority first.
+    pub const ALL: [Self; 2] = [Self::Priority, Self::Bulk];
+
+    /// The lane named `name` (`priority` or `bulk`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|lane| lane.as_str() == name)
+    }
+
     /// The lane's name in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +75,13 @@ pub enum EmailTemplate {
         /// The change token.
         token: Secret,
     },
+    /// "Someone tried to create an account with your address": sent instead of a verification
+    /// email when a sign-up names the address of a verified account, so the sign-up is answered
+    /// as any other. Carries no token: it points at the password reset page.
+    AccountExists {
+        /// The account's display name (never the name the sign-up gave).
+        name: String,
+    },
     /// "Your result for `<exam>` is available".
     ExamResult {
         /// Recipient's display name.
@@ -93,7 +109,10 @@ impl EmailTemplate {
     /// newsletters 1).
     pub fn default_priority(&self) -> u8 {
         match self {
-            Self::Verification { .. } | Self::PasswordReset { .. } | Self::EmailChange { .. } => 10,
+            Self::Verification { .. }
+            | Self::PasswordReset { .. }
+            | Self::EmailChange { .. }
+            | Self::AccountExists { .. } => 10,
             Self::ExamResult { .. } => 5,
             Self::Generic { .. } => 1,
         }
@@ -105,6 +124,7 @@ impl EmailTemplate {
             Self::Verification { .. } => "verification",
             Self::PasswordReset { .. } => "password_reset",
             Self::EmailChange { .. } => "email_change",
+            Self::AccountExists { .. } => "account_exists",
             Self::ExamResult { .. } => "exam_result",
             Self::Generic { .. } => "generic",
         }

@@ -69,6 +69,25 @@ impl Renderer {
                 token.expose(),
                 "This link expires in 24 hours.",
             ),
+            EmailTemplate::AccountExists { name } => Parts {
+                subject: "Someone tried to sign up with your email address".to_owned(),
+                name: Some(name.clone()),
+                paragraphs: vec![
+                    "Someone tried to create an account with this email address, which already \
+                     has one."
+                        .to_owned(),
+                    "If it was you, sign in with your password; if you have forgotten it, you \
+                     can reset it. If it was not you, ignore this email: your account has not \
+                     changed."
+                        .to_owned(),
+                ],
+                action: Some((
+                    "Reset my password",
+                    format!("{}/reset-password", self.base_url),
+                )),
+                code: None,
+                footer: None,
+            },
             EmailTemplate::ExamResult {
                 name,
                 exam_title,
@@ -262,6 +281,50 @@ mod tests {
         );
         assert!(email.html.contains("<p>second</p>"));
         assert!(email.text.starts_with("<b>first</b>\n\nsecond"));
+    }
+
+    #[test]
+    fn the_notice_of_a_sign_up_for_a_taken_address_points_at_the_reset_page_with_no_token() {
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::AccountExists {
+                name: "Ada <Lovelace>".into(),
+            },
+            0,
+        );
+        assert_eq!(job.lane(), crate::email::Lane::Priority);
+        let email = Renderer::new("https://exams.example.org/").render(&job);
+        assert_eq!(
+            email.subject,
+            "Someone tried to sign up with your email address"
+        );
+        assert!(
+            email.text.starts_with("Hello Ada <Lovelace>,"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.text.contains("If it was you, sign in"),
+            "{}",
+            email.text
+        );
+        let link = "https://exams.example.org/reset-password";
+        assert!(
+            email.text.contains(&format!("Reset my password: {link}\n")),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.html.contains(&format!("href=\"{link}\"")),
+            "{}",
+            email.html
+        );
+        assert!(
+            email.html.contains("Ada &lt;Lovelace&gt;"),
+            "{}",
+            email.html
+        );
+        assert!(!email.text.contains("token") && !email.text.contains("code"));
     }
 
     #[test]

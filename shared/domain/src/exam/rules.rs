@@ -13,6 +13,7 @@ use super::{Attempt, QuestionId, limits};
 use crate::user::InvalidInput;
 
 /// What a finished attempt shows its student.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewShows {
@@ -24,6 +25,7 @@ pub enum ReviewShows {
 }
 
 /// From when a finished attempt shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewFrom {
@@ -37,6 +39,7 @@ pub enum ReviewFrom {
 
 /// What a finished attempt shows its student, and from when (by default the score, once
 /// submitted). The exam's owner and admins always see everything.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewPolicy {
     /// The score, or also which answers were right.

@@ -1,4 +1,5 @@
-//! What operators see of the queues: counts, the dead-letter queue's entries, purge.
+//! What operators see of the queues: counts and the dead-letter queue's entries (purging it is
+//! [`super::purge`], which writes the job records too).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use crate::email::EmailJob;
 use crate::ports::{MessageQueues, QueueCounts, QueueError, QueueName};
 
 /// A message on the dead-letter queue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetterEntry {
     /// Message id on the dead-letter queue.
@@ -92,10 +94,5 @@ impl QueueAdmin {
             }
         }
         Ok(())
-    }
-
-    /// Deletes every message on the dead-letter queue.
-    pub async fn purge_dead_letters(&self) -> Result<(), QueueError> {
-        self.queues.purge(QueueName::DeadLetter).await
     }
 }

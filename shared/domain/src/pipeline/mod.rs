@@ -4,13 +4,15 @@
 //! - [`EmailLanes`]: the producers' [`EmailQueue`](crate::ports::EmailQueue) (a job goes to the
 //!   lane its priority selects) and the worker's [`QueueControl`](crate::ports::QueueControl)
 //!   (backoff through the visibility timeout, dead-lettering with a reason).
-//! - [`QueueAdmin`]: counts, the dead-letter queue's entries, purge — for `oesctl` and the admin
+//! - [`QueueAdmin`]: counts and the dead-letter queue's entries — for `oesctl` and the admin
 //!   API.
 //! - [`redrive`]: moves dead letters back to their lane and resets their job records; the only
 //!   redrive there is.
+//! - [`purge`]: deletes the dead letters, their job records saying so; the only purge there is.
 
 mod admin;
 mod lanes;
+mod purge;
 mod redrive;
 
 pub use admin::{DeadLetterEntry, QueueAdmin};
@@ -48,4 +50,5 @@ async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
     }
 }
 pub use lanes::EmailLanes;
+pub use purge::{PurgeReport, purge};
 pub use redrive::{RedriveReport, redrive};

@@ -27,6 +27,7 @@ use crate::ports::{
 };
 
 /// What a redrive did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RedriveReport {
     /// Messages moved back to their lane.

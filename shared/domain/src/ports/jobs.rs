@@ -22,6 +22,7 @@ conflicts! {
 }
 
 /// Where an email job is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -39,7 +40,22 @@ pub enum JobStatus {
     Dead,
 }
 
+impl JobStatus {
+    /// The name in JSON (and in the job index's partitions).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 /// A job's status record.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The job id.
@@ -67,6 +83,101 @@ pub struct JobRecord {
     pub created_at: i64,
     /// Epoch seconds.
     pub updated_at: i64,
+    /// What happened to the job, oldest first: its last [`HISTORY_LIMIT`] events (claims,
+    /// outcomes, redrives). Not in listings ([`super::JobIndex`]), only in a job's own record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<JobEvent>,
+}
+
+impl JobRecord {
+    /// Whether the job is stalled at `now`: `sending`, its lease run out (the worker that held
+    /// it crashed or timed out; the next delivery takes it over).
+    pub fn is_stalled(&self, now: i64) -> bool {
+        self.status == JobStatus::Sending && self.lease_until.is_some_and(|until| until < now)
+    }
+}
+
+/// The last error of a job whose dead letter was purged ([`JobLedger::purged`]).
+pub const PURGED: &str = "purged: its dead letter was deleted, it will not be sent";
+
+/// A record keeps its newest events up to this many (a job with more retries loses its
+/// oldest ones).
+pub const HISTORY_LIMIT: usize = 20;
+
+/// The longest error text an event keeps (characters). Errors are SES's or the worker's own
+/// messages: never an email's body or a link token.
+pub const EVENT_ERROR_CHARS: usize = 300;
+
+/// What happened to a job.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEventKind {
+    /// A worker claimed it and started an attempt.
+    Sending,
+    /// SES accepted it.
+    Sent,
+    /// The attempt failed transiently; it comes back after its backoff.
+    Retrying,
+    /// The account could not send (paused, quota); the attempt was given back.
+    Paused,
+    /// The attempt failed permanently.
+    Failed,
+    /// The last attempt failed: attempts exhausted.
+    Dead,
+    /// An operator redrove it from the dead-letter queue; its attempts start over.
+    Requeued,
+    /// An operator purged the dead-letter queue with its letter on it: it is `dead`, and will
+    /// not be sent ([`PURGED`]).
+    Purged,
+}
+
+/// One entry of a job's history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    /// Epoch seconds.
+    pub at: i64,
+    /// What happened.
+    pub event: JobEventKind,
+    /// The error, cut to [`EVENT_ERROR_CHARS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// SES's message id, for `sent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ses_message_id: Option<String>,
+}
+
+impl JobEvent {
+    /// `event` at `at`, with nothing else.
+    pub fn new(event: JobEventKind, at: i64) -> Self {
+        Self {
+            at,
+            event,
+            error: None,
+            ses_message_id: None,
+        }
+    }
+
+    /// The event of `outcome` at `at`.
+    pub fn of(outcome: &Outcome, at: i64) -> Self {
+        let (event, error) = match outcome {
+            Outcome::Sent { ses_message_id } => {
+                return Self {
+                    ses_message_id: Some(ses_message_id.clone()),
+                    ..Self::new(JobEventKind::Sent, at)
+                };
+            }
+            Outcome::Retrying { error } => (JobEventKind::Retrying, error),
+            Outcome::Paused { error } => (JobEventKind::Paused, error),
+            Outcome::Failed { reason } => (JobEventKind::Failed, reason),
+            Outcome::Dead { reason } => (JobEventKind::Dead, reason),
+        };
+        Self {
+            error: Some(error.chars().take(EVENT_ERROR_CHARS).collect()),
+            ..Self::new(event, at)
+        }
+    }
 }
 
 /// The answer to a worker asking to send a job.
@@ -116,7 +227,9 @@ pub enum Outcome {
     },
 }
 
-/// Email job status records, and the send lease that makes sending idempotent.
+/// Email job status records, and the send lease that makes sending idempotent. Every change
+/// (`claim`, `finish`, `requeue`) appends its [`JobEvent`] to the record's history in the same
+/// write, keeping the last [`HISTORY_LIMIT`].
 #[async_trait]
 pub trait JobLedger: Send + Sync {
     /// Records a new job as `Queued`; `JobExists` if it has a record already (also one that
@@ -149,6 +262,12 @@ pub trait JobLedger: Send + Sync {
     /// `Conflict(Leased)` if a worker's lease holds at `now`, `Conflict(NotEnded)` if it is
     /// queued, retrying, or its lease has run out; `NotFound` if it has no record.
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
+    /// Records that the job's dead letter is about to be purged: a job that ended unsent
+    /// (`Failed` or `Dead`) becomes `Dead` with last error [`PURGED`] and a `Purged` event, so its
+    /// record never points at a letter that no longer exists. Otherwise the record is left as it
+    /// is and the answer says why, as for [`JobLedger::requeue`]: `Conflict(Sent)`,
+    /// `Conflict(Leased)`, `Conflict(NotEnded)`, `NotFound`.
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// The record of a job.
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable>;
 }

@@ -5,7 +5,9 @@ mod cache;
 mod email_queue;
 mod error;
 mod exams;
+mod job_index;
 mod jobs;
+mod lanes;
 mod mailer;
 mod queue_control;
 mod queues;
@@ -16,7 +18,14 @@ pub use cache::{Cache, CacheError, Fill, Lookup};
 pub use email_queue::{EmailQueue, QueueError};
 pub use error::{StoreError, StoreUnavailable};
 pub use exams::{AttemptConflict, AttemptStore, DueAttempt, ExamConflict, ExamStore};
-pub use jobs::{Claim, JobConflict, JobLedger, JobRecord, JobStatus, Outcome};
+pub use job_index::{
+    JobCount, JobIndex, JobPage, JobPosition, JobQuery, JobState, LIST_READ_BUDGET,
+};
+pub use jobs::{
+    Claim, EVENT_ERROR_CHARS, HISTORY_LIMIT, JobConflict, JobEvent, JobEventKind, JobLedger,
+    JobRecord, JobStatus, Outcome, PURGED,
+};
+pub use lanes::LaneSwitch;
 pub use mailer::{MailError, Mailer};
 pub use queue_control::{Delivery, QueueControl};
 pub use queues::{MessageQueues, NewMessage, QueueCounts, QueueName, ReceivedMessage, queue_name};

@@ -81,6 +81,7 @@ pub struct ReceivedMessage {
 }
 
 /// Approximate message counts of one queue (SQS settles them within about a minute).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueCounts {
     /// Queue name.

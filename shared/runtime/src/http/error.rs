@@ -2,9 +2,9 @@
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::json;
-
 use oes_domain::user::InvalidInput;
+
+use super::openapi::{ErrorBody, ErrorDetail};
 
 /// An error answer. `code` is stable and machine-readable; `message` is for people and never
 /// contains internal details.
@@ -88,10 +88,13 @@ impl ApiError {
 
     /// The JSON response.
     pub fn into_response(self) -> Response<Body> {
-        let mut response = super::json(
-            self.status,
-            &json!({ "error": { "code": self.code, "message": self.message } }),
-        );
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut response = super::json(self.status, &body);
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

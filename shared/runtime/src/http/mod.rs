@@ -1,8 +1,10 @@
 //! HTTP helpers shared by the API functions: the JSON error shape and its one mapping to a
-//! response, JSON request bodies, JSON responses, bearer tokens and the request log line.
+//! response, JSON request bodies, JSON responses, bearer tokens and the request log line; and
+//! what the functions' OpenAPI descriptions share ([`openapi`]).
 
 mod body;
 mod error;
+pub mod openapi;
 mod response;
 
 pub use body::{MAX_BODY_BYTES, parse_json};

@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::ApiError;
+use super::openapi::StatusBody;
 use oes_domain::cache::CacheStatus;
 
 /// A JSON response with `status`. API answers are per-user: never cached by intermediaries.
@@ -39,9 +40,14 @@ pub fn with_cache_status(
     response
 }
 
-/// A JSON response carrying only `{"status": status_text}`.
-pub fn no_content_json(status: StatusCode, status_text: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "status": status_text }))
+/// A JSON response carrying only `{"status": status_text}` ([`StatusBody`]).
+pub fn no_content_json(status: StatusCode, status_text: &'static str) -> Response<Body> {
+    json(
+        status,
+        &StatusBody {
+            status: status_text,
+        },
+    )
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

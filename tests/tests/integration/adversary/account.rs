@@ -113,7 +113,7 @@ async fn signed_up(service: &AuthService, queue: &MemoryQueues, email: &str) -> 
         None,
     )
     .await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     let link = the_mail_to(queue, email).await;
     assert_eq!(follow(service, &link).await.0, 200);
     sign_in(service, email, PASSWORD).await.expect("signed in")

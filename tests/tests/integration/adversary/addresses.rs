@@ -9,15 +9,28 @@
 //! - mail bombing (items 6 and 8): sign-ups to `+tag` variants of one mailbox count against its
 //!   email budget; requests a client's own limit refused spend no one else's budget; and however
 //!   many clients ask for reset links to one address, its owner always holds a working one,
-//!   while the address gets a bounded number of emails.
+//!   while the address gets a bounded number of emails;
+//! - enumeration: a sign-up is answered alike whether the address is free, held by an unverified
+//!   account or by a verified one (whose owner is mailed a notice instead), takes as long, and
+//!   races with another sign-up for the address without a conflict to tell.
 //!
 //! Through auth-api's handler over in-memory adapters; client addresses are API Gateway's
 //! `sourceIp`, set per request.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use auth_api::AuthService;
 use auth_api::limits::{EMAIL_PER_ADDRESS, EMAIL_PER_IP, RESET_PER_ACCOUNT};
-use oes_adapters::memory::MemoryQueues;
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_domain::clock::SystemClock;
 use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{
+    LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
+};
+use oes_domain::security::{JwtKeys, Password, PasswordHasher};
+use oes_domain::user::{Email, User, UserId};
+use oes_runtime::wiring::ApiAdapters;
 use oes_tests::{call, in_memory_auth, read, request_from};
 use serde_json::{Value, json};
 
@@ -29,7 +42,7 @@ async fn register(service: &auth_api::AuthService, email: &str) -> (u16, Value) 
 #[tokio::test]
 async fn a_look_alike_of_a_registered_address_is_refused_not_made_a_second_account() {
     let (service, _) = in_memory_auth();
-    assert_eq!(register(&service, "ada@example.com").await.0, 201);
+    assert_eq!(register(&service, "ada@example.com").await.0, 202);
     // A Cyrillic "а" (U+0430) in the local part, then in the domain.
     for look_alike in ["\u{430}da@example.com", "ada@ex\u{430}mple.com"] {
         let (status, body) = register(&service, look_alike).await;
@@ -47,7 +60,7 @@ async fn an_internationalised_domain_is_accepted_only_in_its_ascii_form() {
     assert_eq!(status, 400, "{body}");
     let (status, body) = register(&service, "ada@xn--bcher-kva.example").await;
     assert_eq!(
-        status, 201,
+        status, 202,
         "the punycode form is an ordinary ASCII domain: {body}"
     );
 }
@@ -92,12 +105,13 @@ async fn sign_in(service: &AuthService, email: &str, password: &str) -> u16 {
     post_from(service, HOME, "/auth/login", body).await.0
 }
 
-/// An email auth-api queued: to whom, which kind, and the token in its link.
+/// An email auth-api queued: to whom, which kind, and the token in its link (none in the notice
+/// of a sign-up with a verified address).
 #[derive(Debug)]
 struct Mail {
     to: String,
     kind: &'static str,
-    token: String,
+    token: Option<String>,
 }
 
 /// The emails waiting on the queue, oldest first (taking them off it).
@@ -111,7 +125,8 @@ async fn mailed(queue: &MemoryQueues) -> Vec<Mail> {
             let token = match job.template {
                 EmailTemplate::Verification { token, .. }
                 | EmailTemplate::PasswordReset { token, .. }
-                | EmailTemplate::EmailChange { token, .. } => token.expose().to_owned(),
+                | EmailTemplate::EmailChange { token, .. } => Some(token.expose().to_owned()),
+                EmailTemplate::AccountExists { .. } => None,
                 other => panic!("auth-api queued a {} email", other.kind()),
             };
             Mail {
@@ -162,13 +177,13 @@ async fn signing_up_first_with_someone_elses_address_neither_blocks_the_owner_no
     // The squatter signs up with the victim's address and a password of theirs; the
     // verification email goes to the victim, who does not follow it yet.
     let (status, body) = sign_up_from(&service, ATTACKER, VICTIM, SQUATTERS_PASSWORD).await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     let squatters_link = the_verification_mail_to(&queue, VICTIM).await;
 
     // The owner signs up.
     let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
     assert_eq!(
-        status, 201,
+        status, 202,
         "an account nobody verified does not keep the owner from signing up: {body}"
     );
     let owners_link = the_verification_mail_to(&queue, VICTIM).await;
@@ -188,15 +203,15 @@ async fn signing_up_first_with_someone_elses_address_neither_blocks_the_owner_no
         "the squatter's password opens nothing"
     );
 
-    // A verified address stays its owner's.
+    // A verified address stays its owner's: a sign-up with it changes nothing and mails the
+    // owner a notice instead of a link.
     let (status, body) = sign_up_from(&service, ATTACKER, VICTIM, SQUATTERS_PASSWORD).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("email_taken")),
-        "{body}"
-    );
-    assert!(mailed(&queue).await.is_empty());
+    assert_eq!(status, 202, "{body}");
+    let mails = mailed(&queue).await;
+    let notices: Vec<_> = mails.iter().map(|m| (m.to.as_str(), m.kind)).collect();
+    assert_eq!(notices, [(VICTIM, "account_exists")]);
     assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 200);
+    assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
 }
 
 #[tokio::test]
@@ -234,7 +249,7 @@ async fn signing_up_tagged_variants_of_one_mailbox_does_not_flood_it() {
 async fn requests_refused_by_the_requesters_own_limit_do_not_spend_the_victims_budget() {
     let (service, queue) = in_memory_auth();
     let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     the_verification_mail_to(&queue, VICTIM).await;
 
     // The attacker spends its own client budget on other addresses ...
@@ -266,7 +281,7 @@ async fn spending_an_addresss_email_budget_from_many_clients_leaves_its_owner_a_
 {
     let (service, queue) = in_memory_auth();
     let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     let link = the_verification_mail_to(&queue, VICTIM).await;
     assert_eq!(follow(&service, &link).await.0, 200);
 
@@ -319,4 +334,217 @@ async fn spending_an_addresss_email_budget_from_many_clients_leaves_its_owner_a_
         sign_in(&service, VICTIM, "the owner's new secret").await,
         200
     );
+}
+
+// ---- account enumeration -------------------------------------------------------------------
+
+/// An address with an account nobody has verified yet.
+const PENDING: &str = "pending@example.org";
+/// An address without an account.
+const FRESH: &str = "fresh@example.net";
+
+#[tokio::test]
+async fn learning_who_has_an_account_from_sign_up() {
+    let (service, queue) = in_memory_auth();
+    // The victim has a verified account; someone signed up with PENDING and has not verified it.
+    sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+    sign_up_from(&service, HOME, PENDING, OWNERS_PASSWORD).await;
+    the_verification_mail_to(&queue, PENDING).await;
+
+    // The attacker signs up with each address and compares the answers.
+    let mut answers = Vec::new();
+    for address in [VICTIM, PENDING, FRESH] {
+        answers.push(sign_up_from(&service, ATTACKER, address, SQUATTERS_PASSWORD).await);
+    }
+    let (status, body) = &answers[2];
+    assert_eq!(
+        answers[0], answers[2],
+        "an address with a verified account is answered as one without"
+    );
+    assert_eq!(
+        answers[1], answers[2],
+        "an address with an unverified account is answered as one without"
+    );
+    assert_eq!(*status, 202, "{body}");
+    assert!(body.get("user_id").is_none(), "no account id: {body}");
+
+    // Each mailbox got one email: the verified one a notice, the others a verification link.
+    let mut mails = mailed(&queue).await;
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    let got: Vec<(&str, &str)> = mails.iter().map(|m| (m.to.as_str(), m.kind)).collect();
+    assert_eq!(
+        got,
+        [
+            (FRESH, "verification"),
+            (PENDING, "verification"),
+            (VICTIM, "account_exists"),
+        ]
+    );
+    assert_eq!(
+        sign_in(&service, VICTIM, OWNERS_PASSWORD).await,
+        200,
+        "the account is unchanged"
+    );
+    assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
+
+    // Past the mailbox's email budget, the refusal is the same too.
+    let mut refusals = Vec::new();
+    for address in [VICTIM, FRESH] {
+        let mut answer = (202, Value::Null);
+        for _ in 0..EMAIL_PER_ADDRESS.max {
+            answer = sign_up_from(&service, ATTACKER, address, SQUATTERS_PASSWORD).await;
+            if answer.0 != 202 {
+                break;
+            }
+        }
+        refusals.push(answer);
+    }
+    assert_eq!(refusals[0].0, 429, "{:?}", refusals[0]);
+    assert_eq!(
+        refusals[0], refusals[1],
+        "a sign-up past the budget is refused alike"
+    );
+    let mails = mailed(&queue).await;
+    let budget = usize::try_from(EMAIL_PER_ADDRESS.max).expect("small");
+    for address in [VICTIM, FRESH] {
+        let to_it = mails.iter().filter(|m| m.to == address).count();
+        assert!(to_it < budget, "{address} got {to_it} more emails");
+    }
+}
+
+#[tokio::test]
+async fn timing_sign_up_to_learn_who_has_an_account() {
+    // A hasher costly enough that one hash outweighs the rest of a sign-up many times over.
+    let hasher = PasswordHasher::with_params(8 * 1024, 2, 1).expect("argon2 params");
+    let queue = MemoryQueues::new();
+    let service = auth_api::wire(
+        ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default())),
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        hasher.clone(),
+        Arc::new(SystemClock),
+    );
+    sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+
+    // What one hash takes here, at best.
+    let password = Password::parse(SQUATTERS_PASSWORD.to_owned(), "password").expect("valid");
+    let one_hash = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            hasher.hash(&password).expect("hashed");
+            started.elapsed()
+        })
+        .min()
+        .expect("measured");
+
+    // A sign-up with the address of a verified account takes no less: it hashes the password
+    // as a new account's sign-up does (a lower bound, which a busy machine cannot break).
+    let started = Instant::now();
+    sign_up_from(&service, ATTACKER, VICTIM, SQUATTERS_PASSWORD).await;
+    let taken = started.elapsed();
+    assert!(
+        taken >= one_hash / 2,
+        "a sign-up for a verified address took {taken:?}, one password hash {one_hash:?}"
+    );
+}
+
+/// The in-memory accounts, but every call first lets the other tasks run: two requests handled at
+/// once then interleave their reads and writes as two Lambda invocations on DynamoDB can.
+struct Interleaved(Arc<dyn UserStore>);
+
+#[async_trait::async_trait]
+impl UserStore for Interleaved {
+    async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        tokio::task::yield_now().await;
+        self.0.create(user).await
+    }
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>> {
+        tokio::task::yield_now().await;
+        self.0.replace_unverified(pending, user).await
+    }
+    async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        tokio::task::yield_now().await;
+        self.0.delete(user).await
+    }
+    async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+        tokio::task::yield_now().await;
+        self.0.get(id).await
+    }
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+        tokio::task::yield_now().await;
+        self.0.find_by_email(email).await
+    }
+    async fn update(
+        &self,
+        id: &UserId,
+        update: UserUpdate,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        tokio::task::yield_now().await;
+        self.0.update(id, update, now).await
+    }
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &Email,
+        linked: &LinkedState,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        tokio::task::yield_now().await;
+        self.0.change_email(id, new_email, linked, now).await
+    }
+}
+
+#[tokio::test]
+async fn learning_who_has_an_account_from_two_sign_ups_at_once() {
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    adapters.users = Arc::new(Interleaved(adapters.users));
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        oes_tests::cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+
+    // Two sign-ups at once for each address: both read it before either writes, so for a free
+    // address one of the writes finds it taken.
+    let mut answers = Vec::new();
+    for address in [VICTIM, FRESH] {
+        let (first, second) = tokio::join!(
+            sign_up_from(&service, ATTACKER, address, SQUATTERS_PASSWORD),
+            sign_up_from(&service, bot(1), address, SQUATTERS_PASSWORD),
+        );
+        answers.push([first, second]);
+    }
+    assert_eq!(answers[1][0], answers[1][1], "{answers:?}");
+    assert_eq!(
+        answers[0], answers[1],
+        "a free address is answered as a taken one"
+    );
+    assert_eq!(answers[1][0].0, 202, "{answers:?}");
+
+    // The later sign-up replaced the earlier one: of the two links to FRESH, one works.
+    let links: Vec<Mail> = mailed(&queue)
+        .await
+        .into_iter()
+        .filter(|m| m.to == FRESH)
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    let mut followed = Vec::new();
+    for link in &links {
+        followed.push(follow(&service, link).await.0);
+    }
+    followed.sort_unstable();
+    assert_eq!(followed, [200, 400]);
 }

@@ -1,0 +1,411 @@
+//! exam-api's operations in the OpenAPI document: one description per route of
+//! [`crate::routes()`] (the admin API's included), its request and answer types the ones the
+//! handlers parse and answer with ([`crate::views`], the bodies in [`crate::routes`], the
+//! domain's records). The error answers every operation shares are added by
+//! [`oes_runtime::http::openapi::complete`].
+//!
+//! The admin API's answers are described by the wrappers below around the domain's records
+//! (`queues`, `jobs`, `counts`, `messages`), as `crate::admin` builds them.
+
+// The functions only carry their operation's description: nothing calls them.
+#![allow(dead_code)]
+
+use oes_domain::pipeline::{DeadLetterEntry, PurgeReport, RedriveReport};
+use oes_domain::ports::{JobCount, JobRecord, QueueCounts};
+use oes_runtime::http::openapi::{LinkSpec, StatusBody, link, require_bearer};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::routes::{AnswersBody, CreateExamBody, ExamPatchBody, QuestionBody, QuestionPatchBody};
+use crate::views::{
+    AttemptBody, AttemptList, AttemptPaperView, ExamList, ExamOutlineView, ExamView, QuestionList,
+    QuestionView, ResultList,
+};
+
+/// exam-api's part of the OpenAPI document: every operation takes a bearer token.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ExamApiDoc::openapi();
+    require_bearer(&mut doc);
+    link(&mut doc, LINKS);
+    doc
+}
+
+/// Where the ids of an answer lead.
+const LINKS: &[LinkSpec] = {
+    const CREATED: &[(&str, &str)] = &[("exam_id", "$response.body#/exam_id")];
+    const LISTED: &[(&str, &str)] = &[("exam_id", "$response.body#/exams/0/exam_id")];
+    const SAME_EXAM: &[(&str, &str)] = &[("exam_id", "$request.path.exam_id")];
+    const QUESTION: &[(&str, &str)] = &[
+        ("exam_id", "$request.path.exam_id"),
+        ("question_id", "$response.body#/question_id"),
+    ];
+    const ATTEMPT: &[(&str, &str)] = &[("attempt_id", "$response.body#/attempt_id")];
+    const MINE: &[(&str, &str)] = &[("attempt_id", "$response.body#/attempts/0/attempt_id")];
+    const JOB: &[(&str, &str)] = &[("job_id", "$response.body#/jobs/0/job_id")];
+    &[
+        ("create_exam", "201", "get_exam", CREATED),
+        ("create_exam", "201", "patch_exam", CREATED),
+        ("create_exam", "201", "delete_exam", CREATED),
+        ("create_exam", "201", "publish_exam", CREATED),
+        ("create_exam", "201", "list_questions", CREATED),
+        ("create_exam", "201", "add_question", CREATED),
+        ("create_exam", "201", "exam_results", CREATED),
+        ("create_exam", "201", "start_attempt", CREATED),
+        ("add_question", "201", "patch_question", QUESTION),
+        ("add_question", "201", "delete_question", QUESTION),
+        ("add_question", "201", "publish_exam", SAME_EXAM),
+        ("list_exams", "200", "get_exam", LISTED),
+        ("list_exams", "200", "start_attempt", LISTED),
+        ("start_attempt", "201", "get_attempt", ATTEMPT),
+        ("start_attempt", "201", "save_answers", ATTEMPT),
+        ("start_attempt", "201", "submit_attempt", ATTEMPT),
+        ("my_attempts", "200", "get_attempt", MINE),
+        ("admin_email_jobs", "200", "admin_email_job", JOB),
+    ]
+};
+
+/// exam-api's operations.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        list_exams,
+        create_exam,
+        get_exam,
+        patch_exam,
+        delete_exam,
+        publish_exam,
+        list_questions,
+        add_question,
+        patch_question,
+        delete_question,
+        start_attempt,
+        exam_results,
+        get_attempt,
+        save_answers,
+        submit_attempt,
+        my_attempts,
+        admin_queues,
+        admin_email_jobs,
+        admin_email_job_counts,
+        admin_email_job,
+        admin_dlq,
+        admin_dlq_redrive,
+        admin_dlq_purge,
+        admin_lane_pause,
+        admin_lane_resume,
+        admin_cache_clear,
+    ),
+    tags(
+        (name = "exams", description = "Exams and their questions"),
+        (name = "attempts", description = "Sitting an exam, and results"),
+        (name = "admin", description = "The email pipeline and the cache (admins only)"),
+    )
+)]
+pub struct ExamApiDoc;
+
+/// `?limit=` and `?cursor=` of a list.
+const LIMIT: &str = "page size, 1 to 100 (default 20)";
+/// `?cursor=`.
+const CURSOR: &str = "the `next_cursor` of the previous page of this same list";
+
+/// List published exams
+#[utoipa::path(get, path = "/exams", tag = "exams",
+    params(("limit" = Option<u32>, Query, description = LIMIT),
+           ("cursor" = Option<String>, Query, description = CURSOR)),
+    responses((status = 200, description = "A page of published exams", body = ExamList)))]
+fn list_exams() {}
+
+/// Create an exam (instructors and admins)
+///
+/// The exam starts as a draft that only its owner and admins see.
+#[utoipa::path(post, path = "/exams", tag = "exams", request_body = CreateExamBody,
+    responses((status = 201, description = "The new draft", body = ExamView),
+              (status = 403, description = "`forbidden`: students cannot write exams")))]
+fn create_exam() {}
+
+/// An exam, with the points of its questions
+#[utoipa::path(get, path = "/exams/{exam_id}", tag = "exams",
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 200, description = "The exam", body = ExamOutlineView)))]
+fn get_exam() {}
+
+/// Change an exam (its owner or an admin)
+#[utoipa::path(patch, path = "/exams/{exam_id}", tag = "exams", request_body = ExamPatchBody,
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 200, description = "The exam as changed", body = ExamView),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+fn patch_exam() {}
+
+/// Delete an exam (its owner or an admin)
+#[utoipa::path(delete, path = "/exams/{exam_id}", tag = "exams",
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 200, description = "`{\"status\": \"deleted\"}`", body = StatusBody),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+fn delete_exam() {}
+
+/// Publish an exam (its owner or an admin)
+#[utoipa::path(post, path = "/exams/{exam_id}/publish", tag = "exams",
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 200, description = "The published exam", body = ExamView),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`no_questions` or `concurrent_update`")))]
+fn publish_exam() {}
+
+/// An exam's questions, with their answers (its owner or an admin)
+#[utoipa::path(get, path = "/exams/{exam_id}/questions", tag = "exams",
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 200, description = "The questions", body = QuestionList),
+              (status = 403, description = "`forbidden`: a student")))]
+fn list_questions() {}
+
+/// Add a question (its owner or an admin)
+#[utoipa::path(post, path = "/exams/{exam_id}/questions", tag = "exams",
+    request_body = QuestionBody,
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 201, description = "The new question", body = QuestionView),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`too_many_questions` or `concurrent_update`")))]
+fn add_question() {}
+
+/// Change a question (its owner or an admin)
+#[utoipa::path(patch, path = "/exams/{exam_id}/questions/{question_id}", tag = "exams",
+    request_body = QuestionPatchBody,
+    params(("exam_id" = String, Path, description = "the exam's id"),
+           ("question_id" = String, Path, description = "the question's id")),
+    responses((status = 200, description = "The question as changed", body = QuestionView),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+fn patch_question() {}
+
+/// Delete a question (its owner or an admin)
+#[utoipa::path(delete, path = "/exams/{exam_id}/questions/{question_id}", tag = "exams",
+    params(("exam_id" = String, Path, description = "the exam's id"),
+           ("question_id" = String, Path, description = "the question's id")),
+    responses((status = 200, description = "`{\"status\": \"deleted\"}`", body = StatusBody),
+              (status = 403, description = "`forbidden`: a student"),
+              (status = 409, description = "`last_question` or `concurrent_update`")))]
+fn delete_question() {}
+
+/// Start an attempt at a published exam
+#[utoipa::path(post, path = "/exams/{exam_id}/attempts", tag = "attempts",
+    params(("exam_id" = String, Path, description = "the exam's id")),
+    responses((status = 201, description = "The attempt, with its paper", body = AttemptPaperView),
+              (status = 403, description = "`forbidden`: only students take exams"),
+              (status = 409, description = "`exam_not_open`, `exam_closed`, \
+                `attempt_in_progress` or `attempts_exhausted`")))]
+fn start_attempt() {}
+
+/// An exam's attempts and results (its owner or an admin)
+#[utoipa::path(get, path = "/exams/{exam_id}/results", tag = "attempts",
+    params(("exam_id" = String, Path, description = "the exam's id"),
+           ("limit" = Option<u32>, Query, description = LIMIT),
+           ("cursor" = Option<String>, Query, description = CURSOR)),
+    responses((status = 200, description = "A page of attempts", body = ResultList),
+              (status = 403, description = "`forbidden`: a student")))]
+fn exam_results() {}
+
+/// An attempt (its student, or who manages its exam)
+#[utoipa::path(get, path = "/attempts/{attempt_id}", tag = "attempts",
+    params(("attempt_id" = String, Path, description = "the attempt's id")),
+    responses((status = 200, description = "The attempt", body = AttemptPaperView)))]
+fn get_attempt() {}
+
+/// Save answers of the caller's open attempt
+#[utoipa::path(put, path = "/attempts/{attempt_id}/answers", tag = "attempts",
+    request_body = AnswersBody,
+    params(("attempt_id" = String, Path, description = "the attempt's id")),
+    responses((status = 200, description = "The attempt with its answers", body = AttemptBody),
+              (status = 409, description = "`attempt_closed` or `concurrent_update`")))]
+fn save_answers() {}
+
+/// Submit the caller's attempt: graded at once
+#[utoipa::path(post, path = "/attempts/{attempt_id}/submit", tag = "attempts",
+    params(("attempt_id" = String, Path, description = "the attempt's id")),
+    responses((status = 200, description = "The graded attempt", body = AttemptPaperView),
+              (status = 503, description = "`email_queue_unavailable`: graded, but the result \
+                email could not be queued; submit again"),
+              (status = 409, description = "`attempt_closed`, `concurrent_update` or \
+                `email_already_queued`")))]
+fn submit_attempt() {}
+
+/// The caller's attempts, newest first
+#[utoipa::path(get, path = "/me/attempts", tag = "attempts",
+    params(("limit" = Option<u32>, Query, description = LIMIT),
+           ("cursor" = Option<String>, Query, description = CURSOR)),
+    responses((status = 200, description = "A page of attempts", body = AttemptList)))]
+fn my_attempts() {}
+
+/// A queue's counts, and for a lane whether it is paused.
+#[derive(ToSchema)]
+struct QueueView {
+    #[serde(flatten)]
+    counts: QueueCounts,
+    /// A lane's: whether its worker is paused (absent for the dead-letter queue).
+    #[serde(default)]
+    paused: Option<bool>,
+}
+
+/// `GET /admin/queues`.
+#[derive(ToSchema)]
+struct QueuesAnswer {
+    /// Each lane, then the dead-letter queue.
+    queues: Vec<QueueView>,
+}
+
+/// `POST /admin/lanes/{lane}/pause` and `…/resume`.
+#[derive(ToSchema)]
+struct LaneSwitched {
+    /// `priority` or `bulk`.
+    lane: String,
+    /// Whether it is paused now.
+    paused: bool,
+}
+
+/// What a purge did, and what to do next while it is not done.
+#[derive(ToSchema)]
+struct PurgeAnswer {
+    #[serde(flatten)]
+    report: PurgeReport,
+    /// While not done: how to go on.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// An email job, and whether it is stalled now (sending, its lease run out).
+#[derive(ToSchema)]
+struct JobView {
+    #[serde(flatten)]
+    record: JobRecord,
+    /// Sending, its lease run out: the send crashed.
+    stalled: bool,
+}
+
+/// `GET /admin/email-jobs`.
+#[derive(ToSchema)]
+struct JobList {
+    /// The page, newest change first.
+    jobs: Vec<JobView>,
+    /// Pass as `?cursor=` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// `GET /admin/email-jobs/counts`.
+#[derive(ToSchema)]
+struct JobCounts {
+    /// The jobs in each state.
+    counts: Vec<JobCount>,
+    /// The most records of one status a count reads.
+    budget: u64,
+}
+
+/// `GET /admin/dlq`.
+#[derive(ToSchema)]
+struct DeadLetters {
+    /// Messages on the dead-letter queue.
+    messages: Vec<DeadLetterEntry>,
+}
+
+/// `POST /admin/dlq/redrive`: `{"job_id": "…"}` (that job) or `{"all": true}` (a step).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RedriveBody {
+    /// The job to move back to its lane.
+    job_id: Option<String>,
+    /// Every letter, one step at a time.
+    #[serde(default)]
+    all: bool,
+}
+
+/// What a redrive did, and what to do next while it is not done.
+#[derive(ToSchema)]
+struct RedriveAnswer {
+    #[serde(flatten)]
+    report: RedriveReport,
+    /// While not done: how to go on.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /admin/cache/clear`.
+#[derive(ToSchema)]
+struct CacheCleared {
+    /// Always true.
+    cleared: bool,
+}
+
+/// The 403 of an admin route.
+const ADMIN_ONLY: &str = "`forbidden`: this needs the admin role";
+
+/// Message counts of each lane and of the dead-letter queue
+#[utoipa::path(get, path = "/admin/queues", tag = "admin",
+    responses((status = 200, description = "The counts", body = QueuesAnswer),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_queues() {}
+
+/// Email jobs in a state, newest change first
+#[utoipa::path(get, path = "/admin/email-jobs", tag = "admin",
+    params(("status" = String, Query, description = "`queued`, `sending`, `stalled`, \
+             `retrying`, `sent`, `failed` or `dead`"),
+           ("kind" = Option<String>, Query, description = "a job kind, e.g. `verification`"),
+           ("limit" = Option<u32>, Query, description = LIMIT),
+           ("cursor" = Option<String>, Query, description = CURSOR)),
+    responses((status = 200, description = "A page of jobs", body = JobList),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_email_jobs() {}
+
+/// The number of email jobs in each state
+#[utoipa::path(get, path = "/admin/email-jobs/counts", tag = "admin",
+    params(("kind" = Option<String>, Query, description = "a job kind, e.g. `verification`")),
+    responses((status = 200, description = "The counts", body = JobCounts),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_email_job_counts() {}
+
+/// An email job's record, with its history
+#[utoipa::path(get, path = "/admin/email-jobs/{job_id}", tag = "admin",
+    params(("job_id" = String, Path, description = "the job's id")),
+    responses((status = 200, description = "The job", body = JobView),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_email_job() {}
+
+/// Messages on the dead-letter queue, with their reason
+#[utoipa::path(get, path = "/admin/dlq", tag = "admin",
+    params(("max" = Option<u32>, Query, description = "at most this many, 1 to 500 (default 50)")),
+    responses((status = 200, description = "The messages", body = DeadLetters),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_dlq() {}
+
+/// Move dead letters back to their lane: one job, or a step of all
+#[utoipa::path(post, path = "/admin/dlq/redrive", tag = "admin", request_body = RedriveBody,
+    responses((status = 200, description = "Done", body = RedriveAnswer),
+              (status = 202, description = "A step done; POST the same body again to go on",
+                body = RedriveAnswer),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_dlq_redrive() {}
+
+/// Delete the dead letters, a step at a time; their jobs are recorded `dead` (purged)
+#[utoipa::path(post, path = "/admin/dlq/purge", tag = "admin",
+    responses((status = 200, description = "Done", body = PurgeAnswer),
+              (status = 202, description = "A step done; POST again to go on", body = PurgeAnswer),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_dlq_purge() {}
+
+/// Pause a lane: its worker stops receiving
+#[utoipa::path(post, path = "/admin/lanes/{lane}/pause", tag = "admin",
+    params(("lane" = String, Path, description = "`priority` or `bulk`")),
+    responses((status = 200, description = "Paused", body = LaneSwitched),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_lane_pause() {}
+
+/// Resume a lane: its worker receives again
+#[utoipa::path(post, path = "/admin/lanes/{lane}/resume", tag = "admin",
+    params(("lane" = String, Path, description = "`priority` or `bulk`")),
+    responses((status = 200, description = "Resumed", body = LaneSwitched),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_lane_resume() {}
+
+/// Empty the cache (a new namespace version)
+#[utoipa::path(post, path = "/admin/cache/clear", tag = "admin",
+    responses((status = 200, description = "Cleared", body = CacheCleared),
+              (status = 403, description = ADMIN_ONLY)))]
+fn admin_cache_clear() {}

@@ -1,0 +1,125 @@
+//! Purge: every dead letter deleted, and the job records of their jobs saying so. A purged letter
+//! is lost, so for each one the job's record is written first (a `failed` or `dead` job becomes
+//! `dead` with reason [`PURGED`](crate::ports::PURGED) and a `purged` event), then the letter is
+//! deleted: a crash in between leaves a record that says purged with its letter still there
+//! (the next purge takes it), never a letter gone with a record still pointing at it.
+//!
+//! - A letter of a job that was sent, or of a job whose record has not ended or has expired, is
+//!   deleted; the record is left as it is.
+//! - A letter whose job a worker holds the lease of stays: that worker has just put it there and
+//!   is about to record the job as ended (the next purge step takes it).
+//! - An undecodable letter is deleted (there is no record to write).
+//!
+//! Used by `oesctl dlq purge` and the admin API's `POST /admin/dlq/purge`, one step at a time.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::{release, take_dead_letters};
+use crate::clock::Clock;
+use crate::email::EmailJob;
+use crate::ports::{JobConflict, JobLedger, MessageQueues, QueueError, QueueName, StoreError};
+
+/// What a purge did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    /// Letters deleted.
+    pub purged: usize,
+    /// The jobs whose records now say `dead`, reason purged (a subset of the letters' jobs).
+    pub marked: Vec<String>,
+    /// Letters left on the queue (a worker holds their job just now, or their record could not
+    /// be written just now).
+    pub skipped: usize,
+    /// Whether every letter was seen (false when the step's limit stopped it first: run another
+    /// step).
+    pub done: bool,
+}
+
+/// Deletes the letters on the dead-letter queue, writing their job records first; stops after
+/// `limit` letters deleted, if given (a step: run steps until the report says `done`).
+/// `progress` is called after each letter deleted.
+pub async fn purge(
+    queues: &dyn MessageQueues,
+    ledger: &dyn JobLedger,
+    clock: &dyn Clock,
+    limit: Option<usize>,
+    mut progress: impl FnMut(&PurgeReport),
+) -> Result<PurgeReport, QueueError> {
+    let mut report = PurgeReport::default();
+    // Letters left stay hidden while the walk goes on, so each receive brings others; they are
+    // made visible again at the end, whatever happened.
+    let mut left = Vec::new();
+    let limit = limit.unwrap_or(usize::MAX);
+    let walked = walk(
+        queues,
+        ledger,
+        clock,
+        limit,
+        &mut report,
+        &mut left,
+        &mut progress,
+    )
+    .await;
+    release(queues, &left).await;
+    walked?;
+    Ok(report)
+}
+
+async fn walk(
+    queues: &dyn MessageQueues,
+    ledger: &dyn JobLedger,
+    clock: &dyn Clock,
+    limit: usize,
+    report: &mut PurgeReport,
+    left: &mut Vec<String>,
+    progress: &mut impl FnMut(&PurgeReport),
+) -> Result<(), QueueError> {
+    let mut seen = HashSet::new();
+    loop {
+        if report.purged >= limit {
+            return Ok(());
+        }
+        let batch = take_dead_letters(queues).await?;
+        // Letters not seen before in this batch: once a batch brings none, all have been seen.
+        let mut fresh = 0;
+        for message in batch {
+            if !seen.insert(message.message_id.clone()) || report.purged >= limit {
+                left.push(message.receipt_handle);
+                continue;
+            }
+            fresh += 1;
+            if let Ok(job) = EmailJob::decode(&message.body) {
+                match ledger.purged(&job.job_id, clock.now()).await {
+                    Ok(()) => report.marked.push(job.job_id),
+                    Err(
+                        StoreError::Conflict(JobConflict::Sent | JobConflict::NotEnded)
+                        | StoreError::NotFound,
+                    ) => {}
+                    Err(StoreError::Conflict(JobConflict::Leased)) => {
+                        tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later purge");
+                        left.push(message.receipt_handle);
+                        report.skipped += 1;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = %job.job_id, %error, "could not write the job record; the letter stays");
+                        left.push(message.receipt_handle);
+                        report.skipped += 1;
+                        continue;
+                    }
+                }
+            }
+            queues
+                .delete(QueueName::DeadLetter, &message.receipt_handle)
+                .await?;
+            report.purged += 1;
+            progress(report);
+        }
+        if fresh == 0 {
+            report.done = true;
+            return Ok(());
+        }
+    }
+}

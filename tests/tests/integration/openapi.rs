@@ -1,0 +1,196 @@
+//! The OpenAPI document and the code agree: it describes every route of both functions (the
+//! admin API's included) and nothing else, `docs/openapi.json` is what the code generates, and
+//! `oes-local` serves it at `GET /openapi.json`. (That the answers match their schemas is what
+//! the schemathesis run of `make test` checks: scripts/fuzz-api.sh.)
+
+use std::collections::BTreeSet;
+
+use oes_domain::security::JwtSettings;
+use oes_local::embedded::{self, Embedded};
+use serde_json::Value;
+
+/// The committed document.
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+
+/// `(METHOD, path)` of every operation of a document.
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let paths = doc["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("a path item")
+                .keys()
+                .filter(|key| {
+                    ["get", "put", "post", "delete", "patch", "head", "options"]
+                        .contains(&key.as_str())
+                })
+                .map(|method| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
+fn generated() -> Value {
+    serde_json::from_str(&oes_local::openapi::json()).expect("the document is JSON")
+}
+
+#[test]
+fn every_route_is_described_and_nothing_else() {
+    let in_code: BTreeSet<(String, String)> = auth_api::routes::ROUTES
+        .iter()
+        .copied()
+        .chain(exam_api::routes())
+        .map(|(method, path)| (method.to_owned(), path.to_owned()))
+        .collect();
+    let doc = generated();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let described = operations(&doc);
+    let undescribed: Vec<_> = in_code.difference(&described).collect();
+    let unrouted: Vec<_> = described.difference(&in_code).collect();
+    assert!(
+        undescribed.is_empty() && unrouted.is_empty(),
+        "routes without a description (add one to functions/*/src/openapi.rs): \
+         {undescribed:?}; descriptions of no route: {unrouted:?}"
+    );
+}
+
+#[test]
+fn the_functions_do_not_name_two_schemas_alike() {
+    // Merging keeps the first of two schemas of one name: they must be the same schema.
+    let auth = serde_json::to_value(auth_api::openapi::document()).expect("auth-api's part");
+    let exams = serde_json::to_value(exam_api::openapi::document()).expect("exam-api's part");
+    let schemas = |doc: &Value| doc["components"]["schemas"].as_object().cloned();
+    let (auth, exams) = (
+        schemas(&auth).expect("schemas"),
+        schemas(&exams).expect("schemas"),
+    );
+    for (name, schema) in &auth {
+        if let Some(other) = exams.get(name) {
+            assert_eq!(
+                schema, other,
+                "auth-api and exam-api both define schema {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_error_answer_has_the_error_shape_and_every_429_its_retry_after() {
+    let doc = generated();
+    let shared = &doc["components"]["responses"];
+    for (method, path) in operations(&doc) {
+        let responses = doc["paths"][&path][method.to_lowercase()]["responses"]
+            .as_object()
+            .expect("responses");
+        assert!(responses.contains_key("503"), "{method} {path}: no 503");
+        for (status, response) in responses {
+            if !status.starts_with(['4', '5']) {
+                continue;
+            }
+            let response = match response["$ref"].as_str() {
+                Some(name) => &shared[name.trim_start_matches("#/components/responses/")],
+                None => response,
+            };
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path} {status}"
+            );
+            if status == "429" {
+                assert!(
+                    response["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: a 429 without Retry-After"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_link_leads_to_an_operation_and_gives_each_id_of_its_path() {
+    let doc = generated();
+    let mut by_id = std::collections::BTreeMap::new();
+    for (method, path) in operations(&doc) {
+        let operation = &doc["paths"][&path][method.to_lowercase()];
+        let id = operation["operationId"].as_str().expect("an operationId");
+        assert!(
+            by_id.insert(id.to_owned(), path.clone()).is_none(),
+            "two {id}"
+        );
+    }
+    let mut links = 0;
+    for (method, path) in operations(&doc) {
+        let responses = &doc["paths"][&path][method.to_lowercase()]["responses"];
+        for response in responses.as_object().expect("responses").values() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flat_map(|l| l.values())
+            {
+                links += 1;
+                let to = link["operationId"].as_str().expect("a link's operationId");
+                let target = by_id.get(to).unwrap_or_else(|| panic!("{path}: no {to}"));
+                let given: BTreeSet<&str> = link["parameters"]
+                    .as_object()
+                    .expect("parameters")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let ids: BTreeSet<&str> = target
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                assert_eq!(given, ids, "{method} {path} -> {to}");
+            }
+        }
+    }
+    assert!(links > 0, "the stateful fuzzing follows links");
+}
+
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == oes_local::openapi::json(),
+        "docs/openapi.json is not what the code generates; write it again with \
+         `cargo run -p oes-local -- --openapi > docs/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn oes_local_serves_the_document() {
+    let outbox = std::env::temp_dir().join(format!("oes-openapi-{}", uuid::Uuid::new_v4()));
+    let settings = Embedded {
+        outbox: outbox.clone(),
+        public_base_url: "http://127.0.0.1".into(),
+        demo_password: "demo-password-123".into(),
+    };
+    let jwt = JwtSettings {
+        secret: embedded::random_secret(),
+        issuer: "oes".into(),
+        audience: "oes-api".into(),
+        ttl_seconds: 60,
+    };
+    let functions = embedded::start(settings, jwt).await.expect("embedded mode");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    let server = tokio::spawn(oes_local::serve(listener, functions));
+    let response = reqwest::get(format!("http://{addr}/openapi.json"))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "its content type"
+    );
+    let body = response.text().await.expect("a body");
+    server.abort();
+    let _ = std::fs::remove_dir_all(outbox);
+    assert!(
+        body == oes_local::openapi::json(),
+        "GET /openapi.json: {body:.200}"
+    );
+}

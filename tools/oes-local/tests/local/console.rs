@@ -1,0 +1,454 @@
+//! The operator console in a real browser: Debian's Chromium, headless, driven through
+//! chromedriver (WebDriver) against the embedded mode served in-process, whose worker writes
+//! each email it sends to an outbox folder — so "retried, then sent" is a real send.
+//!
+//! `scripts/services.sh up` (run by `make test`) installs `chromium` and `chromium-driver`; the
+//! test is skipped, saying so, only where they are missing and apt-get cannot install them.
+//! `OES_CONSOLE_SCREENSHOT=docs/console.png` saves the console as the README shows it.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::ports::{JobLedger, NewMessage, Outcome, QueueName};
+use oes_domain::security::JwtSettings;
+use oes_domain::user::Email;
+use oes_local::Functions;
+use oes_local::embedded::{self, Embedded};
+use serde_json::json;
+
+const PASSWORD: &str = "demo-password-123";
+/// The longest wait for the page to show something (it polls every 2 s).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Where a program is on `PATH`.
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+/// chromedriver on a free loopback port, in its own process group with the Chromium it starts;
+/// the whole group is killed when this is dropped, whatever happened.
+struct Driver {
+    child: Child,
+    url: String,
+    chromium: PathBuf,
+    profile: PathBuf,
+}
+
+impl Driver {
+    /// `None` (the test is skipped) only when Chromium is missing and cannot be installed here.
+    fn start() -> Option<Self> {
+        let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver"))
+        else {
+            assert!(
+                on_path("apt-get").is_none(),
+                "chromium and chromedriver are not installed: `scripts/services.sh up` (run by \
+                 `make test` and `make services`) installs them with apt-get"
+            );
+            eprintln!(
+                "SKIPPED the console's browser test: no chromium/chromedriver, and no apt-get to \
+                 install them"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            chromium,
+            profile: std::env::temp_dir().join(format!("oes-chromium-{}", uuid::Uuid::new_v4())),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(driver)
+    }
+
+    async fn browser(&self) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1400",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([format!("--user-data-dir={}", self.profile.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": self.chromium, "args": args },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session in Chromium")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The negative id names the group: chromedriver and every Chromium process it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// The embedded mode on a free loopback port, its outbox removed when dropped.
+struct Local {
+    base: String,
+    functions: Arc<Functions>,
+    outbox: PathBuf,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.outbox);
+    }
+}
+
+async fn local() -> Local {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("bound"));
+    let outbox = std::env::temp_dir().join(format!("oes-console-outbox-{}", uuid::Uuid::new_v4()));
+    let settings = Embedded {
+        outbox: outbox.clone(),
+        public_base_url: base.clone(),
+        demo_password: PASSWORD.into(),
+    };
+    let jwt = JwtSettings {
+        secret: embedded::random_secret(),
+        issuer: "oes".into(),
+        audience: "oes-api".into(),
+        ttl_seconds: 3600,
+    };
+    let functions = embedded::start(settings, jwt)
+        .await
+        .expect("the embedded mode starts");
+    let server = tokio::spawn(oes_local::serve(listener, functions.clone()));
+    Local {
+        base,
+        functions,
+        outbox,
+        server,
+    }
+}
+
+/// A job that ran out of attempts and sits on the dead-letter queue, as the worker leaves one.
+async fn dead_job(functions: &Functions, to: &str) -> String {
+    let admin = &functions.exams.admin;
+    let now = SystemClock.now();
+    let template = EmailTemplate::Generic {
+        subject: "Your exam timetable".into(),
+        text: "The timetable is out.".into(),
+    };
+    let job = EmailJob::new(Email::parse(to).expect("valid"), template, now);
+    let ledger: &dyn JobLedger = admin.jobs.as_ref();
+    ledger.record_queued(&job, now).await.expect("recorded");
+    let reason = "attempts exhausted: Throttling: Maximum sending rate exceeded";
+    ledger
+        .finish(
+            &job.job_id,
+            Outcome::Dead {
+                reason: reason.into(),
+            },
+            now,
+        )
+        .await
+        .expect("dead");
+    let letter = NewMessage {
+        body: job.encode(),
+        attributes: BTreeMap::from([
+            ("reason".to_owned(), reason.to_owned()),
+            ("source_queue".to_owned(), "oes-local-email-bulk".to_owned()),
+        ]),
+        ..NewMessage::default()
+    };
+    admin
+        .queues
+        .queues()
+        .send(QueueName::DeadLetter, &letter)
+        .await
+        .expect("on the dead-letter queue");
+    job.job_id
+}
+
+/// The emails written to the outbox for `to`.
+fn mail_to(outbox: &Path, to: &str) -> usize {
+    std::fs::read_dir(outbox).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .contains(&format!("To: {to}\r\n"))
+            })
+            .count()
+    })
+}
+
+/// The rendered text of the first element `css` selects ("" when none is).
+async fn text(browser: &Client, css: &str) -> String {
+    match browser.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits (bounded) until the text of `css` satisfies `wanted`.
+async fn shows(browser: &Client, css: &str, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = text(browser, css).await;
+        if wanted(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: `{css}` shows {seen:?} after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(browser: &Client, css: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && element.click().await.is_ok()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing clickable at `{css}`");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_in(browser: &Client, email: &str) {
+    for (id, value) in [("email", email), ("password", PASSWORD)] {
+        let field = browser.find(Locator::Id(id)).await.expect("the form");
+        field.clear().await.expect("cleared");
+        field.send_keys(value).await.expect("typed");
+    }
+    click(browser, "#sign-in-button").await;
+}
+
+async fn register(base: &str, email: &str) {
+    let body = json!({"email": email, "password": "correct horse", "name": "Ada"});
+    let response = reqwest::Client::new()
+        .post(format!("{base}/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .expect("oes-local answers");
+    assert_eq!(response.status().as_u16(), 202, "register {email}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let local = local().await;
+    let job_id = dead_job(&local.functions, "dead@example.com").await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{}/admin/", local.base))
+        .await
+        .expect("the page loads");
+
+    // Signed in as the admin, the console shows the queues and the counts.
+    sign_in(&browser, "admin@example.com").await;
+    shows(
+        &browser,
+        r#"tr[data-queue="dead-letter"] td.waiting"#,
+        "the letter on the DLQ",
+        |t| t == "1",
+    )
+    .await;
+    shows(
+        &browser,
+        r#"tr[data-queue="priority"] td.state"#,
+        "the lane's state",
+        |t| t == "running",
+    )
+    .await;
+    shows(
+        &browser,
+        r#"button[data-status="dead"]"#,
+        "the dead count",
+        |t| t == "dead 1",
+    )
+    .await;
+
+    // The dead job, opened from its letter: its record, its reason, then retried and sent.
+    let letter = shows(&browser, "#dlq tbody", "the letter", |t| {
+        t.contains(&job_id[..8]) && t.contains("attempts exhausted: Throttling")
+    })
+    .await;
+    assert!(letter.contains("oes-local-email-bulk"), "{letter}");
+    click(&browser, "#dlq tbody button").await;
+    shows(
+        &browser,
+        r#"#job-record dd[data-field="status"]"#,
+        "the dead job",
+        |t| t == "dead",
+    )
+    .await;
+    assert_eq!(text(&browser, "#job-id").await, job_id);
+    let record = text(&browser, "#job-record").await;
+    assert!(
+        record.contains("dead@example.com") && record.contains("attempts exhausted"),
+        "{record}"
+    );
+    click(&browser, "#job-retry").await;
+    click(&browser, "#confirm-ok").await;
+    shows(
+        &browser,
+        r#"#job-record dd[data-field="status"]"#,
+        "the retried job",
+        |t| t == "sent",
+    )
+    .await;
+    assert_eq!(mail_to(&local.outbox, "dead@example.com"), 1, "sent once");
+    shows(&browser, "#job-history tbody", "the attempts", |t| {
+        t.contains("sent")
+    })
+    .await;
+
+    // A paused lane keeps what is enqueued (nothing sent); resumed, it drains.
+    click(&browser, r#"tr[data-queue="priority"] button.lane-pause"#).await;
+    shows(
+        &browser,
+        r#"tr[data-queue="priority"] td.state"#,
+        "the paused lane",
+        |t| t == "paused",
+    )
+    .await;
+    // A pause stops the next receive: the long poll under way (up to 1 s in oes-local) ends
+    // first, as a disabled mapping finishes the poll in hand.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let waiting = ["grace@example.com", "alan@example.com"];
+    for email in waiting {
+        register(&local.base, email).await;
+    }
+    shows(
+        &browser,
+        r#"tr[data-queue="priority"] td.waiting"#,
+        "the paused lane's backlog",
+        |t| t == "2",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        text(&browser, r#"tr[data-queue="priority"] td.waiting"#).await,
+        "2",
+        "nothing received while paused"
+    );
+    for email in waiting {
+        assert_eq!(
+            mail_to(&local.outbox, email),
+            0,
+            "{email}: sent while paused"
+        );
+    }
+    click(&browser, r#"tr[data-queue="priority"] button.lane-resume"#).await;
+    shows(
+        &browser,
+        r#"tr[data-queue="priority"] td.state"#,
+        "the resumed lane",
+        |t| t == "running",
+    )
+    .await;
+    shows(
+        &browser,
+        r#"tr[data-queue="priority"] td.waiting"#,
+        "the drained lane",
+        |t| t == "0",
+    )
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    while waiting
+        .iter()
+        .any(|email| mail_to(&local.outbox, email) == 0)
+    {
+        assert!(Instant::now() < deadline, "the resumed lane sent nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(path) = std::env::var_os("OES_CONSOLE_SCREENSHOT") {
+        browser
+            .execute("window.scrollTo(0, 0)", vec![])
+            .await
+            .expect("scrolled");
+        let png = browser.screenshot().await.expect("a screenshot");
+        std::fs::write(&path, png).expect("screenshot written");
+    }
+    let url = browser.current_url().await.expect("url");
+    assert_eq!(url.path(), "/admin/", "no token in the URL");
+    assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
+
+    // A student's token is refused: the sign-in form is all they get.
+    click(&browser, "#sign-out").await;
+    sign_in(&browser, "student@example.com").await;
+    shows(&browser, "#sign-in-error", "the student refused", |t| {
+        t.contains("not an admin")
+    })
+    .await;
+    assert!(
+        !browser
+            .find(Locator::Id("console"))
+            .await
+            .expect("in the page")
+            .is_displayed()
+            .await
+            .expect("displayed?"),
+        "a student sees no console"
+    );
+    let kept = browser
+        .execute("return sessionStorage.length", vec![])
+        .await
+        .expect("script");
+    assert_eq!(kept, json!(0), "the refused token is not kept");
+    let _ = browser.close().await;
+}
