@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{JobLedger, NewMessage, Outcome, QueueName};
@@ -121,10 +123,14 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The negative id names the group: chromedriver and every Chromium process it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        // The group chromedriver leads (`process_group(0)`): it and every Chromium it started.
+        // killpg(2), never `kill -KILL -<pgid>`: procps-ng 4.0.2's kill (Debian 12) signals
+        // every process of the user for that, the test runner and all the services included.
+        if let Ok(pgid) = i32::try_from(self.child.id())
+            && pgid > 1
+        {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
