@@ -96,15 +96,7 @@ impl ExamHarness {
             .create(&user)
             .await
             .unwrap_or_else(|e| panic!("creating a user: {e}"));
-        let user = self
-            .users
-            .update(&id, UserUpdate::Role(role), now)
-            .await
-            .unwrap_or_else(|e| panic!("setting a role: {e}"));
-        let token = self
-            .jwt
-            .issue(&user, now)
-            .unwrap_or_else(|e| panic!("issuing a token: {e}"));
+        let token = self.grant(&id, role, now).await;
         Caller {
             id: id.to_string(),
             email,
@@ -118,19 +110,23 @@ impl ExamHarness {
     pub async fn set_role(&self, caller: &Caller, role: Role) -> Caller {
         let now = SystemClock.now();
         let id = UserId::from_trusted(caller.id.clone());
-        let user = self
-            .users
-            .update(&id, UserUpdate::Role(role), now)
-            .await
-            .unwrap_or_else(|e| panic!("setting a role: {e}"));
-        let token = self
-            .jwt
-            .issue(&user, now)
-            .unwrap_or_else(|e| panic!("issuing a token: {e}"));
+        let token = self.grant(&id, role, now).await;
         Caller {
             token,
             ..caller.clone()
         }
+    }
+
+    /// Gives account `id` `role` in the user store and issues it a token after the change.
+    async fn grant(&self, id: &UserId, role: Role, now: i64) -> String {
+        let user = self
+            .users
+            .update(id, UserUpdate::Role(role), now)
+            .await
+            .unwrap_or_else(|e| panic!("setting a role: {e}"));
+        self.jwt
+            .issue(&user, now)
+            .unwrap_or_else(|e| panic!("issuing a token: {e}"))
     }
 
     /// Runs one sweep of the attempts past their deadline, at the harness's clock.

@@ -26,6 +26,7 @@ use oes_domain::clock::Clock;
 use oes_domain::exam::{Attempt, AttemptStatus};
 use oes_domain::metrics;
 use oes_domain::ports::{AttemptStore, DueAttempt, StoreUnavailable, UserStore};
+use oes_runtime::http::error_chain;
 use oes_runtime::wiring::ApiAdapters;
 use serde::Serialize;
 
@@ -175,16 +176,4 @@ pub async fn handle(
 /// Whether nothing is left to do for `attempt`: submitted, and its result email queued.
 fn settled(attempt: &Attempt) -> bool {
     attempt.status == AttemptStatus::Submitted && attempt.result_email_job.is_some()
-}
-
-/// `error` and its causes, on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }

@@ -124,6 +124,11 @@ impl std::fmt::Display for ApiError {
 
 /// Logs the full cause chain of an error, once, at the boundary (never sent to the client).
 pub fn log_error_chain(error: &(dyn std::error::Error + 'static)) {
+    tracing::error!(error = %error_chain(error), "request failed");
+}
+
+/// `error` and its causes, on one line (`outer: cause: root cause`).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -131,5 +136,5 @@ pub fn log_error_chain(error: &(dyn std::error::Error + 'static)) {
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
-    tracing::error!(error = %chain, "request failed");
+    chain
 }

@@ -8,7 +8,7 @@ pub mod openapi;
 mod response;
 
 pub use body::{MAX_BODY_BYTES, parse_json};
-pub use error::{ApiError, log_error_chain};
+pub use error::{ApiError, error_chain, log_error_chain};
 pub use response::{
     bearer_token, client_ip, finish, json, no_content_json, request_span, with_cache_status,
 };

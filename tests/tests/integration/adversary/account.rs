@@ -10,6 +10,7 @@
 //! account before either writes (moto does not lock its tables, so the writes are made one after
 //! the other: what is tested is that the second is conditioned on what both read).
 
+use super::assert_invalid_token;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -174,15 +175,6 @@ async fn confirm_reset(service: &AuthService, link: &Mail, new_password: &str) -
         None,
     )
     .await
-}
-
-#[track_caller]
-fn assert_invalid_token((status, body): (u16, Value), why: &str) {
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_token")),
-        "{why}: {body}"
-    );
 }
 
 /// The address of the account `bearer` signs in as.

@@ -17,6 +17,7 @@
 //! Through auth-api's handler over in-memory adapters; client addresses are API Gateway's
 //! `sourceIp`, set per request.
 
+use super::{assert_invalid_token, bot};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,12 +75,6 @@ const SQUATTERS_PASSWORD: &str = "the squatter's secret";
 const HOME: [u8; 4] = [198, 51, 100, 7];
 /// The attacker's own address.
 const ATTACKER: [u8; 4] = [203, 0, 113, 66];
-
-/// The `n`-th address of a botnet.
-fn bot(n: u64) -> [u8; 4] {
-    let [.., a, b, c] = n.to_be_bytes();
-    [10, a, b, c]
-}
 
 /// One `POST` of `body` to `path` from the client address `ip`.
 async fn post_from(service: &AuthService, ip: [u8; 4], path: &str, body: Value) -> (u16, Value) {
@@ -159,15 +154,6 @@ async fn follow(service: &AuthService, link: &Mail) -> (u16, Value) {
 async fn confirm_reset(service: &AuthService, link: &Mail, new_password: &str) -> (u16, Value) {
     let body = json!({"token": link.token, "new_password": new_password});
     post_from(service, HOME, "/auth/password-reset/confirm", body).await
-}
-
-#[track_caller]
-fn assert_invalid_token((status, body): (u16, Value), why: &str) {
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_token")),
-        "{why}: {body}"
-    );
 }
 
 #[tokio::test]

@@ -6,3 +6,21 @@ mod account;
 mod addresses;
 mod exam_integrity;
 mod sign_in;
+
+use serde_json::Value;
+
+/// The `n`-th address of a botnet (`10.x.y.z`: none of them an owner's or an attacker's own).
+fn bot(n: u64) -> [u8; 4] {
+    let [.., a, b, c] = n.to_be_bytes();
+    [10, a, b, c]
+}
+
+/// `(status, body)` is the 400 `invalid_token` a void link gets; `why` names the link.
+#[track_caller]
+fn assert_invalid_token((status, body): (u16, Value), why: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{why}: {body}"
+    );
+}

@@ -3,6 +3,7 @@
 //! counted in Redis, as every container counts them); client addresses are API Gateway's
 //! `sourceIp`, set per request as in `rate_limits.rs`.
 
+use super::bot;
 use auth_api::AuthService;
 use auth_api::limits::{LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE};
 use oes_domain::clock::{Clock, SystemClock};
@@ -22,12 +23,6 @@ const HOME: [u8; 4] = [198, 51, 100, 7];
 const TRAVELLING: [u8; 4] = [192, 0, 2, 44];
 /// The attacker's own address.
 const ATTACKER: [u8; 4] = [203, 0, 113, 66];
-
-/// The `n`-th address of a botnet (none of them the owner's).
-fn bot(n: u64) -> [u8; 4] {
-    let [.., a, b, c] = n.to_be_bytes();
-    [10, a, b, c]
-}
 
 /// auth-api over fresh real resources, with an active account `OWNER` whose password is
 /// `PASSWORD`.
