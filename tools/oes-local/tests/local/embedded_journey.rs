@@ -38,16 +38,15 @@ fn start() -> LocalServer {
         .stderr(Stdio::null())
         .spawn()
         .expect("oes-local starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut base = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("stdout line");
-        if let Some(at) = line.find("on http://") {
-            base = Some(line[at + 3..].trim().to_owned());
-            break;
-        }
-    }
-    let base = base.expect("oes-local printed where it serves");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = lines
+        .by_ref()
+        .map(|line| line.expect("stdout line"))
+        .find_map(|line| Some(line[line.find("on http://")? + 3..].trim().to_owned()))
+        .expect("oes-local printed where it serves");
+    // Keep reading: the banner goes on after that line, and a write to a closed pipe kills the
+    // binary (the CI of ab0ae7d saw "connection reset" when the reader was dropped here).
+    std::thread::spawn(move || lines.for_each(drop));
     LocalServer {
         child,
         base,
