@@ -7,9 +7,12 @@
 #
 # Needs target/debug/oes-local (cargo build -p oes-local) and .venv/bin/schemathesis
 # (scripts/services.sh up installs requirements-dev.txt). Settings:
-#   FUZZ_EXAMPLES  examples per operation and phase (default 15)
+#   FUZZ_EXAMPLES  examples per operation in the examples, coverage and fuzzing phases
+#                  (default 15)
+#   FUZZ_SCENARIOS scenarios of the stateful phase, which follows the document's links (create
+#                  an exam, add a question, publish, start an attempt, save, submit; default 60)
 #   FUZZ_SEED      the seed (default: a random one, printed; pass it again to replay a failure)
-#   FUZZ_ROLES     the roles to sign in as (default "instructor admin student")
+#   FUZZ_ROLES     the roles to sign in as (default "student instructor admin")
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,9 +22,11 @@ BIN="$ROOT/target/debug/oes-local"
 ST="$ROOT/.venv/bin/schemathesis"
 PY="$ROOT/.venv/bin/python"
 EXAMPLES="${FUZZ_EXAMPLES:-15}"
+SCENARIOS="${FUZZ_SCENARIOS:-60}"
 SEED="${FUZZ_SEED:-$RANDOM$RANDOM}"
-# The instructor first: the exams it creates and publishes are what the others find.
-ROLES="${FUZZ_ROLES:-instructor admin student}"
+# The student first: it sits the seed exam (below) before the instructor and the admin, who may
+# change or delete any exam they reach (schemathesis infers links from the ids in answers).
+ROLES="${FUZZ_ROLES:-student instructor admin}"
 PASSWORD="fuzz-demo-password-$RANDOM"
 
 log() { printf 'fuzz-api: %s\n' "$*"; }
@@ -82,18 +87,50 @@ print(json.load(urllib.request.urlopen(request, timeout=10))["access_token"])
 EOF
 }
 
-log "oes-local (embedded) at $BASE; seed $SEED, $EXAMPLES examples per operation and phase"
+# A published exam that students find (GET /exams) and sit: the stateful phase follows the
+# links from it to an attempt. Many attempts allowed, so every scenario may start one.
+"$PY" - "$BASE" "$(token instructor)" <<'EOF' || die "could not publish the seed exam"
+import json, sys, urllib.request
+base, token = sys.argv[1:]
+def call(method, path, body):
+    request = urllib.request.Request(
+        base + path, method=method, data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": "Bearer " + token},
+    )
+    return json.load(urllib.request.urlopen(request, timeout=10))
+exam = call("POST", "/exams", {"title": "Fuzz seed exam", "duration_minutes": 30,
+                               "pass_mark_percent": 50, "max_attempts": 100})["exam_id"]
+for n in range(3):
+    call("POST", f"/exams/{exam}/questions",
+         {"text": f"Question {n}", "options": ["yes", "no"], "correct_option": 0, "points": 1})
+call("POST", f"/exams/{exam}/publish", {})
+EOF
+
+# The stateful phase: positive data only (a 400 ends a scenario before it gets anywhere; the
+# other phases send the invalid input), longer scenarios than the default 6 steps.
+cat >"$WORK/schemathesis.toml" <<EOF
+[generation]
+max-examples = $EXAMPLES
+
+[phases.stateful]
+max-steps = 12
+
+[phases.stateful.generation]
+mode = "positive"
+max-examples = $SCENARIOS
+EOF
+
+log "oes-local (embedded) at $BASE; seed $SEED; $EXAMPLES examples per operation and phase, $SCENARIOS stateful scenarios"
 failed=""
 for role in $ROLES; do
   TOKEN="$(token "$role")" || die "could not sign in as $role"
   log "as $role"
   # From the scratch folder: schemathesis keeps a cache (.schemathesis/) where it runs.
-  if ! (cd "$WORK" && "$ST" --no-color run "$BASE/openapi.json" \
+  if ! (cd "$WORK" && "$ST" --config-file "$WORK/schemathesis.toml" --no-color run "$BASE/openapi.json" \
       --url "$BASE" \
       --header "Authorization: Bearer $TOKEN" \
       --checks not_a_server_error,status_code_conformance,response_schema_conformance \
       --phases examples,coverage,fuzzing,stateful \
-      --max-examples "$EXAMPLES" \
       --seed "$SEED" \
       --workers 1 \
       --request-timeout 10 \

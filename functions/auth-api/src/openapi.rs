@@ -6,8 +6,10 @@
 // The functions only carry their operation's description: nothing calls them.
 #![allow(dead_code)]
 
-use oes_runtime::http::openapi::StatusBody;
+use oes_domain::user::DisplayName;
+use oes_runtime::http::openapi::{StatusBody, TextRule, text_field};
 use utoipa::OpenApi;
+use utoipa::openapi::Object;
 
 use crate::routes::{
     EmailBody, EmailChangeBody, LoginBody, RegisterBody, RenameBody, ResetConfirmBody, TokenBody,
@@ -124,3 +126,8 @@ fn confirm_password_reset() {}
               (status = 409, description = "`email_already_queued`"),
               (status = 429, description = RATE_LIMITED)))]
 fn change_email() {}
+
+/// A display name in a request body (`#[schema(schema_with = ...)]`).
+pub(crate) fn name() -> Object {
+    text_field(DisplayName::MAX_CHARS, TextRule::Name)
+}

@@ -82,8 +82,11 @@ async fn route(service: &AuthService, request: &Request) -> Result<Response<Body
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterBody {
+    #[schema(format = Email)]
     email: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    #[schema(schema_with = crate::openapi::name)]
     name: String,
 }
 
@@ -96,12 +99,14 @@ pub(crate) struct TokenBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmailBody {
+    #[schema(format = Email)]
     email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
+    #[schema(format = Email)]
     email: String,
     password: String,
     /// The device token of an earlier sign-in from this device, if the client kept one.
@@ -112,6 +117,7 @@ pub(crate) struct LoginBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RenameBody {
+    #[schema(schema_with = crate::openapi::name)]
     name: String,
 }
 
@@ -119,12 +125,14 @@ pub(crate) struct RenameBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetConfirmBody {
     token: String,
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmailChangeBody {
+    #[schema(format = Email)]
     new_email: String,
     password: String,
 }

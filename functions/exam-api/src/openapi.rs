@@ -10,9 +10,13 @@
 // The functions only carry their operation's description: nothing calls them.
 #![allow(dead_code)]
 
+use oes_domain::exam::limits;
 use oes_domain::pipeline::{DeadLetterEntry, PurgeReport, RedriveReport};
 use oes_domain::ports::{JobCount, JobRecord, QueueCounts};
-use oes_runtime::http::openapi::{LinkSpec, StatusBody, link, require_bearer};
+use oes_runtime::http::openapi::{
+    LinkSpec, StatusBody, TextRule, link, require_bearer, text_field,
+};
+use utoipa::openapi::{Array, ArrayBuilder, Object};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::routes::{AnswersBody, CreateExamBody, ExamPatchBody, QuestionBody, QuestionPatchBody};
@@ -101,6 +105,34 @@ const LINKS: &[LinkSpec] = {
     )
 )]
 pub struct ExamApiDoc;
+
+// The text fields of the request bodies (`#[schema(schema_with = ...)]`), from the parsers'
+// limits.
+
+/// An exam's title.
+pub(crate) fn title() -> Object {
+    text_field(limits::TITLE_CHARS, TextRule::Required)
+}
+
+/// An exam's description.
+pub(crate) fn description() -> Object {
+    text_field(limits::DESCRIPTION_CHARS, TextRule::Optional)
+}
+
+/// A question's text.
+pub(crate) fn question_text() -> Object {
+    text_field(limits::QUESTION_CHARS, TextRule::Required)
+}
+
+/// A question's answer options.
+pub(crate) fn options() -> Array {
+    ArrayBuilder::new()
+        .items(text_field(limits::OPTION_CHARS, TextRule::Required))
+        .min_items(Some(limits::MIN_OPTIONS))
+        .max_items(Some(limits::MAX_OPTIONS))
+        .description(Some("2 to 10 options"))
+        .build()
+}
 
 /// `?limit=` and `?cursor=` of a list.
 const LIMIT: &str = "page size, 1 to 100 (default 20)";

@@ -17,7 +17,7 @@ use oes_domain::pipeline::QueueAdmin;
 use oes_domain::security::JwtKeys;
 use oes_domain::user::UserProfile;
 use oes_runtime::http::{
-    ApiError, bearer_token, finish, json, no_content_json, parse_json, request_span,
+    ApiError, Whole, bearer_token, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
 };
 use oes_runtime::session::Sessions;
@@ -269,8 +269,12 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::AddQuestion => {
             let body: QuestionBody = parse_json(request)?;
-            let fields =
-                QuestionFields::parse(&body.text, &body.options, body.correct_option, body.points)?;
+            let fields = QuestionFields::parse(
+                &body.text,
+                &body.options,
+                body.correct_option.0,
+                body.points.0,
+            )?;
             let question = service.add_question(&caller, ids.exam()?, fields).await?;
             Ok(json(StatusCode::CREATED, &views::question(&question)))
         }
@@ -279,8 +283,8 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
             let patch = QuestionPatch {
                 text: body.text,
                 options: body.options,
-                correct_option: body.correct_option,
-                points: body.points,
+                correct_option: body.correct_option.map(u64::from),
+                points: body.points.map(u64::from),
             };
             let question = service
                 .update_question(&caller, ids.exam()?, ids.question()?, patch)
@@ -318,8 +322,9 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
         }
         Route::SaveAnswers => {
             let body: AnswersBody = parse_json(request)?;
+            let answers = body.answers.into_iter().map(|(q, o)| (q, o.0)).collect();
             let attempt = service
-                .save_answers(&caller, ids.attempt()?, &body.answers)
+                .save_answers(&caller, ids.attempt()?, &answers)
                 .await?;
             Ok(json(StatusCode::OK, &views::attempt(&attempt)))
         }
@@ -343,31 +348,49 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateExamBody {
+    #[schema(schema_with = crate::openapi::title)]
     title: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::description)]
     description: String,
-    duration_minutes: u64,
-    pass_mark_percent: u64,
+    /// Minutes an attempt may last.
+    #[schema(value_type = u64, minimum = 1, maximum = 1440)]
+    duration_minutes: Whole,
+    #[schema(value_type = u64, minimum = 0, maximum = 100)]
+    pass_mark_percent: Whole,
+    /// RFC 3339; before it no attempt starts.
+    #[schema(format = DateTime)]
     opens_at: Option<String>,
+    /// RFC 3339, after `opens_at`; from it no attempt starts.
+    #[schema(format = DateTime)]
     closes_at: Option<String>,
-    max_attempts: Option<u64>,
+    /// Attempts each student may start (default 1).
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    max_attempts: Option<Whole>,
     review: Option<ReviewPolicy>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExamPatchBody {
+    #[schema(schema_with = crate::openapi::title)]
     title: Option<String>,
+    #[schema(schema_with = crate::openapi::description)]
     description: Option<String>,
-    duration_minutes: Option<u64>,
-    pass_mark_percent: Option<u64>,
-    /// `null` removes the opening.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1440)]
+    duration_minutes: Option<Whole>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 100)]
+    pass_mark_percent: Option<Whole>,
+    /// RFC 3339; `null` removes the opening.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(format = DateTime)]
     opens_at: Option<Option<String>>,
-    /// `null` removes the close.
+    /// RFC 3339; `null` removes the close.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(format = DateTime)]
     closes_at: Option<Option<String>>,
-    max_attempts: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    max_attempts: Option<Whole>,
     review: Option<ReviewPolicy>,
 }
 
@@ -381,25 +404,36 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuestionBody {
+    #[schema(schema_with = crate::openapi::question_text)]
     text: String,
+    #[schema(schema_with = crate::openapi::options)]
     options: Vec<String>,
-    correct_option: u64,
-    points: u64,
+    /// Index into `options`.
+    #[schema(value_type = u64, minimum = 0, maximum = 9)]
+    correct_option: Whole,
+    #[schema(value_type = u64, minimum = 1, maximum = 1000)]
+    points: Whole,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuestionPatchBody {
+    #[schema(schema_with = crate::openapi::question_text)]
     text: Option<String>,
+    #[schema(schema_with = crate::openapi::options)]
     options: Option<Vec<String>>,
-    correct_option: Option<u64>,
-    points: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9)]
+    correct_option: Option<Whole>,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1000)]
+    points: Option<Whole>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnswersBody {
-    answers: BTreeMap<String, u64>,
+    /// Question id → the index of the chosen option.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    answers: BTreeMap<String, Whole>,
 }
 
 async fn create_exam(
@@ -411,8 +445,8 @@ async fn create_exam(
     let fields = ExamFields {
         title: parse_title(&body.title)?,
         description: parse_description(&body.description)?,
-        duration_minutes: parse_duration(body.duration_minutes)?,
-        pass_mark_percent: parse_pass_mark(body.pass_mark_percent)?,
+        duration_minutes: parse_duration(body.duration_minutes.0)?,
+        pass_mark_percent: parse_pass_mark(body.pass_mark_percent.0)?,
     };
     let defaults = ExamRules::default();
     let rules = ExamRules {
@@ -433,8 +467,14 @@ fn exam_patch(body: ExamPatchBody) -> Result<ExamPatch, ApiError> {
             .as_deref()
             .map(parse_description)
             .transpose()?,
-        duration_minutes: body.duration_minutes.map(parse_duration).transpose()?,
-        pass_mark_percent: body.pass_mark_percent.map(parse_pass_mark).transpose()?,
+        duration_minutes: body
+            .duration_minutes
+            .map(|m| parse_duration(m.0))
+            .transpose()?,
+        pass_mark_percent: body
+            .pass_mark_percent
+            .map(|p| parse_pass_mark(p.0))
+            .transpose()?,
         opens_at: body.opens_at.map(|t| time(t, "opens_at")).transpose()?,
         closes_at: body.closes_at.map(|t| time(t, "closes_at")).transpose()?,
         max_attempts: body.max_attempts.map(attempts),
@@ -455,8 +495,8 @@ fn time(raw: Option<String>, field: &'static str) -> Result<Option<i64>, ApiErro
 }
 
 /// A number of attempts (checked with the other rules: [`ExamRules::validated`]).
-fn attempts(count: u64) -> u32 {
-    u32::try_from(count).unwrap_or(u32::MAX)
+fn attempts(count: Whole) -> u32 {
+    u32::try_from(count.0).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

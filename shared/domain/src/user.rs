@@ -117,11 +117,14 @@ impl fmt::Display for Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// Longest name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
     /// Validates `raw`.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let name = raw.trim();
         let count = name.chars().count();
-        if count == 0 || count > 100 {
+        if count == 0 || count > Self::MAX_CHARS {
             return Err(InvalidInput::new("name", "must be 1 to 100 characters"));
         }
         if name.chars().any(char::is_control) {

@@ -130,6 +130,12 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         (status, record["status"].as_str(), record["kind"].as_str()),
         (200, Some("queued"), Some("verification"))
     );
+    // Issue 13: the detail shows the subject, never the link's token.
+    assert_eq!(record["subject"], "Confirm your email address", "{record}");
+    let oes_domain::email::EmailTemplate::Verification { token, .. } = &job.template else {
+        panic!("a verification email: {job:?}")
+    };
+    assert!(!record.to_string().contains(token.expose()), "{record}");
     let (status, _) = exam(
         &apis,
         "GET",

@@ -756,6 +756,69 @@ async fn bad_exam_input_is_a_clear_400_and_never_a_500() {
     assert_eq!(status, 405);
 }
 
+/// The OpenAPI document says `integer`, which JSON Schema reads as any number without a
+/// fraction: `30.0` is 30. schemathesis found every such body refused with 400 `invalid_body`
+/// (serde's `u64` takes no float) — two thirds of the exams it generated.
+#[tokio::test]
+async fn whole_numbers_written_with_a_point_zero_are_the_integers_they_are() {
+    let w = world().await;
+    let (p, a, owner) = (&w.published, &w.attempt, &w.owner);
+    let body = json!({"title": "Floats", "duration_minutes": 30.0, "pass_mark_percent": 5e1,
+        "max_attempts": 2.0});
+    let (status, exam) = w.h.call("POST", "/exams", Some(&body), owner).await;
+    assert_eq!(status, 201, "{exam}");
+    assert_eq!(
+        (
+            &exam["duration_minutes"],
+            &exam["pass_mark_percent"],
+            &exam["max_attempts"]
+        ),
+        (&json!(30), &json!(50), &json!(2)),
+        "{exam}"
+    );
+    let question =
+        json!({"text": "q", "options": ["a", "b"], "correct_option": 1.0, "points": 2.0});
+    let (status, answer) =
+        w.h.call(
+            "POST",
+            &format!("/exams/{}/questions", exam["exam_id"].as_str().expect("id")),
+            Some(&question),
+            owner,
+        )
+        .await;
+    assert_eq!(
+        (status, &answer["correct_option"], &answer["points"]),
+        (201, &json!(1), &json!(2)),
+        "{answer}"
+    );
+    let answers = json!({"answers": {w.questions[0].clone(): 1.0}});
+    let (status, attempt) =
+        w.h.call(
+            "PUT",
+            &format!("/attempts/{a}/answers"),
+            Some(&answers),
+            &w.student,
+        )
+        .await;
+    assert_eq!(status, 200, "{attempt}");
+    for (path, body) in [
+        (
+            "/exams".to_owned(),
+            json!({"title": "T", "duration_minutes": 30.5, "pass_mark_percent": 1}),
+        ),
+        (format!("/exams/{p}"), json!({"pass_mark_percent": -1.0})),
+        (format!("/exams/{p}"), json!({"duration_minutes": "30"})),
+    ] {
+        let method = if path == "/exams" { "POST" } else { "PATCH" };
+        let (status, answer) = w.h.call(method, &path, Some(&body), owner).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_body")),
+            "{body}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn publishing_needs_a_question_and_a_published_exam_keeps_its_last_one() {
     let h = ExamHarness::in_memory();

@@ -194,3 +194,125 @@ async fn oes_local_serves_the_document() {
         "GET /openapi.json: {body:.200}"
     );
 }
+
+/// The request limits the document states (which the fuzzer generates within) are the ones the
+/// parsers apply. The numbers' bounds are literals in `#[schema(...)]` attributes (utoipa takes
+/// no constant there), so this holds them to the code's constants; text fields are built from
+/// the constants (`text_field`) and checked here all the same.
+#[test]
+fn the_documented_request_limits_are_the_parsers() {
+    use oes_domain::exam::limits;
+    use oes_domain::security::Password;
+    use oes_domain::user::DisplayName;
+    let doc = generated();
+    let expected: &[(&str, &str, &str, usize)] = &[
+        ("CreateExamBody", "title", "maxLength", limits::TITLE_CHARS),
+        (
+            "CreateExamBody",
+            "description",
+            "maxLength",
+            limits::DESCRIPTION_CHARS,
+        ),
+        (
+            "CreateExamBody",
+            "duration_minutes",
+            "maximum",
+            limits::DURATION_MINUTES as usize,
+        ),
+        ("CreateExamBody", "pass_mark_percent", "maximum", 100),
+        (
+            "CreateExamBody",
+            "max_attempts",
+            "maximum",
+            limits::MAX_ATTEMPTS as usize,
+        ),
+        ("ExamPatchBody", "title", "maxLength", limits::TITLE_CHARS),
+        (
+            "ExamPatchBody",
+            "description",
+            "maxLength",
+            limits::DESCRIPTION_CHARS,
+        ),
+        (
+            "ExamPatchBody",
+            "duration_minutes",
+            "maximum",
+            limits::DURATION_MINUTES as usize,
+        ),
+        (
+            "ExamPatchBody",
+            "max_attempts",
+            "maximum",
+            limits::MAX_ATTEMPTS as usize,
+        ),
+        ("QuestionBody", "text", "maxLength", limits::QUESTION_CHARS),
+        ("QuestionBody", "options", "minItems", limits::MIN_OPTIONS),
+        ("QuestionBody", "options", "maxItems", limits::MAX_OPTIONS),
+        (
+            "QuestionBody",
+            "correct_option",
+            "maximum",
+            limits::MAX_OPTIONS - 1,
+        ),
+        (
+            "QuestionBody",
+            "points",
+            "maximum",
+            limits::MAX_POINTS as usize,
+        ),
+        (
+            "QuestionPatchBody",
+            "text",
+            "maxLength",
+            limits::QUESTION_CHARS,
+        ),
+        (
+            "QuestionPatchBody",
+            "options",
+            "minItems",
+            limits::MIN_OPTIONS,
+        ),
+        (
+            "QuestionPatchBody",
+            "options",
+            "maxItems",
+            limits::MAX_OPTIONS,
+        ),
+        (
+            "QuestionPatchBody",
+            "correct_option",
+            "maximum",
+            limits::MAX_OPTIONS - 1,
+        ),
+        (
+            "QuestionPatchBody",
+            "points",
+            "maximum",
+            limits::MAX_POINTS as usize,
+        ),
+        ("RegisterBody", "password", "minLength", Password::MIN_CHARS),
+        ("RegisterBody", "password", "maxLength", Password::MAX_CHARS),
+        ("RegisterBody", "name", "maxLength", DisplayName::MAX_CHARS),
+        ("RenameBody", "name", "maxLength", DisplayName::MAX_CHARS),
+        (
+            "ResetConfirmBody",
+            "new_password",
+            "minLength",
+            Password::MIN_CHARS,
+        ),
+        (
+            "ResetConfirmBody",
+            "new_password",
+            "maxLength",
+            Password::MAX_CHARS,
+        ),
+    ];
+    for &(schema, property, keyword, limit) in expected {
+        let stated = &doc["components"]["schemas"][schema]["properties"][property][keyword];
+        assert_eq!(
+            stated.as_u64(),
+            Some(limit as u64),
+            "{schema}.{property} {keyword}: the document says {stated}, the parser {limit}"
+        );
+    }
+}

@@ -79,8 +79,9 @@ fn stopped_at(out: &QueryOutput) -> Option<String> {
 
 fn listed(item: Item) -> Result<JobRecord, StoreUnavailable> {
     let record = from_item::<JobItem>(item, "decoding a listed job record")?.record;
-    // Listings carry no history, whatever the index projects.
+    // Listings carry no history nor subject, whatever the index projects.
     Ok(JobRecord {
+        subject: None,
         history: Vec::new(),
         ..record
     })

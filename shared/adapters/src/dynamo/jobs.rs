@@ -183,6 +183,7 @@ impl JobLedger for DynamoJobs {
             (":queued".to_owned(), status(JobStatus::Queued)?),
             (":kind".to_owned(), s(job.template.kind())),
             (":to".to_owned(), s(job.to.as_str())),
+            (":subject".to_owned(), s(job.template.subject())),
             (":max".to_owned(), n(job.max_attempts)),
             (":zero".to_owned(), n(0)),
             (":created".to_owned(), n(job.created_at)),
@@ -199,8 +200,8 @@ impl JobLedger for DynamoJobs {
         ]);
         self.update(
             &job.job_id,
-            "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, max_attempts = :max, \
-             attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires, \
+            "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, subject = :subject, \
+             max_attempts = :max, attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires, \
              gsi1pk = :gpk, gsi1sk = :gsk",
             Some("attribute_not_exists(pk)"),
             values,
@@ -234,6 +235,7 @@ impl JobLedger for DynamoJobs {
             (":one".to_owned(), n(1)),
             (":kind".to_owned(), s(job.template.kind())),
             (":to".to_owned(), s(job.to.as_str())),
+            (":subject".to_owned(), s(job.template.subject())),
             (":max".to_owned(), n(job.max_attempts)),
             (":created".to_owned(), n(job.created_at)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
@@ -244,6 +246,7 @@ impl JobLedger for DynamoJobs {
                 &job.job_id,
                 "SET job_id = :id, #status = :sending, lease_until = :lease, updated_at = :now, \
                  kind = if_not_exists(kind, :kind), recipient = if_not_exists(recipient, :to), \
+                 subject = if_not_exists(subject, :subject), \
                  max_attempts = if_not_exists(max_attempts, :max), \
                  created_at = if_not_exists(created_at, :created), expires_at = :expires, \
                  gsi1pk = :gpk, gsi1sk = :gsk, \

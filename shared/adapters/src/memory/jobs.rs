@@ -170,6 +170,7 @@ impl JobIndex for MemoryJobs {
                     return Ok(JobPage { jobs, next });
                 }
                 jobs.push(JobRecord {
+                    subject: None,
                     history: Vec::new(),
                     ..record.clone()
                 });
@@ -231,6 +232,7 @@ fn new_record(job: &EmailJob, status: JobStatus, now: i64) -> JobRecord {
         job_id: job.job_id.clone(),
         kind: job.template.kind().to_owned(),
         recipient: job.to.as_str().to_owned(),
+        subject: Some(job.template.subject()),
         status,
         attempts: 0,
         max_attempts: job.max_attempts,

@@ -129,6 +129,22 @@ impl EmailTemplate {
             Self::Generic { .. } => "generic",
         }
     }
+
+    /// The subject line, on one line. It never holds a token: the job ledger keeps it, and the
+    /// operator console shows it.
+    pub fn subject(&self) -> String {
+        let subject = match self {
+            Self::Verification { .. } => "Confirm your email address",
+            Self::PasswordReset { .. } => "Reset your password",
+            Self::EmailChange { .. } => "Confirm your new email address",
+            Self::AccountExists { .. } => "Someone tried to sign up with your email address",
+            Self::ExamResult { exam_title, .. } => {
+                return format!("Your result for {exam_title}").replace(['\r', '\n'], " ");
+            }
+            Self::Generic { subject, .. } => subject,
+        };
+        subject.replace(['\r', '\n'], " ")
+    }
 }
 
 /// One email to send.

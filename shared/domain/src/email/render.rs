@@ -12,7 +12,6 @@ pub struct Renderer {
 
 /// The pieces every email is made of.
 struct Parts {
-    subject: String,
     name: Option<String>,
     paragraphs: Vec<String>,
     action: Option<(&'static str, String)>,
@@ -31,19 +30,16 @@ impl Renderer {
 
     /// Renders `job`.
     pub fn render(&self, job: &EmailJob) -> OutgoingEmail {
-        let token_email =
-            |name: &str, subject: &str, intro: &str, action, path, token: &str, validity| Parts {
-                subject: subject.to_owned(),
-                name: Some(name.to_owned()),
-                paragraphs: vec![intro.to_owned()],
-                action: Some((action, self.link(path, "token", token))),
-                code: Some(token.to_owned()),
-                footer: Some(validity),
-            };
+        let token_email = |name: &str, intro: &str, action, path, token: &str, validity| Parts {
+            name: Some(name.to_owned()),
+            paragraphs: vec![intro.to_owned()],
+            action: Some((action, self.link(path, "token", token))),
+            code: Some(token.to_owned()),
+            footer: Some(validity),
+        };
         let parts = match &job.template {
             EmailTemplate::Verification { name, token } => token_email(
                 name,
-                "Confirm your email address",
                 "Welcome! Please confirm your email address to activate your account.",
                 "Confirm my email address",
                 "/auth/verify-email",
@@ -52,7 +48,6 @@ impl Renderer {
             ),
             EmailTemplate::PasswordReset { name, token } => token_email(
                 name,
-                "Reset your password",
                 "Someone asked to reset the password of your account. If it was not you, ignore \
                  this email: your password stays as it is.",
                 "Choose a new password",
@@ -62,7 +57,6 @@ impl Renderer {
             ),
             EmailTemplate::EmailChange { name, token } => token_email(
                 name,
-                "Confirm your new email address",
                 "Please confirm this address to make it the new email address of your account.",
                 "Confirm my new address",
                 "/auth/verify-email",
@@ -70,7 +64,6 @@ impl Renderer {
                 "This link expires in 24 hours.",
             ),
             EmailTemplate::AccountExists { name } => Parts {
-                subject: "Someone tried to sign up with your email address".to_owned(),
                 name: Some(name.clone()),
                 paragraphs: vec![
                     "Someone tried to create an account with this email address, which already \
@@ -95,7 +88,6 @@ impl Renderer {
                 passed,
                 attempt_id,
             } => Parts {
-                subject: format!("Your result for {exam_title}"),
                 name: Some(name.clone()),
                 paragraphs: vec![format!(
                     "Your attempt at \"{exam_title}\" has been graded: {score_percent}% — {}.",
@@ -108,8 +100,7 @@ impl Renderer {
                 code: None,
                 footer: None,
             },
-            EmailTemplate::Generic { subject, text } => Parts {
-                subject: subject.clone(),
+            EmailTemplate::Generic { text, .. } => Parts {
                 name: None,
                 paragraphs: text.split("\n\n").map(str::to_owned).collect(),
                 action: None,
@@ -119,7 +110,7 @@ impl Renderer {
         };
         OutgoingEmail {
             to: job.to.clone(),
-            subject: parts.subject.replace(['\r', '\n'], " "),
+            subject: job.template.subject(),
             text: text_part(&parts),
             html: html_part(&parts),
         }

@@ -64,6 +64,10 @@ pub struct JobRecord {
     pub kind: String,
     /// Recipient.
     pub recipient: String,
+    /// The email's subject line ([`crate::email::EmailTemplate::subject`]; never a token). Only
+    /// in a job's own record, not in listings; absent for records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Status.
     pub status: JobStatus,
     /// Send attempts made (attempts refused for account-level reasons do not count).
@@ -181,6 +185,10 @@ impl JobEvent {
 }
 
 /// The answer to a worker asking to send a job.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per delivery and matched at once, never stored in bulk"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This worker holds the lease; this is attempt number `attempt`.

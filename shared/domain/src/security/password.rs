@@ -10,13 +10,18 @@ use crate::user::InvalidInput;
 pub struct Password(String);
 
 impl Password {
+    /// Shortest password, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// Longest password, in characters.
+    pub const MAX_CHARS: usize = 128;
+
     /// Checks `raw` against the policy. `field` names the request field in the error.
     pub fn parse(raw: String, field: &'static str) -> Result<Self, InvalidInput> {
         let count = raw.chars().count();
-        if count < 8 {
+        if count < Self::MIN_CHARS {
             return Err(InvalidInput::new(field, "must be at least 8 characters"));
         }
-        if count > 128 {
+        if count > Self::MAX_CHARS {
             return Err(InvalidInput::new(field, "must be at most 128 characters"));
         }
         Ok(Self(raw))

@@ -1,14 +1,16 @@
 //! HTTP helpers shared by the API functions: the JSON error shape and its one mapping to a
-//! response, JSON request bodies, JSON responses, bearer tokens and the request log line; and
+//! response, JSON request bodies (and their whole numbers), JSON responses, bearer tokens and the request log line; and
 //! what the functions' OpenAPI descriptions share ([`openapi`]).
 
 mod body;
 mod error;
 pub mod openapi;
 mod response;
+mod whole;
 
 pub use body::{MAX_BODY_BYTES, parse_json};
 pub use error::{ApiError, error_chain, log_error_chain};
 pub use response::{
     bearer_token, client_ip, finish, json, no_content_json, request_span, with_cache_status,
 };
+pub use whole::Whole;

@@ -34,6 +34,54 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// What a text field of a request body may hold, as the domain's parsers check it (after
+/// trimming): [`text_field`] states it as a pattern, so the fuzzer generates text they accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRule {
+    /// Not blank; no control character but tab and newline (titles, questions, options).
+    Required,
+    /// May be blank; no control character but tab and newline (descriptions).
+    Optional,
+    /// Not blank; no control character at all (display names).
+    Name,
+}
+
+/// A character other than a control character, tab and newline excepted (JSON Schema regex).
+const TEXT_CHAR: &str = r"[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]";
+/// A character other than a control character.
+const NAME_CHAR: &str = r"[^\u0000-\u001F\u007F-\u009F]";
+/// A character that is neither white space nor a control character.
+const VISIBLE_CHAR: &str = r"[^\s\u0000-\u001F\u007F-\u009F]";
+
+/// The schema of a text field of at most `max_chars` characters that follows `rule` (use it
+/// with `#[schema(schema_with = ...)]`, from a function that names the domain's limit).
+pub fn text_field(max_chars: usize, rule: TextRule) -> utoipa::openapi::Object {
+    let (pattern, min_length, description) = match rule {
+        TextRule::Required => (
+            format!("^{TEXT_CHAR}*{VISIBLE_CHAR}{TEXT_CHAR}*$"),
+            Some(1),
+            "trimmed; not blank; no control characters but tab and newline",
+        ),
+        TextRule::Optional => (
+            format!("^{TEXT_CHAR}*$"),
+            None,
+            "trimmed; no control characters but tab and newline",
+        ),
+        TextRule::Name => (
+            format!("^{NAME_CHAR}*{VISIBLE_CHAR}{NAME_CHAR}*$"),
+            Some(1),
+            "trimmed; not blank; no control characters",
+        ),
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(min_length)
+        .max_length(Some(max_chars))
+        .pattern(Some(pattern))
+        .build()
+}
+
 /// The body of an answer that only says what happened: `{"status": "deleted"}`, …
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusBody {

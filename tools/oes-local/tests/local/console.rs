@@ -348,6 +348,11 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
         record.contains("dead@example.com") && record.contains("attempts exhausted"),
         "{record}"
     );
+    assert_eq!(
+        text(&browser, r#"#job-record dd[data-field="subject"]"#).await,
+        "Your exam timetable",
+        "the detail shows the rendered subject"
+    );
     click(&browser, "#job-retry").await;
     click(&browser, "#confirm-ok").await;
     shows(
