@@ -8,6 +8,8 @@ use oes_domain::user::InvalidInput;
 use oes_runtime::http::{ApiError, log_error_chain};
 use oes_runtime::session::SessionError;
 
+use crate::hashing::PoolError;
+
 /// An auth operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -34,6 +36,9 @@ pub enum AuthError {
     /// Too many attempts: try again after this long.
     #[error("too many requests")]
     RateLimited(std::time::Duration),
+    /// Too many password checks at once on this instance: try again in a second.
+    #[error("the service is busy; please try again in a second")]
+    Busy,
     /// No valid access token.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -77,6 +82,15 @@ impl From<SessionError> for AuthError {
     }
 }
 
+impl From<PoolError> for AuthError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Busy(_) => Self::Busy,
+            PoolError::Failed(_) => Self::Unexpected(error.into()),
+        }
+    }
+}
+
 impl From<PasswordError> for AuthError {
     fn from(error: PasswordError) -> Self {
         Self::Unexpected(error.into())
@@ -112,6 +126,10 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Unauthenticated(_) => ApiError::unauthorized(message),
             AuthError::RateLimited(retry_after) => ApiError::rate_limited(retry_after),
+            AuthError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            },
             AuthError::Queue(EnqueueError::Duplicate) => ApiError::new(
                 StatusCode::CONFLICT,
                 "email_already_queued",

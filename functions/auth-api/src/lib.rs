@@ -11,6 +11,7 @@
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
 
 pub mod error;
+pub mod hashing;
 pub mod limits;
 pub mod openapi;
 pub mod routes;

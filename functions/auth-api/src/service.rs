@@ -15,6 +15,7 @@ use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_runtime::session::Sessions;
 
 use crate::error::AuthError;
+use crate::hashing::HashPool;
 use crate::limits::{
     LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE, RESET_PER_ACCOUNT,
 };
@@ -61,6 +62,7 @@ pub struct AuthService {
     sessions: Sessions,
     clock: Arc<dyn Clock>,
     hasher: Arc<PasswordHasher>,
+    hash_pool: HashPool,
     limiter: RateLimiter,
 }
 
@@ -83,7 +85,16 @@ impl AuthService {
             sessions,
             clock,
             hasher: Arc::new(hasher),
+            hash_pool: HashPool::per_core(),
             limiter,
+        }
+    }
+
+    /// The same service with password work bounded by `pool` instead of one worker per core.
+    pub fn with_hash_pool(self, pool: HashPool) -> Self {
+        Self {
+            hash_pool: pool,
+            ..self
         }
     }
 
@@ -485,23 +496,24 @@ impl AuthService {
         Ok(())
     }
 
-    /// argon2 is CPU-bound: it runs on the blocking pool, off the async workers.
+    /// argon2 is CPU-bound: it runs off the async workers, in the bounded [`HashPool`].
     async fn verify_password(
         &self,
         candidate: String,
         stored: Option<String>,
     ) -> Result<bool, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        tokio::task::spawn_blocking(move || hasher.verify(&candidate, stored.as_deref()))
-            .await
-            .map_err(|e| AuthError::Unexpected(e.into()))
+        Ok(self
+            .hash_pool
+            .run(move || hasher.verify(&candidate, stored.as_deref()))
+            .await?)
     }
 
     async fn hash(&self, password: Password) -> Result<String, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| AuthError::Unexpected(e.into()))?
+        self.hash_pool
+            .run(move || hasher.hash(&password))
+            .await?
             .map_err(AuthError::from)
     }
 

@@ -1,0 +1,176 @@
+//! argon2 off the async workers, bounded. Each hash holds 19 MiB and a core for tens of
+//! milliseconds; run without a bound on the blocking pool (up to 512 threads), a burst of
+//! sign-ins grew `oes-local` to 22 GB until the kernel killed it. Here at most `workers` hashes
+//! run at once and at most `waiting` more wait their turn; a request beyond that is refused at
+//! once ([`Busy`], a 503 with `Retry-After`) and nothing of it runs.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+/// Hashes waiting per worker by default: the last of them waits about 64 hashes' time
+/// (~3 s at 45 ms a hash), inside the function's timeout.
+const WAITING_PER_WORKER: usize = 64;
+
+/// Refused: the pool's queue is full. Try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Busy;
+
+/// A bounded pool for CPU-bound password work. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HashPool {
+    /// Permits to run (one per worker).
+    running: Arc<Semaphore>,
+    /// Permits to be admitted at all: running plus waiting.
+    admitted: Arc<Semaphore>,
+}
+
+impl HashPool {
+    /// `workers` hashes at once, `waiting` more queued.
+    pub fn new(workers: usize, waiting: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            running: Arc::new(Semaphore::new(workers)),
+            admitted: Arc::new(Semaphore::new(workers + waiting)),
+        }
+    }
+
+    /// One worker per core this process may use (a Lambda function's vCPUs, the machine's cores
+    /// for `oes-local`), and [`WAITING_PER_WORKER`] waiting for each.
+    pub fn per_core() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::new(cores, cores * WAITING_PER_WORKER)
+    }
+
+    /// Runs `work` on the blocking pool when a worker is free, or refuses at once when the queue
+    /// is full. The permits go with the work: a caller that gives up (a client gone) frees its
+    /// place in the queue, but work already started keeps its worker until it ends.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        let admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| PoolError::Busy(Busy))?;
+        let running = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|e| PoolError::Failed(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _held = (admitted, running);
+            work()
+        })
+        .await
+        .map_err(|e| PoolError::Failed(e.to_string()))
+    }
+}
+
+/// Why [`HashPool::run`] gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The queue is full.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The work panicked or the pool was closed (a bug).
+    #[error("password work failed: {0}")]
+    Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    /// Work that blocks until released, counting how many run at once.
+    struct Gauge {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    fn held_work(
+        gauge: &Arc<Gauge>,
+    ) -> (impl FnOnce() -> usize + Send + 'static, mpsc::Sender<()>) {
+        let (release, wait) = mpsc::channel::<()>();
+        let gauge = Arc::clone(gauge);
+        let work = move || {
+            let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.most.fetch_max(now, Ordering::SeqCst);
+            let _ = wait.recv();
+            gauge.now.fetch_sub(1, Ordering::SeqCst);
+            now
+        };
+        (work, release)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_workers_run_at_most_waiting_wait_and_the_rest_are_refused_at_once() {
+        let pool = HashPool::new(2, 3);
+        let gauge = Arc::new(Gauge {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        });
+        let mut releases = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let (work, release) = held_work(&gauge);
+            releases.push(release);
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move { pool.run(work).await }));
+        }
+        // Two running, three waiting: the sixth is refused without waiting for anyone.
+        while gauge.now.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let refused = pool.run(|| 0).await;
+        assert!(matches!(refused, Err(PoolError::Busy(Busy))), "{refused:?}");
+        for release in releases {
+            release.send(()).expect("the work waits");
+        }
+        for task in tasks {
+            task.await.expect("joined").expect("ran");
+        }
+        assert_eq!(
+            gauge.most.load(Ordering::SeqCst),
+            2,
+            "never more than the workers"
+        );
+        assert_eq!(pool.run(|| 7).await.expect("room again"), 7);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_gives_up_while_waiting_frees_its_place() {
+        let pool = HashPool::new(1, 1);
+        let gauge = Arc::new(Gauge {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        });
+        let (work, release) = held_work(&gauge);
+        let running = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(work).await }
+        });
+        while gauge.now.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // The one waiting place, taken and then given up (the client went away).
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| 1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(matches!(pool.run(|| 2).await, Err(PoolError::Busy(_))));
+        waiting.abort();
+        let _ = waiting.await;
+        let next = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| 3).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        release.send(()).expect("the work waits");
+        running.await.expect("joined").expect("ran");
+        assert_eq!(next.await.expect("joined").expect("admitted"), 3);
+    }
+}
