@@ -2,10 +2,13 @@
 //! milliseconds; run without a bound on the blocking pool (up to 512 threads), a burst of
 //! sign-ins grew `oes-local` to 22 GB until the kernel killed it. Here at most `workers` hashes
 //! run at once and at most `waiting` more wait their turn; a request beyond that is refused at
-//! once ([`Busy`], a 503 with `Retry-After`) and nothing of it runs.
+//! once ([`Busy`], a 503 with `Retry-After`) and nothing of it runs. Each worker's argon2
+//! memory is kept and lent to the next run ([`HashMemory`]): the pool holds at most `workers`
+//! of them, so password work holds at most `workers` × 19 MiB.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use oes_domain::security::HashMemory;
 use tokio::sync::Semaphore;
 
 /// Hashes waiting per worker by default: the last of them waits about 64 hashes' time
@@ -24,6 +27,8 @@ pub struct HashPool {
     running: Arc<Semaphore>,
     /// Permits to be admitted at all: running plus waiting.
     admitted: Arc<Semaphore>,
+    /// Memories of runs that ended, for the next ones (never more than `workers`).
+    memories: Arc<Mutex<Vec<HashMemory>>>,
 }
 
 impl HashPool {
@@ -33,6 +38,7 @@ impl HashPool {
         Self {
             running: Arc::new(Semaphore::new(workers)),
             admitted: Arc::new(Semaphore::new(workers + waiting)),
+            memories: Arc::default(),
         }
     }
 
@@ -43,12 +49,13 @@ impl HashPool {
         Self::new(cores, cores * WAITING_PER_WORKER)
     }
 
-    /// Runs `work` on the blocking pool when a worker is free, or refuses at once when the queue
-    /// is full. The permits go with the work: a caller that gives up (a client gone) frees its
-    /// place in the queue, but work already started keeps its worker until it ends.
+    /// Runs `work` on the blocking pool, in a worker's memory, when a worker is free, or refuses
+    /// at once when the queue is full. The permits go with the work: a caller that gives up (a
+    /// client gone) frees its place in the queue, but work already started keeps its worker
+    /// until it ends.
     pub async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut HashMemory) -> T + Send + 'static,
     ) -> Result<T, PoolError> {
         let admitted = Arc::clone(&self.admitted)
             .try_acquire_owned()
@@ -57,13 +64,23 @@ impl HashPool {
             .acquire_owned()
             .await
             .map_err(|e| PoolError::Failed(e.to_string()))?;
+        let memories = Arc::clone(&self.memories);
         tokio::task::spawn_blocking(move || {
             let _held = (admitted, running);
-            work()
+            let mut memory = lock(&memories).pop().unwrap_or_default();
+            let answer = work(&mut memory);
+            lock(&memories).push(memory);
+            answer
         })
         .await
         .map_err(|e| PoolError::Failed(e.to_string()))
     }
+}
+
+fn lock(memories: &Mutex<Vec<HashMemory>>) -> std::sync::MutexGuard<'_, Vec<HashMemory>> {
+    memories
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why [`HashPool::run`] gave no answer.
@@ -91,10 +108,13 @@ mod tests {
 
     fn held_work(
         gauge: &Arc<Gauge>,
-    ) -> (impl FnOnce() -> usize + Send + 'static, mpsc::Sender<()>) {
+    ) -> (
+        impl FnOnce(&mut HashMemory) -> usize + Send + 'static,
+        mpsc::Sender<()>,
+    ) {
         let (release, wait) = mpsc::channel::<()>();
         let gauge = Arc::clone(gauge);
-        let work = move || {
+        let work = move |_: &mut HashMemory| {
             let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
             gauge.most.fetch_max(now, Ordering::SeqCst);
             let _ = wait.recv();
@@ -124,7 +144,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let refused = pool.run(|| 0).await;
+        let refused = pool.run(|_| 0).await;
         assert!(matches!(refused, Err(PoolError::Busy(Busy))), "{refused:?}");
         for release in releases {
             release.send(()).expect("the work waits");
@@ -137,7 +157,7 @@ mod tests {
             2,
             "never more than the workers"
         );
-        assert_eq!(pool.run(|| 7).await.expect("room again"), 7);
+        assert_eq!(pool.run(|_| 7).await.expect("room again"), 7);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,15 +178,15 @@ mod tests {
         // The one waiting place, taken and then given up (the client went away).
         let waiting = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.run(|| 1).await }
+            async move { pool.run(|_| 1).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(matches!(pool.run(|| 2).await, Err(PoolError::Busy(_))));
+        assert!(matches!(pool.run(|_| 2).await, Err(PoolError::Busy(_))));
         waiting.abort();
         let _ = waiting.await;
         let next = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.run(|| 3).await }
+            async move { pool.run(|_| 3).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         release.send(()).expect("the work waits");

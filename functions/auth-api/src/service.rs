@@ -505,14 +505,14 @@ impl AuthService {
         let hasher = Arc::clone(&self.hasher);
         Ok(self
             .hash_pool
-            .run(move || hasher.verify(&candidate, stored.as_deref()))
+            .run(move |memory| hasher.verify_in(&candidate, stored.as_deref(), memory))
             .await?)
     }
 
     async fn hash(&self, password: Password) -> Result<String, AuthError> {
         let hasher = Arc::clone(&self.hasher);
         self.hash_pool
-            .run(move || hasher.hash(&password))
+            .run(move |memory| hasher.hash_in(&password, memory))
             .await?
             .map_err(AuthError::from)
     }

@@ -12,7 +12,7 @@ pub use cursor::CursorKeys;
 pub use device::{DEVICE_TOKEN_TTL_SECONDS, DeviceClaims, DeviceKeys, DeviceTokenError};
 pub use jwt::{AccessClaims, JwtError, JwtKeys, JwtSettings};
 pub use one_time::{OneTimeToken, TokenHash};
-pub use password::{Password, PasswordError, PasswordHasher};
+pub use password::{HashMemory, Password, PasswordError, PasswordHasher};
 
 use std::fmt;
 
