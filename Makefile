@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test fuzz-api openapi soak template-check lint run-local provision bench package
+.PHONY: help services services-down build test fuzz-api openapi soak template-check lint run-local provision bench package deploy-tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,3 +75,6 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 
 package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes
 	scripts/package.sh
+
+deploy-tools: ## install what sam build needs: sam, cargo-lambda and Zig into .venv, the aarch64 target
+	scripts/package.sh --tools

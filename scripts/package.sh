@@ -2,10 +2,13 @@
 # Builds the deployable Lambda packages: one `bootstrap.zip` per function, for arm64
 # (provided.al2023), with cargo-lambda and Zig, then reports their sizes against Lambda's limits.
 #
-#   scripts/package.sh        (or `make package`)
+#   scripts/package.sh           (or `make package`)
+#   scripts/package.sh --tools   (or `make deploy-tools`): only install what a build needs
 #
-# Installs what it needs, project-locally, the first time: cargo-lambda (pinned, into .tools/;
-# about 12 minutes to compile), Zig from PyPI (into .venv), and the aarch64 Rust target. The
+# Installs what it needs, project-locally, first: cargo-lambda and Zig (both pinned in
+# requirements-dev.txt, from PyPI into .venv, seconds) and the aarch64 Rust target (rustup). Run
+# `--tools` once before `sam build`, which builds the functions in parallel: each build adding
+# the target itself raced the others (`can't find crate for core` while compiling libc). The
 # release profile (fat LTO, one codegen unit) makes the build itself slow on small machines.
 # `sam build` uses the same build method (Metadata: BuildMethod: rust-cargolambda).
 set -euo pipefail
@@ -13,9 +16,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-CARGO_LAMBDA_VERSION=1.9.2
-ZIG_VERSION=0.13.0.post1
-TOOLS="$ROOT/.tools"
 VENV="$ROOT/.venv"
 PACKAGES=(auth-api exam-api email-worker)
 # Every binary of those packages is a function (exam-api also builds the attempt sweeper).
@@ -25,22 +25,24 @@ UNZIPPED_LIMIT=$((250 * 1024 * 1024))  # function code, unzipped
 
 log() { printf 'package: %s\n' "$*"; }
 
-if ! "$TOOLS/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
-  log "installing cargo-lambda $CARGO_LAMBDA_VERSION into .tools/ (about 12 minutes)"
-  cargo install cargo-lambda --version "$CARGO_LAMBDA_VERSION" --locked --root "$TOOLS"
-fi
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-if ! "$VENV/bin/python" -c "import ziglang" 2>/dev/null; then
-  log "installing Zig $ZIG_VERSION (PyPI ziglang) into .venv"
-  "$VENV/bin/pip" install --quiet "ziglang==$ZIG_VERSION"
+# cargo-lambda and Zig: the venv of scripts/services.sh, with requirements-dev.txt.
+if [ ! -x "$VENV/bin/cargo-lambda" ] || ! "$VENV/bin/python" -c "import ziglang" 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  log "installing requirements-dev.txt (cargo-lambda, Zig, ...) into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
 fi
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   log "adding the aarch64-unknown-linux-gnu Rust target"
   rustup target add aarch64-unknown-linux-gnu
 fi
+if [ "${1:-}" = "--tools" ]; then
+  log "ready for 'sam build': $("$VENV/bin/cargo-lambda" lambda --version), Zig $("$VENV/bin/python" -m ziglang version), aarch64 target"
+  log "put .venv/bin on PATH for sam build: export PATH=\"$VENV/bin:\$PATH\""
+  exit 0
+fi
 
 # cargo-lambda finds Zig through `python3 -m ziglang` on PATH.
-export PATH="$TOOLS/bin:$VENV/bin:$PATH"
+export PATH="$VENV/bin:$PATH"
 packages=()
 for p in "${PACKAGES[@]}"; do packages+=(-p "$p"); done
 log "building ${FUNCTIONS[*]} for arm64 (release)"
