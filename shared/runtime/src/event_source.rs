@@ -13,6 +13,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use oes_domain::email::Lane;
 use oes_domain::ports::{LaneSwitch, MessageQueues, QueueError, QueueName};
+use tokio_util::sync::CancellationToken;
 
 /// How often a paused source looks whether its lane has been resumed.
 const PAUSED_CHECK: Duration = Duration::from_millis(200);
@@ -65,16 +66,18 @@ impl EventSource {
         self
     }
 
-    /// Polls until the task is dropped, as a mapping does: one batch at a time, none while the
-    /// lane is paused; when the queue cannot be reached, tries again after 5 s.
-    pub async fn run<F, Fut>(self, handler: F)
+    /// Polls until `stop` is cancelled, as a mapping does: one batch at a time, none while the
+    /// lane is paused; when the queue cannot be reached, tries again after 5 s. A batch in hand
+    /// when `stop` comes is finished (handled, its records deleted) first: a stop never leaves
+    /// a batch half done, and what was not received stays on the queue.
+    pub async fn run<F, Fut>(self, handler: F, stop: CancellationToken)
     where
         F: Fn(SqsEvent) -> Fut,
         Fut: Future<Output = SqsBatchResponse>,
     {
-        loop {
+        while !stop.is_cancelled() {
             if self.paused().await {
-                tokio::time::sleep(PAUSED_CHECK).await;
+                let _ = tokio::time::timeout(PAUSED_CHECK, stop.cancelled()).await;
                 continue;
             }
             let polled = self
@@ -84,7 +87,7 @@ impl EventSource {
                 .await;
             if let Err(error) = polled {
                 tracing::warn!(%error, queue = self.queues.name(self.queue), "polling failed; retrying in 5 s");
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), stop.cancelled()).await;
             }
         }
     }
@@ -145,5 +148,73 @@ impl EventSource {
             }
         }
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use oes_adapters::memory::MemoryQueues;
+    use oes_domain::ports::NewMessage;
+
+    async fn send(queues: &Arc<dyn MessageQueues>, body: &str) {
+        let message = NewMessage {
+            body: body.into(),
+            delay_seconds: 0,
+            attributes: BTreeMap::new(),
+        };
+        queues
+            .send(QueueName::Priority, &message)
+            .await
+            .expect("sent");
+    }
+
+    /// A stop in the middle of a batch lets it finish (handled, its records deleted); nothing is
+    /// received after it, so what is still queued stays there for the next run.
+    #[tokio::test]
+    async fn a_stop_lets_the_batch_in_hand_finish_and_receives_nothing_more() {
+        let queues: Arc<dyn MessageQueues> = MemoryQueues::new();
+        send(&queues, "first").await;
+        let stop = CancellationToken::new();
+        let handled = Arc::new(AtomicUsize::new(0));
+        let source = EventSource::new(queues.clone(), QueueName::Priority)
+            .with_wait(Duration::from_millis(10));
+        let run = tokio::spawn({
+            let (stop, handled) = (stop.clone(), handled.clone());
+            let in_handler = stop.clone();
+            source.run(
+                move |event| {
+                    let (stop, handled) = (in_handler.clone(), handled.clone());
+                    async move {
+                        // The stop comes while this batch is in hand.
+                        stop.cancel();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        handled.fetch_add(event.records.len(), Ordering::SeqCst);
+                        SqsBatchResponse::default()
+                    }
+                },
+                stop,
+            )
+        });
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("stopped after the batch")
+            .expect("joined");
+        assert_eq!(
+            handled.load(Ordering::SeqCst),
+            1,
+            "the batch in hand was finished"
+        );
+        send(&queues, "second").await;
+        let counts = queues.counts(QueueName::Priority).await.expect("counts");
+        assert_eq!(
+            (counts.visible, counts.in_flight),
+            (1, 0),
+            "the handled record was deleted, and the one sent after the stop waits: {counts:?}"
+        );
+        assert!(stop.is_cancelled());
     }
 }

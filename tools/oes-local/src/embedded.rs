@@ -77,9 +77,12 @@ pub async fn start(
         5,
         Arc::new(SystemClock),
     );
-    crate::pollers::spawn(&queues, &lanes, &worker);
-    crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
-    Ok(Arc::new(Functions { auth, exams }))
+    let background = crate::background::Background::start(&queues, &lanes, &worker, sweeper);
+    Ok(Arc::new(Functions {
+        auth,
+        exams,
+        background,
+    }))
 }
 
 async fn seed_demo_accounts(

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_api::AuthService;
 use base64::Engine as _;
@@ -15,6 +16,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::Body;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -31,28 +33,57 @@ pub struct Functions {
     pub auth: AuthService,
     /// exam-api (with the admin API).
     pub exams: ExamApi,
+    /// The lanes' pollers and the attempt sweep.
+    pub background: crate::background::Background,
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// Serves `functions` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, functions: Arc<Functions>) -> std::io::Result<()> {
+    serve_until(listener, functions, std::future::pending(), Duration::ZERO).await
+}
+
+/// Serves `functions` on `listener` until `shutdown` resolves, then stops gracefully: no new
+/// connection is accepted, each open one finishes the request it is handling (an idle
+/// keep-alive one is closed), and this returns once they are all done or `drain` has passed.
+pub async fn serve_until(
+    listener: TcpListener,
+    functions: Arc<Functions>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+        };
         let functions = Arc::clone(&functions);
+        let service = service_fn(move |request| {
+            let functions = Arc::clone(&functions);
+            async move { Ok::<_, Infallible>(dispatch(&functions, request, peer).await) }
+        });
+        let connection = connections
+            .watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let functions = Arc::clone(&functions);
-                async move { Ok::<_, Infallible>(dispatch(&functions, request, peer).await) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");
             }
         });
     }
+    drop(listener);
+    if tokio::time::timeout(drain, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain_seconds = drain.as_secs(),
+            "requests still running when the drain time ended were cut off"
+        );
+    }
+    Ok(())
 }
 
 fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
@@ -70,6 +101,16 @@ async fn dispatch(
     peer: SocketAddr,
 ) -> HttpResponse {
     let (parts, body) = request.into_parts();
+    if parts.method == hyper::Method::GET && parts.uri.path() == crate::health::PATH {
+        let health = crate::health::check(functions).await;
+        let body = serde_json::to_string(&health).unwrap_or_default();
+        return hyper::Response::builder()
+            .status(health.status_code())
+            .header("content-type", "application/json")
+            .header("cache-control", "no-store")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default();
+    }
     if parts.method == hyper::Method::GET && parts.uri.path() == crate::openapi::PATH {
         return hyper::Response::builder()
             .header("content-type", "application/json")

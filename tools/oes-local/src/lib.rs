@@ -9,16 +9,20 @@
 //!   local emulator and Redis, and SQS pollers that drive the worker as the Lambda event source
 //!   mapping does.
 //! - [`openapi`]: the OpenAPI document of every route, served at `GET /openapi.json`.
+//! - [`health`]: `GET /health`: the store, the queues and the cache answer; the lanes' depth.
 //! - [`pollers`]: one poller per lane driving the worker, in either mode.
+//! - [`background`]: the pollers and the sweep together, and stopping them gracefully.
 //! - [`schedule`]: the attempt sweep every few seconds (EventBridge's schedule in AWS), in either
 //!   mode.
 //! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
 //! - [`fixtures`]: the `events/` fixtures, generated from one table (the `oes-events` binary).
 
+pub mod background;
 pub mod embedded;
 pub mod event;
 pub mod fixtures;
 pub mod gateway;
+pub mod health;
 pub mod openapi;
 pub mod pollers;
 pub mod schedule;

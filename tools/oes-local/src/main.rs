@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use oes_domain::security::{JwtSettings, OneTimeToken};
@@ -105,6 +106,42 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
         oes_local::openapi::PATH
     );
     println!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
-    oes_local::serve(listener, functions).await?;
+    println!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
+    oes_local::gateway::serve_until(listener, functions.clone(), stop_signal(), DRAIN).await?;
+    println!("oes-local: stopping (requests in flight finished; finishing the batches in hand)");
+    if !functions.background.stop(BACKGROUND_STOP).await {
+        println!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
+    }
+    println!("oes-local: stopped");
     Ok(())
+}
+
+/// How long requests in flight may take to finish after a stop signal (the functions' timeout).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// How long the batches in hand may take after that (a send batch ends within its lease).
+const BACKGROUND_STOP: Duration = Duration::from_secs(60);
+
+/// Ctrl-C or SIGTERM (what a service manager or a load test's harness sends).
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

@@ -10,13 +10,15 @@ use oes_domain::email::Lane;
 use oes_domain::ports::{LaneSwitch, MessageQueues};
 use oes_runtime::event_source::EventSource;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Starts a poller on each lane of `queues` that hands its batches to `worker` while `lanes`
-/// says the lane runs; they run until aborted or the runtime ends.
+/// says the lane runs; they run until `stop` (each finishing the batch it holds).
 pub fn spawn(
     queues: &Arc<dyn MessageQueues>,
     lanes: &Arc<dyn LaneSwitch>,
     worker: &Worker,
+    stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     Lane::ALL
         .into_iter()
@@ -24,12 +26,16 @@ pub fn spawn(
             let worker = worker.clone();
             let source =
                 EventSource::new(queues.clone(), lane.into()).with_switch(lanes.clone(), lane);
+            let stop = stop.clone();
             tokio::spawn(async move {
                 source
-                    .run(|event| {
-                        let worker = worker.clone();
-                        async move { worker.handle_batch(event).await }
-                    })
+                    .run(
+                        |event| {
+                            let worker = worker.clone();
+                            async move { worker.handle_batch(event).await }
+                        },
+                        stop,
+                    )
                     .await;
             })
         })
@@ -99,7 +105,8 @@ mod tests {
             queue.enqueue(&job(notice)).await.expect("queued");
         }
         let lanes: Arc<dyn LaneSwitch> = Arc::new(MemoryLanes::default());
-        let pollers = spawn(&queues, &lanes, &worker);
+        let stop = CancellationToken::new();
+        let pollers = spawn(&queues, &lanes, &worker, &stop);
         // The worker is busy with the bulk backlog when the account email arrives.
         while mailer.0.lock().map(|s| s.len()).unwrap_or(0) < 5 {
             tokio::time::sleep(Duration::from_millis(1)).await;

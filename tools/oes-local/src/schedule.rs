@@ -7,18 +7,27 @@ use std::time::Duration;
 use exam_api::sweep::AttemptSweeper;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 /// How often the sweep runs locally: attempts close within this long after their deadline.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-/// Starts a task that runs `sweeper` every `every` (the first run at once); it runs until
-/// aborted or the runtime ends. A failed sweep is logged; the next one tries again.
-pub fn spawn(sweeper: Arc<AttemptSweeper>, every: Duration) -> JoinHandle<()> {
+/// Starts a task that runs `sweeper` every `every` (the first run at once) until `stop` (a
+/// sweep under way finishes first). A failed sweep is logged; the next one tries again.
+pub fn spawn(
+    sweeper: Arc<AttemptSweeper>,
+    every: Duration,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let stop = stop.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
             if let Err(error) = sweeper.sweep(every).await {
                 tracing::error!(error = %error, "the attempt sweep could not read the due attempts");
             }
@@ -80,6 +89,7 @@ mod tests {
         let task = spawn(
             Arc::new(AttemptSweeper::new(&adapters, clock.clone())),
             SWEEP_EVERY,
+            &CancellationToken::new(),
         );
         tokio::time::sleep(SWEEP_EVERY / 2).await;
         clock.advance(61);

@@ -78,7 +78,11 @@ pub async fn start(
         worker_config.concurrency,
         Arc::new(SystemClock),
     );
-    crate::pollers::spawn(&queues, &lanes, &worker);
-    crate::schedule::spawn(Arc::new(sweeper), crate::schedule::SWEEP_EVERY);
-    Ok((Arc::new(Functions { auth, exams }), provisioned))
+    let background = crate::background::Background::start(&queues, &lanes, &worker, sweeper);
+    let functions = Functions {
+        auth,
+        exams,
+        background,
+    };
+    Ok((Arc::new(functions), provisioned))
 }

@@ -202,6 +202,20 @@ impl CacheAside {
         }
     }
 
+    /// Whether the cache answers now (a read of the namespace version, past the breaker): for
+    /// health checks, never on a request's path.
+    pub async fn reachable(&self) -> Result<(), CacheError> {
+        let version_key = self.0.keys.version_key();
+        let read = self.0.cache.counter(&version_key);
+        match tokio::time::timeout(self.0.settings.timeout, read).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(elapsed) => Err(CacheError {
+                context: "redis call timed out",
+                source: elapsed.into(),
+            }),
+        }
+    }
+
     /// Where `key` lives in Redis right now (for tests and debugging); `None` if the namespace
     /// version cannot be read.
     pub async fn locate(&self, key: &CacheKey) -> Option<Location> {

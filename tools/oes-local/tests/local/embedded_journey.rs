@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,6 +14,8 @@ struct LocalServer {
     child: Child,
     base: String,
     outbox: PathBuf,
+    /// What it printed on stdout after its address, as it prints it.
+    printed: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for LocalServer {
@@ -46,11 +49,18 @@ fn start() -> LocalServer {
         .expect("oes-local printed where it serves");
     // Keep reading: the banner goes on after that line, and a write to a closed pipe kills the
     // binary (the CI of ab0ae7d saw "connection reset" when the reader was dropped here).
-    std::thread::spawn(move || lines.for_each(drop));
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&printed);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().expect("not poisoned").push(line);
+        }
+    });
     LocalServer {
         child,
         base,
         outbox,
+        printed,
     }
 }
 
@@ -271,4 +281,127 @@ async fn a_paused_lane_holds_its_email_until_it_is_resumed() {
     assert_eq!(status, 200);
     let mail = wait_for_mail(&server.outbox, "grace@example.com");
     assert!(mail.contains("Subject: Confirm your email address"));
+}
+
+/// Issue 14: `GET /health` answers without a token: the store, the queues and the cache answer,
+/// each queue's depth, and which lanes are paused.
+#[tokio::test]
+async fn health_says_what_answers_and_shows_the_lanes() {
+    let server = start();
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let health = |client: reqwest::Client, url: String| async move {
+        let (status, body) = send(&client, reqwest::Method::GET, url, None, None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let body = health(client.clone(), url("/health")).await;
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(
+        body["checks"],
+        json!({"store": "ok", "queues": "ok", "cache": "ok"}),
+        "{body}"
+    );
+    let queues = body["queues"].as_array().expect("queues");
+    assert_eq!(
+        queues.len(),
+        3,
+        "two lanes and the dead-letter queue: {body}"
+    );
+    assert_eq!(
+        (&queues[0]["paused"], &queues[1]["paused"]),
+        (&json!(false), &json!(false))
+    );
+    assert!(
+        queues[2].get("paused").is_none(),
+        "the DLQ has no switch: {body}"
+    );
+
+    let login = json!({"email": "admin@example.com", "password": "demo-password-123"});
+    let (_, session) = send(
+        &client,
+        reqwest::Method::POST,
+        url("/auth/login"),
+        Some(login),
+        None,
+    )
+    .await;
+    let bearer = session["access_token"].as_str().expect("token");
+    let (status, _) = send(
+        &client,
+        reqwest::Method::POST,
+        url("/admin/lanes/bulk/pause"),
+        None,
+        Some(bearer),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let body = health(client.clone(), url("/health")).await;
+    assert_eq!(
+        (&body["queues"][0]["paused"], &body["queues"][1]["paused"]),
+        (&json!(false), &json!(true)),
+        "{body}"
+    );
+}
+
+/// Issue 14: SIGTERM stops `oes-local` gracefully: the requests it is handling are answered (a
+/// sign-in burst queued behind argon2 is still running when the signal comes), then it exits 0.
+/// Before, SIGTERM ended the process at once and every request in flight lost its connection.
+#[tokio::test]
+async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut server = start();
+    let client = reqwest::Client::new();
+    let url = format!("{}/auth/login", server.base);
+    let burst: Vec<_> = (0..40)
+        .map(|n| {
+            // Accounts of their own, so no sign-in limit answers before argon2 runs.
+            let request = client.post(&url).json(
+                &json!({"email": format!("student{n}@example.com"), "password": "a password"}),
+            );
+            tokio::spawn(async move {
+                let answer = request.send().await.map(|r| r.status().as_u16());
+                (answer, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
+    kill(pid, Signal::SIGTERM).expect("signalled");
+    let signalled = Instant::now();
+    let mut after_the_signal = 0;
+    for task in burst {
+        let (answer, at) = task.await.expect("joined");
+        let status = answer.unwrap_or_else(|e| panic!("a request in flight lost its answer: {e}"));
+        assert!([401, 503].contains(&status), "{status}");
+        after_the_signal += usize::from(at > signalled);
+    }
+    assert!(
+        after_the_signal > 0,
+        "the burst ended before the signal: the test proves nothing"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("waitable") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "oes-local did not stop within 20 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let printed = server.printed.lock().expect("not poisoned").clone();
+    assert!(
+        !printed.iter().any(|line| line.contains("still busy")),
+        "the pollers and the sweep stopped in time: {printed:?}"
+    );
+    assert_eq!(
+        printed.last().map(String::as_str),
+        Some("oes-local: stopped"),
+        "{printed:?}"
+    );
 }
