@@ -19,7 +19,7 @@ use oes_domain::ports::{
     AttemptConflict, AttemptStore, DueAttempt, ExamConflict, ExamStore, StoreError,
     StoreUnavailable, UserStore, UserUpdate,
 };
-use oes_domain::security::JwtKeys;
+use oes_domain::security::{JwtKeys, JwtSettings};
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_runtime::wiring::ApiAdapters;
 use serde_json::Value;
@@ -54,16 +54,22 @@ pub struct ExamHarness {
 }
 
 impl ExamHarness {
-    /// exam-api over `adapters`.
+    /// exam-api over `adapters`, with the tests' JWT settings.
     pub fn over(adapters: &ApiAdapters) -> Self {
+        Self::with_jwt(adapters, &jwt_settings())
+    }
+
+    /// exam-api over `adapters`, issuing and checking tokens with `jwt` (the settings a
+    /// function under test loaded, to sign tokens it accepts).
+    pub fn with_jwt(adapters: &ApiAdapters, jwt: &JwtSettings) -> Self {
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         Self {
-            api: ExamApi::new(adapters, JwtKeys::new(&jwt_settings()), clock.clone()),
+            api: ExamApi::new(adapters, JwtKeys::new(jwt), clock.clone()),
             sweeper: AttemptSweeper::new(adapters, clock.clone()),
             users: adapters.users.clone(),
             clock,
             queue: None,
-            jwt: JwtKeys::new(&jwt_settings()),
+            jwt: JwtKeys::new(jwt),
         }
     }
 

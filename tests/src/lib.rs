@@ -273,6 +273,24 @@ impl TestEnv {
         }
     }
 
+    /// A secret in Secrets Manager in the emulator holding `key` as the stack's `JwtSecret`
+    /// holds one (`{"secret": key}`): its ARN.
+    pub async fn jwt_secret(&self, key: &str) -> String {
+        let created = self
+            .clients
+            .secrets
+            .create_secret()
+            .name(format!("{}-jwt", self.prefix))
+            .secret_string(serde_json::json!({ "secret": key }).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating the secret in the emulator: {e:?}"));
+        created
+            .arn()
+            .unwrap_or_else(|| panic!("the secret has no ARN"))
+            .to_owned()
+    }
+
     /// The API configuration for these resources, with Redis.
     pub fn api_config(&self) -> ApiConfig {
         ApiConfig {
@@ -379,20 +397,25 @@ async fn moto_state(endpoint: &str) -> Value {
 /// The SES v2 messages the emulator accepted for `address` (moto keeps them under
 /// `ses.Message` in `/moto-api/data.json`; with both parts sent, `body` holds the HTML part).
 pub async fn ses_messages_to(endpoint: &str, address: &str) -> Vec<Value> {
+    ses_messages(endpoint, |m| {
+        m["destinations"]["ToAddresses"]
+            .as_array()
+            .is_some_and(|to| to.iter().any(|a| a == address))
+    })
+    .await
+}
+
+/// The SES v2 messages the emulator accepted from sender `address` (`source`), as
+/// [`ses_messages_to`] reads them.
+pub async fn ses_messages_from(endpoint: &str, address: &str) -> Vec<Value> {
+    ses_messages(endpoint, |m| m["source"] == address).await
+}
+
+async fn ses_messages(endpoint: &str, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
     let data = moto_state(endpoint).await;
     data["ses"]["Message"]
         .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .filter(|m| {
-                    m["destinations"]["ToAddresses"]
-                        .as_array()
-                        .is_some_and(|to| to.iter().any(|a| a == address))
-                })
-                .cloned()
-                .collect()
-        })
+        .map(|messages| messages.iter().filter(|m| keep(m)).cloned().collect())
         .unwrap_or_default()
 }
 

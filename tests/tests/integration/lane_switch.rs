@@ -98,6 +98,13 @@ fn form_encode(text: &str) -> String {
 
 /// A worker function with an event source mapping on each lane of `env`.
 async fn mappings(env: &TestEnv) -> EventSourceMappings {
+    let [priority, bulk] = lane_mapping_uuids(env).await;
+    EventSourceMappings::new(env.clients.lambda.clone(), &priority, &bulk)
+}
+
+/// Creates a worker function in the emulator with an event source mapping on each lane of
+/// `env`: the UUIDs of the priority lane's and the bulk lane's mappings.
+pub(crate) async fn lane_mapping_uuids(env: &TestEnv) -> [String; 2] {
     let lambda = &env.clients.lambda;
     let function = format!("{}-worker", env.prefix);
     lambda
@@ -141,7 +148,7 @@ async fn mappings(env: &TestEnv) -> EventSourceMappings {
             .expect("a mapping");
         uuids.push(mapping.uuid().expect("its UUID").to_owned());
     }
-    EventSourceMappings::new(lambda.clone(), &uuids[0], &uuids[1])
+    uuids.try_into().expect("two mappings")
 }
 
 async fn states(lanes: &dyn LaneSwitch) -> [bool; 2] {

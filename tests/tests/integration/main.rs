@@ -28,6 +28,7 @@ mod queue_pipeline;
 mod rate_limits;
 mod redis_cache;
 mod request_log;
+mod runtime_api;
 mod secrets;
 mod template;
 mod timeout_chain;

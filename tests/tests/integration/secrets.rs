@@ -27,16 +27,7 @@ fn base(env: &TestEnv) -> Vec<(&'static str, String)> {
 async fn the_signing_key_is_read_from_secrets_manager_when_only_its_arn_is_set() {
     let env = TestEnv::spawn().await;
     let key = format!("{}-generated-signing-key-0123456789abcdef", env.prefix);
-    let created = env
-        .clients
-        .secrets
-        .create_secret()
-        .name(format!("{}-jwt", env.prefix))
-        .secret_string(serde_json::json!({ "secret": key }).to_string())
-        .send()
-        .await
-        .expect("secret created in the emulator");
-    let arn = created.arn().expect("arn").to_owned();
+    let arn = env.jwt_secret(&key).await;
 
     let mut vars = base(&env);
     vars.push(("OES_JWT_SECRET_ARN", arn.clone()));

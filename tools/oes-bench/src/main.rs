@@ -3,6 +3,7 @@
 //! test writes, such as EMF metric lines, so its cost is measured too: redirect it to /dev/null).
 
 mod cache;
+mod cold_start;
 mod enqueue;
 mod rate_limit;
 mod stats;
@@ -50,6 +51,21 @@ enum Benchmark {
         #[arg(long)]
         dynamo_ledger: bool,
     },
+    /// Each function's release binary started fresh under a minimal Runtime API, beside a
+    /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, and
+    /// its peak memory.
+    ColdStart {
+        /// Fresh starts of each binary.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Where the binaries are (built with `--profile bench`).
+        #[arg(long, default_value = "target/release")]
+        binaries: std::path::PathBuf,
+        /// Read the JWT key from this Secrets Manager secret in the emulator, as in AWS,
+        /// instead of the environment (measures that read).
+        #[arg(long)]
+        secret_arn: Option<String>,
+    },
 }
 
 fn main() -> Result<(), oes_domain::ports::BoxError> {
@@ -71,5 +87,10 @@ fn main() -> Result<(), oes_domain::ports::BoxError> {
             emails,
             dynamo_ledger,
         } => runtime.block_on(worker::run(emails, dynamo_ledger)),
+        Benchmark::ColdStart {
+            runs,
+            binaries,
+            secret_arn,
+        } => Ok(runtime.block_on(cold_start::run(runs, binaries, secret_arn))?),
     }
 }

@@ -1,0 +1,378 @@
+//! Cold starts: each function's real binary started fresh under a minimal Lambda Runtime API on
+//! loopback, again and again, beside a hello-world `lambda_http` binary in the same run.
+//!
+//! For each start: the time from spawning the process to its first `GET …/invocation/next`
+//! (init: everything `main` does before the runtime loop), to its first answer (init and one
+//! invocation of an event that needs no I/O, so the figure is the code's, not the emulator's),
+//! and its resident memory then (`VmHWM` of `/proc/<pid>/status`). The JWT key is given in the
+//! environment; with `--secret-arn` it is read from Secrets Manager in the emulator instead
+//! (`OES_JWT_SECRET_ARN`, as in AWS), so the one network call init makes is measured apart.
+//! Starts are interleaved (one of each binary per round), so the machine's noise falls on all.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use oes_adapters::aws::AwsClients;
+use oes_adapters::resources::{Provisioned, provision};
+
+use crate::stats::percentiles;
+
+/// One binary to start, and the event its first invocation gets.
+struct Subject {
+    name: &'static str,
+    binary: &'static str,
+    event: String,
+}
+
+/// The subjects: the hello-world binary first (the baseline), then every function.
+fn subjects(events: &Path) -> Result<Vec<Subject>, String> {
+    let fixture = |name: &str| {
+        std::fs::read_to_string(events.join(name)).map_err(|e| format!("events/{name}: {e}"))
+    };
+    Ok(vec![
+        Subject {
+            name: "hello-world (lambda_http)",
+            binary: "hello-lambda",
+            event: fixture("auth-me-get.json")?,
+        },
+        // A request with the fixtures' placeholder token: refused before any I/O (401).
+        Subject {
+            name: "auth-api",
+            binary: "auth-api",
+            event: fixture("auth-me-get.json")?,
+        },
+        Subject {
+            name: "exam-api",
+            binary: "exam-api",
+            event: fixture("exam-list.json")?,
+        },
+        // An empty batch: the worker answers without sending.
+        Subject {
+            name: "email-worker",
+            binary: "email-worker",
+            event: r#"{"Records":[]}"#.to_owned(),
+        },
+        // Its first invocation queries the due attempts: one DynamoDB call to the emulator.
+        Subject {
+            name: "attempt-sweeper",
+            binary: "attempt-sweeper",
+            event: fixture("schedule-attempt-sweep.json")?,
+        },
+    ])
+}
+
+/// What one start measured.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    init: Duration,
+    first_answer: Duration,
+    peak_rss_kib: u64,
+}
+
+/// What the Runtime API saw of the current start.
+#[derive(Default)]
+struct Seen {
+    first_next: Option<Instant>,
+    answered: Option<Instant>,
+    error: Option<String>,
+}
+
+/// One start's Runtime API (each start gets its own, on its own port: a request the previous,
+/// killed process had already sent must not count for the next one).
+struct RuntimeApi {
+    event: String,
+    seen: Mutex<Seen>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+const REQUEST_ID: &str = "cold-start-0000";
+
+/// The Runtime API's three routes a function uses: `next` (the event, once; later calls wait
+/// until the process is killed), `response` and the two error reports.
+async fn runtime_api(api: Arc<RuntimeApi>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let now = Instant::now();
+    if path.ends_with("/invocation/next") {
+        let first = {
+            let mut seen = lock(&api.seen);
+            let first = seen.first_next.is_none();
+            seen.first_next.get_or_insert(now);
+            first
+        };
+        if !first {
+            // One invocation per start: the next one never comes.
+            std::future::pending::<()>().await;
+        }
+        let deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() + 60_000);
+        let event = api.event.clone();
+        return Response::builder()
+            .header("lambda-runtime-aws-request-id", REQUEST_ID)
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:cold-start",
+            )
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000",
+            )
+            .body(Full::new(Bytes::from(event)))
+            .unwrap_or_default();
+    }
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut seen = lock(&api.seen);
+    if path.ends_with("/response") {
+        seen.answered = Some(now);
+    } else if path.ends_with("/error") {
+        seen.error = Some(String::from_utf8_lossy(&body).into_owned());
+        seen.answered = Some(now);
+    }
+    Response::builder()
+        .status(202)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap_or_default()
+}
+
+async fn serve(listener: TcpListener, api: Arc<RuntimeApi>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let api = Arc::clone(&api);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let api = Arc::clone(&api);
+                async move { Ok::<_, Infallible>(runtime_api(api, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The environment of every function: what the template gives them, pointed at the local
+/// services (`AWS_ENDPOINT_URL`, `REDIS_URL`) and at `resources` provisioned there; the lane
+/// mappings, which no measured invocation reaches, are made up.
+fn function_env(
+    secret_arn: Option<&str>,
+    aws: &str,
+    resources: &Provisioned,
+) -> BTreeMap<String, String> {
+    let aws = aws.to_owned();
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut env: BTreeMap<String, String> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", "cold-start".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512".into()),
+        ("AWS_ENDPOINT_URL", aws.clone()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("OES_TABLE", resources.table.clone()),
+        (
+            "OES_PRIORITY_QUEUE_URL",
+            resources.priority_queue_url.clone(),
+        ),
+        ("OES_BULK_QUEUE_URL", resources.bulk_queue_url.clone()),
+        ("OES_DLQ_URL", resources.dead_letter_queue_url.clone()),
+        (
+            "OES_PRIORITY_LANE_MAPPING",
+            "00000000-0000-0000-0000-000000000001".into(),
+        ),
+        (
+            "OES_BULK_LANE_MAPPING",
+            "00000000-0000-0000-0000-000000000002".into(),
+        ),
+        ("OES_SENDER_EMAIL", resources.sender_email.clone()),
+        ("OES_PUBLIC_BASE_URL", "https://exams.example.org".into()),
+        ("REDIS_URL", redis),
+        ("RUST_LOG", "info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    match secret_arn {
+        Some(arn) => env.insert("OES_JWT_SECRET_ARN".into(), arn.to_owned()),
+        None => env.insert(
+            "OES_JWT_SECRET".into(),
+            "cold-start-jwt-secret-0123456789abcdef0123456789abcdef".into(),
+        ),
+    };
+    env
+}
+
+/// Peak resident memory of `pid` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Kills the child when dropped, whatever happened.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_once(
+    binary: &Path,
+    subject: &Subject,
+    env: &BTreeMap<String, String>,
+) -> Result<Start, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let api = Arc::new(RuntimeApi {
+        event: subject.event.clone(),
+        seen: Mutex::new(Seen::default()),
+    });
+    let server = tokio::spawn(serve(listener, Arc::clone(&api)));
+    let _stop_server = AbortOnDrop(server);
+    // Its log, shown if it fails (writing it costs what writing to CloudWatch's pipe does).
+    let log_path = std::env::temp_dir().join(format!("oes-cold-start-{}.log", subject.binary));
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let spawned = Instant::now();
+    let child = Command::new(binary)
+        .env_clear()
+        .envs(env)
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let mut running = Running(child);
+    let deadline = spawned + Duration::from_secs(20);
+    loop {
+        let answered = lock(&api.seen).answered;
+        if answered.is_some() {
+            break;
+        }
+        let exited = running.0.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let printed = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = printed.lines().rev().take(5).collect();
+            return Err(format!(
+                "{}: no answer ({exited:?}); its last lines: {tail:?}",
+                subject.name
+            ));
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let peak_rss_kib = peak_rss_kib(running.0.id()).unwrap_or(0);
+    let seen = lock(&api.seen);
+    if let Some(error) = &seen.error {
+        return Err(format!("{} reported an error: {error}", subject.name));
+    }
+    let (Some(next), Some(answered)) = (seen.first_next, seen.answered) else {
+        return Err(format!(
+            "{}: answered without asking for an event",
+            subject.name
+        ));
+    };
+    Ok(Start {
+        init: next - spawned,
+        first_answer: answered - spawned,
+        peak_rss_kib,
+    })
+}
+
+/// Runs `runs` interleaved rounds and prints a Markdown row per binary.
+pub async fn run(runs: usize, binaries: PathBuf, secret_arn: Option<String>) -> Result<(), String> {
+    let events = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events"));
+    let subjects = subjects(&events)?;
+    for subject in &subjects {
+        let path = binaries.join(subject.binary);
+        if !path.is_file() {
+            return Err(format!(
+                "{} is not built: cargo build --profile bench -p oes-bench -p auth-api -p exam-api -p email-worker",
+                path.display()
+            ));
+        }
+    }
+    let aws = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "set AWS_ENDPOINT_URL and REDIS_URL (make services)".to_owned())?;
+    let clients = AwsClients::load(Some(&aws)).await;
+    let prefix = format!("cold{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let resources = provision(&clients, &prefix, "noreply@example.com")
+        .await
+        .map_err(|e| format!("provisioning in the emulator: {e}"))?;
+    let env = function_env(secret_arn.as_deref(), &aws, &resources);
+    let mut starts: Vec<Vec<Start>> = vec![Vec::with_capacity(runs); subjects.len()];
+    for _ in 0..runs {
+        for (subject, samples) in subjects.iter().zip(&mut starts) {
+            let binary = binaries.join(subject.binary);
+            samples.push(start_once(&binary, subject, &env).await?);
+        }
+    }
+    let baseline = median(&mut starts[0].iter().map(|s| s.init).collect::<Vec<_>>());
+    eprintln!(
+        "| binary | init p50 | init max | init ÷ hello | first answer p50 | first answer max | peak RSS p50 |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|");
+    for (subject, samples) in subjects.iter().zip(&starts) {
+        let mut init: Vec<Duration> = samples.iter().map(|s| s.init).collect();
+        let mut answer: Vec<Duration> = samples.iter().map(|s| s.first_answer).collect();
+        let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
+        rss.sort_unstable();
+        let (Some(init_p), Some(answer_p)) = (percentiles(&mut init), percentiles(&mut answer))
+        else {
+            continue;
+        };
+        eprintln!(
+            "| {} | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {:.1} ms | {:.1} MiB |",
+            subject.name,
+            ms(init_p.p50),
+            ms(init_p.max),
+            init_p.p50.as_secs_f64() / baseline.as_secs_f64().max(1e-9),
+            ms(answer_p.p50),
+            ms(answer_p.max),
+            rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 / 1024.0,
+        );
+    }
+    Ok(())
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
