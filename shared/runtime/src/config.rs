@@ -9,7 +9,7 @@ use oes_domain::cache::{CacheSettings, CacheTtls};
 use oes_domain::security::{JwtSettings, Secret};
 
 /// A configuration variable is missing or malformed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     /// Required and not set (or empty).
     #[error("missing environment variable {0}")]
@@ -22,6 +22,14 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The message itself: a function's `main` that returns this error prints it with `{:?}`
+/// (`Error: missing environment variable OES_TABLE`), and that line is all its log says.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Reads variables through a lookup function (the process environment, or a map in tests).

@@ -675,3 +675,30 @@ async fn email_worker_handles_each_sqs_fixture() {
         worker_handles(name, text).await;
     }
 }
+
+/// A function whose configuration is incomplete stops at init, before the runtime loop, and its
+/// log (CloudWatch's, in AWS) says which variable in words. It said `Error: Missing("OES_TABLE")`,
+/// the debug form of the error, before.
+#[test]
+fn a_binary_without_a_required_variable_says_which_in_words() {
+    for binary in ["auth-api", "exam-api", "email-worker", "attempt-sweeper"] {
+        let output = Command::new(built(binary))
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env("AWS_REGION", "us-east-1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{binary}: {e}"));
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{binary}: {printed}");
+        assert!(
+            printed.contains("Error: missing environment variable OES_")
+                && !printed.contains("Missing("),
+            "{binary}: {printed}"
+        );
+    }
+}
