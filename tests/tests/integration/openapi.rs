@@ -205,109 +205,61 @@ fn the_documented_request_limits_are_the_parsers() {
     use oes_domain::security::Password;
     use oes_domain::user::DisplayName;
     let doc = generated();
-    let expected: &[(&str, &str, &str, usize)] = &[
-        ("CreateExamBody", "title", "maxLength", limits::TITLE_CHARS),
-        (
-            "CreateExamBody",
-            "description",
-            "maxLength",
-            limits::DESCRIPTION_CHARS,
-        ),
-        (
-            "CreateExamBody",
-            "duration_minutes",
-            "maximum",
-            limits::DURATION_MINUTES as usize,
-        ),
-        ("CreateExamBody", "pass_mark_percent", "maximum", 100),
-        (
-            "CreateExamBody",
-            "max_attempts",
-            "maximum",
-            limits::MAX_ATTEMPTS as usize,
-        ),
-        ("ExamPatchBody", "title", "maxLength", limits::TITLE_CHARS),
-        (
-            "ExamPatchBody",
-            "description",
-            "maxLength",
-            limits::DESCRIPTION_CHARS,
-        ),
-        (
-            "ExamPatchBody",
-            "duration_minutes",
-            "maximum",
-            limits::DURATION_MINUTES as usize,
-        ),
-        (
-            "ExamPatchBody",
-            "max_attempts",
-            "maximum",
-            limits::MAX_ATTEMPTS as usize,
-        ),
-        ("QuestionBody", "text", "maxLength", limits::QUESTION_CHARS),
-        ("QuestionBody", "options", "minItems", limits::MIN_OPTIONS),
-        ("QuestionBody", "options", "maxItems", limits::MAX_OPTIONS),
-        (
-            "QuestionBody",
-            "correct_option",
-            "maximum",
-            limits::MAX_OPTIONS - 1,
-        ),
-        (
-            "QuestionBody",
-            "points",
-            "maximum",
-            limits::MAX_POINTS as usize,
-        ),
-        (
-            "QuestionPatchBody",
-            "text",
-            "maxLength",
-            limits::QUESTION_CHARS,
-        ),
-        (
-            "QuestionPatchBody",
-            "options",
-            "minItems",
-            limits::MIN_OPTIONS,
-        ),
-        (
-            "QuestionPatchBody",
-            "options",
-            "maxItems",
-            limits::MAX_OPTIONS,
-        ),
-        (
-            "QuestionPatchBody",
-            "correct_option",
-            "maximum",
-            limits::MAX_OPTIONS - 1,
-        ),
-        (
-            "QuestionPatchBody",
-            "points",
-            "maximum",
-            limits::MAX_POINTS as usize,
-        ),
-        ("RegisterBody", "password", "minLength", Password::MIN_CHARS),
-        ("RegisterBody", "password", "maxLength", Password::MAX_CHARS),
-        ("RegisterBody", "name", "maxLength", DisplayName::MAX_CHARS),
-        ("RenameBody", "name", "maxLength", DisplayName::MAX_CHARS),
-        (
-            "ResetConfirmBody",
-            "new_password",
-            "minLength",
-            Password::MIN_CHARS,
-        ),
-        (
-            "ResetConfirmBody",
-            "new_password",
-            "maxLength",
-            Password::MAX_CHARS,
-        ),
-    ];
-    for &(schema, property, keyword, limit) in expected {
+    let (exam, question) = (
+        &["CreateExamBody", "ExamPatchBody"][..],
+        &["QuestionBody", "QuestionPatchBody"][..],
+    );
+    let (password, name) = (
+        &[
+            ("RegisterBody", "password"),
+            ("ResetConfirmBody", "new_password"),
+        ][..],
+        &[("RegisterBody", "name"), ("RenameBody", "name")][..],
+    );
+    let mut expected: Vec<(&str, &str, &str, usize)> = Vec::new();
+    for &schema in exam {
+        expected.extend([
+            (schema, "title", "maxLength", limits::TITLE_CHARS),
+            (
+                schema,
+                "description",
+                "maxLength",
+                limits::DESCRIPTION_CHARS,
+            ),
+            (
+                schema,
+                "duration_minutes",
+                "maximum",
+                limits::DURATION_MINUTES as usize,
+            ),
+            (schema, "pass_mark_percent", "maximum", 100),
+            (
+                schema,
+                "max_attempts",
+                "maximum",
+                limits::MAX_ATTEMPTS as usize,
+            ),
+        ]);
+    }
+    for &schema in question {
+        expected.extend([
+            (schema, "text", "maxLength", limits::QUESTION_CHARS),
+            (schema, "options", "minItems", limits::MIN_OPTIONS),
+            (schema, "options", "maxItems", limits::MAX_OPTIONS),
+            (schema, "correct_option", "maximum", limits::MAX_OPTIONS - 1),
+            (schema, "points", "maximum", limits::MAX_POINTS as usize),
+        ]);
+    }
+    for &(schema, property) in password {
+        expected.extend([
+            (schema, property, "minLength", Password::MIN_CHARS),
+            (schema, property, "maxLength", Password::MAX_CHARS),
+        ]);
+    }
+    for &(schema, property) in name {
+        expected.push((schema, property, "maxLength", DisplayName::MAX_CHARS));
+    }
+    for (schema, property, keyword, limit) in expected {
         let stated = &doc["components"]["schemas"][schema]["properties"][property][keyword];
         assert_eq!(
             stated.as_u64(),
