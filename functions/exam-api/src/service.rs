@@ -12,6 +12,7 @@
 //! from the store every time, so paging cannot add cache entries.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use oes_domain::cache::{CacheAside, CacheKey, CacheStatus};
@@ -193,15 +194,20 @@ impl ExamService {
     }
 
     /// An exam, if the caller may see it, with the points of its questions (not the
-    /// questions).
+    /// questions). `caller` (the session's profile read) is resolved while the exam and its
+    /// questions are read: one round trip to the cache, not three in a row. Nothing read is
+    /// shown before the caller is known and allowed.
     pub async fn exam(
         &self,
-        caller: &UserProfile,
+        caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &ExamId,
     ) -> Result<(ExamOutline, CacheStatus), ExamError> {
-        let (exam, status) = self.cached_exam(id).await?;
-        let exam = access::visible(caller, exam)?;
-        let (questions, _) = self.cached_questions(id).await?;
+        let (caller, exam, questions) =
+            tokio::join!(caller, self.cached_exam(id), self.cached_questions(id));
+        let caller = caller?;
+        let (exam, status) = exam?;
+        let exam = access::visible(&caller, exam)?;
+        let (questions, _) = questions?;
         let total_points = questions.iter().map(|q| q.points).sum();
         Ok((ExamOutline { exam, total_points }, status))
     }
@@ -299,14 +305,19 @@ impl ExamService {
     /// The questions of an exam with their answers, for its owner and admins. Students see
     /// the questions only inside their own open attempt ([`Self::start_attempt`],
     /// [`Self::attempt`]).
+    ///
+    /// As [`Self::exam`], `caller` is resolved while the exam and the questions are read.
     pub async fn questions(
         &self,
-        caller: &UserProfile,
+        caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &ExamId,
     ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
-        let (exam, _) = self.cached_exam(id).await?;
-        access::questions_of(caller, exam)?;
-        self.cached_questions(id).await
+        let (caller, exam, questions) =
+            tokio::join!(caller, self.cached_exam(id), self.cached_questions(id));
+        let caller = caller?;
+        let (exam, _) = exam?;
+        access::questions_of(&caller, exam)?;
+        questions
     }
 
     /// Changes a question. Attempts already started are graded on the question as it was.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use oes_domain::cache::{CacheAside, CacheStatus};
 use oes_domain::ports::{StoreUnavailable, UserStore};
-use oes_domain::security::{JwtError, JwtKeys};
+use oes_domain::security::{AccessClaims, JwtError, JwtKeys};
 use oes_domain::user::{UserId, UserProfile};
 
 /// The caller could not be identified.
@@ -58,7 +58,21 @@ impl Sessions {
         &self,
         bearer: &str,
     ) -> Result<(UserProfile, CacheStatus), SessionError> {
-        let claims = self.jwt.verify(bearer)?;
+        self.caller(&self.verify(bearer)?).await
+    }
+
+    /// The claims of a bearer token whose signature, expiry, issuer and audience are right: no
+    /// I/O, so a request without a valid token is refused before anything is read.
+    pub fn verify(&self, bearer: &str) -> Result<AccessClaims, SessionError> {
+        Ok(self.jwt.verify(bearer)?)
+    }
+
+    /// The profile of verified `claims` (read cache-aside), if the token is still current. A
+    /// handler may read what the route needs while this runs, and decide once both are done.
+    pub async fn caller(
+        &self,
+        claims: &AccessClaims,
+    ) -> Result<(UserProfile, CacheStatus), SessionError> {
         let id = claims.user_id();
         let (mut profile, mut status) = self.profile(&id).await?;
         if status == CacheStatus::Hit

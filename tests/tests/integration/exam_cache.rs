@@ -374,3 +374,116 @@ on_both_redis!(
     a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once,
     reads_survive_redis_dying_and_hits_resume_when_it_returns,
 );
+
+/// The in-memory cache, counting the reads in flight at once (`get` and `lock_or_read`): each
+/// read gives way once before it answers, so reads made together overlap and reads made one
+/// after another do not. No clock is involved.
+#[derive(Default)]
+struct OverlapGauge {
+    cache: oes_adapters::memory::MemoryCache,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl OverlapGauge {
+    async fn read<T>(&self, read: impl std::future::Future<Output = T>) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::task::yield_now().await;
+        let answer = read.await;
+        self.now.fetch_sub(1, SeqCst);
+        answer
+    }
+
+    fn most_at_once(&self) -> usize {
+        self.most.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl oes_domain::ports::Cache for OverlapGauge {
+    async fn get(
+        &self,
+        key: &str,
+        field: &str,
+    ) -> Result<oes_domain::ports::Lookup, oes_domain::ports::CacheError> {
+        self.read(self.cache.get(key, field)).await
+    }
+
+    async fn fill(
+        &self,
+        fill: &oes_domain::ports::Fill<'_>,
+    ) -> Result<bool, oes_domain::ports::CacheError> {
+        self.cache.fill(fill).await
+    }
+
+    async fn invalidate(
+        &self,
+        key: &str,
+        generation: &str,
+        ttl: Duration,
+    ) -> Result<(), oes_domain::ports::CacheError> {
+        self.cache.invalidate(key, generation, ttl).await
+    }
+
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        lock: &str,
+        ttl: Duration,
+    ) -> Result<(oes_domain::ports::Lookup, bool), oes_domain::ports::CacheError> {
+        self.read(self.cache.lock_or_read(key, field, lock, ttl))
+            .await
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, oes_domain::ports::CacheError> {
+        self.cache.counter(key).await
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, oes_domain::ports::CacheError> {
+        self.cache.increment(key).await
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), oes_domain::ports::CacheError> {
+        self.cache.hit(key, window).await
+    }
+}
+
+/// Issue 14: a cached read waits for one round trip to the cache, not three in a row: the
+/// caller's profile, the exam and its questions are asked for together (with Redis's
+/// multiplexed connection, in one write). Counted as the most reads in flight at once: 3 now,
+/// 1 before (each read waited for the one before it).
+#[tokio::test]
+async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_once() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    use oes_domain::cache::{CacheAside, CacheKeys};
+    use oes_runtime::wiring::ApiAdapters;
+    use std::sync::Arc;
+
+    let gauge = Arc::new(OverlapGauge::default());
+    let mut adapters = ApiAdapters::in_memory(MemoryQueues::new(), Arc::new(MemoryJobs::default()));
+    adapters.cache = CacheAside::new(
+        gauge.clone(),
+        CacheKeys::new("oes"),
+        CacheSettings::default(),
+    );
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
+    for path in [format!("/exams/{exam}"), format!("/exams/{exam}/questions")] {
+        // The first reads miss and fill; the last one is all hits.
+        for _ in 0..2 {
+            assert_eq!(h.call("GET", &path, None, &owner).await.0, 200, "{path}");
+        }
+        gauge.most_at_once();
+        let (status, body) = h.call("GET", &path, None, &owner).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(gauge.most_at_once(), 3, "{path}: reads in flight at once");
+    }
+}
