@@ -290,19 +290,19 @@ async fn dispatch(
             };
             Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
-        Route::CreateExam => create_exam(service, &caller, request).await,
+        Route::CreateExam => create_exam(service, caller, request).await,
         Route::GetExam => get_exam(service, known(), ids).await,
         Route::PatchExam => {
             let patch = exam_patch(parse_json(request)?)?;
-            let exam = service.update_exam(&caller, ids.exam()?, patch).await?;
+            let exam = service.update_exam(caller, ids.exam()?, patch).await?;
             Ok(json(StatusCode::OK, &views::exam(&exam)))
         }
         Route::DeleteExam => {
-            service.delete_exam(&caller, ids.exam()?).await?;
+            service.delete_exam(caller, ids.exam()?).await?;
             Ok(no_content_json(StatusCode::OK, "deleted"))
         }
         Route::Publish => {
-            let exam = service.publish(&caller, ids.exam()?).await?;
+            let exam = service.publish(caller, ids.exam()?).await?;
             Ok(json(StatusCode::OK, &views::exam(&exam)))
         }
         Route::ListQuestions => list_questions(service, known(), ids).await,
@@ -314,7 +314,7 @@ async fn dispatch(
                 body.correct_option.0,
                 body.points.0,
             )?;
-            let question = service.add_question(&caller, ids.exam()?, fields).await?;
+            let question = service.add_question(caller, ids.exam()?, fields).await?;
             Ok(json(StatusCode::CREATED, &views::question(&question)))
         }
         Route::PatchQuestion => {
@@ -326,25 +326,25 @@ async fn dispatch(
                 points: body.points.map(u64::from),
             };
             let question = service
-                .update_question(&caller, ids.exam()?, ids.question()?, patch)
+                .update_question(caller, ids.exam()?, ids.question()?, patch)
                 .await?;
             Ok(json(StatusCode::OK, &views::question(&question)))
         }
         Route::DeleteQuestion => {
             service
-                .delete_question(&caller, ids.exam()?, ids.question()?)
+                .delete_question(caller, ids.exam()?, ids.question()?)
                 .await?;
             Ok(no_content_json(StatusCode::OK, "deleted"))
         }
         Route::StartAttempt => {
-            let attempt = service.start_attempt(&caller, ids.exam()?).await?;
+            let attempt = service.start_attempt(caller, ids.exam()?).await?;
             Ok(json(StatusCode::CREATED, &views::attempt_view(&attempt)))
         }
         Route::ExamResults => {
             let list = List::Results(ids.exam()?);
             let (limit, after) = api.cursors.query(request, list)?;
             let page = service
-                .results(&caller, ids.exam()?, limit, after.as_ref())
+                .results(caller, ids.exam()?, limit, after.as_ref())
                 .await?;
             let body = views::ResultList {
                 results: page.items.iter().map(views::summary).collect(),
@@ -353,7 +353,7 @@ async fn dispatch(
             Ok(json(StatusCode::OK, &body))
         }
         Route::GetAttempt => {
-            let (attempt, status) = service.attempt(&caller, ids.attempt()?).await?;
+            let (attempt, status) = service.attempt(caller, ids.attempt()?).await?;
             Ok(with_cache_status(
                 json(StatusCode::OK, &views::attempt_view(&attempt)),
                 status,
@@ -363,18 +363,18 @@ async fn dispatch(
             let body: AnswersBody = parse_json(request)?;
             let answers = body.answers.into_iter().map(|(q, o)| (q, o.0)).collect();
             let attempt = service
-                .save_answers(&caller, ids.attempt()?, &answers)
+                .save_answers(caller, ids.attempt()?, &answers)
                 .await?;
             Ok(json(StatusCode::OK, &views::attempt(&attempt)))
         }
         Route::Submit => {
-            let attempt = service.submit(&caller, ids.attempt()?).await?;
+            let attempt = service.submit(caller, ids.attempt()?).await?;
             Ok(json(StatusCode::OK, &views::attempt_view(&attempt)))
         }
         Route::MyAttempts => {
             let list = List::AttemptsOf(&caller.id);
             let (limit, after) = api.cursors.query(request, list)?;
-            let (page, status) = service.my_attempts(&caller, limit, after.as_ref()).await?;
+            let (page, status) = service.my_attempts(caller, limit, after.as_ref()).await?;
             let body = views::AttemptList {
                 attempts: page.items.iter().map(views::summary).collect(),
                 next_cursor: api.cursors.next(list, &page, AttemptCursor::after),
