@@ -24,6 +24,7 @@ mod jobs;
 mod lanes;
 
 pub use jobs::COUNT_BUDGET;
+pub use lanes::QueueView;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! queues answer (without the cache oes is slower, not wrong: `degraded`, still 200), 503 when
 //! either does not. No token needed, and nothing in it is anyone's data.
 
-use oes_domain::email::Lane;
+use exam_api::admin::QueueView;
 use serde::Serialize;
 
 use crate::Functions;
@@ -20,7 +20,7 @@ pub struct Health {
     pub checks: Checks,
     /// Each queue's counts (the lanes with `paused`, then the dead-letter queue); empty when the
     /// queues do not answer.
-    pub queues: Vec<serde_json::Value>,
+    pub queues: Vec<QueueView>,
 }
 
 /// The dependencies' answers.
@@ -54,19 +54,8 @@ pub async fn check(functions: &Functions) -> Health {
     let admin = &functions.exams.admin;
     let store = outcome(admin.jobs.get("oes-local-health-probe").await.map(drop));
     let cache = outcome(admin.cache.reachable().await);
-    let (queues_check, queues) = match admin.queues.counts().await {
-        Ok(counts) => {
-            let mut views = Vec::with_capacity(counts.len());
-            for (i, counts) in counts.into_iter().enumerate() {
-                let mut view = serde_json::to_value(&counts).unwrap_or_default();
-                if let Some(lane) = Lane::ALL.get(i) {
-                    let paused = admin.lanes.is_paused(*lane).await.ok();
-                    view["paused"] = serde_json::json!(paused);
-                }
-                views.push(view);
-            }
-            ("ok".to_owned(), views)
-        }
+    let (queues_check, queues) = match admin.queue_views().await {
+        Ok(views) => ("ok".to_owned(), views),
         Err(error) => (format!("unavailable: {error}"), Vec::new()),
     };
     let status = match (store == "ok" && queues_check == "ok", cache == "ok") {

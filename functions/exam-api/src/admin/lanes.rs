@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use oes_domain::email::Lane;
-use oes_domain::ports::QueueCounts;
+use oes_domain::ports::{BoxError, QueueCounts};
 use oes_domain::user::UserId;
 use oes_runtime::http::{ApiError, json};
 use serde::Serialize;
@@ -13,35 +13,36 @@ use serde_json::json;
 use super::{AdminService, unavailable};
 
 /// A queue's counts, and for a lane whether it is paused.
-#[derive(Serialize)]
-struct QueueView {
+#[derive(Debug, Serialize)]
+pub struct QueueView {
+    /// Visible, in flight, delayed.
     #[serde(flatten)]
-    counts: QueueCounts,
+    pub counts: QueueCounts,
+    /// For a lane: whether its receiving is paused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    paused: Option<bool>,
+    pub paused: Option<bool>,
+}
+
+impl AdminService {
+    /// The lanes (with `paused`), then the dead-letter queue: what `GET /admin/queues` shows
+    /// (and `oes-local`'s `GET /health`).
+    pub async fn queue_views(&self) -> Result<Vec<QueueView>, BoxError> {
+        let counts = self.queues.counts().await?;
+        let mut queues = Vec::with_capacity(counts.len());
+        for (i, counts) in counts.into_iter().enumerate() {
+            let paused = match Lane::ALL.get(i) {
+                Some(lane) => Some(self.lanes.is_paused(*lane).await?),
+                None => None,
+            };
+            queues.push(QueueView { counts, paused });
+        }
+        Ok(queues)
+    }
 }
 
 /// `GET /admin/queues`: the lanes (with `paused`), then the dead-letter queue.
 pub(super) async fn queues(admin: &AdminService) -> Result<Response<Body>, ApiError> {
-    let counts = admin
-        .queues
-        .counts()
-        .await
-        .map_err(|e| unavailable(e.into()))?;
-    let mut queues = Vec::with_capacity(counts.len());
-    for (i, counts) in counts.into_iter().enumerate() {
-        let paused = match Lane::ALL.get(i) {
-            Some(lane) => Some(
-                admin
-                    .lanes
-                    .is_paused(*lane)
-                    .await
-                    .map_err(|e| unavailable(e.into()))?,
-            ),
-            None => None,
-        };
-        queues.push(QueueView { counts, paused });
-    }
+    let queues = admin.queue_views().await.map_err(unavailable)?;
     Ok(json(StatusCode::OK, &json!({ "queues": queues })))
 }
 

@@ -206,14 +206,24 @@ impl CacheAside {
     /// health checks, never on a request's path.
     pub async fn reachable(&self) -> Result<(), CacheError> {
         let version_key = self.0.keys.version_key();
-        let read = self.0.cache.counter(&version_key);
-        match tokio::time::timeout(self.0.settings.timeout, read).await {
-            Ok(answer) => answer.map(|_| ()),
-            Err(elapsed) => Err(CacheError {
-                context: "redis call timed out",
-                source: elapsed.into(),
-            }),
-        }
+        self.timed(self.0.cache.counter(&version_key))
+            .await
+            .map(|_| ())
+    }
+
+    /// `call`, failing once the cache's timeout has passed.
+    async fn timed<R>(
+        &self,
+        call: impl Future<Output = Result<R, CacheError>>,
+    ) -> Result<R, CacheError> {
+        tokio::time::timeout(self.0.settings.timeout, call)
+            .await
+            .unwrap_or_else(|elapsed| {
+                Err(CacheError {
+                    context: "redis call timed out",
+                    source: elapsed.into(),
+                })
+            })
     }
 
     /// Where `key` lives in Redis right now (for tests and debugging); `None` if the namespace
@@ -365,16 +375,12 @@ impl CacheAside {
         call: impl Future<Output = Result<R, CacheError>>,
     ) -> Result<R, Failure> {
         let failure = if self.0.breaker.allow() {
-            let error = match tokio::time::timeout(self.0.settings.timeout, call).await {
-                Ok(Ok(value)) => {
+            let error = match self.timed(call).await {
+                Ok(value) => {
                     self.0.breaker.succeeded();
                     return Ok(value);
                 }
-                Ok(Err(error)) => error,
-                Err(elapsed) => CacheError {
-                    context: "redis call timed out",
-                    source: elapsed.into(),
-                },
+                Err(error) => error,
             };
             self.0.breaker.failed();
             Failure::Failed(error)
