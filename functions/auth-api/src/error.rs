@@ -8,7 +8,7 @@ use oes_domain::user::InvalidInput;
 use oes_runtime::http::{ApiError, log_error_chain};
 use oes_runtime::session::SessionError;
 
-use crate::hashing::PoolError;
+use crate::hashing::{Busy, PoolError};
 
 /// An auth operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,12 @@ impl From<SessionError> for AuthError {
             SessionError::Unauthenticated(reason) => Self::Unauthenticated(reason),
             SessionError::Store(store) => store.into(),
         }
+    }
+}
+
+impl From<Busy> for AuthError {
+    fn from(_: Busy) -> Self {
+        Self::Busy
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use oes_domain::security::HashMemory;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Hashes waiting per worker by default: the last of them waits about 64 hashes' time
 /// (~3 s at 45 ms a hash), inside the function's timeout.
@@ -49,22 +49,50 @@ impl HashPool {
         Self::new(cores, cores * WAITING_PER_WORKER)
     }
 
-    /// Runs `work` on the blocking pool, in a worker's memory, when a worker is free, or refuses
-    /// at once when the queue is full. The permits go with the work: a caller that gives up (a
-    /// client gone) frees its place in the queue, but work already started keeps its worker
-    /// until it ends.
+    /// A place in the queue, or [`Busy`] at once when the queue is full. Taken before a request
+    /// spends anything else — a rate limit's budget, a single-use link — so that a request
+    /// refused as busy has spent nothing and can simply be sent again.
+    pub fn admit(&self) -> Result<Admission, Busy> {
+        let admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        Ok(Admission {
+            admitted,
+            pool: self.clone(),
+        })
+    }
+
+    /// [`admit`](Self::admit), then [`Admission::run`].
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut HashMemory) -> T + Send + 'static,
     ) -> Result<T, PoolError> {
-        let admitted = Arc::clone(&self.admitted)
-            .try_acquire_owned()
-            .map_err(|_| PoolError::Busy(Busy))?;
-        let running = Arc::clone(&self.running)
+        self.admit()?.run(work).await
+    }
+}
+
+/// A place in a [`HashPool`]'s queue; dropped unused, it frees the place.
+#[derive(Debug)]
+#[must_use = "an admission holds a place in the pool until it runs or is dropped"]
+pub struct Admission {
+    admitted: OwnedSemaphorePermit,
+    pool: HashPool,
+}
+
+impl Admission {
+    /// Runs `work` on the blocking pool, in a worker's memory, when a worker is free. The
+    /// permits go with the work: a caller that gives up (a client gone) frees its place in the
+    /// queue, but work already started keeps its worker until it ends.
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce(&mut HashMemory) -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        let Self { admitted, pool } = self;
+        let running = Arc::clone(&pool.running)
             .acquire_owned()
             .await
             .map_err(|e| PoolError::Failed(e.to_string()))?;
-        let memories = Arc::clone(&self.memories);
+        let memories = Arc::clone(&pool.memories);
         tokio::task::spawn_blocking(move || {
             let _held = (admitted, running);
             let mut memory = lock(&memories).pop().unwrap_or_default();
@@ -192,5 +220,18 @@ mod tests {
         release.send(()).expect("the work waits");
         running.await.expect("joined").expect("ran");
         assert_eq!(next.await.expect("joined").expect("admitted"), 3);
+    }
+
+    #[tokio::test]
+    async fn an_admission_holds_its_place_until_it_runs_or_is_dropped() {
+        let pool = HashPool::new(1, 1);
+        let first = pool.admit().expect("a place");
+        let second = pool.admit().expect("the waiting place");
+        assert!(matches!(pool.admit(), Err(Busy)), "both places are taken");
+        drop(second);
+        let third = pool.admit().expect("the dropped place is free again");
+        assert_eq!(first.run(|_| 1).await.expect("ran"), 1);
+        assert_eq!(third.run(|_| 3).await.expect("ran"), 3);
+        assert_eq!(pool.run(|_| 4).await.expect("every place is free"), 4);
     }
 }

@@ -166,13 +166,14 @@ async fn register(service: &AuthService, request: &Request) -> Result<Response<B
     let email = Email::parse(&body.email)?;
     let password = Password::parse(body.password, "password")?;
     let name = DisplayName::parse(&body.name)?;
+    let slot = service.admit_password_work()?;
     service
         .throttle(&[
             (&SIGN_UP_PER_IP, client_ip(request)),
             (&EMAIL_PER_ADDRESS, &email.mailbox()),
         ])
         .await?;
-    service.register(email, password, name).await?;
+    service.register(slot, email, password, name).await?;
     // The same answer whatever the address (see `AuthService::register`).
     Ok(json(
         StatusCode::ACCEPTED,
@@ -213,7 +214,8 @@ async fn login(service: &AuthService, request: &Request) -> Result<Response<Body
         ip: client_ip(request),
         device_token: body.device_token.as_deref(),
     };
-    let token = service.login(&email, body.password, from).await?;
+    let slot = service.admit_password_work()?;
+    let token = service.login(slot, &email, body.password, from).await?;
     Ok(json(StatusCode::OK, &token))
 }
 
@@ -253,8 +255,9 @@ async fn confirm_reset(
 ) -> Result<Response<Body>, ApiError> {
     let body: ResetConfirmBody = parse_json(request)?;
     let password = Password::parse(body.new_password, "new_password")?;
+    let slot = service.admit_password_work()?;
     service
-        .confirm_password_reset(&body.token, password)
+        .confirm_password_reset(slot, &body.token, password)
         .await?;
     Ok(no_content_json(StatusCode::OK, "password_reset"))
 }
@@ -267,6 +270,7 @@ async fn change_email(
     let body: EmailChangeBody = parse_json(request)?;
     let new_email = Email::parse(&body.new_email)
         .map_err(|_| ApiError::validation("new_email: is not a valid email address"))?;
+    let slot = service.admit_password_work()?;
     service
         .throttle(&[
             (&EMAIL_CHANGE_PER_ACCOUNT, profile.id.as_str()),
@@ -274,7 +278,7 @@ async fn change_email(
         ])
         .await?;
     service
-        .request_email_change(&profile.id, new_email, body.password)
+        .request_email_change(slot, &profile.id, new_email, body.password)
         .await?;
     Ok(accepted())
 }

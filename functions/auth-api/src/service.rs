@@ -15,7 +15,7 @@ use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_runtime::session::Sessions;
 
 use crate::error::AuthError;
-use crate::hashing::HashPool;
+use crate::hashing::{Admission, HashPool};
 use crate::limits::{
     LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE, RESET_PER_ACCOUNT,
 };
@@ -98,6 +98,15 @@ impl AuthService {
         }
     }
 
+    /// A place in the password pool, for a request that will hash or check a password. Take
+    /// it first, before [`throttle`](Self::throttle) or anything else the request spends: a
+    /// request refused as busy (503, `Retry-After`) has then spent no rate-limit budget and no
+    /// single-use link, and the client simply sends it again. (Found by the exam-day load
+    /// test: busy sign-ins used to count against the student's sign-in limit.)
+    pub fn admit_password_work(&self) -> Result<Admission, AuthError> {
+        Ok(self.hash_pool.admit()?)
+    }
+
     /// Counts one attempt against each `(limit, subject)` in turn and refuses at the first one
     /// exceeded, with its wait. The limits after it do not count the refused attempt, so list
     /// the narrowest first: an attempt refused by one client's own limit must not spend a budget
@@ -130,11 +139,12 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
+        slot: Admission,
         email: Email,
         password: Password,
         name: DisplayName,
     ) -> Result<(), AuthError> {
-        let password_hash = self.hash(password).await?;
+        let password_hash = self.hash(slot, password).await?;
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -246,6 +256,7 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
+        slot: Admission,
         email: &Email,
         password: String,
         from: SignInFrom<'_>,
@@ -279,7 +290,7 @@ impl AuthService {
             (None, _) => None,
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let matched = self.verify_password(password, stored).await?;
+        let matched = self.verify_password(slot, password, stored).await?;
         let user = match user {
             Some(user) if matched => user,
             _ => {
@@ -365,6 +376,7 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn confirm_password_reset(
         &self,
+        slot: Admission,
         token: &str,
         password: Password,
     ) -> Result<(), AuthError> {
@@ -381,7 +393,7 @@ impl AuthService {
         if !linked.holds_for(&user) {
             return Err(AuthError::InvalidToken);
         }
-        let hash = self.hash(password).await?;
+        let hash = self.hash(slot, password).await?;
         let update = UserUpdate::Password { hash, linked };
         match self.users.update(&user.id, update, self.clock.now()).await {
             Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
@@ -398,6 +410,7 @@ impl AuthService {
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn request_email_change(
         &self,
+        slot: Admission,
         id: &UserId,
         new_email: Email,
         password: String,
@@ -408,7 +421,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::Unauthenticated("the account no longer exists"))?;
         let stored = Some(user.password_hash.clone());
-        if !self.verify_password(password, stored).await? {
+        if !self.verify_password(slot, password, stored).await? {
             return Err(AuthError::InvalidCredentials);
         }
         if new_email == user.email {
@@ -499,20 +512,19 @@ impl AuthService {
     /// argon2 is CPU-bound: it runs off the async workers, in the bounded [`HashPool`].
     async fn verify_password(
         &self,
+        slot: Admission,
         candidate: String,
         stored: Option<String>,
     ) -> Result<bool, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        Ok(self
-            .hash_pool
+        Ok(slot
             .run(move |memory| hasher.verify_in(&candidate, stored.as_deref(), memory))
             .await?)
     }
 
-    async fn hash(&self, password: Password) -> Result<String, AuthError> {
+    async fn hash(&self, slot: Admission, password: Password) -> Result<String, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        self.hash_pool
-            .run(move |memory| hasher.hash_in(&password, memory))
+        slot.run(move |memory| hasher.hash_in(&password, memory))
             .await?
             .map_err(AuthError::from)
     }

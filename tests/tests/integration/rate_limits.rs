@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth_api::hashing::HashPool;
 use lambda_http::{Body, Response};
 use oes_adapters::redis_cache::{RedisCache, RedisTopology};
 use oes_domain::cache::CacheSettings;
@@ -274,21 +275,7 @@ async fn two_containers_over_the_real_adapters_share_the_sign_in_budget() {
 /// `oes-local` to 22 GB until the kernel killed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_burst_beyond_the_hash_pool_is_refused_at_once_not_queued_without_bound() {
-    use auth_api::hashing::HashPool;
-    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
-    use oes_domain::clock::SystemClock;
-    use oes_domain::security::{JwtKeys, PasswordHasher};
-    use oes_runtime::wiring::ApiAdapters;
-
-    // The real cost (OWASP's 19 MiB, 2 passes): each check holds its worker for milliseconds.
-    let service = auth_api::wire(
-        ApiAdapters::in_memory(MemoryQueues::new(), Arc::new(MemoryJobs::default())),
-        JwtKeys::new(&oes_tests::jwt_settings()),
-        PasswordHasher::new().expect("default params"),
-        Arc::new(SystemClock),
-    )
-    .with_hash_pool(HashPool::new(1, 2));
-    let service = Arc::new(service);
+    let service = Arc::new(with_real_argon2(HashPool::new(1, 2)));
     let burst: Vec<_> = (0..24u8)
         .map(|n| {
             let service = Arc::clone(&service);
@@ -327,4 +314,90 @@ async fn a_sign_in_burst_beyond_the_hash_pool_is_refused_at_once_not_queued_with
         read(&respond(&service, HOME, "/auth/login", &attempt).await).0,
         401
     );
+}
+
+/// auth-api in memory with the real argon2 cost (OWASP's 19 MiB, 2 passes: each check holds
+/// its worker for milliseconds) and the given pool.
+fn with_real_argon2(pool: HashPool) -> auth_api::service::AuthService {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    use oes_domain::clock::SystemClock;
+    use oes_domain::security::{JwtKeys, PasswordHasher};
+    use oes_runtime::wiring::ApiAdapters;
+
+    auth_api::wire(
+        ApiAdapters::in_memory(MemoryQueues::new(), Arc::new(MemoryJobs::default())),
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        PasswordHasher::new().expect("default params"),
+        Arc::new(SystemClock),
+    )
+    .with_hash_pool(pool)
+}
+
+/// The pool's one worker, held by work that waits to be released.
+struct HeldWorker {
+    release: std::sync::mpsc::Sender<()>,
+    work: tokio::task::JoinHandle<Result<(), auth_api::hashing::PoolError>>,
+}
+
+impl HeldWorker {
+    async fn hold(pool: &HashPool) -> Self {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let held = pool.clone();
+        let work = tokio::spawn(async move {
+            held.run(move |_| {
+                let _ = started.send(());
+                let _ = wait.recv();
+            })
+            .await
+        });
+        running.await.expect("the held work starts");
+        Self { release, work }
+    }
+
+    /// Lets the work end, and waits until it has given its worker back.
+    async fn release(self) {
+        self.release.send(()).expect("the held work waits");
+        self.work.await.expect("joined").expect("ran");
+    }
+}
+
+/// Found by the exam-day load test (issue 14): a sign-in refused with 503 `busy` counted against
+/// the student's (account, address) sign-in limit, so ten busy answers in a burst locked the
+/// student out of signing in for up to 15 minutes — on exam day, at the start of the exam.
+/// A request the hash pool refuses spends no budget: neither a sign-in nor a sign-up (whose
+/// per-address budget is small).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_as_busy_spend_no_rate_limit_budget() {
+    let pool = HashPool::new(1, 0);
+    let service = Arc::new(with_real_argon2(pool.clone()));
+    let held = HeldWorker::hold(&pool).await;
+    let sign_in = json!({"email": "burst@example.com", "password": "a password"});
+    let sign_up = json!({"email": "new@example.com", "password": "a long password",
+        "name": "New Student"});
+    let max = auth_api::limits::LOGIN_PER_ACCOUNT_AND_IP
+        .max
+        .max(auth_api::limits::EMAIL_PER_ADDRESS.max)
+        .max(auth_api::limits::SIGN_UP_PER_IP.max);
+    for _ in 0..=max {
+        for (path, body) in [("/auth/login", &sign_in), ("/auth/register", &sign_up)] {
+            let response = respond(&service, HOME, path, body).await;
+            let (status, body) = read(&response);
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (503, &json!("busy")),
+                "{path}"
+            );
+        }
+    }
+    held.release().await;
+    let signed_in = respond(&service, HOME, "/auth/login", &sign_in).await;
+    assert_eq!(
+        read(&signed_in).0,
+        401,
+        "checked, not refused: {:?}",
+        read(&signed_in).1
+    );
+    let signed_up = respond(&service, HOME, "/auth/register", &sign_up).await;
+    assert_eq!(read(&signed_up).0, 202, "{:?}", read(&signed_up).1);
 }
