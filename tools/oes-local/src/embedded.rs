@@ -56,11 +56,21 @@ pub async fn start(
     settings: Embedded,
     jwt: JwtSettings,
 ) -> Result<Arc<Functions>, oes_domain::ports::BoxError> {
+    start_seeded(settings, jwt, 0).await
+}
+
+/// [`start`], with `students` more student accounts ([`crate::seed`]).
+pub async fn start_seeded(
+    settings: Embedded,
+    jwt: JwtSettings,
+    students: usize,
+) -> Result<Arc<Functions>, oes_domain::ports::BoxError> {
     let queues: Arc<dyn MessageQueues> = MemoryQueues::new();
     let jobs = Arc::new(MemoryJobs::default());
     let adapters = ApiAdapters::in_memory(queues.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
+    crate::seed::students(&*adapters.users, &hasher, &settings.demo_password, students).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
     let lanes = adapters.lanes.clone();
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
