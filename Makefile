@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test fuzz-api openapi soak template-check lint run-local provision bench package deploy-tools
+.PHONY: help services services-down build test fuzz-api load-smoke openapi soak template-check lint run-local provision bench package deploy-tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +37,10 @@ test: services ## build, run all tests against the local services, fuzz the API,
 fuzz-api: ## schemathesis against oes-local (embedded) as each role (FUZZ_SEED, FUZZ_EXAMPLES)
 	cargo build -p oes-local
 	scripts/fuzz-api.sh
+
+load-smoke: ## a short exam day (30 students) against oes-local (embedded) with oes-load's hard checks
+	cargo build -p oes-local -p oes-load
+	scripts/load-smoke.sh
 
 openapi: ## write docs/openapi.json again from the code
 	cargo run -q -p oes-local -- --openapi > docs/openapi.json

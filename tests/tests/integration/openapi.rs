@@ -164,6 +164,7 @@ async fn oes_local_serves_the_document() {
         outbox: outbox.clone(),
         public_base_url: "http://127.0.0.1".into(),
         demo_password: "demo-password-123".into(),
+        seed_students: 0,
     };
     let jwt = JwtSettings {
         secret: embedded::random_secret(),

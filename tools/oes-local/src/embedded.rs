@@ -28,6 +28,8 @@ pub struct Embedded {
     pub public_base_url: String,
     /// Password of the demo accounts.
     pub demo_password: String,
+    /// How many more students to seed, with the demo password ([`crate::seed`]).
+    pub seed_students: usize,
 }
 
 /// The demo accounts seeded at start-up, with their roles: one of each.
@@ -61,6 +63,8 @@ pub async fn start(
     let adapters = ApiAdapters::in_memory(queues.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
     seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
+    let (users, password) = (&*adapters.users, &settings.demo_password);
+    crate::seed::students(users, &hasher, password, settings.seed_students).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
     let lanes = adapters.lanes.clone();
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));

@@ -12,6 +12,7 @@
 //! - [`health`]: `GET /health`: the store, the queues and the cache answer; the lanes' depth.
 //! - [`pollers`]: one poller per lane driving the worker, in either mode.
 //! - [`background`]: the pollers and the sweep together, and stopping them gracefully.
+//! - [`seed`]: `--seed-students N`: a class of verified students for a load test.
 //! - [`schedule`]: the attempt sweep every few seconds (EventBridge's schedule in AWS), in either
 //!   mode.
 //! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
@@ -26,6 +27,7 @@ pub mod health;
 pub mod openapi;
 pub mod pollers;
 pub mod schedule;
+pub mod seed;
 pub mod services;
 
 pub use gateway::{Functions, serve};

@@ -23,6 +23,10 @@ struct Args {
     /// Base of links in emails (defaults to this server's URL).
     #[arg(long, env = "OES_PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
+    /// Embedded mode: also seed N verified students, student-1@example.com … student-N@…,
+    /// with the demo password (a class for `oes-load`).
+    #[arg(long, default_value_t = 0)]
+    seed_students: usize,
     /// Print the OpenAPI document (what `docs/openapi.json` holds) and exit.
     #[arg(long)]
     openapi: bool,
@@ -83,6 +87,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 outbox: args.outbox.clone(),
                 public_base_url: base_url.clone(),
                 demo_password: demo_password.clone(),
+                seed_students: args.seed_students,
             };
             let functions = embedded::start(settings, jwt).await?;
             println!("oes-local: embedded mode (in-memory data, in-process queue and worker)");

@@ -162,6 +162,7 @@ async fn local() -> Local {
         outbox: outbox.clone(),
         public_base_url: base.clone(),
         demo_password: PASSWORD.into(),
+        seed_students: 0,
     };
     let jwt = JwtSettings {
         secret: embedded::random_secret(),

@@ -1,0 +1,381 @@
+//! The HTTP client of one actor (a student, the instructor, the admin), and the recorder every
+//! request's route, timing, answer and `x-cache` go to.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Which part of the run a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The instructor publishes the exam; the staff sign in; the email counts before.
+    Setup,
+    /// The students arrive, sit and submit; the admin watches the queues.
+    ExamDay,
+    /// The instructor reads the results; the admin waits for the emails and lists their jobs.
+    Results,
+}
+
+impl Phase {
+    /// Its name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Setup => "setup",
+            Self::ExamDay => "exam day",
+            Self::Results => "results",
+        }
+    }
+}
+
+/// How a request ended, as the report counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// An HTTP answer (any status but a `503 busy`).
+    Status(u16),
+    /// `503` with the error code `busy`: argon2's bounded queue is full; designed
+    /// back-pressure, retried after `Retry-After`, not an error.
+    Busy,
+    /// No answer within the request timeout.
+    Timeout,
+    /// No answer: the connection failed (refused, reset, closed early).
+    Transport,
+}
+
+impl Outcome {
+    /// A 2xx answer.
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Status(s) if (200..300).contains(&s))
+    }
+
+    /// A 5xx other than `503 busy` (a hard failure of the run).
+    pub fn is_server_error(self) -> bool {
+        matches!(self, Self::Status(s) if s >= 500)
+    }
+
+    /// Its key in a route's error counts.
+    pub fn label(self) -> String {
+        match self {
+            Self::Status(s) => s.to_string(),
+            Self::Busy => "503 busy".into(),
+            Self::Timeout => "timeout".into(),
+            Self::Transport => "transport".into(),
+        }
+    }
+}
+
+/// Where a read was served from: the API's `x-cache` header (`hit`, `miss`, `bypass`; absent on
+/// routes that do not read through the cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// From the cache.
+    Hit,
+    /// From the store, then cached.
+    Miss,
+    /// From the store because the cache failed.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// The header's value, if it is one the API sets.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "hit" => Some(Self::Hit),
+            "miss" => Some(Self::Miss),
+            "bypass" => Some(Self::Bypass),
+            _ => None,
+        }
+    }
+}
+
+/// One request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The part of the run.
+    pub phase: Phase,
+    /// The route's template (`GET /attempts/{id}`).
+    pub route: &'static str,
+    /// When it was sent, since the run started.
+    pub at: Duration,
+    /// From sending it to the last byte of the answer.
+    pub latency: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The `x-cache` header.
+    pub cache: Option<CacheStatus>,
+}
+
+/// Collects every request's [`Sample`]. Every sample is kept (a run is bounded: N students ×
+/// a dozen requests), so percentiles are exact and any window can be cut afterwards.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    start: Instant,
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+impl Recorder {
+    /// A recorder whose clock starts now.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            samples: Arc::default(),
+        }
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// `instant` as time since the run started.
+    pub fn since_start(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.start)
+    }
+
+    fn record(&self, sample: Sample) {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sample);
+    }
+
+    /// Every sample so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its status.
+    pub status: u16,
+    /// Its body as JSON (`null` if empty or not JSON).
+    pub body: Value,
+    /// Its `Retry-After` (seconds), if any.
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    /// A 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The API's error code (`{"error": {"code": …}}`).
+    pub fn error_code(&self) -> Option<&str> {
+        self.body.pointer("/error/code").and_then(Value::as_str)
+    }
+
+    /// `503 busy`.
+    pub fn is_busy(&self) -> bool {
+        self.status == 503 && self.error_code() == Some("busy")
+    }
+
+    /// A string field of the body.
+    pub fn str(&self, pointer: &str) -> Option<&str> {
+        self.body.pointer(pointer).and_then(Value::as_str)
+    }
+
+    /// "answered 409 attempts_exhausted", for a failure's description.
+    pub fn describe(&self) -> String {
+        match self.error_code() {
+            Some(code) => format!("answered {} {code}", self.status),
+            None => format!("answered {}", self.status),
+        }
+    }
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// None within the timeout.
+    Timeout,
+    /// The connection failed.
+    Transport(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out"),
+            Self::Transport(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// One actor's client: its own connections (from its own source address when given), its
+/// bearer token once signed in.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    recorder: Recorder,
+}
+
+impl Client {
+    /// A client of `base` (no trailing slash needed) whose connections leave from `local`, if
+    /// given; every request times out after `timeout`.
+    pub fn new(
+        base: &str,
+        local: Option<IpAddr>,
+        timeout: Duration,
+        recorder: Recorder,
+    ) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .local_address(local)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .pool_max_idle_per_host(2);
+        if !base.starts_with("https://") {
+            // Plain HTTP: no certificate store to set up for each of thousands of clients.
+            builder = builder.tls_certs_only([]);
+        }
+        let http = builder.build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+            recorder,
+        })
+    }
+
+    /// Sends the bearer token from now on.
+    pub fn set_token(&mut self, token: String) {
+        self.token = Some(token);
+    }
+
+    /// Sends `method path` (with a JSON `body`), records it as `route` in `phase`, and returns
+    /// the answer, whatever its status.
+    pub async fn call(
+        &self,
+        phase: Phase,
+        route: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, CallError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let sent = Instant::now();
+        let result = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let cache = header("x-cache").as_deref().and_then(CacheStatus::parse);
+            let retry_after = header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let bytes = response.bytes().await?;
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok::<_, reqwest::Error>((
+                Answer {
+                    status,
+                    body,
+                    retry_after,
+                },
+                cache,
+            ))
+        }
+        .await;
+        let latency = sent.elapsed();
+        let (outcome, cache, result) = match result {
+            Ok((answer, cache)) => {
+                let outcome = if answer.is_busy() {
+                    Outcome::Busy
+                } else {
+                    Outcome::Status(answer.status)
+                };
+                (outcome, cache, Ok(answer))
+            }
+            Err(e) if e.is_timeout() => (Outcome::Timeout, None, Err(CallError::Timeout)),
+            Err(e) => (
+                Outcome::Transport,
+                None,
+                Err(CallError::Transport(error_chain(&e))),
+            ),
+        };
+        self.recorder.record(Sample {
+            phase,
+            route,
+            at: self.recorder.since_start(sent),
+            latency,
+            outcome,
+            cache,
+        });
+        result
+    }
+}
+
+/// Percent-encodes a query value (cursors are base64url, but nothing is assumed).
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// An error and its sources, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_is_back_pressure_and_other_5xx_are_failures() {
+        let busy = Answer {
+            status: 503,
+            body: serde_json::json!({"error": {"code": "busy", "message": "…"}}),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert!(busy.is_busy());
+        let queue_down = Answer {
+            status: 503,
+            body: serde_json::json!({"error": {"code": "email_queue_unavailable"}}),
+            retry_after: None,
+        };
+        assert!(!queue_down.is_busy());
+        assert!(Outcome::Status(503).is_server_error());
+        assert!(Outcome::Status(500).is_server_error());
+        assert!(!Outcome::Busy.is_server_error());
+        assert!(!Outcome::Status(429).is_server_error());
+        assert!(Outcome::Status(201).is_success());
+        assert_eq!(CacheStatus::parse("hit"), Some(CacheStatus::Hit));
+        assert_eq!(CacheStatus::parse("HIT"), None);
+        assert_eq!(query_escape("a+b/c==-_"), "a%2Bb%2Fc%3D%3D-_");
+    }
+}

@@ -1,0 +1,341 @@
+//! The result emails: the admin API's counts and queue depths while they flow, the job records
+//! once they have, the embedded mode's outbox, and the exactly-once check against each.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::{Client, Phase, query_escape};
+
+/// The job kind of a result email.
+pub const KIND: &str = "exam_result";
+
+/// `GET /admin/email-jobs/counts?kind=exam_result`, summed into what the drain needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    /// Not finished yet: `queued`, `sending` (stalled included), `retrying`.
+    pub pending: u64,
+    /// `sent`.
+    pub sent: u64,
+    /// Given up: `failed`, `dead`.
+    pub failed: u64,
+    /// Every count exact (under the API's budget).
+    pub exact: bool,
+}
+
+impl JobCounts {
+    /// Every job, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.pending + self.sent + self.failed
+    }
+}
+
+/// Reads the counts of result-email jobs.
+pub async fn counts(admin: &Client, phase: Phase) -> Result<JobCounts, String> {
+    let answer = admin
+        .call(
+            phase,
+            "GET /admin/email-jobs/counts",
+            Method::GET,
+            &format!("/admin/email-jobs/counts?kind={KIND}"),
+            None,
+        )
+        .await
+        .map_err(|e| format!("GET /admin/email-jobs/counts {e}"))?;
+    if !answer.is_success() {
+        return Err(format!(
+            "GET /admin/email-jobs/counts {}",
+            answer.describe()
+        ));
+    }
+    let mut counts = JobCounts {
+        exact: true,
+        ..JobCounts::default()
+    };
+    for entry in answer
+        .body
+        .get("counts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let count = entry.get("count").and_then(Value::as_u64).unwrap_or(0);
+        counts.exact &= entry.get("exact").and_then(Value::as_bool).unwrap_or(false);
+        match entry.get("status").and_then(Value::as_str) {
+            Some("sent") => counts.sent += count,
+            Some("failed" | "dead") => counts.failed += count,
+            // `stalled` is counted within `sending` already.
+            Some("queued" | "sending" | "retrying") => counts.pending += count,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Messages on the queues (`GET /admin/queues`): each lane's, then the dead-letter queue's,
+/// visible + in flight + delayed.
+pub async fn queue_depths(admin: &Client, phase: Phase) -> Result<Vec<(String, i64)>, String> {
+    let answer = admin
+        .call(
+            phase,
+            "GET /admin/queues",
+            Method::GET,
+            "/admin/queues",
+            None,
+        )
+        .await
+        .map_err(|e| format!("GET /admin/queues {e}"))?;
+    if !answer.is_success() {
+        return Err(format!("GET /admin/queues {}", answer.describe()));
+    }
+    let queues = answer
+        .body
+        .get("queues")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    Ok(queues
+        .map(|q| {
+            let n = |field: &str| q.get(field).and_then(Value::as_i64).unwrap_or(0);
+            let name = q.get("queue").and_then(Value::as_str).unwrap_or("?");
+            (
+                name.to_owned(),
+                n("visible") + n("in_flight") + n("delayed"),
+            )
+        })
+        .collect())
+}
+
+/// A sent job's record, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SentRecord {
+    /// The job id.
+    pub job_id: String,
+    /// The recipient.
+    pub recipient: String,
+    /// When the job was queued (epoch seconds).
+    pub created_at: i64,
+    /// Its last change: for a sent job, when it was sent (epoch seconds).
+    pub updated_at: i64,
+    /// The mailer's message id (the `.eml` file's name in the embedded mode).
+    #[serde(default)]
+    pub ses_message_id: Option<String>,
+}
+
+/// Every `sent` result-email record (`GET /admin/email-jobs?status=sent&kind=exam_result`,
+/// paged to the end), at most `max_pages` pages of 100.
+pub async fn sent_records(
+    admin: &Client,
+    phase: Phase,
+    max_pages: usize,
+) -> Result<Vec<SentRecord>, String> {
+    let mut records = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..max_pages {
+        let mut path = format!("/admin/email-jobs?status=sent&kind={KIND}&limit=100");
+        if let Some(cursor) = &cursor {
+            path.push_str("&cursor=");
+            path.push_str(&query_escape(cursor));
+        }
+        let answer = admin
+            .call(phase, "GET /admin/email-jobs", Method::GET, &path, None)
+            .await
+            .map_err(|e| format!("GET /admin/email-jobs {e}"))?;
+        if !answer.is_success() {
+            return Err(format!("GET /admin/email-jobs {}", answer.describe()));
+        }
+        let jobs = answer.body.get("jobs").cloned().unwrap_or(Value::Null);
+        let page: Vec<SentRecord> = serde_json::from_value(jobs)
+            .map_err(|e| format!("GET /admin/email-jobs: unexpected listing: {e}"))?;
+        records.extend(page);
+        cursor = answer.str("/next_cursor").map(str::to_owned);
+        if cursor.is_none() {
+            return Ok(records);
+        }
+    }
+    Err(format!(
+        "GET /admin/email-jobs: more than {max_pages} pages of sent result emails"
+    ))
+}
+
+/// The records of this run: those of `students` not among the `earlier` jobs (listed before
+/// the exam day), so a class that sits again does not count the emails of the run before.
+pub fn of_run<'a>(
+    records: &'a [SentRecord],
+    students: &'a BTreeSet<String>,
+    earlier: &'a BTreeSet<String>,
+) -> impl Iterator<Item = &'a SentRecord> {
+    records
+        .iter()
+        .filter(move |r| !earlier.contains(&r.job_id) && students.contains(&r.recipient))
+}
+
+/// The attempt ids in the result emails of the outbox folder `dir` (the embedded mode's
+/// mailer): each `.eml` whose subject is `subject` links to `/attempts/<id>`.
+pub fn outbox_attempts(dir: &Path, subject: &str) -> std::io::Result<Vec<String>> {
+    let mut attempts = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        if let Some(attempt) = result_email_attempt(&text, subject) {
+            attempts.push(attempt);
+        }
+    }
+    Ok(attempts)
+}
+
+/// The attempt a result email with `subject` links to (`…/attempts/<id>` in its text part).
+pub fn result_email_attempt(eml: &str, subject: &str) -> Option<String> {
+    let headers = eml.split("\r\n\r\n").next().unwrap_or("");
+    let matches = headers
+        .lines()
+        .any(|line| line.strip_prefix("Subject: ") == Some(subject));
+    if !matches {
+        return None;
+    }
+    let (_, after) = eml.split_once("/attempts/")?;
+    let id: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// The exactly-once check: each expected key seen once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OnceCheck {
+    /// Keys expected (one per submitted attempt).
+    pub expected: usize,
+    /// Expected keys seen exactly once.
+    pub once: usize,
+    /// Expected keys never seen: emails lost (or not sent yet).
+    pub missing: Vec<String>,
+    /// Keys seen more than once, with how often: emails sent twice.
+    pub duplicated: BTreeMap<String, usize>,
+    /// Keys seen that were not expected (an email for an attempt never submitted).
+    pub unexpected: Vec<String>,
+}
+
+impl OnceCheck {
+    /// Every expected key exactly once, nothing else.
+    pub fn passed(&self) -> bool {
+        self.once == self.expected
+            && self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unexpected.is_empty()
+    }
+}
+
+/// Compares the keys `seen` (one per email) with those `expected` (one per submitted attempt).
+pub fn exactly_once<'a>(
+    expected: impl IntoIterator<Item = &'a String>,
+    seen: impl IntoIterator<Item = &'a String>,
+) -> OnceCheck {
+    let expected: BTreeSet<&String> = expected.into_iter().collect();
+    let mut times: BTreeMap<&String, usize> = BTreeMap::new();
+    for key in seen {
+        *times.entry(key).or_default() += 1;
+    }
+    let mut check = OnceCheck {
+        expected: expected.len(),
+        ..OnceCheck::default()
+    };
+    for key in &expected {
+        match times.get(key) {
+            None => check.missing.push((*key).clone()),
+            Some(1) => check.once += 1,
+            Some(&n) => {
+                check.duplicated.insert((*key).clone(), n);
+            }
+        }
+    }
+    for (key, n) in times {
+        if !expected.contains(key) {
+            check.unexpected.push(key.clone());
+            if n > 1 {
+                check.duplicated.insert(key.clone(), n);
+            }
+        }
+    }
+    check
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn exactly_once_passes_only_when_each_key_is_seen_once() {
+        let expected = keys(&["a", "b", "c"]);
+        let clean = exactly_once(&expected, &keys(&["c", "a", "b"]));
+        assert!(clean.passed(), "{clean:?}");
+        assert_eq!(clean.once, 3);
+
+        let lost = exactly_once(&expected, &keys(&["a", "b"]));
+        assert!(!lost.passed());
+        assert_eq!(lost.missing, keys(&["c"]));
+
+        let twice = exactly_once(&expected, &keys(&["a", "b", "c", "b"]));
+        assert!(!twice.passed());
+        assert_eq!(twice.duplicated.get("b"), Some(&2));
+        assert_eq!(twice.once, 2);
+
+        let stray = exactly_once(&expected, &keys(&["a", "b", "c", "z"]));
+        assert!(!stray.passed());
+        assert_eq!(stray.unexpected, keys(&["z"]));
+
+        // Nothing expected, nothing seen: passes (the run's own check that every student
+        // submitted keeps an empty class from passing).
+        assert!(exactly_once(&Vec::new(), &Vec::new()).passed());
+    }
+
+    #[test]
+    fn records_of_other_runs_and_other_people_do_not_count() {
+        let record = |job_id: &str, recipient: &str| SentRecord {
+            job_id: job_id.to_owned(),
+            recipient: recipient.to_owned(),
+            created_at: 1000,
+            updated_at: 1001,
+            ses_message_id: None,
+        };
+        let students: BTreeSet<String> = keys(&["s1@x.org", "s2@x.org"]).into_iter().collect();
+        let earlier: BTreeSet<String> = keys(&["j0"]).into_iter().collect();
+        let records = vec![
+            record("j0", "s1@x.org"),
+            record("j1", "s1@x.org"),
+            record("j2", "s2@x.org"),
+            record("j3", "other@x.org"),
+        ];
+        let ours: Vec<&str> = of_run(&records, &students, &earlier)
+            .map(|r| r.job_id.as_str())
+            .collect();
+        assert_eq!(ours, ["j1", "j2"]);
+    }
+
+    #[test]
+    fn result_emails_are_read_from_their_eml() {
+        let eml = "From: noreply@oes.local\r\nTo: s1@x.org\r\nSubject: Your result for Load 1\r\n\
+                   Message-ID: <m@oes.local>\r\n\r\n--b\r\n\r\nYour attempt has been graded.\r\n\
+                   http://127.0.0.1:3000/attempts/0190-abc_D\r\n--b--\r\n";
+        assert_eq!(
+            result_email_attempt(eml, "Your result for Load 1"),
+            Some("0190-abc_D".to_owned())
+        );
+        assert_eq!(result_email_attempt(eml, "Your result for Load 2"), None);
+        let no_link = eml.replace("/attempts/", "/nothing/");
+        assert_eq!(
+            result_email_attempt(&no_link, "Your result for Load 1"),
+            None
+        );
+    }
+}
