@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test fuzz-api load-smoke openapi soak template-check lint run-local provision bench package deploy-tools
+.PHONY: help services services-down build test fuzz-api load-smoke openapi soak template-check lint run-local provision bench bench-http package deploy-tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,10 +28,11 @@ services-down: ## stop the services this repo started
 build: ## build every crate and target
 	cargo build --workspace --all-targets
 
-test: services ## build, run all tests against the local services, fuzz the API, lint the template
+test: services ## build, run all tests against the local services, fuzz the API, a short exam day, lint the template
 	cargo build --workspace --all-targets
 	$(WITH_ENV) OES_TEST_SERVICES=1 cargo test --workspace
 	scripts/fuzz-api.sh
+	scripts/load-smoke.sh
 	@$(MAKE) --no-print-directory template-check
 
 fuzz-api: ## schemathesis against oes-local (embedded) as each role (FUZZ_SEED, FUZZ_EXAMPLES)
@@ -76,6 +77,10 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
+
+bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis, one core each
+	cargo build --release -p oes-local -p oesctl
+	scripts/bench-http.sh
 
 package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes
 	scripts/package.sh

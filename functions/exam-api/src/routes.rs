@@ -239,6 +239,7 @@ async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<
     match route {
         Route::GetExam => get_exam(&api.exams, pending_caller, &ids).await,
         Route::ListQuestions => list_questions(&api.exams, pending_caller, &ids).await,
+        Route::GetAttempt => get_attempt(&api.exams, pending_caller, &ids).await,
         route => dispatch(api, request, route, &ids, &pending_caller.await?).await,
     }
 }
@@ -267,6 +268,19 @@ async fn list_questions(
         questions: questions.iter().map(views::question).collect(),
     };
     Ok(with_cache_status(json(StatusCode::OK, &body), status))
+}
+
+/// `GET /attempts/{id}`: the attempt read while `caller` is resolved, then its paper.
+async fn get_attempt(
+    service: &ExamService,
+    caller: impl Future<Output = Result<UserProfile, ExamError>>,
+    ids: &PathIds,
+) -> Result<Response<Body>, ApiError> {
+    let (attempt, status) = service.attempt(caller, ids.attempt()?).await?;
+    Ok(with_cache_status(
+        json(StatusCode::OK, &views::attempt_view(&attempt)),
+        status,
+    ))
 }
 
 /// Every route, for a caller already known.
@@ -352,13 +366,7 @@ async fn dispatch(
             };
             Ok(json(StatusCode::OK, &body))
         }
-        Route::GetAttempt => {
-            let (attempt, status) = service.attempt(caller, ids.attempt()?).await?;
-            Ok(with_cache_status(
-                json(StatusCode::OK, &views::attempt_view(&attempt)),
-                status,
-            ))
-        }
+        Route::GetAttempt => get_attempt(service, known(), ids).await,
         Route::SaveAnswers => {
             let body: AnswersBody = parse_json(request)?;
             let answers = body.answers.into_iter().map(|(q, o)| (q, o.0)).collect();

@@ -466,16 +466,22 @@ impl ExamService {
     /// An attempt, for its student, the exam's owner, or an admin; its student sees its
     /// paper (the questions without answers) while it is open, and its result as its review
     /// allows.
+    ///
+    /// As [`Self::exam`], `caller` is resolved while the attempt is read; the paper is read
+    /// once the attempt names its exam (two round trips to the cache, not three).
     pub async fn attempt(
         &self,
-        caller: &UserProfile,
+        caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &AttemptId,
     ) -> Result<(AttemptView, CacheStatus), ExamError> {
         let key = self.cache.keys().exam_result(id);
-        let (attempt, status) = self
-            .cache
-            .get_or_load(&key, || async { self.attempts.get_attempt(id).await })
-            .await?;
+        let (caller, attempt) = tokio::join!(
+            caller,
+            self.cache
+                .get_or_load(&key, || async { self.attempts.get_attempt(id).await })
+        );
+        let caller = &caller?;
+        let (attempt, status) = attempt?;
         let attempt: Attempt = attempt.ok_or(ExamError::NotFound)?;
         if attempt.user_id != caller.id {
             let (exam, _) = self.cached_exam(&attempt.exam_id).await?;

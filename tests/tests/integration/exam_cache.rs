@@ -487,3 +487,44 @@ async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_on
         assert_eq!(gauge.most_at_once(), 3, "{path}: reads in flight at once");
     }
 }
+
+/// Issue 14, the student's read on exam day: `GET /attempts/{id}` asks for the caller's profile
+/// and the attempt together, then for the paper (the questions of the exam the attempt names):
+/// two round trips to the cache, not three. Counted as the most reads in flight at once: 2 now,
+/// 1 before.
+#[tokio::test]
+async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    use oes_domain::cache::{CacheAside, CacheKeys};
+    use oes_runtime::wiring::ApiAdapters;
+    use std::sync::Arc;
+
+    let gauge = Arc::new(OverlapGauge::default());
+    let mut adapters = ApiAdapters::in_memory(MemoryQueues::new(), Arc::new(MemoryJobs::default()));
+    adapters.cache = CacheAside::new(
+        gauge.clone(),
+        CacheKeys::new("oes"),
+        CacheSettings::default(),
+    );
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
+    let (status, started) = h
+        .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let path = format!("/attempts/{}", started["attempt_id"].as_str().unwrap_or_default());
+    for _ in 0..2 {
+        assert_eq!(h.call("GET", &path, None, &student).await.0, 200);
+    }
+    gauge.most_at_once();
+    let (status, body) = h.call("GET", &path, None, &student).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["questions"].as_array().map(Vec::len),
+        Some(3),
+        "the paper: {body}"
+    );
+    assert_eq!(gauge.most_at_once(), 2, "reads in flight at once");
+}

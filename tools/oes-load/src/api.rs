@@ -107,6 +107,22 @@ pub struct Sample {
     pub outcome: Outcome,
     /// The `x-cache` header.
     pub cache: Option<CacheStatus>,
+    /// The API's error code of an error answer (`{"error": {"code": …}}`): what tells our own
+    /// failures from the emulator's (a DynamoDB call that failed is `service_unavailable`).
+    pub code: Option<Box<str>>,
+}
+
+impl Sample {
+    /// Its key in a route's error counts: the outcome, and the error code when there is one
+    /// (`503 service_unavailable`, `429 rate_limited`).
+    pub fn label(&self) -> String {
+        match &self.code {
+            Some(code) if self.outcome != Outcome::Busy => {
+                format!("{} {code}", self.outcome.label())
+            }
+            _ => self.outcome.label(),
+        }
+    }
 }
 
 /// Collects every request's [`Sample`]. Every sample is kept (a run is bounded: N students ×
@@ -298,6 +314,10 @@ impl Client {
         }
         .await;
         let latency = sent.elapsed();
+        let code = match &result {
+            Ok((answer, _)) if answer.status >= 400 => answer.error_code().map(Box::from),
+            _ => None,
+        };
         let (outcome, cache, result) = match result {
             Ok((answer, cache)) => {
                 let outcome = if answer.is_busy() {
@@ -321,6 +341,7 @@ impl Client {
             latency,
             outcome,
             cache,
+            code,
         });
         result
     }

@@ -127,7 +127,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<RouteSummary> {
                 match sample.outcome {
                     outcome if outcome.is_success() => summary.ok += 1,
                     Outcome::Busy => summary.busy += 1,
-                    outcome => *summary.errors.entry(outcome.label()).or_default() += 1,
+                    _ => *summary.errors.entry(sample.label()).or_default() += 1,
                 }
             }
             let latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
@@ -137,12 +137,12 @@ pub fn summarize(samples: &[Sample]) -> Vec<RouteSummary> {
         .collect()
 }
 
-/// The 5xx answers other than `503 busy`, by route and status.
+/// The 5xx answers other than `503 busy`, by route, status and error code.
 pub fn server_errors(samples: &[Sample]) -> BTreeMap<String, u64> {
     let mut errors = BTreeMap::new();
     for sample in samples.iter().filter(|s| s.outcome.is_server_error()) {
         *errors
-            .entry(format!("{} {}", sample.route, sample.outcome.label()))
+            .entry(format!("{} {}", sample.route, sample.label()))
             .or_default() += 1;
     }
     errors
@@ -230,6 +230,7 @@ mod tests {
             latency: ms(latency),
             outcome,
             cache: None,
+            code: None,
         }
     }
 
@@ -288,9 +289,16 @@ mod tests {
         let samples = vec![
             sample("POST /auth/login", 0, 10, Outcome::Status(200)),
             sample("POST /auth/login", 5, 1, Outcome::Busy),
-            sample("POST /auth/login", 6, 2, Outcome::Status(429)),
+            Sample {
+                code: Some("rate_limited".into()),
+                ..sample("POST /auth/login", 6, 2, Outcome::Status(429))
+            },
             sample("POST /auth/login", 7, 3, Outcome::Timeout),
             sample("GET /exams/{id}", 8, 3, Outcome::Status(500)),
+            Sample {
+                code: Some("service_unavailable".into()),
+                ..sample("GET /exams/{id}", 9, 3, Outcome::Status(503))
+            },
         ];
         let summaries = summarize(&samples);
         assert_eq!(summaries.len(), 2);
@@ -299,12 +307,17 @@ mod tests {
             .find(|s| s.route == "POST /auth/login")
             .expect("login");
         assert_eq!((login.requests, login.ok, login.busy), (4, 1, 1));
-        assert_eq!(login.errors.get("429"), Some(&1));
+        assert_eq!(login.errors.get("429 rate_limited"), Some(&1));
         assert_eq!(login.errors.get("timeout"), Some(&1));
         assert!(!login.errors.contains_key("503 busy"));
         let errors = server_errors(&samples);
-        assert_eq!(errors.len(), 1, "busy is not a server error: {errors:?}");
+        assert_eq!(errors.len(), 2, "busy is not a server error: {errors:?}");
         assert_eq!(errors.get("GET /exams/{id} 500"), Some(&1));
+        assert_eq!(
+            errors.get("GET /exams/{id} 503 service_unavailable"),
+            Some(&1),
+            "the code tells the store's failure from ours"
+        );
     }
 
     #[test]

@@ -10,11 +10,10 @@ use exam_api::ExamApi;
 use exam_api::sweep::AttemptSweeper;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_adapters::outbox::OutboxMailer;
-use oes_domain::clock::{Clock, SystemClock};
+use oes_domain::clock::SystemClock;
 use oes_domain::pipeline::EmailLanes;
-use oes_domain::ports::{MessageQueues, UserUpdate};
-use oes_domain::security::{JwtKeys, JwtSettings, OneTimeToken, Password, PasswordHasher, Secret};
-use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_domain::ports::MessageQueues;
+use oes_domain::security::{JwtKeys, JwtSettings, OneTimeToken, PasswordHasher, Secret};
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
 
@@ -28,20 +27,9 @@ pub struct Embedded {
     pub public_base_url: String,
     /// Password of the demo accounts.
     pub demo_password: String,
-    /// How many more students to seed, with the demo password ([`crate::seed`]).
+    /// How many students to seed besides the demo accounts ([`crate::seed`]).
     pub seed_students: usize,
 }
-
-/// The demo accounts seeded at start-up, with their roles: one of each.
-pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
-    ("admin@example.com", "Demo Admin", Role::Admin),
-    (
-        "instructor@example.com",
-        "Demo Instructor",
-        Role::Instructor,
-    ),
-    ("student@example.com", "Demo Student", Role::Student),
-];
 
 /// A random JWT secret for this run (tokens do not survive a restart, like the in-memory data).
 pub fn random_secret() -> Secret {
@@ -52,7 +40,7 @@ pub fn random_secret() -> Secret {
     ))
 }
 
-/// Builds the functions over in-memory adapters, seeds the demo accounts, and starts the
+/// Builds the functions over in-memory adapters, seeds the accounts ([`crate::seed`]), and starts the
 /// in-process worker and attempt sweep.
 pub async fn start(
     settings: Embedded,
@@ -62,9 +50,8 @@ pub async fn start(
     let jobs = Arc::new(MemoryJobs::default());
     let adapters = ApiAdapters::in_memory(queues.clone(), jobs.clone());
     let hasher = PasswordHasher::new()?;
-    seed_demo_accounts(&adapters, &hasher, &settings.demo_password).await?;
     let (users, password) = (&*adapters.users, &settings.demo_password);
-    crate::seed::students(users, &hasher, password, settings.seed_students).await?;
+    crate::seed::accounts(users, &hasher, password, settings.seed_students).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
     let lanes = adapters.lanes.clone();
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
@@ -87,32 +74,4 @@ pub async fn start(
         exams,
         background,
     }))
-}
-
-async fn seed_demo_accounts(
-    adapters: &ApiAdapters,
-    hasher: &PasswordHasher,
-    password: &str,
-) -> Result<(), oes_domain::ports::BoxError> {
-    let password = Password::parse(password.to_owned(), "OES_DEMO_PASSWORD")?;
-    let now = SystemClock.now();
-    for (email, name, role) in DEMO_ACCOUNTS {
-        let user = User {
-            id: UserId::generate(),
-            email: Email::parse(email)?,
-            name: DisplayName::parse(name)?,
-            password_hash: hasher.hash(&password)?,
-            role: Role::Student,
-            status: UserStatus::Active,
-            token_version: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        adapters.users.create(&user).await?;
-        adapters
-            .users
-            .update(&user.id, UserUpdate::Role(role), now)
-            .await?;
-    }
-    Ok(())
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use oes_domain::security::{JwtSettings, OneTimeToken};
-use oes_local::embedded::{self, DEMO_ACCOUNTS, Embedded};
+use oes_local::embedded::{self, Embedded};
+use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
 use oes_runtime::config::{jwt_settings, process_env};
 
@@ -23,8 +24,9 @@ struct Args {
     /// Base of links in emails (defaults to this server's URL).
     #[arg(long, env = "OES_PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
-    /// Embedded mode: also seed N verified students, student-1@example.com … student-N@…,
-    /// with the demo password (a class for `oes-load`).
+    /// Also seed N verified students, student-1@example.com … student-N@example.com, with the
+    /// demo password (a class for `oes-load`). In real mode this also seeds the demo accounts,
+    /// needs OES_DEMO_PASSWORD, and leaves addresses that have an account as they are.
     #[arg(long, default_value_t = 0)]
     seed_students: usize,
     /// Print the OpenAPI document (what `docs/openapi.json` holds) and exit.
@@ -66,6 +68,15 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 sender_email: env
                     .optional("OES_SENDER_EMAIL")
                     .unwrap_or_else(|| "noreply@example.com".into()),
+                seed: match (args.seed_students, env.optional("OES_DEMO_PASSWORD")) {
+                    (0, _) => None,
+                    (students, Some(password)) => Some((password, students)),
+                    (_, None) => {
+                        return Err("--seed-students in real mode needs OES_DEMO_PASSWORD, \
+                                    the seeded accounts' password"
+                            .into());
+                    }
+                },
             };
             let (functions, provisioned) = services::start(settings, jwt).await?;
             println!("oes-local: real services — AWS emulator at {endpoint}, Redis at {redis_url}");

@@ -29,6 +29,8 @@ pub struct Services {
     pub public_base_url: String,
     /// The SES identity to send from.
     pub sender_email: String,
+    /// Accounts to seed, if any: `(password, students)` ([`crate::seed`]).
+    pub seed: Option<(String, usize)>,
 }
 
 /// Provisions, builds the functions over the real adapters, and starts the pollers and the
@@ -58,10 +60,18 @@ pub async fn start(
     // No event source mapping here (`lane_mappings` is unset): the lanes switch in memory, and
     // the pollers look there.
     let lanes = adapters.lanes.clone();
+    let hasher = PasswordHasher::new()?;
+    if let Some((password, students)) = &settings.seed {
+        let seeded = crate::seed::accounts(&*adapters.users, &hasher, password, *students).await?;
+        println!(
+            "  seeded the demo accounts and {students} students: {} created, {} already there",
+            seeded.created, seeded.existing
+        );
+    }
     let auth = auth_api::wire(
         adapters,
         JwtKeys::new(&config.jwt),
-        PasswordHasher::new()?,
+        hasher,
         Arc::new(SystemClock),
     );
     let worker_config = WorkerConfig {
