@@ -886,3 +886,53 @@ fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
         assert_eq!(&text(&variables[variable]), mapping, "{variable}");
     }
 }
+
+/// Issue 14: what an exam day needs from API Gateway, auth-api and the lanes is set by
+/// parameters whose defaults are sized in README.md ("Sizing for an exam day"), never by a
+/// number buried in a resource. The defaults hold the class the README sizes them for.
+#[test]
+fn the_throttle_the_sign_in_memory_and_the_lane_concurrency_are_sized_parameters() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    let number = |name: &str, field: &str| -> i64 {
+        text(&parameters[name][field])
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}.{field}: {e}"))
+    };
+    let settings = &resource(&template, "HttpApi")["DefaultRouteSettings"];
+    assert_eq!(text(&settings["ThrottlingRateLimit"]), "ApiRouteRateLimit");
+    assert_eq!(
+        text(&settings["ThrottlingBurstLimit"]),
+        "ApiRouteBurstLimit"
+    );
+    // The README's exam day: 1,000 students saving answers every 15 s (the busiest route), all
+    // pressing start in the same second.
+    let (class, save_every_s) = (1000, 15);
+    assert!(number("ApiRouteRateLimit", "Default") >= class / save_every_s);
+    assert!(number("ApiRouteBurstLimit", "Default") >= class);
+    assert!(number("ApiRouteBurstLimit", "Default") >= number("ApiRouteRateLimit", "Default"));
+
+    // A sign-in is an argon2 check on the function's share of a vCPU (1,769 MB = 1 vCPU): at
+    // least half a vCPU by default, so a check takes under twice its full-core time.
+    let auth = resource(&template, "AuthApiFunction");
+    assert_eq!(text(&auth["MemorySize"]), "AuthApiMemorySize");
+    assert!(number("AuthApiMemorySize", "Default") >= 1769 / 2);
+
+    let worker = resource(&template, "EmailWorkerFunction");
+    let lane = |name: &str| {
+        text(&worker["Events"][name]["Properties"]["ScalingConfig"]["MaximumConcurrency"])
+    };
+    assert_eq!(lane("PriorityLane"), "PriorityLaneConcurrency");
+    assert_eq!(lane("BulkLane"), "BulkLaneConcurrency");
+    for name in ["PriorityLaneConcurrency", "BulkLaneConcurrency"] {
+        // SQS event sources take 2 to 1,000.
+        assert!(
+            number(name, "MinValue") >= 2 && number(name, "MaxValue") <= 1000,
+            "{name}"
+        );
+    }
+    assert!(
+        number("PriorityLaneConcurrency", "Default") > number("BulkLaneConcurrency", "Default"),
+        "links never wait behind a burst of results"
+    );
+}

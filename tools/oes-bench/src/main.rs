@@ -58,7 +58,7 @@ enum Benchmark {
         /// Fresh starts of each binary.
         #[arg(long, default_value_t = 20)]
         runs: usize,
-        /// Where the binaries are (built with `--profile bench`).
+        /// Where the binaries are (built with `--release`, as they deploy: `make bench-cold-start`).
         #[arg(long, default_value = "target/release")]
         binaries: std::path::PathBuf,
         /// Read the JWT key from this Secrets Manager secret in the emulator, as in AWS,

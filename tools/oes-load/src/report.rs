@@ -200,8 +200,8 @@ impl Report {
             self.cache.counts.bypass,
         );
         out.push_str(
-            "| phase | route | requests | ok | busy | errors | p50 ms | p95 ms | p99 ms | max ms | x-cache hit ratio |\n\
-             |---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+            "| phase | route | requests | busiest second | ok | busy | errors | p50 ms | p95 ms | p99 ms | max ms | x-cache hit ratio |\n\
+             |---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
         );
         for route in &self.routes {
             let errors = if route.errors.is_empty() {
@@ -218,10 +218,11 @@ impl Report {
             let cell = |f: fn(&Latency) -> f64| l.as_ref().map_or_else(|| "–".into(), |l| ms(f(l)));
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 route.phase.as_str(),
                 route.route,
                 route.requests,
+                route.busiest_second,
                 route.ok,
                 route.busy,
                 errors,

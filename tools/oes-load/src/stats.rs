@@ -98,6 +98,9 @@ pub struct RouteSummary {
     pub latency: Option<Latency>,
     /// `x-cache` headers.
     pub cache: CacheCounts,
+    /// Requests sent in the route's busiest second: what a per-route throttle (API Gateway's
+    /// `ThrottlingRateLimit`/`ThrottlingBurstLimit`) must allow for this exam day.
+    pub busiest_second: u64,
 }
 
 /// One summary per (phase, route), in phase order then by route.
@@ -121,8 +124,11 @@ pub fn summarize(samples: &[Sample]) -> Vec<RouteSummary> {
                 errors: BTreeMap::new(),
                 latency: None,
                 cache: CacheCounts::default(),
+                busiest_second: 0,
             };
+            let mut per_second: BTreeMap<u64, u64> = BTreeMap::new();
             for sample in &samples {
+                *per_second.entry(sample.at.as_secs()).or_default() += 1;
                 summary.cache.add(sample.cache);
                 match sample.outcome {
                     outcome if outcome.is_success() => summary.ok += 1,
@@ -130,6 +136,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<RouteSummary> {
                     _ => *summary.errors.entry(sample.label()).or_default() += 1,
                 }
             }
+            summary.busiest_second = per_second.into_values().max().unwrap_or(0);
             let latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
             summary.latency = Latency::of(&latencies);
             summary
@@ -307,6 +314,7 @@ mod tests {
             .find(|s| s.route == "POST /auth/login")
             .expect("login");
         assert_eq!((login.requests, login.ok, login.busy), (4, 1, 1));
+        assert_eq!(login.busiest_second, 4, "all four sent in the first second");
         assert_eq!(login.errors.get("429 rate_limited"), Some(&1));
         assert_eq!(login.errors.get("timeout"), Some(&1));
         assert!(!login.errors.contains_key("503 busy"));
