@@ -14,7 +14,7 @@ PREFIX   := oes-local
 # Prefix a command with $(WITH_ENV) to run it against the local services.
 WITH_ENV := eval "$$($(SERVICES) env)" &&
 
-.PHONY: help services services-down build test fuzz-api load-smoke openapi soak template-check lint run-local provision bench bench-http package deploy-tools
+.PHONY: help services services-down build test fuzz-api load-smoke openapi soak template-check lint run-local provision bench bench-cold-start bench-http package deploy-tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,10 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
+
+bench-cold-start: services ## cold starts of the release binaries (as they deploy) beside a hello-world lambda_http binary
+	cargo build --release -p oes-bench -p auth-api -p exam-api -p email-worker
+	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20}
 
 bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis, one core each
 	cargo build --release -p oes-local -p oesctl
