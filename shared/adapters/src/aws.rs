@@ -101,6 +101,14 @@ impl Default for AwsTimeouts {
     }
 }
 
+/// Whether the environment holds a key pair (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), as
+/// it does in Lambda and against the local emulator.
+fn credentials_in_env() -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
 /// `AWS_ENDPOINT_URL` for the local emulator).
 #[derive(Clone, Debug)]
@@ -128,6 +136,15 @@ impl AwsClients {
     /// (what the functions run with in AWS), or [`AwsTimeouts::EMULATOR`] with an endpoint.
     pub async fn load(endpoint: Option<&str>) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if credentials_in_env() {
+            // What the default chain would find first anyway. Named directly, the rest of the
+            // chain is not built: its web-identity provider builds an STS client and an HTTPS
+            // connector (the trust store parsed once more), a fifth of a function's init
+            // (docs/BENCHMARKS.md, "Cold starts"). Lambda always gives credentials this way.
+            loader = loader.credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            );
+        }
         let mut timeouts = &AwsTimeouts::DEFAULT;
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
