@@ -24,8 +24,11 @@
 #   BENCH_PORT           oes-local's port (default 3900); the baseline uses BENCH_PORT + 1
 #   BENCH_BUILD          the cargo profile whose binaries run (default release; `profiling`
 #                        keeps symbols for perf)
+#   BENCH_LOCAL          the oes-local binary (default target/$BENCH_BUILD/oes-local; another
+#                        build, to compare two back to back)
 #   BENCH_ROUTES         which rows to measure (default "paper exam questions me baseline")
-#   BENCH_PERF           a file: record `perf record -g` of oes-local during the loaded paper run
+#   BENCH_PERF           a file: `perf record` oes-local (call graphs, 999 Hz) during the loaded
+#                        paper run (with BENCH_BUILD=profiling for symbols)
 #   BENCH_OUT            a file to write the table to as well
 set -euo pipefail
 
@@ -39,7 +42,7 @@ PORT="${BENCH_PORT:-3900}"
 BASELINE_PORT=$((PORT + 1))
 BUILD="${BENCH_BUILD:-release}"
 ROUTES="${BENCH_ROUTES:-paper exam questions me baseline}"
-LOCAL="$ROOT/target/$BUILD/oes-local"
+LOCAL="${BENCH_LOCAL:-$ROOT/target/$BUILD/oes-local}"
 OESCTL="$ROOT/target/$BUILD/oesctl"
 BASELINE="$ROOT/tools/oes-bench/express-baseline"
 PREFIX="bench-http-$$-$RANDOM"     # fresh resources and cache keys each run
@@ -78,7 +81,7 @@ fi
 
 # The services are stopped at the end only if none was running before.
 STOP_SERVICES=""
-scripts/services.sh status 2>/dev/null | grep -q ': *up' || STOP_SERVICES=1
+[[ "$(scripts/services.sh status 2>/dev/null)" =~ :\ +up ]] || STOP_SERVICES=1
 scripts/services.sh up >&2
 eval "$(scripts/services.sh env)"
 
@@ -218,7 +221,8 @@ run_wrk() { # name connections [perf-file]
   warm "$1"
   quiet
   if [ -n "${3:-}" ]; then
-    perf record -g -o "$3" -p "$OES_PID" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
+    # DWARF call graphs: the release code keeps no frame pointers.
+    perf record -F 999 --call-graph dwarf -o "$3" -p "$OES_PID" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   taskset -c "$WRK_CORE" wrk -t1 -c"$2" -d"$DURATION" --latency \

@@ -278,7 +278,7 @@ async fn get_attempt(
 ) -> Result<Response<Body>, ApiError> {
     let (attempt, status) = service.attempt(caller, ids.attempt()?).await?;
     Ok(with_cache_status(
-        json(StatusCode::OK, &views::attempt_view(&attempt)),
+        json(StatusCode::OK, &views::attempt_view(attempt)),
         status,
     ))
 }
@@ -352,7 +352,7 @@ async fn dispatch(
         }
         Route::StartAttempt => {
             let attempt = service.start_attempt(caller, ids.exam()?).await?;
-            Ok(json(StatusCode::CREATED, &views::attempt_view(&attempt)))
+            Ok(json(StatusCode::CREATED, &views::attempt_view(attempt)))
         }
         Route::ExamResults => {
             let list = List::Results(ids.exam()?);
@@ -377,7 +377,7 @@ async fn dispatch(
         }
         Route::Submit => {
             let attempt = service.submit(caller, ids.attempt()?).await?;
-            Ok(json(StatusCode::OK, &views::attempt_view(&attempt)))
+            Ok(json(StatusCode::OK, &views::attempt_view(attempt)))
         }
         Route::MyAttempts => {
             let list = List::AttemptsOf(&caller.id);

@@ -394,7 +394,7 @@ impl ExamService {
             .invalidate(&[self.cache.keys().user_exams(&caller.id)])
             .await;
         tracing::info!(attempt_id = %attempt.id, "attempt started");
-        let paper = questions.iter().map(Question::for_student).collect();
+        let paper = questions.into_iter().map(Question::for_student).collect();
         Ok(AttemptView {
             attempt,
             paper: Some(paper),
@@ -608,12 +608,14 @@ impl ExamService {
     /// it, as they read now (a question deleted since is left out; its grading is the
     /// attempt's own copy either way).
     async fn paper(&self, attempt: &Attempt) -> Result<Vec<StudentQuestion>, ExamError> {
-        let (questions, _) = self.cached_questions(&attempt.exam_id).await?;
+        let (mut questions, _) = self.cached_questions(&attempt.exam_id).await?;
         Ok(attempt
             .paper
             .iter()
-            .filter_map(|item| questions.iter().find(|q| q.id == item.question_id))
-            .map(Question::for_student)
+            .filter_map(|item| {
+                let at = questions.iter().position(|q| q.id == item.question_id)?;
+                Some(questions.swap_remove(at).for_student())
+            })
             .collect())
     }
 

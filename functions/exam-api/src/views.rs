@@ -130,11 +130,11 @@ pub struct StudentQuestionView {
 }
 
 /// A question without its answer.
-pub fn student_question(question: &StudentQuestion) -> StudentQuestionView {
+pub fn student_question(question: StudentQuestion) -> StudentQuestionView {
     StudentQuestionView {
-        question_id: question.id.clone(),
-        text: question.text.clone(),
-        options: question.options.clone(),
+        question_id: question.id,
+        text: question.text,
+        options: question.options,
         points: question.points,
     }
 }
@@ -256,14 +256,13 @@ pub struct AttemptPaperView {
 }
 
 /// An attempt with its paper or its marks.
-pub fn attempt_view(view: &AttemptView) -> AttemptPaperView {
+pub fn attempt_view(view: AttemptView) -> AttemptPaperView {
     AttemptPaperView {
         attempt: attempt(&view.attempt),
         questions: view
             .paper
-            .as_ref()
-            .map(|paper| paper.iter().map(student_question).collect()),
-        marks: view.marks.clone(),
+            .map(|paper| paper.into_iter().map(student_question).collect()),
+        marks: view.marks,
     }
 }
 

@@ -321,12 +321,12 @@ impl Question {
         }
     }
 
-    /// What a student may see: everything but the answer.
-    pub fn for_student(&self) -> StudentQuestion {
+    /// What a student may see: everything but the answer (moved, not copied).
+    pub fn for_student(self) -> StudentQuestion {
         StudentQuestion {
-            id: self.id.clone(),
-            text: self.text.clone(),
-            options: self.options.clone(),
+            id: self.id,
+            text: self.text,
+            options: self.options,
             points: self.points,
         }
     }

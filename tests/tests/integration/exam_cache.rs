@@ -514,7 +514,10 @@ async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
         .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
         .await;
     assert_eq!(status, 201, "{started}");
-    let path = format!("/attempts/{}", started["attempt_id"].as_str().unwrap_or_default());
+    let path = format!(
+        "/attempts/{}",
+        started["attempt_id"].as_str().unwrap_or_default()
+    );
     for _ in 0..2 {
         assert_eq!(h.call("GET", &path, None, &student).await.0, 200);
     }
