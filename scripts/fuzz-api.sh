@@ -36,30 +36,15 @@ die() { printf 'fuzz-api: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$ST" ] || die "no $ST: run 'scripts/services.sh up' first"
 
 WORK="$(mktemp -d)"
-SERVER_PID=""
+# shellcheck source=lib/embedded-local.sh
+. "$ROOT/scripts/lib/embedded-local.sh"
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_embedded
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
-# Embedded mode: none of the services' variables; port 0, so the kernel picks a free one.
-env -u AWS_ENDPOINT_URL -u REDIS_URL -u OES_JWT_SECRET -u OES_PUBLIC_BASE_URL \
-  OES_DEMO_PASSWORD="$PASSWORD" RUST_LOG="${RUST_LOG:-warn}" \
-  "$BIN" --addr 127.0.0.1:0 --outbox "$WORK/outbox" >"$WORK/stdout" 2>"$WORK/stderr" &
-SERVER_PID=$!
-
-BASE=""
-for _ in $(seq 1 300); do
-  BASE="$(sed -n 's/.* on \(http:\/\/[0-9.:]*\).*/\1/p' "$WORK/stdout" | head -n 1)"
-  [ -n "$BASE" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/stderr" >&2; die "oes-local exited"; }
-  sleep 0.1
-done
-[ -n "$BASE" ] || die "oes-local did not say where it serves within 30 s"
+start_embedded "$BIN" "$PASSWORD"
 
 # Waits until it answers, then signs in: prints the access token of $1.
 "$PY" - "$BASE" <<'EOF' || die "oes-local does not answer at $BASE"

@@ -42,40 +42,16 @@ die() { printf 'load-smoke: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$LOAD" ] || die "no $LOAD: run 'cargo build -p oes-load' first"
 
 WORK="$(mktemp -d)"
-SERVER_PID=""
+# shellcheck source=lib/embedded-local.sh
+. "$ROOT/scripts/lib/embedded-local.sh"
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    # A graceful stop finishes the requests and batches in hand; give it 15 s, then kill.
-    for _ in $(seq 1 150); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_embedded
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 STARTED=$SECONDS
-# Embedded mode: none of the services' variables; port 0, so the kernel picks a free one.
-env -u AWS_ENDPOINT_URL -u REDIS_URL -u OES_JWT_SECRET -u OES_PUBLIC_BASE_URL \
-  OES_DEMO_PASSWORD="$PASSWORD" RUST_LOG="${RUST_LOG:-warn}" \
-  "$LOCAL" --addr 127.0.0.1:0 --outbox "$WORK/outbox" --seed-students "$STUDENTS" \
-  >"$WORK/stdout" 2>"$WORK/stderr" &
-SERVER_PID=$!
-
-BASE=""
-for _ in $(seq 1 300); do
-  BASE="$(sed -n 's/.* on \(http:\/\/[0-9.:]*\).*/\1/p' "$WORK/stdout" | head -n 1)"
-  [ -n "$BASE" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/stderr" >&2; die "oes-local exited"; }
-  sleep 0.1
-done
-[ -n "$BASE" ] || die "oes-local did not say where it serves within 30 s"
-curl -fsS --retry 50 --retry-delay 0 --retry-connrefused --max-time 2 -o /dev/null \
-  "$BASE/health" || die "oes-local does not answer at $BASE/health"
+start_embedded "$LOCAL" "$PASSWORD" --seed-students "$STUDENTS"
 
 log "oes-local (embedded, $STUDENTS seeded students) at $BASE; $STUDENTS students arrive over $ARRIVE_OVER"
 status=0
