@@ -237,8 +237,12 @@ impl AttemptStore for DynamoAttempts {
             {
                 return Ok(());
             }
-            if self.get_attempt(&attempt.id).await?.is_some() {
-                return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
+            match self.get_attempt(&attempt.id).await? {
+                // This very write landed before (the SDK retried it after a timeout, and the
+                // retry found the item): done, not a conflict.
+                Some(stored) if stored == *attempt => return Ok(()),
+                Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
+                None => {}
             }
             let record = self
                 .student_record(&attempt.exam_id, &attempt.user_id)

@@ -56,8 +56,11 @@ impl AttemptStore for MemoryAttempts {
         max_attempts: u32,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let mut attempts = lock(&self.0);
-        if attempts.contains_key(&attempt.id) {
-            return Err(StoreError::Conflict(AttemptConflict::AttemptExists));
+        match attempts.get(&attempt.id) {
+            // The same write again (a retry of one that landed): done already.
+            Some(stored) if stored == attempt => return Ok(()),
+            Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
+            None => {}
         }
         let theirs: Vec<&Attempt> = attempts
             .values()

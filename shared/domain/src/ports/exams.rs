@@ -129,9 +129,10 @@ pub trait AttemptStore: Send + Sync {
     /// [due attempts](Self::due_attempts)), unless its
     /// student has an open attempt at the same exam — one in progress whose deadline is after
     /// `attempt.started_at` (`AttemptInProgress`) — or has started `max_attempts` attempts at it
-    /// already, submitted or not (`AttemptsExhausted`); `AttemptExists` if the id is taken. One
-    /// conditional write: of concurrent creates for one student and exam, only those within
-    /// both limits succeed.
+    /// already, submitted or not (`AttemptsExhausted`); `AttemptExists` if the id is taken by
+    /// another attempt. Creating an attempt stored exactly as given succeeds and changes nothing
+    /// (a retried write that had landed). One conditional write: of concurrent creates for one
+    /// student and exam, only those within both limits succeed.
     async fn create_attempt(
         &self,
         attempt: &Attempt,
