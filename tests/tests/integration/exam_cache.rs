@@ -455,12 +455,11 @@ impl oes_domain::ports::Cache for OverlapGauge {
     }
 }
 
-/// Issue 14: a cached read waits for one round trip to the cache, not three in a row: the
-/// caller's profile, the exam and its questions are asked for together (with Redis's
-/// multiplexed connection, in one write). Counted as the most reads in flight at once: 3 now,
-/// 1 before (each read waited for the one before it).
-#[tokio::test]
-async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_once() {
+/// In-memory adapters whose cache reads go through an [`OverlapGauge`].
+fn gauged_adapters() -> (
+    std::sync::Arc<OverlapGauge>,
+    oes_runtime::wiring::ApiAdapters,
+) {
     use oes_adapters::memory::{MemoryJobs, MemoryQueues};
     use oes_domain::cache::{CacheAside, CacheKeys};
     use oes_runtime::wiring::ApiAdapters;
@@ -473,6 +472,16 @@ async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_on
         CacheKeys::new("oes"),
         CacheSettings::default(),
     );
+    (gauge, adapters)
+}
+
+/// Issue 14: a cached read waits for one round trip to the cache, not three in a row: the
+/// caller's profile, the exam and its questions are asked for together (with Redis's
+/// multiplexed connection, in one write). Counted as the most reads in flight at once: 3 now,
+/// 1 before (each read waited for the one before it).
+#[tokio::test]
+async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_once() {
+    let (gauge, adapters) = gauged_adapters();
     let h = ExamHarness::over(&adapters);
     let owner = h.sign_in(Role::Instructor).await;
     let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
@@ -494,18 +503,7 @@ async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_on
 /// 1 before.
 #[tokio::test]
 async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
-    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
-    use oes_domain::cache::{CacheAside, CacheKeys};
-    use oes_runtime::wiring::ApiAdapters;
-    use std::sync::Arc;
-
-    let gauge = Arc::new(OverlapGauge::default());
-    let mut adapters = ApiAdapters::in_memory(MemoryQueues::new(), Arc::new(MemoryJobs::default()));
-    adapters.cache = CacheAside::new(
-        gauge.clone(),
-        CacheKeys::new("oes"),
-        CacheSettings::default(),
-    );
+    let (gauge, adapters) = gauged_adapters();
     let h = ExamHarness::over(&adapters);
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;

@@ -352,17 +352,10 @@ impl Deployed {
         } else {
             memory
         };
-        // A number, or `!Ref` to a parameter (auth-api's): its default.
-        let memory = text(memory);
-        let parameter = &template["Parameters"][memory.as_str()]["Default"];
-        let memory_mb = if parameter.is_badvalue() {
-            memory
-        } else {
-            text(parameter)
-        };
         Self {
             binary: text(&function["Metadata"]["BuildProperties"]["Binary"]),
-            memory_mb,
+            // A number, or `!Ref` to a parameter (auth-api's): its default.
+            memory_mb: local_value(&template, logical_id, "MemorySize", memory, env, local),
             env: vars,
         }
     }
