@@ -256,7 +256,9 @@ impl TestEnv {
     pub async fn spawn() -> Self {
         let endpoints = endpoints();
         let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let clients = AwsClients::load(Some(&endpoints.aws)).await;
+        let clients = AwsClients::load(Some(&endpoints.aws))
+            .await
+            .expect("the AWS clients for the emulator");
         let provisioned = provision(&clients, &prefix, "noreply@example.com")
             .await
             .unwrap_or_else(|e| {
@@ -278,7 +280,7 @@ impl TestEnv {
     pub async fn jwt_secret(&self, key: &str) -> String {
         let created = self
             .clients
-            .secrets
+            .secrets()
             .create_secret()
             .name(format!("{}-jwt", self.prefix))
             .secret_string(serde_json::json!({ "secret": key }).to_string())
@@ -309,7 +311,7 @@ impl TestEnv {
     pub fn sqs_queues(&self) -> Arc<dyn MessageQueues> {
         let p = &self.provisioned;
         Arc::new(SqsQueues::new(
-            self.clients.sqs.clone(),
+            self.clients.sqs(),
             &p.priority_queue_url,
             &p.bulk_queue_url,
             Some(&p.dead_letter_queue_url),

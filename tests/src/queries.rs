@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorConte
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use oes_adapters::aws::AwsClients;
 use oes_domain::cache::CacheAside;
 use oes_runtime::wiring::ApiAdapters;
 
@@ -58,15 +57,15 @@ impl TestEnv {
         let counter = QueryCounter::default();
         let config = self
             .clients
-            .dynamodb
+            .dynamodb()
             .config()
             .to_builder()
             .interceptor(counter.clone())
             .build();
-        let clients = AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(config),
-            ..self.clients.clone()
-        };
+        let clients = self
+            .clients
+            .clone()
+            .with_dynamodb(aws_sdk_dynamodb::Client::from_conf(config));
         let mut adapters = ApiAdapters::aws(&clients, &self.api_config())
             .unwrap_or_else(|e| panic!("adapters: {e}"));
         adapters.cache = cache;

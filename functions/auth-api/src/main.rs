@@ -9,10 +9,14 @@ use oes_domain::security::{JwtKeys, PasswordHasher};
 use oes_runtime::config::{ApiConfig, process_env};
 use oes_runtime::wiring::{ApiAdapters, resolve_jwt_secret};
 
+/// mimalloc (see `oes_runtime::alloc`).
+#[global_allocator]
+static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_runtime::telemetry::init();
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let config = ApiConfig::load(&resolve_jwt_secret(process_env(), &clients).await?)?;
     let service = auth_api::wire(
         ApiAdapters::aws(&clients, &config)?,

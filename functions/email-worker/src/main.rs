@@ -10,11 +10,15 @@ use oes_domain::clock::SystemClock;
 use oes_runtime::config::{WorkerConfig, process_env};
 use oes_runtime::wiring::WorkerAdapters;
 
+/// mimalloc (see `oes_runtime::alloc`).
+#[global_allocator]
+static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_runtime::telemetry::init();
     let config = WorkerConfig::load(&process_env())?;
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let worker = Worker::new(
         WorkerAdapters::aws(&clients, &config),
         &config.public_base_url,

@@ -4,6 +4,8 @@
 //! - [`routes`]: the route table and the thin handlers (parse, call the service, map).
 //! - [`service`]: the exam domain — exams, questions, attempts, grading, results — over the
 //!   `ExamStore` and `AttemptStore` ports, with reads cache-aside.
+//! - `memo`: which exam an attempt is at, remembered per process (the paper read in one round
+//!   trip).
 //! - [`access`]: who may do what (403 for a wrong role, 404 for someone else's resource).
 //! - [`views`]: the JSON shapes (a student's question has no answer field).
 //! - [`paging`]: `?limit=` and `?cursor=` of the lists, and their signed cursors.
@@ -17,6 +19,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+mod memo;
 pub mod openapi;
 pub mod paging;
 pub mod routes;

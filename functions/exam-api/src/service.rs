@@ -24,13 +24,14 @@ use oes_domain::exam::{
     ReviewPolicy, StudentQuestion, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
-use oes_domain::producer::EmailProducer;
+use oes_domain::producer::{EmailProducer, EnqueueError};
 use oes_domain::user::UserProfile;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::access;
 use crate::error::ExamError;
+use crate::memo::ExamOfAttempt;
 
 /// One page of a list, newest first, as cached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +129,9 @@ pub struct ExamService {
     cache: CacheAside,
     emails: EmailProducer,
     clock: Arc<dyn Clock>,
+    /// Which exam each attempt whose paper this process showed is at (ids only): the paper
+    /// read asks for its questions with the attempt ([`Self::attempt`]).
+    exam_of_attempt: ExamOfAttempt,
 }
 
 /// Largest page of a list.
@@ -156,6 +160,7 @@ impl ExamService {
             cache,
             emails,
             clock,
+            exam_of_attempt: ExamOfAttempt::default(),
         }
     }
 
@@ -467,22 +472,35 @@ impl ExamService {
     /// paper (the questions without answers) while it is open, and its result as its review
     /// allows.
     ///
-    /// As [`Self::exam`], `caller` is resolved while the attempt is read; the paper is read
-    /// once the attempt names its exam (two round trips to the cache, not three).
+    /// As [`Self::exam`], `caller` is resolved while the attempt is read. The paper's questions
+    /// are read with them when this process remembers the attempt's exam (it showed its paper
+    /// before: one round trip to the cache), else once the attempt names its exam (two). Nothing
+    /// read is shown before the caller is known and allowed; questions read ahead for another
+    /// exam than the attempt's (it cannot change exam) are not used, and read again.
     pub async fn attempt(
         &self,
         caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &AttemptId,
     ) -> Result<(AttemptView, CacheStatus), ExamError> {
         let key = self.cache.keys().exam_result(id);
-        let (caller, attempt) = tokio::join!(
+        let remembered = self.exam_of_attempt.get(id);
+        let (caller, attempt, ahead) = tokio::join!(
             caller,
             self.cache
-                .get_or_load(&key, || async { self.attempts.get_attempt(id).await })
+                .get_or_load(&key, || async { self.attempts.get_attempt(id).await }),
+            async {
+                match remembered {
+                    Some(exam) => Some((self.cached_questions(&exam).await, exam)),
+                    None => None,
+                }
+            }
         );
         let caller = &caller?;
         let (attempt, status) = attempt?;
-        let attempt: Attempt = attempt.ok_or(ExamError::NotFound)?;
+        let Some(attempt) = attempt else {
+            self.exam_of_attempt.forget(id);
+            return Err(ExamError::NotFound);
+        };
         if attempt.user_id != caller.id {
             let (exam, _) = self.cached_exam(&attempt.exam_id).await?;
             let owner_or_admin = match exam {
@@ -503,8 +521,15 @@ impl ExamService {
         }
         let now = self.clock.now();
         let paper = if attempt.is_open(now) {
-            Some(self.paper(&attempt).await?)
+            let (questions, _) = match ahead {
+                Some((read, exam)) if exam == attempt.exam_id => read?,
+                _ => self.cached_questions(&attempt.exam_id).await?,
+            };
+            self.exam_of_attempt.remember(id, &attempt.exam_id);
+            Some(Self::paper(&attempt, questions))
         } else {
+            // Closed for good: its paper is not read again.
+            self.exam_of_attempt.forget(id);
             None
         };
         let (attempt, marks) = access::student_review(attempt, now);
@@ -604,19 +629,18 @@ impl ExamService {
         Ok((questions.unwrap_or_default(), status))
     }
 
-    /// The paper of `attempt` without answers, in its order: the exam's questions that are on
+    /// The paper of `attempt` without answers, in its order: its exam's `questions` that are on
     /// it, as they read now (a question deleted since is left out; its grading is the
     /// attempt's own copy either way).
-    async fn paper(&self, attempt: &Attempt) -> Result<Vec<StudentQuestion>, ExamError> {
-        let (mut questions, _) = self.cached_questions(&attempt.exam_id).await?;
-        Ok(attempt
+    fn paper(attempt: &Attempt, mut questions: Vec<Question>) -> Vec<StudentQuestion> {
+        attempt
             .paper
             .iter()
             .filter_map(|item| {
                 let at = questions.iter().position(|q| q.id == item.question_id)?;
                 Some(questions.swap_remove(at).for_student())
             })
-            .collect())
+            .collect()
     }
 
     async fn cached_exam(&self, id: &ExamId) -> Result<(Option<Exam>, CacheStatus), ExamError> {
@@ -755,15 +779,48 @@ impl ExamService {
     }
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
-    /// later submit can try again.
+    /// later submit can try again. A job recorded already under its id was queued meanwhile by
+    /// a sweep that found the claim without its job ([`Self::queue_claimed_result_email`]):
+    /// nothing is left to do, and the claim stays.
     async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<(), ExamError> {
         let job_id = job.job_id.clone();
-        if let Err(error) = self.emails.enqueue(job).await {
-            if let Err(release) = self.attempts.release_result_email(id, &job_id).await {
-                tracing::error!(error = %release, "could not release the result email claim");
+        match self.emails.enqueue(job).await {
+            Ok(_) => Ok(()),
+            Err(EnqueueError::Duplicate) => {
+                tracing::info!(job_id, "the result email was queued meanwhile by the sweep");
+                Ok(())
             }
-            return Err(ExamError::Queue(error));
+            Err(error) => {
+                if let Err(release) = self.attempts.release_result_email(id, &job_id).await {
+                    tracing::error!(error = %release, "could not release the result email claim");
+                }
+                Err(ExamError::Queue(error))
+            }
         }
+    }
+
+    /// Queues the result email of `attempt`, submitted, to `student` under `job_id`: the job
+    /// its claim names, which the job ledger does not know (the submit that claimed it died
+    /// before queueing it, or its queueing failed before the job was recorded and the claim
+    /// could not be released). Under that id the ledger records the job once and the worker
+    /// sends it once, so a copy the claiming submit queues as well is never sent twice. The
+    /// claim stays if queueing fails (`Duplicate`: the claiming submit recorded the job
+    /// meanwhile).
+    #[tracing::instrument(skip_all, fields(attempt_id = %attempt.id, job_id = %job_id))]
+    pub async fn queue_claimed_result_email(
+        &self,
+        attempt: &Attempt,
+        student: &UserProfile,
+        job_id: &str,
+    ) -> Result<(), ExamError> {
+        // A submitted attempt always has its result.
+        let Some(result) = &attempt.result else {
+            return Ok(());
+        };
+        let mut job = self.result_email(student, attempt, result);
+        job.job_id = job_id.to_owned();
+        self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
+        tracing::info!("the claimed result email, never queued, is queued");
         Ok(())
     }
 }

@@ -1,10 +1,15 @@
 //! The AWS SDK clients, built once at init from one loaded configuration, each with explicit
-//! timeouts ([`AwsTimeouts`]).
+//! timeouts ([`AwsTimeouts`]), over one HTTPS client that trusts the AWS endpoints' roots alone.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_smithy_http_client::ConnectorBuilder;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::dynamo::StoreTiming;
 
@@ -109,38 +114,100 @@ fn credentials_in_env() -> bool {
         .all(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
-/// The AWS SDK clients, sharing one loaded configuration (region, credentials, and
-/// `AWS_ENDPOINT_URL` for the local emulator).
+/// The roots AWS's service endpoints chain to (Amazon Trust Services, and the Starfield root that
+/// cross-signs them): the whole trust store of the functions' AWS calls.
+const AWS_ROOTS: &[u8] = include_bytes!("../certs/aws-roots.pem");
+
+/// The HTTPS client every AWS SDK client shares: aws-config's default (hyper, rustls with
+/// aws-lc, the connector settings and proxy from the environment), except its trust store.
+///
+/// The default reads the platform's store at init (the bundle, and on Debian every file of
+/// `/etc/ssl/certs`) and parses each of its ~150 roots: about a third of a function's init
+/// (docs/BENCHMARKS.md, "Cold starts"). The functions call AWS endpoints alone, and those present
+/// certificates under [`AWS_ROOTS`], so these five roots are all they trust: nothing is read from
+/// disk, and a certificate from any other authority is refused. `AWS_CA_BUNDLE` (AWS's variable
+/// for a proxy's or an emulator's own authority) adds the roots of that PEM file.
+fn aws_https_client() -> Result<SharedHttpClient, AwsInitError> {
+    let mut trust = TrustStore::empty().with_pem_certificate(AWS_ROOTS);
+    if let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|path| !path.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|error| AwsInitError::CaBundle {
+            path: path.to_string_lossy().into_owned(),
+            error,
+        })?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|error| AwsInitError::Tls(error.to_string()))?;
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut connector = ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context.clone());
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            },
+        ),
+    )
+}
+
+/// Why the AWS clients could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsInitError {
+    /// `AWS_CA_BUNDLE` names a file that cannot be read.
+    #[error("AWS_CA_BUNDLE: cannot read {path}: {error}")]
+    CaBundle {
+        /// The file named.
+        path: String,
+        /// Why it cannot be read.
+        error: std::io::Error,
+    },
+    /// The TLS context could not be built.
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+}
+
+/// The AWS SDK clients, sharing one loaded configuration (region, credentials, the HTTPS client,
+/// and `AWS_ENDPOINT_URL` for the local emulator). Each client is built the first time it is
+/// asked for, then shared: a function builds only those it uses (each SDK crate parses its
+/// endpoint partition table when its first client is built), and always at init, where its
+/// wiring asks for them.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
-    /// DynamoDB.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// SQS.
-    pub sqs: aws_sdk_sqs::Client,
-    /// SES v2.
-    pub ses: aws_sdk_sesv2::Client,
-    /// Secrets Manager (read at init only).
-    pub secrets: aws_sdk_secretsmanager::Client,
-    /// Lambda: the lanes' event source mappings (exam-api's admin API pauses and resumes them).
-    pub lambda: aws_sdk_lambda::Client,
+    config: SdkConfig,
+    timeouts: AwsTimeouts,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    ses: OnceLock<aws_sdk_sesv2::Client>,
+    secrets: OnceLock<aws_sdk_secretsmanager::Client>,
+    lambda: OnceLock<aws_sdk_lambda::Client>,
 }
 
 impl AwsClients {
     /// Loads the shared AWS configuration from the environment.
-    pub async fn from_env() -> Self {
+    pub async fn from_env() -> Result<Self, AwsInitError> {
         Self::load(None).await
     }
 
     /// Loads the shared AWS configuration from the environment, with `endpoint` (an emulator's
     /// URL) overriding `AWS_ENDPOINT_URL` when given. The clients get [`AwsTimeouts::DEFAULT`]
     /// (what the functions run with in AWS), or [`AwsTimeouts::EMULATOR`] with an endpoint.
-    pub async fn load(endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    pub async fn load(endpoint: Option<&str>) -> Result<Self, AwsInitError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(aws_https_client()?);
         if credentials_in_env() {
             // What the default chain would find first anyway. Named directly, the rest of the
             // chain is not built: its web-identity provider builds an STS client and an HTTPS
-            // connector (the trust store parsed once more), a fifth of a function's init
-            // (docs/BENCHMARKS.md, "Cold starts"). Lambda always gives credentials this way.
+            // connector, a fifth of a function's init (docs/BENCHMARKS.md, "Cold starts").
+            // Lambda always gives credentials this way.
             loader = loader.credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             );
@@ -150,46 +217,101 @@ impl AwsClients {
             loader = loader.endpoint_url(endpoint);
             timeouts = &AwsTimeouts::EMULATOR;
         }
-        Self::from_config(&loader.load().await, timeouts)
+        Ok(Self::from_config(&loader.load().await, timeouts))
     }
 
     /// The clients for `config`, each with its service's `timeouts` (the retry configuration
-    /// stays `config`'s).
+    /// stays `config`'s); none is built yet.
     pub fn from_config(config: &SdkConfig, timeouts: &AwsTimeouts) -> Self {
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(config)
-                    .interceptor(StoreTiming)
-                    .timeout_config(
-                        timeouts.config(timeouts.dynamodb_attempt, timeouts.dynamodb_operation),
-                    )
-                    .build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(config)
-                    .timeout_config(timeouts.config(timeouts.sqs_attempt, timeouts.sqs_operation))
-                    .build(),
-            ),
-            ses: aws_sdk_sesv2::Client::from_conf(
-                aws_sdk_sesv2::config::Builder::from(config)
-                    .timeout_config(timeouts.config(timeouts.ses_attempt, timeouts.ses_operation))
-                    .build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(config)
-                    .timeout_config(
-                        timeouts.config(timeouts.secrets_attempt, timeouts.secrets_operation),
-                    )
-                    .build(),
-            ),
-            lambda: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(config)
-                    .timeout_config(
-                        timeouts.config(timeouts.lambda_attempt, timeouts.lambda_operation),
-                    )
-                    .build(),
-            ),
+            config: config.clone(),
+            timeouts: *timeouts,
+            dynamodb: OnceLock::new(),
+            sqs: OnceLock::new(),
+            ses: OnceLock::new(),
+            secrets: OnceLock::new(),
+            lambda: OnceLock::new(),
         }
+    }
+
+    /// These clients with `dynamodb` for DynamoDB (one with an interceptor of its own).
+    #[must_use]
+    pub fn with_dynamodb(self, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+        Self {
+            dynamodb: OnceLock::from(dynamodb),
+            ..self
+        }
+    }
+
+    /// DynamoDB, with the store's timing interceptor.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let t = &self.timeouts;
+        self.dynamodb
+            .get_or_init(|| {
+                aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(&self.config)
+                        .interceptor(StoreTiming)
+                        .timeout_config(t.config(t.dynamodb_attempt, t.dynamodb_operation))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// SQS.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let t = &self.timeouts;
+        self.sqs
+            .get_or_init(|| {
+                aws_sdk_sqs::Client::from_conf(
+                    aws_sdk_sqs::config::Builder::from(&self.config)
+                        .timeout_config(t.config(t.sqs_attempt, t.sqs_operation))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// SES v2.
+    pub fn ses(&self) -> aws_sdk_sesv2::Client {
+        let t = &self.timeouts;
+        self.ses
+            .get_or_init(|| {
+                aws_sdk_sesv2::Client::from_conf(
+                    aws_sdk_sesv2::config::Builder::from(&self.config)
+                        .timeout_config(t.config(t.ses_attempt, t.ses_operation))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// Secrets Manager (read at init only).
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        let t = &self.timeouts;
+        self.secrets
+            .get_or_init(|| {
+                aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::config::Builder::from(&self.config)
+                        .timeout_config(t.config(t.secrets_attempt, t.secrets_operation))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// Lambda: the lanes' event source mappings (exam-api's admin API pauses and resumes them).
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let t = &self.timeouts;
+        self.lambda
+            .get_or_init(|| {
+                aws_sdk_lambda::Client::from_conf(
+                    aws_sdk_lambda::config::Builder::from(&self.config)
+                        .timeout_config(t.config(t.lambda_attempt, t.lambda_operation))
+                        .build(),
+                )
+            })
+            .clone()
     }
 }
 
@@ -224,27 +346,27 @@ mod tests {
         let clients = AwsClients::from_config(&sdk_config(), &t);
         let expected = |attempt, operation| (Some(t.connect), Some(attempt), Some(operation));
         assert_eq!(
-            figures(clients.dynamodb.config().timeout_config()),
+            figures(clients.dynamodb().config().timeout_config()),
             expected(t.dynamodb_attempt, t.dynamodb_operation),
             "DynamoDB"
         );
         assert_eq!(
-            figures(clients.sqs.config().timeout_config()),
+            figures(clients.sqs().config().timeout_config()),
             expected(t.sqs_attempt, t.sqs_operation),
             "SQS"
         );
         assert_eq!(
-            figures(clients.ses.config().timeout_config()),
+            figures(clients.ses().config().timeout_config()),
             expected(t.ses_attempt, t.ses_operation),
             "SES v2"
         );
         assert_eq!(
-            figures(clients.secrets.config().timeout_config()),
+            figures(clients.secrets().config().timeout_config()),
             expected(t.secrets_attempt, t.secrets_operation),
             "Secrets Manager"
         );
         assert_eq!(
-            figures(clients.lambda.config().timeout_config()),
+            figures(clients.lambda().config().timeout_config()),
             expected(t.lambda_attempt, t.lambda_operation),
             "Lambda"
         );
@@ -264,7 +386,8 @@ mod tests {
             .region(Region::new("us-east-1"))
             .build();
         let clients = AwsClients::from_config(&loaded, &AwsTimeouts::DEFAULT);
-        let ses = clients.ses.config();
+        let ses = clients.ses();
+        let ses = ses.config();
         assert_eq!(
             figures(ses.timeout_config()),
             (
@@ -278,6 +401,71 @@ mod tests {
                 .map(aws_config::retry::RetryConfig::max_attempts),
             Some(3)
         );
+    }
+
+    #[test]
+    fn a_client_is_built_when_first_asked_for() {
+        let clients = AwsClients::from_config(&sdk_config(), &AwsTimeouts::DEFAULT);
+        let built = |c: &AwsClients| {
+            [
+                c.dynamodb.get().is_some(),
+                c.sqs.get().is_some(),
+                c.ses.get().is_some(),
+                c.secrets.get().is_some(),
+                c.lambda.get().is_some(),
+            ]
+        };
+        assert_eq!(built(&clients), [false; 5], "none before it is asked for");
+        let _ = clients.sqs();
+        let _ = clients.dynamodb();
+        assert_eq!(built(&clients), [true, true, false, false, false]);
+    }
+
+    /// The SHA-256 fingerprint of each certificate in `pem`, in order.
+    fn fingerprints(pem: &[u8]) -> Vec<String> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject as _;
+        use sha2::Digest as _;
+        CertificateDer::pem_slice_iter(pem)
+            .map(|cert| hex::encode(sha2::Sha256::digest(cert.expect("a PEM certificate"))))
+            .collect()
+    }
+
+    #[test]
+    fn the_aws_trust_store_is_amazon_trust_services_and_the_starfield_root_that_cross_signs_it() {
+        let text = std::str::from_utf8(AWS_ROOTS).expect("ASCII");
+        // The fingerprints Amazon publishes (https://www.amazontrust.com/repository/), in the
+        // file's order: Amazon Root CA 1–4, Starfield Services Root Certificate Authority – G2.
+        let published = [
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+        ];
+        assert_eq!(fingerprints(AWS_ROOTS), published);
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 4",
+            "Starfield Services Root",
+        ] {
+            assert!(text.contains(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clients_load_over_the_aws_trust_store_alone() {
+        // The connector is built with the clients (the SDK validates its HTTP client then): the
+        // trust store must parse, or every function would fail its first call.
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(aws_https_client().expect("the HTTPS client"))
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .load()
+            .await;
+        let clients = AwsClients::from_config(&config, &AwsTimeouts::DEFAULT);
+        let _ = clients.dynamodb();
+        let _ = clients.sqs();
     }
 
     #[test]

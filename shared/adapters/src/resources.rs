@@ -164,7 +164,7 @@ pub async fn provision(
     for def in QUEUES {
         let name = format!("{prefix}-{}", def.suffix);
         let mut request = clients
-            .sqs
+            .sqs()
             .create_queue()
             .queue_name(&name)
             .attributes(
@@ -183,7 +183,7 @@ pub async fn provision(
         let url = request.send().await?.queue_url.unwrap_or_default();
         if def.max_receive_count.is_none() {
             let attributes = clients
-                .sqs
+                .sqs()
                 .get_queue_attributes()
                 .queue_url(&url)
                 .attribute_names(QueueAttributeName::QueueArn)
@@ -197,7 +197,7 @@ pub async fn provision(
         urls.insert(def.suffix, url);
     }
     match clients
-        .ses
+        .ses()
         .create_email_identity()
         .email_identity(sender_email)
         .send()
@@ -234,7 +234,7 @@ async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxE
             .build()
     };
     let mut request = clients
-        .dynamodb
+        .dynamodb()
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -273,7 +273,7 @@ async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxE
         Err(e) => return Err(e.into()),
     }
     clients
-        .dynamodb
+        .dynamodb()
         .update_time_to_live()
         .table_name(&name)
         .time_to_live_specification(

@@ -252,7 +252,7 @@ mod tests {
             .build();
         let url = format!("{endpoint}/000000000000/lane");
         SqsQueues::new(
-            AwsClients::from_config(&config, timeouts).sqs,
+            AwsClients::from_config(&config, timeouts).sqs(),
             &url,
             &url,
             None,
@@ -304,7 +304,7 @@ mod tests {
         let clients = AwsClients::from_config(&config, &t);
         // `receive` caps the wait at SQS's maximum, 20 s.
         let longest = Duration::from_secs(20);
-        let poll = long_poll_timeouts(clients.sqs.config().timeout_config(), longest)
+        let poll = long_poll_timeouts(clients.sqs().config().timeout_config(), longest)
             .expect("the SQS client has timeouts");
         assert_eq!(
             poll.operation_attempt_timeout(),

@@ -71,36 +71,30 @@ impl ApiAdapters {
     ) -> Result<Self, redis::RedisError> {
         let redis = redis(cache)?;
         let records = Arc::new(DynamoJobs::new(
-            clients.dynamodb.clone(),
+            clients.dynamodb(),
             &resources.table,
             resources.job_retention_seconds,
         ));
         let jobs: Arc<dyn JobLedger> = records.clone();
         let queues: Arc<dyn MessageQueues> = Arc::new(SqsQueues::new(
-            clients.sqs.clone(),
+            clients.sqs(),
             &resources.priority_queue_url,
             &resources.bulk_queue_url,
             resources.dead_letter_queue_url.as_deref(),
         ));
         let lanes: Arc<dyn LaneSwitch> = match &resources.lane_mappings {
             Some(mappings) => Arc::new(EventSourceMappings::new(
-                clients.lambda.clone(),
+                clients.lambda(),
                 &mappings.priority,
                 &mappings.bulk,
             )),
             None => Arc::new(MemoryLanes::default()),
         };
         Ok(Self {
-            users: Arc::new(DynamoUsers::new(clients.dynamodb.clone(), &resources.table)),
-            tokens: Arc::new(DynamoTokens::new(
-                clients.dynamodb.clone(),
-                &resources.table,
-            )),
-            exams: Arc::new(DynamoExams::new(clients.dynamodb.clone(), &resources.table)),
-            attempts: Arc::new(DynamoAttempts::new(
-                clients.dynamodb.clone(),
-                &resources.table,
-            )),
+            users: Arc::new(DynamoUsers::new(clients.dynamodb(), &resources.table)),
+            tokens: Arc::new(DynamoTokens::new(clients.dynamodb(), &resources.table)),
+            exams: Arc::new(DynamoExams::new(clients.dynamodb(), &resources.table)),
+            attempts: Arc::new(DynamoAttempts::new(clients.dynamodb(), &resources.table)),
             emails: producer(&queues, &jobs),
             queues,
             jobs,
@@ -193,14 +187,14 @@ impl WorkerAdapters {
     pub fn aws(clients: &oes_adapters::aws::AwsClients, config: &WorkerConfig) -> Self {
         let resources = &config.resources;
         Self {
-            mailer: Arc::new(SesMailer::new(clients.ses.clone(), &config.sender_email)),
+            mailer: Arc::new(SesMailer::new(clients.ses(), &config.sender_email)),
             jobs: Arc::new(DynamoJobs::new(
-                clients.dynamodb.clone(),
+                clients.dynamodb(),
                 &resources.table,
                 resources.job_retention_seconds,
             )),
             control: Arc::new(EmailLanes::new(Arc::new(SqsQueues::new(
-                clients.sqs.clone(),
+                clients.sqs(),
                 &resources.priority_queue_url,
                 &resources.bulk_queue_url,
                 resources.dead_letter_queue_url.as_deref(),
@@ -220,7 +214,7 @@ pub async fn resolve_jwt_secret<F: Fn(&str) -> Option<String>>(
         env.optional("OES_JWT_SECRET"),
         env.optional("OES_JWT_SECRET_ARN"),
     ) {
-        (None, Some(arn)) => Some(read_secret(&clients.secrets, &arn).await?),
+        (None, Some(arn)) => Some(read_secret(&clients.secrets(), &arn).await?),
         _ => None,
     };
     Ok(Env(move |name: &str| match (name, &fetched) {

@@ -104,7 +104,7 @@ async fn two_workers_racing_on_one_job_send_one_email() {
     assert!(ses_messages_to(&env.endpoints.aws, &to).await.is_empty());
 
     // A finishes; B's redelivery is then acknowledged without a send.
-    let mailer = SesMailer::new(env.clients.ses.clone(), &env.provisioned.sender_email);
+    let mailer = SesMailer::new(env.clients.ses(), &env.provisioned.sender_email);
     let email = oes_domain::email::Renderer::new("https://exams.example.org").render(&job);
     let ses_message_id = mailer.send(&email).await.expect("A's send");
     jobs.finish(
@@ -126,7 +126,7 @@ async fn a_rejected_email_fails_with_its_reason_and_goes_to_the_dead_letter_queu
     let job_id = env.enqueue(verification_job(&to)).await;
     // An unverified sender: SES v2 answers MessageRejected.
     let unverified = Arc::new(SesMailer::new(
-        env.clients.ses.clone(),
+        env.clients.ses(),
         "nobody@unverified.example",
     ));
     let worker = env.worker(Some(unverified), RetryPolicy::default());
@@ -226,7 +226,7 @@ fn flaky_worker(env: &TestEnv, failures: u32, retry: RetryPolicy) -> (Worker, Ar
     let mut adapters = WorkerAdapters::aws(&env.clients, &config);
     adapters.mailer = Arc::new(Flaky {
         failures: Mutex::new(failures),
-        inner: SesMailer::new(env.clients.ses.clone(), &p.sender_email),
+        inner: SesMailer::new(env.clients.ses(), &p.sender_email),
     });
     adapters.control = control.clone();
     let worker = Worker::new(
@@ -310,7 +310,7 @@ async fn an_undecodable_body_goes_to_the_dead_letter_queue_and_the_rest_of_the_b
     let env = TestEnv::spawn().await;
     let to = env.recipient("neighbour");
     env.clients
-        .sqs
+        .sqs()
         .send_message()
         .queue_url(&env.provisioned.priority_queue_url)
         .message_body("{\"v\":1,\"kind\":")

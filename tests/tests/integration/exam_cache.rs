@@ -499,8 +499,8 @@ async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_on
 
 /// Issue 14, the student's read on exam day: `GET /attempts/{id}` asks for the caller's profile
 /// and the attempt together, then for the paper (the questions of the exam the attempt names):
-/// two round trips to the cache, not three. Counted as the most reads in flight at once: 2 now,
-/// 1 before.
+/// two round trips to the cache, not three, in a process that has not shown that paper before.
+/// Counted as the most reads in flight at once: 2 now, 1 before.
 #[tokio::test]
 async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
     let (gauge, adapters) = gauged_adapters();
@@ -519,8 +519,11 @@ async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
     for _ in 0..2 {
         assert_eq!(h.call("GET", &path, None, &student).await.0, 200);
     }
+    // Read by a process that has not shown this paper (the cache warm, its exam not remembered;
+    // one that has asks for the questions too: the next test).
+    let fresh = ExamHarness::over(&adapters);
     gauge.most_at_once();
-    let (status, body) = h.call("GET", &path, None, &student).await;
+    let (status, body) = fresh.call("GET", &path, None, &student).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["questions"].as_array().map(Vec::len),
@@ -528,4 +531,37 @@ async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
         "the paper: {body}"
     );
     assert_eq!(gauge.most_at_once(), 2, "reads in flight at once");
+}
+
+/// Issue 14, the paper read again: the process remembers which exam an attempt is at (ids
+/// only), so a repeated `GET /attempts/{id}` asks for the caller's profile, the attempt and the
+/// exam's questions together: one round trip to the cache, not two in a row. Counted as the
+/// most reads in flight at once on the second read: 3 now, 2 before.
+#[tokio::test]
+async fn a_paper_read_again_asks_for_the_caller_the_attempt_and_the_questions_at_once() {
+    let (gauge, adapters) = gauged_adapters();
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
+    let (status, started) = h
+        .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let path = format!(
+        "/attempts/{}",
+        started["attempt_id"].as_str().unwrap_or_default()
+    );
+    let (status, first) = h.call("GET", &path, None, &student).await;
+    assert_eq!(status, 200, "{first}");
+    gauge.most_at_once();
+    let (status, body) = h.call("GET", &path, None, &student).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["questions"], first["questions"], "the same paper");
+    assert_eq!(
+        body["questions"].as_array().map(Vec::len),
+        Some(3),
+        "the paper: {body}"
+    );
+    assert_eq!(gauge.most_at_once(), 3, "reads in flight at once");
 }

@@ -39,7 +39,7 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $body() {
                     let env = TestEnv::spawn().await;
-                    let client = env.clients.dynamodb.clone();
+                    let client = env.clients.dynamodb();
                     let table = env.provisioned.table.as_str();
                     let exams = DynamoExams::new(client.clone(), table);
                     let attempts = DynamoAttempts::new(client, table);

@@ -47,7 +47,7 @@ macro_rules! contract {
                 async fn $body() {
                     let env = TestEnv::spawn().await;
                     let jobs = DynamoJobs::new(
-                        env.clients.dynamodb.clone(),
+                        env.clients.dynamodb(),
                         env.provisioned.table.clone(),
                         7 * 24 * 3600,
                     );

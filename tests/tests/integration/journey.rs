@@ -17,7 +17,7 @@ use serde_json::json;
 async fn messages_on(env: &TestEnv, url: &str) -> (i64, i64) {
     let attributes = env
         .clients
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)

@@ -99,13 +99,13 @@ fn form_encode(text: &str) -> String {
 /// A worker function with an event source mapping on each lane of `env`.
 async fn mappings(env: &TestEnv) -> EventSourceMappings {
     let [priority, bulk] = lane_mapping_uuids(env).await;
-    EventSourceMappings::new(env.clients.lambda.clone(), &priority, &bulk)
+    EventSourceMappings::new(env.clients.lambda(), &priority, &bulk)
 }
 
 /// Creates a worker function in the emulator with an event source mapping on each lane of
 /// `env`: the UUIDs of the priority lane's and the bulk lane's mappings.
 pub(crate) async fn lane_mapping_uuids(env: &TestEnv) -> [String; 2] {
-    let lambda = &env.clients.lambda;
+    let lambda = &env.clients.lambda();
     let function = format!("{}-worker", env.prefix);
     lambda
         .create_function()
@@ -128,7 +128,7 @@ pub(crate) async fn lane_mapping_uuids(env: &TestEnv) -> [String; 2] {
     ] {
         let arn = env
             .clients
-            .sqs
+            .sqs()
             .get_queue_attributes()
             .queue_url(url)
             .attribute_names(QueueAttributeName::QueueArn)

@@ -51,7 +51,7 @@ macro_rules! contract {
                 async fn $body() {
                     let env = TestEnv::spawn().await;
                     let sender = env.provisioned.sender_email.clone();
-                    let mailer = SesMailer::new(env.clients.ses.clone(), &sender);
+                    let mailer = SesMailer::new(env.clients.ses(), &sender);
                     let inbox = Inbox::Ses {
                         endpoint: env.endpoints.aws.clone(),
                         sender,
@@ -355,7 +355,7 @@ mod ses_only {
     #[tokio::test]
     async fn ses_refuses_a_sender_it_has_not_verified_for_good() {
         let env = TestEnv::spawn().await;
-        let mailer = SesMailer::new(env.clients.ses.clone(), "nobody@unverified.example");
+        let mailer = SesMailer::new(env.clients.ses(), "nobody@unverified.example");
         let to = recipient("refused");
         let refused = mailer.send(&email(&to, "Refused")).await;
         assert!(

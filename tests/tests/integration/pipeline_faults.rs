@@ -212,7 +212,7 @@ struct WatchedSes {
 impl WatchedSes {
     fn new(env: &TestEnv, dies_after_send: bool) -> Arc<Self> {
         Arc::new(Self {
-            inner: SesMailer::new(env.clients.ses.clone(), &env.provisioned.sender_email),
+            inner: SesMailer::new(env.clients.ses(), &env.provisioned.sender_email),
             dies_after_send,
             accepted: Mutex::new(Vec::new()),
             sent: tokio::sync::Notify::new(),
@@ -241,7 +241,7 @@ impl Mailer for WatchedSes {
 /// (`MessageRejected`, a permanent failure).
 fn rejecting_ses(env: &TestEnv) -> Arc<dyn Mailer> {
     Arc::new(SesMailer::new(
-        env.clients.ses.clone(),
+        env.clients.ses(),
         "nobody@unverified.example",
     ))
 }

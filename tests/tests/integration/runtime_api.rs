@@ -622,7 +622,7 @@ async fn worker_handles(name: &str, text: &str) {
     let env = TestEnv::spawn().await;
     let sender = format!("noreply+{}@example.com", env.prefix);
     env.clients
-        .ses
+        .ses()
         .create_email_identity()
         .email_identity(&sender)
         .send()

@@ -37,7 +37,7 @@ macro_rules! contract {
                 async fn $body() {
                     let env = TestEnv::spawn().await;
                     let tokens = DynamoTokens::new(
-                        env.clients.dynamodb.clone(),
+                        env.clients.dynamodb(),
                         env.provisioned.table.clone(),
                     );
                     super::$body(&tokens).await;

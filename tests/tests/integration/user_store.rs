@@ -39,7 +39,7 @@ macro_rules! contract {
                 async fn $body() {
                     let env = TestEnv::spawn().await;
                     let users = DynamoUsers::new(
-                        env.clients.dynamodb.clone(),
+                        env.clients.dynamodb(),
                         env.provisioned.table.clone(),
                     );
                     super::$body(&users).await;

@@ -48,7 +48,7 @@ fn request(path: &str, token: &str) -> Result<Request, BoxError> {
 pub async fn run(iterations: usize) -> Result<(), BoxError> {
     let endpoint = var("AWS_ENDPOINT_URL")?;
     let redis_url = var("REDIS_URL")?;
-    let clients = AwsClients::load(Some(&endpoint)).await;
+    let clients = AwsClients::load(Some(&endpoint)).await?;
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let provisioned = provision(&clients, &prefix, "noreply@example.com").await?;
     let jwt = JwtSettings {

@@ -213,14 +213,6 @@ fn function_env(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    // Where rustls-native-certs looks for the trust store. Unset, it reads the distribution's
-    // bundle and every file of its certificate directory: ~280 files on Debian (3 ms of CPU
-    // here), a few bundle files on Amazon Linux 2023. SSL_CERT_FILE alone loads one bundle.
-    for name in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
-        if let Ok(value) = std::env::var(name) {
-            env.insert(name.into(), value);
-        }
-    }
     match secret_arn {
         Some(arn) => env.insert("OES_JWT_SECRET_ARN".into(), arn.to_owned()),
         None => env.insert(
@@ -335,7 +327,9 @@ pub async fn run(runs: usize, binaries: PathBuf, secret_arn: Option<String>) -> 
     }
     let aws = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "set AWS_ENDPOINT_URL and REDIS_URL (make services)".to_owned())?;
-    let clients = AwsClients::load(Some(&aws)).await;
+    let clients = AwsClients::load(Some(&aws))
+        .await
+        .map_err(|e| e.to_string())?;
     let prefix = format!("cold{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let resources = provision(&clients, &prefix, "noreply@example.com")
         .await

@@ -24,18 +24,18 @@ const WARM_UP: usize = 20;
 pub async fn run(jobs: usize) -> Result<(), BoxError> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "set AWS_ENDPOINT_URL (eval \"$(scripts/services.sh env)\")")?;
-    let clients = AwsClients::load(Some(&endpoint)).await;
+    let clients = AwsClients::load(Some(&endpoint)).await?;
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let provisioned = provision(&clients, &prefix, "noreply@example.com").await?;
     let producer = EmailProducer::new(
         Arc::new(EmailLanes::new(Arc::new(SqsQueues::new(
-            clients.sqs.clone(),
+            clients.sqs(),
             &provisioned.priority_queue_url,
             &provisioned.bulk_queue_url,
             None,
         )))),
         Arc::new(DynamoJobs::new(
-            clients.dynamodb.clone(),
+            clients.dynamodb(),
             &provisioned.table,
             14 * 86_400,
         )),

@@ -73,10 +73,10 @@ async fn ledger(dynamo: bool) -> Result<(Arc<dyn JobLedger>, &'static str), BoxE
     }
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "set AWS_ENDPOINT_URL (eval \"$(scripts/services.sh env)\")")?;
-    let clients = AwsClients::load(Some(&endpoint)).await;
+    let clients = AwsClients::load(Some(&endpoint)).await?;
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let provisioned = provision(&clients, &prefix, "noreply@example.com").await?;
-    let jobs = DynamoJobs::new(clients.dynamodb.clone(), &provisioned.table, 86_400);
+    let jobs = DynamoJobs::new(clients.dynamodb(), &provisioned.table, 86_400);
     Ok((Arc::new(jobs), "DynamoDB ledger (moto)"))
 }
 

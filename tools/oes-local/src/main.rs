@@ -11,6 +11,10 @@ use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
 use oes_runtime::config::{jwt_settings, process_env};
 
+/// mimalloc (see `oes_runtime::alloc`).
+#[global_allocator]
+static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+
 /// Runs the oes API locally, through the real Lambda handlers.
 #[derive(Parser)]
 #[command(version, about)]

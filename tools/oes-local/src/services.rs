@@ -39,7 +39,7 @@ pub async fn start(
     settings: Services,
     jwt: JwtSettings,
 ) -> Result<(Arc<Functions>, Provisioned), oes_domain::ports::BoxError> {
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
     let resources = ResourceConfig::from(&provisioned);
     let cache = CacheConfig {

@@ -240,7 +240,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
-    let clients = AwsClients::load(cli.endpoint.as_deref()).await;
+    let clients = AwsClients::load(cli.endpoint.as_deref()).await?;
     match cli.command {
         Command::Provision { prefix, sender } => {
             let provisioned = provision(&clients, &prefix, &sender).await?;
@@ -258,7 +258,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 },
         } => {
             let table = table.unwrap_or_else(|| format!("{prefix}-{}", TABLE.suffix));
-            let users = DynamoUsers::new(clients.dynamodb, table);
+            let users = DynamoUsers::new(clients.dynamodb(), table);
             let email = Email::parse(&email)?;
             let user = users
                 .find_by_email(&email)
@@ -325,7 +325,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     prefix,
                 },
         } => {
-            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let jobs = DynamoJobs::new(clients.dynamodb(), format!("{prefix}-{}", TABLE.suffix), 0);
             let now = SystemClock.now();
             let (mut after, mut left) = (None, limit);
             while left > 0 {
@@ -359,7 +359,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
         Command::Jobs {
             command: JobsCommand::Counts { kind, prefix },
         } => {
-            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let jobs = DynamoJobs::new(clients.dynamodb(), format!("{prefix}-{}", TABLE.suffix), 0);
             let now = SystemClock.now();
             for state in JobState::ALL {
                 let count = jobs
@@ -372,7 +372,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
         Command::Jobs {
             command: JobsCommand::Show { id, prefix },
         } => {
-            let jobs = DynamoJobs::new(clients.dynamodb, format!("{prefix}-{}", TABLE.suffix), 0);
+            let jobs = DynamoJobs::new(clients.dynamodb(), format!("{prefix}-{}", TABLE.suffix), 0);
             let record = jobs
                 .get(&id)
                 .await?
@@ -398,7 +398,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 }
                 DlqCommand::Redrive { id, all: _ } => {
                     let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
+                    let jobs = DynamoJobs::new(clients.dynamodb(), table, 14 * 86_400);
                     let report = match id.as_deref() {
                         Some(id) => {
                             redrive(queues.queues(), &jobs, &SystemClock, Some(id), None, |_| {})
@@ -419,7 +419,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                         );
                     }
                     let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb.clone(), table, 14 * 86_400);
+                    let jobs = DynamoJobs::new(clients.dynamodb(), table, 14 * 86_400);
                     let report = purge_all(queues.queues(), &jobs).await?;
                     println!(
                         "purged {} message(s), {} job record(s) now dead (purged), left {} on the \
@@ -486,7 +486,7 @@ async fn lane_mappings(
     for def in [PRIORITY_QUEUE, BULK_QUEUE] {
         let name = format!("{prefix}-{}", def.suffix);
         let url = clients
-            .sqs
+            .sqs()
             .get_queue_url()
             .queue_name(&name)
             .send()
@@ -495,7 +495,7 @@ async fn lane_mappings(
             .queue_url
             .unwrap_or_default();
         let arn = clients
-            .sqs
+            .sqs()
             .get_queue_attributes()
             .queue_url(url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
@@ -505,7 +505,7 @@ async fn lane_mappings(
             .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
             .unwrap_or_default();
         let found = clients
-            .lambda
+            .lambda()
             .list_event_source_mappings()
             .event_source_arn(&arn)
             .send()
@@ -523,7 +523,7 @@ async fn lane_mappings(
         uuids.push(uuid.to_owned());
     }
     Ok(EventSourceMappings::new(
-        clients.lambda.clone(),
+        clients.lambda(),
         &uuids[0],
         &uuids[1],
     ))
@@ -569,7 +569,7 @@ async fn email_queues(
     {
         let name = format!("{prefix}-{}", def.suffix);
         let out = clients
-            .sqs
+            .sqs()
             .get_queue_url()
             .queue_name(&name)
             .send()
@@ -584,7 +584,7 @@ async fn email_queues(
     }
     let [priority, bulk, dead_letters] = &urls;
     Ok(QueueAdmin::new(Arc::new(SqsQueues::new(
-        clients.sqs.clone(),
+        clients.sqs(),
         priority,
         bulk,
         Some(dead_letters),

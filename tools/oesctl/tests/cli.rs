@@ -56,8 +56,10 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
         );
     }
 
-    let clients = AwsClients::load(Some(&endpoint())).await;
-    let users = DynamoUsers::new(clients.dynamodb, format!("{prefix}-data"));
+    let clients = AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients");
+    let users = DynamoUsers::new(clients.dynamodb(), format!("{prefix}-data"));
     let user = User {
         id: UserId::generate(),
         email: Email::parse("grace@example.com").expect("valid"),
@@ -125,9 +127,11 @@ async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
         .find_map(|l| l.strip_prefix("export OES_DLQ_URL="))
         .expect("the DLQ url")
         .to_owned();
-    let clients = AwsClients::load(Some(&endpoint())).await;
+    let clients = AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients");
     clients
-        .sqs
+        .sqs()
         .send_message()
         .queue_url(&dlq_url)
         .message_body("not a job")
@@ -233,8 +237,10 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
     let prefix = format!("role{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let output = oesctl(&["provision", "--prefix", &prefix]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let clients = AwsClients::load(Some(&endpoint())).await;
-    let users = DynamoUsers::new(clients.dynamodb, format!("{prefix}-data"));
+    let clients = AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients");
+    let users = DynamoUsers::new(clients.dynamodb(), format!("{prefix}-data"));
     let user = User {
         id: UserId::generate(),
         email: Email::parse("ada@example.com").expect("valid"),

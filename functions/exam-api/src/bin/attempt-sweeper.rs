@@ -10,11 +10,15 @@ use oes_domain::clock::SystemClock;
 use oes_runtime::config::{SweeperConfig, process_env};
 use oes_runtime::wiring::ApiAdapters;
 
+/// mimalloc (see `oes_runtime::alloc`).
+#[global_allocator]
+static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     oes_runtime::telemetry::init();
     let config = SweeperConfig::load(&process_env())?;
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let adapters = ApiAdapters::aws_for(&clients, &config.resources, &config.cache)?;
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let sweeper = &sweeper;

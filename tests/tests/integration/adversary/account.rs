@@ -539,7 +539,7 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
     let env = TestEnv::spawn().await;
     let queue = MemoryQueues::new();
     let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
-    let dynamodb = env.clients.dynamodb.clone();
+    let dynamodb = env.clients.dynamodb();
     let users = Arc::new(RacingUsers::new(DynamoUsers::new(
         dynamodb.clone(),
         env.provisioned.table.clone(),

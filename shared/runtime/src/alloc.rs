@@ -1,0 +1,13 @@
+//! The allocator every deployed binary runs with: mimalloc, in place of the system's (glibc's
+//! `malloc`, 19.6 % of the CPU of a cached paper read; mimalloc measured +20–33 % requests per
+//! second on it, docs/BENCHMARKS.md "Hot read path").
+//!
+//! A `#[global_allocator]` belongs to a binary, not to this library (every test and tool that
+//! links `oes-runtime` keeps the system's): each binary's `main.rs` declares it with
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+//! ```
+
+pub use mimalloc::MiMalloc as Allocator;
