@@ -7,14 +7,24 @@
 //! - still in progress: closed through the path of a submit
 //!   ([`ExamService::close_at_deadline`]), graded as of its deadline on the answers saved until
 //!   then (`closed_by: deadline`, `late: false`), with its result email;
-//! - submitted by its student already: its result email is queued only if it is still missing
-//!   (its queueing failed at the submit);
+//! - submitted by its student already, its result email claimed for a job the job ledger knows
+//!   ([`JobLedger::get`]: the producer records a job before it sends it): nothing to do;
+//! - submitted, its result email not claimed (its queueing failed at the submit, which released
+//!   the claim): the email is claimed and queued, as a second submit would;
+//! - submitted, its result email claimed for a job the job ledger does not know (the submit
+//!   died between its store write and queueing the job, or the job could not be recorded and
+//!   the claim could not be released either): the email is queued under the claimed job id
+//!   ([`ExamService::queue_claimed_result_email`]), so the ledger and the worker's send lease
+//!   let one copy through if the claiming submit queues it too;
+//! - submitted, its result email claimed for a job refused at queueing (recorded failed before
+//!   any send) whose claim could not be released: the claim is released, then the email
+//!   claimed again and queued under a new job;
 //!
 //! then its entry is cleared. The store's submit is conditional on the attempt being in
 //! progress and claims the result email in the same write, so however a sweep, a second sweep
 //! and the student's submit race, an attempt is graded once and gets one result email. An
-//! attempt that could not be settled (the store or the queue failed) keeps its entry and is
-//! settled by the next sweep.
+//! attempt that could not be settled (the store, the job ledger or the queue failed) keeps its
+//! entry and is settled by the next sweep.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,13 +35,16 @@ use lambda_runtime::LambdaEvent;
 use oes_domain::clock::Clock;
 use oes_domain::exam::{Attempt, AttemptStatus};
 use oes_domain::metrics;
-use oes_domain::ports::{AttemptStore, DueAttempt, StoreUnavailable, UserStore};
+use oes_domain::ports::{
+    AttemptStore, DueAttempt, JobLedger, JobRecord, JobStatus, StoreUnavailable, UserStore,
+};
+use oes_domain::user::UserProfile;
 use oes_runtime::http::error_chain;
 use oes_runtime::wiring::ApiAdapters;
 use serde::Serialize;
 
 use crate::error::ExamError;
-use crate::service::ExamService;
+use crate::service::{ExamService, NO_RECIPIENT};
 
 /// Due attempts read at a time.
 const BATCH: usize = 100;
@@ -45,7 +58,8 @@ pub struct SweepReport {
     pub closed: u32,
     /// Attempts submitted by their student before the sweep reached them.
     pub submitted: u32,
-    /// Attempts it could not settle (the store or the queue failed): the next sweep tries again.
+    /// Attempts it could not settle (the store, the job ledger or the queue failed): the next
+    /// sweep tries again.
     pub failed: u32,
 }
 
@@ -54,12 +68,14 @@ pub struct AttemptSweeper {
     exams: ExamService,
     attempts: Arc<dyn AttemptStore>,
     users: Arc<dyn UserStore>,
+    jobs: Arc<dyn JobLedger>,
     clock: Arc<dyn Clock>,
 }
 
 impl AttemptSweeper {
     /// The sweeper over `adapters` (the attempts, the accounts the result emails go to, the
-    /// email producer, and the cache it invalidates as a submit does).
+    /// email producer and the job ledger it records in, and the cache it invalidates as a submit
+    /// does).
     pub fn new(adapters: &ApiAdapters, clock: Arc<dyn Clock>) -> Self {
         Self {
             exams: ExamService::new(
@@ -71,6 +87,7 @@ impl AttemptSweeper {
             ),
             attempts: adapters.attempts.clone(),
             users: adapters.users.clone(),
+            jobs: adapters.jobs.clone(),
             clock,
         }
     }
@@ -126,27 +143,89 @@ impl AttemptSweeper {
     /// is missing, then clears `due`. Whether it closed the attempt.
     async fn settle(&self, due: &DueAttempt) -> Result<bool, ExamError> {
         let closed = match self.attempts.get_attempt(&due.attempt_id).await? {
-            Some(attempt) if !settled(&attempt) => {
-                let student = self.users.get(&attempt.user_id).await?;
-                if student.is_none() {
-                    tracing::warn!(
-                        attempt_id = %attempt.id,
-                        "the student's account is gone: the result is recorded without an email"
-                    );
-                }
-                let student = student.map(|user| user.profile());
-                let (_, closed) = self
-                    .exams
-                    .close_at_deadline(attempt, student.as_ref())
-                    .await?;
-                closed
-            }
-            // Submitted with its email queued, or (never expected) absent: nothing to do.
-            _ => false,
+            Some(attempt) => self.close(attempt).await?,
+            // Never expected: nothing to do.
+            None => false,
         };
         self.attempts.clear_due(due).await?;
         Ok(closed)
     }
+
+    /// Closes `attempt` if it is still in progress, and queues its result email if that is
+    /// missing (see the module's documentation). Whether it closed the attempt.
+    async fn close(&self, mut attempt: Attempt) -> Result<bool, ExamError> {
+        match self.result_email(&attempt).await? {
+            ResultEmail::Queued => return Ok(false),
+            ResultEmail::Unrecorded(job_id) => {
+                if let Some(student) = self.student(&attempt).await? {
+                    self.exams
+                        .queue_claimed_result_email(&attempt, &student, &job_id)
+                        .await?;
+                }
+                return Ok(false);
+            }
+            ResultEmail::Refused(job_id) => {
+                tracing::warn!(
+                    attempt_id = %attempt.id,
+                    job_id,
+                    "the result email's job was refused at queueing and its claim kept: queued again"
+                );
+                self.attempts
+                    .release_result_email(&attempt.id, &job_id)
+                    .await?;
+                attempt.result_email_job = None;
+            }
+            ResultEmail::Unclaimed => {}
+        }
+        let student = self.student(&attempt).await?;
+        let (_, closed) = self
+            .exams
+            .close_at_deadline(attempt, student.as_ref())
+            .await?;
+        Ok(closed)
+    }
+
+    /// Where the result email of `attempt` stands.
+    async fn result_email(&self, attempt: &Attempt) -> Result<ResultEmail, StoreUnavailable> {
+        let claimed = match &attempt.result_email_job {
+            Some(job_id) if attempt.status == AttemptStatus::Submitted => job_id,
+            _ => return Ok(ResultEmail::Unclaimed),
+        };
+        if claimed == NO_RECIPIENT {
+            return Ok(ResultEmail::Queued);
+        }
+        Ok(match self.jobs.get(claimed).await? {
+            None => ResultEmail::Unrecorded(claimed.clone()),
+            Some(record) if refused(&record) => ResultEmail::Refused(claimed.clone()),
+            Some(_) => ResultEmail::Queued,
+        })
+    }
+
+    /// The profile of the student of `attempt`, the result email's recipient; `None` if their
+    /// account is gone.
+    async fn student(&self, attempt: &Attempt) -> Result<Option<UserProfile>, ExamError> {
+        let student = self.users.get(&attempt.user_id).await?;
+        if student.is_none() {
+            tracing::warn!(
+                attempt_id = %attempt.id,
+                "the student's account is gone: the result is recorded without an email"
+            );
+        }
+        Ok(student.map(|user| user.profile()))
+    }
+}
+
+/// Where an attempt's result email stands, as a sweep finds it.
+enum ResultEmail {
+    /// Claimed for a job the job ledger knows (or for no email at all, [`NO_RECIPIENT`]):
+    /// nothing left to do.
+    Queued,
+    /// Claimed for this job, which the job ledger does not know: it was never queued.
+    Unrecorded(String),
+    /// Claimed for this job, which the queue refused ([`refused`]): it will never be sent.
+    Refused(String),
+    /// Not claimed, or the attempt still in progress.
+    Unclaimed,
 }
 
 /// Time kept back from the invocation's deadline for the batch in hand to finish.
@@ -173,7 +252,9 @@ pub async fn handle(
     Ok(report)
 }
 
-/// Whether nothing is left to do for `attempt`: submitted, and its result email queued.
-fn settled(attempt: &Attempt) -> bool {
-    attempt.status == AttemptStatus::Submitted && attempt.result_email_job.is_some()
+/// Whether the job of `record` was refused at queueing: the producer records a job, then
+/// records it failed if the queue refuses it, before any attempt to send it. A job that failed
+/// on a worker failed on an attempt (its attempts count at least one).
+fn refused(record: &JobRecord) -> bool {
+    record.status == JobStatus::Failed && record.attempts == 0
 }

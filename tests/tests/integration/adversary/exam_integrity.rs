@@ -3,17 +3,30 @@
 //! Each test drives the real exam-api handler, as a student or a (former) instructor trying to
 //! learn the answers, the questions ahead of time, or to get a second sitting.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use exam_api::sweep::SweepReport;
 use oes_domain::cache::{CacheAside, CacheSettings};
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::ports::{MessageQueues, QueueName};
+use oes_domain::pipeline::EmailLanes;
+use oes_domain::ports::{
+    AttemptConflict, AttemptStore, Claim, DueAttempt, EmailQueue, JobConflict, JobLedger,
+    JobRecord, MessageQueues, Outcome, QueueError, QueueName, StoreError, StoreUnavailable,
+};
+use oes_domain::producer::EmailProducer;
+use oes_runtime::wiring::ApiAdapters;
+use tokio::sync::Notify;
 
-use oes_domain::clock::{Clock, rfc3339};
-use oes_domain::exam::{Answers, QuestionId};
-use oes_domain::user::Role;
+use oes_domain::clock::{Clock, SystemClock, rfc3339};
+use oes_domain::exam::{
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptSummary, ExamId, QuestionId,
+};
+use oes_domain::user::{Role, UserId};
 use oes_tests::exams::{Caller, ExamHarness, SaveDuringSubmit, no_cache};
 use oes_tests::{Redis, TestEnv, cache_policy};
 use redis::AsyncCommands as _;
@@ -233,14 +246,24 @@ async fn reading_the_questions_without_starting_an_attempt() {
 /// The attempt ids of the result emails waiting on the bulk lane, taken off it as the worker
 /// would take them.
 async fn result_emails(queues: &dyn MessageQueues) -> Vec<String> {
-    let mut attempts = Vec::new();
+    result_email_jobs(queues)
+        .await
+        .into_iter()
+        .map(|(attempt_id, _)| attempt_id)
+        .collect()
+}
+
+/// The result emails waiting on the bulk lane, taken off it as the worker would take them:
+/// their attempt ids, and the jobs.
+async fn result_email_jobs(queues: &dyn MessageQueues) -> Vec<(String, EmailJob)> {
+    let mut jobs = Vec::new();
     loop {
         let batch = queues
             .receive(QueueName::Bulk, 10, None, Duration::ZERO)
             .await
             .expect("receive");
         if batch.is_empty() {
-            return attempts;
+            return jobs;
         }
         for message in batch {
             queues
@@ -248,8 +271,8 @@ async fn result_emails(queues: &dyn MessageQueues) -> Vec<String> {
                 .await
                 .expect("delete");
             let job = EmailJob::decode(&message.body).expect("an email job");
-            if let EmailTemplate::ExamResult { attempt_id, .. } = job.template {
-                attempts.push(attempt_id);
+            if let EmailTemplate::ExamResult { attempt_id, .. } = &job.template {
+                jobs.push((attempt_id.clone(), job));
             }
         }
     }
@@ -394,6 +417,474 @@ async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
         problems.push(format!("{graded} of 4 attempts in the results: {results}"));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---- 14 (continued): no result email lost when a submit cannot queue it ----------------------
+//
+// A submit claims its result email with a job id in its store write, then queues the job. The
+// queue can refuse it, the claim's release can fail too, the process can die between the two:
+// whatever is left, the sweep at the deadline queues the email, once. Each body runs over the
+// in-memory adapters (`in_memory::<body>`) and over DynamoDB and SQS in the emulator
+// (`on_aws::<body>`), the attempts, the result emails' lane and the job ledger behind `Faults`.
+// Unlike the rest of this module, three of them passed before the fix too (the first and the
+// last two): they keep what the fix must not break.
+
+macro_rules! on_both {
+    ($($body:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let queues = oes_adapters::memory::MemoryQueues::new();
+                    let jobs = std::sync::Arc::new(oes_adapters::memory::MemoryJobs::default());
+                    let adapters = oes_runtime::wiring::ApiAdapters::in_memory(queues, jobs);
+                    super::$body(super::Faulty::over(adapters)).await;
+                }
+            )*
+        }
+
+        mod on_aws {
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let env = oes_tests::TestEnv::spawn().await;
+                    let adapters = env.adapters_with_cache(oes_tests::exams::no_cache());
+                    super::$body(super::Faulty::over(adapters)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    the_queue_refusing_the_result_email_at_the_submit,
+    the_queue_refusing_the_result_email_and_its_claim_not_released,
+    the_job_ledger_refusing_the_result_email_and_its_claim_not_released,
+    the_submit_dying_between_its_store_write_and_queueing_the_email,
+    sweeping_again_an_attempt_whose_result_email_is_queued,
+    submitting_late_as_the_sweep_queues_the_email_the_submit_claimed,
+);
+
+/// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
+/// fail on demand ([`Faults`]), with the queues and the job ledger behind them.
+struct Faulty {
+    h: ExamHarness,
+    faults: Arc<Faults>,
+    queues: Arc<dyn MessageQueues>,
+    jobs: Arc<dyn JobLedger>,
+}
+
+impl Faulty {
+    fn over(mut adapters: ApiAdapters) -> Self {
+        let faults = Arc::new(Faults {
+            attempts: adapters.attempts.clone(),
+            lanes: EmailLanes::new(adapters.queues.clone()),
+            jobs: adapters.jobs.clone(),
+            queue_down: AtomicBool::new(false),
+            ledger_down: AtomicBool::new(false),
+            release_down: AtomicBool::new(false),
+            clear_due_refusals: AtomicU32::new(0),
+            hold: Mutex::new(None),
+        });
+        let jobs = adapters.jobs.clone();
+        adapters.attempts = faults.clone();
+        adapters.jobs = faults.clone();
+        adapters.emails =
+            EmailProducer::new(faults.clone(), adapters.jobs.clone(), Arc::new(SystemClock));
+        Self {
+            h: ExamHarness::over(&adapters),
+            faults,
+            queues: adapters.queues.clone(),
+            jobs,
+        }
+    }
+
+    /// A student's attempt at a new exam of two questions, one answer saved: the student and
+    /// the attempt's id. Its deadline is in 30 minutes.
+    async fn sitting(&self) -> (Caller, AttemptId) {
+        let h = &self.h;
+        let owner = h.sign_in(Role::Instructor).await;
+        let student = h.sign_in(Role::Student).await;
+        let (exam, questions) = h.exam_with_questions(&owner, 2, true).await;
+        let (status, started) = start(h, &exam, &student).await;
+        assert_eq!(status, 201, "{started}");
+        let attempt = id_of(&started, "attempt_id");
+        save_in_time(h, &attempt, json!({ questions[0].as_str(): 0 }), &student).await;
+        (student, AttemptId::from_trusted(attempt))
+    }
+
+    /// The attempt as stored.
+    async fn stored(&self, id: &AttemptId) -> Attempt {
+        self.faults
+            .get_attempt(id)
+            .await
+            .expect("the attempt read")
+            .expect("the attempt")
+    }
+
+    /// Passes the deadline of [`Self::sitting`]'s attempts.
+    fn pass_the_deadline(&self) {
+        self.h.clock.advance(30 * 60 + 1);
+    }
+}
+
+/// Attempts, a result emails' lane and a job ledger over real ones that fail on demand: the
+/// lane refuses jobs while `queue_down`, the ledger refuses to record them while `ledger_down`,
+/// the claims of result emails are not released while `release_down`, the next
+/// `clear_due_refusals` due entries are not cleared, and a submit holds after its write while a
+/// [`Hold`] is set.
+struct Faults {
+    attempts: Arc<dyn AttemptStore>,
+    lanes: EmailLanes,
+    jobs: Arc<dyn JobLedger>,
+    queue_down: AtomicBool,
+    ledger_down: AtomicBool,
+    release_down: AtomicBool,
+    clear_due_refusals: AtomicU32,
+    hold: Mutex<Option<Arc<Hold>>>,
+}
+
+/// Where the next submit stops: after its store write (`written` is notified), until `resume`.
+#[derive(Default)]
+struct Hold {
+    written: Notify,
+    resume: Notify,
+}
+
+impl Faults {
+    fn queue_down(&self, down: bool) {
+        self.queue_down.store(down, Ordering::SeqCst);
+    }
+
+    fn ledger_down(&self, down: bool) {
+        self.ledger_down.store(down, Ordering::SeqCst);
+    }
+
+    fn release_down(&self, down: bool) {
+        self.release_down.store(down, Ordering::SeqCst);
+    }
+
+    fn refuse_clear_due(&self, times: u32) {
+        self.clear_due_refusals.store(times, Ordering::SeqCst);
+    }
+
+    /// Holds the next submit after its store write.
+    fn hold_next_submit(&self) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
+        hold
+    }
+}
+
+fn outage(what: &'static str) -> StoreUnavailable {
+    StoreUnavailable::new(what, "the test's outage")
+}
+
+#[async_trait]
+impl EmailQueue for Faults {
+    async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
+        if self.queue_down.load(Ordering::SeqCst) {
+            return Err(QueueError {
+                context: "sending an email job",
+                source: "the test's outage".into(),
+            });
+        }
+        self.lanes.enqueue(job).await
+    }
+}
+
+#[async_trait]
+impl JobLedger for Faults {
+    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
+        if self.ledger_down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(outage("recording an email job")));
+        }
+        self.jobs.record_queued(job, now).await
+    }
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Claim, StoreError<JobConflict>> {
+        self.jobs.claim(job, now, lease_seconds).await
+    }
+    async fn finish(
+        &self,
+        job_id: &str,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.jobs.finish(job_id, outcome, now).await
+    }
+    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        self.jobs.requeue(job_id, now).await
+    }
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        self.jobs.purged(job_id, now).await
+    }
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
+        self.jobs.get(job_id).await
+    }
+}
+
+#[async_trait]
+impl AttemptStore for Faults {
+    async fn create_attempt(
+        &self,
+        attempt: &Attempt,
+        max_attempts: u32,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        self.attempts.create_attempt(attempt, max_attempts).await
+    }
+    async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable> {
+        self.attempts.get_attempt(id).await
+    }
+    async fn save_answers(
+        &self,
+        id: &AttemptId,
+        answers: &Answers,
+        now: i64,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        self.attempts.save_answers(id, answers, now).await
+    }
+    async fn submit(
+        &self,
+        id: &AttemptId,
+        result: &AttemptResult,
+        graded: &Answers,
+        email_job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let submitted = self.attempts.submit(id, result, graded, email_job_id).await;
+        if let Some(hold) = hold {
+            hold.written.notify_one();
+            hold.resume.notified().await;
+        }
+        submitted
+    }
+    async fn claim_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<bool, StoreError<AttemptConflict>> {
+        self.attempts.claim_result_email(id, job_id).await
+    }
+    async fn release_result_email(
+        &self,
+        id: &AttemptId,
+        job_id: &str,
+    ) -> Result<(), StoreError<AttemptConflict>> {
+        if self.release_down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(outage("releasing a result email")));
+        }
+        self.attempts.release_result_email(id, job_id).await
+    }
+    async fn due_attempts(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
+        self.attempts.due_attempts(now, limit).await
+    }
+    async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
+        let refuse = self
+            .clear_due_refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refuse {
+            return Err(outage("clearing a due attempt"));
+        }
+        self.attempts.clear_due(due).await
+    }
+    async fn attempts_of_user(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
+        self.attempts.attempts_of_user(user, limit, after).await
+    }
+    async fn attempts_of_exam(
+        &self,
+        exam: &ExamId,
+        limit: usize,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Vec<AttemptSummary>, StoreUnavailable> {
+        self.attempts.attempts_of_exam(exam, limit, after).await
+    }
+}
+
+/// A sweep that found one attempt submitted by its student and settled it.
+const SETTLED_ONE: SweepReport = SweepReport {
+    closed: 0,
+    submitted: 1,
+    failed: 0,
+};
+
+/// The queue refuses the result email at the submit (503; the claim is released): the student
+/// never submits again, and the sweep at the deadline queues the email, once.
+async fn the_queue_refusing_the_result_email_at_the_submit(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    f.faults.queue_down(true);
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(
+        (status, code(&body)),
+        (503, "email_queue_unavailable"),
+        "{body}"
+    );
+    f.faults.queue_down(false);
+
+    f.pass_the_deadline();
+    assert_eq!(h.sweep().await, SETTLED_ONE);
+    assert_eq!(result_emails(&*f.queues).await, [id.to_string()]);
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+}
+
+/// The queue refuses the result email at the submit (its job is recorded, then recorded failed)
+/// and the claim cannot be released either. The sweep at the deadline queues the email, once.
+async fn the_queue_refusing_the_result_email_and_its_claim_not_released(f: Faulty) {
+    claim_not_released(f, Faults::queue_down).await;
+}
+
+/// The job ledger cannot record the result email's job at the submit (it is not queued) and the
+/// claim cannot be released either. The sweep at the deadline queues the email, once.
+async fn the_job_ledger_refusing_the_result_email_and_its_claim_not_released(f: Faulty) {
+    claim_not_released(f, Faults::ledger_down).await;
+}
+
+/// The result email cannot be queued at the submit while `outage` is on, nor its claim
+/// released: the attempt is left submitted with a claim for a job that will never be sent.
+async fn claim_not_released(f: Faulty, outage: fn(&Faults, bool)) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    outage(&f.faults, true);
+    f.faults.release_down(true);
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(
+        (status, code(&body)),
+        (503, "email_queue_unavailable"),
+        "{body}"
+    );
+    outage(&f.faults, false);
+    f.faults.release_down(false);
+    let claimed = f.stored(&id).await.result_email_job;
+    assert!(claimed.is_some(), "the claim is held: {claimed:?}");
+
+    f.pass_the_deadline();
+    let report = h.sweep().await;
+    assert_eq!(
+        result_emails(&*f.queues).await,
+        [id.to_string()],
+        "one result email after the sweep ({report:?})"
+    );
+    assert_eq!(report, SETTLED_ONE);
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+}
+
+/// The submit's store write claims the result email for a job, and the process dies before it
+/// queues the job: the job ledger has never heard of it. The sweep at the deadline queues the
+/// email under the claimed job id, once.
+async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faulty) {
+    let h = &f.h;
+    let (_, id) = f.sitting().await;
+    let attempt = f.stored(&id).await;
+    let claimed = uuid::Uuid::new_v4().to_string();
+    f.faults
+        .submit(
+            &id,
+            &attempt.grade(h.clock.now()),
+            &attempt.answers,
+            &claimed,
+        )
+        .await
+        .expect("the submit's write");
+    // The process dies here.
+
+    f.pass_the_deadline();
+    let report = h.sweep().await;
+    let queued: Vec<(String, String)> = result_email_jobs(&*f.queues)
+        .await
+        .into_iter()
+        .map(|(attempt, job)| (attempt, job.job_id))
+        .collect();
+    assert_eq!(
+        queued,
+        [(id.to_string(), claimed.clone())],
+        "one result email, the job claimed, after the sweep ({report:?})"
+    );
+    assert_eq!(report, SETTLED_ONE);
+    let record = f.jobs.get(&claimed).await.expect("the ledger read");
+    assert!(record.is_some(), "the claimed job is recorded");
+    assert_eq!(f.stored(&id).await.result_email_job, Some(claimed));
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+}
+
+/// A submit queues its result email; at the deadline, sweeps find the attempt again and again
+/// (its due entry cannot be cleared), while the job waits and once it is sent: none of them
+/// queues the email again.
+async fn sweeping_again_an_attempt_whose_result_email_is_queued(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(status, 200, "{body}");
+    let mut queued = result_email_jobs(&*f.queues).await;
+    assert_eq!(queued.len(), 1, "the submit's result email");
+    let (_, job) = queued.remove(0);
+
+    f.pass_the_deadline();
+    f.faults.refuse_clear_due(3);
+    let kept = SweepReport {
+        failed: 1,
+        ..SweepReport::default()
+    };
+    assert_eq!(h.sweep().await, kept);
+    // The worker sends it.
+    let now = h.clock.now();
+    f.jobs.claim(&job, now, 60).await.expect("the send lease");
+    let sent = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    f.jobs.finish(&job.job_id, sent, now).await.expect("sent");
+    assert_eq!(h.sweep().await, kept);
+    assert_eq!(h.sweep().await, kept);
+    assert_eq!(h.sweep().await, SETTLED_ONE);
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+    assert_eq!(f.stored(&id).await.result_email_job, Some(job.job_id));
+}
+
+/// A student submits late just as the sweep runs: the sweep finds the email claimed by the
+/// submit between its store write and its queueing, and queues it under the claimed job id.
+/// The submit then finds its job queued: it answers the result (not an error), keeps its claim,
+/// and one email is queued.
+async fn submitting_late_as_the_sweep_queues_the_email_the_submit_claimed(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    f.pass_the_deadline();
+    let hold = f.faults.hold_next_submit();
+    let swept = async {
+        hold.written.notified().await;
+        let report = h.sweep().await;
+        hold.resume.notify_one();
+        report
+    };
+    let ((status, body), report) = tokio::join!(submit(h, id.as_str(), &student), swept);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(report, SETTLED_ONE);
+    let queued = result_email_jobs(&*f.queues).await;
+    let claimed = f.stored(&id).await.result_email_job;
+    let jobs: Vec<_> = queued
+        .iter()
+        .map(|(_, job)| Some(job.job_id.clone()))
+        .collect();
+    assert_eq!(jobs, [claimed], "one result email, the job claimed");
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
 }
 
 // ---- helpers of items 11, 13 and 15 ----------------------------------------------------------
