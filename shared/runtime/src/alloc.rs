@@ -10,4 +10,10 @@
 //! static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
 //! ```
 
+//!
+//! In Lambda the template sets `MIMALLOC_ALLOW_THP=0`: with transparent huge pages mimalloc backs
+//! its first arena with 2 MiB pages, zeroed on first touch, which a function that lives minutes
+//! pays at every cold start (docs/BENCHMARKS.md, "Cold starts"). `oes-local`, which runs for
+//! hours, keeps mimalloc's default.
+
 pub use mimalloc::MiMalloc as Allocator;

@@ -209,6 +209,8 @@ fn function_env(
         ("OES_PUBLIC_BASE_URL", "https://exams.example.org".into()),
         ("REDIS_URL", redis),
         ("RUST_LOG", "info".into()),
+        // The template's Globals: mimalloc without transparent huge pages.
+        ("MIMALLOC_ALLOW_THP", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
