@@ -497,14 +497,8 @@ async fn a_cached_exam_read_asks_for_the_caller_the_exam_and_its_questions_at_on
     }
 }
 
-/// Issue 14, the student's read on exam day: `GET /attempts/{id}` asks for the caller's profile
-/// and the attempt together, then for the paper (the questions of the exam the attempt names):
-/// two round trips to the cache, not three, in a process that has not shown that paper before.
-/// Counted as the most reads in flight at once: 2 now, 1 before.
-#[tokio::test]
-async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
-    let (gauge, adapters) = gauged_adapters();
-    let h = ExamHarness::over(&adapters);
+/// A student with an open attempt at a published 3-question exam, and its path.
+async fn an_open_attempt(h: &ExamHarness) -> (Caller, String) {
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;
     let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
@@ -516,6 +510,18 @@ async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
         "/attempts/{}",
         started["attempt_id"].as_str().unwrap_or_default()
     );
+    (student, path)
+}
+
+/// Issue 14, the student's read on exam day: `GET /attempts/{id}` asks for the caller's profile
+/// and the attempt together, then for the paper (the questions of the exam the attempt names):
+/// two round trips to the cache, not three, in a process that has not shown that paper before.
+/// Counted as the most reads in flight at once: 2 now, 1 before.
+#[tokio::test]
+async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
+    let (gauge, adapters) = gauged_adapters();
+    let h = ExamHarness::over(&adapters);
+    let (student, path) = an_open_attempt(&h).await;
     for _ in 0..2 {
         assert_eq!(h.call("GET", &path, None, &student).await.0, 200);
     }
@@ -541,17 +547,7 @@ async fn a_cached_attempt_read_asks_for_the_caller_and_the_attempt_at_once() {
 async fn a_paper_read_again_asks_for_the_caller_the_attempt_and_the_questions_at_once() {
     let (gauge, adapters) = gauged_adapters();
     let h = ExamHarness::over(&adapters);
-    let owner = h.sign_in(Role::Instructor).await;
-    let student = h.sign_in(Role::Student).await;
-    let (exam, _) = h.exam_with_questions(&owner, 3, true).await;
-    let (status, started) = h
-        .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
-        .await;
-    assert_eq!(status, 201, "{started}");
-    let path = format!(
-        "/attempts/{}",
-        started["attempt_id"].as_str().unwrap_or_default()
-    );
+    let (student, path) = an_open_attempt(&h).await;
     let (status, first) = h.call("GET", &path, None, &student).await;
     assert_eq!(status, 200, "{first}");
     gauge.most_at_once();
