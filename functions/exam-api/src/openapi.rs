@@ -257,8 +257,7 @@ fn save_answers() {}
     responses((status = 200, description = "The graded attempt", body = AttemptPaperView),
               (status = 503, description = "`email_queue_unavailable`: graded, but the result \
                 email could not be queued; submit again"),
-              (status = 409, description = "`attempt_closed`, `concurrent_update` or \
-                `email_already_queued`")))]
+              (status = 409, description = "`attempt_closed` or `concurrent_update`")))]
 fn submit_attempt() {}
 
 /// The caller's attempts, newest first
