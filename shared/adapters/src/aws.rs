@@ -1,6 +1,7 @@
 //! The AWS SDK clients, built once at init from one loaded configuration, each with explicit
 //! timeouts ([`AwsTimeouts`]), over one HTTPS client that trusts the AWS endpoints' roots alone.
 
+use std::ffi::OsString;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -127,9 +128,9 @@ const AWS_ROOTS: &[u8] = include_bytes!("../certs/aws-roots.pem");
 /// certificates under [`AWS_ROOTS`], so these five roots are all they trust: nothing is read from
 /// disk, and a certificate from any other authority is refused. `AWS_CA_BUNDLE` (AWS's variable
 /// for a proxy's or an emulator's own authority) adds the roots of that PEM file.
-fn aws_https_client() -> Result<SharedHttpClient, AwsInitError> {
+fn aws_https_client(ca_bundle: Option<OsString>) -> Result<SharedHttpClient, AwsInitError> {
     let mut trust = TrustStore::empty().with_pem_certificate(AWS_ROOTS);
-    if let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|path| !path.is_empty()) {
+    if let Some(path) = ca_bundle.filter(|path| !path.is_empty()) {
         let pem = std::fs::read(&path).map_err(|error| AwsInitError::CaBundle {
             path: path.to_string_lossy().into_owned(),
             error,
@@ -160,7 +161,7 @@ fn aws_https_client() -> Result<SharedHttpClient, AwsInitError> {
 }
 
 /// Why the AWS clients could not be set up.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum AwsInitError {
     /// `AWS_CA_BUNDLE` names a file that cannot be read.
     #[error("AWS_CA_BUNDLE: cannot read {path}: {error}")]
@@ -173,6 +174,14 @@ pub enum AwsInitError {
     /// The TLS context could not be built.
     #[error("TLS set-up: {0}")]
     Tls(String),
+}
+
+/// The message itself, as `oes_runtime::config::ConfigError`'s: a function's `main` that
+/// returns this error prints it with `{:?}`, and that line is all its log says.
+impl std::fmt::Debug for AwsInitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The AWS SDK clients, sharing one loaded configuration (region, credentials, the HTTPS client,
@@ -202,7 +211,7 @@ impl AwsClients {
     /// (what the functions run with in AWS), or [`AwsTimeouts::EMULATOR`] with an endpoint.
     pub async fn load(endpoint: Option<&str>) -> Result<Self, AwsInitError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(aws_https_client()?);
+            .http_client(aws_https_client(std::env::var_os("AWS_CA_BUNDLE"))?);
         if credentials_in_env() {
             // What the default chain would find first anyway. Named directly, the rest of the
             // chain is not built: its web-identity provider builds an STS client and an HTTPS
@@ -453,12 +462,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_unreadable_ca_bundle_is_said_in_words() {
+        let Err(error) = aws_https_client(Some("/nonexistent/ca.pem".into())) else {
+            panic!("a CA bundle that does not exist was accepted");
+        };
+        // A function's `main` prints its error with `{:?}`: that line is all its log says.
+        assert_eq!(
+            format!("{error:?}"),
+            "AWS_CA_BUNDLE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"
+        );
+    }
+
     #[tokio::test]
     async fn the_clients_load_over_the_aws_trust_store_alone() {
         // The connector is built with the clients (the SDK validates its HTTP client then): the
         // trust store must parse, or every function would fail its first call.
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(aws_https_client().expect("the HTTPS client"))
+            .http_client(aws_https_client(None).expect("the HTTPS client"))
             .region(Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:1")
             .load()
