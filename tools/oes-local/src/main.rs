@@ -45,7 +45,8 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
         print!("{}", oes_local::openapi::json());
         return Ok(());
     }
-    oes_runtime::telemetry::init();
+    // Dropped when main returns, after the server has stopped: the last lines are written then.
+    let _log = oes_runtime::telemetry::init_server();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let base_url = args
