@@ -21,7 +21,7 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::exam::{
     Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam,
     ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields, QuestionId,
-    ReviewPolicy, StudentQuestion, limits,
+    ReviewPolicy, StudentQuestion, StudentQuestions, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
 use oes_domain::producer::{EmailProducer, EnqueueError};
@@ -399,7 +399,7 @@ impl ExamService {
             .invalidate(&[self.cache.keys().user_exams(&caller.id)])
             .await;
         tracing::info!(attempt_id = %attempt.id, "attempt started");
-        let paper = questions.into_iter().map(Question::for_student).collect();
+        let paper = questions.iter().map(Question::for_student).collect();
         Ok(AttemptView {
             attempt,
             paper: Some(paper),
@@ -490,7 +490,7 @@ impl ExamService {
                 .get_or_load(&key, || async { self.attempts.get_attempt(id).await }),
             async {
                 match remembered {
-                    Some(exam) => Some((self.cached_questions(&exam).await, exam)),
+                    Some(exam) => Some((self.cached_student_questions(&exam).await, exam)),
                     None => None,
                 }
             }
@@ -523,7 +523,7 @@ impl ExamService {
         let paper = if attempt.is_open(now) {
             let (questions, _) = match ahead {
                 Some((read, exam)) if exam == attempt.exam_id => read?,
-                _ => self.cached_questions(&attempt.exam_id).await?,
+                _ => self.cached_student_questions(&attempt.exam_id).await?,
             };
             self.exam_of_attempt.remember(id, &attempt.exam_id);
             Some(Self::paper(&attempt, questions))
@@ -629,16 +629,32 @@ impl ExamService {
         Ok((questions.unwrap_or_default(), status))
     }
 
+    /// The questions of an exam without their answers: the entry of [`Self::cached_questions`],
+    /// read as a student may see it.
+    async fn cached_student_questions(
+        &self,
+        id: &ExamId,
+    ) -> Result<(Vec<StudentQuestion>, CacheStatus), ExamError> {
+        let key = self.cache.keys().exam_questions(id);
+        let (questions, status) = self
+            .cache
+            .get_or_load_as::<_, StudentQuestions, _, _, _>(&key, || async {
+                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
+            })
+            .await?;
+        Ok((questions.unwrap_or_default().0, status))
+    }
+
     /// The paper of `attempt` without answers, in its order: its exam's `questions` that are on
     /// it, as they read now (a question deleted since is left out; its grading is the
     /// attempt's own copy either way).
-    fn paper(attempt: &Attempt, mut questions: Vec<Question>) -> Vec<StudentQuestion> {
+    fn paper(attempt: &Attempt, mut questions: Vec<StudentQuestion>) -> Vec<StudentQuestion> {
         attempt
             .paper
             .iter()
             .filter_map(|item| {
                 let at = questions.iter().position(|q| q.id == item.question_id)?;
-                Some(questions.swap_remove(at).for_student())
+                Some(questions.swap_remove(at))
             })
             .collect()
     }

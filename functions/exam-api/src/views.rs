@@ -12,6 +12,7 @@ use oes_domain::exam::{
 };
 use oes_domain::user::UserId;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::service::{AttemptView, ExamOutline};
@@ -122,9 +123,11 @@ pub struct StudentQuestionView {
     /// Its id.
     pub question_id: QuestionId,
     /// The question.
-    pub text: String,
+    #[schema(value_type = String)]
+    pub text: Box<RawValue>,
     /// The options.
-    pub options: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub options: Box<RawValue>,
     /// What a right answer scores.
     pub points: u32,
 }

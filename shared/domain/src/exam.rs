@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::user::{InvalidInput, UserId};
 
@@ -321,29 +322,59 @@ impl Question {
         }
     }
 
-    /// What a student may see: everything but the answer (moved, not copied).
-    pub fn for_student(self) -> StudentQuestion {
+    /// What a student may see: everything but the answer.
+    pub fn for_student(&self) -> StudentQuestion {
         StudentQuestion {
-            id: self.id,
-            text: self.text,
-            options: self.options,
+            id: self.id.clone(),
+            text: json_text(&self.text),
+            options: json_text(&self.options),
             points: self.points,
         }
     }
 }
 
 /// A question without its answer. The type has no field for the answer, so no code path can
-/// send one to a student.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// send one to a student. It reads a stored [`Question`]'s JSON (a cache entry) as it is, the
+/// answer and the other fields it lacks skipped; its text and options stay JSON text, so an
+/// answer copies them as they were cached instead of unescaping and escaping them again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StudentQuestion {
     /// Id (the key in an answers map).
     pub id: QuestionId,
-    /// The question.
-    pub text: String,
-    /// Answer options.
-    pub options: Vec<String>,
+    /// The question: a JSON string.
+    pub text: Box<RawValue>,
+    /// Answer options: a JSON array of strings.
+    pub options: Box<RawValue>,
     /// Points for a right answer.
     pub points: u32,
+}
+
+impl PartialEq for StudentQuestion {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.text.get() == other.text.get()
+            && self.options.get() == other.options.get()
+            && self.points == other.points
+    }
+}
+
+impl Eq for StudentQuestion {}
+
+/// An exam's questions as a student may see them: read from the questions' cache entry (JSON of
+/// [`Question`]s) as it is, or made from the questions loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StudentQuestions(pub Vec<StudentQuestion>);
+
+impl From<Vec<Question>> for StudentQuestions {
+    fn from(questions: Vec<Question>) -> Self {
+        Self(questions.iter().map(Question::for_student).collect())
+    }
+}
+
+/// `value` as JSON text (strings and lists of strings always encode).
+fn json_text<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_default()
 }
 
 /// One question of an attempt's paper: what grading needs, frozen when the attempt started.
@@ -705,6 +736,45 @@ mod tests {
         assert_eq!(
             attempt.grade(attempt.deadline + 1).closed_by,
             ClosedBy::Student
+        );
+    }
+
+    /// Text that JSON escapes: quotes, backslashes, control characters, markup, non-ASCII (set
+    /// past the validation, which refuses control characters: the entry's format is what is
+    /// tested).
+    fn awkward_question(exam: &Exam) -> Question {
+        Question {
+            text: "What is \"x\" in C:\\path?\n".to_owned(),
+            options: vec![
+                "\"quoted\" \\ back".to_owned(),
+                "tab\there\nnew line \u{7}".to_owned(),
+                "</script><b>é 中文 🦀</b>".to_owned(),
+            ],
+            ..question(exam, 2, 4)
+        }
+    }
+
+    #[test]
+    fn a_student_question_reads_a_stored_question_without_its_answer() {
+        let exam = exam(50);
+        let stored = vec![awkward_question(&exam), question(&exam, 1, 2)];
+        let cached = serde_json::to_string(&stored).expect("questions encode");
+        let read: StudentQuestions = serde_json::from_str(&cached).expect("read as a student's");
+        assert_eq!(
+            read,
+            StudentQuestions::from(stored.clone()),
+            "read as converted"
+        );
+        let shown = serde_json::to_value(&read.0[0]).expect("encodes");
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "id": stored[0].id,
+                "text": stored[0].text,
+                "options": stored[0].options,
+                "points": 4,
+            }),
+            "the text and options as written, and no answer"
         );
     }
 

@@ -96,7 +96,6 @@ impl CacheAside {
     /// `(None, Hit)`. Concurrent misses on one key cause one load (see the module doc). A cache
     /// failure is never returned: the value is loaded and the status is `Bypass`. Only the
     /// loader's own error is.
-    #[tracing::instrument(level = "debug", skip_all, fields(cache = %key.kind()))]
     pub async fn get_or_load<T, E, F, Fut>(
         &self,
         key: &CacheKey,
@@ -107,9 +106,28 @@ impl CacheAside {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        self.get_or_load_as::<T, T, E, F, Fut>(key, load).await
+    }
+
+    /// As [`Self::get_or_load`], read as `V`: a view of the `S` the entry holds, decoded from
+    /// the entry's JSON (a hit) or converted from the loaded `S` (a miss, a bypass). For reads
+    /// that need part of an entry, e.g. an exam's questions without their answers. `V` must
+    /// decode from the JSON of an `S` as `V::from` converts it.
+    #[tracing::instrument(level = "debug", skip_all, fields(cache = %key.kind()))]
+    pub async fn get_or_load_as<S, V, E, F, Fut>(
+        &self,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<(Option<V>, CacheStatus), E>
+    where
+        S: Serialize,
+        V: DeserializeOwned + From<S>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<S>, E>>,
+    {
         let kind = key.kind();
         let Some(version) = self.version(kind).await else {
-            return bypass(kind, load).await;
+            return bypass(kind, load).await.map(into_view);
         };
         let at = self.0.keys.locate(key, version);
         let lookup = match self
@@ -119,7 +137,7 @@ impl CacheAside {
             Ok(lookup) => lookup,
             Err(failure) => {
                 failure.log(Some(kind), "read");
-                return bypass(kind, load).await;
+                return bypass(kind, load).await.map(into_view);
             }
         };
         if let Some(value) = decode(kind, lookup.value.as_deref()) {
@@ -133,6 +151,7 @@ impl CacheAside {
                 }
                 self.load_and_fill(kind, &at, lookup.generation, load, None)
                     .await
+                    .map(into_view)
             }
             Role::Leader(leader) => {
                 let (lookup, taken) = self.lock_or_read(kind, &at, lookup).await;
@@ -151,6 +170,7 @@ impl CacheAside {
                 }
                 self.load_and_fill(kind, &at, seen, load, Some(leader))
                     .await
+                    .map(into_view)
             }
         }
     }
@@ -390,6 +410,11 @@ impl CacheAside {
         metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
         Err(failure)
     }
+}
+
+/// A loaded value as its reader's view.
+fn into_view<S, V: From<S>>((value, status): (Option<S>, CacheStatus)) -> (Option<V>, CacheStatus) {
+    (value.map(V::from), status)
 }
 
 fn hit<T>(kind: CacheKind, value: Option<T>) -> (Option<T>, CacheStatus) {
