@@ -13,6 +13,9 @@
 # until it answers `x-cache: hit`, checked again before each measurement, then wrk runs at c=16
 # and c=1 on: the student's paper (GET /attempts/{id}), the student's GET /exams/{id}, the
 # instructor's GET /exams/{id}/questions, GET /auth/me, and the baseline's questions read.
+# Besides wrk's figures, each loaded run reads the server's CPU time (all its threads, from
+# /proc) and divides it by the requests served: the CPU one request costs, and so the requests
+# per core, whatever else (Redis, the kernel's softirqs, wrk) shared the cores during the run.
 #
 # Needs target/$BENCH_BUILD/oes-local and oesctl, node and npm; installs wrk with apt-get and the
 # baseline's npm packages with `npm ci` when missing; starts the services (scripts/services.sh,
@@ -175,8 +178,9 @@ if [[ " $ROUTES " == *" baseline "* ]]; then
   log "starting the Express baseline on core $OES_CORE at http://127.0.0.1:$BASELINE_PORT"
   PORT="$BASELINE_PORT" QUESTIONS="$WORK/questions.json" NODE_ENV=production \
     taskset -c "$OES_CORE" node "$BASELINE/server.js" >"$WORK/baseline.log" 2>&1 &
-  PIDS+=("$!")
-  wait_http "http://127.0.0.1:$BASELINE_PORT/" "$!" baseline
+  BASELINE_PID=$!
+  PIDS+=("$BASELINE_PID")
+  wait_http "http://127.0.0.1:$BASELINE_PORT/" "$BASELINE_PID" baseline
 fi
 
 # ---- measurements -----------------------------------------------------------------------
@@ -215,11 +219,19 @@ quiet() {
   log "warning: a build is still running; measuring anyway"
 }
 
-# One wrk run; prints "requests/s p50 p99" (latencies in ms).
+# The CPU time a process has used, all its threads, in clock ticks.
+cpu_ticks() { # pid
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# One wrk run; prints "requests/s p50 p99 cpu" (latencies in ms; cpu: the server's CPU time
+# per request in µs, all its threads: what a request costs whatever else shares the cores).
 run_wrk() { # name connections [perf-file]
-  local out="$WORK/wrk-$1-$2.txt" perf_pid=""
+  local out="$WORK/wrk-$1-$2.txt" perf_pid="" server="$OES_PID" before after
+  [ "$1" = baseline ] && server="$BASELINE_PID"
   warm "$1"
   quiet
+  before="$(cpu_ticks "$server")"
   if [ -n "${3:-}" ]; then
     # DWARF call graphs: the release code keeps no frame pointers.
     perf record -F 999 --call-graph dwarf -o "$3" -p "$OES_PID" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
@@ -227,42 +239,46 @@ run_wrk() { # name connections [perf-file]
   fi
   taskset -c "$WRK_CORE" wrk -t1 -c"$2" -d"$DURATION" --latency \
     ${TOKEN[$1]:+-H "authorization: Bearer ${TOKEN[$1]}"} "${URL[$1]}" >"$out"
+  after="$(cpu_ticks "$server")"
   [ -n "$perf_pid" ] && wait "$perf_pid"
   if grep -q 'Non-2xx\|Socket errors' "$out"; then
     cat "$out" >&2
     die "$1 at c=$2: errors during the run"
   fi
-  awk '
+  awk -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$out"
+    / requests in / { requests = $1 }
+    END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, ticks / hz * 1e6 / requests }' "$out"
 }
 
-declare -A RPS P99 P50
+declare -A RPS P99 P50 CPU
 for name in $ROUTES; do
   [ -n "${URL[$name]:-}" ] || die "unknown route '$name' in BENCH_ROUTES"
   perf_file=""
   [ "$name" = paper ] && perf_file="${BENCH_PERF:-}"
   loaded="$(run_wrk "$name" "$CONNECTIONS" "$perf_file")"
   single="$(run_wrk "$name" 1)"
-  read -r rps _ p99 <<<"$loaded"
-  read -r _ p50 _ <<<"$single"
-  RPS[$name]=$rps P99[$name]=$p99 P50[$name]=$p50
-  log "$name: c=$CONNECTIONS $rps req/s, p99 $p99 ms; c=1 p50 $p50 ms"
+  read -r rps _ p99 cpu <<<"$loaded"
+  read -r _ p50 _ _ <<<"$single"
+  RPS[$name]=$rps P99[$name]=$p99 P50[$name]=$p50 CPU[$name]=$cpu
+  log "$name: c=$CONNECTIONS $rps req/s, p99 $p99 ms, $cpu µs of CPU per request; c=1 p50 $p50 ms"
 done
 
 # ---- the table --------------------------------------------------------------------------
 
 thousands() { sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta' <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else printf "–" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else printf "–" }'; }
 {
-  echo "| route | c=$CONNECTIONS req/s | c=$CONNECTIONS p99 | c=1 p50 | req/s ÷ baseline | c=1 p50 ÷ baseline |"
-  echo "|---|---|---|---|---|---|"
+  echo "| route | c=$CONNECTIONS req/s | c=$CONNECTIONS p99 | c=1 p50 | CPU per request | req/s ÷ baseline | c=1 p50 ÷ baseline | requests per CPU-second ÷ baseline |"
+  echo "|---|---|---|---|---|---|---|---|"
   for name in $ROUTES; do
-    printf '| %s | %s | %s ms | %s µs | %s | %s |\n' "${LABEL[$name]}" \
+    printf '| %s | %s | %s ms | %s µs | %s µs | %s | %s | %s |\n' "${LABEL[$name]}" \
       "$(thousands "${RPS[$name]}")" "${P99[$name]}" \
       "$(awk -v v="${P50[$name]}" 'BEGIN { printf "%.0f", v * 1000 }')" \
+      "$(awk -v v="${CPU[$name]}" 'BEGIN { printf "%.0f", v }')" \
       "$(ratio "${RPS[$name]}" "${RPS[baseline]:-0}")" \
-      "$(ratio "${P50[$name]}" "${P50[baseline]:-0}")"
+      "$(ratio "${P50[$name]}" "${P50[baseline]:-0}")" \
+      "$(ratio "${CPU[baseline]:-0}" "${CPU[$name]}")"
   done
 } | tee "${BENCH_OUT:-/dev/null}"
