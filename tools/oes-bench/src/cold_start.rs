@@ -34,6 +34,9 @@ struct Subject {
     name: &'static str,
     binary: &'static str,
     event: String,
+    /// Whether the template gives it the lanes' event source mappings (exam-api's admin API
+    /// pauses and resumes them; with them it builds a Lambda client).
+    lanes: bool,
 }
 
 /// The subjects: the hello-world binary first (the baseline), then every function.
@@ -46,29 +49,34 @@ fn subjects(events: &Path) -> Result<Vec<Subject>, String> {
             name: "hello-world (lambda_http)",
             binary: "hello-lambda",
             event: fixture("auth-me-get.json")?,
+            lanes: false,
         },
         // A request with the fixtures' placeholder token: refused before any I/O (401).
         Subject {
             name: "auth-api",
             binary: "auth-api",
             event: fixture("auth-me-get.json")?,
+            lanes: false,
         },
         Subject {
             name: "exam-api",
             binary: "exam-api",
             event: fixture("exam-list.json")?,
+            lanes: true,
         },
         // An empty batch: the worker answers without sending.
         Subject {
             name: "email-worker",
             binary: "email-worker",
             event: r#"{"Records":[]}"#.to_owned(),
+            lanes: false,
         },
         // Its first invocation queries the due attempts: one DynamoDB call to the emulator.
         Subject {
             name: "attempt-sweeper",
             binary: "attempt-sweeper",
             event: fixture("schedule-attempt-sweep.json")?,
+            lanes: false,
         },
     ])
 }
@@ -174,7 +182,8 @@ async fn serve(listener: TcpListener, api: Arc<RuntimeApi>) {
 
 /// The environment of every function: what the template gives them, pointed at the local
 /// services (`AWS_ENDPOINT_URL`, `REDIS_URL`) and at `resources` provisioned there; the lane
-/// mappings, which no measured invocation reaches, are made up.
+/// mappings, which no measured invocation reaches, are made up (and given only to the
+/// [`Subject`]s the template gives them to).
 fn function_env(
     secret_arn: Option<&str>,
     aws: &str,
@@ -272,7 +281,10 @@ async fn start_once(
     let spawned = Instant::now();
     let child = Command::new(binary)
         .env_clear()
-        .envs(env)
+        .envs(
+            env.iter()
+                .filter(|(name, _)| subject.lanes || !name.ends_with("_LANE_MAPPING")),
+        )
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
