@@ -619,14 +619,7 @@ impl ExamService {
         &self,
         id: &ExamId,
     ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
-        let key = self.cache.keys().exam_questions(id);
-        let (questions, status) = self
-            .cache
-            .get_or_load(&key, || async {
-                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
-            })
-            .await?;
-        Ok((questions.unwrap_or_default(), status))
+        self.cached_questions_as(id).await
     }
 
     /// The questions of an exam without their answers: the entry of [`Self::cached_questions`],
@@ -635,14 +628,23 @@ impl ExamService {
         &self,
         id: &ExamId,
     ) -> Result<(Vec<StudentQuestion>, CacheStatus), ExamError> {
+        let (questions, status) = self.cached_questions_as::<StudentQuestions>(id).await?;
+        Ok((questions.0, status))
+    }
+
+    /// The questions' entry read as `V` (see [`CacheAside::get_or_load_as`]).
+    async fn cached_questions_as<V>(&self, id: &ExamId) -> Result<(V, CacheStatus), ExamError>
+    where
+        V: DeserializeOwned + From<Vec<Question>> + Default,
+    {
         let key = self.cache.keys().exam_questions(id);
         let (questions, status) = self
             .cache
-            .get_or_load_as::<_, StudentQuestions, _, _, _>(&key, || async {
+            .get_or_load_as(&key, || async {
                 Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
             })
             .await?;
-        Ok((questions.unwrap_or_default().0, status))
+        Ok((questions.unwrap_or_default(), status))
     }
 
     /// The paper of `attempt` without answers, in its order: its exam's `questions` that are on
