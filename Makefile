@@ -77,6 +77,7 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) ./target/release/oes-bench enqueue >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench cache >/dev/null
 	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
+	OES_METRICS=emf ./target/release/oes-bench emf >/dev/null
 
 bench-cold-start: services ## cold starts of the release binaries (as they deploy) beside a hello-world lambda_http binary
 	cargo build --release -p oes-bench -p auth-api -p exam-api -p email-worker

@@ -12,7 +12,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 /// The unit CloudWatch stores a metric in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,31 +183,76 @@ pub fn render(
     dimension: Option<(&'static str, &str)>,
     timestamp_ms: u64,
 ) -> String {
-    let dimension_sets = match dimension {
-        Some((name, _)) => json!([[], [name]]),
-        None => json!([[]]),
-    };
-    let mut line = Map::new();
-    line.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": dimension_sets,
-                "Metrics": [{ "Name": metric.name, "Unit": metric.unit.as_str() }],
+    let line = Line {
+        aws: Aws {
+            timestamp: timestamp_ms,
+            cloud_watch_metrics: [Directive {
+                namespace,
+                dimensions: match dimension {
+                    Some((name, _)) => &[&[], &[name]],
+                    None => &[&[]],
+                },
+                metrics: [MetricName {
+                    name: metric.name,
+                    unit: metric.unit.as_str(),
+                }],
             }],
-        }),
-    );
-    if let Some((name, dimension_value)) = dimension {
-        line.insert(name.into(), Value::String(dimension_value.into()));
+        },
+        dimension,
+        metric: metric.name,
+        value,
+    };
+    // Written straight from borrowed fields (no `Value` tree): a line is on the request path,
+    // once per cache read. Strings and numbers always encode.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// One EMF line: `_aws`, the dimension's value under its name, the value under the metric's.
+struct Line<'a> {
+    aws: Aws<'a>,
+    dimension: Option<(&'static str, &'a str)>,
+    metric: &'static str,
+    value: f64,
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("_aws", &self.aws)?;
+        if let Some((name, value)) = self.dimension {
+            map.serialize_entry(name, value)?;
+        }
+        map.serialize_entry(self.metric, &self.value)?;
+        map.end()
     }
-    line.insert(metric.name.into(), json!(value));
-    Value::Object(line).to_string()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Aws<'a> {
+    timestamp: u64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'a str,
+    dimensions: &'a [&'a [&'a str]],
+    metrics: [MetricName; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricName {
+    name: &'static str,
+    unit: &'static str,
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]

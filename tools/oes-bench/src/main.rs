@@ -4,6 +4,7 @@
 
 mod cache;
 mod cold_start;
+mod emf;
 mod enqueue;
 mod rate_limit;
 mod stats;
@@ -51,6 +52,13 @@ enum Benchmark {
         #[arg(long)]
         dynamo_ledger: bool,
     },
+    /// What one EMF metric line costs (rendered; rendered and written to stdout): run with
+    /// `OES_METRICS=emf` and stdout to /dev/null.
+    Emf {
+        /// Lines of each kind (after as many to warm up).
+        #[arg(long, default_value_t = 200_000)]
+        lines: usize,
+    },
     /// Each function's release binary started fresh under a minimal Runtime API, beside a
     /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, and
     /// its peak memory.
@@ -87,6 +95,10 @@ fn main() -> Result<(), oes_domain::ports::BoxError> {
             emails,
             dynamo_ledger,
         } => runtime.block_on(worker::run(emails, dynamo_ledger)),
+        Benchmark::Emf { lines } => {
+            emf::run(lines);
+            Ok(())
+        }
         Benchmark::ColdStart {
             runs,
             binaries,
