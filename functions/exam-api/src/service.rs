@@ -207,8 +207,11 @@ impl ExamService {
         caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &ExamId,
     ) -> Result<(ExamOutline, CacheStatus), ExamError> {
-        let (caller, exam, questions) =
-            tokio::join!(caller, self.cached_exam(id), self.cached_questions(id));
+        let (caller, exam, questions) = tokio::join!(
+            caller,
+            self.cached_exam(id),
+            self.cached_questions::<Vec<Question>>(id)
+        );
         let caller = caller?;
         let (exam, status) = exam?;
         let exam = access::visible(&caller, exam)?;
@@ -317,8 +320,11 @@ impl ExamService {
         caller: impl Future<Output = Result<UserProfile, ExamError>>,
         id: &ExamId,
     ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
-        let (caller, exam, questions) =
-            tokio::join!(caller, self.cached_exam(id), self.cached_questions(id));
+        let (caller, exam, questions) = tokio::join!(
+            caller,
+            self.cached_exam(id),
+            self.cached_questions::<Vec<Question>>(id)
+        );
         let caller = caller?;
         let (exam, _) = exam?;
         access::questions_of(&caller, exam)?;
@@ -613,27 +619,20 @@ impl ExamService {
         Ok((page.unwrap_or_default(), Some(status)))
     }
 
-    /// The questions of an exam, cache-aside (one entry, with the answers: strip them before
-    /// they leave for anyone but who manages the exam).
-    async fn cached_questions(
-        &self,
-        id: &ExamId,
-    ) -> Result<(Vec<Question>, CacheStatus), ExamError> {
-        self.cached_questions_as(id).await
-    }
-
     /// The questions of an exam without their answers: the entry of [`Self::cached_questions`],
     /// read as a student may see it.
     async fn cached_student_questions(
         &self,
         id: &ExamId,
     ) -> Result<(Vec<StudentQuestion>, CacheStatus), ExamError> {
-        let (questions, status) = self.cached_questions_as::<StudentQuestions>(id).await?;
+        let (questions, status) = self.cached_questions::<StudentQuestions>(id).await?;
         Ok((questions.0, status))
     }
 
-    /// The questions' entry read as `V` (see [`CacheAside::get_or_load_as`]).
-    async fn cached_questions_as<V>(&self, id: &ExamId) -> Result<(V, CacheStatus), ExamError>
+    /// The questions of an exam, cache-aside (one entry, with the answers: strip them before
+    /// they leave for anyone but who manages the exam), read as `V`: the questions themselves,
+    /// or a view of them (see [`CacheAside::get_or_load_as`]).
+    async fn cached_questions<V>(&self, id: &ExamId) -> Result<(V, CacheStatus), ExamError>
     where
         V: DeserializeOwned + From<Vec<Question>> + Default,
     {

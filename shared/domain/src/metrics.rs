@@ -199,7 +199,6 @@ pub fn render(
             }],
         },
         dimension,
-        metric: metric.name,
         value,
     };
     // Written straight from borrowed fields (no `Value` tree): a line is on the request path,
@@ -211,7 +210,6 @@ pub fn render(
 struct Line<'a> {
     aws: Aws<'a>,
     dimension: Option<(&'static str, &'a str)>,
-    metric: &'static str,
     value: f64,
 }
 
@@ -222,7 +220,9 @@ impl Serialize for Line<'_> {
         if let Some((name, value)) = self.dimension {
             map.serialize_entry(name, value)?;
         }
-        map.serialize_entry(self.metric, &self.value)?;
+        let [directive] = &self.aws.cloud_watch_metrics;
+        let [metric] = &directive.metrics;
+        map.serialize_entry(metric.name, &self.value)?;
         map.end()
     }
 }

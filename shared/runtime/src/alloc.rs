@@ -9,7 +9,6 @@
 //! #[global_allocator]
 //! static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
 //! ```
-
 //!
 //! In Lambda the template sets `MIMALLOC_ALLOW_THP=0`: with transparent huge pages mimalloc backs
 //! its first arena with 2 MiB pages, zeroed on first touch, which a function that lives minutes
