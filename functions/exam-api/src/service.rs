@@ -797,7 +797,7 @@ impl ExamService {
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
     /// later submit can try again. A job recorded already under its id was queued meanwhile by
-    /// a sweep that found the claim without its job ([`Self::queue_claimed_result_email`]):
+    /// a sweep that found the claim without its job ([`Self::claimed_result_email`]):
     /// nothing is left to do, and the claim stays.
     async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<(), ExamError> {
         let job_id = job.job_id.clone();
@@ -816,28 +816,20 @@ impl ExamService {
         }
     }
 
-    /// Queues the result email of `attempt`, submitted, to `student` under `job_id`: the job
-    /// its claim names, which the job ledger does not know (the submit that claimed it died
-    /// before queueing it, or its queueing failed before the job was recorded and the claim
-    /// could not be released). Under that id the ledger records the job once and the worker
-    /// sends it once, so a copy the claiming submit queues as well is never sent twice. The
-    /// claim stays if queueing fails (`Duplicate`: the claiming submit recorded the job
-    /// meanwhile).
-    #[tracing::instrument(skip_all, fields(attempt_id = %attempt.id, job_id = %job_id))]
-    pub async fn queue_claimed_result_email(
+    /// The result email of `attempt`, submitted, to `student` under `job_id`: the job its claim
+    /// names, for a sweep to queue, or send again, when the submit that claimed it may not have
+    /// (see [`crate::sweep`]). Under that id the ledger records the job once and the worker
+    /// sends it once, so a copy the claiming submit queued as well is never sent twice. `None`
+    /// for an attempt without its result (never submitted).
+    pub fn claimed_result_email(
         &self,
         attempt: &Attempt,
         student: &UserProfile,
         job_id: &str,
-    ) -> Result<(), ExamError> {
-        // A submitted attempt always has its result.
-        let Some(result) = &attempt.result else {
-            return Ok(());
-        };
+    ) -> Option<EmailJob> {
+        let result = attempt.result.as_ref()?;
         let mut job = self.result_email(student, attempt, result);
         job.job_id = job_id.to_owned();
-        self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
-        tracing::info!("the claimed result email, never queued, is queued");
-        Ok(())
+        Some(job)
     }
 }

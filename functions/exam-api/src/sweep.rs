@@ -7,24 +7,32 @@
 //! - still in progress: closed through the path of a submit
 //!   ([`ExamService::close_at_deadline`]), graded as of its deadline on the answers saved until
 //!   then (`closed_by: deadline`, `late: false`), with its result email;
-//! - submitted by its student already, its result email claimed for a job the job ledger knows
-//!   ([`JobLedger::get`]: the producer records a job before it sends it): nothing to do;
+//! - submitted by its student already, its result email claimed for a job a worker has taken
+//!   ([`JobLedger::get`]: the job has a history): nothing to do;
 //! - submitted, its result email not claimed (its queueing failed at the submit, which released
 //!   the claim): the email is claimed and queued, as a second submit would;
 //! - submitted, its result email claimed for a job the job ledger does not know (the submit
 //!   died between its store write and queueing the job, or the job could not be recorded and
 //!   the claim could not be released either): the email is queued under the claimed job id
-//!   ([`ExamService::queue_claimed_result_email`]), so the ledger and the worker's send lease
-//!   let one copy through if the claiming submit queues it too;
+//!   ([`ExamService::claimed_result_email`]), so the ledger and the worker's send lease let one
+//!   copy through if the claiming submit queues it too;
+//! - submitted, its result email claimed for a job recorded queued that no worker has taken:
+//!   - recorded within [`SEND_WINDOW`]: the submit that recorded it may still be sending it, and
+//!     the queue may yet refuse it (the submit then records it failed and releases the claim).
+//!     The attempt keeps its entry, and the next sweep looks again;
+//!   - recorded longer ago: it may be waiting on its lane, or may never have reached it (the
+//!     submit died between recording and sending it, or could record neither the refusal nor
+//!     the release). The job is sent again under its id ([`EmailProducer::resend`]); of the
+//!     copies, the worker's send lease lets one through;
 //! - submitted, its result email claimed for a job refused at queueing (recorded failed before
 //!   any send) whose claim could not be released: the claim is released, then the email
 //!   claimed again and queued under a new job;
 //!
-//! then its entry is cleared. The store's submit is conditional on the attempt being in
-//! progress and claims the result email in the same write, so however a sweep, a second sweep
-//! and the student's submit race, an attempt is graded once and gets one result email. An
-//! attempt that could not be settled (the store, the job ledger or the queue failed) keeps its
-//! entry and is settled by the next sweep.
+//! then its entry is cleared (unless its job may still be on its way). The store's submit is
+//! conditional on the attempt being in progress and claims the result email in the same write,
+//! so however a sweep, a second sweep and the student's submit race, an attempt is graded once
+//! and gets one result email. An attempt that could not be settled (the store, the job ledger
+//! or the queue failed) keeps its entry and is settled by the next sweep.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,11 +41,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
 use oes_domain::clock::Clock;
+use oes_domain::email::EmailJob;
 use oes_domain::exam::{Attempt, AttemptStatus};
 use oes_domain::metrics;
 use oes_domain::ports::{
     AttemptStore, DueAttempt, JobLedger, JobRecord, JobStatus, StoreUnavailable, UserStore,
 };
+use oes_domain::producer::{EmailProducer, EnqueueError};
 use oes_domain::user::UserProfile;
 use oes_runtime::http::error_chain;
 use oes_runtime::wiring::ApiAdapters;
@@ -51,6 +61,12 @@ const BATCH: usize = 100;
 /// Attempts settled at once.
 const CONCURRENCY: usize = 8;
 
+/// How long after a job is recorded its producer may still be sending it: longer than any
+/// request runs (the store write, the record and the send are each bounded by `AwsTimeouts`,
+/// and exam-api's Lambda timeout is 10 s; `timeout_chain` checks both). Until then a sweep
+/// leaves an attempt whose result email's job is recorded queued, untaken, for the next sweep.
+pub const SEND_WINDOW: Duration = Duration::from_secs(60);
+
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
@@ -58,6 +74,9 @@ pub struct SweepReport {
     pub closed: u32,
     /// Attempts submitted by their student before the sweep reached them.
     pub submitted: u32,
+    /// Attempts submitted whose result email's job was recorded moments ago and may still be
+    /// on its way to its lane ([`SEND_WINDOW`]): the next sweep looks again.
+    pub waiting: u32,
     /// Attempts it could not settle (the store, the job ledger or the queue failed): the next
     /// sweep tries again.
     pub failed: u32,
@@ -69,6 +88,7 @@ pub struct AttemptSweeper {
     attempts: Arc<dyn AttemptStore>,
     users: Arc<dyn UserStore>,
     jobs: Arc<dyn JobLedger>,
+    emails: EmailProducer,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,6 +108,7 @@ impl AttemptSweeper {
             attempts: adapters.attempts.clone(),
             users: adapters.users.clone(),
             jobs: adapters.jobs.clone(),
+            emails: adapters.emails.clone(),
             clock,
         }
     }
@@ -99,21 +120,26 @@ impl AttemptSweeper {
         let started = Instant::now();
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        let mut failed = HashSet::new();
+        // Entries this sweep leaves due (waiting or failed): not settled again.
+        let mut kept = HashSet::new();
         loop {
-            let want = BATCH + failed.len();
+            let want = BATCH + kept.len();
             let due = self.attempts.due_attempts(now, want).await?;
             let more = due.len() == want;
             let settled: Vec<_> = futures_util::stream::iter(due)
-                .filter(|due| std::future::ready(!failed.contains(due)))
+                .filter(|due| std::future::ready(!kept.contains(due)))
                 .map(|due| async move { (self.settle(&due).await, due) })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
             for (outcome, due) in settled {
                 match outcome {
-                    Ok(true) => report.closed += 1,
-                    Ok(false) => report.submitted += 1,
+                    Ok(Settled::Closed) => report.closed += 1,
+                    Ok(Settled::Submitted) => report.submitted += 1,
+                    Ok(Settled::Waiting) => {
+                        report.waiting += 1;
+                        kept.insert(due);
+                    }
                     Err(error) => {
                         tracing::error!(
                             attempt_id = %due.attempt_id,
@@ -121,7 +147,7 @@ impl AttemptSweeper {
                             "could not settle a due attempt"
                         );
                         report.failed += 1;
-                        failed.insert(due);
+                        kept.insert(due);
                     }
                 }
             }
@@ -133,6 +159,7 @@ impl AttemptSweeper {
         tracing::info!(
             closed = report.closed,
             submitted = report.submitted,
+            waiting = report.waiting,
             failed = report.failed,
             "attempt sweep done"
         );
@@ -140,29 +167,42 @@ impl AttemptSweeper {
     }
 
     /// Closes the attempt of `due` if it is still in progress, queues its result email if that
-    /// is missing, then clears `due`. Whether it closed the attempt.
-    async fn settle(&self, due: &DueAttempt) -> Result<bool, ExamError> {
-        let closed = match self.attempts.get_attempt(&due.attempt_id).await? {
+    /// is missing, then clears `due` unless the email's job may still be on its way.
+    async fn settle(&self, due: &DueAttempt) -> Result<Settled, ExamError> {
+        let settled = match self.attempts.get_attempt(&due.attempt_id).await? {
             Some(attempt) => self.close(attempt).await?,
             // Never expected: nothing to do.
-            None => false,
+            None => Settled::Submitted,
         };
-        self.attempts.clear_due(due).await?;
-        Ok(closed)
+        if settled != Settled::Waiting {
+            self.attempts.clear_due(due).await?;
+        }
+        Ok(settled)
     }
 
     /// Closes `attempt` if it is still in progress, and queues its result email if that is
-    /// missing (see the module's documentation). Whether it closed the attempt.
-    async fn close(&self, mut attempt: Attempt) -> Result<bool, ExamError> {
+    /// missing (see the module's documentation).
+    async fn close(&self, mut attempt: Attempt) -> Result<Settled, ExamError> {
         match self.result_email(&attempt).await? {
-            ResultEmail::Queued => return Ok(false),
+            ResultEmail::Taken => return Ok(Settled::Submitted),
+            ResultEmail::Recorded => return Ok(Settled::Waiting),
             ResultEmail::Unrecorded(job_id) => {
-                if let Some(student) = self.student(&attempt).await? {
-                    self.exams
-                        .queue_claimed_result_email(&attempt, &student, &job_id)
-                        .await?;
+                if let Some(job) = self.claimed_result_email(&attempt, &job_id).await? {
+                    self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
+                    tracing::info!(job_id, "the claimed result email, never queued, is queued");
                 }
-                return Ok(false);
+                return Ok(Settled::Submitted);
+            }
+            ResultEmail::Untaken(job_id) => {
+                if let Some(job) = self.claimed_result_email(&attempt, &job_id).await? {
+                    let resent = self.emails.resend(&job).await;
+                    resent.map_err(|error| ExamError::Queue(EnqueueError::Queue(error)))?;
+                    tracing::warn!(
+                        job_id,
+                        "the result email's job, recorded and untaken, is sent to its lane again"
+                    );
+                }
+                return Ok(Settled::Submitted);
             }
             ResultEmail::Refused(job_id) => {
                 tracing::warn!(
@@ -182,7 +222,22 @@ impl AttemptSweeper {
             .exams
             .close_at_deadline(attempt, student.as_ref())
             .await?;
-        Ok(closed)
+        Ok(if closed {
+            Settled::Closed
+        } else {
+            Settled::Submitted
+        })
+    }
+
+    /// The result email of `attempt`, submitted, under the claimed `job_id`; `None` if the
+    /// student's account is gone.
+    async fn claimed_result_email(
+        &self,
+        attempt: &Attempt,
+        job_id: &str,
+    ) -> Result<Option<EmailJob>, ExamError> {
+        let student = self.student(attempt).await?;
+        Ok(student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id)))
     }
 
     /// Where the result email of `attempt` stands.
@@ -192,12 +247,21 @@ impl AttemptSweeper {
             _ => return Ok(ResultEmail::Unclaimed),
         };
         if claimed == NO_RECIPIENT {
-            return Ok(ResultEmail::Queued);
+            return Ok(ResultEmail::Taken);
         }
+        let now = self.clock.now();
         Ok(match self.jobs.get(claimed).await? {
             None => ResultEmail::Unrecorded(claimed.clone()),
             Some(record) if refused(&record) => ResultEmail::Refused(claimed.clone()),
-            Some(_) => ResultEmail::Queued,
+            Some(record) if untaken(&record) => {
+                let age = now.saturating_sub(record.created_at);
+                if u64::try_from(age).is_ok_and(|age| age > SEND_WINDOW.as_secs()) {
+                    ResultEmail::Untaken(claimed.clone())
+                } else {
+                    ResultEmail::Recorded
+                }
+            }
+            Some(_) => ResultEmail::Taken,
         })
     }
 
@@ -217,15 +281,32 @@ impl AttemptSweeper {
 
 /// Where an attempt's result email stands, as a sweep finds it.
 enum ResultEmail {
-    /// Claimed for a job the job ledger knows (or for no email at all, [`NO_RECIPIENT`]):
-    /// nothing left to do.
-    Queued,
+    /// Claimed for a job a worker has taken (or for no email at all, [`NO_RECIPIENT`]): nothing
+    /// left to do.
+    Taken,
+    /// Claimed for a job recorded queued within [`SEND_WINDOW`], untaken: its submit may still
+    /// be sending it.
+    Recorded,
+    /// Claimed for this job, recorded queued longer ago than [`SEND_WINDOW`], untaken: it may
+    /// never have reached its lane.
+    Untaken(String),
     /// Claimed for this job, which the job ledger does not know: it was never queued.
     Unrecorded(String),
     /// Claimed for this job, which the queue refused ([`refused`]): it will never be sent.
     Refused(String),
     /// Not claimed, or the attempt still in progress.
     Unclaimed,
+}
+
+/// What a sweep did with a due attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Closed it at its deadline.
+    Closed,
+    /// Found it submitted by its student, its result email queued (by now).
+    Submitted,
+    /// Found it submitted, its result email's job maybe still on its way: its entry stays.
+    Waiting,
 }
 
 /// Time kept back from the invocation's deadline for the batch in hand to finish.
@@ -257,4 +338,10 @@ pub async fn handle(
 /// on a worker failed on an attempt (its attempts count at least one).
 fn refused(record: &JobRecord) -> bool {
     record.status == JobStatus::Failed && record.attempts == 0
+}
+
+/// Whether the job of `record` is as its producer recorded it, queued: no worker has taken it
+/// (every claim, outcome and redrive adds to its history).
+fn untaken(record: &JobRecord) -> bool {
+    record.status == JobStatus::Queued && record.history.is_empty()
 }

@@ -1,5 +1,6 @@
 //! The producer side, used by every API: record the job as queued, put it on its lane, return
-//! its id. The request never waits for the email itself.
+//! its id. The request never waits for the email itself. A job recorded but maybe never put on
+//! its lane can be sent again under its id ([`EmailProducer::resend`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,5 +95,22 @@ impl EmailProducer {
         metrics::incr(metrics::EMAILS_QUEUED, Some(("Lane", lane)));
         tracing::info!(lane, delay_seconds = job.delay_seconds, "email queued");
         Ok(job.job_id)
+    }
+
+    /// Sends `job`, recorded already, to its lane again without recording it: for a job the
+    /// ledger says is queued that may never have reached its lane (its producer died between
+    /// recording and sending it, or could not record the send's failure). If the first copy is
+    /// on the lane after all, the worker's send lease lets one of the two through.
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = job.template.kind()))]
+    pub async fn resend(&self, job: &EmailJob) -> Result<(), QueueError> {
+        if let Err(error) = self.queue.enqueue(job).await {
+            metrics::incr(metrics::ENQUEUE_FAILURES, None);
+            return Err(error);
+        }
+        tracing::info!(
+            lane = job.lane().as_str(),
+            "email job sent to its lane again"
+        );
+        Ok(())
     }
 }

@@ -1,13 +1,15 @@
 //! The timeouts the email worker relies on nest (issue 11, defect 6): every AWS call is bounded
 //! by `AwsTimeouts`, so a send with its claim and recorded outcome fits in the send lease, a batch
 //! at its worst fits in the worker's Lambda timeout, and that fits six times in the lanes'
-//! visibility timeout. The figures come from `template.yaml` and the code; only the calls on the
+//! visibility timeout. And the attempt sweep waits for a result email's job recorded moments ago
+//! longer than its submit can take to send it (issue 14). The figures come from `template.yaml` and the code; only the calls on the
 //! worker's worst path (`functions/email-worker/src/lib.rs`) are counted here.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use email_worker::RECORD_TRIES;
+use exam_api::sweep::SEND_WINDOW;
 use oes_adapters::aws::AwsTimeouts;
 use oes_adapters::resources::QUEUES;
 use oes_runtime::config::{Env, WorkerConfig};
@@ -52,9 +54,14 @@ fn deployed_worker_config(template: &Yaml) -> WorkerConfig {
         .unwrap_or_else(|e| panic!("the worker's configuration in template.yaml: {e}"))
 }
 
-/// The worker's Lambda timeout in `template.yaml` (its own, or the Globals').
+/// The worker's Lambda timeout in `template.yaml`.
 fn worker_timeout(template: &Yaml) -> Duration {
-    let own = &resource(template, "EmailWorkerFunction")["Timeout"];
+    lambda_timeout(template, "EmailWorkerFunction")
+}
+
+/// A function's Lambda timeout in `template.yaml` (its own, or the Globals').
+fn lambda_timeout(template: &Yaml, function: &str) -> Duration {
+    let own = &resource(template, function)["Timeout"];
     let timeout = if own.is_badvalue() {
         &template["Globals"]["Function"]["Timeout"]
     } else {
@@ -165,4 +172,22 @@ fn each_lanes_visibility_timeout_is_six_worker_timeouts() {
             timeout * 6,
         );
     }
+}
+
+#[test]
+fn the_sweep_waits_for_a_recorded_job_longer_than_its_submit_can_take_to_send_it() {
+    let t = AwsTimeouts::DEFAULT;
+    // From the job's record (its `created_at`) to the end of its send at worst: the record
+    // write, then the send. The clock's second rounds it down by up to a second.
+    let sending = t.dynamodb_operation + t.sqs_operation + Duration::from_secs(1);
+    let timeout = lambda_timeout(&template(), "ExamApiFunction");
+    assert!(
+        SEND_WINDOW > sending && SEND_WINDOW > timeout,
+        "the sweep's SEND_WINDOW ({SEND_WINDOW:?}) must outlast recording a job (DynamoDB {:?}) \
+         + sending it (SQS {:?}) + 1 s = {sending:?}, and exam-api's Lambda Timeout \
+         ({timeout:?}); otherwise a sweep sends again a job its submit is still sending, or \
+         clears the attempt whose send then fails",
+        t.dynamodb_operation,
+        t.sqs_operation,
+    );
 }

@@ -16,7 +16,8 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::EmailLanes;
 use oes_domain::ports::{
     AttemptConflict, AttemptStore, Claim, DueAttempt, EmailQueue, JobConflict, JobLedger,
-    JobRecord, MessageQueues, Outcome, QueueError, QueueName, StoreError, StoreUnavailable,
+    JobRecord, JobStatus, MessageQueues, Outcome, QueueError, QueueName, StoreError,
+    StoreUnavailable,
 };
 use oes_domain::producer::EmailProducer;
 use oes_runtime::wiring::ApiAdapters;
@@ -421,13 +422,15 @@ async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
 
 // ---- 14 (continued): no result email lost when a submit cannot queue it ----------------------
 //
-// A submit claims its result email with a job id in its store write, then queues the job. The
-// queue can refuse it, the claim's release can fail too, the process can die between the two:
-// whatever is left, the sweep at the deadline queues the email, once. Each body runs over the
-// in-memory adapters (`in_memory::<body>`) and over DynamoDB and SQS in the emulator
-// (`on_aws::<body>`), the attempts, the result emails' lane and the job ledger behind `Faults`.
-// Unlike the rest of this module, three of them passed before the fix too (the first and the
-// last two): they keep what the fix must not break.
+// A submit claims its result email with a job id in its store write, then records the job and
+// sends it. The queue can refuse it, the claim's release can fail too, the process can die
+// between any two of these steps and a sweep can run between any two of them: whatever is
+// left, a sweep at or after the deadline queues the email, and the worker sends it once. Each
+// body runs over the in-memory adapters (`in_memory::<body>`) and over DynamoDB and SQS in the
+// emulator (`on_aws::<body>`), the attempts, the result emails' lane and the job ledger behind
+// `Faults`. Unlike the rest of this module, three of them passed before their fix too
+// (`the_queue_refusing_the_result_email_at_the_submit`, `sweeping_again_…` and
+// `submitting_late_as_the_sweep_queues_…`): they keep what the fixes must not break.
 
 macro_rules! on_both {
     ($($body:ident),* $(,)?) => {
@@ -463,6 +466,8 @@ on_both!(
     the_submit_dying_between_its_store_write_and_queueing_the_email,
     sweeping_again_an_attempt_whose_result_email_is_queued,
     submitting_late_as_the_sweep_queues_the_email_the_submit_claimed,
+    submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded,
+    the_submit_dying_between_recording_the_email_and_sending_it,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -485,6 +490,7 @@ impl Faulty {
             release_down: AtomicBool::new(false),
             clear_due_refusals: AtomicU32::new(0),
             hold: Mutex::new(None),
+            send_hold: Mutex::new(None),
         });
         let jobs = adapters.jobs.clone();
         adapters.attempts = faults.clone();
@@ -526,13 +532,44 @@ impl Faulty {
     fn pass_the_deadline(&self) {
         self.h.clock.advance(30 * 60 + 1);
     }
+
+    /// `student` submits `id`, and a sweep runs while the submit holds at `hold`: the submit's
+    /// answer and the sweep's report.
+    async fn submit_as_the_sweep_runs(
+        &self,
+        id: &AttemptId,
+        student: &Caller,
+        hold: &Hold,
+    ) -> ((u16, Value), SweepReport) {
+        let swept = async {
+            hold.written.notified().await;
+            let report = self.h.sweep().await;
+            hold.resume.notify_one();
+            report
+        };
+        tokio::join!(submit(&self.h, id.as_str(), student), swept)
+    }
+
+    /// Checks that a sweep settles the submitted attempt `id` and queues its result email, and
+    /// that a second sweep finds nothing left to do.
+    async fn sweep_queues_one_result_email(&self, id: &AttemptId) {
+        let report = self.h.sweep().await;
+        assert_eq!(
+            result_emails(&*self.queues).await,
+            [id.to_string()],
+            "one result email after the sweep ({report:?})"
+        );
+        assert_eq!(report, SETTLED_ONE);
+        assert_eq!(self.h.sweep().await, SweepReport::default());
+        assert_eq!(result_emails(&*self.queues).await, Vec::<String>::new());
+    }
 }
 
 /// Attempts, a result emails' lane and a job ledger over real ones that fail on demand: the
 /// lane refuses jobs while `queue_down`, the ledger refuses to record them while `ledger_down`,
 /// the claims of result emails are not released while `release_down`, the next
-/// `clear_due_refusals` due entries are not cleared, and a submit holds after its write while a
-/// [`Hold`] is set.
+/// `clear_due_refusals` due entries are not cleared, a submit holds after its write while a
+/// [`Hold`] is set, and a job's send holds before it reaches the lane while a `send_hold` is.
 struct Faults {
     attempts: Arc<dyn AttemptStore>,
     lanes: EmailLanes,
@@ -542,9 +579,11 @@ struct Faults {
     release_down: AtomicBool,
     clear_due_refusals: AtomicU32,
     hold: Mutex<Option<Arc<Hold>>>,
+    send_hold: Mutex<Option<Arc<Hold>>>,
 }
 
-/// Where the next submit stops: after its store write (`written` is notified), until `resume`.
+/// Where the next held call stops (`written` is notified), until `resume`: a submit after its
+/// store write, a job's send after the job was recorded and before it reaches the lane.
 #[derive(Default)]
 struct Hold {
     written: Notify,
@@ -574,6 +613,14 @@ impl Faults {
         *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
         hold
     }
+
+    /// Holds the next job's send after its record, before it reaches the lane (and before
+    /// `queue_down` is looked at).
+    fn hold_next_send(&self) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        *self.send_hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
+        hold
+    }
 }
 
 fn outage(what: &'static str) -> StoreUnavailable {
@@ -583,6 +630,15 @@ fn outage(what: &'static str) -> StoreUnavailable {
 #[async_trait]
 impl EmailQueue for Faults {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
+        let hold = self
+            .send_hold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(hold) = hold {
+            hold.written.notify_one();
+            hold.resume.notified().await;
+        }
         if self.queue_down.load(Ordering::SeqCst) {
             return Err(QueueError {
                 context: "sending an email job",
@@ -719,6 +775,7 @@ impl AttemptStore for Faults {
 const SETTLED_ONE: SweepReport = SweepReport {
     closed: 0,
     submitted: 1,
+    waiting: 0,
     failed: 0,
 };
 
@@ -737,10 +794,7 @@ async fn the_queue_refusing_the_result_email_at_the_submit(f: Faulty) {
     f.faults.queue_down(false);
 
     f.pass_the_deadline();
-    assert_eq!(h.sweep().await, SETTLED_ONE);
-    assert_eq!(result_emails(&*f.queues).await, [id.to_string()]);
-    assert_eq!(h.sweep().await, SweepReport::default());
-    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+    f.sweep_queues_one_result_email(&id).await;
 }
 
 /// The queue refuses the result email at the submit (its job is recorded, then recorded failed)
@@ -774,15 +828,7 @@ async fn claim_not_released(f: Faulty, outage: fn(&Faults, bool)) {
     assert!(claimed.is_some(), "the claim is held: {claimed:?}");
 
     f.pass_the_deadline();
-    let report = h.sweep().await;
-    assert_eq!(
-        result_emails(&*f.queues).await,
-        [id.to_string()],
-        "one result email after the sweep ({report:?})"
-    );
-    assert_eq!(report, SETTLED_ONE);
-    assert_eq!(h.sweep().await, SweepReport::default());
-    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+    f.sweep_queues_one_result_email(&id).await;
 }
 
 /// The submit's store write claims the result email for a job, and the process dies before it
@@ -824,9 +870,11 @@ async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faul
     assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
 }
 
-/// A submit queues its result email; at the deadline, sweeps find the attempt again and again
-/// (its due entry cannot be cleared), while the job waits and once it is sent: none of them
-/// queues the email again.
+/// A submit queues its result email and a worker takes the job; at the deadline, sweeps find
+/// the attempt again and again (its due entry cannot be cleared), while the worker holds the
+/// job and once it is sent: none of them queues the email again. (A job no worker has taken by
+/// the deadline is sent to its lane again, once per sweep that finds it:
+/// `the_submit_dying_between_recording_the_email_and_sending_it`.)
 async fn sweeping_again_an_attempt_whose_result_email_is_queued(f: Faulty) {
     let h = &f.h;
     let (student, id) = f.sitting().await;
@@ -835,6 +883,9 @@ async fn sweeping_again_an_attempt_whose_result_email_is_queued(f: Faulty) {
     let mut queued = result_email_jobs(&*f.queues).await;
     assert_eq!(queued.len(), 1, "the submit's result email");
     let (_, job) = queued.remove(0);
+    // A worker takes it (and is slow to send it).
+    let taken = h.clock.now();
+    f.jobs.claim(&job, taken, 60).await.expect("the send lease");
 
     f.pass_the_deadline();
     f.faults.refuse_clear_due(3);
@@ -844,11 +895,10 @@ async fn sweeping_again_an_attempt_whose_result_email_is_queued(f: Faulty) {
     };
     assert_eq!(h.sweep().await, kept);
     // The worker sends it.
-    let now = h.clock.now();
-    f.jobs.claim(&job, now, 60).await.expect("the send lease");
     let sent = Outcome::Sent {
         ses_message_id: "ses-1".into(),
     };
+    let now = h.clock.now();
     f.jobs.finish(&job.job_id, sent, now).await.expect("sent");
     assert_eq!(h.sweep().await, kept);
     assert_eq!(h.sweep().await, kept);
@@ -867,13 +917,7 @@ async fn submitting_late_as_the_sweep_queues_the_email_the_submit_claimed(f: Fau
     let (student, id) = f.sitting().await;
     f.pass_the_deadline();
     let hold = f.faults.hold_next_submit();
-    let swept = async {
-        hold.written.notified().await;
-        let report = h.sweep().await;
-        hold.resume.notify_one();
-        report
-    };
-    let ((status, body), report) = tokio::join!(submit(h, id.as_str(), &student), swept);
+    let ((status, body), report) = f.submit_as_the_sweep_runs(&id, &student, &hold).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(report, SETTLED_ONE);
     let queued = result_email_jobs(&*f.queues).await;
@@ -885,6 +929,77 @@ async fn submitting_late_as_the_sweep_queues_the_email_the_submit_claimed(f: Fau
     assert_eq!(jobs, [claimed], "one result email, the job claimed");
     assert_eq!(h.sweep().await, SweepReport::default());
     assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+}
+
+/// A student submits late just as the sweep runs: the sweep finds the result email's job
+/// recorded while the submit is still sending it, and the queue then refuses it (503; the job
+/// recorded failed, the claim released). The next sweep queues the email, once.
+async fn submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded(f: Faulty) {
+    let (student, id) = f.sitting().await;
+    f.pass_the_deadline();
+    let hold = f.faults.hold_next_send();
+    f.faults.queue_down(true);
+    let ((status, body), first) = f.submit_as_the_sweep_runs(&id, &student, &hold).await;
+    assert_eq!(
+        (status, code(&body)),
+        (503, "email_queue_unavailable"),
+        "{body}"
+    );
+    f.faults.queue_down(false);
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+    let waiting = SweepReport {
+        waiting: 1,
+        ..SweepReport::default()
+    };
+    assert_eq!(
+        first, waiting,
+        "the job was on its way: the attempt stays due"
+    );
+    f.sweep_queues_one_result_email(&id).await;
+}
+
+/// The submit records its result email's job, and the process dies before the job reaches the
+/// lane: the ledger says `queued`, the lane has nothing. The sweep at the deadline sends the job
+/// again under its id, once; of the copies, the worker sends one.
+async fn the_submit_dying_between_recording_the_email_and_sending_it(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    let hold = f.faults.hold_next_send();
+    tokio::select! {
+        (status, body) = submit(h, id.as_str(), &student) => {
+            panic!("the submit ended ({status}: {body}) while its send was held")
+        }
+        () = hold.written.notified() => {}
+    }
+    // The process dies here: the submit is dropped, its job recorded and never sent.
+    let claimed = f.stored(&id).await.result_email_job.expect("the claim");
+    let record = f.jobs.get(&claimed).await.expect("the ledger read");
+    assert_eq!(record.map(|r| r.status), Some(JobStatus::Queued));
+
+    f.pass_the_deadline();
+    let report = h.sweep().await;
+    let queued = result_email_jobs(&*f.queues).await;
+    let jobs: Vec<_> = queued.iter().map(|(_, job)| job.job_id.clone()).collect();
+    assert_eq!(
+        jobs,
+        std::slice::from_ref(&claimed),
+        "one result email, the job claimed, after the sweep ({report:?})"
+    );
+    assert_eq!(report, SETTLED_ONE);
+    assert_eq!(h.sweep().await, SweepReport::default());
+    assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+
+    // The worker sends the job once, however many copies reach it.
+    let (_, job) = &queued[0];
+    let now = h.clock.now();
+    let first = f.jobs.claim(job, now, 60).await.expect("the send lease");
+    assert_eq!(first, Claim::Acquired { attempt: 1 });
+    let sent = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    f.jobs.finish(&job.job_id, sent, now).await.expect("sent");
+    let again = f.jobs.claim(job, now, 60).await.expect("a second copy");
+    assert!(matches!(again, Claim::Finished(_)), "{again:?}");
 }
 
 // ---- helpers of items 11, 13 and 15 ----------------------------------------------------------
