@@ -5,8 +5,9 @@ each SQS message sent, deleted or not) for its dashboard, and `/moto-api/data.js
 all of them on every call. Over a test run that grows without bound: memory, and the time of
 each `data.json` read, which the tests use to see the mail SES accepted (`ses` -> `Message`).
 This launcher keeps the dashboard's list for SES objects only, runs DynamoDB requests one at a
-time, isolated as DynamoDB isolates them, and undoes a cancelled transaction item by item
-instead of copying whole tables before each one (below); the AWS APIs are otherwise moto's own.
+time, isolated as DynamoDB isolates them, undoes a cancelled transaction item by item instead of
+copying whole tables before each one, and starts a query from its partition's items instead of
+every item of the table (below); the AWS APIs are otherwise moto's own.
 
     python scripts/moto_server.py -H 127.0.0.1 -p 4566    (the same options as moto_server)
 """
