@@ -41,13 +41,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 use lambda_runtime::LambdaEvent;
 use oes_domain::clock::Clock;
-use oes_domain::email::EmailJob;
 use oes_domain::exam::{Attempt, AttemptStatus};
 use oes_domain::metrics;
 use oes_domain::ports::{
     AttemptStore, DueAttempt, JobLedger, JobRecord, JobStatus, StoreUnavailable, UserStore,
 };
-use oes_domain::producer::{EmailProducer, EnqueueError};
+use oes_domain::producer::EmailProducer;
 use oes_domain::user::UserProfile;
 use oes_runtime::http::error_chain;
 use oes_runtime::wiring::ApiAdapters;
@@ -187,21 +186,11 @@ impl AttemptSweeper {
             ResultEmail::Taken => return Ok(Settled::Submitted),
             ResultEmail::Recorded => return Ok(Settled::Waiting),
             ResultEmail::Unrecorded(job_id) => {
-                if let Some(job) = self.claimed_result_email(&attempt, &job_id).await? {
-                    self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
-                    tracing::info!(job_id, "the claimed result email, never queued, is queued");
-                }
+                self.queue_claimed(&attempt, &job_id, false).await?;
                 return Ok(Settled::Submitted);
             }
             ResultEmail::Untaken(job_id) => {
-                if let Some(job) = self.claimed_result_email(&attempt, &job_id).await? {
-                    let resent = self.emails.resend(&job).await;
-                    resent.map_err(|error| ExamError::Queue(EnqueueError::Queue(error)))?;
-                    tracing::warn!(
-                        job_id,
-                        "the result email's job, recorded and untaken, is sent to its lane again"
-                    );
-                }
+                self.queue_claimed(&attempt, &job_id, true).await?;
                 return Ok(Settled::Submitted);
             }
             ResultEmail::Refused(job_id) => {
@@ -229,15 +218,33 @@ impl AttemptSweeper {
         })
     }
 
-    /// The result email of `attempt`, submitted, under the claimed `job_id`; `None` if the
-    /// student's account is gone.
-    async fn claimed_result_email(
+    /// Queues the result email of `attempt`, submitted, under its claimed `job_id` (nothing if
+    /// the student's account is gone): recorded and sent if the job ledger does not know the job,
+    /// sent again without a record if it was `recorded` but may never have reached its lane.
+    async fn queue_claimed(
         &self,
         attempt: &Attempt,
         job_id: &str,
-    ) -> Result<Option<EmailJob>, ExamError> {
+        recorded: bool,
+    ) -> Result<(), ExamError> {
         let student = self.student(attempt).await?;
-        Ok(student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id)))
+        let Some(job) =
+            student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id))
+        else {
+            return Ok(());
+        };
+        if recorded {
+            let resent = self.emails.resend(&job).await;
+            resent.map_err(|error| ExamError::Queue(error.into()))?;
+            tracing::warn!(
+                job_id,
+                "the result email's job, recorded and untaken, is sent to its lane again"
+            );
+        } else {
+            self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
+            tracing::info!(job_id, "the claimed result email, never queued, is queued");
+        }
+        Ok(())
     }
 
     /// Where the result email of `attempt` stands.

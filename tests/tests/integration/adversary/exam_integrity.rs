@@ -609,17 +609,35 @@ impl Faults {
 
     /// Holds the next submit after its store write.
     fn hold_next_submit(&self) -> Arc<Hold> {
-        let hold = Arc::new(Hold::default());
-        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
-        hold
+        Hold::set(&self.hold)
     }
 
     /// Holds the next job's send after its record, before it reaches the lane (and before
     /// `queue_down` is looked at).
     fn hold_next_send(&self) -> Arc<Hold> {
+        Hold::set(&self.send_hold)
+    }
+}
+
+impl Hold {
+    /// A new hold in `slot`, for the next call that takes it.
+    fn set(slot: &Mutex<Option<Arc<Hold>>>) -> Arc<Hold> {
         let hold = Arc::new(Hold::default());
-        *self.send_hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold.clone());
         hold
+    }
+
+    /// The hold in `slot`, if any, taken from it.
+    fn take(slot: &Mutex<Option<Arc<Hold>>>) -> Option<Arc<Hold>> {
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// With a hold: notifies `written`, then waits for `resume`.
+    async fn stop(hold: Option<Arc<Hold>>) {
+        if let Some(hold) = hold {
+            hold.written.notify_one();
+            hold.resume.notified().await;
+        }
     }
 }
 
@@ -630,15 +648,7 @@ fn outage(what: &'static str) -> StoreUnavailable {
 #[async_trait]
 impl EmailQueue for Faults {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
-        let hold = self
-            .send_hold
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(hold) = hold {
-            hold.written.notify_one();
-            hold.resume.notified().await;
-        }
+        Hold::stop(Hold::take(&self.send_hold)).await;
         if self.queue_down.load(Ordering::SeqCst) {
             return Err(QueueError {
                 context: "sending an email job",
@@ -711,12 +721,9 @@ impl AttemptStore for Faults {
         graded: &Answers,
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>> {
-        let hold = self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let hold = Hold::take(&self.hold);
         let submitted = self.attempts.submit(id, result, graded, email_job_id).await;
-        if let Some(hold) = hold {
-            hold.written.notify_one();
-            hold.resume.notified().await;
-        }
+        Hold::stop(hold).await;
         submitted
     }
     async fn claim_result_email(
