@@ -580,6 +580,21 @@ impl Attempt {
         result
     }
 
+    /// Whether this attempt is as a submit of `graded` with `result`, claiming its result email
+    /// for `email_job_id`, leaves it: that submit has landed, and the same one again (a retried
+    /// write) has nothing left to do. Email job ids are unique, so no other submit matches.
+    pub fn is_submitted_as(
+        &self,
+        result: &AttemptResult,
+        graded: &Answers,
+        email_job_id: &str,
+    ) -> bool {
+        self.status == AttemptStatus::Submitted
+            && self.result.as_ref() == Some(result)
+            && self.result_email_job.as_deref() == Some(email_job_id)
+            && self.answers == *graded
+    }
+
     /// The list entry of this attempt.
     pub fn summary(&self) -> AttemptSummary {
         AttemptSummary {

@@ -750,6 +750,19 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
         attempts.get_attempt(&attempt.id).await.expect("read"),
         Some(submitted.clone())
     );
+    // The same submit again is the same write landing twice (the SDK retries a write whose
+    // answer timed out after it landed): it succeeds and changes nothing. Found by the
+    // exam-day load test against a slow store: the retried submit answered
+    // `AlreadySubmitted`, and its request, finding the email claimed for its own job, neither
+    // recorded nor queued it (the sweep would have, at the attempt's deadline).
+    attempts
+        .submit(&attempt.id, &result(2_100), &saved, "job-1")
+        .await
+        .expect("the same submit again: already done");
+    assert_eq!(
+        attempts.get_attempt(&attempt.id).await.expect("read"),
+        Some(submitted.clone())
+    );
 
     let second = AttemptResult {
         score: 0,

@@ -152,7 +152,8 @@ pub trait AttemptStore: Send + Sync {
     /// `email_job_id` — only if it is still in progress (`AlreadySubmitted`
     /// otherwise) and its stored answers are `graded`, those `result` grades (`AnswersChanged`
     /// otherwise: read and grade it again). Updates both list entries; the student may then
-    /// start another attempt, if the exam allows one more.
+    /// start another attempt, if the exam allows one more. The same submit again, once it has
+    /// landed, succeeds and changes nothing (a retried write whose answer was lost).
     async fn submit(
         &self,
         id: &AttemptId,

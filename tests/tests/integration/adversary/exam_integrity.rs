@@ -468,6 +468,7 @@ on_both!(
     submitting_late_as_the_sweep_queues_the_email_the_submit_claimed,
     submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded,
     the_submit_dying_between_recording_the_email_and_sending_it,
+    the_submit_written_twice_its_first_answer_lost,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -489,6 +490,7 @@ impl Faulty {
             ledger_down: AtomicBool::new(false),
             release_down: AtomicBool::new(false),
             clear_due_refusals: AtomicU32::new(0),
+            write_submit_twice: AtomicBool::new(false),
             hold: Mutex::new(None),
             send_hold: Mutex::new(None),
         });
@@ -568,7 +570,8 @@ impl Faulty {
 /// Attempts, a result emails' lane and a job ledger over real ones that fail on demand: the
 /// lane refuses jobs while `queue_down`, the ledger refuses to record them while `ledger_down`,
 /// the claims of result emails are not released while `release_down`, the next
-/// `clear_due_refusals` due entries are not cleared, a submit holds after its write while a
+/// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
+/// answered by the second while `write_submit_twice`, a submit holds after its write while a
 /// [`Hold`] is set, and a job's send holds before it reaches the lane while a `send_hold` is.
 struct Faults {
     attempts: Arc<dyn AttemptStore>,
@@ -578,6 +581,7 @@ struct Faults {
     ledger_down: AtomicBool,
     release_down: AtomicBool,
     clear_due_refusals: AtomicU32,
+    write_submit_twice: AtomicBool,
     hold: Mutex<Option<Arc<Hold>>>,
     send_hold: Mutex<Option<Arc<Hold>>>,
 }
@@ -605,6 +609,12 @@ impl Faults {
 
     fn refuse_clear_due(&self, times: u32) {
         self.clear_due_refusals.store(times, Ordering::SeqCst);
+    }
+
+    /// Sends the next submit's store write twice and answers with the second: the first
+    /// landed and its answer was lost (a timeout), and the client sent it again.
+    fn write_next_submit_twice(&self) {
+        self.write_submit_twice.store(true, Ordering::SeqCst);
     }
 
     /// Holds the next submit after its store write.
@@ -722,6 +732,10 @@ impl AttemptStore for Faults {
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let hold = Hold::take(&self.hold);
+        if self.write_submit_twice.swap(false, Ordering::SeqCst) {
+            // The answer to this one is lost.
+            let _ = self.attempts.submit(id, result, graded, email_job_id).await;
+        }
         let submitted = self.attempts.submit(id, result, graded, email_job_id).await;
         Hold::stop(hold).await;
         submitted
@@ -875,6 +889,31 @@ async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faul
     assert_eq!(f.stored(&id).await.result_email_job, Some(claimed));
     assert_eq!(h.sweep().await, SweepReport::default());
     assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
+}
+
+/// The submit's store write lands, its answer is lost, and it is sent again (the SDK retries a
+/// call that timed out): the second write finds the attempt submitted by the first. The submit
+/// still records and queues its result email at once, not at the deadline's sweep. Found by the
+/// real-mode load test (moto ignores the token that makes DynamoDB's retried transaction
+/// idempotent): of 400 submits, 2 answered 200 with their email claimed and never queued.
+async fn the_submit_written_twice_its_first_answer_lost(f: Faulty) {
+    let (student, id) = f.sitting().await;
+    f.faults.write_next_submit_twice();
+    let (status, body) = submit(&f.h, id.as_str(), &student).await;
+    assert_eq!(status, 200, "{body}");
+    let queued = result_email_jobs(&*f.queues).await;
+    assert_eq!(
+        queued
+            .iter()
+            .map(|(attempt, _)| attempt.as_str())
+            .collect::<Vec<_>>(),
+        [id.as_str()],
+        "one result email queued by the submit"
+    );
+    let job_id = &queued[0].1.job_id;
+    assert_eq!(f.stored(&id).await.result_email_job.as_ref(), Some(job_id));
+    let record = f.jobs.get(job_id).await.expect("the ledger read");
+    assert!(record.is_some(), "the job is recorded");
 }
 
 /// A submit queues its result email and a worker takes the job; at the deadline, sweeps find
