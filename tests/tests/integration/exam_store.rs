@@ -1137,6 +1137,13 @@ async fn the_result_email_is_claimed_by_one_job_at_a_time(
         "a released email can be claimed again"
     );
     assert!(
+        attempts
+            .claim_result_email(&attempt.id, "job-3")
+            .await
+            .expect("claim"),
+        "the same claim again (a retried write that landed) is still its own"
+    );
+    assert!(
         !attempts
             .claim_result_email(&attempt.id, "job-4")
             .await

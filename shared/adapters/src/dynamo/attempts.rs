@@ -160,8 +160,12 @@ impl DynamoAttempts {
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
                     None => Ok(Updated::Absent),
-                    Some(item) => from_item::<AttemptItem>(item, "decoding an attempt")
-                        .map(|i| Updated::Refused(i.attempt.status)),
+                    Some(item) => from_item::<AttemptItem>(item, "decoding an attempt").map(|i| {
+                        Updated::Refused {
+                            status: i.attempt.status,
+                            job: i.attempt.result_email_job,
+                        }
+                    }),
                 },
                 other => Err(StoreUnavailable::new(context, other)),
             },
@@ -176,8 +180,11 @@ enum Updated {
     Done,
     /// There is no such attempt.
     Absent,
-    /// The condition failed; the attempt's status as it is.
-    Refused(AttemptStatus),
+    /// The condition failed; the attempt's status and result email claim as they are.
+    Refused {
+        status: AttemptStatus,
+        job: Option<String>,
+    },
 }
 
 /// Placeholders for attribute names that are reserved words or long.
@@ -295,7 +302,7 @@ impl AttemptStore for DynamoAttempts {
             .await?
         {
             Updated::Done => Ok(()),
-            Updated::Refused(_) => Err(StoreError::Conflict(AttemptConflict::AttemptClosed)),
+            Updated::Refused { .. } => Err(StoreError::Conflict(AttemptConflict::AttemptClosed)),
             Updated::Absent => Err(StoreError::NotFound),
         }
     }
@@ -389,10 +396,11 @@ impl AttemptStore for DynamoAttempts {
         {
             Updated::Done => Ok(true),
             Updated::Absent => Err(StoreError::NotFound),
-            Updated::Refused(status) if status != AttemptStatus::Submitted => {
+            Updated::Refused { status, .. } if status != AttemptStatus::Submitted => {
                 Err(StoreError::Conflict(AttemptConflict::NotSubmitted))
             }
-            Updated::Refused(_) => Ok(false),
+            // Held: by another job, or by this one (a retried write that landed).
+            Updated::Refused { job, .. } => Ok(job.as_deref() == Some(job_id)),
         }
     }
 
@@ -415,7 +423,7 @@ impl AttemptStore for DynamoAttempts {
             .await?
         {
             // Refused: another job holds the claim, or none does.
-            Updated::Done | Updated::Refused(_) => Ok(()),
+            Updated::Done | Updated::Refused { .. } => Ok(()),
             Updated::Absent => Err(StoreError::NotFound),
         }
     }

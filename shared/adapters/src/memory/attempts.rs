@@ -130,8 +130,9 @@ impl AttemptStore for MemoryAttempts {
         if attempt.status != AttemptStatus::Submitted {
             return Err(StoreError::Conflict(AttemptConflict::NotSubmitted));
         }
-        if attempt.result_email_job.is_some() {
-            return Ok(false);
+        if let Some(held) = &attempt.result_email_job {
+            // Its own claim again (a retried write that landed) is still its own.
+            return Ok(held == job_id);
         }
         attempt.result_email_job = Some(job_id.to_owned());
         Ok(true)

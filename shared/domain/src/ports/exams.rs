@@ -162,7 +162,7 @@ pub trait AttemptStore: Send + Sync {
         email_job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>>;
     /// Claims the result email of a submitted attempt for `job_id` if no job holds it; `false`
-    /// if one does.
+    /// if another one does (`true` again for `job_id`'s own claim: a retried write that landed).
     async fn claim_result_email(
         &self,
         id: &AttemptId,
