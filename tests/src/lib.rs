@@ -12,9 +12,12 @@
 //!   own, to kill, restart or freeze without disturbing the other tests.
 //! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
 //!   clock the test moves.
+//! - [`lost_answers`]: a DynamoDB client that loses the answer to a write that landed, so the
+//!   SDK sends it again.
 //! - [`queries`]: what each DynamoDB `Query` read, counted by an SDK interceptor.
 
 pub mod exams;
+pub mod lost_answers;
 pub mod queries;
 
 use std::net::TcpListener;

@@ -229,6 +229,28 @@ async fn finish(jobs: &dyn Jobs, job: &EmailJob, outcome: Outcome, now: i64) {
 
 // ---- bodies -------------------------------------------------------------------------------
 
+/// The store records a job and its answer is lost (a timeout after the write landed): the SDK
+/// sends the same write again, which finds the record it made itself. That is the job recorded,
+/// not `JobExists` (a producer took that for another producer's job, and did not send it: a
+/// verification email lost, a result email left to the deadline's sweep). Another write of the
+/// same job, after that, is still refused. Only DynamoDB: the retry is the SDK's.
+#[tokio::test]
+async fn on_dynamodb_a_job_recorded_whose_answer_was_lost() {
+    let env = TestEnv::spawn().await;
+    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1);
+    let jobs = DynamoJobs::new(client, env.provisioned.table.clone(), 7 * 24 * 3600);
+    let job = job();
+    jobs.record_queued(&job, 100)
+        .await
+        .expect("recorded, its first answer lost");
+    assert_eq!(record_of(&jobs, &job.job_id).await, queued(&job, 100));
+    let again = jobs.record_queued(&job, 100).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(JobConflict::JobExists))),
+        "{again:?}"
+    );
+}
+
 async fn a_job_is_recorded_queued_once(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");

@@ -178,7 +178,12 @@ fn record(item: Item) -> Result<JobRecord, StoreUnavailable> {
 impl JobLedger for DynamoJobs {
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
+        // This write's own token: when its answer is lost (a timeout after it landed), the SDK
+        // sends it again, and the condition lets it find its own record, still untouched,
+        // instead of refusing it as another producer's.
+        let token = uuid::Uuid::new_v4().to_string();
         let values = HashMap::from([
+            (":token".to_owned(), s(token)),
             (":id".to_owned(), s(job.job_id.as_str())),
             (":queued".to_owned(), status(JobStatus::Queued)?),
             (":kind".to_owned(), s(job.template.kind())),
@@ -202,8 +207,11 @@ impl JobLedger for DynamoJobs {
             &job.job_id,
             "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, subject = :subject, \
              max_attempts = :max, attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires, \
-             gsi1pk = :gpk, gsi1sk = :gsk",
-            Some("attribute_not_exists(pk)"),
+             gsi1pk = :gpk, gsi1sk = :gsk, write_token = :token",
+            Some(
+                "attribute_not_exists(pk) OR \
+                 (write_token = :token AND #status = :queued AND attempts = :zero)",
+            ),
             values,
             "recording a queued job",
         )
