@@ -251,6 +251,34 @@ async fn on_dynamodb_a_job_recorded_whose_answer_was_lost() {
     );
 }
 
+/// A worker's claim lands and its answer is lost: the SDK sends it again, which finds the lease
+/// it took itself. That is the lease acquired, once, not `Busy` (the worker would put the email
+/// back for the lease's length, and count one more attempt when it claims it again).
+#[tokio::test]
+async fn on_dynamodb_a_claim_whose_answer_was_lost() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let jobs = DynamoJobs::new(env.clients.dynamodb(), table.clone(), 7 * 24 * 3600);
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1);
+    let losing = DynamoJobs::new(client, table, 7 * 24 * 3600);
+    assert_eq!(
+        claim(&losing, &job, 110, 30).await,
+        Claim::Acquired { attempt: 1 }
+    );
+    assert_eq!(
+        record_of(&jobs, &job.job_id).await,
+        sending(&queued(&job, 100), 1, 110, 30)
+    );
+    assert_eq!(history_of(&jobs, &job.job_id).await.len(), 1, "one claim");
+    assert_eq!(
+        claim(&jobs, &job, 111, 30).await,
+        Claim::Busy { lease_until: 140 },
+        "another worker's claim still finds the lease held"
+    );
+}
+
 async fn a_job_is_recorded_queued_once(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");

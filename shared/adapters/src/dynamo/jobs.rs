@@ -233,7 +233,11 @@ impl JobLedger for DynamoJobs {
             now,
             &JobEvent::new(JobEventKind::Sending, now),
         )?;
+        // This claim's own token, kept with its lease: when its answer is lost (a timeout after
+        // it landed) and the SDK sends it again, the refused retry finds the lease its own.
+        let token = uuid::Uuid::new_v4().to_string();
         values.extend([
+            (":token".to_owned(), s(token.as_str())),
             (":id".to_owned(), s(job.job_id.as_str())),
             (":sending".to_owned(), status(JobStatus::Sending)?),
             (":queued".to_owned(), status(JobStatus::Queued)?),
@@ -258,7 +262,8 @@ impl JobLedger for DynamoJobs {
                  max_attempts = if_not_exists(max_attempts, :max), \
                  created_at = if_not_exists(created_at, :created), expires_at = :expires, \
                  gsi1pk = :gpk, gsi1sk = :gsk, \
-                 history = list_append(if_not_exists(history, :no_events), :event) \
+                 history = list_append(if_not_exists(history, :no_events), :event), \
+                 claim_token = :token \
                  ADD attempts :one",
                 Some(
                     "attribute_not_exists(pk) OR #status IN (:queued, :retrying) \
@@ -274,7 +279,18 @@ impl JobLedger for DynamoJobs {
                 attempt: record(item)?.attempts,
             });
         }
-        let current = self.get(&job.job_id).await?.ok_or(StoreError::NotFound)?;
+        let item = self
+            .table
+            .get(job_key(&job.job_id), "reading a job record")
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if matches!(item.get("claim_token"), Some(AttributeValue::S(held)) if *held == token) {
+            self.trim_history(&job.job_id, &item).await;
+            return Ok(Claim::Acquired {
+                attempt: record(item)?.attempts,
+            });
+        }
+        let current = record(item)?;
         Ok(match (current.status, current.lease_until) {
             (JobStatus::Sending, Some(lease_until)) => Claim::Busy { lease_until },
             _ => Claim::Finished(current),
