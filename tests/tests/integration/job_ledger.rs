@@ -279,6 +279,59 @@ async fn on_dynamodb_a_claim_whose_answer_was_lost() {
     );
 }
 
+/// Every change of a job's life, each landing and losing its answer once (the SDK sends each
+/// again): each is made once, and answers as made — no event twice, no attempt given back
+/// twice, no requeue refused as "not ended" by its own landing.
+#[tokio::test]
+async fn on_dynamodb_each_change_whose_answer_was_lost_is_made_once() {
+    let env = TestEnv::spawn().await;
+    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), u32::MAX);
+    let jobs = DynamoJobs::new(client, env.provisioned.table.clone(), 7 * 24 * 3600);
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    assert_eq!(
+        claim(&jobs, &job, 110, 30).await,
+        Claim::Acquired { attempt: 1 }
+    );
+    let paused = Outcome::Paused {
+        error: "sending paused".into(),
+    };
+    finish(&jobs, &job, paused, 113).await;
+    assert_eq!(
+        record_of(&jobs, &job.job_id).await.attempts,
+        0,
+        "given back once"
+    );
+    assert_eq!(
+        claim(&jobs, &job, 120, 30).await,
+        Claim::Acquired { attempt: 1 }
+    );
+    let failed = Outcome::Failed {
+        reason: "rejected".into(),
+    };
+    finish(&jobs, &job, failed, 125).await;
+    jobs.requeue(&job.job_id, 130).await.expect("requeued");
+    assert_eq!(
+        claim(&jobs, &job, 140, 30).await,
+        Claim::Acquired { attempt: 1 }
+    );
+    let sent = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(&jobs, &job, sent, 145).await;
+    let events: Vec<JobEventKind> = history_of(&jobs, &job.job_id)
+        .await
+        .into_iter()
+        .map(|event| event.event)
+        .collect();
+    use JobEventKind::*;
+    assert_eq!(
+        events,
+        [Sending, Paused, Sending, Failed, Requeued, Sending, Sent]
+    );
+    assert_eq!(record_of(&jobs, &job.job_id).await.status, JobStatus::Sent);
+}
+
 async fn a_job_is_recorded_queued_once(jobs: &dyn Jobs) {
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");

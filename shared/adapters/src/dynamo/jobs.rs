@@ -2,14 +2,16 @@
 //! configured retention. The send lease is a conditional update: only one worker at a time can
 //! move a job to `sending`, and never a job that is already finished. Every status change also
 //! moves the record in the index by status and appends its event to the history, in the same
-//! update.
+//! update. Each update carries a token of its own, so one the SDK sends again after losing its
+//! answer is made once (see `DynamoJobs::update`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use oes_domain::email::EmailJob;
 use oes_domain::ports::{
@@ -18,7 +20,7 @@ use oes_domain::ports::{
 };
 
 use super::schema::{JobItem, job_key, jobs_pk, jobs_sk};
-use super::{Item, Table, from_item, n, s, to_value, unless_refused};
+use super::{Item, Table, from_item, n, s, to_value};
 
 /// Job records in DynamoDB.
 #[derive(Clone)]
@@ -36,34 +38,59 @@ impl DynamoJobs {
         }
     }
 
-    /// Runs an update; a failed condition is `Ok(None)`.
+    /// Runs an update (`expression` begins with `SET`) if `condition` holds.
+    ///
+    /// Each update writes a token of its own (`write_token`), and its condition refuses the same
+    /// update twice. When an answer is lost (a timeout after the update landed), the SDK sends
+    /// the update again: that retry is refused, finds its token on the record, and answers
+    /// `Done` with the record as the update left it. Without the token the retry would be
+    /// applied twice (two history events, an attempt given back twice) or taken for another
+    /// writer's (a job "recorded already", a lease "held").
     async fn update(
         &self,
         job_id: &str,
         expression: &str,
         condition: Option<&str>,
-        values: Item,
+        mut values: Item,
         context: &'static str,
-    ) -> Result<Option<Item>, StoreUnavailable> {
-        let mut request = self
+    ) -> Result<Written, StoreUnavailable> {
+        let Some(rest) = expression.strip_prefix("SET ") else {
+            return Err(StoreUnavailable::new(
+                context,
+                "a job update must begin with SET",
+            ));
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        values.insert(":write".to_owned(), s(token.as_str()));
+        let once = "(attribute_not_exists(write_token) OR write_token <> :write)";
+        let out = self
             .table
             .client
             .update_item()
             .table_name(&self.table.name)
             .set_key(Some(job_key(job_id)))
-            .update_expression(expression)
+            .update_expression(format!("SET write_token = :write, {rest}"))
+            .condition_expression(match condition {
+                Some(condition) => format!("({condition}) AND {once}"),
+                None => once.to_owned(),
+            })
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew);
-        if let Some(condition) = condition {
-            request = request.condition_expression(condition);
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Written::Done(out.attributes.unwrap_or_default())),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
+                    Some(item) if written_by(&item, &token) => Written::Done(item),
+                    item => Written::Refused(item),
+                }),
+                other => Err(StoreUnavailable::new(context, other)),
+            },
+            Err(e) => Err(StoreUnavailable::new(context, e)),
         }
-        let out = unless_refused(
-            request.send().await,
-            UpdateItemError::is_conditional_check_failed_exception,
-            context,
-        )?;
-        Ok(out.map(|out| out.attributes.unwrap_or_default()))
     }
 
     /// Cuts the history of the record `item` (as just written) back to its last
@@ -124,12 +151,14 @@ impl DynamoJobs {
                 context,
             )
             .await?;
-        if let Some(item) = written {
-            self.trim_history(job_id, &item).await;
-            return Ok(());
-        }
+        let record = match written {
+            Written::Done(item) => {
+                self.trim_history(job_id, &item).await;
+                return Ok(());
+            }
+            Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
+        };
         // Refused: say why, from the record as it is.
-        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
         Err(StoreError::Conflict(match record.status {
             JobStatus::Sent => JobConflict::Sent,
             JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
@@ -138,6 +167,19 @@ impl DynamoJobs {
             _ => JobConflict::NotEnded,
         }))
     }
+}
+
+/// What a conditional update of a job record did.
+enum Written {
+    /// It went through: the record as the update left it.
+    Done(Item),
+    /// The condition failed: the record as it is (`None`: there is none).
+    Refused(Option<Item>),
+}
+
+/// Whether the record `item` was last written by the update holding `token`.
+fn written_by(item: &Item, token: &str) -> bool {
+    matches!(item.get("write_token"), Some(AttributeValue::S(held)) if held == token)
 }
 
 /// The values of an update that moves job `job_id` to `status` at `now` and appends `event` to
@@ -178,12 +220,7 @@ fn record(item: Item) -> Result<JobRecord, StoreUnavailable> {
 impl JobLedger for DynamoJobs {
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
-        // This write's own token: when its answer is lost (a timeout after it landed), the SDK
-        // sends it again, and the condition lets it find its own record, still untouched,
-        // instead of refusing it as another producer's.
-        let token = uuid::Uuid::new_v4().to_string();
         let values = HashMap::from([
-            (":token".to_owned(), s(token)),
             (":id".to_owned(), s(job.job_id.as_str())),
             (":queued".to_owned(), status(JobStatus::Queued)?),
             (":kind".to_owned(), s(job.template.kind())),
@@ -203,21 +240,21 @@ impl JobLedger for DynamoJobs {
                 })),
             ),
         ]);
-        self.update(
+        match self
+            .update(
             &job.job_id,
             "SET job_id = :id, #status = :queued, kind = :kind, recipient = :to, subject = :subject, \
              max_attempts = :max, attempts = :zero, created_at = :created, updated_at = :now, expires_at = :expires, \
-             gsi1pk = :gpk, gsi1sk = :gsk, write_token = :token",
-            Some(
-                "attribute_not_exists(pk) OR \
-                 (write_token = :token AND #status = :queued AND attempts = :zero)",
-            ),
+             gsi1pk = :gpk, gsi1sk = :gsk",
+            Some("attribute_not_exists(pk)"),
             values,
             "recording a queued job",
         )
         .await?
-        .map(|_| ())
-        .ok_or(StoreError::Conflict(JobConflict::JobExists))
+        {
+            Written::Done(_) => Ok(()),
+            Written::Refused(_) => Err(StoreError::Conflict(JobConflict::JobExists)),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
@@ -233,11 +270,7 @@ impl JobLedger for DynamoJobs {
             now,
             &JobEvent::new(JobEventKind::Sending, now),
         )?;
-        // This claim's own token, kept with its lease: when its answer is lost (a timeout after
-        // it landed) and the SDK sends it again, the refused retry finds the lease its own.
-        let token = uuid::Uuid::new_v4().to_string();
         values.extend([
-            (":token".to_owned(), s(token.as_str())),
             (":id".to_owned(), s(job.job_id.as_str())),
             (":sending".to_owned(), status(JobStatus::Sending)?),
             (":queued".to_owned(), status(JobStatus::Queued)?),
@@ -262,8 +295,7 @@ impl JobLedger for DynamoJobs {
                  max_attempts = if_not_exists(max_attempts, :max), \
                  created_at = if_not_exists(created_at, :created), expires_at = :expires, \
                  gsi1pk = :gpk, gsi1sk = :gsk, \
-                 history = list_append(if_not_exists(history, :no_events), :event), \
-                 claim_token = :token \
+                 history = list_append(if_not_exists(history, :no_events), :event) \
                  ADD attempts :one",
                 Some(
                     "attribute_not_exists(pk) OR #status IN (:queued, :retrying) \
@@ -273,24 +305,15 @@ impl JobLedger for DynamoJobs {
                 "claiming a job",
             )
             .await?;
-        if let Some(item) = claimed {
-            self.trim_history(&job.job_id, &item).await;
-            return Ok(Claim::Acquired {
-                attempt: record(item)?.attempts,
-            });
-        }
-        let item = self
-            .table
-            .get(job_key(&job.job_id), "reading a job record")
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if matches!(item.get("claim_token"), Some(AttributeValue::S(held)) if *held == token) {
-            self.trim_history(&job.job_id, &item).await;
-            return Ok(Claim::Acquired {
-                attempt: record(item)?.attempts,
-            });
-        }
-        let current = record(item)?;
+        let current = match claimed {
+            Written::Done(item) => {
+                self.trim_history(&job.job_id, &item).await;
+                return Ok(Claim::Acquired {
+                    attempt: record(item)?.attempts,
+                });
+            }
+            Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
+        };
         Ok(match (current.status, current.lease_until) {
             (JobStatus::Sending, Some(lease_until)) => Claim::Busy { lease_until },
             _ => Claim::Finished(current),
@@ -355,7 +378,7 @@ impl JobLedger for DynamoJobs {
                     "finishing a job",
                 )
                 .await?;
-            if let Some(item) = gave_back {
+            if let Written::Done(item) = gave_back {
                 self.trim_history(job_id, &item).await;
                 return Ok(());
             }
@@ -369,12 +392,14 @@ impl JobLedger for DynamoJobs {
                 "finishing a job",
             )
             .await?;
-        if let Some(item) = written {
-            self.trim_history(job_id, &item).await;
-            return Ok(());
-        }
+        let record = match written {
+            Written::Done(item) => {
+                self.trim_history(job_id, &item).await;
+                return Ok(());
+            }
+            Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
+        };
         // Refused: say why, from the record as it is.
-        let record = self.get(job_id).await?.ok_or(StoreError::NotFound)?;
         Err(StoreError::Conflict(if record.status == JobStatus::Sent {
             JobConflict::Sent
         } else {
