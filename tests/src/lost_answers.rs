@@ -1,6 +1,6 @@
-//! [`LoseAnswers`]: a DynamoDB client whose next `UpdateItem` lands in the store and then loses
-//! its answer, as a timeout after the write would: the SDK sends the same request again, and the
-//! adapter sees only the second answer. moto answers in time, so this is how a test meets the
+//! [`LoseAnswers`]: a DynamoDB client whose next writes (`PutItem`, `UpdateItem`, `DeleteItem`)
+//! land in the store and then lose their answers, as a timeout after the write would: the SDK
+//! sends the same request again, and the adapter sees only the second answer. moto answers in time, so this is how a test meets the
 //! retried write a slow store causes.
 
 use std::sync::Arc;
@@ -9,15 +9,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::{BoxError, ConnectorError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
 
-/// Loses the answers of the next `UpdateItem` calls that succeeded (as many as armed).
+/// Loses the answers of the next writes that succeeded (as many as armed).
 #[derive(Debug, Clone, Default)]
 pub struct LoseAnswers(Arc<AtomicU32>);
 
 impl LoseAnswers {
-    /// A client like `client` whose next `times` successful `UpdateItem` answers are lost.
+    /// A client like `client` whose next `times` successful writes' answers are lost.
     pub fn client(client: &aws_sdk_dynamodb::Client, times: u32) -> aws_sdk_dynamodb::Client {
         let lose = Self(Arc::new(AtomicU32::new(times)));
         let config = client.config().to_builder().interceptor(lose).build();
@@ -39,9 +41,11 @@ impl Intercept for LoseAnswers {
         let Some(answer) = context.output_or_error_mut() else {
             return Ok(());
         };
-        let landed = answer
-            .as_ref()
-            .is_ok_and(|output| output.downcast_ref::<UpdateItemOutput>().is_some());
+        let landed = answer.as_ref().is_ok_and(|output| {
+            output.downcast_ref::<UpdateItemOutput>().is_some()
+                || output.downcast_ref::<DeleteItemOutput>().is_some()
+                || output.downcast_ref::<PutItemOutput>().is_some()
+        });
         let armed = || {
             self.0
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

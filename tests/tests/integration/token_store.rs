@@ -7,7 +7,7 @@
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryTokens` and
 //!   `on_dynamodb::<body>` over `DynamoTokens` in a fresh table of the emulator.
 //!
-//! Takes are tested one after the other: the take is a conditional delete, atomic in DynamoDB,
+//! Takes are tested one after the other: the take is a conditional update, atomic in DynamoDB,
 //! but moto's threaded server does not lock its tables, so simultaneous takes prove nothing
 //! there.
 
@@ -57,6 +57,26 @@ contract!(
     replacing_leaves_other_users_other_purposes_and_put_tokens_alone,
     a_replaced_token_that_was_taken_or_expired_is_no_obstacle,
 );
+
+/// A take lands and its answer is lost (a timeout after the write): the SDK sends it again,
+/// which finds the token taken by itself and returns it. A delete sent again found nothing, and
+/// the user's link was spent with nothing done (no email verified, no password reset). Only
+/// DynamoDB: the retry is the SDK's.
+#[tokio::test]
+async fn on_dynamodb_a_take_whose_answer_was_lost_returns_the_token() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let tokens = DynamoTokens::new(env.clients.dynamodb(), table.clone());
+    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1);
+    let losing = DynamoTokens::new(client, table);
+    let stored = token(TokenPurpose::PasswordReset);
+    tokens.put(&stored).await.expect("stored");
+    let purposes = [TokenPurpose::PasswordReset];
+    let taken = losing.take(&stored.hash, &purposes).await.expect("read");
+    assert_eq!(taken, Some(stored.clone()), "taken, its first answer lost");
+    let again = tokens.take(&stored.hash, &purposes).await.expect("read");
+    assert_eq!(again, None, "and taken once");
+}
 
 fn token(purpose: TokenPurpose) -> StoredToken {
     StoredToken {

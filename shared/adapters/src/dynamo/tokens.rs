@@ -1,5 +1,8 @@
 //! [`DynamoTokens`]: one-time tokens, stored by their hash and expired by the table's TTL. A
-//! token is taken by one conditional delete that returns it, so it is taken at most once. A
+//! token is taken by one conditional update that marks it taken by this take and returns it, so
+//! it is taken at most once, and a take whose answer was lost, sent again by the SDK, finds the
+//! mark its own and still returns it (a delete sent again would find nothing, and burn the
+//! user's link); the taken token is then deleted, or expires. A
 //! token stored as its user's one valid token of its purpose is put in one transaction with the
 //! item naming it (on condition that item still names the token seen before) and the delete of
 //! the token it replaces.
@@ -8,14 +11,15 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
 
 use super::schema::{LatestTokenItem, TokenItem, latest_token_key, token_key};
-use super::{TRIES, Table, from_item, only, s, to_item, to_value, unless_refused};
+use super::{TRIES, Table, from_item, only, s, to_item, to_value};
 
 /// One-time tokens in DynamoDB, expired by the table's TTL.
 #[derive(Clone)]
@@ -110,27 +114,50 @@ impl TokenStore for DynamoTokens {
             placeholders.push(placeholder);
         }
         let condition = format!(
-            "attribute_exists(pk) AND purpose IN ({})",
+            "attribute_exists(pk) AND purpose IN ({}) AND attribute_not_exists(taken_by)",
             placeholders.join(", ")
         );
+        let take = uuid::Uuid::new_v4().to_string();
+        values.insert(":take".to_owned(), s(take.as_str()));
         let out = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(token_key(hash)))
+            .update_expression("SET taken_by = :take")
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match out {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
+                    // This take landed before: its answer was lost and the SDK sent it again.
+                    Some(item) if matches!(item.get("taken_by"), Some(AttributeValue::S(by)) if *by == take) => {
+                        item
+                    }
+                    _ => return Ok(None),
+                },
+                other => return Err(StoreUnavailable::new("taking a token", other)),
+            },
+            Err(e) => return Err(StoreUnavailable::new("taking a token", e)),
+        };
+        // Taken: marked, it cannot be taken again; deleting it is tidiness (it expires anyway).
+        if let Err(error) = self
             .table
             .client
             .delete_item()
             .table_name(&self.table.name)
             .set_key(Some(token_key(hash)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllOld)
             .send()
-            .await;
-        let item = unless_refused(
-            out,
-            DeleteItemError::is_conditional_check_failed_exception,
-            "taking a token",
-        )?
-        .and_then(|out| out.attributes);
-        let Some(item) = item else { return Ok(None) };
+            .await
+        {
+            tracing::warn!(error = %DisplayErrorContext(&error), "could not delete a taken token; it expires");
+        }
         let item: TokenItem = from_item(item, "decoding a token")?;
         Ok(Some(item.into_token(hash.clone())))
     }
