@@ -1,7 +1,7 @@
 //! [`LoseAnswers`]: a DynamoDB client whose next writes (`PutItem`, `UpdateItem`, `DeleteItem`)
 //! land in the store and then lose their answers, as a timeout after the write would: the SDK
-//! sends the same request again, and the adapter sees only the second answer. moto answers in time, so this is how a test meets the
-//! retried write a slow store causes.
+//! sends the same request again, and the adapter sees only the second answer. moto answers in
+//! time, so this is how a test meets the retried write a slow store causes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -20,7 +20,7 @@ use oes_domain::ports::{
 };
 
 use super::schema::{JobItem, job_key, jobs_pk, jobs_sk};
-use super::{Item, Table, from_item, n, s, to_value};
+use super::{Item, Table, from_item, has, n, s, to_value};
 
 /// Job records in DynamoDB.
 #[derive(Clone)]
@@ -84,7 +84,7 @@ impl DynamoJobs {
             Ok(out) => Ok(Written::Done(out.attributes.unwrap_or_default())),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
-                    Some(item) if written_by(&item, &token) => Written::Done(item),
+                    Some(item) if has(&item, "write_token", &token) => Written::Done(item),
                     item => Written::Refused(item),
                 }),
                 other => Err(StoreUnavailable::new(context, other)),
@@ -175,11 +175,6 @@ enum Written {
     Done(Item),
     /// The condition failed: the record as it is (`None`: there is none).
     Refused(Option<Item>),
-}
-
-/// Whether the record `item` was last written by the update holding `token`.
-fn written_by(item: &Item, token: &str) -> bool {
-    matches!(item.get("write_token"), Some(AttributeValue::S(held)) if held == token)
 }
 
 /// The values of an update that moves job `job_id` to `status` at `now` and appends `event` to

@@ -63,6 +63,12 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// Whether the string attribute `name` of `item` is `value`: a write's own token on the item a
+/// refused write returned (was it refused because it had landed already?).
+fn has(item: &Item, name: &str, value: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::S(held)) if held == value)
+}
+
 /// A number attribute.
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())

@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
 
 use super::schema::{LatestTokenItem, TokenItem, latest_token_key, token_key};
-use super::{TRIES, Table, from_item, only, s, to_item, to_value};
+use super::{TRIES, Table, from_item, has, only, s, to_item, to_value};
 
 /// One-time tokens in DynamoDB, expired by the table's TTL.
 #[derive(Clone)]
@@ -137,9 +137,7 @@ impl TokenStore for DynamoTokens {
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
                     // This take landed before: its answer was lost and the SDK sent it again.
-                    Some(item) if matches!(item.get("taken_by"), Some(AttributeValue::S(by)) if *by == take) => {
-                        item
-                    }
+                    Some(item) if has(&item, "taken_by", &take) => item,
                     _ => return Ok(None),
                 },
                 other => return Err(StoreUnavailable::new("taking a token", other)),
@@ -156,7 +154,8 @@ impl TokenStore for DynamoTokens {
             .send()
             .await
         {
-            tracing::warn!(error = %DisplayErrorContext(&error), "could not delete a taken token; it expires");
+            let error = DisplayErrorContext(&error);
+            tracing::warn!(%error, "could not delete a taken token; it expires");
         }
         let item: TokenItem = from_item(item, "decoding a token")?;
         Ok(Some(item.into_token(hash.clone())))
