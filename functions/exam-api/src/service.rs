@@ -697,7 +697,8 @@ impl ExamService {
     /// it being in progress and its stored answers being those graded: answers saved meanwhile
     /// are read and graded again), claiming its result email in the same write, then queues the
     /// email. An attempt submitted already (before, or meanwhile by a concurrent close) is
-    /// answered as stored, and its result email queued if no job holds it. Returns whether this
+    /// answered as stored, and its result email queued if no job holds it, or if the job that
+    /// holds it was never recorded (the close that claimed it died first). Returns whether this
     /// call closed the attempt.
     async fn close(
         &self,
@@ -756,13 +757,28 @@ impl ExamService {
                 Err(error) => return Err(error.into()),
             }
         }
-        if let (None, Some(result), Some(student)) =
-            (&attempt.result_email_job, &attempt.result, student)
-        {
-            let job = self.result_email(student, &attempt, result);
-            if self.attempts.claim_result_email(&id, &job.job_id).await? {
-                self.queue_result_email(&id, job).await?;
+        let Some(student) = student else {
+            return Ok((attempt, false));
+        };
+        match (&attempt.result_email_job, &attempt.result) {
+            (None, Some(result)) => {
+                let job = self.result_email(student, &attempt, result);
+                if self.attempts.claim_result_email(&id, &job.job_id).await? {
+                    self.queue_result_email(&id, job).await?;
+                }
             }
+            // Claimed for a job the ledger does not know: the close that claimed it died before
+            // recording it (its request timed out, its student saw a 503), or is about to record
+            // it. Queued under the claimed id: the ledger records it once, and the worker's send
+            // lease sends one copy (the other close's record is refused as a duplicate).
+            (Some(claimed), Some(_)) if claimed != NO_RECIPIENT => {
+                if !self.emails.is_recorded(claimed).await?
+                    && let Some(job) = self.claimed_result_email(&attempt, student, claimed)
+                {
+                    self.queue_result_email(&id, job).await?;
+                }
+            }
+            _ => {}
         }
         Ok((attempt, false))
     }

@@ -97,6 +97,11 @@ impl EmailProducer {
         Ok(job.job_id)
     }
 
+    /// Whether the job ledger has a record of the job `job_id`.
+    pub async fn is_recorded(&self, job_id: &str) -> Result<bool, StoreUnavailable> {
+        Ok(self.ledger.get(job_id).await?.is_some())
+    }
+
     /// Sends `job`, recorded already, to its lane again without recording it: for a job the
     /// ledger says is queued that may never have reached its lane (its producer died between
     /// recording and sending it, or could not record the send's failure). If the first copy is

@@ -469,6 +469,7 @@ on_both!(
     submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded,
     the_submit_dying_between_recording_the_email_and_sending_it,
     the_submit_written_twice_its_first_answer_lost,
+    submitting_again_after_a_submit_died_between_its_store_write_and_queueing_the_email,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -914,6 +915,52 @@ async fn the_submit_written_twice_its_first_answer_lost(f: Faulty) {
     assert_eq!(f.stored(&id).await.result_email_job.as_ref(), Some(job_id));
     let record = f.jobs.get(job_id).await.expect("the ledger read");
     assert!(record.is_some(), "the job is recorded");
+}
+
+/// The submit's store write claims the result email for a job, and the request dies before it
+/// records the job (a Lambda timeout, or every retry of a write that landed timing out: the
+/// student saw a 503). The student submits again: that submit finds the attempt submitted and
+/// the email claimed for a job the ledger does not know, and queues it under the claimed id at
+/// once, instead of leaving it to the sweep at the attempt's deadline (hours later).
+async fn submitting_again_after_a_submit_died_between_its_store_write_and_queueing_the_email(
+    f: Faulty,
+) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    let attempt = f.stored(&id).await;
+    let claimed = uuid::Uuid::new_v4().to_string();
+    f.faults
+        .submit(
+            &id,
+            &attempt.grade(h.clock.now()),
+            &attempt.answers,
+            &claimed,
+        )
+        .await
+        .expect("the first submit's write");
+    // The first request dies here.
+
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(status, 200, "{body}");
+    let queued: Vec<(String, String)> = result_email_jobs(&*f.queues)
+        .await
+        .into_iter()
+        .map(|(attempt, job)| (attempt, job.job_id))
+        .collect();
+    assert_eq!(
+        queued,
+        [(id.to_string(), claimed.clone())],
+        "one result email, the job claimed, queued by the second submit"
+    );
+    let record = f.jobs.get(&claimed).await.expect("the ledger read");
+    assert!(record.is_some(), "the claimed job is recorded");
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        result_emails(&*f.queues).await,
+        Vec::<String>::new(),
+        "a third submit finds the job recorded: nothing more"
+    );
 }
 
 /// A submit queues its result email and a worker takes the job; at the deadline, sweeps find
