@@ -15,7 +15,8 @@
 //!   died between its store write and queueing the job, or the job could not be recorded and
 //!   the claim could not be released either): the email is queued under the claimed job id
 //!   ([`ExamService::claimed_result_email`]), so the ledger and the worker's send lease let one
-//!   copy through if the claiming submit queues it too;
+//!   copy through if the claiming submit queues it too (a second submit by the student does the
+//!   same, without waiting for the deadline);
 //! - submitted, its result email claimed for a job recorded queued that no worker has taken:
 //!   - recorded within [`SEND_WINDOW`]: the submit that recorded it may still be sending it, and
 //!     the queue may yet refuse it (the submit then records it failed and releases the claim).
