@@ -229,6 +229,13 @@ async fn finish(jobs: &dyn Jobs, job: &EmailJob, outcome: Outcome, now: i64) {
 
 // ---- bodies -------------------------------------------------------------------------------
 
+/// `DynamoJobs` in `env`'s table over a client that loses the answers of its next `times`
+/// writes that landed (the SDK sends each again).
+fn losing(env: &TestEnv, times: u32) -> DynamoJobs {
+    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), times);
+    DynamoJobs::new(client, env.provisioned.table.clone(), 7 * 24 * 3600)
+}
+
 /// The store records a job and its answer is lost (a timeout after the write landed): the SDK
 /// sends the same write again, which finds the record it made itself. That is the job recorded,
 /// not `JobExists` (a producer took that for another producer's job, and did not send it: a
@@ -237,8 +244,7 @@ async fn finish(jobs: &dyn Jobs, job: &EmailJob, outcome: Outcome, now: i64) {
 #[tokio::test]
 async fn on_dynamodb_a_job_recorded_whose_answer_was_lost() {
     let env = TestEnv::spawn().await;
-    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1);
-    let jobs = DynamoJobs::new(client, env.provisioned.table.clone(), 7 * 24 * 3600);
+    let jobs = losing(&env, 1);
     let job = job();
     jobs.record_queued(&job, 100)
         .await
@@ -257,14 +263,12 @@ async fn on_dynamodb_a_job_recorded_whose_answer_was_lost() {
 #[tokio::test]
 async fn on_dynamodb_a_claim_whose_answer_was_lost() {
     let env = TestEnv::spawn().await;
-    let table = env.provisioned.table.clone();
-    let jobs = DynamoJobs::new(env.clients.dynamodb(), table.clone(), 7 * 24 * 3600);
+    let jobs = losing(&env, 0);
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
-    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1);
-    let losing = DynamoJobs::new(client, table, 7 * 24 * 3600);
+    let worker = losing(&env, 1);
     assert_eq!(
-        claim(&losing, &job, 110, 30).await,
+        claim(&worker, &job, 110, 30).await,
         Claim::Acquired { attempt: 1 }
     );
     assert_eq!(
@@ -285,8 +289,7 @@ async fn on_dynamodb_a_claim_whose_answer_was_lost() {
 #[tokio::test]
 async fn on_dynamodb_each_change_whose_answer_was_lost_is_made_once() {
     let env = TestEnv::spawn().await;
-    let client = oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), u32::MAX);
-    let jobs = DynamoJobs::new(client, env.provisioned.table.clone(), 7 * 24 * 3600);
+    let jobs = losing(&env, u32::MAX);
     let job = job();
     jobs.record_queued(&job, 100).await.expect("recorded");
     assert_eq!(

@@ -279,6 +279,14 @@ async fn result_email_jobs(queues: &dyn MessageQueues) -> Vec<(String, EmailJob)
     }
 }
 
+/// The result emails on the bulk lane, taken from it: (attempt id, job id) each.
+async fn result_email_job_ids(queues: &dyn MessageQueues) -> Vec<(String, String)> {
+    let jobs = result_email_jobs(queues).await;
+    jobs.into_iter()
+        .map(|(attempt, job)| (attempt, job.job_id))
+        .collect()
+}
+
 async fn save_in_time(h: &ExamHarness, attempt: &str, answers: Value, student: &Caller) {
     let body = json!({ "answers": answers });
     let (status, saved) = h
@@ -529,6 +537,19 @@ impl Faulty {
             .await
             .expect("the attempt read")
             .expect("the attempt")
+    }
+
+    /// A submit's store write alone, claiming the result email of `id` for a new job: the
+    /// request that made it dies before it records the job. The claimed job's id.
+    async fn submit_write_only(&self, id: &AttemptId) -> String {
+        let attempt = self.stored(id).await;
+        let claimed = uuid::Uuid::new_v4().to_string();
+        let result = attempt.grade(self.h.clock.now());
+        self.faults
+            .submit(id, &result, &attempt.answers, &claimed)
+            .await
+            .expect("the submit's write");
+        claimed
     }
 
     /// Passes the deadline of [`Self::sitting`]'s attempts.
@@ -859,26 +880,11 @@ async fn claim_not_released(f: Faulty, outage: fn(&Faults, bool)) {
 async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faulty) {
     let h = &f.h;
     let (_, id) = f.sitting().await;
-    let attempt = f.stored(&id).await;
-    let claimed = uuid::Uuid::new_v4().to_string();
-    f.faults
-        .submit(
-            &id,
-            &attempt.grade(h.clock.now()),
-            &attempt.answers,
-            &claimed,
-        )
-        .await
-        .expect("the submit's write");
-    // The process dies here.
+    let claimed = f.submit_write_only(&id).await;
 
     f.pass_the_deadline();
     let report = h.sweep().await;
-    let queued: Vec<(String, String)> = result_email_jobs(&*f.queues)
-        .await
-        .into_iter()
-        .map(|(attempt, job)| (attempt, job.job_id))
-        .collect();
+    let queued = result_email_job_ids(&*f.queues).await;
     assert_eq!(
         queued,
         [(id.to_string(), claimed.clone())],
@@ -927,26 +933,11 @@ async fn submitting_again_after_a_submit_died_between_its_store_write_and_queuei
 ) {
     let h = &f.h;
     let (student, id) = f.sitting().await;
-    let attempt = f.stored(&id).await;
-    let claimed = uuid::Uuid::new_v4().to_string();
-    f.faults
-        .submit(
-            &id,
-            &attempt.grade(h.clock.now()),
-            &attempt.answers,
-            &claimed,
-        )
-        .await
-        .expect("the first submit's write");
-    // The first request dies here.
+    let claimed = f.submit_write_only(&id).await;
 
     let (status, body) = submit(h, id.as_str(), &student).await;
     assert_eq!(status, 200, "{body}");
-    let queued: Vec<(String, String)> = result_email_jobs(&*f.queues)
-        .await
-        .into_iter()
-        .map(|(attempt, job)| (attempt, job.job_id))
-        .collect();
+    let queued = result_email_job_ids(&*f.queues).await;
     assert_eq!(
         queued,
         [(id.to_string(), claimed.clone())],
