@@ -8,7 +8,8 @@
 //!   ([`User::expires_at`]).
 //! - `EMAIL#<address>` / `EMAIL`: claims an address for one account (uniqueness), written in the
 //!   same transaction as the account, with the same TTL while the account has one.
-//! - `TOKEN#<sha256>` / `TOKEN`: a one-time token, removed by a conditional delete when used.
+//! - `TOKEN#<sha256>` / `TOKEN`: a one-time token. Taken by a conditional update that sets
+//!   `taken_by` (the take's own token: a take sent again finds its mark), then deleted.
 //! - `USER#<id>` / `TOKEN#<purpose>`: the hash of the account's one valid token of that purpose
 //!   (password resets), swapped with the token in one transaction; expired with the token.
 //! - `JOB#<id>` / `JOB`: an email job record, expired by the table's TTL after the configured
@@ -19,7 +20,8 @@
 //!   one status partition of the index to the next). The index projects the record without its
 //!   history; operators list a status newest first (`gsi1sk < <cursor>`, filtered by kind or an
 //!   expired lease) and count it (`Select=COUNT`, up to a budget). Only job records carry
-//!   `gsi1pk`, so the index holds nothing else.
+//!   `gsi1pk`, so the index holds nothing else. `write_token` is the last write's own token: a
+//!   write sent again after its answer was lost finds it and is not made twice.
 //! - `EXAM#<exam>` / `EXAM`: the exam.
 //! - `EXAM#<exam>` / `QUESTION#<question>`: a question (listed by `created_at`, then id, sorted
 //!   by the store, since the key does not hold the order).
