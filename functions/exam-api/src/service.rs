@@ -775,6 +775,7 @@ impl ExamService {
                 if !self.emails.is_recorded(claimed).await?
                     && let Some(job) = self.claimed_result_email(&attempt, student, claimed)
                 {
+                    tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
                     self.queue_result_email(&id, job).await?;
                 }
             }
@@ -813,14 +814,17 @@ impl ExamService {
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
     /// later submit can try again. A job recorded already under its id was queued meanwhile by
-    /// a sweep that found the claim without its job ([`Self::claimed_result_email`]):
-    /// nothing is left to do, and the claim stays.
+    /// another close (a sweep, a second submit) that found the claim without its job
+    /// ([`Self::claimed_result_email`]): nothing is left to do, and the claim stays.
     async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<(), ExamError> {
         let job_id = job.job_id.clone();
         match self.emails.enqueue(job).await {
             Ok(_) => Ok(()),
             Err(EnqueueError::Duplicate) => {
-                tracing::info!(job_id, "the result email was queued meanwhile by the sweep");
+                tracing::info!(
+                    job_id,
+                    "the result email was queued meanwhile by another close"
+                );
                 Ok(())
             }
             Err(error) => {
@@ -833,8 +837,8 @@ impl ExamService {
     }
 
     /// The result email of `attempt`, submitted, to `student` under `job_id`: the job its claim
-    /// names, for a sweep to queue, or send again, when the submit that claimed it may not have
-    /// (see [`crate::sweep`]). Under that id the ledger records the job once and the worker
+    /// names, for a close that finds the claim without its job to queue, or a sweep to send
+    /// again, when the submit that claimed it may not have (see [`crate::sweep`]). Under that id the ledger records the job once and the worker
     /// sends it once, so a copy the claiming submit queued as well is never sent twice. `None`
     /// for an attempt without its result (never submitted).
     pub fn claimed_result_email(

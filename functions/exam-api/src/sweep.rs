@@ -13,10 +13,10 @@
 //!   the claim): the email is claimed and queued, as a second submit would;
 //! - submitted, its result email claimed for a job the job ledger does not know (the submit
 //!   died between its store write and queueing the job, or the job could not be recorded and
-//!   the claim could not be released either): the email is queued under the claimed job id
-//!   ([`ExamService::claimed_result_email`]), so the ledger and the worker's send lease let one
-//!   copy through if the claiming submit queues it too (a second submit by the student does the
-//!   same, without waiting for the deadline);
+//!   the claim could not be released either): the submit's path
+//!   ([`ExamService::close_at_deadline`]) queues the email under the claimed job id, as a second
+//!   submit by the student would without waiting for the deadline, so the ledger and the
+//!   worker's send lease let one copy through if the claiming submit queues it too;
 //! - submitted, its result email claimed for a job recorded queued that no worker has taken:
 //!   - recorded within [`SEND_WINDOW`]: the submit that recorded it may still be sending it, and
 //!     the queue may yet refuse it (the submit then records it failed and releases the claim).
@@ -186,12 +186,8 @@ impl AttemptSweeper {
         match self.result_email(&attempt).await? {
             ResultEmail::Taken => return Ok(Settled::Submitted),
             ResultEmail::Recorded => return Ok(Settled::Waiting),
-            ResultEmail::Unrecorded(job_id) => {
-                self.queue_claimed(&attempt, &job_id, false).await?;
-                return Ok(Settled::Submitted);
-            }
             ResultEmail::Untaken(job_id) => {
-                self.queue_claimed(&attempt, &job_id, true).await?;
+                self.resend_claimed(&attempt, &job_id).await?;
                 return Ok(Settled::Submitted);
             }
             ResultEmail::Refused(job_id) => {
@@ -205,7 +201,8 @@ impl AttemptSweeper {
                     .await?;
                 attempt.result_email_job = None;
             }
-            ResultEmail::Unclaimed => {}
+            // The submit's path queues it (a claimed job never recorded: under its id).
+            ResultEmail::Unclaimed | ResultEmail::Unrecorded => {}
         }
         let student = self.student(&attempt).await?;
         let (_, closed) = self
@@ -219,32 +216,21 @@ impl AttemptSweeper {
         })
     }
 
-    /// Queues the result email of `attempt`, submitted, under its claimed `job_id` (nothing if
-    /// the student's account is gone): recorded and sent if the job ledger does not know the job,
-    /// sent again without a record if it was `recorded` but may never have reached its lane.
-    async fn queue_claimed(
-        &self,
-        attempt: &Attempt,
-        job_id: &str,
-        recorded: bool,
-    ) -> Result<(), ExamError> {
+    /// Sends the result email of `attempt`, submitted, to its lane again under its claimed
+    /// `job_id`, recorded but maybe never on its lane (nothing if the student's account is gone).
+    async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<(), ExamError> {
         let student = self.student(attempt).await?;
         let Some(job) =
             student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id))
         else {
             return Ok(());
         };
-        if recorded {
-            let resent = self.emails.resend(&job).await;
-            resent.map_err(|error| ExamError::Queue(error.into()))?;
-            tracing::warn!(
-                job_id,
-                "the result email's job, recorded and untaken, is sent to its lane again"
-            );
-        } else {
-            self.emails.enqueue(job).await.map_err(ExamError::Queue)?;
-            tracing::info!(job_id, "the claimed result email, never queued, is queued");
-        }
+        let resent = self.emails.resend(&job).await;
+        resent.map_err(|error| ExamError::Queue(error.into()))?;
+        tracing::warn!(
+            job_id,
+            "the result email's job, recorded and untaken, is sent to its lane again"
+        );
         Ok(())
     }
 
@@ -259,7 +245,7 @@ impl AttemptSweeper {
         }
         let now = self.clock.now();
         Ok(match self.jobs.get(claimed).await? {
-            None => ResultEmail::Unrecorded(claimed.clone()),
+            None => ResultEmail::Unrecorded,
             Some(record) if refused(&record) => ResultEmail::Refused(claimed.clone()),
             Some(record) if untaken(&record) => {
                 let age = now.saturating_sub(record.created_at);
@@ -298,8 +284,8 @@ enum ResultEmail {
     /// Claimed for this job, recorded queued longer ago than [`SEND_WINDOW`], untaken: it may
     /// never have reached its lane.
     Untaken(String),
-    /// Claimed for this job, which the job ledger does not know: it was never queued.
-    Unrecorded(String),
+    /// Claimed for a job the job ledger does not know: it was never queued.
+    Unrecorded,
     /// Claimed for this job, which the queue refused ([`refused`]): it will never be sent.
     Refused(String),
     /// Not claimed, or the attempt still in progress.

@@ -16,8 +16,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -33,7 +31,7 @@ use super::schema::{
     AttemptItem, DUE_SHARDS, DueItem, SUMMARY_PREFIX, StudentRecordItem, SummaryItem, attempt_key,
     due_before, due_key, due_pk, exam_pk, student_record_key, summary_key, user_pk,
 };
-use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value};
+use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value, update_or_refusal};
 
 /// Attempts and their lists in DynamoDB.
 #[derive(Clone)]
@@ -155,22 +153,17 @@ impl DynamoAttempts {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(Updated::Done),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
-                    None => Ok(Updated::Absent),
-                    Some(item) => from_item::<AttemptItem>(item, "decoding an attempt").map(|i| {
-                        Updated::Refused {
-                            status: i.attempt.status,
-                            job: i.attempt.result_email_job,
-                        }
-                    }),
-                },
-                other => Err(StoreUnavailable::new(context, other)),
-            },
-            Err(e) => Err(StoreUnavailable::new(context, e)),
-        }
+        Ok(match update_or_refusal(out, context)? {
+            Ok(_) => Updated::Done,
+            Err(None) => Updated::Absent,
+            Err(Some(item)) => {
+                let attempt = from_item::<AttemptItem>(item, "decoding an attempt")?.attempt;
+                Updated::Refused {
+                    status: attempt.status,
+                    job: attempt.result_email_job,
+                }
+            }
+        })
     }
 }
 

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use oes_domain::email::EmailJob;
@@ -20,7 +18,7 @@ use oes_domain::ports::{
 };
 
 use super::schema::{JobItem, job_key, jobs_pk, jobs_sk};
-use super::{Item, Table, from_item, has, n, s, to_value};
+use super::{Item, Table, from_item, has, n, s, to_value, update_or_refusal};
 
 /// Job records in DynamoDB.
 #[derive(Clone)]
@@ -80,17 +78,12 @@ impl DynamoJobs {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match out {
-            Ok(out) => Ok(Written::Done(out.attributes.unwrap_or_default())),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
-                    Some(item) if has(&item, "write_token", &token) => Written::Done(item),
-                    item => Written::Refused(item),
-                }),
-                other => Err(StoreUnavailable::new(context, other)),
-            },
-            Err(e) => Err(StoreUnavailable::new(context, e)),
-        }
+        Ok(match update_or_refusal(out, context)? {
+            Ok(out) => Written::Done(out.attributes.unwrap_or_default()),
+            // This update landed before: its answer was lost and the SDK sent it again.
+            Err(Some(item)) if has(&item, "write_token", &token) => Written::Done(item),
+            Err(item) => Written::Refused(item),
+        })
     }
 
     /// Cuts the history of the record `item` (as just written) back to its last

@@ -39,6 +39,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
@@ -93,6 +94,26 @@ fn from_item<T: DeserializeOwned>(
     context: &'static str,
 ) -> Result<T, StoreUnavailable> {
     serde_dynamo::from_item(item).map_err(|e| StoreUnavailable::new(context, e))
+}
+
+/// An update's output, or, when its condition failed, the item as it was then (`None`: there
+/// was none), which the request asks for with `ReturnValuesOnConditionCheckFailure::AllOld`;
+/// any other error is the store's.
+fn update_or_refusal<R>(
+    out: Result<UpdateItemOutput, SdkError<UpdateItemError, R>>,
+    context: &'static str,
+) -> Result<Result<UpdateItemOutput, Option<Item>>, StoreUnavailable>
+where
+    SdkError<UpdateItemError, R>: std::error::Error + Send + Sync + 'static,
+{
+    match out {
+        Ok(out) => Ok(Ok(out)),
+        Err(SdkError::ServiceError(e)) => match e.into_err() {
+            UpdateItemError::ConditionalCheckFailedException(failed) => Ok(Err(failed.item)),
+            other => Err(StoreUnavailable::new(context, other)),
+        },
+        Err(e) => Err(StoreUnavailable::new(context, e)),
+    }
 }
 
 /// A request's output, or `None` if the service refused it for a reason `refused` recognises

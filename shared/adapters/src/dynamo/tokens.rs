@@ -11,15 +11,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
 
 use super::schema::{LatestTokenItem, TokenItem, latest_token_key, token_key};
-use super::{TRIES, Table, from_item, has, only, s, to_item, to_value};
+use super::{TRIES, Table, from_item, has, only, s, to_item, to_value, update_or_refusal};
 
 /// One-time tokens in DynamoDB, expired by the table's TTL.
 #[derive(Clone)]
@@ -132,17 +131,11 @@ impl TokenStore for DynamoTokens {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let item = match out {
+        let item = match update_or_refusal(out, "taking a token")? {
             Ok(out) => out.attributes.unwrap_or_default(),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
-                    // This take landed before: its answer was lost and the SDK sent it again.
-                    Some(item) if has(&item, "taken_by", &take) => item,
-                    _ => return Ok(None),
-                },
-                other => return Err(StoreUnavailable::new("taking a token", other)),
-            },
-            Err(e) => return Err(StoreUnavailable::new("taking a token", e)),
+            // This take landed before: its answer was lost and the SDK sent it again.
+            Err(Some(item)) if has(&item, "taken_by", &take) => item,
+            Err(_) => return Ok(None),
         };
         // Taken: marked, it cannot be taken again; deleting it is tidiness (it expires anyway).
         if let Err(error) = self
