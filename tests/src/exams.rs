@@ -349,6 +349,7 @@ impl AttemptStore for SaveDuringSubmit {
         result: &AttemptResult,
         graded: &Answers,
         email_job_id: &str,
+        email_check_at: i64,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(answers) = armed {
@@ -357,7 +358,9 @@ impl AttemptStore for SaveDuringSubmit {
                 .await
                 .unwrap_or_else(|e| panic!("the save during the submit: {e}"));
         }
-        self.inner.submit(id, result, graded, email_job_id).await
+        self.inner
+            .submit(id, result, graded, email_job_id, email_check_at)
+            .await
     }
     async fn claim_result_email(
         &self,

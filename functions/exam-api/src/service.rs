@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::access;
 use crate::error::ExamError;
 use crate::memo::ExamOfAttempt;
+use crate::sweep::EMAIL_CHECK_AFTER;
 
 /// One page of a list, newest first, as cached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -708,6 +709,9 @@ impl ExamService {
     ) -> Result<(Attempt, bool), ExamError> {
         let id = attempt.id.clone();
         let mut regrades = 0;
+        // The sweep then checks that the result email left (a job recorded and never sent is
+        // sent again), rather than at the attempt's deadline.
+        let email_check_at = self.clock.now().saturating_add(EMAIL_CHECK_AFTER);
         while attempt.status == AttemptStatus::InProgress {
             let result = grade(&attempt);
             let job = student.map(|student| self.result_email(student, &attempt, &result));
@@ -715,7 +719,7 @@ impl ExamService {
             // Conditional on the stored answers being those graded.
             let submitted = self
                 .attempts
-                .submit(&id, &result, &attempt.answers, job_id)
+                .submit(&id, &result, &attempt.answers, job_id, email_check_at)
                 .await;
             match submitted {
                 Ok(()) => {

@@ -3,7 +3,8 @@
 //! Run every minute (an EventBridge schedule of the `attempt-sweeper` function in AWS, a
 //! background task in `oes-local`), a sweep reads the due attempts
 //! ([`AttemptStore::due_attempts`]: every attempt has an entry from its start, due from its
-//! deadline) and settles each one:
+//! deadline; its close moves it to [`EMAIL_CHECK_AFTER`] later, so a result email a dying
+//! submit left behind is sent within minutes, not at the deadline) and settles each one:
 //! - still in progress: closed through the path of a submit
 //!   ([`ExamService::close_at_deadline`]), graded as of its deadline on the answers saved until
 //!   then (`closed_by: deadline`, `late: false`), with its result email;
@@ -66,6 +67,12 @@ const CONCURRENCY: usize = 8;
 /// and exam-api's Lambda timeout is 10 s; `timeout_chain` checks both). Until then a sweep
 /// leaves an attempt whose result email's job is recorded queued, untaken, for the next sweep.
 pub const SEND_WINDOW: Duration = Duration::from_secs(60);
+
+/// Seconds after a close (a submit, or the sweep's own at the deadline) when the sweep checks
+/// that the attempt's result email left: the close moves the attempt's due entry there. By then
+/// the close's request has ended and a job it recorded is older than [`SEND_WINDOW`], so a job
+/// recorded and never sent (its close died first) is sent again then, not at the deadline.
+pub const EMAIL_CHECK_AFTER: i64 = 2 * SEND_WINDOW.as_secs() as i64;
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

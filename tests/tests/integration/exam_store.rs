@@ -71,7 +71,7 @@ contract!(
     the_result_email_is_claimed_by_one_job_at_a_time,
     a_student_starts_at_most_the_attempts_allowed,
     a_submit_records_only_the_grade_of_the_answers_stored,
-    an_attempt_is_due_from_its_deadline_until_the_sweep_clears_it,
+    an_attempt_is_due_at_its_deadline_then_at_its_email_check_until_the_sweep_clears_it,
     due_attempts_come_oldest_first_and_at_most_the_limit,
 );
 
@@ -135,6 +135,10 @@ async fn listed(exams: &dyn ExamStore) -> Vec<Exam> {
 fn attempt_at(exam: &Exam, questions: &[Question], user: &UserId, started_at: i64) -> Attempt {
     Attempt::start(exam, questions, user.clone(), started_at)
 }
+
+/// When a submit in these tests moves its attempt's due entry to (its result email's check),
+/// where no test of the due entries looks.
+const CHECK: i64 = 1_000_000;
 
 fn result(submitted_at: i64) -> AttemptResult {
     AttemptResult {
@@ -702,7 +706,7 @@ async fn answers_are_saved_only_while_the_attempt_is_open(
         );
     }
     attempts
-        .submit(&attempt.id, &result(2_100), &only_two, "job-1")
+        .submit(&attempt.id, &result(2_100), &only_two, "job-1", CHECK)
         .await
         .expect("submitted");
     assert_conflict(
@@ -736,7 +740,7 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
         .expect("saved");
 
     attempts
-        .submit(&attempt.id, &result(2_100), &saved, "job-1")
+        .submit(&attempt.id, &result(2_100), &saved, "job-1", CHECK)
         .await
         .expect("submitted");
     let submitted = Attempt {
@@ -756,7 +760,7 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
     // `AlreadySubmitted`, and its request, finding the email claimed for its own job, neither
     // recorded nor queued it (the sweep would have, at the attempt's deadline).
     attempts
-        .submit(&attempt.id, &result(2_100), &saved, "job-1")
+        .submit(&attempt.id, &result(2_100), &saved, "job-1", CHECK)
         .await
         .expect("the same submit again: already done");
     assert_eq!(
@@ -769,7 +773,9 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
         ..result(2_200)
     };
     assert_conflict(
-        attempts.submit(&attempt.id, &second, &saved, "job-2").await,
+        attempts
+            .submit(&attempt.id, &second, &saved, "job-2", CHECK)
+            .await,
         AttemptConflict::AlreadySubmitted,
     );
     assert_eq!(
@@ -779,7 +785,13 @@ async fn an_attempt_is_submitted_once(exams: &dyn ExamStore, attempts: &dyn Atte
     );
     assert_not_found(
         attempts
-            .submit(&AttemptId::generate(), &result(2_100), &saved, "job-3")
+            .submit(
+                &AttemptId::generate(),
+                &result(2_100),
+                &saved,
+                "job-3",
+                CHECK,
+            )
             .await,
     );
 }
@@ -836,7 +848,13 @@ async fn both_lists_show_attempts_newest_first_and_follow_submission(
     );
 
     attempts
-        .submit(&ada_x_old.id, &result(1_400), &Answers::new(), "job-1")
+        .submit(
+            &ada_x_old.id,
+            &result(1_400),
+            &Answers::new(),
+            "job-1",
+            CHECK,
+        )
         .await
         .expect("submitted");
     let submitted = attempts
@@ -1053,6 +1071,7 @@ async fn a_second_attempt_is_refused_while_one_is_open(
             &result(first.deadline + 5),
             &Answers::new(),
             "job-1",
+            CHECK,
         )
         .await
         .expect("late submit");
@@ -1072,6 +1091,7 @@ async fn a_second_attempt_is_refused_while_one_is_open(
             &result(first.deadline + 20),
             &Answers::new(),
             "job-2",
+            CHECK,
         )
         .await
         .expect("submitted");
@@ -1101,7 +1121,7 @@ async fn the_result_email_is_claimed_by_one_job_at_a_time(
         AttemptConflict::NotSubmitted,
     );
     attempts
-        .submit(&attempt.id, &result(2_100), &Answers::new(), "job-1")
+        .submit(&attempt.id, &result(2_100), &Answers::new(), "job-1", CHECK)
         .await
         .expect("submitted");
     assert!(
@@ -1172,7 +1192,7 @@ async fn a_student_starts_at_most_the_attempts_allowed(
     let first = attempt_at(&exam, &questions, &ada, 2_000);
     attempts.create_attempt(&first, 2).await.expect("first");
     attempts
-        .submit(&first.id, &result(2_100), &none, "job-1")
+        .submit(&first.id, &result(2_100), &none, "job-1", CHECK)
         .await
         .expect("submitted");
     let second = attempt_at(&exam, &questions, &ada, 2_200);
@@ -1184,7 +1204,7 @@ async fn a_student_starts_at_most_the_attempts_allowed(
         AttemptConflict::AttemptInProgress,
     );
     attempts
-        .submit(&second.id, &result(2_400), &none, "job-2")
+        .submit(&second.id, &result(2_400), &none, "job-2", CHECK)
         .await
         .expect("submitted");
     assert_conflict(
@@ -1251,7 +1271,7 @@ async fn a_submit_records_only_the_grade_of_the_answers_stored(
     for stale in [&graded, &Answers::new()] {
         assert_conflict(
             attempts
-                .submit(&attempt.id, &result(2_030), stale, "job-1")
+                .submit(&attempt.id, &result(2_030), stale, "job-1", CHECK)
                 .await,
             AttemptConflict::AnswersChanged,
         );
@@ -1273,7 +1293,7 @@ async fn a_submit_records_only_the_grade_of_the_answers_stored(
     assert_eq!(unchanged.answers, stored);
 
     attempts
-        .submit(&attempt.id, &result(2_040), &stored, "job-2")
+        .submit(&attempt.id, &result(2_040), &stored, "job-2", CHECK)
         .await
         .expect("submitted on the answers stored");
     let submitted = attempts
@@ -1293,7 +1313,7 @@ async fn due(attempts: &dyn AttemptStore, now: i64, limit: usize) -> Vec<DueAtte
     attempts.due_attempts(now, limit).await.expect("listed")
 }
 
-async fn an_attempt_is_due_from_its_deadline_until_the_sweep_clears_it(
+async fn an_attempt_is_due_at_its_deadline_then_at_its_email_check_until_the_sweep_clears_it(
     exams: &dyn ExamStore,
     attempts: &dyn AttemptStore,
 ) {
@@ -1324,20 +1344,39 @@ async fn an_attempt_is_due_from_its_deadline_until_the_sweep_clears_it(
     let all = [early.clone(), vec![late.clone()]].concat();
     assert_eq!(due(attempts, 10_000, 10).await, all);
 
-    // A submit leaves the entry; the sweep clears it once it has settled the attempt.
+    // A submit moves the entry to its result email's check, in the same write; the sweep
+    // clears it once it has settled the attempt.
+    let (graded, none) = (result(3_700), Answers::new());
+    let submit = || attempts.submit(&early_a.attempt_id, &graded, &none, "job-1", 3_820);
+    submit().await.expect("submitted");
+    let checked = DueAttempt {
+        due_at: 3_820,
+        attempt_id: early_a.attempt_id.clone(),
+    };
+    assert_eq!(
+        due(attempts, 3_819, 10).await,
+        vec![early_b.clone()],
+        "its deadline's entry is gone"
+    );
+    let moved = vec![early_b.clone(), checked.clone(), late.clone()];
+    assert_eq!(due(attempts, 10_000, 10).await, moved);
+    submit().await.expect("the same submit again: already done");
+    assert_eq!(due(attempts, 10_000, 10).await, moved);
+    // A check at the deadline itself leaves the entry where it is.
     attempts
         .submit(
-            &early_a.attempt_id,
+            &early_b.attempt_id,
             &result(3_700),
             &Answers::new(),
-            "job-1",
+            "job-2",
+            early_b.due_at,
         )
         .await
         .expect("submitted");
-    assert_eq!(due(attempts, 10_000, 10).await, all);
-    attempts.clear_due(&early_a).await.expect("cleared");
+    assert_eq!(due(attempts, 10_000, 10).await, moved);
+    attempts.clear_due(&checked).await.expect("cleared");
     attempts
-        .clear_due(&early_a)
+        .clear_due(&checked)
         .await
         .expect("clearing it again does nothing");
     assert_eq!(
@@ -1369,7 +1408,7 @@ async fn due_attempts_come_oldest_first_and_at_most_the_limit(
             .expect("started");
         expected.push(DueAttempt::of(&attempt));
     }
-    let first_deadline = expected[0].deadline;
+    let first_deadline = expected[0].due_at;
     assert_eq!(due(attempts, 10_000, 100).await, expected);
     assert_eq!(due(attempts, 10_000, 5).await, expected[..5]);
     // Six are due 55 s after the first deadline; the limit still holds.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use email_worker::RECORD_TRIES;
-use exam_api::sweep::SEND_WINDOW;
+use exam_api::sweep::{EMAIL_CHECK_AFTER, SEND_WINDOW};
 use oes_adapters::aws::AwsTimeouts;
 use oes_adapters::resources::QUEUES;
 use oes_runtime::config::{Env, WorkerConfig};
@@ -189,5 +189,19 @@ fn the_sweep_waits_for_a_recorded_job_longer_than_its_submit_can_take_to_send_it
          clears the attempt whose send then fails",
         t.dynamodb_operation,
         t.sqs_operation,
+    );
+}
+
+#[test]
+fn the_sweep_checks_a_result_email_once_its_job_is_older_than_the_send_window() {
+    // The close moves the attempt's due entry EMAIL_CHECK_AFTER ahead; the job it records is
+    // recorded before its request ends (exam-api's Lambda Timeout at worst). At the check, that
+    // job must be past SEND_WINDOW, or the sweep only finds it on its way and looks a minute later.
+    let timeout = lambda_timeout(&template(), "ExamApiFunction");
+    let check = Duration::from_secs(EMAIL_CHECK_AFTER.unsigned_abs());
+    assert!(
+        check >= SEND_WINDOW + timeout,
+        "the sweep's EMAIL_CHECK_AFTER ({check:?}) must be at least SEND_WINDOW ({SEND_WINDOW:?}) \
+         + exam-api's Lambda Timeout ({timeout:?})",
     );
 }

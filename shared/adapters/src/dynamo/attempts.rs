@@ -9,8 +9,10 @@
 //! result-email claim are single conditional updates that return the old item when refused,
 //! which tells "absent" from "closed" or "held".
 //!
-//! The create transaction also puts the attempt's due entry; the sweep reads the due entries of
-//! every partition of the index and deletes each once it has settled the attempt.
+//! The create transaction also puts the attempt's due entry, due at its deadline; the submit's
+//! moves it to its result email's check (a delete and a put: the time is in the sort key). The
+//! sweep reads the due entries of every partition of the index and deletes each once it has
+//! settled the attempt.
 
 use std::collections::HashMap;
 
@@ -45,6 +47,24 @@ impl DynamoAttempts {
         Self {
             table: Table::new(client, table),
         }
+    }
+
+    /// The writes that move the due entry of `attempt` from its deadline to `due_at`
+    /// (unconditional: the sweep may have cleared it): none if they are the same.
+    fn due_moved(
+        &self,
+        attempt: &Attempt,
+        due_at: i64,
+    ) -> Result<Vec<TransactWriteItem>, StoreUnavailable> {
+        let (from, to) = (DueAttempt::of(attempt), DueAttempt::at(attempt, due_at));
+        if from == to {
+            return Ok(Vec::new());
+        }
+        let to = to_item(&DueItem::new(&to), "encoding a due attempt")?;
+        Ok(vec![
+            self.table.delete(due_key(&from), None)?,
+            self.table.put(to, None)?,
+        ])
     }
 
     /// Puts for the attempt's entries in the student's and the exam's lists.
@@ -307,6 +327,7 @@ impl AttemptStore for DynamoAttempts {
         result: &AttemptResult,
         graded: &Answers,
         email_job_id: &str,
+        email_check_at: i64,
     ) -> Result<(), StoreError<AttemptConflict>> {
         for _ in 0..TRIES {
             let mut attempt = self.get_attempt(id).await?.ok_or(StoreError::NotFound)?;
@@ -338,6 +359,7 @@ impl AttemptStore for DynamoAttempts {
                 .expression_attribute_values(":job", s(email_job_id));
             let mut items = vec![self.table.update(update)?];
             items.extend(self.summary_puts(&attempt)?);
+            items.extend(self.due_moved(&attempt, email_check_at)?);
             // Frees the student's place, if this attempt holds it (a later attempt may hold it
             // if this one is submitted after its deadline); the count stays. Conditional: if a
             // new attempt took the place meanwhile, the transaction is cancelled and read again.

@@ -41,11 +41,14 @@
 //!   lists (these partitions also hold the account and the exam: every list query is
 //!   `begins_with(sk, ...)`). Queried newest first, a page at a time (`Limit`); the page after a
 //!   cursor starts after its summary's key (`ExclusiveStartKey`).
-//! - `DUE#<shard>` / `<deadline>#<attempt>`: the attempt among the due attempts the sweep reads
-//!   (its id and deadline), put in the attempt's create transaction and deleted by the sweep once
-//!   the attempt is closed and its result email queued. The index is spread over [`DUE_SHARDS`]
-//!   partitions (`<shard>` is 0–7, from the last hex digit of the attempt id), so no one partition
-//!   takes every start; the sweep queries each with `sk < <now + 1>`, oldest deadline first.
+//! - `DUE#<shard>` / `<due_at>#<attempt>`: the attempt among the due attempts the sweep reads
+//!   (its id and when it is due), put in the attempt's create transaction due at its deadline,
+//!   moved by its submit's transaction to its result email's check (deleted and put again), and
+//!   deleted by the sweep once the attempt is closed and its result email on its way. Items
+//!   written before the move existed name the time `deadline`, and read the same. The index is
+//!   spread over [`DUE_SHARDS`] partitions (`<shard>` is 0–7, from the last hex digit of the
+//!   attempt id), so no one partition takes every start; the sweep queries each with
+//!   `sk < <now + 1>`, the earliest first.
 
 use std::collections::HashMap;
 
@@ -250,7 +253,7 @@ pub(super) fn due_pk(shard: u32) -> String {
     format!("DUE#{shard}")
 }
 
-/// The sort keys of the entries due at `now` (deadline ≤ `now`) are below this one.
+/// The sort keys of the entries due at `now` (`due_at` ≤ `now`) are below this one.
 pub(super) fn due_before(now: i64) -> String {
     sortable(now.saturating_add(1))
 }
@@ -267,7 +270,7 @@ fn due_place(due: &DueAttempt) -> (String, String) {
         .unwrap_or(0);
     (
         due_pk(digit % DUE_SHARDS),
-        format!("{}#{}", sortable(due.deadline), due.attempt_id),
+        format!("{}#{}", sortable(due.due_at), due.attempt_id),
     )
 }
 
@@ -532,15 +535,16 @@ impl SummaryItem {
     }
 }
 
-/// `DUE#<shard>` / `<deadline>#<attempt>`.
+/// `DUE#<shard>` / `<due_at>#<attempt>`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct DueItem {
     pk: String,
     sk: String,
     /// The attempt.
     attempt_id: AttemptId,
-    /// Its deadline.
-    deadline: i64,
+    /// When the sweep is to look at it.
+    #[serde(alias = "deadline")]
+    due_at: i64,
 }
 
 impl DueItem {
@@ -551,14 +555,14 @@ impl DueItem {
             pk,
             sk,
             attempt_id: due.attempt_id.clone(),
-            deadline: due.deadline,
+            due_at: due.due_at,
         }
     }
 
     /// The entry this item holds.
     pub(super) fn due(self) -> DueAttempt {
         DueAttempt {
-            deadline: self.deadline,
+            due_at: self.due_at,
             attempt_id: self.attempt_id,
         }
     }

@@ -2,8 +2,9 @@
 //! lists by student and by exam are derived from it, newest `started_at` first, ties by id
 //! descending. The one open attempt per student and exam, and the number of attempts each
 //! student started at each exam, are checked under the map's lock (the DynamoDB adapter keeps a
-//! record item for them). The due attempts are a sorted set beside the map,
-//! filled under the map's lock when an attempt is created.
+//! record item for them). The due attempts are a sorted set beside the map, changed under the
+//! map's lock when an attempt is created (due at its deadline) and submitted (moved to its
+//! result email's check).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -102,6 +103,7 @@ impl AttemptStore for MemoryAttempts {
         result: &AttemptResult,
         graded: &Answers,
         email_job_id: &str,
+        email_check_at: i64,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let mut attempts = lock(&self.0);
         let attempt = attempts.get_mut(id).ok_or(StoreError::NotFound)?;
@@ -117,6 +119,10 @@ impl AttemptStore for MemoryAttempts {
         attempt.status = AttemptStatus::Submitted;
         attempt.result = Some(result.clone());
         attempt.result_email_job = Some(email_job_id.to_owned());
+        let mut due = lock(&self.1);
+        // Moved to the result email's check, as by the DynamoDB adapter's transaction.
+        due.remove(&DueAttempt::of(attempt));
+        due.insert(DueAttempt::at(attempt, email_check_at));
         Ok(())
     }
 
@@ -158,7 +164,7 @@ impl AttemptStore for MemoryAttempts {
     ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
         Ok(lock(&self.1)
             .iter()
-            .take_while(|due| due.deadline <= now)
+            .take_while(|due| due.due_at <= now)
             .take(limit)
             .cloned()
             .collect())

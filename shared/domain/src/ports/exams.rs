@@ -48,21 +48,27 @@ conflicts! {
     }
 }
 
-/// An attempt's entry among the deadlines the attempt sweep reads: there from the attempt's
-/// creation until the sweep clears it, after the attempt is closed and its result email queued.
+/// An attempt's entry among those the attempt sweep reads: there from the attempt's creation,
+/// due at its deadline; its submit moves it to when the sweep is to check that the result email
+/// left; the sweep clears it once the attempt is closed and its result email on its way.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DueAttempt {
-    /// The attempt's deadline (entries sort by it first).
-    pub deadline: i64,
+    /// When the sweep is to look at the attempt, epoch seconds (entries sort by it first).
+    pub due_at: i64,
     /// The attempt.
     pub attempt_id: AttemptId,
 }
 
 impl DueAttempt {
-    /// The entry of `attempt`.
+    /// The entry of `attempt` while it is in progress: due at its deadline.
     pub fn of(attempt: &Attempt) -> Self {
+        Self::at(attempt, attempt.deadline)
+    }
+
+    /// The entry of `attempt` due at `due_at`.
+    pub fn at(attempt: &Attempt, due_at: i64) -> Self {
         Self {
-            deadline: attempt.deadline,
+            due_at,
             attempt_id: attempt.id.clone(),
         }
     }
@@ -152,14 +158,17 @@ pub trait AttemptStore: Send + Sync {
     /// `email_job_id` — only if it is still in progress (`AlreadySubmitted`
     /// otherwise) and its stored answers are `graded`, those `result` grades (`AnswersChanged`
     /// otherwise: read and grade it again). Updates both list entries; the student may then
-    /// start another attempt, if the exam allows one more. The same submit again, once it has
-    /// landed, succeeds and changes nothing (a retried write whose answer was lost).
+    /// start another attempt, if the exam allows one more. Moves the attempt's due entry from
+    /// its deadline to `email_check_at`, when the sweep is to check that its result email left.
+    /// The same submit again, once it has landed, succeeds and changes nothing (a retried write
+    /// whose answer was lost). All in one write.
     async fn submit(
         &self,
         id: &AttemptId,
         result: &AttemptResult,
         graded: &Answers,
         email_job_id: &str,
+        email_check_at: i64,
     ) -> Result<(), StoreError<AttemptConflict>>;
     /// Claims the result email of a submitted attempt for `job_id` if no job holds it; `false`
     /// if another one does (`true` again for `job_id`'s own claim: a retried write that landed).
@@ -175,9 +184,9 @@ pub trait AttemptStore: Send + Sync {
         id: &AttemptId,
         job_id: &str,
     ) -> Result<(), StoreError<AttemptConflict>>;
-    /// The entries of attempts whose deadline is at or before `now` and that the sweep has not
-    /// cleared — submitted since or not —, oldest deadline first (ties by id), at most `limit`.
-    /// Every created attempt has one (written with it).
+    /// The entries due at or before `now` that the sweep has not cleared, the earliest first
+    /// (ties by id), at most `limit`. Every created attempt has one (written with it, due at its
+    /// deadline; due at its result email's check once it is submitted).
     async fn due_attempts(
         &self,
         now: i64,

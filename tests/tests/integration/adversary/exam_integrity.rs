@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use exam_api::sweep::SweepReport;
+use exam_api::sweep::{EMAIL_CHECK_AFTER, SweepReport};
 use oes_domain::cache::{CacheAside, CacheSettings};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::EmailLanes;
@@ -433,7 +433,9 @@ async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
 // A submit claims its result email with a job id in its store write, then records the job and
 // sends it. The queue can refuse it, the claim's release can fail too, the process can die
 // between any two of these steps and a sweep can run between any two of them: whatever is
-// left, a sweep at or after the deadline queues the email, and the worker sends it once. Each
+// left, a sweep at the email's check (`EMAIL_CHECK_AFTER`, two minutes after the submit: the
+// submit moves the attempt's due entry there) or any later one queues the email, and the worker
+// sends it once. Each
 // body runs over the in-memory adapters (`in_memory::<body>`) and over DynamoDB and SQS in the
 // emulator (`on_aws::<body>`), the attempts, the result emails' lane and the job ledger behind
 // `Faults`. Unlike the rest of this module, three of them passed before their fix too
@@ -502,6 +504,7 @@ impl Faulty {
             write_submit_twice: AtomicBool::new(false),
             hold: Mutex::new(None),
             send_hold: Mutex::new(None),
+            listing_hold: Mutex::new(None),
         });
         let jobs = adapters.jobs.clone();
         adapters.attempts = faults.clone();
@@ -544,9 +547,16 @@ impl Faulty {
     async fn submit_write_only(&self, id: &AttemptId) -> String {
         let attempt = self.stored(id).await;
         let claimed = uuid::Uuid::new_v4().to_string();
-        let result = attempt.grade(self.h.clock.now());
+        let now = self.h.clock.now();
+        let result = attempt.grade(now);
         self.faults
-            .submit(id, &result, &attempt.answers, &claimed)
+            .submit(
+                id,
+                &result,
+                &attempt.answers,
+                &claimed,
+                now + EMAIL_CHECK_AFTER,
+            )
             .await
             .expect("the submit's write");
         claimed
@@ -557,21 +567,38 @@ impl Faulty {
         self.h.clock.advance(30 * 60 + 1);
     }
 
-    /// `student` submits `id`, and a sweep runs while the submit holds at `hold`: the submit's
-    /// answer and the sweep's report.
+    /// Passes the check of the result email of an attempt submitted now, 28 minutes before the
+    /// deadline of [`Self::sitting`]'s attempts.
+    fn pass_the_email_check(&self) {
+        self.h.clock.advance(EMAIL_CHECK_AFTER);
+    }
+
+    /// A sweep lists the due attempts, `student` submits `id` until the submit holds at `hold`,
+    /// then the sweep settles what it listed while the submit holds: the submit's answer and the
+    /// sweep's report. (The submit's write moves the attempt's due entry from its deadline to its
+    /// email's check: a sweep that lists the entries after it does not see the attempt.)
     async fn submit_as_the_sweep_runs(
         &self,
         id: &AttemptId,
         student: &Caller,
         hold: &Hold,
     ) -> ((u16, Value), SweepReport) {
+        let listed = self.faults.hold_next_listing();
         let swept = async {
-            hold.written.notified().await;
             let report = self.h.sweep().await;
             hold.resume.notify_one();
             report
         };
-        tokio::join!(submit(&self.h, id.as_str(), student), swept)
+        let submitted = async {
+            listed.written.notified().await;
+            submit(&self.h, id.as_str(), student).await
+        };
+        let held = async {
+            hold.written.notified().await;
+            listed.resume.notify_one();
+        };
+        let (answer, report, ()) = tokio::join!(submitted, swept, held);
+        (answer, report)
     }
 
     /// Checks that a sweep settles the submitted attempt `id` and queues its result email, and
@@ -594,7 +621,8 @@ impl Faulty {
 /// the claims of result emails are not released while `release_down`, the next
 /// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
 /// answered by the second while `write_submit_twice`, a submit holds after its write while a
-/// [`Hold`] is set, and a job's send holds before it reaches the lane while a `send_hold` is.
+/// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, and a
+/// listing of the due attempts holds after it has read them while a `listing_hold` is.
 struct Faults {
     attempts: Arc<dyn AttemptStore>,
     lanes: EmailLanes,
@@ -606,6 +634,7 @@ struct Faults {
     write_submit_twice: AtomicBool,
     hold: Mutex<Option<Arc<Hold>>>,
     send_hold: Mutex<Option<Arc<Hold>>>,
+    listing_hold: Mutex<Option<Arc<Hold>>>,
 }
 
 /// Where the next held call stops (`written` is notified), until `resume`: a submit after its
@@ -648,6 +677,11 @@ impl Faults {
     /// `queue_down` is looked at).
     fn hold_next_send(&self) -> Arc<Hold> {
         Hold::set(&self.send_hold)
+    }
+
+    /// Holds the next listing of the due attempts after it has read them.
+    fn hold_next_listing(&self) -> Arc<Hold> {
+        Hold::set(&self.listing_hold)
     }
 }
 
@@ -752,13 +786,18 @@ impl AttemptStore for Faults {
         result: &AttemptResult,
         graded: &Answers,
         email_job_id: &str,
+        email_check_at: i64,
     ) -> Result<(), StoreError<AttemptConflict>> {
         let hold = Hold::take(&self.hold);
+        let submit = || {
+            self.attempts
+                .submit(id, result, graded, email_job_id, email_check_at)
+        };
         if self.write_submit_twice.swap(false, Ordering::SeqCst) {
             // The answer to this one is lost.
-            let _ = self.attempts.submit(id, result, graded, email_job_id).await;
+            let _ = submit().await;
         }
-        let submitted = self.attempts.submit(id, result, graded, email_job_id).await;
+        let submitted = submit().await;
         Hold::stop(hold).await;
         submitted
     }
@@ -784,7 +823,10 @@ impl AttemptStore for Faults {
         now: i64,
         limit: usize,
     ) -> Result<Vec<DueAttempt>, StoreUnavailable> {
-        self.attempts.due_attempts(now, limit).await
+        let hold = Hold::take(&self.listing_hold);
+        let listed = self.attempts.due_attempts(now, limit).await;
+        Hold::stop(hold).await;
+        listed
     }
     async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
         let refuse = self
@@ -875,14 +917,15 @@ async fn claim_not_released(f: Faulty, outage: fn(&Faults, bool)) {
 }
 
 /// The submit's store write claims the result email for a job, and the process dies before it
-/// queues the job: the job ledger has never heard of it. The sweep at the deadline queues the
-/// email under the claimed job id, once.
+/// queues the job: the job ledger has never heard of it. The sweep at the email's check, two
+/// minutes later (not at the deadline, half an hour later), queues the email under the claimed
+/// job id, once.
 async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faulty) {
     let h = &f.h;
     let (_, id) = f.sitting().await;
     let claimed = f.submit_write_only(&id).await;
 
-    f.pass_the_deadline();
+    f.pass_the_email_check();
     let report = h.sweep().await;
     let queued = result_email_job_ids(&*f.queues).await;
     assert_eq!(
@@ -1017,7 +1060,7 @@ async fn submitting_late_as_the_sweep_queues_the_email_the_submit_claimed(f: Fau
 
 /// A student submits late just as the sweep runs: the sweep finds the result email's job
 /// recorded while the submit is still sending it, and the queue then refuses it (503; the job
-/// recorded failed, the claim released). The next sweep queues the email, once.
+/// recorded failed, the claim released). The sweep at the email's check queues the email, once.
 async fn submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded(f: Faulty) {
     let (student, id) = f.sitting().await;
     f.pass_the_deadline();
@@ -1039,12 +1082,14 @@ async fn submitting_late_the_queue_refusing_the_email_the_sweep_found_recorded(f
         first, waiting,
         "the job was on its way: the attempt stays due"
     );
+    f.pass_the_email_check();
     f.sweep_queues_one_result_email(&id).await;
 }
 
 /// The submit records its result email's job, and the process dies before the job reaches the
-/// lane: the ledger says `queued`, the lane has nothing. The sweep at the deadline sends the job
-/// again under its id, once; of the copies, the worker sends one.
+/// lane: the ledger says `queued`, the lane has nothing. The sweep at the email's check, two
+/// minutes later (not at the deadline), sends the job again under its id, once; of the copies,
+/// the worker sends one.
 async fn the_submit_dying_between_recording_the_email_and_sending_it(f: Faulty) {
     let h = &f.h;
     let (student, id) = f.sitting().await;
@@ -1060,7 +1105,7 @@ async fn the_submit_dying_between_recording_the_email_and_sending_it(f: Faulty) 
     let record = f.jobs.get(&claimed).await.expect("the ledger read");
     assert_eq!(record.map(|r| r.status), Some(JobStatus::Queued));
 
-    f.pass_the_deadline();
+    f.pass_the_email_check();
     let report = h.sweep().await;
     let queued = result_email_jobs(&*f.queues).await;
     let jobs: Vec<_> = queued.iter().map(|(_, job)| job.job_id.clone()).collect();
