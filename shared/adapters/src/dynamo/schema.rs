@@ -567,3 +567,32 @@ impl DueItem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::{from_item, n, s, to_item};
+
+    #[test]
+    fn a_due_item_reads_its_time_as_written_now_and_before_it_was_due_at() {
+        let due = DueAttempt {
+            due_at: 3_800,
+            attempt_id: AttemptId::generate(),
+        };
+        let item = to_item(&DueItem::new(&due), "writing").expect("written");
+        assert_eq!(item.get("due_at"), Some(&n(3_800)));
+        let read = from_item::<DueItem>(item, "reading").expect("read");
+        assert_eq!(read.due(), due);
+
+        // As an item written before submits moved the entry: the time named `deadline`.
+        let (pk, sk) = due_place(&due);
+        let old = Item::from([
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(sk)),
+            ("attempt_id".to_owned(), s(due.attempt_id.as_str())),
+            ("deadline".to_owned(), n(3_800)),
+        ]);
+        let read = from_item::<DueItem>(old, "reading").expect("read");
+        assert_eq!(read.due(), due);
+    }
+}
