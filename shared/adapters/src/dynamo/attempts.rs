@@ -49,8 +49,9 @@ impl DynamoAttempts {
         }
     }
 
-    /// The writes that move the due entry of `attempt` from its deadline to `due_at`
-    /// (unconditional: the sweep may have cleared it): none if they are the same.
+    /// The writes that move the due entry of `attempt` from its deadline to `due_at`, none if
+    /// they are the same (a transaction names an item once). Unconditional: an entry already
+    /// gone is no reason to refuse the submit.
     fn due_moved(
         &self,
         attempt: &Attempt,
