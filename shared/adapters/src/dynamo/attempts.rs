@@ -462,14 +462,8 @@ impl AttemptStore for DynamoAttempts {
     #[tracing::instrument(skip_all, fields(attempt_id = %due.attempt_id))]
     async fn clear_due(&self, due: &DueAttempt) -> Result<(), StoreUnavailable> {
         self.table
-            .client
-            .delete_item()
-            .table_name(&self.table.name)
-            .set_key(Some(due_key(due)))
-            .send()
+            .remove(due_key(due), "clearing a due attempt")
             .await
-            .map_err(|e| StoreUnavailable::new("clearing a due attempt", e))?;
-        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, limit))]

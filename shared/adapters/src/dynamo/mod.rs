@@ -190,6 +190,18 @@ impl Table {
             .transpose()
     }
 
+    /// Deletes the item at `key`, if there is one.
+    async fn remove(&self, key: Item, context: &'static str) -> Result<(), StoreUnavailable> {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(|e| StoreUnavailable::new(context, e))?;
+        Ok(())
+    }
+
     /// A transaction's put of `item`.
     fn put(
         &self,

@@ -138,15 +138,8 @@ impl TokenStore for DynamoTokens {
             Err(_) => return Ok(None),
         };
         // Taken: marked, it cannot be taken again; deleting it is tidiness (it expires anyway).
-        if let Err(error) = self
-            .table
-            .client
-            .delete_item()
-            .table_name(&self.table.name)
-            .set_key(Some(token_key(hash)))
-            .send()
-            .await
-        {
+        let removed = self.table.remove(token_key(hash), "deleting a taken token");
+        if let Err(error) = removed.await {
             let error = DisplayErrorContext(&error);
             tracing::warn!(%error, "could not delete a taken token; it expires");
         }
