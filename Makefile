@@ -83,8 +83,9 @@ bench-cold-start: services ## cold starts of the release binaries (as they deplo
 	cargo build --release -p oes-bench -p auth-api -p exam-api -p email-worker
 	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20}
 
-bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis, one core each
+bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis and a bare hyper floor, one core each
 	cargo build --release -p oes-local -p oesctl
+	cargo build --release -p oes-bench --bin floor-http
 	scripts/bench-http.sh
 
 package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes

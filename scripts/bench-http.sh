@@ -2,8 +2,10 @@
 # The hot read path over HTTP (issue 14): the release oes-local in real mode (DynamoDB, SQS and
 # SES v2 in moto, Redis for the cache) pinned to core 0, wrk pinned to core 1, against the old
 # system's stack (Express + node-redis getOrSetCache, no auth; tools/oes-bench/express-baseline)
-# on the same core and the same Redis. Prints a Markdown table; docs/BENCHMARKS.md holds the
-# figures and the method.
+# on the same core and the same Redis, and beside the floor: a bare hyper server making the same
+# Redis round trip and sending the cached bytes as they are (tools/oes-bench/src/bin/floor-http.rs),
+# what this machine's loopback and cores cost before any work. Prints a Markdown table;
+# docs/BENCHMARKS.md holds the figures and the method.
 #
 #   scripts/bench-http.sh          (make bench-http builds the binaries first)
 #
@@ -12,24 +14,27 @@
 # creates and publishes a 20-question exam; the student starts an attempt. Every route is read
 # until it answers `x-cache: hit`, checked again before each measurement, then wrk runs at c=16
 # and c=1 on: the student's paper (GET /attempts/{id}), the student's GET /exams/{id}, the
-# instructor's GET /exams/{id}/questions, GET /auth/me, and the baseline's questions read.
+# instructor's GET /exams/{id}/questions, GET /auth/me, the baseline's questions read, and the
+# floor's one GET and three GETs in one round trip (the paper's reads).
 # Besides wrk's figures, each loaded run reads the server's CPU time (all its threads, from
 # /proc) and divides it by the requests served: the CPU one request costs, and so the requests
 # per core, whatever else (Redis, the kernel's softirqs, wrk) shared the cores during the run.
 #
-# Needs target/$BENCH_BUILD/oes-local and oesctl, node and npm; installs wrk with apt-get and the
+# Needs target/$BENCH_BUILD/oes-local, oesctl and floor-http, node and npm; installs wrk with apt-get and the
 # baseline's npm packages with `npm ci` when missing; starts the services (scripts/services.sh,
 # ports from OES_REDIS_PORT, OES_REDIS_CLUSTER_PORT, OES_AWS_PORT). Everything it starts is
 # stopped however it ends (the services only if it started them). Settings:
 #   BENCH_DURATION       each wrk run (default 10s)
 #   BENCH_CONNECTIONS    the loaded run's connections (default 16; the other run is always 1)
 #   BENCH_QUESTIONS      questions of the exam (default 20)
-#   BENCH_PORT           oes-local's port (default 3900); the baseline uses BENCH_PORT + 1
+#   BENCH_PORT           oes-local's port (default 3900); the baseline uses BENCH_PORT + 1, the
+#                        floor BENCH_PORT + 2
 #   BENCH_BUILD          the cargo profile whose binaries run (default release; `profiling`
 #                        keeps symbols for perf)
 #   BENCH_LOCAL          the oes-local binary (default target/$BENCH_BUILD/oes-local; another
 #                        build, to compare two back to back)
-#   BENCH_ROUTES         which rows to measure (default "paper exam questions me baseline")
+#   BENCH_ROUTES         which rows to measure (default "paper exam questions me baseline
+#                        floor1 floor3")
 #   BENCH_PERF           a file: `perf record` oes-local (call graphs, 999 Hz) during the loaded
 #                        paper run (with BENCH_BUILD=profiling for symbols)
 #   BENCH_OUT            a file to write the table to as well
@@ -43,10 +48,12 @@ CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 QUESTIONS="${BENCH_QUESTIONS:-20}"
 PORT="${BENCH_PORT:-3900}"
 BASELINE_PORT=$((PORT + 1))
+FLOOR_PORT=$((PORT + 2))
 BUILD="${BENCH_BUILD:-release}"
-ROUTES="${BENCH_ROUTES:-paper exam questions me baseline}"
+ROUTES="${BENCH_ROUTES:-paper exam questions me baseline floor1 floor3}"
 LOCAL="${BENCH_LOCAL:-$ROOT/target/$BUILD/oes-local}"
 OESCTL="$ROOT/target/$BUILD/oesctl"
+FLOOR="$ROOT/target/$BUILD/floor-http"
 BASELINE="$ROOT/tools/oes-bench/express-baseline"
 PREFIX="bench-http-$$-$RANDOM"     # fresh resources and cache keys each run
 OES_CORE=0
@@ -57,6 +64,9 @@ die() { printf 'bench-http: error: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$LOCAL" ] || die "no $LOCAL: run 'cargo build --release -p oes-local -p oesctl' first"
 [ -x "$OESCTL" ] || die "no $OESCTL: run 'cargo build --release -p oes-local -p oesctl' first"
+if [[ " $ROUTES " == *" floor"* ]]; then
+  [ -x "$FLOOR" ] || die "no $FLOOR: run 'cargo build --release -p oes-bench --bin floor-http' first"
+fi
 command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed for the baseline"
 command -v jq >/dev/null || die "jq is needed"
 [ "$(nproc)" -ge 2 ] || die "needs two cores: oes on core $OES_CORE, wrk on core $WRK_CORE"
@@ -183,6 +193,14 @@ if [[ " $ROUTES " == *" baseline "* ]]; then
   wait_http "http://127.0.0.1:$BASELINE_PORT/" "$BASELINE_PID" baseline
 fi
 
+if [[ " $ROUTES " == *" floor"* ]]; then
+  log "starting the floor on core $OES_CORE at http://127.0.0.1:$FLOOR_PORT"
+  PORT="$FLOOR_PORT" QUESTIONS="$WORK/questions.json" taskset -c "$OES_CORE" "$FLOOR" >"$WORK/floor.log" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_http "http://127.0.0.1:$FLOOR_PORT/" "$FLOOR_PID" floor
+fi
+
 # ---- measurements -----------------------------------------------------------------------
 
 # route name → "url token"
@@ -197,6 +215,10 @@ URL[me]="$BASE/auth/me";                         TOKEN[me]="$STUDENT"
 LABEL[me]="\`GET /auth/me\`"
 URL[baseline]="http://127.0.0.1:$BASELINE_PORT/exams/$EXAM/questions"; TOKEN[baseline]=""
 LABEL[baseline]="Express + node-redis \`GET /exams/{id}/questions\` (no auth)"
+URL[floor1]="http://127.0.0.1:$FLOOR_PORT/reads/1"; TOKEN[floor1]=""
+LABEL[floor1]="floor: hyper, one Redis GET, the cached bytes as they are"
+URL[floor3]="http://127.0.0.1:$FLOOR_PORT/reads/3"; TOKEN[floor3]=""
+LABEL[floor3]="floor: hyper, three Redis GETs in one round trip (the paper's reads)"
 
 # Reads `name` until it answers 200 with `x-cache: hit` (at most 10 tries).
 warm() { # name
@@ -229,6 +251,7 @@ cpu_ticks() { # pid
 run_wrk() { # name connections [perf-file]
   local out="$WORK/wrk-$1-$2.txt" perf_pid="" server="$OES_PID" before after
   [ "$1" = baseline ] && server="$BASELINE_PID"
+  [[ "$1" == floor* ]] && server="$FLOOR_PID"
   warm "$1"
   quiet
   before="$(cpu_ticks "$server")"
