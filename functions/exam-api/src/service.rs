@@ -146,6 +146,20 @@ const REGRADES: usize = 3;
 /// account was deleted: no email is queued for it.
 pub const NO_RECIPIENT: &str = "none";
 
+/// What closing an attempt (a submit, or the sweep at its deadline) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// This close graded the attempt and closed it, and queued its result email (if it has
+    /// someone to send it to).
+    Now,
+    /// The attempt was closed before; this close queued its result email, which the close
+    /// before it left undone (the queue refused it, or the request died before sending it).
+    EmailQueued,
+    /// The attempt was closed before, its result email queued (or there is no one to send it
+    /// to): nothing was left to do.
+    Before,
+}
+
 impl ExamService {
     /// The service over these ports.
     pub fn new(
@@ -464,13 +478,13 @@ impl ExamService {
     /// attempt's student (`None`: their account is gone; the result is recorded without an
     /// email). The path of a submit: whichever of the two comes second finds the attempt
     /// submitted and only queues the result email if it is still missing. Returns the attempt
-    /// as stored, and whether this call closed it.
+    /// as stored, and what this call did.
     #[tracing::instrument(skip_all, fields(attempt_id = %attempt.id))]
     pub async fn close_at_deadline(
         &self,
         attempt: Attempt,
         student: Option<&UserProfile>,
-    ) -> Result<(Attempt, bool), ExamError> {
+    ) -> Result<(Attempt, Closed), ExamError> {
         self.close(attempt, student, Attempt::grade_at_deadline)
             .await
     }
@@ -706,7 +720,7 @@ impl ExamService {
         mut attempt: Attempt,
         student: Option<&UserProfile>,
         grade: impl Fn(&Attempt) -> AttemptResult,
-    ) -> Result<(Attempt, bool), ExamError> {
+    ) -> Result<(Attempt, Closed), ExamError> {
         let id = attempt.id.clone();
         let mut regrades = 0;
         // The sweep then checks that the result email left (a job recorded and never sent is
@@ -737,7 +751,7 @@ impl ExamService {
                     if let Some(job) = job {
                         self.queue_result_email(&id, job).await?;
                     }
-                    return Ok((attempt, true));
+                    return Ok((attempt, Closed::Now));
                 }
                 // Submitted meanwhile (a concurrent close): answer with what was stored. Or
                 // answers saved meanwhile: grade those stored (a few times at most).
@@ -762,13 +776,14 @@ impl ExamService {
             }
         }
         let Some(student) = student else {
-            return Ok((attempt, false));
+            return Ok((attempt, Closed::Before));
         };
         match (&attempt.result_email_job, &attempt.result) {
             (None, Some(result)) => {
                 let job = self.result_email(student, &attempt, result);
                 if self.attempts.claim_result_email(&id, &job.job_id).await? {
                     self.queue_result_email(&id, job).await?;
+                    return Ok((attempt, Closed::EmailQueued));
                 }
             }
             // Claimed for a job the ledger does not know: the close that claimed it died before
@@ -781,11 +796,12 @@ impl ExamService {
                 {
                     tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
                     self.queue_result_email(&id, job).await?;
+                    return Ok((attempt, Closed::EmailQueued));
                 }
             }
             _ => {}
         }
-        Ok((attempt, false))
+        Ok((attempt, Closed::Before))
     }
 
     fn result_email(

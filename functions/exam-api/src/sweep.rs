@@ -35,6 +35,9 @@
 //! so however a sweep, a second sweep and the student's submit race, an attempt is graded once
 //! and gets one result email. An attempt that could not be settled (the store, the job ledger
 //! or the queue failed) keeps its entry and is settled by the next sweep.
+//!
+//! Each sweep reports what it did ([`SweepReport`]) in its log line and two metrics:
+//! `AttemptsClosed` and `ResultEmailsRecovered` (the emails above that a submit left undone).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -55,7 +58,7 @@ use oes_runtime::wiring::ApiAdapters;
 use serde::Serialize;
 
 use crate::error::ExamError;
-use crate::service::{ExamService, NO_RECIPIENT};
+use crate::service::{Closed, ExamService, NO_RECIPIENT};
 
 /// Due attempts read at a time.
 const BATCH: usize = 100;
@@ -79,8 +82,13 @@ pub const EMAIL_CHECK_AFTER: i64 = 2 * SEND_WINDOW.as_secs() as i64;
 pub struct SweepReport {
     /// Attempts it closed at their deadline.
     pub closed: u32,
-    /// Attempts submitted by their student before the sweep reached them.
+    /// Attempts submitted by their student before the sweep reached them, their result email
+    /// on its way: nothing to do.
     pub submitted: u32,
+    /// Attempts submitted by their student whose result email the submit left undone (the
+    /// queue refused it, or the request died between its store write and the send): the sweep
+    /// queued it, or sent its job to its lane again.
+    pub recovered: u32,
     /// Attempts submitted whose result email's job was recorded moments ago and may still be
     /// on its way to its lane ([`SEND_WINDOW`]): the next sweep looks again.
     pub waiting: u32,
@@ -143,6 +151,7 @@ impl AttemptSweeper {
                 match outcome {
                     Ok(Settled::Closed) => report.closed += 1,
                     Ok(Settled::Submitted) => report.submitted += 1,
+                    Ok(Settled::Recovered) => report.recovered += 1,
                     Ok(Settled::Waiting) => {
                         report.waiting += 1;
                         kept.insert(due);
@@ -163,9 +172,15 @@ impl AttemptSweeper {
             }
         }
         metrics::record(metrics::ATTEMPTS_CLOSED, f64::from(report.closed), None);
+        metrics::record(
+            metrics::RESULT_EMAILS_RECOVERED,
+            f64::from(report.recovered),
+            None,
+        );
         tracing::info!(
             closed = report.closed,
             submitted = report.submitted,
+            recovered = report.recovered,
             waiting = report.waiting,
             failed = report.failed,
             "attempt sweep done"
@@ -194,8 +209,11 @@ impl AttemptSweeper {
             ResultEmail::Taken => return Ok(Settled::Submitted),
             ResultEmail::Recorded => return Ok(Settled::Waiting),
             ResultEmail::Untaken(job_id) => {
-                self.resend_claimed(&attempt, &job_id).await?;
-                return Ok(Settled::Submitted);
+                return Ok(if self.resend_claimed(&attempt, &job_id).await? {
+                    Settled::Recovered
+                } else {
+                    Settled::Submitted
+                });
             }
             ResultEmail::Refused(job_id) => {
                 tracing::warn!(
@@ -216,21 +234,22 @@ impl AttemptSweeper {
             .exams
             .close_at_deadline(attempt, student.as_ref())
             .await?;
-        Ok(if closed {
-            Settled::Closed
-        } else {
-            Settled::Submitted
+        Ok(match closed {
+            Closed::Now => Settled::Closed,
+            Closed::EmailQueued => Settled::Recovered,
+            Closed::Before => Settled::Submitted,
         })
     }
 
     /// Sends the result email of `attempt`, submitted, to its lane again under its claimed
-    /// `job_id`, recorded but maybe never on its lane (nothing if the student's account is gone).
-    async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<(), ExamError> {
+    /// `job_id`, recorded but maybe never on its lane; whether it did (not if the student's
+    /// account is gone).
+    async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<bool, ExamError> {
         let student = self.student(attempt).await?;
         let Some(job) =
             student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id))
         else {
-            return Ok(());
+            return Ok(false);
         };
         let resent = self.emails.resend(&job).await;
         resent.map_err(|error| ExamError::Queue(error.into()))?;
@@ -238,7 +257,7 @@ impl AttemptSweeper {
             job_id,
             "the result email's job, recorded and untaken, is sent to its lane again"
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Where the result email of `attempt` stands.
@@ -304,8 +323,11 @@ enum ResultEmail {
 enum Settled {
     /// Closed it at its deadline.
     Closed,
-    /// Found it submitted by its student, its result email queued (by now).
+    /// Found it submitted by its student, its result email on its way.
     Submitted,
+    /// Found it submitted by its student, its result email left undone by the submit: queued,
+    /// or sent to its lane again.
+    Recovered,
     /// Found it submitted, its result email's job maybe still on its way: its entry stays.
     Waiting,
 }

@@ -97,6 +97,11 @@ pub const STORE_LATENCY: Metric = millis("StoreLatency");
 pub const RATE_LIMITED: Metric = count("RateLimited");
 /// Attempts the attempt sweep closed at their deadline (their student never submitted).
 pub const ATTEMPTS_CLOSED: Metric = count("AttemptsClosed");
+/// Result emails of submitted attempts that the attempt sweep queued, or sent to their lane
+/// again, because their submit left them undone (the queue refused the email, or the request
+/// died between its store write and the send). Not zero means submits are failing or dying
+/// after their write; the students still get their email, minutes late.
+pub const RESULT_EMAILS_RECOVERED: Metric = count("ResultEmailsRecovered");
 
 /// Every metric, for the check that alarms only name metrics the code emits.
 pub const ALL: &[Metric] = &[
@@ -120,6 +125,7 @@ pub const ALL: &[Metric] = &[
     STORE_LATENCY,
     RATE_LIMITED,
     ATTEMPTS_CLOSED,
+    RESULT_EMAILS_RECOVERED,
 ];
 
 /// The namespace used when `OES_METRICS_NAMESPACE` is unset.

@@ -610,7 +610,7 @@ impl Faulty {
             [id.to_string()],
             "one result email after the sweep ({report:?})"
         );
-        assert_eq!(report, SETTLED_ONE);
+        assert_eq!(report, RECOVERED_ONE);
         assert_eq!(self.h.sweep().await, SweepReport::default());
         assert_eq!(result_emails(&*self.queues).await, Vec::<String>::new());
     }
@@ -857,9 +857,21 @@ impl AttemptStore for Faults {
 }
 
 /// A sweep that found one attempt submitted by its student and settled it.
-const SETTLED_ONE: SweepReport = SweepReport {
+/// A sweep that found one attempt submitted, its result email on its way: nothing to do.
+const SUBMITTED_ONE: SweepReport = SweepReport {
     closed: 0,
     submitted: 1,
+    recovered: 0,
+    waiting: 0,
+    failed: 0,
+};
+
+/// A sweep that found one attempt submitted, its result email left undone by the submit, and
+/// queued it or sent it to its lane again.
+const RECOVERED_ONE: SweepReport = SweepReport {
+    closed: 0,
+    submitted: 0,
+    recovered: 1,
     waiting: 0,
     failed: 0,
 };
@@ -933,7 +945,7 @@ async fn the_submit_dying_between_its_store_write_and_queueing_the_email(f: Faul
         [(id.to_string(), claimed.clone())],
         "one result email, the job claimed, after the sweep ({report:?})"
     );
-    assert_eq!(report, SETTLED_ONE);
+    assert_eq!(report, RECOVERED_ONE);
     let record = f.jobs.get(&claimed).await.expect("the ledger read");
     assert!(record.is_some(), "the claimed job is recorded");
     assert_eq!(f.stored(&id).await.result_email_job, Some(claimed));
@@ -1029,7 +1041,7 @@ async fn sweeping_again_an_attempt_whose_result_email_is_queued(f: Faulty) {
     f.jobs.finish(&job.job_id, sent, now).await.expect("sent");
     assert_eq!(h.sweep().await, kept);
     assert_eq!(h.sweep().await, kept);
-    assert_eq!(h.sweep().await, SETTLED_ONE);
+    assert_eq!(h.sweep().await, SUBMITTED_ONE);
     assert_eq!(h.sweep().await, SweepReport::default());
     assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
     assert_eq!(f.stored(&id).await.result_email_job, Some(job.job_id));
@@ -1046,7 +1058,7 @@ async fn submitting_late_as_the_sweep_queues_the_email_the_submit_claimed(f: Fau
     let hold = f.faults.hold_next_submit();
     let ((status, body), report) = f.submit_as_the_sweep_runs(&id, &student, &hold).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(report, SETTLED_ONE);
+    assert_eq!(report, RECOVERED_ONE);
     let queued = result_email_jobs(&*f.queues).await;
     let claimed = f.stored(&id).await.result_email_job;
     let jobs: Vec<_> = queued
@@ -1114,7 +1126,7 @@ async fn the_submit_dying_between_recording_the_email_and_sending_it(f: Faulty) 
         std::slice::from_ref(&claimed),
         "one result email, the job claimed, after the sweep ({report:?})"
     );
-    assert_eq!(report, SETTLED_ONE);
+    assert_eq!(report, RECOVERED_ONE);
     assert_eq!(h.sweep().await, SweepReport::default());
     assert_eq!(result_emails(&*f.queues).await, Vec::<String>::new());
 
