@@ -85,7 +85,7 @@ bench-cold-start: services ## cold starts of the release binaries (as they deplo
 
 bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis and a bare hyper floor, one core each
 	cargo build --release -p oes-local -p oesctl
-	cargo build --release -p oes-bench --bin floor-http
+	cargo build --release -p floor-http
 	scripts/bench-http.sh
 
 package: ## build the arm64 bootstrap.zip of each function with cargo-lambda and report sizes

@@ -3,7 +3,7 @@
 # SES v2 in moto, Redis for the cache) pinned to core 0, wrk pinned to core 1, against the old
 # system's stack (Express + node-redis getOrSetCache, no auth; tools/oes-bench/express-baseline)
 # on the same core and the same Redis, and beside the floor: a bare hyper server making the same
-# Redis round trip and sending the cached bytes as they are (tools/oes-bench/src/bin/floor-http.rs),
+# Redis round trip and sending the cached bytes as they are (tools/oes-bench/floor-http),
 # what this machine's loopback and cores cost before any work. Prints a Markdown table;
 # docs/BENCHMARKS.md holds the figures and the method.
 #
@@ -65,7 +65,7 @@ die() { printf 'bench-http: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$LOCAL" ] || die "no $LOCAL: run 'cargo build --release -p oes-local -p oesctl' first"
 [ -x "$OESCTL" ] || die "no $OESCTL: run 'cargo build --release -p oes-local -p oesctl' first"
 if [[ " $ROUTES " == *" floor"* ]]; then
-  [ -x "$FLOOR" ] || die "no $FLOOR: run 'cargo build --release -p oes-bench --bin floor-http' first"
+  [ -x "$FLOOR" ] || die "no $FLOOR: run 'cargo build --release -p floor-http' first"
 fi
 command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed for the baseline"
 command -v jq >/dev/null || die "jq is needed"

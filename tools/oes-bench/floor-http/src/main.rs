@@ -20,8 +20,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use redis::aio::MultiplexedConnection;
 
+/// oes's allocator (`oes_runtime::alloc`), so the two differ only in the work they do.
 #[global_allocator]
-static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const KEY: &str = "floor:questions";
 
