@@ -13,7 +13,14 @@ const LAYERS: &[&[&str]] = &[
     &["oes-adapters"],
     &["oes-runtime"],
     &["auth-api", "exam-api", "email-worker"],
-    &["oes-local", "oesctl", "oes-bench", "oes-sim", "oes-load"],
+    &[
+        "oes-local",
+        "oesctl",
+        "oes-bench",
+        "floor-http",
+        "oes-sim",
+        "oes-load",
+    ],
     &["oes-tests"],
 ];
 
