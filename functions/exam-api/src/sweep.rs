@@ -85,9 +85,10 @@ pub struct SweepReport {
     /// Attempts submitted by their student before the sweep reached them, their result email
     /// on its way: nothing to do.
     pub submitted: u32,
-    /// Attempts submitted by their student whose result email the submit left undone (the
-    /// queue refused it, or the request died between its store write and the send): the sweep
-    /// queued it, or sent its job to its lane again.
+    /// Attempts closed before (by their student's submit, or at the deadline by an earlier
+    /// sweep) whose result email that close left undone (the queue refused it, or the close
+    /// died between its store write and the send): the sweep queued it, or sent its job to its
+    /// lane again.
     pub recovered: u32,
     /// Attempts submitted whose result email's job was recorded moments ago and may still be
     /// on its way to its lane ([`SEND_WINDOW`]): the next sweep looks again.

@@ -97,10 +97,10 @@ pub const STORE_LATENCY: Metric = millis("StoreLatency");
 pub const RATE_LIMITED: Metric = count("RateLimited");
 /// Attempts the attempt sweep closed at their deadline (their student never submitted).
 pub const ATTEMPTS_CLOSED: Metric = count("AttemptsClosed");
-/// Result emails of submitted attempts that the attempt sweep queued, or sent to their lane
-/// again, because their submit left them undone (the queue refused the email, or the request
-/// died between its store write and the send). Not zero means submits are failing or dying
-/// after their write; the students still get their email, minutes late.
+/// Result emails of closed attempts that the attempt sweep queued, or sent to their lane again,
+/// because the close left them undone (the queue refused the email, or the submit's request or
+/// the sweep died between the store write and the send). Not zero means closes are failing or
+/// dying after their write; the students still get their email, minutes late.
 pub const RESULT_EMAILS_RECOVERED: Metric = count("ResultEmailsRecovered");
 
 /// Every metric, for the check that alarms only name metrics the code emits.
