@@ -125,13 +125,24 @@ wait_http() { # url pid name
   die "$3 does not answer at $1"
 }
 
+# Starts `command` on the servers' core (its output to $WORK/<name>.log, stopped by cleanup)
+# and waits until `url` answers; sets STARTED to its pid.
+start_server() { # name url command...
+  local name="$1" url="$2"
+  shift 2
+  log "starting $name on core $OES_CORE at $url"
+  taskset -c "$OES_CORE" "$@" >"$WORK/$name.log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+  wait_http "$url" "$STARTED" "$name"
+}
+
 BASE="http://127.0.0.1:$PORT"
-log "starting oes-local ($BUILD, real mode, prefix $PREFIX) on core $OES_CORE at $BASE"
-OES_PREFIX="$PREFIX" OES_JWT_SECRET="bench-http-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')" \
-  taskset -c "$OES_CORE" "$LOCAL" --addr "127.0.0.1:$PORT" >"$WORK/oes-local.log" 2>&1 &
-OES_PID=$!
-PIDS+=("$OES_PID")
-wait_http "$BASE/health" "$OES_PID" oes-local
+log "oes-local: $BUILD, real mode, prefix $PREFIX"
+start_server oes-local "$BASE/health" env OES_PREFIX="$PREFIX" \
+  OES_JWT_SECRET="bench-http-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')" \
+  "$LOCAL" --addr "127.0.0.1:$PORT"
+OES_PID=$STARTED
 
 # ---- set-up through the public API ------------------------------------------------------
 
@@ -185,20 +196,15 @@ ATTEMPT="$(api POST "/exams/$EXAM/attempts" "$STUDENT" | jq -r .attempt_id)"
 api GET "/exams/$EXAM/questions" "$TEACHER" >"$WORK/questions.json"
 
 if [[ " $ROUTES " == *" baseline "* ]]; then
-  log "starting the Express baseline on core $OES_CORE at http://127.0.0.1:$BASELINE_PORT"
-  PORT="$BASELINE_PORT" QUESTIONS="$WORK/questions.json" NODE_ENV=production \
-    taskset -c "$OES_CORE" node "$BASELINE/server.js" >"$WORK/baseline.log" 2>&1 &
-  BASELINE_PID=$!
-  PIDS+=("$BASELINE_PID")
-  wait_http "http://127.0.0.1:$BASELINE_PORT/" "$BASELINE_PID" baseline
+  start_server baseline "http://127.0.0.1:$BASELINE_PORT/" env PORT="$BASELINE_PORT" \
+    QUESTIONS="$WORK/questions.json" NODE_ENV=production node "$BASELINE/server.js"
+  BASELINE_PID=$STARTED
 fi
 
 if [[ " $ROUTES " == *" floor"* ]]; then
-  log "starting the floor on core $OES_CORE at http://127.0.0.1:$FLOOR_PORT"
-  PORT="$FLOOR_PORT" QUESTIONS="$WORK/questions.json" taskset -c "$OES_CORE" "$FLOOR" >"$WORK/floor.log" 2>&1 &
-  FLOOR_PID=$!
-  PIDS+=("$FLOOR_PID")
-  wait_http "http://127.0.0.1:$FLOOR_PORT/" "$FLOOR_PID" floor
+  start_server floor "http://127.0.0.1:$FLOOR_PORT/" env PORT="$FLOOR_PORT" \
+    QUESTIONS="$WORK/questions.json" "$FLOOR"
+  FLOOR_PID=$STARTED
 fi
 
 # ---- measurements -----------------------------------------------------------------------

@@ -152,8 +152,9 @@ pub enum Closed {
     /// This close graded the attempt and closed it, and queued its result email (if it has
     /// someone to send it to).
     Now,
-    /// The attempt was closed before; this close queued its result email, which the close
-    /// before it left undone (the queue refused it, or the request died before sending it).
+    /// The attempt was closed before; this close queued its result email (the sweep: or sent
+    /// its recorded job to its lane again), which the close before it left undone (the queue
+    /// refused it, or the request died before sending it).
     EmailQueued,
     /// The attempt was closed before, its result email queued (or there is no one to send it
     /// to): nothing was left to do.

@@ -37,7 +37,7 @@
 //! or the queue failed) keeps its entry and is settled by the next sweep.
 //!
 //! Each sweep reports what it did ([`SweepReport`]) in its log line and two metrics:
-//! `AttemptsClosed` and `ResultEmailsRecovered` (the emails above that a submit left undone).
+//! `AttemptsClosed` and `ResultEmailsRecovered` (the emails above that a close left undone).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -150,9 +150,9 @@ impl AttemptSweeper {
                 .await;
             for (outcome, due) in settled {
                 match outcome {
-                    Ok(Settled::Closed) => report.closed += 1,
-                    Ok(Settled::Submitted) => report.submitted += 1,
-                    Ok(Settled::Recovered) => report.recovered += 1,
+                    Ok(Settled::Done(Closed::Now)) => report.closed += 1,
+                    Ok(Settled::Done(Closed::Before)) => report.submitted += 1,
+                    Ok(Settled::Done(Closed::EmailQueued)) => report.recovered += 1,
                     Ok(Settled::Waiting) => {
                         report.waiting += 1;
                         kept.insert(due);
@@ -195,7 +195,7 @@ impl AttemptSweeper {
         let settled = match self.attempts.get_attempt(&due.attempt_id).await? {
             Some(attempt) => self.close(attempt).await?,
             // Never expected: nothing to do.
-            None => Settled::Submitted,
+            None => Settled::Done(Closed::Before),
         };
         if settled != Settled::Waiting {
             self.attempts.clear_due(due).await?;
@@ -207,14 +207,16 @@ impl AttemptSweeper {
     /// missing (see the module's documentation).
     async fn close(&self, mut attempt: Attempt) -> Result<Settled, ExamError> {
         match self.result_email(&attempt).await? {
-            ResultEmail::Taken => return Ok(Settled::Submitted),
+            ResultEmail::Taken => return Ok(Settled::Done(Closed::Before)),
             ResultEmail::Recorded => return Ok(Settled::Waiting),
             ResultEmail::Untaken(job_id) => {
-                return Ok(if self.resend_claimed(&attempt, &job_id).await? {
-                    Settled::Recovered
-                } else {
-                    Settled::Submitted
-                });
+                return Ok(Settled::Done(
+                    if self.resend_claimed(&attempt, &job_id).await? {
+                        Closed::EmailQueued
+                    } else {
+                        Closed::Before
+                    },
+                ));
             }
             ResultEmail::Refused(job_id) => {
                 tracing::warn!(
@@ -235,11 +237,7 @@ impl AttemptSweeper {
             .exams
             .close_at_deadline(attempt, student.as_ref())
             .await?;
-        Ok(match closed {
-            Closed::Now => Settled::Closed,
-            Closed::EmailQueued => Settled::Recovered,
-            Closed::Before => Settled::Submitted,
-        })
+        Ok(Settled::Done(closed))
     }
 
     /// Sends the result email of `attempt`, submitted, to its lane again under its claimed
@@ -322,13 +320,9 @@ enum ResultEmail {
 /// What a sweep did with a due attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settled {
-    /// Closed it at its deadline.
-    Closed,
-    /// Found it submitted by its student, its result email on its way.
-    Submitted,
-    /// Found it submitted by its student, its result email left undone by the submit: queued,
-    /// or sent to its lane again.
-    Recovered,
+    /// Settled as a close of it would be ([`Closed`]): closed now by this sweep, found closed
+    /// with nothing left to do, or found closed and its result email queued or sent again.
+    Done(Closed),
     /// Found it submitted, its result email's job maybe still on its way: its entry stays.
     Waiting,
 }

@@ -435,10 +435,9 @@ async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
 // between any two of these steps and a sweep can run between any two of them: whatever is
 // left, a sweep at the email's check (`EMAIL_CHECK_AFTER`, two minutes after the submit: the
 // submit moves the attempt's due entry there) or any later one queues the email, and the worker
-// sends it once. Each
-// body runs over the in-memory adapters (`in_memory::<body>`) and over DynamoDB and SQS in the
-// emulator (`on_aws::<body>`), the attempts, the result emails' lane and the job ledger behind
-// `Faults`. Unlike the rest of this module, three of them passed before their fix too
+// sends it once. Each body runs over the in-memory adapters (`in_memory::<body>`) and over
+// DynamoDB and SQS in the emulator (`on_aws::<body>`), the attempts, the result emails' lane and
+// the job ledger behind `Faults`. Unlike the rest of this module, three of them passed before their fix too
 // (`the_queue_refusing_the_result_email_at_the_submit`, `sweeping_again_…` and
 // `submitting_late_as_the_sweep_queues_…`): they keep what the fixes must not break.
 
@@ -856,7 +855,6 @@ impl AttemptStore for Faults {
     }
 }
 
-/// A sweep that found one attempt submitted by its student and settled it.
 /// A sweep that found one attempt submitted, its result email on its way: nothing to do.
 const SUBMITTED_ONE: SweepReport = SweepReport {
     closed: 0,
