@@ -27,6 +27,10 @@ const LAYERS: &[&[&str]] = &[
 /// Crates the domain must never pull in, directly or not (name prefixes).
 const NOT_IN_THE_DOMAIN: &[&str] = &["aws-", "aws_", "redis", "lambda_", "hyper"];
 
+/// Named like the AWS crates but none of them: AWS-LC, a cryptography library (the JWT's HMAC,
+/// and the TLS stack's provider), not a client of any AWS service.
+const CRYPTOGRAPHY: &[&str] = &["aws-lc-rs", "aws-lc-sys"];
+
 struct Graph {
     /// Package id → name.
     names: HashMap<String, String>,
@@ -91,13 +95,14 @@ impl Graph {
     }
 
     /// Everything `root` needs to build and to build its own tests: its normal, build and dev
-    /// dependencies, and their normal and build dependencies, transitively.
+    /// dependencies, and their normal and build dependencies, transitively (each version of a
+    /// crate followed: two versions may depend on different crates).
     fn tree(&self, root: &str) -> BTreeSet<String> {
         let root = self.id(root);
         let mut seen = BTreeSet::new();
         let mut stack: Vec<String> = self.deps[&root].iter().map(|(id, _)| id.clone()).collect();
         while let Some(id) = stack.pop() {
-            if !seen.insert(self.names[&id].clone()) {
+            if !seen.insert(id.clone()) {
                 continue;
             }
             for (dep, kinds) in &self.deps[&id] {
@@ -106,7 +111,7 @@ impl Graph {
                 }
             }
         }
-        seen
+        seen.iter().map(|id| self.names[id].clone()).collect()
     }
 
     /// The workspace crates `name` depends on (any kind), by name.
@@ -127,6 +132,7 @@ fn string(value: &Value) -> String {
 fn forbidden_in_domain(tree: &BTreeSet<String>) -> Vec<&String> {
     tree.iter()
         .filter(|name| NOT_IN_THE_DOMAIN.iter().any(|p| name.starts_with(p)))
+        .filter(|name| !CRYPTOGRAPHY.contains(&name.as_str()))
         .collect()
 }
 
@@ -147,6 +153,75 @@ fn the_domain_builds_and_tests_without_an_sdk_redis_lambda_or_hyper() {
             found.iter().any(|n| n.as_str() == expected),
             "{expected} not seen in the adapters' tree: the check is blind"
         );
+    }
+}
+
+/// What a function needs one version of: its HTTP stack and its TLS stack.
+const ONE_VERSION_EACH: &[&str] = &[
+    "hyper",
+    "h2",
+    "http",
+    "rustls",
+    "hyper-rustls",
+    "tokio-rustls",
+];
+
+/// What no function runs: `ring`, a second TLS provider beside AWS-LC; `rsa`, which the JWT's
+/// RustCrypto backend brings (RUSTSEC-2023-0071) for tokens oes never signs with RSA.
+const NOT_IN_A_FUNCTION: &[&str] = &["ring", "rsa"];
+
+/// What `package` links as it deploys (built alone, for this machine): "name version" each.
+/// `cargo tree`, not the metadata above: the metadata's graph also lists optional dependencies
+/// that no build turns on.
+fn linked(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["tree", "--locked", "-e", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "-p", package])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        output.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("cargo tree prints UTF-8")
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .collect()
+}
+
+#[test]
+fn each_function_links_one_http_stack_and_one_tls_stack() {
+    // The AWS SDK's service crates turn on its legacy HTTPS client by default (hyper 0.14,
+    // rustls 0.21, ring): a second stack, linked in and never used (docs/BENCHMARKS.md, "Cold
+    // starts"). Cargo.toml turns it off; this keeps it off.
+    for function in ["auth-api", "exam-api", "email-worker"] {
+        let linked = linked(function);
+        let versions = |name: &str| -> Vec<&String> {
+            let prefix = format!("{name} v");
+            linked.iter().filter(|p| p.starts_with(&prefix)).collect()
+        };
+        assert!(
+            !versions("aws-sdk-dynamodb").is_empty(),
+            "{function}: the SDK not seen in {linked:?}: the check is blind"
+        );
+        for stack in ONE_VERSION_EACH {
+            assert_eq!(
+                versions(stack).len(),
+                1,
+                "{function} links {:?}",
+                versions(stack)
+            );
+        }
+        for unwanted in NOT_IN_A_FUNCTION {
+            assert!(versions(unwanted).is_empty(), "{function} links {unwanted}");
+        }
     }
 }
 
