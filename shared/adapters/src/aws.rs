@@ -115,6 +115,14 @@ fn credentials_in_env() -> bool {
         .all(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
+/// Whether the environment names the region (`AWS_REGION` or `AWS_DEFAULT_REGION`), as it does
+/// in Lambda and against the local emulator.
+fn region_in_env() -> bool {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
 /// The roots AWS's service endpoints chain to (Amazon Trust Services, and the Starfield root that
 /// cross-signs them): the whole trust store of the functions' AWS calls.
 const AWS_ROOTS: &[u8] = include_bytes!("../certs/aws-roots.pem");
@@ -220,6 +228,13 @@ impl AwsClients {
             loader = loader.credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             );
+        }
+        if region_in_env() {
+            // The same: the default region chain reads the environment first, but building the
+            // chain builds its instance-metadata provider's IMDS client too, a few per cent of a
+            // function's init. Lambda always sets AWS_REGION.
+            loader =
+                loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
         }
         let mut timeouts = &AwsTimeouts::DEFAULT;
         if let Some(endpoint) = endpoint {

@@ -14,7 +14,9 @@ use oes_runtime::wiring::ApiAdapters;
 #[global_allocator]
 static ALLOCATOR: oes_runtime::alloc::Allocator = oes_runtime::alloc::Allocator;
 
-#[tokio::main]
+/// One thread: Lambda hands an environment one event at a time, so worker threads would only
+/// be started at init and hand work between them (docs/BENCHMARKS.md, "Cold starts").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     oes_runtime::telemetry::init();
     let config = SweeperConfig::load(&process_env())?;
