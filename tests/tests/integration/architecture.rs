@@ -40,18 +40,8 @@ struct Graph {
 
 impl Graph {
     fn load() -> Self {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--locked"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .output()
-            .expect("run cargo metadata");
-        assert!(
-            output.status.success(),
-            "cargo metadata: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+        let metadata = cargo(&["metadata", "--format-version", "1", "--locked"]);
+        let metadata: Value = serde_json::from_slice(&metadata).expect("metadata is JSON");
         let names = metadata["packages"]
             .as_array()
             .expect("packages")
@@ -125,6 +115,23 @@ impl Graph {
     }
 }
 
+/// What `cargo args…` prints, run in the workspace.
+fn cargo(args: &[&str]) -> Vec<u8> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "cargo {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 fn string(value: &Value) -> String {
     value.as_str().expect("a string").to_owned()
 }
@@ -174,19 +181,10 @@ const NOT_IN_A_FUNCTION: &[&str] = &["ring", "rsa"];
 /// `cargo tree`, not the metadata above: the metadata's graph also lists optional dependencies
 /// that no build turns on.
 fn linked(package: &str) -> BTreeSet<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["tree", "--locked", "-e", "normal", "--prefix", "none"])
-        .args(["--format", "{p}", "-p", package])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        output.status.success(),
-        "cargo tree: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
+    let tree = cargo(&[
+        "tree", "--locked", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package,
+    ]);
+    String::from_utf8(tree)
         .expect("cargo tree prints UTF-8")
         .lines()
         .filter_map(|line| {
