@@ -210,13 +210,7 @@ impl AttemptSweeper {
             ResultEmail::Taken => return Ok(Settled::Done(Closed::Before)),
             ResultEmail::Recorded => return Ok(Settled::Waiting),
             ResultEmail::Untaken(job_id) => {
-                return Ok(Settled::Done(
-                    if self.resend_claimed(&attempt, &job_id).await? {
-                        Closed::EmailQueued
-                    } else {
-                        Closed::Before
-                    },
-                ));
+                return Ok(Settled::Done(self.resend_claimed(&attempt, &job_id).await?));
             }
             ResultEmail::Refused(job_id) => {
                 tracing::warn!(
@@ -241,14 +235,14 @@ impl AttemptSweeper {
     }
 
     /// Sends the result email of `attempt`, submitted, to its lane again under its claimed
-    /// `job_id`, recorded but maybe never on its lane; whether it did (not if the student's
-    /// account is gone).
-    async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<bool, ExamError> {
+    /// `job_id`, recorded but maybe never on its lane: [`Closed::EmailQueued`], or
+    /// [`Closed::Before`] if the student's account is gone (no one to send it to).
+    async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<Closed, ExamError> {
         let student = self.student(attempt).await?;
         let Some(job) =
             student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id))
         else {
-            return Ok(false);
+            return Ok(Closed::Before);
         };
         let resent = self.emails.resend(&job).await;
         resent.map_err(|error| ExamError::Queue(error.into()))?;
@@ -256,7 +250,7 @@ impl AttemptSweeper {
             job_id,
             "the result email's job, recorded and untaken, is sent to its lane again"
         );
-        Ok(true)
+        Ok(Closed::EmailQueued)
     }
 
     /// Where the result email of `attempt` stands.

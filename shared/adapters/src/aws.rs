@@ -110,17 +110,18 @@ impl Default for AwsTimeouts {
 /// Whether the environment holds a key pair (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), as
 /// it does in Lambda and against the local emulator.
 fn credentials_in_env() -> bool {
-    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-        .iter()
-        .all(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+    in_env("AWS_ACCESS_KEY_ID") && in_env("AWS_SECRET_ACCESS_KEY")
 }
 
 /// Whether the environment names the region (`AWS_REGION` or `AWS_DEFAULT_REGION`), as it does
 /// in Lambda and against the local emulator.
 fn region_in_env() -> bool {
-    ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+    in_env("AWS_REGION") || in_env("AWS_DEFAULT_REGION")
+}
+
+/// Whether the environment variable `name` is set, and not empty.
+fn in_env(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| !value.is_empty())
 }
 
 /// The roots AWS's service endpoints chain to (Amazon Trust Services, and the Starfield root that

@@ -437,8 +437,8 @@ async fn submitting_as_the_deadline_sweep_runs_grades_the_attempt_twice() {
 // submit moves the attempt's due entry there) or any later one queues the email, and the worker
 // sends it once. Each body runs over the in-memory adapters (`in_memory::<body>`) and over
 // DynamoDB and SQS in the emulator (`on_aws::<body>`), the attempts, the result emails' lane and
-// the job ledger behind `Faults`. Unlike the rest of this module, three of them passed before their fix too
-// (`the_queue_refusing_the_result_email_at_the_submit`, `sweeping_again_…` and
+// the job ledger behind `Faults`. Unlike the rest of this module, three of them passed before
+// their fix too (`the_queue_refusing_the_result_email_at_the_submit`, `sweeping_again_…` and
 // `submitting_late_as_the_sweep_queues_…`): they keep what the fixes must not break.
 
 macro_rules! on_both {
