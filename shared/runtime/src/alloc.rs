@@ -12,7 +12,8 @@
 //!
 //! In Lambda the template sets `MIMALLOC_ALLOW_THP=0`: with transparent huge pages mimalloc backs
 //! its first arena with 2 MiB pages, zeroed on first touch, which a function that lives minutes
-//! pays at every cold start (docs/BENCHMARKS.md, "Cold starts"). `oes-local`, which runs for
-//! hours, keeps mimalloc's default.
+//! pays at every cold start (docs/BENCHMARKS.md, "Cold starts"); and `MIMALLOC_ARENA_RESERVE=32MiB`:
+//! the bookkeeping of mimalloc's default 1 GiB arena costs ~40 page faults at every cold start.
+//! `oes-local`, which runs for hours, keeps mimalloc's defaults.
 
 pub use mimalloc::MiMalloc as Allocator;

@@ -4,7 +4,12 @@
 //! For each start: the time from spawning the process to its first `GET …/invocation/next`
 //! (init: everything `main` does before the runtime loop), to its first answer (init and one
 //! invocation of an event that needs no I/O, so the figure is the code's, not the emulator's),
-//! and its resident memory then (`VmHWM` of `/proc/<pid>/status`). The JWT key is given in the
+//! and its resident memory then (`VmHWM` of `/proc/<pid>/status`). At its first `GET /next`,
+//! while it waits for the answer, the process's CPU time (`/proc/<pid>/task/*/schedstat`, every
+//! thread's) and its page faults (`minflt` of `/proc/<pid>/stat`) are read too: steadier than
+//! wall time on a shared machine, where a start can wait for a core. Each round starts every
+//! binary once, so each function's start also has a hello-world start beside it in time: the
+//! ratio of the two, round by round, is reported with its quartiles. The JWT key is given in the
 //! environment; with `--secret-arn` it is read from Secrets Manager in the emulator instead
 //! (`OES_JWT_SECRET_ARN`, as in AWS), so the one network call init makes is measured apart.
 //! Starts are interleaved (one of each binary per round), so the machine's noise falls on all.
@@ -27,7 +32,7 @@ use tokio::net::TcpListener;
 use oes_adapters::aws::AwsClients;
 use oes_adapters::resources::{Provisioned, provision};
 
-use crate::stats::percentiles;
+use crate::stats::quartiles;
 
 /// One binary to start, and the event its first invocation gets.
 struct Subject {
@@ -39,7 +44,8 @@ struct Subject {
     lanes: bool,
 }
 
-/// The subjects: the hello-world binary first (the baseline), then every function.
+/// The subjects: the hello-world binary first (the baseline), the same on the current-thread
+/// runtime second, then every function.
 fn subjects(events: &Path) -> Result<Vec<Subject>, String> {
     let fixture = |name: &str| {
         std::fs::read_to_string(events.join(name)).map_err(|e| format!("events/{name}: {e}"))
@@ -48,6 +54,12 @@ fn subjects(events: &Path) -> Result<Vec<Subject>, String> {
         Subject {
             name: "hello-world (lambda_http)",
             binary: "hello-lambda",
+            event: fixture("auth-me-get.json")?,
+            lanes: false,
+        },
+        Subject {
+            name: "hello-world, current-thread runtime",
+            binary: "hello-lambda-current-thread",
             event: fixture("auth-me-get.json")?,
             lanes: false,
         },
@@ -87,12 +99,40 @@ struct Start {
     init: Duration,
     first_answer: Duration,
     peak_rss_kib: u64,
+    /// The process's CPU time and page faults when it first asked for an event.
+    at_init: Usage,
+}
+
+/// What a process has used so far: CPU time (all its threads) and page faults.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    page_faults: u64,
+}
+
+impl Usage {
+    /// Reads `pid`'s usage from `/proc`; `None` where it cannot (not Linux, or gone).
+    fn of(pid: u32) -> Option<Usage> {
+        let mut cpu = Duration::ZERO;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            let nanos: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+            cpu += Duration::from_nanos(nanos);
+        }
+        // `pid (comm) state ppid …`: `minflt` is the 8th field after the command, which may
+        // itself hold spaces, so count from its closing parenthesis.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        let page_faults = after_comm.split_whitespace().nth(7)?.parse().ok()?;
+        Some(Usage { cpu, page_faults })
+    }
 }
 
 /// What the Runtime API saw of the current start.
 #[derive(Default)]
 struct Seen {
     first_next: Option<Instant>,
+    at_first_next: Option<Usage>,
     answered: Option<Instant>,
     error: Option<String>,
 }
@@ -102,6 +142,8 @@ struct Seen {
 struct RuntimeApi {
     event: String,
     seen: Mutex<Seen>,
+    /// The started process, known once `spawn` returns (its first request can come sooner).
+    pid: tokio::sync::watch::Receiver<Option<u32>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +170,13 @@ async fn runtime_api(api: Arc<RuntimeApi>, request: Request<Incoming>) -> Respon
             // One invocation per start: the next one never comes.
             std::future::pending::<()>().await;
         }
+        // The process waits for this answer, so what it has used stays as it is meanwhile.
+        let mut pid = api.pid.clone();
+        let usage = match pid.wait_for(Option::is_some).await {
+            Ok(pid) => pid.and_then(Usage::of),
+            Err(_) => None,
+        };
+        lock(&api.seen).at_first_next = usage;
         let deadline = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() + 60_000);
@@ -218,8 +267,9 @@ fn function_env(
         ("OES_PUBLIC_BASE_URL", "https://exams.example.org".into()),
         ("REDIS_URL", redis),
         ("RUST_LOG", "info".into()),
-        // The template's Globals: mimalloc without transparent huge pages.
+        // The template's Globals: mimalloc without transparent huge pages, in small arenas.
         ("MIMALLOC_ALLOW_THP", "0".into()),
+        ("MIMALLOC_ARENA_RESERVE", "32MiB".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -269,9 +319,11 @@ async fn start_once(
         .await
         .map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let (pid_sender, pid) = tokio::sync::watch::channel(None);
     let api = Arc::new(RuntimeApi {
         event: subject.event.clone(),
         seen: Mutex::new(Seen::default()),
+        pid,
     });
     let server = tokio::spawn(serve(listener, Arc::clone(&api)));
     let _stop_server = AbortOnDrop(server);
@@ -290,6 +342,7 @@ async fn start_once(
         .stderr(log)
         .spawn()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let _ = pid_sender.send(Some(child.id()));
     let mut running = Running(child);
     let deadline = spawned + Duration::from_secs(20);
     loop {
@@ -319,15 +372,36 @@ async fn start_once(
             subject.name
         ));
     };
+    let Some(at_init) = seen.at_first_next else {
+        return Err(format!(
+            "{}: its CPU time and page faults could not be read from /proc",
+            subject.name
+        ));
+    };
     Ok(Start {
         init: next - spawned,
         first_answer: answered - spawned,
         peak_rss_kib,
+        at_init,
     })
 }
 
-/// Runs `runs` interleaved rounds and prints a Markdown row per binary.
-pub async fn run(runs: usize, binaries: PathBuf, secret_arn: Option<String>) -> Result<(), String> {
+/// Changes to the template's environment asked for on the command line.
+#[derive(Debug)]
+pub struct EnvChanges {
+    /// Variables to add, or to give another value.
+    pub set: Vec<(String, String)>,
+    /// Variables to leave out.
+    pub unset: Vec<String>,
+}
+
+/// Runs `runs` interleaved rounds and prints its tables (see [`report`]).
+pub async fn run(
+    runs: usize,
+    binaries: PathBuf,
+    secret_arn: Option<String>,
+    changes: EnvChanges,
+) -> Result<(), String> {
     let events = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events"));
     let subjects = subjects(&events)?;
     for subject in &subjects {
@@ -348,7 +422,11 @@ pub async fn run(runs: usize, binaries: PathBuf, secret_arn: Option<String>) -> 
     let resources = provision(&clients, &prefix, "noreply@example.com")
         .await
         .map_err(|e| format!("provisioning in the emulator: {e}"))?;
-    let env = function_env(secret_arn.as_deref(), &aws, &resources);
+    let mut env = function_env(secret_arn.as_deref(), &aws, &resources);
+    for name in &changes.unset {
+        env.remove(name);
+    }
+    env.extend(changes.set);
     let mut starts: Vec<Vec<Start>> = vec![Vec::with_capacity(runs); subjects.len()];
     for _ in 0..runs {
         for (subject, samples) in subjects.iter().zip(&mut starts) {
@@ -356,37 +434,73 @@ pub async fn run(runs: usize, binaries: PathBuf, secret_arn: Option<String>) -> 
             samples.push(start_once(&binary, subject, &env).await?);
         }
     }
-    let baseline = median(&mut starts[0].iter().map(|s| s.init).collect::<Vec<_>>());
-    eprintln!(
-        "| binary | init p50 | init max | init ÷ hello | first answer p50 | first answer max | peak RSS p50 |"
-    );
-    eprintln!("|---|---|---|---|---|---|---|");
-    for (subject, samples) in subjects.iter().zip(&starts) {
-        let mut init: Vec<Duration> = samples.iter().map(|s| s.init).collect();
-        let mut answer: Vec<Duration> = samples.iter().map(|s| s.first_answer).collect();
-        let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
-        rss.sort_unstable();
-        let (Some(init_p), Some(answer_p)) = (percentiles(&mut init), percentiles(&mut answer))
-        else {
-            continue;
-        };
-        eprintln!(
-            "| {} | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {:.1} ms | {:.1} MiB |",
-            subject.name,
-            ms(init_p.p50),
-            ms(init_p.max),
-            init_p.p50.as_secs_f64() / baseline.as_secs_f64().max(1e-9),
-            ms(answer_p.p50),
-            ms(answer_p.max),
-            rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 / 1024.0,
-        );
-    }
+    report(&subjects, &starts);
     Ok(())
 }
 
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort_unstable();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
+/// Prints two Markdown tables, one row per binary: the wall time (what a caller waits for), and
+/// what the process used to get there (steadier on a shared machine). Each binary is set against
+/// hello-world (`baselines[0]`; in the second table also its current-thread twin, `baselines[1]`)
+/// twice: the ratio of the two medians, and the median (quartiles in brackets) of the ratios of
+/// the starts of the same round.
+fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
+    let [hello, hello_current_thread, ..] = starts else {
+        return;
+    };
+    let median = |samples: &[Start], of: fn(&Start) -> f64| {
+        quartiles(samples.iter().map(of).collect()).map_or(0.0, |[_, p50, _]| p50)
+    };
+    let against = |samples: &[Start], baseline: &[Start], of: fn(&Start) -> f64| {
+        let of_medians = median(samples, of) / median(baseline, of).max(f64::MIN_POSITIVE);
+        let by_round = samples
+            .iter()
+            .zip(baseline)
+            .map(|(start, beside)| of(start) / of(beside).max(f64::MIN_POSITIVE))
+            .collect();
+        match quartiles(by_round) {
+            Some([p25, p50, p75]) => format!("{of_medians:.2}× | {p50:.2}× ({p25:.2}–{p75:.2})"),
+            None => format!("{of_medians:.2}× | –"),
+        }
+    };
+    let init: fn(&Start) -> f64 = |s| ms(s.init);
+    let answer: fn(&Start) -> f64 = |s| ms(s.first_answer);
+    let rss: fn(&Start) -> f64 = |s| s.peak_rss_kib as f64 / 1024.0;
+    let cpu: fn(&Start) -> f64 = |s| ms(s.at_init.cpu);
+    let faults: fn(&Start) -> f64 = |s| s.at_init.page_faults as f64;
+    let max = |samples: &[Start], of: fn(&Start) -> f64| samples.iter().map(of).fold(0.0, f64::max);
+
+    eprintln!(
+        "| binary | init p50 | init max | init ÷ hello | by round | first answer p50 | first answer max | peak RSS p50 |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|");
+    for (subject, samples) in subjects.iter().zip(starts) {
+        eprintln!(
+            "| {} | {:.1} ms | {:.1} ms | {} | {:.1} ms | {:.1} ms | {:.1} MiB |",
+            subject.name,
+            median(samples, init),
+            max(samples, init),
+            against(samples, hello, init),
+            median(samples, answer),
+            max(samples, answer),
+            median(samples, rss),
+        );
+    }
+    eprintln!();
+    eprintln!(
+        "| binary | CPU to init p50 | CPU ÷ hello | by round | CPU ÷ hello current-thread | by round | page faults to init p50 | page faults ÷ hello |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|");
+    for (subject, samples) in subjects.iter().zip(starts) {
+        eprintln!(
+            "| {} | {:.2} ms | {} | {} | {:.0} | {:.2}× |",
+            subject.name,
+            median(samples, cpu),
+            against(samples, hello, cpu),
+            against(samples, hello_current_thread, cpu),
+            median(samples, faults),
+            median(samples, faults) / median(hello, faults).max(1.0),
+        );
+    }
 }
 
 fn ms(duration: Duration) -> f64 {

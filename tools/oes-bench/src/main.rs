@@ -60,8 +60,8 @@ enum Benchmark {
         lines: usize,
     },
     /// Each function's release binary started fresh under a minimal Runtime API, beside a
-    /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, and
-    /// its peak memory.
+    /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, its
+    /// peak memory, and its CPU time and page faults to its first `next`.
     ColdStart {
         /// Fresh starts of each binary.
         #[arg(long, default_value_t = 20)]
@@ -73,7 +73,21 @@ enum Benchmark {
         /// instead of the environment (measures that read).
         #[arg(long)]
         secret_arn: Option<String>,
+        /// Give every binary this variable too, or in place of the template's value: to
+        /// measure a setting before the template takes it (`--env NAME=VALUE`, repeatable).
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = name_and_value)]
+        set: Vec<(String, String)>,
+        /// Leave out this variable of the template's (repeatable).
+        #[arg(long, value_name = "NAME")]
+        unset: Vec<String>,
     },
+}
+
+fn name_and_value(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{pair:?} is not NAME=VALUE"))
 }
 
 fn main() -> Result<(), oes_domain::ports::BoxError> {
@@ -103,6 +117,11 @@ fn main() -> Result<(), oes_domain::ports::BoxError> {
             runs,
             binaries,
             secret_arn,
-        } => Ok(runtime.block_on(cold_start::run(runs, binaries, secret_arn))?),
+            set,
+            unset,
+        } => {
+            let changes = cold_start::EnvChanges { set, unset };
+            Ok(runtime.block_on(cold_start::run(runs, binaries, secret_arn, changes))?)
+        }
     }
 }

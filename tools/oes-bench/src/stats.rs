@@ -27,6 +27,14 @@ pub fn percentiles(samples: &mut [Duration]) -> Option<Percentiles> {
     })
 }
 
+/// The 25th, 50th and 75th percentiles of `values` (nearest rank); `None` for none. NaNs sort
+/// last.
+pub fn quartiles(mut values: Vec<f64>) -> Option<[f64; 3]> {
+    values.sort_unstable_by(f64::total_cmp);
+    let rank = |p: usize| values[(values.len() * p).div_ceil(100).saturating_sub(1)];
+    (!values.is_empty()).then(|| [rank(25), rank(50), rank(75)])
+}
+
 /// CPU time this thread has used (Linux: `/proc/thread-self/schedstat`, in nanoseconds);
 /// `None` where that file does not exist.
 pub fn thread_cpu_time() -> Option<Duration> {
@@ -63,5 +71,13 @@ mod tests {
         assert_eq!(p.p99, Duration::from_millis(99));
         assert_eq!(p.max, Duration::from_millis(100));
         assert!(percentiles(&mut []).is_none());
+    }
+
+    #[test]
+    fn quartiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=8).rev().map(f64::from).collect();
+        assert_eq!(quartiles(values), Some([2.0, 4.0, 6.0]));
+        assert_eq!(quartiles(vec![3.0]), Some([3.0, 3.0, 3.0]));
+        assert_eq!(quartiles(Vec::new()), None);
     }
 }
