@@ -104,7 +104,7 @@ struct Start {
 }
 
 /// What a process has used so far: CPU time (all its threads) and page faults.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Usage {
     cpu: Duration,
     page_faults: u64,
