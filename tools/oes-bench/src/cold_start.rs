@@ -113,12 +113,16 @@ struct Usage {
 impl Usage {
     /// Reads `pid`'s usage from `/proc`; `None` where it cannot (not Linux, or gone).
     fn of(pid: u32) -> Option<Usage> {
-        let mut cpu = Duration::ZERO;
-        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            let nanos: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
-            cpu += Duration::from_nanos(nanos);
-        }
+        // A thread that ends meanwhile is left out (none of the measured binaries ends one).
+        let cpu = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(|task| {
+                let schedstat =
+                    std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+                let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+                Some(Duration::from_nanos(nanos))
+            })
+            .sum();
         // `pid (comm) state ppid …`: `minflt` is the 8th field after the command, which may
         // itself hold spaces, so count from its closing parenthesis.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

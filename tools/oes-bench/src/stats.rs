@@ -27,8 +27,8 @@ pub fn percentiles(samples: &mut [Duration]) -> Option<Percentiles> {
     })
 }
 
-/// The 25th, 50th and 75th percentiles of `values` (nearest rank); `None` for none. NaNs sort
-/// last.
+/// The 25th, 50th and 75th percentiles of `values` (nearest rank, in `f64::total_cmp`'s
+/// order); `None` for none.
 pub fn quartiles(mut values: Vec<f64>) -> Option<[f64; 3]> {
     values.sort_unstable_by(f64::total_cmp);
     let rank = |p: usize| values[(values.len() * p).div_ceil(100).saturating_sub(1)];
