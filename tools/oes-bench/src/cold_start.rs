@@ -103,18 +103,20 @@ struct Start {
     at_init: Usage,
 }
 
-/// What a process has used so far: CPU time (all its threads) and page faults.
+/// What a process has used so far: CPU time (all its threads) and page faults; and how many
+/// threads it runs (which tells a multi-threaded runtime's start from a current-thread one's).
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     cpu: Duration,
     page_faults: u64,
+    threads: usize,
 }
 
 impl Usage {
     /// Reads `pid`'s usage from `/proc`; `None` where it cannot (not Linux, or gone).
     fn of(pid: u32) -> Option<Usage> {
         // A thread that ends meanwhile is left out (none of the measured binaries ends one).
-        let cpu = std::fs::read_dir(format!("/proc/{pid}/task"))
+        let per_thread: Vec<Duration> = std::fs::read_dir(format!("/proc/{pid}/task"))
             .ok()?
             .filter_map(|task| {
                 let schedstat =
@@ -122,13 +124,17 @@ impl Usage {
                 let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
                 Some(Duration::from_nanos(nanos))
             })
-            .sum();
+            .collect();
         // `pid (comm) state ppid …`: `minflt` is the 8th field after the command, which may
         // itself hold spaces, so count from its closing parenthesis.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let after_comm = &stat[stat.rfind(')')? + 1..];
         let page_faults = after_comm.split_whitespace().nth(7)?.parse().ok()?;
-        Some(Usage { cpu, page_faults })
+        Some(Usage {
+            cpu: per_thread.iter().sum(),
+            page_faults,
+            threads: per_thread.len(),
+        })
     }
 }
 
@@ -471,6 +477,7 @@ fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
     let rss: fn(&Start) -> f64 = |s| s.peak_rss_kib as f64 / 1024.0;
     let cpu: fn(&Start) -> f64 = |s| ms(s.at_init.cpu);
     let faults: fn(&Start) -> f64 = |s| s.at_init.page_faults as f64;
+    let threads: fn(&Start) -> f64 = |s| s.at_init.threads as f64;
     let max = |samples: &[Start], of: fn(&Start) -> f64| samples.iter().map(of).fold(0.0, f64::max);
 
     eprintln!(
@@ -491,13 +498,14 @@ fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
     }
     eprintln!();
     eprintln!(
-        "| binary | CPU to init p50 | CPU ÷ hello | by round | CPU ÷ hello current-thread | by round | page faults to init p50 | page faults ÷ hello |"
+        "| binary | threads | CPU to init p50 | CPU ÷ hello | by round | CPU ÷ hello current-thread | by round | page faults to init p50 | page faults ÷ hello |"
     );
-    eprintln!("|---|---|---|---|---|---|---|---|");
+    eprintln!("|---|---|---|---|---|---|---|---|---|");
     for (subject, samples) in subjects.iter().zip(starts) {
         eprintln!(
-            "| {} | {:.2} ms | {} | {} | {:.0} | {:.2}× |",
+            "| {} | {:.0} | {:.2} ms | {} | {} | {:.0} | {:.2}× |",
             subject.name,
+            median(samples, threads),
             median(samples, cpu),
             against(samples, hello, cpu),
             against(samples, hello_current_thread, cpu),
