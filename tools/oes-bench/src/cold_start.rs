@@ -99,7 +99,7 @@ struct Start {
     init: Duration,
     first_answer: Duration,
     peak_rss_kib: u64,
-    /// The process's CPU time and page faults when it first asked for an event.
+    /// What the process had used, and its threads, when it first asked for an event.
     at_init: Usage,
 }
 
