@@ -6,10 +6,12 @@
 //! invocation of an event that needs no I/O, so the figure is the code's, not the emulator's),
 //! and its resident memory then (`VmHWM` of `/proc/<pid>/status`). At its first `GET /next`,
 //! while it waits for the answer, the process's CPU time (`/proc/<pid>/task/*/schedstat`, every
-//! thread's) and its page faults (`minflt` of `/proc/<pid>/stat`) are read too: steadier than
-//! wall time on a shared machine, where a start can wait for a core. Each round starts every
-//! binary once, so each function's start also has a hello-world start beside it in time: the
-//! ratio of the two, round by round, is reported with its quartiles. The JWT key is given in the
+//! thread's), its page faults (`minflt` of `/proc/<pid>/stat`) and its threads are read too:
+//! steadier than wall time on a shared machine, where a start can wait for a core; the thread
+//! count tells the multi-threaded hello-world from its current-thread twin, the second baseline,
+//! which starts as the functions do. Each round starts every binary once, so each function's
+//! start also has a hello-world start beside it in time: the ratio of the two, round by round, is
+//! reported with its quartiles. The JWT key is given in the
 //! environment; with `--secret-arn` it is read from Secrets Manager in the emulator instead
 //! (`OES_JWT_SECRET_ARN`, as in AWS), so the one network call init makes is measured apart.
 //! Starts are interleaved (one of each binary per round), so the machine's noise falls on all.
@@ -450,7 +452,7 @@ pub async fn run(
 
 /// Prints two Markdown tables, one row per binary: the wall time (what a caller waits for), and
 /// what the process used to get there (steadier on a shared machine). Each binary is set against
-/// hello-world (`baselines[0]`; in the second table also its current-thread twin, `baselines[1]`)
+/// hello-world (the first subject; in the second table also its current-thread twin, the second)
 /// twice: the ratio of the two medians, and the median (quartiles in brackets) of the ratios of
 /// the starts of the same round.
 fn report(subjects: &[Subject], starts: &[Vec<Start>]) {

@@ -61,7 +61,7 @@ enum Benchmark {
     },
     /// Each function's release binary started fresh under a minimal Runtime API, beside a
     /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, its
-    /// peak memory, and its CPU time and page faults to its first `next`.
+    /// peak memory, and its CPU time, page faults and threads at its first `next`.
     ColdStart {
         /// Fresh starts of each binary.
         #[arg(long, default_value_t = 20)]

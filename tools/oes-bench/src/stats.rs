@@ -18,7 +18,7 @@ pub struct Percentiles {
 pub fn percentiles(samples: &mut [Duration]) -> Option<Percentiles> {
     samples.sort_unstable();
     let count = u32::try_from(samples.len()).ok().filter(|n| *n > 0)?;
-    let rank = |p: usize| samples[(samples.len() * p).div_ceil(100).saturating_sub(1)];
+    let rank = |p: usize| samples[nearest_rank(samples.len(), p)];
     Some(Percentiles {
         p50: rank(50),
         p99: rank(99),
@@ -31,8 +31,13 @@ pub fn percentiles(samples: &mut [Duration]) -> Option<Percentiles> {
 /// order); `None` for none.
 pub fn quartiles(mut values: Vec<f64>) -> Option<[f64; 3]> {
     values.sort_unstable_by(f64::total_cmp);
-    let rank = |p: usize| values[(values.len() * p).div_ceil(100).saturating_sub(1)];
+    let rank = |p: usize| values[nearest_rank(values.len(), p)];
     (!values.is_empty()).then(|| [rank(25), rank(50), rank(75)])
+}
+
+/// The index of the `p`th percentile among `len` sorted samples, by nearest rank.
+fn nearest_rank(len: usize, p: usize) -> usize {
+    (len * p).div_ceil(100).saturating_sub(1)
 }
 
 /// CPU time this thread has used (Linux: `/proc/thread-self/schedstat`, in nanoseconds);
