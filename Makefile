@@ -79,9 +79,19 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
 	OES_METRICS=emf ./target/release/oes-bench emf >/dev/null
 
-bench-cold-start: services ## cold starts of the release binaries (as they deploy) beside a hello-world lambda_http binary
-	cargo build --release -p oes-bench -p auth-api -p exam-api -p email-worker
-	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20}
+# Each binary built as `sam build` builds a function (cargo-lambda, with Zig and its target CPU,
+# one binary per build: Zig's link carries more for the loader than cargo's own; BENCHMARKS,
+# "Cold starts"), for this machine's architecture (the functions deploy for arm64). `services`
+# installs cargo-lambda.
+COLD_START_BINARIES := hello-lambda hello-lambda-current-thread auth-api exam-api email-worker attempt-sweeper
+
+bench-cold-start: services ## cold starts of the functions built as they deploy, beside a hello-world lambda_http binary
+	cargo build --release -p oes-bench
+	for bin in $(COLD_START_BINARIES); do \
+	  PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --bin $$bin \
+	    --target $$(uname -m)-unknown-linux-gnu --lambda-dir target/cold-start || exit 1; \
+	done
+	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20} --binaries target/cold-start
 
 bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis and a bare hyper floor, one core each
 	cargo build --release -p oes-local -p oesctl

@@ -66,8 +66,9 @@ enum Benchmark {
         /// Fresh starts of each binary.
         #[arg(long, default_value_t = 20)]
         runs: usize,
-        /// Where the binaries are (built with `--release`, as they deploy: `make bench-cold-start`).
-        #[arg(long, default_value = "target/release")]
+        /// Where the binaries are: `DIR/NAME/bootstrap`, as cargo-lambda builds them (`make
+        /// bench-cold-start`: as they deploy), or `DIR/NAME` (e.g. `target/release`).
+        #[arg(long, default_value = "target/cold-start")]
         binaries: std::path::PathBuf,
         /// Read the JWT key from this Secrets Manager secret in the emulator, as in AWS,
         /// instead of the environment (measures that read).
