@@ -79,17 +79,18 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 	$(WITH_ENV) ./target/release/oes-bench rate-limit >/dev/null
 	OES_METRICS=emf ./target/release/oes-bench emf >/dev/null
 
-# Each binary built as `sam build` builds a function (cargo-lambda, with Zig and its target CPU,
-# one binary per build: Zig's link carries more for the loader than cargo's own; BENCHMARKS,
-# "Cold starts"), for this machine's architecture (the functions deploy for arm64). `services`
-# installs cargo-lambda.
-COLD_START_BINARIES := hello-lambda hello-lambda-current-thread auth-api exam-api email-worker attempt-sweeper
+# Each binary built as `sam build` builds a function: cargo-lambda (Zig, its target CPU) in the
+# binary's own crate, one binary per build, for this machine's architecture (the functions deploy
+# for arm64; BENCHMARKS, "Cold starts"). `services` installs cargo-lambda. crate:binary pairs.
+COLD_START_BINARIES := oes-bench:hello-lambda oes-bench:hello-lambda-current-thread \
+  auth-api:auth-api exam-api:exam-api exam-api:attempt-sweeper email-worker:email-worker
 
 bench-cold-start: services ## cold starts of the functions built as they deploy, beside a hello-world lambda_http binary
 	cargo build --release -p oes-bench
-	for bin in $(COLD_START_BINARIES); do \
-	  PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --bin $$bin \
-	    --target $$(uname -m)-unknown-linux-gnu --lambda-dir target/cold-start || exit 1; \
+	for pair in $(COLD_START_BINARIES); do \
+	  PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release -p $${pair%%:*} \
+	    --bin $${pair##*:} --target $$(uname -m)-unknown-linux-gnu --lambda-dir target/cold-start \
+	    || exit 1; \
 	done
 	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20} --binaries target/cold-start
 
