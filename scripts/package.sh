@@ -43,10 +43,12 @@ fi
 
 # cargo-lambda finds Zig through `python3 -m ziglang` on PATH.
 export PATH="$VENV/bin:$PATH"
-packages=()
-for p in "${PACKAGES[@]}"; do packages+=(-p "$p"); done
+# One crate at a time, as `sam build` builds each function in its own CodeUri: cargo resolves
+# each crate's features alone, so no function carries another's (or the tests') code.
 log "building ${FUNCTIONS[*]} for arm64 (release)"
-cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
+for p in "${PACKAGES[@]}"; do
+  cargo lambda build --release --arm64 --output-format zip -p "$p"
+done
 
 # Sizes against Lambda's limits, and the binary really is an arm64 ELF named bootstrap.
 "$VENV/bin/python" - "$ZIP_LIMIT" "$UNZIPPED_LIMIT" "${FUNCTIONS[@]}" <<'PY'
