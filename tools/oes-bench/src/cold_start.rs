@@ -16,7 +16,9 @@
 //! (`OES_JWT_SECRET_ARN`, as in AWS), so the one network call init makes is measured apart.
 //! Starts are interleaved (one of each binary per round), so the machine's noise falls on all.
 //! Before the rounds every binary is dropped from the page cache and read back by one start that
-//! is not counted, so that each starts from the same state of its file's pages.
+//! is not counted, so that each starts from the same state of its file's pages: how a file came
+//! into the cache moves a start's page faults (the same binary took 465-500 by how it was written
+//! or read; BENCHMARKS, "The page cache, not the layout").
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -436,10 +438,8 @@ pub async fn run(
         env.remove(name);
     }
     env.extend(changes.set);
-    // Every binary starts from the same state of the page cache: dropped from it, then read back
-    // by one start that is not counted, as a fresh sandbox reads a function's code. How a file
-    // came into the cache moves a start's page faults: the same binary took 465-500 by how it
-    // was written or read (BENCHMARKS, "The page cache, not the layout").
+    // The same page-cache state for every binary (see the module's doc): dropped, then read back
+    // by a start that is not counted, as a fresh sandbox reads a function's code.
     for (subject, binary) in subjects.iter().zip(&paths) {
         drop_from_page_cache(binary)?;
         start_once(binary, subject, &env).await?;
