@@ -42,8 +42,17 @@ impl HashPool {
         }
     }
 
-    /// One worker per core this process may use (a Lambda function's vCPUs, the machine's cores
-    /// for `oes-local`), and [`WAITING_PER_WORKER`] waiting for each.
+    /// One worker, and [`WAITING_PER_WORKER`] waiting: the function's pool. Lambda hands an
+    /// environment one event at a time (`lambda_http::run`), and a request checks or hashes one
+    /// password at a time, so more workers would never run. Nothing is read to size it:
+    /// [`per_core`](Self::per_core) reads the process's CPU quota from `/proc` and `/sys`, about
+    /// 2 % of a cold start (docs/BENCHMARKS.md, "Cold starts").
+    pub fn one_at_a_time() -> Self {
+        Self::new(1, WAITING_PER_WORKER)
+    }
+
+    /// One worker per core this process may use, and [`WAITING_PER_WORKER`] waiting for each:
+    /// for a server that takes many requests at once (`oes-local`).
     pub fn per_core() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self::new(cores, cores * WAITING_PER_WORKER)

@@ -85,12 +85,14 @@ impl AuthService {
             sessions,
             clock,
             hasher: Arc::new(hasher),
-            hash_pool: HashPool::per_core(),
+            hash_pool: HashPool::one_at_a_time(),
             limiter,
         }
     }
 
-    /// The same service with password work bounded by `pool` instead of one worker per core.
+    /// The same service with password work bounded by `pool` instead of one hash at a time (as
+    /// a Lambda environment, given one event at a time, runs them): a server that takes many
+    /// requests at once gives it [`HashPool::per_core`].
     pub fn with_hash_pool(self, pool: HashPool) -> Self {
         Self {
             hash_pool: pool,

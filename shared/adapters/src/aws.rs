@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -10,7 +11,16 @@ use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::ConnectorBuilder;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_runtime_api::shared::IntoShared as _;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::dynamo::StoreTiming;
 
@@ -150,23 +160,83 @@ fn aws_https_client(ca_bundle: Option<OsString>) -> Result<SharedHttpClient, Aws
         .with_trust_store(trust)
         .build()
         .map_err(|error| AwsInitError::Tls(error.to_string()))?;
-    Ok(
-        aws_smithy_http_client::Builder::new().build_with_connector_fn(
-            move |settings, components| {
-                let mut connector = ConnectorBuilder::default()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context.clone());
-                connector.set_connector_settings(settings.cloned());
-                if let Some(components) = components {
-                    connector.set_sleep_impl(components.sleep_impl());
-                }
-                connector.set_proxy_config(Some(ProxyConfig::from_env()));
-                connector.build()
-            },
-        ),
-    )
+    let client = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        move |settings, components| {
+            let mut connector = ConnectorBuilder::default()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context.clone());
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        },
+    );
+    Ok(CheckedOnce::new(client).into_shared())
+}
+
+/// An HTTP client whose check at a client's construction runs once, not once per SDK client.
+///
+/// The SDK checks the HTTP client each time it builds a client from the configuration
+/// (`validate_base_client_config`), and the hyper client's check builds a whole connector — a
+/// rustls configuration, the trust store parsed into it — and drops it, so that a platform's
+/// trust store is read at init rather than at the first call. A function builds two or three
+/// SDK clients over the one HTTP client: the first check does what the check is for, and each
+/// further one would build and drop the same connector again, every cold start
+/// (docs/BENCHMARKS.md, "Cold starts"). A check that fails is not remembered: the next client's
+/// construction checks again.
+#[derive(Debug)]
+struct CheckedOnce {
+    client: SharedHttpClient,
+    checked: AtomicBool,
+}
+
+impl CheckedOnce {
+    fn new(client: SharedHttpClient) -> Self {
+        Self {
+            client,
+            checked: AtomicBool::new(false),
+        }
+    }
+}
+
+impl HttpClient for CheckedOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.client.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        runtime_components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.client
+            .validate_base_client_config(runtime_components, cfg)?;
+        self.checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn validate_final_config(
+        &self,
+        runtime_components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.client.validate_final_config(runtime_components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.client.connector_metadata()
+    }
 }
 
 /// Why the AWS clients could not be set up.
@@ -344,6 +414,8 @@ impl AwsClients {
 mod tests {
     use super::*;
     use aws_config::{BehaviorVersion, Region};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
 
     fn sdk_config() -> SdkConfig {
         SdkConfig::builder()
@@ -503,6 +575,91 @@ mod tests {
         let clients = AwsClients::from_config(&config, &AwsTimeouts::DEFAULT);
         let _ = clients.dynamodb();
         let _ = clients.sqs();
+    }
+
+    /// An HTTP client that counts the checks made of it, and fails the first `failing` of them.
+    /// It is never asked for a connection.
+    #[derive(Debug, Default)]
+    struct CountedChecks {
+        checks: Arc<AtomicUsize>,
+        failing: usize,
+    }
+
+    impl HttpClient for CountedChecks {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("no test here makes a request")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            let made = self.checks.fetch_add(1, Ordering::SeqCst);
+            if made < self.failing {
+                return Err("the connector could not be built".into());
+            }
+            Ok(())
+        }
+    }
+
+    /// How many checks `client` gets when a function's three SDK clients are built over it.
+    fn checks_of_three_clients(client: SharedHttpClient, checks: &AtomicUsize) -> usize {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .http_client(client)
+            .build();
+        let clients = AwsClients::from_config(&config, &AwsTimeouts::DEFAULT);
+        let _ = (clients.dynamodb(), clients.sqs(), clients.ses());
+        checks.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn the_sdk_checks_the_http_client_once_per_client_it_builds() {
+        // What `CheckedOnce` is for: should the SDK stop doing this, it can go.
+        let counted = CountedChecks::default();
+        let checks = Arc::clone(&counted.checks);
+        assert_eq!(checks_of_three_clients(counted.into_shared(), &checks), 3);
+    }
+
+    #[test]
+    fn the_functions_http_client_is_checked_once_however_many_clients_are_built() {
+        let counted = CountedChecks::default();
+        let checks = Arc::clone(&counted.checks);
+        let client = CheckedOnce::new(counted.into_shared()).into_shared();
+        assert_eq!(checks_of_three_clients(client, &checks), 1);
+    }
+
+    #[test]
+    fn the_functions_https_client_is_the_one_checked_once() {
+        let client = aws_https_client(None).expect("the HTTPS client");
+        assert!(format!("{client:?}").contains("CheckedOnce"), "{client:?}");
+    }
+
+    #[test]
+    fn a_check_that_failed_is_made_again() {
+        let counted = CountedChecks {
+            failing: 1,
+            ..CountedChecks::default()
+        };
+        let checks = Arc::clone(&counted.checks);
+        let client = CheckedOnce::new(counted.into_shared());
+        let check = || {
+            client.validate_base_client_config(
+                &RuntimeComponentsBuilder::new("test"),
+                &ConfigBag::base(),
+            )
+        };
+        assert!(check().is_err(), "the first check fails");
+        assert!(check().is_ok(), "the second is made, and passes");
+        assert!(check().is_ok(), "the third is not made");
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use auth_api::hashing::HashPool;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use exam_api::sweep::AttemptSweeper;
@@ -55,7 +56,8 @@ pub async fn start(
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
     let lanes = adapters.lanes.clone();
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
-    let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock));
+    let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock))
+        .with_hash_pool(HashPool::per_core());
     let worker_adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(settings.outbox, "noreply@oes.local")),
         jobs,

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use auth_api::hashing::HashPool;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use exam_api::sweep::AttemptSweeper;
@@ -73,7 +74,8 @@ pub async fn start(
         JwtKeys::new(&config.jwt),
         hasher,
         Arc::new(SystemClock),
-    );
+    )
+    .with_hash_pool(HashPool::per_core());
     let worker_config = WorkerConfig {
         resources,
         sender_email: settings.sender_email,
