@@ -85,14 +85,15 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 COLD_START_BINARIES := oes-bench:hello-lambda oes-bench:hello-lambda-current-thread \
   auth-api:auth-api exam-api:exam-api exam-api:attempt-sweeper email-worker:email-worker
 
-bench-cold-start: services ## cold starts of the functions built as they deploy, beside a hello-world lambda_http binary
+bench-cold-start: services ## cold starts of the functions built as they deploy, beside a hello-world lambda_http binary (AGAINST=DIR: beside another build too)
 	cargo build --release -p oes-bench
 	for pair in $(COLD_START_BINARIES); do \
 	  PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release -p $${pair%%:*} \
 	    --bin $${pair##*:} --target $$(uname -m)-unknown-linux-gnu --lambda-dir target/cold-start \
 	    || exit 1; \
 	done
-	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20} --binaries target/cold-start
+	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20} --binaries target/cold-start \
+	  $(if $(AGAINST),--against $(AGAINST))
 
 bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis and a bare hyper floor, one core each
 	cargo build --release -p oes-local -p oesctl

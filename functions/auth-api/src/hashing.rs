@@ -198,6 +198,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_functions_pool_runs_one_hash_at_a_time_and_queues_the_rest() {
+        let pool = HashPool::one_at_a_time();
+        let gauge = Arc::new(Gauge {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        });
+        let mut releases = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (work, release) = held_work(&gauge);
+            releases.push(release);
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move { pool.run(work).await }));
+        }
+        while gauge.now.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for release in releases {
+            release.send(()).expect("the work waits");
+        }
+        for task in tasks {
+            task.await.expect("joined").expect("queued, then ran");
+        }
+        assert_eq!(gauge.most.load(Ordering::SeqCst), 1, "one at a time");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_gives_up_while_waiting_frees_its_place() {
         let pool = HashPool::new(1, 1);
         let gauge = Arc::new(Gauge {

@@ -15,6 +15,9 @@
 //! environment; with `--secret-arn` it is read from Secrets Manager in the emulator instead
 //! (`OES_JWT_SECRET_ARN`, as in AWS), so the one network call init makes is measured apart.
 //! Starts are interleaved (one of each binary per round), so the machine's noise falls on all.
+//! With `--against DIR`, a second build's binaries start in the same rounds, each beside its
+//! counterpart and in turn first, and a third table divides each start by its counterpart's:
+//! a change measured start by start, not run against run.
 //! Before the rounds every binary is dropped from the page cache and read back by one start that
 //! is not counted, so that each starts from the same state of its file's pages: how a file came
 //! into the cache moves a start's page faults (the same binary took 465-500 by how it was written
@@ -411,18 +414,27 @@ pub struct EnvChanges {
     pub unset: Vec<String>,
 }
 
-/// Runs `runs` interleaved rounds and prints its tables (see [`report`]).
+/// Runs `runs` interleaved rounds and prints its tables (see [`report`]); with `against`, a
+/// second build's binaries start in the same rounds, each beside its counterpart (in turn first
+/// and second), and a third table sets the two builds side by side (see [`compare`]).
 pub async fn run(
     runs: usize,
     binaries: PathBuf,
+    against: Option<PathBuf>,
     secret_arn: Option<String>,
     changes: EnvChanges,
 ) -> Result<(), String> {
     let events = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events"));
     let subjects = subjects(&events)?;
-    let paths = subjects
+    let builds: Vec<PathBuf> = std::iter::once(binaries).chain(against).collect();
+    let paths = builds
         .iter()
-        .map(|subject| binary_path(&binaries, subject.binary))
+        .map(|dir| {
+            subjects
+                .iter()
+                .map(|subject| binary_path(dir, subject.binary))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let aws = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "set AWS_ENDPOINT_URL and REDIS_URL (make services)".to_owned())?;
@@ -440,17 +452,32 @@ pub async fn run(
     env.extend(changes.set);
     // The same page-cache state for every binary (see the module's doc): dropped, then read back
     // by a start that is not counted, as a fresh sandbox reads a function's code.
-    for (subject, binary) in subjects.iter().zip(&paths) {
-        drop_from_page_cache(binary)?;
-        start_once(binary, subject, &env).await?;
-    }
-    let mut starts: Vec<Vec<Start>> = vec![Vec::with_capacity(runs); subjects.len()];
-    for _ in 0..runs {
-        for ((subject, binary), samples) in subjects.iter().zip(&paths).zip(&mut starts) {
-            samples.push(start_once(binary, subject, &env).await?);
+    for build in &paths {
+        for (subject, binary) in subjects.iter().zip(build) {
+            drop_from_page_cache(binary)?;
+            start_once(binary, subject, &env).await?;
         }
     }
-    report(&subjects, &starts);
+    // starts[build][subject][round]
+    let mut starts = vec![vec![Vec::with_capacity(runs); subjects.len()]; paths.len()];
+    for round in 0..runs {
+        for (index, subject) in subjects.iter().enumerate() {
+            // With two builds, each goes first in every other round: neither always follows the other.
+            for turn in 0..paths.len() {
+                let build = (turn + round) % paths.len();
+                let start = start_once(&paths[build][index], subject, &env).await?;
+                starts[build][index].push(start);
+            }
+        }
+    }
+    for (dir, build) in builds.iter().zip(&starts) {
+        eprintln!("{}:\n", dir.display());
+        report(&subjects, build);
+        eprintln!();
+    }
+    if let [this, that] = starts.as_slice() {
+        compare(&subjects, [&builds[0], &builds[1]], this, that);
+    }
     Ok(())
 }
 
@@ -540,6 +567,44 @@ fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
             against(samples, hello_current_thread, cpu),
             median(samples, faults),
             median(samples, faults) / median(hello, faults).max(1.0),
+        );
+    }
+}
+
+/// Prints one Markdown table setting build `this` beside build `that`, one row per binary: its
+/// init and CPU to init in `this` divided by its start of the same round in `that` (median and
+/// quartiles), and its page faults in each. Below 1× `this` starts faster.
+fn compare(subjects: &[Subject], dirs: [&Path; 2], this: &[Vec<Start>], that: &[Vec<Start>]) {
+    let by_round = |mine: &[Start], theirs: &[Start], of: fn(&Start) -> f64| {
+        let ratios = mine
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| of(a) / of(b).max(f64::MIN_POSITIVE))
+            .collect();
+        quartiles(ratios).map_or_else(
+            || "–".to_owned(),
+            |[p25, p50, p75]| format!("{p50:.3}× ({p25:.3}–{p75:.3})"),
+        )
+    };
+    let faults = |samples: &[Start]| {
+        let faults = samples
+            .iter()
+            .map(|s| s.at_init.page_faults as f64)
+            .collect();
+        quartiles(faults).map_or(0.0, |[_, p50, _]| p50)
+    };
+    let [this_dir, that_dir] = dirs.map(Path::display);
+    eprintln!("{this_dir} ÷ {that_dir}, start by start in the same round:\n");
+    eprintln!("| binary | init | CPU to init | page faults to init p50 |");
+    eprintln!("|---|---|---|---|");
+    for ((subject, mine), theirs) in subjects.iter().zip(this).zip(that) {
+        eprintln!(
+            "| {} | {} | {} | {:.0} against {:.0} |",
+            subject.name,
+            by_round(mine, theirs, |s| ms(s.init)),
+            by_round(mine, theirs, |s| ms(s.at_init.cpu)),
+            faults(mine),
+            faults(theirs),
         );
     }
 }

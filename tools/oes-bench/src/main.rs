@@ -70,6 +70,11 @@ enum Benchmark {
         /// bench-cold-start`: as they deploy), or `DIR/NAME` (e.g. `target/release`).
         #[arg(long, default_value = "target/cold-start")]
         binaries: std::path::PathBuf,
+        /// Another build laid out the same way (the one before a change, say): its binaries
+        /// start in the same rounds, each beside its counterpart, and a third table divides
+        /// each start of `--binaries` by its counterpart's.
+        #[arg(long, value_name = "DIR")]
+        against: Option<std::path::PathBuf>,
         /// Read the JWT key from this Secrets Manager secret in the emulator, as in AWS,
         /// instead of the environment (measures that read).
         #[arg(long)]
@@ -117,12 +122,15 @@ fn main() -> Result<(), oes_domain::ports::BoxError> {
         Benchmark::ColdStart {
             runs,
             binaries,
+            against,
             secret_arn,
             set,
             unset,
         } => {
             let changes = cold_start::EnvChanges { set, unset };
-            Ok(runtime.block_on(cold_start::run(runs, binaries, secret_arn, changes))?)
+            Ok(runtime.block_on(cold_start::run(
+                runs, binaries, against, secret_arn, changes,
+            ))?)
         }
     }
 }
