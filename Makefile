@@ -92,7 +92,7 @@ bench-cold-start: services ## cold starts of the functions built as they deploy,
 	    --bin $${pair##*:} --target $$(uname -m)-unknown-linux-gnu --lambda-dir target/cold-start \
 	    || exit 1; \
 	done
-	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-20} --binaries target/cold-start \
+	$(WITH_ENV) ./target/release/oes-bench cold-start --runs $${RUNS:-300} --binaries target/cold-start \
 	  $(if $(AGAINST),--against $(AGAINST))
 
 bench-http: ## the hot read path over HTTP with wrk: oes-local (release, real mode) beside Express + node-redis and a bare hyper floor, one core each

@@ -63,8 +63,9 @@ enum Benchmark {
     /// hello-world `lambda_http` binary: time to its first `next`, to its first answer, its
     /// peak memory, and its CPU time, page faults and threads at its first `next`.
     ColdStart {
-        /// Fresh starts of each binary.
-        #[arg(long, default_value_t = 20)]
+        /// Fresh starts of each binary (rounds). 300 take about 12 s here and hold the medians
+        /// of the ratios to a few hundredths from run to run; 20 or 30 moved them by a tenth.
+        #[arg(long, default_value_t = 300)]
         runs: usize,
         /// Where the binaries are: `DIR/NAME/bootstrap`, as cargo-lambda builds them (`make
         /// bench-cold-start`: as they deploy), or `DIR/NAME` (e.g. `target/release`).
