@@ -138,9 +138,46 @@ mod tests {
     use std::sync::mpsc;
 
     /// Work that blocks until released, counting how many run at once.
+    #[derive(Default)]
     struct Gauge {
         now: AtomicUsize,
         most: AtomicUsize,
+    }
+
+    /// A held work's task.
+    type Held = tokio::task::JoinHandle<Result<usize, PoolError>>;
+
+    /// `count` held works sent to `pool`, each on a task of its own: their releases and tasks.
+    fn send_held(
+        pool: &HashPool,
+        gauge: &Arc<Gauge>,
+        count: usize,
+    ) -> (Vec<mpsc::Sender<()>>, Vec<Held>) {
+        (0..count)
+            .map(|_| {
+                let (work, release) = held_work(gauge);
+                let pool = pool.clone();
+                (release, tokio::spawn(async move { pool.run(work).await }))
+            })
+            .unzip()
+    }
+
+    /// Waits until `running` of the held works run, and a little more for the rest to queue.
+    async fn until_running(gauge: &Gauge, running: usize) {
+        while gauge.now.load(Ordering::SeqCst) < running {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    /// Releases every held work and waits for each task to answer.
+    async fn release_all(releases: Vec<mpsc::Sender<()>>, tasks: Vec<Held>) {
+        for release in releases {
+            release.send(()).expect("the work waits");
+        }
+        for task in tasks {
+            task.await.expect("joined").expect("ran");
+        }
     }
 
     fn held_work(
@@ -164,31 +201,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_most_workers_run_at_most_waiting_wait_and_the_rest_are_refused_at_once() {
         let pool = HashPool::new(2, 3);
-        let gauge = Arc::new(Gauge {
-            now: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-        });
-        let mut releases = Vec::new();
-        let mut tasks = Vec::new();
-        for _ in 0..5 {
-            let (work, release) = held_work(&gauge);
-            releases.push(release);
-            let pool = pool.clone();
-            tasks.push(tokio::spawn(async move { pool.run(work).await }));
-        }
+        let gauge = Arc::new(Gauge::default());
+        let (releases, tasks) = send_held(&pool, &gauge, 5);
         // Two running, three waiting: the sixth is refused without waiting for anyone.
-        while gauge.now.load(Ordering::SeqCst) < 2 {
-            tokio::task::yield_now().await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        until_running(&gauge, 2).await;
         let refused = pool.run(|_| 0).await;
         assert!(matches!(refused, Err(PoolError::Busy(Busy))), "{refused:?}");
-        for release in releases {
-            release.send(()).expect("the work waits");
-        }
-        for task in tasks {
-            task.await.expect("joined").expect("ran");
-        }
+        release_all(releases, tasks).await;
         assert_eq!(
             gauge.most.load(Ordering::SeqCst),
             2,
@@ -200,38 +219,17 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_functions_pool_runs_one_hash_at_a_time_and_queues_the_rest() {
         let pool = HashPool::one_at_a_time();
-        let gauge = Arc::new(Gauge {
-            now: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-        });
-        let mut releases = Vec::new();
-        let mut tasks = Vec::new();
-        for _ in 0..3 {
-            let (work, release) = held_work(&gauge);
-            releases.push(release);
-            let pool = pool.clone();
-            tasks.push(tokio::spawn(async move { pool.run(work).await }));
-        }
-        while gauge.now.load(Ordering::SeqCst) < 1 {
-            tokio::task::yield_now().await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        for release in releases {
-            release.send(()).expect("the work waits");
-        }
-        for task in tasks {
-            task.await.expect("joined").expect("queued, then ran");
-        }
+        let gauge = Arc::new(Gauge::default());
+        let (releases, tasks) = send_held(&pool, &gauge, 3);
+        until_running(&gauge, 1).await;
+        release_all(releases, tasks).await;
         assert_eq!(gauge.most.load(Ordering::SeqCst), 1, "one at a time");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_gives_up_while_waiting_frees_its_place() {
         let pool = HashPool::new(1, 1);
-        let gauge = Arc::new(Gauge {
-            now: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-        });
+        let gauge = Arc::new(Gauge::default());
         let (work, release) = held_work(&gauge);
         let running = tokio::spawn({
             let pool = pool.clone();
