@@ -46,7 +46,7 @@ impl HashPool {
     /// environment one event at a time (`lambda_http::run`), and a request checks or hashes one
     /// password at a time, so more workers would never run. Nothing is read to size it:
     /// [`per_core`](Self::per_core) reads the process's CPU quota from `/proc` and `/sys`, about
-    /// 2 % of a cold start (docs/BENCHMARKS.md, "Cold starts").
+    /// 3 % of a cold start (docs/BENCHMARKS.md, "Cold starts").
     pub fn one_at_a_time() -> Self {
         Self::new(1, WAITING_PER_WORKER)
     }

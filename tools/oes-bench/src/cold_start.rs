@@ -18,8 +18,8 @@
 //! With `--against DIR`, a second build's binaries start in the same rounds, each beside its
 //! counterpart and in turn first, and a third table divides each start by its counterpart's:
 //! a change measured start by start, not run against run.
-//! Before the rounds every binary is dropped from the page cache and read back by one start that
-//! is not counted, so that each starts from the same state of its file's pages: how a file came
+//! Before the rounds every binary is written out, dropped from the page cache and read back by
+//! one start that is not counted, so that each starts from the same state of its file's pages: how a file came
 //! into the cache moves a start's page faults (the same binary took 465-500 by how it was written
 //! or read; BENCHMARKS, "The page cache, not the layout").
 
@@ -517,28 +517,17 @@ fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
     let [hello, hello_current_thread, ..] = starts else {
         return;
     };
-    let median = |samples: &[Start], of: fn(&Start) -> f64| {
-        quartiles(samples.iter().map(of).collect()).map_or(0.0, |[_, p50, _]| p50)
-    };
-    let against = |samples: &[Start], baseline: &[Start], of: fn(&Start) -> f64| {
+    let against = |samples: &[Start], baseline: &[Start], of: Measure| {
         let of_medians = median(samples, of) / median(baseline, of).max(f64::MIN_POSITIVE);
-        let by_round = samples
-            .iter()
-            .zip(baseline)
-            .map(|(start, beside)| of(start) / of(beside).max(f64::MIN_POSITIVE))
-            .collect();
-        match quartiles(by_round) {
+        match by_round(samples, baseline, of) {
             Some([p25, p50, p75]) => format!("{of_medians:.2}× | {p50:.2}× ({p25:.2}–{p75:.2})"),
             None => format!("{of_medians:.2}× | –"),
         }
     };
-    let init: fn(&Start) -> f64 = |s| ms(s.init);
-    let answer: fn(&Start) -> f64 = |s| ms(s.first_answer);
-    let rss: fn(&Start) -> f64 = |s| s.peak_rss_kib as f64 / 1024.0;
-    let cpu: fn(&Start) -> f64 = |s| ms(s.at_init.cpu);
-    let faults: fn(&Start) -> f64 = |s| s.at_init.page_faults as f64;
-    let threads: fn(&Start) -> f64 = |s| s.at_init.threads as f64;
-    let max = |samples: &[Start], of: fn(&Start) -> f64| samples.iter().map(of).fold(0.0, f64::max);
+    let answer: Measure = |s| ms(s.first_answer);
+    let rss: Measure = |s| s.peak_rss_kib as f64 / 1024.0;
+    let threads: Measure = |s| s.at_init.threads as f64;
+    let max = |samples: &[Start], of: Measure| samples.iter().map(of).fold(0.0, f64::max);
 
     eprintln!(
         "| binary | init p50 | init max | init ÷ hello | by round | first answer p50 | first answer max | peak RSS p50 |"
@@ -579,23 +568,11 @@ fn report(subjects: &[Subject], starts: &[Vec<Start>]) {
 /// init and CPU to init in `this` divided by its start of the same round in `that` (median and
 /// quartiles), and its page faults in each. Below 1× `this` starts faster.
 fn compare(subjects: &[Subject], dirs: [&Path; 2], this: &[Vec<Start>], that: &[Vec<Start>]) {
-    let by_round = |mine: &[Start], theirs: &[Start], of: fn(&Start) -> f64| {
-        let ratios = mine
-            .iter()
-            .zip(theirs)
-            .map(|(a, b)| of(a) / of(b).max(f64::MIN_POSITIVE))
-            .collect();
-        quartiles(ratios).map_or_else(
+    let ratio = |mine: &[Start], theirs: &[Start], of: Measure| {
+        by_round(mine, theirs, of).map_or_else(
             || "–".to_owned(),
             |[p25, p50, p75]| format!("{p50:.3}× ({p25:.3}–{p75:.3})"),
         )
-    };
-    let faults = |samples: &[Start]| {
-        let faults = samples
-            .iter()
-            .map(|s| s.at_init.page_faults as f64)
-            .collect();
-        quartiles(faults).map_or(0.0, |[_, p50, _]| p50)
     };
     let [this_dir, that_dir] = dirs.map(Path::display);
     eprintln!("{this_dir} ÷ {that_dir}, start by start in the same round:\n");
@@ -605,12 +582,47 @@ fn compare(subjects: &[Subject], dirs: [&Path; 2], this: &[Vec<Start>], that: &[
         eprintln!(
             "| {} | {} | {} | {:.0} against {:.0} |",
             subject.name,
-            by_round(mine, theirs, |s| ms(s.init)),
-            by_round(mine, theirs, |s| ms(s.at_init.cpu)),
-            faults(mine),
-            faults(theirs),
+            ratio(mine, theirs, init),
+            ratio(mine, theirs, cpu),
+            median(mine, faults),
+            median(theirs, faults),
         );
     }
+}
+
+/// One figure of a start.
+type Measure = fn(&Start) -> f64;
+
+/// Init, in milliseconds.
+fn init(start: &Start) -> f64 {
+    ms(start.init)
+}
+
+/// CPU time to init, in milliseconds.
+fn cpu(start: &Start) -> f64 {
+    ms(start.at_init.cpu)
+}
+
+/// Page faults to init.
+fn faults(start: &Start) -> f64 {
+    start.at_init.page_faults as f64
+}
+
+/// The median of `of` over `samples` (0 for none).
+fn median(samples: &[Start], of: Measure) -> f64 {
+    quartiles(samples.iter().map(of).collect()).map_or(0.0, |[_, p50, _]| p50)
+}
+
+/// The quartiles of `of` of each start in `samples` divided by `of` of the start beside it, of
+/// the same round, in `beside`; `None` for none.
+fn by_round(samples: &[Start], beside: &[Start], of: Measure) -> Option<[f64; 3]> {
+    quartiles(
+        samples
+            .iter()
+            .zip(beside)
+            .map(|(start, other)| of(start) / of(other).max(f64::MIN_POSITIVE))
+            .collect(),
+    )
 }
 
 fn ms(duration: Duration) -> f64 {
