@@ -83,7 +83,8 @@ bench: services ## run the benchmarks behind docs/BENCHMARKS.md against the loca
 # binary's own crate, one binary per build, for this machine's architecture (the functions deploy
 # for arm64; BENCHMARKS, "Cold starts"). `services` installs cargo-lambda. crate:binary pairs.
 COLD_START_BINARIES := oes-bench:hello-lambda oes-bench:hello-lambda-current-thread \
-  auth-api:auth-api exam-api:exam-api exam-api:attempt-sweeper email-worker:email-worker
+  auth-api:auth-api exam-api:exam-api exam-api:attempt-sweeper admin-api:admin-api \
+  email-worker:email-worker
 
 bench-cold-start: services ## cold starts of the functions built as they deploy, beside a hello-world lambda_http binary (AGAINST=DIR: beside another build too)
 	cargo build --release -p oes-bench

@@ -17,9 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 VENV="$ROOT/.venv"
-PACKAGES=(auth-api exam-api email-worker)
+PACKAGES=(auth-api exam-api admin-api email-worker)
 # Every binary of those packages is a function (exam-api also builds the attempt sweeper).
-FUNCTIONS=(auth-api exam-api attempt-sweeper email-worker)
+FUNCTIONS=(auth-api exam-api attempt-sweeper admin-api email-worker)
 ZIP_LIMIT=$((50 * 1024 * 1024))        # direct upload of a .zip
 UNZIPPED_LIMIT=$((250 * 1024 * 1024))  # function code, unzipped
 

@@ -1,14 +1,16 @@
-//! A harness for exam-api tests: the real handler over in-memory or real adapters, users of
-//! each role with access tokens, and a clock the test moves (deadlines without sleeping).
+//! A harness for exam-api tests: the real handler over in-memory or real adapters (admin-api's
+//! beside it for `/admin` paths), users of each role with access tokens, and a clock the test
+//! moves (deadlines without sleeping).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use admin_api::AdminApi;
 use async_trait::async_trait;
 use exam_api::ExamApi;
 use exam_api::sweep::{AttemptSweeper, SweepReport};
 use lambda_http::{Body, Response};
-use oes_adapters::memory::{MemoryJobs, MemoryQueues, NoCache};
+use oes_adapters::memory::{MemoryJobs, MemoryLanes, MemoryQueues, NoCache};
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
 use oes_domain::clock::{Clock, ManualClock, SystemClock};
 use oes_domain::exam::{
@@ -41,6 +43,8 @@ pub struct Caller {
 pub struct ExamHarness {
     /// The function.
     pub api: ExamApi,
+    /// admin-api over the same adapters and clock, its lanes switched in memory.
+    pub admin: AdminApi,
     /// Accounts.
     pub users: Arc<dyn UserStore>,
     /// The time the exam service sees (starts at the real time; tokens are checked against
@@ -65,6 +69,12 @@ impl ExamHarness {
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         Self {
             api: ExamApi::new(adapters, JwtKeys::new(jwt), clock.clone()),
+            admin: AdminApi::new(
+                adapters,
+                Arc::new(MemoryLanes::default()),
+                JwtKeys::new(jwt),
+                clock.clone(),
+            ),
             sweeper: AttemptSweeper::new(adapters, clock.clone()),
             users: adapters.users.clone(),
             clock,
@@ -143,7 +153,8 @@ impl ExamHarness {
             .unwrap_or_else(|e| panic!("the sweep failed: {e}"))
     }
 
-    /// Calls exam-api and returns the whole response.
+    /// Calls exam-api (admin-api for an `/admin` path, as API Gateway routes it) and returns
+    /// the whole response.
     pub async fn respond(
         &self,
         method: &str,
@@ -158,12 +169,15 @@ impl ExamHarness {
             body.as_deref(),
             caller.map(|c| c.token.as_str()),
         );
-        exam_api::handle(&self.api, request)
-            .await
-            .unwrap_or_else(|e| panic!("the handler returned an invocation error: {e}"))
+        let response = if path.starts_with("/admin") {
+            admin_api::handle(&self.admin, request).await
+        } else {
+            exam_api::handle(&self.api, request).await
+        };
+        response.unwrap_or_else(|e| panic!("the handler returned an invocation error: {e}"))
     }
 
-    /// Calls exam-api and returns status and JSON body.
+    /// Calls exam-api (or admin-api, as [`Self::respond`]) and returns status and JSON body.
     pub async fn call(
         &self,
         method: &str,

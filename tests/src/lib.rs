@@ -26,12 +26,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use admin_api::AdminApi;
 use auth_api::AuthService;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use lambda_http::{Body, Request, Response};
 use oes_adapters::aws::AwsClients;
-use oes_adapters::memory::{MemoryCache, MemoryJobs, MemoryQueues};
+use oes_adapters::memory::{MemoryCache, MemoryJobs, MemoryLanes, MemoryQueues};
 use oes_adapters::redis_cache::RedisCache;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::{Provisioned, provision};
@@ -60,12 +61,14 @@ pub fn cheap_hasher() -> PasswordHasher {
     PasswordHasher::with_params(1024, 1, 1).unwrap_or_else(|e| panic!("argon2 params: {e}"))
 }
 
-/// Both API functions over one set of in-memory adapters.
+/// The API functions over one set of in-memory adapters.
 pub struct InMemoryApis {
     /// auth-api.
     pub auth: AuthService,
-    /// exam-api (with the admin API).
+    /// exam-api.
     pub exams: ExamApi,
+    /// admin-api, its lanes switched in memory.
+    pub admin: AdminApi,
     /// The email queues both write to.
     pub queue: Arc<MemoryQueues>,
     /// Email job records.
@@ -74,7 +77,7 @@ pub struct InMemoryApis {
     pub users: Arc<dyn UserStore>,
 }
 
-/// auth-api and exam-api over shared in-memory adapters.
+/// auth-api, exam-api and admin-api over shared in-memory adapters.
 pub fn in_memory_apis() -> InMemoryApis {
     let queue = MemoryQueues::new();
     let jobs = Arc::new(MemoryJobs::default());
@@ -82,6 +85,12 @@ pub fn in_memory_apis() -> InMemoryApis {
     let users = adapters.users.clone();
     let exams = ExamApi::new(
         &adapters,
+        JwtKeys::new(&jwt_settings()),
+        Arc::new(SystemClock),
+    );
+    let admin = AdminApi::new(
+        &adapters,
+        Arc::new(MemoryLanes::default()),
         JwtKeys::new(&jwt_settings()),
         Arc::new(SystemClock),
     );
@@ -94,6 +103,7 @@ pub fn in_memory_apis() -> InMemoryApis {
     InMemoryApis {
         auth,
         exams,
+        admin,
         queue,
         jobs,
         users,

@@ -1,5 +1,5 @@
-//! The exam API (`/exams/*`, `/attempts/*`, `/me/*`) and the admin API for the email pipeline
-//! (`/admin/*`).
+//! The exam API (`/exams/*`, `/attempts/*`, `/me/*`). The admin API (`/admin/*`) is a function
+//! of its own, `admin-api`: the rights it needs stay off the function every student reaches.
 //!
 //! - [`routes`]: the route table and the thin handlers (parse, call the service, map).
 //! - [`service`]: the exam domain — exams, questions, attempts, grading, results — over the
@@ -11,13 +11,11 @@
 //! - [`paging`]: `?limit=` and `?cursor=` of the lists, and their signed cursors.
 //! - [`error`]: the domain error and its one mapping to an HTTP answer.
 //! - [`openapi`]: the description of every route, for the OpenAPI document.
-//! - [`admin`]: queue counts, job status, dead-letter queue and redrive, for admins.
 //! - [`sweep`]: the attempt sweep (attempts close at their deadline) and its scheduled handler.
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime;
 //!   `bin/attempt-sweeper.rs` does the same for the sweep, run by a schedule.
 
 pub mod access;
-pub mod admin;
 pub mod error;
 mod memo;
 pub mod openapi;

@@ -1,5 +1,5 @@
 //! The router and the thin handlers: match the route, parse path ids and the body into domain
-//! types, call [`ExamService`], map the result. `/admin/*` goes to [`crate::admin`].
+//! types, call [`ExamService`], map the result.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +13,9 @@ use oes_domain::exam::{
     QuestionId, ReviewPolicy, parse_description, parse_duration, parse_pass_mark, parse_time,
     parse_title,
 };
-use oes_domain::pipeline::QueueAdmin;
 use oes_domain::security::JwtKeys;
 use oes_domain::user::UserProfile;
+use oes_runtime::http::paging;
 use oes_runtime::http::{
     ApiError, Whole, bearer_token, finish, json, no_content_json, parse_json, request_span,
     with_cache_status,
@@ -26,7 +26,6 @@ use serde::{Deserialize, Deserializer};
 use tracing::Instrument;
 use utoipa::ToSchema;
 
-use crate::admin::{self, AdminService};
 use crate::error::ExamError;
 use crate::paging::{Cursors, List};
 use crate::service::{ExamPatch, ExamService, QuestionPatch};
@@ -40,33 +39,21 @@ pub struct ExamApi {
     pub cursors: Cursors,
     /// Exams, questions, attempts.
     pub exams: ExamService,
-    /// Email pipeline operations.
-    pub admin: AdminService,
 }
 
 impl ExamApi {
-    /// exam-api over `adapters` (their queues serve the admin API of the email pipeline).
+    /// exam-api over `adapters`.
     pub fn new(adapters: &ApiAdapters, jwt: JwtKeys, clock: Arc<dyn Clock>) -> Self {
-        let cursors = Cursors::new(jwt.cursors().clone());
         Self {
-            cursors: cursors.clone(),
+            cursors: Cursors::new(paging::Cursors::new(jwt.cursors().clone())),
             sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
             exams: ExamService::new(
                 adapters.exams.clone(),
                 adapters.attempts.clone(),
                 adapters.cache.clone(),
                 adapters.emails.clone(),
-                clock.clone(),
-            ),
-            admin: AdminService {
-                queues: QueueAdmin::new(adapters.queues.clone()),
-                jobs: adapters.jobs.clone(),
-                index: adapters.job_index.clone(),
-                lanes: adapters.lanes.clone(),
-                cursors,
-                cache: adapters.cache.clone(),
                 clock,
-            },
+            ),
         }
     }
 }
@@ -119,12 +106,9 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("GET", "/me/attempts", Route::MyAttempts),
 ];
 
-/// Every route this function serves, as `(method, path template)` (the admin routes included).
+/// Every route this function serves, as `(method, path template)`.
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    TABLE
-        .iter()
-        .map(|(method, path, _)| (*method, *path))
-        .chain(admin::ROUTES.iter().copied())
+    TABLE.iter().map(|(method, path, _)| (*method, *path))
 }
 
 /// The ids in a request path, parsed. An id of the wrong shape names nothing: 404.
@@ -206,21 +190,13 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
         path
     };
     let span = request_span(&request);
-    let result = if let Some(page) = admin::console::route(&request, path) {
-        page
-    } else if path.starts_with("/admin/") {
-        admin::route(&api.sessions, &api.admin, &request, path)
-            .instrument(span.clone())
-            .await
-    } else {
-        route(api, &request, path).instrument(span.clone()).await
-    };
+    let result = route(api, &request, path).instrument(span.clone()).await;
     Ok(span.in_scope(|| finish(&request, started, result)))
 }
 
 async fn route(api: &ExamApi, request: &Request, path: &str) -> Result<Response<Body>, ApiError> {
     // Every route needs a caller, so the token is checked first: without one, every path and
-    // method answers 401 alike, as the admin routes do. That check reads nothing; the caller's
+    // method answers 401 alike. That check reads nothing; the caller's
     // profile is read next — on the hot reads while the route reads what it shows (one round
     // trip to the cache instead of one after another), on the others before anything else.
     let claims = api

@@ -135,8 +135,8 @@ pub struct ExamService {
     exam_of_attempt: ExamOfAttempt,
 }
 
-/// Largest page of a list.
-pub const MAX_PAGE: usize = 100;
+/// Largest page of a list (the routes refuse a larger `?limit=`).
+pub use oes_runtime::http::paging::MAX_PAGE;
 
 /// How many times a submit grades an attempt again when answers were saved between its read
 /// and its write, before it answers 409 `concurrent_update`.

@@ -85,15 +85,15 @@ pub struct ResourceConfig {
     pub priority_queue_url: String,
     /// Bulk email lane (`OES_BULK_QUEUE_URL`).
     pub bulk_queue_url: String,
-    /// The dead-letter queue (`OES_DLQ_URL`): the worker sets messages aside there, exam-api's
-    /// admin API lists and redrives them; auth-api does without it.
+    /// The dead-letter queue (`OES_DLQ_URL`): the worker sets messages aside there, admin-api
+    /// lists and redrives them; auth-api does without it.
     pub dead_letter_queue_url: Option<String>,
     /// How long email job records are kept after their last change
     /// (`OES_JOB_RETENTION_DAYS`, default 14).
     pub job_retention_seconds: i64,
-    /// The lanes' event source mappings, which exam-api's admin API pauses and resumes
-    /// (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`: both or neither). Without them
-    /// (`oes-local`, tests) the lanes switch in memory, where `oes-local`'s pollers look.
+    /// The lanes' event source mappings, which admin-api pauses and resumes
+    /// (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`: both or neither). `oes-local` and
+    /// the tests go without: their lanes switch in memory, where `oes-local`'s pollers look.
     pub lane_mappings: Option<LaneMappings>,
 }
 
@@ -138,7 +138,7 @@ impl ResourceConfig {
     }
 }
 
-/// Configuration of the HTTP APIs (auth-api, exam-api).
+/// Configuration of the HTTP APIs (auth-api, exam-api, admin-api).
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Table and queues.
@@ -151,7 +151,7 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// The dead-letter queue's URL, which exam-api's admin API needs (`OES_DLQ_URL`).
+    /// The dead-letter queue's URL, which admin-api needs (`OES_DLQ_URL`).
     pub fn dead_letter_queue_url(&self) -> Result<&str, ConfigError> {
         self.resources
             .dead_letter_queue_url
@@ -159,8 +159,8 @@ impl ApiConfig {
             .ok_or(ConfigError::Missing("OES_DLQ_URL"))
     }
 
-    /// The lanes' event source mappings, which exam-api's admin API needs to pause and resume
-    /// them (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`).
+    /// The lanes' event source mappings, which admin-api needs to pause and resume them
+    /// (`OES_PRIORITY_LANE_MAPPING`, `OES_BULK_LANE_MAPPING`).
     pub fn lane_mappings(&self) -> Result<&LaneMappings, ConfigError> {
         self.resources
             .lane_mappings
@@ -168,9 +168,9 @@ impl ApiConfig {
             .ok_or(ConfigError::Missing("OES_PRIORITY_LANE_MAPPING"))
     }
 
-    /// What exam-api needs on top of [`ApiConfig::REQUIRED`]: the dead-letter queue and the
-    /// lanes' event source mappings (its admin API).
-    pub const EXAM_API: &[&str] = &[
+    /// What admin-api needs on top of [`ApiConfig::REQUIRED`]: the dead-letter queue and the
+    /// lanes' event source mappings.
+    pub const ADMIN_API: &[&str] = &[
         "OES_DLQ_URL",
         "OES_PRIORITY_LANE_MAPPING",
         "OES_BULK_LANE_MAPPING",

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::config::{ApiConfig, CacheConfig, Env, ResourceConfig, WorkerConfig};
+use crate::config::{ApiConfig, CacheConfig, Env, LaneMappings, ResourceConfig, WorkerConfig};
 use crate::rate_limit::RateLimiter;
 use oes_adapters::dynamo::{DynamoAttempts, DynamoExams, DynamoJobs, DynamoTokens, DynamoUsers};
 use oes_adapters::lambda::EventSourceMappings;
 use oes_adapters::memory::{
-    MemoryAttempts, MemoryCache, MemoryExams, MemoryJobs, MemoryLanes, MemoryTokens, MemoryUsers,
-    NoCache,
+    MemoryAttempts, MemoryCache, MemoryExams, MemoryJobs, MemoryTokens, MemoryUsers, NoCache,
 };
 use oes_adapters::redis_cache::RedisCache;
 use oes_adapters::secrets::read_secret;
@@ -43,9 +42,6 @@ pub struct ApiAdapters {
     pub jobs: Arc<dyn JobLedger>,
     /// The same records by state (the admin API's listings and counts).
     pub job_index: Arc<dyn JobIndex>,
-    /// Pauses and resumes the lanes (the admin API): their event source mappings when the
-    /// configuration names them, else a switch in memory (`oes-local`'s pollers look there).
-    pub lanes: Arc<dyn LaneSwitch>,
     /// Cache-aside reads.
     pub cache: CacheAside,
     /// Rate limits, counted in the same Redis.
@@ -82,14 +78,6 @@ impl ApiAdapters {
             &resources.bulk_queue_url,
             resources.dead_letter_queue_url.as_deref(),
         ));
-        let lanes: Arc<dyn LaneSwitch> = match &resources.lane_mappings {
-            Some(mappings) => Arc::new(EventSourceMappings::new(
-                clients.lambda(),
-                &mappings.priority,
-                &mappings.bulk,
-            )),
-            None => Arc::new(MemoryLanes::default()),
-        };
         Ok(Self {
             users: Arc::new(DynamoUsers::new(clients.dynamodb(), &resources.table)),
             tokens: Arc::new(DynamoTokens::new(clients.dynamodb(), &resources.table)),
@@ -99,7 +87,6 @@ impl ApiAdapters {
             queues,
             jobs,
             job_index: records,
-            lanes,
             limiter: RateLimiter::new(redis.clone(), &cache.prefix, &cache.settings),
             cache: policy(redis, cache),
         })
@@ -118,7 +105,6 @@ impl ApiAdapters {
             queues,
             jobs,
             job_index: records,
-            lanes: Arc::new(MemoryLanes::default()),
             cache: CacheAside::new(
                 Arc::new(MemoryCache::default()),
                 CacheKeys::new("oes"),
@@ -127,6 +113,20 @@ impl ApiAdapters {
             limiter: RateLimiter::in_memory(),
         }
     }
+}
+
+/// What pauses and resumes the lanes (admin-api): the worker's event source mappings. Only
+/// admin-api builds it, so only admin-api links Lambda's client (`oes-local` switches its
+/// pollers with a `MemoryLanes`).
+pub fn lane_switch(
+    clients: &oes_adapters::aws::AwsClients,
+    mappings: &LaneMappings,
+) -> Arc<dyn LaneSwitch> {
+    Arc::new(EventSourceMappings::new(
+        clients.lambda(),
+        &mappings.priority,
+        &mappings.bulk,
+    ))
 }
 
 /// The producer of email jobs: a record in `jobs`, then a message on its lane of `queues`.

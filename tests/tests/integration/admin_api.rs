@@ -1,10 +1,10 @@
-//! The admin API of the email pipeline through exam-api's handler: only admins, and the same
+//! The admin API of the email pipeline through admin-api's handler: only admins, and the same
 //! answers `oesctl` gives (counts, job records, dead letters, redrive, purge, pausing a lane).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use exam_api::admin::{PURGE_STEP, REDRIVE_STEP};
+use admin_api::{PURGE_STEP, REDRIVE_STEP};
 use futures_util::{StreamExt, stream};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
@@ -19,17 +19,21 @@ use oes_tests::exams::{ExamHarness, no_cache};
 use oes_tests::{InMemoryApis, TestEnv, call, in_memory_apis, read, request};
 use serde_json::{Value, json};
 
-async fn exam(
+/// Calls the function API Gateway routes `path` to: admin-api for `/admin`, else exam-api.
+async fn call_api(
     apis: &InMemoryApis,
     method: &str,
     path: &str,
     body: Option<&str>,
     bearer: Option<&str>,
 ) -> (u16, Value) {
-    let response = exam_api::handle(&apis.exams, request(method, path, body, bearer))
-        .await
-        .unwrap_or_else(|e| panic!("invocation error: {e}"));
-    read(&response)
+    let request = request(method, path, body, bearer);
+    let response = if path.starts_with("/admin") {
+        admin_api::handle(&apis.admin, request).await
+    } else {
+        exam_api::handle(&apis.exams, request).await
+    };
+    read(&response.unwrap_or_else(|e| panic!("invocation error: {e}")))
 }
 
 /// Signs up `email` (verifying it), gives it `role`, and signs in.
@@ -67,14 +71,14 @@ async fn only_admins_reach_the_admin_api() {
     let student = signed_in_as(&apis, "student@example.com", Role::Student).await;
     let instructor = signed_in_as(&apis, "teacher@example.com", Role::Instructor).await;
     for path in ["/admin/queues", "/admin/dlq", "/admin/email-jobs/x"] {
-        let (status, error) = exam(&apis, "GET", path, None, None).await;
+        let (status, error) = call_api(&apis, "GET", path, None, None).await;
         assert_eq!(
             (status, error["error"]["code"].as_str()),
             (401, Some("unauthorized")),
             "{path}"
         );
         for bearer in [&student, &instructor] {
-            let (status, error) = exam(&apis, "GET", path, None, Some(bearer)).await;
+            let (status, error) = call_api(&apis, "GET", path, None, Some(bearer)).await;
             assert_eq!(
                 (status, error["error"]["code"].as_str()),
                 (403, Some("forbidden")),
@@ -89,7 +93,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
     let apis = in_memory_apis();
     let admin = signed_in_as(&apis, "admin@example.com", Role::Admin).await;
 
-    let (status, queues) = exam(&apis, "GET", "/admin/queues", None, Some(&admin)).await;
+    let (status, queues) = call_api(&apis, "GET", "/admin/queues", None, Some(&admin)).await;
     assert_eq!(status, 200);
     assert_eq!(queues["queues"].as_array().map(Vec::len), Some(3));
 
@@ -118,7 +122,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         .await
         .expect("set aside");
 
-    let (status, record) = exam(
+    let (status, record) = call_api(
         &apis,
         "GET",
         &format!("/admin/email-jobs/{}", job.job_id),
@@ -136,7 +140,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         panic!("a verification email: {job:?}")
     };
     assert!(!record.to_string().contains(token.expose()), "{record}");
-    let (status, _) = exam(
+    let (status, _) = call_api(
         &apis,
         "GET",
         "/admin/email-jobs/does-not-exist",
@@ -146,7 +150,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
     .await;
     assert_eq!(status, 404);
 
-    let (status, dlq) = exam(&apis, "GET", "/admin/dlq", None, Some(&admin)).await;
+    let (status, dlq) = call_api(&apis, "GET", "/admin/dlq", None, Some(&admin)).await;
     assert_eq!(status, 200);
     assert_eq!(dlq["messages"][0]["job_id"], job.job_id.as_str());
     assert_eq!(
@@ -160,7 +164,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         json!({"job_id": ""}),
         json!({"everything": true}),
     ] {
-        let (status, _) = exam(
+        let (status, _) = call_api(
             &apis,
             "POST",
             "/admin/dlq/redrive",
@@ -170,11 +174,11 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         .await;
         assert_eq!(status, 400, "{bad}");
     }
-    let (status, _) = exam(&apis, "GET", "/admin/dlq?max=0", None, Some(&admin)).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/dlq?max=0", None, Some(&admin)).await;
     assert_eq!(status, 400);
 
     let only = json!({"job_id": job.job_id}).to_string();
-    let (status, report) = exam(
+    let (status, report) = call_api(
         &apis,
         "POST",
         "/admin/dlq/redrive",
@@ -203,7 +207,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
 async fn authentication_comes_before_routing() {
     let apis = in_memory_apis();
     for (method, path) in [("GET", "/exams/123"), ("DELETE", "/admin/queues")] {
-        let (status, error) = exam(&apis, method, path, None, None).await;
+        let (status, error) = call_api(&apis, method, path, None, None).await;
         assert_eq!(
             (status, error["error"]["code"].as_str()),
             (401, Some("unauthorized")),
@@ -393,7 +397,7 @@ fn notice(to: &str) -> EmailJob {
 
 /// `GET path` as `bearer`, asserting a 200.
 async fn ok(apis: &InMemoryApis, path: &str, bearer: &str) -> Value {
-    let (status, body) = exam(apis, "GET", path, None, Some(bearer)).await;
+    let (status, body) = call_api(apis, "GET", path, None, Some(bearer)).await;
     assert_eq!(status, 200, "{path}: {body}");
     body
 }
@@ -467,7 +471,7 @@ async fn admins_list_count_and_open_jobs_by_state() {
     assert_eq!(count_of("sending"), Some((Some(1), Some(true))));
     assert_eq!(count_of("stalled"), Some((Some(1), Some(true))));
     assert_eq!(count_of("dead"), Some((Some(0), Some(true))));
-    assert_eq!(counts["budget"], exam_api::admin::COUNT_BUDGET);
+    assert_eq!(counts["budget"], admin_api::COUNT_BUDGET);
 
     let detail = ok(
         &apis,
@@ -506,16 +510,16 @@ async fn bad_listing_queries_are_400s() {
         format!("/admin/email-jobs?status=queued&kind=generic&limit=1&cursor={cursor}"),
         "/admin/email-jobs/counts?kind=x-y".to_owned(),
     ] {
-        let (status, error) = exam(&apis, "GET", &path, None, Some(&admin)).await;
+        let (status, error) = call_api(&apis, "GET", &path, None, Some(&admin)).await;
         assert_eq!(
             (status, error["error"]["code"].as_str()),
             (400, Some("validation_error")),
             "{path}: {error}"
         );
     }
-    let (status, _) = exam(&apis, "DELETE", "/admin/email-jobs", None, Some(&admin)).await;
+    let (status, _) = call_api(&apis, "DELETE", "/admin/email-jobs", None, Some(&admin)).await;
     assert_eq!(status, 405);
-    let (status, _) = exam(&apis, "GET", "/admin/cache/clear", None, Some(&admin)).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/cache/clear", None, Some(&admin)).await;
     assert_eq!(status, 405);
 }
 
@@ -543,10 +547,10 @@ async fn admins_clear_the_cache_through_the_api() {
     };
     list().await;
     assert_eq!(list().await, "hit", "the list is cached");
-    let (status, body) = exam(&apis, "POST", "/admin/cache/clear", None, Some(&student)).await;
+    let (status, body) = call_api(&apis, "POST", "/admin/cache/clear", None, Some(&student)).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(list().await, "hit", "a student clears nothing");
-    let (status, body) = exam(&apis, "POST", "/admin/cache/clear", None, Some(&admin)).await;
+    let (status, body) = call_api(&apis, "POST", "/admin/cache/clear", None, Some(&admin)).await;
     assert_eq!((status, body), (200, json!({"cleared": true})));
     assert_eq!(list().await, "miss", "every entry is gone");
 }
@@ -571,7 +575,8 @@ async fn admins_pause_and_resume_a_lane_and_see_it_in_the_counts() {
         "each lane says whether it is paused; the DLQ is no lane: {queues}"
     );
 
-    let (status, answer) = exam(&apis, "POST", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
+    let (status, answer) =
+        call_api(&apis, "POST", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
     assert_eq!(
         (status, answer),
         (200, json!({"lane": "bulk", "paused": true}))
@@ -580,7 +585,7 @@ async fn admins_pause_and_resume_a_lane_and_see_it_in_the_counts() {
         paused(&ok(&apis, "/admin/queues", &admin).await),
         [Some(false), Some(true), None]
     );
-    let (status, answer) = exam(
+    let (status, answer) = call_api(
         &apis,
         "POST",
         "/admin/lanes/bulk/resume",
@@ -597,15 +602,16 @@ async fn admins_pause_and_resume_a_lane_and_see_it_in_the_counts() {
         [Some(false), Some(false), None]
     );
 
-    let (status, error) = exam(&apis, "POST", "/admin/lanes/dlq/pause", None, Some(&admin)).await;
+    let (status, error) =
+        call_api(&apis, "POST", "/admin/lanes/dlq/pause", None, Some(&admin)).await;
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (404, Some("not_found")),
         "only the two lanes switch: {error}"
     );
-    let (status, _) = exam(&apis, "GET", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/lanes/bulk/pause", None, Some(&admin)).await;
     assert_eq!(status, 405);
-    let (status, _) = exam(
+    let (status, _) = call_api(
         &apis,
         "POST",
         "/admin/lanes/priority/pause",
@@ -635,13 +641,13 @@ async fn purging_the_dead_letter_queue_records_its_jobs_dead_in_steps() {
     }
     let sent = dead_job(jobs, queues, PURGE_STEP + 3, true).await;
 
-    let (status, first) = exam(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
+    let (status, first) = call_api(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
     assert_eq!(
         (status, first["purged"].as_u64(), first["done"].as_bool()),
         (202, Some(PURGE_STEP as u64), Some(false)),
         "{first}"
     );
-    let (status, last) = exam(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
+    let (status, last) = call_api(&apis, "POST", "/admin/dlq/purge", None, Some(&admin)).await;
     assert_eq!(
         (status, last["purged"].as_u64(), last["done"].as_bool()),
         (200, Some(4), Some(true)),
@@ -654,7 +660,7 @@ async fn purging_the_dead_letter_queue_records_its_jobs_dead_in_steps() {
         .collect();
     assert_eq!(marked, dead, "every job that ended unsent, and only those");
 
-    let (_, letters) = exam(&apis, "GET", "/admin/dlq", None, Some(&admin)).await;
+    let (_, letters) = call_api(&apis, "GET", "/admin/dlq", None, Some(&admin)).await;
     assert_eq!(letters["messages"], json!([]), "the queue is empty");
     let id = dead.first().expect("a job");
     let record = ok(&apis, &format!("/admin/email-jobs/{id}"), &admin).await;
@@ -689,7 +695,7 @@ async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
         ),
         ("/admin/console/console.css", "text/css; charset=utf-8"),
     ] {
-        let response = exam_api::handle(&apis.exams, request("GET", path, None, None))
+        let response = admin_api::handle(&apis.admin, request("GET", path, None, None))
             .await
             .unwrap_or_else(|e| panic!("invocation error: {e}"));
         assert_eq!(response.status().as_u16(), 200, "{path}");
@@ -699,10 +705,10 @@ async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
             "{path}"
         );
     }
-    let (status, _) = exam(&apis, "GET", "/admin/console/secrets.txt", None, None).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/console/secrets.txt", None, None).await;
     assert_eq!(status, 404);
-    let (status, _) = exam(&apis, "GET", "/admin/queues", None, None).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/queues", None, None).await;
     assert_eq!(status, 401);
-    let (status, _) = exam(&apis, "GET", "/admin/queues", None, Some(&student)).await;
+    let (status, _) = call_api(&apis, "GET", "/admin/queues", None, Some(&student)).await;
     assert_eq!(status, 403);
 }

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["oes-domain"],
     &["oes-adapters"],
     &["oes-runtime"],
-    &["auth-api", "exam-api", "email-worker"],
+    &["auth-api", "exam-api", "admin-api", "email-worker"],
     &[
         "oes-local",
         "oesctl",
@@ -199,7 +199,7 @@ fn each_function_links_one_http_stack_and_one_tls_stack() {
     // The AWS SDK's service crates turn on its legacy HTTPS client by default (hyper 0.14,
     // rustls 0.21, ring): a second stack, linked in and never used (docs/BENCHMARKS.md, "Cold
     // starts"). Cargo.toml turns it off; this keeps it off.
-    for function in ["auth-api", "exam-api", "email-worker"] {
+    for function in ["auth-api", "exam-api", "admin-api", "email-worker"] {
         let linked = linked(function);
         let versions = |name: &str| -> Vec<&String> {
             let prefix = format!("{name} v");
@@ -258,4 +258,39 @@ fn every_workspace_crate_depends_only_on_lower_layers() {
         members.is_empty(),
         "workspace crates without a layer: {members:?}"
     );
+}
+
+/// Code of `binary` (as `cargo build --workspace` left it) from crate `krate`: its symbols that
+/// name the crate, drop glue aside (a type's destructor is linked wherever the type is held).
+fn code_from(binary: &str, krate: &str) -> usize {
+    let path = crate::runtime_api::built(binary);
+    let output = Command::new("nm")
+        .arg("--demangle")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("nm (binutils, beside the linker): {e}"));
+    assert!(output.status.success(), "nm {}", path.display());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|symbol| symbol.contains(krate) && !symbol.contains("drop_in_place"))
+        .count()
+}
+
+/// Issue 14: only admin-api pauses and resumes the lanes, so only admin-api links Lambda's
+/// client. Its construction (the SDK client's runtime plugins, its endpoint rules) had been in
+/// every API function's wiring, and the others' cold start paid for it: exam-api without it
+/// initialises in 0.94× the time (docs/BENCHMARKS.md, "Cold starts").
+#[test]
+fn only_admin_api_links_the_lambda_client() {
+    assert!(
+        code_from("admin-api", "aws_sdk_lambda") > 0,
+        "admin-api links no Lambda client code: the check is blind"
+    );
+    for binary in ["auth-api", "exam-api", "attempt-sweeper", "email-worker"] {
+        assert_eq!(
+            code_from(binary, "aws_sdk_lambda"),
+            0,
+            "{binary} links Lambda's client"
+        );
+    }
 }

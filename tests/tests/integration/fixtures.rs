@@ -1,6 +1,7 @@
 //! Every `events/*.json` fixture deserialises as its function's event and is handled by it:
 //! HTTP fixtures name their route as API Gateway would, answer as expected with the placeholder
-//! token, and the exam-api fixtures succeed with a real token for a caller who may use the route.
+//! token, and the exam-api and admin-api fixtures succeed with a real token for a caller who may
+//! use the route.
 //!
 //! What each fixture must produce is written here once, for any way of running the function:
 //! these tests call the handlers in this process; `runtime_api.rs` sends the same fixtures to the
@@ -14,7 +15,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use email_worker::Worker;
-use exam_api::ExamApi;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_adapters::outbox::OutboxMailer;
 use oes_domain::clock::SystemClock;
@@ -76,6 +76,7 @@ pub(crate) fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
         | "attempt-answers-put.json"
         | "attempt-submit.json"
         | "me-attempts.json"
+        // admin-api authenticates first too.
         | "admin-queues.json"
         | "admin-email-jobs.json"
         | "admin-email-job-counts.json"
@@ -99,7 +100,9 @@ async fn every_http_fixture_is_handled_by_its_function() {
         let request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
         let apis = in_memory_apis();
-        let response = if is_exam_api(&name) {
+        let response = if is_admin_api(&name) {
+            admin_api::handle(&apis.admin, request).await
+        } else if is_exam_api(&name) {
             exam_api::handle(&apis.exams, request).await
         } else {
             auth_api::handle(&apis.auth, request).await
@@ -128,9 +131,19 @@ pub(crate) fn is_http(name: &str) -> bool {
     !name.starts_with("sqs-") && !name.starts_with("schedule-")
 }
 
-/// The fixtures exam-api handles (the auth fixtures go to auth-api).
+/// The fixtures auth-api handles.
+pub(crate) fn is_auth_api(name: &str) -> bool {
+    name.starts_with("auth-")
+}
+
+/// The fixtures admin-api handles.
+pub(crate) fn is_admin_api(name: &str) -> bool {
+    name.starts_with("admin-")
+}
+
+/// The fixtures exam-api handles: every other HTTP fixture.
 pub(crate) fn is_exam_api(name: &str) -> bool {
-    is_http(name) && !name.starts_with("auth-")
+    is_http(name) && !is_auth_api(name) && !is_admin_api(name)
 }
 
 fn event(name: &str, text: &str) -> Value {
@@ -149,7 +162,9 @@ fn every_http_fixture_names_a_route_of_its_function_as_api_gateway_would() {
         let (method, template) = route_key
             .split_once(' ')
             .unwrap_or_else(|| panic!("{name}: routeKey {route_key:?} is not \"METHOD /path\""));
-        let served = if is_exam_api(&name) {
+        let served = if is_admin_api(&name) {
+            admin_api::ROUTES.contains(&(method, template))
+        } else if is_exam_api(&name) {
             exam_api::routes().any(|route| route == (method, template))
         } else {
             auth_api::routes::ROUTES.contains(&(method, template))
@@ -205,35 +220,38 @@ fn body_of(name: &str, text: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"))
 }
 
-/// An exam-api to send fixture events to: the handler in this process, or the real binary
-/// under a Runtime API (`runtime_api.rs`).
+/// exam-api or admin-api, to send fixture events to: the handler in this process, or the real
+/// binary under a Runtime API (`runtime_api.rs`).
 #[async_trait]
-pub(crate) trait ExamFunction: Sync {
+pub(crate) trait ApiFunction: Sync {
     /// Its answer to the API Gateway event `text` (fixture `name`, with a real token and ids):
     /// status and JSON body.
     async fn answer(&self, name: &str, text: &str) -> (u16, Value);
 }
 
-/// exam-api's handler, called in this process.
-struct InProcess<'a>(&'a ExamApi);
+/// The handler of the fixture's function (exam-api's or admin-api's), called in this process.
+struct InProcess<'a>(&'a ExamHarness);
 
 #[async_trait]
-impl ExamFunction for InProcess<'_> {
+impl ApiFunction for InProcess<'_> {
     async fn answer(&self, name: &str, text: &str) -> (u16, Value) {
         let request = lambda_http::request::from_str(text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
-        let response = exam_api::handle(self.0, request)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
+        let response = if is_admin_api(name) {
+            admin_api::handle(&self.0.admin, request).await
+        } else {
+            exam_api::handle(&self.0.api, request).await
+        };
+        let response = response.unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
         read(&response)
     }
 }
 
-/// One exam-api fixture sent with real tokens to `function`; `h` (over the same data and
+/// One exam-api or admin-api fixture sent with real tokens to `function`; `h` (over the same data and
 /// signing key) creates what the fixture's path names and reads what it changed.
 struct FixtureRun<'a> {
     h: &'a ExamHarness,
-    function: &'a dyn ExamFunction,
+    function: &'a dyn ApiFunction,
     name: &'a str,
     text: &'a str,
 }
@@ -274,13 +292,13 @@ fn len(value: &Value) -> Option<usize> {
     value.as_array().map(Vec::len)
 }
 
-/// Sends one exam-api fixture to `function` with a real token, after creating through `h` what
+/// Sends one exam-api or admin-api fixture to `function` with a real token, after creating through `h` what
 /// its path names, and checks the answer a caller who may use the route gets. The expectations
 /// hold in a deployment that already has other data (the runtime test sends every fixture to one
 /// binary); the only state they need absent is a failed email job and a dead letter.
 pub(crate) async fn check_with_a_real_token(
     h: &ExamHarness,
-    function: &dyn ExamFunction,
+    function: &dyn ApiFunction,
     name: &str,
     text: &str,
 ) {
@@ -570,16 +588,21 @@ pub(crate) async fn check_with_a_real_token(
 }
 
 #[tokio::test]
-async fn every_exam_api_fixture_succeeds_with_a_real_token_of_a_caller_who_may_use_it() {
-    let mut seen = 0;
+async fn every_exam_and_admin_fixture_succeeds_with_a_real_token_of_a_caller_who_may_use_it() {
+    let (mut exams, mut admins) = (0, 0);
     for (name, text) in fixtures() {
-        if is_exam_api(&name) {
+        if is_exam_api(&name) || is_admin_api(&name) {
             let h = ExamHarness::in_memory();
-            check_with_a_real_token(&h, &InProcess(&h.api), &name, &text).await;
-            seen += 1;
+            check_with_a_real_token(&h, &InProcess(&h), &name, &text).await;
+            *(if is_admin_api(&name) {
+                &mut admins
+            } else {
+                &mut exams
+            }) += 1;
         }
     }
-    assert!(seen >= 18, "only {seen} exam-api fixtures found");
+    assert!(exams >= 17, "only {exams} exam-api fixtures found");
+    assert!(admins >= 7, "only {admins} admin-api fixtures found");
 }
 
 /// An attempt at a published exam whose deadline passed a minute ago, and its student: started

@@ -40,6 +40,7 @@ fn every_route_is_described_and_nothing_else() {
         .iter()
         .copied()
         .chain(exam_api::routes())
+        .chain(admin_api::ROUTES.iter().copied())
         .map(|(method, path)| (method.to_owned(), path.to_owned()))
         .collect();
     let doc = generated();
@@ -57,19 +58,26 @@ fn every_route_is_described_and_nothing_else() {
 #[test]
 fn the_functions_do_not_name_two_schemas_alike() {
     // Merging keeps the first of two schemas of one name: they must be the same schema.
-    let auth = serde_json::to_value(auth_api::openapi::document()).expect("auth-api's part");
-    let exams = serde_json::to_value(exam_api::openapi::document()).expect("exam-api's part");
-    let schemas = |doc: &Value| doc["components"]["schemas"].as_object().cloned();
-    let (auth, exams) = (
-        schemas(&auth).expect("schemas"),
-        schemas(&exams).expect("schemas"),
-    );
-    for (name, schema) in &auth {
-        if let Some(other) = exams.get(name) {
-            assert_eq!(
-                schema, other,
-                "auth-api and exam-api both define schema {name}"
-            );
+    let parts = [
+        ("auth-api", auth_api::openapi::document()),
+        ("exam-api", exam_api::openapi::document()),
+        ("admin-api", admin_api::openapi::document()),
+    ]
+    .map(|(function, doc)| {
+        let doc = serde_json::to_value(doc).expect("a document");
+        let schemas = doc["components"]["schemas"].as_object().cloned();
+        (function, schemas.unwrap_or_default())
+    });
+    for (i, (one, schemas)) in parts.iter().enumerate() {
+        for (other, others) in &parts[i + 1..] {
+            for (name, schema) in schemas {
+                if let Some(theirs) = others.get(name) {
+                    assert_eq!(
+                        schema, theirs,
+                        "{one} and {other} both define schema {name}"
+                    );
+                }
+            }
         }
     }
 }

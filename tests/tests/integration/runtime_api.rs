@@ -37,9 +37,9 @@ use serde_json::Value;
 use yaml_rust2::Yaml;
 
 use crate::fixtures::{
-    ExamFunction, WorkerOutcome, attempt_left_open, check_placeholder_answer, check_sqs_fixture,
-    check_swept, check_with_a_real_token, deliveries, fixtures, is_exam_api, is_http, is_sqs,
-    sqs_event,
+    ApiFunction, WorkerOutcome, attempt_left_open, check_placeholder_answer, check_sqs_fixture,
+    check_swept, check_with_a_real_token, deliveries, fixtures, is_admin_api, is_auth_api,
+    is_exam_api, is_http, is_sqs, sqs_event,
 };
 use crate::template::{template, text};
 
@@ -58,7 +58,7 @@ fn event_file(name: &str) -> PathBuf {
 
 /// `binary` as `cargo build --workspace` left it, beside this test's executable
 /// (`target/<profile>/deps/`), or a panic saying to build it.
-fn built(binary: &str) -> PathBuf {
+pub(crate) fn built(binary: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("this test's path: {e}"));
     let dir = exe
         .parent()
@@ -467,15 +467,15 @@ fn http_answer(name: &str, response: &Value) -> (u16, Value) {
     (status, body)
 }
 
-/// A running exam-api binary, as `fixtures.rs` sends exam-api fixtures: each event written to
-/// a file and sent with `cargo lambda invoke --data-file`.
+/// A running exam-api or admin-api binary, as `fixtures.rs` sends their fixtures: each event
+/// written to a file and sent with `cargo lambda invoke --data-file`.
 struct Invoked<'a> {
     emulator: &'a Emulator,
     function: &'a Running,
 }
 
 #[async_trait]
-impl ExamFunction for Invoked<'_> {
+impl ApiFunction for Invoked<'_> {
     async fn answer(&self, name: &str, text: &str) -> (u16, Value) {
         let file = self.emulator.scratch(name, text);
         http_answer(name, &self.emulator.invoke(self.function, &file).await)
@@ -496,7 +496,7 @@ async fn auth_api_answers_each_of_its_fixtures() {
     // In name order, against one deployment: auth-login (no such account) comes before
     // auth-register creates the account it names.
     for name in fixtures().into_keys() {
-        if is_http(&name) && !is_exam_api(&name) {
+        if is_auth_api(&name) {
             let answer = emulator.invoke(&function, &event_file(&name)).await;
             let (status, body) = http_answer(&name, &answer);
             check_placeholder_answer(&name, status, &body);
@@ -508,27 +508,43 @@ async fn auth_api_answers_each_of_its_fixtures() {
 
 #[tokio::test]
 async fn exam_api_answers_each_of_its_fixtures_with_the_placeholder_token_and_a_real_one() {
+    answers_its_fixtures("ExamApiFunction", is_exam_api, 17).await;
+}
+
+#[tokio::test]
+async fn admin_api_answers_each_of_its_fixtures_with_the_placeholder_token_and_a_real_one() {
+    answers_its_fixtures("AdminApiFunction", is_admin_api, 7).await;
+}
+
+/// Runs function `logical_id` as the template deploys it and sends it each of its fixtures
+/// (`is_its`; at least `at_least` of them): as they are, with the placeholder token, then each
+/// with a real token of a caller who may use the route.
+async fn answers_its_fixtures(logical_id: &str, is_its: fn(&str) -> bool, at_least: usize) {
     let env = TestEnv::spawn().await;
     let (arn, key) = jwt_secret(&env).await;
-    let [priority, bulk] = crate::lane_switch::lane_mapping_uuids(&env).await;
     let mut local = local_values(&env);
     local.insert("OES_JWT_SECRET_ARN", arn);
-    local.insert("OES_PRIORITY_LANE_MAPPING", priority);
-    local.insert("OES_BULK_LANE_MAPPING", bulk);
-    let deployed = Deployed::from_template("ExamApiFunction", &env, &local);
+    let variables = &template()["Resources"][logical_id]["Properties"]["Environment"]["Variables"];
+    if !variables["OES_PRIORITY_LANE_MAPPING"].is_badvalue() {
+        // The worker's mappings, made in the emulator, for it to switch.
+        let [priority, bulk] = crate::lane_switch::lane_mapping_uuids(&env).await;
+        local.insert("OES_PRIORITY_LANE_MAPPING", priority);
+        local.insert("OES_BULK_LANE_MAPPING", bulk);
+    }
+    let deployed = Deployed::from_template(logical_id, &env, &local);
     let emulator = Emulator::start().await;
     let function = emulator.run(&deployed);
 
-    let exam_fixtures: Vec<(String, String)> = fixtures()
+    let its_fixtures: Vec<(String, String)> = fixtures()
         .into_iter()
-        .filter(|(name, _)| is_exam_api(name))
+        .filter(|(name, _)| is_its(name))
         .collect();
     assert!(
-        exam_fixtures.len() >= 18,
-        "only {} exam-api fixtures found",
-        exam_fixtures.len()
+        its_fixtures.len() >= at_least,
+        "only {} fixtures of {logical_id} found",
+        its_fixtures.len()
     );
-    for (name, _) in &exam_fixtures {
+    for (name, _) in &its_fixtures {
         let answer = emulator.invoke(&function, &event_file(name)).await;
         let (status, body) = http_answer(name, &answer);
         check_placeholder_answer(name, status, &body);
@@ -548,7 +564,7 @@ async fn exam_api_answers_each_of_its_fixtures_with_the_placeholder_token_and_a_
         emulator: &emulator,
         function: &function,
     };
-    for (name, text) in &exam_fixtures {
+    for (name, text) in &its_fixtures {
         check_with_a_real_token(&h, &invoked, name, text).await;
     }
 }
@@ -682,7 +698,13 @@ async fn email_worker_handles_each_sqs_fixture() {
 /// the debug form of the error, before.
 #[test]
 fn a_binary_without_a_required_variable_says_which_in_words() {
-    for binary in ["auth-api", "exam-api", "email-worker", "attempt-sweeper"] {
+    for binary in [
+        "auth-api",
+        "exam-api",
+        "admin-api",
+        "email-worker",
+        "attempt-sweeper",
+    ] {
         let output = Command::new(built(binary))
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")

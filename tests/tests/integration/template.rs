@@ -178,42 +178,57 @@ fn every_auth_route_is_in_the_template_and_nothing_else() {
     assert_eq!(in_template, in_code);
 }
 
-#[test]
-fn every_exam_route_is_in_the_template_and_nothing_else() {
-    let template = template();
-    let in_template = http_routes(resource(&template, "ExamApiFunction"));
-    let in_code: BTreeSet<(String, String)> = exam_api::routes()
-        .chain(exam_api::admin::console::ROUTES.iter().copied())
-        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+/// `function`'s HttpApi events are exactly `routes`.
+fn assert_routed(template: &Yaml, function: &str, routes: &[(&str, &str)]) {
+    let in_template = http_routes(resource(template, function));
+    let in_code: BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     let missing: Vec<_> = in_code.difference(&in_template).collect();
     let extra: Vec<_> = in_template.difference(&in_code).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "ExamApiFunction's HttpApi events and exam_api::routes() (with the console's) differ: \
-         missing from the template {missing:?}, in the template but not served {extra:?}"
+        "{function}'s HttpApi events and its routes in the code differ: missing from the \
+         template {missing:?}, in the template but not served {extra:?}"
     );
 }
 
-/// Issue 13: the console's page and files reach exam-api with no authorizer at the gateway (a
+#[test]
+fn every_exam_route_is_in_the_template_and_nothing_else() {
+    let routes: Vec<_> = exam_api::routes().collect();
+    assert_routed(&template(), "ExamApiFunction", &routes);
+}
+
+#[test]
+fn every_admin_route_and_the_console_are_in_the_template_and_nothing_else() {
+    let routes: Vec<_> = admin_api::ROUTES
+        .iter()
+        .chain(admin_api::console::ROUTES)
+        .copied()
+        .collect();
+    assert_routed(&template(), "AdminApiFunction", &routes);
+}
+
+/// Issue 13: the console's page and files reach admin-api with no authorizer at the gateway (a
 /// browser fetches them without a token; they hold no data, and every call the page makes goes
 /// to the admin API, which checks the admin's token in the function).
 #[test]
-fn the_console_is_routed_to_exam_api_without_an_authorizer() {
+fn the_console_is_routed_to_admin_api_without_an_authorizer() {
     let template = template();
-    let function = resource(&template, "ExamApiFunction");
+    let function = resource(&template, "AdminApiFunction");
     let events: Vec<&Yaml> = function["Events"]
         .as_hash()
         .expect("Events")
         .values()
         .collect();
-    for &(method, path) in exam_api::admin::console::ROUTES {
+    for &(method, path) in admin_api::console::ROUTES {
         let event = events
             .iter()
             .find(|e| {
                 text(&e["Properties"]["Method"]) == method && text(&e["Properties"]["Path"]) == path
             })
-            .unwrap_or_else(|| panic!("{method} {path} is not routed to exam-api"));
+            .unwrap_or_else(|| panic!("{method} {path} is not routed to admin-api"));
         assert!(
             event["Properties"]["Auth"].is_badvalue(),
             "{method} {path} has an authorizer"
@@ -242,14 +257,15 @@ fn environment(function: &Yaml, globals: &Yaml) -> BTreeSet<String> {
 fn each_function_gets_every_variable_its_config_requires() {
     let template = template();
     let globals = &template["Globals"]["Function"];
-    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+    let admin_api: Vec<&str> = ApiConfig::REQUIRED
         .iter()
-        .chain(ApiConfig::EXAM_API)
+        .chain(ApiConfig::ADMIN_API)
         .copied()
         .collect();
     let cases = [
         ("AuthApiFunction", ApiConfig::REQUIRED),
-        ("ExamApiFunction", exam_api.as_slice()),
+        ("ExamApiFunction", ApiConfig::REQUIRED),
+        ("AdminApiFunction", admin_api.as_slice()),
         ("AttemptSweeperFunction", SweeperConfig::REQUIRED),
         ("EmailWorkerFunction", WorkerConfig::REQUIRED),
     ];
@@ -383,14 +399,15 @@ fn env_json_gives_each_function_every_variable_its_config_requires() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../env.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let env: serde_json::Value = serde_json::from_str(&text).expect("env.json is JSON");
-    let exam_api: Vec<&str> = ApiConfig::REQUIRED
+    let admin_api: Vec<&str> = ApiConfig::REQUIRED
         .iter()
-        .chain(ApiConfig::EXAM_API)
+        .chain(ApiConfig::ADMIN_API)
         .copied()
         .collect();
     for (function, required) in [
         ("AuthApiFunction", ApiConfig::REQUIRED.to_vec()),
-        ("ExamApiFunction", exam_api),
+        ("ExamApiFunction", ApiConfig::REQUIRED.to_vec()),
+        ("AdminApiFunction", admin_api),
         ("AttemptSweeperFunction", SweeperConfig::REQUIRED.to_vec()),
         ("EmailWorkerFunction", WorkerConfig::REQUIRED.to_vec()),
     ] {
@@ -456,7 +473,7 @@ fn each_function_has_its_own_least_privilege_role() {
         .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
         .map(|(id, r)| (text(id), &r["Properties"]))
         .collect();
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for (function, properties) in functions {
         // A role SAM generates carries managed policies on Resource "*".
         assert!(
@@ -665,7 +682,7 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
     let (exam, published, attempt) = ("EXAM#e1", "EXAMS#PUBLISHED", "ATTEMPT#a1");
     let due = "DUE#3";
     let jobs_by_status = "JOBS#failed";
-    let cases: [(&str, &[&str], &[&str]); 4] = [
+    let cases: [(&str, &[&str], &[&str]); 5] = [
         (
             "AuthApiRole",
             &[user, email, token, job],
@@ -675,6 +692,11 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
             "ExamApiRole",
             &[exam, published, attempt, user, job, due],
             &[token, email, jobs_by_status],
+        ),
+        (
+            "AdminApiRole",
+            &[user, job],
+            &[token, email, exam, published, attempt, due, jobs_by_status],
         ),
         (
             "AttemptSweeperRole",
@@ -730,8 +752,8 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
     }
 }
 
-/// Issue 13: the job index (`gsi1`) is queried by the exam API alone (the admin API lists and
-/// counts jobs by status), only in its status partitions `JOBS#<status>`, and only read.
+/// Issue 13: the job index (`gsi1`) is queried by admin-api alone (it lists and counts jobs by
+/// status), only in its status partitions `JOBS#<status>`, and only read.
 #[test]
 fn only_the_admin_api_reads_the_job_index_and_only_its_status_partitions() {
     let template = template();
@@ -742,6 +764,7 @@ fn only_the_admin_api_reads_the_job_index_and_only_its_status_partitions() {
     for role_id in [
         "AuthApiRole",
         "ExamApiRole",
+        "AdminApiRole",
         "AttemptSweeperRole",
         "EmailWorkerRole",
     ] {
@@ -750,7 +773,7 @@ fn only_the_admin_api_reads_the_job_index_and_only_its_status_partitions() {
             .iter()
             .filter(|s| texts(&s["Resource"]).iter().any(|r| r.contains("/index/")))
             .collect();
-        if role_id != "ExamApiRole" {
+        if role_id != "AdminApiRole" {
             assert!(on_index.is_empty(), "{role_id} does not read an index");
             continue;
         }
@@ -818,11 +841,47 @@ fn the_attempt_sweeper_runs_every_minute_with_only_what_a_close_needs() {
     }
 }
 
-/// Issue 13: pausing a lane disables its event source mapping. Only exam-api's role may switch
-/// mappings, and only the worker's two (SAM's `EmailWorkerFunction<Event>` of its SQS events),
-/// whose UUIDs exam-api is given.
+/// Issue 14: the functions every user reaches hold none of the admin API's rights. A flaw in
+/// exam-api or auth-api cannot pause a lane, read or delete dead letters, or list the job index:
+/// those rights are admin-api's, a function of its own. exam-api queues result emails on the bulk
+/// lane only.
 #[test]
-fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
+fn the_functions_every_user_reaches_hold_none_of_the_admins_rights() {
+    let template = template();
+    for role_id in ["AuthApiRole", "ExamApiRole"] {
+        let statements = role_statements(resource(&template, role_id));
+        for statement in &statements {
+            let actions = texts(&statement["Action"]);
+            let resources = texts(&statement["Resource"]);
+            assert!(
+                !resources.iter().any(|r| r == "EmailDeadLetterQueue.Arn"),
+                "{role_id} reaches the dead-letter queue: {actions:?}"
+            );
+            for action in &actions {
+                assert!(
+                    !action.starts_with("lambda:")
+                        && !matches!(
+                            action.as_str(),
+                            "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes"
+                        ),
+                    "{role_id} has {action}, an admin's right"
+                );
+            }
+        }
+    }
+    let exam = role_statements(resource(&template, "ExamApiRole"));
+    assert!(allows(&exam, "sqs:SendMessage", "EmailBulkQueue.Arn"));
+    assert!(
+        !allows(&exam, "sqs:SendMessage", "EmailPriorityQueue.Arn"),
+        "exam-api queues result emails on the bulk lane only"
+    );
+}
+
+/// Issue 13: pausing a lane disables its event source mapping. Only admin-api's role may switch
+/// mappings, and only the worker's two (SAM's `EmailWorkerFunction<Event>` of its SQS events),
+/// whose UUIDs admin-api is given.
+#[test]
+fn only_admin_api_switches_the_lanes_and_only_the_workers_two_mappings() {
     let template = template();
     let worker = resource(&template, "EmailWorkerFunction");
     let lanes: Vec<String> = worker["Events"]
@@ -855,7 +914,7 @@ fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
         .filter(|(_, r)| text(&r["Type"]) == "AWS::IAM::Role")
         .map(|(id, _)| text(id))
         .collect();
-    assert!(roles.len() >= 4, "{roles:?}");
+    assert!(roles.len() >= 5, "{roles:?}");
     for role in &roles {
         let statements = role_statements(resource(&template, role));
         let switching: Vec<_> = statements
@@ -866,7 +925,7 @@ fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
                     .any(|a| a == "*" || a.starts_with("lambda:"))
             })
             .collect();
-        if role != "ExamApiRole" {
+        if role != "AdminApiRole" {
             assert!(switching.is_empty(), "{role} has no Lambda action");
             continue;
         }
@@ -880,7 +939,7 @@ fn only_exam_api_switches_the_lanes_and_only_the_workers_two_mappings() {
         );
         assert_eq!(texts(&switching[0]["Resource"]), arns, "exactly the two");
     }
-    let variables = &resource(&template, "ExamApiFunction")["Environment"]["Variables"];
+    let variables = &resource(&template, "AdminApiFunction")["Environment"]["Variables"];
     for (variable, mapping) in [
         ("OES_PRIORITY_LANE_MAPPING", &lanes[0]),
         ("OES_BULK_LANE_MAPPING", &lanes[1]),

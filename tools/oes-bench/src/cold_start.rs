@@ -48,8 +48,8 @@ struct Subject {
     name: &'static str,
     binary: &'static str,
     event: String,
-    /// Whether the template gives it the lanes' event source mappings (exam-api's admin API
-    /// pauses and resumes them; with them it builds a Lambda client).
+    /// Whether the template gives it the lanes' event source mappings (admin-api pauses and
+    /// resumes them; with them it builds a Lambda client).
     lanes: bool,
 }
 
@@ -83,6 +83,12 @@ fn subjects(events: &Path) -> Result<Vec<Subject>, String> {
             name: "exam-api",
             binary: "exam-api",
             event: fixture("exam-list.json")?,
+            lanes: false,
+        },
+        Subject {
+            name: "admin-api",
+            binary: "admin-api",
+            event: fixture("admin-queues.json")?,
             lanes: true,
         },
         // An empty batch: the worker answers without sending.

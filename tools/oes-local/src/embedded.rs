@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use admin_api::AdminApi;
 use auth_api::hashing::HashPool;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use exam_api::sweep::AttemptSweeper;
-use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_adapters::memory::{MemoryJobs, MemoryLanes, MemoryQueues};
 use oes_adapters::outbox::OutboxMailer;
 use oes_domain::clock::SystemClock;
 use oes_domain::pipeline::EmailLanes;
-use oes_domain::ports::MessageQueues;
+use oes_domain::ports::{LaneSwitch, MessageQueues};
 use oes_domain::security::{JwtKeys, JwtSettings, OneTimeToken, PasswordHasher, Secret};
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
@@ -54,7 +55,14 @@ pub async fn start(
     let (users, password) = (&*adapters.users, &settings.demo_password);
     crate::seed::accounts(users, &hasher, password, settings.seed_students).await?;
     let exams = ExamApi::new(&adapters, JwtKeys::new(&jwt), Arc::new(SystemClock));
-    let lanes = adapters.lanes.clone();
+    // The lanes switch in memory: admin-api pauses them, the pollers look there.
+    let lanes: Arc<dyn LaneSwitch> = Arc::new(MemoryLanes::default());
+    let admin = AdminApi::new(
+        &adapters,
+        lanes.clone(),
+        JwtKeys::new(&jwt),
+        Arc::new(SystemClock),
+    );
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let auth = auth_api::wire(adapters, JwtKeys::new(&jwt), hasher, Arc::new(SystemClock))
         .with_hash_pool(HashPool::per_core());
@@ -74,6 +82,7 @@ pub async fn start(
     Ok(Arc::new(Functions {
         auth,
         exams,
+        admin,
         background,
     }))
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use admin_api::AdminApi;
 use auth_api::AuthService;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -31,8 +32,10 @@ const MAX_GATEWAY_BODY: usize = 1024 * 1024;
 pub struct Functions {
     /// auth-api's service.
     pub auth: AuthService,
-    /// exam-api (with the admin API).
+    /// exam-api.
     pub exams: ExamApi,
+    /// admin-api.
+    pub admin: AdminApi,
     /// The lanes' pollers and the attempt sweep.
     pub background: crate::background::Background,
 }
@@ -131,8 +134,13 @@ async fn dispatch(
             return error_response(400, "bad_request", "the request could not be translated");
         }
     };
-    let result = if parts.uri.path().starts_with("/auth") {
+    // As the template's routes: `/auth/*` to auth-api, `/admin` and `/admin/*` to admin-api,
+    // the rest to exam-api.
+    let path = parts.uri.path();
+    let result = if path.starts_with("/auth") {
         auth_api::handle(&functions.auth, request).await
+    } else if path == "/admin" || path.starts_with("/admin/") {
+        admin_api::handle(&functions.admin, request).await
     } else {
         exam_api::handle(&functions.exams, request).await
     };

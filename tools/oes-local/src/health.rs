@@ -3,7 +3,7 @@
 //! queues answer (without the cache oes is slower, not wrong: `degraded`, still 200), 503 when
 //! either does not. No token needed, and nothing in it is anyone's data.
 
-use exam_api::admin::QueueView;
+use admin_api::QueueView;
 use serde::Serialize;
 
 use crate::Functions;
@@ -51,7 +51,7 @@ fn outcome<E: std::fmt::Display>(result: Result<(), E>) -> String {
 
 /// Asks each dependency once.
 pub async fn check(functions: &Functions) -> Health {
-    let admin = &functions.exams.admin;
+    let admin = &functions.admin.admin;
     let store = outcome(admin.jobs.get("oes-local-health-probe").await.map(drop));
     let cache = outcome(admin.cache.reachable().await);
     let (queues_check, queues) = match admin.queue_views().await {

@@ -1,5 +1,5 @@
-//! The one OpenAPI 3.1 document of every oes route: auth-api's and exam-api's descriptions
-//! (the admin API's included) merged, and completed with the error answers they share. Served
+//! The one OpenAPI 3.1 document of every oes route: auth-api's, exam-api's and admin-api's
+//! descriptions merged, and completed with the error answers they share. Served
 //! at `GET /openapi.json` by the gateway; committed as `docs/openapi.json`
 //! (`cargo run -p oes-local -- --openapi > docs/openapi.json` writes it again).
 
@@ -14,6 +14,7 @@ pub const PATH: &str = "/openapi.json";
 pub fn document() -> OpenApi {
     let mut doc = auth_api::openapi::document();
     doc.merge(exam_api::openapi::document());
+    doc.merge(admin_api::openapi::document());
     complete(&mut doc);
     doc.info = InfoBuilder::new()
         .title("oes")

@@ -5,15 +5,18 @@
 
 use std::sync::Arc;
 
+use admin_api::AdminApi;
 use auth_api::hashing::HashPool;
 use email_worker::Worker;
 use exam_api::ExamApi;
 use exam_api::sweep::AttemptSweeper;
 use oes_adapters::aws::AwsClients;
+use oes_adapters::memory::MemoryLanes;
 use oes_adapters::redis_cache::RedisTopology;
 use oes_adapters::resources::{Provisioned, provision};
 use oes_domain::cache::CacheSettings;
 use oes_domain::clock::SystemClock;
+use oes_domain::ports::LaneSwitch;
 use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
 use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
@@ -58,9 +61,15 @@ pub async fn start(
     let exams = ExamApi::new(&adapters, JwtKeys::new(&config.jwt), Arc::new(SystemClock));
     let sweeper = AttemptSweeper::new(&adapters, Arc::new(SystemClock));
     let queues = adapters.queues.clone();
-    // No event source mapping here (`lane_mappings` is unset): the lanes switch in memory, and
-    // the pollers look there.
-    let lanes = adapters.lanes.clone();
+    // No event source mapping here: the lanes switch in memory, admin-api pauses them, the
+    // pollers look there.
+    let lanes: Arc<dyn LaneSwitch> = Arc::new(MemoryLanes::default());
+    let admin = AdminApi::new(
+        &adapters,
+        lanes.clone(),
+        JwtKeys::new(&config.jwt),
+        Arc::new(SystemClock),
+    );
     let hasher = PasswordHasher::new()?;
     if let Some((password, students)) = &settings.seed {
         let seeded = crate::seed::accounts(&*adapters.users, &hasher, password, *students).await?;
@@ -94,6 +103,7 @@ pub async fn start(
     let functions = Functions {
         auth,
         exams,
+        admin,
         background,
     };
     Ok((Arc::new(functions), provisioned))

@@ -1,10 +1,11 @@
 //! HTTP helpers shared by the API functions: the JSON error shape and its one mapping to a
 //! response, JSON request bodies (and their whole numbers), JSON responses, bearer tokens and the request log line; and
-//! what the functions' OpenAPI descriptions share ([`openapi`]).
+//! what the functions' OpenAPI descriptions share ([`openapi`]); the lists' paging ([`paging`]).
 
 mod body;
 mod error;
 pub mod openapi;
+pub mod paging;
 mod response;
 mod whole;
 

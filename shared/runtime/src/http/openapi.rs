@@ -82,6 +82,11 @@ pub fn text_field(max_chars: usize, rule: TextRule) -> utoipa::openapi::Object {
         .build()
 }
 
+/// `?limit=` of a list ([`super::paging`]).
+pub const LIMIT: &str = "page size, 1 to 100 (default 20)";
+/// `?cursor=` of a list.
+pub const CURSOR: &str = "the `next_cursor` of the previous page of this same list";
+
 /// The body of an answer that only says what happened: `{"status": "deleted"}`, …
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusBody {

@@ -184,7 +184,7 @@ async fn local() -> Local {
 
 /// A job that ran out of attempts and sits on the dead-letter queue, as the worker leaves one.
 async fn dead_job(functions: &Functions, to: &str) -> String {
-    let admin = &functions.exams.admin;
+    let admin = &functions.admin.admin;
     let now = SystemClock.now();
     let template = EmailTemplate::Generic {
         subject: "Your exam timetable".into(),

@@ -10,7 +10,7 @@ use oes_runtime::http::{ApiError, json};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{AdminService, unavailable};
+use crate::routes::{AdminService, unavailable};
 
 /// A queue's counts, and for a lane whether it is paused.
 #[derive(Debug, Serialize)]
@@ -41,14 +41,14 @@ impl AdminService {
 }
 
 /// `GET /admin/queues`: the lanes (with `paused`), then the dead-letter queue.
-pub(super) async fn queues(admin: &AdminService) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn queues(admin: &AdminService) -> Result<Response<Body>, ApiError> {
     let queues = admin.queue_views().await.map_err(unavailable)?;
     Ok(json(StatusCode::OK, &json!({ "queues": queues })))
 }
 
 /// `POST /admin/lanes/{lane}/pause` (`paused`) and `…/resume`; a lane other than `priority` or
 /// `bulk` is not found.
-pub(super) async fn switch(
+pub(crate) async fn switch(
     admin: &AdminService,
     lane: &str,
     paused: bool,

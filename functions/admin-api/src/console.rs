@@ -61,7 +61,7 @@ const fn etag(hash: u64) -> [u8; 18] {
 
 macro_rules! asset {
     ($name:literal, $content_type:literal) => {{
-        const TEXT: &str = include_str!(concat!("../../assets/", $name));
+        const TEXT: &str = include_str!(concat!("../assets/", $name));
         const TAG: [u8; 18] = etag(fnv1a(TEXT));
         Asset {
             name: $name,
@@ -75,7 +75,7 @@ macro_rules! asset {
     }};
 }
 
-const PAGE: &str = include_str!("../../assets/console.html");
+const PAGE: &str = include_str!("../assets/console.html");
 
 const ASSETS: &[Asset] = &[
     asset!("console.js", "text/javascript; charset=utf-8"),

@@ -8,8 +8,7 @@ use oes_runtime::http::{ApiError, json};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{AdminService, unavailable};
-use crate::paging::List;
+use crate::routes::{AdminService, unavailable};
 
 /// The most records of one status a count reads: exact below it, a lower bound beyond (see the
 /// README for what a count costs).
@@ -57,7 +56,7 @@ fn kind(request: &Request) -> Result<Option<&str>, ApiError> {
 }
 
 /// `GET /admin/email-jobs?status=&kind=&limit=&cursor=`.
-pub(super) async fn list(
+pub(crate) async fn list(
     admin: &AdminService,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -66,8 +65,9 @@ pub(super) async fn list(
         .and_then(JobState::parse)
         .ok_or_else(|| ApiError::validation(format!("status: must be one of {names}")))?;
     let kind = kind(request)?;
-    let list = List::EmailJobs(state, kind);
-    let (limit, after) = admin.cursors.query::<JobPosition>(request, list)?;
+    // The list's scope: a cursor of one state and kind is refused by every other listing.
+    let scope = format!("email-jobs:{}:{}", state.as_str(), kind.unwrap_or("*"));
+    let (limit, after) = admin.cursors.query::<JobPosition>(request, &scope)?;
     let query = JobQuery {
         state,
         kind: kind.map(str::to_owned),
@@ -80,7 +80,7 @@ pub(super) async fn list(
         .await
         .map_err(|e| unavailable(e.into()))?;
     let jobs: Vec<JobView<'_>> = page.jobs.iter().map(|job| admin.view(job)).collect();
-    let next = page.next.map(|next| admin.cursors.sign(list, &next));
+    let next = page.next.map(|next| admin.cursors.sign(&scope, &next));
     Ok(json(
         StatusCode::OK,
         &json!({ "jobs": jobs, "next_cursor": next }),
@@ -88,7 +88,7 @@ pub(super) async fn list(
 }
 
 /// `GET /admin/email-jobs/counts?kind=`.
-pub(super) async fn counts(
+pub(crate) async fn counts(
     admin: &AdminService,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -110,7 +110,7 @@ pub(super) async fn counts(
 }
 
 /// `GET /admin/email-jobs/{job_id}`.
-pub(super) async fn show(admin: &AdminService, job_id: &str) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn show(admin: &AdminService, job_id: &str) -> Result<Response<Body>, ApiError> {
     let record = admin
         .jobs
         .get(job_id)

@@ -1,32 +1,8 @@
-//! The admin API of the email pipeline (admins only):
-//!
-//! | route | answer |
-//! |---|---|
-//! | `GET /admin/queues` | visible / in flight / delayed for each lane and the DLQ, and `paused` for each lane |
-//! | `POST /admin/lanes/{lane}/pause`, `…/resume` | stops or restarts the worker receiving from `priority` or `bulk` |
-//! | `GET /admin/email-jobs?status=&kind=&limit=&cursor=` | jobs of a state (`queued`, `sending`, `stalled`, `retrying`, `sent`, `failed`, `dead`) and kind, newest change first, a page at a time |
-//! | `GET /admin/email-jobs/counts?kind=` | jobs in each state, exact up to [`COUNT_BUDGET`] records of a status |
-//! | `GET /admin/email-jobs/{job_id}` | the job's status record, with its history and `stalled` |
-//! | `GET /admin/dlq?max=50` | messages on the dead-letter queue, with their reason |
-//! | `POST /admin/dlq/redrive` `{"job_id": "…"}` | moves that job back to its lane (200) |
-//! | `POST /admin/dlq/redrive` `{"all": true}` | one step of at most [`REDRIVE_STEP`] letters: 202 and `done: false` (call again to go on), or 200 and `done: true` once the queue has been walked |
-//! | `POST /admin/dlq/purge` | deletes a step of at most [`PURGE_STEP`] letters, their `failed`/`dead` jobs recorded `dead` (purged): 202 and `done: false`, or 200 and `done: true` |
-//!
-//! | `POST /admin/cache/clear` | empties the cache (a new namespace version): 200, or 503 if Redis cannot be reached |
-//!
-//! The operator console (`GET /admin/`, [`console`]) is a page over these routes.
-//!
-//! A redrive drops the letters of jobs that were sent already, without sending them
-//! (`already_sent`).
-
-pub mod console;
-mod jobs;
-mod lanes;
-
-pub use jobs::COUNT_BUDGET;
-pub use lanes::QueueView;
+//! The admin API's routes: the admin check, then each route's handler; the console's files
+//! first, which need no token.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -34,13 +10,17 @@ use oes_domain::cache::CacheAside;
 use oes_domain::clock::Clock;
 use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
 use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
+use oes_domain::security::JwtKeys;
 use oes_domain::user::Role;
-use oes_runtime::http::{ApiError, bearer_token, json, parse_json};
+use oes_runtime::http::paging::Cursors;
+use oes_runtime::http::{ApiError, bearer_token, finish, json, parse_json, request_span};
 use oes_runtime::session::{SessionError, Sessions};
+use oes_runtime::wiring::ApiAdapters;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument;
 
-use crate::paging::Cursors;
+use crate::{console, jobs, lanes};
 
 /// Every admin route, as `(method, path template)`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -111,6 +91,62 @@ impl PurgeAnswer {
     }
 }
 
+/// What admin-api needs, built once at init.
+pub struct AdminApi {
+    /// Who is calling.
+    pub sessions: Sessions,
+    /// The email pipeline's operations and the cache.
+    pub admin: AdminService,
+}
+
+impl AdminApi {
+    /// admin-api over `adapters`, pausing and resuming the lanes with `lanes`.
+    pub fn new(
+        adapters: &ApiAdapters,
+        lanes: Arc<dyn LaneSwitch>,
+        jwt: JwtKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            admin: AdminService {
+                queues: QueueAdmin::new(adapters.queues.clone()),
+                jobs: adapters.jobs.clone(),
+                index: adapters.job_index.clone(),
+                lanes,
+                cursors: Cursors::new(jwt.cursors().clone()),
+                cache: adapters.cache.clone(),
+                clock,
+            },
+            sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
+        }
+    }
+}
+
+/// The Lambda entry point: the console's files, or an admin route after the admin check; one
+/// log line per request. Expected failures are HTTP answers; this never returns `Err`.
+pub async fn handle(
+    api: &AdminApi,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    let started = Instant::now();
+    let path = request.uri().path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let span = request_span(&request);
+    let result = match console::route(&request, path) {
+        Some(page) => page,
+        None => {
+            route(&api.sessions, &api.admin, &request, path)
+                .instrument(span.clone())
+                .await
+        }
+    };
+    Ok(span.in_scope(|| finish(&request, started, result)))
+}
+
 /// The email pipeline's operations.
 pub struct AdminService {
     /// Queue counts and dead letters; the queues to redrive and purge.
@@ -145,13 +181,13 @@ fn session_error(error: SessionError) -> ApiError {
     }
 }
 
-fn unavailable(error: BoxError) -> ApiError {
+pub(crate) fn unavailable(error: BoxError) -> ApiError {
     tracing::error!(error = %error, "admin operation failed");
     ApiError::unavailable("the queue or store is temporarily unavailable; please try again")
 }
 
 /// Routes an `/admin/*` request after checking that the caller is an admin.
-pub async fn route(
+async fn route(
     sessions: &Sessions,
     admin: &AdminService,
     request: &Request,
