@@ -13,7 +13,9 @@ use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
 use oes_domain::security::JwtKeys;
 use oes_domain::user::Role;
 use oes_runtime::http::paging::Cursors;
-use oes_runtime::http::{ApiError, bearer_token, finish, json, parse_json, request_span};
+use oes_runtime::http::{
+    ApiError, bearer_token, finish, json, parse_json, request_span, route_path,
+};
 use oes_runtime::session::{SessionError, Sessions};
 use oes_runtime::wiring::ApiAdapters;
 use serde::{Deserialize, Serialize};
@@ -129,12 +131,7 @@ pub async fn handle(
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
-    let path = request.uri().path();
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = route_path(&request);
     let span = request_span(&request);
     let result = match console::route(&request, path) {
         Some(page) => page,

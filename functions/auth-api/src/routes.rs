@@ -9,7 +9,7 @@ use oes_domain::security::Password;
 use oes_domain::user::{DisplayName, Email};
 use oes_runtime::http::{
     ApiError, bearer_token, client_ip, finish, json, no_content_json, parse_json, request_span,
-    with_cache_status,
+    route_path, with_cache_status,
 };
 use serde::Deserialize;
 use tracing::Instrument;
@@ -46,12 +46,7 @@ pub async fn handle(
 }
 
 async fn route(service: &AuthService, request: &Request) -> Result<Response<Body>, ApiError> {
-    let path = request.uri().path();
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = route_path(request);
     match (request.method(), path) {
         (&Method::POST, "/auth/register") => register(service, request).await,
         (&Method::POST, "/auth/verify-email") => {

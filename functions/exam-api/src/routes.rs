@@ -18,7 +18,7 @@ use oes_domain::user::UserProfile;
 use oes_runtime::http::paging;
 use oes_runtime::http::{
     ApiError, Whole, bearer_token, finish, json, no_content_json, parse_json, request_span,
-    with_cache_status,
+    route_path, with_cache_status,
 };
 use oes_runtime::session::Sessions;
 use oes_runtime::wiring::ApiAdapters;
@@ -183,12 +183,7 @@ fn resolve(method: &Method, path: &str) -> Result<(Route, PathIds), ApiError> {
 /// HTTP answers; this never returns `Err`.
 pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
-    let path = request.uri().path();
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = route_path(&request);
     let span = request_span(&request);
     let result = route(api, &request, path).instrument(span.clone()).await;
     Ok(span.in_scope(|| finish(&request, started, result)))

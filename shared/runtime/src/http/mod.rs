@@ -12,6 +12,7 @@ mod whole;
 pub use body::{MAX_BODY_BYTES, parse_json};
 pub use error::{ApiError, error_chain, log_error_chain};
 pub use response::{
-    bearer_token, client_ip, finish, json, no_content_json, request_span, with_cache_status,
+    bearer_token, client_ip, finish, json, no_content_json, request_span, route_path,
+    with_cache_status,
 };
 pub use whole::Whole;

@@ -81,6 +81,17 @@ pub fn client_ip(request: &Request) -> &str {
     }
 }
 
+/// The request's path as the routes match it: a trailing `/` dropped (`/exams/` is `/exams`),
+/// `/` kept.
+pub fn route_path(request: &Request) -> &str {
+    let path = request.uri().path();
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
 /// The span a request is handled in: API Gateway's request id and route, and `user_id`, which
 /// the session records once the caller is authenticated. Its fields go with every log line of
 /// the request (see [`crate::telemetry`]).
