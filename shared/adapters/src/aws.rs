@@ -395,7 +395,7 @@ impl AwsClients {
             .clone()
     }
 
-    /// Lambda: the lanes' event source mappings (exam-api's admin API pauses and resumes them).
+    /// Lambda: the lanes' event source mappings (admin-api pauses and resumes them).
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         let t = &self.timeouts;
         self.lambda

@@ -522,7 +522,7 @@ mod tests {
         assert_eq!(
             config
                 .lane_mappings()
-                .expect_err("exam-api needs them")
+                .expect_err("admin-api needs them")
                 .to_string(),
             "missing environment variable OES_PRIORITY_LANE_MAPPING"
         );

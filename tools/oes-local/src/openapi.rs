@@ -20,9 +20,9 @@ pub fn document() -> OpenApi {
         .title("oes")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "The online exam API: accounts and sessions (auth-api), exams and attempts, and \
-             the admin API of the email pipeline (exam-api). Every error answers \
-             `{\"error\": {\"code\", \"message\"}}`.",
+            "The online exam API: accounts and sessions (auth-api), exams and attempts \
+             (exam-api), and the admin API of the email pipeline and the cache (admin-api). \
+             Every error answers `{\"error\": {\"code\", \"message\"}}`.",
         ))
         .build();
     doc

@@ -86,7 +86,10 @@ fn generated_http_events_decode_as_lambda_requests_with_the_chosen_token_and_ids
         }
         match request.headers().get("authorization") {
             Some(header) => assert_eq!(header, &format!("Bearer {}", options.token), "{file}"),
-            None => assert!(file.starts_with("auth-"), "{file}: exam-api needs a token"),
+            None => assert!(
+                file.starts_with("auth-"),
+                "{file}: exam-api and admin-api need a token"
+            ),
         }
         let body: &[u8] = request.body().as_ref();
         match request.headers().get("content-length") {
