@@ -169,12 +169,9 @@ impl ExamHarness {
             body.as_deref(),
             caller.map(|c| c.token.as_str()),
         );
-        let response = if path.starts_with("/admin") {
-            admin_api::handle(&self.admin, request).await
-        } else {
-            exam_api::handle(&self.api, request).await
-        };
-        response.unwrap_or_else(|e| panic!("the handler returned an invocation error: {e}"))
+        crate::exam_or_admin(&self.api, &self.admin, request)
+            .await
+            .unwrap_or_else(|e| panic!("the handler returned an invocation error: {e}"))
     }
 
     /// Calls exam-api (or admin-api, as [`Self::respond`]) and returns status and JSON body.

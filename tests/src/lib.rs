@@ -77,6 +77,20 @@ pub struct InMemoryApis {
     pub users: Arc<dyn UserStore>,
 }
 
+/// `request` handled by the function API Gateway routes it to of these two: admin-api for its
+/// paths ([`admin_api::serves`]), exam-api for the others.
+pub async fn exam_or_admin(
+    exams: &ExamApi,
+    admin: &AdminApi,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    if admin_api::serves(request.uri().path()) {
+        admin_api::handle(admin, request).await
+    } else {
+        exam_api::handle(exams, request).await
+    }
+}
+
 /// auth-api, exam-api and admin-api over shared in-memory adapters.
 pub fn in_memory_apis() -> InMemoryApis {
     let queue = MemoryQueues::new();

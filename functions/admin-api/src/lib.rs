@@ -35,4 +35,4 @@ mod routes;
 
 pub use jobs::COUNT_BUDGET;
 pub use lanes::QueueView;
-pub use routes::{AdminApi, AdminService, PURGE_STEP, REDRIVE_STEP, ROUTES, handle};
+pub use routes::{AdminApi, AdminService, PURGE_STEP, REDRIVE_STEP, ROUTES, handle, serves};

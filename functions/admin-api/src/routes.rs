@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_domain::cache::CacheAside;
 use oes_domain::clock::Clock;
-use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::pipeline::{QueueAdmin, purge, redrive};
 use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
 use oes_domain::security::JwtKeys;
 use oes_domain::user::Role;
@@ -51,45 +51,23 @@ pub const REDRIVE_STEP: usize = 25;
 /// its share of the receives), so a step takes about a second.
 pub const PURGE_STEP: usize = 50;
 
-/// What a purge answers: its report, and what to do next while it is not done.
+/// What a step of a redrive or a purge answers: its report, and what to do next while it is not
+/// done.
 #[derive(Serialize)]
-struct PurgeAnswer {
+struct StepAnswer<R> {
     #[serde(flatten)]
-    report: PurgeReport,
+    report: R,
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<&'static str>,
 }
 
-/// What a redrive answers: its report, and what to do next while it is not done.
-#[derive(Serialize)]
-struct RedriveAnswer {
-    #[serde(flatten)]
-    report: RedriveReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<&'static str>,
-}
-
-impl RedriveAnswer {
-    /// 200 once the dead-letter queue has been walked; 202 while steps remain.
-    fn respond(report: RedriveReport) -> Response<Body> {
-        if report.done {
-            json(StatusCode::OK, &Self { report, next: None })
-        } else {
-            let next = Some("POST the same body again to continue");
-            json(StatusCode::ACCEPTED, &Self { report, next })
-        }
-    }
-}
-
-impl PurgeAnswer {
-    /// 200 once the dead-letter queue has been walked; 202 while steps remain.
-    fn respond(report: PurgeReport) -> Response<Body> {
-        if report.done {
-            json(StatusCode::OK, &Self { report, next: None })
-        } else {
-            let next = Some("POST again to continue");
-            json(StatusCode::ACCEPTED, &Self { report, next })
-        }
+/// 200 once the dead-letter queue has been walked (`done`); 202 and `next` while steps remain.
+fn step_answer<R: Serialize>(done: bool, report: R, next: &'static str) -> Response<Body> {
+    if done {
+        json(StatusCode::OK, &StepAnswer { report, next: None })
+    } else {
+        let next = Some(next);
+        json(StatusCode::ACCEPTED, &StepAnswer { report, next })
     }
 }
 
@@ -122,6 +100,12 @@ impl AdminApi {
             sessions: Sessions::new(jwt, adapters.users.clone(), adapters.cache.clone()),
         }
     }
+}
+
+/// Whether `path` is admin-api's: `/admin` (the console) and everything under `/admin/`, as the
+/// template routes them; every other path is auth-api's or exam-api's.
+pub fn serves(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
 }
 
 /// The Lambda entry point: the console's files, or an admin route after the admin check; one
@@ -221,7 +205,7 @@ async fn route(
             .await
             .map_err(|e| unavailable(e.into()))?;
             tracing::warn!(admin = %caller.id, purged = report.purged, "an admin purged dead letters");
-            Ok(PurgeAnswer::respond(report))
+            Ok(step_answer(report.done, report, "POST again to continue"))
         }
         (&Method::GET, ["admin", "email-jobs"]) => jobs::list(admin, request).await,
         (&Method::GET, ["admin", "email-jobs", "counts"]) => jobs::counts(admin, request).await,
@@ -277,7 +261,11 @@ async fn route(
             )
             .await
             .map_err(|e| unavailable(e.into()))?;
-            Ok(RedriveAnswer::respond(report))
+            Ok(step_answer(
+                report.done,
+                report,
+                "POST the same body again to continue",
+            ))
         }
         (
             _,

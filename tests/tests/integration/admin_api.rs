@@ -16,10 +16,10 @@ use oes_domain::ports::{
 use oes_domain::security::Secret;
 use oes_domain::user::{Email, Role};
 use oes_tests::exams::{ExamHarness, no_cache};
-use oes_tests::{InMemoryApis, TestEnv, call, in_memory_apis, read, request};
+use oes_tests::{InMemoryApis, TestEnv, call, exam_or_admin, in_memory_apis, read, request};
 use serde_json::{Value, json};
 
-/// Calls the function API Gateway routes `path` to: admin-api for `/admin`, else exam-api.
+/// Calls the function API Gateway routes `path` to: admin-api, or exam-api.
 async fn call_api(
     apis: &InMemoryApis,
     method: &str,
@@ -28,11 +28,7 @@ async fn call_api(
     bearer: Option<&str>,
 ) -> (u16, Value) {
     let request = request(method, path, body, bearer);
-    let response = if path.starts_with("/admin") {
-        admin_api::handle(&apis.admin, request).await
-    } else {
-        exam_api::handle(&apis.exams, request).await
-    };
+    let response = exam_or_admin(&apis.exams, &apis.admin, request).await;
     read(&response.unwrap_or_else(|e| panic!("invocation error: {e}")))
 }
 

@@ -25,7 +25,7 @@ use oes_local::fixtures::path_parameters;
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::WorkerAdapters;
 use oes_tests::exams::{Caller, ExamHarness};
-use oes_tests::{in_memory_apis, read};
+use oes_tests::{exam_or_admin, in_memory_apis, read};
 use serde_json::{Value, json};
 
 /// Every `events/*.json` fixture, by file name: its text.
@@ -100,12 +100,10 @@ async fn every_http_fixture_is_handled_by_its_function() {
         let request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
         let apis = in_memory_apis();
-        let response = if is_admin_api(&name) {
-            admin_api::handle(&apis.admin, request).await
-        } else if is_exam_api(&name) {
-            exam_api::handle(&apis.exams, request).await
-        } else {
+        let response = if is_auth_api(&name) {
             auth_api::handle(&apis.auth, request).await
+        } else {
+            exam_or_admin(&apis.exams, &apis.admin, request).await
         }
         .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
         let (got, body) = read(&response);
@@ -237,12 +235,9 @@ impl ApiFunction for InProcess<'_> {
     async fn answer(&self, name: &str, text: &str) -> (u16, Value) {
         let request = lambda_http::request::from_str(text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
-        let response = if is_admin_api(name) {
-            admin_api::handle(&self.0.admin, request).await
-        } else {
-            exam_api::handle(&self.0.api, request).await
-        };
-        let response = response.unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
+        let response = exam_or_admin(&self.0.api, &self.0.admin, request)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: invocation error {e}"));
         read(&response)
     }
 }

@@ -139,7 +139,7 @@ async fn dispatch(
     let path = parts.uri.path();
     let result = if path.starts_with("/auth") {
         auth_api::handle(&functions.auth, request).await
-    } else if path == "/admin" || path.starts_with("/admin/") {
+    } else if admin_api::serves(path) {
         admin_api::handle(&functions.admin, request).await
     } else {
         exam_api::handle(&functions.exams, request).await
