@@ -1,6 +1,10 @@
 //! Logging set-up. In Lambda (`AWS_LAMBDA_LOG_FORMAT=JSON`) one JSON object per line, so
-//! CloudWatch Logs Insights can query fields; elsewhere human-readable lines. The level comes
-//! from `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then `info`.
+//! CloudWatch Logs Insights can query fields; elsewhere human-readable lines. Which lines are
+//! written is decided here ([`log_filter`]), not by Lambda's log-level filter: Lambda reads a
+//! JSON line without a `level` as INFO, and the EMF metric lines (`oes_domain::metrics`) have
+//! none, so a Lambda filter at WARN would drop every metric, and every alarm on one would go
+//! quiet. The template sets Lambda's filter to let all through and hands its `LogLevel` to the
+//! code as `OES_LOG_LEVEL`.
 //!
 //! Every request runs in a `request` span ([`crate::http::request_span`]) whose fields —
 //! `request_id`, `route`, and `user_id` once the caller is known — appear under `span` in each
@@ -12,6 +16,7 @@
 use std::io::{BufWriter, Write};
 
 use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -68,15 +73,33 @@ pub fn server_writer<W: Write + Send + 'static>(out: W) -> (NonBlocking, WorkerG
         .finish(out)
 }
 
+/// The variable that names the lowest level logged (`DEBUG`, `INFO`, `WARN`, `ERROR`; any case).
+pub const LOG_LEVEL: &str = "OES_LOG_LEVEL";
+
+/// Which events are logged: `rust_log`'s directives (`RUST_LOG`, e.g. `info,oes_adapters=debug`,
+/// for a developer or an operator's one-off), else the level `level` names ([`LOG_LEVEL`]), else
+/// `info`. A value that does not parse counts as unset. `AWS_LAMBDA_LOG_LEVEL` is not read: it is
+/// Lambda's own filter, which the template keeps open (the module's documentation says why).
+pub fn log_filter(rust_log: Option<&str>, level: Option<&str>) -> EnvFilter {
+    rust_log
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .or_else(|| {
+            // A level alone: as directives, a word such as `loud` would name a target.
+            let level: LevelFilter = level?.trim().parse().ok()?;
+            Some(EnvFilter::new(level.to_string()))
+        })
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
 fn install<W>(writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .ok()
-        .and_then(|level| EnvFilter::try_new(level.to_lowercase()).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+    let filter = log_filter(
+        std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref(),
+        std::env::var(LOG_LEVEL).ok().as_deref(),
+    );
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let _already_set = if json {
         tracing::subscriber::set_global_default(json_subscriber(filter, writer))
@@ -101,7 +124,24 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::server_writer;
+    use super::{LevelFilter, log_filter, server_writer};
+
+    #[test]
+    fn the_level_comes_from_rust_log_then_the_templates_level_then_info() {
+        let most_detailed = |rust_log, level| log_filter(rust_log, level).max_level_hint();
+        assert_eq!(most_detailed(None, Some("WARN")), Some(LevelFilter::WARN));
+        assert_eq!(most_detailed(None, Some("error")), Some(LevelFilter::ERROR));
+        assert_eq!(most_detailed(None, Some("DEBUG")), Some(LevelFilter::DEBUG));
+        assert_eq!(
+            most_detailed(Some("debug"), Some("WARN")),
+            Some(LevelFilter::DEBUG)
+        );
+        assert_eq!(most_detailed(None, None), Some(LevelFilter::INFO));
+        assert_eq!(
+            most_detailed(Some(" "), Some("loud")),
+            Some(LevelFilter::INFO)
+        );
+    }
 
     /// What the log thread wrote; its first write waits until `open` (a slow terminal or disk).
     #[derive(Clone, Default)]

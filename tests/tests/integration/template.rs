@@ -286,6 +286,71 @@ fn each_function_gets_every_variable_its_config_requires() {
     }
 }
 
+/// Lambda's application log levels, most detailed first (Lambda Developer Guide, "Log-level
+/// filtering": a level lets through itself and those after it).
+const LAMBDA_LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// Lambda filters a function's JSON lines by their `level` and reads a line without one as INFO.
+/// The EMF metric lines have none, and every alarm on a custom metric reads them: a filter above
+/// INFO would drop them all, and those alarms would stay OK whatever happened. So whatever level
+/// a deploy chooses (`LogLevel`, which reaches the code as `OES_LOG_LEVEL`), Lambda's own filter
+/// must let a metric line through.
+#[test]
+fn no_log_level_a_deploy_can_choose_drops_a_metric_line() {
+    let metric = oes_domain::metrics::ALL[0];
+    let line: serde_json::Value =
+        serde_json::from_str(&oes_domain::metrics::render("ns", metric, 1.0, None, 0))
+            .expect("a metric line is JSON");
+    let level = line["level"].as_str().unwrap_or("INFO").to_uppercase();
+    let rank = |level: &str| {
+        LAMBDA_LOG_LEVELS
+            .iter()
+            .position(|known| *known == level)
+            .unwrap_or_else(|| panic!("{level} is not a Lambda log level"))
+    };
+    let template = template();
+    let parameters = &template["Parameters"];
+    let globals = &template["Globals"]["Function"];
+    let mut functions = 0;
+    for (id, function) in template["Resources"].as_hash().expect("Resources") {
+        if text(&function["Type"]) != "AWS::Serverless::Function" {
+            continue;
+        }
+        functions += 1;
+        let own = &function["Properties"]["LoggingConfig"]["ApplicationLogLevel"];
+        let inherited = &globals["LoggingConfig"]["ApplicationLogLevel"];
+        let filter = [own, inherited]
+            .into_iter()
+            .find(|value| !value.is_badvalue())
+            .map_or_else(|| "INFO".to_owned(), text);
+        // A literal level, or `!Ref` to a parameter: then each value it allows.
+        let chosen = &parameters[filter.as_str()];
+        let filters: Vec<String> = if chosen.is_badvalue() {
+            vec![filter]
+        } else {
+            chosen["AllowedValues"]
+                .as_vec()
+                .unwrap_or_else(|| panic!("{filter} allows any level"))
+                .iter()
+                .map(text)
+                .collect()
+        };
+        for filter in filters {
+            assert!(
+                rank(&level) >= rank(&filter),
+                "{}: at ApplicationLogLevel {filter} Lambda drops every metric line (level {level})",
+                text(id)
+            );
+        }
+    }
+    assert_eq!(functions, 5);
+    assert_eq!(
+        text(&globals["Environment"]["Variables"]["OES_LOG_LEVEL"]),
+        "LogLevel",
+        "the deploy's LogLevel reaches the code"
+    );
+}
+
 /// `const IDENT: Metric = count("Name")` lines of `shared/domain/src/metrics.rs`, as (ident, name).
 fn metric_constants() -> Vec<(String, String)> {
     let path = concat!(
