@@ -1090,3 +1090,32 @@ fn each_function_is_built_in_the_crate_that_declares_its_binary() {
         );
     }
 }
+
+/// `sam deploy --config-env prod --parameter-overrides …` replaces the `[prod]` section's
+/// overrides instead of adding to them (SAM CLI, aws/aws-sam-cli#2380), and a real deploy must
+/// pass some (the sender's address): a table protected only there would be created unprotected.
+/// So the template protects the prod stage's table itself, whatever the other parameters say.
+#[test]
+fn the_prod_stages_table_is_protected_by_the_template_itself() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let lines: Vec<&str> = source.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(
+            &"ProtectTable: !Or [!Equals [!Ref Stage, prod], !Equals [!Ref TableDeletionProtection, \"true\"]]"
+        ),
+        "the condition ProtectTable holds for the prod stage, and wherever TableDeletionProtection=true"
+    );
+    let template = template();
+    let table = resource(&template, TABLE.logical_id);
+    let protection: Vec<String> = table["DeletionProtectionEnabled"]
+        .as_vec()
+        .expect("DeletionProtectionEnabled: !If [ProtectTable, true, false]")
+        .iter()
+        .map(|value| match value {
+            Yaml::Boolean(b) => b.to_string(),
+            other => text(other),
+        })
+        .collect();
+    assert_eq!(protection, ["ProtectTable", "true", "false"]);
+}
