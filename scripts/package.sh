@@ -26,11 +26,7 @@ UNZIPPED_LIMIT=$((250 * 1024 * 1024))  # function code, unzipped
 log() { printf 'package: %s\n' "$*"; }
 
 # cargo-lambda and Zig: the venv of scripts/services.sh, with requirements-dev.txt.
-if [ ! -x "$VENV/bin/cargo-lambda" ] || ! "$VENV/bin/python" -c "import ziglang" 2>/dev/null; then
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  log "installing requirements-dev.txt (cargo-lambda, Zig, ...) into .venv"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
-fi
+"$ROOT/scripts/services.sh" venv
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   log "adding the aarch64-unknown-linux-gnu Rust target"
   rustup target add aarch64-unknown-linux-gnu

@@ -7,6 +7,7 @@
 #   scripts/services.sh down    stop what this script started (reused services are left alone)
 #   scripts/services.sh status  show what is running
 #   scripts/services.sh env     print the export lines the tests use (eval "$(... env)")
+#   scripts/services.sh venv    install only the Python tools (requirements-dev.txt) into .venv
 #
 # Ports: OES_REDIS_PORT (default 6379), OES_REDIS_CLUSTER_PORT (default 7001; its cluster bus
 # uses that port + 10000), OES_AWS_PORT (default 4566).
@@ -124,11 +125,24 @@ ensure_chromium_installed() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
+# Python 3 with its venv module: Debian ships ensurepip, which `python3 -m venv` needs, apart
+# (python3-venv), and a minimal image has no python3 at all.
+ensure_python_installed() {
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "python3 with its venv module not found and apt-get unavailable; install them yourself"
+  log "installing python3 and python3-venv with apt-get"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+}
+
 ensure_venv() {
   local want have=""
-  if [ ! -x "$VENV/bin/python" ]; then
+  # Made again if it has no pip: a `python3 -m venv` that failed half-way (no ensurepip) leaves
+  # a python behind, and every later run would fail at `pip install`.
+  if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    ensure_python_installed
     log "creating $VENV"
-    python3 -m venv "$VENV"
+    python3 -m venv --clear "$VENV"
   fi
   want="$(sha256sum "$REQS" | cut -d' ' -f1)"
   [ -f "$STAMP" ] && have="$(cat "$STAMP")"
@@ -300,5 +314,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) echo "usage: $0 {up|down|status|env}" >&2; exit 2 ;;
+  venv) ensure_venv ;;
+  *) echo "usage: $0 {up|down|status|env|venv}" >&2; exit 2 ;;
 esac
