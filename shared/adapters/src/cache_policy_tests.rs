@@ -263,3 +263,99 @@ async fn a_hung_redis_costs_the_timeout_only_until_the_breaker_opens() {
     policy.invalidate(std::slice::from_ref(&key)).await;
     assert!(!policy.clear_all().await, "clear_all says it failed");
 }
+
+/// A cache that fails every call while `failing`, and otherwise is `inner`.
+struct Flaky {
+    inner: Arc<MemoryCache>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), CacheError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(CacheError {
+                context: "test: connection reset",
+                source: "reset".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Cache for Flaky {
+    async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError> {
+        self.check()?;
+        self.inner.get(key, field).await
+    }
+    async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError> {
+        self.check()?;
+        self.inner.fill(fill).await
+    }
+    async fn invalidate(
+        &self,
+        key: &str,
+        generation: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        self.check()?;
+        self.inner.invalidate(key, generation, ttl).await
+    }
+    async fn lock_or_read(
+        &self,
+        key: &str,
+        field: &str,
+        lock: &str,
+        ttl: Duration,
+    ) -> Result<(Lookup, bool), CacheError> {
+        self.check()?;
+        self.inner.lock_or_read(key, field, lock, ttl).await
+    }
+    async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+        self.check()?;
+        self.inner.counter(key).await
+    }
+    async fn increment(&self, key: &str) -> Result<u64, CacheError> {
+        self.check()?;
+        self.inner.increment(key).await
+    }
+    async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
+        self.check()?;
+        self.inner.hit(key, window).await
+    }
+}
+
+/// A breaker is one process's: while it is open there, the other processes still read Redis, so
+/// a write there must still drop what it changed, or they serve the old value until its TTL.
+#[tokio::test]
+async fn a_write_invalidates_even_while_its_process_breaker_is_open() {
+    let shared = Arc::new(MemoryCache::default());
+    let writer_cache = Arc::new(Flaky {
+        inner: shared.clone(),
+        failing: std::sync::atomic::AtomicBool::new(false),
+    });
+    let reader = policy_over(shared);
+    let writer = policy_over(writer_cache.clone());
+    let key = exam_key(&reader);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    // A blip on the writer's connection opens its breaker.
+    writer_cache.failing.store(true, Ordering::SeqCst);
+    for _ in 0..writer.settings().breaker_failures {
+        let _ = writer
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+            .await;
+    }
+    writer_cache.failing.store(false, Ordering::SeqCst);
+    // The store is written, then the cache told.
+    writer.invalidate(std::slice::from_ref(&key)).await;
+    assert_eq!(
+        reader
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
+            .await
+            .ok(),
+        Some((Some(2), CacheStatus::Miss)),
+        "the reader sees the write"
+    );
+}

@@ -177,14 +177,30 @@ impl CacheAside {
 
     /// Drops every entry that `keys` name, in the current namespace (and in the one this process
     /// used until now, if a [`Self::clear_all`] elsewhere moved it). Call it after the store
-    /// write succeeded. Never fails: a failure is logged with the `CacheErrors` metric, and the
-    /// entry's TTL bounds how long it can be stale.
+    /// write, and also when the write failed in a way that may have applied it. Never fails: a
+    /// failure is logged with the `CacheErrors` metric, and the entry's TTL bounds how long it
+    /// can be stale. Redis is asked even while this process's breaker is open: other processes
+    /// may be reading the entry meanwhile.
     pub async fn invalidate(&self, keys: &[CacheKey]) {
         if keys.is_empty() {
             return;
         }
         let used = self.0.namespace.last();
-        let mut versions: Vec<u64> = self.read_version(None).await.into_iter().collect();
+        let version_key = self.0.keys.version_key();
+        let current = match self
+            .call_past_breaker(None, self.0.cache.counter(&version_key))
+            .await
+        {
+            Ok(version) => {
+                self.0.namespace.set(version);
+                Some(version)
+            }
+            Err(failure) => {
+                failure.log(None, "read the namespace version");
+                used
+            }
+        };
+        let mut versions: Vec<u64> = current.into_iter().collect();
         versions.extend(used.filter(|v| !versions.contains(v)));
         if versions.is_empty() {
             for key in keys {
@@ -259,7 +275,7 @@ impl CacheAside {
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let ttl = jittered(self.0.settings.ttls.of(kind));
         let call = self.0.cache.invalidate(&at.key, &generation, ttl);
-        if let Err(failure) = self.call(Some(kind), call).await {
+        if let Err(failure) = self.call_past_breaker(Some(kind), call).await {
             tracing::error!(cache = %kind, key = %at.key, error = %failure, "cache invalidation failed; stale until the TTL");
         }
     }
@@ -394,21 +410,31 @@ impl CacheAside {
         kind: Option<CacheKind>,
         call: impl Future<Output = Result<R, CacheError>>,
     ) -> Result<R, Failure> {
-        let failure = if self.0.breaker.allow() {
-            let error = match self.timed(call).await {
-                Ok(value) => {
-                    self.0.breaker.succeeded();
-                    return Ok(value);
-                }
-                Err(error) => error,
-            };
-            self.0.breaker.failed();
-            Failure::Failed(error)
-        } else {
-            Failure::Skipped
-        };
+        if self.0.breaker.allow() {
+            return self.call_past_breaker(kind, call).await;
+        }
         metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
-        Err(failure)
+        Err(Failure::Skipped)
+    }
+
+    /// One Redis call through the timeout, whatever the breaker says (its outcome still counts
+    /// there); failures count in `CacheErrors`.
+    async fn call_past_breaker<R>(
+        &self,
+        kind: Option<CacheKind>,
+        call: impl Future<Output = Result<R, CacheError>>,
+    ) -> Result<R, Failure> {
+        match self.timed(call).await {
+            Ok(value) => {
+                self.0.breaker.succeeded();
+                Ok(value)
+            }
+            Err(error) => {
+                self.0.breaker.failed();
+                metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
+                Err(Failure::Failed(error))
+            }
+        }
     }
 }
 
