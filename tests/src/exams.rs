@@ -3,7 +3,7 @@
 //! moves (deadlines without sleeping).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use admin_api::AdminApi;
 use async_trait::async_trait;
@@ -234,10 +234,12 @@ impl ExamHarness {
 }
 
 /// An [`ExamStore`] that counts `get_exam` calls on the store it wraps (the real DynamoDB
-/// adapter in the tests): how many reads reached the store.
+/// adapter in the tests): how many reads reached the store. It can also lose the answer of a
+/// write it let through.
 pub struct CountingExams {
     inner: Arc<dyn ExamStore>,
     reads: AtomicUsize,
+    lose_answer: AtomicBool,
 }
 
 impl CountingExams {
@@ -246,12 +248,29 @@ impl CountingExams {
         Arc::new(Self {
             inner,
             reads: AtomicUsize::new(0),
+            lose_answer: AtomicBool::new(false),
         })
     }
 
     /// `get_exam` calls so far.
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// The next write that succeeds in the store answers as if it had timed out: it applied,
+    /// and its caller cannot know.
+    pub fn lose_next_answer(&self) {
+        self.lose_answer.store(true, Ordering::SeqCst);
+    }
+
+    fn answer<T>(
+        &self,
+        written: Result<T, StoreError<ExamConflict>>,
+    ) -> Result<T, StoreError<ExamConflict>> {
+        if written.is_ok() && self.lose_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreUnavailable::new("test: the answer was lost", "timed out").into());
+        }
+        written
     }
 }
 
@@ -269,10 +288,10 @@ impl ExamStore for CountingExams {
         exam: &Exam,
         expected_version: u64,
     ) -> Result<(), StoreError<ExamConflict>> {
-        self.inner.save_exam(exam, expected_version).await
+        self.answer(self.inner.save_exam(exam, expected_version).await)
     }
     async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError<ExamConflict>> {
-        self.inner.delete_exam(id).await
+        self.answer(self.inner.delete_exam(id).await)
     }
     async fn list_published(
         &self,
@@ -286,7 +305,7 @@ impl ExamStore for CountingExams {
         question: &Question,
         max: u32,
     ) -> Result<(), StoreError<ExamConflict>> {
-        self.inner.add_question(question, max).await
+        self.answer(self.inner.add_question(question, max).await)
     }
     async fn get_question(
         &self,
@@ -296,15 +315,14 @@ impl ExamStore for CountingExams {
         self.inner.get_question(exam, id).await
     }
     async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>> {
-        self.inner.save_question(question).await
+        self.answer(self.inner.save_question(question).await)
     }
     async fn delete_question(
         &self,
         exam: &ExamId,
         id: &QuestionId,
-        keep_at_least: u32,
     ) -> Result<(), StoreError<ExamConflict>> {
-        self.inner.delete_question(exam, id, keep_at_least).await
+        self.answer(self.inner.delete_question(exam, id).await)
     }
     async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreUnavailable> {
         self.inner.list_questions(exam).await

@@ -3,7 +3,8 @@
 //!
 //! Reads that users repeat (an exam, its questions, the published list, an attempt, a student's
 //! attempts) go through [`CacheAside`]. Writes read the store, never the cache, write the store,
-//! then invalidate every key that can hold what changed.
+//! then invalidate every key that can hold what changed — also when the write failed, since a
+//! write whose answer was lost (a timeout) may have applied.
 //!
 //! Lists (the published exams, a student's attempts, an exam's results) come a [`Page`] at a
 //! time, at most [`MAX_PAGE`] items, after a position (`ExamCursor`, `AttemptCursor`; the routes
@@ -266,8 +267,9 @@ impl ExamService {
         exam.rules = exam.rules.validated()?;
         exam.version = expected + 1;
         exam.updated_at = self.clock.now();
-        self.exams.save_exam(&exam, expected).await?;
+        let saved = self.exams.save_exam(&exam, expected).await;
         self.invalidate_exam(&exam, false).await;
+        saved?;
         Ok(exam)
     }
 
@@ -275,8 +277,9 @@ impl ExamService {
     #[tracing::instrument(skip_all, fields(exam_id = %id))]
     pub async fn delete_exam(&self, caller: &UserProfile, id: &ExamId) -> Result<(), ExamError> {
         let exam = access::managed(caller, self.exams.get_exam(id).await?)?;
-        self.exams.delete_exam(id).await?;
+        let deleted = self.exams.delete_exam(id).await;
         self.invalidate_exam(&exam, true).await;
+        deleted?;
         tracing::info!("exam deleted");
         Ok(())
     }
@@ -287,6 +290,8 @@ impl ExamService {
     pub async fn publish(&self, caller: &UserProfile, id: &ExamId) -> Result<Exam, ExamError> {
         let mut exam = access::managed(caller, self.exams.get_exam(id).await?)?;
         if exam.is_published() {
+            // Perhaps by a publish whose answer was lost: readers may hold the draft.
+            self.invalidate_exam(&exam, false).await;
             return Ok(exam);
         }
         if exam.question_count == 0 {
@@ -301,8 +306,9 @@ impl ExamService {
         exam.published_at = Some(now);
         exam.updated_at = now;
         exam.version = expected + 1;
-        self.exams.save_exam(&exam, expected).await?;
+        let saved = self.exams.save_exam(&exam, expected).await;
         self.invalidate_exam(&exam, false).await;
+        saved?;
         tracing::info!("exam published");
         Ok(exam)
     }
@@ -319,10 +325,12 @@ impl ExamService {
     ) -> Result<Question, ExamError> {
         let exam = access::managed(caller, self.exams.get_exam(id).await?)?;
         let question = Question::new(exam.id.clone(), fields, self.clock.now());
-        self.exams
+        let added = self
+            .exams
             .add_question(&question, limits::MAX_QUESTIONS)
-            .await?;
+            .await;
         self.invalidate_exam(&exam, true).await;
+        added?;
         Ok(question)
     }
 
@@ -374,8 +382,9 @@ impl ExamService {
         question.options = fields.options;
         question.correct_option = fields.correct_option;
         question.points = fields.points;
-        self.exams.save_question(&question).await?;
+        let saved = self.exams.save_question(&question).await;
         self.invalidate_exam(&exam, true).await;
+        saved?;
         Ok(question)
     }
 
@@ -388,9 +397,9 @@ impl ExamService {
         id: &QuestionId,
     ) -> Result<(), ExamError> {
         let exam = access::managed(caller, self.exams.get_exam(exam_id).await?)?;
-        let keep = u32::from(exam.is_published());
-        self.exams.delete_question(exam_id, id, keep).await?;
+        let deleted = self.exams.delete_question(exam_id, id).await;
         self.invalidate_exam(&exam, true).await;
+        deleted?;
         Ok(())
     }
 
@@ -414,12 +423,14 @@ impl ExamService {
         access::open_for_attempts(&exam, now)?;
         let questions = self.exams.list_questions(exam_id).await?;
         let attempt = Attempt::start(&exam, &questions, caller.id.clone(), now);
-        self.attempts
+        let created = self
+            .attempts
             .create_attempt(&attempt, exam.rules.max_attempts)
-            .await?;
+            .await;
         self.cache
             .invalidate(&[self.cache.keys().user_exams(&caller.id)])
             .await;
+        created?;
         tracing::info!(attempt_id = %attempt.id, "attempt started");
         let paper = questions.iter().map(Question::for_student).collect();
         Ok(AttemptView {
@@ -443,12 +454,11 @@ impl ExamService {
             return Err(AttemptConflict::AttemptClosed.into());
         }
         attempt.answers = attempt.check_answers(answers)?;
-        self.attempts
-            .save_answers(id, &attempt.answers, now)
-            .await?;
+        let saved = self.attempts.save_answers(id, &attempt.answers, now).await;
         self.cache
             .invalidate(&[self.cache.keys().exam_result(id)])
             .await;
+        saved?;
         Ok(attempt)
     }
 
@@ -685,7 +695,9 @@ impl ExamService {
     }
 
     /// After a change to `exam` itself, and to its questions when `with_questions` (adding or
-    /// removing one also moves the exam's `question_count`, so the exam goes too).
+    /// removing one also moves the exam's `question_count`, so the exam goes too). Called after
+    /// the store write whether it answered or not: a write whose answer was lost may have
+    /// applied.
     async fn invalidate_exam(&self, exam: &Exam, with_questions: bool) {
         let keys = self.cache.keys();
         let mut stale: Vec<CacheKey> = vec![keys.exam(&exam.id)];
@@ -693,8 +705,10 @@ impl ExamService {
             stale.push(keys.exam_questions(&exam.id));
         }
         self.cache.invalidate(&stale).await;
-        // The list shows published exams only; a draft's change cannot be in it.
-        if exam.is_published() {
+        // The list shows published exams only, with their question counts. `exam` is as read
+        // before the write: a draft's fields cannot be in the list, but its questions' count
+        // can, if it was published meanwhile.
+        if exam.is_published() || with_questions {
             self.cache.invalidate_exam_list().await;
         }
     }
@@ -773,9 +787,16 @@ impl ExamService {
                         .await?
                         .ok_or(ExamError::NotFound)?;
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    // Its answer may have been lost after the store applied it.
+                    self.invalidate_attempt(&attempt).await;
+                    return Err(error.into());
+                }
             }
         }
+        // Submitted before: perhaps by a close whose answer was lost, so readers may still hold
+        // the attempt in progress.
+        self.invalidate_attempt(&attempt).await;
         let Some(student) = student else {
             return Ok((attempt, Closed::Before));
         };

@@ -561,3 +561,48 @@ async fn a_paper_read_again_asks_for_the_caller_the_attempt_and_the_questions_at
     );
     assert_eq!(gauge.most_at_once(), 3, "reads in flight at once");
 }
+
+/// A write whose answer was lost (a timeout after DynamoDB committed it) may have applied: the
+/// cache is told all the same. And a publish repeated after such a loss, which finds the exam
+/// published, drops the draft a reader may have cached meanwhile.
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_still_drops_what_it_may_have_changed() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    let mut adapters = oes_runtime::wiring::ApiAdapters::in_memory(
+        MemoryQueues::new(),
+        std::sync::Arc::new(MemoryJobs::default()),
+    );
+    let exams = CountingExams::new(adapters.exams.clone());
+    adapters.exams = exams.clone();
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+    let path = format!("/exams/{exam}");
+    assert_eq!(
+        h.call("GET", &path, None, &owner).await.0,
+        200,
+        "the draft is cached"
+    );
+
+    exams.lose_next_answer();
+    let patch = json!({"title": "Renamed"});
+    let (status, _) = h.call("PATCH", &path, Some(&patch), &owner).await;
+    assert_eq!(status, 503, "the owner cannot know whether it applied");
+    let (_, read) = h.call("GET", &path, None, &owner).await;
+    assert_eq!(
+        read["title"], "Renamed",
+        "the owner reads what the store holds"
+    );
+
+    exams.lose_next_answer();
+    let publish = format!("{path}/publish");
+    assert_eq!(h.call("POST", &publish, None, &owner).await.0, 503);
+    assert_eq!(
+        h.call("POST", &publish, None, &owner).await.0,
+        200,
+        "done already"
+    );
+    let (status, read) = h.call("GET", &path, None, &student).await;
+    assert_eq!(status, 200, "students see the published exam: {read}");
+}

@@ -60,6 +60,7 @@ contract!(
     questions_are_listed_in_the_order_they_were_added,
     a_question_is_read_and_saved_in_its_own_exam_only,
     deleting_questions_lowers_the_count_but_keeps_the_minimum,
+    a_published_exam_keeps_its_last_question_though_its_caller_read_a_draft,
     deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts,
     an_attempt_is_created_once_and_read_back,
     answers_are_saved_only_while_the_attempt_is_open,
@@ -515,45 +516,84 @@ async fn deleting_questions_lowers_the_count_but_keeps_the_minimum(
     exams.create_exam(&exam).await.expect("created");
     let first = question(&exam.id, "first?", 1_001);
     let second = question(&exam.id, "second?", 1_002);
-    exams.add_question(&first, 10).await.expect("added");
-    exams.add_question(&second, 10).await.expect("added");
+    let third = question(&exam.id, "third?", 1_003);
+    for q in [&first, &second, &third] {
+        exams.add_question(q, 10).await.expect("added");
+    }
     let before = stored(exams, &exam.id).await;
 
     exams
-        .delete_question(&exam.id, &first.id, 1)
+        .delete_question(&exam.id, &first.id)
         .await
         .expect("deleted");
     let after = stored(exams, &exam.id).await;
     assert_eq!(
         (after.question_count, after.version),
-        (1, before.version + 1)
+        (2, before.version + 1)
     );
     assert_eq!(
         exams.list_questions(&exam.id).await.expect("listed"),
-        vec![second.clone()]
+        vec![second.clone(), third.clone()]
     );
     assert_eq!(
         exams.get_question(&exam.id, &first.id).await.expect("read"),
         None
     );
+    assert_not_found(exams.delete_question(&exam.id, &first.id).await);
+    assert_not_found(exams.delete_question(&ExamId::generate(), &second.id).await);
 
+    // A draft may lose them all; a published exam keeps one.
+    let published = publish(&after, 1_004);
+    exams
+        .save_exam(&published, after.version)
+        .await
+        .expect("published");
+    exams
+        .delete_question(&exam.id, &second.id)
+        .await
+        .expect("one remains");
+    let kept = stored(exams, &exam.id).await;
     assert_conflict(
-        exams.delete_question(&exam.id, &second.id, 1).await,
+        exams.delete_question(&exam.id, &third.id).await,
         ExamConflict::LastQuestion,
     );
-    assert_eq!(stored(exams, &exam.id).await, after);
-    assert_not_found(exams.delete_question(&exam.id, &first.id, 0).await);
-    assert_not_found(
-        exams
-            .delete_question(&ExamId::generate(), &second.id, 0)
-            .await,
-    );
+    assert_eq!(stored(exams, &exam.id).await, kept);
 
+    let other = draft("Go", 2_000);
+    exams.create_exam(&other).await.expect("created");
+    let only = question(&other.id, "only?", 2_001);
+    exams.add_question(&only, 10).await.expect("added");
     exams
-        .delete_question(&exam.id, &second.id, 0)
+        .delete_question(&other.id, &only.id)
         .await
-        .expect("no minimum");
-    assert_eq!(stored(exams, &exam.id).await.question_count, 0);
+        .expect("no minimum for a draft");
+    assert_eq!(stored(exams, &other.id).await.question_count, 0);
+}
+
+/// A removal that read the exam as a draft (nothing to keep) while it was being published: the
+/// store judges by the exam as it stands when the question goes, and a published exam keeps one.
+async fn a_published_exam_keeps_its_last_question_though_its_caller_read_a_draft(
+    exams: &dyn ExamStore,
+    _: &dyn AttemptStore,
+) {
+    let exam = draft("Rust", 1_000);
+    exams.create_exam(&exam).await.expect("created");
+    let only = question(&exam.id, "only?", 1_001);
+    exams.add_question(&only, 10).await.expect("added");
+    let read_by_the_caller = stored(exams, &exam.id).await;
+    assert!(!read_by_the_caller.is_published());
+    exams
+        .save_exam(
+            &publish(&read_by_the_caller, 1_002),
+            read_by_the_caller.version,
+        )
+        .await
+        .expect("published meanwhile");
+    assert_conflict(
+        exams.delete_question(&exam.id, &only.id).await,
+        ExamConflict::LastQuestion,
+    );
+    assert_eq!(stored(exams, &exam.id).await.question_count, 1);
 }
 
 async fn deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts(

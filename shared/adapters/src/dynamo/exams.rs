@@ -306,14 +306,14 @@ impl ExamStore for DynamoExams {
         &self,
         exam: &ExamId,
         id: &QuestionId,
-        keep_at_least: u32,
     ) -> Result<(), StoreError<ExamConflict>> {
         for _ in 0..TRIES {
             let stored = self.get_exam(exam).await?.ok_or(StoreError::NotFound)?;
             if self.get_question(exam, id).await?.is_none() {
                 return Err(StoreError::NotFound);
             }
-            if stored.question_count <= keep_at_least {
+            // The write below is conditional on this version of the exam.
+            if stored.question_count <= u32::from(stored.is_published()) {
                 return Err(StoreError::Conflict(ExamConflict::LastQuestion));
             }
             let new = Exam {

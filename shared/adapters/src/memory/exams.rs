@@ -140,7 +140,6 @@ impl ExamStore for MemoryExams {
         &self,
         exam: &ExamId,
         id: &QuestionId,
-        keep_at_least: u32,
     ) -> Result<(), StoreError<ExamConflict>> {
         let mut inner = lock(&self.0);
         let ExamsInner { exams, questions } = &mut *inner;
@@ -149,7 +148,7 @@ impl ExamStore for MemoryExams {
             .get_mut(exam)
             .filter(|q| q.contains_key(id))
             .ok_or(StoreError::NotFound)?;
-        if stored.question_count <= keep_at_least {
+        if stored.question_count <= u32::from(stored.is_published()) {
             return Err(StoreError::Conflict(ExamConflict::LastQuestion));
         }
         of_exam.remove(id);

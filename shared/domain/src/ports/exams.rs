@@ -115,14 +115,14 @@ pub trait ExamStore: Send + Sync {
     ) -> Result<Option<Question>, StoreUnavailable>;
     /// Replaces a question's fields; `NotFound` if absent.
     async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>>;
-    /// Removes a question and lowers the exam's `question_count` (bumping its `version`), as long
-    /// as more than `keep_at_least` questions remain before the removal
-    /// (`LastQuestion` otherwise). `NotFound` if absent.
+    /// Removes a question and lowers the exam's `question_count` (bumping its `version`). A
+    /// published exam keeps at least one question (`LastQuestion`), judged on the exam as it is
+    /// when the question goes, so a removal that raced the exam's publishing cannot empty it.
+    /// `NotFound` if absent.
     async fn delete_question(
         &self,
         exam: &ExamId,
         id: &QuestionId,
-        keep_at_least: u32,
     ) -> Result<(), StoreError<ExamConflict>>;
     /// The questions of an exam, in the order they were added (`created_at`, then id).
     async fn list_questions(&self, exam: &ExamId) -> Result<Vec<Question>, StoreUnavailable>;
