@@ -666,7 +666,10 @@ impl ExamService {
         let (questions, status) = self
             .cache
             .get_or_load_as(&key, || async {
-                Ok::<_, StoreUnavailable>(Some(self.exams.list_questions(id).await?))
+                // None questions are cached as an absent item (briefly): the id may be one no
+                // exam has, made up by a caller.
+                let questions = self.exams.list_questions(id).await?;
+                Ok::<_, StoreUnavailable>((!questions.is_empty()).then_some(questions))
             })
             .await?;
         Ok((questions.unwrap_or_default(), status))

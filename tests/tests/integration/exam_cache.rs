@@ -606,3 +606,35 @@ async fn a_write_whose_answer_was_lost_still_drops_what_it_may_have_changed() {
     let (status, read) = h.call("GET", &path, None, &student).await;
     assert_eq!(status, 200, "students see the published exam: {read}");
 }
+
+/// `GET /exams/{id}` reads the exam's questions beside it. For an id no exam has, that read
+/// finds no questions: cached as an absent item (the short negative TTL), not as an empty list
+/// for the questions' two hours, so ids made up by a caller cannot fill the cache for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_questions_of_an_exam_that_does_not_exist_are_cached_only_briefly() {
+    use redis::AsyncCommands;
+    let env = TestEnv::spawn().await;
+    let cache = cache_policy(Redis::Standalone, &env.prefix, CacheSettings::default());
+    let h = env.exam_harness(cache.clone());
+    let student = h.sign_in(Role::Student).await;
+    let made_up = oes_domain::exam::ExamId::generate();
+    let (status, _) = h
+        .call("GET", &format!("/exams/{made_up}"), None, &student)
+        .await;
+    assert_eq!(status, 404);
+    let at = cache
+        .locate(&cache.keys().exam_questions(&made_up))
+        .await
+        .expect("version");
+    let mut redis = redis::Client::open(Redis::Standalone.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let ttl: i64 = redis.pttl(&at.key).await.expect("PTTL");
+    let negative = cache.settings().ttls.negative.as_millis();
+    assert!(
+        ttl > 0 && u128::try_from(ttl).unwrap_or(0) <= negative * 11 / 10,
+        "cached for the negative TTL ({negative} ms), not {ttl} ms"
+    );
+}
