@@ -275,10 +275,18 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             let cache = CacheConfig::load(&process_env())?;
             if cache.redis_url.is_some() {
                 let cache = cache_aside(&cache)?;
-                cache
+                if cache
                     .invalidate(&[cache.keys().user_profile(&updated.id)])
-                    .await;
-                println!("cached profile dropped");
+                    .await
+                {
+                    println!("cached profile dropped");
+                } else {
+                    println!(
+                        "could not reach the cache at REDIS_URL, so the cached profile was not \
+                         dropped: tokens from before keep working, with the old role, until it \
+                         expires (within a minute)."
+                    );
+                }
             } else {
                 println!(
                     "REDIS_URL is not set, so no cached profile was dropped: tokens from before \

@@ -262,7 +262,7 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
         CacheStatus::Hit
     );
 
-    let set_role = |with_redis: bool| {
+    let set_role = |redis: Option<String>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oesctl"));
         command
             .args([
@@ -275,16 +275,13 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
             .args(["student", "--prefix", &prefix])
             .env("RUST_LOG", "warn")
             .env("OES_CACHE_PREFIX", &prefix);
-        if with_redis {
-            command
-                .env("REDIS_URL", redis_url())
-                .env("REDIS_CLUSTER", "false");
-        } else {
-            command.env_remove("REDIS_URL");
-        }
+        match redis {
+            Some(url) => command.env("REDIS_URL", url).env("REDIS_CLUSTER", "false"),
+            None => command.env_remove("REDIS_URL"),
+        };
         command.output().expect("oesctl runs")
     };
-    let output = set_role(true);
+    let output = set_role(Some(redis_url()));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("cached profile dropped"),
@@ -297,12 +294,26 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
         "the demoted admin's cached profile is gone, so earlier tokens are refused at once"
     );
 
-    let output = set_role(false);
+    let output = set_role(None);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("no cached profile was dropped"),
         "without REDIS_URL it says what that means: {}",
         stdout(&output)
+    );
+
+    // A REDIS_URL that does not answer (a cache in a VPC, from a laptop): the role changed, the
+    // cached profile did not go, and oesctl says so.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let unreachable = format!("redis://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let output = set_role(Some(unreachable));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(!printed.contains("cached profile dropped"), "{printed}");
+    assert!(
+        printed.contains("could not reach the cache"),
+        "it says what that means: {printed}"
     );
 }
 

@@ -180,10 +180,11 @@ impl CacheAside {
     /// write, and also when the write failed in a way that may have applied it. Never fails: a
     /// failure is logged with the `CacheErrors` metric, and the entry's TTL bounds how long it
     /// can be stale. Redis is asked even while this process's breaker is open: other processes
-    /// may be reading the entry meanwhile.
-    pub async fn invalidate(&self, keys: &[CacheKey]) {
+    /// may be reading the entry meanwhile. Returns whether every entry was dropped (for an
+    /// operator's tool to say so; a request goes on either way).
+    pub async fn invalidate(&self, keys: &[CacheKey]) -> bool {
         if keys.is_empty() {
-            return;
+            return true;
         }
         let used = self.0.namespace.last();
         let version_key = self.0.keys.version_key();
@@ -207,17 +208,17 @@ impl CacheAside {
                 metrics::incr(CACHE_ERRORS, dimension(key.kind()));
                 tracing::error!(cache = %key.kind(), "cache invalidation impossible: the namespace version is unknown; stale until the TTL");
             }
-            return;
+            return false;
         }
         let calls = versions
             .iter()
             .flat_map(|version| keys.iter().map(|key| self.invalidate_one(key, *version)));
-        join_all(calls).await;
+        join_all(calls).await.into_iter().all(|dropped| dropped)
     }
 
     /// Drops every cached page of the published exam list, whatever its limit and cursor.
-    pub async fn invalidate_exam_list(&self) {
-        self.invalidate(&[self.0.keys.exam_list()]).await;
+    pub async fn invalidate_exam_list(&self) -> bool {
+        self.invalidate(&[self.0.keys.exam_list()]).await
     }
 
     /// Empties the whole cache by moving to a new namespace version (old entries expire by
@@ -269,15 +270,17 @@ impl CacheAside {
         Some(self.0.keys.locate(key, version))
     }
 
-    async fn invalidate_one(&self, key: &CacheKey, version: u64) {
+    async fn invalidate_one(&self, key: &CacheKey, version: u64) -> bool {
         let kind = key.kind();
         let at = self.0.keys.locate(key, version);
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let ttl = jittered(self.0.settings.ttls.of(kind));
         let call = self.0.cache.invalidate(&at.key, &generation, ttl);
-        if let Err(failure) = self.call_past_breaker(Some(kind), call).await {
+        let dropped = self.call_past_breaker(Some(kind), call).await;
+        if let Err(failure) = &dropped {
             tracing::error!(cache = %kind, key = %at.key, error = %failure, "cache invalidation failed; stale until the TTL");
         }
+        dropped.is_ok()
     }
 
     /// The namespace version: the one read less than `version_refresh` ago, else read now (one
