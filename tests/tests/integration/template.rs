@@ -1119,3 +1119,15 @@ fn the_prod_stages_table_is_protected_by_the_template_itself() {
         .collect();
     assert_eq!(protection, ["ProtectTable", "true", "false"]);
 }
+
+/// `RedisUrl` may carry the cache's password (`rediss://user:password@host`): CloudFormation
+/// shows a parameter's value to anyone who may describe the stack, unless it is `NoEcho`.
+#[test]
+fn a_parameter_that_may_hold_a_password_is_not_echoed() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["RedisUrl"]["NoEcho"],
+        Yaml::Boolean(true),
+        "RedisUrl must be NoEcho"
+    );
+}
