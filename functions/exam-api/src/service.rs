@@ -16,13 +16,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::future::try_join_all;
 use oes_domain::cache::{CacheAside, CacheKey, CacheStatus};
 use oes_domain::clock::{Clock, rfc3339};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::exam::{
-    Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam,
-    ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields, QuestionId,
-    ReviewPolicy, StudentQuestion, StudentQuestions, limits,
+    Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptReview, AttemptStatus, AttemptSummary,
+    Exam, ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields,
+    QuestionId, ReviewPolicy, StudentQuestion, StudentQuestions, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
 use oes_domain::producer::{EmailProducer, EnqueueError};
@@ -473,8 +474,10 @@ impl ExamService {
     ) -> Result<AttemptView, ExamError> {
         let attempt = access::own_attempt(caller, self.attempts.get_attempt(id).await?)?;
         let now = self.clock.now();
-        let (attempt, _) = self
+        let (mut attempt, _) = self
             .close(attempt, Some(caller), |attempt| attempt.grade(now))
+            .await?;
+        self.review_from_the_close_as_it_is(&mut attempt.review, &attempt.exam_id)
             .await?;
         let (attempt, marks) = access::student_review(attempt, now);
         Ok(AttemptView {
@@ -551,6 +554,11 @@ impl ExamService {
             };
             return Ok((view, status));
         }
+        let mut attempt = attempt;
+        if attempt.result.is_some() {
+            self.review_from_the_close_as_it_is(&mut attempt.review, &attempt.exam_id)
+                .await?;
+        }
         let now = self.clock.now();
         let paper = if attempt.is_open(now) {
             let (questions, _) = match ahead {
@@ -594,9 +602,35 @@ impl ExamService {
             })
             .await?;
         let now = self.clock.now();
-        let attempts = std::mem::take(&mut page.items).into_iter();
-        page.items = attempts.map(|a| access::student_summary(a, now)).collect();
+        let mut attempts = std::mem::take(&mut page.items);
+        let reviews = attempts.iter_mut().filter(|a| a.result.is_some());
+        try_join_all(
+            reviews.map(|a| self.review_from_the_close_as_it_is(&mut a.review, &a.exam_id)),
+        )
+        .await?;
+        page.items = attempts
+            .into_iter()
+            .map(|a| access::student_summary(a, now))
+            .collect();
         Ok((page, status))
+    }
+
+    /// A review shown "from the close" waits for the exam's close as it is now: the owner may
+    /// have moved it later since the attempt started (more time for the class), and until then
+    /// others may still sit the exam, and this student again. Only such reviews read the exam
+    /// (cache-aside); an exam deleted since leaves the close the attempt started with.
+    async fn review_from_the_close_as_it_is(
+        &self,
+        review: &mut AttemptReview,
+        exam: &ExamId,
+    ) -> Result<(), ExamError> {
+        let Some(from) = review.from else {
+            return Ok(());
+        };
+        if let (Some(exam), _) = self.cached_exam(exam).await? {
+            review.from = Some(exam.rules.closes_at.map_or(from, |close| close.max(from)));
+        }
+        Ok(())
     }
 
     /// The attempts at an exam, for its owner or an admin: a page, newest first, after

@@ -1391,6 +1391,63 @@ async fn learning_which_answers_were_right_from_a_finished_attempt() {
     assert!(!mentions_answers(&read), "{read}");
 }
 
+/// The owner gives the class more time: the close moves later after a student has submitted.
+/// "From the close" is the close as it is now, not as it was when the attempt started: until
+/// then others may still sit the exam, and this student may sit it again.
+#[tokio::test]
+async fn reading_the_answers_while_an_extended_exam_is_still_open() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let settings = json!({
+        "closes_at": in_(&h, 3600),
+        "max_attempts": 2,
+        "review": { "shows": "answers", "from": "close" },
+    });
+    let (exam, questions) = exam_with(&h, &owner, 3, settings).await;
+    let (_, attempt) = start(&h, &exam, &student).await;
+    let attempt = id_of(&attempt, "attempt_id");
+    let answers = json!({ questions[0].clone(): 0 });
+    assert_eq!(save_answers(&h, &attempt, answers, &student).await.0, 200);
+    assert_eq!(submit(&h, &attempt, &student).await.0, 200);
+
+    let extended = json!({ "closes_at": in_(&h, 3 * 3600) });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&extended), &owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    h.clock.advance(3600 + 60);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    for body in [&read, &mine["attempts"][0]] {
+        assert!(
+            body["result"].is_null() && body["marks"].is_null(),
+            "the answers while the extended exam is open: {body}"
+        );
+    }
+    let (status, _) = start(&h, &exam, &student).await;
+    assert_eq!(
+        status, 201,
+        "the exam is open, and a second attempt allowed"
+    );
+
+    // Once the exam has closed as it now stands.
+    h.clock.advance(2 * 3600);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    assert!(read["marks"].is_object(), "{read}");
+    let first = mine["attempts"]
+        .as_array()
+        .and_then(|list| list.iter().find(|a| a["attempt_id"] == attempt.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert!(first["result"].is_object(), "{mine}");
+}
+
 // ---- 15: the exam's window --------------------------------------------------------------------
 
 #[tokio::test]
