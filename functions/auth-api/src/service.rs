@@ -25,7 +25,7 @@ pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
 /// How long a password reset link works.
 pub const RESET_TOKEN_TTL_SECONDS: i64 = 3600;
 /// How often a sign-up reads the address and writes again when another sign-up for it won the
-/// race in between.
+/// race in between; after that it gives up (answered as every sign-up).
 const SIGN_UP_WRITE_ATTEMPTS: usize = 3;
 
 /// A signed-in session.
@@ -137,7 +137,11 @@ impl AuthService {
     ///
     /// The password is hashed first, whatever the address, so the answer takes as long either
     /// way. A write that loses a race with another sign-up for the address reads it again
-    /// (a conflict must not tell that the address was free), a bounded number of times.
+    /// (a conflict must not tell that the address was free), a bounded number of times; one
+    /// that loses every time writes and sends nothing and is answered as any other sign-up
+    /// (a verified address never loses a race, so a refusal would tell that the address is not
+    /// verified). Each race it lost, another sign-up won: that one's account holds the address
+    /// and its verification email went to the mailbox, so the address's owner is served.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
@@ -183,7 +187,8 @@ impl AuthService {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(AuthError::ConcurrentUpdate)
+        tracing::info!("sign-up lost every race for its address; another sign-up holds it");
+        Ok(())
     }
 
     /// Queues the verification email of the account `user` just made, or removes the account
