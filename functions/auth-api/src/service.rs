@@ -160,6 +160,7 @@ impl AuthService {
             role: Role::Student,
             status: UserStatus::PendingVerification,
             token_version: 0,
+            email_version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -471,6 +472,7 @@ impl AuthService {
             new_email,
             token_version: user.token_version,
             account_email: Some(user.email.clone()),
+            email_version: user.email_version,
             expires_at: self.clock.now() + ttl_seconds,
         };
         match purpose {

@@ -86,6 +86,7 @@ fn token(purpose: TokenPurpose) -> StoredToken {
         new_email: None,
         token_version: 3,
         account_email: Some(Email::parse("ada@example.com").expect("valid")),
+        email_version: 2,
         expires_at: 2_000_000_000,
     }
 }
@@ -99,6 +100,7 @@ async fn a_token_is_taken_once_and_only_for_its_purpose(tokens: &dyn TokenStore)
         new_email: None,
         token_version: 3,
         account_email: Some(Email::parse("ada@example.com").expect("valid")),
+        email_version: 1,
         expires_at: 2_000_000_000,
     };
     tokens.put(&stored).await.expect("stored");
@@ -162,8 +164,9 @@ async fn a_token_comes_back_with_every_field_it_was_stored_with(tokens: &dyn Tok
     };
     let verify = StoredToken {
         token_version: u64::from(u32::MAX) + 7,
-        // As a token stored before the account's address was recorded.
+        // As a token stored before the account's address and email version were recorded.
         account_email: None,
+        email_version: 0,
         ..token(TokenPurpose::VerifyEmail)
     };
     for stored in [&change, &verify] {

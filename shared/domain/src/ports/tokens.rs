@@ -33,6 +33,9 @@ pub struct StoredToken {
     /// The account's address when it was issued (see [`LinkedState`]); `None` only for a token
     /// stored before the address was recorded, which no reset or email change accepts.
     pub account_email: Option<Email>,
+    /// The account's email version when it was issued (see [`LinkedState`]); 0 for a token
+    /// stored before it was recorded, as for an account stored before then.
+    pub email_version: u64,
     /// Epoch seconds after which it is refused (and removed by the store's TTL).
     pub expires_at: i64,
 }
@@ -44,6 +47,7 @@ impl StoredToken {
         self.account_email.clone().map(|email| LinkedState {
             token_version: self.token_version,
             email,
+            email_version: self.email_version,
         })
     }
 }

@@ -694,6 +694,7 @@ async fn learning_who_has_an_account_from_many_sign_ups_at_once() {
         role: oes_domain::user::Role::Student,
         status: oes_domain::user::UserStatus::Active,
         token_version: 0,
+        email_version: 0,
         created_at: now,
         updated_at: now,
     };
