@@ -6,7 +6,8 @@ use oes_domain::cache::CacheStatus;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{
-    StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore, UserUpdate,
+    Replaced, StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore,
+    UserUpdate,
 };
 use oes_domain::producer::EmailProducer;
 use oes_domain::security::{OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
@@ -353,7 +354,8 @@ impl AuthService {
     }
 
     /// Queues a password reset email if `email` belongs to an account; silent otherwise, and
-    /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]). Each
+    /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]) or when
+    /// requests made at once stored their links first, race after race. Each
     /// reset email carries a new link that voids the one before, so one works at a time: the
     /// last one sent, which stays valid at least until the budget's window ends. So however many
     /// clients ask, the address gets a bounded number of emails, and its owner always holds a
@@ -476,8 +478,15 @@ impl AuthService {
             expires_at: self.clock.now() + ttl_seconds,
         };
         match purpose {
-            // One reset link works at a time: a new one voids the last.
-            TokenPurpose::PasswordReset => self.tokens.replace(&stored).await?,
+            // One reset link works at a time: a new one voids the last. Outrun, this request
+            // sends nothing, answered as any other (a failure would tell that the account
+            // exists): each request that won stored a link and mailed it to the address.
+            TokenPurpose::PasswordReset => {
+                if self.tokens.replace(&stored).await? == Replaced::Outrun {
+                    tracing::info!(user_id = %user.id, "reset links stored meanwhile; none sent");
+                    return Ok(());
+                }
+            }
             TokenPurpose::VerifyEmail | TokenPurpose::ChangeEmail => {
                 self.tokens.put(&stored).await?;
             }

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use auth_api::AuthService;
 use auth_api::limits::{EMAIL_PER_ADDRESS, EMAIL_PER_IP, RESET_PER_ACCOUNT};
+use oes_adapters::dynamo::DynamoTokens;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
@@ -745,4 +746,46 @@ async fn learning_who_has_an_account_from_many_sign_ups_at_once() {
     followed.sort_unstable();
     assert_eq!(followed.first(), Some(&200), "{followed:?}");
     assert!(followed[1..].iter().all(|s| *s == 400), "{followed:?}");
+}
+
+#[tokio::test]
+async fn learning_who_has_an_account_from_reset_requests_that_lose_every_race() {
+    // The links are stored in DynamoDB, each read stale: a reset request that finds a reset link
+    // stored loses the race to store its own as the account's one valid reset link, every time,
+    // as one does among many made at once (more than the account's limit lets through in one
+    // window: at a window's turn, or counted per container while Redis is down).
+    let env = oes_tests::TestEnv::spawn().await;
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let stale = oes_tests::stale_reads::StaleReads::client(&env.clients.dynamodb());
+    adapters.tokens = Arc::new(DynamoTokens::new(stale, env.provisioned.table.clone()));
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        oes_tests::cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+    let reset = |email: &str| json!({"email": email});
+    let path = "/auth/password-reset/request";
+    let (status, body) = post_from(&service, HOME, path, reset(VICTIM)).await;
+    assert_eq!(status, 202, "{body}");
+    let mut mails = mailed(&queue).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let owners_link = mails.remove(0);
+
+    // The attacker asks for a reset of each address: the victim's request loses every race.
+    let mut answers = Vec::new();
+    for address in [VICTIM, FRESH] {
+        answers.push(post_from(&service, ATTACKER, path, reset(address)).await);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a reset request for an account is answered as one for no account"
+    );
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    let (status, body) = confirm_reset(&service, &owners_link, "the owner's new secret").await;
+    assert_eq!(status, 200, "the owner's link works: {body}");
 }
