@@ -105,6 +105,7 @@ impl ExamHarness {
             role: Role::Student,
             status: UserStatus::Active,
             token_version: 0,
+            email_version: 0,
             created_at: now,
             updated_at: now,
         };

@@ -15,10 +15,13 @@
 //! - [`lost_answers`]: a DynamoDB client that loses the answer to a write that landed, so the
 //!   SDK sends it again.
 //! - [`queries`]: what each DynamoDB `Query` read, counted by an SDK interceptor.
+//! - [`stale_reads`]: a DynamoDB client whose reads of a token's place are always stale, so a
+//!   replace loses every race.
 
 pub mod exams;
 pub mod lost_answers;
 pub mod queries;
+pub mod stale_reads;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

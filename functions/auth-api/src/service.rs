@@ -6,7 +6,8 @@ use oes_domain::cache::CacheStatus;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{
-    StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore, UserUpdate,
+    Replaced, StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore,
+    UserUpdate,
 };
 use oes_domain::producer::EmailProducer;
 use oes_domain::security::{OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
@@ -25,7 +26,7 @@ pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
 /// How long a password reset link works.
 pub const RESET_TOKEN_TTL_SECONDS: i64 = 3600;
 /// How often a sign-up reads the address and writes again when another sign-up for it won the
-/// race in between.
+/// race in between; after that it gives up (answered as every sign-up).
 const SIGN_UP_WRITE_ATTEMPTS: usize = 3;
 
 /// A signed-in session.
@@ -137,7 +138,11 @@ impl AuthService {
     ///
     /// The password is hashed first, whatever the address, so the answer takes as long either
     /// way. A write that loses a race with another sign-up for the address reads it again
-    /// (a conflict must not tell that the address was free), a bounded number of times.
+    /// (a conflict must not tell that the address was free), a bounded number of times; one
+    /// that loses every time writes and sends nothing and is answered as any other sign-up
+    /// (a verified address never loses a race, so a refusal would tell that the address is not
+    /// verified). Each race it lost, another sign-up won: that one's account holds the address
+    /// and its verification email went to the mailbox, so the address's owner is served.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
@@ -156,6 +161,7 @@ impl AuthService {
             role: Role::Student,
             status: UserStatus::PendingVerification,
             token_version: 0,
+            email_version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -183,7 +189,8 @@ impl AuthService {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(AuthError::ConcurrentUpdate)
+        tracing::info!("sign-up lost every race for its address; another sign-up holds it");
+        Ok(())
     }
 
     /// Queues the verification email of the account `user` just made, or removes the account
@@ -347,7 +354,8 @@ impl AuthService {
     }
 
     /// Queues a password reset email if `email` belongs to an account; silent otherwise, and
-    /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]). Each
+    /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]) or when
+    /// requests made at once stored their links first, race after race. Each
     /// reset email carries a new link that voids the one before, so one works at a time: the
     /// last one sent, which stays valid at least until the budget's window ends. So however many
     /// clients ask, the address gets a bounded number of emails, and its owner always holds a
@@ -466,11 +474,19 @@ impl AuthService {
             new_email,
             token_version: user.token_version,
             account_email: Some(user.email.clone()),
+            email_version: user.email_version,
             expires_at: self.clock.now() + ttl_seconds,
         };
         match purpose {
-            // One reset link works at a time: a new one voids the last.
-            TokenPurpose::PasswordReset => self.tokens.replace(&stored).await?,
+            // One reset link works at a time: a new one voids the last. Outrun, this request
+            // sends nothing, answered as any other (a failure would tell that the account
+            // exists): each request that won stored a link and mailed it to the address.
+            TokenPurpose::PasswordReset => {
+                if self.tokens.replace(&stored).await? == Replaced::Outrun {
+                    tracing::info!(user_id = %user.id, "reset links stored meanwhile; none sent");
+                    return Ok(());
+                }
+            }
             TokenPurpose::VerifyEmail | TokenPurpose::ChangeEmail => {
                 self.tokens.put(&stored).await?;
             }

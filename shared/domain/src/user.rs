@@ -255,6 +255,12 @@ pub struct User {
     pub status: UserStatus,
     /// Bumped whenever earlier access tokens must stop working (password reset, role change).
     pub token_version: u64,
+    /// Bumped by every move to another address. One-time links are bound to it (see
+    /// [`crate::ports::LinkedState`]), so a move voids the links sent before it for good, even
+    /// once the account moves back to the address they were sent from. Absent, 0, from accounts
+    /// stored before it was recorded.
+    #[serde(default)]
+    pub email_version: u64,
     /// Epoch seconds.
     pub created_at: i64,
     /// Epoch seconds.
@@ -352,6 +358,7 @@ mod tests {
             role: Role::Student,
             status: UserStatus::PendingVerification,
             token_version: 0,
+            email_version: 0,
             created_at: 1_000,
             updated_at: 1_000,
         };

@@ -168,6 +168,7 @@ async fn verification_emails_are_limited_per_mailbox_the_same_whether_or_not_it_
         role: Role::Student,
         status: UserStatus::PendingVerification,
         token_version: 0,
+        email_version: 0,
         created_at: now,
         updated_at: now,
     };

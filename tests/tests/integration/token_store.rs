@@ -13,7 +13,7 @@
 
 use oes_adapters::dynamo::DynamoTokens;
 use oes_adapters::memory::MemoryTokens;
-use oes_domain::ports::{StoredToken, TokenPurpose, TokenStore};
+use oes_domain::ports::{Replaced, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::OneTimeToken;
 use oes_domain::user::{Email, UserId};
 use oes_tests::TestEnv;
@@ -86,6 +86,7 @@ fn token(purpose: TokenPurpose) -> StoredToken {
         new_email: None,
         token_version: 3,
         account_email: Some(Email::parse("ada@example.com").expect("valid")),
+        email_version: 2,
         expires_at: 2_000_000_000,
     }
 }
@@ -99,6 +100,7 @@ async fn a_token_is_taken_once_and_only_for_its_purpose(tokens: &dyn TokenStore)
         new_email: None,
         token_version: 3,
         account_email: Some(Email::parse("ada@example.com").expect("valid")),
+        email_version: 1,
         expires_at: 2_000_000_000,
     };
     tokens.put(&stored).await.expect("stored");
@@ -162,8 +164,9 @@ async fn a_token_comes_back_with_every_field_it_was_stored_with(tokens: &dyn Tok
     };
     let verify = StoredToken {
         token_version: u64::from(u32::MAX) + 7,
-        // As a token stored before the account's address was recorded.
+        // As a token stored before the account's address and email version were recorded.
         account_email: None,
+        email_version: 0,
         ..token(TokenPurpose::VerifyEmail)
     };
     for stored in [&change, &verify] {
@@ -259,6 +262,34 @@ async fn taken(tokens: &dyn TokenStore, token: &StoredToken) -> bool {
     got.is_some()
 }
 
+/// A replace that loses every race to other replaces of the same user and purpose (each stored a
+/// newer token between its read and its write) stores nothing and is no failure: the token of
+/// the last replace that won is the valid one. Only DynamoDB: the twin replaces under one lock,
+/// and never loses.
+#[tokio::test]
+async fn on_dynamodb_a_replace_that_loses_every_race_stores_nothing_and_is_no_failure() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let tokens = DynamoTokens::new(env.clients.dynamodb(), table.clone());
+    let outrun = DynamoTokens::new(
+        oes_tests::stale_reads::StaleReads::client(&env.clients.dynamodb()),
+        table,
+    );
+    let first = token(TokenPurpose::PasswordReset);
+    tokens.replace(&first).await.expect("stored");
+    let second = StoredToken {
+        user_id: first.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    let replaced = outrun
+        .replace(&second)
+        .await
+        .expect("a replace that loses every race is answered");
+    assert_eq!(replaced, Replaced::Outrun, "and says it stored nothing");
+    assert!(!taken(&tokens, &second).await, "it stored nothing");
+    assert!(taken(&tokens, &first).await, "the token that won works");
+}
+
 async fn a_replacing_token_voids_the_one_it_replaces(tokens: &dyn TokenStore) {
     let first = token(TokenPurpose::PasswordReset);
     let second = StoredToken {
@@ -270,7 +301,8 @@ async fn a_replacing_token_voids_the_one_it_replaces(tokens: &dyn TokenStore) {
         ..token(TokenPurpose::PasswordReset)
     };
     for token in [&first, &second, &third] {
-        tokens.replace(token).await.expect("stored");
+        let replaced = tokens.replace(token).await.expect("stored");
+        assert_eq!(replaced, Replaced::Stored);
     }
     assert!(!taken(tokens, &first).await, "the first was replaced");
     assert!(!taken(tokens, &second).await, "the second was replaced");

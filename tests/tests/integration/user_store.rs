@@ -11,6 +11,7 @@
 //! Conditions are tested one write after the other: moto does not lock its tables, so
 //! simultaneous conditional writes prove nothing there.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use oes_adapters::dynamo::DynamoUsers;
 use oes_adapters::memory::MemoryUsers;
 use oes_domain::clock::{Clock, SystemClock};
@@ -63,6 +64,7 @@ contract!(
     an_account_whose_address_is_no_longer_its_own_is_not_deleted,
     a_reset_from_a_stale_link_state_is_refused,
     a_move_from_a_stale_link_state_is_refused,
+    a_move_back_to_an_earlier_address_does_not_revive_the_links_of_before,
     an_expired_unverified_account_is_absent_and_its_address_free,
     proving_the_address_keeps_the_account_and_its_address_for_good,
     an_unverified_account_is_replaced_in_one_step_and_a_verified_one_is_not,
@@ -81,6 +83,7 @@ fn user(email: &str) -> User {
         role: Role::Student,
         status: UserStatus::PendingVerification,
         token_version: 0,
+        email_version: 0,
         created_at: now,
         updated_at: now,
     }
@@ -192,6 +195,7 @@ async fn an_account_is_read_back_by_id_and_by_address(users: &dyn UserStore) {
         role: Role::Instructor,
         status: UserStatus::Active,
         token_version: 4,
+        email_version: 3,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_100,
         ..user("ada@example.com")
@@ -316,6 +320,7 @@ async fn updating_an_absent_account_is_not_found(users: &dyn UserStore) {
         reset_from(LinkedState {
             token_version: 0,
             email: email_of("nobody@example.com"),
+            email_version: 0,
         }),
         UserUpdate::Role(Role::Admin),
     ] {
@@ -377,12 +382,13 @@ async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn 
     let expected = User {
         email: new.clone(),
         status: UserStatus::Active,
+        email_version: 1,
         updated_at: 10,
         ..ada.clone()
     };
     assert_eq!(
         moved, expected,
-        "the account moves, is verified, and keeps its token version"
+        "the account moves, is verified, bumps its email version and keeps its token version"
     );
     assert_eq!(stored(users, &ada.id).await, Some(expected.clone()));
     assert_eq!(owner_of(users, &new).await, Some(expected.clone()));
@@ -434,6 +440,7 @@ async fn moving_an_absent_account_is_not_found(users: &dyn UserStore) {
     let nobody = LinkedState {
         token_version: 0,
         email: email_of("nobody@example.com"),
+        email_version: 0,
     };
     assert_not_found(users.change_email(&absent, &free, &nobody, 10).await);
     assert_eq!(
@@ -627,6 +634,95 @@ async fn a_move_from_a_stale_link_state_is_refused(users: &dyn UserStore) {
         .change_email(&ada.id, &elsewhere, &state(&moved), 11)
         .await
         .expect("a link sent in the current state moves");
+}
+
+async fn a_move_back_to_an_earlier_address_does_not_revive_the_links_of_before(
+    users: &dyn UserStore,
+) {
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let stray = email_of("ada@typo.example");
+    let before = state(&ada);
+
+    // The account moves to another address and back: address and token version are as before.
+    let away = users
+        .change_email(&ada.id, &email_of("ada@new.example"), &before, 5)
+        .await
+        .expect("moved away");
+    let back = users
+        .change_email(&ada.id, &ada.email, &state(&away), 6)
+        .await
+        .expect("moved back");
+    assert_eq!(
+        (&back.email, back.token_version),
+        (&ada.email, ada.token_version)
+    );
+    assert_eq!(
+        (away.email_version, back.email_version),
+        (1, 2),
+        "each move bumps the email version"
+    );
+
+    // A link sent before the moves neither moves the account nor resets its password.
+    assert_conflict(
+        users.change_email(&ada.id, &stray, &before, 7).await,
+        UserConflict::LinkVoid,
+    );
+    assert_conflict(
+        users.update(&ada.id, reset_from(before), 8).await,
+        UserConflict::LinkVoid,
+    );
+    assert_eq!(
+        stored(users, &ada.id).await,
+        Some(back.clone()),
+        "the refused writes change nothing"
+    );
+    assert_eq!(owner_of(users, &stray).await, None, "claims nothing");
+
+    users
+        .change_email(&ada.id, &stray, &state(&back), 9)
+        .await
+        .expect("a link sent in the current state moves");
+}
+
+/// An account DynamoDB holds from before email versions were recorded has none: it is read at
+/// version 0, a link sent in that state resets and moves it, and its first move records 1. On
+/// DynamoDB only: the twin holds no account without the field.
+#[tokio::test]
+async fn an_account_stored_before_email_versions_is_at_version_0() {
+    let env = TestEnv::spawn().await;
+    let client = env.clients.dynamodb();
+    let users = DynamoUsers::new(client.clone(), env.provisioned.table.clone());
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    client
+        .update_item()
+        .table_name(&env.provisioned.table)
+        .key("pk", AttributeValue::S(format!("USER#{}", ada.id)))
+        .key("sk", AttributeValue::S("USER".to_owned()))
+        .update_expression("REMOVE email_version")
+        .send()
+        .await
+        .expect("written as before email versions");
+
+    let before = stored(&users, &ada.id).await;
+    assert_eq!(before.as_ref(), Some(&ada), "read at version 0");
+    let reset = users
+        .update(&ada.id, reset_from(state(&ada)), 5)
+        .await
+        .expect("a link sent at version 0 resets");
+    let moved = users
+        .change_email(&ada.id, &email_of("ada@new.example"), &state(&reset), 6)
+        .await
+        .expect("and moves");
+    assert_eq!(moved.email_version, 1);
+    assert_eq!(stored(&users, &ada.id).await, Some(moved));
+    assert_conflict(
+        users
+            .change_email(&ada.id, &ada.email, &state(&reset), 7)
+            .await,
+        UserConflict::LinkVoid,
+    );
 }
 
 // ---- unverified accounts ------------------------------------------------------------------

@@ -81,6 +81,7 @@ pub async fn run(iterations: usize) -> Result<(), BoxError> {
         role,
         status: UserStatus::Active,
         token_version: 0,
+        email_version: 0,
         created_at: now,
         updated_at: now,
     };

@@ -62,6 +62,7 @@ mod tests {
             role: Role::Student,
             status: UserStatus::Active,
             token_version: 0,
+            email_version: 0,
             created_at: now,
             updated_at: now,
         };

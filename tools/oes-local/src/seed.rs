@@ -72,6 +72,7 @@ pub async fn accounts(
             role: Role::Student,
             status: UserStatus::Active,
             token_version: 0,
+            email_version: 0,
             created_at: now,
             updated_at: now,
         };

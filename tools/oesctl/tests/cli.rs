@@ -68,6 +68,7 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
         role: Role::Student,
         status: UserStatus::Active,
         token_version: 0,
+        email_version: 0,
         created_at: 0,
         updated_at: 0,
     };
@@ -249,6 +250,7 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
         role: Role::Admin,
         status: UserStatus::Active,
         token_version: 0,
+        email_version: 0,
         created_at: 0,
         updated_at: 0,
     };

@@ -370,6 +370,9 @@ pub(super) struct TokenItem {
     /// Absent from tokens stored before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account_email: Option<Email>,
+    /// Absent (0) from tokens stored before it was recorded.
+    #[serde(default)]
+    email_version: u64,
     expires_at: i64,
 }
 
@@ -384,6 +387,7 @@ impl TokenItem {
             new_email: token.new_email.clone(),
             token_version: token.token_version,
             account_email: token.account_email.clone(),
+            email_version: token.email_version,
             expires_at: token.expires_at,
         }
     }
@@ -397,6 +401,7 @@ impl TokenItem {
             new_email: self.new_email,
             token_version: self.token_version,
             account_email: self.account_email,
+            email_version: self.email_version,
             expires_at: self.expires_at,
         }
     }

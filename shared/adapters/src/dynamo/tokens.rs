@@ -5,7 +5,8 @@
 //! user's link); the taken token is then deleted, or expires. A
 //! token stored as its user's one valid token of its purpose is put in one transaction with the
 //! item naming it (on condition that item still names the token seen before) and the delete of
-//! the token it replaces.
+//! the token it replaces; refused [`TRIES`] times in a row (each time another replace stored a
+//! newer token first), it stores nothing and says so.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
+use oes_domain::ports::{Replaced, StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
 
 use super::schema::{LatestTokenItem, TokenItem, latest_token_key, token_key};
@@ -52,7 +53,7 @@ impl TokenStore for DynamoTokens {
     }
 
     #[tracing::instrument(skip_all, fields(purpose = ?token.purpose))]
-    async fn replace(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+    async fn replace(&self, token: &StoredToken) -> Result<Replaced, StoreUnavailable> {
         let latest_key = latest_token_key(&token.user_id, token.purpose);
         let item = to_item(&TokenItem::new(token), "encoding a token")?;
         let latest = to_item(&LatestTokenItem::new(token), "encoding a token's place")?;
@@ -84,13 +85,15 @@ impl TokenStore for DynamoTokens {
                 .await?
                 .is_ok()
             {
-                return Ok(());
+                return Ok(Replaced::Stored);
             }
         }
-        Err(StoreUnavailable::new(
-            "replacing a token",
-            format!("another replace of the same token won {TRIES} races in a row"),
-        ))
+        // Not a failure: a failure would tell that the user has tokens (only they are replaced).
+        tracing::info!(
+            tries = TRIES,
+            "other replaces of the same token won every race"
+        );
+        Ok(Replaced::Outrun)
     }
 
     #[tracing::instrument(skip_all)]

@@ -1,9 +1,10 @@
 //! [`DynamoUsers`]: accounts and the email claims that keep addresses unique. An account is
 //! created, replaced, deleted and moved to another address in one transaction with its claims; a
 //! claim is only ever deleted or taken over by its own account's writes (`user_id = :id`), or by
-//! a new account once the unverified account it belonged to has expired. A reset and a move,
-//! made on a one-time link's behalf, are conditioned on the account's token version and address
-//! being the link's.
+//! a new account once the unverified account it belonged to has expired. A move adds 1 to the
+//! account's `email_version` (absent, 0, from accounts written before it was recorded). A reset
+//! and a move, made on a one-time link's behalf, are conditioned on the account's token version,
+//! address and email version being the link's.
 //!
 //! An unverified account and its claim carry the table's TTL (`expires_at`, see
 //! [`User::expires_at`]). The TTL deletes them in its own time (DynamoDB within days, the
@@ -35,6 +36,16 @@ const NOT_EXPIRED: &str = "(attribute_not_exists(expires_at) OR expires_at > :no
 /// The condition that an address is free at `:now`: unclaimed, or claimed by an unverified
 /// account that has expired.
 const FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now";
+
+/// The condition that the account's email version is `:moves`, the one of `linked`: an account
+/// written before the version was recorded has none, which is 0.
+fn moved_as(linked: &LinkedState) -> &'static str {
+    if linked.email_version == 0 {
+        "(attribute_not_exists(email_version) OR email_version = :moves)"
+    } else {
+        "email_version = :moves"
+    }
+}
 
 /// Accounts in DynamoDB.
 #[derive(Clone)]
@@ -197,15 +208,19 @@ impl UserStore for DynamoUsers {
         let update = Update::builder()
             .set_key(Some(user_key(id)))
             .update_expression(
-                "SET email = :new, #status = :active, updated_at = :now REMOVE expires_at",
+                "SET email = :new, #status = :active, updated_at = :now REMOVE expires_at \
+                 ADD email_version :one",
             )
             .condition_expression(format!(
-                "email = :old AND token_version = :version AND {NOT_EXPIRED}"
+                "email = :old AND token_version = :version AND {} AND {NOT_EXPIRED}",
+                moved_as(linked)
             ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":new", s(new_email.as_str()))
             .expression_attribute_values(":old", s(linked.email.as_str()))
             .expression_attribute_values(":version", n(linked.token_version))
+            .expression_attribute_values(":moves", n(linked.email_version))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":now", n(now));
         let items = vec![
@@ -315,13 +330,15 @@ impl DynamoUsers {
                  REMOVE expires_at ADD token_version :one",
             )
             .condition_expression(format!(
-                "token_version = :version AND email = :email AND {NOT_EXPIRED}"
+                "token_version = :version AND email = :email AND {} AND {NOT_EXPIRED}",
+                moved_as(linked)
             ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":hash", s(hash))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":version", n(linked.token_version))
+            .expression_attribute_values(":moves", n(linked.email_version))
             .expression_attribute_values(":email", s(linked.email.as_str()))
             .expression_attribute_values(":now", n(now));
         let items = vec![

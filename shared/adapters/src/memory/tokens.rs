@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use oes_domain::ports::{StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
+use oes_domain::ports::{Replaced, StoreUnavailable, StoredToken, TokenPurpose, TokenStore};
 use oes_domain::security::TokenHash;
 use oes_domain::user::UserId;
 
@@ -31,14 +31,15 @@ impl TokenStore for MemoryTokens {
         Ok(())
     }
 
-    async fn replace(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+    /// Under one lock: never outrun.
+    async fn replace(&self, token: &StoredToken) -> Result<Replaced, StoreUnavailable> {
         let mut tokens = lock(&self.0);
         let slot = (token.user_id.clone(), token.purpose);
         if let Some(replaced) = tokens.latest.insert(slot, token.hash.clone()) {
             tokens.by_hash.remove(&replaced);
         }
         tokens.by_hash.insert(token.hash.clone(), token.clone());
-        Ok(())
+        Ok(Replaced::Stored)
     }
 
     async fn take(

@@ -155,6 +155,7 @@ impl UserStore for MemoryUsers {
         }
         let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         let old = std::mem::replace(&mut user.email, new_email.clone());
+        user.email_version += 1;
         user.status = UserStatus::Active;
         user.updated_at = now;
         let updated = user.clone();

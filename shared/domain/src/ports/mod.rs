@@ -29,7 +29,7 @@ pub use lanes::LaneSwitch;
 pub use mailer::{MailError, Mailer};
 pub use queue_control::{Delivery, QueueControl};
 pub use queues::{MessageQueues, NewMessage, QueueCounts, QueueName, ReceivedMessage, queue_name};
-pub use tokens::{StoredToken, TokenPurpose, TokenStore};
+pub use tokens::{Replaced, StoredToken, TokenPurpose, TokenStore};
 pub use users::{LinkedState, UserConflict, UserStore, UserUpdate};
 
 /// A boxed error from an SDK or client, kept as the source of our own errors.

@@ -33,6 +33,9 @@ pub struct StoredToken {
     /// The account's address when it was issued (see [`LinkedState`]); `None` only for a token
     /// stored before the address was recorded, which no reset or email change accepts.
     pub account_email: Option<Email>,
+    /// The account's email version when it was issued (see [`LinkedState`]); 0 for a token
+    /// stored before it was recorded, as for an account stored before then.
+    pub email_version: u64,
     /// Epoch seconds after which it is refused (and removed by the store's TTL).
     pub expires_at: i64,
 }
@@ -44,8 +47,19 @@ impl StoredToken {
         self.account_email.clone().map(|email| LinkedState {
             token_version: self.token_version,
             email,
+            email_version: self.email_version,
         })
     }
+}
+
+/// What [`TokenStore::replace`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The token is stored, its user's one valid token of its purpose.
+    Stored,
+    /// Nothing is stored: other replaces for the same user and purpose stored theirs first,
+    /// race after race, and the last of them is the valid token.
+    Outrun,
 }
 
 /// One-time tokens: stored hashed, taken at most once.
@@ -56,8 +70,10 @@ pub trait TokenStore: Send + Sync {
     /// Stores a new token as the one valid token of its purpose for its user: the token stored
     /// by the last `replace` for that user and purpose, if still there, is removed in the same
     /// step (of two replaces at once, one is refused and made again), so one token stored this
-    /// way works at a time. Tokens stored with [`TokenStore::put`] are left alone.
-    async fn replace(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
+    /// way works at a time. Tokens stored with [`TokenStore::put`] are left alone. A replace
+    /// refused again and again (other replaces won every race) gives up: [`Replaced::Outrun`],
+    /// nothing stored, and no failure (it happens only to a user who has tokens).
+    async fn replace(&self, token: &StoredToken) -> Result<Replaced, StoreUnavailable>;
     /// Atomically removes and returns the token with this hash if its purpose is one of
     /// `purposes`; a token with another purpose is left in place. A second call with the same
     /// hash returns `None`. Expiry is checked by the caller (store TTLs are lazy): a token past

@@ -18,16 +18,20 @@ conflicts! {
 }
 
 /// The part of an account a one-time link is bound to when it is issued: its token version
-/// (bumped by a password reset and a role change) and its address. A write made on a link's
-/// behalf (a reset, an email change) is conditioned on the account still being in this state,
-/// so a link is void once any of these happened after it was sent, and of two links issued in
-/// the same state only the first to write succeeds.
+/// (bumped by a password reset and a role change), its address and its email version (bumped by
+/// every move to another address). A write made on a link's behalf (a reset, an email change) is
+/// conditioned on the account still being in this state, so a link is void once any of these
+/// happened after it was sent (a move, even once the account moved back to the address: the
+/// email version does not come back), and of two links issued in the same state only the first
+/// to write succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedState {
     /// [`User::token_version`] when the link was issued.
     pub token_version: u64,
     /// The account's address when the link was issued.
     pub email: Email,
+    /// [`User::email_version`] when the link was issued.
+    pub email_version: u64,
 }
 
 impl LinkedState {
@@ -36,12 +40,15 @@ impl LinkedState {
         Self {
             token_version: user.token_version,
             email: user.email.clone(),
+            email_version: user.email_version,
         }
     }
 
     /// Whether `user` is still in this state.
     pub fn holds_for(&self, user: &User) -> bool {
-        user.token_version == self.token_version && user.email == self.email
+        user.token_version == self.token_version
+            && user.email == self.email
+            && user.email_version == self.email_version
     }
 }
 
@@ -105,12 +112,14 @@ pub trait UserStore: Send + Sync {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>>;
     /// Moves the account to `new_email` (atomically freeing the old address and claiming the new
-    /// one) and marks it verified (the move follows a proof of the new address), only if the
+    /// one), bumps its email version and marks it verified (the move follows a proof of the new
+    /// address), only if the
     /// account is still in the state `linked` the confirmation link was issued in: `NotFound`
     /// if the account is absent, else `LinkVoid` if it is no longer in that state (nothing
-    /// changes), else `EmailTaken` if the new address is another account's. The move changes
-    /// the address, so it voids every other link issued before it. Moving to the address the
-    /// account already has (from that state) changes nothing and returns the account as it is.
+    /// changes), else `EmailTaken` if the new address is another account's. The move bumps the
+    /// email version, so it voids every other link issued before it, for good (a move back to
+    /// an earlier address does not revive them). Moving to the address the account already has
+    /// (from that state) changes nothing and returns the account as it is.
     async fn change_email(
         &self,
         id: &UserId,

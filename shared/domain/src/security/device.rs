@@ -139,6 +139,7 @@ mod tests {
             role: Role::Student,
             status: UserStatus::Active,
             token_version: 2,
+            email_version: 0,
             created_at: 0,
             updated_at: 0,
         }

@@ -187,6 +187,7 @@ mod tests {
             role: Role::Instructor,
             status: UserStatus::Active,
             token_version: 3,
+            email_version: 0,
             created_at: 0,
             updated_at: 0,
         }

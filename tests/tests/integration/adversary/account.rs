@@ -304,6 +304,50 @@ async fn an_email_change_link_is_void_after_another_email_change() {
     assert_eq!(address_of(&service, &owner).await, "owner@new.example");
 }
 
+#[tokio::test]
+async fn an_email_change_link_sent_before_a_move_away_and_back_stays_void() {
+    let (service, queue) = in_memory_auth();
+    let owner = signed_up(&service, &queue, OWNER).await;
+
+    // A stray change link goes to an address a stranger reads (valid a day) ...
+    let stray = email_change_link(&service, &queue, &owner, "owner@typo.example").await;
+    // ... then the owner moves the account to another address and back, each one followed.
+    let away = email_change_link(&service, &queue, &owner, "owner@new.example").await;
+    assert_eq!(follow(&service, &away).await.0, 200);
+    let back = email_change_link(&service, &queue, &owner, OWNER).await;
+    assert_eq!(follow(&service, &back).await.0, 200);
+
+    // The stranger follows the stray link.
+    assert_invalid_token(
+        follow(&service, &stray).await,
+        "a move voids every email change asked for before it, even after a move back",
+    );
+    assert_eq!(address_of(&service, &owner).await, OWNER);
+    sign_in(&service, OWNER, PASSWORD)
+        .await
+        .expect("the owner still signs in at their address");
+}
+
+#[tokio::test]
+async fn a_reset_link_sent_before_a_move_away_and_back_stays_void() {
+    let (service, queue) = in_memory_auth();
+    let owner = signed_up(&service, &queue, OWNER).await;
+
+    let reset = reset_link(&service, &queue, OWNER).await;
+    let away = email_change_link(&service, &queue, &owner, "owner@new.example").await;
+    assert_eq!(follow(&service, &away).await.0, 200);
+    let back = email_change_link(&service, &queue, &owner, OWNER).await;
+    assert_eq!(follow(&service, &back).await.0, 200);
+
+    assert_invalid_token(
+        confirm_reset(&service, &reset, "the intruder's secret").await,
+        "a move voids every reset link sent before it, even after a move back",
+    );
+    sign_in(&service, OWNER, PASSWORD)
+        .await
+        .expect("the owner's password still works");
+}
+
 // ---- revocation through a cache that was not told -----------------------------------------
 
 /// How soon a token from before a password reset or a role change must be refused, whatever
@@ -572,6 +616,7 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
             new_email: None,
             token_version: account.token_version,
             account_email: Some(account.email.clone()),
+            email_version: account.email_version,
             expires_at: SystemClock.now() + 3600,
         })
         .await

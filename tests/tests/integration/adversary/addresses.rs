@@ -12,7 +12,8 @@
 //!   while the address gets a bounded number of emails;
 //! - enumeration: a sign-up is answered alike whether the address is free, held by an unverified
 //!   account or by a verified one (whose owner is mailed a notice instead), takes as long, and
-//!   races with another sign-up for the address without a conflict to tell.
+//!   races with other sign-ups for the address without a conflict to tell, even one that loses
+//!   every race.
 //!
 //! Through auth-api's handler over in-memory adapters; client addresses are API Gateway's
 //! `sourceIp`, set per request.
@@ -23,8 +24,9 @@ use std::time::Instant;
 
 use auth_api::AuthService;
 use auth_api::limits::{EMAIL_PER_ADDRESS, EMAIL_PER_IP, RESET_PER_ACCOUNT};
+use oes_adapters::dynamo::DynamoTokens;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
-use oes_domain::clock::SystemClock;
+use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{
     LinkedState, StoreError, StoreUnavailable, UserConflict, UserStore, UserUpdate,
@@ -533,4 +535,257 @@ async fn learning_who_has_an_account_from_two_sign_ups_at_once() {
     }
     followed.sort_unstable();
     assert_eq!(followed, [200, 400]);
+}
+
+/// The in-memory accounts, with the sign-ups of a race in lock step: each reads the address, then
+/// waits until every sign-up still in the race has read it too, so all of them read before any of
+/// them writes, round after round. A sign-up leaves the race when it finds a verified account or
+/// its write succeeds. Outside a race (`racing` 0), calls go straight through.
+struct Lockstep {
+    inner: Arc<dyn UserStore>,
+    round: std::sync::Mutex<Round>,
+    /// Bumped when every sign-up in the race has read in the round.
+    rounds: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Round {
+    /// The sign-ups still in the race.
+    racing: usize,
+    /// How many of them read in this round.
+    read: usize,
+    /// Writes that lost a race (found the address changed since they read it).
+    lost: usize,
+}
+
+impl Lockstep {
+    fn new(inner: Arc<dyn UserStore>) -> Self {
+        Self {
+            inner,
+            round: std::sync::Mutex::new(Round::default()),
+            rounds: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn round(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.round.lock().expect("not poisoned")
+    }
+
+    /// Starts a race of `racers` sign-ups.
+    fn race(&self, racers: usize) {
+        *self.round() = Round {
+            racing: racers,
+            ..Round::default()
+        };
+    }
+
+    /// Ends the round if every sign-up still in the race has read in it.
+    fn end_round_if_all_read(&self, round: &mut Round) {
+        if round.read > 0 && round.read >= round.racing {
+            round.read = 0;
+            self.rounds.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// One sign-up leaves the race.
+    fn leave(&self) {
+        let mut round = self.round();
+        round.racing = round.racing.saturating_sub(1);
+        self.end_round_if_all_read(&mut round);
+    }
+
+    /// A write of the race made: it leaves the race if it succeeded, and counts as lost if not.
+    fn wrote<T>(&self, written: &Result<T, StoreError<UserConflict>>) {
+        if self.round().racing == 0 {
+            return;
+        }
+        match written {
+            Ok(_) => self.leave(),
+            Err(_) => self.round().lost += 1,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for Lockstep {
+    async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        let written = self.inner.create(user).await;
+        self.wrote(&written);
+        written
+    }
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>> {
+        let written = self.inner.replace_unverified(pending, user).await;
+        self.wrote(&written);
+        written
+    }
+    async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        self.inner.delete(user).await
+    }
+    async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+        self.inner.get(id).await
+    }
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+        let found = self.inner.find_by_email(email).await;
+        let this_round = {
+            let mut round = self.round();
+            if round.racing == 0 {
+                return found;
+            }
+            round.read += 1;
+            let this_round = *self.rounds.borrow();
+            self.end_round_if_all_read(&mut round);
+            this_round
+        };
+        let mut rounds = self.rounds.subscribe();
+        // A racer that never reads again fails the test below instead of hanging it.
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            rounds.wait_for(|n| *n != this_round),
+        );
+        assert!(waited.await.is_ok(), "every sign-up in the race read");
+        if matches!(&found, Ok(Some(user)) if user.status == oes_domain::user::UserStatus::Active) {
+            self.leave();
+        }
+        found
+    }
+    async fn update(
+        &self,
+        id: &UserId,
+        update: UserUpdate,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        self.inner.update(id, update, now).await
+    }
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &Email,
+        linked: &LinkedState,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        self.inner.change_email(id, new_email, linked, now).await
+    }
+}
+
+#[tokio::test]
+async fn learning_who_has_an_account_from_many_sign_ups_at_once() {
+    const RACERS: usize = 5;
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let users = Arc::new(Lockstep::new(adapters.users.clone()));
+    adapters.users = users.clone();
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        oes_tests::cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    // The victim's verified account, made in the store (its sign-up spends none of the
+    // mailbox's email budget, which the race below spends whole).
+    let now = SystemClock.now();
+    let victim = User {
+        id: UserId::generate(),
+        email: Email::parse(VICTIM).expect("valid"),
+        name: oes_domain::user::DisplayName::parse("Victim").expect("valid"),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+        role: oes_domain::user::Role::Student,
+        status: oes_domain::user::UserStatus::Active,
+        token_version: 0,
+        email_version: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    users.create(&victim).await.expect("created");
+
+    // RACERS sign-ups at once for each address, from as many clients, in lock step: every one
+    // still racing reads the address before any writes, so for a free address all but one of
+    // the writes lose each round.
+    let mut answers = Vec::new();
+    let mut lost = Vec::new();
+    for address in [VICTIM, FRESH] {
+        users.race(RACERS);
+        let racers = (0..RACERS).map(|n| {
+            let ip = bot(u64::try_from(n).expect("small"));
+            sign_up_from(&service, ip, address, SQUATTERS_PASSWORD)
+        });
+        answers.extend(futures_util::future::join_all(racers).await);
+        lost.push(users.round().lost);
+        users.race(0);
+    }
+    assert_eq!(lost[0], 0, "no sign-up writes for a verified address");
+    assert!(lost[1] > 0, "the sign-ups for the free address raced");
+    for answer in &answers {
+        assert_eq!(
+            answer, &answers[0],
+            "every sign-up is answered alike, free address or verified: {answers:?}"
+        );
+    }
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+
+    // The free address now has one account pending verification: of the links it was sent,
+    // the last one works.
+    let mails = mailed(&queue).await;
+    let notices = mails.iter().filter(|m| m.to == VICTIM).count();
+    assert_eq!(
+        notices, RACERS,
+        "the owner got a notice per sign-up: {mails:?}"
+    );
+    let links: Vec<&Mail> = mails.iter().filter(|m| m.to == FRESH).collect();
+    assert!(
+        links.len() < RACERS,
+        "some sign-ups lost every race and wrote nothing: {links:?}"
+    );
+    let mut followed = Vec::new();
+    for link in links {
+        followed.push(follow(&service, link).await.0);
+    }
+    followed.sort_unstable();
+    assert_eq!(followed.first(), Some(&200), "{followed:?}");
+    assert!(followed[1..].iter().all(|s| *s == 400), "{followed:?}");
+}
+
+#[tokio::test]
+async fn learning_who_has_an_account_from_reset_requests_that_lose_every_race() {
+    // The links are stored in DynamoDB, each read stale: a reset request that finds a reset link
+    // stored loses the race to store its own as the account's one valid reset link, every time,
+    // as one does among many made at once (more than the account's limit lets through in one
+    // window: at a window's turn, or counted per container while Redis is down).
+    let env = oes_tests::TestEnv::spawn().await;
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let stale = oes_tests::stale_reads::StaleReads::client(&env.clients.dynamodb());
+    adapters.tokens = Arc::new(DynamoTokens::new(stale, env.provisioned.table.clone()));
+    let service = auth_api::wire(
+        adapters,
+        JwtKeys::new(&oes_tests::jwt_settings()),
+        oes_tests::cheap_hasher(),
+        Arc::new(SystemClock),
+    );
+    sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    let link = the_verification_mail_to(&queue, VICTIM).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+    let reset = |email: &str| json!({"email": email});
+    let path = "/auth/password-reset/request";
+    let (status, body) = post_from(&service, HOME, path, reset(VICTIM)).await;
+    assert_eq!(status, 202, "{body}");
+    let mut mails = mailed(&queue).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let owners_link = mails.remove(0);
+
+    // The attacker asks for a reset of each address: the victim's request loses every race.
+    let mut answers = Vec::new();
+    for address in [VICTIM, FRESH] {
+        answers.push(post_from(&service, ATTACKER, path, reset(address)).await);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a reset request for an account is answered as one for no account"
+    );
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    let (status, body) = confirm_reset(&service, &owners_link, "the owner's new secret").await;
+    assert_eq!(status, 200, "the owner's link works: {body}");
 }

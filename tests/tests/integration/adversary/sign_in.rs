@@ -46,6 +46,7 @@ async fn create_account(env: &TestEnv, email: &str) {
         role: Role::Student,
         status: UserStatus::Active,
         token_version: 0,
+        email_version: 0,
         created_at: now,
         updated_at: now,
     };
