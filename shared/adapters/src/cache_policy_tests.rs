@@ -359,3 +359,27 @@ async fn a_write_invalidates_even_while_its_process_breaker_is_open() {
         "the reader sees the write"
     );
 }
+
+/// After a clear, a process reads the namespace it knew until its version refresh is due: a
+/// write made meanwhile by a process already in the new namespace drops the entry in the one
+/// before it too.
+#[tokio::test]
+async fn a_write_just_after_a_clear_drops_what_a_process_still_reads_in_the_namespace_before() {
+    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::default());
+    let reader = policy_over(shared.clone());
+    let (writer, admin) = (policy_over(shared.clone()), policy_over(shared));
+    let key = exam_key(&reader);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    assert!(admin.clear_all().await);
+    writer.invalidate(std::slice::from_ref(&key)).await;
+    assert_eq!(
+        reader
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
+            .await
+            .ok(),
+        Some((Some(2), CacheStatus::Miss)),
+        "the reader, still in the namespace before the clear, sees the write"
+    );
+}

@@ -15,8 +15,10 @@
 //! before is unreachable and expires by its TTL (no `KEYS`, no `FLUSHALL`). Each process reads
 //! the version at most every [`CacheSettings::version_refresh`] (5 s), not per request: after a
 //! `clear_all` elsewhere, a process serves the old namespace for at most that long.
-//! Invalidation reads the version every time and also drops the entry in the namespace the
-//! process was using, so a write never leaves a stale entry in either.
+//! Invalidation reads the version every time and also drops the entry in the namespace before
+//! it (where processes that have not refreshed since the clear still read) and in the one the
+//! process was using, so a write leaves no stale entry where anyone reads (two clears within the
+//! refresh interval aside).
 //!
 //! **Entries** are Redis hashes: field `g` holds a *generation*, the other fields values.
 //! Invalidating an entry empties it and stamps a new random generation; a fill stores the loaded

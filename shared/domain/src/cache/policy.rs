@@ -175,8 +175,9 @@ impl CacheAside {
         }
     }
 
-    /// Drops every entry that `keys` name, in the current namespace (and in the one this process
-    /// used until now, if a [`Self::clear_all`] elsewhere moved it). Call it after the store
+    /// Drops every entry that `keys` name, in the current namespace, in the one before it (where
+    /// processes that have not yet seen the last [`Self::clear_all`] still read) and in the one
+    /// this process used until now. Call it after the store
     /// write, and also when the write failed in a way that may have applied it. Never fails: a
     /// failure is logged with the `CacheErrors` metric, and the entry's TTL bounds how long it
     /// can be stale. Redis is asked even while this process's breaker is open: other processes
@@ -201,8 +202,15 @@ impl CacheAside {
                 used
             }
         };
+        // The namespace before the current one too: a process that has not refreshed its version
+        // since a clear still reads there, for up to `version_refresh`.
+        let before = current.and_then(|v| v.checked_sub(1));
         let mut versions: Vec<u64> = current.into_iter().collect();
-        versions.extend(used.filter(|v| !versions.contains(v)));
+        for version in [before, used].into_iter().flatten() {
+            if !versions.contains(&version) {
+                versions.push(version);
+            }
+        }
         if versions.is_empty() {
             for key in keys {
                 metrics::incr(CACHE_ERRORS, dimension(key.kind()));
