@@ -19,9 +19,32 @@ pub struct MemoryCache(Mutex<CacheMaps>);
 #[derive(Default)]
 struct CacheMaps {
     entries: HashMap<String, (HashMap<String, String>, Instant)>,
+    entries_pruned: Pruning,
     locks: HashMap<String, Instant>,
+    locks_pruned: Pruning,
     counters: HashMap<String, u64>,
     windows: Windows,
+}
+
+/// When a map of expiring items next drops its expired ones: once it has grown to twice what
+/// was live at the last pruning (at least [`Self::MIN`]), so each insert costs O(1) amortised and
+/// the map holds at most about twice its live items — as Redis drops expired keys by itself.
+#[derive(Default)]
+struct Pruning {
+    at: usize,
+}
+
+impl Pruning {
+    const MIN: usize = 1024;
+
+    /// Before an insert into `map`: drops what has expired, if it is time.
+    fn before_insert<V>(&mut self, map: &mut HashMap<String, V>, expires: impl Fn(&V) -> Instant) {
+        if map.len() >= self.at.max(Self::MIN) {
+            let now = Instant::now();
+            map.retain(|_, item| expires(item) > now);
+            self.at = map.len() * 2;
+        }
+    }
 }
 
 /// Fixed-window counters that drop ended windows as they grow, so a flood of distinct keys
@@ -29,18 +52,14 @@ struct CacheMaps {
 #[derive(Default)]
 struct Windows {
     counts: HashMap<String, (u64, Instant)>,
-    prune_at: usize,
+    pruned: Pruning,
 }
 
 impl Windows {
-    const MIN_PRUNE: usize = 1024;
-
     fn hit(&mut self, key: &str, window: Duration) -> (u64, Duration) {
         let now = Instant::now();
-        if self.counts.len() >= self.prune_at.max(Self::MIN_PRUNE) {
-            self.counts.retain(|_, (_, ends)| *ends > now);
-            self.prune_at = self.counts.len() * 2;
-        }
+        self.pruned
+            .before_insert(&mut self.counts, |(_, ends)| *ends);
         let (count, ends) = self
             .counts
             .entry(key.to_owned())
@@ -90,6 +109,12 @@ impl Cache for MemoryCache {
             return Ok(false);
         }
         let expires = Instant::now() + fill.ttl;
+        let CacheMaps {
+            entries,
+            entries_pruned,
+            ..
+        } = &mut *maps;
+        entries_pruned.before_insert(entries, |(_, expires)| *expires);
         let (fields, expiry) = maps
             .entries
             .entry(fill.key.to_owned())
@@ -106,9 +131,14 @@ impl Cache for MemoryCache {
         ttl: Duration,
     ) -> Result<(), CacheError> {
         let fields = HashMap::from([("g".to_owned(), generation.to_owned())]);
-        lock(&self.0)
-            .entries
-            .insert(key.to_owned(), (fields, Instant::now() + ttl));
+        let mut maps = lock(&self.0);
+        let CacheMaps {
+            entries,
+            entries_pruned,
+            ..
+        } = &mut *maps;
+        entries_pruned.before_insert(entries, |(_, expires)| *expires);
+        entries.insert(key.to_owned(), (fields, Instant::now() + ttl));
         Ok(())
     }
 
@@ -128,7 +158,13 @@ impl Cache for MemoryCache {
         if maps.locks.get(name).is_some_and(|until| *until > now) {
             return Ok((lookup, false));
         }
-        maps.locks.insert(name.to_owned(), now + ttl);
+        let CacheMaps {
+            locks,
+            locks_pruned,
+            ..
+        } = &mut *maps;
+        locks_pruned.before_insert(locks, |until| *until);
+        locks.insert(name.to_owned(), now + ttl);
         Ok((lookup, true))
     }
 
@@ -145,5 +181,36 @@ impl Cache for MemoryCache {
 
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
         Ok(lock(&self.0).windows.hit(key, window))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis drops an expired key by itself; the map must too, or an embedded `oes-local` that
+    /// runs for days holds every entry and lock it ever made (a made-up id per request).
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_and_locks_do_not_pile_up() {
+        let cache = MemoryCache::default();
+        let ttl = Duration::from_secs(30);
+        for round in 0..10 {
+            for n in 0..1_000 {
+                let key = format!("{round}:{n}");
+                cache.invalidate(&key, "g", ttl).await.expect("stamped");
+                let _ = cache
+                    .lock_or_read(&key, "v", &format!("{key}:lock"), ttl)
+                    .await
+                    .expect("locked");
+            }
+            tokio::time::advance(ttl).await;
+        }
+        let maps = lock(&cache.0);
+        assert!(
+            maps.entries.len() <= 2_000 && maps.locks.len() <= 2_000,
+            "{} entries and {} locks kept, of which at most 1,000 each are live",
+            maps.entries.len(),
+            maps.locks.len()
+        );
     }
 }
