@@ -236,11 +236,13 @@ impl ExamHarness {
 
 /// An [`ExamStore`] that counts `get_exam` calls on the store it wraps (the real DynamoDB
 /// adapter in the tests): how many reads reached the store. It can also lose the answer of a
-/// write it let through.
+/// write it let through, and answer a question's read with a copy from before a write (what a
+/// caller that read just before another's write holds).
 pub struct CountingExams {
     inner: Arc<dyn ExamStore>,
     reads: AtomicUsize,
     lose_answer: AtomicBool,
+    stale_question: std::sync::Mutex<Option<Question>>,
 }
 
 impl CountingExams {
@@ -250,6 +252,7 @@ impl CountingExams {
             inner,
             reads: AtomicUsize::new(0),
             lose_answer: AtomicBool::new(false),
+            stale_question: std::sync::Mutex::new(None),
         })
     }
 
@@ -262,6 +265,11 @@ impl CountingExams {
     /// and its caller cannot know.
     pub fn lose_next_answer(&self) {
         self.lose_answer.store(true, Ordering::SeqCst);
+    }
+
+    /// The next read of `question` answers this copy of it.
+    pub fn read_next_as(&self, question: Question) {
+        *self.stale_question.lock().expect("not poisoned") = Some(question);
     }
 
     fn answer<T>(
@@ -313,10 +321,21 @@ impl ExamStore for CountingExams {
         exam: &ExamId,
         id: &QuestionId,
     ) -> Result<Option<Question>, StoreUnavailable> {
+        let stale = {
+            let mut stale = self.stale_question.lock().expect("not poisoned");
+            stale.take_if(|q| &q.id == id)
+        };
+        if stale.is_some() {
+            return Ok(stale);
+        }
         self.inner.get_question(exam, id).await
     }
-    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>> {
-        self.answer(self.inner.save_question(question).await)
+    async fn save_question(
+        &self,
+        question: &Question,
+        was: &Question,
+    ) -> Result<(), StoreError<ExamConflict>> {
+        self.answer(self.inner.save_question(question, was).await)
     }
     async fn delete_question(
         &self,

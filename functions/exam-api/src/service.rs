@@ -356,7 +356,9 @@ impl ExamService {
         questions
     }
 
-    /// Changes a question. Attempts already started are graded on the question as it was.
+    /// Changes a question. Attempts already started are graded on the question as it was. The
+    /// patch applies to the question as read here: if another edit changed it meanwhile, 409
+    /// `concurrent_update` (read it again), never a write over what the caller did not see.
     #[tracing::instrument(skip_all, fields(exam_id = %exam_id, question_id = %id))]
     pub async fn update_question(
         &self,
@@ -366,11 +368,12 @@ impl ExamService {
         patch: QuestionPatch,
     ) -> Result<Question, ExamError> {
         let exam = access::managed(caller, self.exams.get_exam(exam_id).await?)?;
-        let mut question = self
+        let was = self
             .exams
             .get_question(exam_id, id)
             .await?
             .ok_or(ExamError::NotFound)?;
+        let mut question = was.clone();
         let fields = QuestionFields::parse(
             patch.text.as_deref().unwrap_or(&question.text),
             patch.options.as_deref().unwrap_or(&question.options),
@@ -383,7 +386,7 @@ impl ExamService {
         question.options = fields.options;
         question.correct_option = fields.correct_option;
         question.points = fields.points;
-        let saved = self.exams.save_question(&question).await;
+        let saved = self.exams.save_question(&question, &was).await;
         self.invalidate_exam(&exam, true).await;
         saved?;
         Ok(question)

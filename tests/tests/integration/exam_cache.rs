@@ -638,3 +638,48 @@ async fn the_questions_of_an_exam_that_does_not_exist_are_cached_only_briefly() 
         "cached for the negative TTL ({negative} ms), not {ttl} ms"
     );
 }
+
+/// Two edits of one question at once (two of the owner's tabs): the one made on what the other
+/// has since changed is refused, not written over it. Otherwise the later write puts back the
+/// earlier one's fields as it read them: here the answer key the other edit fixed.
+#[tokio::test]
+async fn an_edit_of_a_question_made_on_what_another_edit_changed_is_refused() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    let mut adapters = oes_runtime::wiring::ApiAdapters::in_memory(
+        MemoryQueues::new(),
+        std::sync::Arc::new(MemoryJobs::default()),
+    );
+    let exams = CountingExams::new(adapters.exams.clone());
+    adapters.exams = exams.clone();
+    let h = ExamHarness::over(&adapters);
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, questions) = h.exam_with_questions(&owner, 1, false).await;
+    let exam_id = oes_domain::exam::ExamId::parse(&exam).expect("an exam id");
+    let question_id = oes_domain::exam::QuestionId::parse(&questions[0]).expect("a question id");
+    let before = adapters
+        .exams
+        .get_question(&exam_id, &question_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    let path = format!("/exams/{exam}/questions/{}", questions[0]);
+    let fixed = (before.correct_option + 1) % 2;
+    let key = json!({"correct_option": fixed});
+    assert_eq!(h.call("PATCH", &path, Some(&key), &owner).await.0, 200);
+
+    // The other tab read the question before that edit, and changes its text.
+    exams.read_next_as(before);
+    let text = json!({"text": "Reworded?"});
+    let (status, body) = h.call("PATCH", &path, Some(&text), &owner).await;
+    let (_, listed) = h
+        .call("GET", &format!("/exams/{exam}/questions"), None, &owner)
+        .await;
+    assert_eq!(
+        listed["questions"][0]["correct_option"], fixed,
+        "the fixed answer key was put back as it was ({status}: {body}): {listed}"
+    );
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("concurrent_update"))
+    );
+}

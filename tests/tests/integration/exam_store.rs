@@ -468,7 +468,7 @@ async fn a_question_is_read_and_saved_in_its_own_exam_only(
         created_at: 9_999,
         ..q.clone()
     };
-    exams.save_question(&edited).await.expect("saved");
+    exams.save_question(&edited, &q).await.expect("saved");
     let saved = exams
         .get_question(&exam.id, &q.id)
         .await
@@ -488,19 +488,28 @@ async fn a_question_is_read_and_saved_in_its_own_exam_only(
         "editing a question leaves the exam's set of questions as it was"
     );
 
-    assert_not_found(
-        exams
-            .save_question(&question(&exam.id, "absent?", 1_600))
-            .await,
+    // An edit made on the question as it was before the one above.
+    let stale = Question {
+        text: "stale?".into(),
+        ..q.clone()
+    };
+    assert_conflict(
+        exams.save_question(&stale, &q).await,
+        ExamConflict::ConcurrentUpdate,
     );
-    assert_not_found(
-        exams
-            .save_question(&Question {
-                exam_id: other.id.clone(),
-                ..edited
-            })
-            .await,
+    assert_eq!(
+        exams.get_question(&exam.id, &q.id).await.expect("read"),
+        Some(saved.clone()),
+        "refused: nothing changes"
     );
+
+    let absent = question(&exam.id, "absent?", 1_600);
+    assert_not_found(exams.save_question(&absent, &absent).await);
+    let elsewhere = Question {
+        exam_id: other.id.clone(),
+        ..edited
+    };
+    assert_not_found(exams.save_question(&elsewhere, &saved).await);
     assert_eq!(
         exams.list_questions(&other.id).await.expect("listed"),
         vec![],

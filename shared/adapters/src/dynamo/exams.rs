@@ -269,7 +269,11 @@ impl ExamStore for DynamoExams {
     }
 
     #[tracing::instrument(skip_all, fields(exam_id = %question.exam_id, question_id = %question.id))]
-    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>> {
+    async fn save_question(
+        &self,
+        question: &Question,
+        was: &Question,
+    ) -> Result<(), StoreError<ExamConflict>> {
         // Its place in the exam (`created_at`) stays.
         let out = self
             .table
@@ -280,7 +284,10 @@ impl ExamStore for DynamoExams {
             .update_expression(
                 "SET #text = :text, #options = :options, correct_option = :correct, points = :points",
             )
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(
+                "#text = :was_text AND #options = :was_options \
+                 AND correct_option = :was_correct AND points = :was_points",
+            )
             .expression_attribute_names("#text", "text")
             .expression_attribute_names("#options", "options")
             .expression_attribute_values(":text", s(question.text.as_str()))
@@ -290,15 +297,28 @@ impl ExamStore for DynamoExams {
             )
             .expression_attribute_values(":correct", n(question.correct_option))
             .expression_attribute_values(":points", n(question.points))
+            .expression_attribute_values(":was_text", s(was.text.as_str()))
+            .expression_attribute_values(
+                ":was_options",
+                to_value(&was.options, "encoding options")?,
+            )
+            .expression_attribute_values(":was_correct", n(was.correct_option))
+            .expression_attribute_values(":was_points", n(was.points))
             .send()
             .await;
-        unless_refused(
+        let saved = unless_refused(
             out,
             UpdateItemError::is_conditional_check_failed_exception,
             "saving a question",
-        )?
-        .map(|_| ())
-        .ok_or(StoreError::NotFound)
+        )?;
+        if saved.is_some() {
+            return Ok(());
+        }
+        // Refused: gone, or changed since `was` was read.
+        match self.get_question(&question.exam_id, &question.id).await? {
+            None => Err(StoreError::NotFound),
+            Some(_) => Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate)),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(exam_id = %exam, question_id = %id, keep_at_least))]

@@ -121,13 +121,28 @@ impl ExamStore for MemoryExams {
             .cloned())
     }
 
-    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>> {
+    async fn save_question(
+        &self,
+        question: &Question,
+        was: &Question,
+    ) -> Result<(), StoreError<ExamConflict>> {
         let mut inner = lock(&self.0);
         let stored = inner
             .questions
             .get_mut(&question.exam_id)
             .and_then(|q| q.get_mut(&question.id))
             .ok_or(StoreError::NotFound)?;
+        let fields = |q: &Question| {
+            (
+                q.text.clone(),
+                q.options.clone(),
+                q.correct_option,
+                q.points,
+            )
+        };
+        if fields(stored) != fields(was) {
+            return Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate));
+        }
         // Its place in the exam (`created_at`) stays.
         stored.text.clone_from(&question.text);
         stored.options.clone_from(&question.options);

@@ -113,8 +113,14 @@ pub trait ExamStore: Send + Sync {
         exam: &ExamId,
         id: &QuestionId,
     ) -> Result<Option<Question>, StoreUnavailable>;
-    /// Replaces a question's fields; `NotFound` if absent.
-    async fn save_question(&self, question: &Question) -> Result<(), StoreError<ExamConflict>>;
+    /// Replaces a question's fields with `question`'s, if they are still those of `was` (the
+    /// question as its caller read it): `ConcurrentUpdate` if another write changed them since,
+    /// so an edit is never made over one its caller did not see. `NotFound` if absent.
+    async fn save_question(
+        &self,
+        question: &Question,
+        was: &Question,
+    ) -> Result<(), StoreError<ExamConflict>>;
     /// Removes a question and lowers the exam's `question_count` (bumping its `version`). A
     /// published exam keeps at least one question (`LastQuestion`), judged on the exam as it is
     /// when the question goes, so a removal that raced the exam's publishing cannot empty it.
