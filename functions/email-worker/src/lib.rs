@@ -40,11 +40,7 @@ use oes_runtime::config::RetryPolicy;
 use oes_runtime::wiring::WorkerAdapters;
 use tracing::Instrument;
 
-/// Message attribute: how many times the worker has put this job back on its queue.
-pub const HOLDS_ATTRIBUTE: &str = "holds";
-/// Message attribute of a receipt: SES accepted this job with this message id; only its record
-/// is missing.
-pub const RECEIPT_ATTRIBUTE: &str = "ses_message_id";
+pub use oes_domain::pipeline::{HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 
 /// Tries at writing a job's outcome before the worker falls back (a receipt for `sent`,
 /// redelivery for the others): the pause before each.
@@ -986,6 +982,84 @@ mod tests {
         assert_eq!(h.mailer.sent(), 1, "the receipt sends nothing");
         let stored = h
             .jobs
+            .get(&job.job_id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(
+            (stored.status, stored.ses_message_id.as_deref()),
+            (JobStatus::Sent, Some("ses-1"))
+        );
+    }
+
+    /// A receipt that reached the dead-letter queue (received `maxReceiveCount` times: a worker
+    /// that could not act) and is redriven goes back to its lane still a receipt: its delivery
+    /// records SES's id and sends nothing, even once the sender's lease has run out.
+    #[tokio::test(start_paused = true)]
+    async fn a_redriven_receipt_records_the_sent_email_and_sends_nothing_more() {
+        use oes_adapters::memory::MemoryQueues;
+        use oes_domain::pipeline::{EmailLanes, redrive};
+        use oes_domain::ports::{EmailQueue, MessageQueues, QueueName};
+        use oes_runtime::event_source::EventSource;
+
+        let queues = MemoryQueues::new();
+        let lanes = Arc::new(EmailLanes::new(queues.clone()));
+        let mailer: Arc<ScriptedMailer> = Arc::default();
+        let jobs = Arc::new(FlakyLedger::default());
+        *jobs.refuse_sent.lock().expect("lock") = 3;
+        let clock = Arc::new(ManualClock::at(1_000));
+        let adapters = WorkerAdapters {
+            mailer: mailer.clone(),
+            jobs: jobs.clone(),
+            control: lanes.clone(),
+        };
+        let worker = Worker::new(
+            adapters,
+            "http://localhost:3000",
+            RetryPolicy::default(),
+            5,
+            clock.clone(),
+        );
+        let job = job("ada@example.com");
+        jobs.record_queued(&job, 1_000).await.expect("recorded");
+        lanes.enqueue(&job).await.expect("queued");
+        let lane = || EventSource::new(queues.clone(), QueueName::Priority);
+        let poll = || async {
+            lane()
+                .poll_once(|event| async { Ok::<_, String>(worker.handle_batch(event).await) })
+                .await
+                .expect("poll")
+        };
+        assert_eq!(poll().await, 1, "the job is delivered");
+        assert_eq!(mailer.sent(), 1);
+
+        // A worker that cannot act receives the receipt until the lane's redrive policy moves it.
+        tokio::time::advance(Duration::from_secs(900)).await;
+        for _ in 0..10 {
+            queues
+                .receive(QueueName::Priority, 10, Some(0), Duration::ZERO)
+                .await
+                .expect("receive");
+        }
+        let letters = queues.counts(QueueName::DeadLetter).await.expect("counts");
+        assert_eq!(letters.visible, 1, "the receipt is a dead letter");
+
+        clock.advance(3_600);
+        let report = redrive(
+            queues.as_ref(),
+            jobs.as_ref(),
+            clock.as_ref(),
+            None,
+            None,
+            |_| {},
+        )
+        .await
+        .expect("redrive");
+        assert_eq!(report.moved, 1, "{report:?}");
+        while poll().await > 0 {}
+
+        assert_eq!(mailer.sent(), 1, "the redriven receipt sends nothing");
+        let stored = jobs
             .get(&job.job_id)
             .await
             .expect("read")

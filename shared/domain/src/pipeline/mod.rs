@@ -49,6 +49,6 @@ async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
         }
     }
 }
-pub use lanes::EmailLanes;
+pub use lanes::{EmailLanes, HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 pub use purge::{PurgeReport, purge};
 pub use redrive::{RedriveReport, redrive};
