@@ -94,6 +94,12 @@ impl Received<'_> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
+
+    /// The count the next hold carries: one more, never past `u32::MAX` (the count comes from
+    /// the message, which anyone who can send to the queue writes).
+    fn next_hold(&self) -> u32 {
+        self.holds().saturating_add(1)
+    }
 }
 
 impl Worker {
@@ -207,7 +213,7 @@ impl Worker {
                 self.hold(&received, wait, None).await
             }
             Err(error) => {
-                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "could not claim the job; held for later");
                 self.hold(&received, wait, None).await
             }
@@ -232,7 +238,7 @@ impl Worker {
                     Ok(()) => Disposition::Done,
                     Err(error) => {
                         tracing::error!(%error, %ses_message_id, "SES accepted the email but the record could not say so; a receipt carries it");
-                        let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                        let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                         self.hold(received, wait, Some(&ses_message_id)).await
                     }
                 }
@@ -302,7 +308,7 @@ impl Worker {
                 Disposition::Done
             }
             Err(error) => {
-                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "the receipt could not be recorded yet");
                 self.hold(received, wait, Some(ses_message_id)).await
             }
@@ -325,7 +331,7 @@ impl Worker {
                 error: format!("could not be set aside: {error}"),
             };
             self.note(job_id, open).await;
-            let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+            let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
             return self.retry_after(&received.delivery, wait).await;
         }
         match self.record(job_id, outcome).await {
@@ -398,7 +404,7 @@ impl Worker {
         let mut attributes: BTreeMap<String, String> = received.delivery.attributes.clone();
         attributes.insert(
             HOLDS_ATTRIBUTE.to_owned(),
-            (received.holds() + 1).to_string(),
+            (received.next_hold()).to_string(),
         );
         attributes.insert("job_id".to_owned(), received.job.job_id.clone());
         attributes.insert("kind".to_owned(), received.job.template.kind().to_owned());
@@ -887,6 +893,39 @@ mod tests {
             .await;
         assert!(failed(&response).is_empty(), "held as a fresh copy");
         assert_eq!(h.queue.take_visibility("m", 0), 61);
+        assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// `record` carrying message attribute `name` = `value`.
+    fn with_attribute(mut record: SqsMessage, name: &str, value: &str) -> SqsMessage {
+        let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+        attribute.string_value = Some(value.to_owned());
+        record.message_attributes.insert(name.to_owned(), attribute);
+        record
+    }
+
+    /// The holds count comes from the message: a crafted or corrupted one at the type's maximum
+    /// must not overflow (a panic in a debug build kills a lane's poller).
+    #[tokio::test]
+    async fn a_message_held_the_most_times_a_count_can_say_is_held_again() {
+        let h = harness(Arc::default());
+        let job = job("ada@example.com");
+        h.jobs
+            .claim(&job, 1_000, 60)
+            .await
+            .expect("claimed by someone else");
+        let most = u32::MAX.to_string();
+        let response = h
+            .worker
+            .handle_batch(batch(vec![with_attribute(
+                record("m", &job.encode(), 1),
+                HOLDS_ATTRIBUTE,
+                &most,
+            )]))
+            .await;
+        assert!(failed(&response).is_empty(), "held as a fresh copy");
+        let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
+        assert_eq!(renewed.get(HOLDS_ATTRIBUTE), Some(&most));
         assert_eq!(h.mailer.sent(), 0);
     }
 
