@@ -19,8 +19,10 @@
 //!   goes to the dead-letter queue with its reason *first*, then the record says `failed`/`dead`.
 //!   A finished record thus always has its letter where redrive can reach it; if the
 //!   dead-letter send fails, the job stays open and comes back.
-//! - **Poison message** (a body that does not decode): moved to the dead-letter queue with the
-//!   reason; the rest of the batch goes on.
+//! - **Poison message** (a body that does not decode, or whose job id cannot be a key): moved to
+//!   the dead-letter queue with the reason; the rest of the batch goes on. A job the ledger
+//!   still refuses after [`MAX_HOLDS`] holds (or a receipt it cannot record) is set aside there
+//!   too, with the error: no message circulates for ever.
 //!
 //! Records are processed concurrently (bounded), one span each; the response lists exactly the
 //! records to be redelivered. Nothing here knows whether it runs in Lambda, `oes-local` or a test.
@@ -37,10 +39,18 @@ use oes_domain::email::{EmailJob, Renderer};
 use oes_domain::metrics;
 use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, StoreError};
 use oes_runtime::config::RetryPolicy;
+use oes_runtime::http::error_chain;
 use oes_runtime::wiring::WorkerAdapters;
 use tracing::Instrument;
 
 pub use oes_domain::pipeline::{HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
+
+/// Holds after which a job the ledger still cannot claim, or a receipt it still cannot record,
+/// is set aside on the dead-letter queue with the error — each hold is a fresh copy, so the
+/// lanes' `maxReceiveCount` never would. With the default backoff (10 s doubling, at most 15
+/// min) that is about 11 hours of a failing ledger; a ledger that refuses a job for good (a key
+/// it cannot take) thus never keeps a message circulating for ever.
+pub const MAX_HOLDS: u32 = 48;
 
 /// Tries at writing a job's outcome before the worker falls back (a receipt for `sent`,
 /// redelivery for the others): the pause before each.
@@ -212,6 +222,13 @@ impl Worker {
                 let wait = u32::try_from(lease_until - now + 1).unwrap_or(1).max(1);
                 self.hold(&received, wait, None).await
             }
+            Err(error) if received.holds() >= MAX_HOLDS => {
+                let reason = format!(
+                    "held {MAX_HOLDS} times, still cannot be claimed: {}",
+                    error_chain(&error)
+                );
+                self.set_aside(&received, &reason).await
+            }
             Err(error) => {
                 let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "could not claim the job; held for later");
@@ -306,6 +323,13 @@ impl Worker {
             Ok(()) => {
                 tracing::info!(%ses_message_id, "the receipt of a sent email is recorded");
                 Disposition::Done
+            }
+            Err(error) if received.holds() >= MAX_HOLDS => {
+                let reason = format!(
+                    "held {MAX_HOLDS} times, the receipt of SES message {ses_message_id} still cannot be recorded: {}",
+                    error_chain(&error)
+                );
+                self.set_aside(received, &reason).await
             }
             Err(error) => {
                 let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
@@ -440,6 +464,19 @@ impl Worker {
             tracing::warn!(%error, "could not set the backoff; the queue's visibility timeout applies");
         }
         Disposition::Redeliver
+    }
+
+    /// Sets aside a message held [`MAX_HOLDS`] times whose job the ledger still refuses: to the
+    /// dead-letter queue with `reason` (a receipt stays one there), acknowledged. The record is
+    /// left as it is — the ledger refuses it — and a redrive sends the letter back.
+    async fn set_aside(&self, received: &Received<'_>, reason: &str) -> Disposition {
+        tracing::error!(%reason, "the ledger keeps refusing this job; set aside on the dead-letter queue");
+        metrics::incr(
+            metrics::EMAILS_DEAD,
+            Some(("Kind", received.job.template.kind())),
+        );
+        self.dead_letter(&received.delivery, received.body, reason)
+            .await
     }
 
     /// Moves an undecodable message to the dead-letter queue and acknowledges it; if that fails,
@@ -599,6 +636,8 @@ mod tests {
     struct FlakyLedger {
         inner: MemoryJobs,
         refuse_sent: Mutex<u32>,
+        /// Every claim fails (a store that cannot be reached, or refuses the key).
+        refuse_claims: Mutex<bool>,
     }
 
     #[async_trait]
@@ -616,6 +655,9 @@ mod tests {
             now: i64,
             lease: i64,
         ) -> Result<Claim, StoreError<JobConflict>> {
+            if self.refuse_claims.lock().is_ok_and(|refuse| *refuse) {
+                return Err(StoreError::unavailable("test", "ValidationException"));
+            }
             self.inner.claim(job, now, lease).await
         }
         async fn finish(
@@ -927,6 +969,71 @@ mod tests {
         let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
         assert_eq!(renewed.get(HOLDS_ATTRIBUTE), Some(&most));
         assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// Delivers `first`, then each copy the worker puts back (with the attributes it gave it), as
+    /// the queue would; stops when no copy comes back, or after 1,000 deliveries. How many
+    /// deliveries there were.
+    async fn follow_the_copies(h: &Harness, first: SqsMessage) -> usize {
+        let mut next = Some(first);
+        let mut deliveries = 0;
+        while let Some(delivery) = next.take() {
+            deliveries += 1;
+            if deliveries > 1_000 {
+                break;
+            }
+            let body = delivery.body.clone().unwrap_or_default();
+            let response = h.worker.handle_batch(batch(vec![delivery])).await;
+            assert!(failed(&response).is_empty(), "acknowledged");
+            next = h.queue.renewed.lock().expect("lock").pop().map(|copy| {
+                copy.iter().fold(
+                    record(&format!("copy-{deliveries}"), &body, 1),
+                    |copy, (name, value)| with_attribute(copy, name, value),
+                )
+            });
+        }
+        deliveries
+    }
+
+    /// A job the ledger can never claim (a store that keeps refusing it, as DynamoDB refuses a
+    /// key it cannot take) is held a bounded number of times, then set aside with its reason:
+    /// each hold is a fresh copy, so the lane's `maxReceiveCount` never would.
+    #[tokio::test]
+    async fn a_job_that_can_never_be_claimed_is_set_aside_after_its_holds() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_claims.lock().expect("lock") = true;
+        let job = job("ada@example.com");
+        let deliveries = follow_the_copies(&h, record("m", &job.encode(), 1)).await;
+        assert!(
+            deliveries <= 1_000,
+            "held {deliveries} times, never set aside"
+        );
+        let dead = h.queue.dead_letters();
+        assert_eq!(dead.len(), 1, "set aside once");
+        assert_eq!(dead[0].body, job.encode());
+        assert!(
+            dead[0].reason.contains("ValidationException"),
+            "{}",
+            dead[0].reason
+        );
+        assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// The same for a receipt whose `sent` record can never be written: set aside after its
+    /// holds, never sent again.
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_that_can_never_be_recorded_is_set_aside_after_its_holds() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = u32::MAX;
+        let job = job("ada@example.com");
+        let deliveries = follow_the_copies(&h, record("m", &job.encode(), 1)).await;
+        assert!(
+            deliveries <= 1_000,
+            "held {deliveries} times, never set aside"
+        );
+        assert_eq!(h.queue.dead_letters().len(), 1, "set aside once");
+        assert_eq!(h.mailer.sent(), 1, "sent once, never again");
+        assert_eq!(status(&h, &job).await.0, JobStatus::Sending);
     }
 
     /// Defect 3 of issue 11: the record said `failed` before the message was on the dead-letter

@@ -10,7 +10,9 @@ use std::time::Duration;
 use oes_adapters::memory::MemoryJobs;
 use oes_domain::clock::ManualClock;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::pipeline::{EmailLanes, PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::pipeline::{
+    EmailLanes, PurgeReport, QueueAdmin, RECEIPT_ATTRIBUTE, RedriveReport, purge, redrive,
+};
 use oes_domain::ports::{
     Delivery, EmailQueue, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
     QueueControl, QueueName, ReceivedMessage,
@@ -56,6 +58,7 @@ contract!(
     a_redrive_resets_the_record_before_the_message_is_back_on_its_lane,
     a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it,
     a_held_job_comes_back_after_its_delay_as_a_fresh_copy,
+    a_receipt_set_aside_keeps_its_ses_message_id,
 );
 
 fn job(template: EmailTemplate) -> EmailJob {
@@ -671,4 +674,43 @@ async fn a_held_job_comes_back_after_its_delay_as_a_fresh_copy(queues: Arc<dyn M
         "a fresh message: its first receive"
     );
     assert_ne!(copy[0].message_id, first[0].message_id);
+}
+
+/// A receipt (a copy carrying SES's message id: the email was sent, only its record is missing)
+/// that the worker sets aside keeps that id on the dead-letter queue, so the listing shows it and
+/// a redrive sends it back a receipt, not a job to send again.
+async fn a_receipt_set_aside_keeps_its_ses_message_id(queues: Arc<dyn MessageQueues>) {
+    let job = verification();
+    let receipt = NewMessage {
+        body: job.encode(),
+        delay_seconds: 0,
+        attributes: [
+            ("job_id", job.job_id.as_str()),
+            ("kind", "verification"),
+            (RECEIPT_ATTRIBUTE, "ses-1"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect(),
+    };
+    queues
+        .send(QueueName::Priority, &receipt)
+        .await
+        .expect("send");
+    let got = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(got.len(), 1);
+    EmailLanes::new(queues.clone())
+        .dead_letter(
+            &delivery(queues.as_ref(), QueueName::Priority, &got[0]),
+            &got[0].body,
+            "held 48 times; the ledger still fails",
+        )
+        .await
+        .expect("dead letter");
+    let listed = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].ses_message_id.as_deref(), Some("ses-1"));
 }

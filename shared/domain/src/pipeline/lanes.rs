@@ -106,7 +106,7 @@ impl QueueControl for EmailLanes {
         reason: &str,
     ) -> Result<(), QueueError> {
         let source = self.source_of(delivery)?;
-        let message = NewMessage {
+        let mut message = NewMessage {
             body: body.to_owned(),
             delay_seconds: 0,
             attributes: BTreeMap::from([
@@ -124,6 +124,12 @@ impl QueueControl for EmailLanes {
                 ),
             ]),
         };
+        // A receipt stays one on the dead-letter queue: a redrive then records it, sends nothing.
+        if let Some(ses_message_id) = delivery.attributes.get(RECEIPT_ATTRIBUTE) {
+            message
+                .attributes
+                .insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.clone());
+        }
         self.queues.send(QueueName::DeadLetter, &message).await?;
         Ok(())
     }
