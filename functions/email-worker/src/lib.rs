@@ -4,8 +4,9 @@
 //! - **Idempotent send**: a job is claimed in the [`JobLedger`] with a lease before sending; a
 //!   redelivered, concurrently delivered or already sent job is acknowledged without a send.
 //!   SES's acceptance is recorded at once (retried); if the ledger refuses every try, a
-//!   *receipt* — a copy of the message carrying SES's message id — goes on the queue, and its
-//!   delivery writes the record instead of sending.
+//!   *receipt* — a copy of the message carrying SES's message id — goes on the queue (on the
+//!   dead-letter queue if the lane refuses it, for a redrive), and its delivery writes the
+//!   record instead of sending.
 //! - **Holding on purpose** (a transient failure's backoff, another worker's lease, a paused
 //!   account or spent quota, a ledger that cannot be reached): the worker puts a fresh copy of the
 //!   message on its queue, delayed, and acknowledges the original. Waiting thus uses none of the
@@ -37,7 +38,7 @@ use futures_util::stream;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, Renderer};
 use oes_domain::metrics;
-use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, StoreError};
+use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, QueueError, StoreError};
 use oes_runtime::config::RetryPolicy;
 use oes_runtime::http::error_chain;
 use oes_runtime::wiring::WorkerAdapters;
@@ -451,8 +452,52 @@ impl Worker {
                 Disposition::Done
             }
             Err(error) => {
+                if let Some(ses_message_id) = receipt
+                    && self.receipt_aside(received, ses_message_id, &error).await
+                {
+                    return Disposition::Done;
+                }
                 tracing::warn!(%error, "could not put the job back for later; the delivery waits instead");
                 self.retry_after(&received.delivery, seconds).await
+            }
+        }
+    }
+
+    /// A receipt the lane refused, for a delivery that is not one: the dead-letter queue keeps
+    /// it instead (a redrive records it and sends nothing), and the delivery can be
+    /// acknowledged — redelivered, it would carry no receipt and be sent again once the lease
+    /// has passed. Whether the receipt was set aside.
+    async fn receipt_aside(
+        &self,
+        received: &Received<'_>,
+        ses_message_id: &str,
+        error: &QueueError,
+    ) -> bool {
+        if received.delivery.attributes.contains_key(RECEIPT_ATTRIBUTE) {
+            // A receipt's own delivery carries its id already: redelivered, it is still one.
+            return false;
+        }
+        let mut delivery = received.delivery.clone();
+        delivery
+            .attributes
+            .insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.to_owned());
+        let reason = format!(
+            "sent as SES message {ses_message_id}, not recorded: the ledger and the lane refused its receipt ({})",
+            error_chain(error)
+        );
+        match self
+            .adapters
+            .control
+            .dead_letter(&delivery, received.body, &reason)
+            .await
+        {
+            Ok(()) => {
+                tracing::error!(%ses_message_id, "the receipt is set aside on the dead-letter queue; a redrive records it");
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, %ses_message_id, "no queue took the receipt; the delivery comes back and may be sent again");
+                false
             }
         }
     }
@@ -506,7 +551,7 @@ mod tests {
     use oes_domain::email::EmailTemplate;
     use oes_domain::email::OutgoingEmail;
     use oes_domain::ports::{
-        JobLedger, JobRecord, JobStatus, Mailer, QueueControl, QueueError, StoreUnavailable,
+        JobLedger, JobRecord, JobStatus, Mailer, QueueControl, StoreUnavailable,
     };
     use oes_domain::security::Secret;
     use oes_domain::user::Email;
@@ -552,6 +597,8 @@ mod tests {
     struct DeadLetter {
         body: String,
         reason: String,
+        /// The receipt's SES message id the delivery carried, if any.
+        receipt: Option<String>,
     }
 
     /// Stands in for the queue: records the wait the worker asks for per message (a renewed
@@ -564,6 +611,8 @@ mod tests {
         dead: Mutex<Vec<DeadLetter>>,
         /// Dead-letter sends still to refuse.
         refuse_dead_letters: Mutex<u32>,
+        /// Renewals (fresh copies on the lane) still to refuse.
+        refuse_renewals: Mutex<u32>,
     }
 
     impl RecordingControl {
@@ -599,6 +648,15 @@ mod tests {
             delay_seconds: u32,
             attributes: &BTreeMap<String, String>,
         ) -> Result<(), QueueError> {
+            if let Ok(mut refuse) = self.refuse_renewals.lock()
+                && *refuse > 0
+            {
+                *refuse -= 1;
+                return Err(QueueError {
+                    context: "sending a message",
+                    source: "refused".into(),
+                });
+            }
             if let Ok(mut visibility) = self.visibility.lock() {
                 visibility.insert(delivery.message_id.clone(), delay_seconds);
             }
@@ -610,7 +668,7 @@ mod tests {
 
         async fn dead_letter(
             &self,
-            _delivery: &Delivery,
+            delivery: &Delivery,
             body: &str,
             reason: &str,
         ) -> Result<(), QueueError> {
@@ -626,6 +684,7 @@ mod tests {
             self.dead_letters().push(DeadLetter {
                 body: body.to_owned(),
                 reason: reason.to_owned(),
+                receipt: delivery.attributes.get(RECEIPT_ATTRIBUTE).cloned(),
             });
             Ok(())
         }
@@ -1136,6 +1195,30 @@ mod tests {
             (stored.status, stored.ses_message_id.as_deref()),
             (JobStatus::Sent, Some("ses-1"))
         );
+    }
+
+    /// When the ledger refuses every `sent` write and the lane refuses the receipt as well, the
+    /// receipt goes to the dead-letter queue (a redrive records it) and the original is
+    /// acknowledged: redelivered, it would carry no receipt and be sent again after the lease.
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_the_lane_refuses_is_set_aside_as_a_receipt_not_redelivered_as_a_job() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = 3;
+        *h.queue.refuse_renewals.lock().expect("lock") = 1;
+        let job = job("ada@example.com");
+        let first = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert!(
+            failed(&first).is_empty(),
+            "acknowledged: the original carries no receipt"
+        );
+        let dead = h.queue.dead_letters();
+        assert_eq!(dead.len(), 1, "the receipt is set aside");
+        assert_eq!(dead[0].receipt.as_deref(), Some("ses-1"));
+        assert_eq!(dead[0].body, job.encode());
+        assert_eq!(h.mailer.sent(), 1);
     }
 
     /// A receipt that reached the dead-letter queue (received `maxReceiveCount` times: a worker
