@@ -360,7 +360,9 @@ async function listDeadLetters() {
         'open job ' + letter.job_id));
     }
     cell(row, letter.kind);
-    cell(row, letter.reason || 'moved by the redrive policy (received too often)');
+    cell(row, (letter.reason || 'moved by the redrive policy (received too often)') +
+      (letter.ses_message_id ? ' — a receipt: SES accepted it as ' + letter.ses_message_id +
+        '; a redrive records it and sends nothing' : ''));
     cell(row, letter.source_queue);
     body.appendChild(row);
   }

@@ -4,8 +4,9 @@
 //! - **Idempotent send**: a job is claimed in the [`JobLedger`] with a lease before sending; a
 //!   redelivered, concurrently delivered or already sent job is acknowledged without a send.
 //!   SES's acceptance is recorded at once (retried); if the ledger refuses every try, a
-//!   *receipt* — a copy of the message carrying SES's message id — goes on the queue, and its
-//!   delivery writes the record instead of sending.
+//!   *receipt* — a copy of the message carrying SES's message id — goes on the queue (on the
+//!   dead-letter queue if the lane refuses it, for a redrive), and its delivery writes the
+//!   record instead of sending.
 //! - **Holding on purpose** (a transient failure's backoff, another worker's lease, a paused
 //!   account or spent quota, a ledger that cannot be reached): the worker puts a fresh copy of the
 //!   message on its queue, delayed, and acknowledges the original. Waiting thus uses none of the
@@ -19,8 +20,10 @@
 //!   goes to the dead-letter queue with its reason *first*, then the record says `failed`/`dead`.
 //!   A finished record thus always has its letter where redrive can reach it; if the
 //!   dead-letter send fails, the job stays open and comes back.
-//! - **Poison message** (a body that does not decode): moved to the dead-letter queue with the
-//!   reason; the rest of the batch goes on.
+//! - **Poison message** (a body that does not decode, or whose job id cannot be a key): moved to
+//!   the dead-letter queue with the reason; the rest of the batch goes on. A job the ledger
+//!   still refuses after [`MAX_HOLDS`] holds (or a receipt it cannot record) is set aside there
+//!   too, with the error: no message circulates for ever.
 //!
 //! Records are processed concurrently (bounded), one span each; the response lists exactly the
 //! records to be redelivered. Nothing here knows whether it runs in Lambda, `oes-local` or a test.
@@ -35,16 +38,20 @@ use futures_util::stream;
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, Renderer};
 use oes_domain::metrics;
-use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, StoreError};
+use oes_domain::ports::{Claim, Delivery, JobConflict, MailError, Outcome, QueueError, StoreError};
 use oes_runtime::config::RetryPolicy;
+use oes_runtime::http::error_chain;
 use oes_runtime::wiring::WorkerAdapters;
 use tracing::Instrument;
 
-/// Message attribute: how many times the worker has put this job back on its queue.
-pub const HOLDS_ATTRIBUTE: &str = "holds";
-/// Message attribute of a receipt: SES accepted this job with this message id; only its record
-/// is missing.
-pub const RECEIPT_ATTRIBUTE: &str = "ses_message_id";
+pub use oes_domain::pipeline::{HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
+
+/// Holds after which a job the ledger still cannot claim, or a receipt it still cannot record,
+/// is set aside on the dead-letter queue with the error — each hold is a fresh copy, so the
+/// lanes' `maxReceiveCount` never would. With the default backoff (10 s doubling, at most 15
+/// min) that is about 11 hours of a failing ledger; a ledger that refuses a job for good (a key
+/// it cannot take) thus never keeps a message circulating for ever.
+pub const MAX_HOLDS: u32 = 48;
 
 /// Tries at writing a job's outcome before the worker falls back (a receipt for `sent`,
 /// redelivery for the others): the pause before each.
@@ -97,6 +104,12 @@ impl Received<'_> {
             .get(HOLDS_ATTRIBUTE)
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The count the next hold carries: one more, never past `u32::MAX` (the count comes from
+    /// the message, which anyone who can send to the queue writes).
+    fn next_hold(&self) -> u32 {
+        self.holds().saturating_add(1)
     }
 }
 
@@ -210,8 +223,15 @@ impl Worker {
                 let wait = u32::try_from(lease_until - now + 1).unwrap_or(1).max(1);
                 self.hold(&received, wait, None).await
             }
+            Err(error) if received.holds() >= MAX_HOLDS => {
+                let reason = format!(
+                    "held {MAX_HOLDS} times, still cannot be claimed: {}",
+                    error_chain(&error)
+                );
+                self.set_aside(&received, &reason).await
+            }
             Err(error) => {
-                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "could not claim the job; held for later");
                 self.hold(&received, wait, None).await
             }
@@ -236,7 +256,7 @@ impl Worker {
                     Ok(()) => Disposition::Done,
                     Err(error) => {
                         tracing::error!(%error, %ses_message_id, "SES accepted the email but the record could not say so; a receipt carries it");
-                        let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                        let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                         self.hold(received, wait, Some(&ses_message_id)).await
                     }
                 }
@@ -305,8 +325,15 @@ impl Worker {
                 tracing::info!(%ses_message_id, "the receipt of a sent email is recorded");
                 Disposition::Done
             }
+            Err(error) if received.holds() >= MAX_HOLDS => {
+                let reason = format!(
+                    "held {MAX_HOLDS} times, the receipt of SES message {ses_message_id} still cannot be recorded: {}",
+                    error_chain(&error)
+                );
+                self.set_aside(received, &reason).await
+            }
             Err(error) => {
-                let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+                let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "the receipt could not be recorded yet");
                 self.hold(received, wait, Some(ses_message_id)).await
             }
@@ -329,7 +356,7 @@ impl Worker {
                 error: format!("could not be set aside: {error}"),
             };
             self.note(job_id, open).await;
-            let wait = self.retry.backoff(received.holds() + 1, (self.jitter)());
+            let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
             return self.retry_after(&received.delivery, wait).await;
         }
         match self.record(job_id, outcome).await {
@@ -402,7 +429,7 @@ impl Worker {
         let mut attributes: BTreeMap<String, String> = received.delivery.attributes.clone();
         attributes.insert(
             HOLDS_ATTRIBUTE.to_owned(),
-            (received.holds() + 1).to_string(),
+            (received.next_hold()).to_string(),
         );
         attributes.insert("job_id".to_owned(), received.job.job_id.clone());
         attributes.insert("kind".to_owned(), received.job.template.kind().to_owned());
@@ -425,8 +452,52 @@ impl Worker {
                 Disposition::Done
             }
             Err(error) => {
+                if let Some(ses_message_id) = receipt
+                    && self.receipt_aside(received, ses_message_id, &error).await
+                {
+                    return Disposition::Done;
+                }
                 tracing::warn!(%error, "could not put the job back for later; the delivery waits instead");
                 self.retry_after(&received.delivery, seconds).await
+            }
+        }
+    }
+
+    /// A receipt the lane refused, for a delivery that is not one: the dead-letter queue keeps
+    /// it instead (a redrive records it and sends nothing), and the delivery can be
+    /// acknowledged — redelivered, it would carry no receipt and be sent again once the lease
+    /// has passed. Whether the receipt was set aside.
+    async fn receipt_aside(
+        &self,
+        received: &Received<'_>,
+        ses_message_id: &str,
+        error: &QueueError,
+    ) -> bool {
+        if received.delivery.attributes.contains_key(RECEIPT_ATTRIBUTE) {
+            // A receipt's own delivery carries its id already: redelivered, it is still one.
+            return false;
+        }
+        let mut delivery = received.delivery.clone();
+        delivery
+            .attributes
+            .insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.to_owned());
+        let reason = format!(
+            "sent as SES message {ses_message_id}, not recorded: the ledger and the lane refused its receipt ({})",
+            error_chain(error)
+        );
+        match self
+            .adapters
+            .control
+            .dead_letter(&delivery, received.body, &reason)
+            .await
+        {
+            Ok(()) => {
+                tracing::error!(%ses_message_id, "the receipt is set aside on the dead-letter queue; a redrive records it");
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, %ses_message_id, "no queue took the receipt; the delivery comes back and may be sent again");
+                false
             }
         }
     }
@@ -438,6 +509,19 @@ impl Worker {
             tracing::warn!(%error, "could not set the backoff; the queue's visibility timeout applies");
         }
         Disposition::Redeliver
+    }
+
+    /// Sets aside a message held [`MAX_HOLDS`] times whose job the ledger still refuses: to the
+    /// dead-letter queue with `reason` (a receipt stays one there), acknowledged. The record is
+    /// left as it is — the ledger refuses it — and a redrive sends the letter back.
+    async fn set_aside(&self, received: &Received<'_>, reason: &str) -> Disposition {
+        tracing::error!(%reason, "the ledger keeps refusing this job; set aside on the dead-letter queue");
+        metrics::incr(
+            metrics::EMAILS_DEAD,
+            Some(("Kind", received.job.template.kind())),
+        );
+        self.dead_letter(&received.delivery, received.body, reason)
+            .await
     }
 
     /// Moves an undecodable message to the dead-letter queue and acknowledges it; if that fails,
@@ -467,7 +551,7 @@ mod tests {
     use oes_domain::email::EmailTemplate;
     use oes_domain::email::OutgoingEmail;
     use oes_domain::ports::{
-        JobLedger, JobRecord, JobStatus, Mailer, QueueControl, QueueError, StoreUnavailable,
+        JobLedger, JobRecord, JobStatus, Mailer, QueueControl, StoreUnavailable,
     };
     use oes_domain::security::Secret;
     use oes_domain::user::Email;
@@ -513,6 +597,8 @@ mod tests {
     struct DeadLetter {
         body: String,
         reason: String,
+        /// The receipt's SES message id the delivery carried, if any.
+        receipt: Option<String>,
     }
 
     /// Stands in for the queue: records the wait the worker asks for per message (a renewed
@@ -525,6 +611,8 @@ mod tests {
         dead: Mutex<Vec<DeadLetter>>,
         /// Dead-letter sends still to refuse.
         refuse_dead_letters: Mutex<u32>,
+        /// Renewals (fresh copies on the lane) still to refuse.
+        refuse_renewals: Mutex<u32>,
     }
 
     impl RecordingControl {
@@ -560,6 +648,15 @@ mod tests {
             delay_seconds: u32,
             attributes: &BTreeMap<String, String>,
         ) -> Result<(), QueueError> {
+            if let Ok(mut refuse) = self.refuse_renewals.lock()
+                && *refuse > 0
+            {
+                *refuse -= 1;
+                return Err(QueueError {
+                    context: "sending a message",
+                    source: "refused".into(),
+                });
+            }
             if let Ok(mut visibility) = self.visibility.lock() {
                 visibility.insert(delivery.message_id.clone(), delay_seconds);
             }
@@ -571,7 +668,7 @@ mod tests {
 
         async fn dead_letter(
             &self,
-            _delivery: &Delivery,
+            delivery: &Delivery,
             body: &str,
             reason: &str,
         ) -> Result<(), QueueError> {
@@ -587,6 +684,7 @@ mod tests {
             self.dead_letters().push(DeadLetter {
                 body: body.to_owned(),
                 reason: reason.to_owned(),
+                receipt: delivery.attributes.get(RECEIPT_ATTRIBUTE).cloned(),
             });
             Ok(())
         }
@@ -597,6 +695,8 @@ mod tests {
     struct FlakyLedger {
         inner: MemoryJobs,
         refuse_sent: Mutex<u32>,
+        /// Every claim fails (a store that cannot be reached, or refuses the key).
+        refuse_claims: Mutex<bool>,
     }
 
     #[async_trait]
@@ -614,6 +714,9 @@ mod tests {
             now: i64,
             lease: i64,
         ) -> Result<Claim, StoreError<JobConflict>> {
+            if self.refuse_claims.lock().is_ok_and(|refuse| *refuse) {
+                return Err(StoreError::unavailable("test", "ValidationException"));
+            }
             self.inner.claim(job, now, lease).await
         }
         async fn finish(
@@ -894,6 +997,104 @@ mod tests {
         assert_eq!(h.mailer.sent(), 0);
     }
 
+    /// `record` carrying message attribute `name` = `value`.
+    fn with_attribute(mut record: SqsMessage, name: &str, value: &str) -> SqsMessage {
+        let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+        attribute.string_value = Some(value.to_owned());
+        record.message_attributes.insert(name.to_owned(), attribute);
+        record
+    }
+
+    /// The holds count comes from the message: a crafted or corrupted one at the type's maximum
+    /// must not overflow (a panic in a debug build kills a lane's poller).
+    #[tokio::test]
+    async fn a_message_held_the_most_times_a_count_can_say_is_held_again() {
+        let h = harness(Arc::default());
+        let job = job("ada@example.com");
+        h.jobs
+            .claim(&job, 1_000, 60)
+            .await
+            .expect("claimed by someone else");
+        let most = u32::MAX.to_string();
+        let response = h
+            .worker
+            .handle_batch(batch(vec![with_attribute(
+                record("m", &job.encode(), 1),
+                HOLDS_ATTRIBUTE,
+                &most,
+            )]))
+            .await;
+        assert!(failed(&response).is_empty(), "held as a fresh copy");
+        let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
+        assert_eq!(renewed.get(HOLDS_ATTRIBUTE), Some(&most));
+        assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// Delivers `first`, then each copy the worker puts back (with the attributes it gave it), as
+    /// the queue would; stops when no copy comes back, or after 1,000 deliveries. How many
+    /// deliveries there were.
+    async fn follow_the_copies(h: &Harness, first: SqsMessage) -> usize {
+        let mut next = Some(first);
+        let mut deliveries = 0;
+        while let Some(delivery) = next.take() {
+            deliveries += 1;
+            if deliveries > 1_000 {
+                break;
+            }
+            let body = delivery.body.clone().unwrap_or_default();
+            let response = h.worker.handle_batch(batch(vec![delivery])).await;
+            assert!(failed(&response).is_empty(), "acknowledged");
+            next = h.queue.renewed.lock().expect("lock").pop().map(|copy| {
+                copy.iter().fold(
+                    record(&format!("copy-{deliveries}"), &body, 1),
+                    |copy, (name, value)| with_attribute(copy, name, value),
+                )
+            });
+        }
+        deliveries
+    }
+
+    /// A job the ledger can never claim (a store that keeps refusing it, as DynamoDB refuses a
+    /// key it cannot take) is held a bounded number of times, then set aside with its reason:
+    /// each hold is a fresh copy, so the lane's `maxReceiveCount` never would.
+    #[tokio::test]
+    async fn a_job_that_can_never_be_claimed_is_set_aside_after_its_holds() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_claims.lock().expect("lock") = true;
+        let job = job("ada@example.com");
+        let deliveries = follow_the_copies(&h, record("m", &job.encode(), 1)).await;
+        assert!(
+            deliveries <= 1_000,
+            "held {deliveries} times, never set aside"
+        );
+        let dead = h.queue.dead_letters();
+        assert_eq!(dead.len(), 1, "set aside once");
+        assert_eq!(dead[0].body, job.encode());
+        assert!(
+            dead[0].reason.contains("ValidationException"),
+            "{}",
+            dead[0].reason
+        );
+        assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// The same for a receipt whose `sent` record can never be written: set aside after its
+    /// holds, never sent again.
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_that_can_never_be_recorded_is_set_aside_after_its_holds() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = u32::MAX;
+        let job = job("ada@example.com");
+        let deliveries = follow_the_copies(&h, record("m", &job.encode(), 1)).await;
+        assert!(
+            deliveries <= 1_000,
+            "held {deliveries} times, never set aside"
+        );
+        assert_eq!(h.queue.dead_letters().len(), 1, "set aside once");
+        assert_eq!(h.mailer.sent(), 1, "sent once, never again");
+        assert_eq!(status(&h, &job).await.0, JobStatus::Sending);
+    }
+
     /// Defect 3 of issue 11: the record said `failed` before the message was on the dead-letter
     /// queue; when that send failed, the redelivery found a finished job and acknowledged it, and
     /// the job was in no queue at all.
@@ -986,6 +1187,108 @@ mod tests {
         assert_eq!(h.mailer.sent(), 1, "the receipt sends nothing");
         let stored = h
             .jobs
+            .get(&job.job_id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(
+            (stored.status, stored.ses_message_id.as_deref()),
+            (JobStatus::Sent, Some("ses-1"))
+        );
+    }
+
+    /// When the ledger refuses every `sent` write and the lane refuses the receipt as well, the
+    /// receipt goes to the dead-letter queue (a redrive records it) and the original is
+    /// acknowledged: redelivered, it would carry no receipt and be sent again after the lease.
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_the_lane_refuses_is_set_aside_as_a_receipt_not_redelivered_as_a_job() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = 3;
+        *h.queue.refuse_renewals.lock().expect("lock") = 1;
+        let job = job("ada@example.com");
+        let first = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert!(
+            failed(&first).is_empty(),
+            "acknowledged: the original carries no receipt"
+        );
+        let dead = h.queue.dead_letters();
+        assert_eq!(dead.len(), 1, "the receipt is set aside");
+        assert_eq!(dead[0].receipt.as_deref(), Some("ses-1"));
+        assert_eq!(dead[0].body, job.encode());
+        assert_eq!(h.mailer.sent(), 1);
+    }
+
+    /// A receipt that reached the dead-letter queue (received `maxReceiveCount` times: a worker
+    /// that could not act) and is redriven goes back to its lane still a receipt: its delivery
+    /// records SES's id and sends nothing, even once the sender's lease has run out.
+    #[tokio::test(start_paused = true)]
+    async fn a_redriven_receipt_records_the_sent_email_and_sends_nothing_more() {
+        use oes_adapters::memory::MemoryQueues;
+        use oes_domain::pipeline::{EmailLanes, redrive};
+        use oes_domain::ports::{EmailQueue, MessageQueues, QueueName};
+        use oes_runtime::event_source::EventSource;
+
+        let queues = MemoryQueues::new();
+        let lanes = Arc::new(EmailLanes::new(queues.clone()));
+        let mailer: Arc<ScriptedMailer> = Arc::default();
+        let jobs = Arc::new(FlakyLedger::default());
+        *jobs.refuse_sent.lock().expect("lock") = 3;
+        let clock = Arc::new(ManualClock::at(1_000));
+        let adapters = WorkerAdapters {
+            mailer: mailer.clone(),
+            jobs: jobs.clone(),
+            control: lanes.clone(),
+        };
+        let worker = Worker::new(
+            adapters,
+            "http://localhost:3000",
+            RetryPolicy::default(),
+            5,
+            clock.clone(),
+        );
+        let job = job("ada@example.com");
+        jobs.record_queued(&job, 1_000).await.expect("recorded");
+        lanes.enqueue(&job).await.expect("queued");
+        let lane = || EventSource::new(queues.clone(), QueueName::Priority);
+        let poll = || async {
+            lane()
+                .poll_once(|event| async { Ok::<_, String>(worker.handle_batch(event).await) })
+                .await
+                .expect("poll")
+        };
+        assert_eq!(poll().await, 1, "the job is delivered");
+        assert_eq!(mailer.sent(), 1);
+
+        // A worker that cannot act receives the receipt until the lane's redrive policy moves it.
+        tokio::time::advance(Duration::from_secs(900)).await;
+        for _ in 0..10 {
+            queues
+                .receive(QueueName::Priority, 10, Some(0), Duration::ZERO)
+                .await
+                .expect("receive");
+        }
+        let letters = queues.counts(QueueName::DeadLetter).await.expect("counts");
+        assert_eq!(letters.visible, 1, "the receipt is a dead letter");
+
+        clock.advance(3_600);
+        let report = redrive(
+            queues.as_ref(),
+            jobs.as_ref(),
+            clock.as_ref(),
+            None,
+            None,
+            |_| {},
+        )
+        .await
+        .expect("redrive");
+        assert_eq!(report.moved, 1, "{report:?}");
+        while poll().await > 0 {}
+
+        assert_eq!(mailer.sent(), 1, "the redriven receipt sends nothing");
+        let stored = jobs
             .get(&job.job_id)
             .await
             .expect("read")

@@ -10,7 +10,9 @@ use std::time::Duration;
 use oes_adapters::memory::MemoryJobs;
 use oes_domain::clock::ManualClock;
 use oes_domain::email::{EmailJob, EmailTemplate};
-use oes_domain::pipeline::{EmailLanes, PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::pipeline::{
+    EmailLanes, PurgeReport, QueueAdmin, RECEIPT_ATTRIBUTE, RedriveReport, purge, redrive,
+};
 use oes_domain::ports::{
     Delivery, EmailQueue, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
     QueueControl, QueueName, ReceivedMessage,
@@ -56,6 +58,8 @@ contract!(
     a_redrive_resets_the_record_before_the_message_is_back_on_its_lane,
     a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it,
     a_held_job_comes_back_after_its_delay_as_a_fresh_copy,
+    a_receipt_set_aside_keeps_its_ses_message_id,
+    the_dead_letter_walks_find_letters_a_short_poll_misses,
 );
 
 fn job(template: EmailTemplate) -> EmailJob {
@@ -671,4 +675,122 @@ async fn a_held_job_comes_back_after_its_delay_as_a_fresh_copy(queues: Arc<dyn M
         "a fresh message: its first receive"
     );
     assert_ne!(copy[0].message_id, first[0].message_id);
+}
+
+/// A receipt (a copy carrying SES's message id: the email was sent, only its record is missing)
+/// that the worker sets aside keeps that id on the dead-letter queue, so the listing shows it and
+/// a redrive sends it back a receipt, not a job to send again.
+async fn a_receipt_set_aside_keeps_its_ses_message_id(queues: Arc<dyn MessageQueues>) {
+    let job = verification();
+    let receipt = NewMessage {
+        body: job.encode(),
+        delay_seconds: 0,
+        attributes: [
+            ("job_id", job.job_id.as_str()),
+            ("kind", "verification"),
+            (RECEIPT_ATTRIBUTE, "ses-1"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect(),
+    };
+    queues
+        .send(QueueName::Priority, &receipt)
+        .await
+        .expect("send");
+    let got = receive(queues.as_ref(), QueueName::Priority).await;
+    assert_eq!(got.len(), 1);
+    EmailLanes::new(queues.clone())
+        .dead_letter(
+            &delivery(queues.as_ref(), QueueName::Priority, &got[0]),
+            &got[0].body,
+            "held 48 times; the ledger still fails",
+        )
+        .await
+        .expect("dead letter");
+    let listed = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].ses_message_id.as_deref(), Some("ses-1"));
+}
+
+/// Queues whose short polls of the dead-letter queue (a receive that does not wait) come back
+/// empty, as SQS's may: a short poll asks only a sample of its servers, and with few messages
+/// it can miss them all. A long poll (one that waits) asks every server.
+struct ShortPollsMiss(Arc<dyn MessageQueues>);
+
+#[async_trait::async_trait]
+impl MessageQueues for ShortPollsMiss {
+    fn name(&self, queue: QueueName) -> &str {
+        self.0.name(queue)
+    }
+    async fn send(
+        &self,
+        queue: QueueName,
+        message: &NewMessage,
+    ) -> Result<String, oes_domain::ports::QueueError> {
+        self.0.send(queue, message).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
+        if queue == QueueName::DeadLetter && wait.is_zero() {
+            return Ok(Vec::new());
+        }
+        self.0.receive(queue, max, visibility, wait).await
+    }
+    async fn delete(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        self.0.delete(queue, receipt).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        seconds: u32,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        self.0.change_visibility(queue, receipt, seconds).await
+    }
+    async fn counts(
+        &self,
+        queue: QueueName,
+    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
+        self.0.counts(queue).await
+    }
+    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
+        self.0.purge(queue).await
+    }
+}
+
+/// The listing, the redrive and the purge walk the dead-letter queue with long polls: a letter
+/// a short poll would miss is listed, redriven and purged, not reported as absent.
+async fn the_dead_letter_walks_find_letters_a_short_poll_misses(queues: Arc<dyn MessageQueues>) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let (sent_back, purged) = (verification(), newsletter());
+    dead_letter(&queues, &sent_back, "failed").await;
+    let missing: Arc<dyn MessageQueues> = Arc::new(ShortPollsMiss(queues.clone()));
+    let listed = QueueAdmin::new(missing.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1, "the letter is listed");
+    let report = redrive(missing.as_ref(), &ledger, &clock, None, None, |_| {})
+        .await
+        .expect("redrive");
+    assert_eq!(report.moved, 1, "the letter is redriven: {report:?}");
+    dead_letter(&queues, &purged, "failed").await;
+    let report = purge(missing.as_ref(), &ledger, &clock, None, |_| {})
+        .await
+        .expect("purge");
+    assert_eq!(report.purged, 1, "the letter is purged: {report:?}");
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use oes_adapters::memory::{MemoryJobs, MemoryQueues};
 use oes_domain::clock::Clock;
 use oes_domain::email::{EmailJob, OutgoingEmail};
+use oes_domain::pipeline::RECEIPT_ATTRIBUTE;
 use oes_domain::ports::{
     Claim, JobConflict, JobLedger, JobRecord, MailError, Mailer, MessageQueues, NewMessage,
     Outcome, QueueCounts, QueueError, QueueName, ReceivedMessage, StoreError, StoreUnavailable,
@@ -259,6 +260,13 @@ impl MessageQueues for FaultQueues {
         }
         let id = self.inner.send(queue, message).await?;
         tracing::info!(target: "sim", ?queue, message_id = %id, job_id = ?message.attributes.get("job_id"), "sent");
+        if let (true, Some(job), Some(ses_id)) = (
+            queue != QueueName::DeadLetter,
+            message.attributes.get("job_id"),
+            message.attributes.get(RECEIPT_ATTRIBUTE),
+        ) {
+            self.faults.truth(|t| t.receipt_on_lane(job, ses_id));
+        }
         self.faults.point("after a send").await;
         Ok(id)
     }

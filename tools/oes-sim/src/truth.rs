@@ -22,12 +22,20 @@ pub struct Acceptance {
     pub excuse: Option<&'static str>,
     /// `sent` writes the ledger refused for it.
     pub refusals: u32,
+    /// A receipt carrying its SES id reached a lane (where a worker records it; one on the
+    /// dead-letter queue waits for a redrive).
+    pub receipt_on_lane: bool,
 }
 
 impl Acceptance {
-    /// Whether a second send of its job falls in the documented window.
+    /// Whether a second send of its job falls in the documented window: the worker crashed or
+    /// lost SES's answer, or the ledger refused every try at the `sent` record and then either
+    /// no lane took the receipt or the ledger refused the receipt's write too. (A receipt on its
+    /// lane is recorded when it is delivered; a second send before that is not excused.)
     fn excused(&self) -> bool {
-        self.excuse.is_some() || self.refusals >= SENT_WRITE_TRIES
+        self.excuse.is_some()
+            || (self.refusals >= SENT_WRITE_TRIES
+                && (!self.receipt_on_lane || self.refusals > SENT_WRITE_TRIES))
     }
 }
 
@@ -100,6 +108,7 @@ impl Truth {
             recorded: false,
             excuse,
             refusals: 0,
+            receipt_on_lane: false,
         });
     }
 
@@ -124,6 +133,13 @@ impl Truth {
     pub fn refused(&mut self, job: &str, ses_id: &str) {
         if let Some(acceptance) = self.find(job, ses_id) {
             acceptance.refusals += 1;
+        }
+    }
+
+    /// A receipt of `ses_id` for `job` reached its lane.
+    pub fn receipt_on_lane(&mut self, job: &str, ses_id: &str) {
+        if let Some(acceptance) = self.find(job, ses_id) {
+            acceptance.receipt_on_lane = true;
         }
     }
 

@@ -394,12 +394,15 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     let entries = queues.dead_letters(max).await?;
                     for entry in &entries {
                         println!(
-                            "{}  job {}  {}  from {}  reason: {}",
+                            "{}  job {}  {}  from {}  reason: {}{}",
                             entry.message_id,
                             entry.job_id.as_deref().unwrap_or("(undecodable)"),
                             entry.kind.as_deref().unwrap_or("-"),
                             entry.source_queue.as_deref().unwrap_or("(redrive policy)"),
                             entry.reason.as_deref().unwrap_or("received too many times"),
+                            entry.ses_message_id.as_deref().map_or(String::new(), |id| {
+                                format!("  receipt: sent as SES {id}, a redrive records it")
+                            }),
                         );
                     }
                     println!("{} message(s)", entries.len());

@@ -18,6 +18,11 @@ pub const MAX_DELAY_SECONDS: u32 = 900;
 /// outage or throttling spell of 15 minutes sends nothing to the dead-letter queue.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
+/// The longest job id a message may carry. Producers write UUIDs (36 characters); the id is
+/// the ledger's key and a queue attribute, so one far longer (DynamoDB refuses a key over 2 KiB)
+/// could never be claimed.
+pub const MAX_JOB_ID_CHARS: usize = 128;
+
 /// Jobs with at least this priority travel on the priority lane.
 pub const PRIORITY_LANE_THRESHOLD: u8 = 10;
 
@@ -185,6 +190,12 @@ pub enum JobDecodeError {
     /// Written by a producer with a schema this worker does not know.
     #[error("unsupported email job schema version {0}")]
     UnsupportedVersion(u32),
+    /// A job id that cannot be the ledger's key: blank, longer than [`MAX_JOB_ID_CHARS`], or
+    /// not printable ASCII without spaces.
+    #[error(
+        "the job id cannot be a key (1–{MAX_JOB_ID_CHARS} printable ASCII characters, no spaces)"
+    )]
+    InvalidJobId,
 }
 
 /// A job that cannot be queued as asked.
@@ -269,7 +280,13 @@ impl EmailJob {
         if v != SCHEMA_VERSION {
             return Err(JobDecodeError::UnsupportedVersion(v));
         }
-        Ok(serde_json::from_str(body)?)
+        let job: Self = serde_json::from_str(body)?;
+        let id = &job.job_id;
+        if id.is_empty() || id.len() > MAX_JOB_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(JobDecodeError::InvalidJobId);
+        }
+        Ok(job)
     }
 }
 
@@ -310,6 +327,29 @@ mod tests {
             (10, 0, DEFAULT_MAX_ATTEMPTS)
         );
         assert_eq!(job.lane(), Lane::Priority);
+    }
+
+    /// A job id is the ledger's key: one that cannot be a key (too long for DynamoDB's, blank,
+    /// or with spaces or control characters) could never be claimed, so the message is poison.
+    #[test]
+    fn a_job_id_that_cannot_be_a_key_does_not_decode() {
+        for id in [
+            "x".repeat(3_000),
+            String::new(),
+            "a b".into(),
+            "a\u{7}b".into(),
+        ] {
+            let mut job = job();
+            job.job_id = id.clone();
+            assert!(
+                EmailJob::decode(&job.encode()).is_err(),
+                "a job id of {} chars, {:?}…, decodes",
+                id.chars().count(),
+                id.chars().take(8).collect::<String>()
+            );
+        }
+        let uuid = job();
+        assert_eq!(EmailJob::decode(&uuid.encode()).expect("decodes"), uuid);
     }
 
     #[test]

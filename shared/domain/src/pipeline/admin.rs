@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::lanes::RECEIPT_ATTRIBUTE;
 use super::{release, take_dead_letters};
 use crate::email::EmailJob;
 use crate::ports::{MessageQueues, QueueCounts, QueueError, QueueName};
@@ -23,6 +24,9 @@ pub struct DeadLetterEntry {
     pub reason: Option<String>,
     /// The lane it came from, if known.
     pub source_queue: Option<String>,
+    /// A receipt's SES message id: SES accepted this job already and only its record is
+    /// missing (a redrive records it and sends nothing).
+    pub ses_message_id: Option<String>,
 }
 
 /// Operator access to the email queues.
@@ -86,6 +90,7 @@ impl QueueAdmin {
                     kind: job.as_ref().map(|j| j.template.kind().to_owned()),
                     reason: message.attributes.get("reason").cloned(),
                     source_queue: message.attributes.get("source_queue").cloned(),
+                    ses_message_id: message.attributes.get(RECEIPT_ATTRIBUTE).cloned(),
                     message_id: message.message_id,
                 });
             }

@@ -11,6 +11,13 @@ use crate::ports::{
     queue_name,
 };
 
+/// Message attribute: how many times the worker has put this job back on its queue.
+pub const HOLDS_ATTRIBUTE: &str = "holds";
+/// Message attribute of a receipt: SES accepted this job with this message id; only its record
+/// is missing. A receipt stays one wherever it goes (the dead-letter queue, a redrive back to
+/// its lane): its delivery records the id and sends nothing.
+pub const RECEIPT_ATTRIBUTE: &str = "ses_message_id";
+
 /// The longest reason kept on a dead letter (SQS attributes are small; the job record keeps the
 /// whole error).
 const MAX_REASON_CHARS: usize = 1000;
@@ -99,7 +106,7 @@ impl QueueControl for EmailLanes {
         reason: &str,
     ) -> Result<(), QueueError> {
         let source = self.source_of(delivery)?;
-        let message = NewMessage {
+        let mut message = NewMessage {
             body: body.to_owned(),
             delay_seconds: 0,
             attributes: BTreeMap::from([
@@ -117,6 +124,12 @@ impl QueueControl for EmailLanes {
                 ),
             ]),
         };
+        // A receipt stays one on the dead-letter queue: a redrive then records it, sends nothing.
+        if let Some(ses_message_id) = delivery.attributes.get(RECEIPT_ATTRIBUTE) {
+            message
+                .attributes
+                .insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.clone());
+        }
         self.queues.send(QueueName::DeadLetter, &message).await?;
         Ok(())
     }

@@ -25,14 +25,21 @@ use crate::ports::{MessageQueues, QueueError, QueueName, ReceivedMessage};
 /// next receive brings others (a queue has no peek and no order to walk).
 const IN_HAND_SECONDS: u32 = 30;
 
-/// Up to ten dead letters, hidden for [`IN_HAND_SECONDS`] so that the next call brings others.
+/// How long a receive of dead letters waits for one. A walk ends at the first receive that brings
+/// no letter it has not seen, so that receive must not miss any: a short poll (no wait) asks
+/// only a sample of SQS's servers and may come back empty while letters are there; a long poll
+/// asks them all. It returns as soon as a letter is there, so only a walk's last receive waits.
+const DEAD_LETTER_WAIT: Duration = Duration::from_secs(1);
+
+/// Up to ten dead letters (a long poll: see [`DEAD_LETTER_WAIT`]), hidden for
+/// [`IN_HAND_SECONDS`] so that the next call brings others.
 async fn take_dead_letters(queues: &dyn MessageQueues) -> Result<Vec<ReceivedMessage>, QueueError> {
     queues
         .receive(
             QueueName::DeadLetter,
             10,
             Some(IN_HAND_SECONDS),
-            Duration::ZERO,
+            DEAD_LETTER_WAIT,
         )
         .await
 }
@@ -49,6 +56,6 @@ async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
         }
     }
 }
-pub use lanes::EmailLanes;
+pub use lanes::{EmailLanes, HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 pub use purge::{PurgeReport, purge};
 pub use redrive::{RedriveReport, redrive};

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::lanes::lane_message;
+use super::lanes::{RECEIPT_ATTRIBUTE, lane_message};
 use super::{release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
@@ -165,9 +165,12 @@ impl Walk<'_> {
                 return Ok(Fate::Left);
             }
         }
-        self.queues
-            .send(job.lane().into(), &lane_message(job, message.body.clone()))
-            .await?;
+        let mut back = lane_message(job, message.body.clone());
+        if let Some(ses_message_id) = message.attributes.get(RECEIPT_ATTRIBUTE) {
+            back.attributes
+                .insert(RECEIPT_ATTRIBUTE.to_owned(), ses_message_id.clone());
+        }
+        self.queues.send(job.lane().into(), &back).await?;
         self.queues
             .delete(QueueName::DeadLetter, &message.receipt_handle)
             .await?;
