@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use email_worker::Worker;
 use oes_adapters::ses::SesMailer;
-use oes_domain::clock::SystemClock;
+use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::OutgoingEmail;
 use oes_domain::pipeline::{EmailLanes, QueueAdmin, redrive};
 use oes_domain::ports::{
@@ -284,10 +284,13 @@ async fn exhausted_attempts_land_in_the_dead_letter_queue_and_a_redrive_delivers
 
     let jobs = WorkerAdapters::aws(&env.clients, &env.worker_config()).jobs;
     let mut progress = 0;
+    // An operator's redrive, once the lease of the worker that dead-lettered it has run out.
+    let lease = i64::from(RetryPolicy::default().lease_seconds);
+    let after_the_lease = oes_domain::clock::ManualClock::at(SystemClock.now() + lease + 1);
     let report = redrive(
         queues(&env).queues(),
         jobs.as_ref(),
-        &SystemClock,
+        &after_the_lease,
         None,
         None,
         |_| progress += 1,

@@ -66,6 +66,7 @@ contract!(
     a_failed_or_dead_job_is_finished_with_its_reason,
     a_retry_keeps_the_attempt_and_a_pause_gives_it_back,
     a_requeued_job_starts_its_attempts_over,
+    a_job_that_just_ended_unsent_is_requeued_once_its_workers_lease_has_passed,
     only_a_job_that_ended_unsent_is_requeued,
     a_purged_job_is_dead_with_the_reason_and_its_event,
     only_a_job_that_ended_unsent_is_recorded_purged,
@@ -313,15 +314,16 @@ async fn on_dynamodb_each_change_whose_answer_was_lost_is_made_once() {
         reason: "rejected".into(),
     };
     finish(&jobs, &job, failed, 125).await;
-    jobs.requeue(&job.job_id, 130).await.expect("requeued");
+    // Once the failing worker's lease (until 150) has passed.
+    jobs.requeue(&job.job_id, 151).await.expect("requeued");
     assert_eq!(
-        claim(&jobs, &job, 140, 30).await,
+        claim(&jobs, &job, 160, 30).await,
         Claim::Acquired { attempt: 1 }
     );
     let sent = Outcome::Sent {
         ses_message_id: "ses-1".into(),
     };
-    finish(&jobs, &job, sent, 145).await;
+    finish(&jobs, &job, sent, 165).await;
     let events: Vec<JobEventKind> = history_of(&jobs, &job.job_id)
         .await
         .into_iter()
@@ -450,6 +452,8 @@ async fn a_failed_or_dead_job_is_finished_with_its_reason(jobs: &dyn Jobs) {
             status,
             attempts: 1,
             last_error: Some(reason.into()),
+            // Kept until it runs out: the worker may still be writing.
+            lease_until: Some(140),
             updated_at: 112,
             ..queued(&job, 100)
         };
@@ -529,11 +533,11 @@ async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn 
         reason: "MessageRejected".into(),
     };
     finish(jobs, &job, failed, 151).await;
-    jobs.requeue(&job.job_id, 155).await.expect("requeued");
+    jobs.requeue(&job.job_id, 181).await.expect("requeued");
     let paused = Outcome::Paused {
         error: "SendingPaused".into(),
     };
-    finish(jobs, &job, paused, 160).await;
+    finish(jobs, &job, paused, 182).await;
     let record = jobs
         .get(&job.job_id)
         .await
@@ -541,7 +545,7 @@ async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn 
         .expect("recorded");
     assert_eq!((record.status, record.attempts), (JobStatus::Retrying, 0));
     assert_eq!(
-        claim(jobs, &job, 170, 30).await,
+        claim(jobs, &job, 190, 30).await,
         Claim::Acquired { attempt: 1 }
     );
 }
@@ -569,6 +573,39 @@ async fn a_requeued_job_starts_its_attempts_over(jobs: &dyn Jobs) {
         claim(jobs, &job, 210, 30).await,
         Claim::Acquired { attempt: 1 }
     );
+}
+
+/// A worker records a job failed (its letter already on the dead-letter queue), the answer is
+/// lost, and it writes again. A redrive between the two writes would be undone by the second:
+/// the job `failed` again while its message is back on its lane, where the next claim finds it
+/// finished and acknowledges it unsent. So a job that ended unsent keeps its worker's lease
+/// until it runs out (the worker's writes all fall within it), and a requeue or a purge waits.
+async fn a_job_that_just_ended_unsent_is_requeued_once_its_workers_lease_has_passed(
+    jobs: &dyn Jobs,
+) {
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    claim(jobs, &job, 110, 30).await;
+    let failed = || Outcome::Failed {
+        reason: "MessageRejected".into(),
+    };
+    finish(jobs, &job, failed(), 111).await;
+    let requeued = jobs.requeue(&job.job_id, 112).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::Leased))),
+        "not while the worker may still be writing: {requeued:?}"
+    );
+    let purged = jobs.purged(&job.job_id, 112).await;
+    assert!(
+        matches!(purged, Err(StoreError::Conflict(JobConflict::Leased))),
+        "{purged:?}"
+    );
+    finish(jobs, &job, failed(), 113).await;
+    assert_eq!(record_of(jobs, &job.job_id).await.status, JobStatus::Failed);
+    jobs.requeue(&job.job_id, 141)
+        .await
+        .expect("requeued once the lease has passed");
+    assert_eq!(record_of(jobs, &job.job_id).await.status, JobStatus::Queued);
 }
 
 async fn only_a_job_that_ended_unsent_is_requeued(jobs: &dyn Jobs) {

@@ -343,13 +343,17 @@ impl JobLedger for RefusesSentWrites {
     }
 }
 
+/// A redrive of every dead letter by an operator, once the lease of the worker that dead-lettered
+/// them has run out (until then a job that just ended keeps it, and is not requeued).
 async fn redrive_all(env: &TestEnv) -> RedriveReport {
     let queues = env.sqs_queues();
     let jobs = env.job_ledger();
+    let lease = i64::from(RetryPolicy::default().lease_seconds);
+    let after_the_lease = oes_domain::clock::ManualClock::at(SystemClock.now() + lease + 1);
     redrive(
         queues.as_ref(),
         jobs.as_ref(),
-        &SystemClock,
+        &after_the_lease,
         None,
         None,
         |_| {},

@@ -139,7 +139,10 @@ impl DynamoJobs {
                 &format!(
                     "{set}, updated_at = :now, expires_at = :expires, {MOVED} REMOVE lease_until"
                 ),
-                Some("attribute_exists(pk) AND #status IN (:failed, :dead)"),
+                Some(
+                    "attribute_exists(pk) AND #status IN (:failed, :dead) \
+                     AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+                ),
                 values,
                 context,
             )
@@ -152,9 +155,10 @@ impl DynamoJobs {
             Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
         };
         // Refused: say why, from the record as it is.
+        let leased = record.lease_until.is_some_and(|until| until >= now);
         Err(StoreError::Conflict(match record.status {
             JobStatus::Sent => JobConflict::Sent,
-            JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+            JobStatus::Sending | JobStatus::Failed | JobStatus::Dead if leased => {
                 JobConflict::Leased
             }
             _ => JobConflict::NotEnded,
@@ -371,14 +375,14 @@ impl JobLedger for DynamoJobs {
                 return Ok(());
             }
         }
+        // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
+        let set = if matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
+            set
+        } else {
+            format!("{set} REMOVE lease_until")
+        };
         let written = self
-            .update(
-                job_id,
-                &format!("{set} REMOVE lease_until"),
-                Some(guard),
-                values,
-                "finishing a job",
-            )
+            .update(job_id, &set, Some(guard), values, "finishing a job")
             .await?;
         let record = match written {
             Written::Done(item) => {

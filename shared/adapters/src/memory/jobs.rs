@@ -79,7 +79,10 @@ impl JobLedger for MemoryJobs {
             }
             _ => {}
         }
-        record.lease_until = None;
+        // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
+        if !matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
+            record.lease_until = None;
+        }
         record.updated_at = now;
         append(record, JobEvent::of(&outcome, now));
         match outcome {
@@ -126,6 +129,7 @@ impl JobLedger for MemoryJobs {
         ended_unsent(record, now)?;
         record.status = JobStatus::Dead;
         record.last_error = Some(PURGED.to_owned());
+        record.lease_until = None;
         record.updated_at = now;
         append(record, JobEvent::new(JobEventKind::Purged, now));
         Ok(())
@@ -138,12 +142,13 @@ impl JobLedger for MemoryJobs {
 
 /// `Ok` if `record` ended unsent (`Failed`, `Dead`); otherwise why a redrive or purge leaves it.
 fn ended_unsent(record: &JobRecord, now: i64) -> Result<(), StoreError<JobConflict>> {
+    let leased = record.lease_until.is_some_and(|until| until >= now);
     match record.status {
-        JobStatus::Failed | JobStatus::Dead => Ok(()),
-        JobStatus::Sent => Err(StoreError::Conflict(JobConflict::Sent)),
-        JobStatus::Sending if record.lease_until.is_some_and(|until| until >= now) => {
+        JobStatus::Failed | JobStatus::Dead | JobStatus::Sending if leased => {
             Err(StoreError::Conflict(JobConflict::Leased))
         }
+        JobStatus::Failed | JobStatus::Dead => Ok(()),
+        JobStatus::Sent => Err(StoreError::Conflict(JobConflict::Sent)),
         JobStatus::Queued | JobStatus::Sending | JobStatus::Retrying => {
             Err(StoreError::Conflict(JobConflict::NotEnded))
         }

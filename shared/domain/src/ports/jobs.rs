@@ -255,7 +255,10 @@ pub trait JobLedger: Send + Sync {
         lease_seconds: i64,
     ) -> Result<Claim, StoreError<JobConflict>>;
     /// Records how the attempt ended and releases the lease; `NotFound` if the job has no
-    /// record. `Paused` gives the attempt back (it does not count). Nothing undoes `Sent`:
+    /// record. `Failed` and `Dead` keep the lease until it runs out: the worker may still be
+    /// writing the outcome again (its answer lost), and a requeue in between would be undone,
+    /// the job ended while its message is back on its lane. `Paused` gives the attempt back (it
+    /// does not count). Nothing undoes `Sent`:
     /// another outcome is refused with `Conflict(Sent)`; and a `Retrying` or `Paused` (a worker
     /// reporting late) does not reopen a `Failed` or `Dead` job: `Conflict(Ended)`.
     async fn finish(
@@ -267,7 +270,7 @@ pub trait JobLedger: Send + Sync {
     /// Puts a job that ended unsent (`Failed` or `Dead`) back to `Queued` with no attempts used
     /// (a redrive from the dead-letter queue); its last error stays on the record. Otherwise the
     /// record is left as it is and the answer says why: `Conflict(Sent)` if it was sent,
-    /// `Conflict(Leased)` if a worker's lease holds at `now`, `Conflict(NotEnded)` if it is
+    /// `Conflict(Leased)` if a worker's lease holds at `now` (also one that just ended it), `Conflict(NotEnded)` if it is
     /// queued, retrying, or its lease has run out; `NotFound` if it has no record.
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// Records that the job's dead letter is about to be purged: a job that ended unsent
