@@ -59,6 +59,7 @@ contract!(
     a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it,
     a_held_job_comes_back_after_its_delay_as_a_fresh_copy,
     a_receipt_set_aside_keeps_its_ses_message_id,
+    purging_a_receipt_records_its_email_as_sent,
     the_dead_letter_walks_find_letters_a_short_poll_misses,
 );
 
@@ -714,6 +715,46 @@ async fn a_receipt_set_aside_keeps_its_ses_message_id(queues: Arc<dyn MessageQue
         .expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].ses_message_id.as_deref(), Some("ses-1"));
+}
+
+/// A receipt on the dead-letter queue says SES accepted the email (its record could not say so).
+/// Purging it gives up the letter, not the fact: the job is recorded sent, with that id, instead
+/// of staying `sending` (shown as stalled) for good.
+async fn purging_a_receipt_records_its_email_as_sent(queues: Arc<dyn MessageQueues>) {
+    let ledger = MemoryJobs::default();
+    let job = verification();
+    ledger.record_queued(&job, 90).await.expect("recorded");
+    ledger.claim(&job, 100, 30).await.expect("claimed");
+    let receipt = NewMessage {
+        body: job.encode(),
+        delay_seconds: 0,
+        attributes: [
+            ("job_id", job.job_id.as_str()),
+            ("kind", "verification"),
+            (RECEIPT_ATTRIBUTE, "ses-1"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect(),
+    };
+    queues
+        .send(QueueName::DeadLetter, &receipt)
+        .await
+        .expect("send");
+    let clock = ManualClock::at(1_000);
+    let report = purge(queues.as_ref(), &ledger, &clock, None, |_| {})
+        .await
+        .expect("purged");
+    assert_eq!((report.purged, report.done), (1, true), "{report:?}");
+    let record = ledger
+        .get(&job.job_id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        (record.status, record.ses_message_id.as_deref()),
+        (JobStatus::Sent, Some("ses-1"))
+    );
 }
 
 /// Queues whose short polls of the dead-letter queue (a receive that does not wait) come back

@@ -4,6 +4,9 @@
 //! deleted: a crash in between leaves a record that says purged with its letter still there
 //! (the next purge takes it), never a letter gone with a record still pointing at it.
 //!
+//! - A receipt (a letter carrying the SES message id of an email SES accepted, whose record
+//!   could not say so) records its job `sent` with that id, then is deleted: purging gives up
+//!   the letter, not the fact.
 //! - A letter of a job that was sent, or of a job whose record has not ended or has expired, is
 //!   deleted; the record is left as it is.
 //! - A letter whose job a worker holds the lease of stays: that worker has just put it there and
@@ -16,10 +19,13 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use super::lanes::RECEIPT_ATTRIBUTE;
 use super::{release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
-use crate::ports::{JobConflict, JobLedger, MessageQueues, QueueError, QueueName, StoreError};
+use crate::ports::{
+    JobConflict, JobLedger, MessageQueues, Outcome, QueueError, QueueName, StoreError,
+};
 
 /// What a purge did.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -90,7 +96,23 @@ async fn walk(
                 continue;
             }
             fresh += 1;
-            if let Ok(job) = EmailJob::decode(&message.body) {
+            let receipt = message.attributes.get(RECEIPT_ATTRIBUTE);
+            if let (Ok(job), Some(ses_message_id)) = (EmailJob::decode(&message.body), receipt) {
+                let sent = Outcome::Sent {
+                    ses_message_id: ses_message_id.clone(),
+                };
+                match ledger.finish(&job.job_id, sent, clock.now()).await {
+                    Ok(()) | Err(StoreError::NotFound) => {
+                        tracing::info!(job_id = %job.job_id, "a receipt: the job is recorded sent");
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = %job.job_id, %error, "could not record the receipt's job sent; the letter stays");
+                        left.push(message.receipt_handle);
+                        report.skipped += 1;
+                        continue;
+                    }
+                }
+            } else if let Ok(job) = EmailJob::decode(&message.body) {
                 match ledger.purged(&job.job_id, clock.now()).await {
                     Ok(()) => report.marked.push(job.job_id),
                     Err(
