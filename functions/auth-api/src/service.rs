@@ -440,7 +440,10 @@ impl AuthService {
                 "is already the address of this account",
             )));
         }
-        if self.users.find_by_email(&new_email).await?.is_some() {
+        // An address only an unverified account holds is not taken (as for a sign-up): the
+        // move, made from the link sent there, ends that account.
+        let holder = self.users.find_by_email(&new_email).await?;
+        if holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification) {
             tracing::info!("email change requested to an address in use; nothing sent");
             return Ok(());
         }

@@ -57,6 +57,7 @@ contract!(
     each_update_changes_its_fields_and_the_update_time_only,
     updating_an_absent_account_is_not_found,
     moving_to_a_taken_address_fails_and_a_free_one_releases_the_old,
+    a_move_to_an_address_an_unverified_account_holds_takes_it_over,
     a_move_proves_the_new_address_and_frees_the_old_for_anyone,
     moving_to_its_own_address_changes_nothing,
     moving_an_absent_account_is_not_found,
@@ -337,7 +338,10 @@ async fn updating_an_absent_account_is_not_found(users: &dyn UserStore) {
 
 async fn moving_to_a_taken_address_fails_and_a_free_one_releases_the_old(users: &dyn UserStore) {
     let ada = user("ada@example.com");
-    let grace = user("grace@example.com");
+    let grace = User {
+        status: UserStatus::Active,
+        ..user("grace@example.com")
+    };
     users.create(&ada).await.expect("created");
     users.create(&grace).await.expect("created");
     let taken = users
@@ -371,6 +375,34 @@ async fn moving_to_a_taken_address_fails_and_a_free_one_releases_the_old(users: 
     );
 }
 
+/// Someone signed up with an address and never proved it (a squatter, or its owner who forgot).
+/// The address is not taken for a move, as it is not for a sign-up: the move, made from a link
+/// sent to that address, proves it, and ends the unverified account (its links with it).
+async fn a_move_to_an_address_an_unverified_account_holds_takes_it_over(users: &dyn UserStore) {
+    let ada = User {
+        status: UserStatus::Active,
+        ..user("ada@example.com")
+    };
+    let squatter = user("ada@new.example");
+    users.create(&ada).await.expect("created");
+    users.create(&squatter).await.expect("created");
+    let moved = users
+        .change_email(&ada.id, &squatter.email, &state(&ada), 10)
+        .await
+        .expect("moved over the unverified account");
+    assert_eq!(moved.email, squatter.email);
+    assert_eq!(
+        owner_of(users, &squatter.email).await.map(|u| u.id),
+        Some(ada.id.clone())
+    );
+    assert_eq!(
+        stored(users, &squatter.id).await,
+        None,
+        "the unverified account is gone"
+    );
+    assert_eq!(users.find_by_email(&ada.email).await.expect("read"), None);
+}
+
 async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn UserStore) {
     let ada = user("ada@example.com");
     users.create(&ada).await.expect("created");
@@ -393,7 +425,10 @@ async fn a_move_proves_the_new_address_and_frees_the_old_for_anyone(users: &dyn 
     assert_eq!(stored(users, &ada.id).await, Some(expected.clone()));
     assert_eq!(owner_of(users, &new).await, Some(expected.clone()));
 
-    let newcomer = user("ada@example.com");
+    let newcomer = User {
+        status: UserStatus::Active,
+        ..user("ada@example.com")
+    };
     users
         .create(&newcomer)
         .await

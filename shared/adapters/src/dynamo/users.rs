@@ -199,12 +199,18 @@ impl UserStore for DynamoUsers {
             }
             return Ok(user);
         }
-        // No read first: the transaction holds only if the account is still in the state
-        // `linked` (which names the address to free), and says why not after the fact.
+        // The transaction holds only if the account is still in the state `linked` (which names
+        // the address to free), and says why not after the fact. The one read first: whether an
+        // unverified account holds the new address, whose claim the move then takes over (on
+        // condition it is still that account's, and the account still unverified).
         let claim = to_item(
             &EmailItem::new(new_email, id.clone(), None),
             "encoding an email claim",
         )?;
+        let unverified_holder = self
+            .find_by_email(new_email)
+            .await?
+            .filter(|holder| holder.status == UserStatus::PendingVerification && holder.id != *id);
         let update = Update::builder()
             .set_key(Some(user_key(id)))
             .update_expression(
@@ -223,12 +229,18 @@ impl UserStore for DynamoUsers {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":now", n(now));
-        let items = vec![
-            self.table.put(claim, Some(free_at(now)))?,
+        let mut items = vec![
             self.table
                 .delete(email_key(&linked.email), Some(owned_by(id)))?,
             self.table.update(update)?,
         ];
+        match &unverified_holder {
+            Some(holder) => {
+                items.push(self.delete_unverified(&holder.id)?);
+                items.push(self.table.put(claim, Some(owned_by(&holder.id)))?);
+            }
+            None => items.push(self.table.put(claim, Some(free_at(now)))?),
+        }
         if let Err(Cancelled) = self
             .table
             .transact(items, "changing an email address")

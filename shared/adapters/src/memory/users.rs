@@ -151,7 +151,18 @@ impl UserStore for MemoryUsers {
             return Ok(current.clone());
         }
         if inner.claimed(new_email, now) {
-            return Err(StoreError::Conflict(UserConflict::EmailTaken));
+            // An unverified account's claim is taken over, the account deleted.
+            let holder = inner.by_email.get(new_email).cloned();
+            let unverified = holder
+                .as_ref()
+                .and_then(|holder| inner.by_id.get(holder))
+                .is_some_and(|holder| holder.status == UserStatus::PendingVerification);
+            match holder {
+                Some(holder) if unverified && holder != *id => {
+                    inner.by_id.remove(&holder);
+                }
+                _ => return Err(StoreError::Conflict(UserConflict::EmailTaken)),
+            }
         }
         let user = inner.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         let old = std::mem::replace(&mut user.email, new_email.clone());

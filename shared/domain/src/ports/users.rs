@@ -116,7 +116,9 @@ pub trait UserStore: Send + Sync {
     /// address), only if the
     /// account is still in the state `linked` the confirmation link was issued in: `NotFound`
     /// if the account is absent, else `LinkVoid` if it is no longer in that state (nothing
-    /// changes), else `EmailTaken` if the new address is another account's. The move bumps the
+    /// changes), else `EmailTaken` if the new address is another verified account's (an unverified
+    /// account holding it is deleted in the same step, as a sign-up replaces one: the move
+    /// follows a link sent to that address, which proves it, and voids that account's links). The move bumps the
     /// email version, so it voids every other link issued before it, for good (a move back to
     /// an earlier address does not revive them). Moving to the address the account already has
     /// (from that state) changes nothing and returns the account as it is.

@@ -304,6 +304,47 @@ async fn an_email_change_link_is_void_after_another_email_change() {
     assert_eq!(address_of(&service, &owner).await, "owner@new.example");
 }
 
+/// A squatter signs up with the address the owner means to move to, and never verifies it: the
+/// address is not taken for the owner's move, as it is not for the owner's sign-up. The link
+/// goes to that mailbox, following it moves the account there, and the squatter's own link is
+/// void.
+#[tokio::test]
+async fn an_unverified_sign_up_does_not_keep_its_address_from_its_owners_move() {
+    let (service, queue) = in_memory_auth();
+    let owner = signed_up(&service, &queue, OWNER).await;
+    let wanted = "owner@new.example";
+    let (status, _) = post(
+        &service,
+        "/auth/register",
+        json!({"email": wanted, "password": "the squatter's secret", "name": "Owner"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let squatters = the_mail_to(&queue, wanted).await;
+
+    let link = email_change_link(&service, &queue, &owner, wanted).await;
+    assert_eq!(
+        follow(&service, &link).await.0,
+        200,
+        "the owner moves there"
+    );
+    assert_eq!(address_of(&service, &owner).await, wanted);
+    assert_invalid_token(
+        follow(&service, &squatters).await,
+        "the unverified account is gone, its link with it",
+    );
+    assert!(
+        sign_in(&service, wanted, "the squatter's secret")
+            .await
+            .is_err(),
+        "the squatter's password opens nothing"
+    );
+    sign_in(&service, wanted, PASSWORD)
+        .await
+        .expect("the owner signs in at the new address");
+}
+
 #[tokio::test]
 async fn an_email_change_link_sent_before_a_move_away_and_back_stays_void() {
     let (service, queue) = in_memory_auth();
