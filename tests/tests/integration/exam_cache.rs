@@ -562,11 +562,11 @@ async fn a_paper_read_again_asks_for_the_caller_the_attempt_and_the_questions_at
     assert_eq!(gauge.most_at_once(), 3, "reads in flight at once");
 }
 
-/// A write whose answer was lost (a timeout after DynamoDB committed it) may have applied: the
-/// cache is told all the same. And a publish repeated after such a loss, which finds the exam
-/// published, drops the draft a reader may have cached meanwhile.
-#[tokio::test]
-async fn a_write_whose_answer_was_lost_still_drops_what_it_may_have_changed() {
+/// In-memory adapters (the cache included) whose exam store is a [`CountingExams`].
+fn in_memory_with_counting_exams() -> (
+    oes_runtime::wiring::ApiAdapters,
+    std::sync::Arc<CountingExams>,
+) {
     use oes_adapters::memory::{MemoryJobs, MemoryQueues};
     let mut adapters = oes_runtime::wiring::ApiAdapters::in_memory(
         MemoryQueues::new(),
@@ -574,6 +574,15 @@ async fn a_write_whose_answer_was_lost_still_drops_what_it_may_have_changed() {
     );
     let exams = CountingExams::new(adapters.exams.clone());
     adapters.exams = exams.clone();
+    (adapters, exams)
+}
+
+/// A write whose answer was lost (a timeout after DynamoDB committed it) may have applied: the
+/// cache is told all the same. And a publish repeated after such a loss, which finds the exam
+/// published, drops the draft a reader may have cached meanwhile.
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_still_drops_what_it_may_have_changed() {
+    let (adapters, exams) = in_memory_with_counting_exams();
     let h = ExamHarness::over(&adapters);
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;
@@ -644,13 +653,7 @@ async fn the_questions_of_an_exam_that_does_not_exist_are_cached_only_briefly() 
 /// earlier one's fields as it read them: here the answer key the other edit fixed.
 #[tokio::test]
 async fn an_edit_of_a_question_made_on_what_another_edit_changed_is_refused() {
-    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
-    let mut adapters = oes_runtime::wiring::ApiAdapters::in_memory(
-        MemoryQueues::new(),
-        std::sync::Arc::new(MemoryJobs::default()),
-    );
-    let exams = CountingExams::new(adapters.exams.clone());
-    adapters.exams = exams.clone();
+    let (adapters, exams) = in_memory_with_counting_exams();
     let h = ExamHarness::over(&adapters);
     let owner = h.sign_in(Role::Instructor).await;
     let (exam, questions) = h.exam_with_questions(&owner, 1, false).await;

@@ -678,23 +678,28 @@ async fn a_held_job_comes_back_after_its_delay_as_a_fresh_copy(queues: Arc<dyn M
     assert_ne!(copy[0].message_id, first[0].message_id);
 }
 
-/// A receipt (a copy carrying SES's message id: the email was sent, only its record is missing)
-/// that the worker sets aside keeps that id on the dead-letter queue, so the listing shows it and
-/// a redrive sends it back a receipt, not a job to send again.
-async fn a_receipt_set_aside_keeps_its_ses_message_id(queues: Arc<dyn MessageQueues>) {
-    let job = verification();
-    let receipt = NewMessage {
+/// A receipt of `job` (a verification): its message, carrying SES's message id.
+fn receipt_of(job: &EmailJob, ses_message_id: &str) -> NewMessage {
+    NewMessage {
         body: job.encode(),
         delay_seconds: 0,
         attributes: [
             ("job_id", job.job_id.as_str()),
             ("kind", "verification"),
-            (RECEIPT_ATTRIBUTE, "ses-1"),
+            (RECEIPT_ATTRIBUTE, ses_message_id),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect(),
-    };
+    }
+}
+
+/// A receipt (a copy carrying SES's message id: the email was sent, only its record is missing)
+/// that the worker sets aside keeps that id on the dead-letter queue, so the listing shows it and
+/// a redrive sends it back a receipt, not a job to send again.
+async fn a_receipt_set_aside_keeps_its_ses_message_id(queues: Arc<dyn MessageQueues>) {
+    let job = verification();
+    let receipt = receipt_of(&job, "ses-1");
     queues
         .send(QueueName::Priority, &receipt)
         .await
@@ -725,18 +730,7 @@ async fn purging_a_receipt_records_its_email_as_sent(queues: Arc<dyn MessageQueu
     let job = verification();
     ledger.record_queued(&job, 90).await.expect("recorded");
     ledger.claim(&job, 100, 30).await.expect("claimed");
-    let receipt = NewMessage {
-        body: job.encode(),
-        delay_seconds: 0,
-        attributes: [
-            ("job_id", job.job_id.as_str()),
-            ("kind", "verification"),
-            (RECEIPT_ATTRIBUTE, "ses-1"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect(),
-    };
+    let receipt = receipt_of(&job, "ses-1");
     queues
         .send(QueueName::DeadLetter, &receipt)
         .await
