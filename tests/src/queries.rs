@@ -54,6 +54,13 @@ impl TestEnv {
     /// exam-api over the real adapters, reading through `cache`, with a DynamoDB client that
     /// counts what each of its `Query` calls reads.
     pub fn exam_harness_counting_queries(&self, cache: CacheAside) -> (ExamHarness, QueryCounter) {
+        let (adapters, counter) = self.adapters_counting_queries(cache);
+        (ExamHarness::over(&adapters), counter)
+    }
+
+    /// The real adapters, reading through `cache`, with a DynamoDB client that counts what each
+    /// of its `Query` calls reads.
+    pub fn adapters_counting_queries(&self, cache: CacheAside) -> (ApiAdapters, QueryCounter) {
         let counter = QueryCounter::default();
         let config = self
             .clients
@@ -69,6 +76,6 @@ impl TestEnv {
         let mut adapters = ApiAdapters::aws(&clients, &self.api_config())
             .unwrap_or_else(|e| panic!("adapters: {e}"));
         adapters.cache = cache;
-        (ExamHarness::over(&adapters), counter)
+        (adapters, counter)
     }
 }

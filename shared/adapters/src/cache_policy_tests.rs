@@ -73,8 +73,16 @@ async fn a_negative_entry_expires_after_the_negative_ttl() {
     let policy = policy();
     let key = exam_key(&policy);
     let store = Store::default();
-    let _ = policy.get_or_load(&key, || store.read(None::<u32>)).await;
-    tokio::time::advance(policy.settings().ttls.negative + Duration::from_secs(4)).await;
+    let first = policy.get_or_load(&key, || store.read(None::<u32>)).await;
+    assert_eq!(first.ok(), Some((None, CacheStatus::Miss)));
+    // Cached for the negative TTL less its jitter (at most a tenth) ...
+    let negative = policy.settings().ttls.negative;
+    let shortest = negative * 9 / 10 - Duration::from_secs(1);
+    tokio::time::advance(shortest).await;
+    let still = policy.get_or_load(&key, || store.read(Some(7u32))).await;
+    assert_eq!(still.ok(), Some((None, CacheStatus::Hit)));
+    // ... and gone after it plus its jitter.
+    tokio::time::advance(negative + Duration::from_secs(4) - shortest).await;
     let later = policy.get_or_load(&key, || store.read(Some(7u32))).await;
     assert_eq!(later.ok(), Some((Some(7), CacheStatus::Miss)));
 }

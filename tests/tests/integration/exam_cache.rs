@@ -284,8 +284,8 @@ async fn reads_through_the_cache_always_match_reads_without_it(redis: Redis) {
 
 async fn a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once(redis: Redis) {
     let env = TestEnv::spawn().await;
-    let mut adapters =
-        env.adapters_with_cache(cache_policy(redis, &env.prefix, CacheSettings::default()));
+    let (mut adapters, queries) =
+        env.adapters_counting_queries(cache_policy(redis, &env.prefix, CacheSettings::default()));
     let counting = CountingExams::new(adapters.exams.clone());
     adapters.exams = counting.clone();
     let h = ExamHarness::over(&adapters);
@@ -295,12 +295,18 @@ async fn a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once(redis
     h.call("GET", "/me/attempts", None, &student).await; // the student's profile is cached
 
     let before = counting.reads();
+    queries.take();
     let path = format!("/exams/{exam}");
     let answers = join_all((0..100).map(|_| h.call("GET", &path, None, &student))).await;
     assert_eq!(
         counting.reads() - before,
         1,
-        "one DynamoDB read for 100 requests"
+        "one DynamoDB read of the exam for 100 requests"
+    );
+    assert_eq!(
+        queries.take().len(),
+        1,
+        "one DynamoDB query of its questions for 100 requests"
     );
     assert!(answers.iter().all(|(status, _)| *status == 200));
     assert!(

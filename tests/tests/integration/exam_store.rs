@@ -488,20 +488,41 @@ async fn a_question_is_read_and_saved_in_its_own_exam_only(
         "editing a question leaves the exam's set of questions as it was"
     );
 
-    // An edit made on the question as it was before the one above.
-    let stale = Question {
-        text: "stale?".into(),
-        ..q.clone()
-    };
-    assert_conflict(
-        exams.save_question(&stale, &q).await,
-        ExamConflict::ConcurrentUpdate,
-    );
-    assert_eq!(
-        exams.get_question(&exam.id, &q.id).await.expect("read"),
-        Some(saved.clone()),
-        "refused: nothing changes"
-    );
+    // Edits made on the question as it was before the one above, each reading it different
+    // from what is stored in one field only: every field is part of the condition.
+    let differing_in_one_field = [
+        Question {
+            text: "before?".into(),
+            ..saved.clone()
+        },
+        Question {
+            options: vec!["a".into(), "b".into(), "c".into()],
+            ..saved.clone()
+        },
+        Question {
+            correct_option: 1,
+            ..saved.clone()
+        },
+        Question {
+            points: 1,
+            ..saved.clone()
+        },
+    ];
+    for was in differing_in_one_field {
+        let stale = Question {
+            text: "stale?".into(),
+            ..was.clone()
+        };
+        assert_conflict(
+            exams.save_question(&stale, &was).await,
+            ExamConflict::ConcurrentUpdate,
+        );
+        assert_eq!(
+            exams.get_question(&exam.id, &q.id).await.expect("read"),
+            Some(saved.clone()),
+            "refused ({was:?}): nothing changes"
+        );
+    }
 
     let absent = question(&exam.id, "absent?", 1_600);
     assert_not_found(exams.save_question(&absent, &absent).await);

@@ -539,6 +539,23 @@ fn each_function_has_its_own_least_privilege_role() {
         .map(|(id, r)| (text(id), &r["Properties"]))
         .collect();
     assert_eq!(functions.len(), 5);
+    // Each its own: the role tests below name roles, so a function given another's role would
+    // pass them all while holding that role's rights.
+    let roles: std::collections::BTreeMap<&str, String> = functions
+        .iter()
+        .map(|(function, properties)| (function.as_str(), text(&properties["Role"])))
+        .collect();
+    let expected: std::collections::BTreeMap<&str, String> = [
+        ("AdminApiFunction", "AdminApiRole"),
+        ("AttemptSweeperFunction", "AttemptSweeperRole"),
+        ("AuthApiFunction", "AuthApiRole"),
+        ("EmailWorkerFunction", "EmailWorkerRole"),
+        ("ExamApiFunction", "ExamApiRole"),
+    ]
+    .into_iter()
+    .map(|(function, role)| (function, format!("{role}.Arn")))
+    .collect();
+    assert_eq!(roles, expected, "each function and its own role");
     for (function, properties) in functions {
         // A role SAM generates carries managed policies on Resource "*".
         assert!(
