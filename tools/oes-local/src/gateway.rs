@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::Body;
 use serde_json::json;
@@ -27,6 +27,13 @@ use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
 /// The largest body accepted, as API Gateway's payload limit (10 MB) is far more than any oes
 /// route takes; the handlers enforce their own, smaller limit.
 const MAX_GATEWAY_BODY: usize = 1024 * 1024;
+
+/// How long a connection may take to send a request's headers (hyper's timer-driven default is
+/// 30 s, off without a timer): an idle or trickling connection does not hold a descriptor.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pause after a failed `accept` (descriptors run out) before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// The functions behind the gateway.
 pub struct Functions {
@@ -59,17 +66,39 @@ pub async fn serve_until(
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, or a connection reset before it was taken: the server
+            // goes on once they are back.
+            Err(error) => {
+                tracing::warn!(%error, "could not accept a connection; trying again shortly");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
         };
         let functions = Arc::clone(&functions);
         let service = service_fn(move |request| {
             let functions = Arc::clone(&functions);
-            async move { Ok::<_, Infallible>(dispatch(&functions, request, peer).await) }
+            // A task of its own: as in AWS, where an invocation runs to its end whatever its
+            // client does, a request is not dropped halfway when its connection goes.
+            let handled = tokio::spawn(async move { dispatch(&functions, request, peer).await });
+            async move {
+                Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
+                    tracing::error!(%error, "the request's task failed");
+                    error_response(502, "bad_gateway", "the function failed")
+                }))
+            }
         });
-        let connection = connections
-            .watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        let connection = connections.watch(
+            http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service),
+        );
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");
@@ -83,7 +112,7 @@ pub async fn serve_until(
     {
         tracing::warn!(
             drain_seconds = drain.as_secs(),
-            "requests still running when the drain time ended were cut off"
+            "requests still running when the drain time ended are not waited for"
         );
     }
     Ok(())
@@ -125,6 +154,13 @@ async fn dispatch(
         Err(_) => return error_response(413, "payload_too_large", "the request body is too large"),
     };
     let event = api_gateway_event(&parts, &body, peer);
+    if !translatable(&event) {
+        return error_response(
+            400,
+            "bad_request",
+            "the request's host or target is not part of a URL",
+        );
+    }
     let request = match serde_json::to_string(&event)
         .and_then(|text| lambda_http::request::from_str(&text))
     {
@@ -153,6 +189,23 @@ async fn dispatch(
     }
 }
 
+/// Whether lambda_http can make the request's URI from `event`: it joins the scheme header, the
+/// host and the path into a URL and unwraps its parse, so a host or target that is no part of a
+/// URL must not reach it (a panic; with `panic = "abort"`, the end of the process). API Gateway
+/// never passes such a request on.
+fn translatable(event: &HttpApiEvent) -> bool {
+    let host = event
+        .headers
+        .get("host")
+        .unwrap_or(&event.request_context.domain_name);
+    let scheme = event
+        .headers
+        .get("x-forwarded-proto")
+        .map_or("https", String::as_str);
+    event.raw_path.starts_with('/')
+        && url::Url::parse(&format!("{scheme}://{host}{}", event.raw_path)).is_ok()
+}
+
 /// The payload-format-2.0 event API Gateway's HTTP API sends for this request through the
 /// catch-all `$default` route (the handlers resolve the route themselves).
 pub fn api_gateway_event(
@@ -165,6 +218,9 @@ pub fn api_gateway_event(
         let value = String::from_utf8_lossy(value.as_bytes());
         join_repeated(&mut headers, name.as_str(), &value);
     }
+    // API Gateway says which protocol its client used, whatever the client sent; here it is
+    // plain HTTP.
+    headers.insert("x-forwarded-proto".into(), "http".into());
     let raw_query = parts.uri.query().unwrap_or("");
     let (body, is_base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),

@@ -27,8 +27,13 @@ impl Drop for LocalServer {
 }
 
 fn start() -> LocalServer {
+    start_as(Command::new(env!("CARGO_BIN_EXE_oes-local")))
+}
+
+/// `oes-local` run by `command` (the binary itself, or a shell that limits it first).
+fn start_as(mut command: Command) -> LocalServer {
     let outbox = std::env::temp_dir().join(format!("oes-outbox-{}", uuid::Uuid::new_v4()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oes-local"))
+    let mut child = command
         .args(["--addr", "127.0.0.1:0", "--outbox"])
         .arg(&outbox)
         .env_remove("AWS_ENDPOINT_URL")
@@ -404,4 +409,91 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
         Some("oes-local: stopped"),
         "{printed:?}"
     );
+}
+
+/// One request written as it is on a connection of its own (`Connection: close` in `raw`), and
+/// what came back, whole; empty if the connection closed without an answer.
+fn exchange(base: &str, raw: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(base.trim_start_matches("http://")).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    stream.write_all(raw.as_bytes()).expect("written");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Requests lambda_http cannot turn into a URI (it builds `scheme://host/path` from the scheme
+/// header, the host and the target, and unwraps the parse): API Gateway never passes such a
+/// request on, and oes-local answers them 4xx with the error shape — before, the unwrap panicked
+/// and the client got no answer at all (with `panic = "abort"`, the process ended).
+#[tokio::test]
+async fn a_request_with_a_host_or_target_that_is_no_url_is_answered_4xx() {
+    let server = start();
+    for raw in [
+        "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: 1\r\nConnection: close\r\n\r\n",
+        "GET /auth/me HTTP/1.1\r\nHost: localhost:99999\r\nConnection: close\r\n\r\n",
+        "GET /auth/me HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = exchange(&server.base, raw);
+        assert!(
+            answer.starts_with("HTTP/1.1 4") && answer.contains("{\"error\":{"),
+            "{raw:?} was answered {answer:?}"
+        );
+    }
+    let health = exchange(
+        &server.base,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+}
+
+/// A client that sends a whole sign-up and goes away without waiting: in AWS the invocation
+/// runs to its end whatever the client does, and so it does here — the account is created and
+/// its verification email sent. Before, the gateway dropped the handler with the connection,
+/// at whatever step it had reached.
+#[tokio::test]
+async fn a_request_runs_to_its_end_when_its_client_goes_away() {
+    use std::io::Write;
+    let server = start();
+    let body = r#"{"email":"gone@example.com","password":"correct horse","name":"Gone"}"#;
+    let raw = format!(
+        "POST /auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).expect("connects");
+    stream.write_all(raw.as_bytes()).expect("written");
+    drop(stream);
+    wait_for_mail(&server.outbox, "gone@example.com");
+}
+
+/// Connections beyond the process's open-file limit: an `accept` that fails is not the end of
+/// the server (before, its error ended `oes-local`), and it answers once they are gone.
+#[tokio::test]
+async fn running_out_of_file_descriptors_for_a_while_does_not_stop_the_server() {
+    let mut limited = Command::new("sh");
+    limited.args([
+        "-c",
+        "ulimit -n 64 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_oes-local"),
+    ]);
+    let server = start_as(limited);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let idle: Vec<std::net::TcpStream> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(&address).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+    let health = exchange(
+        &server.base,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
 }
