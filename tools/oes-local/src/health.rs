@@ -3,6 +3,8 @@
 //! queues answer (without the cache oes is slower, not wrong: `degraded`, still 200), 503 when
 //! either does not. No token needed, and nothing in it is anyone's data.
 
+use std::future::Future;
+
 use admin_api::QueueView;
 use serde::Serialize;
 
@@ -45,19 +47,54 @@ impl Health {
     }
 }
 
-fn outcome<E: std::fmt::Display>(result: Result<(), E>) -> String {
-    result.map_or_else(|error| format!("unavailable: {error}"), |()| "ok".into())
+fn outcome<T>(result: &Result<T, String>) -> String {
+    result
+        .as_ref()
+        .map_or_else(|error| format!("unavailable: {error}"), |_| "ok".into())
 }
 
-/// Asks each dependency once.
+/// Asks each dependency once, all at once: it answers within [`DEADLINE`] whatever hangs.
 pub async fn check(functions: &Functions) -> Health {
     let admin = &functions.admin.admin;
-    let store = outcome(admin.jobs.get("oes-local-health-probe").await.map(drop));
-    let cache = outcome(admin.cache.reachable().await);
-    let (queues_check, queues) = match admin.queue_views().await {
-        Ok(views) => ("ok".to_owned(), views),
-        Err(error) => (format!("unavailable: {error}"), Vec::new()),
-    };
+    assess(
+        async {
+            let probe = admin.jobs.get("oes-local-health-probe").await;
+            probe.map(drop).map_err(|error| error.to_string())
+        },
+        async {
+            admin
+                .cache
+                .reachable()
+                .await
+                .map_err(|error| error.to_string())
+        },
+        async { admin.queue_views().await.map_err(|error| error.to_string()) },
+    )
+    .await
+}
+
+/// How long a dependency may take to answer before it counts as not answering.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A probe's outcome, or `no answer` once [`DEADLINE`] has passed.
+async fn within_deadline<T>(probe: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(DEADLINE, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", DEADLINE.as_secs())))
+}
+
+/// The answer from the three probes, asked at once, each given [`DEADLINE`].
+async fn assess(
+    store: impl Future<Output = Result<(), String>>,
+    cache: impl Future<Output = Result<(), String>>,
+    queues: impl Future<Output = Result<Vec<QueueView>, String>>,
+) -> Health {
+    let (store, cache, queues) = tokio::join!(
+        within_deadline(store),
+        within_deadline(cache),
+        within_deadline(queues)
+    );
+    let (store, cache, queues_check) = (outcome(&store), outcome(&cache), outcome(&queues));
     let status = match (store == "ok" && queues_check == "ok", cache == "ok") {
         (false, _) => "unavailable",
         (true, false) => "degraded",
@@ -70,6 +107,35 @@ pub async fn check(functions: &Functions) -> Health {
             queues: queues_check,
             cache,
         },
-        queues,
+        queues: queues.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::assess;
+
+    /// A dependency that accepts the connection and never answers (the emulator's clients wait
+    /// up to a minute per call): the health check still answers within seconds, the others'
+    /// answers with it.
+    #[tokio::test(start_paused = true)]
+    async fn a_dependency_that_hangs_does_not_hold_the_answer() {
+        let started = tokio::time::Instant::now();
+        let hung = || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<(), String>(())
+        };
+        let health = assess(hung(), hung(), async { Ok(Vec::new()) }).await;
+        assert!(
+            started.elapsed() <= Duration::from_secs(3),
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(health.status, "unavailable");
+        assert!(health.checks.store.starts_with("unavailable"), "{health:?}");
+        assert!(health.checks.cache.starts_with("unavailable"), "{health:?}");
+        assert_eq!(health.checks.queues, "ok");
     }
 }

@@ -84,7 +84,10 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 },
             };
             let (functions, provisioned) = services::start(settings, jwt).await?;
-            println!("oes-local: real services — AWS emulator at {endpoint}, Redis at {redis_url}");
+            println!(
+                "oes-local: real services — AWS emulator at {endpoint}, Redis at {}",
+                without_password(&redis_url)
+            );
             println!(
                 "  table {}, queues {} and {}",
                 provisioned.table, provisioned.priority_queue_url, provisioned.bulk_queue_url
@@ -164,5 +167,40 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// `url` as it may be shown: its password, if it has one, replaced by `***` (a `REDIS_URL` may
+/// carry the cache's).
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            without_password("redis://:hunter2@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            without_password("rediss://app:hunter2@cache.example:6379/0"),
+            "rediss://app:***@cache.example:6379/0"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert!(!without_password("redis://:hunter2@[::1:6379").contains("hunter2"));
     }
 }
