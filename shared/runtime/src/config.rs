@@ -130,9 +130,7 @@ impl ResourceConfig {
             priority_queue_url: env.required("OES_PRIORITY_QUEUE_URL")?,
             bulk_queue_url: env.required("OES_BULK_QUEUE_URL")?,
             dead_letter_queue_url: env.optional("OES_DLQ_URL"),
-            job_retention_seconds: env
-                .parsed::<i64>("OES_JOB_RETENTION_DAYS", DEFAULT_JOB_RETENTION_DAYS)?
-                * 86_400,
+            job_retention_seconds: job_retention_seconds(env)?,
             lane_mappings: LaneMappings::load(env)?,
         })
     }
@@ -301,6 +299,22 @@ impl CacheConfig {
 }
 
 /// `name` as a whole number of at least 1, or `default` when unset.
+/// `OES_JOB_RETENTION_DAYS` in seconds: 1 to [`MAX_JOB_RETENTION_DAYS`] days.
+fn job_retention_seconds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<i64, ConfigError> {
+    const NAME: &str = "OES_JOB_RETENTION_DAYS";
+    let days = positive(env, NAME, DEFAULT_JOB_RETENTION_DAYS.unsigned_abs())?;
+    if days > MAX_JOB_RETENTION_DAYS {
+        return Err(ConfigError::Invalid {
+            name: NAME,
+            reason: format!("must be at most {MAX_JOB_RETENTION_DAYS} (days)"),
+        });
+    }
+    Ok(i64::try_from(days).unwrap_or(i64::MAX) * 86_400)
+}
+
+/// The longest a job record may be kept: ten years.
+const MAX_JOB_RETENTION_DAYS: u64 = 3_650;
+
 fn positive<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     name: &'static str,
@@ -470,6 +484,34 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Env(move |name: &str| map.get(name).cloned())
+    }
+
+    /// Job records expire `OES_JOB_RETENTION_DAYS` after their last change: 0 or less would
+    /// expire them at once, and a number of days whose seconds do not fit wrapped round (a
+    /// panic in a debug build).
+    #[test]
+    fn the_job_retention_is_a_number_of_days_that_makes_sense() {
+        let base = [
+            ("OES_TABLE", "t"),
+            ("OES_PRIORITY_QUEUE_URL", "p"),
+            ("OES_BULK_QUEUE_URL", "b"),
+        ];
+        for days in ["0", "-1", "9223372036854775807"] {
+            let pairs: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .chain([("OES_JOB_RETENTION_DAYS", days)])
+                .collect();
+            let loaded = std::panic::catch_unwind(|| ResourceConfig::load(&env(&pairs)).is_err());
+            assert_eq!(loaded.ok(), Some(true), "{days} days is refused");
+        }
+        let pairs: Vec<(&str, &str)> = base
+            .iter()
+            .copied()
+            .chain([("OES_JOB_RETENTION_DAYS", "3650")])
+            .collect();
+        let loaded = ResourceConfig::load(&env(&pairs)).expect("ten years");
+        assert_eq!(loaded.job_retention_seconds, 3650 * 86_400);
     }
 
     const COMPLETE: &[(&str, &str)] = &[
