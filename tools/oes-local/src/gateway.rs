@@ -12,7 +12,7 @@ use auth_api::AuthService;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use exam_api::ExamApi;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -151,7 +151,10 @@ async fn dispatch(
     }
     let body = match Limited::new(body, MAX_GATEWAY_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return error_response(413, "payload_too_large", "the request body is too large"),
+        Err(error) if error.is::<LengthLimitError>() => {
+            return error_response(413, "payload_too_large", "the request body is too large");
+        }
+        Err(_) => return error_response(400, "bad_request", "the request body could not be read"),
     };
     let event = api_gateway_event(&parts, &body, peer);
     if !translatable(&event) {

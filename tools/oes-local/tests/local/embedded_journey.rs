@@ -497,3 +497,28 @@ async fn running_out_of_file_descriptors_for_a_while_does_not_stop_the_server() 
     );
     assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
 }
+
+/// A body that cannot be read (malformed chunked encoding) is a 400, not a 413: it was not too
+/// large.
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_a_400_not_too_large() {
+    let server = start();
+    let answer = exchange(
+        &server.base,
+        "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("\"bad_request\""),
+        "{answer:?}"
+    );
+    // One that is too large still is.
+    let large = reqwest::Client::new()
+        .post(format!("{}/auth/login", server.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(large.status().as_u16(), 413);
+}
