@@ -162,12 +162,18 @@ mod tests {
             .unzip()
     }
 
-    /// Waits until `running` of the held works run, and a little more for the rest to queue.
+    /// Waits until `running` of the held works run.
     async fn until_running(gauge: &Gauge, running: usize) {
         while gauge.now.load(Ordering::SeqCst) < running {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    /// Waits until `free` of the pool's places (running and waiting) are left.
+    async fn until_free_places(pool: &HashPool, free: usize) {
+        while pool.admitted.available_permits() != free {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Releases every held work and waits for each task to answer.
@@ -205,6 +211,7 @@ mod tests {
         let (releases, tasks) = send_held(&pool, &gauge, 5);
         // Two running, three waiting: the sixth is refused without waiting for anyone.
         until_running(&gauge, 2).await;
+        until_free_places(&pool, 0).await;
         let refused = pool.run(|_| 0).await;
         assert!(matches!(refused, Err(PoolError::Busy(Busy))), "{refused:?}");
         release_all(releases, tasks).await;
@@ -243,15 +250,20 @@ mod tests {
             let pool = pool.clone();
             async move { pool.run(|_| 1).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        until_free_places(&pool, 0).await;
         assert!(matches!(pool.run(|_| 2).await, Err(PoolError::Busy(_))));
         waiting.abort();
         let _ = waiting.await;
+        assert_eq!(
+            pool.admitted.available_permits(),
+            1,
+            "the place given up is free again"
+        );
         let next = tokio::spawn({
             let pool = pool.clone();
             async move { pool.run(|_| 3).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        until_free_places(&pool, 0).await;
         release.send(()).expect("the work waits");
         running.await.expect("joined").expect("ran");
         assert_eq!(next.await.expect("joined").expect("admitted"), 3);
