@@ -2,13 +2,13 @@
 //! first, which need no token.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_domain::cache::CacheAside;
 use oes_domain::clock::Clock;
-use oes_domain::pipeline::{QueueAdmin, purge, redrive};
+use oes_domain::pipeline::{QueueAdmin, Step, purge, redrive};
 use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
 use oes_domain::security::JwtKeys;
 use oes_domain::user::Role;
@@ -50,6 +50,12 @@ pub const REDRIVE_STEP: usize = 25;
 /// The most letters one purge request deletes: each costs a record update and a delete (plus
 /// its share of the receives), so a step takes about a second.
 pub const PURGE_STEP: usize = 50;
+
+/// How long a redrive or purge step takes letters, whatever their number: a slow store (each
+/// DynamoDB call may take up to 5 s before it times out) or a queue of letters the step leaves
+/// (undecodable ones, or ones a worker holds) cannot hold a request past the function's 10 s
+/// timeout. The step then answers `done: false`, and the next goes on.
+pub const STEP_TIME: Duration = Duration::from_secs(4);
 
 /// What a step of a redrive or a purge answers: its report, and what to do next while it is not
 /// done.
@@ -199,7 +205,10 @@ async fn route(
                 admin.queues.queues(),
                 admin.jobs.as_ref(),
                 admin.clock.as_ref(),
-                Some(PURGE_STEP),
+                Step {
+                    letters: Some(PURGE_STEP),
+                    time: Some(STEP_TIME),
+                },
                 |_| {},
             )
             .await
@@ -251,12 +260,16 @@ async fn route(
                     ));
                 }
             };
+            let step = Step {
+                letters: limit,
+                time: Some(STEP_TIME),
+            };
             let report = redrive(
                 admin.queues.queues(),
                 admin.jobs.as_ref(),
                 admin.clock.as_ref(),
                 only,
-                limit,
+                step,
                 |_| {},
             )
             .await

@@ -708,3 +708,87 @@ async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
     let (status, _) = call_api(&apis, "GET", "/admin/queues", None, Some(&student)).await;
     assert_eq!(status, 403);
 }
+
+/// A job ledger whose writes answer slowly (a DynamoDB that throttles or struggles).
+struct SlowLedger(std::sync::Arc<dyn JobLedger>);
+
+const SLOW: Duration = Duration::from_secs(3);
+
+#[async_trait::async_trait]
+impl JobLedger for SlowLedger {
+    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
+        self.0.record_queued(job, now).await
+    }
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<oes_domain::ports::Claim, StoreError<JobConflict>> {
+        self.0.claim(job, now, lease_seconds).await
+    }
+    async fn finish(
+        &self,
+        job_id: &str,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.0.finish(job_id, outcome, now).await
+    }
+    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        tokio::time::sleep(SLOW).await;
+        self.0.requeue(job_id, now).await
+    }
+    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
+        tokio::time::sleep(SLOW).await;
+        self.0.purged(job_id, now).await
+    }
+    async fn get(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<oes_domain::ports::JobRecord>, oes_domain::ports::StoreUnavailable> {
+        self.0.get(job_id).await
+    }
+}
+
+/// A redrive or purge step answers within the function's 10 s timeout however slowly the
+/// store answers: it stops taking letters once its time is spent and says it is not done (past
+/// the timeout, API Gateway would answer for it, and the letters in hand would stay hidden).
+/// Each further step goes on until the queue is walked.
+#[tokio::test(start_paused = true)]
+async fn a_step_answers_in_time_however_slow_the_store() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    let queues = MemoryQueues::new();
+    let mut adapters =
+        oes_runtime::wiring::ApiAdapters::in_memory(queues.clone(), std::sync::Arc::default());
+    let memory: std::sync::Arc<dyn JobLedger> = std::sync::Arc::new(MemoryJobs::default());
+    adapters.jobs = std::sync::Arc::new(SlowLedger(memory.clone()));
+    let api = ExamHarness::over(&adapters);
+    let admin = api.sign_in(Role::Admin).await;
+    for (path, letters) in [("/admin/dlq/redrive", 8), ("/admin/dlq/purge", 8)] {
+        for i in 0..letters {
+            dead_job(memory.as_ref(), queues.as_ref(), i, false).await;
+        }
+        let body = json!({"all": true});
+        let mut handled = 0;
+        for step in 0.. {
+            assert!(step < 20, "{path}: the steps end");
+            let started = tokio::time::Instant::now();
+            let (status, report) = api.call("POST", path, Some(&body), &admin).await;
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(9),
+                "{path}: a step took {took:?}"
+            );
+            handled +=
+                report["moved"].as_u64().unwrap_or(0) + report["purged"].as_u64().unwrap_or(0);
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 202, "{path}: {report}");
+            // Letters a step had in hand and left are hidden for up to 30 s.
+            tokio::time::advance(Duration::from_secs(31)).await;
+        }
+        assert_eq!(handled, letters as u64, "{path}: every letter, once");
+    }
+}

@@ -31,6 +31,49 @@ const IN_HAND_SECONDS: u32 = 30;
 /// asks them all. It returns as soon as a letter is there, so only a walk's last receive waits.
 const DEAD_LETTER_WAIT: Duration = Duration::from_secs(1);
 
+/// How much of the dead-letter queue one call of [`redrive`] or [`purge`] may walk: at most
+/// `letters` letters moved, dropped or deleted, and no letter begun once `time` has passed
+/// since it started (a request's step then ends inside its function's timeout however slowly
+/// the store answers: it says it is not done, and the next step goes on). `None`: no bound.
+/// `Some(n)` and `None` convert to a bound on letters only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The most letters handled.
+    pub letters: Option<usize>,
+    /// How long after its start the step stops taking letters.
+    pub time: Option<Duration>,
+}
+
+impl From<Option<usize>> for Step {
+    fn from(letters: Option<usize>) -> Self {
+        Self {
+            letters,
+            time: None,
+        }
+    }
+}
+
+/// A step's bounds as it runs.
+struct Bounds {
+    letters: usize,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Bounds {
+    fn of(step: Step) -> Self {
+        Self {
+            letters: step.letters.unwrap_or(usize::MAX),
+            deadline: step.time.map(|time| tokio::time::Instant::now() + time),
+        }
+    }
+
+    /// Whether the step's time is spent.
+    fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
+    }
+}
+
 /// Up to ten dead letters (a long poll: see [`DEAD_LETTER_WAIT`]), hidden for
 /// [`IN_HAND_SECONDS`] so that the next call brings others.
 async fn take_dead_letters(queues: &dyn MessageQueues) -> Result<Vec<ReceivedMessage>, QueueError> {

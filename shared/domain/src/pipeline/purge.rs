@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::lanes::RECEIPT_ATTRIBUTE;
-use super::{release, take_dead_letters};
+use super::{Bounds, Step, release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::ports::{
@@ -43,26 +43,25 @@ pub struct PurgeReport {
     pub done: bool,
 }
 
-/// Deletes the letters on the dead-letter queue, writing their job records first; stops after
-/// `limit` letters deleted, if given (a step: run steps until the report says `done`).
+/// Deletes the letters on the dead-letter queue, writing their job records first; stops where
+/// `step` bounds it (letters deleted, time: run steps until the report says `done`).
 /// `progress` is called after each letter deleted.
 pub async fn purge(
     queues: &dyn MessageQueues,
     ledger: &dyn JobLedger,
     clock: &dyn Clock,
-    limit: Option<usize>,
+    step: impl Into<Step>,
     mut progress: impl FnMut(&PurgeReport),
 ) -> Result<PurgeReport, QueueError> {
     let mut report = PurgeReport::default();
     // Letters left stay hidden while the walk goes on, so each receive brings others; they are
     // made visible again at the end, whatever happened.
     let mut left = Vec::new();
-    let limit = limit.unwrap_or(usize::MAX);
     let walked = walk(
         queues,
         ledger,
         clock,
-        limit,
+        &Bounds::of(step.into()),
         &mut report,
         &mut left,
         &mut progress,
@@ -77,21 +76,24 @@ async fn walk(
     queues: &dyn MessageQueues,
     ledger: &dyn JobLedger,
     clock: &dyn Clock,
-    limit: usize,
+    bounds: &Bounds,
     report: &mut PurgeReport,
     left: &mut Vec<String>,
     progress: &mut impl FnMut(&PurgeReport),
 ) -> Result<(), QueueError> {
     let mut seen = HashSet::new();
     loop {
-        if report.purged >= limit {
+        if report.purged >= bounds.letters || bounds.out_of_time() {
             return Ok(());
         }
         let batch = take_dead_letters(queues).await?;
         // Letters not seen before in this batch: once a batch brings none, all have been seen.
         let mut fresh = 0;
         for message in batch {
-            if !seen.insert(message.message_id.clone()) || report.purged >= limit {
+            if bounds.out_of_time()
+                || !seen.insert(message.message_id.clone())
+                || report.purged >= bounds.letters
+            {
                 left.push(message.receipt_handle);
                 continue;
             }
@@ -139,7 +141,7 @@ async fn walk(
             report.purged += 1;
             progress(report);
         }
-        if fresh == 0 {
+        if fresh == 0 && !bounds.out_of_time() {
             report.done = true;
             return Ok(());
         }

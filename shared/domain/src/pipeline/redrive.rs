@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::lanes::{RECEIPT_ATTRIBUTE, lane_message};
-use super::{release, take_dead_letters};
+use super::{Bounds, Step, release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::ports::{
@@ -44,7 +44,7 @@ pub struct RedriveReport {
 
 /// Moves messages from the dead-letter queue back to their lane — all of them, or only job
 /// `only` (the walk ends at its letter) — and puts their job records back to `queued`; stops
-/// after `limit` letters moved or dropped, if given (a step: run steps until the report says
+/// where `step` bounds it (letters moved or dropped, time: run steps until the report says
 /// `done`). `progress` is called
 /// after each letter handled. Used by `oesctl`, the admin API and the embedded mode.
 pub async fn redrive(
@@ -52,7 +52,7 @@ pub async fn redrive(
     ledger: &dyn JobLedger,
     clock: &dyn Clock,
     only: Option<&str>,
-    limit: Option<usize>,
+    step: impl Into<Step>,
     mut progress: impl FnMut(&RedriveReport),
 ) -> Result<RedriveReport, QueueError> {
     let mut report = RedriveReport::default();
@@ -64,7 +64,7 @@ pub async fn redrive(
         ledger,
         clock,
         only,
-        limit: limit.unwrap_or(usize::MAX),
+        bounds: Bounds::of(step.into()),
     };
     let walked = walk.run(&mut report, &mut left, &mut progress).await;
     release(queues, &left).await;
@@ -77,7 +77,7 @@ struct Walk<'a> {
     ledger: &'a dyn JobLedger,
     clock: &'a dyn Clock,
     only: Option<&'a str>,
-    limit: usize,
+    bounds: Bounds,
 }
 
 /// What became of one letter.
@@ -96,7 +96,9 @@ impl Walk<'_> {
     ) -> Result<(), QueueError> {
         let mut seen = HashSet::new();
         loop {
-            if report.moved + report.already_sent >= self.limit {
+            if report.moved + report.already_sent >= self.bounds.letters
+                || self.bounds.out_of_time()
+            {
                 return Ok(());
             }
             let batch = take_dead_letters(self.queues).await?;
@@ -106,8 +108,9 @@ impl Walk<'_> {
             let mut found = false;
             for message in batch {
                 if found
+                    || self.bounds.out_of_time()
                     || !seen.insert(message.message_id.clone())
-                    || report.moved + report.already_sent >= self.limit
+                    || report.moved + report.already_sent >= self.bounds.letters
                 {
                     left.push(message.receipt_handle);
                     continue;
@@ -133,7 +136,7 @@ impl Walk<'_> {
                 progress(report);
                 found = self.only.is_some();
             }
-            if fresh == 0 || found {
+            if found || (fresh == 0 && !self.bounds.out_of_time()) {
                 report.done = true;
                 return Ok(());
             }
