@@ -5,6 +5,9 @@
 
 const POLL_MS = 2000;
 const DLQ_EVERY = 5; // list the dead-letter queue every fifth poll (a listing receives its letters)
+// The job counts every fifth poll too: each reads the job index (up to thousands of read units
+// with many jobs), so a tab left open must not ask every 2 s.
+const COUNTS_EVERY = 5;
 const HISTORY = 90; // polls kept for the sparklines: 3 minutes
 const LANES = ['priority', 'bulk']; // the order of GET /admin/queues: lanes, then the DLQ
 const TOKEN_KEY = 'oes-console-token';
@@ -17,6 +20,9 @@ const depth = new Map(); // queue name → recent depths
 let openJob = null;
 let cursors = [null]; // the cursor of each page seen, the first page's being null
 let stopRedrive = false;
+// A redrive or purge is walking the dead-letter queue: listing it meanwhile would hide the
+// letters the walk has yet to take, and the walk would end early, thinking it had seen them all.
+let walking = false;
 
 class ApiFailure extends Error {
   constructor(status, message) {
@@ -122,7 +128,7 @@ function signOut(reason) {
 async function start() {
   if (!token) return;
   try {
-    await refresh();
+    await refresh(true);
   } catch (_) {
     return;
   }
@@ -141,20 +147,21 @@ function report(error) {
 }
 
 async function poll() {
+  if (document.hidden) return; // nobody is looking: nothing read
   polls += 1;
-  await refresh();
+  await refresh(polls % COUNTS_EVERY === 1);
   if (openJob) await showJob(openJob, false);
   if (cursors.length === 1) await listJobs(false); // the first page follows the jobs; others stay put
-  if (polls % DLQ_EVERY === 0) await listDeadLetters();
+  if (polls % DLQ_EVERY === 0 && !walking) await listDeadLetters();
 }
 
-async function refresh() {
+async function refresh(withCounts) {
   const [queues, counts] = await Promise.all([
     api('GET', '/admin/queues'),
-    api('GET', '/admin/email-jobs/counts'),
+    withCounts ? api('GET', '/admin/email-jobs/counts') : null,
   ]);
   drawQueues(queues.data.queues);
-  drawCounts(counts.data.counts);
+  if (counts) drawCounts(counts.data.counts);
   $('refreshed').textContent = 'Updated ' + new Date().toLocaleTimeString();
 }
 
@@ -225,7 +232,7 @@ function sparkline(series, name) {
 async function setLane(lane, verb) {
   await api('POST', '/admin/lanes/' + encodeURIComponent(lane) + '/' + verb, {});
   say('The ' + lane + ' lane is ' + (verb === 'pause' ? 'paused.' : 'running again.'));
-  await refresh();
+  await refresh(false);
 }
 
 // ---- jobs --------------------------------------------------------------------------------
@@ -378,6 +385,7 @@ async function listDeadLetters() {
 async function redriveAll() {
   if (!(await confirmed('Send every job on the dead-letter queue again?'))) return;
   stopRedrive = false;
+  walking = true;
   $('redrive-all').disabled = true;
   $('redrive-stop').hidden = false;
   const total = { moved: 0, already_sent: 0, skipped: 0 };
@@ -396,6 +404,7 @@ async function redriveAll() {
       if (done || stopRedrive) break;
     }
   } finally {
+    walking = false;
     $('redrive-all').disabled = false;
     $('redrive-stop').hidden = true;
     await listDeadLetters().catch(report);
@@ -408,14 +417,19 @@ async function purge() {
   if (!(await confirmed('Delete every letter on the dead-letter queue? Their emails are not sent.'))) return;
   let purged = 0;
   let steps = 0;
-  for (;;) {
-    const { status, data } = await api('POST', '/admin/dlq/purge', {});
-    steps += 1;
-    purged += data.purged;
-    const done = status === 200 || data.done;
-    $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
-      ' letters deleted, ' + data.skipped + ' left on the queue.';
-    if (done) break;
+  walking = true;
+  try {
+    for (;;) {
+      const { status, data } = await api('POST', '/admin/dlq/purge', {});
+      steps += 1;
+      purged += data.purged;
+      const done = status === 200 || data.done;
+      $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
+        ' letters deleted, ' + data.skipped + ' left on the queue.';
+      if (done) break;
+    }
+  } finally {
+    walking = false;
   }
   await listDeadLetters();
 }
