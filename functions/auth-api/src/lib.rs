@@ -36,12 +36,14 @@ pub fn wire(
     hasher: PasswordHasher,
     clock: Arc<dyn Clock>,
 ) -> AuthService {
+    // Rate-limit keys name their subjects under the JWT secret's key, not by a plain hash.
+    let limiter = adapters.limiter.keyed(jwt.subjects().clone());
     AuthService::new(
         adapters.users.clone(),
         adapters.tokens,
         adapters.emails,
         Sessions::new(jwt, adapters.users, adapters.cache),
-        adapters.limiter,
+        limiter,
         hasher,
         clock,
     )

@@ -4,7 +4,9 @@
 //! A [`Limit`] names a rule (`login`, `email`, …), how many hits it allows and per how long. A
 //! check counts one hit for a *subject* (an account, an address, an IP, or a combination) and
 //! answers [`Verdict::Limited`] with the time left in the window once the count passes the
-//! limit. Subjects are hashed into the key, so Redis never holds an email address or an IP.
+//! limit. Subjects are named in the key by their HMAC under a key derived from the JWT secret
+//! ([`RateLimiter::keyed`], `SubjectKeys`), so Redis never holds an email address or an IP, nor
+//! a plain hash of one that hashing every address would undo.
 //!
 //! Redis is not needed for correctness here either: when it is slow, down or not configured,
 //! each container counts in its own memory instead (a limit per container rather than per
@@ -24,6 +26,7 @@ use oes_adapters::memory::MemoryCache;
 use oes_domain::cache::{Breaker, CacheSettings};
 use oes_domain::metrics::{self, CACHE_ERRORS, RATE_LIMITED};
 use oes_domain::ports::Cache;
+use oes_domain::security::SubjectKeys;
 
 /// At most `max` hits per `window` for one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +61,10 @@ struct Inner {
     /// This container's own counters, for when `shared` is absent or failing.
     local: MemoryCache,
     prefix: String,
-    timeout: Duration,
+    settings: CacheSettings,
     breaker: Breaker,
+    /// What names a subject in a key; `None` until [`RateLimiter::keyed`] (a plain SHA-256).
+    subjects: Option<SubjectKeys>,
 }
 
 impl RateLimiter {
@@ -71,8 +76,24 @@ impl RateLimiter {
             shared,
             local: MemoryCache::default(),
             prefix: prefix.to_owned(),
-            timeout: settings.timeout,
+            settings: *settings,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            subjects: None,
+        }))
+    }
+
+    /// The same limiter, naming subjects with `subjects` (the JWT secret's): what every function
+    /// that counts real addresses uses. Call it at init, before any check.
+    pub fn keyed(&self, subjects: SubjectKeys) -> Self {
+        let inner = &self.0;
+        let settings = &inner.settings;
+        Self(Arc::new(Inner {
+            shared: inner.shared.clone(),
+            local: MemoryCache::default(),
+            prefix: inner.prefix.clone(),
+            settings: *settings,
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            subjects: Some(subjects),
         }))
     }
 
@@ -93,16 +114,14 @@ impl RateLimiter {
         Verdict::Limited { retry_after: left }
     }
 
-    /// `<prefix>:rl:<rule>:<sha-256 of the subject, 128 bits>`. Outside the cache's versioned
+    /// `<prefix>:rl:<rule>:<the subject's name, 128 bits>`. Outside the cache's versioned
     /// namespace, so clearing the cache does not reset limits.
     fn key(&self, limit: &Limit, subject: &str) -> String {
-        let digest = Sha256::digest(subject.as_bytes());
-        format!(
-            "{}:rl:{}:{}",
-            self.0.prefix,
-            limit.rule,
-            hex::encode(&digest[..16])
-        )
+        let name = match &self.0.subjects {
+            Some(subjects) => subjects.name(subject),
+            None => hex::encode(&Sha256::digest(subject.as_bytes())[..16]),
+        };
+        format!("{}:rl:{}:{name}", self.0.prefix, limit.rule)
     }
 
     async fn count(&self, key: &str, window: Duration) -> (u64, Duration) {
@@ -110,7 +129,7 @@ impl RateLimiter {
         if let Some(shared) = &inner.shared
             && inner.breaker.allow()
         {
-            match tokio::time::timeout(inner.timeout, shared.hit(key, window)).await {
+            match tokio::time::timeout(inner.settings.timeout, shared.hit(key, window)).await {
                 Ok(Ok(counted)) => {
                     inner.breaker.succeeded();
                     return counted;

@@ -402,3 +402,37 @@ async fn requests_refused_as_busy_spend_no_rate_limit_budget() {
     let signed_up = respond(&service, HOME, "/auth/register", &sign_up).await;
     assert_eq!(read(&signed_up).0, 202, "{:?}", read(&signed_up).1);
 }
+
+/// A rate-limit key names its subject by a keyed hash (HMAC under a key derived from the JWT
+/// secret): a plain SHA-256 of an IP address is undone by hashing the 2³² addresses, and of an
+/// email address by a dictionary, so a Redis dump would show who signed up or in from where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_key_cannot_be_traced_back_to_its_address() {
+    use redis::AsyncCommands;
+    use sha2::{Digest, Sha256};
+    let env = TestEnv::spawn().await;
+    let service = env.auth_service();
+    let sign_up = json!({"email": "traced@example.com", "password": "correct horse", "name": "T"});
+    let response = respond(&service, HOME, "/auth/register", &sign_up).await;
+    assert_eq!(read(&response).0, 202);
+    let mut redis = redis::Client::open(Redis::Standalone.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis
+        .keys(format!("{}:rl:register:*", env.prefix))
+        .await
+        .expect("KEYS");
+    assert_eq!(
+        keys.len(),
+        1,
+        "the sign-up counted against its address: {keys:?}"
+    );
+    let plain = hex::encode(&Sha256::digest(b"198.51.100.7")[..16]);
+    assert!(
+        !keys[0].ends_with(&plain),
+        "{} is the plain SHA-256 of the address",
+        keys[0]
+    );
+}

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Secret;
 use super::cursor::CursorKeys;
 use super::device::DeviceKeys;
+use super::subject::SubjectKeys;
 use crate::user::{Role, User, UserId};
 
 /// What an access token says about its bearer.
@@ -110,6 +111,7 @@ pub struct JwtKeys {
     ttl_seconds: i64,
     devices: DeviceKeys,
     cursors: CursorKeys,
+    subjects: SubjectKeys,
 }
 
 impl JwtKeys {
@@ -124,7 +126,14 @@ impl JwtKeys {
             ttl_seconds: settings.ttl_seconds,
             devices: DeviceKeys::new(settings),
             cursors: CursorKeys::new(&settings.secret),
+            subjects: SubjectKeys::new(&settings.secret),
         }
+    }
+
+    /// The key that names rate-limit subjects, derived from the same secret (see
+    /// [`SubjectKeys`]).
+    pub fn subjects(&self) -> &SubjectKeys {
+        &self.subjects
     }
 
     /// The keys of device tokens, derived from the same secret (see [`DeviceKeys`]).

@@ -1,18 +1,20 @@
 //! Credentials: passwords (argon2id), one-time tokens (random, stored hashed), access tokens
 //! (JWT, HS256) and device tokens (the sign-in limits' trusted devices, JWT, HS256); and the
-//! signed cursors of paged lists (HMAC-SHA256).
+//! signed cursors of paged lists and the names of rate-limit subjects (HMAC-SHA256).
 
 mod cursor;
 mod device;
 mod jwt;
 mod one_time;
 mod password;
+mod subject;
 
 pub use cursor::CursorKeys;
 pub use device::{DEVICE_TOKEN_TTL_SECONDS, DeviceClaims, DeviceKeys, DeviceTokenError};
 pub use jwt::{AccessClaims, JwtError, JwtKeys, JwtSettings};
 pub use one_time::{OneTimeToken, TokenHash};
 pub use password::{HashMemory, Password, PasswordError, PasswordHasher};
+pub use subject::SubjectKeys;
 
 use std::fmt;
 

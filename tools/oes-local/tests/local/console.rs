@@ -334,13 +334,19 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
     let counts_asked = || async {
         let script = "return performance.getEntriesByType('resource')\
             .filter(e => e.name.includes('/admin/email-jobs/counts')).length;";
-        let asked = browser.execute(script, vec![]).await.expect("the script runs");
+        let asked = browser
+            .execute(script, vec![])
+            .await
+            .expect("the script runs");
         asked.as_u64().expect("a count")
     };
     let before = counts_asked().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let asked = counts_asked().await - before;
-    assert!(asked <= 2, "the counts were asked for {asked} times in 10 s");
+    assert!(
+        asked <= 2,
+        "the counts were asked for {asked} times in 10 s"
+    );
 
     // The dead job, opened from its letter: its record, its reason, then retried and sent.
     let letter = shows(&browser, "#dlq tbody", "the letter", |t| {
