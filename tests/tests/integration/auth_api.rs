@@ -163,10 +163,79 @@ async fn verification_tokens_expire_after_a_day() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let (service, queue) = in_memory_auth_with_clock(clock.clone());
     register(&service, "ada@example.com").await;
-    let (_, token) = queued_tokens(&queue).await.pop().expect("token");
-    clock.advance(24 * 3600 + 1);
-    let payload = body(json!({ "token": token }));
-    let (status, error) = call(&service, "POST", "/auth/verify-email", Some(&payload), None).await;
+    register(&service, "grace@example.com").await;
+    let tokens = queued_tokens(&queue).await;
+    let verify = |token: &str| body(json!({ "token": token }));
+    // A second before the day is over, a link works ...
+    clock.advance(24 * 3600 - 1);
+    let (status, _) = call(
+        &service,
+        "POST",
+        "/auth/verify-email",
+        Some(&verify(&tokens[0].1)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "within the day");
+    // ... and a second after, the other does not.
+    clock.advance(2);
+    let (status, error) = call(
+        &service,
+        "POST",
+        "/auth/verify-email",
+        Some(&verify(&tokens[1].1)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_token"))
+    );
+}
+
+#[tokio::test]
+async fn reset_tokens_expire_after_an_hour() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let (service, queue) = in_memory_auth_with_clock(clock.clone());
+    let emails = ["ada@example.com", "grace@example.com"];
+    for email in emails {
+        signed_in(&service, &queue, email).await;
+    }
+    for email in emails {
+        let request = body(json!({ "email": email }));
+        let (status, _) = call(
+            &service,
+            "POST",
+            "/auth/password-reset/request",
+            Some(&request),
+            None,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let tokens = queued_tokens(&queue).await;
+    assert_eq!(tokens.len(), 2, "a reset link each");
+    let confirm =
+        |token: &str| body(json!({ "token": token, "new_password": "a brand new secret" }));
+    clock.advance(3600 - 1);
+    let (status, _) = call(
+        &service,
+        "POST",
+        "/auth/password-reset/confirm",
+        Some(&confirm(&tokens[0].1)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "within the hour");
+    clock.advance(2);
+    let (status, error) = call(
+        &service,
+        "POST",
+        "/auth/password-reset/confirm",
+        Some(&confirm(&tokens[1].1)),
+        None,
+    )
+    .await;
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (400, Some("invalid_token"))
