@@ -53,6 +53,8 @@ contract!(
     a_receive_waits_for_a_message_sent_meanwhile,
     a_receive_returns_at_most_max_and_repeated_receives_reach_every_message,
     purge_empties_one_queue_only,
+    a_delay_beyond_fifteen_minutes_is_refused,
+    a_handle_whose_message_was_deleted_changes_nothing,
 );
 
 /// A message with a unique body and two attributes.
@@ -376,4 +378,40 @@ async fn purge_empties_one_queue_only(queues: &dyn MessageQueues) {
     queues.purge(QueueName::DeadLetter).await.expect("purge");
     assert_eq!(counts(queues, QueueName::DeadLetter).await, (0, 0, 0));
     assert_eq!(counts(queues, QueueName::Bulk).await, (1, 0, 0));
+}
+
+/// SQS delays a message by at most 900 s (AWS-FACTS.md): longer is refused, not cut short.
+async fn a_delay_beyond_fifteen_minutes_is_refused(queues: &dyn MessageQueues) {
+    let refused = queues.send(QueueName::Bulk, &message(901)).await;
+    assert!(refused.is_err(), "a 901 s delay: {refused:?}");
+    queues
+        .send(QueueName::Bulk, &message(900))
+        .await
+        .expect("the longest delay");
+    assert_eq!(counts(queues, QueueName::Bulk).await, (0, 0, 1));
+}
+
+/// A handle of a message deleted since: changing its visibility is refused (SQS answers that the
+/// handle is no longer valid), and brings nothing back.
+async fn a_handle_whose_message_was_deleted_changes_nothing(queues: &dyn MessageQueues) {
+    queues
+        .send(QueueName::Priority, &message(0))
+        .await
+        .expect("send");
+    let got = receive_within(
+        queues,
+        QueueName::Priority,
+        Some(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    queues
+        .delete(QueueName::Priority, &got[0].receipt_handle)
+        .await
+        .expect("delete");
+    let changed = queues
+        .change_visibility(QueueName::Priority, &got[0].receipt_handle, 0)
+        .await;
+    assert!(changed.is_err(), "a deleted message's handle: {changed:?}");
+    assert!(receive(queues, QueueName::Priority, None).await.is_empty());
 }
