@@ -396,7 +396,7 @@ async function redriveAll() {
       steps += 1;
       total.moved += data.moved;
       total.already_sent += data.already_sent;
-      total.skipped = data.skipped;
+      total.skipped = data.skipped + data.failed;
       const done = status === 200 || data.done;
       $('redrive-progress').textContent = (done ? 'Done' : stopRedrive ? 'Stopped' : 'Working') + ': step ' + steps +
         ', ' + total.moved + ' moved back, ' + total.already_sent + ' already sent (dropped), ' +
@@ -425,7 +425,7 @@ async function purge() {
       purged += data.purged;
       const done = status === 200 || data.done;
       $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
-        ' letters deleted, ' + data.skipped + ' left on the queue.';
+        ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.';
       if (done) break;
     }
   } finally {

@@ -346,6 +346,7 @@ async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
             moved: 3,
             already_sent: 0,
             skipped: 1,
+            failed: 0,
             done: true,
         }
     );
@@ -492,6 +493,7 @@ async fn a_purge_leaves_the_letter_of_a_job_a_worker_holds(queues: Arc<dyn Messa
             purged: 0,
             marked: Vec::new(),
             skipped: 1,
+            failed: 0,
             done: true,
         }
     );

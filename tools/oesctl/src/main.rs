@@ -420,8 +420,20 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     println!(
                         "moved {} message(s) back to their lane, left {} on the DLQ, dropped {} \
                          of jobs sent already (not sent again)",
-                        report.moved, report.skipped, report.already_sent
+                        report.moved,
+                        report.skipped + report.failed,
+                        report.already_sent
                     );
+                    failed_letters(report.failed)?;
+                    if let Some(id) = id
+                        && report.moved + report.already_sent == 0
+                    {
+                        return Err(format!(
+                            "job {id} was not redriven: it is not on the dead-letter queue, or a \
+                             worker holds it just now (try again in a minute)"
+                        )
+                        .into());
+                    }
                 }
                 DlqCommand::Purge { yes } => {
                     if !yes {
@@ -433,12 +445,17 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     let jobs = DynamoJobs::new(clients.dynamodb(), table, 14 * 86_400);
                     let report = purge_all(queues.queues(), &jobs).await?;
                     println!(
-                        "purged {} message(s), {} job record(s) now dead (purged), left {} on the \
-                         DLQ (held by a worker just now: run again)",
+                        "purged {} message(s), {} job record(s) now dead (purged)",
                         report.purged,
                         report.marked.len(),
-                        report.skipped
                     );
+                    if report.skipped > 0 {
+                        println!(
+                            "left {} on the DLQ: a worker holds their jobs just now (run again)",
+                            report.skipped
+                        );
+                    }
+                    failed_letters(report.failed)?;
                 }
             }
         }
@@ -466,6 +483,18 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
     Ok(())
 }
 
+/// An error if `failed` letters stayed because their job records could not be written.
+fn failed_letters(failed: usize) -> Result<(), oes_domain::ports::BoxError> {
+    if failed == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{failed} letter(s) stay on the DLQ: their job records could not be written (the table \
+         did not answer; see the warnings above) — run again once it does"
+    )
+    .into())
+}
+
 /// The letters one step of `dlq purge` deletes.
 const PURGE_STEP: usize = 100;
 
@@ -481,6 +510,7 @@ async fn purge_all(
         total.marked.extend(step.marked);
         // A step sees again what the one before left: the last one's count is what is left.
         total.skipped = step.skipped;
+        total.failed = step.failed;
         total.done = step.done;
         eprintln!("  purged {} so far", total.purged);
     }

@@ -359,3 +359,65 @@ async fn cache_clear_makes_every_cached_entry_unreachable() {
         stderr(&without_redis)
     );
 }
+
+/// When the job records cannot be written (the table is gone, throttled, or denied), `dlq
+/// purge` and `dlq redrive` say so and fail, instead of reporting the letters as "held by a
+/// worker" and exiting 0; and a redrive of a job that is not on the dead-letter queue fails too.
+#[tokio::test]
+async fn dlq_commands_fail_when_they_could_not_do_their_work() {
+    let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let output = oesctl(&["provision", "--prefix", &prefix]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dlq_url = stdout(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("export OES_DLQ_URL="))
+        .expect("the DLQ url")
+        .to_owned();
+
+    let output = oesctl(&["dlq", "redrive", "--id", "no-such-job", "--prefix", &prefix]);
+    assert!(
+        !output.status.success(),
+        "a job not on the DLQ: {}",
+        stdout(&output)
+    );
+
+    let clients = AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients");
+    let job = oes_domain::email::EmailJob::new(
+        Email::parse("ada@example.com").expect("valid"),
+        oes_domain::email::EmailTemplate::Generic {
+            subject: "News".into(),
+            text: "text".into(),
+        },
+        0,
+    );
+    clients
+        .sqs()
+        .send_message()
+        .queue_url(&dlq_url)
+        .message_body(job.encode())
+        .send()
+        .await
+        .expect("sent");
+    clients
+        .dynamodb()
+        .delete_table()
+        .table_name(format!("{prefix}-data"))
+        .send()
+        .await
+        .expect("the table deleted");
+    for command in [["dlq", "purge", "--yes"], ["dlq", "redrive", "--all"]] {
+        let output = oesctl(&[command[0], command[1], command[2], "--prefix", &prefix]);
+        assert!(
+            !output.status.success(),
+            "{command:?} with the store failing: {}",
+            stdout(&output)
+        );
+        assert!(
+            !stdout(&output).contains("held by a worker"),
+            "{}",
+            stdout(&output)
+        );
+    }
+}

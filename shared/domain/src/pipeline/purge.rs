@@ -35,9 +35,11 @@ pub struct PurgeReport {
     pub purged: usize,
     /// The jobs whose records now say `dead`, reason purged (a subset of the letters' jobs).
     pub marked: Vec<String>,
-    /// Letters left on the queue (a worker holds their job just now, or their record could not
-    /// be written just now).
+    /// Letters left on the queue on purpose (a worker holds their job just now).
     pub skipped: usize,
+    /// Letters left on the queue because their job's record could not be written: the store
+    /// failed (try again once it answers).
+    pub failed: usize,
     /// Whether every letter was seen (false when the step's limit stopped it first: run another
     /// step).
     pub done: bool,
@@ -110,7 +112,7 @@ async fn walk(
                     Err(error) => {
                         tracing::warn!(job_id = %job.job_id, %error, "could not record the receipt's job sent; the letter stays");
                         left.push(message.receipt_handle);
-                        report.skipped += 1;
+                        report.failed += 1;
                         continue;
                     }
                 }
@@ -130,7 +132,7 @@ async fn walk(
                     Err(error) => {
                         tracing::warn!(job_id = %job.job_id, %error, "could not write the job record; the letter stays");
                         left.push(message.receipt_handle);
-                        report.skipped += 1;
+                        report.failed += 1;
                         continue;
                     }
                 }

@@ -34,9 +34,12 @@ pub struct RedriveReport {
     pub moved: usize,
     /// Letters of jobs that were sent already: deleted, nothing sent.
     pub already_sent: usize,
-    /// Messages left on the dead-letter queue (undecodable, not selected, held by a worker just
-    /// now, or their record could not be reset just now).
+    /// Messages left on the dead-letter queue on purpose (undecodable, not selected, or held by
+    /// a worker just now).
     pub skipped: usize,
+    /// Messages left on the dead-letter queue because their job's record could not be reset:
+    /// the store failed (try again once it answers).
+    pub failed: usize,
     /// Whether every letter was seen (false when the step's limit stopped it first: run another
     /// step).
     pub done: bool,
@@ -85,6 +88,8 @@ enum Fate {
     Moved,
     AlreadySent,
     Left,
+    /// Left because the store failed.
+    Failed,
 }
 
 impl Walk<'_> {
@@ -132,6 +137,11 @@ impl Walk<'_> {
                         report.skipped += 1;
                         continue;
                     }
+                    Fate::Failed => {
+                        left.push(message.receipt_handle);
+                        report.failed += 1;
+                        continue;
+                    }
                 }
                 progress(report);
                 found = self.only.is_some();
@@ -165,7 +175,7 @@ impl Walk<'_> {
             }
             Err(error) => {
                 tracing::warn!(job_id = %job.job_id, %error, "could not reset the job record; the letter stays");
-                return Ok(Fate::Left);
+                return Ok(Fate::Failed);
             }
         }
         let mut back = lane_message(job, message.body.clone());
