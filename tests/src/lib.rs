@@ -23,6 +23,20 @@ pub mod lost_answers;
 pub mod queries;
 pub mod stale_reads;
 
+/// A DynamoDB client like `client` whose calls also go through `interceptor` (the test clients
+/// that lose answers, make reads stale or count queries).
+pub fn dynamodb_with(
+    client: &aws_sdk_dynamodb::Client,
+    interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

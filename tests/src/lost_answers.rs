@@ -21,9 +21,7 @@ pub struct LoseAnswers(Arc<AtomicU32>);
 impl LoseAnswers {
     /// A client like `client` whose next `times` successful writes' answers are lost.
     pub fn client(client: &aws_sdk_dynamodb::Client, times: u32) -> aws_sdk_dynamodb::Client {
-        let lose = Self(Arc::new(AtomicU32::new(times)));
-        let config = client.config().to_builder().interceptor(lose).build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        crate::dynamodb_with(client, Self(Arc::new(AtomicU32::new(times))))
     }
 }
 

@@ -62,17 +62,8 @@ impl TestEnv {
     /// of its `Query` calls reads.
     pub fn adapters_counting_queries(&self, cache: CacheAside) -> (ApiAdapters, QueryCounter) {
         let counter = QueryCounter::default();
-        let config = self
-            .clients
-            .dynamodb()
-            .config()
-            .to_builder()
-            .interceptor(counter.clone())
-            .build();
-        let clients = self
-            .clients
-            .clone()
-            .with_dynamodb(aws_sdk_dynamodb::Client::from_conf(config));
+        let dynamodb = crate::dynamodb_with(&self.clients.dynamodb(), counter.clone());
+        let clients = self.clients.clone().with_dynamodb(dynamodb);
         let mut adapters = ApiAdapters::aws(&clients, &self.api_config())
             .unwrap_or_else(|e| panic!("adapters: {e}"));
         adapters.cache = cache;

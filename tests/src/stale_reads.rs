@@ -18,8 +18,7 @@ pub struct StaleReads;
 impl StaleReads {
     /// A client like `client` whose reads are all stale.
     pub fn client(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-        let config = client.config().to_builder().interceptor(Self).build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        crate::dynamodb_with(client, Self)
     }
 }
 

@@ -72,13 +72,22 @@ impl RateLimiter {
     /// and circuit breaker `settings`; in this process's memory when `shared` is `None` or
     /// failing.
     pub fn new(shared: Option<Arc<dyn Cache>>, prefix: &str, settings: &CacheSettings) -> Self {
+        Self::build(shared, prefix, settings, None)
+    }
+
+    fn build(
+        shared: Option<Arc<dyn Cache>>,
+        prefix: &str,
+        settings: &CacheSettings,
+        subjects: Option<SubjectKeys>,
+    ) -> Self {
         Self(Arc::new(Inner {
             shared,
             local: MemoryCache::default(),
             prefix: prefix.to_owned(),
             settings: *settings,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
-            subjects: None,
+            subjects,
         }))
     }
 
@@ -86,15 +95,12 @@ impl RateLimiter {
     /// that counts real addresses uses. Call it at init, before any check.
     pub fn keyed(&self, subjects: SubjectKeys) -> Self {
         let inner = &self.0;
-        let settings = &inner.settings;
-        Self(Arc::new(Inner {
-            shared: inner.shared.clone(),
-            local: MemoryCache::default(),
-            prefix: inner.prefix.clone(),
-            settings: *settings,
-            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
-            subjects: Some(subjects),
-        }))
+        Self::build(
+            inner.shared.clone(),
+            &inner.prefix,
+            &inner.settings,
+            Some(subjects),
+        )
     }
 
     /// Counts in this process's memory only (the embedded mode and unit tests).

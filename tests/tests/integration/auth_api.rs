@@ -158,6 +158,28 @@ async fn verification_tokens_are_single_use() {
     );
 }
 
+/// A link's lifetime, from both sides: the first of two links works a second before
+/// `lifetime` is over, the second not a second after.
+async fn a_link_lasts(
+    service: &auth_api::AuthService,
+    clock: &ManualClock,
+    path: &str,
+    lifetime: i64,
+    links: [String; 2],
+) {
+    let [first, second] = links;
+    clock.advance(lifetime - 1);
+    let (status, _) = call(service, "POST", path, Some(&first), None).await;
+    assert_eq!(status, 200, "{path} within its lifetime");
+    clock.advance(2);
+    let (status, error) = call(service, "POST", path, Some(&second), None).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{path} after its lifetime"
+    );
+}
+
 #[tokio::test]
 async fn verification_tokens_expire_after_a_day() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
@@ -165,32 +187,9 @@ async fn verification_tokens_expire_after_a_day() {
     register(&service, "ada@example.com").await;
     register(&service, "grace@example.com").await;
     let tokens = queued_tokens(&queue).await;
-    let verify = |token: &str| body(json!({ "token": token }));
-    // A second before the day is over, a link works ...
-    clock.advance(24 * 3600 - 1);
-    let (status, _) = call(
-        &service,
-        "POST",
-        "/auth/verify-email",
-        Some(&verify(&tokens[0].1)),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "within the day");
-    // ... and a second after, the other does not.
-    clock.advance(2);
-    let (status, error) = call(
-        &service,
-        "POST",
-        "/auth/verify-email",
-        Some(&verify(&tokens[1].1)),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, error["error"]["code"].as_str()),
-        (400, Some("invalid_token"))
-    );
+    let verify = |i: usize| body(json!({ "token": tokens[i].1 }));
+    let links = [verify(0), verify(1)];
+    a_link_lasts(&service, &clock, "/auth/verify-email", 24 * 3600, links).await;
 }
 
 #[tokio::test]
@@ -216,30 +215,16 @@ async fn reset_tokens_expire_after_an_hour() {
     let tokens = queued_tokens(&queue).await;
     assert_eq!(tokens.len(), 2, "a reset link each");
     let confirm =
-        |token: &str| body(json!({ "token": token, "new_password": "a brand new secret" }));
-    clock.advance(3600 - 1);
-    let (status, _) = call(
+        |i: usize| body(json!({ "token": tokens[i].1, "new_password": "a brand new secret" }));
+    let links = [confirm(0), confirm(1)];
+    a_link_lasts(
         &service,
-        "POST",
+        &clock,
         "/auth/password-reset/confirm",
-        Some(&confirm(&tokens[0].1)),
-        None,
+        3600,
+        links,
     )
     .await;
-    assert_eq!(status, 200, "within the hour");
-    clock.advance(2);
-    let (status, error) = call(
-        &service,
-        "POST",
-        "/auth/password-reset/confirm",
-        Some(&confirm(&tokens[1].1)),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, error["error"]["code"].as_str()),
-        (400, Some("invalid_token"))
-    );
 }
 
 #[tokio::test]

@@ -118,8 +118,8 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
     );
 }
 
-#[tokio::test]
-async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
+/// Resources under a new prefix, provisioned by `oesctl provision`: the prefix and the DLQ's URL.
+fn provisioned() -> (String, String) {
     let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let output = oesctl(&["provision", "--prefix", &prefix]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -128,6 +128,12 @@ async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
         .find_map(|l| l.strip_prefix("export OES_DLQ_URL="))
         .expect("the DLQ url")
         .to_owned();
+    (prefix, dlq_url)
+}
+
+#[tokio::test]
+async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
+    let (prefix, dlq_url) = provisioned();
     let clients = AwsClients::load(Some(&endpoint()))
         .await
         .expect("the AWS clients");
@@ -365,14 +371,7 @@ async fn cache_clear_makes_every_cached_entry_unreachable() {
 /// worker" and exiting 0; and a redrive of a job that is not on the dead-letter queue fails too.
 #[tokio::test]
 async fn dlq_commands_fail_when_they_could_not_do_their_work() {
-    let prefix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let output = oesctl(&["provision", "--prefix", &prefix]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let dlq_url = stdout(&output)
-        .lines()
-        .find_map(|l| l.strip_prefix("export OES_DLQ_URL="))
-        .expect("the DLQ url")
-        .to_owned();
+    let (prefix, dlq_url) = provisioned();
 
     let output = oesctl(&["dlq", "redrive", "--id", "no-such-job", "--prefix", &prefix]);
     assert!(

@@ -24,7 +24,8 @@ use super::{Bounds, Step, release, take_dead_letters};
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::ports::{
-    JobConflict, JobLedger, MessageQueues, Outcome, QueueError, QueueName, StoreError,
+    JobConflict, JobLedger, MessageQueues, Outcome, QueueError, QueueName, ReceivedMessage,
+    StoreError,
 };
 
 /// What a purge did.
@@ -100,41 +101,17 @@ async fn walk(
                 continue;
             }
             fresh += 1;
-            let receipt = message.attributes.get(RECEIPT_ATTRIBUTE);
-            if let (Ok(job), Some(ses_message_id)) = (EmailJob::decode(&message.body), receipt) {
-                let sent = Outcome::Sent {
-                    ses_message_id: ses_message_id.clone(),
-                };
-                match ledger.finish(&job.job_id, sent, clock.now()).await {
-                    Ok(()) | Err(StoreError::NotFound) => {
-                        tracing::info!(job_id = %job.job_id, "a receipt: the job is recorded sent");
-                    }
-                    Err(error) => {
-                        tracing::warn!(job_id = %job.job_id, %error, "could not record the receipt's job sent; the letter stays");
-                        left.push(message.receipt_handle);
-                        report.failed += 1;
-                        continue;
-                    }
+            match record(ledger, clock, &message).await {
+                Recorded::Done(marked) => report.marked.extend(marked),
+                Recorded::Held => {
+                    left.push(message.receipt_handle);
+                    report.skipped += 1;
+                    continue;
                 }
-            } else if let Ok(job) = EmailJob::decode(&message.body) {
-                match ledger.purged(&job.job_id, clock.now()).await {
-                    Ok(()) => report.marked.push(job.job_id),
-                    Err(
-                        StoreError::Conflict(JobConflict::Sent | JobConflict::NotEnded)
-                        | StoreError::NotFound,
-                    ) => {}
-                    Err(StoreError::Conflict(JobConflict::Leased)) => {
-                        tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later purge");
-                        left.push(message.receipt_handle);
-                        report.skipped += 1;
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(job_id = %job.job_id, %error, "could not write the job record; the letter stays");
-                        left.push(message.receipt_handle);
-                        report.failed += 1;
-                        continue;
-                    }
+                Recorded::Failed => {
+                    left.push(message.receipt_handle);
+                    report.failed += 1;
+                    continue;
                 }
             }
             queues
@@ -146,6 +123,53 @@ async fn walk(
         if fresh == 0 && !bounds.out_of_time() {
             report.done = true;
             return Ok(());
+        }
+    }
+}
+
+/// What a letter's job record says before the letter is deleted.
+enum Recorded {
+    /// The letter may go; the job marked dead (purged), if it was.
+    Done(Option<String>),
+    /// A worker holds the job: the letter stays for a later purge.
+    Held,
+    /// The record could not be written: the letter stays.
+    Failed,
+}
+
+/// Writes the record of `message`'s job before its letter goes: a receipt's job is recorded
+/// sent, a job that ended unsent dead (purged); an undecodable letter has no record.
+async fn record(ledger: &dyn JobLedger, clock: &dyn Clock, message: &ReceivedMessage) -> Recorded {
+    let Ok(job) = EmailJob::decode(&message.body) else {
+        return Recorded::Done(None);
+    };
+    if let Some(ses_message_id) = message.attributes.get(RECEIPT_ATTRIBUTE) {
+        let sent = Outcome::Sent {
+            ses_message_id: ses_message_id.clone(),
+        };
+        return match ledger.finish(&job.job_id, sent, clock.now()).await {
+            Ok(()) | Err(StoreError::NotFound) => {
+                tracing::info!(job_id = %job.job_id, "a receipt: the job is recorded sent");
+                Recorded::Done(None)
+            }
+            Err(error) => {
+                tracing::warn!(job_id = %job.job_id, %error, "could not record the receipt's job sent; the letter stays");
+                Recorded::Failed
+            }
+        };
+    }
+    match ledger.purged(&job.job_id, clock.now()).await {
+        Ok(()) => Recorded::Done(Some(job.job_id)),
+        Err(
+            StoreError::Conflict(JobConflict::Sent | JobConflict::NotEnded) | StoreError::NotFound,
+        ) => Recorded::Done(None),
+        Err(StoreError::Conflict(JobConflict::Leased)) => {
+            tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later purge");
+            Recorded::Held
+        }
+        Err(error) => {
+            tracing::warn!(job_id = %job.job_id, %error, "could not write the job record; the letter stays");
+            Recorded::Failed
         }
     }
 }

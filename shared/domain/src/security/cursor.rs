@@ -15,10 +15,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::Secret;
 use crate::user::InvalidInput;
@@ -40,12 +40,8 @@ impl CursorKeys {
     /// Keys derived from `secret` (the JWT secret): `SHA-256("oes list cursor key v1\0" ‖
     /// secret)`.
     pub fn new(secret: &Secret) -> Self {
-        let key = Sha256::new()
-            .chain_update(b"oes list cursor key v1\0")
-            .chain_update(secret.expose().as_bytes())
-            .finalize();
         Self {
-            mac: Hmac::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC takes any key")),
+            mac: secret.derived_mac(b"oes list cursor key v1\0"),
         }
     }
 

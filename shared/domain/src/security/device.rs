@@ -11,7 +11,6 @@
 //! string only passes through.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::JwtSettings;
 use super::jwt::Hs256;
@@ -72,13 +71,10 @@ impl DeviceKeys {
     /// Keys derived from the JWT secret: `SHA-256("oes device token key v1" ‖ secret)`, so a
     /// device token and an access token are never signed with the same key.
     pub fn new(settings: &JwtSettings) -> Self {
-        let key = Sha256::new()
-            .chain_update(b"oes device token key v1\0")
-            .chain_update(settings.secret.expose().as_bytes())
-            .finalize();
+        let key = settings.secret.derived_key(b"oes device token key v1\0");
         let audience = format!("{}/device", settings.audience);
         Self {
-            keys: Hs256::new(&key, &settings.issuer, &audience),
+            keys: Hs256::new(key.as_ref(), &settings.issuer, &audience),
         }
     }
 

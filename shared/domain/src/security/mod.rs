@@ -34,6 +34,23 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A key of its own for one use of this secret: `SHA-256(label ‖ secret)`, where `label`
+    /// names the use and ends in a 0 byte. Keys of two labels sign nothing of each other's.
+    pub(crate) fn derived_key(&self, label: &[u8]) -> impl AsRef<[u8]> + use<> {
+        use sha2::{Digest, Sha256};
+        Sha256::new()
+            .chain_update(label)
+            .chain_update(self.0.as_bytes())
+            .finalize()
+    }
+
+    /// HMAC-SHA256 under [`Self::derived_key`] of `label`.
+    pub(crate) fn derived_mac(&self, label: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::KeyInit;
+        hmac::Hmac::new_from_slice(self.derived_key(label).as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key"))
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -4,8 +4,8 @@
 //! by hashing every address (2³² for IPv4) or a dictionary of emails; this one is not without
 //! the secret.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::Secret;
 
@@ -18,12 +18,8 @@ pub struct SubjectKeys {
 impl SubjectKeys {
     /// Keys derived from `secret` (the JWT secret).
     pub fn new(secret: &Secret) -> Self {
-        let key = Sha256::new()
-            .chain_update(b"oes rate-limit subject key v1\0")
-            .chain_update(secret.expose().as_bytes())
-            .finalize();
         Self {
-            mac: Hmac::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC takes any key")),
+            mac: secret.derived_mac(b"oes rate-limit subject key v1\0"),
         }
     }
 
@@ -38,6 +34,7 @@ impl SubjectKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     #[test]
     fn a_subject_is_named_by_the_secret_and_only_so() {
