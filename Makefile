@@ -28,12 +28,16 @@ services-down: ## stop the services this repo started
 build: ## build every crate and target
 	cargo build --workspace --all-targets
 
-test: services ## build, run all tests against the local services, fuzz the API, a short exam day, lint the template
+test: services ## check formatting, build, run all tests against the local services, fuzz the API, a short exam day, lint the template and the code
+	@# rustfmt and clippy come with rustup's default profile; a minimal one lacks them.
+	@if command -v rustup >/dev/null; then rustup component add rustfmt clippy 2>&1 | grep -v 'is up to date' || true; fi
+	cargo fmt --all -- --check
 	cargo build --workspace --all-targets
-	$(WITH_ENV) OES_TEST_SERVICES=1 cargo test --workspace
+	$(WITH_ENV) cargo test --workspace
 	scripts/fuzz-api.sh
 	scripts/load-smoke.sh
 	@$(MAKE) --no-print-directory template-check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 fuzz-api: ## schemathesis against oes-local (embedded) as each role (FUZZ_SEED, FUZZ_EXAMPLES)
 	cargo build -p oes-local

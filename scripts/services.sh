@@ -106,13 +106,18 @@ ensure_redis_installed() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 }
 
-# The TLS cache test makes a throwaway certificate with openssl.
-ensure_openssl_installed() {
-  command -v openssl >/dev/null 2>&1 && return 0
-  command -v apt-get >/dev/null 2>&1 || die "openssl not found and apt-get unavailable; install it yourself"
-  log "installing openssl with apt-get"
+# The TLS cache test makes a throwaway certificate with openssl; the fuzzing and load-smoke
+# scripts wait for oes-local and talk to it with curl. Each tool is its Debian package's name.
+ensure_tools_installed() {
+  local tool missing=()
+  for tool in openssl curl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "${missing[*]} not found and apt-get unavailable; install them yourself"
+  log "installing ${missing[*]} with apt-get"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # The console's browser test (tools/oes-local/tests/local/console.rs) drives Debian's Chromium
@@ -238,7 +243,7 @@ up_moto() {
 cmd_up() {
   mkdir -p "$STATE"
   ensure_redis_installed
-  ensure_openssl_installed
+  ensure_tools_installed
   ensure_chromium_installed
   ensure_venv          # always: `make template-check` needs cfn-lint even if moto is reused
   up_redis

@@ -19,9 +19,11 @@
 //!   replace loses every race.
 
 pub mod exams;
+pub mod hidden_claim;
 pub mod lost_answers;
 pub mod queries;
 pub mod stale_reads;
+pub mod throttled;
 
 /// A DynamoDB client like `client` whose calls also go through `interceptor` (the test clients
 /// that lose answers, make reads stale or count queries).
@@ -125,12 +127,7 @@ pub fn in_memory_apis() -> InMemoryApis {
         JwtKeys::new(&jwt_settings()),
         Arc::new(SystemClock),
     );
-    let auth = auth_api::wire(
-        adapters,
-        JwtKeys::new(&jwt_settings()),
-        cheap_hasher(),
-        Arc::new(SystemClock),
-    );
+    let auth = auth_over(adapters, Arc::new(SystemClock));
     InMemoryApis {
         auth,
         exams,
@@ -141,6 +138,18 @@ pub fn in_memory_apis() -> InMemoryApis {
     }
 }
 
+/// auth-api over `adapters` as the tests use it: the test JWT settings, the cheap hasher, and
+/// no answer floor (only the timing tests wait for it: `auth_api::pacing`).
+pub fn auth_over(adapters: ApiAdapters, clock: Arc<dyn Clock>) -> AuthService {
+    auth_api::wire(
+        adapters,
+        JwtKeys::new(&jwt_settings()),
+        cheap_hasher(),
+        clock,
+    )
+    .with_answer_floor(Duration::ZERO)
+}
+
 /// auth-api over in-memory adapters, with the queue it writes to.
 pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueues>) {
     in_memory_auth_with_clock(Arc::new(SystemClock))
@@ -149,10 +158,8 @@ pub fn in_memory_auth() -> (AuthService, Arc<MemoryQueues>) {
 /// As [`in_memory_auth`], with an injected clock.
 pub fn in_memory_auth_with_clock(clock: Arc<dyn Clock>) -> (AuthService, Arc<MemoryQueues>) {
     let queue = MemoryQueues::new();
-    let service = auth_api::wire(
+    let service = auth_over(
         ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default())),
-        JwtKeys::new(&jwt_settings()),
-        cheap_hasher(),
         clock,
     );
     (service, queue)
@@ -411,12 +418,7 @@ impl TestEnv {
     pub fn auth_service(&self) -> AuthService {
         let adapters = ApiAdapters::aws(&self.clients, &self.api_config())
             .unwrap_or_else(|e| panic!("redis url: {e}"));
-        auth_api::wire(
-            adapters,
-            JwtKeys::new(&jwt_settings()),
-            cheap_hasher(),
-            Arc::new(SystemClock),
-        )
+        auth_over(adapters, Arc::new(SystemClock))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
+use oes_domain::email::is_job_id;
 use oes_domain::ports::{JobPosition, JobQuery, JobRecord, JobState};
 use oes_runtime::http::{ApiError, json};
 use serde::Serialize;
@@ -109,8 +110,12 @@ pub(crate) async fn counts(
     ))
 }
 
-/// `GET /admin/email-jobs/{job_id}`.
+/// `GET /admin/email-jobs/{job_id}`. An id no job can have is not looked up: DynamoDB refuses
+/// a key over 2 KiB, and that refusal would answer 503 for what is simply not there.
 pub(crate) async fn show(admin: &AdminService, job_id: &str) -> Result<Response<Body>, ApiError> {
+    if !is_job_id(job_id) {
+        return Err(ApiError::not_found());
+    }
     let record = admin
         .jobs
         .get(job_id)

@@ -4,6 +4,7 @@
 //!   it knows nothing of Lambda or HTTP.
 //! - [`error`]: the domain error and its one mapping to an HTTP answer.
 //! - [`limits`]: how often each action may be tried (rate limits).
+//! - [`pacing`]: requests that name an address answer after a floor, whatever the address.
 //! - [`routes`]: the router and thin handlers: parse the request, call the service, map the result.
 //! - [`views`]: the JSON shapes of its answers.
 //! - [`openapi`]: the description of every route, for the OpenAPI document.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod hashing;
 pub mod limits;
 pub mod openapi;
+pub mod pacing;
 pub mod routes;
 pub mod service;
 pub mod views;

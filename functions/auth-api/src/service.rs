@@ -20,6 +20,7 @@ use crate::hashing::{Admission, HashPool};
 use crate::limits::{
     LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE, RESET_PER_ACCOUNT,
 };
+use crate::pacing::Pace;
 
 /// How long a verification or email-change link works.
 pub const VERIFY_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
@@ -65,6 +66,7 @@ pub struct AuthService {
     hasher: Arc<PasswordHasher>,
     hash_pool: HashPool,
     limiter: RateLimiter,
+    pace: Pace,
 }
 
 impl AuthService {
@@ -88,6 +90,17 @@ impl AuthService {
             hasher: Arc::new(hasher),
             hash_pool: HashPool::one_at_a_time(),
             limiter,
+            pace: Pace::default(),
+        }
+    }
+
+    /// The same service answering the requests that name an address after `floor` instead of
+    /// [`crate::pacing::ANSWER_FLOOR`] (zero: as soon as their work is done, for tests that
+    /// are not about timing).
+    pub fn with_answer_floor(self, floor: std::time::Duration) -> Self {
+        Self {
+            pace: Pace::new(floor),
+            ..self
         }
     }
 
@@ -136,8 +149,9 @@ impl AuthService {
     /// - A verified account: nothing changes; its owner is mailed a notice
     ///   ([`EmailTemplate::AccountExists`]) instead.
     ///
-    /// The password is hashed first, whatever the address, so the answer takes as long either
-    /// way. A write that loses a race with another sign-up for the address reads it again
+    /// The password is hashed first, whatever the address, and what follows answers at the
+    /// [`Pace`] floor, so the answer takes as long either way. A write that loses a race with
+    /// another sign-up for the address reads it again
     /// (a conflict must not tell that the address was free), a bounded number of times; one
     /// that loses every time writes and sends nothing and is answered as any other sign-up
     /// (a verified address never loses a race, so a refusal would tell that the address is not
@@ -152,6 +166,18 @@ impl AuthService {
         name: DisplayName,
     ) -> Result<(), AuthError> {
         let password_hash = self.hash(slot, password).await?;
+        self.pace
+            .answer("sign_up", self.sign_up(email, name, password_hash))
+            .await
+    }
+
+    /// The part of a sign-up after the hash: what it does depends on the address.
+    async fn sign_up(
+        &self,
+        email: Email,
+        name: DisplayName,
+        password_hash: String,
+    ) -> Result<(), AuthError> {
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -245,15 +271,19 @@ impl AuthService {
     }
 
     /// Sends a new verification email if `email` belongs to an unverified account. Says nothing
-    /// either way (the handler always answers 202).
+    /// either way (the handler always answers 202), and answers at the [`Pace`] floor.
     #[tracing::instrument(skip_all)]
     pub async fn resend_verification(&self, email: &Email) -> Result<(), AuthError> {
-        match self.users.find_by_email(email).await? {
-            Some(user) if user.status == UserStatus::PendingVerification => {
-                self.send_verification(&user).await
-            }
-            _ => Ok(()),
-        }
+        self.pace
+            .answer("resend_verification", async {
+                match self.users.find_by_email(email).await? {
+                    Some(user) if user.status == UserStatus::PendingVerification => {
+                        self.send_verification(&user).await
+                    }
+                    _ => Ok(()),
+                }
+            })
+            .await
     }
 
     /// Checks the credentials and issues an access token and a device token, after the sign-in
@@ -359,9 +389,15 @@ impl AuthService {
     /// reset email carries a new link that voids the one before, so one works at a time: the
     /// last one sent, which stays valid at least until the budget's window ends. So however many
     /// clients ask, the address gets a bounded number of emails, and its owner always holds a
-    /// working link (the newest).
+    /// working link (the newest). Answers at the [`Pace`] floor.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &Email) -> Result<(), AuthError> {
+        self.pace
+            .answer("password_reset", self.reset_by_email(email))
+            .await
+    }
+
+    async fn reset_by_email(&self, email: &Email) -> Result<(), AuthError> {
         let Some(user) = self.users.find_by_email(email).await? else {
             return Ok(());
         };
@@ -416,7 +452,8 @@ impl AuthService {
 
     /// Starts moving the account to `new_email`: checks the password, then sends a confirmation
     /// link to the new address. If the address belongs to another account nothing is sent (and
-    /// the caller is not told, so the endpoint cannot be used to probe for accounts).
+    /// the caller is not told, and what follows the password check answers at the [`Pace`]
+    /// floor, so the endpoint cannot be used to probe for accounts).
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn request_email_change(
         &self,
@@ -440,14 +477,18 @@ impl AuthService {
                 "is already the address of this account",
             )));
         }
-        // An address only an unverified account holds is not taken (as for a sign-up): the
-        // move, made from the link sent there, ends that account.
-        let holder = self.users.find_by_email(&new_email).await?;
-        if holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification) {
-            tracing::info!("email change requested to an address in use; nothing sent");
-            return Ok(());
-        }
-        self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
+        self.pace
+            .answer("email_change", async {
+                // An address only an unverified account holds is not taken (as for a sign-up):
+                // the move, made from the link sent there, ends that account.
+                let holder = self.users.find_by_email(&new_email).await?;
+                if holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification) {
+                    tracing::info!("email change requested to an address in use; nothing sent");
+                    return Ok(());
+                }
+                self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
+                    .await
+            })
             .await
     }
 

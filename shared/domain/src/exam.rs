@@ -322,6 +322,15 @@ impl Question {
         }
     }
 
+    /// Whether `other` holds the same fields an edit writes (text, options, answer, points):
+    /// what an edit is conditioned on, and what tells a resent edit that it was saved.
+    pub fn same_fields(&self, other: &Question) -> bool {
+        self.text == other.text
+            && self.options == other.options
+            && self.correct_option == other.correct_option
+            && self.points == other.points
+    }
+
     /// What a student may see: everything but the answer.
     pub fn for_student(&self) -> StudentQuestion {
         StudentQuestion {

@@ -91,6 +91,10 @@ pub const CACHE_ERRORS: Metric = count("CacheErrors");
 pub const CACHE_LOAD_TIME: Metric = millis("CacheLoadTime");
 /// A sign-in with a wrong email or password.
 pub const LOGIN_FAILURES: Metric = count("LoginFailures");
+/// A request that names an address whose work took longer than its answer floor (dimension
+/// `Action`; auth-api's `pacing`): while it happens, its time may tell whether the address has
+/// an account, and the floor should rise.
+pub const ANSWER_FLOOR_EXCEEDED: Metric = count("AnswerFloorExceeded");
 /// One DynamoDB operation, retries included (dimension `Operation`).
 pub const STORE_LATENCY: Metric = millis("StoreLatency");
 /// A request refused by a rate limit (dimension `Rule`).
@@ -122,6 +126,7 @@ pub const ALL: &[Metric] = &[
     CACHE_ERRORS,
     CACHE_LOAD_TIME,
     LOGIN_FAILURES,
+    ANSWER_FLOOR_EXCEEDED,
     STORE_LATENCY,
     RATE_LIMITED,
     ATTEMPTS_CLOSED,

@@ -71,6 +71,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 }),
         }
     }
+
+    /// `name` parsed as `T` within `range`, or `default` when unset. A value outside is an error
+    /// at init, never cut to the range or left to fail at the first request.
+    pub fn within<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parsed(name, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
 }
 
 /// How long email job records are kept when `OES_JOB_RETENTION_DAYS` is unset.
@@ -227,12 +250,12 @@ pub struct CacheConfig {
     pub topology: RedisTopology,
     /// `OES_CACHE_PREFIX` (default `oes`): the start of every key; letters, digits, `-`, `_`, `.`.
     pub prefix: String,
-    /// TTLs in seconds, each at least 1: `OES_CACHE_TTL_EXAM_SECONDS` (default 7200),
+    /// TTLs in seconds, each 1 s to 30 days: `OES_CACHE_TTL_EXAM_SECONDS` (default 7200),
     /// `OES_CACHE_TTL_EXAM_QUESTIONS_SECONDS` (7200), `OES_CACHE_TTL_USER_PROFILE_SECONDS`
     /// (54, and a longer one is cut to 54: see [`oes_domain::cache::PROFILE_TTL_MAX`]),
     /// `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
     /// (1800), `OES_CACHE_TTL_EXAM_LIST_SECONDS` (1800), `OES_CACHE_TTL_NEGATIVE_SECONDS` (30,
-    /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, at least 1): the longest one Redis
+    /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, 1 to 10,000): the longest one Redis
     /// call may take before a read falls through to the store. The rest are the defaults of
     /// [`CacheSettings`].
     pub settings: CacheSettings,
@@ -260,7 +283,8 @@ impl CacheConfig {
         };
         let defaults = CacheSettings::default();
         let ttl = |name, default: Duration| {
-            positive(env, name, default.as_secs()).map(Duration::from_secs)
+            env.within(name, default.as_secs(), 1..=MAX_CACHE_TTL_SECONDS)
+                .map(Duration::from_secs)
         };
         let ttls = CacheTtls {
             exam: ttl("OES_CACHE_TTL_EXAM_SECONDS", defaults.ttls.exam)?,
@@ -287,10 +311,10 @@ impl CacheConfig {
             prefix,
             settings: CacheSettings {
                 ttls,
-                timeout: Duration::from_millis(positive(
-                    env,
+                timeout: Duration::from_millis(env.within(
                     "OES_CACHE_TIMEOUT_MS",
                     default_timeout,
+                    1..=MAX_CACHE_TIMEOUT_MS,
                 )?),
                 ..defaults
             },
@@ -298,36 +322,25 @@ impl CacheConfig {
     }
 }
 
-/// `name` as a whole number of at least 1, or `default` when unset.
 /// `OES_JOB_RETENTION_DAYS` in seconds: 1 to [`MAX_JOB_RETENTION_DAYS`] days.
 fn job_retention_seconds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<i64, ConfigError> {
-    const NAME: &str = "OES_JOB_RETENTION_DAYS";
-    let days = positive(env, NAME, DEFAULT_JOB_RETENTION_DAYS.unsigned_abs())?;
-    if days > MAX_JOB_RETENTION_DAYS {
-        return Err(ConfigError::Invalid {
-            name: NAME,
-            reason: format!("must be at most {MAX_JOB_RETENTION_DAYS} (days)"),
-        });
-    }
-    Ok(i64::try_from(days).unwrap_or(i64::MAX) * 86_400)
+    let days = env.within(
+        "OES_JOB_RETENTION_DAYS",
+        DEFAULT_JOB_RETENTION_DAYS,
+        1..=MAX_JOB_RETENTION_DAYS,
+    )?;
+    Ok(days * 86_400)
 }
 
 /// The longest a job record may be kept: ten years.
-const MAX_JOB_RETENTION_DAYS: u64 = 3_650;
+const MAX_JOB_RETENTION_DAYS: i64 = 3_650;
 
-fn positive<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    match env.parsed(name, default)? {
-        0 => Err(ConfigError::Invalid {
-            name,
-            reason: "must be at least 1".into(),
-        }),
-        value => Ok(value),
-    }
-}
+/// The longest a cache entry may live: a month (Redis takes far longer; a longer TTL is a
+/// mistake, and one past Redis's would fail every fill).
+const MAX_CACHE_TTL_SECONDS: u64 = 30 * 86_400;
+
+/// The longest a Redis call may wait: past that the cache costs more than the store it spares.
+const MAX_CACHE_TIMEOUT_MS: u64 = 10_000;
 
 /// JWT settings from `env`.
 pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
@@ -340,13 +353,7 @@ pub fn jwt_settings<F: Fn(&str) -> Option<String>>(
             reason: "must be at least 32 bytes".into(),
         });
     }
-    let ttl_seconds: i64 = env.parsed("OES_ACCESS_TOKEN_TTL_SECONDS", 3600)?;
-    if !(60..=86_400).contains(&ttl_seconds) {
-        return Err(ConfigError::Invalid {
-            name: "OES_ACCESS_TOKEN_TTL_SECONDS",
-            reason: "must be between 60 and 86400".into(),
-        });
-    }
+    let ttl_seconds: i64 = env.within("OES_ACCESS_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?;
     Ok(JwtSettings {
         secret: Secret::new(secret),
         issuer: env
@@ -429,13 +436,7 @@ impl WorkerConfig {
 
     /// Loads from `env`.
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let public_base_url = env.required("OES_PUBLIC_BASE_URL")?;
-        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "OES_PUBLIC_BASE_URL",
-                reason: "must start with https:// or http://".into(),
-            });
-        }
+        let public_base_url = public_base_url(env)?;
         let defaults = RetryPolicy::default();
         let resources = ResourceConfig::load(env)?;
         if resources.dead_letter_queue_url.is_none() {
@@ -445,16 +446,60 @@ impl WorkerConfig {
             resources,
             sender_email: env.required("OES_SENDER_EMAIL")?,
             public_base_url,
+            // Each wait is a message's delay on its lane, which SQS takes up to 900 s.
             retry: RetryPolicy {
-                base_seconds: env.parsed("OES_BACKOFF_BASE_SECONDS", defaults.base_seconds)?,
-                max_seconds: env.parsed("OES_BACKOFF_MAX_SECONDS", defaults.max_seconds)?,
-                paused_seconds: env
-                    .parsed("OES_PAUSED_BACKOFF_SECONDS", defaults.paused_seconds)?,
-                lease_seconds: env.parsed("OES_SEND_LEASE_SECONDS", defaults.lease_seconds)?,
+                base_seconds: env.within(
+                    "OES_BACKOFF_BASE_SECONDS",
+                    defaults.base_seconds,
+                    1..=900,
+                )?,
+                max_seconds: env.within(
+                    "OES_BACKOFF_MAX_SECONDS",
+                    defaults.max_seconds,
+                    1..=900,
+                )?,
+                paused_seconds: env.within(
+                    "OES_PAUSED_BACKOFF_SECONDS",
+                    defaults.paused_seconds,
+                    1..=900,
+                )?,
+                // Longer than a send takes (SES answers in well under a second, the SDK's
+                // retries included), shorter than the lanes' visibility timeout (720 s).
+                lease_seconds: env.within(
+                    "OES_SEND_LEASE_SECONDS",
+                    defaults.lease_seconds,
+                    10..=600,
+                )?,
             },
-            concurrency: env.parsed("OES_WORKER_CONCURRENCY", 5usize)?.max(1),
+            concurrency: env.within("OES_WORKER_CONCURRENCY", 5usize, 1..=100)?,
         })
     }
+}
+
+/// `OES_PUBLIC_BASE_URL`: where the links in emails point. An absolute `http(s)` URL with a
+/// host, without a query or a fragment (a link's own path and query follow it), a trailing
+/// slash dropped.
+fn public_base_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, ConfigError> {
+    const NAME: &str = "OES_PUBLIC_BASE_URL";
+    let raw = env.required(NAME)?;
+    let raw = raw.trim();
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: NAME,
+        reason: format!("{reason} (e.g. https://app.example.com)"),
+    };
+    let uri: http::Uri = raw.parse().map_err(|_| invalid("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http")) {
+        return Err(invalid("must start with https:// or http://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("must name a host"));
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err(invalid(
+            "must have no query or fragment: each link adds its own",
+        ));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 impl From<&Provisioned> for ResourceConfig {
@@ -589,17 +634,20 @@ mod tests {
         }
     }
 
+    /// Everything the worker needs (a later pair of the same name wins: see [`env`]).
+    const WORKER: &[(&str, &str)] = &[
+        ("OES_TABLE", "t"),
+        ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
+        ("OES_BULK_QUEUE_URL", "http://q/b"),
+        ("OES_DLQ_URL", "http://q/d"),
+        ("OES_SENDER_EMAIL", "a@example.com"),
+        ("OES_PUBLIC_BASE_URL", "https://app.example.com"),
+    ];
+
     #[test]
     fn the_worker_names_each_missing_variable() {
-        let complete = [
-            ("OES_TABLE", "t"),
-            ("OES_PRIORITY_QUEUE_URL", "http://q/p"),
-            ("OES_BULK_QUEUE_URL", "http://q/b"),
-            ("OES_DLQ_URL", "http://q/d"),
-            ("OES_SENDER_EMAIL", "a@example.com"),
-            ("OES_PUBLIC_BASE_URL", "https://x"),
-        ];
-        WorkerConfig::load(&env(&complete)).expect("a complete environment loads");
+        let complete = WORKER;
+        WorkerConfig::load(&env(complete)).expect("a complete environment loads");
         for &skip in WorkerConfig::REQUIRED {
             let pairs: Vec<_> = complete
                 .iter()
@@ -611,6 +659,79 @@ mod tests {
                 error.to_string(),
                 format!("missing environment variable {skip}")
             );
+        }
+    }
+
+    /// The worker's complete environment with `name` set to `value`.
+    fn worker_with(name: &str, value: &str) -> Result<WorkerConfig, ConfigError> {
+        let mut pairs = WORKER.to_vec();
+        pairs.push((name, value));
+        WorkerConfig::load(&env(&pairs))
+    }
+
+    #[test]
+    fn a_links_base_that_would_make_broken_links_is_refused_at_init() {
+        let bad = [
+            "https://",
+            "http://",
+            "https://app.example.com/?a=b",
+            "https://app.example.com/#/",
+            "ftp://app.example.com",
+            "app.example.com",
+        ];
+        for value in bad {
+            let error = worker_with("OES_PUBLIC_BASE_URL", value)
+                .err()
+                .unwrap_or_else(|| panic!("{value} was taken"));
+            assert!(error.to_string().contains("OES_PUBLIC_BASE_URL"), "{error}");
+        }
+        let good = [
+            ("https://app.example.com/", "https://app.example.com"),
+            ("http://localhost:3000", "http://localhost:3000"),
+            ("https://example.com/exams", "https://example.com/exams"),
+        ];
+        for (value, kept) in good {
+            let config = worker_with("OES_PUBLIC_BASE_URL", value).expect(value);
+            assert_eq!(config.public_base_url, kept);
+        }
+    }
+
+    #[test]
+    fn retry_settings_the_worker_cannot_use_are_refused_at_init() {
+        let bad = [
+            // A lease that passes while the send is under way: a second worker sends it again.
+            ("OES_SEND_LEASE_SECONDS", "0"),
+            // Waits a lane cannot delay a message by (900 s at most).
+            ("OES_BACKOFF_MAX_SECONDS", "3600"),
+            ("OES_PAUSED_BACKOFF_SECONDS", "901"),
+            // No wait at all, and one whose jitter overflowed.
+            ("OES_BACKOFF_BASE_SECONDS", "0"),
+            ("OES_BACKOFF_BASE_SECONDS", "4294967295"),
+            ("OES_WORKER_CONCURRENCY", "0"),
+        ];
+        for (name, value) in bad {
+            let error = worker_with(name, value)
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value} was taken"));
+            assert!(error.to_string().contains(name), "{error}");
+        }
+        let config = worker_with("OES_SEND_LEASE_SECONDS", "120").expect("in range");
+        assert_eq!(config.retry.lease_seconds, 120);
+    }
+
+    #[test]
+    fn a_cache_ttl_or_timeout_past_any_use_is_refused_at_init() {
+        for (name, value) in [
+            ("OES_CACHE_TTL_EXAM_SECONDS", "100000000000000000"),
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "0"),
+            ("OES_CACHE_TIMEOUT_MS", "60000"),
+        ] {
+            let mut pairs = COMPLETE.to_vec();
+            pairs.push((name, value));
+            let error = ApiConfig::load(&env(&pairs))
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value} was taken"));
+            assert!(error.to_string().contains(name), "{error}");
         }
     }
 

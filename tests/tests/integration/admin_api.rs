@@ -709,10 +709,14 @@ async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
     assert_eq!(status, 403);
 }
 
-/// A job ledger whose writes answer slowly (a DynamoDB that throttles or struggles).
+/// A job ledger whose writes answer slowly (a DynamoDB that throttles or struggles), and which
+/// refuses a key over DynamoDB's limit as DynamoDB does (moto and the twin take any).
 struct SlowLedger(std::sync::Arc<dyn JobLedger>);
 
 const SLOW: Duration = Duration::from_secs(3);
+
+/// The longest key DynamoDB takes (a partition key's bytes); moto and the twin take any.
+const DYNAMODB_KEY_BYTES: usize = 2048;
 
 #[async_trait::async_trait]
 impl JobLedger for SlowLedger {
@@ -743,11 +747,41 @@ impl JobLedger for SlowLedger {
         tokio::time::sleep(SLOW).await;
         self.0.purged(job_id, now).await
     }
+    /// As DynamoDB answers a key over its limit: a `ValidationException`, which the adapter
+    /// reports as the store unavailable.
     async fn get(
         &self,
         job_id: &str,
     ) -> Result<Option<oes_domain::ports::JobRecord>, oes_domain::ports::StoreUnavailable> {
+        if job_id.len() > DYNAMODB_KEY_BYTES {
+            return Err(oes_domain::ports::StoreUnavailable::new(
+                "reading a job record",
+                std::io::Error::other("ValidationException: the key is over 2048 bytes"),
+            ));
+        }
         self.0.get(job_id).await
+    }
+}
+
+/// A job id no job can have is simply not there (404), not a store that failed (503): it is
+/// not looked up, and DynamoDB, which refuses a key over 2 KiB, is not asked to.
+#[tokio::test]
+async fn a_job_id_no_job_can_have_is_not_found() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    let mut adapters =
+        oes_runtime::wiring::ApiAdapters::in_memory(MemoryQueues::new(), std::sync::Arc::default());
+    adapters.jobs = std::sync::Arc::new(SlowLedger(std::sync::Arc::new(MemoryJobs::default())));
+    let api = ExamHarness::over(&adapters);
+    let admin = api.sign_in(Role::Admin).await;
+    for id in ["x".repeat(DYNAMODB_KEY_BYTES + 1), "x".repeat(129)] {
+        let path = format!("/admin/email-jobs/{id}");
+        let (status, body) = api.call("GET", &path, None, &admin).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{} characters: {body}",
+            id.len()
+        );
     }
 }
 

@@ -1485,3 +1485,40 @@ async fn due_attempts_come_oldest_first_and_at_most_the_limit(
     assert_eq!(due(attempts, first_deadline + 55, 100).await, expected[..6]);
     assert_eq!(due(attempts, first_deadline + 55, 4).await, expected[..4]);
 }
+
+/// An edit of a question whose answer was lost (a timeout after DynamoDB applied it): the SDK
+/// sends it again, and that resend finds the fields no longer as `was`. It is the edit saved,
+/// not a concurrent one (409). On DynamoDB only: the twin cannot lose an answer.
+#[tokio::test]
+async fn a_question_edit_whose_answer_was_lost_is_saved_not_a_conflict() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.as_str();
+    let exams = DynamoExams::new(env.clients.dynamodb(), table);
+    let (exam, questions) = started_exam(&exams).await;
+    let was = &questions[0];
+    let edited = Question {
+        correct_option: 2,
+        ..was.clone()
+    };
+    let losing = DynamoExams::new(
+        oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1),
+        table,
+    );
+    losing
+        .save_question(&edited, was)
+        .await
+        .expect("saved, though its first answer was lost");
+    assert_eq!(
+        exams.get_question(&exam.id, &was.id).await.expect("read"),
+        Some(edited.clone())
+    );
+    // An edit made on what the lost one replaced is still refused.
+    let stale = Question {
+        points: 7,
+        ..was.clone()
+    };
+    assert_conflict(
+        exams.save_question(&stale, was).await,
+        ExamConflict::ConcurrentUpdate,
+    );
+}

@@ -17,8 +17,8 @@ use oes_adapters::memory::MemoryJobs;
 use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::ports::{
     Claim, EVENT_ERROR_CHARS, HISTORY_LIMIT, JobConflict, JobCount, JobEvent, JobEventKind,
-    JobIndex, JobLedger, JobPosition, JobQuery, JobRecord, JobState, JobStatus, Outcome, PURGED,
-    StoreError,
+    JobIndex, JobLedger, JobPosition, JobQuery, JobRecord, JobState, JobStatus, LIST_READ_BUDGET,
+    Outcome, PURGED, StoreError,
 };
 use oes_domain::security::Secret;
 use oes_domain::user::Email;
@@ -78,6 +78,7 @@ contract!(
     the_history_keeps_only_its_last_events,
     jobs_are_listed_by_status_newest_change_first_in_pages,
     a_kind_filter_and_stalled_jobs_list_across_pages,
+    a_filtered_page_reads_at_most_its_budget_and_the_next_goes_on_past_it,
     counts_are_exact_within_the_budget_and_a_lower_bound_beyond,
 );
 
@@ -1081,6 +1082,31 @@ async fn a_kind_filter_and_stalled_jobs_list_across_pages(jobs: &dyn Jobs) {
             .await
             .0,
         Vec::<String>::new()
+    );
+}
+
+/// A filtered listing reads at most [`LIST_READ_BUDGET`] records a page: with a whole budget of
+/// newer records that do not match, its first page holds nothing and says where to go on, and
+/// the next finds the older job that does.
+async fn a_filtered_page_reads_at_most_its_budget_and_the_next_goes_on_past_it(jobs: &dyn Jobs) {
+    use futures_util::{StreamExt, stream};
+    let older = verification();
+    jobs.record_queued(&older, 100).await.expect("recorded");
+    let newer: Vec<EmailJob> = (0..LIST_READ_BUDGET).map(|_| job()).collect();
+    stream::iter(&newer)
+        .for_each_concurrent(16, |job| async move {
+            jobs.record_queued(job, 101).await.expect("recorded");
+        })
+        .await;
+    assert_eq!(
+        listed(jobs, JobState::Queued, Some("verification"), 10, 120).await,
+        (vec![older.job_id.clone()], vec![0, 1]),
+        "the first page read the budget's newer records and found none"
+    );
+    assert_eq!(
+        listed(jobs, JobState::Queued, None, 600, 120).await.1,
+        [600, 401],
+        "a page without a filter holds its limit"
     );
 }
 

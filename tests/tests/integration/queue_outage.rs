@@ -11,10 +11,8 @@ async fn a_refused_email_job_rolls_the_sign_up_back() {
     broken.resources.priority_queue_url =
         format!("{}/000000000000/does-not-exist", env.endpoints.aws);
     let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
-    let outage = auth_api::wire(
+    let outage = oes_tests::auth_over(
         adapters,
-        oes_domain::security::JwtKeys::new(&oes_tests::jwt_settings()),
-        oes_tests::cheap_hasher(),
         std::sync::Arc::new(oes_domain::clock::SystemClock),
     );
     let email = format!("outage+{}@example.com", env.prefix);

@@ -1148,3 +1148,41 @@ fn a_parameter_that_may_hold_a_password_is_not_echoed() {
         "RedisUrl must be NoEcho"
     );
 }
+
+/// A prod deploy that leaves out `PublicAppUrl` or `SenderEmail` (a command line's
+/// `--parameter-overrides` replaces samconfig's) would start cleanly and mail every verification
+/// and reset link to `http://localhost:3000`, or fail every send: the template refuses the
+/// defaults for the prod stage. And no value the worker would refuse at init gets past the
+/// parameter's pattern.
+#[test]
+fn the_prod_stage_refuses_the_local_defaults_for_links_and_the_sender() {
+    let template = template();
+    let rule = &template["Rules"]["ProdMailsFromAndToRealAddresses"];
+    let condition: Vec<String> = rule["RuleCondition"]
+        .as_vec()
+        .expect("RuleCondition: !Equals [!Ref Stage, prod]")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(condition, ["Stage", "prod"]);
+    let asserted: Vec<String> = rule["Assertions"]
+        .as_vec()
+        .expect("Assertions")
+        .iter()
+        .map(|assertion| format!("{:?}", assertion["Assert"]))
+        .collect();
+    for parameter in ["PublicAppUrl", "SenderEmail"] {
+        let default = text(&template["Parameters"][parameter]["Default"]);
+        assert!(
+            asserted
+                .iter()
+                .any(|a| a.contains(parameter) && a.contains(&default)),
+            "a prod assertion that {parameter} is not its default {default}: {asserted:?}"
+        );
+    }
+    let pattern = text(&template["Parameters"]["PublicAppUrl"]["AllowedPattern"]);
+    assert_eq!(
+        pattern, "^https?://[^/?#\\s]+(/[^?#\\s]*)?$",
+        "an absolute http(s) URL with a host, no query or fragment (as WorkerConfig checks)"
+    );
+}

@@ -897,3 +897,70 @@ async fn an_unverified_account_is_replaced_in_one_step_and_a_verified_one_is_not
     assert_eq!(owner_of(users, &grace.email).await, Some(grace));
     assert_eq!(stored(users, &elsewhere.id).await, Some(elsewhere));
 }
+
+/// A transaction DynamoDB cancelled because it was throttled (a reason other than a failed
+/// condition) is the store unavailable, not a conflict: a sign-up told "the address is taken"
+/// would be answered as a lost race and write nothing, and a reset told "the link is void" would
+/// answer 400 for a link that works. On DynamoDB only: the twin is never throttled.
+#[tokio::test]
+async fn a_transaction_cancelled_for_throttling_is_the_store_unavailable_not_a_conflict() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let users = DynamoUsers::new(env.clients.dynamodb(), table.clone());
+    let throttled = DynamoUsers::new(
+        oes_tests::throttled::ThrottledTransactions::client(&env.clients.dynamodb()),
+        table,
+    );
+    let ada = user("ada@example.com");
+    let created = throttled.create(&ada).await;
+    assert!(
+        matches!(created, Err(StoreError::Unavailable(_))),
+        "a create: {created:?}"
+    );
+    let grace = user("grace@example.com");
+    users.create(&grace).await.expect("created");
+    let reset = throttled
+        .update(&grace.id, reset_from(state(&grace)), 5)
+        .await;
+    assert!(
+        matches!(reset, Err(StoreError::Unavailable(_))),
+        "a password reset: {reset:?}"
+    );
+}
+
+/// An unverified sign-up that claims the new address between a move's read and its write: the
+/// move reads the address again and takes it over, as it does when it reads the sign-up's claim
+/// first (only a verified holder keeps an address). Before, the move answered "taken", and the
+/// link it was made from was used up. On DynamoDB only: the twin moves under one lock.
+#[tokio::test]
+async fn a_sign_up_that_claims_the_new_address_during_a_move_is_taken_over() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let users = DynamoUsers::new(env.clients.dynamodb(), table.clone());
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let squatter = user("new@example.com");
+    users.create(&squatter).await.expect("created");
+    let racing = DynamoUsers::new(
+        oes_tests::hidden_claim::HiddenClaim::client(&env.clients.dynamodb()),
+        table,
+    );
+    let moved = racing
+        .change_email(&ada.id, &email_of("new@example.com"), &state(&ada), 5)
+        .await
+        .expect("moved: the unverified sign-up's claim taken over");
+    assert_eq!(moved.email, email_of("new@example.com"));
+    assert_eq!(
+        stored(&users, &squatter.id).await,
+        None,
+        "the unverified account is gone"
+    );
+    assert_eq!(
+        users
+            .find_by_email(&email_of("new@example.com"))
+            .await
+            .expect("read")
+            .map(|u| u.id),
+        Some(ada.id)
+    );
+}

@@ -125,16 +125,21 @@ pub struct SentRecord {
     pub ses_message_id: Option<String>,
 }
 
-/// Every `sent` result-email record (`GET /admin/email-jobs?status=sent&kind=exam_result`,
-/// paged to the end), at most `max_pages` pages of 100.
+/// The most pages [`sent_records`] reads (of 100 records).
+const MAX_PAGES: usize = 10_000;
+
+/// The `sent` result-email records sent at `since` (epoch seconds) or later
+/// (`GET /admin/email-jobs?status=sent&kind=exam_result`, newest change first, paged until the
+/// records are older), at most [`MAX_PAGES`] pages of 100. A store that keeps many sent jobs
+/// is read only as far back as `since`.
 pub async fn sent_records(
     admin: &Client,
     phase: Phase,
-    max_pages: usize,
+    since: i64,
 ) -> Result<Vec<SentRecord>, String> {
     let mut records = Vec::new();
     let mut cursor: Option<String> = None;
-    for _ in 0..max_pages {
+    for _ in 0..MAX_PAGES {
         let mut path = format!("/admin/email-jobs?status=sent&kind={KIND}&limit=100");
         if let Some(cursor) = &cursor {
             path.push_str("&cursor=");
@@ -150,15 +155,28 @@ pub async fn sent_records(
         let jobs = answer.body.get("jobs").cloned().unwrap_or(Value::Null);
         let page: Vec<SentRecord> = serde_json::from_value(jobs)
             .map_err(|e| format!("GET /admin/email-jobs: unexpected listing: {e}"))?;
-        records.extend(page);
+        let older = page.iter().any(|record| record.updated_at < since);
+        records.extend(page.into_iter().filter(|record| record.updated_at >= since));
         cursor = answer.str("/next_cursor").map(str::to_owned);
-        if cursor.is_none() {
+        if cursor.is_none() || older {
             return Ok(records);
         }
     }
     Err(format!(
-        "GET /admin/email-jobs: more than {max_pages} pages of sent result emails"
+        "GET /admin/email-jobs: more than {MAX_PAGES} pages of sent result emails"
     ))
+}
+
+/// Whether the result emails of a run that expects `expected` are all sent, as far as the sent
+/// count tells: while the counts before and now are exact, the sent count grew by `expected`.
+/// Past the counts' budget (a store keeping more sent jobs than a count reads) the count stops
+/// growing, and only `ours`, this run's own sent records, can tell.
+pub fn sent_enough(before: &JobCounts, now: &JobCounts, expected: u64, ours: Option<u64>) -> bool {
+    if before.exact && now.exact {
+        now.sent >= before.sent + expected
+    } else {
+        ours.is_some_and(|ours| ours >= expected)
+    }
 }
 
 /// The records of this run: those of `students` not among the `earlier` jobs (listed before
@@ -269,6 +287,30 @@ pub fn exactly_once<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_counts_budget_only_the_runs_own_records_tell_that_its_emails_are_sent() {
+        let counts = |sent, exact| JobCounts {
+            sent,
+            exact,
+            ..JobCounts::default()
+        };
+        // Exact counts: the sent count grew by the run's.
+        assert!(sent_enough(&counts(40, true), &counts(70, true), 30, None));
+        assert!(!sent_enough(&counts(40, true), &counts(69, true), 30, None));
+        // A store with more sent jobs than a count reads: the count stays at its budget.
+        let (before, now) = (counts(10_000, false), counts(10_000, false));
+        assert!(sent_enough(&before, &now, 300, Some(300)));
+        assert!(!sent_enough(&before, &now, 300, Some(299)));
+        assert!(!sent_enough(&before, &now, 300, None));
+        // Past the budget only after the run began.
+        assert!(sent_enough(
+            &counts(9_900, true),
+            &counts(10_000, false),
+            300,
+            Some(300)
+        ));
+    }
 
     fn keys(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

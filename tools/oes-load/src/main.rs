@@ -321,7 +321,10 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             before.pending
         ));
     }
-    let earlier: BTreeSet<String> = emails::sent_records(&admin, Phase::Setup, 10_000)
+    // This run's records are those sent from now on; a minute's margin for the store's clock,
+    // and the ones sent in that minute (an earlier run's) set aside.
+    let since = epoch_seconds() - 60;
+    let earlier: BTreeSet<String> = emails::sent_records(&admin, Phase::Setup, since)
         .await?
         .into_iter()
         .map(|r| r.job_id)
@@ -447,6 +450,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     };
     let last_submit = submitted.iter().filter_map(|r| r.submitted_at).max();
     let expected = submitted.len() as u64;
+    let class: BTreeSet<String> = runs.iter().map(|r| r.email.clone()).collect();
     let drain_started = Instant::now();
     let mut after = before;
     let mut drained_at = None;
@@ -456,7 +460,15 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         }
         if let Ok(counts) = emails::counts(&admin, Phase::Results).await {
             after = counts;
-            if counts.pending == 0 && counts.sent >= before.sent + expected {
+            let ours = if before.exact && counts.exact {
+                None
+            } else {
+                emails::sent_records(&admin, Phase::Results, since)
+                    .await
+                    .ok()
+                    .map(|records| emails::of_run(&records, &class, &earlier).count() as u64)
+            };
+            if counts.pending == 0 && emails::sent_enough(&before, &counts, expected, ours) {
                 drained_at = Some(recorder.elapsed());
                 break;
             }
@@ -470,10 +482,9 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             args.drain_timeout
         ),
     });
-    let class: BTreeSet<String> = runs.iter().map(|r| r.email.clone()).collect();
     let submitted_emails: Vec<String> = submitted.iter().map(|r| r.email.clone()).collect();
     let mut send_delays = Vec::new();
-    let records = match emails::sent_records(&admin, Phase::Results, 10_000).await {
+    let records = match emails::sent_records(&admin, Phase::Results, since).await {
         Ok(records) => {
             let ours: Vec<&emails::SentRecord> =
                 emails::of_run(&records, &class, &earlier).collect();
@@ -537,20 +548,12 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             outbox,
         ));
     }
-    let everyone = submitted.len() == runs.len()
-        && runs.len() == args.students as usize
-        && results_listed == Some(submitted.len());
-    checks.push(Check {
-        name: "every student sat the exam and is in the results".into(),
-        passed: everyone,
-        detail: format!(
-            "{} of {} submitted, {} failed, the results list {}",
-            submitted.len(),
-            args.students,
-            failures.len(),
-            results_listed.map_or_else(|| "nothing".into(), |n| n.to_string())
-        ),
-    });
+    checks.push(everyone_check(
+        &runs,
+        submitted.len(),
+        args.students as usize,
+        results_listed,
+    ));
     let passed = checks.iter().all(|c| c.passed);
 
     let report = Report {
@@ -618,9 +621,59 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     Ok((report, series))
 }
 
+/// Now, in epoch seconds (the job records' clock).
+fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether every student sat the exam: each of them ran, submitted and is in the results, and
+/// none stopped on an error, whenever it came (a failure after the submit counts too).
+fn everyone_check(
+    runs: &[StudentRun],
+    submitted: usize,
+    students: usize,
+    results_listed: Option<usize>,
+) -> Check {
+    let failed = runs.iter().filter(|r| r.failure.is_some()).count();
+    Check {
+        name: "every student sat the exam and is in the results".into(),
+        passed: submitted == runs.len()
+            && runs.len() == students
+            && results_listed == Some(submitted)
+            && failed == 0,
+        detail: format!(
+            "{submitted} of {students} submitted, {failed} failed, the results list {}",
+            results_listed.map_or_else(|| "nothing".into(), |n| n.to_string())
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_student_who_failed_after_submitting_fails_the_check() {
+        let run = |failure: Option<&str>| StudentRun {
+            email: "s@example.com".into(),
+            signed_in: Some(Duration::from_millis(5)),
+            busy: 0,
+            attempt_id: Some("a".into()),
+            submitted_at: Some(Duration::from_secs(1)),
+            failure: failure.map(str::to_owned),
+        };
+        let fine = [run(None), run(None)];
+        assert!(everyone_check(&fine, 2, 2, Some(2)).passed);
+        // Submitted and listed, then `GET /me/attempts` failed.
+        let late = [run(None), run(Some("GET /me/attempts: 404"))];
+        let check = everyone_check(&late, 2, 2, Some(2));
+        assert!(!check.passed, "{}", check.detail);
+        assert!(check.detail.contains("1 failed"), "{}", check.detail);
+        assert!(!everyone_check(&fine, 1, 2, Some(1)).passed);
+        assert!(!everyone_check(&fine, 2, 2, None).passed);
+    }
 
     #[test]
     fn durations_parse_with_or_without_a_unit() {

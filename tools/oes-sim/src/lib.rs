@@ -13,6 +13,7 @@
 //! and every job must have been sent.
 
 pub mod clock;
+pub mod defect;
 pub mod faults;
 pub mod layers;
 pub mod profile;
@@ -22,4 +23,4 @@ pub mod sweep;
 pub mod truth;
 pub mod world;
 
-pub use world::{RunReport, run};
+pub use world::{RunReport, run, run_with};

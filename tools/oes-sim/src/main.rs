@@ -8,17 +8,64 @@
 
 use std::process::ExitCode;
 
-fn arg(args: &[String], name: &str) -> Option<u64> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.parse().ok()
+/// What the command line asks for.
+struct Args {
+    seeds: u64,
+    from: u64,
+    list: bool,
+}
+
+/// `--seeds N`, `--from S` and `--list`; anything else, or a number that does not parse, is an
+/// error (a typo must not run 2,000 seeds and pass).
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args {
+        seeds: 2_000,
+        from: 0,
+        list: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<u64, String> {
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{name} needs a number"))?;
+            value
+                .parse()
+                .map_err(|_| format!("{name} {value}: not a whole number"))
+        };
+        match arg.as_str() {
+            "--seeds" => parsed.seeds = number("--seeds")?,
+            "--from" => parsed.from = number("--from")?,
+            "--list" => parsed.list = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(parsed)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(seed) = std::env::var("OES_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse(&raw) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!(
+                "oes-sim: {error}\nusage: oes-sim [--seeds N] [--from S] [--list]; OES_SIM_SEED=S oes-sim"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Ok(seed) = std::env::var("OES_SIM_SEED") {
+        if !raw.is_empty() {
+            eprintln!(
+                "oes-sim: OES_SIM_SEED runs that one seed; unset it to run {}",
+                raw.join(" ")
+            );
+            return ExitCode::from(2);
+        }
+        let Ok(seed) = seed.trim().parse() else {
+            eprintln!("oes-sim: OES_SIM_SEED={seed}: not a whole number");
+            return ExitCode::from(2);
+        };
         // One seed: what the code and the fault layer log, if RUST_LOG asks for it.
         tracing_subscriber::fmt()
             .with_env_filter(
@@ -42,12 +89,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let seeds = arg(&args, "--seeds").unwrap_or(2_000);
-    let from = arg(&args, "--from").unwrap_or(0);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let sweep = oes_sim::sweep::sweep(from, seeds, threads);
+    let sweep = oes_sim::sweep::sweep(args.from, args.seeds, threads);
     print!("{sweep}");
-    if args.iter().any(|a| a == "--list") {
+    if args.list {
         for failure in &sweep.failures {
             for violation in &failure.violations {
                 println!("seed {} ({}): {violation}", failure.seed, failure.profile);

@@ -22,6 +22,7 @@ use oes_runtime::event_source::EventSource;
 use oes_runtime::wiring::WorkerAdapters;
 
 use crate::clock::SimClock;
+use crate::defect::Defect;
 use crate::faults::Faults;
 use crate::layers::{FaultLedger, FaultQueues, SimSes, recipient};
 use crate::profile::{PROFILES, Profile};
@@ -69,12 +70,17 @@ struct World {
 
 /// Runs seed `seed` to the end.
 pub fn run(seed: u64) -> RunReport {
+    run_with(seed, None)
+}
+
+/// Runs seed `seed` to the end with `defect` planted, if any.
+pub fn run_with(seed: u64, defect: Option<Defect>) -> RunReport {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build();
     match runtime {
-        Ok(runtime) => runtime.block_on(World::new(seed).run(seed)),
+        Ok(runtime) => runtime.block_on(World::new(seed, defect).run(seed)),
         Err(error) => RunReport {
             seed,
             profile: "none",
@@ -88,7 +94,7 @@ pub fn run(seed: u64) -> RunReport {
 }
 
 impl World {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, defect: Option<Defect>) -> Self {
         let mut dice = Rng::new(seed);
         let profile: Profile =
             PROFILES[usize::try_from(dice.below(PROFILES.len() as u64)).unwrap_or(0)];
@@ -98,8 +104,11 @@ impl World {
         let ledger_memory = Arc::new(MemoryJobs::default());
         let queues: Arc<dyn MessageQueues> =
             Arc::new(FaultQueues::new(memory.clone(), faults.clone()));
-        let ledger: Arc<dyn JobLedger> =
+        let mut ledger: Arc<dyn JobLedger> =
             Arc::new(FaultLedger::new(ledger_memory.clone(), faults.clone()));
+        if let Some(defect) = defect {
+            ledger = defect.ledger(ledger);
+        }
         let lanes = Arc::new(EmailLanes::new(queues.clone()));
         let producer = EmailProducer::new(lanes.clone(), ledger.clone(), clock.clone());
         let adapters = WorkerAdapters {

@@ -8,6 +8,33 @@ fn two_thousand_seeds_keep_every_promise() {
     let sweep = oes_sim::sweep::sweep(0, 2_000, threads);
     println!("{sweep}");
     assert!(sweep.failures.is_empty(), "{sweep}");
+    // Not passed for want of anything to check: every schedule ran, produced jobs and sent them.
+    for profile in oes_sim::profile::PROFILES {
+        let figures = sweep.profiles.get(profile.name);
+        assert!(
+            figures.is_some_and(|f| f.runs > 0 && f.jobs > 0 && f.sends > 0),
+            "{}: {figures:?}",
+            profile.name
+        );
+    }
+}
+
+/// A pipeline that sends a job twice fails the simulation: the checks are not vacuous.
+#[test]
+fn a_ledger_that_forgets_what_it_sent_is_caught() {
+    let caught: Vec<u64> = (0..300)
+        .filter(|&seed| {
+            let report = oes_sim::run_with(seed, Some(oes_sim::defect::Defect::ForgetsSends));
+            report
+                .violations
+                .iter()
+                .any(|violation| violation.contains("was sent again"))
+        })
+        .collect();
+    assert!(
+        !caught.is_empty(),
+        "no seed of 300 saw a job sent again after it was sent"
+    );
 }
 
 #[test]

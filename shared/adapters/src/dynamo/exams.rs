@@ -314,9 +314,11 @@ impl ExamStore for DynamoExams {
         if saved.is_some() {
             return Ok(());
         }
-        // Refused: gone, or changed since `was` was read.
+        // Refused: gone, changed since `was` was read, or saved already by this very edit (its
+        // answer lost, the SDK sent it again, and the resend found the fields no longer `was`).
         match self.get_question(&question.exam_id, &question.id).await? {
             None => Err(StoreError::NotFound),
+            Some(stored) if stored.same_fields(question) => Ok(()),
             Some(_) => Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate)),
         }
     }

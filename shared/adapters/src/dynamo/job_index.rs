@@ -105,9 +105,12 @@ impl JobIndex for DynamoJobs {
         };
         let mut jobs: Vec<JobRecord> = Vec::new();
         let mut read = 0;
+        // One more than the page: a match beyond it means more follow. A filter that matched
+        // too few reads twice as many the next time, never past the budget.
+        let mut want = query.limit.saturating_add(1);
         loop {
-            // One more than the page: a match beyond it means more follow.
-            let out = self.query_index(&slice, query.limit + 1, false).await?;
+            let limit = want.min(LIST_READ_BUDGET - read);
+            let out = self.query_index(&slice, limit, false).await?;
             read += read_by(&out);
             let stopped = stopped_at(&out);
             for item in out.items.unwrap_or_default() {
@@ -128,6 +131,7 @@ impl JobIndex for DynamoJobs {
                 });
             }
             slice.before = Some(stopped);
+            want = want.saturating_mul(2);
         }
     }
 

@@ -144,6 +144,26 @@ fn only(expression: &str) -> Condition<'_> {
 /// The transaction's condition failed (or it met another transaction): read and try again.
 struct Cancelled;
 
+/// Whether DynamoDB cancelled a transaction for what [`Cancelled`] stands for: each item's
+/// reason is none, its condition failing, or another transaction on it. DynamoDB cancels a
+/// transaction for throttling and validation errors too, with the same exception and the reason
+/// named per item; the SDK does not retry it.
+fn cancelled_by_the_items(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
+        return false;
+    };
+    cancelled
+        .cancellation_reasons()
+        .iter()
+        .filter_map(|reason| reason.code())
+        .all(|code| {
+            matches!(
+                code,
+                "None" | "ConditionalCheckFailed" | "TransactionConflict"
+            )
+        })
+}
+
 /// The table every store keeps its items in, and the client that reaches it.
 #[derive(Clone)]
 struct Table {
@@ -245,7 +265,9 @@ impl Table {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Runs a transaction; a cancellation is `Ok(Err(Cancelled))`.
+    /// Runs a transaction; one cancelled because a condition failed or another transaction was
+    /// on an item is `Ok(Err(Cancelled))`. One cancelled for any other reason (throttling, a
+    /// validation error, …) is the store failing, not an answer about the items: `Err`.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -257,11 +279,7 @@ impl Table {
             .set_transact_items(Some(items))
             .send()
             .await;
-        let done = unless_refused(
-            out,
-            TransactWriteItemsError::is_transaction_canceled_exception,
-            context,
-        )?;
+        let done = unless_refused(out, cancelled_by_the_items, context)?;
         Ok(done.map(|_| ()).ok_or(Cancelled))
     }
 

@@ -200,17 +200,14 @@ impl UserStore for DynamoUsers {
             return Ok(user);
         }
         // The transaction holds only if the account is still in the state `linked` (which names
-        // the address to free), and says why not after the fact. The one read first: whether an
-        // unverified account holds the new address, whose claim the move then takes over (on
-        // condition it is still that account's, and the account still unverified).
+        // the address to free), and says why not after the fact. The one read first: who holds
+        // the new address. A verified account keeps it; an unverified one's claim the move takes
+        // over (on condition it is still that account's, and the account still unverified). A
+        // sign-up that claims the address between the read and the write is read again.
         let claim = to_item(
             &EmailItem::new(new_email, id.clone(), None),
             "encoding an email claim",
         )?;
-        let unverified_holder = self
-            .find_by_email(new_email)
-            .await?
-            .filter(|holder| holder.status == UserStatus::PendingVerification && holder.id != *id);
         let update = Update::builder()
             .set_key(Some(user_key(id)))
             .update_expression(
@@ -229,29 +226,51 @@ impl UserStore for DynamoUsers {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":now", n(now));
-        let mut items = vec![
-            self.table
-                .delete(email_key(&linked.email), Some(owned_by(id)))?,
-            self.table.update(update)?,
-        ];
-        match &unverified_holder {
-            Some(holder) => {
-                items.push(self.delete_unverified(&holder.id)?);
-                items.push(self.table.put(claim, Some(owned_by(&holder.id)))?);
+        for _ in 0..TRIES {
+            let holder = self
+                .find_by_email(new_email)
+                .await?
+                .filter(|holder| holder.id != *id);
+            if holder
+                .as_ref()
+                .is_some_and(|holder| holder.status != UserStatus::PendingVerification)
+            {
+                return Err(StoreError::Conflict(UserConflict::EmailTaken));
             }
-            None => items.push(self.table.put(claim, Some(free_at(now)))?),
-        }
-        if let Err(Cancelled) = self
-            .table
-            .transact(items, "changing an email address")
-            .await?
-        {
-            // The account is absent or changed since the link, or the new address is taken.
-            return Err(self
+            let mut items = vec![
+                self.table
+                    .delete(email_key(&linked.email), Some(owned_by(id)))?,
+                self.table.update(update.clone())?,
+            ];
+            match &holder {
+                Some(unverified) => {
+                    items.push(self.delete_unverified(&unverified.id)?);
+                    items.push(
+                        self.table
+                            .put(claim.clone(), Some(owned_by(&unverified.id)))?,
+                    );
+                }
+                None => items.push(self.table.put(claim.clone(), Some(free_at(now)))?),
+            }
+            if self
+                .table
+                .transact(items, "changing an email address")
+                .await?
+                .is_ok()
+            {
+                return self.get(id).await?.ok_or(StoreError::NotFound);
+            }
+            // The account is absent or changed since the link (that answer stands), or the new
+            // address changed hands since it was read (read it again).
+            match self
                 .why_refused(id, linked, UserConflict::EmailTaken)
-                .await?);
+                .await?
+            {
+                StoreError::Conflict(UserConflict::EmailTaken) => {}
+                other => return Err(other),
+            }
         }
-        self.get(id).await?.ok_or(StoreError::NotFound)
+        Err(StoreError::Conflict(UserConflict::ConcurrentUpdate))
     }
 }
 

@@ -132,15 +132,7 @@ impl ExamStore for MemoryExams {
             .get_mut(&question.exam_id)
             .and_then(|q| q.get_mut(&question.id))
             .ok_or(StoreError::NotFound)?;
-        let fields = |q: &Question| {
-            (
-                q.text.clone(),
-                q.options.clone(),
-                q.correct_option,
-                q.points,
-            )
-        };
-        if fields(stored) != fields(was) {
+        if !stored.same_fields(was) {
             return Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate));
         }
         // Its place in the exam (`created_at`) stays.

@@ -281,13 +281,17 @@ impl EmailJob {
             return Err(JobDecodeError::UnsupportedVersion(v));
         }
         let job: Self = serde_json::from_str(body)?;
-        let id = &job.job_id;
-        if id.is_empty() || id.len() > MAX_JOB_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_job_id(&job.job_id) {
             return Err(JobDecodeError::InvalidJobId);
         }
         Ok(job)
     }
+}
+
+/// Whether `id` can be a job's id, and so the ledger's key: 1–[`MAX_JOB_ID_CHARS`] printable
+/// ASCII characters, no spaces. No job has any other id: a lookup by one needs no store call.
+pub fn is_job_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_JOB_ID_CHARS && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

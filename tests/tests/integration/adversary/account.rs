@@ -26,10 +26,10 @@ use oes_domain::ports::{
     Cache, CacheError, Fill, LinkedState, Lookup, StoreError, StoreUnavailable, StoredToken,
     TokenPurpose, TokenStore, UserConflict, UserStore, UserUpdate,
 };
-use oes_domain::security::{JwtKeys, OneTimeToken};
+use oes_domain::security::OneTimeToken;
 use oes_domain::user::{Email, Role, User, UserId};
 use oes_runtime::wiring::ApiAdapters;
-use oes_tests::{TestEnv, call, cheap_hasher, in_memory_apis, in_memory_auth, jwt_settings};
+use oes_tests::{TestEnv, call, in_memory_apis, in_memory_auth};
 use serde_json::{Value, json};
 
 const OWNER: &str = "owner@example.com";
@@ -452,12 +452,7 @@ fn auth_over_a_cache_that_misses_invalidations()
         CacheSettings::default(),
     );
     let users = adapters.users.clone();
-    let service = auth_api::wire(
-        adapters,
-        JwtKeys::new(&jwt_settings()),
-        cheap_hasher(),
-        Arc::new(SystemClock),
-    );
+    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
     (service, queue, users)
 }
 
@@ -632,12 +627,7 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
     adapters.users = users.clone();
     let tokens = Arc::new(DynamoTokens::new(dynamodb, env.provisioned.table.clone()));
     adapters.tokens = tokens.clone();
-    let service = auth_api::wire(
-        adapters,
-        JwtKeys::new(&jwt_settings()),
-        cheap_hasher(),
-        Arc::new(SystemClock),
-    );
+    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
     signed_up(&service, &queue, OWNER).await;
 
     // Two reset links issued in the same state: a new one voids the last, so the second is one

@@ -1,0 +1,73 @@
+//! [`ThrottledTransactions`]: a DynamoDB client whose `TransactWriteItems` are answered as
+//! DynamoDB answers a transaction it cancelled for throttling: HTTP 400,
+//! `TransactionCanceledException`, one reason per item, one of them `ThrottlingError`. moto
+//! never throttles. The transaction still reaches moto (only its answer is replaced), so a test
+//! looks at what the adapter answers, not at what the table holds after.
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+
+/// What DynamoDB answers a transaction of two items, the second throttled.
+const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, ThrottlingError]","CancellationReasons":[{"Code":"None"},{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes. DynamoDB is automatically scaling your index so please be patient."}]}"#;
+
+/// Marks a request as a transaction (the request is gone by the time its answer comes).
+#[derive(Debug, Clone)]
+struct Transaction;
+
+impl Storable for Transaction {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Answers every transaction as throttled.
+#[derive(Debug, Clone, Default)]
+pub struct ThrottledTransactions;
+
+impl ThrottledTransactions {
+    /// A client like `client` whose every transaction is answered as throttled.
+    pub fn client(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        crate::dynamodb_with(client, Self)
+    }
+}
+
+impl Intercept for ThrottledTransactions {
+    fn name(&self) -> &'static str {
+        "ThrottledTransactions"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let transaction = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".TransactWriteItems"));
+        if transaction {
+            cfg.interceptor_state().store_put(Transaction);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Transaction>().is_some() {
+            let response = context.response_mut();
+            *response.status_mut() = StatusCode::try_from(400)?;
+            *response.body_mut() = SdkBody::from(THROTTLED);
+        }
+        Ok(())
+    }
+}
