@@ -783,7 +783,10 @@ impl ExamService {
         let email_check_at = self.clock.now().saturating_add(EMAIL_CHECK_AFTER);
         while attempt.status == AttemptStatus::InProgress {
             let result = grade(&attempt);
-            let job = student.map(|student| self.result_email(student, &attempt, &result));
+            let job = match student {
+                Some(student) => Some(self.result_email(student, &attempt, &result).await?),
+                None => None,
+            };
             let job_id = job.as_ref().map_or(NO_RECIPIENT, |job| job.job_id.as_str());
             // Conditional on the stored answers being those graded.
             let submitted = self
@@ -842,7 +845,7 @@ impl ExamService {
         };
         match (&attempt.result_email_job, &attempt.result) {
             (None, Some(result)) => {
-                let job = self.result_email(student, &attempt, result);
+                let job = self.result_email(student, &attempt, result).await?;
                 if self.attempts.claim_result_email(&id, &job.job_id).await? {
                     self.queue_result_email(&id, job).await?;
                     return Ok((attempt, Closed::EmailQueued));
@@ -854,7 +857,9 @@ impl ExamService {
             // lease sends one copy (the other close's record is refused as a duplicate).
             (Some(claimed), Some(_)) if claimed != NO_RECIPIENT => {
                 if !self.emails.is_recorded(claimed).await?
-                    && let Some(job) = self.claimed_result_email(&attempt, student, claimed)
+                    && let Some(job) = self
+                        .claimed_result_email(&attempt, student, claimed)
+                        .await?
                 {
                     tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
                     self.queue_result_email(&id, job).await?;
@@ -866,13 +871,18 @@ impl ExamService {
         Ok((attempt, Closed::Before))
     }
 
-    fn result_email(
+    /// The result email of `attempt`: the score if its review, as the exam's close now stands,
+    /// shows it from the submission; otherwise a confirmation naming when the result will show.
+    async fn result_email(
         &self,
         caller: &UserProfile,
         attempt: &Attempt,
         result: &AttemptResult,
-    ) -> EmailJob {
-        let template = match attempt.review.shown_at(result.submitted_at) {
+    ) -> Result<EmailJob, ExamError> {
+        let mut review = attempt.review;
+        self.review_from_the_close_as_it_is(&mut review, &attempt.exam_id)
+            .await?;
+        let template = match review.shown_at(result.submitted_at) {
             Some(_) => EmailTemplate::ExamResult {
                 name: caller.name.as_str().to_owned(),
                 exam_title: attempt.exam_title.clone(),
@@ -887,11 +897,15 @@ impl ExamService {
                     "Your answers to \"{}\" are submitted and recorded. Your result will be \
                      available from {}.",
                     attempt.exam_title,
-                    rfc3339(attempt.review.from.unwrap_or(result.submitted_at)),
+                    rfc3339(review.from.unwrap_or(result.submitted_at)),
                 ),
             },
         };
-        EmailJob::new(caller.email.clone(), template, self.clock.now())
+        Ok(EmailJob::new(
+            caller.email.clone(),
+            template,
+            self.clock.now(),
+        ))
     }
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
@@ -923,15 +937,17 @@ impl ExamService {
     /// again, when the submit that claimed it may not have (see [`crate::sweep`]). Under that id the ledger records the job once and the worker
     /// sends it once, so a copy the claiming submit queued as well is never sent twice. `None`
     /// for an attempt without its result (never submitted).
-    pub fn claimed_result_email(
+    pub async fn claimed_result_email(
         &self,
         attempt: &Attempt,
         student: &UserProfile,
         job_id: &str,
-    ) -> Option<EmailJob> {
-        let result = attempt.result.as_ref()?;
-        let mut job = self.result_email(student, attempt, result);
+    ) -> Result<Option<EmailJob>, ExamError> {
+        let Some(result) = &attempt.result else {
+            return Ok(None);
+        };
+        let mut job = self.result_email(student, attempt, result).await?;
         job.job_id = job_id.to_owned();
-        Some(job)
+        Ok(Some(job))
     }
 }

@@ -238,9 +238,13 @@ impl AttemptSweeper {
     /// `job_id`, recorded but maybe never on its lane: [`Closed::EmailQueued`], or
     /// [`Closed::Before`] if the student's account is gone (no one to send it to).
     async fn resend_claimed(&self, attempt: &Attempt, job_id: &str) -> Result<Closed, ExamError> {
-        let student = self.student(attempt).await?;
-        let Some(job) =
-            student.and_then(|student| self.exams.claimed_result_email(attempt, &student, job_id))
+        let Some(student) = self.student(attempt).await? else {
+            return Ok(Closed::Before);
+        };
+        let Some(job) = self
+            .exams
+            .claimed_result_email(attempt, &student, job_id)
+            .await?
         else {
             return Ok(Closed::Before);
         };

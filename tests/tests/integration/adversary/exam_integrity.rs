@@ -3,6 +3,7 @@
 //! Each test drives the real exam-api handler, as a student or a (former) instructor trying to
 //! learn the answers, the questions ahead of time, or to get a second sitting.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -1446,6 +1447,68 @@ async fn reading_the_answers_while_an_extended_exam_is_still_open() {
         .cloned()
         .unwrap_or_default();
     assert!(first["result"].is_object(), "{mine}");
+}
+
+/// The same extension, seen in the result emails: an attempt closed at the close it started
+/// with (by the sweep, at its deadline) is mailed no score while the exam, extended, is open,
+/// and a submission's email names the close as it now stands.
+#[tokio::test]
+async fn reading_the_score_in_an_email_while_an_extended_exam_is_still_open() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (late, early) = (
+        h.sign_in(Role::Student).await,
+        h.sign_in(Role::Student).await,
+    );
+    let settings = json!({
+        "closes_at": in_(&h, 600),
+        "review": { "shows": "score", "from": "close" },
+    });
+    let (exam, questions) = exam_with(&h, &owner, 2, settings).await;
+    let mut attempts = Vec::new();
+    for student in [&late, &early] {
+        let (_, attempt) = start(&h, &exam, student).await;
+        let attempt = id_of(&attempt, "attempt_id");
+        let answers = json!({ questions[0].clone(): 0 });
+        assert_eq!(save_answers(&h, &attempt, answers, student).await.0, 200);
+        attempts.push(attempt);
+    }
+    let new_close = in_(&h, 3 * 3600);
+    let extended = json!({ "closes_at": new_close });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&extended), &owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(submit(&h, &attempts[1], &early).await.0, 200);
+    // The late student's attempt ends at the close it started with, ten minutes in.
+    h.clock.advance(600 + 60);
+    h.sweep().await;
+
+    let queue = h.queue.as_ref().expect("in-memory queue");
+    let emails = oes_tests::take_waiting(queue, 10).await;
+    // The early student's job, still untaken here (no worker), is sent to its lane again by
+    // the sweep under its id: one job an attempt.
+    let jobs: BTreeMap<String, &str> = emails
+        .iter()
+        .map(|email| {
+            let job: Value = serde_json::from_str(&email.body).expect("a job");
+            (
+                job["job_id"].as_str().unwrap_or_default().to_owned(),
+                email.body.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(jobs.len(), 2, "one email an attempt: {jobs:#?}");
+    for body in jobs.values() {
+        assert!(
+            !body.contains("score_percent") && !body.contains('%'),
+            "the email tells the score while the extended exam is open: {body}"
+        );
+        assert!(
+            body.contains(&new_close),
+            "the result is available from the close as it now stands ({new_close}): {body}"
+        );
+    }
 }
 
 // ---- 15: the exam's window --------------------------------------------------------------------
