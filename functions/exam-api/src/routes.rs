@@ -10,8 +10,8 @@ use lambda_http::{Body, Request, Response};
 use oes_domain::clock::Clock;
 use oes_domain::exam::{
     AttemptCursor, AttemptId, ExamCursor, ExamFields, ExamId, ExamRules, QuestionFields,
-    QuestionId, ReviewPolicy, parse_description, parse_duration, parse_pass_mark, parse_time,
-    parse_title,
+    QuestionId, ReviewFrom, ReviewPolicy, ReviewShows, parse_description, parse_duration,
+    parse_pass_mark, parse_time, parse_title,
 };
 use oes_domain::security::JwtKeys;
 use oes_domain::user::UserProfile;
@@ -385,7 +385,7 @@ pub(crate) struct CreateExamBody {
     /// Attempts each student may start (default 1).
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 100)]
     max_attempts: Option<Whole>,
-    review: Option<ReviewPolicy>,
+    review: Option<ReviewBody>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -409,7 +409,26 @@ pub(crate) struct ExamPatchBody {
     closes_at: Option<Option<String>>,
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 100)]
     max_attempts: Option<Whole>,
-    review: Option<ReviewPolicy>,
+    review: Option<ReviewBody>,
+}
+
+// The `review` a request gives: `ReviewPolicy`, refusing a field it does not know as the body
+// around it does (the stored policy reads past one, as stored records do).
+/// What a finished attempt shows its student, and from when (`from: close` needs the exam's
+/// `closes_at`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewBody {
+    /// The score, or also which answers were right.
+    shows: ReviewShows,
+    /// From submission, or from the exam's close.
+    from: ReviewFrom,
+}
+
+impl From<ReviewBody> for ReviewPolicy {
+    fn from(ReviewBody { shows, from }: ReviewBody) -> Self {
+        Self { shows, from }
+    }
 }
 
 /// A field that may be `null`: `Some(None)` then, and `None` (by default) when absent.
@@ -471,7 +490,7 @@ async fn create_exam(
         opens_at: time(body.opens_at, "opens_at")?,
         closes_at: time(body.closes_at, "closes_at")?,
         max_attempts: body.max_attempts.map_or(defaults.max_attempts, attempts),
-        review: body.review.unwrap_or(defaults.review),
+        review: body.review.map_or(defaults.review, ReviewPolicy::from),
     };
     let exam = service.create_exam(caller, fields, rules).await?;
     Ok(json(StatusCode::CREATED, &views::exam(&exam)))
@@ -496,7 +515,7 @@ fn exam_patch(body: ExamPatchBody) -> Result<ExamPatch, ApiError> {
         opens_at: body.opens_at.map(|t| time(t, "opens_at")).transpose()?,
         closes_at: body.closes_at.map(|t| time(t, "closes_at")).transpose()?,
         max_attempts: body.max_attempts.map(attempts),
-        review: body.review,
+        review: body.review.map(ReviewPolicy::from),
     };
     if patch == ExamPatch::default() {
         return Err(ApiError::validation(

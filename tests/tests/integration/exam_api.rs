@@ -819,6 +819,37 @@ async fn whole_numbers_written_with_a_point_zero_are_the_integers_they_are() {
     }
 }
 
+/// A field the API does not know is refused wherever it is, the nested `review` included: a
+/// client that misspells a rule learns it, rather than seeing its exam made without it.
+#[tokio::test]
+async fn an_unknown_field_in_an_exams_body_is_refused_at_any_depth() {
+    let w = world().await;
+    let (p, owner) = (&w.published, &w.owner);
+    let review = json!({"shows": "score", "from": "submit", "until": "never"});
+    for (method, path, body) in [
+        (
+            "POST",
+            "/exams".to_owned(),
+            json!({"title": "T", "duration_minutes": 30, "pass_mark_percent": 1, "extra": 1}),
+        ),
+        (
+            "POST",
+            "/exams".to_owned(),
+            json!({"title": "T", "duration_minutes": 30, "pass_mark_percent": 1,
+                "review": review}),
+        ),
+        ("PATCH", format!("/exams/{p}"), json!({ "review": review })),
+        ("PATCH", format!("/exams/{p}"), json!({"titel": "T"})),
+    ] {
+        let (status, answer) = w.h.call(method, &path, Some(&body), owner).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_body")),
+            "{method} {path} {body}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn publishing_needs_a_question_and_a_published_exam_keeps_its_last_one() {
     let h = ExamHarness::in_memory();
