@@ -487,6 +487,12 @@ async fn a_question_is_read_and_saved_in_its_own_exam_only(
         before,
         "editing a question leaves the exam's set of questions as it was"
     );
+    // The same edit again, on the same reading (two editors making one change, or a resend):
+    // it finds what it would write, and is saved, not a conflict.
+    exams
+        .save_question(&edited, &q)
+        .await
+        .expect("the same edit, made again, is saved");
 
     // Edits made on the question as it was before the one above, each reading it different
     // from what is stored in one field only: every field is part of the condition.
