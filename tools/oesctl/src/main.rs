@@ -52,7 +52,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table, queues (with redrive policy) and SES sender identity. Idempotent.
+    /// Create the table, queues (with redrive policy) and SES sender identity in the local
+    /// emulator (a stack's come from `sam deploy`): needs `--endpoint` or `AWS_ENDPOINT_URL`.
+    /// Idempotent.
     Provision {
         /// Resource name prefix: the table is `<prefix>-data`, the queues `<prefix>-email-*`.
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
@@ -212,10 +214,7 @@ enum UsersCommand {
         email: String,
         /// The new role.
         role: Role,
-        /// The table (default: OES_TABLE, or `<OES_PREFIX>-data`).
-        #[arg(long, env = "OES_TABLE")]
-        table: Option<String>,
-        /// Resource prefix, used when no table is given.
+        /// Resource prefix: the table is `<prefix>-data`, as for every other command.
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
         prefix: String,
     },
@@ -240,6 +239,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
+    if matches!(cli.command, Command::Provision { .. }) && cli.endpoint.is_none() {
+        return Err(
+            "provision creates the local resources in an emulator: give --endpoint or \
+                    AWS_ENDPOINT_URL (a stack's resources come from `sam deploy`)"
+                .into(),
+        );
+    }
     let clients = AwsClients::load(cli.endpoint.as_deref()).await?;
     match cli.command {
         Command::Provision { prefix, sender } => {
@@ -253,11 +259,10 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 UsersCommand::SetRole {
                     email,
                     role,
-                    table,
                     prefix,
                 },
         } => {
-            let table = table.unwrap_or_else(|| format!("{prefix}-{}", TABLE.suffix));
+            let table = format!("{prefix}-{}", TABLE.suffix);
             let users = DynamoUsers::new(clients.dynamodb(), table);
             let email = Email::parse(&email)?;
             let user = users

@@ -23,6 +23,8 @@ fn oesctl(args: &[&str]) -> Output {
         .args(["--endpoint", &endpoint()])
         .args(args)
         .env("RUST_LOG", "warn")
+        // The functions' table variable, which a developer's shell may hold: not oesctl's.
+        .env("OES_TABLE", "not-this-table")
         .output()
         .expect("oesctl runs")
 }
@@ -116,6 +118,30 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
         "{}",
         stderr(&output)
     );
+}
+
+/// `provision` is for the emulator: without an endpoint it would create a table, queues and an
+/// SES identity in whatever account the shell's credentials reach. It refuses, before any call.
+#[test]
+fn provision_without_an_endpoint_refuses_rather_than_reach_real_aws() {
+    let output = Command::new(env!("CARGO_BIN_EXE_oesctl"))
+        .args(["provision", "--prefix", "never-made"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "warn")
+        // Were a call made, it would go nowhere.
+        .env("AWS_ACCESS_KEY_ID", "unused")
+        .env("AWS_SECRET_ACCESS_KEY", "unused")
+        .env("AWS_REGION", "us-east-1")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .output()
+        .expect("oesctl runs");
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("give --endpoint or AWS_ENDPOINT_URL"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "", "nothing provisioned");
 }
 
 /// Resources under a new prefix, provisioned by `oesctl provision`: the prefix and the DLQ's URL.
