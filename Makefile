@@ -48,7 +48,9 @@ load-smoke: ## a short exam day (30 students) against oes-local (embedded) with 
 	scripts/load-smoke.sh
 
 openapi: ## write docs/openapi.json again from the code
-	cargo run -q -p oes-local -- --openapi > docs/openapi.json
+	@# Through a temporary file: a build that fails leaves the document as it was.
+	cargo run -q -p oes-local -- --openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }
+	mv docs/openapi.json.tmp docs/openapi.json
 
 soak: ## run the pipeline's fault simulation over 100,000 seeds (make test runs 2,000); SEEDS=n FROM=s to change
 	cargo build -p oes-sim

@@ -92,11 +92,12 @@ fi
 
 # ---- services and servers ---------------------------------------------------------------
 
-# The services are stopped at the end only if none was running before.
-STOP_SERVICES=""
-[[ "$(scripts/services.sh status 2>/dev/null)" =~ :\ +up ]] || STOP_SERVICES=1
-scripts/services.sh up >&2
-eval "$(scripts/services.sh env)"
+# The services it starts are stopped at the end, those already running left as they were.
+NEW_SERVICES=()
+SERVICES_BEFORE="$(scripts/services.sh status 2>/dev/null || true)"
+grep -q '^services: redis: up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(redis)
+grep -q '^services: redis cluster: up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(cluster)
+grep -q '^services: moto: *up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(moto)
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -111,9 +112,11 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "$WORK"
-  [ -z "$STOP_SERVICES" ] || scripts/services.sh down >&2
+  [ "${#NEW_SERVICES[@]}" -eq 0 ] || scripts/services.sh down "${NEW_SERVICES[@]}" >&2
 }
 trap cleanup EXIT INT TERM
+scripts/services.sh up >&2
+eval "$(scripts/services.sh env)"
 
 # Waits until `url` answers (any HTTP status), for at most 30 s, while `pid` lives.
 wait_http() { # url pid name
@@ -173,7 +176,8 @@ account() { # name role: signs up, verifies, sets the role, signs in; prints the
   api POST /auth/register "" "{\"email\":\"$email\",\"password\":\"$PASSWORD\",\"name\":\"Bench $1\"}" >/dev/null
   api GET "/auth/verify-email?token=$(verification_token "$email")" "" >/dev/null
   if [ "$2" != student ]; then
-    OES_PREFIX="$PREFIX" "$OESCTL" users set-role "$email" "$2" >/dev/null
+    # errexit does not reach into the $(account …) that calls this: fail by hand.
+    OES_PREFIX="$PREFIX" "$OESCTL" users set-role "$email" "$2" >/dev/null || return 1
   fi
   api POST /auth/login "" "{\"email\":\"$email\",\"password\":\"$PASSWORD\"}" | jq -r .access_token
 }

@@ -4,7 +4,8 @@
 # on loopback, all project-local (state under .services/, Python tools in .venv/).
 #
 #   scripts/services.sh up      install what is missing, start what is not already answering
-#   scripts/services.sh down    stop what this script started (reused services are left alone)
+#   scripts/services.sh down    stop what this script started (reused services are left alone);
+#                               `down moto` (or redis, cluster) stops only those
 #   scripts/services.sh status  show what is running
 #   scripts/services.sh env     print the export lines the tests use (eval "$(... env)")
 #   scripts/services.sh venv    install only the Python tools (requirements-dev.txt) into .venv
@@ -35,6 +36,9 @@ CLUSTER_PID="$CLUSTER_DIR/redis.pid";      CLUSTER_LOG="$CLUSTER_DIR/redis.log"
 REDIS_CMD="redis-server 127.0.0.1:$REDIS_PORT"
 CLUSTER_CMD="redis-server 127.0.0.1:$CLUSTER_PORT"
 MOTO_CMD="moto_server.py -H 127.0.0.1 -p $AWS_PORT"
+# What the moto this script started runs: the pinned packages and our server script. One that
+# started from other code (moto bumped, moto_server.py edited) is restarted, not reused.
+MOTO_CODE="$STATE/moto-$AWS_PORT.code"
 
 log() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
@@ -213,14 +217,20 @@ up_cluster() {
   log "redis cluster ready (cluster_state:ok)"
 }
 
+moto_code() { cat "$REQS" "$ROOT/scripts/moto_server.py" | sha256sum | cut -d' ' -f1; }
+
 up_moto() {
   if moto_ready; then
-    if [ -n "$(owned_pid "$MOTO_PID" "$MOTO_CMD")" ]; then
-      log "moto already running on 127.0.0.1:$AWS_PORT (started by this script)"
-    else
-      log "moto: reusing the server already answering on 127.0.0.1:$AWS_PORT"
+    if [ -z "$(owned_pid "$MOTO_PID" "$MOTO_CMD")" ]; then
+      log "moto: reusing the server already answering on 127.0.0.1:$AWS_PORT (not started by this script: its version is not checked)"
+      return 0
     fi
-    return 0
+    if [ "$(cat "$MOTO_CODE" 2>/dev/null)" = "$(moto_code)" ]; then
+      log "moto already running on 127.0.0.1:$AWS_PORT (started by this script)"
+      return 0
+    fi
+    log "moto: requirements-dev.txt or scripts/moto_server.py changed since it started; restarting it"
+    stop_owned "$MOTO_PID" "$MOTO_CMD" moto
   fi
   if localstack_ready; then
     log "warning: LocalStack answers on 127.0.0.1:$AWS_PORT; reusing it (no SES v2 there)"
@@ -236,6 +246,7 @@ up_moto() {
   command -v setsid >/dev/null 2>&1 && detach=(setsid)
   nohup "${detach[@]}" "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$AWS_PORT" >"$MOTO_LOG" 2>&1 </dev/null &
   echo $! >"$MOTO_PID"
+  moto_code >"$MOTO_CODE"
   wait_ready moto_ready "$MOTO_LOG" moto_server "$(cat "$MOTO_PID")"
   log "moto ready (pid $(cat "$MOTO_PID"))"
 }
@@ -269,10 +280,17 @@ stop_owned() { # pidfile expected-cmdline name
   log "$3: stopped pid $pid"
 }
 
-cmd_down() {
-  stop_owned "$REDIS_PID" "$REDIS_CMD" redis
-  stop_owned "$CLUSTER_PID" "$CLUSTER_CMD" "redis cluster"
-  stop_owned "$MOTO_PID" "$MOTO_CMD" moto
+cmd_down() { # [redis] [cluster] [moto]: only those (default: all three)
+  local which=("$@") service
+  [ "${#which[@]}" -gt 0 ] || which=(redis cluster moto)
+  for service in "${which[@]}"; do
+    case "$service" in
+      redis) stop_owned "$REDIS_PID" "$REDIS_CMD" redis ;;
+      cluster) stop_owned "$CLUSTER_PID" "$CLUSTER_CMD" "redis cluster" ;;
+      moto) stop_owned "$MOTO_PID" "$MOTO_CMD" moto; rm -f "$MOTO_CODE" ;;
+      *) die "down: no service $service (redis, cluster, moto)" ;;
+    esac
+  done
 }
 
 origin() { if [ -n "$1" ]; then echo "started by this script, pid $1"; else echo "not started by this script"; fi; }
@@ -316,7 +334,7 @@ EOF
 
 case "${1:-}" in
   up) cmd_up ;;
-  down) cmd_down ;;
+  down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   venv) ensure_venv ;;
