@@ -23,6 +23,17 @@ impl LoseAnswers {
     pub fn client(client: &aws_sdk_dynamodb::Client, times: u32) -> aws_sdk_dynamodb::Client {
         crate::dynamodb_with(client, Self(Arc::new(AtomicU32::new(times))))
     }
+
+    /// A client like `client` that loses no answer until [`Self::arm`]ed, and its switch.
+    pub fn unarmed(client: &aws_sdk_dynamodb::Client) -> (aws_sdk_dynamodb::Client, Self) {
+        let switch = Self::default();
+        (crate::dynamodb_with(client, switch.clone()), switch)
+    }
+
+    /// Loses the answers of the next `times` successful writes (zero: none).
+    pub fn arm(&self, times: u32) {
+        self.0.store(times, Ordering::SeqCst);
+    }
 }
 
 impl Intercept for LoseAnswers {

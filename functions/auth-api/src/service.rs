@@ -373,13 +373,14 @@ impl AuthService {
             .users
             .update(id, UserUpdate::Name(name), self.clock.now())
             .await;
+        // A write whose answer was lost may have been applied: the cached profile goes either way.
+        self.invalidate_profile(id).await;
         let user = match user {
             Err(StoreError::NotFound) => {
                 return Err(AuthError::Unauthenticated("the account no longer exists"));
             }
             other => other?,
         };
-        self.invalidate_profile(id).await;
         Ok(user.profile())
     }
 

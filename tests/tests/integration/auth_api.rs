@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use oes_adapters::memory::MemoryQueues;
-use oes_domain::clock::ManualClock;
+use oes_adapters::dynamo::DynamoUsers;
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_domain::clock::{ManualClock, SystemClock};
 use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_runtime::wiring::ApiAdapters;
+use oes_tests::lost_answers::LoseAnswers;
 use oes_tests::{call, in_memory_auth, in_memory_auth_with_clock};
 use serde_json::{Value, json};
 
@@ -287,6 +290,32 @@ async fn renaming_updates_the_profile_that_is_read_next() {
         after["name"], "Ada King",
         "the cached profile was invalidated"
     );
+}
+
+/// A rename whose answer was lost (a timeout after DynamoDB applied it, every retry's answer
+/// lost too) is answered 503, yet it changed the account: the cached profile goes all the same,
+/// or the old name is shown for as long as it stays cached. (A password reset, a conditional
+/// write, reads the account again after a lost answer and finds itself applied: it answers 200
+/// and invalidates as any success.)
+#[tokio::test]
+async fn a_rename_whose_answer_was_lost_still_drops_the_cached_profile() {
+    let env = oes_tests::TestEnv::spawn().await;
+    let (lossy, losing) = LoseAnswers::unarmed(&env.clients.dynamodb());
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    adapters.users = Arc::new(DynamoUsers::new(lossy, env.provisioned.table.clone()));
+    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
+    let bearer = signed_in(&service, &queue, "ada@example.com").await;
+    let (_, first) = call(&service, "GET", "/auth/me", None, Some(&bearer)).await;
+    assert_eq!(first["name"], "Ada", "{first}");
+
+    losing.arm(u32::MAX);
+    let payload = body(json!({ "name": "Ada King" }));
+    let (status, _) = call(&service, "PATCH", "/auth/me", Some(&payload), Some(&bearer)).await;
+    assert_eq!(status, 503, "every answer lost");
+    losing.arm(0);
+    let (_, after) = call(&service, "GET", "/auth/me", None, Some(&bearer)).await;
+    assert_eq!(after["name"], "Ada King", "the rename landed: {after}");
 }
 
 #[tokio::test]
