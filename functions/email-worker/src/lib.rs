@@ -740,6 +740,14 @@ mod tests {
         async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
             self.inner.purged(job_id, now).await
         }
+        async fn unqueued(
+            &self,
+            job_id: &str,
+            reason: &str,
+            now: i64,
+        ) -> Result<(), StoreError<JobConflict>> {
+            self.inner.unqueued(job_id, reason, now).await
+        }
         async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
             self.inner.get(job_id).await
         }

@@ -8,9 +8,7 @@ use std::time::Instant;
 use crate::clock::Clock;
 use crate::email::EmailJob;
 use crate::metrics;
-use crate::ports::{
-    EmailQueue, JobConflict, JobLedger, Outcome, QueueError, StoreError, StoreUnavailable,
-};
+use crate::ports::{EmailQueue, JobConflict, JobLedger, QueueError, StoreError, StoreUnavailable};
 
 /// The job could not be queued; nothing will be sent.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +34,8 @@ impl From<StoreError<JobConflict>> for EnqueueError {
                 other @ (JobConflict::Sent
                 | JobConflict::NotEnded
                 | JobConflict::Leased
-                | JobConflict::Ended),
+                | JobConflict::Ended
+                | JobConflict::Taken),
             ) => Self::Ledger(StoreUnavailable::new(
                 "recording an email job",
                 format!("the job ledger answered {other} to a create"),
@@ -79,16 +78,24 @@ impl EmailProducer {
         let now = self.clock.now();
         self.ledger.record_queued(&job, now).await?;
         if let Err(error) = self.queue.enqueue(&job).await {
-            metrics::incr(metrics::ENQUEUE_FAILURES, None);
+            // The queue may have taken the message though every answer was lost: the job
+            // counts as unqueued (and a late copy is not sent) only if no worker has it yet.
             let reason = format!("could not be queued: {error}");
-            if let Err(ledger) = self
-                .ledger
-                .finish(&job.job_id, Outcome::Failed { reason }, now)
-                .await
-            {
-                tracing::warn!(error = %ledger, "could not mark an unqueued job as failed");
+            match self.ledger.unqueued(&job.job_id, &reason, now).await {
+                Err(StoreError::Conflict(JobConflict::Taken | JobConflict::Sent)) => {
+                    tracing::warn!(
+                        error = %error,
+                        "the queue answered an error, yet a worker has the job: it is queued"
+                    );
+                }
+                unqueued => {
+                    if let Err(ledger) = unqueued {
+                        tracing::warn!(error = %ledger, "could not mark an unqueued job as failed");
+                    }
+                    metrics::incr(metrics::ENQUEUE_FAILURES, None);
+                    return Err(error.into());
+                }
             }
-            return Err(error.into());
         }
         let lane = job.lane().as_str();
         metrics::duration(metrics::ENQUEUE_LATENCY, started.elapsed(), None);

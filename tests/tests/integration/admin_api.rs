@@ -747,6 +747,14 @@ impl JobLedger for SlowLedger {
         tokio::time::sleep(SLOW).await;
         self.0.purged(job_id, now).await
     }
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.0.unqueued(job_id, reason, now).await
+    }
     /// As DynamoDB answers a key over its limit: a `ValidationException`, which the adapter
     /// reports as the store unavailable.
     async fn get(

@@ -70,6 +70,7 @@ contract!(
     only_a_job_that_ended_unsent_is_requeued,
     a_purged_job_is_dead_with_the_reason_and_its_event,
     only_a_job_that_ended_unsent_is_recorded_purged,
+    a_job_is_unqueued_only_while_no_worker_has_taken_it,
     nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job,
     a_pause_after_a_redrive_never_takes_the_attempts_below_zero,
     absent_jobs_are_not_found_and_not_created,
@@ -736,6 +737,66 @@ async fn only_a_job_that_ended_unsent_is_recorded_purged(jobs: &dyn Jobs) {
         assert_eq!(record_of(jobs, &job.job_id).await, before, "{why}");
     }
     let absent = jobs.purged("no-such-job", 200).await;
+    assert!(matches!(absent, Err(StoreError::NotFound)), "{absent:?}");
+}
+
+/// A producer whose send to the lane answered an error records the job unqueued — `failed`, so
+/// a copy the queue took after all is not sent — only while no worker has taken it. A job a
+/// worker took reached its lane: its record stays as it is, and the answer says so.
+async fn a_job_is_unqueued_only_while_no_worker_has_taken_it(jobs: &dyn Jobs) {
+    let lost = job();
+    jobs.record_queued(&lost, 100).await.expect("recorded");
+    jobs.unqueued(&lost.job_id, "could not be queued: timeout", 101)
+        .await
+        .expect("unqueued");
+    assert_eq!(
+        record_of(jobs, &lost.job_id).await,
+        JobRecord {
+            status: JobStatus::Failed,
+            last_error: Some("could not be queued: timeout".into()),
+            updated_at: 101,
+            ..queued(&lost, 100)
+        }
+    );
+    assert!(
+        matches!(claim(jobs, &lost, 102, 30).await, Claim::Finished(record) if record.status == JobStatus::Failed),
+        "a copy that reaches a worker is not sent"
+    );
+
+    let sent = job();
+    jobs.record_queued(&sent, 100).await.expect("recorded");
+    claim(jobs, &sent, 101, 30).await;
+    let accepted = Outcome::Sent {
+        ses_message_id: "ses-1".into(),
+    };
+    finish(jobs, &sent, accepted, 102).await;
+    let sending = job();
+    jobs.record_queued(&sending, 100).await.expect("recorded");
+    claim(jobs, &sending, 101, 30).await;
+    let retrying = job();
+    jobs.record_queued(&retrying, 100).await.expect("recorded");
+    claim(jobs, &retrying, 101, 30).await;
+    let failure = Outcome::Retrying {
+        error: "throttled".into(),
+    };
+    finish(jobs, &retrying, failure, 102).await;
+    let cases = [
+        (&sent, JobConflict::Sent, "sent"),
+        (&sending, JobConflict::Taken, "a worker holds it"),
+        (&retrying, JobConflict::Taken, "a worker tried it"),
+    ];
+    for (job, conflict, why) in cases {
+        let before = record_of(jobs, &job.job_id).await;
+        let unqueued = jobs.unqueued(&job.job_id, "could not be queued", 103).await;
+        assert!(
+            matches!(&unqueued, Err(StoreError::Conflict(c)) if *c == conflict),
+            "{why}: {unqueued:?}"
+        );
+        assert_eq!(record_of(jobs, &job.job_id).await, before, "{why}");
+    }
+    let absent = jobs
+        .unqueued("no-such-job", "could not be queued", 103)
+        .await;
     assert!(matches!(absent, Err(StoreError::NotFound)), "{absent:?}");
 }
 

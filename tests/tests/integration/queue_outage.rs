@@ -1,6 +1,16 @@
 //! When SQS refuses the email job, sign-up answers 503 and leaves nothing behind that blocks the
-//! user: signing up again works once the queue is back.
+//! user: signing up again works once the queue is back. When SQS takes the job but the answer
+//! is an error, the email still goes once.
 
+use std::sync::Arc;
+
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_domain::clock::ManualClock;
+use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::pipeline::EmailLanes;
+use oes_domain::ports::{Claim, EmailQueue, JobLedger, JobStatus, QueueError};
+use oes_domain::producer::{EmailProducer, EnqueueError};
+use oes_domain::user::Email;
 use oes_tests::{TestEnv, call};
 use serde_json::json;
 
@@ -28,4 +38,84 @@ async fn a_refused_email_job_rolls_the_sign_up_back() {
     let healthy = env.auth_service();
     let (status, accepted) = call(&healthy, "POST", "/auth/register", Some(&body), None).await;
     assert_eq!(status, 202, "signing up again works: {accepted}");
+}
+
+/// Lanes that take the job (it is on its lane) and then answer an error, as a send whose every
+/// answer was lost does; with `taken`, a worker claims the job before that answer arrives.
+struct TakenThenLost {
+    lanes: EmailLanes,
+    ledger: Arc<MemoryJobs>,
+    taken: bool,
+}
+
+#[async_trait::async_trait]
+impl EmailQueue for TakenThenLost {
+    async fn enqueue(&self, job: &EmailJob) -> Result<(), QueueError> {
+        self.lanes.enqueue(job).await?;
+        if self.taken {
+            let claim = self.ledger.claim(job, 101, 60).await.expect("claimed");
+            assert!(matches!(claim, Claim::Acquired { .. }), "{claim:?}");
+        }
+        Err(QueueError {
+            context: "sending an email job",
+            source: "the test lost every answer".into(),
+        })
+    }
+}
+
+/// A send that answered an error after the queue took the job: if a worker has it already, the
+/// job is queued (so its caller does not queue another, and the email goes once); if not, it is
+/// recorded failed, and the copy on the lane is not sent when a worker gets it (the caller, told
+/// it was not queued, may queue another).
+#[tokio::test]
+async fn a_job_the_queue_took_though_its_answer_was_an_error_is_sent_once() {
+    for taken in [true, false] {
+        let queues = MemoryQueues::new();
+        let ledger = Arc::new(MemoryJobs::default());
+        let lanes = TakenThenLost {
+            lanes: EmailLanes::new(queues.clone()),
+            ledger: ledger.clone(),
+            taken,
+        };
+        let producer = EmailProducer::new(
+            Arc::new(lanes),
+            ledger.clone(),
+            Arc::new(ManualClock::at(100)),
+        );
+        let job = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::Generic {
+                subject: "Notice".into(),
+                text: "Hello".into(),
+            },
+            100,
+        );
+        let queued = producer.enqueue(job.clone()).await;
+        let record = ledger
+            .get(&job.job_id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        if taken {
+            assert_eq!(
+                queued.as_deref().ok(),
+                Some(job.job_id.as_str()),
+                "a worker has it: queued"
+            );
+            assert_eq!(record.status, JobStatus::Sending, "the worker's, untouched");
+        } else {
+            assert!(matches!(queued, Err(EnqueueError::Queue(_))), "{queued:?}");
+            assert_eq!(record.status, JobStatus::Failed);
+            let copy = ledger.claim(&job, 102, 60).await.expect("claimed");
+            assert!(
+                matches!(copy, Claim::Finished(_)),
+                "the copy on the lane is not sent: {copy:?}"
+            );
+        }
+        assert_eq!(
+            oes_tests::take_waiting(&queues, 10).await.len(),
+            1,
+            "the job is on its lane"
+        );
+    }
 }

@@ -61,6 +61,14 @@ impl JobLedger for ForgetsSends {
     async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.0.purged(job_id, now).await
     }
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.0.unqueued(job_id, reason, now).await
+    }
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         self.0.get(job_id).await
     }

@@ -209,6 +209,20 @@ impl JobLedger for FaultLedger {
         }
         Ok(())
     }
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.before().await?;
+        self.inner.unqueued(job_id, reason, now).await?;
+        if self.timed_out() {
+            self.faults.cut();
+            return Err(refused().into());
+        }
+        Ok(())
+    }
 
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         self.before().await?;

@@ -400,6 +400,55 @@ impl JobLedger for DynamoJobs {
     }
 
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        let outcome = Outcome::Failed {
+            reason: reason.to_owned(),
+        };
+        let mut values = moved(job_id, JobStatus::Failed, now, &JobEvent::of(&outcome, now))?;
+        values.extend([
+            (":st".to_owned(), status(JobStatus::Failed)?),
+            (":err".to_owned(), s(reason)),
+            (":queued".to_owned(), status(JobStatus::Queued)?),
+            (":zero".to_owned(), n(0)),
+            (":now".to_owned(), n(now)),
+            (":expires".to_owned(), n(now + self.retention_seconds)),
+        ]);
+        let set = format!(
+            "SET #status = :st, last_error = :err, updated_at = :now, expires_at = :expires, {MOVED}"
+        );
+        // Not taken: still queued, no attempt made.
+        let guard = "attribute_exists(pk) AND #status = :queued AND attempts = :zero";
+        let written = self
+            .update(
+                job_id,
+                &set,
+                Some(guard),
+                values,
+                "recording an unqueued job",
+            )
+            .await?;
+        match written {
+            Written::Done(item) => {
+                self.trim_history(job_id, &item).await;
+                Ok(())
+            }
+            Written::Refused(item) => {
+                let record = record(item.ok_or(StoreError::NotFound)?)?;
+                Err(StoreError::Conflict(if record.status == JobStatus::Sent {
+                    JobConflict::Sent
+                } else {
+                    JobConflict::Taken
+                }))
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         let mut values = moved(
             job_id,

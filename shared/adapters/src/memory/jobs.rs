@@ -111,6 +111,29 @@ impl JobLedger for MemoryJobs {
         Ok(())
     }
 
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        let mut records = lock(&self.0);
+        let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
+        match record.status {
+            JobStatus::Queued if record.attempts == 0 => {}
+            JobStatus::Sent => return Err(StoreError::Conflict(JobConflict::Sent)),
+            _ => return Err(StoreError::Conflict(JobConflict::Taken)),
+        }
+        let outcome = Outcome::Failed {
+            reason: reason.to_owned(),
+        };
+        append(record, JobEvent::of(&outcome, now));
+        record.status = JobStatus::Failed;
+        record.last_error = Some(reason.to_owned());
+        record.updated_at = now;
+        Ok(())
+    }
+
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;

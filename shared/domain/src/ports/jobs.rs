@@ -18,6 +18,8 @@ conflicts! {
         Leased => "job_leased",
         /// The job failed or died: a late retry does not reopen it.
         Ended => "job_ended",
+        /// A worker has taken the job: it reached its lane.
+        Taken => "job_taken",
     }
 }
 
@@ -265,6 +267,19 @@ pub trait JobLedger: Send + Sync {
         &self,
         job_id: &str,
         outcome: Outcome,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>>;
+    /// Records that the job's producer could not queue it (its send to the lane answered an
+    /// error): `Failed` with `reason`, if no worker has taken it — still `Queued`, no attempt
+    /// made. A send can fail after the queue took the message (every answer lost), so a worker
+    /// may have it already: then the record is left as it is, and the answer says the job
+    /// reached its lane after all: `Conflict(Sent)` if it was sent, `Conflict(Taken)`
+    /// otherwise; `NotFound` if it has no record. A copy that reaches a worker after this
+    /// finds its job ended and is not sent.
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>>;
     /// Puts a job that ended unsent (`Failed` or `Dead`) back to `Queued` with no attempts used

@@ -755,6 +755,14 @@ impl JobLedger for Faults {
     async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.jobs.purged(job_id, now).await
     }
+    async fn unqueued(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError<JobConflict>> {
+        self.jobs.unqueued(job_id, reason, now).await
+    }
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         self.jobs.get(job_id).await
     }
