@@ -27,12 +27,11 @@ pub enum AuthError {
     /// The one-time token is unknown, used, expired or for something else.
     #[error("the token is invalid or has expired")]
     InvalidToken,
-    /// Wrong email or password (deliberately not saying which).
-    #[error("the email or password is incorrect")]
+    /// Wrong email or password, or an address not verified yet (deliberately not saying which).
+    #[error(
+        "the email or password is incorrect, or the address is not verified yet (follow the link in the verification email)"
+    )]
     InvalidCredentials,
-    /// The password is right but the address is not verified yet.
-    #[error("verify your email address before signing in")]
-    EmailNotVerified,
     /// Too many attempts: try again after this long.
     #[error("too many requests")]
     RateLimited(std::time::Duration),
@@ -126,9 +125,6 @@ impl From<AuthError> for ApiError {
             }
             AuthError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
-            }
-            AuthError::EmailNotVerified => {
-                ApiError::new(StatusCode::FORBIDDEN, "email_not_verified", message)
             }
             AuthError::Unauthenticated(_) => ApiError::unauthorized(message),
             AuthError::RateLimited(retry_after) => ApiError::rate_limited(retry_after),

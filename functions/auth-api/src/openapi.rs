@@ -83,8 +83,7 @@ fn resend_verification() {}
 /// Sign in: an access token
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, description = "Signed in", body = AccessToken),
-              (status = 401, description = "`invalid_credentials`"),
-              (status = 403, description = "`email_not_verified`"),
+              (status = 401, description = "`invalid_credentials`: a wrong email or password, or an address not verified yet"),
               (status = 429, description = RATE_LIMITED)))]
 fn login() {}
 

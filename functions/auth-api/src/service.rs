@@ -330,17 +330,17 @@ impl AuthService {
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.verify_password(slot, password, stored).await?;
+        // An unverified account answers as a wrong password does: its password may be the one
+        // its sign-up gave — anyone's, for an address whose owner never signed up — so telling
+        // it apart ("not verified") would tell that the address has no verified account.
         let user = match user {
-            Some(user) if matched => user,
+            Some(user) if matched && user.status == UserStatus::Active => user,
             _ => {
                 tracing::info!("login failed");
                 oes_domain::metrics::incr(oes_domain::metrics::LOGIN_FAILURES, None);
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if user.status != UserStatus::Active {
-            return Err(AuthError::EmailNotVerified);
-        }
         let now = self.clock.now();
         let device_token = devices
             .issue(

@@ -81,7 +81,8 @@ async fn sign_up_verify_and_sign_in() {
     let (status, refused) = login(&service, "ada@example.com", "correct horse").await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
-        (403, Some("email_not_verified"))
+        (401, Some("invalid_credentials")),
+        "not verified yet: answered as a wrong password"
     );
 
     let tokens = queued_tokens(&queue).await;

@@ -378,7 +378,19 @@ async fn learning_who_has_an_account_from_sign_up() {
         200,
         "the account is unchanged"
     );
-    assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
+    // Nor does signing in with the password the sign-ups gave: it made FRESH and PENDING
+    // pending accounts with it and left the verified VICTIM as it was, and all answer alike.
+    let mut sign_ins = Vec::new();
+    for address in [VICTIM, PENDING, FRESH] {
+        let attempt = json!({"email": address, "password": SQUATTERS_PASSWORD});
+        sign_ins.push(post_from(&service, ATTACKER, "/auth/login", attempt).await);
+    }
+    assert_eq!(sign_ins[0].0, 401, "{:?}", sign_ins[0]);
+    assert_eq!(
+        (&sign_ins[0], &sign_ins[1]),
+        (&sign_ins[2], &sign_ins[2]),
+        "a sign-in with the sign-up's password tells whether the address had a verified account"
+    );
 
     // Past the mailbox's email budget, the refusal is the same too.
     let mut refusals = Vec::new();
