@@ -384,7 +384,7 @@ impl AuthService {
         Ok(user.profile())
     }
 
-    /// Queues a password reset email if `email` belongs to an account; silent otherwise, and
+    /// Queues a password reset email if `email` belongs to a verified account; silent otherwise, and
     /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]) or when
     /// requests made at once stored their links first, race after race. Each
     /// reset email carries a new link that voids the one before, so one works at a time: the
@@ -399,7 +399,15 @@ impl AuthService {
     }
 
     async fn reset_by_email(&self, email: &Email) -> Result<(), AuthError> {
-        let Some(user) = self.users.find_by_email(email).await? else {
+        // Only a verified account: one not verified yet has no password its owner could have
+        // lost (its verification link, or signing up again, is the way in), and anyone can
+        // make one for every tagged variant of a mailbox, each with a reset budget of its own.
+        let Some(user) = self
+            .users
+            .find_by_email(email)
+            .await?
+            .filter(|user| user.status == UserStatus::Active)
+        else {
             return Ok(());
         };
         let verdict = self

@@ -236,6 +236,40 @@ async fn signing_up_tagged_variants_of_one_mailbox_does_not_flood_it() {
     );
 }
 
+/// Each tagged variant an attacker signs up is an account of its own, with a reset budget of
+/// its own: reset links for all of them would all reach one mailbox, far past its budget. An
+/// account not verified yet is sent no reset link (it has no password its owner could have
+/// lost: following the verification link, or signing up again, is the way in).
+#[tokio::test]
+async fn asking_for_reset_links_to_tagged_variants_of_one_mailbox_does_not_flood_it() {
+    let (service, queue) = in_memory_auth();
+    let budget = usize::try_from(EMAIL_PER_ADDRESS.max).expect("small");
+    let variants: Vec<String> = (0..budget)
+        .map(|n| format!("victim+{n}@example.com"))
+        .collect();
+    for address in &variants {
+        let (status, body) = sign_up_from(&service, ATTACKER, address, SQUATTERS_PASSWORD).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let mut n = 0;
+    for address in &variants {
+        for _ in 0..RESET_PER_ACCOUNT.max {
+            n += 1;
+            let body = json!({ "email": address });
+            let (status, _) =
+                post_from(&service, bot(n), "/auth/password-reset/request", body).await;
+            assert_eq!(status, 202);
+        }
+    }
+    let mails = mailed(&queue).await;
+    let kinds: Vec<&str> = mails.iter().map(|mail| mail.kind).collect();
+    assert!(
+        mails.len() <= budget,
+        "{} emails reached one mailbox within an hour; its budget is {budget}: {kinds:?}",
+        mails.len()
+    );
+}
+
 #[tokio::test]
 async fn requests_refused_by_the_requesters_own_limit_do_not_spend_the_victims_budget() {
     let (service, queue) = in_memory_auth();
