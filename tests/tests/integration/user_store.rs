@@ -630,6 +630,19 @@ async fn a_move_from_a_stale_link_state_is_refused(users: &dyn UserStore) {
     );
     assert_eq!(owner_of(users, &elsewhere).await, None, "claims nothing");
     assert_eq!(owner_of(users, &ada.email).await, Some(reset.clone()));
+    // ... whoever holds the address it names: a void link is void, not a taken address.
+    let grace = user("grace@example.com");
+    users.create(&grace).await.expect("created");
+    users
+        .update(&grace.id, UserUpdate::Verified, 5)
+        .await
+        .expect("verified");
+    assert_conflict(
+        users
+            .change_email(&ada.id, &grace.email, &before_reset, 6)
+            .await,
+        UserConflict::LinkVoid,
+    );
 
     // ... so does a role change ...
     let before_role = state(&reset);

@@ -235,7 +235,10 @@ impl UserStore for DynamoUsers {
                 .as_ref()
                 .is_some_and(|holder| holder.status != UserStatus::PendingVerification)
             {
-                return Err(StoreError::Conflict(UserConflict::EmailTaken));
+                // Taken, unless the account is gone or the link void: that answer stands first.
+                return Err(self
+                    .why_refused(id, linked, UserConflict::EmailTaken)
+                    .await?);
             }
             let mut items = vec![
                 self.table
