@@ -46,11 +46,13 @@ use tracing::Instrument;
 
 pub use oes_domain::pipeline::{HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 
-/// Holds after which a job the ledger still cannot claim, or a receipt it still cannot record,
-/// is set aside on the dead-letter queue with the error — each hold is a fresh copy, so the
-/// lanes' `maxReceiveCount` never would. With the default backoff (10 s doubling, at most 15
+/// Holds in a row after which a job the ledger still cannot claim, or a receipt it still cannot
+/// record, is set aside on the dead-letter queue with the error — each hold is a fresh copy, so
+/// the lanes' `maxReceiveCount` never would. With the default backoff (10 s doubling, at most 15
 /// min) that is about 11 hours of a failing ledger; a ledger that refuses a job for good (a key
-/// it cannot take) thus never keeps a message circulating for ever.
+/// it cannot take) thus never keeps a message circulating for ever. Only holds for the ledger
+/// count: a wait on purpose (a retry's backoff, a paused account) starts the count over, so a
+/// long SES pause does not leave the next ledger hiccup one hold from the dead-letter queue.
 pub const MAX_HOLDS: u32 = 48;
 
 /// Tries at writing a job's outcome before the worker falls back (a receipt for `sent`,
@@ -89,6 +91,18 @@ fn os_jitter() -> u32 {
     getrandom::fill(&mut bytes).map_or(0, |()| u32::from_le_bytes(bytes))
 }
 
+/// Why a job is held, which sets the holds count its copy carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The ledger failed (a claim, a receipt): one more hold in a row; past [`MAX_HOLDS`] of
+    /// them the job is set aside.
+    ForTheLedger,
+    /// A wait on purpose — another worker's lease, a retry's backoff, an account that cannot
+    /// send — bounded elsewhere (the lease, the attempts) or waited out on purpose: the count
+    /// starts over.
+    OnPurpose,
+}
+
 /// One delivery of a decoded job, with what the worker needs to hold or set it aside.
 struct Received<'a> {
     delivery: Delivery,
@@ -97,7 +111,7 @@ struct Received<'a> {
 }
 
 impl Received<'_> {
-    /// How many times the worker has put this job back already.
+    /// How many times in a row the worker has put this job back for the ledger.
     fn holds(&self) -> u32 {
         self.delivery
             .attributes
@@ -221,7 +235,7 @@ impl Worker {
             Ok(Claim::Busy { lease_until }) => {
                 tracing::info!(lease_until, "another worker is sending this job");
                 let wait = u32::try_from(lease_until - now + 1).unwrap_or(1).max(1);
-                self.hold(&received, wait, None).await
+                self.hold(&received, wait, None, Held::OnPurpose).await
             }
             Err(error) if received.holds() >= MAX_HOLDS => {
                 let reason = format!(
@@ -233,7 +247,7 @@ impl Worker {
             Err(error) => {
                 let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "could not claim the job; held for later");
-                self.hold(&received, wait, None).await
+                self.hold(&received, wait, None, Held::ForTheLedger).await
             }
         }
     }
@@ -257,7 +271,8 @@ impl Worker {
                     Err(error) => {
                         tracing::error!(%error, %ses_message_id, "SES accepted the email but the record could not say so; a receipt carries it");
                         let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
-                        self.hold(received, wait, Some(&ses_message_id)).await
+                        self.hold(received, wait, Some(&ses_message_id), Held::ForTheLedger)
+                            .await
                     }
                 }
             }
@@ -286,7 +301,7 @@ impl Worker {
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "email failed; will retry");
                 metrics::incr(metrics::EMAILS_RETRIED, kind);
                 self.note(&job.job_id, Outcome::Retrying { error }).await;
-                self.hold(received, wait, None).await
+                self.hold(received, wait, None, Held::OnPurpose).await
             }
             Err(MailError::AccountPaused(error)) => {
                 self.account_cannot_send(received, error, metrics::SENDING_PAUSED)
@@ -312,7 +327,7 @@ impl Worker {
         metrics::incr(metric, None);
         self.note(&received.job.job_id, Outcome::Paused { error })
             .await;
-        self.hold(received, wait, None).await
+        self.hold(received, wait, None, Held::OnPurpose).await
     }
 
     /// A receipt's delivery: SES accepted the job already; write the record, send nothing.
@@ -335,7 +350,8 @@ impl Worker {
             Err(error) => {
                 let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
                 tracing::warn!(%error, retry_in_seconds = wait, "the receipt could not be recorded yet");
-                self.hold(received, wait, Some(ses_message_id)).await
+                self.hold(received, wait, Some(ses_message_id), Held::ForTheLedger)
+                    .await
             }
         }
     }
@@ -418,19 +434,25 @@ impl Worker {
 
     /// Holds the job for `seconds` (at most 900): a fresh copy of its message, delayed, goes on
     /// its queue and this delivery is acknowledged — waiting on purpose uses none of its
-    /// receives. A `receipt` makes the copy a receipt of that SES message id. If the copy cannot
-    /// be sent, the delivery itself is hidden for `seconds` and redelivered.
+    /// receives. A `receipt` makes the copy a receipt of that SES message id. Why it is held
+    /// sets the holds count the copy carries. If the copy cannot be sent, the delivery itself
+    /// is hidden for `seconds` and redelivered.
     async fn hold(
         &self,
         received: &Received<'_>,
         seconds: u32,
         receipt: Option<&str>,
+        why: Held,
     ) -> Disposition {
         let mut attributes: BTreeMap<String, String> = received.delivery.attributes.clone();
-        attributes.insert(
-            HOLDS_ATTRIBUTE.to_owned(),
-            (received.next_hold()).to_string(),
-        );
+        match why {
+            Held::ForTheLedger => {
+                attributes.insert(HOLDS_ATTRIBUTE.to_owned(), received.next_hold().to_string());
+            }
+            Held::OnPurpose => {
+                attributes.remove(HOLDS_ATTRIBUTE);
+            }
+        }
         attributes.insert("job_id".to_owned(), received.job.job_id.clone());
         attributes.insert("kind".to_owned(), received.job.template.kind().to_owned());
         match receipt {
@@ -901,12 +923,12 @@ mod tests {
             .lock()
             .expect("lock")
             .iter()
-            .map(|a| a[HOLDS_ATTRIBUTE].clone())
+            .map(|a| a.get(HOLDS_ATTRIBUTE).cloned())
             .collect();
         assert_eq!(
             holds,
-            ["1", "1"],
-            "each copy counts the holds of the delivery it came from"
+            [None, None],
+            "a retry's backoff is a wait on purpose: no hold for the ledger"
         );
         assert_eq!(h.mailer.sent(), 1);
         assert_eq!(status(&h, &job).await, (JobStatus::Sent, 3));
@@ -1018,11 +1040,9 @@ mod tests {
     #[tokio::test]
     async fn a_message_held_the_most_times_a_count_can_say_is_held_again() {
         let h = harness(Arc::default());
+        // SES accepts it, the ledger refuses to say so: held as a receipt, for the ledger.
+        *h.jobs.refuse_sent.lock().expect("lock") = u32::MAX;
         let job = job("ada@example.com");
-        h.jobs
-            .claim(&job, 1_000, 60)
-            .await
-            .expect("claimed by someone else");
         let most = u32::MAX.to_string();
         let response = h
             .worker
@@ -1035,7 +1055,48 @@ mod tests {
         assert!(failed(&response).is_empty(), "held as a fresh copy");
         let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
         assert_eq!(renewed.get(HOLDS_ATTRIBUTE), Some(&most));
-        assert_eq!(h.mailer.sent(), 0);
+        assert_eq!(h.mailer.sent(), 1);
+    }
+
+    /// An account that cannot send for hours holds its jobs again and again, on purpose; once
+    /// it can send again, a ledger that fails once holds the job (for the ledger, the first time
+    /// in a row), rather than find it held too often and set it aside.
+    #[tokio::test]
+    async fn a_long_pause_does_not_spend_the_holds_a_failing_ledger_is_allowed() {
+        let pauses = MAX_HOLDS + 2;
+        let h = harness(ScriptedMailer::failing(
+            (0..pauses)
+                .map(|_| MailError::AccountPaused("SendingPaused".into()))
+                .collect(),
+        ));
+        let job = job("ada@example.com");
+        let mut next = Some(record("m", &job.encode(), 1));
+        for n in 0..=pauses {
+            let delivery = next.take().expect("a copy to deliver");
+            // The account can send again; the ledger fails this once.
+            *h.jobs.refuse_claims.lock().expect("lock") = n == pauses;
+            next = deliver(&h, delivery).await;
+        }
+        *h.jobs.refuse_claims.lock().expect("lock") = false;
+        let last = next.take().expect("held for the ledger, not set aside");
+        assert!(deliver(&h, last).await.is_none(), "sent");
+        assert!(h.queue.dead_letters().is_empty());
+        assert_eq!(h.mailer.sent(), 1);
+    }
+
+    /// Delivers `delivery` and returns the copy the worker put back (with the attributes it
+    /// gave it), as the queue would deliver it next, if any.
+    async fn deliver(h: &Harness, delivery: SqsMessage) -> Option<SqsMessage> {
+        let body = delivery.body.clone().unwrap_or_default();
+        let id = delivery.message_id.clone().unwrap_or_default();
+        let response = h.worker.handle_batch(batch(vec![delivery])).await;
+        assert!(failed(&response).is_empty(), "acknowledged");
+        h.queue.renewed.lock().expect("lock").pop().map(|copy| {
+            copy.iter().fold(
+                record(&format!("{id}+"), &body, 1),
+                |copy, (name, value)| with_attribute(copy, name, value),
+            )
+        })
     }
 
     /// Delivers `first`, then each copy the worker puts back (with the attributes it gave it), as
@@ -1049,15 +1110,7 @@ mod tests {
             if deliveries > 1_000 {
                 break;
             }
-            let body = delivery.body.clone().unwrap_or_default();
-            let response = h.worker.handle_batch(batch(vec![delivery])).await;
-            assert!(failed(&response).is_empty(), "acknowledged");
-            next = h.queue.renewed.lock().expect("lock").pop().map(|copy| {
-                copy.iter().fold(
-                    record(&format!("copy-{deliveries}"), &body, 1),
-                    |copy, (name, value)| with_attribute(copy, name, value),
-                )
-            });
+            next = deliver(h, delivery).await;
         }
         deliveries
     }
