@@ -14,7 +14,7 @@ use utoipa::openapi::Object;
 use crate::routes::{
     EmailBody, EmailChangeBody, LoginBody, RegisterBody, RenameBody, ResetConfirmBody, TokenBody,
 };
-use crate::service::AccessToken;
+use crate::service::{AccessToken, ResetDone};
 use crate::views::{ProfileView, SignUpAccepted, Verified};
 
 /// auth-api's part of the OpenAPI document.
@@ -112,7 +112,7 @@ fn request_password_reset() {}
 /// Set a new password with the token of a reset link
 #[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth",
     request_body = ResetConfirmBody,
-    responses((status = 200, description = "`{\"status\": \"password_reset\"}`", body = StatusBody),
+    responses((status = 200, description = "Reset: a device token for the account as reset", body = ResetDone),
               (status = 400, description = INVALID_TOKEN),
               (status = 409, description = "`concurrent_update`")))]
 fn confirm_password_reset() {}

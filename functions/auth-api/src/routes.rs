@@ -122,6 +122,10 @@ pub(crate) struct ResetConfirmBody {
     token: String,
     #[schema(min_length = 8, max_length = 128)]
     new_password: String,
+    /// The device token of an earlier sign-in from this device, if the client kept one: the
+    /// answer's token keeps its device id.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -251,10 +255,10 @@ async fn confirm_reset(
     let body: ResetConfirmBody = parse_json(request)?;
     let password = Password::parse(body.new_password, "new_password")?;
     let slot = service.admit_password_work()?;
-    service
-        .confirm_password_reset(slot, &body.token, password)
+    let done = service
+        .confirm_password_reset(slot, &body.token, password, body.device_token.as_deref())
         .await?;
-    Ok(no_content_json(StatusCode::OK, "password_reset"))
+    Ok(json(StatusCode::OK, &done))
 }
 
 async fn change_email(

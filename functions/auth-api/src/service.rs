@@ -30,6 +30,20 @@ pub const RESET_TOKEN_TTL_SECONDS: i64 = 3600;
 /// race in between; after that it gives up (answered as every sign-up).
 const SIGN_UP_WRITE_ATTEMPTS: usize = 3;
 
+/// A password reset done: the device that confirmed it is trusted for the account as reset.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ResetDone {
+    /// Always `password_reset`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    /// A device token for the account as it now is (as a sign-in answers one): a reset voids
+    /// the trust of every device, so while others spend the account's sign-in budget, the next
+    /// sign-in from this device, sending it, counts against this device's own limit. Never
+    /// printed.
+    #[schema(value_type = String)]
+    pub device_token: Secret,
+}
+
 /// A signed-in session.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AccessToken {
@@ -434,7 +448,8 @@ impl AuthService {
         slot: Admission,
         token: &str,
         password: Password,
-    ) -> Result<(), AuthError> {
+        device_token: Option<&str>,
+    ) -> Result<ResetDone, AuthError> {
         let stored = self
             .take_token(token, &[TokenPurpose::PasswordReset])
             .await?;
@@ -450,13 +465,29 @@ impl AuthService {
         }
         let hash = self.hash(slot, password).await?;
         let update = UserUpdate::Password { hash, linked };
-        match self.users.update(&user.id, update, self.clock.now()).await {
+        let now = self.clock.now();
+        let reset = match self.users.update(&user.id, update, now).await {
             Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
             other => other?,
         };
         self.invalidate_profile(&user.id).await;
         tracing::info!(user_id = %user.id, "password reset");
-        Ok(())
+        // The device keeps its id if it sent a token of this account (of any version).
+        let devices = self.sessions.jwt().devices();
+        let device = device_token
+            .and_then(|token| devices.verify(token).ok())
+            .filter(|claims| claims.sub == reset.id.as_str());
+        let device_token = devices
+            .issue(
+                &reset,
+                device.as_ref().map(|claims| claims.did.as_str()),
+                now,
+            )
+            .map_err(|e| AuthError::Unexpected(e.into()))?;
+        Ok(ResetDone {
+            status: "password_reset",
+            device_token: Secret::new(device_token),
+        })
     }
 
     /// Starts moving the account to `new_email`: checks the password, then sends a confirmation
