@@ -250,7 +250,8 @@ impl AuthService {
     /// if it is still as it was when the link was sent (see
     /// [`oes_domain::ports::LinkedState`]): a password reset, a role change or another email
     /// change since voids it. A verification link only marks the account verified, which
-    /// nothing undoes: only its expiry voids it.
+    /// nothing undoes: its expiry voids it, and so does a move of the account to another address
+    /// (its answer would name the new one).
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<UserProfile, AuthError> {
         let stored = self
@@ -280,6 +281,13 @@ impl AuthService {
             other => other?,
         };
         self.invalidate_profile(&user.id).await;
+        // A verification link sent to an address the account has since left (moved while the
+        // link was still good): verifying it changed nothing (a move needs a verified account),
+        // and its answer must not tell the old mailbox where the account went.
+        if stored.purpose == TokenPurpose::VerifyEmail && user.email_version != stored.email_version
+        {
+            return Err(AuthError::InvalidToken);
+        }
         tracing::info!(user_id = %user.id, purpose = ?stored.purpose, "email verified");
         Ok(user.profile())
     }

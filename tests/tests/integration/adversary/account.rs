@@ -178,6 +178,34 @@ async fn confirm_reset(service: &AuthService, link: &Mail, new_password: &str) -
     .await
 }
 
+/// A verification link outlives the verification by its 24 hours (nothing else voids it): a
+/// second one, from a resend, is still good after the first was followed. Once the account has
+/// moved to another address, it must not tell whoever reads the old mailbox where the account
+/// went.
+#[tokio::test]
+async fn a_verification_link_followed_after_a_move_does_not_tell_the_new_address() {
+    const NEW: &str = "owner@new.example";
+    let (service, queue) = in_memory_auth();
+    let signup = json!({"email": OWNER, "password": PASSWORD, "name": "Owner"});
+    assert_eq!(post(&service, "/auth/register", signup, None).await.0, 202);
+    let resend = json!({ "email": OWNER });
+    let (status, _) = post(&service, "/auth/resend-verification", resend, None).await;
+    assert_eq!(status, 202);
+    let links = mailed(&queue).await;
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(follow(&service, &links[0]).await.0, 200);
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let moving = email_change_link(&service, &queue, &bearer, NEW).await;
+    assert_eq!(follow(&service, &moving).await.0, 200);
+
+    let answer = follow(&service, &links[1]).await;
+    assert!(!answer.1.to_string().contains(NEW), "{}", answer.1);
+    assert_invalid_token(
+        answer,
+        "a verification link sent to the address the account left",
+    );
+}
+
 /// One `POST /auth/login` to [`OWNER`] from `ip`, with the device token `device` when given.
 async fn sign_in_from(
     service: &AuthService,
