@@ -94,10 +94,9 @@ fi
 
 # The services it starts are stopped at the end, those already running left as they were.
 NEW_SERVICES=()
-SERVICES_BEFORE="$(scripts/services.sh status 2>/dev/null || true)"
-grep -q '^services: redis: up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(redis)
-grep -q '^services: redis cluster: up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(cluster)
-grep -q '^services: moto: *up' <<<"$SERVICES_BEFORE" || NEW_SERVICES+=(moto)
+for service in redis cluster moto; do
+  scripts/services.sh ready "$service" || NEW_SERVICES+=("$service")
+done
 
 WORK="$(mktemp -d)"
 PIDS=()

@@ -7,6 +7,7 @@
 #   scripts/services.sh down    stop what this script started (reused services are left alone);
 #                               `down moto` (or redis, cluster) stops only those
 #   scripts/services.sh status  show what is running
+#   scripts/services.sh ready S exit 0 if service S (redis, cluster, moto) answers
 #   scripts/services.sh env     print the export lines the tests use (eval "$(... env)")
 #   scripts/services.sh venv    install only the Python tools (requirements-dev.txt) into .venv
 #
@@ -332,11 +333,21 @@ export REDIS_CLUSTER_URL=redis://127.0.0.1:$CLUSTER_PORT
 EOF
 }
 
+cmd_ready() { # redis|cluster|moto: exits 0 if it answers (whoever started it)
+  case "${1:-}" in
+    redis) redis_ready ;;
+    cluster) cluster_ready ;;
+    moto) moto_ready ;;
+    *) die "ready: no service ${1:-} (redis, cluster, moto)" ;;
+  esac
+}
+
 case "${1:-}" in
   up) cmd_up ;;
+  ready) cmd_ready "${2:-}" ;;
   down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   venv) ensure_venv ;;
-  *) echo "usage: $0 {up|down|status|env|venv}" >&2; exit 2 ;;
+  *) echo "usage: $0 {up|down|ready|status|env|venv}" >&2; exit 2 ;;
 esac

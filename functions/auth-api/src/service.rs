@@ -10,7 +10,9 @@ use oes_domain::ports::{
     UserUpdate,
 };
 use oes_domain::producer::EmailProducer;
-use oes_domain::security::{OneTimeToken, Password, PasswordHasher, Secret, TokenHash};
+use oes_domain::security::{
+    DeviceClaims, OneTimeToken, Password, PasswordHasher, Secret, TokenHash,
+};
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserProfile, UserStatus};
 use oes_runtime::rate_limit::{Limit, RateLimiter, Verdict};
 use oes_runtime::session::Sessions;
@@ -364,18 +366,12 @@ impl AuthService {
             }
         };
         let now = self.clock.now();
-        let device_token = devices
-            .issue(
-                &user,
-                device.as_ref().map(|claims| claims.did.as_str()),
-                now,
-            )
-            .map_err(|e| AuthError::Unexpected(e.into()))?;
+        let device_token = self.device_token(&user, device.as_ref(), now)?;
         Ok(AccessToken {
             access_token: self.sessions.jwt().issue(&user, now)?,
             token_type: "Bearer",
             expires_in: self.sessions.jwt().ttl_seconds(),
-            device_token: Secret::new(device_token),
+            device_token,
         })
     }
 
@@ -481,20 +477,12 @@ impl AuthService {
         self.invalidate_profile(&user.id).await;
         tracing::info!(user_id = %user.id, "password reset");
         // The device keeps its id if it sent a token of this account (of any version).
-        let devices = self.sessions.jwt().devices();
         let device = device_token
-            .and_then(|token| devices.verify(token).ok())
+            .and_then(|token| self.sessions.jwt().devices().verify(token).ok())
             .filter(|claims| claims.sub == reset.id.as_str());
-        let device_token = devices
-            .issue(
-                &reset,
-                device.as_ref().map(|claims| claims.did.as_str()),
-                now,
-            )
-            .map_err(|e| AuthError::Unexpected(e.into()))?;
         Ok(ResetDone {
             status: "password_reset",
-            device_token: Secret::new(device_token),
+            device_token: self.device_token(&reset, device.as_ref(), now)?,
         })
     }
 
@@ -611,6 +599,23 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         }
         Ok(stored)
+    }
+
+    /// A device token for `user` as it is at `now`: for the device of `claims` (a new device
+    /// when `None`).
+    fn device_token(
+        &self,
+        user: &User,
+        claims: Option<&DeviceClaims>,
+        now: i64,
+    ) -> Result<Secret, AuthError> {
+        let device_id = claims.map(|claims| claims.did.as_str());
+        self.sessions
+            .jwt()
+            .devices()
+            .issue(user, device_id, now)
+            .map(Secret::new)
+            .map_err(|e| AuthError::Unexpected(e.into()))
     }
 
     async fn enqueue(&self, to: Email, template: EmailTemplate) -> Result<(), AuthError> {

@@ -781,12 +781,14 @@ impl ExamService {
         // The sweep then checks that the result email left (a job recorded and never sent is
         // sent again), rather than at the attempt's deadline.
         let email_check_at = self.clock.now().saturating_add(EMAIL_CHECK_AFTER);
+        // What the result email may show: read once (the attempt read again below keeps it).
+        let review = match student {
+            Some(_) => self.review_now(&attempt).await?,
+            None => attempt.review,
+        };
         while attempt.status == AttemptStatus::InProgress {
             let result = grade(&attempt);
-            let job = match student {
-                Some(student) => Some(self.result_email(student, &attempt, &result).await?),
-                None => None,
-            };
+            let job = student.map(|student| self.result_email(student, &attempt, &result, review));
             let job_id = job.as_ref().map_or(NO_RECIPIENT, |job| job.job_id.as_str());
             // Conditional on the stored answers being those graded.
             let submitted = self
@@ -845,7 +847,7 @@ impl ExamService {
         };
         match (&attempt.result_email_job, &attempt.result) {
             (None, Some(result)) => {
-                let job = self.result_email(student, &attempt, result).await?;
+                let job = self.result_email(student, &attempt, result, review);
                 if self.attempts.claim_result_email(&id, &job.job_id).await? {
                     self.queue_result_email(&id, job).await?;
                     return Ok((attempt, Closed::EmailQueued));
@@ -855,33 +857,41 @@ impl ExamService {
             // recording it (its request timed out, its student saw a 503), or is about to record
             // it. Queued under the claimed id: the ledger records it once, and the worker's send
             // lease sends one copy (the other close's record is refused as a duplicate).
-            (Some(claimed), Some(_)) if claimed != NO_RECIPIENT => {
-                if !self.emails.is_recorded(claimed).await?
-                    && let Some(job) = self
-                        .claimed_result_email(&attempt, student, claimed)
-                        .await?
-                {
-                    tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
-                    self.queue_result_email(&id, job).await?;
-                    return Ok((attempt, Closed::EmailQueued));
-                }
+            (Some(claimed), Some(result))
+                if claimed != NO_RECIPIENT && !self.emails.is_recorded(claimed).await? =>
+            {
+                let job = EmailJob {
+                    job_id: claimed.clone(),
+                    ..self.result_email(student, &attempt, result, review)
+                };
+                tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
+                self.queue_result_email(&id, job).await?;
+                return Ok((attempt, Closed::EmailQueued));
             }
             _ => {}
         }
         Ok((attempt, Closed::Before))
     }
 
-    /// The result email of `attempt`: the score if its review, as the exam's close now stands,
-    /// shows it from the submission; otherwise a confirmation naming when the result will show.
-    async fn result_email(
+    /// The review of `attempt` as the exam's close now stands
+    /// ([`Self::review_from_the_close_as_it_is`]).
+    async fn review_now(&self, attempt: &Attempt) -> Result<AttemptReview, ExamError> {
+        let mut review = attempt.review;
+        self.review_from_the_close_as_it_is(&mut review, &attempt.exam_id)
+            .await?;
+        Ok(review)
+    }
+
+    /// The result email of `attempt`: the score if `review` (the attempt's, as the exam's close
+    /// now stands: [`Self::review_now`]) shows it from the submission; otherwise a
+    /// confirmation naming when the result will show.
+    fn result_email(
         &self,
         caller: &UserProfile,
         attempt: &Attempt,
         result: &AttemptResult,
-    ) -> Result<EmailJob, ExamError> {
-        let mut review = attempt.review;
-        self.review_from_the_close_as_it_is(&mut review, &attempt.exam_id)
-            .await?;
+        review: AttemptReview,
+    ) -> EmailJob {
         let template = match review.shown_at(result.submitted_at) {
             Some(_) => EmailTemplate::ExamResult {
                 name: caller.name.as_str().to_owned(),
@@ -901,11 +911,7 @@ impl ExamService {
                 ),
             },
         };
-        Ok(EmailJob::new(
-            caller.email.clone(),
-            template,
-            self.clock.now(),
-        ))
+        EmailJob::new(caller.email.clone(), template, self.clock.now())
     }
 
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
@@ -933,10 +939,11 @@ impl ExamService {
     }
 
     /// The result email of `attempt`, submitted, to `student` under `job_id`: the job its claim
-    /// names, for a close that finds the claim without its job to queue, or a sweep to send
-    /// again, when the submit that claimed it may not have (see [`crate::sweep`]). Under that id the ledger records the job once and the worker
-    /// sends it once, so a copy the claiming submit queued as well is never sent twice. `None`
-    /// for an attempt without its result (never submitted).
+    /// names, for a sweep to send again when the submit that claimed it may not have (see
+    /// [`crate::sweep`]; a close that finds the claim without its job queues it the same way).
+    /// Under that id the ledger records the job once and the worker sends it once, so a copy
+    /// the claiming submit queued as well is never sent twice. `None` for an attempt without
+    /// its result (never submitted).
     pub async fn claimed_result_email(
         &self,
         attempt: &Attempt,
@@ -946,8 +953,10 @@ impl ExamService {
         let Some(result) = &attempt.result else {
             return Ok(None);
         };
-        let mut job = self.result_email(student, attempt, result).await?;
-        job.job_id = job_id.to_owned();
-        Ok(Some(job))
+        let review = self.review_now(attempt).await?;
+        Ok(Some(EmailJob {
+            job_id: job_id.to_owned(),
+            ..self.result_email(student, attempt, result, review)
+        }))
     }
 }

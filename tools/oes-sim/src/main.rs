@@ -8,52 +8,29 @@
 
 use std::process::ExitCode;
 
-/// What the command line asks for.
+use clap::Parser;
+
+/// What the command line asks for; anything else, or a number that does not parse, is an error
+/// (a typo must not run 2,000 seeds and pass).
+#[derive(clap::Parser)]
+#[command(
+    about = "Runs seeds of the email pipeline's fault simulation; OES_SIM_SEED=S runs that one seed"
+)]
 struct Args {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 2_000)]
     seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
     from: u64,
+    /// Print every violation.
+    #[arg(long)]
     list: bool,
 }
 
-/// `--seeds N`, `--from S` and `--list`; anything else, or a number that does not parse, is an
-/// error (a typo must not run 2,000 seeds and pass).
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut parsed = Args {
-        seeds: 2_000,
-        from: 0,
-        list: false,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            let value = args
-                .next()
-                .ok_or_else(|| format!("{name} needs a number"))?;
-            value
-                .parse()
-                .map_err(|_| format!("{name} {value}: not a whole number"))
-        };
-        match arg.as_str() {
-            "--seeds" => parsed.seeds = number("--seeds")?,
-            "--from" => parsed.from = number("--from")?,
-            "--list" => parsed.list = true,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(parsed)
-}
-
 fn main() -> ExitCode {
+    let args = Args::parse();
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse(&raw) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!(
-                "oes-sim: {error}\nusage: oes-sim [--seeds N] [--from S] [--list]; OES_SIM_SEED=S oes-sim"
-            );
-            return ExitCode::from(2);
-        }
-    };
     if let Ok(seed) = std::env::var("OES_SIM_SEED") {
         if !raw.is_empty() {
             eprintln!(

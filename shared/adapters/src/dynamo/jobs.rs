@@ -86,6 +86,22 @@ impl DynamoJobs {
         })
     }
 
+    /// How an update that ends a job went: `None` if it went through (its history then cut
+    /// back), or the record as it is if it was refused (`NotFound`: there is none).
+    async fn settled(
+        &self,
+        job_id: &str,
+        written: Written,
+    ) -> Result<Option<JobRecord>, StoreError<JobConflict>> {
+        match written {
+            Written::Done(item) => {
+                self.trim_history(job_id, &item).await;
+                Ok(None)
+            }
+            Written::Refused(item) => Ok(Some(record(item.ok_or(StoreError::NotFound)?)?)),
+        }
+    }
+
     /// Cuts the history of the record `item` (as just written) back to its last
     /// [`HISTORY_LIMIT`] events, unless another write changed its length meanwhile (that write
     /// cuts it then). Best effort: a longer history is only bigger.
@@ -147,12 +163,8 @@ impl DynamoJobs {
                 context,
             )
             .await?;
-        let record = match written {
-            Written::Done(item) => {
-                self.trim_history(job_id, &item).await;
-                return Ok(());
-            }
-            Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
+        let Some(record) = self.settled(job_id, written).await? else {
+            return Ok(());
         };
         // Refused: say why, from the record as it is.
         let leased = record.lease_until.is_some_and(|until| until >= now);
@@ -384,12 +396,8 @@ impl JobLedger for DynamoJobs {
         let written = self
             .update(job_id, &set, Some(guard), values, "finishing a job")
             .await?;
-        let record = match written {
-            Written::Done(item) => {
-                self.trim_history(job_id, &item).await;
-                return Ok(());
-            }
-            Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
+        let Some(record) = self.settled(job_id, written).await? else {
+            return Ok(());
         };
         // Refused: say why, from the record as it is.
         Err(StoreError::Conflict(if record.status == JobStatus::Sent {
@@ -432,20 +440,14 @@ impl JobLedger for DynamoJobs {
                 "recording an unqueued job",
             )
             .await?;
-        match written {
-            Written::Done(item) => {
-                self.trim_history(job_id, &item).await;
-                Ok(())
-            }
-            Written::Refused(item) => {
-                let record = record(item.ok_or(StoreError::NotFound)?)?;
-                Err(StoreError::Conflict(if record.status == JobStatus::Sent {
-                    JobConflict::Sent
-                } else {
-                    JobConflict::Taken
-                }))
-            }
-        }
+        let Some(record) = self.settled(job_id, written).await? else {
+            return Ok(());
+        };
+        Err(StoreError::Conflict(if record.status == JobStatus::Sent {
+            JobConflict::Sent
+        } else {
+            JobConflict::Taken
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]

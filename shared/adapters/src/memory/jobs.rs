@@ -79,35 +79,7 @@ impl JobLedger for MemoryJobs {
             }
             _ => {}
         }
-        // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
-        if !matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
-            record.lease_until = None;
-        }
-        record.updated_at = now;
-        append(record, JobEvent::of(&outcome, now));
-        match outcome {
-            Outcome::Sent { ses_message_id } => {
-                record.status = JobStatus::Sent;
-                record.ses_message_id = Some(ses_message_id);
-            }
-            Outcome::Retrying { error } => {
-                record.status = JobStatus::Retrying;
-                record.last_error = Some(error);
-            }
-            Outcome::Paused { error } => {
-                record.status = JobStatus::Retrying;
-                record.last_error = Some(error);
-                record.attempts = record.attempts.saturating_sub(1);
-            }
-            Outcome::Failed { reason } => {
-                record.status = JobStatus::Failed;
-                record.last_error = Some(reason);
-            }
-            Outcome::Dead { reason } => {
-                record.status = JobStatus::Dead;
-                record.last_error = Some(reason);
-            }
-        }
+        record_outcome(record, outcome, now);
         Ok(())
     }
 
@@ -127,10 +99,7 @@ impl JobLedger for MemoryJobs {
         let outcome = Outcome::Failed {
             reason: reason.to_owned(),
         };
-        append(record, JobEvent::of(&outcome, now));
-        record.status = JobStatus::Failed;
-        record.last_error = Some(reason.to_owned());
-        record.updated_at = now;
+        record_outcome(record, outcome, now);
         Ok(())
     }
 
@@ -164,6 +133,39 @@ impl JobLedger for MemoryJobs {
 }
 
 /// `Ok` if `record` ended unsent (`Failed`, `Dead`); otherwise why a redrive or purge leaves it.
+/// Writes `outcome` into `record` at `now` (its guard passed).
+fn record_outcome(record: &mut JobRecord, outcome: Outcome, now: i64) {
+    // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
+    if !matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
+        record.lease_until = None;
+    }
+    record.updated_at = now;
+    append(record, JobEvent::of(&outcome, now));
+    match outcome {
+        Outcome::Sent { ses_message_id } => {
+            record.status = JobStatus::Sent;
+            record.ses_message_id = Some(ses_message_id);
+        }
+        Outcome::Retrying { error } => {
+            record.status = JobStatus::Retrying;
+            record.last_error = Some(error);
+        }
+        Outcome::Paused { error } => {
+            record.status = JobStatus::Retrying;
+            record.last_error = Some(error);
+            record.attempts = record.attempts.saturating_sub(1);
+        }
+        Outcome::Failed { reason } => {
+            record.status = JobStatus::Failed;
+            record.last_error = Some(reason);
+        }
+        Outcome::Dead { reason } => {
+            record.status = JobStatus::Dead;
+            record.last_error = Some(reason);
+        }
+    }
+}
+
 fn ended_unsent(record: &JobRecord, now: i64) -> Result<(), StoreError<JobConflict>> {
     let leased = record.lease_until.is_some_and(|until| until >= now);
     match record.status {

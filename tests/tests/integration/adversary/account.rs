@@ -10,7 +10,7 @@
 //! account before either writes (moto does not lock its tables, so the writes are made one after
 //! the other: what is tested is that the second is conditioned on what both read).
 
-use super::{assert_invalid_token, bot};
+use super::{assert_invalid_token, bot, sign_in_from};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,7 +30,7 @@ use oes_domain::ports::{
 use oes_domain::security::OneTimeToken;
 use oes_domain::user::{Email, Role, User, UserId};
 use oes_runtime::wiring::ApiAdapters;
-use oes_tests::{TestEnv, call, in_memory_apis, in_memory_auth, read, request_from};
+use oes_tests::{TestEnv, call, in_memory_apis, in_memory_auth};
 use serde_json::{Value, json};
 
 const OWNER: &str = "owner@example.com";
@@ -206,21 +206,6 @@ async fn a_verification_link_followed_after_a_move_does_not_tell_the_new_address
     );
 }
 
-/// One `POST /auth/login` to [`OWNER`] from `ip`, with the device token `device` when given.
-async fn sign_in_from(
-    service: &AuthService,
-    ip: [u8; 4],
-    password: &str,
-    device: Option<&str>,
-) -> (u16, Value) {
-    let mut body = json!({"email": OWNER, "password": password});
-    if let Some(device) = device {
-        body["device_token"] = json!(device);
-    }
-    let request = request_from(ip, "POST", "/auth/login", Some(&body.to_string()), None);
-    read(&auth_api::handle(service, request).await.expect("answered"))
-}
-
 /// A reset voids the trust of every device that signed in before (the attacker's, who knew the
 /// old password, too), so while a botnet spends the account's sign-in budget, the owner who
 /// has just reset would be refused everywhere for up to an hour. The reset answers a device
@@ -231,7 +216,7 @@ async fn the_device_that_reset_the_password_signs_in_while_the_account_is_under_
     const NEW_PASSWORD: &str = "a new password of mine";
     let (service, queue) = in_memory_auth();
     signed_up(&service, &queue, OWNER).await;
-    let (status, session) = sign_in_from(&service, HOME, PASSWORD, None).await;
+    let (status, session) = sign_in_from(&service, HOME, OWNER, PASSWORD, None).await;
     assert_eq!(status, 200, "{session}");
     let before = session["device_token"]
         .as_str()
@@ -241,7 +226,11 @@ async fn the_device_that_reset_the_password_signs_in_while_the_account_is_under_
     // The account-wide budget spent by many addresses, each within its own limit.
     let mut statuses = Vec::new();
     for n in 0..LOGIN_PER_ACCOUNT.max + 10 {
-        statuses.push(sign_in_from(&service, bot(n), "wrong guess", None).await.0);
+        statuses.push(
+            sign_in_from(&service, bot(n), OWNER, "wrong guess", None)
+                .await
+                .0,
+        );
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 
@@ -258,12 +247,12 @@ async fn the_device_that_reset_the_password_signs_in_while_the_account_is_under_
         .as_str()
         .expect("a device token for the account as reset");
 
-    let (status, _) = sign_in_from(&service, HOME, NEW_PASSWORD, Some(&before)).await;
+    let (status, _) = sign_in_from(&service, HOME, OWNER, NEW_PASSWORD, Some(&before)).await;
     assert_eq!(
         status, 429,
         "a device token from before the reset is no longer trusted"
     );
-    let (status, session) = sign_in_from(&service, HOME, NEW_PASSWORD, Some(after)).await;
+    let (status, session) = sign_in_from(&service, HOME, OWNER, NEW_PASSWORD, Some(after)).await;
     assert_eq!(
         status, 200,
         "the device that reset signs in at once: {session}"

@@ -3,15 +3,15 @@
 //! counted in Redis, as every container counts them); client addresses are API Gateway's
 //! `sourceIp`, set per request as in `rate_limits.rs`.
 
-use super::bot;
+use super::{bot, sign_in_from as sign_in};
 use auth_api::AuthService;
 use auth_api::limits::{LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE};
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::security::Password;
 use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
 use oes_runtime::wiring::ApiAdapters;
-use oes_tests::{TestEnv, cheap_hasher, read, request_from};
-use serde_json::{Value, json};
+use oes_tests::{TestEnv, cheap_hasher};
+use serde_json::Value;
 
 const OWNER: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
@@ -51,25 +51,6 @@ async fn create_account(env: &TestEnv, email: &str) {
         updated_at: now,
     };
     adapters.users.create(&user).await.expect("account created");
-}
-
-/// One `POST /auth/login` from `ip`, with the device token `device` when given.
-async fn sign_in(
-    service: &AuthService,
-    ip: [u8; 4],
-    email: &str,
-    password: &str,
-    device: Option<&str>,
-) -> (u16, Value) {
-    let mut body = json!({"email": email, "password": password});
-    if let Some(device) = device {
-        body["device_token"] = json!(device);
-    }
-    let request = request_from(ip, "POST", "/auth/login", Some(&body.to_string()), None);
-    let response = auth_api::handle(service, request)
-        .await
-        .expect("no invocation error");
-    read(&response)
 }
 
 /// The device token a successful sign-in handed out, if any.
