@@ -81,6 +81,14 @@ impl From<SessionError> for AuthError {
     }
 }
 
+impl AuthError {
+    /// A failure of ours that a retry of the same request may get past (a 503, or a race with
+    /// another request): nothing the request carried is at fault.
+    pub fn asks_to_retry(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Busy | Self::ConcurrentUpdate)
+    }
+}
+
 impl From<Busy> for AuthError {
     fn from(_: Busy) -> Self {
         Self::Busy

@@ -262,6 +262,12 @@ impl AuthService {
                 &[TokenPurpose::VerifyEmail, TokenPurpose::ChangeEmail],
             )
             .await?;
+        let answer = self.verify_with(&stored).await;
+        self.used(&stored, answer).await
+    }
+
+    /// [`verify_email`](Self::verify_email) with the token taken.
+    async fn verify_with(&self, stored: &StoredToken) -> Result<UserProfile, AuthError> {
         let now = self.clock.now();
         let user = match (stored.purpose, &stored.new_email, stored.linked_state()) {
             (TokenPurpose::ChangeEmail, Some(new_email), Some(linked)) => {
@@ -457,6 +463,18 @@ impl AuthService {
         let stored = self
             .take_token(token, &[TokenPurpose::PasswordReset])
             .await?;
+        let answer = self.reset_with(slot, &stored, password, device_token).await;
+        self.used(&stored, answer).await
+    }
+
+    /// [`confirm_password_reset`](Self::confirm_password_reset) with the token taken.
+    async fn reset_with(
+        &self,
+        slot: Admission,
+        stored: &StoredToken,
+        password: Password,
+        device_token: Option<&str>,
+    ) -> Result<ResetDone, AuthError> {
         let linked = stored.linked_state().ok_or(AuthError::InvalidToken)?;
         let user = self
             .users
@@ -599,6 +617,25 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         }
         Ok(stored)
+    }
+
+    /// What the use of a taken link answered. A failure that asks the user to try again (the
+    /// store unreachable) used nothing: the link is given back first, so the retry finds it
+    /// still good. (A use that landed though its answer was lost is void on the retry: each use
+    /// is conditioned on the account's state, which it moved on, and verifying again changes
+    /// nothing.)
+    async fn used<T>(
+        &self,
+        stored: &StoredToken,
+        answer: Result<T, AuthError>,
+    ) -> Result<T, AuthError> {
+        if let Err(failure) = &answer
+            && failure.asks_to_retry()
+            && let Err(error) = self.tokens.give_back(stored).await
+        {
+            tracing::warn!(%error, "could not give a link back after a failed use; it stays used");
+        }
+        answer
     }
 
     /// A device token for `user` as it is at `now`: for the device of `claims` (a new device

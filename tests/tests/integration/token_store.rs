@@ -1,7 +1,8 @@
 //! The contract of `TokenStore`, run against both implementations: a one-time token is taken at
 //! most once, only for one of its purposes, and comes back as it was stored (expired or not:
 //! expiry is the caller's check); a token stored by `replace` voids the one its user's last
-//! `replace` of the same purpose stored, and nothing else.
+//! `replace` of the same purpose stored, and nothing else; a token given back after a failed use
+//! is taken again as it was, unless a `replace` voided it meanwhile.
 //!
 //! - One async body per property, taking `&dyn TokenStore`.
 //! - [`contract!`] turns each body into two tests: `in_memory::<body>` over `MemoryTokens` and
@@ -56,6 +57,8 @@ contract!(
     a_replacing_token_voids_the_one_it_replaces,
     replacing_leaves_other_users_other_purposes_and_put_tokens_alone,
     a_replaced_token_that_was_taken_or_expired_is_no_obstacle,
+    a_token_given_back_is_taken_again_as_it_was,
+    a_token_replaced_while_it_was_out_is_not_given_back,
 );
 
 /// A take lands and its answer is lost (a timeout after the write): the SDK sends it again,
@@ -248,6 +251,60 @@ async fn an_unknown_token_is_not_found_and_tokens_are_taken_independently(tokens
             .expect("read"),
         None
     );
+}
+
+/// A link whose use failed (the store unreachable) is given back: taken again, it is as it was,
+/// whether `put` or `replace` stored it, and given back it is still taken only once.
+async fn a_token_given_back_is_taken_again_as_it_was(tokens: &dyn TokenStore) {
+    let put = token(TokenPurpose::VerifyEmail);
+    tokens.put(&put).await.expect("stored");
+    let replaced = token(TokenPurpose::PasswordReset);
+    assert_eq!(
+        tokens.replace(&replaced).await.expect("stored"),
+        Replaced::Stored
+    );
+    for stored in [&put, &replaced] {
+        assert!(taken(tokens, stored).await, "{:?} taken", stored.purpose);
+        assert!(!taken(tokens, stored).await, "and gone");
+        tokens.give_back(stored).await.expect("given back");
+        assert!(
+            taken(tokens, stored).await,
+            "{:?} taken again",
+            stored.purpose
+        );
+        assert!(!taken(tokens, stored).await, "and gone again");
+    }
+    // The reset link given back is still its user's valid one: the next replace voids it.
+    tokens.give_back(&replaced).await.expect("given back");
+    let newer = StoredToken {
+        user_id: replaced.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    assert_eq!(
+        tokens.replace(&newer).await.expect("stored"),
+        Replaced::Stored
+    );
+    assert!(!taken(tokens, &replaced).await, "voided by the newer link");
+    assert!(taken(tokens, &newer).await);
+}
+
+/// A reset link taken, and a newer one sent meanwhile (which voids it): its use failing does not
+/// bring it back beside the newer one, which stays the one that works.
+async fn a_token_replaced_while_it_was_out_is_not_given_back(tokens: &dyn TokenStore) {
+    let older = token(TokenPurpose::PasswordReset);
+    tokens.replace(&older).await.expect("stored");
+    assert!(taken(tokens, &older).await);
+    let newer = StoredToken {
+        user_id: older.user_id.clone(),
+        ..token(TokenPurpose::PasswordReset)
+    };
+    assert_eq!(
+        tokens.replace(&newer).await.expect("stored"),
+        Replaced::Stored
+    );
+    tokens.give_back(&older).await.expect("no failure");
+    assert!(!taken(tokens, &older).await, "the older link stays used");
+    assert!(taken(tokens, &newer).await, "the newer link works");
 }
 
 /// Takes `token` for its own purpose: whether it was there.

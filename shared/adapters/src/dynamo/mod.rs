@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -254,6 +254,23 @@ impl Table {
             .build()
             .map_err(|e| StoreUnavailable::new("building a delete", e))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// A transaction's check that the item at `key` meets `condition` (nothing written).
+    fn check(
+        &self,
+        key: Item,
+        condition: Condition<'_>,
+    ) -> Result<TransactWriteItem, StoreUnavailable> {
+        let (expression, values) = condition.unzip();
+        let check = ConditionCheck::builder()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .set_condition_expression(expression.map(str::to_owned))
+            .set_expression_attribute_values(values.filter(|v| !v.is_empty()))
+            .build()
+            .map_err(|e| StoreUnavailable::new("building a condition check", e))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// A transaction's update, `update` being everything but the table.

@@ -149,4 +149,30 @@ impl TokenStore for DynamoTokens {
         let item: TokenItem = from_item(item, "decoding a token")?;
         Ok(Some(item.into_token(hash.clone())))
     }
+
+    /// The token's item put again (over the taken one, if its delete failed), on condition that
+    /// no `replace` named another token its user's valid one: one transaction, so a replace
+    /// cannot land between the check and the put.
+    #[tracing::instrument(skip_all, fields(purpose = ?token.purpose))]
+    async fn give_back(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+        let item = to_item(&TokenItem::new(token), "encoding a token")?;
+        let latest_key = latest_token_key(&token.user_id, token.purpose);
+        let this = HashMap::from([(":this".to_owned(), s(token.hash.as_str()))]);
+        let items = vec![
+            self.table.put(item, None)?,
+            self.table.check(
+                latest_key,
+                Some(("attribute_not_exists(pk) OR token_hash = :this", this)),
+            )?,
+        ];
+        if self
+            .table
+            .transact(items, "giving a token back")
+            .await?
+            .is_err()
+        {
+            tracing::info!("a newer token was stored meanwhile; this one stays taken");
+        }
+        Ok(())
+    }
 }

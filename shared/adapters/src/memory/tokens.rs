@@ -53,4 +53,18 @@ impl TokenStore for MemoryTokens {
             _ => Ok(None),
         }
     }
+
+    async fn give_back(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+        let mut tokens = lock(&self.0);
+        let slot = (token.user_id.clone(), token.purpose);
+        if tokens
+            .latest
+            .get(&slot)
+            .is_some_and(|latest| *latest != token.hash)
+        {
+            return Ok(());
+        }
+        tokens.by_hash.insert(token.hash.clone(), token.clone());
+        Ok(())
+    }
 }

@@ -83,4 +83,11 @@ pub trait TokenStore: Send + Sync {
         hash: &TokenHash,
         purposes: &[TokenPurpose],
     ) -> Result<Option<StoredToken>, StoreUnavailable>;
+    /// Stores again, as it was, a token [`take`](TokenStore::take) returned, whose use failed
+    /// in a way that asks the user to try again (the store unreachable): the link they hold
+    /// works again. Not given back if a [`replace`](TokenStore::replace) for its user and
+    /// purpose stored another token since (that token voided it). The use it was taken for must
+    /// not have happened, or must be one a second use finds void (every use of a link is
+    /// conditioned on the account's state, which the use moves on).
+    async fn give_back(&self, token: &StoredToken) -> Result<(), StoreUnavailable>;
 }

@@ -777,3 +777,122 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
         }
     }
 }
+
+// ---- a link whose use met an outage ---------------------------------------------------------
+
+/// `MemoryUsers` whose writes fail while it is down (the store unreachable, or throttled past
+/// the SDK's retries), as a link's use meets them after the link was taken.
+#[derive(Default)]
+struct FlakyUsers {
+    inner: oes_adapters::memory::MemoryUsers,
+    down: AtomicBool,
+}
+
+impl FlakyUsers {
+    fn unless_down(&self) -> Result<(), StoreError<UserConflict>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(
+                "writing an account",
+                "the test took the store down",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for FlakyUsers {
+    async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        self.unless_down()?;
+        self.inner.create(user).await
+    }
+
+    async fn replace_unverified(
+        &self,
+        pending: &User,
+        user: &User,
+    ) -> Result<(), StoreError<UserConflict>> {
+        self.unless_down()?;
+        self.inner.replace_unverified(pending, user).await
+    }
+
+    async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+        self.unless_down()?;
+        self.inner.delete(user).await
+    }
+
+    async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+        self.inner.get(id).await
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+        self.inner.find_by_email(email).await
+    }
+
+    async fn update(
+        &self,
+        id: &UserId,
+        update: UserUpdate,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        self.unless_down()?;
+        self.inner.update(id, update, now).await
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &Email,
+        linked: &LinkedState,
+        now: i64,
+    ) -> Result<User, StoreError<UserConflict>> {
+        self.unless_down()?;
+        self.inner.change_email(id, new_email, linked, now).await
+    }
+}
+
+/// A link is single-use, but a use the store could not carry out (a 503, which asks the user to
+/// try again) has used nothing: the same link works when the user tries again. Taken and then
+/// lost, the user would have to ask for a new link (or, for a verification link sent days ago
+/// by a sign-up, would hold none) — for a failure of ours.
+#[tokio::test]
+async fn a_link_whose_use_met_an_outage_works_when_the_user_tries_again() {
+    const NEW: &str = "owner@new.example";
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let users = Arc::new(FlakyUsers::default());
+    adapters.users = users.clone();
+    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
+
+    let signup = json!({"email": OWNER, "password": PASSWORD, "name": "Owner"});
+    assert_eq!(post(&service, "/auth/register", signup, None).await.0, 202);
+    let verification = the_mail_to(&queue, OWNER).await;
+    users.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        follow(&service, &verification).await.0,
+        503,
+        "the store is down"
+    );
+    users.down.store(false, Ordering::SeqCst);
+    let (status, body) = follow(&service, &verification).await;
+    assert_eq!(status, 200, "the verification link, again: {body}");
+
+    let reset = reset_link(&service, &queue, OWNER).await;
+    users.down.store(true, Ordering::SeqCst);
+    assert_eq!(confirm_reset(&service, &reset, PASSWORD).await.0, 503);
+    users.down.store(false, Ordering::SeqCst);
+    let (status, body) = confirm_reset(&service, &reset, PASSWORD).await;
+    assert_eq!(status, 200, "the reset link, again: {body}");
+
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let moving = email_change_link(&service, &queue, &bearer, NEW).await;
+    users.down.store(true, Ordering::SeqCst);
+    assert_eq!(follow(&service, &moving).await.0, 503);
+    users.down.store(false, Ordering::SeqCst);
+    let (status, body) = follow(&service, &moving).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (200, Some(NEW)),
+        "the email-change link, again: {body}"
+    );
+}

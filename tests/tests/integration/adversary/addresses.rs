@@ -567,6 +567,10 @@ impl TokenStore for Latent<dyn TokenStore> {
         self.call().await;
         self.0.take(hash, purposes).await
     }
+    async fn give_back(&self, token: &StoredToken) -> Result<(), StoreUnavailable> {
+        self.call().await;
+        self.0.give_back(token).await
+    }
 }
 
 /// What a DynamoDB call takes, about.
