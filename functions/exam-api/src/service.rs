@@ -917,7 +917,10 @@ impl ExamService {
     /// Queues the result email whose claim is held; releases the claim if queueing fails, so a
     /// later submit can try again. A job recorded already under its id was queued meanwhile by
     /// another close (a sweep, a second submit) that found the claim without its job
-    /// ([`Self::claimed_result_email`]): nothing is left to do, and the claim stays.
+    /// ([`Self::claimed_result_email`]): nothing is left to do, and the claim stays. So it does
+    /// when the queue may have taken the job unheard ([`EnqueueError::Unsure`]): it is recorded
+    /// queued under the claimed id, and the sweep at the email's check sends it again if no
+    /// worker took it; a released claim would let the next close queue a second email.
     async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<(), ExamError> {
         let job_id = job.job_id.clone();
         match self.emails.enqueue(job).await {
@@ -926,6 +929,14 @@ impl ExamService {
                 tracing::info!(
                     job_id,
                     "the result email was queued meanwhile by another close"
+                );
+                Ok(())
+            }
+            Err(EnqueueError::Unsure(error)) => {
+                tracing::warn!(
+                    job_id,
+                    error = %error,
+                    "the result email may not have reached its lane: the sweep sends it again if not"
                 );
                 Ok(())
             }

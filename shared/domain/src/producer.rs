@@ -10,12 +10,19 @@ use crate::email::EmailJob;
 use crate::metrics;
 use crate::ports::{EmailQueue, JobConflict, JobLedger, QueueError, StoreError, StoreUnavailable};
 
-/// The job could not be queued; nothing will be sent.
+/// The job could not be queued: nothing will be sent, except after [`EnqueueError::Unsure`].
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
-    /// SQS refused (after the SDK's retries).
+    /// SQS refused (after the SDK's retries); the job is recorded as failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// SQS answered an error and the job ledger could not record the job as failed: the queue
+    /// may have taken it though every answer was lost. Its record stays queued, so a copy on
+    /// the lane is sent, once. A producer that can send it again under its id when it never
+    /// left ([`EmailProducer::resend`]: a claimed result email, by the sweep) keeps it as queued;
+    /// one that cannot asks its caller to try again, at the risk of a second email.
+    #[error("the email job may not have been queued")]
+    Unsure(#[source] QueueError),
     /// The job record could not be written.
     #[error("the email job could not be recorded")]
     Ledger(#[source] StoreUnavailable),
@@ -88,12 +95,17 @@ impl EmailProducer {
                         "the queue answered an error, yet a worker has the job: it is queued"
                     );
                 }
-                unqueued => {
-                    if let Err(ledger) = unqueued {
-                        tracing::warn!(error = %ledger, "could not mark an unqueued job as failed");
-                    }
+                Ok(()) => {
                     metrics::incr(metrics::ENQUEUE_FAILURES, None);
                     return Err(error.into());
+                }
+                Err(ledger) => {
+                    tracing::warn!(
+                        error = %ledger,
+                        "could not mark an unqueued job as failed: it stays recorded as queued"
+                    );
+                    metrics::incr(metrics::ENQUEUE_FAILURES, None);
+                    return Err(EnqueueError::Unsure(error));
                 }
             }
         }

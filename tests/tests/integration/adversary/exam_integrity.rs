@@ -480,6 +480,7 @@ on_both!(
     the_submit_dying_between_recording_the_email_and_sending_it,
     the_submit_written_twice_its_first_answer_lost,
     submitting_again_after_a_submit_died_between_its_store_write_and_queueing_the_email,
+    the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_so,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -500,6 +501,7 @@ impl Faulty {
             queue_down: AtomicBool::new(false),
             ledger_down: AtomicBool::new(false),
             release_down: AtomicBool::new(false),
+            queue_takes_unheard: AtomicBool::new(false),
             clear_due_refusals: AtomicU32::new(0),
             write_submit_twice: AtomicBool::new(false),
             hold: Mutex::new(None),
@@ -618,7 +620,8 @@ impl Faulty {
 
 /// Attempts, a result emails' lane and a job ledger over real ones that fail on demand: the
 /// lane refuses jobs while `queue_down`, the ledger refuses to record them while `ledger_down`,
-/// the claims of result emails are not released while `release_down`, the next
+/// the claims of result emails are not released while `release_down`, the lane takes jobs and
+/// answers an error and the ledger cannot record them unqueued while `queue_takes_unheard`, the next
 /// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
 /// answered by the second while `write_submit_twice`, a submit holds after its write while a
 /// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, and a
@@ -630,6 +633,7 @@ struct Faults {
     queue_down: AtomicBool,
     ledger_down: AtomicBool,
     release_down: AtomicBool,
+    queue_takes_unheard: AtomicBool,
     clear_due_refusals: AtomicU32,
     write_submit_twice: AtomicBool,
     hold: Mutex<Option<Arc<Hold>>>,
@@ -656,6 +660,12 @@ impl Faults {
 
     fn release_down(&self, down: bool) {
         self.release_down.store(down, Ordering::SeqCst);
+    }
+
+    /// While on, the lane takes each job and then answers an error (every answer lost), and the
+    /// ledger cannot record a job as unqueued: its producer cannot tell whether it went.
+    fn queue_takes_unheard(&self, on: bool) {
+        self.queue_takes_unheard.store(on, Ordering::SeqCst);
     }
 
     fn refuse_clear_due(&self, times: u32) {
@@ -721,7 +731,14 @@ impl EmailQueue for Faults {
                 source: "the test's outage".into(),
             });
         }
-        self.lanes.enqueue(job).await
+        self.lanes.enqueue(job).await?;
+        if self.queue_takes_unheard.load(Ordering::SeqCst) {
+            return Err(QueueError {
+                context: "sending an email job",
+                source: "the test lost every answer".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -761,6 +778,9 @@ impl JobLedger for Faults {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>> {
+        if self.queue_takes_unheard.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(outage("recording a job unqueued")));
+        }
         self.jobs.unqueued(job_id, reason, now).await
     }
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
@@ -933,6 +953,39 @@ async fn claim_not_released(f: Faulty, outage: fn(&Faults, bool)) {
 
     f.pass_the_deadline();
     f.sweep_queues_one_result_email(&id).await;
+}
+
+/// The lane takes the result email's job but every answer to the submit is an error, and the
+/// job ledger cannot record the job as unqueued: the submit cannot tell whether the email went.
+/// The job stays recorded as queued and claimed by the attempt, which is what a submit that died
+/// after sending it leaves: the student submitting again finds it, and the sweep at the email's
+/// check sends it again under its id if it never left (the worker's lease sends one copy). A
+/// released claim let the next close queue a second job, and the student got two emails.
+async fn the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_so(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    f.faults.queue_takes_unheard(true);
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(
+        status, 200,
+        "submitted, its email on its way or resent: {body}"
+    );
+    f.faults.queue_takes_unheard(false);
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(status, 200, "the student submits again: {body}");
+    let mut jobs = result_email_job_ids(&*f.queues).await;
+    f.pass_the_email_check();
+    h.sweep().await;
+    f.pass_the_deadline();
+    h.sweep().await;
+    jobs.extend(result_email_job_ids(&*f.queues).await);
+    jobs.dedup();
+    let claimed = f.stored(&id).await.result_email_job;
+    assert_eq!(
+        jobs,
+        [(id.to_string(), claimed.unwrap_or_default())],
+        "one result email job, the one the attempt claims (copies of it are sent once)"
+    );
 }
 
 /// The submit's store write claims the result email for a job, and the process dies before it
