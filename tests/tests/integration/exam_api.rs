@@ -905,6 +905,11 @@ async fn an_exams_rules_are_set_shown_changed_and_checked_as_a_whole() {
         "opens_at": "2030-01-01T09:00:00+01:00", "closes_at": "2030-01-01T10:00:00Z",
         "max_attempts": 3, "review": {"shows": "answers", "from": "close"},
     });
+    // RFC 3339 as written, but year -1 in UTC, where it would be shown: refused, not shown as "".
+    let mut outside = body.clone();
+    outside["opens_at"] = json!("0000-01-01T00:00:00+01:00");
+    let (status, refused) = h.call("POST", "/exams", Some(&outside), &owner).await;
+    assert_eq!(status, 400, "{refused}");
     let (status, exam) = h.call("POST", "/exams", Some(&body), &owner).await;
     assert_eq!(status, 201, "{exam}");
     let id = exam["exam_id"].as_str().unwrap_or_default().to_owned();

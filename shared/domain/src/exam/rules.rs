@@ -177,11 +177,17 @@ impl Attempt {
 /// Parses an RFC 3339 time (`2026-11-22T10:00:00Z`, as the API writes times) into epoch
 /// seconds (a fraction of a second is dropped).
 pub fn parse_time(raw: &str, field: &'static str) -> Result<i64, InvalidInput> {
-    time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339)
-        .map(time::OffsetDateTime::unix_timestamp)
-        .map_err(|_| {
-            InvalidInput::new(field, "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
-        })
+    let invalid =
+        || InvalidInput::new(field, "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z");
+    let time =
+        time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339)
+            .map_err(|_| invalid())?;
+    // Shown back in UTC (`clock::rfc3339`), whose year RFC 3339 writes in four digits: an offset
+    // that moves it out of 0000–9999 ("0000-01-01T00:00:00+01:00") would be shown as "".
+    match time.checked_to_offset(time::UtcOffset::UTC) {
+        Some(utc) if (0..=9999).contains(&utc.year()) => Ok(utc.unix_timestamp()),
+        _ => Err(invalid()),
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +272,19 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:01:40.9Z", "opens_at"), Ok(100));
         for bad in ["", "100", "1970-01-01", "tomorrow", "1970-13-01T00:00:00Z"] {
             assert!(parse_time(bad, "opens_at").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_time_is_taken_only_if_it_can_be_shown_in_utc() {
+        // Both are RFC 3339 as written, but in UTC their year is -1 and 10000, which RFC 3339
+        // cannot write: taken, they were shown as "".
+        for outside in ["0000-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"] {
+            assert!(parse_time(outside, "opens_at").is_err(), "{outside}");
+        }
+        for edge in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let seconds = parse_time(edge, "opens_at").expect(edge);
+            assert_eq!(crate::clock::rfc3339(seconds), edge);
         }
     }
 }
