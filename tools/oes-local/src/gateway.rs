@@ -193,9 +193,10 @@ async fn dispatch(
 }
 
 /// Whether lambda_http can make the request's URI from `event`: it joins the scheme header, the
-/// host and the path into a URL and unwraps its parse, so a host or target that is no part of a
-/// URL must not reach it (a panic; with `panic = "abort"`, the end of the process). API Gateway
-/// never passes such a request on.
+/// host and the path into a URL and unwraps its parse, then adds the query and expects the whole
+/// to parse as an `http::Uri` too, so a host or target that is no part of either must not reach
+/// it (a panic; with `panic = "abort"`, the end of the process). A host of `{` parses as a URL
+/// but not as a URI. API Gateway never passes such a request on.
 fn translatable(event: &HttpApiEvent) -> bool {
     let host = event
         .headers
@@ -205,8 +206,18 @@ fn translatable(event: &HttpApiEvent) -> bool {
         .headers
         .get("x-forwarded-proto")
         .map_or("https", String::as_str);
-    event.raw_path.starts_with('/')
-        && url::Url::parse(&format!("{scheme}://{host}{}", event.raw_path)).is_ok()
+    if !event.raw_path.starts_with('/') {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(&format!("{scheme}://{host}{}", event.raw_path)) else {
+        return false;
+    };
+    let mut uri = url.to_string();
+    if !event.raw_query_string.is_empty() {
+        uri.push('?');
+        uri.push_str(&event.raw_query_string);
+    }
+    lambda_http::http::Uri::try_from(uri).is_ok()
 }
 
 /// The payload-format-2.0 event API Gateway's HTTP API sends for this request through the

@@ -18,6 +18,18 @@
 //! - [`event`]: the payload-2.0 event both the gateway and the fixtures build.
 //! - [`fixtures`]: the `events/` fixtures, generated from one table (the `oes-events` binary).
 
+/// `println!` for what `oes-local` tells whoever started it: a stdout whose reader went away
+/// (`oes-local | head`, a harness that stopped reading) is no reason to stop serving, as
+/// `println!`'s panic on the broken pipe would make it — and at a stop signal, to skip finishing
+/// the batches in hand.
+#[macro_export]
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 pub mod background;
 pub mod embedded;
 pub mod event;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use oes_domain::security::{JwtSettings, OneTimeToken};
 use oes_local::embedded::{self, Embedded};
+use oes_local::say;
 use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
 use oes_runtime::config::{jwt_settings, process_env};
@@ -84,15 +85,17 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 },
             };
             let (functions, provisioned) = services::start(settings, jwt).await?;
-            println!(
+            say!(
                 "oes-local: real services — AWS emulator at {endpoint}, Redis at {}",
                 without_password(&redis_url)
             );
-            println!(
+            say!(
                 "  table {}, queues {} and {}",
-                provisioned.table, provisioned.priority_queue_url, provisioned.bulk_queue_url
+                provisioned.table,
+                provisioned.priority_queue_url,
+                provisioned.bulk_queue_url
             );
-            println!(
+            say!(
                 "  mail goes through SES v2 in the emulator ({endpoint}/moto-api/data.json shows it)"
             );
             functions
@@ -109,8 +112,8 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 seed_students: args.seed_students,
             };
             let functions = embedded::start(settings, jwt).await?;
-            println!("oes-local: embedded mode (in-memory data, in-process queue and worker)");
-            println!(
+            say!("oes-local: embedded mode (in-memory data, in-process queue and worker)");
+            say!(
                 "  mail is written to {}/ as .eml files and logged with its link",
                 args.outbox.display()
             );
@@ -120,23 +123,23 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                 } else {
                     "$OES_DEMO_PASSWORD"
                 };
-                println!("  demo account {email} ({role}), password {shown}");
+                say!("  demo account {email} ({role}), password {shown}");
             }
             functions
         }
     };
-    println!(
+    say!(
         "oes-local: serving /auth/*, /exams/*, /attempts/*, /me/*, /admin/* and {} on http://{addr}",
         oes_local::openapi::PATH
     );
-    println!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
-    println!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
+    say!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
+    say!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
     oes_local::gateway::serve_until(listener, functions.clone(), stop_signal(), DRAIN).await?;
-    println!("oes-local: stopping (requests in flight finished; finishing the batches in hand)");
+    say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)");
     if !functions.background.stop(BACKGROUND_STOP).await {
-        println!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
+        say!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
     }
-    println!("oes-local: stopped");
+    say!("oes-local: stopped");
     Ok(())
 }
 

@@ -73,9 +73,10 @@ pub async fn start(
     let hasher = PasswordHasher::new()?;
     if let Some((password, students)) = &settings.seed {
         let seeded = crate::seed::accounts(&*adapters.users, &hasher, password, *students).await?;
-        println!(
+        crate::say!(
             "  seeded the demo accounts and {students} students: {} created, {} already there",
-            seeded.created, seeded.existing
+            seeded.created,
+            seeded.existing
         );
     }
     let auth = auth_api::wire(

@@ -31,7 +31,13 @@ fn start() -> LocalServer {
 }
 
 /// `oes-local` run by `command` (the binary itself, or a shell that limits it first).
-fn start_as(mut command: Command) -> LocalServer {
+fn start_as(command: Command) -> LocalServer {
+    launch(command, true)
+}
+
+/// `oes-local` run by `command`, its stdout read on after its address if `keep_reading`,
+/// otherwise closed there.
+fn launch(mut command: Command, keep_reading: bool) -> LocalServer {
     let outbox = std::env::temp_dir().join(format!("oes-outbox-{}", uuid::Uuid::new_v4()));
     let mut child = command
         .args(["--addr", "127.0.0.1:0", "--outbox"])
@@ -52,15 +58,16 @@ fn start_as(mut command: Command) -> LocalServer {
         .map(|line| line.expect("stdout line"))
         .find_map(|line| Some(line[line.find("on http://")? + 3..].trim().to_owned()))
         .expect("oes-local printed where it serves");
-    // Keep reading: the banner goes on after that line, and a write to a closed pipe kills the
-    // binary (the CI of ab0ae7d saw "connection reset" when the reader was dropped here).
+    // Keep reading, to see what it prints after its address.
     let printed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&printed);
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().expect("not poisoned").push(line);
-        }
-    });
+    if keep_reading {
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("not poisoned").push(line);
+            }
+        });
+    }
     LocalServer {
         child,
         base,
@@ -411,6 +418,34 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
     );
 }
 
+/// Whoever started `oes-local` stops reading its stdout (`oes-local | head`, a harness gone):
+/// it goes on serving, and a stop signal still finishes the batches in hand and exits 0.
+/// Before, the next line it printed panicked on the broken pipe (`println!`), so the stop
+/// signal's "stopping" line ended the process (exit 101) before the pollers and the sweep were
+/// stopped.
+#[tokio::test]
+async fn a_closed_stdout_neither_ends_the_server_nor_its_graceful_stop() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut server = launch(Command::new(env!("CARGO_BIN_EXE_oes-local")), false);
+    let health = exchange(
+        &server.base,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
+    kill(pid, Signal::SIGTERM).expect("signalled");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("waitable") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "oes-local did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
 /// One request written as it is on a connection of its own (`Connection: close` in `raw`), and
 /// what came back, whole; empty if the connection closed without an answer.
 fn exchange(base: &str, raw: &str) -> String {
@@ -437,6 +472,8 @@ async fn a_request_with_a_host_or_target_that_is_no_url_is_answered_4xx() {
         "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: 1\r\nConnection: close\r\n\r\n",
         "GET /auth/me HTTP/1.1\r\nHost: localhost:99999\r\nConnection: close\r\n\r\n",
         "GET /auth/me HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+        "GET /auth/me HTTP/1.1\r\nHost: {\r\nConnection: close\r\n\r\n",
+        "GET /auth/me HTTP/1.1\r\nHost: a\"b\r\nConnection: close\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     ] {
         let answer = exchange(&server.base, raw);
