@@ -811,6 +811,7 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
             })
             .collect();
         assert!(!table.is_empty(), "{role_id}: no table statement");
+        let mut reached = Vec::new();
         for statement in table {
             let scope = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
             assert!(
@@ -818,20 +819,117 @@ fn each_function_reaches_only_its_own_partitions_of_the_table() {
                 "{role_id}: every table statement is scoped by dynamodb:LeadingKeys"
             );
             let patterns = texts(scope);
-            for key in needs {
-                assert!(
-                    patterns.iter().any(|p| like(p, key)),
-                    "{role_id} needs the partition {key}: {patterns:?}"
-                );
-            }
             for key in denied {
                 assert!(
                     !patterns.iter().any(|p| like(p, key)),
                     "{role_id} must not reach the partition {key}: {patterns:?}"
                 );
             }
+            reached.extend(patterns);
+        }
+        for key in needs {
+            assert!(
+                reached.iter().any(|p| like(p, key)),
+                "{role_id} needs the partition {key}: {reached:?}"
+            );
         }
     }
+}
+
+/// Whether `statements` let `action` reach an item of the table under the partition key `key`.
+fn table_allows(statements: &[&Yaml], action: &str, key: &str) -> bool {
+    statements.iter().any(|s| {
+        texts(&s["Resource"]).iter().any(|r| r == "DataTable.Arn")
+            && texts(&s["Action"]).iter().any(|a| a == action)
+            && texts(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                .iter()
+                .any(|p| like(p, key))
+    })
+}
+
+/// Least privilege inside a partition: a function may do to the table only what its adapters
+/// do. admin-api reads accounts (is the caller an admin?) and writes only job records; auth-api
+/// neither queries nor batch-writes (its adapters read and write items by key, and check the
+/// latest reset link in a transaction); exam-api and the sweeper check no item in a
+/// transaction. Before, each held actions its code never made.
+#[test]
+fn each_function_may_do_to_the_table_only_what_its_code_does() {
+    let template = template();
+    // (role, (action, partition key) it needs, (action, partition key) it must not have)
+    type Rights<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Rights, Rights); 4] = [
+        (
+            "AdminApiRole",
+            &[
+                ("dynamodb:GetItem", "USER#u1"),
+                ("dynamodb:GetItem", "JOB#j1"),
+                ("dynamodb:UpdateItem", "JOB#j1"),
+            ],
+            &[
+                ("dynamodb:UpdateItem", "USER#u1"),
+                ("dynamodb:PutItem", "USER#u1"),
+                ("dynamodb:DeleteItem", "JOB#j1"),
+            ],
+        ),
+        (
+            "AuthApiRole",
+            &[
+                ("dynamodb:PutItem", "TOKEN#ab12"),
+                ("dynamodb:ConditionCheckItem", "USER#u1"),
+                ("dynamodb:ConditionCheckItem", "TOKEN#ab12"),
+            ],
+            &[
+                ("dynamodb:Query", "USER#u1"),
+                ("dynamodb:BatchWriteItem", "USER#u1"),
+            ],
+        ),
+        (
+            "ExamApiRole",
+            &[("dynamodb:BatchWriteItem", "EXAM#e1")],
+            &[("dynamodb:ConditionCheckItem", "EXAM#e1")],
+        ),
+        (
+            "AttemptSweeperRole",
+            &[("dynamodb:DeleteItem", "DUE#3")],
+            &[
+                ("dynamodb:ConditionCheckItem", "ATTEMPT#a1"),
+                ("dynamodb:BatchWriteItem", "DUE#3"),
+            ],
+        ),
+    ];
+    for (role_id, allowed, denied) in cases {
+        let statements = role_statements(resource(&template, role_id));
+        for (action, key) in allowed {
+            assert!(
+                table_allows(&statements, action, key),
+                "{role_id} needs {action} on {key}"
+            );
+        }
+        for (action, key) in denied {
+            assert!(
+                !table_allows(&statements, action, key),
+                "{role_id} must not {action} on {key}: its code never does"
+            );
+        }
+    }
+}
+
+/// auth-api queues only the mail of its links and notices of accounts, all on the priority
+/// lane; the bulk lane is for result emails and other news, not auth-api's to fill.
+#[test]
+fn auth_api_queues_on_the_priority_lane_only() {
+    let template = template();
+    let statements = role_statements(resource(&template, "AuthApiRole"));
+    assert!(allows(
+        &statements,
+        "sqs:SendMessage",
+        "EmailPriorityQueue.Arn"
+    ));
+    assert!(!allows(
+        &statements,
+        "sqs:SendMessage",
+        "EmailBulkQueue.Arn"
+    ));
 }
 
 /// Issue 13: the job index (`gsi1`) is queried by admin-api alone (it lists and counts jobs by
@@ -1184,5 +1282,52 @@ fn the_prod_stage_refuses_the_local_defaults_for_links_and_the_sender() {
     assert_eq!(
         pattern, "^https?://[^/?#\\s]+(/[^?#\\s]*)?$",
         "an absolute http(s) URL with a host, no query or fragment (as WorkerConfig checks)"
+    );
+}
+
+/// The `parameter_overrides` of samconfig.toml's `[<env>.deploy.parameters]`, as name and value.
+fn samconfig_overrides(env: &str) -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../samconfig.toml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let section = format!("[{env}.deploy.parameters]");
+    let line = text
+        .split(&section)
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.starts_with("parameter_overrides")))
+        .unwrap_or_else(|| panic!("{section} has parameter_overrides"));
+    let value = line
+        .split_once('=')
+        .map_or("", |(_, v)| v.trim().trim_matches('"'));
+    value
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// `sam deploy` with the default settings (samconfig.toml's `[default]`, the template's
+/// defaults) passes the template's rules: a first deploy of a dev stack needs no VPC. Before, the
+/// default `CacheMode=serverless` with no `VpcId` was refused by `ServerlessCacheNeedsAVpc`, so
+/// `sam deploy` failed until the user chose a cache; the README's cheapest trial is now the
+/// default for dev, and prod (or any stack given a VPC) creates the cache.
+#[test]
+fn a_default_deploy_passes_the_templates_rules() {
+    let template = template();
+    let overrides = samconfig_overrides("default");
+    let effective = |name: &str| {
+        overrides.iter().find(|(n, _)| n == name).map_or_else(
+            || text(&template["Parameters"][name]["Default"]),
+            |(_, v)| v.clone(),
+        )
+    };
+    assert!(
+        effective("CacheMode") != "serverless" || !effective("VpcId").is_empty(),
+        "CacheMode {} with VpcId {:?}: refused by ServerlessCacheNeedsAVpc",
+        effective("CacheMode"),
+        effective("VpcId")
+    );
+    assert!(
+        effective("CacheMode") != "existing" || !effective("RedisUrl").is_empty(),
+        "CacheMode=existing needs RedisUrl"
     );
 }
