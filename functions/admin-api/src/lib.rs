@@ -35,4 +35,6 @@ mod routes;
 
 pub use jobs::COUNT_BUDGET;
 pub use lanes::QueueView;
-pub use routes::{AdminApi, AdminService, PURGE_STEP, REDRIVE_STEP, ROUTES, handle, serves};
+pub use routes::{
+    AdminApi, AdminService, PURGE_STEP, REDRIVE_STEP, ROUTES, STEP_TIME, handle, serves,
+};

@@ -831,3 +831,104 @@ async fn the_dead_letter_walks_find_letters_a_short_poll_misses(queues: Arc<dyn 
         .expect("purge");
     assert_eq!(report.purged, 1, "the letter is purged: {report:?}");
 }
+
+/// SQS with a round trip of `LATENCY` on every call, over the in-memory twin (paused time: the
+/// waits are counted, not slept).
+struct Slow(Arc<dyn MessageQueues>);
+
+const LATENCY: Duration = Duration::from_millis(20);
+
+#[async_trait::async_trait]
+impl MessageQueues for Slow {
+    fn name(&self, queue: QueueName) -> &str {
+        self.0.name(queue)
+    }
+    async fn send(
+        &self,
+        queue: QueueName,
+        message: &NewMessage,
+    ) -> Result<String, oes_domain::ports::QueueError> {
+        tokio::time::sleep(LATENCY).await;
+        self.0.send(queue, message).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
+        tokio::time::sleep(LATENCY).await;
+        self.0.receive(queue, max, visibility, wait).await
+    }
+    async fn delete(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        tokio::time::sleep(LATENCY).await;
+        self.0.delete(queue, receipt).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        seconds: u32,
+    ) -> Result<(), oes_domain::ports::QueueError> {
+        tokio::time::sleep(LATENCY).await;
+        self.0.change_visibility(queue, receipt, seconds).await
+    }
+    async fn counts(
+        &self,
+        queue: QueueName,
+    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
+        self.0.counts(queue).await
+    }
+    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
+        self.0.purge(queue).await
+    }
+}
+
+/// An operator redrives one job from a dead-letter queue of 600 letters, through admin-api
+/// (a step of `STEP_TIME`, a 10 s function timeout), with SQS answering each call in 20 ms:
+/// the step ends inside the timeout. The walk hides every letter it passes and makes them
+/// visible again at the end; one at a time, that took 600 round trips (12 s) after the 4 s
+/// step, and the function was ended with the letters still hidden for their 5 minutes.
+#[tokio::test(start_paused = true)]
+async fn a_step_over_a_long_dead_letter_queue_ends_inside_the_functions_timeout() {
+    let memory: Arc<dyn MessageQueues> = Arc::new(oes_adapters::memory::MemoryQueues::default());
+    for _ in 0..600 {
+        let letter = NewMessage {
+            body: newsletter().encode(),
+            delay_seconds: 0,
+            attributes: std::collections::BTreeMap::new(),
+        };
+        memory
+            .send(QueueName::DeadLetter, &letter)
+            .await
+            .expect("a letter");
+    }
+    let slow = Slow(memory.clone());
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let step = oes_domain::pipeline::Step {
+        letters: None,
+        time: Some(admin_api::STEP_TIME),
+    };
+    let started = tokio::time::Instant::now();
+    let report = redrive(&slow, &ledger, &clock, Some("no-such-job"), step, |_| {})
+        .await
+        .expect("redrive");
+    let took = started.elapsed();
+    assert_eq!(report.skipped, 600, "{report:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the step took {took:?} at 20 ms a call: past admin-api's 10 s timeout"
+    );
+    let counts = memory.counts(QueueName::DeadLetter).await.expect("counts");
+    assert_eq!(
+        (counts.visible, counts.in_flight),
+        (600, 0),
+        "every letter visible again"
+    );
+}

@@ -87,18 +87,26 @@ async fn take_dead_letters(queues: &dyn MessageQueues) -> Result<Vec<ReceivedMes
         .await
 }
 
-/// Makes the dead letters received with these handles visible again at once. Best effort: one
-/// that cannot be released becomes visible by itself after [`IN_HAND_SECONDS`].
+/// Makes the dead letters received with these handles visible again at once, [`RELEASING`] at a
+/// time: a step that walked a long queue hides hundreds, and one round trip after another would
+/// run past its function's timeout. Best effort: one that cannot be released becomes visible
+/// by itself after [`IN_HAND_SECONDS`].
 async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
-    for receipt in receipts {
-        if let Err(error) = queues
-            .change_visibility(QueueName::DeadLetter, receipt, 0)
-            .await
-        {
+    for chunk in receipts.chunks(RELEASING) {
+        let released = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|receipt| queues.change_visibility(QueueName::DeadLetter, receipt, 0)),
+        )
+        .await;
+        for error in released.into_iter().filter_map(Result::err) {
             tracing::warn!(%error, "a dead letter stays hidden until its visibility timeout ends");
         }
     }
 }
+
+/// How many dead letters [`release`] makes visible at once.
+const RELEASING: usize = 16;
 pub use lanes::{EmailLanes, HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 pub use purge::{PurgeReport, purge};
 pub use redrive::{RedriveReport, redrive};
