@@ -893,7 +893,7 @@ impl MessageQueues for Slow {
 /// (a step of `STEP_TIME`, a 10 s function timeout), with SQS answering each call in 20 ms:
 /// the step ends inside the timeout. The walk hides every letter it passes and makes them
 /// visible again at the end; one at a time, that took 600 round trips (12 s) after the 4 s
-/// step, and the function was ended with the letters still hidden for their 5 minutes.
+/// step, and the function was ended with the letters still hidden for their 30 s.
 #[tokio::test(start_paused = true)]
 async fn a_step_over_a_long_dead_letter_queue_ends_inside_the_functions_timeout() {
     let memory: Arc<dyn MessageQueues> = Arc::new(oes_adapters::memory::MemoryQueues::default());
