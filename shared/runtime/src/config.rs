@@ -480,8 +480,13 @@ impl WorkerConfig {
 /// host, without a query or a fragment (a link's own path and query follow it), a trailing
 /// slash dropped.
 fn public_base_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, ConfigError> {
+    parse_public_base_url(&env.required("OES_PUBLIC_BASE_URL")?)
+}
+
+/// `raw` as `OES_PUBLIC_BASE_URL` (see [`WorkerConfig`]), for a tool given it another way
+/// (`oes-local --public-base-url`).
+pub fn parse_public_base_url(raw: &str) -> Result<String, ConfigError> {
     const NAME: &str = "OES_PUBLIC_BASE_URL";
-    let raw = env.required(NAME)?;
     let raw = raw.trim();
     let invalid = |reason: &str| ConfigError::Invalid {
         name: NAME,

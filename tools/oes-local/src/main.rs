@@ -10,7 +10,7 @@ use oes_local::embedded::{self, Embedded};
 use oes_local::say;
 use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
-use oes_runtime::config::{jwt_settings, process_env};
+use oes_runtime::config::{jwt_settings, parse_public_base_url, process_env};
 
 /// mimalloc (see `oes_runtime::alloc`).
 #[global_allocator]
@@ -50,9 +50,12 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     let _log = oes_runtime::telemetry::init_server();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    let base_url = args
-        .public_base_url
-        .unwrap_or_else(|| format!("http://{addr}"));
+    // Checked as the worker checks it in AWS: a link under "localhost:3000" (no scheme) or
+    // with a query would be mailed broken.
+    let base_url = match &args.public_base_url {
+        Some(raw) => parse_public_base_url(raw)?,
+        None => format!("http://{addr}"),
+    };
     let env = process_env();
     let jwt = match env.optional("OES_JWT_SECRET") {
         Some(_) => jwt_settings(&env)?,

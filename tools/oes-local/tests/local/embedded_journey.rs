@@ -446,6 +446,45 @@ async fn a_closed_stdout_neither_ends_the_server_nor_its_graceful_stop() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// A `--public-base-url` (or `OES_PUBLIC_BASE_URL`) the worker would refuse in AWS is refused
+/// at start, naming the setting: before, oes-local served with it and mailed every
+/// verification and reset link broken (`localhost:3000/verify-email?…`, no scheme).
+#[test]
+fn a_public_base_url_that_would_mail_broken_links_is_refused_at_start() {
+    for bad in [
+        "localhost:3000",
+        "https://app.example.com/?x=1",
+        "ftp://app.example.com",
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oes-local"))
+            .args(["--addr", "127.0.0.1:0", "--public-base-url", bad])
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("oes-local starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().expect("waitable") {
+                break exit;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("oes-local served with the public base URL {bad:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut said)
+            .expect("read");
+        assert!(!exit.success(), "{bad:?}: {exit:?}");
+        assert!(said.contains("OES_PUBLIC_BASE_URL"), "{bad:?}: {said}");
+    }
+}
+
 /// One request written as it is on a connection of its own (`Connection: close` in `raw`), and
 /// what came back, whole; empty if the connection closed without an answer.
 fn exchange(base: &str, raw: &str) -> String {
