@@ -24,8 +24,9 @@
 //!     The attempt keeps its entry, and the next sweep looks again;
 //!   - recorded longer ago: it may be waiting on its lane, or may never have reached it (the
 //!     submit died between recording and sending it, or the queue answered an error the ledger
-//!     could not record: the submit keeps the claim, as the queue may have taken the job). The job is sent again under its id ([`EmailProducer::resend`]); of the
-//!     copies, the worker's send lease lets one through;
+//!     could not record: the submit keeps the claim, as the queue may have taken the job). The
+//!     job is sent again under its id ([`EmailProducer::resend`]); of the copies, the worker's
+//!     send lease lets one through;
 //! - submitted, its result email claimed for a job refused at queueing (recorded failed before
 //!   any send) whose claim could not be released: the claim is released, then the email
 //!   claimed again and queued under a new job;

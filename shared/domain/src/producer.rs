@@ -88,25 +88,26 @@ impl EmailProducer {
             // The queue may have taken the message though every answer was lost: the job
             // counts as unqueued (and a late copy is not sent) only if no worker has it yet.
             let reason = format!("could not be queued: {error}");
-            match self.ledger.unqueued(&job.job_id, &reason, now).await {
+            let failed = match self.ledger.unqueued(&job.job_id, &reason, now).await {
                 Err(StoreError::Conflict(JobConflict::Taken | JobConflict::Sent)) => {
                     tracing::warn!(
                         error = %error,
                         "the queue answered an error, yet a worker has the job: it is queued"
                     );
+                    None
                 }
-                Ok(()) => {
-                    metrics::incr(metrics::ENQUEUE_FAILURES, None);
-                    return Err(error.into());
-                }
+                Ok(()) => Some(EnqueueError::Queue(error)),
                 Err(ledger) => {
                     tracing::warn!(
                         error = %ledger,
                         "could not mark an unqueued job as failed: it stays recorded as queued"
                     );
-                    metrics::incr(metrics::ENQUEUE_FAILURES, None);
-                    return Err(EnqueueError::Unsure(error));
+                    Some(EnqueueError::Unsure(error))
                 }
+            };
+            if let Some(failed) = failed {
+                metrics::incr(metrics::ENQUEUE_FAILURES, None);
+                return Err(failed);
             }
         }
         let lane = job.lane().as_str();

@@ -26,8 +26,9 @@ struct Args {
     /// Folder for emails in the embedded mode.
     #[arg(long, default_value = "outbox")]
     outbox: PathBuf,
-    /// Base of links in emails (defaults to this server's URL).
-    #[arg(long, env = "OES_PUBLIC_BASE_URL")]
+    /// Base of links in emails (defaults to this server's URL). Checked as the worker checks
+    /// it in AWS: a link under "localhost:3000" (no scheme) or with a query is mailed broken.
+    #[arg(long, env = "OES_PUBLIC_BASE_URL", value_parser = parse_public_base_url)]
     public_base_url: Option<String>,
     /// Also seed N verified students, student-1@example.com … student-N@example.com, with the
     /// demo password (a class for `oes-load`). In real mode this also seeds the demo accounts,
@@ -50,12 +51,9 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     let _log = oes_runtime::telemetry::init_server();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    // Checked as the worker checks it in AWS: a link under "localhost:3000" (no scheme) or
-    // with a query would be mailed broken.
-    let base_url = match &args.public_base_url {
-        Some(raw) => parse_public_base_url(raw)?,
-        None => format!("http://{addr}"),
-    };
+    let base_url = args
+        .public_base_url
+        .unwrap_or_else(|| format!("http://{addr}"));
     let env = process_env();
     let jwt = match env.optional("OES_JWT_SECRET") {
         Some(_) => jwt_settings(&env)?,

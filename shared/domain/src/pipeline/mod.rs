@@ -25,6 +25,9 @@ use crate::ports::{MessageQueues, QueueError, QueueName, ReceivedMessage};
 /// next receive brings others (a queue has no peek and no order to walk).
 const IN_HAND_SECONDS: u32 = 30;
 
+/// How many dead letters [`release`] makes visible at once.
+const RELEASING: usize = 16;
+
 /// How long a receive of dead letters waits for one. A walk ends at the first receive that brings
 /// no letter it has not seen, so that receive must not miss any: a short poll (no wait) asks
 /// only a sample of SQS's servers and may come back empty while letters are there; a long poll
@@ -105,8 +108,6 @@ async fn release(queues: &dyn MessageQueues, receipts: &[String]) {
     }
 }
 
-/// How many dead letters [`release`] makes visible at once.
-const RELEASING: usize = 16;
 pub use lanes::{EmailLanes, HOLDS_ATTRIBUTE, RECEIPT_ATTRIBUTE};
 pub use purge::{PurgeReport, purge};
 pub use redrive::{RedriveReport, redrive};
