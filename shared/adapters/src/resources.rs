@@ -1,5 +1,6 @@
 //! The table and queue definitions, shared by local provisioning (`oesctl provision`) and checked
-//! against `template.yaml` by a test, so the two cannot drift.
+//! against `template.yaml` by a test, so the two cannot drift; and the JWT key's secret in the
+//! emulator.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::aws::AwsClients;
 use oes_domain::ports::BoxError;
+use oes_domain::security::OneTimeToken;
 
 /// The DynamoDB table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +219,40 @@ pub async fn provision(
         dead_letter_queue_url: url(DEAD_LETTER_QUEUE.suffix),
         sender_email: sender_email.to_owned(),
     })
+}
+
+/// The name of the emulator's JWT key secret for `prefix`: `<prefix>-jwt`.
+pub fn jwt_secret_name(prefix: &str) -> String {
+    format!("{prefix}-jwt")
+}
+
+/// Creates the JWT signing key's secret, [`jwt_secret_name`], holding a random key as the
+/// stack's `JwtSecret` does (`{"secret": "…"}`), unless it exists; returns its name, which
+/// Secrets Manager takes wherever it takes the ARN. An existing secret is kept with its key: the
+/// tokens `oes-local` issues (it reads the key from here) outlive its restarts, and the
+/// functions `sam local invoke` runs read the same key (`env.json` names the secret in
+/// `OES_JWT_SECRET_ARN`).
+pub async fn provision_jwt_secret(clients: &AwsClients, prefix: &str) -> Result<String, BoxError> {
+    let name = jwt_secret_name(prefix);
+    let key = OneTimeToken::generate();
+    let created = clients
+        .secrets()
+        .create_secret()
+        .name(&name)
+        .description(format!("oes {prefix} JWT signing key (local)"))
+        .secret_string(serde_json::json!({ "secret": key.expose() }).to_string())
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(name),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            Ok(name)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn create_table(clients: &AwsClients, prefix: &str) -> Result<String, BoxError> {

@@ -777,15 +777,15 @@ pub(crate) fn check_sqs_fixture(
 const PUBLIC_BASE_URL: &str = "https://exams.example.org";
 
 /// Hands SQS fixture `name` to the worker over in-memory adapters (mail to a fresh outbox
-/// folder, queues named as the fixtures' `eventSourceARN`, stack `oes-dev`) and checks what it
-/// did.
+/// folder, queues named as the fixtures' `eventSourceARN`: prefix `oes-local`, the local
+/// resources `env.json` names) and checks what it did.
 async fn check_in_process(name: &str) {
     let text = fixtures()
         .remove(name)
         .unwrap_or_else(|| panic!("no events/{name}"));
     let event = sqs_event(name, &text);
     let dir = std::env::temp_dir().join(format!("oes-fixture-outbox-{}", uuid::Uuid::new_v4()));
-    let queue = Arc::new(MemoryQueues::named("oes-dev"));
+    let queue = Arc::new(MemoryQueues::named("oes-local"));
     let adapters = WorkerAdapters {
         mailer: Arc::new(OutboxMailer::new(&dir, "noreply@example.com")),
         jobs: Arc::new(MemoryJobs::default()),

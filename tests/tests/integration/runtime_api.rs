@@ -314,10 +314,11 @@ impl Deployed {
     /// Function `logical_id` of the template: each variable the template gives it (Globals,
     /// then its own) with its value here — from `local` for the variables whose value belongs
     /// to a deployment (a resource of the stack, the Redis, the sender), a parameter's default
-    /// for `!Ref <Parameter>`, otherwise the template's text with `${AWS::StackName}` (`env`'s
-    /// prefix) and `${<Parameter>}` filled in — and, outside the template, what Lambda and the
-    /// account give a function: region, credentials and, here, the emulator's endpoint; and the
-    /// cache prefix of `env` (the tests share one Redis; a stack has its own).
+    /// for `!Ref <Parameter>`, `env`'s prefix for `!Ref AWS::StackName` (the cache prefix: the
+    /// tests share one Redis as stacks may), otherwise the template's text with
+    /// `${AWS::StackName}` and `${<Parameter>}` filled in — and, outside the template, what
+    /// Lambda and the account give a function: region, credentials and, here, the emulator's
+    /// endpoint.
     fn from_template(logical_id: &str, env: &TestEnv, local: &Local) -> Self {
         let template = template();
         let function = &template["Resources"][logical_id];
@@ -330,8 +331,12 @@ impl Deployed {
         ] {
             for (name, value) in set.as_hash().into_iter().flatten() {
                 let name = text(name);
-                let value = local_value(&template, logical_id, &name, value, env, local);
                 vars.retain(|(k, _)| *k != name);
+                // `!Ref AWS::NoValue` (declared for `sam local invoke`): deployed, not set.
+                if value.as_str() == Some("AWS::NoValue") {
+                    continue;
+                }
+                let value = local_value(&template, logical_id, &name, value, env, local);
                 vars.push((name, value));
             }
         }
@@ -344,7 +349,6 @@ impl Deployed {
             outside("AWS_REGION", "us-east-1"),
             outside("AWS_ACCESS_KEY_ID", "test"),
             outside("AWS_SECRET_ACCESS_KEY", "test"),
-            ("OES_CACHE_PREFIX".to_owned(), env.prefix.clone()),
         ]);
         let memory = &function["Properties"]["MemorySize"];
         let memory = if memory.is_badvalue() {
@@ -395,6 +399,9 @@ fn local_value(
         return here.clone();
     }
     let parameters = &template["Parameters"];
+    if value.as_str() == Some("AWS::StackName") {
+        return env.prefix.clone();
+    }
     let raw = match value {
         Yaml::String(s) => s.clone(),
         Yaml::Integer(i) => i.to_string(),
@@ -653,8 +660,9 @@ async fn worker_handles(name: &str, text: &str) {
     let emulator = Emulator::start().await;
     let function = emulator.run(&deployed);
 
-    // The records come from the lanes of stack `oes-dev`; here, from this deployment's.
-    let from = ":oes-dev-email-";
+    // The records come from the local lanes (`oes-local`, as env.json names them); here, from
+    // this deployment's.
+    let from = ":oes-local-email-";
     assert!(text.contains(from), "{name}: no record from {from}");
     let text = text.replace(from, &format!(":{}-email-", env.prefix));
     let file = emulator.scratch(name, &text);

@@ -1,6 +1,7 @@
 //! The JWT signing key read from Secrets Manager (in the emulator) at init, as the deployed
 //! functions do: the environment carries only the secret's ARN.
 
+use oes_adapters::resources::{jwt_secret_name, provision_jwt_secret};
 use oes_runtime::config::{ApiConfig, Env};
 use oes_runtime::wiring::resolve_jwt_secret;
 use oes_tests::TestEnv;
@@ -72,4 +73,45 @@ async fn a_missing_secret_stops_start_up_with_a_message_naming_it() {
         Err(error) => error.to_string(),
     };
     assert!(error.contains(&missing), "{error}");
+}
+
+/// `oesctl provision` and `oes-local` (real mode) make the emulator's JWT key secret, the one
+/// `env.json` names for `sam local invoke`: made once with a random key, then kept with it, so the
+/// tokens `oes-local` issues outlive its restarts and the functions read the same key.
+#[tokio::test]
+async fn the_local_signing_key_secret_is_made_once_and_kept_with_its_key() {
+    let env = TestEnv::spawn().await;
+    let name = provision_jwt_secret(&env.clients, &env.prefix)
+        .await
+        .expect("the secret is made");
+    assert_eq!(name, jwt_secret_name(&env.prefix));
+    let clients = &env.clients;
+    let key = |name: String| {
+        let mut vars = base(&env);
+        vars.push(("OES_JWT_SECRET_ARN", name));
+        async move {
+            let resolved = resolve_jwt_secret(env_with(vars), clients)
+                .await
+                .expect("the secret is read by its name");
+            ApiConfig::load(&resolved)
+                .expect("its key is one the APIs accept")
+                .jwt
+                .secret
+                .expose()
+                .to_owned()
+        }
+    };
+    let first = key(name.clone()).await;
+
+    let again = provision_jwt_secret(&env.clients, &env.prefix)
+        .await
+        .expect("a second provision finds it");
+    assert_eq!(again, name);
+    assert_eq!(key(again).await, first, "the key is kept");
+
+    let other = format!("{}-other", env.prefix);
+    let other = provision_jwt_secret(&env.clients, &other)
+        .await
+        .expect("another prefix's secret");
+    assert_ne!(key(other).await, first, "each secret has a random key");
 }

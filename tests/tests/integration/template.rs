@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use oes_adapters::resources::{QUEUES, TABLE, WORKER_TIMEOUT_SECONDS};
+use oes_adapters::resources::{
+    BULK_QUEUE, PRIORITY_QUEUE, QUEUES, TABLE, WORKER_TIMEOUT_SECONDS, jwt_secret_name,
+};
 use oes_runtime::config::{
-    ApiConfig, CacheConfig, Env, ResourceConfig, SweeperConfig, WorkerConfig,
+    ApiConfig, CacheConfig, Env, ResourceConfig, SweeperConfig, WorkerConfig, jwt_settings,
 };
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -459,11 +461,37 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
     );
 }
 
-#[test]
-fn env_json_gives_each_function_every_variable_its_config_requires() {
+/// `env.json`: each function's environment under `sam local invoke`, for the resources the
+/// local services hold under the prefix [`LOCAL_PREFIX`].
+fn env_json() -> serde_json::Map<String, serde_json::Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../env.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let env: serde_json::Value = serde_json::from_str(&text).expect("env.json is JSON");
+    match serde_json::from_str(&text).expect("env.json is JSON") {
+        serde_json::Value::Object(functions) => functions,
+        other => panic!("env.json is not an object of functions: {other}"),
+    }
+}
+
+/// The prefix of the local resources: `make run-local`'s and `make provision`'s, `oes-local`'s
+/// default.
+const LOCAL_PREFIX: &str = "oes-local";
+
+/// The variable `name` env.json gives `function`, or a panic naming it.
+fn env_json_var(
+    functions: &serde_json::Map<String, serde_json::Value>,
+    function: &str,
+    name: &str,
+) -> String {
+    functions[function][name]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("env.json: {function} lacks {name}"))
+        .to_owned()
+}
+
+#[test]
+fn env_json_gives_each_function_every_variable_its_config_requires() {
+    let env = env_json();
     let admin_api: Vec<&str> = ApiConfig::REQUIRED
         .iter()
         .chain(ApiConfig::ADMIN_API)
@@ -480,13 +508,150 @@ fn env_json_gives_each_function_every_variable_its_config_requires() {
             !resource(&template(), function).is_badvalue(),
             "env.json names {function}, a function of the template"
         );
+        // Without it, the function calls AWS with the developer's credentials.
+        env_json_var(&env, function, "AWS_ENDPOINT_URL");
         for name in required {
+            if name == "OES_JWT_SECRET" {
+                // As in AWS, only the key's secret: the emulator's, which `oes-local` (real
+                // mode) signs its tokens with, so the functions accept them; with its issuer.
+                assert_eq!(
+                    env_json_var(&env, function, "OES_JWT_SECRET_ARN"),
+                    jwt_secret_name(LOCAL_PREFIX),
+                    "env.json: {function}'s key is not the local services' secret"
+                );
+                assert!(
+                    env[function].get("OES_JWT_SECRET").is_none(),
+                    "{function}: only the ARN"
+                );
+                let with_a_key = |name: &str| (name == "OES_JWT_SECRET").then(|| "k".repeat(32));
+                let local = jwt_settings(&Env(with_a_key)).expect("oes-local's JWT settings");
+                assert_eq!(
+                    env_json_var(&env, function, "OES_JWT_ISSUER"),
+                    local.issuer,
+                    "env.json: {function} would refuse oes-local's tokens"
+                );
+                continue;
+            }
+            env_json_var(&env, function, name);
+        }
+        if env[function].get("REDIS_URL").is_some() {
+            // oes-local's cache prefix is its resource prefix: a write through either
+            // invalidates what the other cached.
+            assert_eq!(
+                env_json_var(&env, function, "OES_CACHE_PREFIX"),
+                LOCAL_PREFIX,
+                "env.json: {function} caches apart from oes-local"
+            );
+        }
+        let table = format!("{LOCAL_PREFIX}-{}", TABLE.suffix);
+        assert_eq!(
+            env_json_var(&env, function, "OES_TABLE"),
+            table,
+            "{function}"
+        );
+        for (variable, queue) in [
+            ("OES_PRIORITY_QUEUE_URL", PRIORITY_QUEUE),
+            ("OES_BULK_QUEUE_URL", BULK_QUEUE),
+        ] {
+            let url = env_json_var(&env, function, variable);
             assert!(
-                env[function][name].as_str().is_some_and(|v| !v.is_empty()),
-                "env.json: {function} lacks {name}"
+                url.ends_with(&format!("/{LOCAL_PREFIX}-{}", queue.suffix)),
+                "env.json: {function}'s {variable} {url} is not a local lane"
             );
         }
     }
+}
+
+/// Two stacks may be given one Redis (`CacheMode=existing`, one `RedisUrl`): each function's keys
+/// start with its stack's name, so neither serves the other's entries (a published exam list),
+/// clears the other's namespace or counts against the other's rate limits.
+#[test]
+fn two_stacks_given_one_redis_never_share_a_key() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    for function in [
+        "AuthApiFunction",
+        "ExamApiFunction",
+        "AdminApiFunction",
+        "AttemptSweeperFunction",
+    ] {
+        let own = &resource(&template, function)["Environment"]["Variables"]["OES_CACHE_PREFIX"];
+        let prefix = if own.is_badvalue() {
+            &globals["Environment"]["Variables"]["OES_CACHE_PREFIX"]
+        } else {
+            own
+        };
+        // `!Ref AWS::StackName` (the loader keeps the text behind the tag).
+        assert_eq!(
+            prefix.as_str(),
+            Some("AWS::StackName"),
+            "{function}'s cache keys do not start with its stack's name"
+        );
+    }
+    // A stack's name is one the configuration takes as a prefix.
+    let stack = |name: &str| (name == "OES_CACHE_PREFIX").then(|| "oes-prod-2".to_owned());
+    let config = CacheConfig::load(&Env(stack)).expect("a stack name is a cache prefix");
+    assert_eq!(config.prefix, "oes-prod-2");
+}
+
+/// SAM gives a function a value from `--env-vars` only for a variable the template declares
+/// for it (its own or Globals'); any other is dropped without a word (SAM CLI's
+/// `EnvironmentVariables.resolve`).
+#[test]
+fn sam_local_invoke_gives_each_function_every_variable_env_json_sets() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    for (function, variables) in env_json() {
+        let declared = environment(resource(&template, &function), globals);
+        for name in variables
+            .as_object()
+            .expect("a function's variables")
+            .keys()
+        {
+            assert!(
+                declared.contains(name),
+                "env.json gives {function} {name}, which template.yaml does not declare for it: \
+                 sam local invoke would drop it"
+            );
+        }
+    }
+}
+
+/// The worker `sam local invoke` runs takes the SQS fixtures as from its own lanes: a record
+/// from a queue it is not configured for can be neither retried nor dead-lettered.
+#[test]
+fn the_sqs_fixtures_come_from_the_lanes_env_json_gives_the_worker() {
+    let env = env_json();
+    let lanes: Vec<String> = ["OES_PRIORITY_QUEUE_URL", "OES_BULK_QUEUE_URL"]
+        .iter()
+        .map(|variable| {
+            let url = env_json_var(&env, "EmailWorkerFunction", variable);
+            url.rsplit('/').next().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let events = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
+    let mut records = 0;
+    for entry in std::fs::read_dir(events).expect("events/") {
+        let path = entry.expect("an entry of events/").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let event: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(event) => event,
+            Err(_) => continue,
+        };
+        for record in event["Records"].as_array().into_iter().flatten() {
+            if record["eventSource"] != "aws:sqs" {
+                continue;
+            }
+            let arn = record["eventSourceARN"].as_str().unwrap_or_default();
+            let queue = arn.rsplit(':').next().unwrap_or_default();
+            assert!(
+                lanes.iter().any(|lane| lane == queue),
+                "{path:?}: a record from {arn}, not a lane env.json gives the worker ({lanes:?})"
+            );
+            records += 1;
+        }
+    }
+    assert!(records > 0, "no SQS fixture in events/");
 }
 
 /// The statements of a role's inline policies; an `!If [cond, statement, !Ref AWS::NoValue]`
@@ -641,8 +806,13 @@ fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_m
     let template = template();
     let code = function_code(|_| true);
     let variables = template_variables(&template);
-    // Read by a dependency, not by our code: mimalloc's C library reads its options.
-    let read_by_dependencies = ["MIMALLOC_ALLOW_THP", "MIMALLOC_ARENA_RESERVE"];
+    // Read by a dependency, not by our code: mimalloc's C library reads its options, aws-config
+    // the endpoint.
+    let read_by_dependencies = [
+        "MIMALLOC_ALLOW_THP",
+        "MIMALLOC_ARENA_RESERVE",
+        "AWS_ENDPOINT_URL",
+    ];
     for (name, _) in &variables {
         assert!(
             read_by_dependencies.contains(&name.as_str()) || code.contains(&format!("\"{name}\"")),

@@ -55,15 +55,6 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
         .public_base_url
         .unwrap_or_else(|| format!("http://{addr}"));
     let env = process_env();
-    let jwt = match env.optional("OES_JWT_SECRET") {
-        Some(_) => jwt_settings(&env)?,
-        None => JwtSettings {
-            secret: embedded::random_secret(),
-            issuer: "oes".into(),
-            audience: "oes-api".into(),
-            ttl_seconds: 3600,
-        },
-    };
     let functions = match (env.optional("AWS_ENDPOINT_URL"), env.optional("REDIS_URL")) {
         (Some(endpoint), Some(redis_url)) => {
             let settings = Services {
@@ -85,26 +76,37 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
                     }
                 },
             };
-            let (functions, provisioned) = services::start(settings, jwt).await?;
+            let started = services::start(settings).await?;
             say!(
                 "oes-local: real services — AWS emulator at {endpoint}, Redis at {}",
                 without_password(&redis_url)
             );
+            let provisioned = &started.provisioned;
             say!(
                 "  table {}, queues {} and {}",
                 provisioned.table,
                 provisioned.priority_queue_url,
                 provisioned.bulk_queue_url
             );
+            say!("  JWT key: {}", started.jwt_key);
             say!(
                 "  mail goes through SES v2 in the emulator ({endpoint}/moto-api/data.json shows it)"
             );
-            functions
+            started.functions
         }
         _ => {
             let (demo_password, generated) = match env.optional("OES_DEMO_PASSWORD") {
                 Some(password) => (password, false),
                 None => (OneTimeToken::generate().expose()[..16].to_owned(), true),
+            };
+            let jwt = match env.optional("OES_JWT_SECRET") {
+                Some(_) => jwt_settings(&env)?,
+                None => JwtSettings {
+                    secret: embedded::random_secret(),
+                    issuer: "oes".into(),
+                    audience: "oes-api".into(),
+                    ttl_seconds: 3600,
+                },
             };
             let settings = Embedded {
                 outbox: args.outbox.clone(),

@@ -13,13 +13,16 @@ use exam_api::sweep::AttemptSweeper;
 use oes_adapters::aws::AwsClients;
 use oes_adapters::memory::MemoryLanes;
 use oes_adapters::redis_cache::RedisTopology;
-use oes_adapters::resources::{Provisioned, provision};
+use oes_adapters::resources::{Provisioned, provision, provision_jwt_secret};
 use oes_domain::cache::CacheSettings;
 use oes_domain::clock::SystemClock;
 use oes_domain::ports::LaneSwitch;
-use oes_domain::security::{JwtKeys, JwtSettings, PasswordHasher, Secret};
-use oes_runtime::config::{ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig};
-use oes_runtime::wiring::{ApiAdapters, WorkerAdapters};
+use oes_domain::security::{JwtKeys, PasswordHasher, Secret};
+use oes_runtime::config::{
+    ApiConfig, CacheConfig, Env, ResourceConfig, RetryPolicy, WorkerConfig, jwt_settings,
+    process_env,
+};
+use oes_runtime::wiring::{ApiAdapters, WorkerAdapters, resolve_jwt_secret};
 
 use crate::Functions;
 
@@ -37,14 +40,42 @@ pub struct Services {
     pub seed: Option<(String, usize)>,
 }
 
+/// The real-services mode, started.
+pub struct Started {
+    /// The functions, their pollers and sweep running.
+    pub functions: Arc<Functions>,
+    /// The table and queues.
+    pub provisioned: Provisioned,
+    /// Where the JWT signing key came from, to show.
+    pub jwt_key: String,
+}
+
 /// Provisions, builds the functions over the real adapters, and starts the pollers and the
-/// attempt sweep.
-pub async fn start(
-    settings: Services,
-    jwt: JwtSettings,
-) -> Result<(Arc<Functions>, Provisioned), oes_domain::ports::BoxError> {
+/// attempt sweep. The JWT key is `OES_JWT_SECRET`, or else read as the functions read it in AWS:
+/// from the Secrets Manager secret `OES_JWT_SECRET_ARN` names, by default the emulator's
+/// `<prefix>-jwt` (created with a random key on the first run), the one `env.json` gives the
+/// functions `sam local invoke` runs — so they accept this server's tokens.
+pub async fn start(settings: Services) -> Result<Started, oes_domain::ports::BoxError> {
     let clients = AwsClients::from_env().await?;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
+    let secret = provision_jwt_secret(&clients, &settings.prefix).await?;
+    let env = process_env();
+    let jwt_key = match (
+        env.optional("OES_JWT_SECRET"),
+        env.optional("OES_JWT_SECRET_ARN"),
+    ) {
+        (Some(_), _) => "OES_JWT_SECRET".to_owned(),
+        (None, Some(named)) => format!("the secret {named} (OES_JWT_SECRET_ARN)"),
+        (None, None) => {
+            format!("the emulator's secret {secret}, as env.json gives it to `sam local invoke`")
+        }
+    };
+    let env = Env(move |name: &str| {
+        (env.0)(name)
+            .filter(|value| !value.trim().is_empty())
+            .or_else(|| (name == "OES_JWT_SECRET_ARN").then(|| secret.clone()))
+    });
+    let jwt = jwt_settings(&resolve_jwt_secret(env, &clients).await?)?;
     let resources = ResourceConfig::from(&provisioned);
     let cache = CacheConfig {
         redis_url: Some(Secret::new(settings.redis_url)),
@@ -107,5 +138,9 @@ pub async fn start(
         admin,
         background,
     };
-    Ok((Arc::new(functions), provisioned))
+    Ok(Started {
+        functions: Arc::new(functions),
+        provisioned,
+        jwt_key,
+    })
 }

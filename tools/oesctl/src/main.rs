@@ -1,7 +1,8 @@
 //! `oesctl`: operations on an oes deployment or the local emulator.
 //!
 //! - `oesctl provision --endpoint URL --prefix P`: creates the table, queues and SES identity
-//!   from the definitions `template.yaml` uses, and prints the environment the functions need.
+//!   from the definitions `template.yaml` uses, and the JWT key's secret `<P>-jwt`, and prints
+//!   the environment the functions need.
 //! - `oesctl users set-role EMAIL ROLE`: changes a user's role (their access tokens stop working,
 //!   so the new role applies at the next sign-in) and, with `REDIS_URL`, drops the cached profile
 //!   so earlier tokens are refused at once.
@@ -26,7 +27,9 @@ use clap::{Parser, Subcommand};
 use oes_adapters::aws::AwsClients;
 use oes_adapters::dynamo::{DynamoJobs, DynamoUsers};
 use oes_adapters::lambda::EventSourceMappings;
-use oes_adapters::resources::{BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision};
+use oes_adapters::resources::{
+    BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision, provision_jwt_secret,
+};
 use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::Lane;
@@ -52,9 +55,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table, queues (with redrive policy) and SES sender identity in the local
-    /// emulator (a stack's come from `sam deploy`): needs `--endpoint` or `AWS_ENDPOINT_URL`.
-    /// Idempotent.
+    /// Create the table, queues (with redrive policy), SES sender identity and JWT key secret
+    /// (`<prefix>-jwt`, kept with its key once made) in the local emulator (a stack's come from
+    /// `sam deploy`): needs `--endpoint` or `AWS_ENDPOINT_URL`. Idempotent.
     Provision {
         /// Resource name prefix: the table is `<prefix>-data`, the queues `<prefix>-email-*`.
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
@@ -253,6 +256,8 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             for (name, value) in provisioned.env() {
                 println!("export {name}={value}");
             }
+            let secret = provision_jwt_secret(&clients, &prefix).await?;
+            println!("export OES_JWT_SECRET_ARN={secret}");
         }
         Command::Users {
             command:

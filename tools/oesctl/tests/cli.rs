@@ -56,6 +56,11 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
             printed.contains(&format!("{prefix}-email-dlq")),
             "{printed}"
         );
+        // The secret the functions read their JWT key from, by name (as env.json gives it).
+        assert!(
+            printed.contains(&format!("export OES_JWT_SECRET_ARN={prefix}-jwt\n")),
+            "{printed}"
+        );
     }
 
     let clients = AwsClients::load(Some(&endpoint()))
