@@ -49,6 +49,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     }
     // Dropped when main returns, after the server has stopped: the last lines are written then.
     let _log = oes_runtime::telemetry::init_server();
+    let stop = stop_signal()?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let base_url = args
@@ -137,7 +138,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     );
     say!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
     say!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
-    oes_local::gateway::serve_until(listener, functions.clone(), stop_signal(), DRAIN).await?;
+    oes_local::gateway::serve_until(listener, functions.clone(), stop, DRAIN).await?;
     say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)");
     if !functions.background.stop(BACKGROUND_STOP).await {
         say!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
@@ -152,27 +153,28 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How long the batches in hand may take after that (a send batch ends within its lease).
 const BACKGROUND_STOP: Duration = Duration::from_secs(60);
 
-/// Ctrl-C or SIGTERM (what a service manager or a load test's harness sends).
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM (what a service manager or a load test's harness sends). The handlers are
+/// installed by this call, not when the future is first polled: from here on a signal stops the
+/// server gracefully however soon it comes, and is never the signal's default action (the end
+/// of the process).
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -191,7 +193,24 @@ fn without_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use super::{stop_signal, without_password};
+    use std::time::Duration;
+
+    /// A signal that comes between the handlers' installation and the serving loop's first
+    /// wait for it is caught, not lost, and not the process's end (before, the handlers were
+    /// installed only at that first wait, and SIGTERM killed this test's process).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_stop_signal_before_the_server_waits_for_it_still_stops_it() {
+        use nix::sys::signal::{Signal, raise};
+        for signal in [Signal::SIGTERM, Signal::SIGINT] {
+            let stop = stop_signal().expect("handlers installed");
+            raise(signal).expect("raised");
+            tokio::time::timeout(Duration::from_secs(5), stop)
+                .await
+                .unwrap_or_else(|_| panic!("{signal} was lost"));
+        }
+    }
 
     #[test]
     fn a_url_is_shown_without_its_password() {

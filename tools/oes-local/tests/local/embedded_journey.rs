@@ -418,6 +418,34 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
     );
 }
 
+/// A stop signal sent as soon as `oes-local` has said where it serves is a graceful stop (exit
+/// 0, "stopped"), never the signal's default action. Before, the handlers were installed only
+/// when the serving loop first polled for the signal, after the rest of the banner: a SIGTERM in
+/// between (a harness stopping a server it just started, or one that has just answered its
+/// first request) killed the process outright.
+#[tokio::test]
+async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut server = start();
+        let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
+        kill(pid, signal).expect("signalled");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = server.child.try_wait().expect("waitable") {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oes-local did not stop on {signal}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(exit.success(), "{signal} ended oes-local: {exit:?}");
+    }
+}
+
 /// Whoever started `oes-local` stops reading its stdout (`oes-local | head`, a harness gone):
 /// it goes on serving, and a stop signal still finishes the batches in hand and exits 0.
 /// Before, the next line it printed panicked on the broken pipe (`println!`), so the stop
