@@ -21,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::Body;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
 
@@ -51,19 +52,33 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// Serves `functions` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, functions: Arc<Functions>) -> std::io::Result<()> {
-    serve_until(listener, functions, std::future::pending(), Duration::ZERO).await
+    serve_until(listener, functions, std::future::pending(), Duration::ZERO)
+        .await
+        .map(|_| ())
+}
+
+/// How a graceful stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every request taken had run to its end.
+    Finished,
+    /// The drain time passed with requests still running; they are not waited for.
+    TimedOut,
 }
 
 /// Serves `functions` on `listener` until `shutdown` resolves, then stops gracefully: no new
 /// connection is accepted, each open one finishes the request it is handling (an idle
-/// keep-alive one is closed), and this returns once they are all done or `drain` has passed.
+/// keep-alive one is closed), every request taken runs to its end — those whose clients have
+/// gone too — and this returns once they are all done or `drain` has passed.
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<Drained> {
     let connections = GracefulShutdown::new();
+    // Each request's task, whatever became of its connection.
+    let requests = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -81,11 +96,12 @@ pub async fn serve_until(
             }
         };
         let functions = Arc::clone(&functions);
+        let requests = requests.clone();
         let service = service_fn(move |request| {
             let functions = Arc::clone(&functions);
             // A task of its own: as in AWS, where an invocation runs to its end whatever its
             // client does, a request is not dropped halfway when its connection goes.
-            let handled = tokio::spawn(async move { dispatch(&functions, request, peer).await });
+            let handled = requests.spawn(async move { dispatch(&functions, request, peer).await });
             async move {
                 Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "the request's task failed");
@@ -106,16 +122,20 @@ pub async fn serve_until(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, connections.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            drain_seconds = drain.as_secs(),
-            "requests still running when the drain time ended are not waited for"
-        );
+    requests.close();
+    let drained = async {
+        connections.shutdown().await;
+        requests.wait().await;
+    };
+    if tokio::time::timeout(drain, drained).await.is_ok() {
+        return Ok(Drained::Finished);
     }
-    Ok(())
+    tracing::warn!(
+        drain_seconds = drain.as_secs(),
+        running = requests.len(),
+        "requests still running when the drain time ended are not waited for"
+    );
+    Ok(Drained::TimedOut)
 }
 
 fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use oes_domain::security::{JwtSettings, OneTimeToken};
 use oes_local::embedded::{self, Embedded};
+use oes_local::gateway::Drained;
 use oes_local::say;
 use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
@@ -138,8 +139,15 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     );
     say!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
     say!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
-    oes_local::gateway::serve_until(listener, functions.clone(), stop, DRAIN).await?;
-    say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)");
+    match oes_local::gateway::serve_until(listener, functions.clone(), stop, DRAIN).await? {
+        Drained::Finished => {
+            say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)")
+        }
+        Drained::TimedOut => say!(
+            "oes-local: stopping (requests still running after {DRAIN:?} were cut off; \
+             finishing the batches in hand)"
+        ),
+    }
     if !functions.background.stop(BACKGROUND_STOP).await {
         say!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
     }

@@ -39,15 +39,18 @@ fn start_as(command: Command) -> LocalServer {
 /// otherwise closed there.
 fn launch(mut command: Command, keep_reading: bool) -> LocalServer {
     let outbox = std::env::temp_dir().join(format!("oes-outbox-{}", uuid::Uuid::new_v4()));
-    let mut child = command
+    command
         .args(["--addr", "127.0.0.1:0", "--outbox"])
         .arg(&outbox)
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("REDIS_URL")
         .env_remove("OES_JWT_SECRET")
         .env_remove("OES_PUBLIC_BASE_URL")
-        .env("OES_DEMO_PASSWORD", "demo-password-123")
-        .env("RUST_LOG", "warn")
+        .env("OES_DEMO_PASSWORD", "demo-password-123");
+    if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+        command.env("RUST_LOG", "warn");
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -444,6 +447,64 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
         };
         assert!(exit.success(), "{signal} ended oes-local: {exit:?}");
     }
+}
+
+/// A stop signal waits for the requests whose clients have gone: each runs to its end, as an
+/// invocation does in AWS, before the process exits. Before, the graceful stop waited for the
+/// open connections alone, and a request whose client had left was cut off wherever it was when
+/// the process ended (no answer, no log line; a sign-up half made).
+#[tokio::test]
+async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::io::Write;
+    const BURST: usize = 100;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oes-local"));
+    command.env("RUST_LOG", "info");
+    let mut server = start_as(command);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for n in 0..BURST {
+        // Accounts of their own, so no sign-in limit answers before argon2 runs.
+        let body = format!(r#"{{"email":"left{n}@example.com","password":"a password"}}"#);
+        let raw = format!(
+            "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(&address).expect("connects");
+        stream.write_all(raw.as_bytes()).expect("written");
+        drop(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logins = |printed: &[String]| {
+        printed
+            .iter()
+            .filter(|line| line.contains(r#": request method=POST path="/auth/login""#))
+            .count()
+    };
+    let before = logins(&server.printed.lock().expect("not poisoned"));
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
+    kill(pid, Signal::SIGTERM).expect("signalled");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("waitable") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "oes-local did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let printed = server.printed.lock().expect("not poisoned").clone();
+    assert!(
+        before < BURST,
+        "the burst ended before the signal: the test proves nothing"
+    );
+    assert_eq!(
+        logins(&printed),
+        BURST,
+        "each sign-in ran to its end before the exit: {printed:#?}"
+    );
 }
 
 /// Whoever started `oes-local` stops reading its stdout (`oes-local | head`, a harness gone):
