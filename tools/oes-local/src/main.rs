@@ -12,6 +12,7 @@ use oes_local::say;
 use oes_local::seed::DEMO_ACCOUNTS;
 use oes_local::services::{self, Services};
 use oes_runtime::config::{jwt_settings, parse_public_base_url, process_env};
+use tokio_util::sync::CancellationToken;
 
 /// mimalloc (see `oes_runtime::alloc`).
 #[global_allocator]
@@ -50,7 +51,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     }
     // Dropped when main returns, after the server has stopped: the last lines are written then.
     let _log = oes_runtime::telemetry::init_server();
-    let stop = stop_signal()?;
+    let stop = on_stop_signals()?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let base_url = args
@@ -139,7 +140,14 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     );
     say!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
     say!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
-    match oes_local::gateway::serve_until(listener, functions.clone(), stop, DRAIN).await? {
+    match oes_local::gateway::serve_until(
+        listener,
+        functions.clone(),
+        stop.cancelled_owned(),
+        DRAIN,
+    )
+    .await?
+    {
         Drained::Finished => {
             say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)")
         }
@@ -161,29 +169,66 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How long the batches in hand may take after that (a send batch ends within its lease).
 const BACKGROUND_STOP: Duration = Duration::from_secs(60);
 
-/// Ctrl-C or SIGTERM (what a service manager or a load test's harness sends). The handlers are
-/// installed by this call, not when the future is first polled: from here on a signal stops the
-/// server gracefully however soon it comes, and is never the signal's default action (the end
-/// of the process).
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// Ctrl-C (SIGINT) and SIGTERM (what a service manager or a load test's harness sends), caught
+/// from [`StopSignals::install`] on: a signal that comes then, however soon, is never the
+/// signal's default action (the end of the process).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers, now rather than when first waited for.
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    /// The next stop signal: the exit code that conventionally reports it (128 + its number).
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
             tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+                _ = self.interrupt.recv() => 130,
+                _ = self.terminate.recv() => 143,
             }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
+        }
+        #[cfg(not(unix))]
+        {
             let _ = tokio::signal::ctrl_c().await;
-        })
+            130
+        }
     }
+}
+
+/// The stop signals, watched from now on: the first one cancels the returned token (the
+/// graceful stop); a second ends the process at once, as whoever presses Ctrl-C again expects,
+/// without waiting for the requests and batches in hand (up to [`DRAIN`] and
+/// [`BACKGROUND_STOP`]).
+fn on_stop_signals() -> std::io::Result<CancellationToken> {
+    let mut signals = StopSignals::install()?;
+    let stop = CancellationToken::new();
+    let first = stop.clone();
+    tokio::spawn(async move {
+        signals.next().await;
+        first.cancel();
+        let code = signals.next().await;
+        say!("oes-local: a second stop signal: exiting now, without waiting for what is in hand");
+        std::process::exit(code);
+    });
+    Ok(stop)
 }
 
 /// `url` as it may be shown: its password, if it has one, replaced by `***` (a `REDIS_URL` may
@@ -201,7 +246,7 @@ fn without_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{stop_signal, without_password};
+    use super::{StopSignals, without_password};
     use std::time::Duration;
 
     /// A signal that comes between the handlers' installation and the serving loop's first
@@ -211,12 +256,13 @@ mod tests {
     #[tokio::test]
     async fn a_stop_signal_before_the_server_waits_for_it_still_stops_it() {
         use nix::sys::signal::{Signal, raise};
-        for signal in [Signal::SIGTERM, Signal::SIGINT] {
-            let stop = stop_signal().expect("handlers installed");
+        for (signal, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130)] {
+            let mut signals = StopSignals::install().expect("handlers installed");
             raise(signal).expect("raised");
-            tokio::time::timeout(Duration::from_secs(5), stop)
+            let caught = tokio::time::timeout(Duration::from_secs(5), signals.next())
                 .await
                 .unwrap_or_else(|_| panic!("{signal} was lost"));
+            assert_eq!(caught, code, "{signal}");
         }
     }
 

@@ -449,6 +449,58 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
     }
 }
 
+/// `count` sign-ins sent to `server` by clients that leave at once: argon2 keeps it busy with
+/// them for a while (about 15 ms of a core each here).
+fn abandoned_sign_ins(server: &LocalServer, count: usize) {
+    use std::io::Write;
+    let address = server.base.trim_start_matches("http://");
+    for n in 0..count {
+        // Accounts of their own, so no sign-in limit answers before argon2 runs.
+        let body = format!(r#"{{"email":"left{n}@example.com","password":"a password"}}"#);
+        let raw = format!(
+            "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(address).expect("connects");
+        stream.write_all(raw.as_bytes()).expect("written");
+    }
+}
+
+/// A second stop signal ends `oes-local` at once, without waiting for what the first one lets
+/// finish (up to 10 s of requests, then 60 s of batches), and with the code that reports it
+/// (130 for SIGINT). Before, every signal after the first was caught and ignored: pressing
+/// Ctrl-C again did nothing.
+#[tokio::test]
+async fn a_second_stop_signal_ends_it_at_once() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut server = start();
+    abandoned_sign_ins(&server, 100);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
+    kill(pid, Signal::SIGTERM).expect("signalled");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kill(pid, Signal::SIGINT).expect("signalled again");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("waitable") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "oes-local did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let printed = server.printed.lock().expect("not poisoned").clone();
+    assert_eq!(exit.code(), Some(130), "{exit:?}: {printed:#?}");
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.contains("a second stop signal")),
+        "{printed:#?}"
+    );
+}
+
 /// A stop signal waits for the requests whose clients have gone: each runs to its end, as an
 /// invocation does in AWS, before the process exits. Before, the graceful stop waited for the
 /// open connections alone, and a request whose client had left was cut off wherever it was when
@@ -457,24 +509,11 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
 async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    use std::io::Write;
     const BURST: usize = 100;
     let mut command = Command::new(env!("CARGO_BIN_EXE_oes-local"));
     command.env("RUST_LOG", "info");
     let mut server = start_as(command);
-    let address = server.base.trim_start_matches("http://").to_owned();
-    for n in 0..BURST {
-        // Accounts of their own, so no sign-in limit answers before argon2 runs.
-        let body = format!(r#"{{"email":"left{n}@example.com","password":"a password"}}"#);
-        let raw = format!(
-            "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let mut stream = std::net::TcpStream::connect(&address).expect("connects");
-        stream.write_all(raw.as_bytes()).expect("written");
-        drop(stream);
-    }
+    abandoned_sign_ins(&server, BURST);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logins = |printed: &[String]| {
         printed
