@@ -46,6 +46,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// This environment with `value` for `name` where `name` is unset or blank.
+    pub fn or_default(
+        self,
+        name: &'static str,
+        value: String,
+    ) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |asked: &str| {
+            (self.0)(asked)
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| (asked == name).then(|| value.clone()))
+        })
+    }
+
     /// The value of `name`, or an error naming it.
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
@@ -525,6 +538,25 @@ impl From<&Provisioned> for ResourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_fills_a_variable_only_where_it_is_unset_or_blank() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            Env(move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let unset = env(&[]).or_default("A", "fallback".into());
+        assert_eq!(unset.optional("A").as_deref(), Some("fallback"));
+        assert_eq!(unset.optional("B"), None, "another name is left unset");
+        let blank = env(&[("A", "  ")]).or_default("A", "fallback".into());
+        assert_eq!(blank.optional("A").as_deref(), Some("fallback"));
+        let set = env(&[("A", "given")]).or_default("A", "fallback".into());
+        assert_eq!(set.optional("A").as_deref(), Some("given"));
+    }
     use oes_domain::email::DEFAULT_MAX_ATTEMPTS;
     use std::collections::HashMap;
 

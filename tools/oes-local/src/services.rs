@@ -19,8 +19,7 @@ use oes_domain::clock::SystemClock;
 use oes_domain::ports::LaneSwitch;
 use oes_domain::security::{JwtKeys, PasswordHasher, Secret};
 use oes_runtime::config::{
-    ApiConfig, CacheConfig, Env, ResourceConfig, RetryPolicy, WorkerConfig, jwt_settings,
-    process_env,
+    ApiConfig, CacheConfig, ResourceConfig, RetryPolicy, WorkerConfig, jwt_settings, process_env,
 };
 use oes_runtime::wiring::{ApiAdapters, WorkerAdapters, resolve_jwt_secret};
 
@@ -70,11 +69,7 @@ pub async fn start(settings: Services) -> Result<Started, oes_domain::ports::Box
             format!("the emulator's secret {secret}, as env.json gives it to `sam local invoke`")
         }
     };
-    let env = Env(move |name: &str| {
-        (env.0)(name)
-            .filter(|value| !value.trim().is_empty())
-            .or_else(|| (name == "OES_JWT_SECRET_ARN").then(|| secret.clone()))
-    });
+    let env = env.or_default("OES_JWT_SECRET_ARN", secret);
     let jwt = jwt_settings(&resolve_jwt_secret(env, &clients).await?)?;
     let resources = ResourceConfig::from(&provisioned);
     let cache = CacheConfig {

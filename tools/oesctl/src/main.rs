@@ -15,7 +15,8 @@
 //! - `oesctl lanes [pause|resume LANE]`: whether the worker receives from each lane (`priority`,
 //!   `bulk`): their event source mappings, found by the lanes' queue ARNs.
 //! - `oesctl cache clear`: bumps the cache's namespace version (reads `REDIS_URL`,
-//!   `REDIS_CLUSTER`, `OES_CACHE_PREFIX` like the APIs).
+//!   `REDIS_CLUSTER`, `OES_CACHE_PREFIX` like the APIs; the key prefix is by default the
+//!   resource prefix, as the template and `oes-local` set it).
 //!
 //! Resources are found by prefix (`--prefix`, `OES_PREFIX`: the stack name in AWS, `oes-local`
 //! locally): the table `<prefix>-data`, the queues `<prefix>-email-priority|bulk|dlq`.
@@ -131,8 +132,13 @@ fn parse_lane(name: &str) -> Result<Lane, String> {
 enum CacheCommand {
     /// Make every cached entry unreachable by bumping the namespace version (no KEYS, no
     /// FLUSHALL; old entries expire by their TTL). Reads the APIs' configuration: REDIS_URL,
-    /// REDIS_CLUSTER, OES_CACHE_PREFIX. Other containers see it within 5 seconds.
-    Clear,
+    /// REDIS_CLUSTER, and OES_CACHE_PREFIX, by default the resource prefix (a stack's functions
+    /// and oes-local use it). Other containers see it within 5 seconds.
+    Clear {
+        /// Resource prefix: the stack's name in AWS, `oes-local` locally.
+        #[arg(long, env = "OES_PREFIX", default_value = "oes-local")]
+        prefix: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,7 +288,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 updated.email, updated.role
             );
             // The APIs cache profiles: drop this one so tokens from before stop working now.
-            let cache = CacheConfig::load(&process_env())?;
+            let cache = cache_config(&prefix)?;
             if cache.redis_url.is_some() {
                 let cache = cache_aside(&cache)?;
                 if cache
@@ -307,9 +313,9 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             }
         }
         Command::Cache {
-            command: CacheCommand::Clear,
+            command: CacheCommand::Clear { prefix },
         } => {
-            let config = CacheConfig::load(&process_env())?;
+            let config = cache_config(&prefix)?;
             if config.redis_url.is_none() {
                 return Err("REDIS_URL is not set: there is no cache to clear".into());
             }
@@ -609,6 +615,13 @@ async fn redrive_all(
 }
 
 /// The email queues named after `prefix`.
+/// The APIs' cache configuration from the environment, its key prefix (`OES_CACHE_PREFIX`) by
+/// default the resource prefix: the template gives each stack's functions its name, and
+/// `oes-local` uses its own prefix.
+fn cache_config(prefix: &str) -> Result<CacheConfig, oes_runtime::config::ConfigError> {
+    CacheConfig::load(&process_env().or_default("OES_CACHE_PREFIX", prefix.to_owned()))
+}
+
 async fn email_queues(
     clients: &AwsClients,
     prefix: &str,

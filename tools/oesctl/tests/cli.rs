@@ -313,7 +313,8 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
             ])
             .args(["student", "--prefix", &prefix])
             .env("RUST_LOG", "warn")
-            .env("OES_CACHE_PREFIX", &prefix);
+            // The cache's key prefix is the resource prefix, as the APIs of a stack have it.
+            .env_remove("OES_CACHE_PREFIX");
         match redis {
             Some(url) => command.env("REDIS_URL", url).env("REDIS_CLUSTER", "false"),
             None => command.env_remove("REDIS_URL"),
@@ -365,11 +366,13 @@ async fn cache_clear_makes_every_cached_entry_unreachable() {
     assert_eq!(read().await, CacheStatus::Miss);
     assert_eq!(read().await, CacheStatus::Hit, "cached");
 
+    // The key prefix is the resource prefix unless OES_CACHE_PREFIX says otherwise: a
+    // stack's functions and oes-local key their entries under it.
     let output = Command::new(env!("CARGO_BIN_EXE_oesctl"))
-        .args(["cache", "clear"])
+        .args(["cache", "clear", "--prefix", &prefix])
         .env("REDIS_URL", &redis_url)
         .env("REDIS_CLUSTER", "false")
-        .env("OES_CACHE_PREFIX", &prefix)
+        .env_remove("OES_CACHE_PREFIX")
         .output()
         .expect("oesctl runs");
     assert!(output.status.success(), "{}", stderr(&output));
