@@ -18,6 +18,23 @@ struct LocalServer {
     printed: Arc<Mutex<Vec<String>>>,
 }
 
+impl LocalServer {
+    /// Its exit status, once it has exited (within 20 s, or a panic).
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(exit) = self.child.try_wait().expect("waitable") {
+                return exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oes-local did not stop within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for LocalServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -396,17 +413,7 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
         after_the_signal > 0,
         "the burst ended before the signal: the test proves nothing"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("waitable") {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "oes-local did not stop within 20 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = server.exited().await;
     assert!(exit.success(), "{exit:?}");
     std::thread::sleep(Duration::from_millis(100));
     let printed = server.printed.lock().expect("not poisoned").clone();
@@ -434,17 +441,7 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
         let mut server = start();
         let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
         kill(pid, signal).expect("signalled");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let exit = loop {
-            if let Some(exit) = server.child.try_wait().expect("waitable") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "oes-local did not stop on {signal}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let exit = server.exited().await;
         assert!(exit.success(), "{signal} ended oes-local: {exit:?}");
     }
 }
@@ -482,14 +479,7 @@ async fn a_second_stop_signal_ends_it_at_once() {
     kill(pid, Signal::SIGTERM).expect("signalled");
     tokio::time::sleep(Duration::from_millis(100)).await;
     kill(pid, Signal::SIGINT).expect("signalled again");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("waitable") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "oes-local did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = server.exited().await;
     std::thread::sleep(Duration::from_millis(100));
     let printed = server.printed.lock().expect("not poisoned").clone();
     assert_eq!(exit.code(), Some(130), "{exit:?}: {printed:#?}");
@@ -524,14 +514,7 @@ async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
     let before = logins(&server.printed.lock().expect("not poisoned"));
     let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
     kill(pid, Signal::SIGTERM).expect("signalled");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("waitable") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "oes-local did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = server.exited().await;
     assert!(exit.success(), "{exit:?}");
     std::thread::sleep(Duration::from_millis(100));
     let printed = server.printed.lock().expect("not poisoned").clone();
@@ -563,14 +546,7 @@ async fn a_closed_stdout_neither_ends_the_server_nor_its_graceful_stop() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
     let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
     kill(pid, Signal::SIGTERM).expect("signalled");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("waitable") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "oes-local did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = server.exited().await;
     assert!(exit.success(), "{exit:?}");
 }
 
