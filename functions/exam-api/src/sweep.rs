@@ -179,14 +179,20 @@ impl AttemptSweeper {
             f64::from(report.recovered),
             None,
         );
-        tracing::info!(
-            closed = report.closed,
-            submitted = report.submitted,
-            recovered = report.recovered,
-            waiting = report.waiting,
-            failed = report.failed,
-            "attempt sweep done"
-        );
+        // Every minute in AWS, every few seconds in oes-local: a sweep that found nothing due
+        // is not worth a line at INFO (Lambda's REPORT line already says it ran).
+        if report == SweepReport::default() {
+            tracing::debug!("attempt sweep done: nothing was due");
+        } else {
+            tracing::info!(
+                closed = report.closed,
+                submitted = report.submitted,
+                recovered = report.recovered,
+                waiting = report.waiting,
+                failed = report.failed,
+                "attempt sweep done"
+            );
+        }
         Ok(report)
     }
 

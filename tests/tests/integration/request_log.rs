@@ -1,6 +1,7 @@
-//! The request log line, as CloudWatch receives it (the same JSON subscriber the functions
-//! install): one line per request with API Gateway's request id, the route, status, latency and
-//! the caller's user id — and never the token.
+//! The log lines, as CloudWatch receives them (the same JSON subscriber the functions install):
+//! one line per request with API Gateway's request id, the route, status, latency and the
+//! caller's user id — and never the token; and the attempt sweep's line, only when it did
+//! something.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -83,4 +84,40 @@ async fn each_request_logs_one_json_line_with_request_id_route_status_latency_an
         !everything.contains(&owner.token),
         "the access token is never logged"
     );
+}
+
+/// The attempt sweep runs every minute in AWS (every 10 s in oes-local): a sweep that found
+/// nothing due logs nothing at INFO — a line a minute of nothing, per stack, in CloudWatch and
+/// in oes-local's terminal — and one that closed an attempt says what it did.
+#[tokio::test]
+async fn a_sweep_logs_at_info_only_when_it_did_something() {
+    let captured = Captured::default();
+    let subscriber =
+        oes_runtime::telemetry::json_subscriber(EnvFilter::new("info"), captured.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sweeps = || -> Vec<Value> {
+        captured
+            .lines()
+            .into_iter()
+            .filter(|line| line["message"] == "attempt sweep done")
+            .collect()
+    };
+
+    let h = ExamHarness::in_memory();
+    assert_eq!(h.sweep().await.closed, 0);
+    assert!(sweeps().is_empty(), "an idle sweep: {:#?}", sweeps());
+
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    let (status, started) = h
+        .call("POST", &format!("/exams/{exam}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    // The student walks away; the 30 minutes pass.
+    h.clock.advance(30 * 60 + 5);
+    assert_eq!(h.sweep().await.closed, 1);
+    let logged = sweeps();
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert_eq!(logged[0]["closed"], 1, "{}", logged[0]);
 }
