@@ -539,24 +539,6 @@ impl From<&Provisioned> for ResourceConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_default_fills_a_variable_only_where_it_is_unset_or_blank() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            Env(move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| (*v).to_owned())
-            })
-        };
-        let unset = env(&[]).or_default("A", "fallback".into());
-        assert_eq!(unset.optional("A").as_deref(), Some("fallback"));
-        assert_eq!(unset.optional("B"), None, "another name is left unset");
-        let blank = env(&[("A", "  ")]).or_default("A", "fallback".into());
-        assert_eq!(blank.optional("A").as_deref(), Some("fallback"));
-        let set = env(&[("A", "given")]).or_default("A", "fallback".into());
-        assert_eq!(set.optional("A").as_deref(), Some("given"));
-    }
     use oes_domain::email::DEFAULT_MAX_ATTEMPTS;
     use std::collections::HashMap;
 
@@ -566,6 +548,17 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Env(move |name: &str| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_default_fills_a_variable_only_where_it_is_unset_or_blank() {
+        let unset = env(&[]).or_default("A", "fallback".into());
+        assert_eq!(unset.optional("A").as_deref(), Some("fallback"));
+        assert_eq!(unset.optional("B"), None, "another name is left unset");
+        let blank = env(&[("A", "  ")]).or_default("A", "fallback".into());
+        assert_eq!(blank.optional("A").as_deref(), Some("fallback"));
+        let set = env(&[("A", "given")]).or_default("A", "fallback".into());
+        assert_eq!(set.optional("A").as_deref(), Some("given"));
     }
 
     /// Job records expire `OES_JOB_RETENTION_DAYS` after their last change: 0 or less would

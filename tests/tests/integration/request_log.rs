@@ -37,6 +37,15 @@ impl<'a> MakeWriter<'a> for Captured {
 }
 
 impl Captured {
+    /// The lines this thread logs at INFO and above, through the functions' JSON subscriber,
+    /// until the guard is dropped.
+    fn installed() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let subscriber =
+            oes_runtime::telemetry::json_subscriber(EnvFilter::new("info"), captured.clone());
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     fn lines(&self) -> Vec<Value> {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes)
@@ -48,10 +57,7 @@ impl Captured {
 
 #[tokio::test]
 async fn each_request_logs_one_json_line_with_request_id_route_status_latency_and_user() {
-    let captured = Captured::default();
-    let subscriber =
-        oes_runtime::telemetry::json_subscriber(EnvFilter::new("info"), captured.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::installed();
 
     let h = ExamHarness::in_memory();
     let owner = h.sign_in(Role::Instructor).await;
@@ -91,10 +97,7 @@ async fn each_request_logs_one_json_line_with_request_id_route_status_latency_an
 /// in oes-local's terminal — and one that closed an attempt says what it did.
 #[tokio::test]
 async fn a_sweep_logs_at_info_only_when_it_did_something() {
-    let captured = Captured::default();
-    let subscriber =
-        oes_runtime::telemetry::json_subscriber(EnvFilter::new("info"), captured.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::installed();
     let sweeps = || -> Vec<Value> {
         captured
             .lines()

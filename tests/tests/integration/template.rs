@@ -6,10 +6,13 @@ use std::collections::BTreeSet;
 use oes_adapters::resources::{
     BULK_QUEUE, PRIORITY_QUEUE, QUEUES, TABLE, WORKER_TIMEOUT_SECONDS, jwt_secret_name,
 };
+use oes_domain::ports::queue_name;
 use oes_runtime::config::{
     ApiConfig, CacheConfig, Env, ResourceConfig, SweeperConfig, WorkerConfig, jwt_settings,
 };
 use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::fixtures::{fixtures, is_sqs, sqs_event};
 
 pub(crate) fn template() -> Yaml {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -624,29 +627,15 @@ fn the_sqs_fixtures_come_from_the_lanes_env_json_gives_the_worker() {
     let env = env_json();
     let lanes: Vec<String> = ["OES_PRIORITY_QUEUE_URL", "OES_BULK_QUEUE_URL"]
         .iter()
-        .map(|variable| {
-            let url = env_json_var(&env, "EmailWorkerFunction", variable);
-            url.rsplit('/').next().unwrap_or_default().to_owned()
-        })
+        .map(|variable| queue_name(&env_json_var(&env, "EmailWorkerFunction", variable)).to_owned())
         .collect();
-    let events = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
     let mut records = 0;
-    for entry in std::fs::read_dir(events).expect("events/") {
-        let path = entry.expect("an entry of events/").path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        let event: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(event) => event,
-            Err(_) => continue,
-        };
-        for record in event["Records"].as_array().into_iter().flatten() {
-            if record["eventSource"] != "aws:sqs" {
-                continue;
-            }
-            let arn = record["eventSourceARN"].as_str().unwrap_or_default();
-            let queue = arn.rsplit(':').next().unwrap_or_default();
+    for (name, text) in fixtures().into_iter().filter(|(name, _)| is_sqs(name)) {
+        for record in sqs_event(&name, &text).records {
+            let arn = record.event_source_arn.unwrap_or_default();
             assert!(
-                lanes.iter().any(|lane| lane == queue),
-                "{path:?}: a record from {arn}, not a lane env.json gives the worker ({lanes:?})"
+                lanes.iter().any(|lane| lane == queue_name(&arn)),
+                "{name}: a record from {arn}, not a lane env.json gives the worker ({lanes:?})"
             );
             records += 1;
         }

@@ -58,18 +58,14 @@ pub async fn start(settings: Services) -> Result<Started, oes_domain::ports::Box
     let clients = AwsClients::from_env().await?;
     let provisioned = provision(&clients, &settings.prefix, &settings.sender_email).await?;
     let secret = provision_jwt_secret(&clients, &settings.prefix).await?;
-    let env = process_env();
-    let jwt_key = match (
-        env.optional("OES_JWT_SECRET"),
-        env.optional("OES_JWT_SECRET_ARN"),
-    ) {
-        (Some(_), _) => "OES_JWT_SECRET".to_owned(),
-        (None, Some(named)) => format!("the secret {named} (OES_JWT_SECRET_ARN)"),
-        (None, None) => {
-            format!("the emulator's secret {secret}, as env.json gives it to `sam local invoke`")
-        }
+    let env = process_env().or_default("OES_JWT_SECRET_ARN", secret);
+    let jwt_key = match env.optional("OES_JWT_SECRET") {
+        Some(_) => "OES_JWT_SECRET".to_owned(),
+        None => format!(
+            "the secret {} (OES_JWT_SECRET_ARN)",
+            env.optional("OES_JWT_SECRET_ARN").unwrap_or_default()
+        ),
     };
-    let env = env.or_default("OES_JWT_SECRET_ARN", secret);
     let jwt = jwt_settings(&resolve_jwt_secret(env, &clients).await?)?;
     let resources = ResourceConfig::from(&provisioned);
     let cache = CacheConfig {

@@ -614,7 +614,6 @@ async fn redrive_all(
     Ok(total)
 }
 
-/// The email queues named after `prefix`.
 /// The APIs' cache configuration from the environment, its key prefix (`OES_CACHE_PREFIX`) by
 /// default the resource prefix: the template gives each stack's functions its name, and
 /// `oes-local` uses its own prefix.
@@ -622,6 +621,7 @@ fn cache_config(prefix: &str) -> Result<CacheConfig, oes_runtime::config::Config
     CacheConfig::load(&process_env().or_default("OES_CACHE_PREFIX", prefix.to_owned()))
 }
 
+/// The email queues named after `prefix`.
 async fn email_queues(
     clients: &AwsClients,
     prefix: &str,

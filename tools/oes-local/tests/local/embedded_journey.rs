@@ -19,6 +19,12 @@ struct LocalServer {
 }
 
 impl LocalServer {
+    /// Sends it `signal`.
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
+        nix::sys::signal::kill(pid, signal).expect("signalled");
+    }
+
     /// Its exit status, once it has exited (within 20 s, or a panic).
     async fn exited(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -381,8 +387,7 @@ async fn health_says_what_answers_and_shows_the_lanes() {
 /// Before, SIGTERM ended the process at once and every request in flight lost its connection.
 #[tokio::test]
 async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     let mut server = start();
     let client = reqwest::Client::new();
     let url = format!("{}/auth/login", server.base);
@@ -399,8 +404,7 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
-    kill(pid, Signal::SIGTERM).expect("signalled");
+    server.signal(Signal::SIGTERM);
     let signalled = Instant::now();
     let mut after_the_signal = 0;
     for task in burst {
@@ -435,12 +439,10 @@ async fn a_stop_signal_lets_the_requests_in_flight_finish_then_exits_cleanly() {
 /// first request) killed the process outright.
 #[tokio::test]
 async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let mut server = start();
-        let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
-        kill(pid, signal).expect("signalled");
+        server.signal(signal);
         let exit = server.exited().await;
         assert!(exit.success(), "{signal} ended oes-local: {exit:?}");
     }
@@ -470,15 +472,13 @@ fn abandoned_sign_ins(server: &LocalServer, count: usize) {
 /// Ctrl-C again did nothing.
 #[tokio::test]
 async fn a_second_stop_signal_ends_it_at_once() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     let mut server = start();
     abandoned_sign_ins(&server, 100);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
-    kill(pid, Signal::SIGTERM).expect("signalled");
+    server.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    kill(pid, Signal::SIGINT).expect("signalled again");
+    server.signal(Signal::SIGINT);
     let exit = server.exited().await;
     std::thread::sleep(Duration::from_millis(100));
     let printed = server.printed.lock().expect("not poisoned").clone();
@@ -497,8 +497,7 @@ async fn a_second_stop_signal_ends_it_at_once() {
 /// the process ended (no answer, no log line; a sign-up half made).
 #[tokio::test]
 async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     const BURST: usize = 100;
     let mut command = Command::new(env!("CARGO_BIN_EXE_oes-local"));
     command.env("RUST_LOG", "info");
@@ -512,8 +511,7 @@ async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
             .count()
     };
     let before = logins(&server.printed.lock().expect("not poisoned"));
-    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
-    kill(pid, Signal::SIGTERM).expect("signalled");
+    server.signal(Signal::SIGTERM);
     let exit = server.exited().await;
     assert!(exit.success(), "{exit:?}");
     std::thread::sleep(Duration::from_millis(100));
@@ -536,16 +534,14 @@ async fn a_stop_signal_waits_for_the_requests_whose_clients_went_away() {
 /// stopped.
 #[tokio::test]
 async fn a_closed_stdout_neither_ends_the_server_nor_its_graceful_stop() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     let mut server = launch(Command::new(env!("CARGO_BIN_EXE_oes-local")), false);
     let health = exchange(
         &server.base,
         "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
-    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("a pid"));
-    kill(pid, Signal::SIGTERM).expect("signalled");
+    server.signal(Signal::SIGTERM);
     let exit = server.exited().await;
     assert!(exit.success(), "{exit:?}");
 }
