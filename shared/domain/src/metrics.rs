@@ -83,9 +83,15 @@ pub const EMAILS_HELD: Metric = count("EmailsHeld");
 pub const SEND_LATENCY: Metric = millis("EmailSendLatency");
 /// A read served from the cache (dimension `Cache`: the key kind).
 pub const CACHE_HITS: Metric = count("CacheHits");
-/// A read that went to the store and filled the cache.
+/// A read the cache answered without the value: loaded from the store (its fill counts apart).
 pub const CACHE_MISSES: Metric = count("CacheMisses");
-/// A cache read, write or invalidation failed (or was skipped by the open circuit breaker).
+/// A write Redis answered: a fill (or its refusal, the entry having changed during the load),
+/// an invalidation, a clear (`Cache=namespace`) or a rate-limit count (`Cache=rate_limit`).
+pub const CACHE_WRITES: Metric = count("CacheWrites");
+/// A cache operation that failed: a read the cache could not serve or answer (once per read,
+/// however many of its Redis calls failed), or a write Redis did not answer — each failed, timed
+/// out or skipped by the open circuit breaker. Every cache operation counts once in `CacheHits`,
+/// `CacheMisses`, `CacheWrites` or here, so `CacheErrors` over their sum is the share that failed.
 pub const CACHE_ERRORS: Metric = count("CacheErrors");
 /// Time to load a missed value from the store.
 pub const CACHE_LOAD_TIME: Metric = millis("CacheLoadTime");
@@ -123,6 +129,7 @@ pub const ALL: &[Metric] = &[
     SEND_LATENCY,
     CACHE_HITS,
     CACHE_MISSES,
+    CACHE_WRITES,
     CACHE_ERRORS,
     CACHE_LOAD_TIME,
     LOGIN_FAILURES,

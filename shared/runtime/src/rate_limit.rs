@@ -10,12 +10,13 @@
 //!
 //! Redis is not needed for correctness here either: when it is slow, down or not configured,
 //! each container counts in its own memory instead (a limit per container rather than per
-//! fleet; an attacker spread over many containers gets more tries, never unlimited ones). A
-//! failed call counts as `CacheErrors{Cache=rate_limit}` and feeds the same circuit breaker
-//! logic as the cache-aside policy, so a dead Redis costs its timeout a few times, not on every
-//! request.
+//! fleet; an attacker spread over many containers gets more tries, never unlimited ones). It
+//! feeds a circuit breaker like the cache-aside policy's, so a dead Redis costs its timeout a few
+//! times, not on every request.
 //!
-//! **Metric**: `RateLimited` (dimension `Rule`), one per refused request.
+//! **Metrics**: `RateLimited` (dimension `Rule`), one per refused request; each count in Redis
+//! is one `CacheWrites{Cache=rate_limit}`, or one `CacheErrors{Cache=rate_limit}` when it failed
+//! or the open breaker skipped it (counted locally instead), as the cache's own operations are.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +25,12 @@ use sha2::{Digest, Sha256};
 
 use oes_adapters::memory::MemoryCache;
 use oes_domain::cache::{Breaker, CacheSettings};
-use oes_domain::metrics::{self, CACHE_ERRORS, RATE_LIMITED};
+use oes_domain::metrics::{self, CACHE_ERRORS, CACHE_WRITES, RATE_LIMITED};
 use oes_domain::ports::Cache;
 use oes_domain::security::SubjectKeys;
+
+/// The `Cache` dimension of the rate limits' `CacheWrites` and `CacheErrors`.
+const RATE_LIMIT: Option<(&str, &str)> = Some(("Cache", "rate_limit"));
 
 /// At most `max` hits per `window` for one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,22 +136,25 @@ impl RateLimiter {
 
     async fn count(&self, key: &str, window: Duration) -> (u64, Duration) {
         let inner = &self.0;
-        if let Some(shared) = &inner.shared
-            && inner.breaker.allow()
-        {
-            match tokio::time::timeout(inner.settings.timeout, shared.hit(key, window)).await {
-                Ok(Ok(counted)) => {
-                    inner.breaker.succeeded();
-                    return counted;
+        if let Some(shared) = &inner.shared {
+            if inner.breaker.allow() {
+                match tokio::time::timeout(inner.settings.timeout, shared.hit(key, window)).await {
+                    Ok(Ok(counted)) => {
+                        inner.breaker.succeeded();
+                        metrics::incr(CACHE_WRITES, RATE_LIMIT);
+                        return counted;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(error = %error, cause = %error.source, "rate limit not counted in the cache; counting locally");
+                        self.failed();
+                    }
+                    Err(_elapsed) => {
+                        tracing::warn!("rate limit count timed out; counting locally");
+                        self.failed();
+                    }
                 }
-                Ok(Err(error)) => {
-                    tracing::warn!(error = %error, cause = %error.source, "rate limit not counted in the cache; counting locally");
-                    self.failed();
-                }
-                Err(_elapsed) => {
-                    tracing::warn!("rate limit count timed out; counting locally");
-                    self.failed();
-                }
+            } else {
+                metrics::incr(CACHE_ERRORS, RATE_LIMIT);
             }
         }
         // MemoryCache never fails.
@@ -156,7 +163,7 @@ impl RateLimiter {
 
     fn failed(&self) {
         self.0.breaker.failed();
-        metrics::incr(CACHE_ERRORS, Some(("Cache", "rate_limit")));
+        metrics::incr(CACHE_ERRORS, RATE_LIMIT);
     }
 }
 

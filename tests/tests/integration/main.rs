@@ -8,6 +8,7 @@ mod architecture;
 mod auth_api;
 mod bad_input;
 mod cache_aside;
+mod cache_metrics;
 mod cache_outage;
 mod cache_tls;
 mod email_pipeline;

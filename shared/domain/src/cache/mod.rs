@@ -48,8 +48,9 @@
 //! hash tag keeps in one slot. Redis or Redis Cluster, plain or TLS, is chosen by configuration
 //! (see `wiring`).
 //!
-//! **Metrics**: `CacheHits`, `CacheMisses`, `CacheErrors` (failed or skipped calls) and
-//! `CacheLoadTime`, with the dimension `Cache` = [`CacheKind::as_str`].
+//! **Metrics**: each operation counts once: a read as `CacheHits` or `CacheMisses`, a write (a
+//! fill, an invalidation, a clear) as `CacheWrites`, and either as `CacheErrors` if it failed or
+//! was skipped; and `CacheLoadTime`. The dimension `Cache` = [`CacheKind::as_str`].
 
 mod breaker;
 mod flight;

@@ -17,7 +17,7 @@ use super::flight::{Flights, Leader, Role};
 use super::keys::{CacheKey, CacheKeys, CacheKind, Location};
 use super::namespace::Namespace;
 use super::settings::{CacheSettings, jittered};
-use crate::metrics::{self, CACHE_ERRORS, CACHE_HITS, CACHE_LOAD_TIME, CACHE_MISSES};
+use crate::metrics::{self, CACHE_ERRORS, CACHE_HITS, CACHE_LOAD_TIME, CACHE_MISSES, CACHE_WRITES};
 use crate::ports::{Cache, CacheError, Fill, Lookup};
 
 /// How often a request that lost the stampede lock looks for the winner's value.
@@ -35,6 +35,13 @@ struct Inner {
     breaker: Breaker,
     flights: Flights,
     namespace: Namespace,
+}
+
+/// A read that found no value: whether one of its Redis calls failed or was skipped, and the
+/// entry's generation it saw (a fill is refused if the entry was invalidated since).
+struct Read {
+    failed: bool,
+    seen: Option<String>,
 }
 
 /// Why a Redis call gave no answer.
@@ -126,14 +133,14 @@ impl CacheAside {
         Fut: Future<Output = Result<Option<S>, E>>,
     {
         let kind = key.kind();
-        let Some(version) = self.version(kind).await else {
+        // Whether a Redis call of this read failed or was skipped: the read then counts as one
+        // `CacheErrors`, however many of its calls failed.
+        let mut failed = false;
+        let Some(version) = self.version(kind, &mut failed).await else {
             return bypass(kind, load).await.map(into_view);
         };
         let at = self.0.keys.locate(key, version);
-        let lookup = match self
-            .call(Some(kind), self.0.cache.get(&at.key, &at.field))
-            .await
-        {
+        let lookup = match self.call(self.0.cache.get(&at.key, &at.field)).await {
             Ok(lookup) => lookup,
             Err(failure) => {
                 failure.log(Some(kind), "read");
@@ -149,26 +156,31 @@ impl CacheAside {
                 if let Some(value) = landed.and_then(|encoded| decode(kind, Some(&encoded))) {
                     return Ok(hit(kind, value));
                 }
-                self.load_and_fill(kind, &at, lookup.generation, load, None)
+                let read = Read {
+                    failed,
+                    seen: lookup.generation,
+                };
+                self.load_and_fill(kind, &at, read, load, None)
                     .await
                     .map(into_view)
             }
             Role::Leader(leader) => {
-                let (lookup, taken) = self.lock_or_read(kind, &at, lookup).await;
+                let (lookup, taken) = self.lock_or_read(kind, &at, lookup, &mut failed).await;
                 let mut seen = lookup.generation;
                 let found = match lookup.value {
                     // Cached since the first read; or unreadable, and overwritten below.
                     Some(encoded) => {
                         decode(kind, Some(encoded.as_str())).map(|value| (encoded, value))
                     }
-                    None if !taken => self.await_winner(kind, &at, &mut seen).await,
+                    None if !taken => self.await_winner(kind, &at, &mut seen, &mut failed).await,
                     None => None,
                 };
                 if let Some((encoded, value)) = found {
                     leader.land(&encoded);
                     return Ok(hit(kind, value));
                 }
-                self.load_and_fill(kind, &at, seen, load, Some(leader))
+                let read = Read { failed, seen };
+                self.load_and_fill(kind, &at, read, load, Some(leader))
                     .await
                     .map(into_view)
             }
@@ -190,7 +202,7 @@ impl CacheAside {
         let used = self.0.namespace.last();
         let version_key = self.0.keys.version_key();
         let current = match self
-            .call_past_breaker(None, self.0.cache.counter(&version_key))
+            .call_past_breaker(self.0.cache.counter(&version_key))
             .await
         {
             Ok(version) => {
@@ -234,7 +246,9 @@ impl CacheAside {
     /// [`CacheSettings::version_refresh`]. Returns whether it worked (logged if not).
     pub async fn clear_all(&self) -> bool {
         let version_key = self.0.keys.version_key();
-        match self.call(None, self.0.cache.increment(&version_key)).await {
+        let cleared = self.call(self.0.cache.increment(&version_key)).await;
+        written("namespace", cleared.is_ok());
+        match cleared {
             Ok(version) => {
                 self.0.namespace.set(version);
                 tracing::info!(version, "cache cleared: new namespace version");
@@ -274,7 +288,7 @@ impl CacheAside {
     /// Where `key` lives in Redis right now (for tests and debugging); `None` if the namespace
     /// version cannot be read.
     pub async fn locate(&self, key: &CacheKey) -> Option<Location> {
-        let version = self.version(key.kind()).await?;
+        let version = self.version(key.kind(), &mut false).await?;
         Some(self.0.keys.locate(key, version))
     }
 
@@ -284,7 +298,8 @@ impl CacheAside {
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let ttl = jittered(self.0.settings.ttls.of(kind));
         let call = self.0.cache.invalidate(&at.key, &generation, ttl);
-        let dropped = self.call_past_breaker(Some(kind), call).await;
+        let dropped = self.call_past_breaker(call).await;
+        written(kind.as_str(), dropped.is_ok());
         if let Err(failure) = &dropped {
             tracing::error!(cache = %kind, key = %at.key, error = %failure, "cache invalidation failed; stale until the TTL");
         }
@@ -292,8 +307,9 @@ impl CacheAside {
     }
 
     /// The namespace version: the one read less than `version_refresh` ago, else read now (one
-    /// task reads, the others wait for it).
-    async fn version(&self, kind: CacheKind) -> Option<u64> {
+    /// task reads, the others wait for it); if Redis does not answer, the last one read, and
+    /// `failed` is set.
+    async fn version(&self, kind: CacheKind, failed: &mut bool) -> Option<u64> {
         if let Some(version) = self.0.namespace.fresh() {
             return Some(version);
         }
@@ -301,19 +317,15 @@ impl CacheAside {
         if let Some(version) = self.0.namespace.fresh() {
             return Some(version);
         }
-        self.read_version(Some(kind)).await
-    }
-
-    /// Reads the namespace version from Redis; if it does not answer, the last one read.
-    async fn read_version(&self, kind: Option<CacheKind>) -> Option<u64> {
         let version_key = self.0.keys.version_key();
-        match self.call(kind, self.0.cache.counter(&version_key)).await {
+        match self.call(self.0.cache.counter(&version_key)).await {
             Ok(version) => {
                 self.0.namespace.set(version);
                 Some(version)
             }
             Err(failure) => {
-                failure.log(kind, "read the namespace version");
+                *failed = true;
+                failure.log(Some(kind), "read the namespace version");
                 self.0.namespace.last()
             }
         }
@@ -322,13 +334,20 @@ impl CacheAside {
     /// Reads the entry again and, if it is still empty, takes the cross-container stampede lock
     /// (one atomic step, so a value cached since `missed` is found, not loaded again). Without an
     /// answer from Redis: what `missed` found, and load.
-    async fn lock_or_read(&self, kind: CacheKind, at: &Location, missed: Lookup) -> (Lookup, bool) {
+    async fn lock_or_read(
+        &self,
+        kind: CacheKind,
+        at: &Location,
+        missed: Lookup,
+        failed: &mut bool,
+    ) -> (Lookup, bool) {
         let lock_ttl = self.0.settings.lock_ttl;
         let call = self
             .0
             .cache
             .lock_or_read(&at.key, &at.field, &at.lock, lock_ttl);
-        self.call(Some(kind), call).await.unwrap_or_else(|failure| {
+        self.call(call).await.unwrap_or_else(|failure| {
+            *failed = true;
             failure.log(Some(kind), "lock");
             (missed, true)
         })
@@ -342,6 +361,7 @@ impl CacheAside {
         kind: CacheKind,
         at: &Location,
         seen: &mut Option<String>,
+        failed: &mut bool,
     ) -> Option<(String, Option<T>)> {
         let deadline = Instant::now() + self.0.settings.lock_wait;
         loop {
@@ -350,12 +370,10 @@ impl CacheAside {
                 return None;
             }
             tokio::time::sleep(POLL.min(deadline - now)).await;
-            let lookup = match self
-                .call(Some(kind), self.0.cache.get(&at.key, &at.field))
-                .await
-            {
+            let lookup = match self.call(self.0.cache.get(&at.key, &at.field)).await {
                 Ok(lookup) => lookup,
                 Err(failure) => {
+                    *failed = true;
                     failure.log(Some(kind), "poll");
                     return None;
                 }
@@ -368,13 +386,14 @@ impl CacheAside {
         }
     }
 
-    /// Loads, caches the value unless the entry was invalidated since `seen`, and hands what was
-    /// cached to the in-process followers.
+    /// Loads, caches the value unless the entry was invalidated since `read.seen`, and hands
+    /// what was cached to the in-process followers. Counts the read (a miss, or an error if one
+    /// of its calls failed) and the fill (a write, or an error).
     async fn load_and_fill<T, E, F, Fut>(
         &self,
         kind: CacheKind,
         at: &Location,
-        seen: Option<String>,
+        read: Read,
         load: F,
         leader: Option<Leader<'_>>,
     ) -> Result<(Option<T>, CacheStatus), E>
@@ -384,7 +403,12 @@ impl CacheAside {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         let value = timed_load(kind, load).await?;
-        metrics::incr(CACHE_MISSES, dimension(kind));
+        let outcome = if read.failed {
+            CACHE_ERRORS
+        } else {
+            CACHE_MISSES
+        };
+        metrics::incr(outcome, dimension(kind));
         let Some(encoded) = encode(kind, value.as_ref()) else {
             return Ok((value, CacheStatus::Miss));
         };
@@ -398,10 +422,12 @@ impl CacheAside {
             } else {
                 ttls.negative
             }),
-            seen: seen.as_deref(),
+            seen: read.seen.as_deref(),
             lock: &at.lock,
         };
-        match self.call(Some(kind), self.0.cache.fill(&fill)).await {
+        let filled = self.call(self.0.cache.fill(&fill)).await;
+        written(kind.as_str(), filled.is_ok());
+        match filled {
             Ok(true) => {
                 if let Some(leader) = leader {
                     leader.land(&encoded);
@@ -415,24 +441,21 @@ impl CacheAside {
         Ok((value, CacheStatus::Miss))
     }
 
-    /// One Redis call through the breaker and the timeout; failures count in `CacheErrors`.
+    /// One Redis call through the breaker and the timeout (its caller counts the operation).
     async fn call<R>(
         &self,
-        kind: Option<CacheKind>,
         call: impl Future<Output = Result<R, CacheError>>,
     ) -> Result<R, Failure> {
         if self.0.breaker.allow() {
-            return self.call_past_breaker(kind, call).await;
+            return self.call_past_breaker(call).await;
         }
-        metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
         Err(Failure::Skipped)
     }
 
     /// One Redis call through the timeout, whatever the breaker says (its outcome still counts
-    /// there); failures count in `CacheErrors`.
+    /// there).
     async fn call_past_breaker<R>(
         &self,
-        kind: Option<CacheKind>,
         call: impl Future<Output = Result<R, CacheError>>,
     ) -> Result<R, Failure> {
         match self.timed(call).await {
@@ -442,7 +465,6 @@ impl CacheAside {
             }
             Err(error) => {
                 self.0.breaker.failed();
-                metrics::incr(CACHE_ERRORS, kind.and_then(dimension));
                 Err(Failure::Failed(error))
             }
         }
@@ -459,13 +481,21 @@ fn hit<T>(kind: CacheKind, value: Option<T>) -> (Option<T>, CacheStatus) {
     (value, CacheStatus::Hit)
 }
 
-/// Reads the store without the cache.
+/// Reads the store without the cache, which failed this read: one `CacheErrors`.
 async fn bypass<T, E, F, Fut>(kind: CacheKind, load: F) -> Result<(Option<T>, CacheStatus), E>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>>,
 {
+    metrics::incr(CACHE_ERRORS, dimension(kind));
     Ok((timed_load(kind, load).await?, CacheStatus::Bypass))
+}
+
+/// Counts one write to the cache (a fill, an invalidation, a clear) of the entry kind `cache`:
+/// `CacheWrites` if Redis answered it, else `CacheErrors`.
+fn written(cache: &str, made: bool) {
+    let metric = if made { CACHE_WRITES } else { CACHE_ERRORS };
+    metrics::incr(metric, Some(("Cache", cache)));
 }
 
 async fn timed_load<T, E, F, Fut>(kind: CacheKind, load: F) -> Result<Option<T>, E>
