@@ -8,6 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use oes_domain::cache::CacheAside;
 use oes_domain::clock::Clock;
+use oes_domain::email::{JobDecodeError, is_job_id};
 use oes_domain::pipeline::{QueueAdmin, Step, purge, redrive};
 use oes_domain::ports::{BoxError, JobIndex, JobLedger, LaneSwitch};
 use oes_domain::security::JwtKeys;
@@ -252,7 +253,14 @@ async fn route(
             let body: RedriveBody = parse_json(request)?;
             // One job runs to the end; everything runs one step per request.
             let (only, limit) = match (body.job_id.as_deref(), body.all) {
-                (Some(id), false) if !id.is_empty() => (Some(id), None),
+                (Some(id), false) if is_job_id(id) => (Some(id), None),
+                (Some(id), false) if !id.is_empty() => {
+                    // No job has it, so no walk over the queue would find one.
+                    return Err(ApiError::validation(format!(
+                        "job_id: {}",
+                        JobDecodeError::InvalidJobId
+                    )));
+                }
                 (None, true) => (None, Some(REDRIVE_STEP)),
                 _ => {
                     return Err(ApiError::validation(

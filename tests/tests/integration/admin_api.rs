@@ -159,6 +159,9 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         json!({"all": true, "job_id": "x"}),
         json!({"job_id": ""}),
         json!({"everything": true}),
+        // No job has such an id: the walk over the whole queue is not made for it.
+        json!({"job_id": "not a job"}),
+        json!({"job_id": "x".repeat(129)}),
     ] {
         let (status, _) = call_api(
             &apis,
