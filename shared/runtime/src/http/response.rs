@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use http::StatusCode;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -13,6 +13,8 @@ use super::openapi::StatusBody;
 use oes_domain::cache::CacheStatus;
 
 /// A JSON response with `status`. API answers are per-user: never cached by intermediaries.
+/// They carry text others wrote (names, addresses, an email's last error): a browser must read
+/// them as JSON, never sniff them as a page (`nosniff`).
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::Text(body));
@@ -23,6 +25,10 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     headers.insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -135,5 +141,19 @@ fn log_request(method: &http::Method, path: &str, status: StatusCode, started: I
         tracing::error!(%method, path, status = status.as_u16(), latency_ms, "request");
     } else {
         tracing::info!(%method, path, status = status.as_u16(), latency_ms, "request");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_answer_is_neither_stored_nor_sniffed() {
+        let answer = json(StatusCode::OK, &serde_json::json!({"name": "<script>"}));
+        let header = |name| answer.headers().get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(header(CONTENT_TYPE), Some("application/json"));
+        assert_eq!(header(CACHE_CONTROL), Some("no-store"));
+        assert_eq!(header(X_CONTENT_TYPE_OPTIONS), Some("nosniff"));
     }
 }
