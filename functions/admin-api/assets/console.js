@@ -344,13 +344,39 @@ async function showJob(jobId, focus) {
 
 async function retryJob() {
   if (!openJob) return;
-  if (!(await confirmed('Send job ' + openJob + ' again? Its recipient gets the email.'))) return;
-  const { data } = await api('POST', '/admin/dlq/redrive', { job_id: openJob });
-  say(data.moved ? 'The job is back on its lane.' :
-    data.already_sent ? 'That job was sent already: its letter was dropped.' :
+  const job = openJob;
+  if (!(await confirmed('Send job ' + job + ' again? Its recipient gets the email.'))) return;
+  const found = { moved: 0, already_sent: 0 };
+  await walk('/admin/dlq/redrive', { job_id: job }, (data, done, steps) => {
+    found.moved += data.moved;
+    found.already_sent += data.already_sent;
+    if (!done) say('Looking for job ' + job + ' on the dead-letter queue: step ' + steps + '…');
+  });
+  say(found.moved ? 'The job is back on its lane.' :
+    found.already_sent ? 'That job was sent already: its letter was dropped.' :
       'The job was not on the dead-letter queue just now; try again in a moment.');
-  await showJob(openJob, false);
-  await listDeadLetters();
+  await showJob(job, false);
+}
+
+// A redrive or purge walks the dead-letter queue in bounded steps, one request each: POSTs
+// `body` to `path` again while the answer is 202 (more to do), until 200, or `stop()` between
+// steps. `onStep(data, done, steps)` after each. The queue is not listed meanwhile, and is
+// listed again at the end, however the walk ended.
+async function walk(path, body, onStep, stop = () => false) {
+  walking = true;
+  let steps = 0;
+  try {
+    for (;;) {
+      const { status, data } = await api('POST', path, body);
+      steps += 1;
+      const done = status === 200 || data.done;
+      onStep(data, done, steps);
+      if (done || stop()) return;
+    }
+  } finally {
+    walking = false;
+    await listDeadLetters().catch(report);
+  }
 }
 
 // ---- the dead-letter queue --------------------------------------------------------------
@@ -385,29 +411,21 @@ async function listDeadLetters() {
 async function redriveAll() {
   if (!(await confirmed('Send every job on the dead-letter queue again?'))) return;
   stopRedrive = false;
-  walking = true;
   $('redrive-all').disabled = true;
   $('redrive-stop').hidden = false;
   const total = { moved: 0, already_sent: 0, skipped: 0 };
-  let steps = 0;
   try {
-    for (;;) {
-      const { status, data } = await api('POST', '/admin/dlq/redrive', { all: true });
-      steps += 1;
+    await walk('/admin/dlq/redrive', { all: true }, (data, done, steps) => {
       total.moved += data.moved;
       total.already_sent += data.already_sent;
       total.skipped = data.skipped + data.failed;
-      const done = status === 200 || data.done;
       $('redrive-progress').textContent = (done ? 'Done' : stopRedrive ? 'Stopped' : 'Working') + ': step ' + steps +
         ', ' + total.moved + ' moved back, ' + total.already_sent + ' already sent (dropped), ' +
         total.skipped + ' left on the queue' + (done || !stopRedrive ? '' : ' (Retry all resumes)') + '.';
-      if (done || stopRedrive) break;
-    }
+    }, () => stopRedrive);
   } finally {
-    walking = false;
     $('redrive-all').disabled = false;
     $('redrive-stop').hidden = true;
-    await listDeadLetters().catch(report);
   }
 }
 
@@ -416,22 +434,11 @@ async function redriveAll() {
 async function purge() {
   if (!(await confirmed('Delete every letter on the dead-letter queue? Their emails are not sent.'))) return;
   let purged = 0;
-  let steps = 0;
-  walking = true;
-  try {
-    for (;;) {
-      const { status, data } = await api('POST', '/admin/dlq/purge', {});
-      steps += 1;
-      purged += data.purged;
-      const done = status === 200 || data.done;
-      $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
-        ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.';
-      if (done) break;
-    }
-  } finally {
-    walking = false;
-  }
-  await listDeadLetters();
+  await walk('/admin/dlq/purge', {}, (data, done, steps) => {
+    purged += data.purged;
+    $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
+      ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.';
+  });
 }
 
 async function clearCache() {
