@@ -21,6 +21,7 @@
 pub mod exams;
 pub mod hidden_claim;
 pub mod lost_answers;
+pub mod mappings_in_motion;
 pub mod queries;
 pub mod stale_reads;
 pub mod throttled;

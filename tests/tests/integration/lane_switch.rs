@@ -5,9 +5,16 @@
 //! - `on_lambda::<body>` over `EventSourceMappings` in the emulator: a function (moto needs one,
 //!   with a role it can assume; nothing is invoked) with a mapping on each lane of a fresh
 //!   environment, switched through `UpdateEventSourceMapping` and read back through
-//!   `GetEventSourceMapping`. What moto does not show: the transitional states (`Disabling`,
-//!   `Enabling`), which it never reports, and that a disabled mapping stops receiving (it polls
-//!   nothing without Docker). The first is a `matches!` in the adapter; the second is AWS's.
+//!   `GetEventSourceMapping`;
+//! - `on_lambda_in_motion::<body>`: the same, with mappings that stay in motion after a switch
+//!   and refuse another meanwhile (`ResourceInUseException`), as AWS's do and moto's do not
+//!   ([`oes_tests::mappings_in_motion`]).
+//!
+//! What moto does not show: the transitional states themselves (`Disabling`, `Enabling`), which
+//! it never reports, and that a disabled mapping stops receiving (it polls nothing without
+//! Docker). The first is a `matches!` in the adapter; the second is AWS's.
+
+use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
@@ -16,6 +23,7 @@ use oes_adapters::lambda::EventSourceMappings;
 use oes_adapters::memory::MemoryLanes;
 use oes_domain::email::Lane;
 use oes_domain::ports::LaneSwitch;
+use oes_tests::mappings_in_motion::MappingsInMotion;
 use oes_tests::{TestEnv, endpoints};
 
 macro_rules! contract {
@@ -40,8 +48,24 @@ macro_rules! contract {
                 }
             )*
         }
+
+        mod on_lambda_in_motion {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $body() {
+                    let env = TestEnv::spawn().await;
+                    let [priority, bulk] = lane_mapping_uuids(&env).await;
+                    let lambda = MappingsInMotion::client(&env.clients.lambda(), MOTION);
+                    super::$body(&EventSourceMappings::new(lambda, &priority, &bulk)).await;
+                }
+            )*
+        }
     };
 }
+
+/// How long a mapping stays `Enabling` or `Disabling` after a switch in `on_lambda_in_motion`.
+const MOTION: Duration = Duration::from_millis(1_500);
 
 contract!(
     both_lanes_run_at_first,
