@@ -180,7 +180,7 @@ impl AttemptSweeper {
             None,
         );
         // Every minute in AWS, every few seconds in oes-local: a sweep that found nothing due
-        // is not worth a line at INFO (Lambda's REPORT line already says it ran).
+        // is not worth a line at INFO (Lambda's report of the invocation already says it ran).
         if report == SweepReport::default() {
             tracing::debug!("attempt sweep done: nothing was due");
         } else {

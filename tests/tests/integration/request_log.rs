@@ -6,7 +6,15 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use email_worker::Worker;
+use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+use oes_domain::clock::SystemClock;
+use oes_domain::email::OutgoingEmail;
+use oes_domain::pipeline::EmailLanes;
+use oes_domain::ports::{MailError, Mailer};
 use oes_domain::user::Role;
+use oes_runtime::config::RetryPolicy;
+use oes_runtime::wiring::WorkerAdapters;
 use oes_tests::exams::ExamHarness;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
@@ -123,4 +131,86 @@ async fn a_sweep_logs_at_info_only_when_it_did_something() {
     let logged = sweeps();
     assert_eq!(logged.len(), 1, "{logged:#?}");
     assert_eq!(logged[0]["closed"], 1, "{}", logged[0]);
+}
+
+/// docs/OPERATIONS.md gives operators one Logs Insights query for the worker's errors. Each
+/// field it names must be where the worker's ERROR lines carry it (a span's fields are under
+/// `span.`), or the column is empty when it is needed: a refused email (`reason`) and a poison
+/// message (`error`), each naming its job.
+#[tokio::test]
+async fn the_worker_query_in_operations_names_fields_its_error_lines_carry() {
+    let operations = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/OPERATIONS.md"),
+    )
+    .expect("docs/OPERATIONS.md");
+    let query = operations
+        .split('`')
+        .find(|part| part.starts_with("fields @timestamp") && part.contains("ERROR"))
+        .expect("the worker's error query");
+    let fields: Vec<&str> = query
+        .trim_start_matches("fields ")
+        .split('|')
+        .next()
+        .expect("its fields")
+        .split(',')
+        .map(str::trim)
+        .filter(|field| !field.starts_with('@'))
+        .collect();
+
+    let (captured, _guard) = Captured::installed();
+    let queue = Arc::new(MemoryQueues::named("oes-local"));
+    let adapters = WorkerAdapters {
+        mailer: Arc::new(Refusing),
+        jobs: Arc::new(MemoryJobs::default()),
+        control: Arc::new(EmailLanes::new(queue)),
+    };
+    let worker = Worker::new(
+        adapters,
+        "https://exams.example.com",
+        RetryPolicy::default(),
+        1,
+        Arc::new(SystemClock),
+    );
+    for name in ["sqs-verification-batch.json", "sqs-poison-record.json"] {
+        let text = crate::fixtures::fixtures()
+            .remove(name)
+            .unwrap_or_else(|| panic!("no events/{name}"));
+        worker
+            .handle_batch(crate::fixtures::sqs_event(name, &text))
+            .await;
+    }
+
+    let errors: Vec<Value> = captured
+        .lines()
+        .into_iter()
+        .filter(|line| line["level"] == "ERROR")
+        .collect();
+    assert!(
+        errors.len() >= 2,
+        "a refusal and a poison message: {errors:#?}"
+    );
+    for field in fields {
+        let found = errors.iter().any(|line| {
+            field
+                .split('.')
+                .try_fold(line, |value, key| value.get(key))
+                .is_some()
+        });
+        assert!(
+            found,
+            "no ERROR line of the worker has {field}: {errors:#?}"
+        );
+    }
+}
+
+/// A mailer SES refuses every email to, for good.
+struct Refusing;
+
+#[async_trait::async_trait]
+impl Mailer for Refusing {
+    async fn send(&self, _email: &OutgoingEmail) -> Result<String, MailError> {
+        Err(MailError::Permanent(
+            "MessageRejected: Email address is not verified.".into(),
+        ))
+    }
 }

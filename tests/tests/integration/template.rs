@@ -1490,3 +1490,29 @@ fn a_default_deploy_passes_the_templates_rules() {
         "CacheMode=existing needs RedisUrl"
     );
 }
+
+/// docs/OPERATIONS.md sends operators to Lambda's own report of an invocation to tell a timeout:
+/// with the JSON log format that is a `platform.report` record (no plain-text `REPORT` line),
+/// and Lambda writes it only at system log level INFO or DEBUG.
+#[test]
+fn the_lambda_records_operations_reads_are_the_ones_the_template_keeps() {
+    let operations = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/OPERATIONS.md"),
+    )
+    .expect("docs/OPERATIONS.md");
+    let template = template();
+    let logging = &template["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(text(&logging["LogFormat"]), "JSON");
+    for plain_text in ["`REPORT`", "Status: timeout", "Task timed out"] {
+        assert!(
+            !operations.contains(plain_text),
+            "OPERATIONS.md reads {plain_text}, which the JSON log format does not write"
+        );
+    }
+    assert!(operations.contains("platform.report"));
+    let level = text(&logging["SystemLogLevel"]);
+    assert!(
+        ["INFO", "DEBUG"].contains(&level.as_str()),
+        "OPERATIONS.md reads platform.report records, which SystemLogLevel {level} drops"
+    );
+}
