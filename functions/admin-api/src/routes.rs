@@ -55,7 +55,8 @@ pub const PURGE_STEP: usize = 50;
 /// How long a redrive or purge step takes letters, whatever their number: a slow store (each
 /// DynamoDB call may take up to 5 s before it times out) or a queue of letters the step leaves
 /// (undecodable ones, or ones a worker holds) cannot hold a request past the function's 10 s
-/// timeout. The step then answers `done: false`, and the next goes on.
+/// timeout. The step then answers `done: false`, and the next goes on. A listing of the
+/// dead-letter queue receives for no longer either, and shows the letters it has by then.
 pub const STEP_TIME: Duration = Duration::from_secs(4);
 
 /// What a step of a redrive or a purge answers: its report, and what to do next while it is not
@@ -244,7 +245,7 @@ async fn route(
             };
             let messages = admin
                 .queues
-                .dead_letters(max)
+                .dead_letters_within(max, Some(STEP_TIME))
                 .await
                 .map_err(|e| unavailable(e.into()))?;
             Ok(json(StatusCode::OK, &json!({ "messages": messages })))

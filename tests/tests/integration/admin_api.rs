@@ -11,7 +11,7 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::{EmailLanes, QueueAdmin};
 use oes_domain::ports::{
     Delivery, JobConflict, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
-    QueueControl, QueueName, StoreError, UserUpdate,
+    QueueControl, QueueCounts, QueueError, QueueName, ReceivedMessage, StoreError, UserUpdate,
 };
 use oes_domain::security::Secret;
 use oes_domain::user::{Email, Role};
@@ -835,5 +835,74 @@ async fn a_step_answers_in_time_however_slow_the_store() {
             tokio::time::advance(Duration::from_secs(31)).await;
         }
         assert_eq!(handled, letters as u64, "{path}: every letter, once");
+    }
+}
+
+/// Listing the dead-letter queue answers within the function's 10 s timeout however slowly the
+/// queue answers, as a redrive or purge step does: it stops receiving once its time is spent
+/// and shows the letters it has (past the timeout, API Gateway would answer for it, and the
+/// letters in hand would stay hidden for 30 s).
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_listing_answers_in_time_however_slow_the_queue() {
+    use oes_adapters::memory::{MemoryJobs, MemoryQueues};
+    let queues = MemoryQueues::new();
+    let memory = std::sync::Arc::new(MemoryJobs::default());
+    let adapters = oes_runtime::wiring::ApiAdapters::in_memory(
+        std::sync::Arc::new(SlowReceives(queues.clone())),
+        memory.clone(),
+    );
+    let api = ExamHarness::over(&adapters);
+    let admin = api.sign_in(Role::Admin).await;
+    for i in 0..40 {
+        dead_job(memory.as_ref(), queues.as_ref(), i, false).await;
+    }
+    let started = tokio::time::Instant::now();
+    let (status, listed) = api.call("GET", "/admin/dlq?max=500", None, &admin).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{listed}");
+    assert!(took < Duration::from_secs(9), "the listing took {took:?}");
+    let shown = listed["messages"].as_array().map_or(0, Vec::len);
+    assert!(shown >= 10, "what it had in time: {shown} of 40");
+}
+
+/// A queue whose receives answer slowly (an SQS that struggles).
+struct SlowReceives(std::sync::Arc<dyn MessageQueues>);
+
+#[async_trait::async_trait]
+impl MessageQueues for SlowReceives {
+    fn name(&self, queue: QueueName) -> &str {
+        self.0.name(queue)
+    }
+    async fn send(&self, queue: QueueName, message: &NewMessage) -> Result<String, QueueError> {
+        self.0.send(queue, message).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        tokio::time::sleep(SLOW).await;
+        self.0.receive(queue, max, visibility, wait).await
+    }
+    async fn delete(&self, queue: QueueName, receipt_handle: &str) -> Result<(), QueueError> {
+        self.0.delete(queue, receipt_handle).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<(), QueueError> {
+        self.0
+            .change_visibility(queue, receipt_handle, seconds)
+            .await
+    }
+    async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
+        self.0.counts(queue).await
+    }
+    async fn purge(&self, queue: QueueName) -> Result<(), QueueError> {
+        self.0.purge(queue).await
     }
 }

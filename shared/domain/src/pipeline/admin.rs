@@ -2,8 +2,10 @@
 //! [`super::purge`], which writes the job records too).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::lanes::RECEIPT_ATTRIBUTE;
 use super::{release, take_dead_letters};
@@ -61,9 +63,20 @@ impl QueueAdmin {
     /// visibility timeout instead would depend on the queue handing out different messages each
     /// time; the emulator hands out the same ten.)
     pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterEntry>, QueueError> {
+        self.dead_letters_within(max, None).await
+    }
+
+    /// As [`Self::dead_letters`], receiving no more once `time` has passed (a function that must
+    /// answer within its timeout, however slowly the queue answers): the letters it has by then.
+    pub async fn dead_letters_within(
+        &self,
+        max: usize,
+        time: Option<Duration>,
+    ) -> Result<Vec<DeadLetterEntry>, QueueError> {
+        let until = time.map(|time| Instant::now() + time);
         let mut entries: Vec<DeadLetterEntry> = Vec::new();
         let mut in_hand = Vec::new();
-        let listed = self.walk(max, &mut entries, &mut in_hand).await;
+        let listed = self.walk(max, until, &mut entries, &mut in_hand).await;
         release(self.queues.as_ref(), &in_hand).await;
         listed?;
         entries.truncate(max);
@@ -73,10 +86,11 @@ impl QueueAdmin {
     async fn walk(
         &self,
         max: usize,
+        until: Option<Instant>,
         entries: &mut Vec<DeadLetterEntry>,
         in_hand: &mut Vec<String>,
     ) -> Result<(), QueueError> {
-        while entries.len() < max {
+        while entries.len() < max && until.is_none_or(|until| Instant::now() < until) {
             let batch = take_dead_letters(self.queues.as_ref()).await?;
             let before = entries.len();
             for message in batch {
