@@ -346,14 +346,16 @@ async function retryJob() {
   if (!openJob) return;
   const job = openJob;
   if (!(await confirmed('Send job ' + job + ' again? Its recipient gets the email.'))) return;
-  const found = { moved: 0, already_sent: 0 };
+  const found = { moved: 0, already_sent: 0, not_queued: 0 };
   await walk('/admin/dlq/redrive', { job_id: job }, (data, done, steps) => {
     found.moved += data.moved;
     found.already_sent += data.already_sent;
+    found.not_queued += data.not_queued;
     if (!done) say('Looking for job ' + job + ' on the dead-letter queue: step ' + steps + '…');
   });
   say(found.moved ? 'The job is back on its lane.' :
     found.already_sent ? 'That job was sent already: its letter was dropped.' :
+    found.not_queued ? 'That job could not be queued and its caller was told so: its letter was dropped, nothing sent.' :
       'The job was not on the dead-letter queue just now; try again in a moment.');
   await showJob(job, false);
 }
@@ -413,14 +415,16 @@ async function redriveAll() {
   stopRedrive = false;
   $('redrive-all').disabled = true;
   $('redrive-stop').hidden = false;
-  const total = { moved: 0, already_sent: 0, skipped: 0 };
+  const total = { moved: 0, already_sent: 0, not_queued: 0, skipped: 0 };
   try {
     await walk('/admin/dlq/redrive', { all: true }, (data, done, steps) => {
       total.moved += data.moved;
       total.already_sent += data.already_sent;
+      total.not_queued += data.not_queued;
       total.skipped = data.skipped + data.failed;
       $('redrive-progress').textContent = (done ? 'Done' : stopRedrive ? 'Stopped' : 'Working') + ': step ' + steps +
         ', ' + total.moved + ' moved back, ' + total.already_sent + ' already sent (dropped), ' +
+        total.not_queued + ' never queued (dropped), ' +
         total.skipped + ' left on the queue' + (done || !stopRedrive ? '' : ' (Retry all resumes)') + '.';
     }, () => stopRedrive);
   } finally {

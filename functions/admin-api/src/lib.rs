@@ -17,8 +17,9 @@
 //!
 //! The operator console (`GET /admin/`, [`console`]) is a page over these routes.
 //!
-//! A redrive drops the letters of jobs that were sent already, without sending them
-//! (`already_sent`).
+//! A redrive drops the letters of jobs that were sent already (`already_sent`), and of jobs
+//! whose producer could not queue them and told its caller so (`not_queued`), without sending
+//! them.
 //!
 //! - `routes`: the admin check and the route table ([`handle`], [`AdminApi`]).
 //! - `lanes`: the queues' counts, and pausing and resuming a lane.

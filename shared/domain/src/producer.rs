@@ -42,7 +42,8 @@ impl From<StoreError<JobConflict>> for EnqueueError {
                 | JobConflict::NotEnded
                 | JobConflict::Leased
                 | JobConflict::Ended
-                | JobConflict::Taken),
+                | JobConflict::Taken
+                | JobConflict::Unqueued),
             ) => Self::Ledger(StoreUnavailable::new(
                 "recording an email job",
                 format!("the job ledger answered {other} to a create"),

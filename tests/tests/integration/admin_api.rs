@@ -189,7 +189,7 @@ async fn admins_see_queues_jobs_and_dead_letters_and_can_redrive() {
         (status, report),
         (
             200,
-            json!({"moved": 1, "already_sent": 0, "skipped": 0, "failed": 0, "done": true})
+            json!({"moved": 1, "already_sent": 0, "not_queued": 0, "skipped": 0, "failed": 0, "done": true})
         )
     );
     let redriven = oes_tests::take_waiting(&apis.queue, 10).await;

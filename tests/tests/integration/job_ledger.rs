@@ -762,6 +762,28 @@ async fn a_job_is_unqueued_only_while_no_worker_has_taken_it(jobs: &dyn Jobs) {
         matches!(claim(jobs, &lost, 102, 30).await, Claim::Finished(record) if record.status == JobStatus::Failed),
         "a copy that reaches a worker is not sent"
     );
+    // Nor one that reaches the dead-letter queue (its deletes lost): its caller was told the
+    // email failed, and may have asked again.
+    let requeued = jobs.requeue(&lost.job_id, 103).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::Unqueued))),
+        "a redrive does not send it: {requeued:?}"
+    );
+    // A purge of its letter leaves the record saying so, so no later redrive sends it.
+    let purged = jobs.purged(&lost.job_id, 104).await;
+    assert!(
+        matches!(purged, Err(StoreError::Conflict(JobConflict::Unqueued))),
+        "{purged:?}"
+    );
+    let requeued = jobs.requeue(&lost.job_id, 105).await;
+    assert!(
+        matches!(requeued, Err(StoreError::Conflict(JobConflict::Unqueued))),
+        "after a purge: {requeued:?}"
+    );
+    assert_eq!(
+        record_of(jobs, &lost.job_id).await.status,
+        JobStatus::Failed
+    );
 
     let sent = job();
     jobs.record_queued(&sent, 100).await.expect("recorded");

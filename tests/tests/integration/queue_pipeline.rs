@@ -47,6 +47,7 @@ macro_rules! contract {
 }
 
 contract!(
+    a_redrive_drops_the_letter_of_a_job_its_producer_could_not_queue,
     a_job_goes_to_the_lane_its_priority_selects_with_its_delay,
     a_backoff_hides_the_delivery_for_that_long,
     a_dead_letter_is_listed_with_its_job_reason_and_lane,
@@ -246,6 +247,52 @@ async fn a_listing_walks_more_dead_letters_than_one_receive_brings(queues: Arc<d
     assert_eq!(admin.dead_letters(5).await.expect("list").len(), 5);
 }
 
+/// A job its producer could not queue (the send answered an error, the job recorded failed, the
+/// caller answered 503) may still have reached its lane: the queue kept the message though it
+/// answered an error. Its copy is not sent, even once it has reached the dead-letter queue (its
+/// deletes lost): a redrive drops it, since the caller may have asked again.
+async fn a_redrive_drops_the_letter_of_a_job_its_producer_could_not_queue(
+    queues: Arc<dyn MessageQueues>,
+) {
+    let ledger = MemoryJobs::default();
+    let clock = ManualClock::at(1_000);
+    let refused = verification();
+    ledger.record_queued(&refused, 900).await.expect("record");
+    ledger
+        .unqueued(&refused.job_id, "could not be queued: timeout", 901)
+        .await
+        .expect("unqueued");
+    dead_letter(&queues, &refused, "moved by the redrive policy").await;
+    let report = redrive(queues.as_ref(), &ledger, &clock, None, None, |_| {})
+        .await
+        .expect("redrive");
+    assert_eq!(
+        (report.moved, report.not_queued, report.done),
+        (0, 1, true),
+        "{report:?}"
+    );
+    assert!(
+        receive(queues.as_ref(), QueueName::Priority)
+            .await
+            .is_empty(),
+        "nothing goes back to its lane"
+    );
+    assert!(
+        QueueAdmin::new(queues.clone())
+            .dead_letters(10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "the letter is dropped"
+    );
+    let record = ledger
+        .get(&refused.job_id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+}
+
 async fn redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record(
     queues: Arc<dyn MessageQueues>,
 ) {
@@ -345,6 +392,7 @@ async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
         RedriveReport {
             moved: 3,
             already_sent: 0,
+            not_queued: 0,
             skipped: 1,
             failed: 0,
             done: true,

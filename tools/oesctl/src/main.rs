@@ -435,14 +435,16 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     };
                     println!(
                         "moved {} message(s) back to their lane, left {} on the DLQ, dropped {} \
-                         of jobs sent already (not sent again)",
+                         of jobs sent already and {} of jobs that could not be queued (their \
+                         callers were told so; not sent)",
                         report.moved,
                         report.skipped + report.failed,
-                        report.already_sent
+                        report.already_sent,
+                        report.not_queued
                     );
                     failed_letters(report.failed)?;
                     if let Some(id) = id
-                        && report.moved + report.already_sent == 0
+                        && report.handled() == 0
                     {
                         return Err(format!(
                             "job {id} was not redriven: it is not on the dead-letter queue, or a \
@@ -604,6 +606,7 @@ async fn redrive_all(
         total = RedriveReport {
             moved: total.moved + step.moved,
             already_sent: total.already_sent + step.already_sent,
+            not_queued: total.not_queued + step.not_queued,
             ..step
         };
         eprintln!(

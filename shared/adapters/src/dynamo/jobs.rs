@@ -133,7 +133,7 @@ impl DynamoJobs {
     }
 
     /// Applies `set` (with `values`, which set `:dead` among others as needed) to a job that
-    /// ended unsent (`failed`, `dead`), moving it in the index and appending its event at `now`;
+    /// ended unsent (`failed`, `dead`) but not because its producer could not queue it, moving it in the index and appending its event at `now`;
     /// otherwise says why not, from the record as it is (see [`JobLedger::requeue`]).
     async fn end_unsent(
         &self,
@@ -146,6 +146,7 @@ impl DynamoJobs {
         values.extend([
             (":failed".to_owned(), status(JobStatus::Failed)?),
             (":dead".to_owned(), status(JobStatus::Dead)?),
+            (":zero".to_owned(), n(0)),
             (":now".to_owned(), n(now)),
             (":expires".to_owned(), n(now + self.retention_seconds)),
         ]);
@@ -155,9 +156,12 @@ impl DynamoJobs {
                 &format!(
                     "{set}, updated_at = :now, expires_at = :expires, {MOVED} REMOVE lease_until"
                 ),
+                // Not a job its producer could not queue (failed, no attempt made): nothing
+                // ever sends it, nor changes its record.
                 Some(
                     "attribute_exists(pk) AND #status IN (:failed, :dead) \
-                     AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+                     AND (attribute_not_exists(lease_until) OR lease_until < :now) \
+                     AND NOT (#status = :failed AND attempts = :zero)",
                 ),
                 values,
                 context,
@@ -173,6 +177,7 @@ impl DynamoJobs {
             JobStatus::Sending | JobStatus::Failed | JobStatus::Dead if leased => {
                 JobConflict::Leased
             }
+            JobStatus::Failed if record.attempts == 0 => JobConflict::Unqueued,
             _ => JobConflict::NotEnded,
         }))
     }

@@ -107,6 +107,9 @@ impl JobLedger for MemoryJobs {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
         ended_unsent(record, now)?;
+        if unqueued(record) {
+            return Err(StoreError::Conflict(JobConflict::Unqueued));
+        }
         record.status = JobStatus::Queued;
         record.attempts = 0;
         record.lease_until = None;
@@ -119,6 +122,9 @@ impl JobLedger for MemoryJobs {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
         ended_unsent(record, now)?;
+        if unqueued(record) {
+            return Err(StoreError::Conflict(JobConflict::Unqueued));
+        }
         record.status = JobStatus::Dead;
         record.last_error = Some(PURGED.to_owned());
         record.lease_until = None;
@@ -130,6 +136,12 @@ impl JobLedger for MemoryJobs {
     async fn get(&self, job_id: &str) -> Result<Option<JobRecord>, StoreUnavailable> {
         Ok(lock(&self.0).get(job_id).cloned())
     }
+}
+
+/// Whether `record` failed because its producer could not queue it: `Failed` with no attempt
+/// made (a worker's failure always follows its claim, which counts one).
+fn unqueued(record: &JobRecord) -> bool {
+    record.status == JobStatus::Failed && record.attempts == 0
 }
 
 /// `Ok` if `record` ended unsent (`Failed`, `Dead`); otherwise why a redrive or purge leaves it.

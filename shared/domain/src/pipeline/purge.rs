@@ -8,7 +8,8 @@
 //!   could not say so) records its job `sent` with that id, then is deleted: purging gives up
 //!   the letter, not the fact.
 //! - A letter of a job that was sent, or of a job whose record has not ended or has expired, is
-//!   deleted; the record is left as it is.
+//!   deleted; the record is left as it is. So is the letter of a job its producer could not
+//!   queue: its record keeps saying so, and nothing ever sends it.
 //! - A letter whose job a worker holds the lease of stays: that worker has just put it there and
 //!   is about to record the job as ended (the next purge step takes it).
 //! - An undecodable letter is deleted (there is no record to write).
@@ -161,7 +162,8 @@ async fn record(ledger: &dyn JobLedger, clock: &dyn Clock, message: &ReceivedMes
     match ledger.purged(&job.job_id, clock.now()).await {
         Ok(()) => Recorded::Done(Some(job.job_id)),
         Err(
-            StoreError::Conflict(JobConflict::Sent | JobConflict::NotEnded) | StoreError::NotFound,
+            StoreError::Conflict(JobConflict::Sent | JobConflict::NotEnded | JobConflict::Unqueued)
+            | StoreError::NotFound,
         ) => Recorded::Done(None),
         Err(StoreError::Conflict(JobConflict::Leased)) => {
             tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later purge");

@@ -7,7 +7,9 @@
 //! - the record is reset *before* the message is on its lane, so a worker that receives it at
 //!   once finds a job to send, not a finished one to acknowledge;
 //! - only a job that ended unsent (`failed`, `dead`) is reset. A letter whose job was sent (a
-//!   redrive that died before deleting it, or a stale copy) is deleted and nothing is sent. A
+//!   redrive that died before deleting it, or a stale copy) is deleted and nothing is sent; so
+//!   is one whose job its producer could not queue (a copy the queue kept though it answered an
+//!   error): its caller was told the email failed, and may have asked again. A
 //!   letter whose job has not ended (a redrive that died between the reset and the send, or a
 //!   message the queue's own redrive policy moved) goes back to its lane as it is: every copy on
 //!   a lane is sent at most once, by the ledger's lease. A letter whose job a worker holds the
@@ -34,6 +36,9 @@ pub struct RedriveReport {
     pub moved: usize,
     /// Letters of jobs that were sent already: deleted, nothing sent.
     pub already_sent: usize,
+    /// Letters of jobs their producer could not queue, whose caller was told the email failed
+    /// (a copy the queue kept though it answered an error): deleted, nothing sent.
+    pub not_queued: usize,
     /// Messages left on the dead-letter queue on purpose (undecodable, not selected, or held by
     /// a worker just now).
     pub skipped: usize,
@@ -43,6 +48,13 @@ pub struct RedriveReport {
     /// Whether every letter was seen (false when the step's limit stopped it first: run another
     /// step).
     pub done: bool,
+}
+
+impl RedriveReport {
+    /// Letters the redrive took off the dead-letter queue: moved back, or dropped.
+    pub fn handled(&self) -> usize {
+        self.moved + self.already_sent + self.not_queued
+    }
 }
 
 /// Moves messages from the dead-letter queue back to their lane — all of them, or only job
@@ -87,6 +99,7 @@ struct Walk<'a> {
 enum Fate {
     Moved,
     AlreadySent,
+    NotQueued,
     Left,
     /// Left because the store failed.
     Failed,
@@ -101,9 +114,7 @@ impl Walk<'_> {
     ) -> Result<(), QueueError> {
         let mut seen = HashSet::new();
         loop {
-            if report.moved + report.already_sent >= self.bounds.letters
-                || self.bounds.out_of_time()
-            {
+            if report.handled() >= self.bounds.letters || self.bounds.out_of_time() {
                 return Ok(());
             }
             let batch = take_dead_letters(self.queues).await?;
@@ -115,7 +126,7 @@ impl Walk<'_> {
                 if found
                     || self.bounds.out_of_time()
                     || !seen.insert(message.message_id.clone())
-                    || report.moved + report.already_sent >= self.bounds.letters
+                    || report.handled() >= self.bounds.letters
                 {
                     left.push(message.receipt_handle);
                     continue;
@@ -132,6 +143,7 @@ impl Walk<'_> {
                 match fate {
                     Fate::Moved => report.moved += 1,
                     Fate::AlreadySent => report.already_sent += 1,
+                    Fate::NotQueued => report.not_queued += 1,
                     Fate::Left => {
                         left.push(message.receipt_handle);
                         report.skipped += 1;
@@ -168,6 +180,13 @@ impl Walk<'_> {
                     .delete(QueueName::DeadLetter, &message.receipt_handle)
                     .await?;
                 return Ok(Fate::AlreadySent);
+            }
+            Err(StoreError::Conflict(JobConflict::Unqueued)) => {
+                tracing::info!(job_id = %job.job_id, "its producer could not queue the job and said so; its dead letter is dropped");
+                self.queues
+                    .delete(QueueName::DeadLetter, &message.receipt_handle)
+                    .await?;
+                return Ok(Fate::NotQueued);
             }
             Err(StoreError::Conflict(JobConflict::Leased)) => {
                 tracing::info!(job_id = %job.job_id, "a worker holds the job; its letter stays for a later redrive");

@@ -20,6 +20,9 @@ conflicts! {
         Ended => "job_ended",
         /// A worker has taken the job: it reached its lane.
         Taken => "job_taken",
+        /// Its producer could not queue the job and told its caller so: a copy that turns up
+        /// later (on its lane, on the dead-letter queue) is not sent.
+        Unqueued => "job_unqueued",
     }
 }
 
@@ -284,14 +287,16 @@ pub trait JobLedger: Send + Sync {
     ) -> Result<(), StoreError<JobConflict>>;
     /// Puts a job that ended unsent (`Failed` or `Dead`) back to `Queued` with no attempts used
     /// (a redrive from the dead-letter queue); its last error stays on the record. Otherwise the
-    /// record is left as it is and the answer says why: `Conflict(Sent)` if it was sent,
+    /// record is left as it is and the answer says why: `Conflict(Unqueued)` if it failed
+    /// because its producer could not queue it ([`Self::unqueued`]), `Conflict(Sent)` if it was sent,
     /// `Conflict(Leased)` if a worker's lease holds at `now` (also one that just ended it), `Conflict(NotEnded)` if it is
     /// queued, retrying, or its lease has run out; `NotFound` if it has no record.
     async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// Records that the job's dead letter is about to be purged: a job that ended unsent
     /// (`Failed` or `Dead`) becomes `Dead` with last error [`PURGED`] and a `Purged` event, so its
     /// record never points at a letter that no longer exists. Otherwise the record is left as it
-    /// is and the answer says why, as for [`JobLedger::requeue`]: `Conflict(Sent)`,
+    /// is and the answer says why, as for [`JobLedger::requeue`]: `Conflict(Unqueued)` (its
+    /// record keeps saying its producer could not queue it), `Conflict(Sent)`,
     /// `Conflict(Leased)`, `Conflict(NotEnded)`, `NotFound`.
     async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// The record of a job.
