@@ -1,5 +1,6 @@
 //! The result emails: the admin API's counts and queue depths while they flow, the job records
-//! once they have, the embedded mode's outbox, and the exactly-once check against each.
+//! once they have (each matched to the run's exam by its subject), the embedded mode's outbox,
+//! and the exactly-once check against each.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -109,7 +110,8 @@ pub async fn queue_depths(admin: &Client, phase: Phase) -> Result<Vec<(String, i
         .collect())
 }
 
-/// A sent job's record, as a listing shows it.
+/// A sent job's record, as a listing shows it; the job's own record
+/// (`GET /admin/email-jobs/{job_id}`: [`own_records`]) adds its subject and history.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SentRecord {
     /// The job id.
@@ -123,6 +125,39 @@ pub struct SentRecord {
     /// The mailer's message id (the `.eml` file's name in the embedded mode).
     #[serde(default)]
     pub ses_message_id: Option<String>,
+    /// The email's subject (a result email's names its exam). Not in listings.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// What happened to the job, oldest first (its last 20 events). Not in listings.
+    #[serde(default)]
+    pub history: Vec<JobEvent>,
+}
+
+/// One event of a job's history.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct JobEvent {
+    /// What happened (`sending`, `sent`, `retrying`, …).
+    pub event: String,
+    /// The mailer's message id, for `sent`.
+    #[serde(default)]
+    pub ses_message_id: Option<String>,
+}
+
+impl SentRecord {
+    /// The emails the mailer accepted for the job, as its own record tells: one for each
+    /// message id its history records as sent (an id recorded twice, its write made again, is
+    /// one email), and at least the one it holds. A send older than the history's last 20
+    /// events is not seen.
+    pub fn sends(&self) -> usize {
+        let mut ids: BTreeSet<&str> = self
+            .history
+            .iter()
+            .filter(|e| e.event == "sent")
+            .filter_map(|e| e.ses_message_id.as_deref())
+            .collect();
+        ids.extend(self.ses_message_id.as_deref());
+        ids.len()
+    }
 }
 
 /// The most pages [`sent_records`] reads (of 100 records).
@@ -179,8 +214,9 @@ pub fn sent_enough(before: &JobCounts, now: &JobCounts, expected: u64, ours: Opt
     }
 }
 
-/// The records of this run: those of `students` not among the `earlier` jobs (listed before
-/// the exam day), so a class that sits again does not count the emails of the run before.
+/// The records that may be this run's: those of `students` not among the `earlier` jobs
+/// (listed before the exam day). An earlier exam's email still on its way then passes too:
+/// only the subject tells ([`of_exam`]).
 pub fn of_run<'a>(
     records: &'a [SentRecord],
     students: &'a BTreeSet<String>,
@@ -189,6 +225,67 @@ pub fn of_run<'a>(
     records
         .iter()
         .filter(move |r| !earlier.contains(&r.job_id) && students.contains(&r.recipient))
+}
+
+/// Reads the own record (`GET /admin/email-jobs/{job_id}`) of each of `records` not in `known`
+/// yet into `known`, by job id.
+pub async fn own_records<'a>(
+    admin: &Client,
+    phase: Phase,
+    records: impl IntoIterator<Item = &'a SentRecord>,
+    known: &mut BTreeMap<String, SentRecord>,
+) -> Result<(), String> {
+    for record in records {
+        if known.contains_key(&record.job_id) {
+            continue;
+        }
+        let path = format!("/admin/email-jobs/{}", query_escape(&record.job_id));
+        let answer = admin
+            .call(
+                phase,
+                "GET /admin/email-jobs/{id}",
+                Method::GET,
+                &path,
+                None,
+            )
+            .await
+            .map_err(|e| format!("GET /admin/email-jobs/{{id}} {e}"))?;
+        if !answer.is_success() {
+            return Err(format!(
+                "GET /admin/email-jobs/{{id}} {}",
+                answer.describe()
+            ));
+        }
+        let own: SentRecord = serde_json::from_value(answer.body)
+            .map_err(|e| format!("GET /admin/email-jobs/{{id}}: unexpected record: {e}"))?;
+        known.insert(own.job_id.clone(), own);
+    }
+    Ok(())
+}
+
+/// Those of own `records` whose subject is `subject` (`Your result for <title>`, a title the
+/// run made up): the result emails of this run's exam, whatever other exam its students sat.
+pub fn of_exam<'a>(
+    records: impl IntoIterator<Item = &'a SentRecord>,
+    subject: &'a str,
+) -> impl Iterator<Item = &'a SentRecord> {
+    records
+        .into_iter()
+        .filter(move |r| r.subject.as_deref() == Some(subject))
+}
+
+/// The exactly-once check of the job records: each student of `expected` (one per submitted
+/// attempt) has exactly one result email of this run's exam, the records being this exam's
+/// ([`of_exam`]). A record whose history shows two sends counts as two emails.
+pub fn records_check<'a>(
+    expected: &[String],
+    records: impl IntoIterator<Item = &'a SentRecord>,
+) -> OnceCheck {
+    let seen: Vec<&String> = records
+        .into_iter()
+        .flat_map(|r| std::iter::repeat_n(&r.recipient, r.sends()))
+        .collect();
+    exactly_once(expected, seen)
 }
 
 /// The attempt ids in the result emails of the outbox folder `dir` (the embedded mode's
@@ -341,27 +438,87 @@ mod tests {
         assert!(exactly_once(&Vec::new(), &Vec::new()).passed());
     }
 
-    #[test]
-    fn records_of_other_runs_and_other_people_do_not_count() {
-        let record = |job_id: &str, recipient: &str| SentRecord {
+    /// A sent record, as its own record shows it: sent once with `ses-<job id>`.
+    fn sent(job_id: &str, recipient: &str, subject: &str) -> SentRecord {
+        let ses_message_id = format!("ses-{job_id}");
+        SentRecord {
             job_id: job_id.to_owned(),
             recipient: recipient.to_owned(),
             created_at: 1000,
             updated_at: 1001,
-            ses_message_id: None,
-        };
+            ses_message_id: Some(ses_message_id.clone()),
+            subject: Some(subject.to_owned()),
+            history: vec![event("sending", None), event("sent", Some(&ses_message_id))],
+        }
+    }
+
+    fn event(event: &str, ses_message_id: Option<&str>) -> JobEvent {
+        JobEvent {
+            event: event.to_owned(),
+            ses_message_id: ses_message_id.map(str::to_owned),
+        }
+    }
+
+    const OURS: &str = "Your result for Load 2";
+
+    #[test]
+    fn records_of_other_runs_and_other_people_do_not_count() {
         let students: BTreeSet<String> = keys(&["s1@x.org", "s2@x.org"]).into_iter().collect();
+        // Listed before the exam day: an earlier run's.
         let earlier: BTreeSet<String> = keys(&["j0"]).into_iter().collect();
-        let records = vec![
-            record("j0", "s1@x.org"),
-            record("j1", "s1@x.org"),
-            record("j2", "s2@x.org"),
-            record("j3", "other@x.org"),
+        let listed = vec![
+            sent("j0", "s1@x.org", "Your result for Load 1"),
+            sent("j1", "s1@x.org", OURS),
+            sent("j2", "s2@x.org", OURS),
+            // Someone outside the class.
+            sent("j3", "other@x.org", OURS),
+            // An earlier run's, still on its way when this one began: sent during it.
+            sent("j4", "s2@x.org", "Your result for Load 1"),
         ];
-        let ours: Vec<&str> = of_run(&records, &students, &earlier)
+        let ours: Vec<&str> = of_exam(of_run(&listed, &students, &earlier), OURS)
             .map(|r| r.job_id.as_str())
             .collect();
         assert_eq!(ours, ["j1", "j2"]);
+        let check = records_check(
+            &keys(&["s1@x.org", "s2@x.org"]),
+            of_exam(of_run(&listed, &students, &earlier), OURS),
+        );
+        assert!(check.passed(), "{check:?}");
+    }
+
+    #[test]
+    fn an_earlier_exams_email_does_not_stand_in_for_one_of_this_exam() {
+        // s1's email of this exam was lost; the email of the exam s1 sat before was sent
+        // during this run.
+        let records = vec![
+            sent("j1", "s1@x.org", "Your result for Load 1"),
+            sent("j2", "s2@x.org", OURS),
+        ];
+        let check = records_check(&keys(&["s1@x.org", "s2@x.org"]), of_exam(&records, OURS));
+        assert!(!check.passed(), "{check:?}");
+        assert_eq!(check.missing, keys(&["s1@x.org"]));
+    }
+
+    #[test]
+    fn a_record_whose_history_shows_two_sends_is_an_email_sent_twice() {
+        let mut twice = sent("j1", "s1@x.org", OURS);
+        // Sent, its record not written; sent again after the lease, recorded.
+        twice.history = vec![
+            event("sending", None),
+            event("sent", Some("ses-first")),
+            event("sending", None),
+            event("sent", Some("ses-j1")),
+        ];
+        let records = vec![twice.clone(), sent("j2", "s2@x.org", OURS)];
+        let check = records_check(&keys(&["s1@x.org", "s2@x.org"]), &records);
+        assert!(!check.passed(), "{check:?}");
+        assert_eq!(check.duplicated.get("s1@x.org"), Some(&2));
+        // One send whose record was written twice (its write made again) is one email.
+        twice.history[1].ses_message_id = Some("ses-j1".into());
+        assert_eq!(twice.sends(), 1);
+        // A record whose history has aged out still holds its own send.
+        twice.history.clear();
+        assert_eq!(twice.sends(), 1);
     }
 
     #[test]

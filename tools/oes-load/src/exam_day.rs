@@ -14,10 +14,9 @@ use serde_json::{Map, Value, json};
 use crate::api::{Answer, Client, Phase, query_escape};
 use crate::rng::Rng;
 
-/// A sign-in gives up after this many `503 busy` answers: with the first attempt, the 10 that
-/// one account gets from one address in 15 minutes (auth-api counts every attempt, a busy one
-/// too, so an 11th would be refused 429 for the rest of the window).
-pub const MAX_BUSY_RETRIES: u32 = 9;
+/// How long the staff's sign-ins before the exam day keep trying again after `503 busy`: a
+/// server that stays busy that long with nobody else signing in will not hold an exam day.
+pub const SETUP_SIGN_IN_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Sends a request and insists on a 2xx: anything else is the failure's description.
 async fn expect_ok(
@@ -39,16 +38,21 @@ async fn expect_ok(
     }
 }
 
-/// Signs `client` in as `email`: a `503 busy` is retried after its `Retry-After` (plus up to
-/// 250 ms of jitter, so a refused burst does not come back as one), at most
-/// [`MAX_BUSY_RETRIES`] times. Returns the time from the first attempt to the token, busy
-/// answers and waits included.
+/// Signs `client` in as `email`: a `503 busy` is tried again after its `Retry-After` (plus up
+/// to 250 ms of jitter from `jitter`, a stream of its own, so a refused burst does not come back
+/// as one), however often it comes, until the next try would come after `give_up_at`. A busy
+/// answer spends none of the account's sign-in budget (auth-api takes a place in its hash pool
+/// before any limit counts the attempt: `docs/BENCHMARKS.md`), so a server that is busy many
+/// times and then lets the student in costs only time; one that stays busy fails the sign-in
+/// at `give_up_at`. `on_busy` is called for each busy answer. Returns the time from the first
+/// attempt to the token, busy answers and waits included.
 pub async fn sign_in(
     client: &mut Client,
     phase: Phase,
     email: &str,
     password: &str,
-    rng: &mut Rng,
+    jitter: &mut Rng,
+    give_up_at: tokio::time::Instant,
     on_busy: impl Fn(),
 ) -> Result<Duration, String> {
     let started = Instant::now();
@@ -65,11 +69,17 @@ pub async fn sign_in(
             )
             .await
             .map_err(|e| format!("POST /auth/login {e}"))?;
-        if answer.is_busy() && busy < MAX_BUSY_RETRIES {
+        if answer.is_busy() {
             busy += 1;
             on_busy();
             let wait = answer.retry_after.unwrap_or(Duration::from_secs(1))
-                + Duration::from_millis(rng.below(250));
+                + Duration::from_millis(jitter.below(250));
+            if tokio::time::Instant::now() + wait > give_up_at {
+                return Err(format!(
+                    "POST /auth/login {} {busy} time(s), and the next try would come too late",
+                    answer.describe()
+                ));
+            }
             tokio::time::sleep(wait).await;
             continue;
         }
@@ -210,6 +220,8 @@ pub struct Sitting {
     pub saves: u32,
     /// Time between saves (± 20 %, per student).
     pub save_every: Duration,
+    /// The end of the exam day: a sign-in still told busy then gives up.
+    pub deadline: tokio::time::Instant,
 }
 
 /// The counts the progress bar shows.
@@ -268,11 +280,14 @@ pub struct StudentRun {
     pub failure: Option<String>,
 }
 
-/// One student's exam: never fails, the failure is in the [`StudentRun`].
+/// One student's exam: never fails, the failure is in the [`StudentRun`]. `rng` makes the
+/// student's choices (answers, the time between saves); `jitter`, a stream apart, spreads its
+/// sign-in's retries.
 pub async fn sit(
     mut client: Client,
     email: String,
     mut rng: Rng,
+    mut jitter: Rng,
     sitting: Arc<Sitting>,
     progress: Arc<Progress>,
     since_start: impl Fn() -> Duration,
@@ -285,6 +300,7 @@ pub async fn sit(
         &mut client,
         &mut run,
         &mut rng,
+        &mut jitter,
         &sitting,
         &progress,
         &since_start,
@@ -302,16 +318,25 @@ async fn sit_steps(
     client: &mut Client,
     run: &mut StudentRun,
     rng: &mut Rng,
+    jitter: &mut Rng,
     sitting: &Sitting,
     progress: &Progress,
     since_start: &impl Fn() -> Duration,
 ) -> Result<(), String> {
     let phase = Phase::ExamDay;
     let busy = AtomicU64::new(0);
-    let signed_in = sign_in(client, phase, &run.email, &sitting.password, rng, || {
-        busy.fetch_add(1, Ordering::Relaxed);
-        progress.bump(&progress.busy);
-    })
+    let signed_in = sign_in(
+        client,
+        phase,
+        &run.email,
+        &sitting.password,
+        jitter,
+        sitting.deadline,
+        || {
+            busy.fetch_add(1, Ordering::Relaxed);
+            progress.bump(&progress.busy);
+        },
+    )
     .await;
     run.busy = busy.load(Ordering::Relaxed) as u32;
     run.signed_in = Some(signed_in?);
@@ -415,4 +440,200 @@ async fn sit_steps(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU32;
+
+    use indicatif::ProgressBar;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::api::Recorder;
+
+    /// A stand-in for the API, enough for one student's exam day: it answers the first `busy`
+    /// sign-ins `503 busy` with `Retry-After: 0`, and keeps each answers body the student
+    /// saves.
+    struct Server {
+        base: String,
+        busy: AtomicU32,
+        saved: Mutex<Vec<Value>>,
+    }
+
+    impl Server {
+        async fn start(busy: u32) -> Arc<Self> {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let server = Arc::new(Self {
+                base: format!("http://{}", listener.local_addr().expect("address")),
+                busy: AtomicU32::new(busy),
+                saved: Mutex::new(Vec::new()),
+            });
+            let serving = server.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serving.clone().answer(stream));
+                }
+            });
+            server
+        }
+
+        /// Reads one request and answers it; the connection closes after it.
+        async fn answer(self: Arc<Self>, mut stream: TcpStream) {
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let Ok(n) = stream.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .filter_map(|line| line.split_once(':'))
+                        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let line = head.lines().next().unwrap_or("");
+            let (status, extra, reply) = self.route(line, &body);
+            let reply = reply.to_string();
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{reply}",
+                reply.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+
+        fn route(&self, line: &str, body: &str) -> (u16, &'static str, Value) {
+            match line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                ["POST", "/auth/login"] => {
+                    let busy = self
+                        .busy
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if busy {
+                        (
+                            503,
+                            "retry-after: 0\r\n",
+                            json!({ "error": { "code": "busy" } }),
+                        )
+                    } else {
+                        (200, "", json!({ "access_token": "token" }))
+                    }
+                }
+                ["POST", "/exams/e/attempts"] => (201, "", json!({ "attempt_id": "a" })),
+                ["GET", "/attempts/a"] => {
+                    let questions: Vec<Value> = (0..20)
+                        .map(|n| json!({ "question_id": format!("q{n}"), "options": [1, 2, 3, 4] }))
+                        .collect();
+                    (200, "", json!({ "questions": questions }))
+                }
+                ["PUT", "/attempts/a/answers"] => {
+                    let saved = serde_json::from_str(body).unwrap_or(Value::Null);
+                    self.saved.lock().expect("lock").push(saved);
+                    (200, "", json!({}))
+                }
+                ["POST", "/attempts/a/submit"] => (200, "", json!({ "status": "submitted" })),
+                ["GET", "/exams/e" | "/me/attempts"] => (200, "", json!({})),
+                _ => (404, "", json!({ "error": { "code": "not_found" } })),
+            }
+        }
+
+        fn client(&self) -> Client {
+            Client::new(&self.base, None, Duration::from_secs(10), Recorder::new()).expect("client")
+        }
+    }
+
+    /// Student 1 of seed 1 sits the exam on a server that is first busy `busy` times: what it
+    /// saved, and how it went.
+    async fn sit_through(busy: u32) -> (Vec<Value>, StudentRun) {
+        let server = Server::start(busy).await;
+        let sitting = Arc::new(Sitting {
+            exam_id: "e".into(),
+            password: "password".into(),
+            saves: 3,
+            save_every: Duration::from_millis(1),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        });
+        let run = sit(
+            server.client(),
+            "s1@x.org".into(),
+            Rng::fork(1, 1),
+            Rng::jitter(1, 1),
+            sitting,
+            Arc::new(Progress::new(ProgressBar::hidden())),
+            || Duration::ZERO,
+        )
+        .await;
+        let saved = server.saved.lock().expect("lock").clone();
+        (saved, run)
+    }
+
+    #[tokio::test]
+    async fn busy_answers_to_the_sign_in_change_none_of_the_students_choices() {
+        let (calm, calm_run) = sit_through(0).await;
+        let (busy, busy_run) = sit_through(5).await;
+        assert_eq!(calm_run.failure, None);
+        assert_eq!(busy_run.failure, None);
+        assert_eq!(busy_run.busy, 5);
+        assert_eq!(calm.len(), 3);
+        assert_eq!(calm, busy);
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_told_busy_many_times_signs_in_before_its_deadline() {
+        let server = Server::start(15).await;
+        let mut client = server.client();
+        let busy = AtomicU32::new(0);
+        let signed_in = sign_in(
+            &mut client,
+            Phase::Setup,
+            "s1@x.org",
+            "password",
+            &mut Rng::jitter(1, 1),
+            tokio::time::Instant::now() + Duration::from_secs(60),
+            || {
+                busy.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .await;
+        assert!(signed_in.is_ok(), "{signed_in:?}");
+        assert_eq!(busy.load(Ordering::SeqCst), 15);
+    }
+
+    #[tokio::test]
+    async fn a_server_busy_past_the_deadline_fails_the_sign_in() {
+        let server = Server::start(u32::MAX).await;
+        let mut client = server.client();
+        let started = tokio::time::Instant::now();
+        let signed_in = sign_in(
+            &mut client,
+            Phase::Setup,
+            "s1@x.org",
+            "password",
+            &mut Rng::jitter(1, 1),
+            started + Duration::from_secs(1),
+            || {},
+        )
+        .await;
+        let error = signed_in.expect_err("signed in though the server was always busy");
+        assert!(error.contains("503 busy"), "{error}");
+        // No wait past the deadline: only the last try's round trip after it.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

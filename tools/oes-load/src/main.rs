@@ -18,8 +18,9 @@
 //! `503 busy` answers apart, and the emails queued, sent and the drain time.
 //!
 //! The run fails (exit 1) unless: no 5xx but `503 busy`; every submitted attempt has exactly one
-//! result email sent — its student exactly one `sent` job record of the run, and with `--outbox`
-//! (embedded mode) exactly one `.eml` linking to it — none lost, none twice; and every student
+//! result email sent — its student exactly one `sent` job record of the run's exam (its subject
+//! names the exam), whose history shows one send, and with `--outbox` (embedded mode) exactly
+//! one `.eml` linking to it — none lost, none twice; and every student
 //! sat the exam (a run whose class never signed in would pass the email check with nothing to
 //! check). Exit 2: the exam day could not be set up.
 //!
@@ -285,13 +286,18 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     let mut rng = Rng::new(args.seed);
 
     // Setup: the staff sign in, the instructor publishes the exam, the email counts before.
+    // Their retries after `503 busy` draw on a stream of their own, so the exam's answers and
+    // the arrivals are those of the seed however often the server was busy.
+    let mut staff_jitter = Rng::jitter(args.seed, 0);
+    let give_up_at = tokio::time::Instant::now() + exam_day::SETUP_SIGN_IN_PATIENCE;
     let mut instructor = client(None)?;
     exam_day::sign_in(
         &mut instructor,
         Phase::Setup,
         &args.instructor_email,
         &args.password,
-        &mut rng,
+        &mut staff_jitter,
+        give_up_at,
         || {},
     )
     .await
@@ -302,7 +308,8 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         Phase::Setup,
         &args.admin_email,
         &args.password,
-        &mut rng,
+        &mut staff_jitter,
+        give_up_at,
         || {},
     )
     .await
@@ -367,6 +374,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         password: args.password.clone(),
         saves: args.saves,
         save_every: args.save_every,
+        deadline,
     });
 
     let depths: Depths = Arc::default();
@@ -400,6 +408,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             Arrival::Random => args.arrive_over.mul_f64(rng.fraction()),
         };
         let student_rng = Rng::fork(args.seed, u64::from(n));
+        let student_jitter = Rng::jitter(args.seed, u64::from(n));
         let sitting = sitting.clone();
         let progress = progress.clone();
         let recorder = recorder.clone();
@@ -411,6 +420,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
                     client,
                     email.clone(),
                     student_rng,
+                    student_jitter,
                     sitting,
                     progress,
                     move || recorder.elapsed(),
@@ -451,6 +461,10 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     let last_submit = submitted.iter().filter_map(|r| r.submitted_at).max();
     let expected = submitted.len() as u64;
     let class: BTreeSet<String> = runs.iter().map(|r| r.email.clone()).collect();
+    // The exam's result emails name it: its title is the run's own.
+    let subject = format!("Your result for {}", exam.title);
+    // The own records read while draining, by job id.
+    let mut known = BTreeMap::new();
     let drain_started = Instant::now();
     let mut after = before;
     let mut drained_at = None;
@@ -461,14 +475,22 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         if let Ok(counts) = emails::counts(&admin, Phase::Results).await {
             after = counts;
             // This run's own sent records are read only when the counts cannot tell, and only
-            // once nothing is pending.
+            // once nothing is pending (each job's own record once).
             let ours = if counts.pending > 0 || (before.exact && counts.exact) {
                 None
             } else {
-                emails::sent_records(&admin, Phase::Results, since)
+                match emails::sent_records(&admin, Phase::Results, since).await {
+                    Ok(records) => emails::own_records(
+                        &admin,
+                        Phase::Results,
+                        emails::of_run(&records, &class, &earlier),
+                        &mut known,
+                    )
                     .await
                     .ok()
-                    .map(|records| emails::of_run(&records, &class, &earlier).count() as u64)
+                    .map(|()| emails::of_exam(known.values(), &subject).count() as u64),
+                    Err(_) => None,
+                }
             };
             if counts.pending == 0 && emails::sent_enough(&before, &counts, expected, ours) {
                 drained_at = Some(recorder.elapsed());
@@ -486,16 +508,23 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     });
     let submitted_emails: Vec<String> = submitted.iter().map(|r| r.email.clone()).collect();
     let mut send_delays = Vec::new();
+    // Every own record read afresh: one read while draining may have been sent again since.
+    let mut own = BTreeMap::new();
     let records = match emails::sent_records(&admin, Phase::Results, since).await {
-        Ok(records) => {
-            let ours: Vec<&emails::SentRecord> =
-                emails::of_run(&records, &class, &earlier).collect();
+        Ok(records) => emails::own_records(
+            &admin,
+            Phase::Results,
+            emails::of_run(&records, &class, &earlier),
+            &mut own,
+        )
+        .await
+        .map(|()| {
+            let ours: Vec<&emails::SentRecord> = emails::of_exam(own.values(), &subject).collect();
             send_delays.extend(ours.iter().map(|r| {
                 Duration::from_secs(r.updated_at.saturating_sub(r.created_at).max(0) as u64)
             }));
-            let recipients: Vec<String> = ours.iter().map(|r| r.recipient.clone()).collect();
-            Ok(emails::exactly_once(&submitted_emails, &recipients))
-        }
+            emails::records_check(&submitted_emails, ours)
+        }),
         Err(e) => Err(e),
     };
     let submitted_attempts: Vec<String> = submitted
@@ -503,7 +532,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         .filter_map(|r| r.attempt_id.clone())
         .collect();
     let outbox = args.outbox.as_ref().map(|dir| {
-        emails::outbox_attempts(dir, &format!("Your result for {}", exam.title))
+        emails::outbox_attempts(dir, &subject)
             .map(|seen| emails::exactly_once(&submitted_attempts, &seen))
             .map_err(|e| format!("reading {}: {e}", dir.display()))
     });

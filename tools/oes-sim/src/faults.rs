@@ -1,9 +1,11 @@
 //! The fault layer's shared state: the run's dice, its fault schedule, whether faults are on, the
-//! account-wide SES episode under way, and the [`Truth`]. One lock; the run is single-threaded.
+//! account-wide SES episode under way, and the [`Truth`] (which also counts the faults that
+//! struck). One lock; the run is single-threaded.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::layers::CRASH_POINTS;
 use crate::profile::Profile;
 use crate::rng::Rng;
 use crate::scope::Scope;
@@ -20,6 +22,90 @@ pub enum Episode {
     Paused,
     /// The daily sending quota is spent.
     QuotaSpent,
+}
+
+/// A fault the layers inject, as a run counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// SES answered a transient error.
+    SesTransient,
+    /// SES refused a message for good.
+    SesPermanent,
+    /// SES hung past the timeout, having accepted the message.
+    SesHangAccepted,
+    /// SES hung past the timeout without accepting the message.
+    SesHangRefused,
+    /// An SES outage began.
+    SesOutage,
+    /// An SES throttling spell began.
+    SesThrottled,
+    /// The SES account was paused.
+    SesPaused,
+    /// The daily SES quota ran out.
+    SesQuotaSpent,
+    /// A ledger call failed before it was applied.
+    LedgerRefused,
+    /// A ledger call was applied, then timed out.
+    LedgerTimedOut,
+    /// A queue call failed.
+    QueueFailed,
+    /// A queue send stored the message, then answered an error.
+    SendUnheard,
+    /// A send to the dead-letter queue failed.
+    DeadLetterSendFailed,
+    /// A delete answered OK and deleted nothing.
+    DeleteLost,
+    /// A received message was delivered a second time.
+    Duplicate,
+    /// A received message became visible again at once.
+    Leak,
+    /// A crash point crashed its worker or redrive.
+    Crash,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Self; 17] = [
+        Self::SesTransient,
+        Self::SesPermanent,
+        Self::SesHangAccepted,
+        Self::SesHangRefused,
+        Self::SesOutage,
+        Self::SesThrottled,
+        Self::SesPaused,
+        Self::SesQuotaSpent,
+        Self::LedgerRefused,
+        Self::LedgerTimedOut,
+        Self::QueueFailed,
+        Self::SendUnheard,
+        Self::DeadLetterSendFailed,
+        Self::DeleteLost,
+        Self::Duplicate,
+        Self::Leak,
+        Self::Crash,
+    ];
+
+    /// How often `profile` makes it strike (per call, or per step for the SES episodes): 0 for
+    /// never.
+    pub fn rate(self, profile: &Profile) -> f64 {
+        match self {
+            Self::SesTransient => profile.ses_transient,
+            Self::SesPermanent => profile.ses_permanent,
+            Self::SesHangAccepted | Self::SesHangRefused => profile.ses_hang,
+            Self::SesOutage | Self::SesThrottled | Self::SesPaused | Self::SesQuotaSpent => {
+                profile.ses_episode
+            }
+            Self::LedgerRefused => profile.ledger_fail,
+            Self::LedgerTimedOut => profile.ledger_ambiguous,
+            Self::QueueFailed => profile.queue_fail,
+            Self::SendUnheard => profile.send_unheard,
+            Self::DeadLetterSendFailed => profile.dlq_fail,
+            Self::DeleteLost => profile.lose_delete,
+            Self::Duplicate => profile.duplicate,
+            Self::Leak => profile.leak,
+            Self::Crash => profile.crash,
+        }
+    }
 }
 
 /// What SES does with one send.
@@ -93,10 +179,15 @@ impl Faults {
         self.state().on
     }
 
-    /// True with probability `p` while faults are on.
-    pub fn strike(&self, p: f64) -> bool {
+    /// Whether `fault` strikes now: with the schedule's probability while faults are on.
+    /// Counted when it does.
+    pub fn strike(&self, fault: Fault) -> bool {
         let mut state = self.state();
-        state.on && state.dice.chance(p)
+        let struck = state.on && state.dice.chance(fault.rate(&self.profile));
+        if struck {
+            state.truth.struck(fault);
+        }
+        struck
     }
 
     /// A number in `lo..=hi` (whether faults are on or not).
@@ -138,15 +229,17 @@ impl Faults {
         }
     }
 
-    /// A crash point: inside a scope, may crash it here (named for the reader of the code).
-    pub async fn point(&self, _at: &'static str) {
+    /// A crash point: inside a scope, may crash it here (named for the reader of the code and
+    /// the counts: one of [`CRASH_POINTS`]).
+    pub async fn point(&self, at: &'static str) {
+        debug_assert!(CRASH_POINTS.contains(&at), "{at:?} is not in CRASH_POINTS");
         self.halt_if_crashed().await;
         let Some(scope) = Scope::current() else {
             return;
         };
-        if self.strike(self.profile.crash) {
-            tracing::warn!(target: "sim", scope = scope.id, at = _at, "CRASH");
-            self.truth(|t| t.crashed(scope.id));
+        if self.strike(Fault::Crash) {
+            tracing::warn!(target: "sim", scope = scope.id, at, "CRASH");
+            self.truth(|t| t.crashed(scope.id, at));
             scope.crash().await;
         }
     }
@@ -168,12 +261,13 @@ impl Faults {
             state.episode = None;
         }
         if state.on && state.episode.is_none() && state.dice.chance(self.profile.ses_episode) {
-            let kind = match state.dice.below(4) {
-                0 => Episode::Outage,
-                1 => Episode::Throttled,
-                2 => Episode::Paused,
-                _ => Episode::QuotaSpent,
+            let (kind, fault) = match state.dice.below(4) {
+                0 => (Episode::Outage, Fault::SesOutage),
+                1 => (Episode::Throttled, Fault::SesThrottled),
+                2 => (Episode::Paused, Fault::SesPaused),
+                _ => (Episode::QuotaSpent, Fault::SesQuotaSpent),
             };
+            state.truth.struck(fault);
             let minutes = i64::try_from(state.dice.between(1, 90)).unwrap_or(1);
             state.episode = Some((kind, now + minutes * 60));
         }
@@ -196,16 +290,20 @@ impl Faults {
             };
         }
         let dice = &mut state.dice;
-        if dice.chance(p.ses_hang) {
-            SesAnswer::Hang {
-                accepted: dice.chance(0.5),
+        let (answer, fault) = if dice.chance(p.ses_hang) {
+            if dice.chance(0.5) {
+                (SesAnswer::Hang { accepted: true }, Fault::SesHangAccepted)
+            } else {
+                (SesAnswer::Hang { accepted: false }, Fault::SesHangRefused)
             }
         } else if dice.chance(p.ses_permanent) {
-            SesAnswer::Permanent
+            (SesAnswer::Permanent, Fault::SesPermanent)
         } else if dice.chance(p.ses_transient) {
-            SesAnswer::Transient
+            (SesAnswer::Transient, Fault::SesTransient)
         } else {
-            SesAnswer::Accept
-        }
+            return SesAnswer::Accept;
+        };
+        state.truth.struck(fault);
+        answer
     }
 }

@@ -17,11 +17,25 @@ use oes_domain::ports::{
     Outcome, QueueCounts, QueueError, QueueName, ReceivedMessage, StoreError, StoreUnavailable,
 };
 
-use crate::faults::{Faults, SesAnswer};
+use crate::faults::{Fault, Faults, SesAnswer};
 use crate::scope::Scope;
+use crate::truth::LOST_TO_A_TIMEOUT;
 
 /// How long SES is waited for before the call times out.
 pub const SES_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// Every crash point, as the layers name them to [`Faults::point`].
+pub const CRASH_POINTS: [&str; 9] = [
+    "before SES",
+    "after SES accepted",
+    "before the claim",
+    "after the claim",
+    "after the record said sent",
+    "before the requeue",
+    "before a send",
+    "after a send",
+    "before the delete",
+];
 
 /// The recipient address of job `job_id` (one per job, so a sent email names its job).
 pub fn recipient(job_id: &str) -> String {
@@ -76,7 +90,7 @@ impl Mailer for SimSes {
             SesAnswer::Hang { accepted } => {
                 tokio::time::sleep(SES_TIMEOUT).await;
                 if accepted {
-                    self.accept(email, Some("SES's answer lost to a timeout"));
+                    self.accept(email, Some(LOST_TO_A_TIMEOUT));
                 }
                 Err(MailError::Transient("SES did not answer in time".into()))
             }
@@ -102,7 +116,7 @@ impl FaultLedger {
 
     async fn before(&self) -> Result<(), StoreUnavailable> {
         self.faults.latency().await;
-        if self.faults.strike(self.faults.profile.ledger_fail) {
+        if self.faults.strike(Fault::LedgerRefused) {
             tracing::warn!(target: "sim", "ledger refused");
             return Err(refused());
         }
@@ -111,7 +125,7 @@ impl FaultLedger {
 
     /// Applied, but the caller hears a timeout.
     fn timed_out(&self) -> bool {
-        let timed_out = self.faults.strike(self.faults.profile.ledger_ambiguous);
+        let timed_out = self.faults.strike(Fault::LedgerTimedOut);
         if timed_out {
             tracing::warn!(target: "sim", "ledger applied, then timed out");
         }
@@ -203,6 +217,7 @@ impl JobLedger for FaultLedger {
     async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.before().await?;
         self.inner.purged(job_id, now).await?;
+        self.faults.truth(|t| t.purged(job_id));
         if self.timed_out() {
             self.faults.cut();
             return Err(refused().into());
@@ -230,7 +245,7 @@ impl JobLedger for FaultLedger {
     }
 }
 
-/// The queues: failed and lost calls, duplicate and simultaneous deliveries, reordering.
+/// The queues: failed, lost and unheard calls, duplicate and simultaneous deliveries, reordering.
 pub struct FaultQueues {
     inner: Arc<MemoryQueues>,
     faults: Arc<Faults>,
@@ -242,8 +257,8 @@ impl FaultQueues {
         Self { inner, faults }
     }
 
-    fn fails(&self, p: f64) -> bool {
-        if self.faults.strike(p) {
+    fn fails(&self, fault: Fault) -> bool {
+        if self.faults.strike(fault) {
             self.faults.cut();
             true
         } else {
@@ -268,8 +283,9 @@ impl MessageQueues for FaultQueues {
     async fn send(&self, queue: QueueName, message: &NewMessage) -> Result<String, QueueError> {
         self.faults.latency().await;
         self.faults.point("before a send").await;
-        let p = self.faults.profile;
-        if (queue == QueueName::DeadLetter && self.fails(p.dlq_fail)) || self.fails(p.queue_fail) {
+        if (queue == QueueName::DeadLetter && self.fails(Fault::DeadLetterSendFailed))
+            || self.fails(Fault::QueueFailed)
+        {
             return Err(queue_fault("sending a message"));
         }
         let id = self.inner.send(queue, message).await?;
@@ -280,6 +296,14 @@ impl MessageQueues for FaultQueues {
             message.attributes.get(RECEIPT_ATTRIBUTE),
         ) {
             self.faults.truth(|t| t.receipt_on_lane(job, ses_id));
+        }
+        // Stored, but the caller hears an error (as from SQS when every answer was lost).
+        if self.fails(Fault::SendUnheard) {
+            tracing::warn!(target: "sim", ?queue, message_id = %id, "sent, then answered an error");
+            if let (None, Some(job)) = (Scope::current(), message.attributes.get("job_id")) {
+                self.faults.truth(|t| t.unheard.insert(job.clone()));
+            }
+            return Err(queue_fault("sending a message"));
         }
         self.faults.point("after a send").await;
         Ok(id)
@@ -293,8 +317,7 @@ impl MessageQueues for FaultQueues {
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         self.faults.latency().await;
-        let p = self.faults.profile;
-        if self.faults.strike(p.queue_fail) {
+        if self.faults.strike(Fault::QueueFailed) {
             return Err(queue_fault("receiving messages"));
         }
         let mut messages = self.inner.receive(queue, max, visibility, wait).await?;
@@ -314,7 +337,14 @@ impl MessageQueues for FaultQueues {
                         .push(scope);
                 });
             }
-            if self.faults.strike(p.duplicate) {
+            if queue == QueueName::DeadLetter {
+                let job = EmailJob::decode(&message.body).ok().map(|job| job.job_id);
+                self.faults.truth(|t| {
+                    t.letters_in_hand
+                        .insert(message.receipt_handle.clone(), job)
+                });
+            }
+            if self.faults.strike(Fault::Duplicate) {
                 let copy = NewMessage {
                     body: message.body.clone(),
                     delay_seconds: 0,
@@ -332,7 +362,7 @@ impl MessageQueues for FaultQueues {
                     t.receives.insert(id, history);
                 });
             }
-            if self.faults.strike(p.leak) {
+            if self.faults.strike(Fault::Leak) {
                 self.inner
                     .change_visibility(queue, &message.receipt_handle, 0)
                     .await?;
@@ -344,15 +374,20 @@ impl MessageQueues for FaultQueues {
     async fn delete(&self, queue: QueueName, receipt_handle: &str) -> Result<(), QueueError> {
         self.faults.latency().await;
         self.faults.point("before the delete").await;
-        let p = self.faults.profile;
-        if self.fails(p.lose_delete) {
+        if self.fails(Fault::DeleteLost) {
             return Ok(());
         }
-        if self.fails(p.queue_fail) {
+        if self.fails(Fault::QueueFailed) {
             return Err(queue_fault("deleting a message"));
         }
         tracing::info!(target: "sim", ?queue, receipt_handle, "delete");
-        self.inner.delete(queue, receipt_handle).await
+        self.inner.delete(queue, receipt_handle).await?;
+        if queue == QueueName::DeadLetter {
+            let scope = Scope::current().map(|s| s.id);
+            self.faults
+                .truth(|t| t.letter_deleted(receipt_handle, scope));
+        }
+        Ok(())
     }
 
     async fn change_visibility(
@@ -362,7 +397,7 @@ impl MessageQueues for FaultQueues {
         seconds: u32,
     ) -> Result<(), QueueError> {
         self.faults.latency().await;
-        if self.fails(self.faults.profile.queue_fail) {
+        if self.fails(Fault::QueueFailed) {
             return Err(queue_fault("changing a message's visibility"));
         }
         self.inner

@@ -22,6 +22,9 @@ pub struct Profile {
     pub ledger_ambiguous: f64,
     /// A queue call fails.
     pub queue_fail: f64,
+    /// A queue send stores the message, then answers an error (every answer lost): the caller
+    /// cannot tell it from a send that failed.
+    pub send_unheard: f64,
     /// A send to the dead-letter queue fails.
     pub dlq_fail: f64,
     /// A delete answers OK but deletes nothing.
@@ -32,7 +35,7 @@ pub struct Profile {
     pub leak: f64,
     /// A crash point in a worker or redrive crashes it.
     pub crash: f64,
-    /// Per step: an operator redrives.
+    /// Per step: an operator redrives or purges the dead-letter queue.
     pub redrive: f64,
 }
 
@@ -46,6 +49,7 @@ const CALM: Profile = Profile {
     ledger_fail: 0.0,
     ledger_ambiguous: 0.0,
     queue_fail: 0.0,
+    send_unheard: 0.0,
     dlq_fail: 0.0,
     lose_delete: 0.0,
     duplicate: 0.0,
@@ -76,6 +80,7 @@ pub const PROFILES: &[Profile] = &[
         name: "flaky-queues",
         ses_permanent: 0.05,
         queue_fail: 0.08,
+        send_unheard: 0.05,
         dlq_fail: 0.4,
         lose_delete: 0.1,
         duplicate: 0.1,
@@ -111,6 +116,7 @@ pub const PROFILES: &[Profile] = &[
         ledger_fail: 0.05,
         ledger_ambiguous: 0.03,
         queue_fail: 0.03,
+        send_unheard: 0.02,
         dlq_fail: 0.2,
         lose_delete: 0.05,
         duplicate: 0.05,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::faults::Fault;
 use crate::world::{RunReport, run};
 
 /// Figures of one fault schedule over a sweep.
@@ -18,6 +19,8 @@ pub struct ProfileFigures {
     pub sends: u64,
     /// Second sends in the documented window.
     pub window: u64,
+    /// The faults that struck, by kind.
+    pub struck: BTreeMap<Fault, u64>,
 }
 
 /// What a sweep found.
@@ -31,6 +34,16 @@ pub struct Sweep {
     pub profiles: BTreeMap<&'static str, ProfileFigures>,
     /// Second sends in the documented window, by cause.
     pub window_causes: BTreeMap<&'static str, u64>,
+    /// The crashes, by crash point.
+    pub crashes: BTreeMap<&'static str, u64>,
+    /// Job records a purge marked dead.
+    pub purges: u64,
+    /// Jobs a purge of their letter left unsent and not ended.
+    pub left_by_purges: u64,
+    /// Jobs the producer answered queued though their send answered an error.
+    pub queued_unheard: u64,
+    /// Jobs the producer refused, by how.
+    pub refused: BTreeMap<&'static str, u64>,
     /// The runs that broke a promise, by seed.
     pub failures: Vec<RunReport>,
 }
@@ -80,8 +93,20 @@ impl Sweep {
         figures.jobs += report.jobs as u64;
         figures.sends += report.sends as u64;
         figures.window += u64::from(report.window);
+        for (fault, n) in &report.struck {
+            *figures.struck.entry(*fault).or_default() += u64::from(*n);
+        }
         for (cause, n) in &report.window_causes {
             *self.window_causes.entry(cause).or_default() += u64::from(*n);
+        }
+        for (point, n) in &report.crashes {
+            *self.crashes.entry(point).or_default() += u64::from(*n);
+        }
+        self.purges += u64::from(report.purges);
+        self.left_by_purges += u64::from(report.left_by_purges);
+        self.queued_unheard += u64::from(report.queued_unheard);
+        for (how, n) in &report.refused {
+            *self.refused.entry(how).or_default() += u64::from(*n);
         }
         if !report.violations.is_empty() {
             self.failures.push(report);
@@ -119,6 +144,16 @@ impl fmt::Display for Sweep {
         for (cause, n) in &self.window_causes {
             writeln!(f, "window: {n} second send(s) after: {cause}")?;
         }
+        writeln!(
+            f,
+            "purges: {} job record(s) marked dead, {} job(s) left unsent and not ended",
+            self.purges, self.left_by_purges
+        )?;
+        writeln!(
+            f,
+            "producer: {} job(s) queued though their send answered an error; refused: {:?}",
+            self.queued_unheard, self.refused
+        )?;
         for failure in self.failures.iter().take(20) {
             writeln!(
                 f,

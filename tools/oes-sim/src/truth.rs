@@ -1,12 +1,22 @@
 //! What really happened, kept by the fault layer beside the code under test: every message SES
-//! accepted, whether its `sent` record was written, and why not. A second acceptance of a job is
-//! judged the moment it happens.
+//! accepted, whether its `sent` record was written, and why not; the faults that struck; what the
+//! purges and the producer's unheard sends left behind. A second acceptance of a job is judged the
+//! moment it happens.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::faults::Fault;
 
 /// How many refused `sent` writes excuse an unrecorded send: the worker tries that many times
 /// before it falls back.
 pub const SENT_WRITE_TRIES: u32 = 3;
+
+/// A first send went unrecorded because SES's answer was lost to a timeout.
+pub const LOST_TO_A_TIMEOUT: &str = "SES's answer lost to a timeout";
+/// A first send went unrecorded because its worker crashed after SES accepted it.
+pub const CRASH_AFTER_ACCEPTED: &str = "crash after SES accepted";
+/// A first send went unrecorded because the ledger refused every write of it.
+pub const SENT_WRITES_REFUSED: &str = "the ledger refused every try at the sent record";
 
 /// One message SES accepted.
 #[derive(Debug, Clone)]
@@ -56,6 +66,27 @@ pub struct Truth {
     pub cut: BTreeSet<u32>,
     /// (scope, job) → whether a send of the job was recorded when that scope's claim was granted.
     claims: BTreeMap<(Option<u32>, String), bool>,
+    /// The faults that struck, by kind.
+    pub struck: BTreeMap<Fault, u32>,
+    /// The crashes, by crash point.
+    pub crashes: BTreeMap<&'static str, u32>,
+    /// Jobs whose producer's send (the one outside any scope) stored the message, then answered
+    /// an error.
+    pub unheard: BTreeSet<String>,
+    /// Jobs whose records a purge marked dead → how many times SES had accepted them when it
+    /// last did.
+    pub purged: BTreeMap<String, usize>,
+    /// Job records a purge marked dead (a job marked twice counts twice).
+    pub purges: u32,
+    /// Scopes that run a purge.
+    pub purge_scopes: BTreeSet<u32>,
+    /// Receipt handles of letters received from the dead-letter queue → their job (`None`: an
+    /// undecodable letter).
+    pub letters_in_hand: BTreeMap<String, Option<String>>,
+    /// Undecodable letters a purge deleted.
+    pub poison_purged: usize,
+    /// Jobs a letter of which a purge deleted.
+    pub letters_purged: BTreeSet<String>,
 }
 
 impl Truth {
@@ -94,7 +125,7 @@ impl Truth {
                     .iter()
                     .rev()
                     .find_map(|a| a.excuse)
-                    .unwrap_or("the ledger refused every try at the sent record");
+                    .unwrap_or(SENT_WRITES_REFUSED);
                 *self.window_causes.entry(cause).or_default() += 1;
             } else {
                 self.violations.push(format!(
@@ -143,16 +174,47 @@ impl Truth {
         }
     }
 
-    /// Scope `scope` crashed: what it sent and had not recorded, it never will.
-    pub fn crashed(&mut self, scope: u32) {
+    /// `fault` struck.
+    pub fn struck(&mut self, fault: Fault) {
+        *self.struck.entry(fault).or_default() += 1;
+    }
+
+    /// Scope `scope` crashed at point `at`: what it sent and had not recorded, it never will.
+    pub fn crashed(&mut self, scope: u32, at: &'static str) {
+        *self.crashes.entry(at).or_default() += 1;
         self.cut.insert(scope);
         for acceptance in self.accepted.values_mut().flatten() {
             if acceptance.scope == Some(scope)
                 && !acceptance.recorded
                 && acceptance.excuse.is_none()
             {
-                acceptance.excuse = Some("crash after SES accepted");
+                acceptance.excuse = Some(CRASH_AFTER_ACCEPTED);
             }
+        }
+    }
+
+    /// A purge marked `job` dead: from now on, while its record says so, it is never sent.
+    pub fn purged(&mut self, job: &str) {
+        let sends = self.sends(job);
+        self.purged.insert(job.to_owned(), sends);
+        self.purges += 1;
+    }
+
+    /// The letter received with `handle` was deleted from the dead-letter queue in `scope`: if
+    /// by a purge, it is noted. (A stale handle deletes nothing, yet is noted: the notes may say
+    /// too much, never too little.)
+    pub fn letter_deleted(&mut self, handle: &str, scope: Option<u32>) {
+        let Some(job) = self.letters_in_hand.remove(handle) else {
+            return;
+        };
+        if !scope.is_some_and(|scope| self.purge_scopes.contains(&scope)) {
+            return;
+        }
+        match job {
+            Some(job) => {
+                self.letters_purged.insert(job);
+            }
+            None => self.poison_purged += 1,
         }
     }
 
