@@ -3,27 +3,42 @@
 //! appears in the function configuration.
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 use oes_domain::ports::BoxError;
 
-/// The value of the secret `secret_id` (an ARN or a name): the `secret` field if the secret is a
-/// JSON object with one, else the whole secret string.
+/// The value of the secret `secret_id` (an ARN or a name): the `secret` field of a JSON object
+/// (what the stack generates), or the whole secret string if it is not one. An object without a
+/// string `secret` is refused: its JSON text would otherwise become the key.
 pub async fn read_secret(client: &Client, secret_id: &str) -> Result<String, BoxError> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
         .send()
         .await
-        .map_err(|e| format!("reading the secret {secret_id}: {e}"))?;
+        // The cause too (not found, access denied, no route to the endpoint): the SDK error's
+        // own text is only "service error" or "dispatch failure".
+        .map_err(|e| {
+            format!(
+                "reading the secret {secret_id}: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
     let raw = out
         .secret_string()
         .ok_or_else(|| format!("the secret {secret_id} has no string value"))?;
-    Ok(secret_field(raw).unwrap_or_else(|| raw.to_owned()))
+    secret_value(raw).ok_or_else(|| {
+        format!("the secret {secret_id} is a JSON object without a string field \"secret\"").into()
+    })
 }
 
-fn secret_field(raw: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-    value.get("secret")?.as_str().map(str::to_owned)
+/// The key in a secret string: its `secret` field if it is a JSON object (`None` if that field is
+/// missing or not a string), else the string itself.
+fn secret_value(raw: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(object)) => object.get("secret")?.as_str().map(str::to_owned),
+        _ => Some(raw.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -32,8 +47,13 @@ mod tests {
 
     #[test]
     fn the_secret_field_of_a_json_secret_is_used_and_a_plain_secret_as_is() {
-        assert_eq!(secret_field(r#"{"secret":"abc"}"#).as_deref(), Some("abc"));
-        assert_eq!(secret_field("plain-value"), None);
-        assert_eq!(secret_field(r#"{"other":"x"}"#), None);
+        assert_eq!(secret_value(r#"{"secret":"abc"}"#).as_deref(), Some("abc"));
+        assert_eq!(secret_value("plain-value").as_deref(), Some("plain-value"));
+    }
+
+    #[test]
+    fn a_json_secret_without_a_string_secret_field_is_no_key() {
+        assert_eq!(secret_value(r#"{"jwt_key":"hunter2hunter2"}"#), None);
+        assert_eq!(secret_value(r#"{"secret":12345678901234567890}"#), None);
     }
 }

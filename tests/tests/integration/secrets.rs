@@ -73,6 +73,8 @@ async fn a_missing_secret_stops_start_up_with_a_message_naming_it() {
         Err(error) => error.to_string(),
     };
     assert!(error.contains(&missing), "{error}");
+    // And why: not found, denied, or unreachable call for different fixes.
+    assert!(error.contains("ResourceNotFoundException"), "{error}");
 }
 
 /// `oesctl provision` and `oes-local` (real mode) make the emulator's JWT key secret, the one
