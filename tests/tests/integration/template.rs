@@ -1516,3 +1516,51 @@ fn the_lambda_records_operations_reads_are_the_ones_the_template_keeps() {
         "OPERATIONS.md reads platform.report records, which SystemLogLevel {level} drops"
     );
 }
+
+/// A web app served from another origin reads the API through CORS, and a browser hides every
+/// answer header but a few basic ones unless the API exposes it: the headers the API documents
+/// for its clients (`Retry-After` on a 429 or a `503 busy`, in docs/openapi.json; `x-cache`, in
+/// the README) must be exposed, or the app cannot honour them.
+#[test]
+fn a_browser_app_on_another_origin_can_read_the_headers_the_api_documents() {
+    let openapi: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json"),
+        )
+        .expect("docs/openapi.json"),
+    )
+    .expect("JSON");
+    let mut documented = BTreeSet::from(["x-cache".to_owned()]);
+    let operations = openapi["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .filter_map(serde_json::Value::as_object)
+        .flat_map(|operations| operations.values());
+    for operation in operations {
+        let responses = operation["responses"].as_object().into_iter().flatten();
+        for (_, response) in responses {
+            if let Some(headers) = response["headers"].as_object() {
+                documented.extend(headers.keys().map(|h| h.to_ascii_lowercase()));
+            }
+        }
+    }
+    assert!(documented.contains("retry-after"), "{documented:?}");
+
+    let template = template();
+    let cors = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    let exposed: BTreeSet<String> = cors["ExposeHeaders"]
+        .as_vec()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| text(h).to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let hidden: Vec<&String> = documented.difference(&exposed).collect();
+    assert!(
+        hidden.is_empty(),
+        "not exposed to a browser app: {hidden:?}"
+    );
+}
