@@ -24,13 +24,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use oes_adapters::memory::MemoryCache;
-use oes_domain::cache::{Breaker, CacheSettings};
-use oes_domain::metrics::{self, CACHE_ERRORS, CACHE_WRITES, RATE_LIMITED};
+use oes_domain::cache::{self, Breaker, CacheSettings};
+use oes_domain::metrics::{self, RATE_LIMITED};
 use oes_domain::ports::Cache;
 use oes_domain::security::SubjectKeys;
-
-/// The `Cache` dimension of the rate limits' `CacheWrites` and `CacheErrors`.
-const RATE_LIMIT: Option<(&str, &str)> = Some(("Cache", "rate_limit"));
 
 /// At most `max` hits per `window` for one subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,33 +134,40 @@ impl RateLimiter {
     async fn count(&self, key: &str, window: Duration) -> (u64, Duration) {
         let inner = &self.0;
         if let Some(shared) = &inner.shared {
-            if inner.breaker.allow() {
-                match tokio::time::timeout(inner.settings.timeout, shared.hit(key, window)).await {
-                    Ok(Ok(counted)) => {
-                        inner.breaker.succeeded();
-                        metrics::incr(CACHE_WRITES, RATE_LIMIT);
-                        return counted;
-                    }
+            let counted = if inner.breaker.allow() {
+                let counted = match tokio::time::timeout(
+                    inner.settings.timeout,
+                    shared.hit(key, window),
+                )
+                .await
+                {
+                    Ok(Ok(counted)) => Some(counted),
                     Ok(Err(error)) => {
                         tracing::warn!(error = %error, cause = %error.source, "rate limit not counted in the cache; counting locally");
-                        self.failed();
+                        None
                     }
                     Err(_elapsed) => {
                         tracing::warn!("rate limit count timed out; counting locally");
-                        self.failed();
+                        None
                     }
+                };
+                if counted.is_some() {
+                    inner.breaker.succeeded();
+                } else {
+                    inner.breaker.failed();
                 }
+                counted
             } else {
-                metrics::incr(CACHE_ERRORS, RATE_LIMIT);
+                // Skipped by the open breaker: counted as a failure, like the cache's own calls.
+                None
+            };
+            cache::written("rate_limit", counted.is_some());
+            if let Some(counted) = counted {
+                return counted;
             }
         }
         // MemoryCache never fails.
         inner.local.hit(key, window).await.unwrap_or((1, window))
-    }
-
-    fn failed(&self) {
-        self.0.breaker.failed();
-        metrics::incr(CACHE_ERRORS, RATE_LIMIT);
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::convert::Infallible;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,23 +55,13 @@ fn the_cache_error_rate_alarm_sees_each_cache_operation_once_and_each_failed_one
     );
     let names: HashSet<&str> = summed.iter().map(|(_, name)| name.as_str()).collect();
 
-    let output = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([CHILD, "--exact", "--ignored", "--nocapture"])
-        .env("OES_METRICS", "emf")
-        .env("OES_METRICS_NAMESPACE", "oes/cache-metrics-test")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = crate::emf_lines::emf_child(CHILD, "oes/cache-metrics-test");
 
     let mut seen: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut case = None;
     for line in stdout.lines() {
-        if let Some(name) = line.strip_prefix(MARK) {
+        // libtest's "test … " status may share the first marker's line.
+        if let Some((_, name)) = line.split_once(MARK) {
             case = Some(name);
             seen.entry(name).or_default();
             continue;

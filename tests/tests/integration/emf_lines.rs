@@ -13,27 +13,35 @@ use serde_json::{Value, json};
 const CHILD: &str = "emf_lines::emit_in_a_child_process";
 const NAMESPACE: &str = "oes/emf-test";
 
-#[test]
-fn what_the_code_emits_is_valid_emf_with_store_latency_and_rate_limits() {
+/// What the ignored test `child` of this binary prints on stdout, run alone in a process of its
+/// own with EMF metrics on under `namespace` (metrics are set once per process, from its
+/// environment); panics if it fails.
+pub(crate) fn emf_child(child: &str, namespace: &str) -> String {
     let exe = std::env::current_exe().expect("this test binary");
     let output = Command::new(exe)
         .args([
-            CHILD,
+            child,
             "--exact",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
         .env("OES_METRICS", "emf")
-        .env("OES_METRICS_NAMESPACE", NAMESPACE)
+        .env("OES_METRICS_NAMESPACE", namespace)
         .output()
         .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "the child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn what_the_code_emits_is_valid_emf_with_store_latency_and_rate_limits() {
+    let stdout = emf_child(CHILD, NAMESPACE);
 
     let now_ms = u64::try_from(
         SystemTime::now()

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::{Client, Phase, query_escape};
+use crate::exam_day::expect_ok;
 
 /// The job kind of a result email.
 pub const KIND: &str = "exam_result";
@@ -240,22 +241,8 @@ pub async fn own_records<'a>(
             continue;
         }
         let path = format!("/admin/email-jobs/{}", query_escape(&record.job_id));
-        let answer = admin
-            .call(
-                phase,
-                "GET /admin/email-jobs/{id}",
-                Method::GET,
-                &path,
-                None,
-            )
-            .await
-            .map_err(|e| format!("GET /admin/email-jobs/{{id}} {e}"))?;
-        if !answer.is_success() {
-            return Err(format!(
-                "GET /admin/email-jobs/{{id}} {}",
-                answer.describe()
-            ));
-        }
+        let route = "GET /admin/email-jobs/{id}";
+        let answer = expect_ok(admin, phase, route, Method::GET, &path, None).await?;
         let own: SentRecord = serde_json::from_value(answer.body)
             .map_err(|e| format!("GET /admin/email-jobs/{{id}}: unexpected record: {e}"))?;
         known.insert(own.job_id.clone(), own);

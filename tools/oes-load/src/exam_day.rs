@@ -19,7 +19,7 @@ use crate::rng::Rng;
 pub const SETUP_SIGN_IN_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Sends a request and insists on a 2xx: anything else is the failure's description.
-async fn expect_ok(
+pub(crate) async fn expect_ok(
     client: &Client,
     phase: Phase,
     route: &'static str,

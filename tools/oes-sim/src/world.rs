@@ -36,7 +36,7 @@ const STEPS: usize = 160;
 const DRAIN_ROUNDS: usize = 3_000;
 
 /// What one run found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
     /// The seed.
     pub seed: u64,
@@ -154,17 +154,8 @@ pub fn run_with(seed: u64, defect: Option<Defect>) -> RunReport {
         Err(error) => RunReport {
             seed,
             profile: "none",
-            jobs: 0,
-            sends: 0,
-            window: 0,
-            window_causes: BTreeMap::new(),
-            struck: BTreeMap::new(),
-            crashes: BTreeMap::new(),
-            purges: 0,
-            left_by_purges: 0,
-            queued_unheard: 0,
-            refused: BTreeMap::new(),
             violations: vec![format!("no runtime: {error}")],
+            ..RunReport::default()
         },
     }
 }

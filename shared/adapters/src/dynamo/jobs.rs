@@ -133,8 +133,9 @@ impl DynamoJobs {
     }
 
     /// Applies `set` (with `values`, which set `:dead` among others as needed) to a job that
-    /// ended unsent (`failed`, `dead`) but not because its producer could not queue it, moving it in the index and appending its event at `now`;
-    /// otherwise says why not, from the record as it is (see [`JobLedger::requeue`]).
+    /// ended unsent (`failed`, `dead`) but not because its producer could not queue it, moving it
+    /// in the index and appending its event at `now`; otherwise says why not, from the record as
+    /// it is (see [`JobLedger::requeue`]).
     async fn end_unsent(
         &self,
         job_id: &str,

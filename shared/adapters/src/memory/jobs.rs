@@ -107,9 +107,6 @@ impl JobLedger for MemoryJobs {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
         ended_unsent(record, now)?;
-        if unqueued(record) {
-            return Err(StoreError::Conflict(JobConflict::Unqueued));
-        }
         record.status = JobStatus::Queued;
         record.attempts = 0;
         record.lease_until = None;
@@ -122,9 +119,6 @@ impl JobLedger for MemoryJobs {
         let mut records = lock(&self.0);
         let record = records.get_mut(job_id).ok_or(StoreError::NotFound)?;
         ended_unsent(record, now)?;
-        if unqueued(record) {
-            return Err(StoreError::Conflict(JobConflict::Unqueued));
-        }
         record.status = JobStatus::Dead;
         record.last_error = Some(PURGED.to_owned());
         record.lease_until = None;
@@ -138,13 +132,8 @@ impl JobLedger for MemoryJobs {
     }
 }
 
-/// Whether `record` failed because its producer could not queue it: `Failed` with no attempt
-/// made (a worker's failure always follows its claim, which counts one).
-fn unqueued(record: &JobRecord) -> bool {
-    record.status == JobStatus::Failed && record.attempts == 0
-}
-
-/// `Ok` if `record` ended unsent (`Failed`, `Dead`); otherwise why a redrive or purge leaves it.
+/// `Ok` if `record` ended unsent (`Failed`, `Dead`), not because its producer could not queue it;
+/// otherwise why a redrive or purge leaves it.
 /// Writes `outcome` into `record` at `now` (its guard passed).
 fn record_outcome(record: &mut JobRecord, outcome: Outcome, now: i64) {
     // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
@@ -183,6 +172,11 @@ fn ended_unsent(record: &JobRecord, now: i64) -> Result<(), StoreError<JobConfli
     match record.status {
         JobStatus::Failed | JobStatus::Dead | JobStatus::Sending if leased => {
             Err(StoreError::Conflict(JobConflict::Leased))
+        }
+        // Its producer could not queue it (a worker's failure always follows its claim, which
+        // counts an attempt): nothing ever sends it, nor changes its record.
+        JobStatus::Failed if record.attempts == 0 => {
+            Err(StoreError::Conflict(JobConflict::Unqueued))
         }
         JobStatus::Failed | JobStatus::Dead => Ok(()),
         JobStatus::Sent => Err(StoreError::Conflict(JobConflict::Sent)),

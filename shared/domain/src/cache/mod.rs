@@ -61,7 +61,7 @@ mod settings;
 
 pub use breaker::Breaker;
 pub use keys::{CacheKey, CacheKeys, CacheKind, Location};
-pub use policy::CacheAside;
+pub use policy::{CacheAside, written};
 pub use settings::{CacheSettings, CacheTtls, PROFILE_TTL_MAX};
 
 /// Where a read was served from.

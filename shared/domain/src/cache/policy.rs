@@ -491,9 +491,9 @@ where
     Ok((timed_load(kind, load).await?, CacheStatus::Bypass))
 }
 
-/// Counts one write to the cache (a fill, an invalidation, a clear) of the entry kind `cache`:
-/// `CacheWrites` if Redis answered it, else `CacheErrors`.
-fn written(cache: &str, made: bool) {
+/// Counts one write to the cache (a fill, an invalidation, a clear, a rate-limit count) under the
+/// `Cache` dimension `cache`: `CacheWrites` if Redis answered it, else `CacheErrors`.
+pub fn written(cache: &str, made: bool) {
     let metric = if made { CACHE_WRITES } else { CACHE_ERRORS };
     metrics::incr(metric, Some(("Cache", cache)));
 }
