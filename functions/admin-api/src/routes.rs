@@ -15,7 +15,7 @@ use oes_domain::security::JwtKeys;
 use oes_domain::user::Role;
 use oes_runtime::http::paging::Cursors;
 use oes_runtime::http::{
-    ApiError, bearer_token, finish, json, parse_json, request_span, route_path,
+    ApiError, bearer_token, finish, json, parse_json, request_span, route_path, within_deadline,
 };
 use oes_runtime::session::{SessionError, Sessions};
 use oes_runtime::wiring::ApiAdapters;
@@ -128,7 +128,7 @@ pub async fn handle(
     let result = match console::route(&request, path) {
         Some(page) => page,
         None => {
-            route(&api.sessions, &api.admin, &request, path)
+            within_deadline(&request, route(&api.sessions, &api.admin, &request, path))
                 .instrument(span.clone())
                 .await
         }

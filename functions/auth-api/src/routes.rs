@@ -9,7 +9,7 @@ use oes_domain::security::Password;
 use oes_domain::user::{DisplayName, Email};
 use oes_runtime::http::{
     ApiError, bearer_token, client_ip, finish, json, no_content_json, parse_json, request_span,
-    route_path, with_cache_status,
+    route_path, with_cache_status, within_deadline,
 };
 use serde::Deserialize;
 use tracing::Instrument;
@@ -41,7 +41,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, lambda_http::Error> {
     let started = Instant::now();
     let span = request_span(&request);
-    let result = route(service, &request).instrument(span.clone()).await;
+    let result = within_deadline(&request, route(service, &request))
+        .instrument(span.clone())
+        .await;
     Ok(span.in_scope(|| finish(&request, started, result)))
 }
 

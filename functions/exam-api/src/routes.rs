@@ -18,7 +18,7 @@ use oes_domain::user::UserProfile;
 use oes_runtime::http::paging;
 use oes_runtime::http::{
     ApiError, Whole, bearer_token, finish, json, no_content_json, parse_json, request_span,
-    route_path, with_cache_status,
+    route_path, with_cache_status, within_deadline,
 };
 use oes_runtime::session::Sessions;
 use oes_runtime::wiring::ApiAdapters;
@@ -185,7 +185,9 @@ pub async fn handle(api: &ExamApi, request: Request) -> Result<Response<Body>, l
     let started = Instant::now();
     let path = route_path(&request);
     let span = request_span(&request);
-    let result = route(api, &request, path).instrument(span.clone()).await;
+    let result = within_deadline(&request, route(api, &request, path))
+        .instrument(span.clone())
+        .await;
     Ok(span.in_scope(|| finish(&request, started, result)))
 }
 

@@ -28,6 +28,7 @@ mod queue_outage;
 mod queue_pipeline;
 mod rate_limits;
 mod redis_cache;
+mod request_deadline;
 mod request_log;
 mod runtime_api;
 mod secrets;

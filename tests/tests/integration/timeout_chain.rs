@@ -2,8 +2,11 @@
 //! by `AwsTimeouts`, so a send with its claim and recorded outcome fits in the send lease, a batch
 //! at its worst fits in the worker's Lambda timeout, and that fits six times in the lanes'
 //! visibility timeout. And the attempt sweep waits for a result email's job recorded moments ago
-//! longer than its submit can take to send it (issue 14). The figures come from `template.yaml` and the code; only the calls on the
-//! worker's worst path (`functions/email-worker/src/lib.rs`) are counted here.
+//! longer than its submit can take to send it (issue 14). The figures come from `template.yaml`
+//! and the code; only the calls on the worker's worst path (`functions/email-worker/src/lib.rs`)
+//! are counted here. An API request makes several calls too many to count: it answers before its
+//! invocation's deadline whatever they take (`request_deadline.rs`), and `oes-local` gives it the
+//! deadline Lambda would.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -204,4 +207,16 @@ fn the_sweep_checks_a_result_email_once_its_job_is_older_than_the_send_window() 
         "the sweep's EMAIL_CHECK_AFTER ({check:?}) must be at least SEND_WINDOW ({SEND_WINDOW:?}) \
          + exam-api's Lambda Timeout ({timeout:?})",
     );
+}
+
+#[test]
+fn oes_local_gives_each_request_the_api_functions_lambda_timeout() {
+    let template = template();
+    for function in ["AuthApiFunction", "ExamApiFunction", "AdminApiFunction"] {
+        assert_eq!(
+            lambda_timeout(&template, function),
+            oes_local::gateway::FUNCTION_TIMEOUT,
+            "{function}'s Timeout in template.yaml against the deadline oes-local gives a request"
+        );
+    }
 }

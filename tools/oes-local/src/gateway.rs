@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::Body;
+use lambda_http::{Body, RequestExt as _};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -32,6 +32,11 @@ const MAX_GATEWAY_BODY: usize = 1024 * 1024;
 /// How long a connection may take to send a request's headers (hyper's timer-driven default is
 /// 30 s, off without a timer): an idle or trickling connection does not hold a descriptor.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API functions' Lambda `Timeout` (template.yaml): each request is handed over with an
+/// invocation's deadline this far off, and answers by then as in AWS
+/// (`oes_runtime::http::within_deadline`).
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pause after a failed `accept` (descriptors run out) before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -193,6 +198,7 @@ async fn dispatch(
             return error_response(400, "bad_request", "the request could not be translated");
         }
     };
+    let request = request.with_lambda_context(invocation(SystemTime::now() + FUNCTION_TIMEOUT));
     // As the template's routes: `/auth/*` to auth-api, `/admin` and `/admin/*` to admin-api,
     // the rest to exam-api.
     let path = parts.uri.path();
@@ -210,6 +216,16 @@ async fn dispatch(
             error_response(502, "bad_gateway", "the function failed")
         }
     }
+}
+
+/// The context Lambda gives an invocation that ends at `deadline`.
+fn invocation(deadline: SystemTime) -> lambda_http::Context {
+    let mut context = lambda_http::Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    context.deadline = deadline
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    context
 }
 
 /// Whether lambda_http can make the request's URI from `event`: it joins the scheme header, the

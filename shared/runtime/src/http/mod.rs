@@ -1,8 +1,10 @@
 //! HTTP helpers shared by the API functions: the JSON error shape and its one mapping to a
-//! response, JSON request bodies (and their whole numbers), JSON responses, bearer tokens and the request log line; and
-//! what the functions' OpenAPI descriptions share ([`openapi`]); the lists' paging ([`paging`]).
+//! response, JSON request bodies (and their whole numbers), JSON responses, bearer tokens, the
+//! request log line and the time a request has; and what the functions' OpenAPI descriptions
+//! share ([`openapi`]); the lists' paging ([`paging`]).
 
 mod body;
+mod deadline;
 mod error;
 pub mod openapi;
 pub mod paging;
@@ -10,6 +12,7 @@ mod response;
 mod whole;
 
 pub use body::{MAX_BODY_BYTES, parse_json};
+pub use deadline::{ANSWER_MARGIN, time_left, within_deadline};
 pub use error::{ApiError, error_chain, log_error_chain};
 pub use response::{
     bearer_token, client_ip, finish, json, no_content_json, request_span, route_path,

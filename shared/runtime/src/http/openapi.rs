@@ -114,7 +114,7 @@ const COMMON: [(&str, &str); 6] = [
     (
         "503",
         "`service_unavailable` (or `email_queue_unavailable`): a store, queue or the cache \
-         cannot be reached just now; try again. `busy` (with `Retry-After`): too many password \
+         cannot be reached just now, or kept the request past its deadline; try again. `busy` (with `Retry-After`): too many password \
          checks at once on this instance",
     ),
 ];
