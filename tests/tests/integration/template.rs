@@ -1409,8 +1409,7 @@ fn a_parameter_that_may_hold_a_password_is_not_echoed() {
 /// A prod deploy that leaves out `PublicAppUrl` or `SenderEmail` (a command line's
 /// `--parameter-overrides` replaces samconfig's) would start cleanly and mail every verification
 /// and reset link to `http://localhost:3000`, or fail every send: the template refuses the
-/// defaults for the prod stage. And no value the worker would refuse at init gets past the
-/// parameter's pattern.
+/// defaults for the prod stage.
 #[test]
 fn the_prod_stage_refuses_the_local_defaults_for_links_and_the_sender() {
     let template = template();
@@ -1437,11 +1436,61 @@ fn the_prod_stage_refuses_the_local_defaults_for_links_and_the_sender() {
             "a prod assertion that {parameter} is not its default {default}: {asserted:?}"
         );
     }
-    let pattern = text(&template["Parameters"]["PublicAppUrl"]["AllowedPattern"]);
-    assert_eq!(
-        pattern, "^https?://[^/?#\\s]+(/[^?#\\s]*)?$",
-        "an absolute http(s) URL with a host, no query or fragment (as WorkerConfig checks)"
+}
+
+/// `PublicAppUrl` is where every verification and reset link points, its token in the link: a
+/// deploy refuses a plain-http base except on the developer's own machine (before, any
+/// `http://` host passed), and every base it takes the worker takes at init (the worker refuses
+/// a host `http::Uri` cannot parse, so a pattern that let one through made every cold start of
+/// the worker fail).
+#[test]
+fn the_links_base_is_https_or_local_and_never_one_the_worker_refuses() {
+    let template = template();
+    let parameter = &template["Parameters"]["PublicAppUrl"];
+    let pattern = regex_lite::Regex::new(&text(&parameter["AllowedPattern"])).expect("a regex");
+    let taken = |value: &str| pattern.is_match(value);
+    let path_characters = "ABCXYZabcxyz0189._~!$&'()*+,;=:@%/-";
+    let mut good: Vec<String> = [
+        "https://app.example.com",
+        "https://app.example.com/",
+        "https://exams.example.org:8443/app/",
+        "http://localhost:3000",
+        "http://127.0.0.1:8080/app",
+        "http://localhost",
+    ]
+    .map(String::from)
+    .to_vec();
+    good.push(text(&parameter["Default"]));
+    good.extend(
+        path_characters
+            .chars()
+            .map(|c| format!("https://app.example.com/a{c}b")),
     );
+    for value in &good {
+        assert!(taken(value), "the pattern refuses {value}");
+        oes_runtime::config::parse_public_base_url(value)
+            .unwrap_or_else(|e| panic!("the pattern takes {value}, the worker refuses it: {e}"));
+    }
+    let bad = [
+        "http://exams.example.org",
+        "http://localhost.example.com",
+        "http://127.0.0.1.example.com/",
+        "https://",
+        "https://app.example.com?next=1",
+        "https://app.example.com/#/",
+        "https://user:pass@app.example.com",
+        "https://app.example.com/a b",
+        "https://app.example.com/a\"b",
+        "https://app.example.com/{id}",
+        "https://[::1]/",
+        "https://exams{1}.example.com",
+        "https://a%zz.example.com",
+        "ftp://app.example.com",
+        "app.example.com",
+    ];
+    for value in bad {
+        assert!(!taken(value), "the pattern takes {value}");
+    }
 }
 
 /// The `parameter_overrides` of samconfig.toml's `[<env>.deploy.parameters]`, as name and value.
