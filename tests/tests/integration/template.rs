@@ -2,6 +2,7 @@
 //! timeout, retention, maxReceiveCount), routes, and the environment each function requires.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use oes_adapters::resources::{
     BULK_QUEUE, PRIORITY_QUEUE, QUEUES, TABLE, WORKER_TIMEOUT_SECONDS, jwt_secret_name,
@@ -1435,6 +1436,52 @@ fn the_prod_stage_refuses_the_local_defaults_for_links_and_the_sender() {
                 .any(|a| a.contains(parameter) && a.contains(&default)),
             "a prod assertion that {parameter} is not its default {default}: {asserted:?}"
         );
+    }
+}
+
+/// `RedisUrl` (CacheMode existing): every URL the deploy takes, each function's cache connects
+/// to at init, standalone or cluster. Before, any text passed, and one the redis crate refuses
+/// (`cache.internal:6379`, the scheme forgotten) failed every cold start of every API function
+/// after a deploy that succeeded.
+#[tokio::test]
+async fn the_cache_url_is_one_every_function_can_connect_to() {
+    use oes_adapters::redis_cache::{RedisCache, RedisTopology};
+
+    let template = template();
+    let pattern =
+        regex_lite::Regex::new(&text(&template["Parameters"]["RedisUrl"]["AllowedPattern"]))
+            .expect("a regex");
+    let good = [
+        "",
+        "redis://cache.internal:6379",
+        "rediss://oes-cache-abc123.serverless.use1.cache.amazonaws.com:6379",
+        "rediss://default:p%40ss%2Fword@oes-cache.example.com:6379",
+        "redis://10.0.3.7:6379/2",
+        "redis://localhost",
+    ];
+    for url in good {
+        assert!(pattern.is_match(url), "the pattern refuses {url:?}");
+        if url.is_empty() {
+            continue;
+        }
+        for topology in [RedisTopology::Standalone, RedisTopology::Cluster] {
+            RedisCache::connect(url, topology, Duration::from_millis(200)).unwrap_or_else(|e| {
+                panic!("the pattern takes {url}, a {topology:?} cache refuses it: {e}")
+            });
+        }
+    }
+    let bad = [
+        "cache.internal:6379",
+        "http://cache.internal:6379",
+        "redis://",
+        "redis://cache.internal:port",
+        "rediss://cache internal:6379",
+        "redis://user:p@ss@cache.internal:6379",
+        "redis://cache.internal:6379/db",
+        " redis://cache.internal:6379",
+    ];
+    for url in bad {
+        assert!(!pattern.is_match(url), "the pattern takes {url:?}");
     }
 }
 
