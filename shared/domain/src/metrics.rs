@@ -5,8 +5,8 @@
 //! use are defined once (a test checks the template against this list). Lines carry no
 //! dimensions beyond the namespace (`OES_METRICS_NAMESPACE`, one per stack) plus, where given, one
 //! low-cardinality dimension (`Lane`, `Kind`, `Cache`, …). Emission is on in Lambda (where
-//! `AWS_LAMBDA_FUNCTION_NAME` is set) or with `OES_METRICS=emf`; elsewhere lines are dropped so
-//! local consoles and test output stay readable.
+//! `AWS_LAMBDA_FUNCTION_NAME` is set) or with `OES_METRICS=emf`, off with `OES_METRICS=off`;
+//! elsewhere lines are dropped so local consoles and test output stay readable.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -153,15 +153,43 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 fn settings() -> &'static Settings {
     SETTINGS.get_or_init(|| {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let enabled = match var("OES_METRICS").as_deref() {
-            Some(mode) => mode.eq_ignore_ascii_case("emf"),
-            None => var("AWS_LAMBDA_FUNCTION_NAME").is_some(),
-        };
+        let setting = var(METRICS_SETTING);
+        let in_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let enabled = enabled(setting.as_deref(), in_lambda);
+        if let Some(setting) = setting.filter(|s| !is_off(s) && !is_emf(s)) {
+            tracing::warn!(
+                setting,
+                enabled,
+                "{METRICS_SETTING} is neither emf nor off; metric lines follow the default"
+            );
+        }
         Settings {
             namespace: var("OES_METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             enabled,
         }
     })
+}
+
+/// The variable that turns the metric lines on (`emf`) or off (`off`).
+pub const METRICS_SETTING: &str = "OES_METRICS";
+
+/// Whether metric lines are written, given [`METRICS_SETTING`]'s value: `emf` on, `off` off,
+/// anything else as unset — on in Lambda, off elsewhere. An unknown value (`true`, `on`, a typo)
+/// must not be what turns a function's metrics off, and every alarm on them quiet with it.
+pub fn enabled(setting: Option<&str>, in_lambda: bool) -> bool {
+    match setting {
+        Some(setting) if is_emf(setting) => true,
+        Some(setting) if is_off(setting) => false,
+        _ => in_lambda,
+    }
+}
+
+fn is_emf(setting: &str) -> bool {
+    setting.trim().eq_ignore_ascii_case("emf")
+}
+
+fn is_off(setting: &str) -> bool {
+    setting.trim().eq_ignore_ascii_case("off")
 }
 
 /// Emits one value of `metric`, with an optional dimension.
@@ -272,6 +300,20 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn only_off_turns_the_metrics_of_a_function_off() {
+        for in_lambda in [true, false] {
+            assert!(enabled(Some("emf"), in_lambda));
+            assert!(enabled(Some(" EMF "), in_lambda));
+            assert!(!enabled(Some("off"), in_lambda));
+            assert!(!enabled(Some("OFF"), in_lambda));
+            assert_eq!(enabled(None, in_lambda), in_lambda);
+            for unknown in ["true", "on", "1", "emf,json", "cloudwatch"] {
+                assert_eq!(enabled(Some(unknown), in_lambda), in_lambda, "{unknown}");
+            }
+        }
+    }
 
     #[test]
     fn a_line_is_valid_emf_with_the_value_under_the_metric_name() {
