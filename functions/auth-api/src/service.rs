@@ -284,11 +284,13 @@ impl AuthService {
             // or a purpose not taken above.
             _ => return Err(AuthError::InvalidToken),
         };
+        // A write whose answer was lost may have been applied, and the link's next use finds it
+        // void: the cached profile goes either way.
+        self.invalidate_profile(&stored.user_id).await;
         let user = match user {
             Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
             other => other?,
         };
-        self.invalidate_profile(&user.id).await;
         // A verification link sent to an address the account has since left (moved while the
         // link was still good): verifying it changed nothing (a move needs a verified account),
         // and its answer must not tell the old mailbox where the account went.
@@ -488,11 +490,13 @@ impl AuthService {
         let hash = self.hash(slot, password).await?;
         let update = UserUpdate::Password { hash, linked };
         let now = self.clock.now();
-        let reset = match self.users.update(&user.id, update, now).await {
+        let reset = self.users.update(&user.id, update, now).await;
+        // As a link's use above: the cached profile goes whatever the write answered.
+        self.invalidate_profile(&user.id).await;
+        let reset = match reset {
             Err(StoreError::NotFound) => return Err(AuthError::InvalidToken),
             other => other?,
         };
-        self.invalidate_profile(&user.id).await;
         tracing::info!(user_id = %user.id, "password reset");
         // The device keeps its id if it sent a token of this account (of any version).
         let device = device_token

@@ -781,11 +781,14 @@ async fn two_reset_links_confirmed_at_once_reset_the_password_once() {
 // ---- a link whose use met an outage ---------------------------------------------------------
 
 /// `MemoryUsers` whose writes fail while it is down (the store unreachable, or throttled past
-/// the SDK's retries), as a link's use meets them after the link was taken.
+/// the SDK's retries), as a link's use meets them after the link was taken; or, while its
+/// answers are `lost`, whose changes to an account land and then answer as a store that failed
+/// (a timeout after DynamoDB applied the write, and no answer from any retry).
 #[derive(Default)]
 struct FlakyUsers {
     inner: oes_adapters::memory::MemoryUsers,
     down: AtomicBool,
+    lost: AtomicBool,
 }
 
 impl FlakyUsers {
@@ -797,6 +800,20 @@ impl FlakyUsers {
             ));
         }
         Ok(())
+    }
+
+    /// `written`, or the failure its caller meets when the answer is lost.
+    fn answer(
+        &self,
+        written: Result<User, StoreError<UserConflict>>,
+    ) -> Result<User, StoreError<UserConflict>> {
+        if self.lost.load(Ordering::SeqCst) && written.is_ok() {
+            return Err(StoreError::unavailable(
+                "writing an account",
+                "the test lost the answer to a write that landed",
+            ));
+        }
+        written
     }
 }
 
@@ -836,7 +853,7 @@ impl UserStore for FlakyUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         self.unless_down()?;
-        self.inner.update(id, update, now).await
+        self.answer(self.inner.update(id, update, now).await)
     }
 
     async fn change_email(
@@ -847,8 +864,44 @@ impl UserStore for FlakyUsers {
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
         self.unless_down()?;
-        self.inner.change_email(id, new_email, linked, now).await
+        self.answer(self.inner.change_email(id, new_email, linked, now).await)
     }
+}
+
+/// A link's use whose write landed though its answer was lost (503) still drops the cached
+/// profile, as a rename does: the account changed, and a retry of the link finds it void, so it
+/// never drops it. Before, `/auth/me` showed the old address for as long as it stayed cached,
+/// and exam-api, which reads the same profile, mailed a result to the address just left.
+#[tokio::test]
+async fn a_link_whose_answer_was_lost_still_drops_the_cached_profile() {
+    const NEW: &str = "owner@moved.example";
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let users = Arc::new(FlakyUsers::default());
+    adapters.users = users.clone();
+    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
+    let signup = json!({"email": OWNER, "password": PASSWORD, "name": "Owner"});
+    assert_eq!(post(&service, "/auth/register", signup, None).await.0, 202);
+    let verification = the_mail_to(&queue, OWNER).await;
+    assert_eq!(follow(&service, &verification).await.0, 200);
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let (_, cached) = me(&service, &bearer).await;
+    assert_eq!(cached["email"], OWNER, "{cached}");
+
+    let moving = email_change_link(&service, &queue, &bearer, NEW).await;
+    users.lost.store(true, Ordering::SeqCst);
+    assert_eq!(
+        follow(&service, &moving).await.0,
+        503,
+        "the answer was lost"
+    );
+    users.lost.store(false, Ordering::SeqCst);
+    let (status, after) = me(&service, &bearer).await;
+    assert_eq!(
+        (status, after["email"].as_str()),
+        (200, Some(NEW)),
+        "the address changed: {after}"
+    );
 }
 
 /// A link is single-use, but a use the store could not carry out (a 503, which asks the user to
