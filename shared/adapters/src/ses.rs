@@ -34,6 +34,9 @@ fn content(data: &str) -> Result<Content, MailError> {
         .map_err(|e| MailError::Permanent(e.to_string()))
 }
 
+/// What SES says when the account's daily sending quota is spent, whatever the error's type.
+const DAILY_QUOTA_SPENT: &str = "Daily message quota exceeded";
+
 /// Sorts an SES error into permanent (this message will never go), transient (try later) and
 /// account-level (the account cannot send now: paused, or the daily quota is spent). The text
 /// kept is the error's code and message, not the whole SDK context (it ends up in job records
@@ -47,6 +50,11 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => err.to_string(),
     };
+    // AWS's SES guide ("Errors related to the sending quotas"): a spent daily quota is a
+    // throttling error told from a spent rate only by its message.
+    if text.contains(DAILY_QUOTA_SPENT) {
+        return MailError::QuotaExceeded(text);
+    }
     match err {
         SendEmailError::MessageRejected(_)
         | SendEmailError::BadRequestException(_)
@@ -136,5 +144,34 @@ mod tests {
         );
         let class = classify(service_error(quota));
         assert!(matches!(class, MailError::QuotaExceeded(_)), "{class:?}");
+    }
+
+    /// SES answers a spent daily quota as a throttling error (AWS's SES guide, "Errors related
+    /// to the sending quotas"), its message the one sign of it: classed by its type alone it was
+    /// transient, each job spent its attempts against the quota and went to the dead-letter
+    /// queue, and the quota's alarm never sounded. A spent rate stays transient.
+    #[test]
+    fn a_throttling_error_that_says_the_daily_quota_is_spent_is_the_quota() {
+        let spent = |message: &str| {
+            [
+                SendEmailError::TooManyRequestsException(
+                    TooManyRequestsException::builder().message(message).build(),
+                ),
+                SendEmailError::generic(
+                    aws_sdk_sesv2::error::ErrorMetadata::builder()
+                        .code("ThrottlingException")
+                        .message(message)
+                        .build(),
+                ),
+            ]
+        };
+        for error in spent("Throttling failure: Daily message quota exceeded.") {
+            let class = classify(service_error(error));
+            assert!(matches!(class, MailError::QuotaExceeded(_)), "{class:?}");
+        }
+        for error in spent("Maximum sending rate exceeded.") {
+            let class = classify(service_error(error));
+            assert!(matches!(class, MailError::Transient(_)), "{class:?}");
+        }
     }
 }
