@@ -57,7 +57,7 @@ pub struct AwsTimeouts {
     pub sqs_operation: Duration,
     /// One SES v2 request.
     pub ses_attempt: Duration,
-    /// One SES v2 call (`SendEmail`), retries included.
+    /// One SES v2 call (`SendEmail`): one request, never retried ([`SES_ATTEMPTS`]).
     pub ses_operation: Duration,
     /// One Lambda control-plane request (a lane's event source mapping, from the admin API).
     pub lambda_attempt: Duration,
@@ -77,8 +77,8 @@ impl AwsTimeouts {
         dynamodb_operation: Duration::from_secs(5),
         sqs_attempt: Duration::from_secs(3),
         sqs_operation: Duration::from_secs(8),
-        ses_attempt: Duration::from_secs(5),
-        ses_operation: Duration::from_secs(12),
+        ses_attempt: Duration::from_secs(10),
+        ses_operation: Duration::from_secs(10),
         lambda_attempt: Duration::from_secs(3),
         lambda_operation: Duration::from_secs(8),
         secrets_attempt: Duration::from_secs(2),
@@ -116,6 +116,9 @@ impl Default for AwsTimeouts {
         Self::DEFAULT
     }
 }
+
+/// How many times one `SendEmail` call sends: once ([`AwsClients::ses`]).
+pub const SES_ATTEMPTS: u32 = 1;
 
 /// Whether the environment holds a key pair (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), as
 /// it does in Lambda and against the local emulator.
@@ -367,7 +370,10 @@ impl AwsClients {
             .clone()
     }
 
-    /// SES v2.
+    /// SES v2, which the SDK never retries: a `SendEmail` without an answer (a timeout, a
+    /// connection reset) may have been accepted, and sent again at once it would reach its
+    /// recipient twice under one job record. The worker retries it instead, after the send
+    /// lease, with backoff ([`SES_ATTEMPTS`]).
     pub fn ses(&self) -> aws_sdk_sesv2::Client {
         let t = &self.timeouts;
         self.ses
@@ -375,6 +381,10 @@ impl AwsClients {
                 aws_sdk_sesv2::Client::from_conf(
                     aws_sdk_sesv2::config::Builder::from(&self.config)
                         .timeout_config(t.config(t.ses_attempt, t.ses_operation))
+                        .retry_config(
+                            aws_config::retry::RetryConfig::standard()
+                                .with_max_attempts(SES_ATTEMPTS),
+                        )
                         .build(),
                 )
             })
@@ -470,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn the_timeouts_replace_the_loaded_configurations_and_keep_its_retries() {
+    fn the_timeouts_replace_the_loaded_configurations_and_keep_its_retries_but_for_ses() {
         let loaded = SdkConfig::builder()
             .timeout_config(
                 TimeoutConfig::builder()
@@ -496,8 +506,99 @@ mod tests {
         assert_eq!(
             ses.retry_config()
                 .map(aws_config::retry::RetryConfig::max_attempts),
+            Some(SES_ATTEMPTS),
+            "SES is never retried by the SDK"
+        );
+        assert_eq!(
+            clients
+                .dynamodb()
+                .config()
+                .retry_config()
+                .map(aws_config::retry::RetryConfig::max_attempts),
             Some(3)
         );
+    }
+
+    /// SES v2 whose first `SendEmail` takes the message and never answers (a timeout after
+    /// SES accepted it), and whose later ones answer at once: how many it was sent.
+    async fn ses_sent_once_unanswered(timeouts: &AwsTimeouts) -> usize {
+        use crate::ses::SesMailer;
+        use oes_domain::ports::Mailer as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buffer = [0_u8; 4096];
+                    while let Ok(read) = stream.read(&mut buffer).await {
+                        if read == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buffer[..read]);
+                        // The body is one JSON object, ending in `}`: the request is whole.
+                        if seen.ends_with(b"}") {
+                            break;
+                        }
+                    }
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // Accepted; the answer never comes.
+                        std::future::pending::<()>().await;
+                    }
+                    let body = r#"{"MessageId":"ses-2"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _sent = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_sesv2::config::SharedCredentialsProvider::new(
+                aws_sdk_sesv2::config::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .build();
+        let mailer = SesMailer::new(
+            AwsClients::from_config(&config, timeouts).ses(),
+            "noreply@example.com",
+        );
+        let email = oes_domain::email::OutgoingEmail {
+            to: oes_domain::user::Email::parse("ada@example.com").expect("an address"),
+            subject: "Your result".into(),
+            text: "90 %".into(),
+            html: "<p>90 %</p>".into(),
+        };
+        let sent = mailer.send(&email).await;
+        assert!(
+            sent.is_err(),
+            "the one request was never answered: {sent:?}"
+        );
+        requests.load(Ordering::SeqCst)
+    }
+
+    /// A `SendEmail` that timed out may have been accepted: sent again at once by the SDK's
+    /// retries, its recipient got two emails and the job's record one SES id. Only the worker
+    /// sends again, after the send lease, in the window docs/OPERATIONS.md counts.
+    #[tokio::test]
+    async fn an_unanswered_send_email_is_not_sent_again_by_the_sdk() {
+        let quick = AwsTimeouts {
+            ses_attempt: Duration::from_millis(300),
+            ses_operation: Duration::from_secs(5),
+            ..AwsTimeouts::DEFAULT
+        };
+        assert_eq!(ses_sent_once_unanswered(&quick).await, 1);
     }
 
     #[test]
@@ -663,12 +764,11 @@ mod tests {
     }
 
     #[test]
-    fn each_operation_allows_more_than_one_attempt() {
+    fn each_operation_but_sending_an_email_allows_more_than_one_attempt() {
         let t = AwsTimeouts::DEFAULT;
         for (service, attempt, operation) in [
             ("DynamoDB", t.dynamodb_attempt, t.dynamodb_operation),
             ("SQS", t.sqs_attempt, t.sqs_operation),
-            ("SES", t.ses_attempt, t.ses_operation),
             ("Secrets Manager", t.secrets_attempt, t.secrets_operation),
         ] {
             assert!(
@@ -677,5 +777,9 @@ mod tests {
                 t.connect
             );
         }
+        assert!(
+            t.ses_operation == t.ses_attempt && t.ses_attempt > t.connect,
+            "SES, sent once: its one attempt is the operation"
+        );
     }
 }
