@@ -476,18 +476,25 @@ impl WorkerConfig {
                     defaults.paused_seconds,
                     1..=900,
                 )?,
-                // Longer than a send takes (SES answers in well under a second, the SDK's
-                // retries included), shorter than the lanes' visibility timeout (720 s).
                 lease_seconds: env.within(
                     "OES_SEND_LEASE_SECONDS",
                     defaults.lease_seconds,
-                    10..=600,
+                    MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS,
                 )?,
             },
             concurrency: env.within("OES_WORKER_CONCURRENCY", 5usize, 1..=100)?,
         })
     }
 }
+
+/// The shortest send lease `OES_SEND_LEASE_SECONDS` takes: longer than a claim, a send and the
+/// writes recording its outcome can take at worst, every call running into its timeout (31.2 s,
+/// `tests/tests/integration/timeout_chain.rs`), so a slow send never lets a second worker send
+/// the job again.
+pub const MIN_LEASE_SECONDS: u32 = 40;
+
+/// The longest: shorter than the lanes' visibility timeout (720 s).
+pub const MAX_LEASE_SECONDS: u32 = 600;
 
 /// `OES_PUBLIC_BASE_URL`: where the links in emails point. An absolute `http(s)` URL with a
 /// host, without a query or a fragment (a link's own path and query follow it), a trailing
