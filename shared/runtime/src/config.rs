@@ -346,7 +346,7 @@ fn job_retention_seconds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
 }
 
 /// The longest a job record may be kept: ten years.
-const MAX_JOB_RETENTION_DAYS: i64 = 3_650;
+pub const MAX_JOB_RETENTION_DAYS: i64 = 3_650;
 
 /// The longest a cache entry may live: a month (Redis takes far longer; a longer TTL is a
 /// mistake, and one past Redis's would fail every fill).

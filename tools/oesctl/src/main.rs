@@ -40,7 +40,9 @@ use oes_domain::ports::{
     UserUpdate,
 };
 use oes_domain::user::{Email, Role};
-use oes_runtime::config::{CacheConfig, process_env};
+use oes_runtime::config::{
+    CacheConfig, DEFAULT_JOB_RETENTION_DAYS, MAX_JOB_RETENTION_DAYS, process_env,
+};
 use oes_runtime::wiring::cache_aside;
 
 #[derive(Parser)]
@@ -93,6 +95,16 @@ enum Command {
         /// Resource prefix.
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local", global = true)]
         prefix: String,
+        /// How long a job record a redrive or purge rewrites is kept after it (days, 1–3650):
+        /// the stack's `JobRetentionDays`, as its functions keep records.
+        #[arg(
+            long,
+            env = "OES_JOB_RETENTION_DAYS",
+            default_value_t = DEFAULT_JOB_RETENTION_DAYS,
+            value_parser = clap::value_parser!(i64).range(1..=MAX_JOB_RETENTION_DAYS),
+            global = true
+        )]
+        job_retention_days: i64,
         #[command(subcommand)]
         command: DlqCommand,
     },
@@ -403,8 +415,13 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 .ok_or_else(|| format!("no email job {id}"))?;
             println!("{}", serde_json::to_string_pretty(&record)?);
         }
-        Command::Dlq { prefix, command } => {
+        Command::Dlq {
+            prefix,
+            job_retention_days,
+            command,
+        } => {
             let queues = email_queues(&clients, &prefix).await?;
+            let retention = job_retention_days * 86_400;
             match command {
                 DlqCommand::List { max } => {
                     let entries = queues.dead_letters(max).await?;
@@ -425,7 +442,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 }
                 DlqCommand::Redrive { id, all: _ } => {
                     let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb(), table, 14 * 86_400);
+                    let jobs = DynamoJobs::new(clients.dynamodb(), table, retention);
                     let report = match id.as_deref() {
                         Some(id) => {
                             redrive(queues.queues(), &jobs, &SystemClock, Some(id), None, |_| {})
@@ -460,7 +477,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                         );
                     }
                     let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb(), table, 14 * 86_400);
+                    let jobs = DynamoJobs::new(clients.dynamodb(), table, retention);
                     let report = purge_all(queues.queues(), &jobs).await?;
                     println!(
                         "purged {} message(s), {} job record(s) now dead (purged)",

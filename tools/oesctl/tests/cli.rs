@@ -454,3 +454,93 @@ async fn dlq_commands_fail_when_they_could_not_do_their_work() {
         );
     }
 }
+
+/// `dlq purge` and `dlq redrive` keep the records they rewrite as long as the stack does
+/// (`--job-retention-days`, or `OES_JOB_RETENTION_DAYS`): before, 14 days whatever the stack's
+/// `JobRetentionDays`, so a record purged on a stack keeping them 90 days was gone in 14.
+#[tokio::test]
+async fn a_purge_keeps_the_record_it_rewrites_as_long_as_the_stack_keeps_records() {
+    use oes_adapters::dynamo::DynamoJobs;
+    use oes_adapters::resources::TABLE;
+    use oes_domain::clock::{Clock as _, SystemClock};
+    use oes_domain::email::{EmailJob, EmailTemplate};
+    use oes_domain::ports::{Claim, JobLedger, Outcome};
+
+    let (prefix, dlq_url) = provisioned();
+    let clients = AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients");
+    let table = format!("{prefix}-{}", TABLE.suffix);
+    let jobs = DynamoJobs::new(clients.dynamodb(), table.clone(), 86_400);
+    let now = SystemClock.now();
+    let job = EmailJob::new(
+        Email::parse("ada@example.com").expect("an address"),
+        EmailTemplate::Verification {
+            name: "Ada".into(),
+            token: Secret::new("t0k3n"),
+        },
+        now - 1_000,
+    );
+    jobs.record_queued(&job, now - 1_000)
+        .await
+        .expect("recorded");
+    let claim = jobs.claim(&job, now - 900, 60).await.expect("claimed");
+    assert!(matches!(claim, Claim::Acquired { .. }), "{claim:?}");
+    let dead = Outcome::Dead {
+        reason: "attempts ran out".into(),
+    };
+    jobs.finish(&job.job_id, dead, now - 800)
+        .await
+        .expect("dead");
+    clients
+        .sqs()
+        .send_message()
+        .queue_url(&dlq_url)
+        .message_body(job.encode())
+        .send()
+        .await
+        .expect("its letter");
+
+    let output = oesctl(&[
+        "dlq",
+        "purge",
+        "--yes",
+        "--prefix",
+        &prefix,
+        "--job-retention-days",
+        "90",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("1 job record(s) now dead"),
+        "{}",
+        stdout(&output)
+    );
+    let item = clients
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{}", job.job_id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("JOB".into()),
+        )
+        .send()
+        .await
+        .expect("read")
+        .item
+        .expect("the record");
+    let expires_at: i64 = item["expires_at"]
+        .as_n()
+        .expect("a number")
+        .parse()
+        .expect("whole");
+    let kept = expires_at - SystemClock.now();
+    assert!(
+        (90 * 86_400 - 300..=90 * 86_400).contains(&kept),
+        "kept {kept} s after the purge, not 90 days"
+    );
+}
