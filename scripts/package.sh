@@ -7,8 +7,9 @@
 #
 # Installs what it needs, project-locally, first: cargo-lambda and Zig (both pinned in
 # requirements-dev.txt, from PyPI into .venv, seconds) and the aarch64 Rust target (rustup). Run
-# `--tools` once before `sam build`, which builds the functions in parallel: each build adding
-# the target itself raced the others (`can't find crate for core` while compiling libc). The
+# `--tools` once before `sam build`: a build that adds the target itself raced the others when
+# SAM built the functions in parallel (`can't find crate for core` while compiling libc), and
+# samconfig.toml now builds them one at a time but a `sam build --parallel` still would. The
 # release profile (fat LTO, one codegen unit) makes the build itself slow on small machines.
 # `sam build` uses the same build method (Metadata: BuildMethod: rust-cargolambda).
 set -euo pipefail

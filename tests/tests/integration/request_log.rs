@@ -157,31 +157,12 @@ async fn the_worker_query_in_operations_names_fields_its_error_lines_carry() {
         .filter(|field| !field.starts_with('@'))
         .collect();
 
-    let (captured, _guard) = Captured::installed();
-    let queue = Arc::new(MemoryQueues::named("oes-local"));
-    let adapters = WorkerAdapters {
-        mailer: Arc::new(Refusing),
-        jobs: Arc::new(MemoryJobs::default()),
-        control: Arc::new(EmailLanes::new(queue)),
-    };
-    let worker = Worker::new(
-        adapters,
-        "https://exams.example.com",
-        RetryPolicy::default(),
-        1,
-        Arc::new(SystemClock),
-    );
-    for name in ["sqs-verification-batch.json", "sqs-poison-record.json"] {
-        let text = crate::fixtures::fixtures()
-            .remove(name)
-            .unwrap_or_else(|| panic!("no events/{name}"));
-        worker
-            .handle_batch(crate::fixtures::sqs_event(name, &text))
-            .await;
-    }
-
-    let errors: Vec<Value> = captured
-        .lines()
+    let lines = worker_lines(
+        Arc::new(Refusing),
+        &["sqs-verification-batch.json", "sqs-poison-record.json"],
+    )
+    .await;
+    let errors: Vec<Value> = lines
         .into_iter()
         .filter(|line| line["level"] == "ERROR")
         .collect();
@@ -200,6 +181,78 @@ async fn the_worker_query_in_operations_names_fields_its_error_lines_carry() {
             found,
             "no ERROR line of the worker has {field}: {errors:#?}"
         );
+    }
+}
+
+/// The JSON lines the worker logs handling the `events/` SQS fixtures `names`, sending through
+/// `mailer`.
+async fn worker_lines(mailer: Arc<dyn Mailer>, names: &[&str]) -> Vec<Value> {
+    let (captured, _guard) = Captured::installed();
+    let queue = Arc::new(MemoryQueues::named("oes-local"));
+    let adapters = WorkerAdapters {
+        mailer,
+        jobs: Arc::new(MemoryJobs::default()),
+        control: Arc::new(EmailLanes::new(queue)),
+    };
+    let worker = Worker::new(
+        adapters,
+        "https://exams.example.com",
+        RetryPolicy::default(),
+        1,
+        Arc::new(SystemClock),
+    );
+    for name in names {
+        let text = crate::fixtures::fixtures()
+            .remove(*name)
+            .unwrap_or_else(|| panic!("no events/{name}"));
+        worker
+            .handle_batch(crate::fixtures::sqs_event(name, &text))
+            .await;
+    }
+    captured.lines()
+}
+
+/// docs/OPERATIONS.md finds a duplicate's sends by its job's `email sent` lines: each field its
+/// filter names must be where those lines carry it. It named a top-level `job_id`, which is the
+/// span's (`span.job_id`): the query found no line.
+#[tokio::test]
+async fn the_duplicate_query_in_operations_finds_the_email_sent_lines() {
+    let operations = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/OPERATIONS.md"),
+    )
+    .expect("docs/OPERATIONS.md");
+    let query = operations
+        .split('`')
+        .find(|part| part.starts_with("filter ") && part.contains("email sent"))
+        .expect("the duplicate query");
+    let lines = worker_lines(Arc::new(Accepting), &["sqs-verification-batch.json"]).await;
+    let sent: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "email sent")
+        .collect();
+    assert!(!sent.is_empty(), "the worker sent: {lines:#?}");
+    for condition in query.trim_start_matches("filter ").split(" and ") {
+        let (field, _) = condition
+            .split_once(" = ")
+            .unwrap_or_else(|| panic!("a condition field = value: {condition}"));
+        let carried = sent.iter().all(|line| {
+            field
+                .trim()
+                .split('.')
+                .try_fold(*line, |value, key| value.get(key))
+                .is_some()
+        });
+        assert!(carried, "an `email sent` line without {field}: {sent:#?}");
+    }
+}
+
+/// A mailer SES takes every email from.
+struct Accepting;
+
+#[async_trait::async_trait]
+impl Mailer for Accepting {
+    async fn send(&self, _email: &OutgoingEmail) -> Result<String, MailError> {
+        Ok("ses-accepted".into())
     }
 }
 
