@@ -112,7 +112,7 @@ async fn malformed_missing_extra_wrong_typed_and_oversized_bodies_are_refused() 
         }
 
         let mut oversized = valid.clone();
-        oversized[fields[0].as_str()] = json!("x".repeat(20_000));
+        oversized[fields[0].as_str()] = json!("x".repeat(oes_runtime::http::MAX_BODY_BYTES + 1));
         let answer = call(&service, method, path, Some(&oversized.to_string()), auth).await;
         assert_error(
             &answer,

@@ -961,3 +961,55 @@ async fn an_exams_rules_are_set_shown_changed_and_checked_as_a_whole() {
         )
     );
 }
+
+/// The largest exam and question the limits allow, written as JSON may write them: every
+/// character outside ASCII `\u`-escaped (Python's `json.dumps` does so by default), here each a
+/// character outside the Basic Multilingual Plane, a surrogate pair of two escapes (12 bytes
+/// for one character). Both are taken. Before, the 16 KiB body limit refused a question of
+/// 2,000 CJK characters even written plainly (6 KB of text, ~21 KB of UTF-8 with its options),
+/// with 413 — a limit stated in characters that bytes made unreachable.
+#[tokio::test]
+async fn the_largest_exam_and_question_the_limits_allow_are_taken_however_written() {
+    use oes_domain::exam::limits;
+
+    let harness = ExamHarness::in_memory();
+    let owner = harness.sign_in(Role::Instructor).await;
+    let escaped = |chars: usize| "\\ud83d\\ude00".repeat(chars);
+    let exam = format!(
+        r#"{{"title": "{}", "description": "{}", "duration_minutes": 30, "pass_mark_percent": 50}}"#,
+        escaped(limits::TITLE_CHARS),
+        escaped(limits::DESCRIPTION_CHARS),
+    );
+    let (status, created) = send(&harness, &owner, "/exams", exam).await;
+    assert_eq!(status, 201, "{created}");
+    let options: Vec<String> = (0..limits::MAX_OPTIONS)
+        .map(|_| format!("\"{}\"", escaped(limits::OPTION_CHARS)))
+        .collect();
+    let question = format!(
+        r#"{{"text": "{}", "options": [{}], "correct_option": 0, "points": 1}}"#,
+        escaped(limits::QUESTION_CHARS),
+        options.join(", "),
+    );
+    let exam_id = created["exam_id"].as_str().expect("an id");
+    let (status, added) = send(
+        &harness,
+        &owner,
+        &format!("/exams/{exam_id}/questions"),
+        question,
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(
+        added["text"].as_str().map(|t| t.chars().count()),
+        Some(limits::QUESTION_CHARS)
+    );
+}
+
+/// `body` POSTed to `path` by `caller`, as it is written: status and answer.
+async fn send(harness: &ExamHarness, caller: &Caller, path: &str, body: String) -> (u16, Value) {
+    let request = oes_tests::request("POST", path, Some(&body), Some(&caller.token));
+    let response = oes_tests::exam_or_admin(&harness.api, &harness.admin, request)
+        .await
+        .expect("an answer");
+    oes_tests::read(&response)
+}

@@ -7,8 +7,12 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest accepted request body: the largest question the limits allow (2,000 characters and
+/// ten options of 500, `oes_domain::exam::limits`) written with every character `\u`-escaped
+/// as a surrogate pair, 12 bytes each (84,000 bytes of text), with room for its field names.
+/// The limits are in characters; a body limit below this made them unreachable for text that
+/// is not ASCII (a question of 2,000 CJK characters was refused at 16 KiB).
+pub const MAX_BODY_BYTES: usize = 96 * 1024;
 
 /// Parses the request body as JSON into `T` (declare `T` with `deny_unknown_fields` to refuse
 /// extra fields). Errors: 413 `payload_too_large`, 415 `unsupported_media_type`,

@@ -106,7 +106,7 @@ const COMMON: [(&str, &str); 6] = [
         "`unauthorized`: no bearer token, or one that is invalid, expired or revoked",
     ),
     ("404", "`not_found`: no such resource, or not the caller's"),
-    ("413", "`payload_too_large`: the body is over 16 KiB"),
+    ("413", "`payload_too_large`: the body is over 96 KiB"),
     (
         "415",
         "`unsupported_media_type`: a body that is not `application/json`",
