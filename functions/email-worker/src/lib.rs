@@ -97,6 +97,9 @@ enum Held {
     /// The ledger failed (a claim, a receipt): one more hold in a row; past [`MAX_HOLDS`] of
     /// them the job is set aside.
     ForTheLedger,
+    /// The ledger failed for the first time since it last answered: a sent email's record,
+    /// after the claim that let it be sent. The count starts over, at one.
+    FirstForTheLedger,
     /// A wait on purpose — another worker's lease, a retry's backoff, an account that cannot
     /// send — bounded elsewhere (the lease, the attempts) or waited out on purpose: the count
     /// starts over.
@@ -270,9 +273,14 @@ impl Worker {
                     Ok(()) => Disposition::Done,
                     Err(error) => {
                         tracing::error!(%error, %ses_message_id, "SES accepted the email but the record could not say so; a receipt carries it");
-                        let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
-                        self.hold(received, wait, Some(&ses_message_id), Held::ForTheLedger)
-                            .await
+                        let wait = self.retry.backoff(1, (self.jitter)());
+                        self.hold(
+                            received,
+                            wait,
+                            Some(&ses_message_id),
+                            Held::FirstForTheLedger,
+                        )
+                        .await
                     }
                 }
             }
@@ -448,6 +456,9 @@ impl Worker {
         match why {
             Held::ForTheLedger => {
                 attributes.insert(HOLDS_ATTRIBUTE.to_owned(), received.next_hold().to_string());
+            }
+            Held::FirstForTheLedger => {
+                attributes.insert(HOLDS_ATTRIBUTE.to_owned(), "1".to_owned());
             }
             Held::OnPurpose => {
                 attributes.remove(HOLDS_ATTRIBUTE);
@@ -1054,7 +1065,11 @@ mod tests {
             .await;
         assert!(failed(&response).is_empty(), "held as a fresh copy");
         let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
-        assert_eq!(renewed.get(HOLDS_ATTRIBUTE), Some(&most));
+        assert_eq!(
+            renewed.get(HOLDS_ATTRIBUTE).map(String::as_str),
+            Some("1"),
+            "a receipt's count starts over"
+        );
         assert_eq!(h.mailer.sent(), 1);
     }
 
@@ -1207,6 +1222,43 @@ mod tests {
         assert!(failed(&copy).is_empty());
         assert_eq!(h.mailer.sent(), 1, "sent once");
         assert_eq!(status(&h, &job).await.0, JobStatus::Sent);
+    }
+
+    /// A receipt starts its own count of holds: the claim before the send succeeded, so the
+    /// ledger's failures before it are over. It took the count of a delivery held for failed
+    /// claims, so a receipt after 10 of them waited 900 s (the backoff's cap) instead of ~10 s,
+    /// its job `sending` all that time with its lease run out — any other copy could claim and
+    /// send it again — and after 47 it was set aside after one try.
+    #[tokio::test]
+    async fn a_receipt_starts_its_own_count_of_holds() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = 3;
+        let job = job("ada@example.com");
+        let mut held = record("m", &job.encode(), 1);
+        let mut holds = aws_lambda_events::sqs::SqsMessageAttribute::default();
+        holds.string_value = Some("10".into());
+        held.message_attributes
+            .insert(HOLDS_ATTRIBUTE.to_owned(), holds);
+        let answer = h.worker.handle_batch(batch(vec![held])).await;
+        assert!(failed(&answer).is_empty());
+        assert_eq!(h.mailer.sent(), 1);
+        let receipt = h
+            .queue
+            .renewed
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("a receipt");
+        assert_eq!(
+            receipt.get(HOLDS_ATTRIBUTE).map(String::as_str),
+            Some("1"),
+            "{receipt:?}"
+        );
+        let wait = h.queue.take_visibility("m", 0);
+        assert!(
+            (1..=20).contains(&wait),
+            "the first hold's backoff, not the eleventh's: {wait} s"
+        );
     }
 
     /// When the ledger refuses every try at writing `sent`, a receipt — a copy carrying SES's
