@@ -173,7 +173,7 @@ PASSWORD="bench-http-password-$RANDOM$RANDOM"
 account() { # name role: signs up, verifies, sets the role, signs in; prints the access token
   local email="$1-$PREFIX@example.com"
   api POST /auth/register "" "{\"email\":\"$email\",\"password\":\"$PASSWORD\",\"name\":\"Bench $1\"}" >/dev/null
-  api GET "/auth/verify-email?token=$(verification_token "$email")" "" >/dev/null
+  api POST /auth/verify-email "" "{\"token\":\"$(verification_token "$email")\"}" >/dev/null
   if [ "$2" != student ]; then
     # errexit does not reach into the $(account …) that calls this: fail by hand.
     OES_PREFIX="$PREFIX" "$OESCTL" users set-role "$email" "$2" >/dev/null || return 1

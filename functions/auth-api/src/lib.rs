@@ -11,6 +11,7 @@
 //! - [`wire`]: the service over the adapters the composition root built.
 //! - `main.rs`: wires the real adapters once and starts the Lambda runtime.
 
+mod confirm_page;
 pub mod error;
 pub mod hashing;
 pub mod limits;

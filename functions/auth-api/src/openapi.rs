@@ -63,12 +63,14 @@ fn register() {}
               (status = 409, description = "`email_taken` or `concurrent_update`")))]
 fn verify_email() {}
 
-/// Verify an email address: the link in the email
+/// The emailed link: a page that confirms the address when its button is pressed
+///
+/// Opening it changes nothing (mail scanners and link previews open links): the page's button
+/// sends the token to `POST /auth/verify-email`.
 #[utoipa::path(get, path = "/auth/verify-email", tag = "auth",
     params(("token" = String, Query, description = "the token of the emailed link")),
-    responses((status = 200, description = "Verified", body = Verified),
-              (status = 400, description = INVALID_TOKEN),
-              (status = 409, description = "`email_taken` or `concurrent_update`")))]
+    responses((status = 200, description = "The confirmation page", content_type = "text/html", body = String),
+              (status = 400, description = "`validation_error`: no token")))]
 fn verify_email_link() {}
 
 /// Send the verification email again

@@ -55,14 +55,16 @@ async fn route(service: &AuthService, request: &Request) -> Result<Response<Body
             let body: TokenBody = parse_json(request)?;
             verify_email(service, &body.token).await
         }
+        // The emailed link: a page whose button POSTs its token. Opening it uses nothing
+        // (`confirm_page`).
         (&Method::GET, "/auth/verify-email") => {
-            let token = request
+            request
                 .query_string_parameters_ref()
-                .and_then(|q| q.first("token").map(str::to_owned))
+                .and_then(|q| q.first("token").filter(|token| !token.is_empty()))
                 .ok_or_else(|| {
                     ApiError::validation("token: the token query parameter is required")
                 })?;
-            verify_email(service, &token).await
+            Ok(crate::confirm_page::page())
         }
         (&Method::POST, "/auth/resend-verification") => resend_verification(service, request).await,
         (&Method::POST, "/auth/login") => login(service, request).await,

@@ -88,14 +88,10 @@ async fn register_verify_login_and_read_the_profile_twice_through_real_services(
     );
     let token = token_in(html).expect("a token in the email");
 
-    let (status, verified) = call(
-        &service,
-        "GET",
-        &format!("/auth/verify-email?token={token}"),
-        None,
-        None,
-    )
-    .await;
+    // As the link's page does when its button is pressed.
+    let confirm = json!({ "token": token }).to_string();
+    let (status, verified) =
+        call(&service, "POST", "/auth/verify-email", Some(&confirm), None).await;
     assert_eq!(status, 200, "{verified}");
 
     let login = json!({"email": email, "password": "correct horse"}).to_string();

@@ -465,7 +465,12 @@ fn http_answer(name: &str, response: &Value) -> (u16, Value) {
         .unwrap_or_else(|| panic!("{name}: not an HTTP response: {response}"));
     assert_ne!(response["isBase64Encoded"], true, "{name}: {response}");
     let body = response["body"].as_str().unwrap_or_default();
-    let body = if body.is_empty() {
+    let html = response["headers"]["content-type"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("text/html"));
+    let body = if html {
+        Value::String(body.to_owned())
+    } else if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(body)

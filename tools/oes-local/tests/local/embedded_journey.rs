@@ -167,7 +167,23 @@ async fn sign_up_verify_by_link_sign_in_and_read_the_profile() {
         .find(|w| w.starts_with(&format!("{}/auth/verify-email?token=", server.base)))
         .expect("a verification link that points at this server")
         .to_owned();
-    let (status, verified) = send(&client, Method::GET, link, None, None).await;
+    // The link opens the confirmation page; its button sends the token.
+    let page = client.get(&link).send().await.expect("the link's page");
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.expect("its text");
+    assert!(page.contains("Confirm my email address"), "{page}");
+    let token = link
+        .split_once("token=")
+        .map(|(_, token)| token.to_owned())
+        .expect("a token in the link");
+    let (status, verified) = send(
+        &client,
+        Method::POST,
+        url("/auth/verify-email"),
+        Some(json!({ "token": token })),
+        None,
+    )
+    .await;
     assert_eq!(
         (status, verified["status"].as_str()),
         (200, Some("verified"))

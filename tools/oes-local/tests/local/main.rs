@@ -1,10 +1,14 @@
 //! `oes-local`'s own tests, in one binary: the binaries it builds, run as a user runs them.
 //!
-//! - [`console`]: the operator console in headless Chromium, over WebDriver.
+//! - [`browser`]: headless Chromium over WebDriver, for the pages' tests.
+//! - [`console`]: the operator console in the browser.
+//! - [`confirm_page`]: the emailed link's confirmation page in the browser.
 //! - [`embedded_journey`]: the sign-up journey over HTTP against the embedded mode.
 //! - [`events`]: the `events/` fixtures and their generator, `oes-events`.
 //! - [`real_mode`]: the real mode against the local services.
 
+mod browser;
+mod confirm_page;
 mod console;
 mod embedded_journey;
 mod events;
