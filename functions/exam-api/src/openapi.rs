@@ -142,7 +142,8 @@ fn get_exam() {}
     params(("exam_id" = String, Path, description = "the exam's id")),
     responses((status = 200, description = "The exam as changed", body = ExamView),
               (status = 403, description = "`forbidden`: a student"),
-              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+              (status = 409, description = "`concurrent_update`: changed meanwhile; \
+                `attempts_under_way`: a close that attempts under way may run past")))]
 fn patch_exam() {}
 
 /// Delete an exam (its owner or an admin)

@@ -254,8 +254,24 @@ impl ExamService {
         if let Some(description) = patch.description {
             exam.description = description;
         }
+        let now = self.clock.now();
+        if let Some(Some(close)) = patch.closes_at
+            && exam.rules.closes_at.is_none_or(|was| close < was)
+            && exam.attempts_may_outlast(close, now)
+        {
+            return Err(ExamError::conflict(
+                "attempts_under_way",
+                "attempts under way may run past this close (each keeps the deadline of its \
+                 start): move it no earlier than now plus the longest duration the exam has had \
+                 since it was published",
+            ));
+        }
         if let Some(minutes) = patch.duration_minutes {
             exam.duration_minutes = minutes;
+            // An exam published before the longest was kept stays at the bound of any.
+            if let Some(longest) = exam.longest_minutes {
+                exam.longest_minutes = Some(longest.max(minutes));
+            }
         }
         if let Some(percent) = patch.pass_mark_percent {
             exam.pass_mark_percent = percent;
@@ -267,7 +283,7 @@ impl ExamService {
         rules.review = patch.review.unwrap_or(rules.review);
         exam.rules = exam.rules.validated()?;
         exam.version = expected + 1;
-        exam.updated_at = self.clock.now();
+        exam.updated_at = now;
         let saved = self.exams.save_exam(&exam, expected).await;
         self.invalidate_exam(&exam, false).await;
         saved?;
@@ -305,6 +321,7 @@ impl ExamService {
         let now = self.clock.now();
         exam.status = ExamStatus::Published;
         exam.published_at = Some(now);
+        exam.longest_minutes = Some(exam.duration_minutes);
         exam.updated_at = now;
         exam.version = expected + 1;
         let saved = self.exams.save_exam(&exam, expected).await;

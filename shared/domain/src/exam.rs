@@ -212,6 +212,11 @@ pub struct Exam {
     /// Its window, attempts per student and review (the defaults for exams stored before them).
     #[serde(default)]
     pub rules: ExamRules,
+    /// The longest `duration_minutes` it has had since it was published: no attempt under way
+    /// runs longer. `None` for a draft, and for an exam published before it was kept (then
+    /// the longest any exam may have, [`limits::DURATION_MINUTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_minutes: Option<u32>,
 }
 
 impl Exam {
@@ -231,7 +236,24 @@ impl Exam {
             updated_at: now,
             published_at: None,
             rules: ExamRules::default(),
+            longest_minutes: None,
         }
+    }
+
+    /// Whether an attempt started before `now` may still be under way after `close`: each
+    /// keeps the deadline of its start, at most its duration then — at most the longest since
+    /// publishing ([`Self::longest_minutes`]) — after it. A draft has no attempts.
+    pub fn attempts_may_outlast(&self, close: i64, now: i64) -> bool {
+        if !self.is_published() || self.rules.opens_at.is_some_and(|opens| opens > now) {
+            return false;
+        }
+        let longest = self.longest_minutes.unwrap_or(limits::DURATION_MINUTES);
+        let latest = now + i64::from(longest) * 60;
+        let latest = self
+            .rules
+            .closes_at
+            .map_or(latest, |closes| latest.min(closes));
+        close < latest
     }
 
     /// Whether it is published.

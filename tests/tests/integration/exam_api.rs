@@ -1013,3 +1013,51 @@ async fn send(harness: &ExamHarness, caller: &Caller, path: &str, body: String) 
         .expect("an answer");
     oes_tests::read(&response)
 }
+
+/// An open exam's close moves earlier only as far as its attempts under way may run: each
+/// keeps the deadline of its start, so a close moved before it let that attempt go on past the
+/// close — saving answers while a `from: "close"` review already showed others which answers
+/// were right. The bound is the longest duration the exam has had since it was published.
+#[tokio::test]
+async fn an_open_exams_close_moves_earlier_only_past_its_attempts_under_way() {
+    use oes_domain::clock::{Clock as _, rfc3339};
+
+    let harness = ExamHarness::in_memory();
+    let owner = harness.sign_in(Role::Instructor).await;
+    let student = harness.sign_in(Role::Student).await;
+    let (exam_id, _) = harness.exam_with_questions(&owner, 1, true).await;
+    let path = format!("/exams/{exam_id}");
+    let (status, started) = harness
+        .call("POST", &format!("{path}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let now = harness.clock.now();
+    let close_at = |seconds: i64| json!({ "closes_at": rfc3339(now + seconds) });
+
+    // The attempt runs 30 minutes; shortening the exam does not shorten it.
+    let (status, _) = harness
+        .call(
+            "PATCH",
+            &path,
+            Some(&json!({"duration_minutes": 5})),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, refused) = harness
+        .call("PATCH", &path, Some(&close_at(10 * 60)), &owner)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("attempts_under_way")),
+        "{refused}"
+    );
+    let (status, moved) = harness
+        .call("PATCH", &path, Some(&close_at(30 * 60)), &owner)
+        .await;
+    assert_eq!(status, 200, "as late as the attempt may run: {moved}");
+    let (status, later) = harness
+        .call("PATCH", &path, Some(&close_at(3_600)), &owner)
+        .await;
+    assert_eq!(status, 200, "later is always fine: {later}");
+}
