@@ -30,16 +30,20 @@ impl Renderer {
 
     /// Renders `job`.
     pub fn render(&self, job: &EmailJob) -> OutgoingEmail {
-        let token_email = |name: &str, intro: &str, action, path, token: &str, validity| Parts {
-            name: Some(name.to_owned()),
-            paragraphs: vec![intro.to_owned()],
-            action: Some((action, self.link(path, "token", token))),
-            code: Some(token.to_owned()),
-            footer: Some(validity),
-        };
+        // A message to an address its account has not proven yet (a sign-up's, an email
+        // change's new one) greets no one by name: the name is whatever whoever typed the address
+        // chose, and the message goes from our address to a mailbox that may not be theirs.
+        let token_email =
+            |name: Option<&str>, intro: &str, action, path, token: &str, validity| Parts {
+                name: name.map(str::to_owned),
+                paragraphs: vec![intro.to_owned()],
+                action: Some((action, self.link(path, "token", token))),
+                code: Some(token.to_owned()),
+                footer: Some(validity),
+            };
         let parts = match &job.template {
-            EmailTemplate::Verification { name, token } => token_email(
-                name,
+            EmailTemplate::Verification { name: _, token } => token_email(
+                None,
                 "Welcome! Please confirm your email address to activate your account.",
                 "Confirm my email address",
                 "/auth/verify-email",
@@ -47,7 +51,7 @@ impl Renderer {
                 "This link expires in 24 hours.",
             ),
             EmailTemplate::PasswordReset { name, token } => token_email(
-                name,
+                Some(name),
                 "Someone asked to reset the password of your account. If it was not you, ignore \
                  this email: your password stays as it is.",
                 "Choose a new password",
@@ -55,8 +59,8 @@ impl Renderer {
                 token.expose(),
                 "This link expires in 1 hour and works once.",
             ),
-            EmailTemplate::EmailChange { name, token } => token_email(
-                name,
+            EmailTemplate::EmailChange { name: _, token } => token_email(
+                None,
                 "Please confirm this address to make it the new email address of your account.",
                 "Confirm my new address",
                 "/auth/verify-email",
@@ -235,10 +239,38 @@ mod tests {
         assert_eq!(email.to.as_str(), "ada@example.com");
     }
 
+    /// Anyone can sign up with anyone's address, or move their account to it, and choose the
+    /// name: a greeting by that name put their text ("your account is locked, call …") in a
+    /// message from our address to a stranger's mailbox.
+    #[test]
+    fn a_message_to_an_unproven_address_carries_no_name_its_sender_chose() {
+        let name = "Your account is locked, see https://evil.example";
+        let change = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::EmailChange {
+                name: name.into(),
+                token: Secret::new("t"),
+            },
+            0,
+        );
+        for job in [verification(name, "t"), change] {
+            let email = Renderer::new("http://x").render(&job);
+            assert!(!email.text.contains("evil") && !email.html.contains("evil"));
+            assert!(!email.text.contains("Hello"), "{}", email.text);
+        }
+    }
+
     #[test]
     fn user_supplied_values_are_escaped_in_html() {
-        let email =
-            Renderer::new("http://x").render(&verification("<script>alert('x')</script>", "t"));
+        let reset = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::PasswordReset {
+                name: "<script>alert('x')</script>".into(),
+                token: Secret::new("t"),
+            },
+            0,
+        );
+        let email = Renderer::new("http://x").render(&reset);
         assert!(!email.html.contains("<script>"));
         assert!(
             email
