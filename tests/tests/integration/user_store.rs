@@ -977,3 +977,66 @@ async fn a_sign_up_that_claims_the_new_address_during_a_move_is_taken_over() {
         Some(ada.id)
     );
 }
+
+/// Counts the `GetItem` calls a DynamoDB client makes.
+#[derive(Debug, Clone, Default)]
+struct GetItems(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for GetItems {
+    fn name(&self) -> &'static str {
+        "GetItems"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let get = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".GetItem"));
+        if get {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Looking an address up makes the same reads whether an account has it or not: a sign-in for
+/// an unknown address otherwise answered a read sooner (the address's claim, then no account),
+/// which, timed over a few tries, told whether an address has an account — the README promises
+/// it takes as long as a wrong password. On DynamoDB only: the twin's reads take no time.
+#[tokio::test]
+async fn looking_an_address_up_reads_as_much_whether_an_account_has_it_or_not() {
+    let env = TestEnv::spawn().await;
+    let counter = GetItems::default();
+    let users = DynamoUsers::new(
+        oes_tests::dynamodb_with(&env.clients.dynamodb(), counter.clone()),
+        env.provisioned.table.clone(),
+    );
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let reads = |email: &str| {
+        let users = &users;
+        let counter = counter.clone();
+        let email = Email::parse(email).expect("an address");
+        async move {
+            let before = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+            let found = users.find_by_email(&email).await.expect("read");
+            (
+                found.is_some(),
+                counter.0.load(std::sync::atomic::Ordering::SeqCst) - before,
+            )
+        }
+    };
+    let (known, known_reads) = reads("ada@example.com").await;
+    let (unknown, unknown_reads) = reads("nobody@example.com").await;
+    assert!(known && !unknown);
+    assert_eq!(
+        known_reads, unknown_reads,
+        "reads for a known and an unknown address"
+    );
+}

@@ -53,6 +53,10 @@ pub struct DynamoUsers {
     table: Table,
 }
 
+/// A user id no account has (ids are random UUIDs, and this one is not a version 4 UUID): the
+/// read [`DynamoUsers::find_by_email`] makes for an address without an account.
+const NO_ACCOUNT: &str = "00000000-0000-0000-0000-000000000000";
+
 impl DynamoUsers {
     /// Accounts in `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -152,7 +156,18 @@ impl UserStore for DynamoUsers {
             .await?;
         match claim {
             Some(claim) if !expired(claim.expires_at) => self.get(&claim.user_id).await,
-            _ => Ok(None),
+            _ => {
+                // The read an account's address makes next, of an account no one has: an
+                // address without one must not answer a round trip sooner (a sign-in for it
+                // would tell, timed, that it has no account).
+                self.table
+                    .get(
+                        user_key(&UserId::from_trusted(NO_ACCOUNT)),
+                        "reading a user",
+                    )
+                    .await?;
+                Ok(None)
+            }
         }
     }
 
