@@ -1660,3 +1660,13 @@ fn a_browser_app_on_another_origin_can_read_the_headers_the_api_documents() {
         "not exposed to a browser app: {hidden:?}"
     );
 }
+
+/// The README joins each route to the `ApiUrl` output (`"$API/auth/register"`): ending in a
+/// slash, it made `https://…amazonaws.com//auth/register`, a path no route of the HTTP API names.
+#[test]
+fn the_api_url_output_takes_a_route_with_one_slash() {
+    let template = template();
+    let url = format!("{:?}", template["Outputs"]["ApiUrl"]["Value"]);
+    assert!(url.contains("execute-api"), "{url}");
+    assert!(!url.contains("}/\""), "ApiUrl ends with a slash: {url}");
+}
