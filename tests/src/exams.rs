@@ -22,7 +22,7 @@ use oes_domain::ports::{
     StoreUnavailable, UserStore, UserUpdate,
 };
 use oes_domain::security::{JwtKeys, JwtSettings};
-use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_domain::user::{Role, UserId, UserStatus};
 use oes_runtime::wiring::ApiAdapters;
 use serde_json::Value;
 
@@ -95,20 +95,9 @@ impl ExamHarness {
     /// A new active account with `role`, and a token for it.
     pub async fn sign_in(&self, role: Role) -> Caller {
         let now = SystemClock.now();
-        let id = UserId::generate();
-        let email = format!("{}@example.com", &id.as_str()[..8]);
-        let user = User {
-            id: id.clone(),
-            email: Email::parse(&email).unwrap_or_else(|e| panic!("{e}")),
-            name: DisplayName::parse("Test User").unwrap_or_else(|e| panic!("{e}")),
-            password_hash: "not-used".into(),
-            role: Role::Student,
-            status: UserStatus::Active,
-            token_version: 0,
-            email_version: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let email = format!("{}@example.com", &UserId::generate().as_str()[..8]);
+        let user = crate::user_with(&email, Role::Student, UserStatus::Active, now);
+        let id = user.id.clone();
         self.users
             .create(&user)
             .await

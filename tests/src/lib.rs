@@ -76,6 +76,28 @@ pub fn jwt_settings() -> JwtSettings {
     }
 }
 
+/// An account of `email` with `role` and `status`, created at `now`, whose password no one uses.
+pub fn user_with(
+    email: &str,
+    role: oes_domain::user::Role,
+    status: oes_domain::user::UserStatus,
+    now: i64,
+) -> oes_domain::user::User {
+    use oes_domain::user::{DisplayName, Email, User, UserId};
+    User {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap_or_else(|e| panic!("{email}: {e}")),
+        name: DisplayName::parse("Test User").unwrap_or_else(|e| panic!("{e}")),
+        password_hash: "not-used".into(),
+        role,
+        status,
+        token_version: 0,
+        email_version: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// A fast argon2id (tests are not about hashing cost).
 pub fn cheap_hasher() -> PasswordHasher {
     PasswordHasher::with_params(1024, 1, 1).unwrap_or_else(|e| panic!("argon2 params: {e}"))

@@ -156,22 +156,16 @@ async fn sign_in_attempts_are_limited_per_account_and_address() {
 #[tokio::test]
 async fn verification_emails_are_limited_per_mailbox_the_same_whether_or_not_it_has_an_account() {
     use oes_domain::clock::{Clock, SystemClock};
-    use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+    use oes_domain::user::{Role, UserStatus};
 
     let apis = oes_tests::in_memory_apis();
     let now = SystemClock.now();
-    let pending = User {
-        id: UserId::generate(),
-        email: Email::parse("known@example.com").expect("valid"),
-        name: DisplayName::parse("K").expect("valid"),
-        password_hash: "not-used".into(),
-        role: Role::Student,
-        status: UserStatus::PendingVerification,
-        token_version: 0,
-        email_version: 0,
-        created_at: now,
-        updated_at: now,
-    };
+    let pending = oes_tests::user_with(
+        "known@example.com",
+        Role::Student,
+        UserStatus::PendingVerification,
+        now,
+    );
     apis.users.create(&pending).await.expect("created");
 
     let limit = auth_api::limits::EMAIL_PER_ADDRESS.max;

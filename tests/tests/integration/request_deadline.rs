@@ -19,7 +19,7 @@ use oes_adapters::aws::AwsClients;
 use oes_adapters::memory::MemoryLanes;
 use oes_domain::clock::{Clock as _, SystemClock};
 use oes_domain::security::JwtKeys;
-use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
+use oes_domain::user::{Role, User, UserStatus};
 use oes_runtime::wiring::ApiAdapters;
 use oes_tests::{TestEnv, auth_over, jwt_settings, read, request};
 use tokio::net::TcpListener;
@@ -56,19 +56,12 @@ fn invoked(request: Request) -> Request {
 }
 
 fn admin() -> User {
-    let now = SystemClock.now();
-    User {
-        id: UserId::generate(),
-        email: Email::parse("deadline@example.com").expect("an address"),
-        name: DisplayName::parse("Deadline Admin").expect("a name"),
-        password_hash: "not-used".into(),
-        role: Role::Admin,
-        status: UserStatus::Active,
-        token_version: 0,
-        email_version: 0,
-        created_at: now,
-        updated_at: now,
-    }
+    oes_tests::user_with(
+        "deadline@example.com",
+        Role::Admin,
+        UserStatus::Active,
+        SystemClock.now(),
+    )
 }
 
 /// Waits for `answer` no longer than the invocation, and reads it.

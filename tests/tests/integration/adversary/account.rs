@@ -868,6 +868,19 @@ impl UserStore for FlakyUsers {
     }
 }
 
+/// auth-api over [`FlakyUsers`], with the queue it mails to.
+fn over_flaky_users() -> (AuthService, Arc<FlakyUsers>, Arc<MemoryQueues>) {
+    let queue = MemoryQueues::new();
+    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
+    let users = Arc::new(FlakyUsers::default());
+    adapters.users = users.clone();
+    (
+        oes_tests::auth_over(adapters, Arc::new(SystemClock)),
+        users,
+        queue,
+    )
+}
+
 /// A link's use whose write landed though its answer was lost (503) still drops the cached
 /// profile, as a rename does: the account changed, and a retry of the link finds it void, so it
 /// never drops it. Before, `/auth/me` showed the old address for as long as it stayed cached,
@@ -875,11 +888,7 @@ impl UserStore for FlakyUsers {
 #[tokio::test]
 async fn a_link_whose_answer_was_lost_still_drops_the_cached_profile() {
     const NEW: &str = "owner@moved.example";
-    let queue = MemoryQueues::new();
-    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
-    let users = Arc::new(FlakyUsers::default());
-    adapters.users = users.clone();
-    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
+    let (service, users, queue) = over_flaky_users();
     let signup = json!({"email": OWNER, "password": PASSWORD, "name": "Owner"});
     assert_eq!(post(&service, "/auth/register", signup, None).await.0, 202);
     let verification = the_mail_to(&queue, OWNER).await;
@@ -911,11 +920,7 @@ async fn a_link_whose_answer_was_lost_still_drops_the_cached_profile() {
 #[tokio::test]
 async fn a_link_whose_use_met_an_outage_works_when_the_user_tries_again() {
     const NEW: &str = "owner@new.example";
-    let queue = MemoryQueues::new();
-    let mut adapters = ApiAdapters::in_memory(queue.clone(), Arc::new(MemoryJobs::default()));
-    let users = Arc::new(FlakyUsers::default());
-    adapters.users = users.clone();
-    let service = oes_tests::auth_over(adapters, Arc::new(SystemClock));
+    let (service, users, queue) = over_flaky_users();
 
     let signup = json!({"email": OWNER, "password": PASSWORD, "name": "Owner"});
     assert_eq!(post(&service, "/auth/register", signup, None).await.0, 202);
