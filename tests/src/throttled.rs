@@ -1,8 +1,12 @@
-//! [`ThrottledTransactions`]: a DynamoDB client whose `TransactWriteItems` are answered as
-//! DynamoDB answers a transaction it cancelled for throttling: HTTP 400,
-//! `TransactionCanceledException`, one reason per item, one of them `ThrottlingError`. moto
-//! never throttles. The transaction still reaches moto (only its answer is replaced), so a test
-//! looks at what the adapter answers, not at what the table holds after.
+//! DynamoDB clients whose `TransactWriteItems` are answered as DynamoDB answers a transaction it
+//! cancelled: HTTP 400, `TransactionCanceledException`, one reason per item. moto neither
+//! throttles nor meets concurrent transactions.
+//!
+//! - [`ThrottledTransactions`]: one reason `ThrottlingError`. The transaction still reaches moto
+//!   (only its answer is replaced), so a test looks at what the adapter answers, not at what the
+//!   table holds after.
+//! - [`ConflictingTransactions`]: one reason `TransactionConflict`; the transaction writes
+//!   nothing, as DynamoDB's cancelled one.
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
@@ -67,6 +71,90 @@ impl Intercept for ThrottledTransactions {
             let response = context.response_mut();
             *response.status_mut() = StatusCode::try_from(400)?;
             *response.body_mut() = SdkBody::from(THROTTLED);
+        }
+        Ok(())
+    }
+}
+
+/// What DynamoDB answers a transaction of two items cancelled because another transaction was
+/// writing the first item at the same moment.
+const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#;
+
+/// Marks a transaction [`ConflictingTransactions`] cancels.
+#[derive(Debug, Clone)]
+struct Conflicting;
+
+impl Storable for Conflicting {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Cancels the next transactions (as many as armed) as DynamoDB does when another transaction
+/// writes one of their items at the same moment: `TransactionConflict`. Unlike
+/// [`ThrottledTransactions`], the cancelled transaction writes nothing: it reaches moto as a
+/// read, and its answer is replaced.
+#[derive(Debug, Clone, Default)]
+pub struct ConflictingTransactions(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl ConflictingTransactions {
+    /// A client like `client` whose next `times` transactions meet another one.
+    pub fn client(client: &aws_sdk_dynamodb::Client, times: u32) -> aws_sdk_dynamodb::Client {
+        crate::dynamodb_with(
+            client,
+            Self(std::sync::Arc::new(std::sync::atomic::AtomicU32::new(
+                times,
+            ))),
+        )
+    }
+}
+
+impl Intercept for ConflictingTransactions {
+    fn name(&self) -> &'static str {
+        "ConflictingTransactions"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let transaction = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".TransactWriteItems"));
+        let armed = || {
+            self.0
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+        };
+        if transaction && armed() {
+            // Sent as a read that writes nothing (the body stays as it was signed).
+            context.request_mut().headers_mut().insert(
+                "x-amz-target",
+                "DynamoDB_20120810.DescribeLimits".to_owned(),
+            );
+            cfg.interceptor_state().store_put(Conflicting);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Conflicting>().is_some() {
+            let response = context.response_mut();
+            *response.status_mut() = StatusCode::try_from(400)?;
+            *response.body_mut() = SdkBody::from(CONFLICT);
         }
         Ok(())
     }

@@ -1040,3 +1040,25 @@ async fn looking_an_address_up_reads_as_much_whether_an_account_has_it_or_not() 
         "reads for a known and an unknown address"
     );
 }
+
+/// A password reset whose transaction met another one on the account (`TransactionConflict`,
+/// which says nothing of the link) tries again: it answered `LinkVoid` — 400 `invalid_token`,
+/// the user's link spent for a collision. On DynamoDB only: the twin has no transactions.
+#[tokio::test]
+async fn a_reset_that_met_another_transaction_tries_again() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let users = DynamoUsers::new(env.clients.dynamodb(), table.clone());
+    let ada = user("ada@example.com");
+    users.create(&ada).await.expect("created");
+    let colliding = DynamoUsers::new(
+        oes_tests::throttled::ConflictingTransactions::client(&env.clients.dynamodb(), 1),
+        table,
+    );
+    let reset = colliding.update(&ada.id, reset_from(state(&ada)), 5).await;
+    let reset = reset.expect("the second try resets it");
+    assert_eq!(
+        (reset.password_hash.as_str(), reset.token_version),
+        ("$argon2id$new", ada.token_version + 1)
+    );
+}

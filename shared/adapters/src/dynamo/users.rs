@@ -26,9 +26,7 @@ use oes_domain::ports::{
 use oes_domain::user::{Email, User, UserId, UserStatus};
 
 use super::schema::{EmailItem, UserItem, email_key, user_key};
-use super::{
-    Cancelled, Item, TRIES, Table, from_item, n, only, s, to_item, to_value, unless_refused,
-};
+use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value, unless_refused};
 
 /// The condition that an item has not expired at `:now`.
 const NOT_EXPIRED: &str = "(attribute_not_exists(expires_at) OR expires_at > :now)";
@@ -372,34 +370,48 @@ impl DynamoUsers {
         linked: &LinkedState,
         now: i64,
     ) -> Result<User, StoreError<UserConflict>> {
-        let account = Update::builder()
-            .set_key(Some(user_key(id)))
-            .update_expression(
-                "SET password_hash = :hash, #status = :active, updated_at = :now \
+        for _ in 0..TRIES {
+            let account = Update::builder()
+                .set_key(Some(user_key(id)))
+                .update_expression(
+                    "SET password_hash = :hash, #status = :active, updated_at = :now \
                  REMOVE expires_at ADD token_version :one",
-            )
-            .condition_expression(format!(
-                "token_version = :version AND email = :email AND {} AND {NOT_EXPIRED}",
-                moved_as(linked)
-            ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":hash", s(hash))
-            .expression_attribute_values(":active", s("active"))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":version", n(linked.token_version))
-            .expression_attribute_values(":moves", n(linked.email_version))
-            .expression_attribute_values(":email", s(linked.email.as_str()))
-            .expression_attribute_values(":now", n(now));
-        let items = vec![
-            self.table.update(account)?,
-            self.claim_kept(&linked.email, id)?,
-        ];
-        if let Err(Cancelled) = self.table.transact(items, "resetting a password").await? {
-            // The account is absent or no longer as its link saw it (if it looks so again, it
-            // changed and changed back meanwhile).
-            return Err(self.why_refused(id, linked, UserConflict::LinkVoid).await?);
+                )
+                .condition_expression(format!(
+                    "token_version = :version AND email = :email AND {} AND {NOT_EXPIRED}",
+                    moved_as(linked)
+                ))
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":hash", s(hash.clone()))
+                .expression_attribute_values(":active", s("active"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":version", n(linked.token_version))
+                .expression_attribute_values(":moves", n(linked.email_version))
+                .expression_attribute_values(":email", s(linked.email.as_str()))
+                .expression_attribute_values(":now", n(now));
+            let items = vec![
+                self.table.update(account)?,
+                self.claim_kept(&linked.email, id)?,
+            ];
+            if self
+                .table
+                .transact(items, "resetting a password")
+                .await?
+                .is_ok()
+            {
+                return self.get(id).await?.ok_or(StoreError::NotFound);
+            }
+            // The account is absent or no longer as its link saw it (the link is void: its state's
+            // versions only grow), or the transaction met another one on the account: again.
+            match self
+                .why_refused(id, linked, UserConflict::ConcurrentUpdate)
+                .await?
+            {
+                StoreError::Conflict(UserConflict::ConcurrentUpdate) => {}
+                other => return Err(other),
+            }
         }
-        self.get(id).await?.ok_or(StoreError::NotFound)
+        Err(StoreError::Conflict(UserConflict::ConcurrentUpdate))
     }
 
     /// A transaction's update removing the expiry of `email`'s claim, which must be `id`'s.
