@@ -277,9 +277,13 @@ async fn dispatch(
             };
             Ok(with_cache_status(json(StatusCode::OK, &body), status))
         }
-        Route::CreateExam => create_exam(service, caller, request).await,
+        Route::CreateExam => {
+            may_author(caller)?;
+            create_exam(service, caller, request).await
+        }
         Route::GetExam => get_exam(service, known(), ids).await,
         Route::PatchExam => {
+            may_author(caller)?;
             let patch = exam_patch(parse_json(request)?)?;
             let exam = service.update_exam(caller, ids.exam()?, patch).await?;
             Ok(json(StatusCode::OK, &views::exam(&exam)))
@@ -294,6 +298,7 @@ async fn dispatch(
         }
         Route::ListQuestions => list_questions(service, known(), ids).await,
         Route::AddQuestion => {
+            may_author(caller)?;
             let body: QuestionBody = parse_json(request)?;
             let fields = QuestionFields::parse(
                 &body.text,
@@ -305,6 +310,7 @@ async fn dispatch(
             Ok(json(StatusCode::CREATED, &views::question(&question)))
         }
         Route::PatchQuestion => {
+            may_author(caller)?;
             let body: QuestionPatchBody = parse_json(request)?;
             let patch = QuestionPatch {
                 text: body.text,
@@ -328,6 +334,7 @@ async fn dispatch(
             Ok(json(StatusCode::CREATED, &views::attempt_view(attempt)))
         }
         Route::ExamResults => {
+            may_author(caller)?;
             let list = List::Results(ids.exam()?);
             let (limit, after) = api.cursors.query(request, list)?;
             let page = service
@@ -473,6 +480,12 @@ pub(crate) struct AnswersBody {
     /// Question id → the index of the chosen option.
     #[schema(value_type = BTreeMap<String, u64>)]
     answers: BTreeMap<String, Whole>,
+}
+
+/// 403 for a caller who may not author exams: checked before a route reads its body or query,
+/// so a wrong role is 403 whatever was sent (the service checks it again).
+fn may_author(caller: &UserProfile) -> Result<(), ApiError> {
+    crate::access::may_author(caller).map_err(ApiError::from)
 }
 
 async fn create_exam(
