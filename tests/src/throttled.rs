@@ -20,12 +20,34 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 /// What DynamoDB answers a transaction of two items, the second throttled.
 const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, ThrottlingError]","CancellationReasons":[{"Code":"None"},{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes. DynamoDB is automatically scaling your index so please be patient."}]}"#;
 
-/// Marks a request as a transaction (the request is gone by the time its answer comes).
+/// The answer a cancelled transaction gets, kept for when it comes (the request is gone by
+/// then).
 #[derive(Debug, Clone)]
-struct Transaction;
+struct Cancel(&'static str);
 
-impl Storable for Transaction {
+impl Storable for Cancel {
     type Storer = StoreReplace<Self>;
+}
+
+/// Whether `request` is a `TransactWriteItems`.
+fn is_transaction(request: &aws_smithy_runtime_api::http::Request) -> bool {
+    request
+        .headers()
+        .get("x-amz-target")
+        .is_some_and(|target| target.ends_with(".TransactWriteItems"))
+}
+
+/// Replaces the answer of a request marked [`Cancel`] by its cancellation.
+fn answer_cancelled(
+    context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+    cfg: &ConfigBag,
+) -> Result<(), BoxError> {
+    if let Some(Cancel(answer)) = cfg.load::<Cancel>() {
+        let response = context.response_mut();
+        *response.status_mut() = StatusCode::try_from(400)?;
+        *response.body_mut() = SdkBody::from(*answer);
+    }
+    Ok(())
 }
 
 /// Answers every transaction as throttled.
@@ -50,13 +72,8 @@ impl Intercept for ThrottledTransactions {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let transaction = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .is_some_and(|target| target.ends_with(".TransactWriteItems"));
-        if transaction {
-            cfg.interceptor_state().store_put(Transaction);
+        if is_transaction(context.request()) {
+            cfg.interceptor_state().store_put(Cancel(THROTTLED));
         }
         Ok(())
     }
@@ -67,26 +84,13 @@ impl Intercept for ThrottledTransactions {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if cfg.load::<Transaction>().is_some() {
-            let response = context.response_mut();
-            *response.status_mut() = StatusCode::try_from(400)?;
-            *response.body_mut() = SdkBody::from(THROTTLED);
-        }
-        Ok(())
+        answer_cancelled(context, cfg)
     }
 }
 
 /// What DynamoDB answers a transaction of two items cancelled because another transaction was
 /// writing the first item at the same moment.
 const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#;
-
-/// Marks a transaction [`ConflictingTransactions`] cancels.
-#[derive(Debug, Clone)]
-struct Conflicting;
-
-impl Storable for Conflicting {
-    type Storer = StoreReplace<Self>;
-}
 
 /// Cancels the next transactions (as many as armed) as DynamoDB does when another transaction
 /// writes one of their items at the same moment: `TransactionConflict`. Unlike
@@ -120,11 +124,7 @@ impl Intercept for ConflictingTransactions {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let transaction = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .is_some_and(|target| target.ends_with(".TransactWriteItems"));
+        let transaction = is_transaction(context.request());
         let armed = || {
             self.0
                 .fetch_update(
@@ -140,7 +140,7 @@ impl Intercept for ConflictingTransactions {
                 "x-amz-target",
                 "DynamoDB_20120810.DescribeLimits".to_owned(),
             );
-            cfg.interceptor_state().store_put(Conflicting);
+            cfg.interceptor_state().store_put(Cancel(CONFLICT));
         }
         Ok(())
     }
@@ -151,11 +151,6 @@ impl Intercept for ConflictingTransactions {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if cfg.load::<Conflicting>().is_some() {
-            let response = context.response_mut();
-            *response.status_mut() = StatusCode::try_from(400)?;
-            *response.body_mut() = SdkBody::from(CONFLICT);
-        }
-        Ok(())
+        answer_cancelled(context, cfg)
     }
 }

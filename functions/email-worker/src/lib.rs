@@ -658,6 +658,14 @@ mod tests {
                 .unwrap_or(default)
         }
 
+        /// The attributes of the last copy put back on a lane (and forgets it).
+        fn last_renewed(&self) -> Option<BTreeMap<String, String>> {
+            self.renewed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()
+        }
+
         fn dead_letters(&self) -> std::sync::MutexGuard<'_, Vec<DeadLetter>> {
             self.dead
                 .lock()
@@ -1064,7 +1072,7 @@ mod tests {
             )]))
             .await;
         assert!(failed(&response).is_empty(), "held as a fresh copy");
-        let renewed = h.queue.renewed.lock().expect("lock").pop().expect("a copy");
+        let renewed = h.queue.last_renewed().expect("a copy");
         assert_eq!(
             renewed.get(HOLDS_ATTRIBUTE).map(String::as_str),
             Some("1"),
@@ -1106,7 +1114,7 @@ mod tests {
         let id = delivery.message_id.clone().unwrap_or_default();
         let response = h.worker.handle_batch(batch(vec![delivery])).await;
         assert!(failed(&response).is_empty(), "acknowledged");
-        h.queue.renewed.lock().expect("lock").pop().map(|copy| {
+        h.queue.last_renewed().map(|copy| {
             copy.iter().fold(
                 record(&format!("{id}+"), &body, 1),
                 |copy, (name, value)| with_attribute(copy, name, value),
@@ -1234,21 +1242,11 @@ mod tests {
         let h = harness(Arc::default());
         *h.jobs.refuse_sent.lock().expect("lock") = 3;
         let job = job("ada@example.com");
-        let mut held = record("m", &job.encode(), 1);
-        let mut holds = aws_lambda_events::sqs::SqsMessageAttribute::default();
-        holds.string_value = Some("10".into());
-        held.message_attributes
-            .insert(HOLDS_ATTRIBUTE.to_owned(), holds);
+        let held = with_attribute(record("m", &job.encode(), 1), HOLDS_ATTRIBUTE, "10");
         let answer = h.worker.handle_batch(batch(vec![held])).await;
         assert!(failed(&answer).is_empty());
         assert_eq!(h.mailer.sent(), 1);
-        let receipt = h
-            .queue
-            .renewed
-            .lock()
-            .expect("lock")
-            .pop()
-            .expect("a receipt");
+        let receipt = h.queue.last_renewed().expect("a receipt");
         assert_eq!(
             receipt.get(HOLDS_ATTRIBUTE).map(String::as_str),
             Some("1"),
@@ -1276,13 +1274,7 @@ mod tests {
             failed(&first).is_empty(),
             "acknowledged: the receipt carries it"
         );
-        let receipt = h
-            .queue
-            .renewed
-            .lock()
-            .expect("lock")
-            .pop()
-            .expect("a receipt");
+        let receipt = h.queue.last_renewed().expect("a receipt");
         assert_eq!(
             receipt.get(RECEIPT_ATTRIBUTE).map(String::as_str),
             Some("ses-1")

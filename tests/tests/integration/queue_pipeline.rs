@@ -285,11 +285,7 @@ async fn a_redrive_drops_the_letter_of_a_job_its_producer_could_not_queue(
             .is_empty(),
         "the letter is dropped"
     );
-    let record = ledger
-        .get(&refused.job_id)
-        .await
-        .expect("read")
-        .expect("recorded");
+    let record = recorded(&ledger, &refused.job_id).await;
     assert_eq!(record.status, JobStatus::Failed, "{record:?}");
 }
 
@@ -341,17 +337,9 @@ async fn redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_recor
         news.job_id,
         "with its body, so its job id"
     );
-    let record = ledger
-        .get(&news.job_id)
-        .await
-        .expect("read")
-        .expect("a record");
+    let record = recorded(&ledger, &news.job_id).await;
     assert_eq!((record.status, record.attempts), (JobStatus::Queued, 0));
-    let other = ledger
-        .get(&urgent.job_id)
-        .await
-        .expect("read")
-        .expect("a record");
+    let other = recorded(&ledger, &urgent.job_id).await;
     assert_eq!(other.status, JobStatus::Dead, "the other job is untouched");
     let left = QueueAdmin::new(queues.clone())
         .dead_letters(10)
@@ -412,6 +400,15 @@ async fn redriving_all_moves_every_job_and_leaves_what_does_not_decode(
 }
 
 /// A ledger where `job` was attempted at 100 and ended with `outcome` at 101.
+/// The record of job `job_id`, which must have one.
+async fn recorded(ledger: &MemoryJobs, job_id: &str) -> oes_domain::ports::JobRecord {
+    ledger
+        .get(job_id)
+        .await
+        .expect("read")
+        .unwrap_or_else(|| panic!("job {job_id} has no record"))
+}
+
 async fn ended(ledger: &MemoryJobs, job: &EmailJob, outcome: Outcome) {
     ledger.record_queued(job, 90).await.expect("recorded");
     ledger.claim(job, 100, 30).await.expect("claimed");
@@ -493,11 +490,7 @@ async fn a_purge_deletes_every_letter_and_records_their_jobs_dead(queues: Arc<dy
         "every letter is gone, the poison one too"
     );
     for job in [&failed, &dead] {
-        let record = ledger
-            .get(&job.job_id)
-            .await
-            .expect("read")
-            .expect("a record");
+        let record = recorded(&ledger, &job.job_id).await;
         assert_eq!(
             (
                 record.status,
@@ -508,11 +501,7 @@ async fn a_purge_deletes_every_letter_and_records_their_jobs_dead(queues: Arc<dy
             "the record says its letter is gone"
         );
     }
-    let record = ledger
-        .get(&sent.job_id)
-        .await
-        .expect("read")
-        .expect("a record");
+    let record = recorded(&ledger, &sent.job_id).await;
     assert_eq!(record.status, JobStatus::Sent, "a sent job stays sent");
     assert!(
         ledger.get(&expired.job_id).await.expect("read").is_none(),
@@ -674,11 +663,7 @@ async fn a_redrive_drops_the_stale_letter_of_a_sent_job_without_sending_it(
             .is_empty(),
         "nothing goes back to the lane"
     );
-    let record = ledger
-        .get(&job.job_id)
-        .await
-        .expect("read")
-        .expect("record");
+    let record = recorded(&ledger, &job.job_id).await;
     assert_eq!(record.status, JobStatus::Sent, "the record still says sent");
     assert!(
         QueueAdmin::new(queues.clone())
@@ -790,11 +775,7 @@ async fn purging_a_receipt_records_its_email_as_sent(queues: Arc<dyn MessageQueu
         .await
         .expect("purged");
     assert_eq!((report.purged, report.done), (1, true), "{report:?}");
-    let record = ledger
-        .get(&job.job_id)
-        .await
-        .expect("read")
-        .expect("recorded");
+    let record = recorded(&ledger, &job.job_id).await;
     assert_eq!(
         (record.status, record.ses_message_id.as_deref()),
         (JobStatus::Sent, Some("ses-1"))

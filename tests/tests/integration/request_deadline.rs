@@ -10,11 +10,11 @@
 //! the real adapters; Redis is the test's own.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use admin_api::AdminApi;
 use exam_api::ExamApi;
-use lambda_http::{Body, Context, Request, RequestExt as _, Response};
+use lambda_http::{Body, Request, RequestExt as _, Response};
 use oes_adapters::aws::AwsClients;
 use oes_adapters::memory::MemoryLanes;
 use oes_domain::clock::{Clock as _, SystemClock};
@@ -44,15 +44,9 @@ async fn silent_endpoint() -> String {
 /// `request` as Lambda hands it over: with its invocation's context, which ends `INVOCATION`
 /// from now.
 fn invoked(request: Request) -> Request {
-    let deadline = SystemTime::now() + INVOCATION;
-    let millis = deadline
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis();
-    let mut context = Context::default();
-    context.request_id = "deadline-test".into();
-    context.deadline = u64::try_from(millis).expect("a deadline in range");
-    request.with_lambda_context(context)
+    request.with_lambda_context(oes_local::gateway::invocation(
+        SystemTime::now() + INVOCATION,
+    ))
 }
 
 fn admin() -> User {

@@ -219,7 +219,7 @@ async fn dispatch(
 }
 
 /// The context Lambda gives an invocation that ends at `deadline`.
-fn invocation(deadline: SystemTime) -> lambda_http::Context {
+pub fn invocation(deadline: SystemTime) -> lambda_http::Context {
     let mut context = lambda_http::Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
     context.deadline = deadline

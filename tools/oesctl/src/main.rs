@@ -421,7 +421,11 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             command,
         } => {
             let queues = email_queues(&clients, &prefix).await?;
-            let retention = job_retention_days * 86_400;
+            // The job ledger a redrive or purge rewrites records in.
+            let jobs = || {
+                let table = format!("{prefix}-{}", TABLE.suffix);
+                DynamoJobs::new(clients.dynamodb(), table, job_retention_days * 86_400)
+            };
             match command {
                 DlqCommand::List { max } => {
                     let entries = queues.dead_letters(max).await?;
@@ -441,8 +445,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     println!("{} message(s)", entries.len());
                 }
                 DlqCommand::Redrive { id, all: _ } => {
-                    let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb(), table, retention);
+                    let jobs = jobs();
                     let report = match id.as_deref() {
                         Some(id) => {
                             redrive(queues.queues(), &jobs, &SystemClock, Some(id), None, |_| {})
@@ -476,8 +479,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                             "refusing to purge without --yes (messages cannot be recovered)".into(),
                         );
                     }
-                    let table = format!("{prefix}-{}", TABLE.suffix);
-                    let jobs = DynamoJobs::new(clients.dynamodb(), table, retention);
+                    let jobs = jobs();
                     let report = purge_all(queues.queues(), &jobs).await?;
                     println!(
                         "purged {} message(s), {} job record(s) now dead (purged)",

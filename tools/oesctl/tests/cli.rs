@@ -29,6 +29,13 @@ fn oesctl(args: &[&str]) -> Output {
         .expect("oesctl runs")
 }
 
+/// The AWS clients for the emulator oesctl is pointed at.
+async fn clients() -> AwsClients {
+    AwsClients::load(Some(&endpoint()))
+        .await
+        .expect("the AWS clients")
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -63,9 +70,7 @@ async fn provision_is_idempotent_and_set_role_changes_the_role_and_revokes_sessi
         );
     }
 
-    let clients = AwsClients::load(Some(&endpoint()))
-        .await
-        .expect("the AWS clients");
+    let clients = clients().await;
     let users = DynamoUsers::new(clients.dynamodb(), format!("{prefix}-data"));
     let user = User {
         id: UserId::generate(),
@@ -165,9 +170,7 @@ fn provisioned() -> (String, String) {
 #[tokio::test]
 async fn queues_jobs_and_the_dead_letter_queue_can_be_inspected_and_purged() {
     let (prefix, dlq_url) = provisioned();
-    let clients = AwsClients::load(Some(&endpoint()))
-        .await
-        .expect("the AWS clients");
+    let clients = clients().await;
     clients
         .sqs()
         .send_message()
@@ -275,9 +278,7 @@ async fn set_role_drops_the_cached_profile_when_it_can_reach_the_cache() {
     let prefix = format!("role{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let output = oesctl(&["provision", "--prefix", &prefix]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let clients = AwsClients::load(Some(&endpoint()))
-        .await
-        .expect("the AWS clients");
+    let clients = clients().await;
     let users = DynamoUsers::new(clients.dynamodb(), format!("{prefix}-data"));
     let user = User {
         id: UserId::generate(),
@@ -414,9 +415,7 @@ async fn dlq_commands_fail_when_they_could_not_do_their_work() {
         stdout(&output)
     );
 
-    let clients = AwsClients::load(Some(&endpoint()))
-        .await
-        .expect("the AWS clients");
+    let clients = clients().await;
     let job = oes_domain::email::EmailJob::new(
         Email::parse("ada@example.com").expect("valid"),
         oes_domain::email::EmailTemplate::Generic {
@@ -467,9 +466,7 @@ async fn a_purge_keeps_the_record_it_rewrites_as_long_as_the_stack_keeps_records
     use oes_domain::ports::{Claim, JobLedger, Outcome};
 
     let (prefix, dlq_url) = provisioned();
-    let clients = AwsClients::load(Some(&endpoint()))
-        .await
-        .expect("the AWS clients");
+    let clients = clients().await;
     let table = format!("{prefix}-{}", TABLE.suffix);
     let jobs = DynamoJobs::new(clients.dynamodb(), table.clone(), 86_400);
     let now = SystemClock.now();
