@@ -72,9 +72,11 @@ impl From<ExamConflict> for ExamError {
             ExamConflict::StaleVersion | ExamConflict::ConcurrentUpdate => {
                 Self::conflict("concurrent_update", CHANGED)
             }
-            ExamConflict::LastQuestion => Self::conflict(
-                "last_question",
-                "a published exam keeps at least one question",
+            ExamConflict::Published => Self::conflict(
+                "exam_published",
+                "the exam is published: its questions stay, with the options, correct option and \
+                 points its attempts are graded on; a question's text can still be corrected, \
+                 and questions added",
             ),
             ExamConflict::TooManyQuestions => Self::conflict(
                 "too_many_questions",

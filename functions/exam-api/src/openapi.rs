@@ -185,7 +185,7 @@ fn add_question() {}
            ("question_id" = String, Path, description = "the question's id")),
     responses((status = 200, description = "The question as changed", body = QuestionView),
               (status = 403, description = "`forbidden`: a student"),
-              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+              (status = 409, description = "`exam_published`: a published exam's question keeps its options, `correct_option` and `points`; or `concurrent_update`: changed meanwhile")))]
 fn patch_question() {}
 
 /// Delete a question (its owner or an admin)
@@ -194,7 +194,7 @@ fn patch_question() {}
            ("question_id" = String, Path, description = "the question's id")),
     responses((status = 200, description = "`{\"status\": \"deleted\"}`", body = StatusBody),
               (status = 403, description = "`forbidden`: a student"),
-              (status = 409, description = "`last_question` or `concurrent_update`")))]
+              (status = 409, description = "`exam_published`: a published exam keeps its questions; or `concurrent_update`")))]
 fn delete_question() {}
 
 /// Start an attempt at a published exam

@@ -373,9 +373,12 @@ impl ExamService {
         questions
     }
 
-    /// Changes a question. Attempts already started are graded on the question as it was. The
-    /// patch applies to the question as read here: if another edit changed it meanwhile, 409
-    /// `concurrent_update` (read it again), never a write over what the caller did not see.
+    /// Changes a question. A published exam's question keeps its options, right option and
+    /// points (409 `exam_published`): attempts are graded on them as they were when each
+    /// started, and their papers show the question as it is, so a change would show a student
+    /// one question and grade another; its text can be corrected. The patch applies to the
+    /// question as read here: if another edit changed it meanwhile, 409 `concurrent_update`
+    /// (read it again), never a write over what the caller did not see.
     #[tracing::instrument(skip_all, fields(exam_id = %exam_id, question_id = %id))]
     pub async fn update_question(
         &self,
@@ -409,7 +412,8 @@ impl ExamService {
         Ok(question)
     }
 
-    /// Removes a question; a published exam keeps at least one.
+    /// Removes a question of a draft; a published exam keeps its questions (409
+    /// `exam_published`): an attempt under way would be graded on one its paper no longer shows.
     #[tracing::instrument(skip_all, fields(exam_id = %exam_id, question_id = %id))]
     pub async fn delete_question(
         &self,

@@ -347,8 +347,13 @@ impl Question {
     /// Whether `other` holds the same fields an edit writes (text, options, answer, points):
     /// what an edit is conditioned on, and what tells a resent edit that it was saved.
     pub fn same_fields(&self, other: &Question) -> bool {
-        self.text == other.text
-            && self.options == other.options
+        self.text == other.text && self.same_grading(other)
+    }
+
+    /// Whether `other` grades as this question does: the same options, right option and points
+    /// (what an attempt's [`PaperItem`] holds, and what its paper's options mean).
+    pub fn same_grading(&self, other: &Question) -> bool {
+        self.options == other.options
             && self.correct_option == other.correct_option
             && self.points == other.points
     }

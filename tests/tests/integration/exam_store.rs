@@ -59,8 +59,8 @@ contract!(
     adding_questions_bumps_count_and_version_up_to_the_limit,
     questions_are_listed_in_the_order_they_were_added,
     a_question_is_read_and_saved_in_its_own_exam_only,
-    deleting_questions_lowers_the_count_but_keeps_the_minimum,
-    a_published_exam_keeps_its_last_question_though_its_caller_read_a_draft,
+    deleting_questions_lowers_the_count,
+    a_published_exams_questions_keep_what_attempts_are_graded_on,
     deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts,
     an_attempt_is_created_once_and_read_back,
     answers_are_saved_only_while_the_attempt_is_open,
@@ -544,16 +544,12 @@ async fn a_question_is_read_and_saved_in_its_own_exam_only(
     );
 }
 
-async fn deleting_questions_lowers_the_count_but_keeps_the_minimum(
-    exams: &dyn ExamStore,
-    _: &dyn AttemptStore,
-) {
+async fn deleting_questions_lowers_the_count(exams: &dyn ExamStore, _: &dyn AttemptStore) {
     let exam = draft("Rust", 1_000);
     exams.create_exam(&exam).await.expect("created");
     let first = question(&exam.id, "first?", 1_001);
     let second = question(&exam.id, "second?", 1_002);
-    let third = question(&exam.id, "third?", 1_003);
-    for q in [&first, &second, &third] {
+    for q in [&first, &second] {
         exams.add_question(q, 10).await.expect("added");
     }
     let before = stored(exams, &exam.id).await;
@@ -565,11 +561,11 @@ async fn deleting_questions_lowers_the_count_but_keeps_the_minimum(
     let after = stored(exams, &exam.id).await;
     assert_eq!(
         (after.question_count, after.version),
-        (2, before.version + 1)
+        (1, before.version + 1)
     );
     assert_eq!(
         exams.list_questions(&exam.id).await.expect("listed"),
-        vec![second.clone(), third.clone()]
+        vec![second.clone()]
     );
     assert_eq!(
         exams.get_question(&exam.id, &first.id).await.expect("read"),
@@ -577,59 +573,88 @@ async fn deleting_questions_lowers_the_count_but_keeps_the_minimum(
     );
     assert_not_found(exams.delete_question(&exam.id, &first.id).await);
     assert_not_found(exams.delete_question(&ExamId::generate(), &second.id).await);
-
-    // A draft may lose them all; a published exam keeps one.
-    let published = publish(&after, 1_004);
-    exams
-        .save_exam(&published, after.version)
-        .await
-        .expect("published");
     exams
         .delete_question(&exam.id, &second.id)
         .await
-        .expect("one remains");
-    let kept = stored(exams, &exam.id).await;
-    assert_conflict(
-        exams.delete_question(&exam.id, &third.id).await,
-        ExamConflict::LastQuestion,
-    );
-    assert_eq!(stored(exams, &exam.id).await, kept);
-
-    let other = draft("Go", 2_000);
-    exams.create_exam(&other).await.expect("created");
-    let only = question(&other.id, "only?", 2_001);
-    exams.add_question(&only, 10).await.expect("added");
-    exams
-        .delete_question(&other.id, &only.id)
-        .await
-        .expect("no minimum for a draft");
-    assert_eq!(stored(exams, &other.id).await.question_count, 0);
+        .expect("a draft may lose them all");
+    assert_eq!(stored(exams, &exam.id).await.question_count, 0);
 }
 
-/// A removal that read the exam as a draft (nothing to keep) while it was being published: the
-/// store judges by the exam as it stands when the question goes, and a published exam keeps one.
-async fn a_published_exam_keeps_its_last_question_though_its_caller_read_a_draft(
+/// Attempts are graded on the options, right option and points their questions had when they
+/// started, and their papers show the questions as they are: once an exam is published, its
+/// questions keep those three, and stay; their text can still be corrected. Judged on the exam
+/// as it stands when the write lands: an edit or a removal whose caller read the exam as a draft
+/// while it was being published is refused too.
+async fn a_published_exams_questions_keep_what_attempts_are_graded_on(
     exams: &dyn ExamStore,
     _: &dyn AttemptStore,
 ) {
     let exam = draft("Rust", 1_000);
     exams.create_exam(&exam).await.expect("created");
-    let only = question(&exam.id, "only?", 1_001);
-    exams.add_question(&only, 10).await.expect("added");
+    let q = question(&exam.id, "q?", 1_001);
+    let other = question(&exam.id, "other?", 1_002);
+    for x in [&q, &other] {
+        exams.add_question(x, 10).await.expect("added");
+    }
     let read_by_the_caller = stored(exams, &exam.id).await;
     assert!(!read_by_the_caller.is_published());
     exams
         .save_exam(
-            &publish(&read_by_the_caller, 1_002),
+            &publish(&read_by_the_caller, 1_003),
             read_by_the_caller.version,
         )
         .await
         .expect("published meanwhile");
+    let published = stored(exams, &exam.id).await;
+
+    let grading_changes = [
+        Question {
+            options: vec!["no".into(), "yes".into(), "maybe".into()],
+            ..q.clone()
+        },
+        Question {
+            correct_option: 0,
+            ..q.clone()
+        },
+        Question {
+            points: q.points + 1,
+            ..q.clone()
+        },
+        Question {
+            text: "q, reworded?".into(),
+            options: vec!["yes".into(), "no".into()],
+            ..q.clone()
+        },
+    ];
+    for edit in grading_changes {
+        assert_conflict(
+            exams.save_question(&edit, &q).await,
+            ExamConflict::Published,
+        );
+    }
     assert_conflict(
-        exams.delete_question(&exam.id, &only.id).await,
-        ExamConflict::LastQuestion,
+        exams.delete_question(&exam.id, &q.id).await,
+        ExamConflict::Published,
     );
-    assert_eq!(stored(exams, &exam.id).await.question_count, 1);
+    assert_eq!(
+        exams.list_questions(&exam.id).await.expect("listed"),
+        vec![q.clone(), other],
+        "refused: nothing changes"
+    );
+    assert_eq!(stored(exams, &exam.id).await, published);
+
+    let corrected = Question {
+        text: "q, corrected?".into(),
+        ..q.clone()
+    };
+    exams
+        .save_question(&corrected, &q)
+        .await
+        .expect("the text can be corrected");
+    assert_eq!(
+        exams.get_question(&exam.id, &q.id).await.expect("read"),
+        Some(corrected)
+    );
 }
 
 async fn deleting_an_exam_removes_its_questions_and_listing_but_not_its_attempts(
@@ -1494,37 +1519,59 @@ async fn due_attempts_come_oldest_first_and_at_most_the_limit(
 
 /// An edit of a question whose answer was lost (a timeout after DynamoDB applied it): the SDK
 /// sends it again, and that resend finds the fields no longer as `was`. It is the edit saved,
-/// not a concurrent one (409). On DynamoDB only: the twin cannot lose an answer.
+/// not a concurrent one (409): a correction of a published exam's question (one write), and a
+/// draft's new right option (a transaction with the exam's check). On DynamoDB only: the twin
+/// cannot lose an answer.
 #[tokio::test]
 async fn a_question_edit_whose_answer_was_lost_is_saved_not_a_conflict() {
     let env = TestEnv::spawn().await;
     let table = env.provisioned.table.as_str();
     let exams = DynamoExams::new(env.clients.dynamodb(), table);
-    let (exam, questions) = started_exam(&exams).await;
-    let was = &questions[0];
-    let edited = Question {
-        correct_option: 2,
-        ..was.clone()
-    };
-    let losing = DynamoExams::new(
-        oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1),
-        table,
-    );
-    losing
-        .save_question(&edited, was)
-        .await
-        .expect("saved, though its first answer was lost");
-    assert_eq!(
-        exams.get_question(&exam.id, &was.id).await.expect("read"),
-        Some(edited.clone())
-    );
-    // An edit made on what the lost one replaced is still refused.
-    let stale = Question {
-        points: 7,
-        ..was.clone()
-    };
-    assert_conflict(
-        exams.save_question(&stale, was).await,
-        ExamConflict::ConcurrentUpdate,
-    );
+    let (_, questions) = started_exam(&exams).await;
+    let draft = draft("Go", 2_000);
+    exams.create_exam(&draft).await.expect("created");
+    let of_draft = question(&draft.id, "three?", 2_001);
+    exams.add_question(&of_draft, 10).await.expect("added");
+    let edits = [
+        (
+            &questions[0],
+            Question {
+                text: "one, corrected?".into(),
+                ..questions[0].clone()
+            },
+        ),
+        (
+            &of_draft,
+            Question {
+                correct_option: 2,
+                ..of_draft.clone()
+            },
+        ),
+    ];
+    for (was, edited) in &edits {
+        let losing = DynamoExams::new(
+            oes_tests::lost_answers::LoseAnswers::client(&env.clients.dynamodb(), 1),
+            table,
+        );
+        losing
+            .save_question(edited, was)
+            .await
+            .expect("saved, though its first answer was lost");
+        assert_eq!(
+            exams
+                .get_question(&was.exam_id, &was.id)
+                .await
+                .expect("read"),
+            Some(edited.clone())
+        );
+        // An edit made on what the lost one replaced is still refused.
+        let stale = Question {
+            text: "stale?".into(),
+            ..(*was).clone()
+        };
+        assert_conflict(
+            exams.save_question(&stale, was).await,
+            ExamConflict::ConcurrentUpdate,
+        );
+    }
 }

@@ -6,14 +6,15 @@
 //! meanwhile cancels the transaction and the write starts again from a fresh read (a few times,
 //! then `Conflict(ConcurrentUpdate)`). Questions of a deleted exam are removed after it (Query
 //! and BatchWriteItem); deleting an absent exam still sweeps any left behind, so retrying a
-//! delete that failed halfway finishes it.
+//! delete that failed halfway finishes it. An edit of a question writes it on its fields being
+//! as its caller read them; one that changes what attempts are graded on also checks the exam's
+//! version, so it lands only on the draft it read.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use oes_domain::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
 use oes_domain::ports::{ExamConflict, ExamStore, StoreError, StoreUnavailable};
@@ -22,7 +23,7 @@ use super::schema::{
     ExamItem, PUBLISHED, QUESTION_PREFIX, QuestionItem, exam_key, exam_pk, key_of, listing_key,
     listing_of, listing_sk, question_key,
 };
-use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value, unless_refused};
+use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value};
 
 /// Exams and questions in DynamoDB.
 #[derive(Clone)]
@@ -76,6 +77,41 @@ impl DynamoExams {
     ) -> Result<TransactWriteItem, StoreUnavailable> {
         let item = to_item(&QuestionItem::new(question.clone()), "encoding a question")?;
         self.table.put(item, only(condition))
+    }
+
+    /// A transaction's update of `question`'s fields (its place in the exam, `created_at`,
+    /// stays), on their being still `was`'s.
+    fn question_update(
+        &self,
+        question: &Question,
+        was: &Question,
+    ) -> Result<TransactWriteItem, StoreUnavailable> {
+        let update = Update::builder()
+            .set_key(Some(question_key(&question.exam_id, &question.id)))
+            .update_expression(
+                "SET #text = :text, #options = :options, correct_option = :correct, points = :points",
+            )
+            .condition_expression(
+                "#text = :was_text AND #options = :was_options \
+                 AND correct_option = :was_correct AND points = :was_points",
+            )
+            .expression_attribute_names("#text", "text")
+            .expression_attribute_names("#options", "options")
+            .expression_attribute_values(":text", s(question.text.as_str()))
+            .expression_attribute_values(
+                ":options",
+                to_value(&question.options, "encoding options")?,
+            )
+            .expression_attribute_values(":correct", n(question.correct_option))
+            .expression_attribute_values(":points", n(question.points))
+            .expression_attribute_values(":was_text", s(was.text.as_str()))
+            .expression_attribute_values(
+                ":was_options",
+                to_value(&was.options, "encoding options")?,
+            )
+            .expression_attribute_values(":was_correct", n(was.correct_option))
+            .expression_attribute_values(":was_points", n(was.points));
+        self.table.update(update)
     }
 
     /// Deletes every question item of `exam`, 25 at a time.
@@ -274,56 +310,48 @@ impl ExamStore for DynamoExams {
         question: &Question,
         was: &Question,
     ) -> Result<(), StoreError<ExamConflict>> {
-        // Its place in the exam (`created_at`) stays.
-        let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(question_key(&question.exam_id, &question.id)))
-            .update_expression(
-                "SET #text = :text, #options = :options, correct_option = :correct, points = :points",
-            )
-            .condition_expression(
-                "#text = :was_text AND #options = :was_options \
-                 AND correct_option = :was_correct AND points = :was_points",
-            )
-            .expression_attribute_names("#text", "text")
-            .expression_attribute_names("#options", "options")
-            .expression_attribute_values(":text", s(question.text.as_str()))
-            .expression_attribute_values(
-                ":options",
-                to_value(&question.options, "encoding options")?,
-            )
-            .expression_attribute_values(":correct", n(question.correct_option))
-            .expression_attribute_values(":points", n(question.points))
-            .expression_attribute_values(":was_text", s(was.text.as_str()))
-            .expression_attribute_values(
-                ":was_options",
-                to_value(&was.options, "encoding options")?,
-            )
-            .expression_attribute_values(":was_correct", n(was.correct_option))
-            .expression_attribute_values(":was_points", n(was.points))
-            .send()
-            .await;
-        let saved = unless_refused(
-            out,
-            UpdateItemError::is_conditional_check_failed_exception,
-            "saving a question",
-        )?;
-        if saved.is_some() {
-            return Ok(());
+        let grading = !question.same_grading(was);
+        for _ in 0..TRIES {
+            let (exam, stored) = tokio::try_join!(
+                self.get_exam(&question.exam_id),
+                self.get_question(&question.exam_id, &question.id)
+            )?;
+            let (Some(exam), Some(stored)) = (exam, stored) else {
+                return Err(StoreError::NotFound);
+            };
+            // Already as the edit would make it: the same edit made twice, or this one sent
+            // again after its answer was lost.
+            if stored.same_fields(question) {
+                return Ok(());
+            }
+            if grading && exam.is_published() {
+                return Err(StoreError::Conflict(ExamConflict::Published));
+            }
+            if !stored.same_fields(was) {
+                return Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate));
+            }
+            let mut items = vec![self.question_update(question, was)?];
+            if grading {
+                // Still the draft read above: not published meanwhile.
+                let version = HashMap::from([(":v".to_owned(), n(exam.version))]);
+                items.push(
+                    self.table
+                        .check(exam_key(&exam.id), Some(("version = :v", version)))?,
+                );
+            }
+            if self
+                .table
+                .transact(items, "saving a question")
+                .await?
+                .is_ok()
+            {
+                return Ok(());
+            }
         }
-        // Refused: gone, changed since `was` was read, or saved already by this very edit (its
-        // answer lost, the SDK sent it again, and the resend found the fields no longer `was`).
-        match self.get_question(&question.exam_id, &question.id).await? {
-            None => Err(StoreError::NotFound),
-            Some(stored) if stored.same_fields(question) => Ok(()),
-            Some(_) => Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate)),
-        }
+        Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate))
     }
 
-    #[tracing::instrument(skip_all, fields(exam_id = %exam, question_id = %id, keep_at_least))]
+    #[tracing::instrument(skip_all, fields(exam_id = %exam, question_id = %id))]
     async fn delete_question(
         &self,
         exam: &ExamId,
@@ -335,8 +363,8 @@ impl ExamStore for DynamoExams {
                 return Err(StoreError::NotFound);
             }
             // The write below is conditional on this version of the exam.
-            if stored.question_count <= u32::from(stored.is_published()) {
-                return Err(StoreError::Conflict(ExamConflict::LastQuestion));
+            if stored.is_published() {
+                return Err(StoreError::Conflict(ExamConflict::Published));
             }
             let new = Exam {
                 question_count: stored.question_count.saturating_sub(1),

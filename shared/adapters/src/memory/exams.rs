@@ -127,8 +127,8 @@ impl ExamStore for MemoryExams {
         was: &Question,
     ) -> Result<(), StoreError<ExamConflict>> {
         let mut inner = lock(&self.0);
-        let stored = inner
-            .questions
+        let ExamsInner { exams, questions } = &mut *inner;
+        let stored = questions
             .get_mut(&question.exam_id)
             .and_then(|q| q.get_mut(&question.id))
             .ok_or(StoreError::NotFound)?;
@@ -136,6 +136,10 @@ impl ExamStore for MemoryExams {
         // adapter answers it.
         if stored.same_fields(question) {
             return Ok(());
+        }
+        let published = exams.get(&question.exam_id).is_some_and(Exam::is_published);
+        if published && !question.same_grading(was) {
+            return Err(StoreError::Conflict(ExamConflict::Published));
         }
         if !stored.same_fields(was) {
             return Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate));
@@ -160,8 +164,8 @@ impl ExamStore for MemoryExams {
             .get_mut(exam)
             .filter(|q| q.contains_key(id))
             .ok_or(StoreError::NotFound)?;
-        if stored.question_count <= u32::from(stored.is_published()) {
-            return Err(StoreError::Conflict(ExamConflict::LastQuestion));
+        if stored.is_published() {
+            return Err(StoreError::Conflict(ExamConflict::Published));
         }
         of_exam.remove(id);
         stored.question_count = stored.question_count.saturating_sub(1);

@@ -21,8 +21,9 @@ conflicts! {
         ConcurrentUpdate => "concurrent_update",
         /// The exam has the maximum number of questions.
         TooManyQuestions => "too_many_questions",
-        /// Removing the question would leave fewer than required.
-        LastQuestion => "last_question",
+        /// The exam is published: its questions keep the options, right option and points its
+        /// attempts are graded on, and stay.
+        Published => "published",
     }
 }
 
@@ -115,15 +116,18 @@ pub trait ExamStore: Send + Sync {
     ) -> Result<Option<Question>, StoreUnavailable>;
     /// Replaces a question's fields with `question`'s, if they are still those of `was` (the
     /// question as its caller read it): `ConcurrentUpdate` if another write changed them since,
-    /// so an edit is never made over one its caller did not see. `NotFound` if absent.
+    /// so an edit is never made over one its caller did not see. A published exam's question
+    /// keeps what its attempts are graded on (`Published` for an edit of its options, right
+    /// option or points; [`Question::same_grading`]), judged on the exam as it is when the edit
+    /// lands, so an edit that raced the exam's publishing cannot slip in. `NotFound` if absent.
     async fn save_question(
         &self,
         question: &Question,
         was: &Question,
     ) -> Result<(), StoreError<ExamConflict>>;
-    /// Removes a question and lowers the exam's `question_count` (bumping its `version`). A
-    /// published exam keeps at least one question (`LastQuestion`), judged on the exam as it is
-    /// when the question goes, so a removal that raced the exam's publishing cannot empty it.
+    /// Removes a question of a draft and lowers the exam's `question_count` (bumping its
+    /// `version`). A published exam keeps its questions (`Published`), judged on the exam as it
+    /// is when the question goes, so a removal that raced the exam's publishing cannot slip in.
     /// `NotFound` if absent.
     async fn delete_question(
         &self,
