@@ -75,10 +75,9 @@ fn verify_email_link() {}
 
 /// Send the verification email again
 ///
-/// The same answer whatever the address.
+/// The same answer whatever the address, even when the email cannot be queued.
 #[utoipa::path(post, path = "/auth/resend-verification", tag = "auth", request_body = EmailBody,
     responses((status = 202, description = "`{\"status\": \"accepted\"}`", body = StatusBody),
-              (status = 409, description = "`email_already_queued`"),
               (status = 429, description = RATE_LIMITED)))]
 fn resend_verification() {}
 
@@ -103,11 +102,10 @@ fn rename() {}
 
 /// Ask for a password reset link
 ///
-/// The same answer whatever the address.
+/// The same answer whatever the address, even when the email cannot be queued.
 #[utoipa::path(post, path = "/auth/password-reset/request", tag = "auth",
     request_body = EmailBody,
     responses((status = 202, description = "`{\"status\": \"accepted\"}`", body = StatusBody),
-              (status = 409, description = "`email_already_queued`"),
               (status = 429, description = RATE_LIMITED)))]
 fn request_password_reset() {}
 

@@ -303,14 +303,15 @@ impl AuthService {
     }
 
     /// Sends a new verification email if `email` belongs to an unverified account. Says nothing
-    /// either way (the handler always answers 202), and answers at the [`Pace`] floor.
+    /// either way (the handler always answers 202), not even when the email could not be queued
+    /// ([`answered_as_without_account`]), and answers at the [`Pace`] floor.
     #[tracing::instrument(skip_all)]
     pub async fn resend_verification(&self, email: &Email) -> Result<(), AuthError> {
         self.pace
             .answer("resend_verification", async {
                 match self.users.find_by_email(email).await? {
                     Some(user) if user.status == UserStatus::PendingVerification => {
-                        self.send_verification(&user).await
+                        answered_as_without_account(self.send_verification(&user).await)
                     }
                     _ => Ok(()),
                 }
@@ -412,7 +413,8 @@ impl AuthService {
 
     /// Queues a password reset email if `email` belongs to a verified account; silent otherwise, and
     /// silent too once the account's reset emails are spent ([`RESET_PER_ACCOUNT`]) or when
-    /// requests made at once stored their links first, race after race. Each
+    /// requests made at once stored their links first, race after race, or when the link could
+    /// not be stored or mailed ([`answered_as_without_account`]). Each
     /// reset email carries a new link that voids the one before, so one works at a time: the
     /// last one sent, which stays valid at least until the budget's window ends. So however many
     /// clients ask, the address gets a bounded number of emails, and its owner always holds a
@@ -444,8 +446,10 @@ impl AuthService {
             tracing::info!(user_id = %user.id, "reset emails spent for now; the last one sent works");
             return Ok(());
         }
-        self.send_token_email(&user, TokenPurpose::PasswordReset, user.email.clone())
-            .await
+        answered_as_without_account(
+            self.send_token_email(&user, TokenPurpose::PasswordReset, user.email.clone())
+                .await,
+        )
     }
 
     /// Uses a reset token to set a new password, if the account is still as it was when the
@@ -688,4 +692,19 @@ impl AuthService {
     async fn invalidate_profile(&self, id: &UserId) {
         self.sessions.invalidate(id).await;
     }
+}
+
+/// What a request that names an address answers when the address's account could not get its
+/// email (the link not stored, the job not queued): what an address without an account gets.
+/// A 503 for it alone would tell anyone who asks, while the store or the queue fails, which
+/// addresses have accounts. The failure is logged here, and the producer counted a queue's
+/// (`EnqueueFailures`); the user, whose email does not come, asks again.
+fn answered_as_without_account(sent: Result<(), AuthError>) -> Result<(), AuthError> {
+    if let Err(error) = sent {
+        tracing::error!(
+            error = %error,
+            "the account's email could not be sent; answered as an address without an account is"
+        );
+    }
+    Ok(())
 }

@@ -119,3 +119,41 @@ async fn a_job_the_queue_took_though_its_answer_was_an_error_is_sent_once() {
         );
     }
 }
+
+/// While the queue refuses jobs, a reset request and a verification resend answer 202 as they
+/// do for an address without an account ("202 always", README): a 503 only for an address
+/// whose email could not be queued would tell, to anyone who asks, that the address has an
+/// account. The failure is still logged and counted (`EnqueueFailures`).
+#[tokio::test]
+async fn reset_and_resend_answer_alike_for_every_address_while_the_queue_refuses() {
+    use oes_domain::user::{Role, UserStatus};
+    let env = TestEnv::spawn().await;
+    let mut broken = env.api_config();
+    broken.resources.priority_queue_url =
+        format!("{}/000000000000/does-not-exist", env.endpoints.aws);
+    let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
+    let address = |who: &str| format!("{who}+{}@example.com", env.prefix);
+    for (who, status) in [
+        ("active", UserStatus::Active),
+        ("pending", UserStatus::PendingVerification),
+    ] {
+        let user = oes_tests::user_with(&address(who), Role::Student, status, 1_000);
+        adapters.users.create(&user).await.expect("seeded");
+    }
+    let outage = oes_tests::auth_over(adapters, Arc::new(oes_domain::clock::SystemClock));
+    for (path, with_account) in [
+        ("/auth/password-reset/request", "active"),
+        ("/auth/resend-verification", "pending"),
+    ] {
+        let mut answers = Vec::new();
+        for who in [with_account, "nobody"] {
+            let body = json!({"email": address(who)}).to_string();
+            answers.push(call(&outage, "POST", path, Some(&body), None).await);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{path}: with an account, then without"
+        );
+        assert_eq!(answers[0].0, 202, "{path}: {}", answers[0].1);
+    }
+}
