@@ -1670,3 +1670,36 @@ fn the_api_url_output_takes_a_route_with_one_slash() {
     assert!(url.contains("execute-api"), "{url}");
     assert!(!url.contains("}/\""), "ApiUrl ends with a slash: {url}");
 }
+
+/// `oes-local` answers CORS with the HTTP API's configuration (`oes_local::cors`), so a browser
+/// app that works against it works against the stack.
+#[test]
+fn oes_local_answers_cors_as_the_http_api_is_configured() {
+    use oes_local::cors::{
+        ALLOW_HEADERS, ALLOW_METHODS, ANY_ORIGIN, EXPOSE_HEADERS, MAX_AGE_SECONDS,
+    };
+    let template = template();
+    let cors = &resource(&template, "HttpApi")["CorsConfiguration"];
+    let listed = |key: &str| -> Vec<String> {
+        cors[key]
+            .as_vec()
+            .unwrap_or_else(|| panic!("CorsConfiguration.{key}"))
+            .iter()
+            .map(text)
+            .collect()
+    };
+    assert_eq!(listed("AllowMethods"), ALLOW_METHODS);
+    assert_eq!(listed("AllowHeaders"), ALLOW_HEADERS);
+    assert_eq!(listed("ExposeHeaders"), EXPOSE_HEADERS);
+    assert_eq!(text(&cors["MaxAge"]), MAX_AGE_SECONDS.to_string());
+    assert_eq!(
+        text(&cors["AllowOrigins"]),
+        "CorsAllowOrigins",
+        "a !Ref of the parameter"
+    );
+    assert_eq!(
+        text(&template["Parameters"]["CorsAllowOrigins"]["Default"]),
+        ANY_ORIGIN,
+        "oes-local's default is the template's"
+    );
+}

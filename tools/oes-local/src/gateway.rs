@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::cors::Cors;
 use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
 
 /// The largest body accepted, as API Gateway's payload limit (10 MB) is far more than any oes
@@ -55,11 +56,18 @@ pub struct Functions {
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
-/// Serves `functions` on `listener` until the task is dropped.
+/// Serves `functions` on `listener`, with the template's CORS defaults, until the task is
+/// dropped.
 pub async fn serve(listener: TcpListener, functions: Arc<Functions>) -> std::io::Result<()> {
-    serve_until(listener, functions, std::future::pending(), Duration::ZERO)
-        .await
-        .map(|_| ())
+    serve_until(
+        listener,
+        functions,
+        Cors::default(),
+        std::future::pending(),
+        Duration::ZERO,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// How a graceful stop ended.
@@ -71,16 +79,18 @@ pub enum Drained {
     TimedOut,
 }
 
-/// Serves `functions` on `listener` until `shutdown` resolves, then stops gracefully: no new
-/// connection is accepted, each open one finishes the request it is handling (an idle
-/// keep-alive one is closed), every request taken runs to its end — those whose clients have
-/// gone too — and this returns once they are all done or `drain` has passed.
+/// Serves `functions` on `listener`, answering CORS as `cors` says, until `shutdown` resolves,
+/// then stops gracefully: no new connection is accepted, each open one finishes the request it
+/// is handling (an idle keep-alive one is closed), every request taken runs to its end — those
+/// whose clients have gone too — and this returns once they are all done or `drain` has passed.
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
+    cors: Cors,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<Drained> {
+    let cors = Arc::new(cors);
     let connections = GracefulShutdown::new();
     // Each request's task, whatever became of its connection.
     let requests = TaskTracker::new();
@@ -101,12 +111,15 @@ pub async fn serve_until(
             }
         };
         let functions = Arc::clone(&functions);
+        let cors = Arc::clone(&cors);
         let requests = requests.clone();
         let service = service_fn(move |request| {
             let functions = Arc::clone(&functions);
+            let cors = Arc::clone(&cors);
             // A task of its own: as in AWS, where an invocation runs to its end whatever its
             // client does, a request is not dropped halfway when its connection goes.
-            let handled = requests.spawn(async move { dispatch(&functions, request, peer).await });
+            let handled =
+                requests.spawn(async move { dispatch(&functions, &cors, request, peer).await });
             async move {
                 Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "the request's task failed");
@@ -152,12 +165,32 @@ fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
         .unwrap_or_default()
 }
 
+/// One request as the gateway handles it: a CORS preflight answered by the gateway itself,
+/// anything else routed, with the CORS headers put on its answer.
 async fn dispatch(
     functions: &Functions,
+    cors: &Cors,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> HttpResponse {
     let (parts, body) = request.into_parts();
+    if let Some(preflight) = cors.preflight(&parts) {
+        return preflight;
+    }
+    let origin = parts.headers.get(hyper::header::ORIGIN).cloned();
+    let mut response = route(functions, parts, body, peer).await;
+    cors.answer(origin.as_ref(), &mut response);
+    response
+}
+
+/// The gateway's own routes (the health check, the OpenAPI document), or the function the
+/// template's routes name.
+async fn route(
+    functions: &Functions,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+) -> HttpResponse {
     if parts.method == hyper::Method::GET && parts.uri.path() == crate::health::PATH {
         let health = crate::health::check(functions).await;
         let body = serde_json::to_string(&health).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! - [`gateway`]: turns each HTTP request into the API Gateway v2 (HTTP API, payload 2.0) event
 //!   the Lambda would receive, decodes it with `lambda_http` exactly as the runtime does, and
 //!   calls the function's handler.
+//! - [`cors`]: CORS as the HTTP API's configuration answers it (preflights by the gateway).
 //! - [`embedded`]: the default mode: in-memory adapters, the in-memory twin of the queues drained by
 //!   the real worker code, mail written to `outbox/`, demo accounts.
 //! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
@@ -31,6 +32,7 @@ macro_rules! say {
 }
 
 pub mod background;
+pub mod cors;
 pub mod embedded;
 pub mod event;
 pub mod fixtures;

@@ -37,6 +37,11 @@ struct Args {
     /// needs OES_DEMO_PASSWORD, and leaves addresses that have an account as they are.
     #[arg(long, default_value_t = 0)]
     seed_students: usize,
+    /// Origins a browser app may call the API from, comma-separated, as the template's
+    /// `CorsAllowOrigins`: an origin, `*` (any: the template's default), `https://*` or
+    /// `http://*`. CORS is answered as API Gateway answers it (`oes_local::cors`).
+    #[arg(long, env = "OES_CORS_ALLOW_ORIGINS", default_value = oes_local::cors::ANY_ORIGIN)]
+    cors_allow_origins: String,
     /// Print the OpenAPI document (what `docs/openapi.json` holds) and exit.
     #[arg(long)]
     openapi: bool,
@@ -143,6 +148,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     match oes_local::gateway::serve_until(
         listener,
         functions.clone(),
+        oes_local::cors::Cors::allowing(&args.cors_allow_origins),
         stop.cancelled_owned(),
         DRAIN,
     )

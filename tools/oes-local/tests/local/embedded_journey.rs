@@ -714,3 +714,74 @@ async fn a_body_that_cannot_be_read_is_a_400_not_too_large() {
         .expect("answered");
     assert_eq!(large.status().as_u16(), 413);
 }
+
+/// A browser app on another origin (a front end on its own dev server) calls `oes-local` as it
+/// would call the stack: the preflight answered by the gateway, the answer carrying the CORS
+/// headers the template configures; an origin not allowed gets none.
+#[tokio::test]
+async fn a_browser_app_on_an_allowed_origin_gets_the_http_apis_cors_answers() {
+    let app = "http://localhost:5173";
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oes-local"));
+    command.args(["--cors-allow-origins", app]);
+    let server = start_as(command);
+    let client = reqwest::Client::new();
+    let url = format!("{}/auth/login", server.base);
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let asked = preflight(app).await.expect("a preflight");
+    assert_eq!(asked.status(), 204);
+    let h = asked.headers();
+    assert_eq!(h["access-control-allow-origin"], app);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .is_ok_and(|methods| methods.split(',').any(|m| m == "POST")),
+        "{h:?}"
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .is_ok_and(|headers| headers.split(',').any(|m| m == "content-type")),
+        "{h:?}"
+    );
+    let login = json!({"email": "instructor@example.com", "password": "demo-password-123"});
+    for (origin, allowed) in [(app, true), ("http://elsewhere.test", false)] {
+        let answer = client
+            .post(&url)
+            .header("origin", origin)
+            .json(&login)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 200, "{origin}");
+        let h = answer.headers();
+        assert_eq!(
+            h.get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            allowed.then_some(app),
+            "{origin}: {h:?}"
+        );
+        assert_eq!(
+            h.contains_key("access-control-expose-headers"),
+            allowed,
+            "{origin}: {h:?}"
+        );
+    }
+    let refused = preflight("http://elsewhere.test")
+        .await
+        .expect("a preflight");
+    assert_eq!(refused.status(), 204);
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        refused.headers()
+    );
+}
