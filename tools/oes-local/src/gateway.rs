@@ -123,7 +123,7 @@ pub async fn serve_until(
             async move {
                 Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "the request's task failed");
-                    error_response(502, "bad_gateway", "the function failed")
+                    function_failed()
                 }))
             }
         });
@@ -154,6 +154,19 @@ pub async fn serve_until(
         "requests still running when the drain time ended are not waited for"
     );
     Ok(Drained::TimedOut)
+}
+
+/// What API Gateway's HTTP API answers when its Lambda function fails instead of answering (an
+/// error returned, a crash): 500 with the gateway's own body, not a function's `{"error": …}`.
+/// A client meets this shape in AWS, so it meets it here.
+fn function_failed() -> HttpResponse {
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"message":"Internal Server Error"}"#,
+        )))
+        .unwrap_or_default()
 }
 
 fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
@@ -246,7 +259,7 @@ async fn route(
         Ok(response) => to_http(response),
         Err(error) => {
             tracing::error!(%error, "the function failed");
-            error_response(502, "bad_gateway", "the function failed")
+            function_failed()
         }
     }
 }
@@ -380,4 +393,26 @@ fn to_http(response: lambda_http::Response<Body>) -> HttpResponse {
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API Gateway's own answer to a failed Lambda integration (its HTTP API troubleshooting
+    /// guide, "My API with a Lambda integration returns {"message":"Internal Server Error"}").
+    #[tokio::test]
+    async fn a_failed_function_is_answered_as_api_gateway_answers_it() {
+        let answer = function_failed();
+        assert_eq!(answer.status(), 500);
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body, json!({"message": "Internal Server Error"}));
+    }
 }
