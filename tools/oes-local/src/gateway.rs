@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cors::Cors;
 use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
+use crate::throttle::RouteThrottle;
 
 /// The largest body accepted, as API Gateway's payload limit (10 MB) is far more than any oes
 /// route takes; the handlers enforce their own, smaller limit.
@@ -56,13 +57,22 @@ pub struct Functions {
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
-/// Serves `functions` on `listener`, with the template's CORS defaults, until the task is
-/// dropped.
+/// What the gateway does besides routing, as the template configures the HTTP API.
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// CORS (the template's `CorsConfiguration`).
+    pub cors: Cors,
+    /// Route throttling (the template's `DefaultRouteSettings`), if asked for.
+    pub throttle: Option<RouteThrottle>,
+}
+
+/// Serves `functions` on `listener`, with the template's CORS defaults and no throttling,
+/// until the task is dropped.
 pub async fn serve(listener: TcpListener, functions: Arc<Functions>) -> std::io::Result<()> {
     serve_until(
         listener,
         functions,
-        Cors::default(),
+        Settings::default(),
         std::future::pending(),
         Duration::ZERO,
     )
@@ -79,18 +89,18 @@ pub enum Drained {
     TimedOut,
 }
 
-/// Serves `functions` on `listener`, answering CORS as `cors` says, until `shutdown` resolves,
+/// Serves `functions` on `listener` as `settings` say, until `shutdown` resolves,
 /// then stops gracefully: no new connection is accepted, each open one finishes the request it
 /// is handling (an idle keep-alive one is closed), every request taken runs to its end — those
 /// whose clients have gone too — and this returns once they are all done or `drain` has passed.
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
-    cors: Cors,
+    settings: Settings,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<Drained> {
-    let cors = Arc::new(cors);
+    let settings = Arc::new(settings);
     let connections = GracefulShutdown::new();
     // Each request's task, whatever became of its connection.
     let requests = TaskTracker::new();
@@ -111,15 +121,15 @@ pub async fn serve_until(
             }
         };
         let functions = Arc::clone(&functions);
-        let cors = Arc::clone(&cors);
+        let settings = Arc::clone(&settings);
         let requests = requests.clone();
         let service = service_fn(move |request| {
             let functions = Arc::clone(&functions);
-            let cors = Arc::clone(&cors);
+            let settings = Arc::clone(&settings);
             // A task of its own: as in AWS, where an invocation runs to its end whatever its
             // client does, a request is not dropped halfway when its connection goes.
             let handled =
-                requests.spawn(async move { dispatch(&functions, &cors, request, peer).await });
+                requests.spawn(async move { dispatch(&functions, &settings, request, peer).await });
             async move {
                 Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "the request's task failed");
@@ -160,12 +170,15 @@ pub async fn serve_until(
 /// error returned, a crash): 500 with the gateway's own body, not a function's `{"error": …}`.
 /// A client meets this shape in AWS, so it meets it here.
 fn function_failed() -> HttpResponse {
+    gateway_answer(500, br#"{"message":"Internal Server Error"}"#)
+}
+
+/// An answer of API Gateway's own: its `{"message"}` body.
+fn gateway_answer(status: u16, body: &'static [u8]) -> HttpResponse {
     hyper::Response::builder()
-        .status(500)
+        .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(
-            br#"{"message":"Internal Server Error"}"#,
-        )))
+        .body(Full::new(Bytes::from_static(body)))
         .unwrap_or_default()
 }
 
@@ -178,20 +191,30 @@ fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
         .unwrap_or_default()
 }
 
-/// One request as the gateway handles it: a CORS preflight answered by the gateway itself,
-/// anything else routed, with the CORS headers put on its answer.
+/// One request as the gateway handles it: a CORS preflight answered by the gateway itself, a
+/// request over its route's throttle refused, anything else routed; the CORS headers put on
+/// the answer.
 async fn dispatch(
     functions: &Functions,
-    cors: &Cors,
+    settings: &Settings,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> HttpResponse {
     let (parts, body) = request.into_parts();
+    let cors = &settings.cors;
     if let Some(preflight) = cors.preflight(&parts) {
         return preflight;
     }
     let origin = parts.headers.get(hyper::header::ORIGIN).cloned();
-    let mut response = route(functions, parts, body, peer).await;
+    let throttled = settings
+        .throttle
+        .as_ref()
+        .is_some_and(|t| !t.admit(parts.method.as_str(), parts.uri.path()));
+    let mut response = if throttled {
+        gateway_answer(429, br#"{"message":"Too Many Requests"}"#)
+    } else {
+        route(functions, parts, body, peer).await
+    };
     cors.answer(origin.as_ref(), &mut response);
     response
 }

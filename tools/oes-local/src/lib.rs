@@ -4,6 +4,7 @@
 //!   the Lambda would receive, decodes it with `lambda_http` exactly as the runtime does, and
 //!   calls the function's handler.
 //! - [`cors`]: CORS as the HTTP API's configuration answers it (preflights by the gateway).
+//! - [`throttle`]: the HTTP API's route throttling, with `--route-throttle RATE,BURST`.
 //! - [`embedded`]: the default mode: in-memory adapters, the in-memory twin of the queues drained by
 //!   the real worker code, mail written to `outbox/`, demo accounts.
 //! - [`services`]: with `AWS_ENDPOINT_URL` and `REDIS_URL` set: the real adapters against the
@@ -43,5 +44,6 @@ pub mod pollers;
 pub mod schedule;
 pub mod seed;
 pub mod services;
+pub mod throttle;
 
 pub use gateway::{Functions, serve};

@@ -42,6 +42,11 @@ struct Args {
     /// `http://*`. CORS is answered as API Gateway answers it (`oes_local::cors`).
     #[arg(long, env = "OES_CORS_ALLOW_ORIGINS", default_value = oes_local::cors::ANY_ORIGIN)]
     cors_allow_origins: String,
+    /// Throttle each route as API Gateway does, `RATE,BURST` (requests a second, and at once):
+    /// the template's `ApiRouteRateLimit` and `ApiRouteBurstLimit`, `200,1000` by default there.
+    /// Unthrottled unless given.
+    #[arg(long, env = "OES_ROUTE_THROTTLE")]
+    route_throttle: Option<oes_local::throttle::RouteLimits>,
     /// Print the OpenAPI document (what `docs/openapi.json` holds) and exit.
     #[arg(long)]
     openapi: bool,
@@ -148,7 +153,12 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     match oes_local::gateway::serve_until(
         listener,
         functions.clone(),
-        oes_local::cors::Cors::allowing(&args.cors_allow_origins),
+        oes_local::gateway::Settings {
+            cors: oes_local::cors::Cors::allowing(&args.cors_allow_origins),
+            throttle: args
+                .route_throttle
+                .map(oes_local::throttle::RouteThrottle::new),
+        },
         stop.cancelled_owned(),
         DRAIN,
     )

@@ -785,3 +785,35 @@ async fn a_browser_app_on_an_allowed_origin_gets_the_http_apis_cors_answers() {
         refused.headers()
     );
 }
+
+/// With `--route-throttle`, each route lets its burst through and refuses the rest as API
+/// Gateway does (429, the gateway's body), without its function; other routes still answer.
+#[tokio::test]
+async fn a_route_over_its_throttle_is_refused_by_the_gateway() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oes-local"));
+    command.args(["--route-throttle", "0.01,2"]);
+    let server = start_as(command);
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = send(
+            &client,
+            reqwest::Method::POST,
+            url("/auth/login"),
+            Some(json!({})),
+            None,
+        )
+        .await;
+        statuses.push((status, body));
+    }
+    assert_eq!(statuses[0].0, 400, "{}", statuses[0].1);
+    assert_eq!(statuses[1].0, 400, "{}", statuses[1].1);
+    assert_eq!(
+        statuses[2],
+        (429, json!({"message": "Too Many Requests"})),
+        "the third, over the burst of 2"
+    );
+    let (status, body) = send(&client, reqwest::Method::GET, url("/auth/me"), None, None).await;
+    assert_eq!(status, 401, "another route has its own bucket: {body}");
+}
