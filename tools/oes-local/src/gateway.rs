@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cors::Cors;
 use crate::event::{HttpApiEvent, HttpDetails, RequestContext, request_time};
+use crate::routes::RouteTable;
 use crate::throttle::RouteThrottle;
 
 /// The largest body accepted, as API Gateway's payload limit (10 MB) is far more than any oes
@@ -62,6 +63,8 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 pub struct Settings {
     /// CORS (the template's `CorsConfiguration`).
     pub cors: Cors,
+    /// The routes a request must match to reach a function.
+    pub routes: RouteTable,
     /// Route throttling (the template's `DefaultRouteSettings`), if asked for.
     pub throttle: Option<RouteThrottle>,
 }
@@ -191,9 +194,10 @@ fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
         .unwrap_or_default()
 }
 
-/// One request as the gateway handles it: a CORS preflight answered by the gateway itself, a
-/// request over its route's throttle refused, anything else routed; the CORS headers put on
-/// the answer.
+/// One request as the gateway handles it: a CORS preflight answered by the gateway itself,
+/// `oes-local`'s own pages served, a request that matches no route answered 404 and one over
+/// its route's throttle 429, by the gateway as API Gateway answers them, anything else handed
+/// to its function; the CORS headers put on the answer.
 async fn dispatch(
     functions: &Functions,
     settings: &Settings,
@@ -206,28 +210,35 @@ async fn dispatch(
         return preflight;
     }
     let origin = parts.headers.get(hyper::header::ORIGIN).cloned();
-    let throttled = settings
-        .throttle
-        .as_ref()
-        .is_some_and(|t| !t.admit(parts.method.as_str(), parts.uri.path()));
-    let mut response = if throttled {
-        gateway_answer(429, br#"{"message":"Too Many Requests"}"#)
+    let mut response = if let Some(page) = own_page(functions, &parts).await {
+        page
     } else {
-        route(functions, parts, body, peer).await
+        match settings
+            .routes
+            .find(parts.method.as_str(), parts.uri.path())
+        {
+            None => gateway_answer(404, br#"{"message":"Not Found"}"#),
+            Some(route) if settings.throttle.as_ref().is_some_and(|t| !t.admit(route)) => {
+                gateway_answer(429, br#"{"message":"Too Many Requests"}"#)
+            }
+            Some(_) => invoke(functions, parts, body, peer).await,
+        }
     };
     cors.answer(origin.as_ref(), &mut response);
     response
 }
 
-/// The gateway's own routes (the health check, the OpenAPI document), or the function the
-/// template's routes name.
-async fn route(
+/// `oes-local`'s own pages, which the stack does not have: the health check and the OpenAPI
+/// document.
+async fn own_page(
     functions: &Functions,
-    parts: hyper::http::request::Parts,
-    body: Incoming,
-    peer: SocketAddr,
-) -> HttpResponse {
-    if parts.method == hyper::Method::GET && parts.uri.path() == crate::health::PATH {
+    parts: &hyper::http::request::Parts,
+) -> Option<HttpResponse> {
+    if parts.method != hyper::Method::GET {
+        return None;
+    }
+    let path = parts.uri.path();
+    if path == crate::health::PATH {
         let health = crate::health::check(functions).await;
         let body = serde_json::to_string(&health).unwrap_or_default();
         return hyper::Response::builder()
@@ -235,14 +246,24 @@ async fn route(
             .header("content-type", "application/json")
             .header("cache-control", "no-store")
             .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default();
+            .ok();
     }
-    if parts.method == hyper::Method::GET && parts.uri.path() == crate::openapi::PATH {
-        return hyper::Response::builder()
+    (path == crate::openapi::PATH).then(|| {
+        hyper::Response::builder()
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(crate::openapi::json())))
-            .unwrap_or_default();
-    }
+            .unwrap_or_default()
+    })
+}
+
+/// The request handed to the function the template's routes name, as the event Lambda gives
+/// it.
+async fn invoke(
+    functions: &Functions,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+) -> HttpResponse {
     let body = match Limited::new(body, MAX_GATEWAY_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {

@@ -4,6 +4,7 @@
 //!   the Lambda would receive, decodes it with `lambda_http` exactly as the runtime does, and
 //!   calls the function's handler.
 //! - [`cors`]: CORS as the HTTP API's configuration answers it (preflights by the gateway).
+//! - [`routes`]: the HTTP API's routes: a request that matches none is the gateway's 404.
 //! - [`throttle`]: the HTTP API's route throttling, with `--route-throttle RATE,BURST`.
 //! - [`embedded`]: the default mode: in-memory adapters, the in-memory twin of the queues drained by
 //!   the real worker code, mail written to `outbox/`, demo accounts.
@@ -41,6 +42,7 @@ pub mod gateway;
 pub mod health;
 pub mod openapi;
 pub mod pollers;
+pub mod routes;
 pub mod schedule;
 pub mod seed;
 pub mod services;

@@ -4,14 +4,15 @@
 //! token bucket of `BURST` tokens, full at the start and refilled at `RATE` a second; a request
 //! takes one, and one that finds none is answered by the gateway, 429 `{"message":"Too Many
 //! Requests"}`, without reaching its function. So a load test against `oes-local` shows what a
-//! class would meet with the stack's settings. A request that matches no route is not counted
-//! (API Gateway answers it 404 itself).
+//! class would meet with the stack's settings.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 
 use tokio::time::Instant;
+
+use crate::routes::RouteId;
 
 /// A route's steady rate and its burst, as the template's parameters set them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,40 +52,22 @@ impl FromStr for RouteLimits {
 #[derive(Debug)]
 pub struct RouteThrottle {
     limits: RouteLimits,
-    routes: Vec<(&'static str, &'static str)>,
-    /// Each route's tokens and when they were counted, by its index in `routes`.
-    buckets: Mutex<HashMap<usize, (f64, Instant)>>,
+    /// Each route's tokens and when they were counted.
+    buckets: Mutex<HashMap<RouteId, (f64, Instant)>>,
 }
 
 impl RouteThrottle {
-    /// Every route of the three API functions (as the template routes them), each with `limits`.
+    /// Every route with `limits`.
     pub fn new(limits: RouteLimits) -> Self {
-        Self::over(
-            auth_api::routes::ROUTES
-                .iter()
-                .copied()
-                .chain(exam_api::routes())
-                .chain(admin_api::ROUTES.iter().copied())
-                .chain(admin_api::console::ROUTES.iter().copied())
-                .collect(),
-            limits,
-        )
-    }
-
-    fn over(routes: Vec<(&'static str, &'static str)>, limits: RouteLimits) -> Self {
         Self {
             limits,
-            routes,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether a request for `method` and `path` may go on (taking a token of its route's
-    /// bucket), or must be answered 429.
-    pub fn admit(&self, method: &str, path: &str) -> bool {
-        let Some(route) = self.route_of(method, path) else {
-            return true;
-        };
+    /// Whether a request for `route` may go on (taking a token of its bucket), or must be
+    /// answered 429.
+    pub fn admit(&self, route: RouteId) -> bool {
         let now = Instant::now();
         let burst = f64::from(self.limits.burst);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -99,38 +82,22 @@ impl RouteThrottle {
             false
         }
     }
-
-    /// The route `method` and `path` match: of several, the one with the most literal segments,
-    /// as API Gateway prefers `/admin/email-jobs/counts` to `/admin/email-jobs/{job_id}`.
-    fn route_of(&self, method: &str, path: &str) -> Option<usize> {
-        let wanted: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        self.routes
-            .iter()
-            .enumerate()
-            .filter(|(_, (m, _))| *m == method)
-            .filter_map(|(index, (_, template))| {
-                let segments: Vec<&str> = template.split('/').collect();
-                let matches = segments.len() == wanted.len()
-                    && segments.iter().zip(&wanted).all(|(s, w)| {
-                        (s.starts_with('{') && s.ends_with('}') && !w.is_empty()) || s == w
-                    });
-                matches.then(|| {
-                    let literal = segments.iter().filter(|s| !s.starts_with('{')).count();
-                    (literal, index)
-                })
-            })
-            .max_by_key(|(literal, _)| *literal)
-            .map(|(_, index)| index)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteTable;
     use std::time::Duration;
 
     fn limits(rate: f64, burst: u32) -> RouteLimits {
         RouteLimits { rate, burst }
+    }
+
+    fn route(method: &str, path: &str) -> RouteId {
+        RouteTable::default()
+            .find(method, path)
+            .unwrap_or_else(|| panic!("{method} {path}: no route"))
     }
 
     #[test]
@@ -145,47 +112,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_route_lets_its_burst_through_then_its_rate() {
         let throttle = RouteThrottle::new(limits(2.0, 3));
-        let mut admitted = 0;
-        for _ in 0..10 {
-            admitted += usize::from(throttle.admit("POST", "/auth/login"));
-        }
+        let login = route("POST", "/auth/login");
+        let admitted = (0..10).filter(|_| throttle.admit(login)).count();
         assert_eq!(admitted, 3, "the burst, at once");
         tokio::time::advance(Duration::from_millis(500)).await;
-        assert!(
-            throttle.admit("POST", "/auth/login"),
-            "one token in half a second"
-        );
-        assert!(!throttle.admit("POST", "/auth/login"));
+        assert!(throttle.admit(login), "one token in half a second");
+        assert!(!throttle.admit(login));
         tokio::time::advance(Duration::from_secs(60)).await;
-        let admitted = (0..10)
-            .filter(|_| throttle.admit("POST", "/auth/login"))
-            .count();
+        let admitted = (0..10).filter(|_| throttle.admit(login)).count();
         assert_eq!(admitted, 3, "refilled to the burst, not beyond");
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_route_has_a_bucket_of_its_own() {
         let throttle = RouteThrottle::new(limits(1.0, 1));
-        assert!(throttle.admit("GET", "/exams/e-1"));
+        assert!(throttle.admit(route("GET", "/exams/e-1")));
         assert!(
-            !throttle.admit("GET", "/exams/e-2"),
+            !throttle.admit(route("GET", "/exams/e-2")),
             "one route, whatever the id"
         );
         assert!(
-            throttle.admit("PATCH", "/exams/e-1"),
+            throttle.admit(route("PATCH", "/exams/e-1")),
             "another method: another route"
         );
-        assert!(throttle.admit("GET", "/exams/e-1/questions"));
-        assert!(throttle.admit("GET", "/admin/email-jobs/counts"));
-        assert!(
-            throttle.admit("GET", "/admin/email-jobs/j-1"),
-            "the literal route is not the parameter's"
-        );
-        for _ in 0..5 {
-            assert!(
-                throttle.admit("GET", "/no/such/route"),
-                "no route: not counted"
-            );
-        }
+        assert!(throttle.admit(route("GET", "/exams/e-1/questions")));
     }
 }

@@ -619,21 +619,41 @@ fn exchange(base: &str, raw: &str) -> String {
 /// Requests lambda_http cannot turn into a URI (it builds `scheme://host/path` from the scheme
 /// header, the host and the target, and unwraps the parse): API Gateway never passes such a
 /// request on, and oes-local answers them 4xx with the error shape — before, the unwrap panicked
-/// and the client got no answer at all (with `panic = "abort"`, the process ended).
+/// and the client got no answer at all (with `panic = "abort"`, the process ended). A target
+/// that is no route (`*`) is the gateway's 404.
 #[tokio::test]
 async fn a_request_with_a_host_or_target_that_is_no_url_is_answered_4xx() {
     let server = start();
-    for raw in [
-        "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: 1\r\nConnection: close\r\n\r\n",
-        "GET /auth/me HTTP/1.1\r\nHost: localhost:99999\r\nConnection: close\r\n\r\n",
-        "GET /auth/me HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
-        "GET /auth/me HTTP/1.1\r\nHost: {\r\nConnection: close\r\n\r\n",
-        "GET /auth/me HTTP/1.1\r\nHost: a\"b\r\nConnection: close\r\n\r\n",
-        "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    let error_shape = "{\"error\":{";
+    for (raw, shape) in [
+        (
+            "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: 1\r\nConnection: close\r\n\r\n",
+            error_shape,
+        ),
+        (
+            "GET /auth/me HTTP/1.1\r\nHost: localhost:99999\r\nConnection: close\r\n\r\n",
+            error_shape,
+        ),
+        (
+            "GET /auth/me HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            error_shape,
+        ),
+        (
+            "GET /auth/me HTTP/1.1\r\nHost: {\r\nConnection: close\r\n\r\n",
+            error_shape,
+        ),
+        (
+            "GET /auth/me HTTP/1.1\r\nHost: a\"b\r\nConnection: close\r\n\r\n",
+            error_shape,
+        ),
+        (
+            "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            "{\"message\":\"Not Found\"}",
+        ),
     ] {
         let answer = exchange(&server.base, raw);
         assert!(
-            answer.starts_with("HTTP/1.1 4") && answer.contains("{\"error\":{"),
+            answer.starts_with("HTTP/1.1 4") && answer.contains(shape),
             "{raw:?} was answered {answer:?}"
         );
     }
@@ -816,4 +836,33 @@ async fn a_route_over_its_throttle_is_refused_by_the_gateway() {
     );
     let (status, body) = send(&client, reqwest::Method::GET, url("/auth/me"), None, None).await;
     assert_eq!(status, 401, "another route has its own bucket: {body}");
+}
+
+/// A request that matches none of the template's routes — an unknown path, or a method its
+/// path has no route for — never reaches a function in AWS: API Gateway answers it 404 with its
+/// own body, and so does `oes-local`. A request that matches a route is the function's to answer.
+#[tokio::test]
+async fn a_request_that_matches_no_route_is_the_gateways_404() {
+    let server = start();
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    for (method, path) in [
+        (reqwest::Method::GET, "/nothing"),
+        (reqwest::Method::PUT, "/exams"),
+        (reqwest::Method::DELETE, "/auth/login"),
+        (reqwest::Method::GET, "/exams/e-1/nothing"),
+    ] {
+        let (status, body) = send(&client, method.clone(), url(path), None, None).await;
+        assert_eq!(
+            (status, body),
+            (404, json!({"message": "Not Found"})),
+            "{method} {path}"
+        );
+    }
+    let (status, body) = send(&client, reqwest::Method::GET, url("/exams/e-1"), None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "a route: the function answers"
+    );
 }
