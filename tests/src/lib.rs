@@ -12,6 +12,7 @@
 //!   own, to kill, restart or freeze without disturbing the other tests.
 //! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
 //!   clock the test moves.
+//! - [`hooked_queues`]: queues over other queues whose calls a test slows, watches or answers.
 //! - [`lost_answers`]: a DynamoDB client that loses the answer to a write that landed, so the
 //!   SDK sends it again.
 //! - [`queries`]: what each DynamoDB `Query` read, counted by an SDK interceptor.
@@ -20,6 +21,7 @@
 
 pub mod exams;
 pub mod hidden_claim;
+pub mod hooked_queues;
 pub mod lost_answers;
 pub mod mappings_in_motion;
 pub mod queries;

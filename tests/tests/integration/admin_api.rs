@@ -11,11 +11,12 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::pipeline::{EmailLanes, QueueAdmin};
 use oes_domain::ports::{
     Delivery, JobConflict, JobLedger, JobStatus, MessageQueues, NewMessage, Outcome, PURGED,
-    QueueControl, QueueCounts, QueueError, QueueName, ReceivedMessage, StoreError, UserUpdate,
+    QueueControl, QueueName, ReceivedMessage, StoreError, UserUpdate,
 };
 use oes_domain::security::Secret;
 use oes_domain::user::{Email, Role};
 use oes_tests::exams::{ExamHarness, no_cache};
+use oes_tests::hooked_queues::{Hooked, QueueHooks};
 use oes_tests::{InMemoryApis, TestEnv, call, exam_or_admin, in_memory_apis, read, request};
 use serde_json::{Value, json};
 
@@ -848,7 +849,7 @@ async fn a_dead_letter_listing_answers_in_time_however_slow_the_queue() {
     let queues = MemoryQueues::new();
     let memory = std::sync::Arc::new(MemoryJobs::default());
     let adapters = oes_runtime::wiring::ApiAdapters::in_memory(
-        std::sync::Arc::new(SlowReceives(queues.clone())),
+        std::sync::Arc::new(Hooked::new(queues.clone(), SlowReceives)),
         memory.clone(),
     );
     let api = ExamHarness::over(&adapters);
@@ -865,44 +866,13 @@ async fn a_dead_letter_listing_answers_in_time_however_slow_the_queue() {
     assert!(shown >= 10, "what it had in time: {shown} of 40");
 }
 
-/// A queue whose receives answer slowly (an SQS that struggles).
-struct SlowReceives(std::sync::Arc<dyn MessageQueues>);
+/// Receives that answer slowly (an SQS that struggles).
+struct SlowReceives;
 
 #[async_trait::async_trait]
-impl MessageQueues for SlowReceives {
-    fn name(&self, queue: QueueName) -> &str {
-        self.0.name(queue)
-    }
-    async fn send(&self, queue: QueueName, message: &NewMessage) -> Result<String, QueueError> {
-        self.0.send(queue, message).await
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: u32,
-        visibility: Option<u32>,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+impl QueueHooks for SlowReceives {
+    async fn receive(&self, _queue: QueueName, _wait: Duration) -> Option<Vec<ReceivedMessage>> {
         tokio::time::sleep(SLOW).await;
-        self.0.receive(queue, max, visibility, wait).await
-    }
-    async fn delete(&self, queue: QueueName, receipt_handle: &str) -> Result<(), QueueError> {
-        self.0.delete(queue, receipt_handle).await
-    }
-    async fn change_visibility(
-        &self,
-        queue: QueueName,
-        receipt_handle: &str,
-        seconds: u32,
-    ) -> Result<(), QueueError> {
-        self.0
-            .change_visibility(queue, receipt_handle, seconds)
-            .await
-    }
-    async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
-        self.0.counts(queue).await
-    }
-    async fn purge(&self, queue: QueueName) -> Result<(), QueueError> {
-        self.0.purge(queue).await
+        None
     }
 }

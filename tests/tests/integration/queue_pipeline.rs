@@ -19,6 +19,7 @@ use oes_domain::ports::{
 };
 use oes_domain::security::Secret;
 use oes_domain::user::Email;
+use oes_tests::hooked_queues::{Hooked, QueueHooks};
 
 macro_rules! contract {
     ($($body:ident),* $(,)?) => {
@@ -545,24 +546,16 @@ async fn a_purge_leaves_the_letter_of_a_job_a_worker_holds(queues: Arc<dyn Messa
     );
 }
 
-/// Queues that note, on every send to a lane, the status the job's record had at that moment:
-/// a worker may receive the message the instant it is sent.
+/// Notes, on every send to a lane, the status the job's record had at that moment: a worker
+/// may receive the message the instant it is sent.
 struct Watching {
-    queues: Arc<dyn MessageQueues>,
     ledger: Arc<MemoryJobs>,
     seen: std::sync::Mutex<Vec<Option<JobStatus>>>,
 }
 
 #[async_trait::async_trait]
-impl MessageQueues for Watching {
-    fn name(&self, queue: QueueName) -> &str {
-        self.queues.name(queue)
-    }
-    async fn send(
-        &self,
-        queue: QueueName,
-        message: &NewMessage,
-    ) -> Result<String, oes_domain::ports::QueueError> {
+impl QueueHooks for Watching {
+    async fn send(&self, queue: QueueName, message: &NewMessage) {
         if queue != QueueName::DeadLetter {
             let job = EmailJob::decode(&message.body).expect("a job");
             let status = self
@@ -573,40 +566,6 @@ impl MessageQueues for Watching {
                 .map(|r| r.status);
             self.seen.lock().expect("lock").push(status);
         }
-        self.queues.send(queue, message).await
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: u32,
-        visibility: Option<u32>,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
-        self.queues.receive(queue, max, visibility, wait).await
-    }
-    async fn delete(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        self.queues.delete(queue, receipt).await
-    }
-    async fn change_visibility(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-        seconds: u32,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        self.queues.change_visibility(queue, receipt, seconds).await
-    }
-    async fn counts(
-        &self,
-        queue: QueueName,
-    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
-        self.queues.counts(queue).await
-    }
-    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
-        self.queues.purge(queue).await
     }
 }
 
@@ -624,16 +583,18 @@ async fn a_redrive_resets_the_record_before_the_message_is_back_on_its_lane(
     };
     ledger.finish(&job.job_id, dead, 950).await.expect("dead");
     dead_letter(&queues, &job, "attempts exhausted").await;
-    let watching = Watching {
-        queues: queues.clone(),
-        ledger: ledger.clone(),
-        seen: std::sync::Mutex::default(),
-    };
+    let watching = Hooked::new(
+        queues.clone(),
+        Watching {
+            ledger: ledger.clone(),
+            seen: std::sync::Mutex::default(),
+        },
+    );
     redrive(&watching, ledger.as_ref(), &clock, None, None, |_| {})
         .await
         .expect("redrive");
     assert_eq!(
-        *watching.seen.lock().expect("lock"),
+        *watching.hooks.seen.lock().expect("lock"),
         [Some(JobStatus::Queued)],
         "when the message reached its lane, its record said queued"
     );
@@ -782,58 +743,15 @@ async fn purging_a_receipt_records_its_email_as_sent(queues: Arc<dyn MessageQueu
     );
 }
 
-/// Queues whose short polls of the dead-letter queue (a receive that does not wait) come back
-/// empty, as SQS's may: a short poll asks only a sample of its servers, and with few messages
-/// it can miss them all. A long poll (one that waits) asks every server.
-struct ShortPollsMiss(Arc<dyn MessageQueues>);
+/// Short polls of the dead-letter queue (a receive that does not wait) that come back empty,
+/// as SQS's may: a short poll asks only a sample of its servers, and with few messages it can
+/// miss them all. A long poll (one that waits) asks every server.
+struct ShortPollsMiss;
 
 #[async_trait::async_trait]
-impl MessageQueues for ShortPollsMiss {
-    fn name(&self, queue: QueueName) -> &str {
-        self.0.name(queue)
-    }
-    async fn send(
-        &self,
-        queue: QueueName,
-        message: &NewMessage,
-    ) -> Result<String, oes_domain::ports::QueueError> {
-        self.0.send(queue, message).await
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: u32,
-        visibility: Option<u32>,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
-        if queue == QueueName::DeadLetter && wait.is_zero() {
-            return Ok(Vec::new());
-        }
-        self.0.receive(queue, max, visibility, wait).await
-    }
-    async fn delete(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        self.0.delete(queue, receipt).await
-    }
-    async fn change_visibility(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-        seconds: u32,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        self.0.change_visibility(queue, receipt, seconds).await
-    }
-    async fn counts(
-        &self,
-        queue: QueueName,
-    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
-        self.0.counts(queue).await
-    }
-    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
-        self.0.purge(queue).await
+impl QueueHooks for ShortPollsMiss {
+    async fn receive(&self, queue: QueueName, wait: Duration) -> Option<Vec<ReceivedMessage>> {
+        (queue == QueueName::DeadLetter && wait.is_zero()).then(Vec::new)
     }
 }
 
@@ -844,7 +762,7 @@ async fn the_dead_letter_walks_find_letters_a_short_poll_misses(queues: Arc<dyn 
     let clock = ManualClock::at(1_000);
     let (sent_back, purged) = (verification(), newsletter());
     dead_letter(&queues, &sent_back, "failed").await;
-    let missing: Arc<dyn MessageQueues> = Arc::new(ShortPollsMiss(queues.clone()));
+    let missing: Arc<dyn MessageQueues> = Arc::new(Hooked::new(queues.clone(), ShortPollsMiss));
     let listed = QueueAdmin::new(missing.clone())
         .dead_letters(10)
         .await
@@ -861,60 +779,16 @@ async fn the_dead_letter_walks_find_letters_a_short_poll_misses(queues: Arc<dyn 
     assert_eq!(report.purged, 1, "the letter is purged: {report:?}");
 }
 
-/// SQS with a round trip of `LATENCY` on every call, over the in-memory twin (paused time: the
-/// waits are counted, not slept).
-struct Slow(Arc<dyn MessageQueues>);
+/// SQS with a round trip of `LATENCY` on every call that carries a message, over the
+/// in-memory twin (paused time: the waits are counted, not slept).
+struct Slow;
 
 const LATENCY: Duration = Duration::from_millis(20);
 
 #[async_trait::async_trait]
-impl MessageQueues for Slow {
-    fn name(&self, queue: QueueName) -> &str {
-        self.0.name(queue)
-    }
-    async fn send(
-        &self,
-        queue: QueueName,
-        message: &NewMessage,
-    ) -> Result<String, oes_domain::ports::QueueError> {
+impl QueueHooks for Slow {
+    async fn each_call(&self) {
         tokio::time::sleep(LATENCY).await;
-        self.0.send(queue, message).await
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: u32,
-        visibility: Option<u32>,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, oes_domain::ports::QueueError> {
-        tokio::time::sleep(LATENCY).await;
-        self.0.receive(queue, max, visibility, wait).await
-    }
-    async fn delete(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        tokio::time::sleep(LATENCY).await;
-        self.0.delete(queue, receipt).await
-    }
-    async fn change_visibility(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-        seconds: u32,
-    ) -> Result<(), oes_domain::ports::QueueError> {
-        tokio::time::sleep(LATENCY).await;
-        self.0.change_visibility(queue, receipt, seconds).await
-    }
-    async fn counts(
-        &self,
-        queue: QueueName,
-    ) -> Result<oes_domain::ports::QueueCounts, oes_domain::ports::QueueError> {
-        self.0.counts(queue).await
-    }
-    async fn purge(&self, queue: QueueName) -> Result<(), oes_domain::ports::QueueError> {
-        self.0.purge(queue).await
     }
 }
 
@@ -937,7 +811,7 @@ async fn a_step_over_a_long_dead_letter_queue_ends_inside_the_functions_timeout(
             .await
             .expect("a letter");
     }
-    let slow = Slow(memory.clone());
+    let slow = Hooked::new(memory.clone(), Slow);
     let ledger = MemoryJobs::default();
     let clock = ManualClock::at(1_000);
     let step = oes_domain::pipeline::Step {
