@@ -246,7 +246,8 @@ async fn own_page(
             .header("content-type", "application/json")
             .header("cache-control", "no-store")
             .body(Full::new(Bytes::from(body)))
-            .ok();
+            .unwrap_or_default()
+            .into();
     }
     (path == crate::openapi::PATH).then(|| {
         hyper::Response::builder()

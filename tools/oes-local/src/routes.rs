@@ -6,6 +6,8 @@
 //! answered by the gateway itself, 404 `{"message":"Not Found"}`, and throttling counts by
 //! route.
 
+use crate::fixtures::path_parameters;
+
 /// The routes.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
@@ -34,32 +36,18 @@ pub struct RouteId(usize);
 impl RouteTable {
     /// The route `method` and `path` match, if one does: of several, the one with the most
     /// literal segments, as API Gateway prefers `/admin/email-jobs/counts` to
-    /// `/admin/email-jobs/{job_id}`. A parameter matches one non-empty segment; a trailing `/`
-    /// does not count.
+    /// `/admin/email-jobs/{job_id}`. A parameter matches one non-empty segment (as API Gateway
+    /// fills `pathParameters`: [`path_parameters`]); a trailing `/` does not count.
     pub fn find(&self, method: &str, path: &str) -> Option<RouteId> {
-        let wanted: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let path = path.trim_end_matches('/');
         self.routes
             .iter()
             .enumerate()
-            .filter(|(_, (m, _))| *m == method)
-            .filter_map(|(index, (_, template))| {
-                let segments: Vec<&str> = template.split('/').collect();
-                let matches = segments.len() == wanted.len()
-                    && segments.iter().zip(&wanted).all(|(s, w)| {
-                        (s.starts_with('{') && s.ends_with('}') && !w.is_empty()) || s == w
-                    });
-                matches.then(|| {
-                    let literal = segments.iter().filter(|s| !s.starts_with('{')).count();
-                    (literal, index)
-                })
+            .filter(|(_, (m, template))| *m == method && path_parameters(template, path).is_some())
+            .max_by_key(|(_, (_, template))| {
+                template.split('/').filter(|s| !s.starts_with('{')).count()
             })
-            .max_by_key(|(literal, _)| *literal)
-            .map(|(_, index)| RouteId(index))
-    }
-
-    /// The route's method and path template.
-    pub fn describe(&self, route: RouteId) -> (&'static str, &'static str) {
-        self.routes[route.0]
+            .map(|(index, _)| RouteId(index))
     }
 }
 
@@ -69,7 +57,7 @@ mod tests {
 
     fn found(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
         let table = RouteTable::default();
-        table.find(method, path).map(|route| table.describe(route))
+        table.find(method, path).map(|route| table.routes[route.0])
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! meanwhile cancels the transaction and the write starts again from a fresh read (a few times,
 //! then `Conflict(ConcurrentUpdate)`). Questions of a deleted exam are removed after it (Query
 //! and BatchWriteItem); deleting an absent exam still sweeps any left behind, so retrying a
-//! delete that failed halfway finishes it. An edit of a question writes it on its fields being
-//! as its caller read them; one that changes what attempts are graded on also checks the exam's
-//! version, so it lands only on the draft it read.
+//! delete that failed halfway finishes it. An edit of a question is written first, on its
+//! fields being as its caller read them (one that changes what attempts are graded on also on
+//! the exam's version, so it lands only on the draft it read), and read back only if refused.
 
 use std::collections::HashMap;
 
@@ -312,11 +312,38 @@ impl ExamStore for DynamoExams {
     ) -> Result<(), StoreError<ExamConflict>> {
         let grading = !question.same_grading(was);
         for _ in 0..TRIES {
+            // Written first, on the fields being `was`'s; an edit of what attempts are graded
+            // on also on the exam being the draft read here (not published meanwhile).
+            let draft = if grading {
+                self.get_exam(&question.exam_id)
+                    .await?
+                    .filter(|exam| !exam.is_published())
+                    .map(|exam| exam.version)
+            } else {
+                None
+            };
+            if !grading || draft.is_some() {
+                let mut items = vec![self.question_update(question, was)?];
+                if let Some(version) = draft {
+                    let version = HashMap::from([(":v".to_owned(), n(version))]);
+                    let check = Some(("version = :v", version));
+                    items.push(self.table.check(exam_key(&question.exam_id), check)?);
+                }
+                if self
+                    .table
+                    .transact(items, "saving a question")
+                    .await?
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            // Refused, or not a draft: what stands now says why.
             let (exam, stored) = tokio::try_join!(
                 self.get_exam(&question.exam_id),
                 self.get_question(&question.exam_id, &question.id)
             )?;
-            let (Some(exam), Some(stored)) = (exam, stored) else {
+            let Some(stored) = stored else {
                 return Err(StoreError::NotFound);
             };
             // Already as the edit would make it: the same edit made twice, or this one sent
@@ -324,29 +351,16 @@ impl ExamStore for DynamoExams {
             if stored.same_fields(question) {
                 return Ok(());
             }
-            if grading && exam.is_published() {
-                return Err(StoreError::Conflict(ExamConflict::Published));
+            if grading && exam.as_ref().is_none_or(Exam::is_published) {
+                return Err(match exam {
+                    Some(_) => StoreError::Conflict(ExamConflict::Published),
+                    None => StoreError::NotFound,
+                });
             }
             if !stored.same_fields(was) {
                 return Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate));
             }
-            let mut items = vec![self.question_update(question, was)?];
-            if grading {
-                // Still the draft read above: not published meanwhile.
-                let version = HashMap::from([(":v".to_owned(), n(exam.version))]);
-                items.push(
-                    self.table
-                        .check(exam_key(&exam.id), Some(("version = :v", version)))?,
-                );
-            }
-            if self
-                .table
-                .transact(items, "saving a question")
-                .await?
-                .is_ok()
-            {
-                return Ok(());
-            }
+            // The exam's version moved on (another write to the draft): again.
         }
         Err(StoreError::Conflict(ExamConflict::ConcurrentUpdate))
     }
