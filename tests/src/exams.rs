@@ -26,7 +26,7 @@ use oes_domain::user::{Role, UserId, UserStatus};
 use oes_runtime::wiring::ApiAdapters;
 use serde_json::Value;
 
-use crate::{TestEnv, jwt_settings, read, request};
+use crate::{TestEnv, iam, jwt_settings, read, request};
 
 /// A signed-in user.
 #[derive(Debug, Clone)]
@@ -451,9 +451,31 @@ impl TestEnv {
         adapters
     }
 
-    /// exam-api over the real adapters, reading through `cache`.
+    /// The real adapters as `role` may use them ([`crate::iam::RoleGuard`]), reading through
+    /// `cache`.
+    pub fn adapters_as(&self, role: iam::Role, cache: CacheAside) -> ApiAdapters {
+        let mut adapters = ApiAdapters::aws(&self.clients_as(role), &self.api_config())
+            .unwrap_or_else(|e| panic!("adapters: {e}"));
+        adapters.cache = cache;
+        adapters
+    }
+
+    /// exam-api, admin-api and the sweeper over the real adapters, each as its role in the
+    /// template allows, reading through `cache`; the test's own account writes are unchecked.
     pub fn exam_harness(&self, cache: CacheAside) -> ExamHarness {
-        ExamHarness::over(&self.adapters_with_cache(cache))
+        let mut harness = ExamHarness::over(&self.adapters_as(iam::Role::ExamApi, cache.clone()));
+        let clock = harness.clock.clone();
+        let admin = self.adapters_as(iam::Role::AdminApi, cache.clone());
+        harness.admin = AdminApi::new(
+            &admin,
+            Arc::new(MemoryLanes::default()),
+            harness.jwt.clone(),
+            clock.clone(),
+        );
+        let sweeper = self.adapters_as(iam::Role::AttemptSweeper, cache.clone());
+        harness.sweeper = AttemptSweeper::new(&sweeper, clock);
+        harness.users = self.adapters_with_cache(cache).users;
+        harness
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`exams`]: exam-api over in-memory or real adapters, users of each role with tokens, a
 //!   clock the test moves.
 //! - [`hooked_queues`]: queues over other queues whose calls a test slows, watches or answers.
+//! - [`iam`]: the template's roles, and a DynamoDB client that refuses what a function's role
+//!   does not allow, as IAM does in AWS: the functions [`TestEnv`] builds run over one.
 //! - [`lost_answers`]: a DynamoDB client that loses the answer to a write that landed, so the
 //!   SDK sends it again.
 //! - [`queries`]: what each DynamoDB `Query` read, counted by an SDK interceptor.
@@ -22,6 +24,7 @@
 pub mod exams;
 pub mod hidden_claim;
 pub mod hooked_queues;
+pub mod iam;
 pub mod lost_answers;
 pub mod mappings_in_motion;
 pub mod queries;
@@ -426,7 +429,7 @@ impl TestEnv {
     /// when given, and `retry` as its policy.
     pub fn worker(&self, mailer: Option<Arc<dyn Mailer>>, retry: RetryPolicy) -> Worker {
         let config = self.worker_config();
-        let mut adapters = WorkerAdapters::aws(&self.clients, &config);
+        let mut adapters = WorkerAdapters::aws(&self.clients_as(iam::Role::EmailWorker), &config);
         if let Some(mailer) = mailer {
             adapters.mailer = mailer;
         }
@@ -439,11 +442,18 @@ impl TestEnv {
         )
     }
 
-    /// auth-api over the real adapters (DynamoDB, SQS, Redis).
+    /// auth-api over the real adapters (DynamoDB, SQS, Redis), as its role allows.
     pub fn auth_service(&self) -> AuthService {
-        let adapters = ApiAdapters::aws(&self.clients, &self.api_config())
+        let adapters = ApiAdapters::aws(&self.clients_as(iam::Role::AuthApi), &self.api_config())
             .unwrap_or_else(|e| panic!("redis url: {e}"));
         auth_over(adapters, Arc::new(SystemClock))
+    }
+
+    /// The clients, with a DynamoDB client that refuses what `role` may not do
+    /// ([`iam::RoleGuard`]).
+    pub fn clients_as(&self, role: iam::Role) -> AwsClients {
+        let dynamodb = iam::dynamodb_as(&self.clients.dynamodb(), role);
+        self.clients.clone().with_dynamodb(dynamodb)
     }
 }
 

@@ -11,17 +11,10 @@ use oes_domain::ports::queue_name;
 use oes_runtime::config::{
     ApiConfig, CacheConfig, Env, ResourceConfig, SweeperConfig, WorkerConfig, jwt_settings,
 };
-use yaml_rust2::{Yaml, YamlLoader};
+pub(crate) use oes_tests::iam::{like, role_statements, template, text, texts};
+use yaml_rust2::Yaml;
 
 use crate::fixtures::{fixtures, is_sqs, sqs_event};
-
-pub(crate) fn template() -> Yaml {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    YamlLoader::load_from_str(&text)
-        .unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"))
-        .remove(0)
-}
 
 pub(crate) fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
     let resource = &template["Resources"][logical_id];
@@ -33,14 +26,6 @@ pub(crate) fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
 }
 
 /// The text of a scalar, whether plain or behind an intrinsic tag such as `!Sub`.
-pub(crate) fn text(value: &Yaml) -> String {
-    match value {
-        Yaml::String(s) | Yaml::Real(s) => s.clone(),
-        Yaml::Integer(i) => i.to_string(),
-        other => panic!("expected a scalar, found {other:?}"),
-    }
-}
-
 #[test]
 fn the_table_matches_the_local_definition() {
     let template = template();
@@ -644,38 +629,6 @@ fn the_sqs_fixtures_come_from_the_lanes_env_json_gives_the_worker() {
     assert!(records > 0, "no SQS fixture in events/");
 }
 
-/// The statements of a role's inline policies; an `!If [cond, statement, !Ref AWS::NoValue]`
-/// counts as its statement.
-fn role_statements(role: &Yaml) -> Vec<&Yaml> {
-    let mut statements = Vec::new();
-    for policy in role["Policies"].as_vec().into_iter().flatten() {
-        for entry in policy["PolicyDocument"]["Statement"]
-            .as_vec()
-            .into_iter()
-            .flatten()
-        {
-            match entry {
-                Yaml::Array(branches) => statements.extend(branches.iter().filter(|b| b.is_hash())),
-                statement => statements.push(statement),
-            }
-        }
-    }
-    statements
-}
-
-/// A statement's `Action` or `Resource`, as texts (one or a list; `!GetAtt X.Arn` reads `X.Arn`,
-/// a `!Sub [pattern, variables]` its pattern).
-fn texts(value: &Yaml) -> Vec<String> {
-    let one = |item: &Yaml| match item {
-        Yaml::Array(sub) => text(&sub[0]),
-        scalar => text(scalar),
-    };
-    match value {
-        Yaml::Array(items) => items.iter().map(one).collect(),
-        scalar => vec![one(scalar)],
-    }
-}
-
 fn allows(statements: &[&Yaml], action: &str, resource: &str) -> bool {
     statements.iter().any(|s| {
         texts(&s["Action"]).iter().any(|a| a == action)
@@ -906,13 +859,6 @@ fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
 }
 
 /// Whether an IAM `StringLike` pattern (only a trailing `*` is used here) matches `key`.
-fn like(pattern: &str, key: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => key.starts_with(prefix),
-        None => key == pattern,
-    }
-}
-
 /// Least privilege inside the one table (issue 12): each function's DynamoDB statements are
 /// scoped by `dynamodb:LeadingKeys` to the partitions it keeps (the key prefixes of
 /// `shared/adapters/src/dynamo/schema.rs`) — the exam API cannot write a one-time token or an
@@ -1010,8 +956,11 @@ fn table_allows(statements: &[&Yaml], action: &str, key: &str) -> bool {
 /// Least privilege inside a partition: a function may do to the table only what its adapters
 /// do. admin-api reads accounts (is the caller an admin?) and writes only job records; auth-api
 /// neither queries nor batch-writes (its adapters read and write items by key, and check the
-/// latest reset link in a transaction); exam-api and the sweeper check no item in a
-/// transaction. Before, each held actions its code never made.
+/// latest reset link in a transaction); exam-api checks an exam's version in a transaction
+/// (a draft question's grading edit), the sweeper no item. Before, each held actions its code
+/// never made. What each role's code really calls is held to these statements by
+/// `fixtures::every_exam_and_admin_fixture_succeeds_on_aws_as_each_functions_role_allows` and the
+/// other tests whose functions `TestEnv` builds (`oes_tests::iam`).
 #[test]
 fn each_function_may_do_to_the_table_only_what_its_code_does() {
     let template = template();
@@ -1045,8 +994,11 @@ fn each_function_may_do_to_the_table_only_what_its_code_does() {
         ),
         (
             "ExamApiRole",
-            &[("dynamodb:BatchWriteItem", "EXAM#e1")],
-            &[("dynamodb:ConditionCheckItem", "EXAM#e1")],
+            &[
+                ("dynamodb:BatchWriteItem", "EXAM#e1"),
+                ("dynamodb:ConditionCheckItem", "EXAM#e1"),
+            ],
+            &[("dynamodb:ConditionCheckItem", "TOKEN#ab12")],
         ),
         (
             "AttemptSweeperRole",
@@ -1702,4 +1654,125 @@ fn oes_local_answers_cors_as_the_http_api_is_configured() {
         ANY_ORIGIN,
         "oes-local's default is the template's"
     );
+}
+
+/// The guard the tests' functions run behind (`oes_tests::iam::RoleGuard`) refuses what a role
+/// does not grant, item by item in a transaction, by partition and by index, and lets through
+/// what it does: without this, a guard that allowed everything would pass every test.
+#[test]
+fn the_role_guard_refuses_what_the_template_does_not_grant() {
+    use oes_tests::iam::{Role, TablePolicy};
+    use serde_json::json;
+    let item = |pk: &str| json!({"pk": {"S": pk}, "sk": {"S": "X"}});
+    let query = |index: Option<&str>, key: &str| {
+        let attr = index.map_or("pk".to_owned(), |i| format!("{i}pk"));
+        let mut body = json!({
+            "KeyConditionExpression": "#p = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeNames": {"#p": attr},
+            "ExpressionAttributeValues": {":pk": {"S": key}, ":prefix": {"S": "A"}},
+        });
+        if let Some(index) = index {
+            body["IndexName"] = json!(index);
+        }
+        body
+    };
+    let transaction = |parts: &[(&str, &str)]| {
+        let items: Vec<_> = parts
+            .iter()
+            .map(|(kind, pk)| json!({ *kind: {"Key": item(pk), "Item": item(pk)} }))
+            .collect();
+        json!({ "TransactItems": items })
+    };
+    let batch = |pks: &[&str]| {
+        let writes: Vec<_> = pks
+            .iter()
+            .map(|pk| json!({"DeleteRequest": {"Key": item(pk)}}))
+            .collect();
+        json!({"RequestItems": {"t": writes}})
+    };
+    let cases = [
+        (
+            Role::ExamApi,
+            "TransactWriteItems",
+            transaction(&[("Update", "EXAM#e"), ("ConditionCheck", "EXAM#e")]),
+            true,
+        ),
+        (
+            Role::ExamApi,
+            "TransactWriteItems",
+            transaction(&[("Update", "EXAM#e"), ("ConditionCheck", "TOKEN#t")]),
+            false,
+        ),
+        (
+            Role::ExamApi,
+            "PutItem",
+            json!({"Item": item("TOKEN#t")}),
+            false,
+        ),
+        (
+            Role::ExamApi,
+            "BatchWriteItem",
+            batch(&["EXAM#e", "EXAM#e"]),
+            true,
+        ),
+        (
+            Role::ExamApi,
+            "BatchWriteItem",
+            batch(&["EXAM#e", "EMAIL#a"]),
+            false,
+        ),
+        (Role::AuthApi, "Query", query(None, "USER#u"), false),
+        (
+            Role::AuthApi,
+            "TransactWriteItems",
+            transaction(&[("Put", "TOKEN#t"), ("ConditionCheck", "USER#u")]),
+            true,
+        ),
+        (
+            Role::AdminApi,
+            "Query",
+            query(Some("gsi1"), "JOBS#sent"),
+            true,
+        ),
+        (Role::AdminApi, "Query", query(None, "JOBS#sent"), false),
+        (
+            Role::AdminApi,
+            "Query",
+            query(Some("gsi1"), "USER#u"),
+            false,
+        ),
+        (Role::AttemptSweeper, "Query", query(None, "DUE#3"), true),
+        (
+            Role::AttemptSweeper,
+            "BatchWriteItem",
+            batch(&["DUE#3"]),
+            false,
+        ),
+        (
+            Role::EmailWorker,
+            "UpdateItem",
+            json!({"Key": item("JOB#j")}),
+            true,
+        ),
+        (
+            Role::EmailWorker,
+            "PutItem",
+            json!({"Item": item("JOB#j")}),
+            false,
+        ),
+        (
+            Role::EmailWorker,
+            "GetItem",
+            json!({"Key": item("USER#u")}),
+            false,
+        ),
+    ];
+    for (role, operation, body, allowed) in cases {
+        let refusals = TablePolicy::of(role).refusals(operation, &body);
+        assert_eq!(
+            refusals.is_empty(),
+            allowed,
+            "{role:?} {operation} {body}: {refusals:?}"
+        );
+    }
 }
