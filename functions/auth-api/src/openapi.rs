@@ -122,7 +122,6 @@ fn confirm_password_reset() {}
     security(("bearer" = [])),
     responses((status = 202, description = "`{\"status\": \"accepted\"}`", body = StatusBody),
               (status = 401, description = "`unauthorized` or `invalid_credentials` (the password)"),
-              (status = 409, description = "`email_already_queued`"),
               (status = 429, description = RATE_LIMITED)))]
 fn change_email() {}
 

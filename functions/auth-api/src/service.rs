@@ -515,7 +515,8 @@ impl AuthService {
     /// Starts moving the account to `new_email`: checks the password, then sends a confirmation
     /// link to the new address. If the address belongs to another account nothing is sent (and
     /// the caller is not told, and what follows the password check answers at the [`Pace`]
-    /// floor, so the endpoint cannot be used to probe for accounts).
+    /// floor, so the endpoint cannot be used to probe for accounts); nor when the link could
+    /// not be stored or queued ([`answered_as_without_account`]).
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn request_email_change(
         &self,
@@ -548,8 +549,13 @@ impl AuthService {
                     tracing::info!("email change requested to an address in use; nothing sent");
                     return Ok(());
                 }
-                self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
-                    .await
+                // Nothing is ever sent to a taken address, so a failure to send to a free one
+                // is answered as that (202): a 503 would tell, during an outage, which
+                // addresses have accounts.
+                answered_as_without_account(
+                    self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
+                        .await,
+                )
             })
             .await
     }
@@ -695,7 +701,8 @@ impl AuthService {
 }
 
 /// What a request that names an address answers when the address's account could not get its
-/// email (the link not stored, the job not queued): what an address without an account gets.
+/// email (the link not stored, the job not queued): what an address without an account gets
+/// (for an email change, what an address another account holds gets).
 /// A 503 for it alone would tell anyone who asks, while the store or the queue fails, which
 /// addresses have accounts. The failure is logged here, and the producer counted a queue's
 /// (`EnqueueFailures`); the user, whose email does not come, asks again.

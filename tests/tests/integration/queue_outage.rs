@@ -157,3 +157,45 @@ async fn reset_and_resend_answer_alike_for_every_address_while_the_queue_refuses
         assert_eq!(answers[0].0, 202, "{path}: {}", answers[0].1);
     }
 }
+
+/// While the queue refuses jobs, an email change answers 202 whether the new address is free
+/// (its confirmation could not be queued) or another account's (nothing is sent there, ever):
+/// a 503 for a free address alone would let any signed-in user tell, while SQS fails, which
+/// addresses have accounts — the probe the reset and resend answers were closed to.
+#[tokio::test]
+async fn an_email_change_answers_alike_for_a_free_and_a_taken_address_while_the_queue_refuses() {
+    use oes_domain::security::{JwtKeys, Password};
+    use oes_domain::user::{Role, UserStatus};
+    let env = TestEnv::spawn().await;
+    let mut broken = env.api_config();
+    broken.resources.priority_queue_url =
+        format!("{}/000000000000/does-not-exist", env.endpoints.aws);
+    let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
+    let address = |who: &str| format!("{who}+{}@example.com", env.prefix);
+    let mut mover = oes_tests::user_with(&address("mover"), Role::Student, UserStatus::Active, 1);
+    let password = Password::parse("correct horse".into(), "password").expect("a password");
+    mover.password_hash = oes_tests::cheap_hasher().hash(&password).expect("hashed");
+    adapters.users.create(&mover).await.expect("seeded");
+    let taken = oes_tests::user_with(&address("taken"), Role::Student, UserStatus::Active, 1);
+    adapters.users.create(&taken).await.expect("seeded");
+    let now = oes_domain::clock::Clock::now(&oes_domain::clock::SystemClock);
+    let bearer = JwtKeys::new(&oes_tests::jwt_settings())
+        .issue(&mover, now)
+        .expect("a token");
+    let outage = oes_tests::auth_over(adapters, Arc::new(oes_domain::clock::SystemClock));
+    let mut answers = Vec::new();
+    for who in ["taken", "free"] {
+        let body = json!({"new_email": address(who), "password": "correct horse"}).to_string();
+        let answer = call(
+            &outage,
+            "POST",
+            "/auth/me/email",
+            Some(&body),
+            Some(&bearer),
+        )
+        .await;
+        answers.push(answer);
+    }
+    assert_eq!(answers[0], answers[1], "a taken address, then a free one");
+    assert_eq!(answers[0].0, 202, "{}", answers[0].1);
+}
