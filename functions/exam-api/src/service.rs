@@ -276,8 +276,10 @@ impl ExamService {
         if let Some(percent) = patch.pass_mark_percent {
             exam.pass_mark_percent = percent;
         }
+        if let Some(opens_at) = patch.opens_at {
+            exam.move_opening(opens_at, now);
+        }
         let rules = &mut exam.rules;
-        rules.opens_at = patch.opens_at.unwrap_or(rules.opens_at);
         rules.closes_at = patch.closes_at.unwrap_or(rules.closes_at);
         rules.max_attempts = patch.max_attempts.unwrap_or(rules.max_attempts);
         rules.review = patch.review.unwrap_or(rules.review);

@@ -217,6 +217,12 @@ pub struct Exam {
     /// the longest any exam may have, [`limits::DURATION_MINUTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longest_minutes: Option<u32>,
+    /// The last moment it may have taken an attempt before its opening was moved later
+    /// ([`Self::move_opening`]): attempts started until then may still be under way. `None`
+    /// while it has not been open since it was published (and for an exam stored before this
+    /// was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_until: Option<i64>,
 }
 
 impl Exam {
@@ -237,23 +243,46 @@ impl Exam {
             published_at: None,
             rules: ExamRules::default(),
             longest_minutes: None,
+            open_until: None,
         }
     }
 
     /// Whether an attempt started before `now` may still be under way after `close`: each
     /// keeps the deadline of its start, at most its duration then — at most the longest since
-    /// publishing ([`Self::longest_minutes`]) — after it. A draft has no attempts.
+    /// publishing ([`Self::longest_minutes`]) — after it. The last start is `now` while the
+    /// opening is behind; while it is ahead, the last moment the exam was open
+    /// ([`Self::open_until`]), or none if it has not been. A draft has no attempts.
     pub fn attempts_may_outlast(&self, close: i64, now: i64) -> bool {
-        if !self.is_published() || self.rules.opens_at.is_some_and(|opens| opens > now) {
+        if !self.is_published() {
             return false;
         }
+        let last_start = if self.rules.opens_at.is_some_and(|opens| opens > now) {
+            match self.open_until {
+                Some(until) => until,
+                None => return false,
+            }
+        } else {
+            now
+        };
         let longest = self.longest_minutes.unwrap_or(limits::DURATION_MINUTES);
-        let latest = now + i64::from(longest) * 60;
+        let latest = last_start + i64::from(longest) * 60;
         let latest = self
             .rules
             .closes_at
             .map_or(latest, |closes| latest.min(closes));
         close < latest
+    }
+
+    /// Moves its opening to `opens_at` at `now`. When that puts the opening of a published
+    /// exam that is open (or was, until its close) ahead of `now`, remembers the last moment it
+    /// took attempts ([`Self::open_until`]), so the close still waits for them.
+    pub fn move_opening(&mut self, opens_at: Option<i64>, now: i64) {
+        let was_open = self.is_published() && self.rules.opens_at.is_none_or(|opens| opens <= now);
+        if was_open && opens_at.is_some_and(|opens| opens > now) {
+            let last = self.rules.closes_at.map_or(now, |closes| closes.min(now));
+            self.open_until = Some(self.open_until.map_or(last, |until| until.max(last)));
+        }
+        self.rules.opens_at = opens_at;
     }
 
     /// Whether it is published.
@@ -684,6 +713,37 @@ mod tests {
             pass_mark_percent: pass_mark,
         };
         Exam::draft(UserId::generate(), fields, 1_000)
+    }
+
+    /// The attempts an exam took stay in view when its opening moves later: from the moment it
+    /// moved, or from its close if that came first; an exam that never opened has none.
+    #[test]
+    fn an_opening_moved_later_keeps_the_attempts_it_took_in_view() {
+        let published = || {
+            let mut exam = exam(50);
+            exam.status = ExamStatus::Published;
+            exam.published_at = Some(1_000);
+            exam.longest_minutes = Some(30);
+            exam
+        };
+        let (now, half_hour) = (10_000, 30 * 60);
+
+        let mut open = published();
+        open.move_opening(Some(now + 600), now);
+        assert_eq!(open.open_until, Some(now));
+        assert!(open.attempts_may_outlast(now + half_hour - 1, now + 60));
+        assert!(!open.attempts_may_outlast(now + half_hour, now + 60));
+
+        let mut closed = published();
+        closed.rules.closes_at = Some(now - 600);
+        closed.move_opening(Some(now + 600), now);
+        assert_eq!(closed.open_until, Some(now - 600), "open until its close");
+
+        let mut unopened = published();
+        unopened.rules.opens_at = Some(now + 60);
+        unopened.move_opening(Some(now + 600), now);
+        assert_eq!(unopened.open_until, None);
+        assert!(!unopened.attempts_may_outlast(now + 1, now));
     }
 
     fn question(exam: &Exam, correct: u8, points: u32) -> Question {

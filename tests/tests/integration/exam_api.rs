@@ -1112,6 +1112,60 @@ async fn an_open_exams_close_moves_earlier_only_past_its_attempts_under_way() {
     assert_eq!(status, 200, "later is always fine: {later}");
 }
 
+/// Moving an open exam's opening later leaves the guard above on: the attempts started while
+/// it was open keep their deadlines. Before, the guard took an exam whose opening is ahead for
+/// one that never opened, so two PATCHes — the opening moved later, then the close earlier —
+/// let an attempt run past the close. An exam that has not opened yet has no attempt to wait
+/// for: its close moves freely.
+#[tokio::test]
+async fn an_opening_moved_later_does_not_let_the_close_cut_attempts_under_way() {
+    use oes_domain::clock::{Clock as _, rfc3339};
+
+    let harness = ExamHarness::in_memory();
+    let owner = harness.sign_in(Role::Instructor).await;
+    let student = harness.sign_in(Role::Student).await;
+    let now = harness.clock.now();
+    let at = |field: &str, seconds: i64| json!({ field: rfc3339(now + seconds) });
+
+    let (opened, _) = harness.exam_with_questions(&owner, 1, true).await;
+    let path = format!("/exams/{opened}");
+    let (status, started) = harness
+        .call("POST", &format!("{path}/attempts"), None, &student)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let (status, moved) = harness
+        .call("PATCH", &path, Some(&at("opens_at", 120)), &owner)
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let (status, refused) = harness
+        .call("PATCH", &path, Some(&at("closes_at", 300)), &owner)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("attempts_under_way")),
+        "the attempt runs 30 minutes: {refused}"
+    );
+    let (status, moved) = harness
+        .call("PATCH", &path, Some(&at("closes_at", 30 * 60)), &owner)
+        .await;
+    assert_eq!(status, 200, "as late as the attempt may run: {moved}");
+
+    let (unopened, _) = harness.exam_with_questions(&owner, 1, false).await;
+    let path = format!("/exams/{unopened}");
+    let (status, _) = harness
+        .call("PATCH", &path, Some(&at("opens_at", 600)), &owner)
+        .await;
+    assert_eq!(status, 200);
+    let (status, published) = harness
+        .call("POST", &format!("{path}/publish"), None, &owner)
+        .await;
+    assert_eq!(status, 200, "{published}");
+    let (status, moved) = harness
+        .call("PATCH", &path, Some(&at("closes_at", 900)), &owner)
+        .await;
+    assert_eq!(status, 200, "nothing started: {moved}");
+}
+
 /// A route for instructors refuses a student with 403 whatever the student sent: the role is
 /// checked before the body or the query, as the README's table says (a wrong role is 403). A
 /// student sending a bad body was answered 400 `validation_error`, and one sending a good body
