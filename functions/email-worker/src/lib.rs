@@ -742,6 +742,9 @@ mod tests {
 
     #[async_trait]
     impl JobLedger for FlakyLedger {
+        fn record_lifetime_seconds(&self) -> Option<i64> {
+            self.inner.record_lifetime_seconds()
+        }
         async fn record_queued(
             &self,
             job: &EmailJob,

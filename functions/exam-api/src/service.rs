@@ -879,9 +879,14 @@ impl ExamService {
             // Claimed for a job the ledger does not know: the close that claimed it died before
             // recording it (its request timed out, its student saw a 503), or is about to record
             // it. Queued under the claimed id: the ledger records it once, and the worker's send
-            // lease sends one copy (the other close's record is refused as a duplicate).
+            // lease sends one copy (the other close's record is refused as a duplicate). Not once
+            // a record made at the submit may have expired: the job may have been sent.
             (Some(claimed), Some(result))
-                if claimed != NO_RECIPIENT && !self.emails.is_recorded(claimed).await? =>
+                if claimed != NO_RECIPIENT
+                    && self
+                        .emails
+                        .never_recorded(claimed, result.submitted_at, self.clock.now())
+                        .await? =>
             {
                 let job = EmailJob {
                     job_id: claimed.clone(),

@@ -118,9 +118,21 @@ impl EmailProducer {
         Ok(job.job_id)
     }
 
-    /// Whether the job ledger has a record of the job `job_id`.
-    pub async fn is_recorded(&self, job_id: &str) -> Result<bool, StoreUnavailable> {
-        Ok(self.ledger.get(job_id).await?.is_some())
+    /// Whether the job `job_id`, made at `made_at` or later, was never recorded: the ledger
+    /// has no record of it, and would still keep one made then at `now`. Past that, a missing
+    /// record may have expired — the job may have been sent — and the answer is `false`.
+    pub async fn never_recorded(
+        &self,
+        job_id: &str,
+        made_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreUnavailable> {
+        if let Some(lifetime) = self.ledger.record_lifetime_seconds()
+            && now >= made_at.saturating_add(lifetime)
+        {
+            return Ok(false);
+        }
+        Ok(self.ledger.get(job_id).await?.is_none())
     }
 
     /// Sends `job`, recorded already, to its lane again without recording it: for a job the

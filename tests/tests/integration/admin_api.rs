@@ -724,6 +724,9 @@ const DYNAMODB_KEY_BYTES: usize = 2048;
 
 #[async_trait::async_trait]
 impl JobLedger for SlowLedger {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.0.record_lifetime_seconds()
+    }
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.0.record_queued(job, now).await
     }

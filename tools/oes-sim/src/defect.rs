@@ -36,6 +36,9 @@ struct Defective(Defect, Arc<dyn JobLedger>);
 
 #[async_trait]
 impl JobLedger for Defective {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.1.record_lifetime_seconds()
+    }
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.1.record_queued(job, now).await
     }

@@ -139,6 +139,9 @@ fn refused() -> StoreUnavailable {
 
 #[async_trait]
 impl JobLedger for FaultLedger {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.inner.record_lifetime_seconds()
+    }
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.before().await?;
         self.inner.record_queued(job, now).await?;

@@ -63,6 +63,9 @@ fn unreachable() -> StoreUnavailable {
 
 #[async_trait]
 impl JobLedger for Ledger {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.inner.record_lifetime_seconds()
+    }
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         self.inner.record_queued(job, now).await
     }

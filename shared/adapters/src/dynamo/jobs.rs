@@ -228,6 +228,10 @@ fn record(item: Item) -> Result<JobRecord, StoreUnavailable> {
 
 #[async_trait]
 impl JobLedger for DynamoJobs {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        Some(self.retention_seconds)
+    }
+
     #[tracing::instrument(skip_all, fields(job_id = %job.job_id))]
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         let values = HashMap::from([

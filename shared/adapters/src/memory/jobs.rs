@@ -20,6 +20,12 @@ pub struct MemoryJobs(Mutex<HashMap<String, JobRecord>>);
 
 #[async_trait]
 impl JobLedger for MemoryJobs {
+    /// Never dropped: DynamoDB's TTL deletes an expired record when it gets to it, within days,
+    /// and until then reads still find it; the twin is that store with a slow sweeper.
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        None
+    }
+
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         let mut records = lock(&self.0);
         if records.contains_key(&job.job_id) {

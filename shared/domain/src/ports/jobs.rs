@@ -245,6 +245,10 @@ pub enum Outcome {
 /// write, keeping the last [`HISTORY_LIMIT`].
 #[async_trait]
 pub trait JobLedger: Send + Sync {
+    /// How long a record is kept after its last change, if it is ever dropped (DynamoDB's TTL,
+    /// `OES_JOB_RETENTION_DAYS`); `None` if never. A job without a record may have had one that
+    /// expired: only a record that would still be kept can be told missing from never made.
+    fn record_lifetime_seconds(&self) -> Option<i64>;
     /// Records a new job as `Queued`; `JobExists` if it has a record already (also one that
     /// [`JobLedger::claim`] created).
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>>;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use exam_api::sweep::{EMAIL_CHECK_AFTER, SweepReport};
@@ -744,6 +745,9 @@ impl EmailQueue for Faults {
 
 #[async_trait]
 impl JobLedger for Faults {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.jobs.record_lifetime_seconds()
+    }
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
         if self.ledger_down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(outage("recording an email job")));
@@ -1201,6 +1205,51 @@ async fn the_submit_dying_between_recording_the_email_and_sending_it(f: Faulty) 
     f.jobs.finish(&job.job_id, sent, now).await.expect("sent");
     let again = f.jobs.claim(job, now, 60).await.expect("a second copy");
     assert!(matches!(again, Claim::Finished(_)), "{again:?}");
+}
+
+/// A student submits again, weeks later (a stale tab, a client's retry): the result email was
+/// sent, and DynamoDB's TTL has since dropped its job's record (`OES_JOB_RETENTION_DAYS` after
+/// its last change). The attempt still names the job, and "claimed for a job the ledger does not
+/// know" read as a close that died before recording it, so the submit queued the email again,
+/// under its id: a second result email, every retention period. A job's record outlives the
+/// submit by the retention at least, so only a claim younger than that is sent again.
+#[tokio::test]
+async fn submitting_again_after_the_result_emails_record_expired() {
+    let env = TestEnv::spawn().await;
+    let h = env.exam_harness(no_cache());
+    let queues = env.sqs_queues();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    let (status, started) = start(&h, &exam, &student).await;
+    assert_eq!(status, 201, "{started}");
+    let id = id_of(&started, "attempt_id");
+    let (status, body) = submit(&h, &id, &student).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = result_email_job_ids(&*queues).await;
+    assert_eq!(sent.len(), 1, "the submit's result email");
+    let job_id = &sent[0].1;
+
+    // Weeks later: DynamoDB's TTL has dropped the job's record.
+    h.clock
+        .advance(env.api_config().resources.job_retention_seconds + 3_600);
+    env.clients
+        .dynamodb()
+        .delete_item()
+        .table_name(&env.api_config().resources.table)
+        .key("pk", AttributeValue::S(format!("JOB#{job_id}")))
+        .key("sk", AttributeValue::S("JOB".into()))
+        .send()
+        .await
+        .expect("the record dropped, as the TTL drops it");
+
+    let (status, body) = submit(&h, &id, &student).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        result_email_job_ids(&*queues).await,
+        Vec::<(String, String)>::new(),
+        "the email was sent weeks ago: not again"
+    );
 }
 
 // ---- helpers of items 11, 13 and 15 ----------------------------------------------------------
