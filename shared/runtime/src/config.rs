@@ -335,15 +335,23 @@ impl CacheConfig {
     }
 }
 
-/// `OES_JOB_RETENTION_DAYS` in seconds: 1 to [`MAX_JOB_RETENTION_DAYS`] days.
+/// `OES_JOB_RETENTION_DAYS` in seconds: [`MIN_JOB_RETENTION_DAYS`] to
+/// [`MAX_JOB_RETENTION_DAYS`] days.
 fn job_retention_seconds<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<i64, ConfigError> {
     let days = env.within(
         "OES_JOB_RETENTION_DAYS",
         DEFAULT_JOB_RETENTION_DAYS,
-        1..=MAX_JOB_RETENTION_DAYS,
+        MIN_JOB_RETENTION_DAYS..=MAX_JOB_RETENTION_DAYS,
     )?;
     Ok(days * 86_400)
 }
+
+/// The shortest a job record may be kept: as long as a letter of its job may wait on the
+/// dead-letter queue (SQS keeps a message 14 days at most from its first send, and the template's
+/// queues keep them that long). A redrive moves back a letter whose job has no record, and a
+/// worker sends it: had the record of a job sent meanwhile expired first, it would be sent
+/// twice.
+pub const MIN_JOB_RETENTION_DAYS: i64 = 14;
 
 /// The longest a job record may be kept: ten years.
 pub const MAX_JOB_RETENTION_DAYS: i64 = 3_650;
@@ -569,8 +577,9 @@ mod tests {
     }
 
     /// Job records expire `OES_JOB_RETENTION_DAYS` after their last change: 0 or less would
-    /// expire them at once, and a number of days whose seconds do not fit wrapped round (a
-    /// panic in a debug build).
+    /// expire them at once, fewer than 14 before a letter of their job left the dead-letter
+    /// queue, and a number of days whose seconds do not fit wrapped round (a panic in a debug
+    /// build).
     #[test]
     fn the_job_retention_is_a_number_of_days_that_makes_sense() {
         let base = [
@@ -578,7 +587,7 @@ mod tests {
             ("OES_PRIORITY_QUEUE_URL", "p"),
             ("OES_BULK_QUEUE_URL", "b"),
         ];
-        for days in ["0", "-1", "9223372036854775807"] {
+        for days in ["0", "-1", "13", "9223372036854775807"] {
             let pairs: Vec<(&str, &str)> = base
                 .iter()
                 .copied()

@@ -25,7 +25,6 @@ pub(crate) fn resource<'a>(template: &'a Yaml, logical_id: &str) -> &'a Yaml {
     &resource["Properties"]
 }
 
-/// The text of a scalar, whether plain or behind an intrinsic tag such as `!Sub`.
 #[test]
 fn the_table_matches_the_local_definition() {
     let template = template();
@@ -800,6 +799,28 @@ fn every_variable_the_template_sets_is_read_by_the_code_and_parameter_defaults_m
     );
 }
 
+/// A job's record outlives every letter of its job: SQS keeps a message on the dead-letter
+/// queue at most its retention from the first send, and a redrive moves back a letter whose job
+/// has no record (a worker then sends it). `JobRetentionDays` below that let a redrive send a
+/// job that had been sent, its record expired; the code refuses what the template refuses.
+#[test]
+fn a_job_record_outlives_every_letter_of_its_job() {
+    let template = template();
+    let days = &template["Parameters"]["JobRetentionDays"];
+    let least: i64 = text(&days["MinValue"]).parse().expect("a number");
+    for queue in [
+        "EmailDeadLetterQueue",
+        "EmailPriorityQueue",
+        "EmailBulkQueue",
+    ] {
+        let kept: i64 = text(&resource(&template, queue)["MessageRetentionPeriod"])
+            .parse()
+            .expect("seconds");
+        assert!(least * 86_400 >= kept, "{queue} keeps a letter {kept} s");
+    }
+    assert_eq!(least, oes_runtime::config::MIN_JOB_RETENTION_DAYS);
+}
+
 #[test]
 fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
     let template = template();
@@ -858,7 +879,6 @@ fn the_dashboard_is_json_showing_every_metric_and_every_alarm() {
     }
 }
 
-/// Whether an IAM `StringLike` pattern (only a trailing `*` is used here) matches `key`.
 /// Least privilege inside the one table (issue 12): each function's DynamoDB statements are
 /// scoped by `dynamodb:LeadingKeys` to the partitions it keeps (the key prefixes of
 /// `shared/adapters/src/dynamo/schema.rs`) — the exam API cannot write a one-time token or an

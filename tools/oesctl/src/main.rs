@@ -41,7 +41,8 @@ use oes_domain::ports::{
 };
 use oes_domain::user::{Email, Role};
 use oes_runtime::config::{
-    CacheConfig, DEFAULT_JOB_RETENTION_DAYS, MAX_JOB_RETENTION_DAYS, process_env,
+    CacheConfig, DEFAULT_JOB_RETENTION_DAYS, MAX_JOB_RETENTION_DAYS, MIN_JOB_RETENTION_DAYS,
+    process_env,
 };
 use oes_runtime::wiring::cache_aside;
 
@@ -95,13 +96,13 @@ enum Command {
         /// Resource prefix.
         #[arg(long, env = "OES_PREFIX", default_value = "oes-local", global = true)]
         prefix: String,
-        /// How long a job record a redrive or purge rewrites is kept after it (days, 1–3650):
+        /// How long a job record a redrive or purge rewrites is kept after it (days, 14–3650):
         /// the stack's `JobRetentionDays`, as its functions keep records.
         #[arg(
             long,
             env = "OES_JOB_RETENTION_DAYS",
             default_value_t = DEFAULT_JOB_RETENTION_DAYS,
-            value_parser = clap::value_parser!(i64).range(1..=MAX_JOB_RETENTION_DAYS),
+            value_parser = clap::value_parser!(i64).range(MIN_JOB_RETENTION_DAYS..=MAX_JOB_RETENTION_DAYS),
             global = true
         )]
         job_retention_days: i64,
