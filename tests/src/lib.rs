@@ -818,6 +818,7 @@ pub fn verification_job(to: &str) -> EmailJob {
         EmailTemplate::Verification {
             name: "Ada".into(),
             token: Secret::new("t0k3n"),
+            choose_password: false,
         },
         0,
     )

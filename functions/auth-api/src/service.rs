@@ -208,7 +208,7 @@ impl AuthService {
             updated_at: now,
         };
         for _ in 0..SIGN_UP_WRITE_ATTEMPTS {
-            let written = match self.users.find_by_email(&user.email).await? {
+            let (account, written) = match self.users.find_by_email(&user.email).await? {
                 Some(owner) if owner.status == UserStatus::Active => {
                     tracing::info!(
                         user_id = %owner.id,
@@ -219,11 +219,15 @@ impl AuthService {
                     };
                     return self.enqueue(owner.email, notice).await;
                 }
-                Some(pending) => self.users.replace_unverified(&pending, &user).await,
-                None => self.users.create(&user).await,
+                Some(pending) => {
+                    let account = self.signed_up_again(&user);
+                    let written = self.users.replace_unverified(&pending, &account).await;
+                    (account, written)
+                }
+                None => (user.clone(), self.users.create(&user).await),
             };
             match written {
-                Ok(()) => return self.finish_sign_up(&user).await,
+                Ok(()) => return self.finish_sign_up(&account).await,
                 // Another sign-up or a verification changed the address since it was read.
                 Err(StoreError::Conflict(
                     UserConflict::EmailTaken | UserConflict::ConcurrentUpdate,
@@ -233,6 +237,25 @@ impl AuthService {
         }
         tracing::info!("sign-up lost every race for its address; another sign-up holds it");
         Ok(())
+    }
+
+    /// The account `user` makes when its address was signed up before and is not verified
+    /// yet. The last sign-up replaces the one before, so that someone who signs up first with
+    /// another's address does not keep its owner out; but nothing tells which of the two is the
+    /// owner's, and the link that works, mailed to the owner, would activate whichever came
+    /// last — the other's password, if the other signed up after the owner. So it keeps no
+    /// sign-up's password or name: the owner confirms the address, then chooses a password
+    /// with a reset link (the verification email says so), and the account is named after the
+    /// address until they rename it.
+    fn signed_up_again(&self, user: &User) -> User {
+        let local_part = user.email.as_str().split('@').next().unwrap_or_default();
+        User {
+            password_hash: self.hasher.no_password(),
+            name: DisplayName::parse(local_part)
+                .or_else(|_| DisplayName::parse("New user"))
+                .unwrap_or_else(|_| user.name.clone()),
+            ..user.clone()
+        }
     }
 
     /// Queues the verification email of the account `user` just made, or removes the account
@@ -606,7 +629,11 @@ impl AuthService {
         let name = user.name.as_str().to_owned();
         let token = Secret::new(token.expose());
         let template = match purpose {
-            TokenPurpose::VerifyEmail => EmailTemplate::Verification { name, token },
+            TokenPurpose::VerifyEmail => EmailTemplate::Verification {
+                name,
+                token,
+                choose_password: PasswordHasher::has_no_password(&user.password_hash),
+            },
             TokenPurpose::PasswordReset => EmailTemplate::PasswordReset { name, token },
             TokenPurpose::ChangeEmail => EmailTemplate::EmailChange { name, token },
         };

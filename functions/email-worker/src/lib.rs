@@ -831,6 +831,7 @@ mod tests {
             EmailTemplate::Verification {
                 name: "Ada".into(),
                 token: Secret::new("tok"),
+                choose_password: false,
             },
             0,
         )

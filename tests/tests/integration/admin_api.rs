@@ -229,6 +229,7 @@ async fn dead_job(
         EmailTemplate::Verification {
             name: "Ada".into(),
             token: Secret::new("t0k3n"),
+            choose_password: false,
         }
     } else {
         EmailTemplate::Generic {

@@ -174,6 +174,7 @@ fn verification() -> EmailJob {
     let template = EmailTemplate::Verification {
         name: "Ada".into(),
         token: Secret::new("a-link-token"),
+        choose_password: false,
     };
     EmailJob::new(
         Email::parse("ada@example.com").expect("valid"),

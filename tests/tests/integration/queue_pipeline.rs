@@ -73,6 +73,7 @@ fn verification() -> EmailJob {
     job(EmailTemplate::Verification {
         name: "Ada".into(),
         token: Secret::new("t0k3n"),
+        choose_password: false,
     })
 }
 

@@ -49,6 +49,7 @@ pub async fn run(jobs: usize) -> Result<(), BoxError> {
             EmailTemplate::Verification {
                 name: "Bench".into(),
                 token: Secret::new(format!("token-{i}")),
+                choose_password: false,
             },
             SystemClock.now(),
         );

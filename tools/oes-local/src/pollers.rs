@@ -114,6 +114,7 @@ mod tests {
         let verification = EmailTemplate::Verification {
             name: "Ada".into(),
             token: Secret::new("token"),
+            choose_password: false,
         };
         queue.enqueue(&job(verification)).await.expect("queued");
         while mailer.0.lock().map(|s| s.len()).unwrap_or(0) < 61 {

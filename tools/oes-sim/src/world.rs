@@ -328,6 +328,7 @@ impl World {
             EmailTemplate::Verification {
                 name: "Ada".into(),
                 token: Secret::new("token"),
+                choose_password: false,
             }
         } else {
             EmailTemplate::Generic {

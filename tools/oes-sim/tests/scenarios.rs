@@ -163,6 +163,7 @@ impl Pipeline {
         let template = EmailTemplate::Verification {
             name: "Ada".into(),
             token: Secret::new("token"),
+            choose_password: false,
         };
         let mut job = EmailJob::new(
             Email::parse("ada@example.com").expect("valid"),

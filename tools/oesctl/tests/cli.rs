@@ -475,6 +475,7 @@ async fn a_purge_keeps_the_record_it_rewrites_as_long_as_the_stack_keeps_records
         EmailTemplate::Verification {
             name: "Ada".into(),
             token: Secret::new("t0k3n"),
+            choose_password: false,
         },
         now - 1_000,
     );

@@ -68,6 +68,11 @@ pub enum EmailTemplate {
         name: String,
         /// The verification token.
         token: Secret,
+        /// The address was signed up again before it was verified, so no sign-up's password
+        /// was kept: the email says to choose one with a reset link once the address is
+        /// confirmed. (A worker of a release before it renders the plain verification email.)
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        choose_password: bool,
     },
     /// "Reset your password".
     PasswordReset {
@@ -309,6 +314,7 @@ mod tests {
             EmailTemplate::Verification {
                 name: "Ada".into(),
                 token: Secret::new("tok"),
+                choose_password: false,
             },
             1_700_000_000,
         )

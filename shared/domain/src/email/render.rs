@@ -42,9 +42,29 @@ impl Renderer {
                 footer: Some(validity),
             };
         let parts = match &job.template {
-            EmailTemplate::Verification { name: _, token } => token_email(
+            EmailTemplate::Verification {
+                name: _,
+                token,
+                choose_password: false,
+            } => token_email(
                 None,
                 "Welcome! Please confirm your email address to activate your account.",
+                "Confirm my email address",
+                "/auth/verify-email",
+                token.expose(),
+                "This link expires in 24 hours.",
+            ),
+            EmailTemplate::Verification {
+                name: _,
+                token,
+                choose_password: true,
+            } => token_email(
+                None,
+                "This address was used to sign up more than once before it was confirmed. We \
+                 cannot tell which sign-up was yours, so we kept no password from any of them. \
+                 Please confirm your email address to activate your account, then choose your \
+                 password: ask to reset it (\"Forgot your password?\") and follow the link we \
+                 send. If you did not sign up, ignore this email.",
                 "Confirm my email address",
                 "/auth/verify-email",
                 token.expose(),
@@ -220,6 +240,7 @@ mod tests {
             EmailTemplate::Verification {
                 name: name.into(),
                 token: Secret::new(token),
+                choose_password: false,
             },
             0,
         )
@@ -258,6 +279,38 @@ mod tests {
             assert!(!email.text.contains("evil") && !email.html.contains("evil"));
             assert!(!email.text.contains("Hello"), "{}", email.text);
         }
+    }
+
+    /// The verification email of an address signed up again before it was verified says that
+    /// no password was kept and how to choose one, with the same confirmation link.
+    #[test]
+    fn a_verification_after_a_second_sign_up_says_to_choose_a_password() {
+        let mut job = verification("Ada", "t0k");
+        let plain = Renderer::new("http://x").render(&job);
+        if let EmailTemplate::Verification {
+            choose_password, ..
+        } = &mut job.template
+        {
+            *choose_password = true;
+        }
+        let second = Renderer::new("http://x").render(&job);
+        assert!(
+            !plain.text.contains("Forgot your password"),
+            "{}",
+            plain.text
+        );
+        assert!(second.text.contains("kept no password"), "{}", second.text);
+        assert!(
+            second.text.contains("Forgot your password"),
+            "{}",
+            second.text
+        );
+        assert!(
+            second.text.contains("/auth/verify-email?token=t0k"),
+            "{}",
+            second.text
+        );
+        assert!(!second.text.contains("Hello"), "{}", second.text);
     }
 
     #[test]

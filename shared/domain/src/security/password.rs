@@ -52,6 +52,9 @@ pub struct PasswordHasher {
     decoy_hash: String,
 }
 
+/// What a [`PasswordHasher::no_password`] hash starts with: no PHC string does.
+const NO_PASSWORD: &str = "!no-password:";
+
 /// Bytes of salt and of output in a PHC string (as the `argon2` crate writes them by default).
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
@@ -129,8 +132,21 @@ impl PasswordHasher {
         Ok(phc.to_string())
     }
 
+    /// The hash of an account that has no password yet: none matches it, and checking one
+    /// against it takes as long as against a real hash (a decoy behind [`NO_PASSWORD`]). A
+    /// password reset replaces it.
+    pub fn no_password(&self) -> String {
+        format!("{NO_PASSWORD}{}", decoy(&self.params))
+    }
+
+    /// Whether `stored` is a [`Self::no_password`] hash.
+    pub fn has_no_password(stored: &str) -> bool {
+        stored.starts_with(NO_PASSWORD)
+    }
+
     /// Whether `candidate` matches `stored` (a PHC string), in fresh memory. With
-    /// `stored == None`, verifies against the decoy and returns `false`, taking the same time.
+    /// `stored == None`, or a [`Self::no_password`] hash, verifies against a decoy and returns
+    /// `false`, taking the same time.
     pub fn verify(&self, candidate: &str, stored: Option<&str>) -> bool {
         self.verify_in(candidate, stored, &mut HashMemory::default())
     }
@@ -142,11 +158,15 @@ impl PasswordHasher {
         stored: Option<&str>,
         memory: &mut HashMemory,
     ) -> bool {
-        let phc = stored.unwrap_or(&self.decoy_hash);
+        let usable = stored.filter(|stored| !Self::has_no_password(stored));
+        let phc = match stored {
+            Some(stored) => stored.strip_prefix(NO_PASSWORD).unwrap_or(stored),
+            None => &self.decoy_hash,
+        };
         let matched = PasswordHash::new(phc)
             .ok()
             .is_some_and(|parsed| matches(candidate, &parsed, memory));
-        matched && stored.is_some()
+        matched && usable.is_some()
     }
 }
 
@@ -228,6 +248,25 @@ mod tests {
         assert_ne!(a, b, "each hash has its own salt");
         assert!(hasher.verify("correct horse", Some(&a)));
         assert!(!hasher.verify("wrong horse", Some(&a)));
+    }
+
+    /// An account without a password matches none, yet a check against it runs argon2 as
+    /// against a real hash (what follows the marker is a PHC string of the same parameters).
+    #[test]
+    fn no_password_matches_a_no_password_hash() {
+        let hasher = cheap();
+        let none = hasher.no_password();
+        assert!(PasswordHasher::has_no_password(&none));
+        assert_ne!(none, hasher.no_password(), "each its own");
+        let phc = none.strip_prefix(NO_PASSWORD).expect("the marker");
+        assert!(PasswordHash::new(phc).is_ok(), "a PHC string: {phc}");
+        for candidate in ["", "anything", NO_PASSWORD, none.as_str(), phc] {
+            assert!(!hasher.verify(candidate, Some(&none)), "{candidate}");
+        }
+        let pw = Password::parse("correct horse".into(), "password").expect("valid");
+        assert!(!PasswordHasher::has_no_password(
+            &hasher.hash(&pw).expect("hash")
+        ));
     }
 
     #[test]

@@ -187,6 +187,8 @@ async fn signing_up_first_with_someone_elses_address_neither_blocks_the_owner_no
     assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
     let (status, body) = follow(&service, &owners_link).await;
     assert_eq!(status, 200, "{body}");
+    // Signed up twice, the address kept neither password: its owner chooses one.
+    choose_a_password(&service, &queue, OWNERS_PASSWORD).await;
     assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 200);
     assert_eq!(
         sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await,
@@ -202,6 +204,67 @@ async fn signing_up_first_with_someone_elses_address_neither_blocks_the_owner_no
     let notices: Vec<_> = mails.iter().map(|m| (m.to.as_str(), m.kind)).collect();
     assert_eq!(notices, [(VICTIM, "account_exists")]);
     assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 200);
+    assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
+}
+
+/// What the owner of an address signed up twice before it was verified does once they have
+/// followed its link, as its email says: asks for a reset link and chooses `password` with it.
+async fn choose_a_password(service: &AuthService, queue: &MemoryQueues, password: &str) {
+    let body = json!({"email": VICTIM});
+    let (status, answer) = post_from(service, HOME, "/auth/password-reset/request", body).await;
+    assert_eq!(status, 202, "{answer}");
+    let mut mails = mailed(queue).await;
+    assert_eq!(mails.len(), 1, "a reset link: {mails:?}");
+    let link = mails.remove(0);
+    assert_eq!((link.to.as_str(), link.kind), (VICTIM, "password_reset"));
+    let (status, answer) = confirm_reset(service, &link, password).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The owner signs up first; before they follow their link, someone else signs up with their
+/// address. The last sign-up replaces the one before (so that a squatter who came first does
+/// not keep the owner out), and the link that works, in the owner's mailbox, was the other's:
+/// following it activated an account with the password the other chose — a session, for them,
+/// on an account at the owner's address. Now an address signed up again before it is verified
+/// keeps neither sign-up's password nor name: the link activates it, the email says to choose a
+/// password with a reset link, and only the mailbox gets one.
+#[tokio::test]
+async fn signing_up_after_the_owner_before_they_verify_does_not_own_the_account() {
+    let (service, queue) = in_memory_auth();
+    let (status, body) = sign_up_from(&service, HOME, VICTIM, OWNERS_PASSWORD).await;
+    assert_eq!(status, 202, "{body}");
+    let owners_link = the_verification_mail_to(&queue, VICTIM).await;
+    let named = json!({
+        "email": VICTIM,
+        "password": SQUATTERS_PASSWORD,
+        "name": "Your account is locked: call +1 555 0100",
+    });
+    let (status, body) = post_from(&service, ATTACKER, "/auth/register", named).await;
+    assert_eq!(status, 202, "{body}");
+    let latest = the_verification_mail_to(&queue, VICTIM).await;
+
+    assert_invalid_token(
+        follow(&service, &owners_link).await,
+        "the link of the replaced sign-up is void",
+    );
+    let (status, body) = follow(&service, &latest).await;
+    assert_eq!(status, 200, "the owner follows the link that works: {body}");
+    assert_eq!(
+        sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await,
+        401,
+        "the later sign-up's password opens nothing"
+    );
+    assert_eq!(sign_in(&service, VICTIM, OWNERS_PASSWORD).await, 401);
+    assert!(
+        !body.to_string().contains("locked"),
+        "the later sign-up's name is not the account's: {body}"
+    );
+
+    choose_a_password(&service, &queue, "the owner's new secret").await;
+    assert_eq!(
+        sign_in(&service, VICTIM, "the owner's new secret").await,
+        200
+    );
     assert_eq!(sign_in(&service, VICTIM, SQUATTERS_PASSWORD).await, 401);
 }
 
