@@ -151,7 +151,7 @@ fn patch_exam() {}
     params(("exam_id" = String, Path, description = "the exam's id")),
     responses((status = 200, description = "`{\"status\": \"deleted\"}`", body = StatusBody),
               (status = 403, description = "`forbidden`: a student"),
-              (status = 409, description = "`concurrent_update`: changed meanwhile")))]
+              (status = 409, description = "`attempts_under_way`: an attempt at it has not ended (its questions are the attempt's paper); `concurrent_update`: changed meanwhile")))]
 fn delete_exam() {}
 
 /// Publish an exam (its owner or an admin)

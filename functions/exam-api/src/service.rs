@@ -292,10 +292,18 @@ impl ExamService {
         Ok(exam)
     }
 
-    /// Deletes an exam and its questions. Recorded attempts and results stay.
+    /// Deletes an exam and its questions, once no attempt at it is under way (its questions are
+    /// the attempt's paper). Recorded attempts and results stay.
     #[tracing::instrument(skip_all, fields(exam_id = %id))]
     pub async fn delete_exam(&self, caller: &UserProfile, id: &ExamId) -> Result<(), ExamError> {
         let exam = access::managed(caller, self.exams.get_exam(id).await?)?;
+        if self.an_attempt_under_way(&exam).await? {
+            return Err(ExamError::conflict(
+                "attempts_under_way",
+                "attempts at this exam are under way, and its questions are their paper: delete \
+                 it once they have ended (a closes_at stops new ones)",
+            ));
+        }
         let deleted = self.exams.delete_exam(id).await;
         self.invalidate_exam(&exam, true).await;
         deleted?;
@@ -680,6 +688,36 @@ impl ExamService {
     }
 
     // ---- helpers ----------------------------------------------------------------------
+
+    /// Whether an attempt at `exam` is under way now: read newest first from the store, only
+    /// as far back as one may still run (while the exam says one may:
+    /// [`Exam::attempts_may_outlast`]).
+    async fn an_attempt_under_way(&self, exam: &Exam) -> Result<bool, ExamError> {
+        let now = self.clock.now();
+        if !exam.attempts_may_outlast(now, now) {
+            return Ok(false);
+        }
+        let longest = exam.longest_minutes.unwrap_or(limits::DURATION_MINUTES);
+        let earliest_running = now - i64::from(longest) * 60;
+        let mut after = None;
+        loop {
+            let page = self
+                .attempts
+                .attempts_of_exam(&exam.id, MAX_PAGE, after.as_ref())
+                .await?;
+            if page.iter().any(|attempt| {
+                attempt.status == AttemptStatus::InProgress && now < attempt.deadline
+            }) {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(last) if page.len() == MAX_PAGE && last.started_at >= earliest_running => {
+                    after = Some(AttemptCursor::after(last));
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
 
     /// The page of `limit` that `read` gives (asked for one item more, see [`Page::of`]);
     /// cached under `first` when it is the first page of its list. Pages after it are read from

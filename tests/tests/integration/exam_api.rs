@@ -545,6 +545,41 @@ async fn a_published_exams_questions_keep_what_its_attempts_are_graded_on() {
     assert_eq!(status, 200, "{answer}");
 }
 
+/// A published exam is not deleted while an attempt at it is under way: the attempt's paper is
+/// read from the exam's questions, which go with it, so its student was left with a blank
+/// paper to the deadline (the attempt still graded on its own copy). It is deleted once no
+/// attempt is under way; one that nobody started, at once.
+#[tokio::test]
+async fn a_published_exam_is_deleted_only_once_no_attempt_at_it_is_under_way() {
+    let w = world().await;
+    let (p, a) = (&w.published, &w.attempt);
+    let path = format!("/exams/{p}");
+    let (status, answer) = w.h.call("DELETE", &path, None, &w.owner).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("attempts_under_way")),
+        "{answer}"
+    );
+    let (status, attempt) =
+        w.h.call("GET", &format!("/attempts/{a}"), None, &w.student)
+            .await;
+    assert_eq!(status, 200, "{attempt}");
+    assert_eq!(attempt["questions"].as_array().map(Vec::len), Some(3));
+
+    let (status, _) =
+        w.h.call("POST", &format!("/attempts/{a}/submit"), None, &w.student)
+            .await;
+    assert_eq!(status, 200);
+    let (status, answer) = w.h.call("DELETE", &path, None, &w.owner).await;
+    assert_eq!(status, 200, "the attempt has ended: {answer}");
+
+    let (unstarted, _) = w.h.exam_with_questions(&w.owner, 1, true).await;
+    let (status, answer) =
+        w.h.call("DELETE", &format!("/exams/{unstarted}"), None, &w.owner)
+            .await;
+    assert_eq!(status, 200, "nobody started it: {answer}");
+}
+
 #[tokio::test]
 async fn editing_an_exam_after_an_attempt_never_changes_its_recorded_result() {
     let w = world().await;
