@@ -23,6 +23,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use oes_adapters::aws::AwsClients;
@@ -34,7 +35,7 @@ use oes_adapters::resources::{
 use oes_adapters::sqs::SqsQueues;
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::Lane;
-use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, purge, redrive};
+use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, Step, purge, redrive};
 use oes_domain::ports::{
     JobIndex, JobLedger, JobQuery, JobState, LaneSwitch, MessageQueues, QueueError, UserStore,
     UserUpdate,
@@ -448,10 +449,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                 DlqCommand::Redrive { id, all: _ } => {
                     let jobs = jobs();
                     let report = match id.as_deref() {
-                        Some(id) => {
-                            redrive(queues.queues(), &jobs, &SystemClock, Some(id), None, |_| {})
-                                .await?
-                        }
+                        Some(id) => redrive_one(queues.queues(), &jobs, id).await?,
                         None => redrive_all(queues.queues(), &jobs).await?,
                     };
                     println!(
@@ -536,6 +534,27 @@ fn failed_letters(failed: usize) -> Result<(), oes_domain::ports::BoxError> {
 /// The letters one step of `dlq purge` deletes.
 const PURGE_STEP: usize = 100;
 
+/// How long one step of a walk of the dead-letter queue takes letters: well inside the
+/// [`oes_domain::pipeline::IN_HAND_SECONDS`] a letter taken stays hidden. A walk of a long queue without it saw its
+/// first letters again after 30 s, and ended as if it had seen them all: `dlq redrive --id`
+/// could say a job's letter was not there when it was.
+const STEP_TIME: Duration = Duration::from_secs(20);
+
+// A step ends while the first letters it took are still hidden, with room for the letter it is
+// handling when its time runs out (checked as it builds: this binary has no unit tests).
+const _: () = assert!(
+    STEP_TIME.as_secs() + 5 <= oes_domain::pipeline::IN_HAND_SECONDS as u64,
+    "a step of a dead-letter walk must end inside the hold of its letters"
+);
+
+/// A step of `letters` letters at most, inside [`STEP_TIME`].
+fn step(letters: Option<usize>) -> Step {
+    Step {
+        letters,
+        time: Some(STEP_TIME),
+    }
+}
+
 /// Every dead letter, in steps until one has seen them all.
 async fn purge_all(
     queues: &dyn MessageQueues,
@@ -543,7 +562,7 @@ async fn purge_all(
 ) -> Result<PurgeReport, QueueError> {
     let mut total = PurgeReport::default();
     while !total.done {
-        let step = purge(queues, jobs, &SystemClock, Some(PURGE_STEP), |_| {}).await?;
+        let step = purge(queues, jobs, &SystemClock, step(Some(PURGE_STEP)), |_| {}).await?;
         total.purged += step.purged;
         total.marked.extend(step.marked);
         // A step sees again what the one before left: the last one's count is what is left.
@@ -622,7 +641,15 @@ async fn redrive_all(
 ) -> Result<RedriveReport, QueueError> {
     let mut total = RedriveReport::default();
     while !total.done {
-        let step = redrive(queues, jobs, &SystemClock, None, Some(REDRIVE_STEP), |_| {}).await?;
+        let step = redrive(
+            queues,
+            jobs,
+            &SystemClock,
+            None,
+            step(Some(REDRIVE_STEP)),
+            |_| {},
+        )
+        .await?;
         total = RedriveReport {
             moved: total.moved + step.moved,
             already_sent: total.already_sent + step.already_sent,
@@ -635,6 +662,21 @@ async fn redrive_all(
         );
     }
     Ok(total)
+}
+
+/// Job `id`'s dead letter moved back, in steps until one found it or saw every letter.
+async fn redrive_one(
+    queues: &dyn MessageQueues,
+    jobs: &dyn JobLedger,
+    id: &str,
+) -> Result<RedriveReport, QueueError> {
+    loop {
+        let report = redrive(queues, jobs, &SystemClock, Some(id), step(None), |_| {}).await?;
+        if report.done || report.handled() > 0 {
+            return Ok(report);
+        }
+        eprintln!("  still looking for job {id}'s letter");
+    }
 }
 
 /// The APIs' cache configuration from the environment, its key prefix (`OES_CACHE_PREFIX`) by

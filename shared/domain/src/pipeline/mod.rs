@@ -23,7 +23,10 @@ use crate::ports::{MessageQueues, QueueError, QueueName, ReceivedMessage};
 
 /// How long a dead letter being listed or redriven stays hidden from other receives, so that the
 /// next receive brings others (a queue has no peek and no order to walk).
-const IN_HAND_SECONDS: u32 = 30;
+/// A walk must end inside it: past it the first letters it took show again, a receive may bring
+/// only letters already seen, and the walk ends as if it had seen them all (bound a long walk by
+/// [`Step::time`] and run steps).
+pub const IN_HAND_SECONDS: u32 = 30;
 
 /// How many dead letters [`release`] makes visible at once.
 const RELEASING: usize = 16;
