@@ -724,11 +724,13 @@ async fn a_body_that_cannot_be_read_is_a_400_not_too_large() {
         answer.starts_with("HTTP/1.1 400") && answer.contains("\"bad_request\""),
         "{answer:?}"
     );
-    // One that is too large still is.
+    // One that is too large still is. Just over the limit: the gateway answers once it has
+    // read 1 MiB and closes, and a client still writing a body twice as large met a broken
+    // pipe instead of the answer now and then; this one is all in the socket buffers by then.
     let large = reqwest::Client::new()
         .post(format!("{}/auth/login", server.base))
         .header("content-type", "application/json")
-        .body(vec![b' '; 2 * 1024 * 1024])
+        .body(vec![b' '; 1024 * 1024 + 1024])
         .send()
         .await
         .expect("answered");
