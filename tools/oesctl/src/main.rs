@@ -430,7 +430,7 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             };
             match command {
                 DlqCommand::List { max } => {
-                    let entries = queues.dead_letters(max).await?;
+                    let entries = queues.dead_letters_within(max, Some(STEP_TIME)).await?;
                     for entry in &entries {
                         println!(
                             "{}  job {}  {}  from {}  reason: {}{}",
@@ -465,11 +465,14 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
                     if let Some(id) = id
                         && report.handled() == 0
                     {
-                        return Err(format!(
-                            "job {id} was not redriven: it is not on the dead-letter queue, or a \
-                             worker holds it just now (try again in a minute)"
-                        )
-                        .into());
+                        let why = if report.done {
+                            "it is not on the dead-letter queue, or a worker holds it just now \
+                             (try again in a minute)"
+                        } else {
+                            "its letter was not met in two minutes of walking a queue too long to \
+                             see whole; it may be there (try again, or use --all)"
+                        };
+                        return Err(format!("job {id} was not redriven: {why}").into());
                     }
                 }
                 DlqCommand::Purge { yes } => {
@@ -570,6 +573,10 @@ async fn purge_all(
         total.failed = step.failed;
         total.done = step.done;
         eprintln!("  purged {} so far", total.purged);
+        if step.purged == 0 && !step.done {
+            eprintln!("{STUCK}");
+            break;
+        }
     }
     Ok(total)
 }
@@ -660,21 +667,35 @@ async fn redrive_all(
             "  moved {} so far, {} already sent",
             total.moved, total.already_sent
         );
+        if step.handled() == 0 && !step.done {
+            eprintln!("{STUCK}");
+            break;
+        }
     }
     Ok(total)
 }
 
-/// Job `id`'s dead letter moved back, in steps until one found it or saw every letter.
+/// Why a walk in steps stopped before it had seen every letter.
+const STUCK: &str = "stopped: a whole step got past no letter (those it met stay: held by a \
+                     worker, undecodable, or their records could not be written); run it again";
+
+/// The steps `dlq redrive --id` takes looking for its letter (20 s each) before it gives up.
+const STEPS_TO_FIND_ONE: usize = 6;
+
+/// Job `id`'s dead letter moved back, in steps until one found it or saw every letter, at most
+/// [`STEPS_TO_FIND_ONE`] (a queue too long for a step to see whole may never be seen whole).
 async fn redrive_one(
     queues: &dyn MessageQueues,
     jobs: &dyn JobLedger,
     id: &str,
 ) -> Result<RedriveReport, QueueError> {
+    let mut steps = 1;
     loop {
         let report = redrive(queues, jobs, &SystemClock, Some(id), step(None), |_| {}).await?;
-        if report.done || report.handled() > 0 {
+        if report.done || report.handled() > 0 || steps == STEPS_TO_FIND_ONE {
             return Ok(report);
         }
+        steps += 1;
         eprintln!("  still looking for job {id}'s letter");
     }
 }
