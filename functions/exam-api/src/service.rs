@@ -23,7 +23,7 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::exam::{
     Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptReview, AttemptStatus, AttemptSummary,
     Exam, ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields,
-    QuestionId, ReviewPolicy, StudentQuestion, StudentQuestions, limits,
+    QuestionId, ReviewFrom, ReviewPolicy, StudentQuestion, StudentQuestions, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
 use oes_domain::producer::{EmailProducer, EnqueueError};
@@ -264,6 +264,21 @@ impl ExamService {
                 "attempts under way may run past this close (each keeps the deadline of its \
                  start): move it no earlier than now plus the longest duration the exam has had \
                  since it was published",
+            ));
+        }
+        // Reopening an exam whose close has passed: the reviews "from the close" are out, and
+        // a student who read them could sit it again with them.
+        if let Some(close) = patch.closes_at
+            && exam.is_published()
+            && exam.rules.review.from == ReviewFrom::Close
+            && exam.rules.closes_at.is_some_and(|was| was <= now)
+            && close.is_none_or(|close| close > now)
+        {
+            return Err(ExamError::conflict(
+                "reviews_released",
+                "this exam has closed and its reviews are out: reopening it would let a \
+                 student who has read them sit it again (publish a new exam for those who \
+                 missed it)",
             ));
         }
         if let Some(minutes) = patch.duration_minutes {

@@ -1559,6 +1559,47 @@ async fn reading_the_answers_while_an_extended_exam_is_still_open() {
     assert!(first["result"].is_object(), "{mine}");
 }
 
+/// The owner reopens an exam after it closed (the close moved later once it had passed), for a
+/// student who missed it. Its reviews "from the close" were out: a student who had read which
+/// of their answers were right started a second attempt with them. A close that has passed
+/// moves later only while no review was released at it: 409 `reviews_released`.
+#[tokio::test]
+async fn sitting_again_after_reading_the_answers_at_the_close() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let settings = json!({
+        "closes_at": in_(&h, 3600),
+        "max_attempts": 2,
+        "review": { "shows": "answers", "from": "close" },
+    });
+    let (exam, _) = exam_with(&h, &owner, 3, settings).await;
+    let (_, attempt) = start(&h, &exam, &student).await;
+    let attempt = id_of(&attempt, "attempt_id");
+    assert_eq!(submit(&h, &attempt, &student).await.0, 200);
+    h.clock.advance(3600 + 60);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert!(read["marks"].is_object(), "the review is out: {read}");
+
+    for reopened in [
+        json!({ "closes_at": in_(&h, 3600) }),
+        json!({ "closes_at": null }),
+    ] {
+        let (status, body) = h
+            .call("PATCH", &format!("/exams/{exam}"), Some(&reopened), &owner)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (409, "reviews_released"),
+            "{reopened}: {body}"
+        );
+    }
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!((status, code(&body)), (409, "exam_closed"), "{body}");
+}
+
 /// The same extension, seen in the result emails: an attempt closed at the close it started
 /// with (by the sweep, at its deadline) is mailed no score while the exam, extended, is open,
 /// and a submission's email names the close as it now stands.
