@@ -14,13 +14,19 @@ use oes_domain::user::Email;
 use oes_tests::{TestEnv, call};
 use serde_json::json;
 
-#[tokio::test]
-async fn a_refused_email_job_rolls_the_sign_up_back() {
-    let env = TestEnv::spawn().await;
+/// The real adapters for `env`, their priority lane a queue that does not exist: SQS refuses
+/// every job sent to it.
+fn refusing_priority_lane(env: &TestEnv) -> oes_runtime::wiring::ApiAdapters {
     let mut broken = env.api_config();
     broken.resources.priority_queue_url =
         format!("{}/000000000000/does-not-exist", env.endpoints.aws);
-    let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
+    oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters")
+}
+
+#[tokio::test]
+async fn a_refused_email_job_rolls_the_sign_up_back() {
+    let env = TestEnv::spawn().await;
+    let adapters = refusing_priority_lane(&env);
     let outage = oes_tests::auth_over(
         adapters,
         std::sync::Arc::new(oes_domain::clock::SystemClock),
@@ -128,10 +134,7 @@ async fn a_job_the_queue_took_though_its_answer_was_an_error_is_sent_once() {
 async fn reset_and_resend_answer_alike_for_every_address_while_the_queue_refuses() {
     use oes_domain::user::{Role, UserStatus};
     let env = TestEnv::spawn().await;
-    let mut broken = env.api_config();
-    broken.resources.priority_queue_url =
-        format!("{}/000000000000/does-not-exist", env.endpoints.aws);
-    let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
+    let adapters = refusing_priority_lane(&env);
     let address = |who: &str| format!("{who}+{}@example.com", env.prefix);
     for (who, status) in [
         ("active", UserStatus::Active),
@@ -167,10 +170,7 @@ async fn an_email_change_answers_alike_for_a_free_and_a_taken_address_while_the_
     use oes_domain::security::{JwtKeys, Password};
     use oes_domain::user::{Role, UserStatus};
     let env = TestEnv::spawn().await;
-    let mut broken = env.api_config();
-    broken.resources.priority_queue_url =
-        format!("{}/000000000000/does-not-exist", env.endpoints.aws);
-    let adapters = oes_runtime::wiring::ApiAdapters::aws(&env.clients, &broken).expect("adapters");
+    let adapters = refusing_priority_lane(&env);
     let address = |who: &str| format!("{who}+{}@example.com", env.prefix);
     let mut mover = oes_tests::user_with(&address("mover"), Role::Student, UserStatus::Active, 1);
     let password = Password::parse("correct horse".into(), "password").expect("a password");

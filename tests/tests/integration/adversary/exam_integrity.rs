@@ -1502,11 +1502,10 @@ async fn learning_which_answers_were_right_from_a_finished_attempt() {
     assert!(!mentions_answers(&read), "{read}");
 }
 
-/// The owner gives the class more time: the close moves later after a student has submitted.
-/// "From the close" is the close as it is now, not as it was when the attempt started: until
-/// then others may still sit the exam, and this student may sit it again.
-#[tokio::test]
-async fn reading_the_answers_while_an_extended_exam_is_still_open() {
+/// An exam closing in an hour, two attempts each, reviewed (answers) from the close, and a
+/// student's attempt at it with one answer saved, submitted: the harness, the owner, the
+/// student, the exam and the attempt.
+async fn submitted_before_a_close_in_an_hour() -> (ExamHarness, Caller, Caller, String, String) {
     let h = ExamHarness::in_memory();
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;
@@ -1521,6 +1520,15 @@ async fn reading_the_answers_while_an_extended_exam_is_still_open() {
     let answers = json!({ questions[0].clone(): 0 });
     assert_eq!(save_answers(&h, &attempt, answers, &student).await.0, 200);
     assert_eq!(submit(&h, &attempt, &student).await.0, 200);
+    (h, owner, student, exam, attempt)
+}
+
+/// The owner gives the class more time: the close moves later after a student has submitted.
+/// "From the close" is the close as it is now, not as it was when the attempt started: until
+/// then others may still sit the exam, and this student may sit it again.
+#[tokio::test]
+async fn reading_the_answers_while_an_extended_exam_is_still_open() {
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
 
     let extended = json!({ "closes_at": in_(&h, 3 * 3600) });
     let (status, body) = h
@@ -1565,18 +1573,7 @@ async fn reading_the_answers_while_an_extended_exam_is_still_open() {
 /// moves later only while no review was released at it: 409 `reviews_released`.
 #[tokio::test]
 async fn sitting_again_after_reading_the_answers_at_the_close() {
-    let h = ExamHarness::in_memory();
-    let owner = h.sign_in(Role::Instructor).await;
-    let student = h.sign_in(Role::Student).await;
-    let settings = json!({
-        "closes_at": in_(&h, 3600),
-        "max_attempts": 2,
-        "review": { "shows": "answers", "from": "close" },
-    });
-    let (exam, _) = exam_with(&h, &owner, 3, settings).await;
-    let (_, attempt) = start(&h, &exam, &student).await;
-    let attempt = id_of(&attempt, "attempt_id");
-    assert_eq!(submit(&h, &attempt, &student).await.0, 200);
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
     h.clock.advance(3600 + 60);
     let (_, read) = h
         .call("GET", &format!("/attempts/{attempt}"), None, &student)
