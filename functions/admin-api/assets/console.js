@@ -342,21 +342,33 @@ async function showJob(jobId, focus) {
   }
 }
 
+// The steps (4 s each) a retry looks for its job's letter before it gives up: a queue too long
+// for one step to see whole may never be seen whole, and a letter that is not there (a purged
+// job, one past the queue's retention) would be looked for forever.
+const RETRY_STEPS = 30;
+
 async function retryJob() {
   if (!openJob) return;
   const job = openJob;
   if (!(await confirmed('Send job ' + job + ' again? Its recipient gets the email.'))) return;
-  const found = { moved: 0, already_sent: 0, not_queued: 0 };
-  await walk('/admin/dlq/redrive', { job_id: job }, (data, done, steps) => {
+  const found = { moved: 0, already_sent: 0, not_queued: 0, failed: 0 };
+  let steps = 0;
+  let seenAll = false;
+  await walk('/admin/dlq/redrive', { job_id: job }, (data, done, step) => {
     found.moved += data.moved;
     found.already_sent += data.already_sent;
     found.not_queued += data.not_queued;
-    if (!done) say('Looking for job ' + job + ' on the dead-letter queue: step ' + steps + '…');
-  });
+    found.failed += data.failed || 0;
+    steps = step;
+    seenAll = done;
+    if (!done) say('Looking for job ' + job + ' on the dead-letter queue: step ' + step + '…');
+  }, () => steps >= RETRY_STEPS);
   say(found.moved ? 'The job is back on its lane.' :
     found.already_sent ? 'That job was sent already: its letter was dropped.' :
     found.not_queued ? 'That job could not be queued and its caller was told so: its letter was dropped, nothing sent.' :
-      'The job was not on the dead-letter queue just now; try again in a moment.');
+    found.failed ? 'Its letter is on the dead-letter queue, but its record could not be written (the store is failing): try again shortly.' :
+    !seenAll ? 'Its letter was not met in ' + steps + ' steps over a long dead-letter queue; it may be there: try again.' :
+      'The job was not on the dead-letter queue just now (a worker may hold it); try again in a moment.');
   await showJob(job, false);
 }
 
