@@ -158,6 +158,10 @@ pub enum Closed {
     /// its recorded job to its lane again), which the close before it left undone (the queue
     /// refused it, or the request died before sending it).
     EmailQueued,
+    /// As [`Closed::EmailQueued`], but the queue answered an error and the ledger could not be
+    /// told ([`EnqueueError::Unsure`]): the email may not have reached its lane, and a sweep
+    /// must look at it again (the job stays recorded as queued, for it to find).
+    EmailUnsure,
     /// The attempt was closed before, its result email queued (or there is no one to send it
     /// to): nothing was left to do.
     Before,
@@ -884,6 +888,7 @@ impl ExamService {
                     attempt.result = Some(result);
                     attempt.result_email_job = Some(job_id.to_owned());
                     self.invalidate_attempt(&attempt).await;
+                    // Unsure or not, the write above moved the due entry to the email's check.
                     if let Some(job) = job {
                         self.queue_result_email(&id, job).await?;
                     }
@@ -925,8 +930,8 @@ impl ExamService {
             (None, Some(result)) => {
                 let job = self.result_email(student, &attempt, result, review);
                 if self.attempts.claim_result_email(&id, &job.job_id).await? {
-                    self.queue_result_email(&id, job).await?;
-                    return Ok((attempt, Closed::EmailQueued));
+                    let closed = self.queue_result_email(&id, job).await?;
+                    return Ok((attempt, closed));
                 }
             }
             // Claimed for a job the ledger does not know: the close that claimed it died before
@@ -946,8 +951,8 @@ impl ExamService {
                     ..self.result_email(student, &attempt, result, review)
                 };
                 tracing::info!(job_id = %claimed, "the claimed result email, never recorded, is queued");
-                self.queue_result_email(&id, job).await?;
-                return Ok((attempt, Closed::EmailQueued));
+                let closed = self.queue_result_email(&id, job).await?;
+                return Ok((attempt, closed));
             }
             _ => {}
         }
@@ -1001,17 +1006,19 @@ impl ExamService {
     /// ([`Self::claimed_result_email`]): nothing is left to do, and the claim stays. So it does
     /// when the queue may have taken the job unheard ([`EnqueueError::Unsure`]): it is recorded
     /// queued under the claimed id, and the sweep at the email's check sends it again if no
-    /// worker took it; a released claim would let the next close queue a second email.
-    async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<(), ExamError> {
+    /// worker took it; a released claim would let the next close queue a second email. Says
+    /// which: [`Closed::EmailQueued`], or [`Closed::EmailUnsure`] (a sweep keeps the attempt's
+    /// due entry for it).
+    async fn queue_result_email(&self, id: &AttemptId, job: EmailJob) -> Result<Closed, ExamError> {
         let job_id = job.job_id.clone();
         match self.emails.enqueue(job).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Closed::EmailQueued),
             Err(EnqueueError::Duplicate) => {
                 tracing::info!(
                     job_id,
                     "the result email was queued meanwhile by another close"
                 );
-                Ok(())
+                Ok(Closed::EmailQueued)
             }
             Err(EnqueueError::Unsure(error)) => {
                 tracing::warn!(
@@ -1019,7 +1026,7 @@ impl ExamService {
                     error = %error,
                     "the result email may not have reached its lane: the sweep sends it again if not"
                 );
-                Ok(())
+                Ok(Closed::EmailUnsure)
             }
             Err(error) => {
                 if let Err(release) = self.attempts.release_result_email(id, &job_id).await {

@@ -153,7 +153,9 @@ impl AttemptSweeper {
                 match outcome {
                     Ok(Settled::Done(Closed::Now)) => report.closed += 1,
                     Ok(Settled::Done(Closed::Before)) => report.submitted += 1,
-                    Ok(Settled::Done(Closed::EmailQueued)) => report.recovered += 1,
+                    Ok(Settled::Done(Closed::EmailQueued | Closed::EmailUnsure)) => {
+                        report.recovered += 1;
+                    }
                     Ok(Settled::Waiting) => {
                         report.waiting += 1;
                         kept.insert(due);
@@ -204,7 +206,12 @@ impl AttemptSweeper {
             // Never expected: nothing to do.
             None => Settled::Done(Closed::Before),
         };
-        if settled != Settled::Waiting {
+        // An email queued unsure stays due: a later sweep finds its job recorded, and sends
+        // it again if no worker took it.
+        if !matches!(
+            settled,
+            Settled::Waiting | Settled::Done(Closed::EmailUnsure)
+        ) {
             self.attempts.clear_due(due).await?;
         }
         Ok(settled)

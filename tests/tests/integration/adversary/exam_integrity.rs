@@ -482,6 +482,7 @@ on_both!(
     the_submit_written_twice_its_first_answer_lost,
     submitting_again_after_a_submit_died_between_its_store_write_and_queueing_the_email,
     the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_so,
+    the_sweeps_send_of_a_released_result_email_lost_unheard,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -503,6 +504,7 @@ impl Faulty {
             ledger_down: AtomicBool::new(false),
             release_down: AtomicBool::new(false),
             queue_takes_unheard: AtomicBool::new(false),
+            queue_loses_unheard: AtomicBool::new(false),
             clear_due_refusals: AtomicU32::new(0),
             write_submit_twice: AtomicBool::new(false),
             hold: Mutex::new(None),
@@ -622,7 +624,8 @@ impl Faulty {
 /// Attempts, a result emails' lane and a job ledger over real ones that fail on demand: the
 /// lane refuses jobs while `queue_down`, the ledger refuses to record them while `ledger_down`,
 /// the claims of result emails are not released while `release_down`, the lane takes jobs and
-/// answers an error and the ledger cannot record them unqueued while `queue_takes_unheard`, the next
+/// answers an error and the ledger cannot record them unqueued while `queue_takes_unheard` (the
+/// same, the job not taken, while `queue_loses_unheard`), the next
 /// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
 /// answered by the second while `write_submit_twice`, a submit holds after its write while a
 /// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, and a
@@ -635,6 +638,7 @@ struct Faults {
     ledger_down: AtomicBool,
     release_down: AtomicBool,
     queue_takes_unheard: AtomicBool,
+    queue_loses_unheard: AtomicBool,
     clear_due_refusals: AtomicU32,
     write_submit_twice: AtomicBool,
     hold: Mutex<Option<Arc<Hold>>>,
@@ -667,6 +671,12 @@ impl Faults {
     /// ledger cannot record a job as unqueued: its producer cannot tell whether it went.
     fn queue_takes_unheard(&self, on: bool) {
         self.queue_takes_unheard.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, the lane answers each job with an error without taking it, and the ledger
+    /// cannot record a job as unqueued: its producer cannot tell that it was lost.
+    fn queue_loses_unheard(&self, on: bool) {
+        self.queue_loses_unheard.store(on, Ordering::SeqCst);
     }
 
     fn refuse_clear_due(&self, times: u32) {
@@ -732,6 +742,12 @@ impl EmailQueue for Faults {
                 source: "the test's outage".into(),
             });
         }
+        if self.queue_loses_unheard.load(Ordering::SeqCst) {
+            return Err(QueueError {
+                context: "sending an email job",
+                source: "the test lost the job and every answer".into(),
+            });
+        }
         self.lanes.enqueue(job).await?;
         if self.queue_takes_unheard.load(Ordering::SeqCst) {
             return Err(QueueError {
@@ -782,7 +798,9 @@ impl JobLedger for Faults {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError<JobConflict>> {
-        if self.queue_takes_unheard.load(Ordering::SeqCst) {
+        if self.queue_takes_unheard.load(Ordering::SeqCst)
+            || self.queue_loses_unheard.load(Ordering::SeqCst)
+        {
             return Err(StoreError::Unavailable(outage("recording a job unqueued")));
         }
         self.jobs.unqueued(job_id, reason, now).await
@@ -989,6 +1007,43 @@ async fn the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_
         jobs,
         [(id.to_string(), claimed.unwrap_or_default())],
         "one result email job, the one the attempt claims (copies of it are sent once)"
+    );
+}
+
+/// The queue refuses the result email at the submit (its claim released); at the email's check
+/// the sweep claims and queues it again, and that send is lost unheard: the queue answers an
+/// error without the job, and the ledger cannot record it unqueued, so the sweep cannot tell.
+/// It cleared the attempt's due entry all the same, and nothing ever sent the email. Now an
+/// unsure send keeps the entry: a later sweep finds the job recorded and untaken, and sends it.
+async fn the_sweeps_send_of_a_released_result_email_lost_unheard(f: Faulty) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    f.faults.queue_down(true);
+    let (status, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(status, 503, "{body}");
+    f.faults.queue_down(false);
+
+    f.pass_the_email_check();
+    f.faults.queue_loses_unheard(true);
+    h.sweep().await;
+    f.faults.queue_loses_unheard(false);
+    assert_eq!(
+        result_emails(&*f.queues).await,
+        Vec::<String>::new(),
+        "lost"
+    );
+
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        f.pass_the_email_check();
+        h.sweep().await;
+        jobs.extend(result_email_job_ids(&*f.queues).await);
+    }
+    let claimed = f.stored(&id).await.result_email_job;
+    assert_eq!(
+        jobs,
+        [(id.to_string(), claimed.unwrap_or_default())],
+        "the email, sent again once by a later sweep"
     );
 }
 
