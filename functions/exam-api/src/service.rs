@@ -716,8 +716,7 @@ impl ExamService {
         if !exam.attempts_may_outlast(now, now) {
             return Ok(false);
         }
-        let longest = exam.longest_minutes.unwrap_or(limits::DURATION_MINUTES);
-        let earliest_running = now - i64::from(longest) * 60;
+        let earliest_running = now - exam.longest_attempt_seconds();
         let mut after = None;
         loop {
             let page = self

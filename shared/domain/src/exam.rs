@@ -264,13 +264,19 @@ impl Exam {
         } else {
             now
         };
-        let longest = self.longest_minutes.unwrap_or(limits::DURATION_MINUTES);
-        let latest = last_start + i64::from(longest) * 60;
+        let latest = last_start + self.longest_attempt_seconds();
         let latest = self
             .rules
             .closes_at
             .map_or(latest, |closes| latest.min(closes));
         close < latest
+    }
+
+    /// The longest an attempt at it may run: the longest duration it has had since it was
+    /// published ([`Self::longest_minutes`]; the longest any exam may have, for one published
+    /// before that was kept).
+    pub fn longest_attempt_seconds(&self) -> i64 {
+        i64::from(self.longest_minutes.unwrap_or(limits::DURATION_MINUTES)) * 60
     }
 
     /// Moves its opening to `opens_at` at `now`. When that puts the opening of a published

@@ -45,26 +45,18 @@ impl Renderer {
             EmailTemplate::Verification {
                 name: _,
                 token,
-                choose_password: false,
+                choose_password,
             } => token_email(
                 None,
-                "Welcome! Please confirm your email address to activate your account.",
-                "Confirm my email address",
-                "/auth/verify-email",
-                token.expose(),
-                "This link expires in 24 hours.",
-            ),
-            EmailTemplate::Verification {
-                name: _,
-                token,
-                choose_password: true,
-            } => token_email(
-                None,
-                "This address was used to sign up more than once before it was confirmed. We \
-                 cannot tell which sign-up was yours, so we kept no password from any of them. \
-                 Please confirm your email address to activate your account, then choose your \
-                 password: ask to reset it (\"Forgot your password?\") and follow the link we \
-                 send. If you did not sign up, ignore this email.",
+                if *choose_password {
+                    "This address was used to sign up more than once before it was confirmed. \
+                     We cannot tell which sign-up was yours, so we kept no password from any of \
+                     them. Please confirm your email address to activate your account, then \
+                     choose your password: ask to reset it (\"Forgot your password?\") and \
+                     follow the link we send. If you did not sign up, ignore this email."
+                } else {
+                    "Welcome! Please confirm your email address to activate your account."
+                },
                 "Confirm my email address",
                 "/auth/verify-email",
                 token.expose(),
