@@ -268,7 +268,7 @@ pub fn request_from(
     let peer = std::net::SocketAddr::from((ip, 40000));
     let event = oes_local::gateway::api_gateway_event(&parts, body.unwrap_or("").as_bytes(), peer);
     serde_json::to_string(&event)
-        .and_then(|text| lambda_http::request::from_str(&text))
+        .and_then(|text| oes_runtime::http::request_from_str(&text))
         .unwrap_or_else(|e| panic!("event: {e}"))
 }
 

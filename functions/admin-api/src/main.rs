@@ -33,5 +33,5 @@ async fn main() -> Result<(), Error> {
         Arc::new(SystemClock),
     );
     let api = &api;
-    lambda_http::run(service_fn(move |request| admin_api::handle(api, request))).await
+    oes_runtime::http::run(service_fn(move |request| admin_api::handle(api, request))).await
 }

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
         Arc::new(SystemClock),
     );
     let service = &service;
-    lambda_http::run(service_fn(move |request| {
+    oes_runtime::http::run(service_fn(move |request| {
         auth_api::handle(service, request)
     }))
     .await

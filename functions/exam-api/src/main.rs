@@ -24,5 +24,5 @@ async fn main() -> Result<(), Error> {
     let adapters = ApiAdapters::aws(&clients, &config)?;
     let api = ExamApi::new(&adapters, JwtKeys::new(&config.jwt), Arc::new(SystemClock));
     let api = &api;
-    lambda_http::run(service_fn(move |request| exam_api::handle(api, request))).await
+    oes_runtime::http::run(service_fn(move |request| exam_api::handle(api, request))).await
 }

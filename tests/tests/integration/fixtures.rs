@@ -61,6 +61,7 @@ pub(crate) fn expected_http(name: &str) -> Option<(u16, Option<&'static str>)> {
             (401, Some("unauthorized"))
         }
         "exam-list.json"
+        | "exam-list-unencoded-query.json"
         | "exam-create.json"
         | "exam-get.json"
         | "exam-patch.json"
@@ -97,7 +98,7 @@ async fn every_http_fixture_is_handled_by_its_function() {
         if !is_http(&name) {
             continue;
         }
-        let request = lambda_http::request::from_str(&text)
+        let request = oes_runtime::http::request_from_str(&text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
         let apis = in_memory_apis();
         let response = if is_auth_api(&name) {
@@ -254,7 +255,7 @@ struct InProcess<'a>(&'a ExamHarness);
 #[async_trait]
 impl ApiFunction for InProcess<'_> {
     async fn answer(&self, name: &str, text: &str) -> (u16, Value) {
-        let request = lambda_http::request::from_str(text)
+        let request = oes_runtime::http::request_from_str(text)
             .unwrap_or_else(|e| panic!("{name} is not an API Gateway event: {e}"));
         let response = exam_or_admin(&self.0.api, &self.0.admin, request)
             .await
@@ -338,6 +339,14 @@ pub(crate) async fn check_with_a_real_token(
             expect(200, status, &body);
             assert_eq!(len(&body["exams"]), Some(2), "{name}: limit=2: {body}");
             assert!(body["next_cursor"].is_string(), "{name}: {body}");
+        }
+        "exam-list-unencoded-query.json" => {
+            // lambda_http alone panics on this query; mended, the cursor is read as sent.
+            let (status, body) = run.send(&student, &[]).await;
+            expect(400, status, &body);
+            assert_eq!(body["error"]["code"], "validation_error", "{name}: {body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("cursor"), "{name}: {body}");
         }
         "exam-create.json" => {
             let sent = body_of(name, text);

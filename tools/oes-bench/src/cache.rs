@@ -41,7 +41,7 @@ fn request(path: &str, token: &str) -> Result<Request, BoxError> {
             "stage": "$default", "time": "", "timeEpoch": 0},
         "isBase64Encoded": false,
     });
-    Ok(lambda_http::request::from_str(&event.to_string())?)
+    Ok(oes_runtime::http::request_from_str(&event.to_string())?)
 }
 
 /// Runs `iterations` requests of each kind and prints their percentiles.

@@ -281,7 +281,7 @@ async fn invoke(
         );
     }
     let request = match serde_json::to_string(&event)
-        .and_then(|text| lambda_http::request::from_str(&text))
+        .and_then(|text| oes_runtime::http::request_from_str(&text))
     {
         Ok(request) => request,
         Err(error) => {

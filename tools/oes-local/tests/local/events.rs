@@ -56,7 +56,7 @@ fn generated_http_events_decode_as_lambda_requests_with_the_chosen_token_and_ids
         }
         assert!(!text.contains(table::PLACEHOLDER_TOKEN), "{file}");
         let event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let request = lambda_http::request::from_str(&text)
+        let request = oes_runtime::http::request_from_str(&text)
             .unwrap_or_else(|e| panic!("{file} is not an API Gateway event: {e}"));
         let (method, template) = event["routeKey"]
             .as_str()
