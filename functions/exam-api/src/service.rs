@@ -162,6 +162,10 @@ pub enum Closed {
     /// told ([`EnqueueError::Unsure`]): the email may not have reached its lane, and a sweep
     /// must look at it again (the job stays recorded as queued, for it to find).
     EmailUnsure,
+    /// The attempt was closed before, its result email unclaimed, and another close (a second
+    /// submit) claimed it first, as this one was about to: that close's send may yet fail, so
+    /// a sweep must look at it again (it keeps the attempt's due entry for it).
+    ClaimedMeanwhile,
     /// The attempt was closed before, its result email queued (or there is no one to send it
     /// to): nothing was left to do.
     Before,
@@ -932,6 +936,7 @@ impl ExamService {
                     let closed = self.queue_result_email(&id, job).await?;
                     return Ok((attempt, closed));
                 }
+                return Ok((attempt, Closed::ClaimedMeanwhile));
             }
             // Claimed for a job the ledger does not know: the close that claimed it died before
             // recording it (its request timed out, its student saw a 503), or is about to record

@@ -92,7 +92,8 @@ pub struct SweepReport {
     /// lane again.
     pub recovered: u32,
     /// Attempts submitted whose result email's job was recorded moments ago and may still be
-    /// on its way to its lane ([`SEND_WINDOW`]): the next sweep looks again.
+    /// on its way to its lane ([`SEND_WINDOW`]), or was claimed by a second submit as this sweep
+    /// was about to claim it ([`Closed::ClaimedMeanwhile`]): the next sweep looks again.
     pub waiting: u32,
     /// Attempts it could not settle (the store, the job ledger or the queue failed): the next
     /// sweep tries again.
@@ -156,7 +157,7 @@ impl AttemptSweeper {
                     Ok(Settled::Done(Closed::EmailQueued | Closed::EmailUnsure)) => {
                         report.recovered += 1;
                     }
-                    Ok(Settled::Waiting) => {
+                    Ok(Settled::Waiting | Settled::Done(Closed::ClaimedMeanwhile)) => {
                         report.waiting += 1;
                         kept.insert(due);
                     }
@@ -206,11 +207,12 @@ impl AttemptSweeper {
             // Never expected: nothing to do.
             None => Settled::Done(Closed::Before),
         };
-        // An email queued unsure stays due: a later sweep finds its job recorded, and sends
-        // it again if no worker took it.
+        // An email queued unsure, or claimed meanwhile by a second submit whose send may yet
+        // fail, stays due: a later sweep finds its job recorded (and sends it again if no worker
+        // took it), or the claim released (and queues it).
         if !matches!(
             settled,
-            Settled::Waiting | Settled::Done(Closed::EmailUnsure)
+            Settled::Waiting | Settled::Done(Closed::EmailUnsure | Closed::ClaimedMeanwhile)
         ) {
             self.attempts.clear_due(due).await?;
         }

@@ -483,6 +483,8 @@ on_both!(
     submitting_again_after_a_submit_died_between_its_store_write_and_queueing_the_email,
     the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_so,
     the_sweeps_send_of_a_released_result_email_lost_unheard,
+    the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unheard,
+    the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_refused,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -510,6 +512,7 @@ impl Faulty {
             hold: Mutex::new(None),
             send_hold: Mutex::new(None),
             listing_hold: Mutex::new(None),
+            claim_hold: Mutex::new(None),
         });
         let jobs = adapters.jobs.clone();
         adapters.attempts = faults.clone();
@@ -628,8 +631,9 @@ impl Faulty {
 /// same, the job not taken, while `queue_loses_unheard`), the next
 /// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
 /// answered by the second while `write_submit_twice`, a submit holds after its write while a
-/// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, and a
-/// listing of the due attempts holds after it has read them while a `listing_hold` is.
+/// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, a
+/// listing of the due attempts holds after it has read them while a `listing_hold` is, and a
+/// claim of a result email holds before it is made while a `claim_hold` is.
 struct Faults {
     attempts: Arc<dyn AttemptStore>,
     lanes: EmailLanes,
@@ -644,6 +648,7 @@ struct Faults {
     hold: Mutex<Option<Arc<Hold>>>,
     send_hold: Mutex<Option<Arc<Hold>>>,
     listing_hold: Mutex<Option<Arc<Hold>>>,
+    claim_hold: Mutex<Option<Arc<Hold>>>,
 }
 
 /// Where the next held call stops (`written` is notified), until `resume`: a submit after its
@@ -703,6 +708,11 @@ impl Faults {
     /// Holds the next listing of the due attempts after it has read them.
     fn hold_next_listing(&self) -> Arc<Hold> {
         Hold::set(&self.listing_hold)
+    }
+
+    /// Holds the next claim of a result email before it is made.
+    fn hold_next_claim(&self) -> Arc<Hold> {
+        Hold::set(&self.claim_hold)
     }
 }
 
@@ -856,6 +866,7 @@ impl AttemptStore for Faults {
         id: &AttemptId,
         job_id: &str,
     ) -> Result<bool, StoreError<AttemptConflict>> {
+        Hold::stop(Hold::take(&self.claim_hold)).await;
         self.attempts.claim_result_email(id, job_id).await
     }
     async fn release_result_email(
@@ -1044,6 +1055,79 @@ async fn the_sweeps_send_of_a_released_result_email_lost_unheard(f: Faulty) {
         jobs,
         [(id.to_string(), claimed.unwrap_or_default())],
         "the email, sent again once by a later sweep"
+    );
+}
+
+/// The queue refuses the result email at the submit (its claim released). At the email's check
+/// the sweep finds it unclaimed and, as it claims it, the student submits again and claims it
+/// first; that submit's send is lost unheard (the job recorded queued, the claim kept, the
+/// student answered 200). The sweep's claim fails, and it cleared the attempt's due entry as if
+/// nothing were left to do: nothing ever sent the email. A sweep that loses the claim to another
+/// close now keeps the entry, and a later one finds the job recorded, untaken, and sends it.
+async fn the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unheard(f: Faulty) {
+    sweep_losing_its_claim_to_a_second_submit(&f, Faults::queue_loses_unheard, 200).await;
+}
+
+/// As [`the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unheard`], the second
+/// submit's send refused after the sweep's claim failed: the submit releases its claim and
+/// answers 503, and if the student does not try again, only a sweep is left to send the email.
+async fn the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_refused(f: Faulty) {
+    sweep_losing_its_claim_to_a_second_submit(&f, Faults::queue_down, 503).await;
+}
+
+/// The body of the two tests above: `fault` on for the second submit's send, which answers
+/// `status`.
+async fn sweep_losing_its_claim_to_a_second_submit(
+    f: &Faulty,
+    fault: fn(&Faults, bool),
+    status: u16,
+) {
+    let h = &f.h;
+    let (student, id) = f.sitting().await;
+    f.faults.queue_down(true);
+    let (refused, body) = submit(h, id.as_str(), &student).await;
+    assert_eq!(refused, 503, "{body}");
+    f.faults.queue_down(false);
+
+    f.pass_the_email_check();
+    // The sweep holds before its claim; the submit claims, records its job and holds before
+    // the send; the sweep's claim fails and the sweep ends; then the submit's send meets `fault`.
+    let claim = f.faults.hold_next_claim();
+    let send = f.faults.hold_next_send();
+    let swept = async {
+        let report = h.sweep().await;
+        send.resume.notify_one();
+        assert_eq!(report.recovered, 0, "the sweep's claim lost: {report:?}");
+    };
+    let submitted = async {
+        claim.written.notified().await;
+        fault(&f.faults, true);
+        let answer = submit(h, id.as_str(), &student).await;
+        fault(&f.faults, false);
+        answer
+    };
+    let held = async {
+        send.written.notified().await;
+        claim.resume.notify_one();
+    };
+    let ((), (answered, body), ()) = tokio::join!(swept, submitted, held);
+    assert_eq!(answered, status, "the second submit: {body}");
+    assert_eq!(
+        result_emails(&*f.queues).await,
+        Vec::<String>::new(),
+        "lost"
+    );
+
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        f.pass_the_email_check();
+        h.sweep().await;
+        sent.extend(result_emails(&*f.queues).await);
+    }
+    assert_eq!(
+        sent,
+        [id.to_string()],
+        "the email, sent once by a later sweep"
     );
 }
 
