@@ -126,11 +126,11 @@ fn text(
     }
     if value
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| crate::text::is_refused(c) && c != '\n' && c != '\t')
     {
         return Err(InvalidInput::new(
             field,
-            "must not contain control characters",
+            "must not contain control characters or Unicode noncharacters",
         ));
     }
     Ok(value.to_owned())
@@ -723,6 +723,20 @@ mod tests {
 
     /// The attempts an exam took stay in view when its opening moves later: from the moment it
     /// moved, or from its close if that came first; an exam that never opened has none.
+    #[test]
+    fn texts_with_noncharacters_are_refused() {
+        for title in [
+            "Quiz\u{ffff}",
+            "Quiz\u{fffe}",
+            "Quiz\u{fdef}",
+            "Quiz\u{10ffff}",
+        ] {
+            assert!(parse_title(title).is_err(), "{title:?}");
+        }
+        assert!(parse_description("line one\nline two\tand a tab").is_ok());
+        assert!(parse_title("Quiz \u{fffd} \u{1f600}").is_ok());
+    }
+
     #[test]
     fn an_opening_moved_later_keeps_the_attempts_it_took_in_view() {
         let published = || {

@@ -3,6 +3,7 @@
 //!
 //! - [`user`]: validated account types (`Email`, `UserId`, `Role`, `User`).
 //! - [`exam`]: validated exams, questions and attempts, and grading.
+//! - [`text`]: the characters user-given text may not hold.
 //! - [`email`]: the email job message (defined once, used by producers and the worker), its
 //!   templates and the rendered [`email::OutgoingEmail`].
 //! - [`clock`]: time, injected.
@@ -24,4 +25,5 @@ pub mod pipeline;
 pub mod ports;
 pub mod producer;
 pub mod security;
+pub mod text;
 pub mod user;

@@ -127,10 +127,10 @@ impl DisplayName {
         if count == 0 || count > Self::MAX_CHARS {
             return Err(InvalidInput::new("name", "must be 1 to 100 characters"));
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(crate::text::is_refused) {
             return Err(InvalidInput::new(
                 "name",
-                "must not contain control characters",
+                "must not contain control characters or Unicode noncharacters",
             ));
         }
         Ok(Self(name.to_owned()))

@@ -191,6 +191,32 @@ async fn short_long_and_blank_values_are_refused() {
     }
 }
 
+/// A name goes into the emails the account is sent, as SQS message text: Unicode's
+/// noncharacters (U+FFFE, U+FFFF and the others), which SQS does not carry, are refused with
+/// the control characters — not stored to make the emails unsendable or garbled.
+#[tokio::test]
+async fn names_with_noncharacters_are_refused() {
+    let (service, _) = in_memory_auth();
+    for name in [
+        "Ada\u{ffff}",
+        "Ada\u{fffe}",
+        "Ada\u{fdd0}",
+        "Ada\u{1fffe}",
+        "Ada\u{7}",
+    ] {
+        let mut body = valid_body("/auth/register");
+        body["name"] = json!(name);
+        let path = "/auth/register";
+        let answer = call(&service, "POST", path, Some(&body.to_string()), None).await;
+        assert_error(
+            &answer,
+            400,
+            "validation_error",
+            &format!("the name {name:?}"),
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_tokens_are_invalid_tokens() {
     let (service, _) = in_memory_auth();
