@@ -52,6 +52,7 @@ contract!(
     a_job_goes_to_the_lane_its_priority_selects_with_its_delay,
     a_backoff_hides_the_delivery_for_that_long,
     a_dead_letter_is_listed_with_its_job_reason_and_lane,
+    a_dead_letters_reason_holds_only_characters_sqs_carries,
     a_listing_walks_more_dead_letters_than_one_receive_brings,
     redriving_one_job_moves_only_it_back_to_its_lane_and_requeues_its_record,
     redriving_all_moves_every_job_and_leaves_what_does_not_decode,
@@ -221,6 +222,23 @@ async fn a_dead_letter_is_listed_with_its_job_reason_and_lane(queues: Arc<dyn Me
         counts.iter().map(|c| c.visible).collect::<Vec<_>>(),
         [0, 0, 1],
         "listing leaves the letter visible: {counts:?}"
+    );
+}
+
+/// A reason quotes what it could not decode (serde writes an unknown variant as it is): the
+/// characters SQS carries in no attribute (controls other than tab, LF and CR; U+FFFE, U+FFFF)
+/// are replaced with U+FFFD rather than making the dead-lettering fail (older SQS refuses the
+/// message: the letter then reached the DLQ by the lane's redrive, without its reason).
+async fn a_dead_letters_reason_holds_only_characters_sqs_carries(queues: Arc<dyn MessageQueues>) {
+    let job = verification();
+    dead_letter(&queues, &job, "unknown variant `\u{1}\u{ffff}`\tline\nnext").await;
+    let listed = QueueAdmin::new(queues.clone())
+        .dead_letters(10)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed[0].reason.as_deref(),
+        Some("unknown variant `\u{fffd}\u{fffd}`\tline\nnext")
     );
 }
 

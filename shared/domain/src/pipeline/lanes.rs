@@ -22,6 +22,12 @@ pub const RECEIPT_ATTRIBUTE: &str = "ses_message_id";
 /// whole error).
 const MAX_REASON_CHARS: usize = 1000;
 
+/// Whether SQS carries `c` in a message or an attribute: `#x9 | #xA | #xD | #x20–#xD7FF |
+/// #xE000–#xFFFD | #x10000–#x10FFFF` (a Rust `char` is never a surrogate).
+fn carried_by_sqs(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{FFFD}' | '\u{10000}'..)
+}
+
 /// `job`'s message on its lane, with `body` (its encoding) and the attributes operators filter
 /// by; no delay.
 pub(super) fn lane_message(job: &EmailJob, body: String) -> NewMessage {
@@ -112,7 +118,11 @@ impl QueueControl for EmailLanes {
             attributes: BTreeMap::from([
                 (
                     "reason".to_owned(),
-                    reason.chars().take(MAX_REASON_CHARS).collect(),
+                    reason
+                        .chars()
+                        .take(MAX_REASON_CHARS)
+                        .map(|c| if carried_by_sqs(c) { c } else { '\u{FFFD}' })
+                        .collect(),
                 ),
                 (
                     "source_queue".to_owned(),
