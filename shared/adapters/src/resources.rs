@@ -113,11 +113,13 @@ pub const PRIORITY_QUEUE: QueueDef = lane("EmailPriorityQueue", "email-priority"
 /// Notifications.
 pub const BULK_QUEUE: QueueDef = lane("EmailBulkQueue", "email-bulk");
 
-/// Where messages go after `max_receive_count` receives; kept 14 days.
+/// Where messages go after `max_receive_count` receives; kept 14 days. Its letters are read by
+/// operators' walks, each receive with its own visibility (`pipeline::IN_HAND_SECONDS`), and by
+/// the SQS console's poll, which hides them for the queue's: SQS's default, 30 s.
 pub const DEAD_LETTER_QUEUE: QueueDef = QueueDef {
     logical_id: "EmailDeadLetterQueue",
     suffix: "email-dlq",
-    visibility_timeout: 6 * WORKER_TIMEOUT_SECONDS,
+    visibility_timeout: 30,
     retention: 14 * 24 * 3600,
     max_receive_count: None,
 };

@@ -110,14 +110,14 @@ fn the_queues_match_the_local_definitions() {
             def.retention.to_string(),
             "{id}"
         );
+        assert_eq!(
+            text(&queue["VisibilityTimeout"]),
+            def.visibility_timeout.to_string(),
+            "{id}"
+        );
         let redrive = &queue["RedrivePolicy"];
         match def.max_receive_count {
             Some(max) => {
-                assert_eq!(
-                    text(&queue["VisibilityTimeout"]),
-                    def.visibility_timeout.to_string(),
-                    "{id}"
-                );
                 assert_eq!(text(&redrive["maxReceiveCount"]), max.to_string(), "{id}");
             }
             None => assert!(

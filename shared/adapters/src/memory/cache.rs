@@ -85,18 +85,21 @@ impl CacheMaps {
         }
         self.entries.get_mut(key)
     }
+
+    /// `field` of the live entry under `key`, with the entry's generation.
+    fn lookup(&mut self, key: &str, field: &str) -> Lookup {
+        self.entry(key)
+            .map_or_else(Lookup::default, |(fields, _)| Lookup {
+                generation: fields.get("g").cloned(),
+                value: fields.get(field).cloned(),
+            })
+    }
 }
 
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str, field: &str) -> Result<Lookup, CacheError> {
-        let mut maps = lock(&self.0);
-        Ok(maps
-            .entry(key)
-            .map_or_else(Lookup::default, |(fields, _)| Lookup {
-                generation: fields.get("g").cloned(),
-                value: fields.get(field).cloned(),
-            }))
+        Ok(lock(&self.0).lookup(key, field))
     }
 
     async fn fill(&self, fill: &Fill<'_>) -> Result<bool, CacheError> {
@@ -149,11 +152,13 @@ impl Cache for MemoryCache {
         name: &str,
         ttl: Duration,
     ) -> Result<(Lookup, bool), CacheError> {
-        let lookup = self.get(key, field).await?;
+        // Under one hold of the maps, as Redis runs the read and the SET NX in one script: a
+        // fill between them would have this caller load and fill a second time.
+        let mut maps = lock(&self.0);
+        let lookup = maps.lookup(key, field);
         if lookup.value.is_some() {
             return Ok((lookup, false));
         }
-        let mut maps = lock(&self.0);
         let now = Instant::now();
         if maps.locks.get(name).is_some_and(|until| *until > now) {
             return Ok((lookup, false));
