@@ -449,6 +449,91 @@ fn every_defined_metric_is_emitted_and_every_alarm_watches_a_defined_metric() {
     );
 }
 
+/// The template's alarms, by logical id: their properties.
+fn alarms(template: &Yaml) -> Vec<(String, &Yaml)> {
+    let resources = template["Resources"].as_hash().expect("Resources");
+    resources
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::CloudWatch::Alarm")
+        .map(|(id, r)| (text(id), &r["Properties"]))
+        .collect()
+}
+
+/// The code writes an EMF datapoint only when something happens, so in a period where one of an
+/// expression's metrics had nothing (a Redis outage: every operation an error, no hit, miss or
+/// write), metric math has no value for the sum, the alarm reads the missing value as not
+/// breaching, and a total outage never raises the alarm meant for it. Each of the code's
+/// metrics in an expression is read through `FILL(id, 0)`.
+#[test]
+fn an_alarm_expression_reads_a_period_without_a_code_metric_as_zero() {
+    let template = template();
+    let mut checked = 0;
+    for (alarm, properties) in alarms(&template) {
+        let Some(metrics) = properties["Metrics"].as_vec() else {
+            continue;
+        };
+        let ours: Vec<String> = metrics
+            .iter()
+            .filter(|m| {
+                let namespace = &m["MetricStat"]["Metric"]["Namespace"];
+                !namespace.is_badvalue() && text(namespace) == "oes/${AWS::StackName}"
+            })
+            .map(|m| text(&m["Id"]))
+            .collect();
+        for expression in metrics.iter().map(|m| &m["Expression"]) {
+            if expression.is_badvalue() {
+                continue;
+            }
+            let mut rest = text(expression);
+            for id in &ours {
+                rest = rest.replace(&format!("FILL({id}, 0)"), "");
+            }
+            for id in &ours {
+                let bare = rest
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|word| word == id);
+                assert!(
+                    !bare,
+                    "{alarm}: {id} is read without FILL({id}, 0) in {rest}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no alarm expression over the code's metrics");
+}
+
+/// SendingPaused and SendingQuotaExceeded are counted once per attempt, and the worker then
+/// holds the job `paused_seconds` (15 min): with a small backlog most 5-minute periods have no
+/// datapoint while the account still cannot send. Their alarms look back further than the hold
+/// and need one datapoint, so they do not turn OK (and notify) between two attempts.
+#[test]
+fn an_account_wide_send_refusal_keeps_its_alarm_raised_between_attempts() {
+    let template = template();
+    let hold = u64::from(oes_runtime::config::RetryPolicy::default().paused_seconds);
+    for metric in ["SendingPaused", "SendingQuotaExceeded"] {
+        let (alarm, properties) = alarms(&template)
+            .into_iter()
+            .find(|(_, p)| !p["MetricName"].is_badvalue() && text(&p["MetricName"]) == metric)
+            .unwrap_or_else(|| panic!("no alarm on {metric}"));
+        let number = |key: &str| -> u64 {
+            text(&properties[key])
+                .parse()
+                .unwrap_or_else(|e| panic!("{alarm}.{key}: {e}"))
+        };
+        let window = number("Period") * number("EvaluationPeriods");
+        assert!(
+            window > hold,
+            "{alarm} looks back {window} s, the hold is {hold} s"
+        );
+        assert_eq!(
+            number("DatapointsToAlarm"),
+            1,
+            "{alarm}: one refusal raises it"
+        );
+    }
+}
+
 /// `env.json`: each function's environment under `sam local invoke`, for the resources the
 /// local services hold under the prefix [`LOCAL_PREFIX`].
 fn env_json() -> serde_json::Map<String, serde_json::Value> {
