@@ -41,13 +41,23 @@ const CASES: &[(&str, usize, usize)] = &[
 
 #[test]
 fn the_cache_error_rate_alarm_sees_each_cache_operation_once_and_each_failed_one_as_an_error() {
-    let (expression, summed) = alarm();
-    let sum = expression
+    let (expressions, summed) = alarm();
+    let rate = &expressions["rate"];
+    let sum = rate
         .strip_prefix("IF(")
-        .and_then(|rest| rest.split_once(" > 0, 100 * errors / ("))
-        .filter(|(sum, rest)| *rest == format!("{sum}), 0)"))
-        .map(|(sum, _)| sum.split(" + ").collect::<BTreeSet<_>>())
-        .unwrap_or_else(|| panic!("the alarm's rate is errors over a sum: {expression}"));
+        .and_then(|rest| rest.split_once(" > 0, 100 * FILL(errors, 0) / "))
+        .filter(|(total, rest)| *rest == format!("{total}, 0)"))
+        .and_then(|(total, _)| expressions.get(total))
+        .map(|sum| {
+            sum.split(" + ")
+                .map(|term| {
+                    term.strip_prefix("FILL(")
+                        .and_then(|t| t.strip_suffix(", 0)"))
+                        .unwrap_or(term)
+                })
+                .collect::<BTreeSet<_>>()
+        })
+        .unwrap_or_else(|| panic!("the alarm's rate is errors over a sum: {expressions:?}"));
     assert_eq!(
         sum,
         summed.iter().map(|(id, _)| id.as_str()).collect(),
@@ -94,16 +104,17 @@ fn the_cache_error_rate_alarm_sees_each_cache_operation_once_and_each_failed_one
     );
 }
 
-/// `CacheErrorRateAlarm`'s expression, and the id and metric name of each metric it reads.
-fn alarm() -> (String, Vec<(String, String)>) {
+/// `CacheErrorRateAlarm`'s expressions by id (the rate, the sum it divides by), and the id and metric
+/// name of each metric it reads.
+fn alarm() -> (BTreeMap<String, String>, Vec<(String, String)>) {
     let template = template();
     let properties = &template["Resources"]["CacheErrorRateAlarm"]["Properties"];
     let metrics = properties["Metrics"].as_vec().expect("a metric-math alarm");
-    let expression = metrics
+    let expressions = metrics
         .iter()
-        .find(|m| !m["Expression"].is_badvalue())
-        .map(|m| text(&m["Expression"]))
-        .expect("an expression");
+        .filter(|m| !m["Expression"].is_badvalue())
+        .map(|m| (text(&m["Id"]), text(&m["Expression"])))
+        .collect();
     let read = metrics
         .iter()
         .filter(|m| !m["MetricStat"].is_badvalue())
@@ -114,7 +125,7 @@ fn alarm() -> (String, Vec<(String, String)>) {
             )
         })
         .collect();
-    (expression, read)
+    (expressions, read)
 }
 
 /// The in-memory cache, whose calls named in `failing` fail (all of them for `"all"`).
