@@ -104,8 +104,8 @@ fn the_cache_error_rate_alarm_sees_each_cache_operation_once_and_each_failed_one
     );
 }
 
-/// `CacheErrorRateAlarm`'s expressions by id (the rate, the sum it divides by), and the id and metric
-/// name of each metric it reads.
+/// `CacheErrorRateAlarm`'s expressions by id (the rate, the sum it divides by), and the id and
+/// metric name of each metric it reads.
 fn alarm() -> (BTreeMap<String, String>, Vec<(String, String)>) {
     let template = template();
     let properties = &template["Resources"]["CacheErrorRateAlarm"]["Properties"];
