@@ -7,6 +7,7 @@
 //! - Redis killed mid-test: every read still 200 from DynamoDB, quickly; Redis back: hits resume.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -65,6 +66,10 @@ struct World {
     reference: ExamHarness,
     owner: Caller,
     student: Caller,
+    /// Reads the cached API answered from the cache, and writes it took: a run where either
+    /// stayed zero compared nothing a cache could have got wrong.
+    hits: AtomicUsize,
+    writes: AtomicUsize,
 }
 
 /// What exists, as far as the sequence knows (ids from the answers).
@@ -86,7 +91,11 @@ fn id(body: &Value, field: &str) -> Option<String> {
 impl World {
     /// A read through both APIs; they must agree.
     async fn compare(&self, path: &str, caller: &Caller) -> Result<Value, TestCaseError> {
-        let cached = self.cached.call("GET", path, None, caller).await;
+        let response = self.cached.respond("GET", path, None, Some(caller)).await;
+        if cache_status(&response) == "hit" {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        let cached = read(&response);
         let reference = self.reference.call("GET", path, None, caller).await;
         if cached != reference {
             return Err(TestCaseError::fail(format!(
@@ -97,10 +106,11 @@ impl World {
     }
 
     async fn write(&self, method: &str, path: &str, body: Option<Value>, caller: &Caller) -> Value {
-        self.cached
-            .call(method, path, body.as_ref(), caller)
-            .await
-            .1
+        let (status, answer) = self.cached.call(method, path, body.as_ref(), caller).await;
+        if (200..300).contains(&status) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
     }
 
     async fn step(&self, known: &mut Known, op: &Op) -> Result<(), TestCaseError> {
@@ -258,6 +268,8 @@ async fn reads_through_the_cache_always_match_reads_without_it(redis: Redis) {
         student: cached.sign_in(Role::Student).await,
         cached,
         reference,
+        hits: AtomicUsize::new(0),
+        writes: AtomicUsize::new(0),
     };
     let config = Config {
         cases: 24,
@@ -280,6 +292,11 @@ async fn reads_through_the_cache_always_match_reads_without_it(redis: Redis) {
     if let Err(failure) = outcome {
         panic!("{failure}");
     }
+    let (hits, writes) = (world.hits.into_inner(), world.writes.into_inner());
+    assert!(
+        hits > 0 && writes > 0,
+        "{hits} reads from the cache, {writes} writes taken"
+    );
 }
 
 async fn a_hundred_concurrent_reads_of_an_uncached_exam_read_dynamodb_once(redis: Redis) {

@@ -27,6 +27,7 @@ fn refusing_priority_lane(env: &TestEnv) -> oes_runtime::wiring::ApiAdapters {
 async fn a_refused_email_job_rolls_the_sign_up_back() {
     let env = TestEnv::spawn().await;
     let adapters = refusing_priority_lane(&env);
+    let users = adapters.users.clone();
     let outage = oes_tests::auth_over(
         adapters,
         std::sync::Arc::new(oes_domain::clock::SystemClock),
@@ -39,6 +40,14 @@ async fn a_refused_email_job_rolls_the_sign_up_back() {
         (status, error["error"]["code"].as_str()),
         (503, Some("email_queue_unavailable")),
         "{error}"
+    );
+    // Rolled back: a sign-up after it is a first sign-up, not one for a pending address (which
+    // keeps neither password nor name, and would answer 202 all the same).
+    let address = Email::parse(&email).expect("an address");
+    let left = users.find_by_email(&address).await.expect("the store read");
+    assert!(
+        left.is_none(),
+        "the refused sign-up left its account: {left:?}"
     );
 
     let healthy = env.auth_service();
