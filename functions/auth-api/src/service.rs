@@ -365,10 +365,13 @@ impl AuthService {
             (&LOGIN_PER_ACCOUNT_AND_IP, account_and_ip.as_str()),
             (&LOGIN_PER_ACCOUNT, email.as_str()),
         ];
-        // Counted before the account is read, so a refused attempt costs no read.
+        // Counted before the account is read, so a refused attempt costs no read. A device's
+        // budget is its token's — the device id and the token version it was issued for — so a
+        // token a reset left behind (stolen, say) cannot spend the renewed token's.
         match &device {
             Some(claims) => {
-                self.throttle(&[(&LOGIN_PER_DEVICE, claims.did.as_str())])
+                let token = format!("{} {}", claims.did, claims.ver);
+                self.throttle(&[(&LOGIN_PER_DEVICE, token.as_str())])
                     .await?;
             }
             None => self.throttle(&untrusted).await?,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_api::AuthService;
-use auth_api::limits::LOGIN_PER_ACCOUNT;
+use auth_api::limits::{LOGIN_PER_ACCOUNT, LOGIN_PER_DEVICE};
 use oes_adapters::dynamo::{DynamoTokens, DynamoUsers};
 use oes_adapters::memory::{MemoryCache, MemoryJobs, MemoryQueues};
 use oes_domain::cache::{CacheAside, CacheKeys, CacheSettings};
@@ -257,6 +257,39 @@ async fn the_device_that_reset_the_password_signs_in_while_the_account_is_under_
         status, 200,
         "the device that reset signs in at once: {session}"
     );
+}
+
+/// A reset keeps the device id of the device that confirmed it (its new token is that device's
+/// trust for the account as reset). Someone who stole that device's token before the reset —
+/// untrusted since — spent the device's budget with it, keyed by the device id alone, and the
+/// owner's renewed token met 429 for the rest of the window. The budget is now the token's:
+/// its device id and the account's token version it was issued for.
+#[tokio::test]
+async fn a_device_token_from_before_the_reset_does_not_spend_the_renewed_tokens_budget() {
+    const HOME: [u8; 4] = [198, 51, 100, 7];
+    const THIEF: [u8; 4] = [203, 0, 113, 99];
+    const NEW_PASSWORD: &str = "a new password of mine";
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, OWNER).await;
+    let (status, session) = sign_in_from(&service, HOME, OWNER, PASSWORD, None).await;
+    assert_eq!(status, 200, "{session}");
+    let stolen = session["device_token"]
+        .as_str()
+        .expect("a device token")
+        .to_owned();
+
+    let link = reset_link(&service, &queue, OWNER).await;
+    let confirm =
+        json!({"token": link.token, "new_password": NEW_PASSWORD, "device_token": stolen});
+    let (status, done) = post(&service, "/auth/password-reset/confirm", confirm, None).await;
+    assert_eq!(status, 200, "{done}");
+    let renewed = done["device_token"].as_str().expect("a device token");
+
+    for _ in 0..=LOGIN_PER_DEVICE.max {
+        sign_in_from(&service, THIEF, OWNER, "a guess", Some(&stolen)).await;
+    }
+    let (status, session) = sign_in_from(&service, HOME, OWNER, NEW_PASSWORD, Some(renewed)).await;
+    assert_eq!(status, 200, "the owner's renewed device: {session}");
 }
 
 /// The address of the account `bearer` signs in as.
