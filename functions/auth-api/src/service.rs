@@ -616,16 +616,18 @@ impl AuthService {
             expires_at: self.clock.now() + ttl_seconds,
         };
         match purpose {
-            // One reset link works at a time: a new one voids the last. Outrun, this request
+            // One reset link works at a time, and one email-change link (a change asked for
+            // again, to another address or the same, voids the last: a mistyped address's
+            // mailbox cannot take the account): a new one voids the last. Outrun, this request
             // sends nothing, answered as any other (a failure would tell that the account
-            // exists): each request that won stored a link and mailed it to the address.
-            TokenPurpose::PasswordReset => {
+            // exists): each request that won stored a link and mailed it.
+            TokenPurpose::PasswordReset | TokenPurpose::ChangeEmail => {
                 if self.tokens.replace(&stored).await? == Replaced::Outrun {
-                    tracing::info!(user_id = %user.id, "reset links stored meanwhile; none sent");
+                    tracing::info!(user_id = %user.id, ?purpose, "links stored meanwhile; none sent");
                     return Ok(());
                 }
             }
-            TokenPurpose::VerifyEmail | TokenPurpose::ChangeEmail => {
+            TokenPurpose::VerifyEmail => {
                 self.tokens.put(&stored).await?;
             }
         }

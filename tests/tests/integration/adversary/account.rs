@@ -292,6 +292,29 @@ async fn a_device_token_from_before_the_reset_does_not_spend_the_renewed_tokens_
     assert_eq!(status, 200, "the owner's renewed device: {session}");
 }
 
+/// A user mistypes the address they move to, notices, and asks again for the right one. Both
+/// links worked for 24 hours, and whichever was followed first won: the owner of the mistyped
+/// mailbox could take the account (and reset its password). One email-change link works at a
+/// time, as one reset link does: the newer voids the older.
+#[tokio::test]
+async fn a_newer_email_change_link_voids_the_one_asked_for_before() {
+    const TYPO: &str = "owner@nwe.example";
+    const RIGHT: &str = "owner@new.example";
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, OWNER).await;
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let mistyped = email_change_link(&service, &queue, &bearer, TYPO).await;
+    let meant = email_change_link(&service, &queue, &bearer, RIGHT).await;
+
+    assert_invalid_token(
+        follow(&service, &mistyped).await,
+        "the link to the mistyped address, asked for again since",
+    );
+    assert_eq!(follow(&service, &meant).await.0, 200);
+    let owner = sign_in(&service, RIGHT, PASSWORD).await.expect("moved");
+    assert_eq!(address_of(&service, &owner).await, RIGHT);
+}
+
 /// The address of the account `bearer` signs in as.
 async fn address_of(service: &AuthService, bearer: &str) -> Value {
     let (status, me) = call(service, "GET", "/auth/me", None, Some(bearer)).await;
