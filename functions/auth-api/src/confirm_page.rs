@@ -19,7 +19,7 @@ const PAGE: &str = include_str!("../assets/confirm-email.html");
 
 /// What the page may do: run its own script (by its hash), call this origin, nothing else.
 const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; \
-     script-src 'sha256-HOw5jYwzshHSDuk0mxo1SqnFxdDIK4Fw5v2AkLV5iNU='; connect-src 'self'; base-uri 'none'; \
+     script-src 'sha256-ktl6FoVtFhJTdptP3IBHttwIXgqFEpP7/5/madN0Wz8='; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
 /// The page, whatever the token: it is not looked at until the button is pressed.

@@ -69,6 +69,13 @@ async fn the_link_confirms_the_address_only_when_its_button_is_pressed() {
         401,
         "opening it confirmed nothing"
     );
+    // The token left the address bar (and the history entry): the next person at this browser
+    // cannot press the button for the owner.
+    let shown = browser.current_url().await.expect("the page's address");
+    assert!(
+        !shown.as_str().contains("token="),
+        "the address bar still holds the token: {shown}"
+    );
 
     click(&browser, "#confirm").await;
     shows(&browser, "#said", "the answer", |t| {
