@@ -62,6 +62,7 @@ OES_DEMO_PASSWORD="$PASSWORD" "$LOAD" \
   --arrive-over "$ARRIVE_OVER" \
   --saves "$SAVES" --save-every "$SAVE_EVERY" \
   --request-timeout 20s --drain-timeout 60s \
+  --settle 135s \
   --outbox "$WORK/outbox" \
   --out "$OUT" \
   ${LOAD_ARGS:-} || status=$?

@@ -107,8 +107,9 @@ pub struct Sample {
     pub outcome: Outcome,
     /// The `x-cache` header.
     pub cache: Option<CacheStatus>,
-    /// The API's error code of an error answer (`{"error": {"code": …}}`): what tells our own
-    /// failures from the emulator's (a DynamoDB call that failed is `service_unavailable`).
+    /// The API's error code of an error answer (`{"error": {"code": …}}`): what kind of failure
+    /// it was (`busy`, `rate_limited`; a store call that failed or timed out, or a handler past
+    /// its deadline, is `service_unavailable` — whose fault, the server's log tells).
     pub code: Option<Box<str>>,
 }
 

@@ -275,8 +275,9 @@ pub fn records_check<'a>(
     exactly_once(expected, seen)
 }
 
-/// The attempt ids in the result emails of the outbox folder `dir` (the embedded mode's
-/// mailer): each `.eml` whose subject is `subject` links to `/attempts/<id>`.
+/// The result emails of the outbox folder `dir` (the embedded mode's mailer), each as
+/// [`outbox_key`] of the attempt it links to and the address it went to: each `.eml` whose
+/// subject is `subject` links to `/attempts/<id>`.
 pub fn outbox_attempts(dir: &Path, subject: &str) -> std::io::Result<Vec<String>> {
     let mut attempts = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -292,7 +293,15 @@ pub fn outbox_attempts(dir: &Path, subject: &str) -> std::io::Result<Vec<String>
     Ok(attempts)
 }
 
-/// The attempt a result email with `subject` links to (`…/attempts/<id>` in its text part).
+/// The key of a result email for `attempt` sent to `to`: the outbox check expects one per
+/// submitted attempt, to its own student (an email for an attempt sent to another student is
+/// one missing and one unexpected).
+pub fn outbox_key(attempt: &str, to: &str) -> String {
+    format!("{attempt} to {to}")
+}
+
+/// The [`outbox_key`] of a result email with `subject`: the attempt it links to
+/// (`…/attempts/<id>` in its text part) and its `To:` address.
 pub fn result_email_attempt(eml: &str, subject: &str) -> Option<String> {
     let headers = eml.split("\r\n\r\n").next().unwrap_or("");
     let matches = headers
@@ -301,12 +310,13 @@ pub fn result_email_attempt(eml: &str, subject: &str) -> Option<String> {
     if !matches {
         return None;
     }
+    let to = headers.lines().find_map(|line| line.strip_prefix("To: "))?;
     let (_, after) = eml.split_once("/attempts/")?;
     let id: String = after
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    (!id.is_empty()).then_some(id)
+    (!id.is_empty()).then(|| outbox_key(&id, to))
 }
 
 /// The exactly-once check: each expected key seen once.
@@ -515,8 +525,10 @@ mod tests {
                    http://127.0.0.1:3000/attempts/0190-abc_D\r\n--b--\r\n";
         assert_eq!(
             result_email_attempt(eml, "Your result for Load 1"),
-            Some("0190-abc_D".to_owned())
+            Some(outbox_key("0190-abc_D", "s1@x.org"))
         );
+        let no_to = eml.replace("To: s1@x.org\r\n", "");
+        assert_eq!(result_email_attempt(&no_to, "Your result for Load 1"), None);
         assert_eq!(result_email_attempt(eml, "Your result for Load 2"), None);
         let no_link = eml.replace("/attempts/", "/nothing/");
         assert_eq!(

@@ -115,6 +115,12 @@ struct Args {
     /// How long the result emails may take to be sent after the exam day.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// How long after the last submit the once-checks are made (after the emails drain): the
+    /// sweep checks each result email two minutes after its submit, and queues or sends it again
+    /// if it finds it missing, so a second copy shows only after that. The default covers the
+    /// check and one run of AWS's minutely sweep; oes-local sweeps every 10 s.
+    #[arg(long, default_value = "190s", value_parser = parse_duration)]
+    settle: Duration,
     /// How often the admin polls the queues during the exam day.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     poll_every: Duration,
@@ -506,6 +512,22 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             args.drain_timeout
         ),
     });
+    // A second copy can only show once the sweep has checked each email, two minutes after its
+    // submit (it queues or sends again then, if it finds one missing): the checks below wait
+    // for that, `--settle` after the last submit.
+    if drained_at.is_some()
+        && let Some(last) = last_submit
+    {
+        let wait = (last + args.settle).saturating_sub(recorder.elapsed());
+        if !wait.is_zero() {
+            log(format!(
+                "waiting {:.0} s for the sweep's email checks ({:?} after the last submit)",
+                wait.as_secs_f64(),
+                args.settle
+            ));
+            tokio::time::sleep(wait).await;
+        }
+    }
     let submitted_emails: Vec<String> = submitted.iter().map(|r| r.email.clone()).collect();
     let mut send_delays = Vec::new();
     // Every own record read afresh: one read while draining may have been sent again since.
@@ -529,7 +551,11 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     };
     let submitted_attempts: Vec<String> = submitted
         .iter()
-        .filter_map(|r| r.attempt_id.clone())
+        .filter_map(|r| {
+            r.attempt_id
+                .as_deref()
+                .map(|attempt| emails::outbox_key(attempt, &r.email))
+        })
         .collect();
     let outbox = args.outbox.as_ref().map(|dir| {
         emails::outbox_attempts(dir, &subject)
