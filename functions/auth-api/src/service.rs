@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use oes_domain::cache::CacheStatus;
 use oes_domain::clock::Clock;
-use oes_domain::email::{EmailJob, EmailTemplate};
+use oes_domain::email::{EmailJob, EmailTemplate, PRIORITY_LANE_THRESHOLD};
 use oes_domain::ports::{
     Replaced, StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore,
     UserUpdate,
@@ -286,7 +286,36 @@ impl AuthService {
             )
             .await?;
         let answer = self.verify_with(&stored).await;
+        if let (Ok(moved), TokenPurpose::ChangeEmail, Some(left)) =
+            (&answer, stored.purpose, &stored.account_email)
+        {
+            self.tell_the_address_left(moved, left).await;
+        }
         self.used(&stored, answer).await
+    }
+
+    /// Tells `left`, the address `moved` has just left, that the account moved and where to
+    /// (masked): if someone who knew the password moved it, its owner learns it there. Queued
+    /// on the priority lane; a failure to queue it is logged, the move stands.
+    async fn tell_the_address_left(&self, moved: &UserProfile, left: &Email) {
+        let template = EmailTemplate::Generic {
+            subject: "The email address of your oes account was changed".to_owned(),
+            text: format!(
+                "Hello {},\n\nThe email address of your oes account was changed from this address \
+                 to {} at {}. From now on you sign in with the new address, and messages about \
+                 the account go there.\n\nIf you did not ask for this, someone who knew your \
+                 password has moved your account: ask an administrator to move it back and to \
+                 reset its password.",
+                moved.name.as_str(),
+                masked(&moved.email),
+                oes_domain::clock::rfc3339(self.clock.now()),
+            ),
+        };
+        let job = EmailJob::new(left.clone(), template, self.clock.now())
+            .with_priority(PRIORITY_LANE_THRESHOLD);
+        if let Err(error) = self.emails.enqueue(job).await {
+            tracing::warn!(user_id = %moved.id, %error, "could not tell the address an account left");
+        }
     }
 
     /// [`verify_email`](Self::verify_email) with the token taken.
@@ -730,6 +759,17 @@ impl AuthService {
     async fn invalidate_profile(&self, id: &UserId) {
         self.sessions.invalidate(id).await;
     }
+}
+
+/// `email` as a notice shows it to the address an account left: the first character of its
+/// local part, then `…`, then the domain (`o…@new.example`).
+fn masked(email: &Email) -> String {
+    let (local, domain) = email
+        .as_str()
+        .split_once('@')
+        .unwrap_or((email.as_str(), ""));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}…@{domain}")
 }
 
 /// What a request that names an address answers when the address's account could not get its

@@ -7,7 +7,7 @@ mod render;
 
 pub use job::{
     DEFAULT_MAX_ATTEMPTS, EmailJob, EmailTemplate, JobDecodeError, JobError, Lane,
-    MAX_DELAY_SECONDS, is_job_id,
+    MAX_DELAY_SECONDS, PRIORITY_LANE_THRESHOLD, is_job_id,
 };
 pub use outgoing::OutgoingEmail;
 pub use render::{Renderer, escape_html};

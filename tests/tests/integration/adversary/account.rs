@@ -58,6 +58,8 @@ async fn mailed(queue: &MemoryQueues) -> Vec<Mail> {
                 EmailTemplate::Verification { token, .. }
                 | EmailTemplate::PasswordReset { token, .. }
                 | EmailTemplate::EmailChange { token, .. } => token.expose().to_owned(),
+                // The notice to the address an account left: no link.
+                EmailTemplate::Generic { .. } => String::new(),
                 other => panic!("auth-api queued a {} email", other.kind()),
             };
             Mail {
@@ -69,9 +71,14 @@ async fn mailed(queue: &MemoryQueues) -> Vec<Mail> {
         .collect()
 }
 
-/// The one email waiting on the queue, which must go to `to`.
+/// The one email with a link waiting on the queue, which must go to `to`.
 async fn the_mail_to(queue: &MemoryQueues, to: &str) -> Mail {
-    let mut mails = mailed(queue).await;
+    // Without the notices a move sends to the address it left (no link).
+    let mut mails: Vec<Mail> = mailed(queue)
+        .await
+        .into_iter()
+        .filter(|m| m.kind != "generic")
+        .collect();
     assert_eq!(mails.len(), 1, "one email: {mails:?}");
     let mail = mails.remove(0);
     assert_eq!(mail.to, to, "{mail:?}");
@@ -313,6 +320,41 @@ async fn a_newer_email_change_link_voids_the_one_asked_for_before() {
     assert_eq!(follow(&service, &meant).await.0, 200);
     let owner = sign_in(&service, RIGHT, PASSWORD).await.expect("moved");
     assert_eq!(address_of(&service, &owner).await, RIGHT);
+}
+
+/// Moving an account tells the address it leaves, on the priority lane: if someone who knew
+/// the password moved it, the owner learns it there (where else would they?), and where to.
+#[tokio::test]
+async fn a_move_is_told_to_the_address_the_account_leaves() {
+    const NEW: &str = "owner@new.example";
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, OWNER).await;
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let link = email_change_link(&service, &queue, &bearer, NEW).await;
+    assert_eq!(follow(&service, &link).await.0, 200);
+
+    let waiting = oes_tests::take_waiting(&queue, 10).await;
+    let jobs: Vec<EmailJob> = waiting
+        .iter()
+        .map(|m| EmailJob::decode(&m.body).expect("a valid job"))
+        .collect();
+    assert_eq!(jobs.len(), 1, "one notice: {jobs:?}");
+    let notice = &jobs[0];
+    assert_eq!(notice.to.as_str(), OWNER);
+    assert_eq!(notice.priority, Some(10), "auth-api's lane");
+    let EmailTemplate::Generic { subject, text } = &notice.template else {
+        panic!("a notice: {notice:?}");
+    };
+    assert!(subject.contains("changed"), "{subject}");
+    assert!(
+        text.contains("o…@new.example"),
+        "where it went, masked: {text}"
+    );
+    assert!(!text.contains(NEW), "the new address in full: {text}");
+
+    // Following the link again moves nothing and tells no one.
+    assert_invalid_token(follow(&service, &link).await, "a used link");
+    assert!(oes_tests::take_waiting(&queue, 10).await.is_empty());
 }
 
 /// The address of the account `bearer` signs in as.
