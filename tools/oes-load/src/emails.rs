@@ -311,12 +311,40 @@ pub fn result_email_attempt(eml: &str, subject: &str) -> Option<String> {
         return None;
     }
     let to = headers.lines().find_map(|line| line.strip_prefix("To: "))?;
-    let (_, after) = eml.split_once("/attempts/")?;
+    attempt_in(eml).map(|id| outbox_key(&id, to))
+}
+
+/// The attempt id a result email's text links to (`…/attempts/<id>`).
+fn attempt_in(text: &str) -> Option<String> {
+    let (_, after) = text.split_once("/attempts/")?;
     let id: String = after
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    (!id.is_empty()).then(|| outbox_key(&id, to))
+    (!id.is_empty()).then_some(id)
+}
+
+/// The result emails with `subject` among the messages the AWS emulator's SES accepted (moto's
+/// `/moto-api/data.json`: `ses.Message[]`, each with `subject`, `body` and
+/// `destinations.ToAddresses`), each as [`outbox_key`]: the mail itself, counted once per
+/// message SES took — which the job records cannot show for a send whose answer was lost.
+pub fn ses_attempts(data: &serde_json::Value, subject: &str) -> Vec<String> {
+    let messages = data["ses"]["Message"].as_array().map_or(&[][..], Vec::as_slice);
+    messages
+        .iter()
+        .filter(|m| m["subject"] == subject)
+        .filter_map(|m| {
+            let id = attempt_in(m["body"].as_str()?)?;
+            let to = m["destinations"]["ToAddresses"].as_array()?;
+            Some(
+                to.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(|to| outbox_key(&id, to))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect()
 }
 
 /// The exactly-once check: each expected key seen once.
@@ -516,6 +544,27 @@ mod tests {
         // A record whose history has aged out still holds its own send.
         twice.history.clear();
         assert_eq!(twice.sends(), 1);
+    }
+
+    #[test]
+    fn result_emails_are_read_from_the_emulators_ses_messages() {
+        let data = serde_json::json!({"ses": {"Message": [
+            {"subject": "Your result for Load 1", "body": "<a href=\"http://x/attempts/a-1\">",
+             "destinations": {"ToAddresses": ["s1@x.org"]}},
+            {"subject": "Your result for Load 1", "body": "http://x/attempts/a-1",
+             "destinations": {"ToAddresses": ["s1@x.org"]}},
+            {"subject": "Reset your password", "body": "http://x/attempts/a-2",
+             "destinations": {"ToAddresses": ["s2@x.org"]}},
+            {"subject": "Your result for Load 1", "body": "no link",
+             "destinations": {"ToAddresses": ["s3@x.org"]}},
+        ]}});
+        let key = outbox_key("a-1", "s1@x.org");
+        assert_eq!(
+            ses_attempts(&data, "Your result for Load 1"),
+            [key.clone(), key],
+            "each message SES took counts, a copy sent twice twice"
+        );
+        assert!(ses_attempts(&serde_json::json!({}), "x").is_empty());
     }
 
     #[test]

@@ -127,6 +127,11 @@ struct Args {
     /// The embedded mode's outbox folder: also check the result emails there.
     #[arg(long)]
     outbox: Option<PathBuf>,
+    /// In real mode, the AWS emulator's state (`$AWS_ENDPOINT_URL/moto-api/data.json`): also
+    /// check the result emails its SES accepted — the mail itself, which the job records cannot
+    /// show for a send whose answer was lost.
+    #[arg(long)]
+    ses_messages: Option<String>,
     /// Where report.md, report.json and latency.svg go.
     #[arg(long, default_value = "target/oes-load")]
     out: PathBuf,
@@ -562,6 +567,24 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
             .map(|seen| emails::exactly_once(&submitted_attempts, &seen))
             .map_err(|e| format!("reading {}: {e}", dir.display()))
     });
+    let ses = match &args.ses_messages {
+        Some(url) => Some(
+            async {
+                let data: serde_json::Value = reqwest::get(url)
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let seen = emails::ses_attempts(&data, &subject);
+                Ok(emails::exactly_once(&submitted_attempts, &seen))
+            }
+            .await
+            .map_err(|e: String| format!("reading {url}: {e}")),
+        ),
+        None => None,
+    };
 
     // The report.
     let samples = recorder.samples();
@@ -603,6 +626,12 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
         checks.push(once_check(
             "every submitted attempt has exactly one result email (outbox .eml files)",
             outbox,
+        ));
+    }
+    if let Some(ses) = &ses {
+        checks.push(once_check(
+            "every submitted attempt has exactly one result email (the emulator's SES messages)",
+            ses,
         ));
     }
     checks.push(everyone_check(
@@ -671,6 +700,7 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
                 .clone(),
             records: records.unwrap_or_default(),
             outbox: outbox.and_then(Result::ok),
+            ses: ses.and_then(Result::ok),
         },
         checks,
         passed,

@@ -110,6 +110,8 @@ pub struct Emails {
     pub records: OnceCheck,
     /// Each submitted attempt against the result emails in the outbox (embedded mode).
     pub outbox: Option<OnceCheck>,
+    /// Each submitted attempt against the result emails the emulator's SES accepted (real mode).
+    pub ses: Option<OnceCheck>,
 }
 
 /// A hard check.
