@@ -37,5 +37,6 @@ mod routes;
 pub use jobs::COUNT_BUDGET;
 pub use lanes::QueueView;
 pub use routes::{
-    AdminApi, AdminService, PURGE_STEP, REDRIVE_STEP, ROUTES, STEP_TIME, handle, serves,
+    AdminApi, AdminService, MAX_LETTERS_LISTED, PURGE_STEP, REDRIVE_STEP, ROUTES, STEP_TIME,
+    handle, serves,
 };

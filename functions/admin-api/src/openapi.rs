@@ -156,7 +156,7 @@ fn admin_queues() {}
     params(("status" = String, Query, description = "`queued`, `sending`, `stalled`, \
              `retrying`, `sent`, `failed` or `dead`"),
            ("kind" = Option<String>, Query, description = "a job kind, e.g. `verification`"),
-           ("limit" = Option<u32>, Query, description = LIMIT),
+           ("limit" = Option<u32>, Query, description = LIMIT, minimum = 1, maximum = 100),
            ("cursor" = Option<String>, Query, description = CURSOR)),
     responses((status = 200, description = "A page of jobs", body = JobList),
               (status = 403, description = ADMIN_ONLY)))]
@@ -178,7 +178,8 @@ fn admin_email_job() {}
 
 /// Messages on the dead-letter queue, with their reason
 #[utoipa::path(get, path = "/admin/dlq", tag = "admin",
-    params(("max" = Option<u32>, Query, description = "at most this many, 1 to 500 (default 50)")),
+    params(("max" = Option<u32>, Query, description = "at most this many, 1 to 500 (default 50)",
+             minimum = 1, maximum = 500)),
     responses((status = 200, description = "The messages", body = DeadLetters),
               (status = 403, description = ADMIN_ONLY)))]
 fn admin_dlq() {}

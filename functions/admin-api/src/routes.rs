@@ -59,6 +59,9 @@ pub const PURGE_STEP: usize = 50;
 /// dead-letter queue receives for no longer either, and shows the letters it has by then.
 pub const STEP_TIME: Duration = Duration::from_secs(4);
 
+/// The most dead letters `GET /admin/dlq?max=` lists (its default: 50).
+pub const MAX_LETTERS_LISTED: usize = 500;
+
 /// What a step of a redrive or a purge answers: its report, and what to do next while it is not
 /// done.
 #[derive(Serialize)]
@@ -240,8 +243,12 @@ async fn route(
                 Some(raw) => raw
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| (1..=500).contains(n))
-                    .ok_or_else(|| ApiError::validation("max: must be a number from 1 to 500"))?,
+                    .filter(|n| (1..=MAX_LETTERS_LISTED).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "max: must be a number from 1 to {MAX_LETTERS_LISTED}"
+                        ))
+                    })?,
             };
             let messages = admin
                 .queues

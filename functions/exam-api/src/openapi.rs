@@ -118,7 +118,7 @@ pub(crate) fn options() -> Array {
 
 /// List published exams
 #[utoipa::path(get, path = "/exams", tag = "exams",
-    params(("limit" = Option<u32>, Query, description = LIMIT),
+    params(("limit" = Option<u32>, Query, description = LIMIT, minimum = 1, maximum = 100),
            ("cursor" = Option<String>, Query, description = CURSOR)),
     responses((status = 200, description = "A page of published exams", body = ExamList)))]
 fn list_exams() {}
@@ -209,7 +209,7 @@ fn start_attempt() {}
 /// An exam's attempts and results (its owner or an admin)
 #[utoipa::path(get, path = "/exams/{exam_id}/results", tag = "attempts",
     params(("exam_id" = String, Path, description = "the exam's id"),
-           ("limit" = Option<u32>, Query, description = LIMIT),
+           ("limit" = Option<u32>, Query, description = LIMIT, minimum = 1, maximum = 100),
            ("cursor" = Option<String>, Query, description = CURSOR)),
     responses((status = 200, description = "A page of attempts", body = ResultList),
               (status = 403, description = "`forbidden`: a student")))]
@@ -240,7 +240,7 @@ fn submit_attempt() {}
 
 /// The caller's attempts, newest first
 #[utoipa::path(get, path = "/me/attempts", tag = "attempts",
-    params(("limit" = Option<u32>, Query, description = LIMIT),
+    params(("limit" = Option<u32>, Query, description = LIMIT, minimum = 1, maximum = 100),
            ("cursor" = Option<String>, Query, description = CURSOR)),
     responses((status = 200, description = "A page of attempts", body = AttemptList)))]
 fn my_attempts() {}

@@ -276,4 +276,29 @@ fn the_documented_request_limits_are_the_parsers() {
             "{schema}.{property} {keyword}: the document says {stated}, the parser {limit}"
         );
     }
+
+    // The lists' query parameters: `limit` on every list, `max` on the dead letters.
+    let ranges = [
+        ("limit", oes_runtime::http::paging::MAX_PAGE),
+        ("max", admin_api::MAX_LETTERS_LISTED),
+    ];
+    let mut seen = 0;
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let Some(&(name, max)) = ranges.iter().find(|(n, _)| parameter["name"] == *n)
+                else {
+                    continue;
+                };
+                let schema = &parameter["schema"];
+                assert_eq!(
+                    (schema["minimum"].as_u64(), schema["maximum"].as_u64()),
+                    (Some(1), Some(max as u64)),
+                    "{method} {path} ?{name}: the document says {schema}, the parser 1 to {max}"
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 5, "four lists' limit and the dead letters' max");
 }

@@ -329,7 +329,9 @@ fn attempt_in(text: &str) -> Option<String> {
 /// `destinations.ToAddresses`), each as [`outbox_key`]: the mail itself, counted once per
 /// message SES took — which the job records cannot show for a send whose answer was lost.
 pub fn ses_attempts(data: &serde_json::Value, subject: &str) -> Vec<String> {
-    let messages = data["ses"]["Message"].as_array().map_or(&[][..], Vec::as_slice);
+    let messages = data["ses"]["Message"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
     messages
         .iter()
         .filter(|m| m["subject"] == subject)
