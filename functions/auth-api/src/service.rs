@@ -601,6 +601,12 @@ impl AuthService {
                 // the move, made from the link sent there, ends that account.
                 let holder = self.users.find_by_email(&new_email).await?;
                 if holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification) {
+                    // Still a new request for the move: it voids the link asked for before (a
+                    // mistyped address's), with a link of its own that is sent to no one.
+                    let (_, stored) = self.new_token(&user, TokenPurpose::ChangeEmail, &new_email);
+                    if let Err(error) = self.tokens.replace(&stored).await {
+                        tracing::warn!(%error, "could not void the email-change link sent before");
+                    }
                     tracing::info!("email change requested to an address in use; nothing sent");
                     return Ok(());
                 }
@@ -628,22 +634,7 @@ impl AuthService {
         purpose: TokenPurpose,
         to: Email,
     ) -> Result<(), AuthError> {
-        let (ttl_seconds, new_email) = match purpose {
-            TokenPurpose::VerifyEmail => (VERIFY_TOKEN_TTL_SECONDS, None),
-            TokenPurpose::PasswordReset => (RESET_TOKEN_TTL_SECONDS, None),
-            TokenPurpose::ChangeEmail => (VERIFY_TOKEN_TTL_SECONDS, Some(to.clone())),
-        };
-        let token = OneTimeToken::generate();
-        let stored = StoredToken {
-            hash: token.hash(),
-            purpose,
-            user_id: user.id.clone(),
-            new_email,
-            token_version: user.token_version,
-            account_email: Some(user.email.clone()),
-            email_version: user.email_version,
-            expires_at: self.clock.now() + ttl_seconds,
-        };
+        let (token, stored) = self.new_token(user, purpose, &to);
         match purpose {
             // One reset link works at a time, and one email-change link (a change asked for
             // again, to another address or the same, voids the last: a mistyped address's
@@ -672,6 +663,33 @@ impl AuthService {
             TokenPurpose::ChangeEmail => EmailTemplate::EmailChange { name, token },
         };
         self.enqueue(to, template).await
+    }
+
+    /// A new one-time token of `user` for `purpose` sent to `to` (for an email change, the
+    /// address it moves the account to), and what the store keeps of it.
+    fn new_token(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        to: &Email,
+    ) -> (OneTimeToken, StoredToken) {
+        let (ttl_seconds, new_email) = match purpose {
+            TokenPurpose::VerifyEmail => (VERIFY_TOKEN_TTL_SECONDS, None),
+            TokenPurpose::PasswordReset => (RESET_TOKEN_TTL_SECONDS, None),
+            TokenPurpose::ChangeEmail => (VERIFY_TOKEN_TTL_SECONDS, Some(to.clone())),
+        };
+        let token = OneTimeToken::generate();
+        let stored = StoredToken {
+            hash: token.hash(),
+            purpose,
+            user_id: user.id.clone(),
+            new_email,
+            token_version: user.token_version,
+            account_email: Some(user.email.clone()),
+            email_version: user.email_version,
+            expires_at: self.clock.now() + ttl_seconds,
+        };
+        (token, stored)
     }
 
     async fn take_token(

@@ -322,6 +322,39 @@ async fn a_newer_email_change_link_voids_the_one_asked_for_before() {
     assert_eq!(address_of(&service, &owner).await, RIGHT);
 }
 
+/// As above, the second request naming an address another verified account holds: it is sent
+/// no link (which would tell that the address has an account), and it voids the mistyped link
+/// all the same — it is a new request for the account's move, as any other.
+#[tokio::test]
+async fn a_request_to_a_taken_address_voids_the_email_change_link_asked_for_before() {
+    const TYPO: &str = "owner@nwe.example";
+    const TAKEN: &str = "someone@example.com";
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, TAKEN).await;
+    signed_up(&service, &queue, OWNER).await;
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let mistyped = email_change_link(&service, &queue, &bearer, TYPO).await;
+    let (status, body) = post(
+        &service,
+        "/auth/me/email",
+        json!({"new_email": TAKEN, "password": PASSWORD}),
+        Some(&bearer),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        mailed(&queue).await.is_empty(),
+        "nothing sent to a taken address"
+    );
+
+    assert_invalid_token(
+        follow(&service, &mistyped).await,
+        "the link to the mistyped address, asked for again since",
+    );
+    let owner = sign_in(&service, OWNER, PASSWORD).await.expect("not moved");
+    assert_eq!(address_of(&service, &owner).await, OWNER);
+}
+
 /// Moving an account tells the address it leaves, on the priority lane: if someone who knew
 /// the password moved it, the owner learns it there (where else would they?), and where to.
 #[tokio::test]
