@@ -20,14 +20,21 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
+/// The `Retry-After` of a 503 that does not say otherwise: a store, queue or cache that cannot
+/// be reached just now, or a request past its deadline. Long enough that a client that waits
+/// it does not add to a throttled store's load at once; short enough for a student mid-exam.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
 impl ApiError {
-    /// An error with this status, code and message.
+    /// An error with this status, code and message; a 503 says to try again after
+    /// [`UNAVAILABLE_RETRY_AFTER_SECONDS`].
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
-            retry_after: None,
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(UNAVAILABLE_RETRY_AFTER_SECONDS),
         }
     }
 
@@ -137,4 +144,35 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after(error: ApiError) -> Option<String> {
+        let response = error.into_response();
+        let value = response.headers().get(http::header::RETRY_AFTER)?;
+        value.to_str().ok().map(str::to_owned)
+    }
+
+    #[test]
+    fn every_503_says_when_to_try_again_and_other_errors_do_not() {
+        let store = ApiError::unavailable("the store is temporarily unavailable");
+        let queue = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "email_queue_unavailable",
+            "try again",
+        );
+        for error in [store, queue] {
+            assert_eq!(retry_after(error), Some("2".to_owned()));
+        }
+        let busy = ApiError {
+            retry_after: Some(1),
+            ..ApiError::unavailable("busy")
+        };
+        assert_eq!(retry_after(busy), Some("1".to_owned()));
+        assert_eq!(retry_after(ApiError::validation("bad")), None);
+        assert_eq!(retry_after(ApiError::internal()), None);
+    }
 }

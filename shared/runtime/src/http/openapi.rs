@@ -114,10 +114,23 @@ const COMMON: [(&str, &str); 6] = [
     (
         "503",
         "`service_unavailable` (or `email_queue_unavailable`): a store, queue or the cache \
-         cannot be reached just now, or kept the request past its deadline; try again. `busy` (with `Retry-After`): too many password \
-         checks at once on this instance",
+         cannot be reached just now, or kept the request past its deadline; try again after \
+         `Retry-After`. `busy`: too many password checks at once on this instance",
     ),
 ];
+
+/// The `Retry-After` header of every 429 and 503.
+fn retry_after() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .build(),
+        ))
+        .description(Some("seconds to wait before trying again"))
+        .build()
+}
 
 /// An error answer with the [`ErrorBody`] schema.
 fn error_response(description: &str) -> Response {
@@ -136,7 +149,8 @@ fn error_response(description: &str) -> Response {
 /// the bearer scheme in its components, and on each operation the error answers it can give
 /// that it does not describe itself — 400 (a body or a query), 401 (a bearer token), 404 (an
 /// id in its path), 413 and 415 (a body), 503 (any) — each a reference to the shared answer.
-/// Every error answer gets the [`ErrorBody`] schema, and every 429 its `Retry-After` header.
+/// Every error answer gets the [`ErrorBody`] schema, and every 429 and 503 its `Retry-After`
+/// header.
 pub fn complete(doc: &mut OpenApi) {
     let components = doc.components.get_or_insert_with(Components::new);
     let mut schemas = vec![(ErrorBody::name().into_owned(), ErrorBody::schema())];
@@ -147,10 +161,15 @@ pub fn complete(doc: &mut OpenApi) {
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     for (status, description) in COMMON {
-        components.responses.insert(
-            name(status).to_owned(),
-            RefOr::T(error_response(description)),
-        );
+        let mut response = error_response(description);
+        if status == "503" {
+            response
+                .headers
+                .insert("Retry-After".to_owned(), retry_after());
+        }
+        components
+            .responses
+            .insert(name(status).to_owned(), RefOr::T(response));
     }
     for (path, item) in &mut doc.paths.paths {
         let has_id = path.contains('{');
@@ -187,18 +206,11 @@ pub fn complete(doc: &mut OpenApi) {
                 if response.content.is_empty() {
                     response.content = error_response(&response.description).content;
                 }
-                if status == "429" {
-                    response.headers.entry("Retry-After".to_owned()).or_insert(
-                        HeaderBuilder::new()
-                            .schema(Schema::Object(
-                                ObjectBuilder::new()
-                                    .schema_type(Type::Integer)
-                                    .minimum(Some(1))
-                                    .build(),
-                            ))
-                            .description(Some("seconds to wait before trying again"))
-                            .build(),
-                    );
+                if status == "429" || status == "503" {
+                    response
+                        .headers
+                        .entry("Retry-After".to_owned())
+                        .or_insert_with(retry_after);
                 }
             }
         }
