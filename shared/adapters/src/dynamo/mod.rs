@@ -391,7 +391,7 @@ impl Table {
         context: &'static str,
     ) -> Result<(), StoreUnavailable> {
         let mut pause = Duration::from_millis(50);
-        for _ in 0..BATCH_TRIES {
+        for tried in 1..=BATCH_TRIES {
             let out = self
                 .client
                 .batch_write_item()
@@ -406,8 +406,12 @@ impl Table {
             if requests.is_empty() {
                 return Ok(());
             }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
+            // No pause after the last try: it would only delay the failure (past the API's
+            // 10-s budget: the seven pauses before it already take 6.35 s).
+            if tried < BATCH_TRIES {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
         }
         Err(StoreUnavailable::new(
             context,
