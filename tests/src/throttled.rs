@@ -1,12 +1,14 @@
-//! DynamoDB clients whose `TransactWriteItems` are answered as DynamoDB answers a transaction it
-//! cancelled: HTTP 400, `TransactionCanceledException`, one reason per item. moto neither
-//! throttles nor meets concurrent transactions.
+//! DynamoDB clients whose calls are answered as DynamoDB answers them under contention: a
+//! transaction it cancelled (HTTP 400, `TransactionCanceledException`, one reason per item), a
+//! write to an item a transaction holds. moto neither throttles nor meets concurrent
+//! transactions.
 //!
 //! - [`ThrottledTransactions`]: one reason `ThrottlingError`. The transaction still reaches moto
 //!   (only its answer is replaced), so a test looks at what the adapter answers, not at what the
 //!   table holds after.
-//! - [`ConflictingTransactions`]: one reason `TransactionConflict`; the transaction writes
-//!   nothing, as DynamoDB's cancelled one.
+//! - [`Refused`]: the next calls of one operation refused as under contention — transactions
+//!   cancelled for `TransactionConflict` or `ThrottlingError`, `UpdateItem`s answered
+//!   `TransactionConflictException` — writing nothing, as DynamoDB's refused ones.
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
@@ -92,28 +94,89 @@ impl Intercept for ThrottledTransactions {
 /// writing the first item at the same moment.
 const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#;
 
-/// Cancels the next transactions (as many as armed) as DynamoDB does when another transaction
-/// writes one of their items at the same moment: `TransactionConflict`. Unlike
-/// [`ThrottledTransactions`], the cancelled transaction writes nothing: it reaches moto as a
-/// read, and its answer is replaced.
-#[derive(Debug, Clone, Default)]
-pub struct ConflictingTransactions(std::sync::Arc<std::sync::atomic::AtomicU32>);
+/// What DynamoDB answers a single-item write to an item a transaction holds.
+const WRITE_CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#;
 
-impl ConflictingTransactions {
-    /// A client like `client` whose next `times` transactions meet another one.
-    pub fn client(client: &aws_sdk_dynamodb::Client, times: u32) -> aws_sdk_dynamodb::Client {
+/// The `x-amz-target` an operation was serialized with, before [`Refused`] rewrote it.
+#[derive(Debug, Clone)]
+struct Target(String);
+
+impl Storable for Target {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Refuses the next calls of one operation (as many as armed) as DynamoDB does under
+/// contention, writing nothing: each reaches moto as a read (`DescribeLimits`), and its answer
+/// is replaced. Unlike [`ThrottledTransactions`], the table is as if the call never came.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    left: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The operation refused (the end of its `x-amz-target`).
+    operation: &'static str,
+    /// DynamoDB's answer.
+    answer: &'static str,
+}
+
+impl Refused {
+    fn client(
+        client: &aws_sdk_dynamodb::Client,
+        times: u32,
+        operation: &'static str,
+        answer: &'static str,
+    ) -> aws_sdk_dynamodb::Client {
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(times));
         crate::dynamodb_with(
             client,
-            Self(std::sync::Arc::new(std::sync::atomic::AtomicU32::new(
-                times,
-            ))),
+            Self {
+                left,
+                operation,
+                answer,
+            },
         )
+    }
+
+    /// A client like `client` whose next `times` transactions meet another one
+    /// (`TransactionConflict`).
+    pub fn conflicting_transactions(
+        client: &aws_sdk_dynamodb::Client,
+        times: u32,
+    ) -> aws_sdk_dynamodb::Client {
+        Self::client(client, times, ".TransactWriteItems", CONFLICT)
+    }
+
+    /// A client like `client` whose next `times` transactions are throttled (`ThrottlingError`).
+    pub fn throttled_transactions(
+        client: &aws_sdk_dynamodb::Client,
+        times: u32,
+    ) -> aws_sdk_dynamodb::Client {
+        Self::client(client, times, ".TransactWriteItems", THROTTLED)
+    }
+
+    /// A client like `client` whose next `times` `UpdateItem`s find their item held by a
+    /// transaction (`TransactionConflictException`).
+    pub fn conflicting_updates(
+        client: &aws_sdk_dynamodb::Client,
+        times: u32,
+    ) -> aws_sdk_dynamodb::Client {
+        Self::client(client, times, ".UpdateItem", WRITE_CONFLICT)
     }
 }
 
-impl Intercept for ConflictingTransactions {
+impl Intercept for Refused {
     fn name(&self) -> &'static str {
-        "ConflictingTransactions"
+        "Refused"
+    }
+
+    fn read_after_serialization(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(target) = context.request().headers().get("x-amz-target") {
+            cfg.interceptor_state().store_put(Target(target.to_owned()));
+        }
+        Ok(())
     }
 
     fn modify_before_transmit(
@@ -124,9 +187,19 @@ impl Intercept for ConflictingTransactions {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let transaction = is_transaction(context.request());
+        // Each attempt afresh: a retry goes out as the operation it is (an earlier attempt's
+        // rewrite of the target may still be on the request), and is answered as it is.
+        cfg.interceptor_state().unset::<Cancel>();
+        let Some(Target(target)) = cfg.load::<Target>().cloned() else {
+            return Ok(());
+        };
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-amz-target", target.clone());
+        let refused = target.ends_with(self.operation);
         let armed = || {
-            self.0
+            self.left
                 .fetch_update(
                     std::sync::atomic::Ordering::SeqCst,
                     std::sync::atomic::Ordering::SeqCst,
@@ -134,13 +207,13 @@ impl Intercept for ConflictingTransactions {
                 )
                 .is_ok()
         };
-        if transaction && armed() {
+        if refused && armed() {
             // Sent as a read that writes nothing (the body stays as it was signed).
             context.request_mut().headers_mut().insert(
                 "x-amz-target",
                 "DynamoDB_20120810.DescribeLimits".to_owned(),
             );
-            cfg.interceptor_state().store_put(Cancel(CONFLICT));
+            cfg.interceptor_state().store_put(Cancel(self.answer));
         }
         Ok(())
     }

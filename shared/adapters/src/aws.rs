@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_runtime_api::shared::IntoShared as _;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::dynamo::StoreTiming;
+use crate::dynamo::{ContentionRetries, StoreTiming};
 
 /// How long any one AWS call may take, per service. Without these a hung call runs into the
 /// Lambda's own timeout and takes the whole invocation (for the worker: the whole batch) with it.
@@ -341,7 +341,8 @@ impl AwsClients {
         }
     }
 
-    /// DynamoDB, with the store's timing interceptor.
+    /// DynamoDB, with the store's timing interceptor and the retries of what DynamoDB refuses
+    /// under contention ([`ContentionRetries`]).
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let t = &self.timeouts;
         self.dynamodb
@@ -349,6 +350,7 @@ impl AwsClients {
                 aws_sdk_dynamodb::Client::from_conf(
                     aws_sdk_dynamodb::config::Builder::from(&self.config)
                         .interceptor(StoreTiming)
+                        .retry_classifier(ContentionRetries)
                         .timeout_config(t.config(t.dynamodb_attempt, t.dynamodb_operation))
                         .build(),
                 )

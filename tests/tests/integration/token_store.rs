@@ -81,6 +81,24 @@ async fn on_dynamodb_a_take_whose_answer_was_lost_returns_the_token() {
     assert_eq!(again, None, "and taken once");
 }
 
+/// A take meets a transaction holding the token's item (a reset link's replace deleting it,
+/// say): DynamoDB refuses the update with `TransactionConflictException`, which the SDK's
+/// standard retries do not retry, and the link's use answered 503. It is tried again. Only
+/// DynamoDB: the retry is the SDK's.
+#[tokio::test]
+async fn on_dynamodb_a_take_that_meets_a_transaction_is_tried_again() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let tokens = DynamoTokens::new(env.clients.dynamodb(), table.clone());
+    let client = oes_tests::throttled::Refused::conflicting_updates(&env.clients.dynamodb(), 1);
+    let meeting = DynamoTokens::new(client, table);
+    let stored = token(TokenPurpose::PasswordReset);
+    tokens.put(&stored).await.expect("stored");
+    let purposes = [TokenPurpose::PasswordReset];
+    let taken = meeting.take(&stored.hash, &purposes).await;
+    assert_eq!(taken.ok(), Some(Some(stored)), "taken on the second try");
+}
+
 fn token(purpose: TokenPurpose) -> StoredToken {
     StoredToken {
         hash: OneTimeToken::generate().hash(),

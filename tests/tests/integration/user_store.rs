@@ -941,6 +941,25 @@ async fn a_transaction_cancelled_for_throttling_is_the_store_unavailable_not_a_c
     );
 }
 
+/// A transaction throttled once (DynamoDB cancels it with `ThrottlingError`: nothing applied)
+/// is tried again by the SDK, as a throttled single-item call is; its standard retries leave
+/// `TransactionCanceledException` alone, so the first throttle of a sign-up, start or submit
+/// answered 503. On DynamoDB only: the twin is never throttled.
+#[tokio::test]
+async fn a_transaction_throttled_once_is_tried_again() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.clone();
+    let users = DynamoUsers::new(env.clients.dynamodb(), table.clone());
+    let throttled = DynamoUsers::new(
+        oes_tests::throttled::Refused::throttled_transactions(&env.clients.dynamodb(), 1),
+        table,
+    );
+    let ada = user("ada@example.com");
+    let created = throttled.create(&ada).await;
+    assert!(created.is_ok(), "created on the second try: {created:?}");
+    assert_eq!(stored(&users, &ada.id).await, Some(ada));
+}
+
 /// An unverified sign-up that claims the new address between a move's read and its write: the
 /// move reads the address again and takes it over, as it does when it reads the sign-up's claim
 /// first (only a verified holder keeps an address). Before, the move answered "taken", and the
@@ -1052,7 +1071,7 @@ async fn a_reset_that_met_another_transaction_tries_again() {
     let ada = user("ada@example.com");
     users.create(&ada).await.expect("created");
     let colliding = DynamoUsers::new(
-        oes_tests::throttled::ConflictingTransactions::client(&env.clients.dynamodb(), 1),
+        oes_tests::throttled::Refused::conflicting_transactions(&env.clients.dynamodb(), 1),
         table,
     );
     let reset = colliding.update(&ada.id, reset_from(state(&ada)), 5).await;

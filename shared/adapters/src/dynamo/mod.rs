@@ -18,6 +18,7 @@
 //! [`StoreUnavailable`], which `?` turns into any port's [`StoreError`].
 
 mod attempts;
+mod contention;
 mod exams;
 mod job_index;
 mod jobs;
@@ -27,6 +28,7 @@ mod tokens;
 mod users;
 
 pub use attempts::DynamoAttempts;
+pub use contention::ContentionRetries;
 pub use exams::DynamoExams;
 pub use jobs::DynamoJobs;
 pub use timing::StoreTiming;
