@@ -23,7 +23,7 @@ use oes_domain::email::{EmailJob, EmailTemplate};
 use oes_domain::exam::{
     Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptReview, AttemptStatus, AttemptSummary,
     Exam, ExamCursor, ExamFields, ExamId, ExamRules, ExamStatus, Question, QuestionFields,
-    QuestionId, ReviewFrom, ReviewPolicy, StudentQuestion, StudentQuestions, limits,
+    QuestionId, ReviewPolicy, StudentQuestion, StudentQuestions, limits,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, ExamStore, StoreError, StoreUnavailable};
 use oes_domain::producer::{EmailProducer, EnqueueError};
@@ -274,12 +274,11 @@ impl ExamService {
                  since it was published",
             ));
         }
-        // Reopening an exam whose close has passed: the reviews "from the close" are out, and
-        // a student who read them could sit it again with them.
+        // Reopening an exam whose close has passed: the reviews "from the close" are out (also
+        // when its review has been switched away from the close since), and a student who read
+        // them could sit it again with them.
         if let Some(close) = patch.closes_at
-            && exam.is_published()
-            && exam.rules.review.from == ReviewFrom::Close
-            && exam.rules.closes_at.is_some_and(|was| was <= now)
+            && exam.reviews_released(now)
             && close.is_none_or(|close| close > now)
         {
             return Err(ExamError::conflict(
@@ -307,6 +306,7 @@ impl ExamService {
         rules.max_attempts = patch.max_attempts.unwrap_or(rules.max_attempts);
         rules.review = patch.review.unwrap_or(rules.review);
         exam.rules = exam.rules.validated()?;
+        exam.note_review();
         exam.version = expected + 1;
         exam.updated_at = now;
         let saved = self.exams.save_exam(&exam, expected).await;
@@ -355,6 +355,7 @@ impl ExamService {
         exam.status = ExamStatus::Published;
         exam.published_at = Some(now);
         exam.longest_minutes = Some(exam.duration_minutes);
+        exam.note_review();
         exam.updated_at = now;
         exam.version = expected + 1;
         let saved = self.exams.save_exam(&exam, expected).await;
@@ -673,9 +674,11 @@ impl ExamService {
     }
 
     /// A review shown "from the close" waits for the exam's close as it is now: the owner may
-    /// have moved it later since the attempt started (more time for the class), and until then
-    /// others may still sit the exam, and this student again. Only such reviews read the exam
-    /// (cache-aside); an exam deleted since leaves the close the attempt started with.
+    /// have moved it later since the attempt started (more time for the class: until then
+    /// others may still sit the exam, and this student again), or sooner (every attempt ends
+    /// by it: the close guard sees to that). Only such reviews read the exam (cache-aside); an
+    /// exam deleted since, or whose close was removed, leaves the close the attempt started
+    /// with.
     async fn review_from_the_close_as_it_is(
         &self,
         review: &mut AttemptReview,
@@ -685,7 +688,7 @@ impl ExamService {
             return Ok(());
         };
         if let (Some(exam), _) = self.cached_exam(exam).await? {
-            review.from = Some(exam.rules.closes_at.map_or(from, |close| close.max(from)));
+            review.from = Some(exam.rules.closes_at.unwrap_or(from));
         }
         Ok(())
     }

@@ -223,6 +223,12 @@ pub struct Exam {
     /// was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_until: Option<i64>,
+    /// Whether its review has been "from the close" at some moment since it was published: the
+    /// attempts started then keep that review, and once the close has passed theirs are out,
+    /// whatever the review says now ([`Self::reviews_released`]). False for an exam stored
+    /// before this was kept (its review as it is then is all there is to go by).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reviewed_from_close: bool,
 }
 
 impl Exam {
@@ -244,6 +250,24 @@ impl Exam {
             rules: ExamRules::default(),
             longest_minutes: None,
             open_until: None,
+            reviewed_from_close: false,
+        }
+    }
+
+    /// Whether reviews "from the close" have been shown: it is published, its review is or has
+    /// been from the close since ([`Self::reviewed_from_close`]), and its close has passed at
+    /// `now`. Reopening it then would let a student who read them sit it again.
+    pub fn reviews_released(&self, now: i64) -> bool {
+        self.is_published()
+            && (self.reviewed_from_close || self.rules.review.from == ReviewFrom::Close)
+            && self.rules.closes_at.is_some_and(|close| close <= now)
+    }
+
+    /// Notes that its review is from the close while it is published (see
+    /// [`Self::reviewed_from_close`]); called whenever its status or rules change.
+    pub fn note_review(&mut self) {
+        if self.is_published() && self.rules.review.from == ReviewFrom::Close {
+            self.reviewed_from_close = true;
         }
     }
 
@@ -253,7 +277,8 @@ impl Exam {
     /// opening is behind; while it is ahead, the last moment the exam was open
     /// ([`Self::open_until`]), or none if it has not been. A draft has no attempts.
     pub fn attempts_may_outlast(&self, close: i64, now: i64) -> bool {
-        if !self.is_published() {
+        // A draft has none, and once the close has passed every attempt has ended by it.
+        if !self.is_published() || self.rules.closes_at.is_some_and(|closes| closes <= now) {
             return false;
         }
         let last_start = if self.rules.opens_at.is_some_and(|opens| opens > now) {
@@ -600,7 +625,14 @@ impl Attempt {
                     "answers",
                     "every answer must be the index of one of the question's options (from 0)",
                 ))?;
-            checked.insert(item.question_id.clone(), option);
+            // Two spellings of one id (upper case, braces, no hyphens): which one counted would
+            // be the keys' sort order, not anything the client meant.
+            if checked.insert(item.question_id.clone(), option).is_some() {
+                return Err(InvalidInput::new(
+                    "answers",
+                    "a question is answered twice (its id written two ways)",
+                ));
+            }
         }
         Ok(checked)
     }
@@ -764,6 +796,33 @@ mod tests {
         unopened.move_opening(Some(now + 600), now);
         assert_eq!(unopened.open_until, None);
         assert!(!unopened.attempts_may_outlast(now + 1, now));
+    }
+
+    #[test]
+    fn a_question_answered_under_two_spellings_of_its_id_is_refused() {
+        let (attempt, ids) = attempt(50);
+        let id = ids[0].as_str();
+        let twice = BTreeMap::from([(id.to_owned(), 0), (id.to_uppercase(), 1)]);
+        assert!(attempt.check_answers(&twice).is_err());
+        let once = BTreeMap::from([(id.to_uppercase(), 1)]);
+        assert_eq!(attempt.check_answers(&once).ok().map(|a| a.len()), Some(1));
+    }
+
+    #[test]
+    fn no_attempt_is_under_way_once_the_close_has_passed() {
+        let mut exam = exam(50);
+        exam.status = ExamStatus::Published;
+        exam.published_at = Some(1_000);
+        exam.longest_minutes = Some(30);
+        let now = 10_000;
+        exam.rules.closes_at = Some(now - 60);
+        // Correcting a passed close to an earlier time cuts no attempt: all ended by it.
+        assert!(!exam.attempts_may_outlast(now - 3_600, now));
+        exam.rules.closes_at = Some(now + 3_600);
+        assert!(
+            exam.attempts_may_outlast(now + 60, now),
+            "an open exam's still do"
+        );
     }
 
     fn question(exam: &Exam, correct: u8, points: u32) -> Question {

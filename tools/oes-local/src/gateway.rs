@@ -109,9 +109,12 @@ pub async fn serve_until(
     let requests = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // The stop first: unbiased, a connection waiting in the backlog was still taken, on
+        // each pass with even odds, after the signal.
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,

@@ -24,7 +24,10 @@ pub fn spawn(
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // The stop first: a sweep that used its whole budget ends with the next tick due,
+            // and unbiased, a new sweep started after the stop with even odds, again and again.
             tokio::select! {
+                biased;
                 () = stop.cancelled() => break,
                 _ = ticks.tick() => {}
             }

@@ -1664,6 +1664,25 @@ async fn submitted_before_a_close_in_an_hour() -> (ExamHarness, Caller, Caller, 
     (h, owner, student, exam, attempt)
 }
 
+/// The owner closes the exam sooner (no attempt runs past the new close: the guard sees to
+/// it). "From the close" is the close as it is now in that direction too: the review came at
+/// the close the attempt started with, after the exam had closed for everyone, while a student
+/// who started after the change read theirs at the new close.
+#[tokio::test]
+async fn reading_the_answers_once_an_exam_closed_sooner_has_closed() {
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
+    let sooner = json!({ "closes_at": in_(&h, 40 * 60) });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&sooner), &owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    h.clock.advance(40 * 60 + 60);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert!(read["marks"].is_object(), "the exam has closed: {read}");
+}
+
 /// The owner gives the class more time: the close moves later after a student has submitted.
 /// "From the close" is the close as it is now, not as it was when the attempt started: until
 /// then others may still sit the exam, and this student may sit it again.
@@ -1734,6 +1753,34 @@ async fn sitting_again_after_reading_the_answers_at_the_close() {
             "{reopened}: {body}"
         );
     }
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!((status, code(&body)), (409, "exam_closed"), "{body}");
+}
+
+/// The same reopening in two steps: first the review switched to "from the submission" (no
+/// close in that PATCH, so no guard looked), then the passed close moved later — the guard
+/// read the review as it now was and let it through, the student sat again with the answers
+/// they had read, and the marks they had read turned back to hidden. The guard now asks
+/// whether the exam's review has been from the close since it was published.
+#[tokio::test]
+async fn sitting_again_after_the_review_was_switched_away_from_the_close() {
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
+    h.clock.advance(3600 + 60);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert!(read["marks"].is_object(), "the review is out: {read}");
+
+    let switched = json!({ "review": { "shows": "answers", "from": "submit" } });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&switched), &owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reopened = json!({ "closes_at": in_(&h, 86_400) });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&reopened), &owner)
+        .await;
+    assert_eq!((status, code(&body)), (409, "reviews_released"), "{body}");
     let (status, body) = start(&h, &exam, &student).await;
     assert_eq!((status, code(&body)), (409, "exam_closed"), "{body}");
 }
