@@ -21,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::{Body, RequestExt as _};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cors::Cors;
@@ -95,7 +96,8 @@ pub enum Drained {
 /// Serves `functions` on `listener` as `settings` say, until `shutdown` resolves,
 /// then stops gracefully: no new connection is accepted, each open one finishes the request it
 /// is handling (an idle keep-alive one is closed), every request taken runs to its end — those
-/// whose clients have gone too — and this returns once they are all done or `drain` has passed.
+/// whose clients have gone too — and this returns once they are all done or, when `drain` has
+/// passed, once those still running have been cut (answered 503 as a timed-out integration).
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
@@ -107,6 +109,9 @@ pub async fn serve_until(
     let connections = GracefulShutdown::new();
     // Each request's task, whatever became of its connection.
     let requests = TaskTracker::new();
+    // Cancelled when the drain time ends: a request still running then is cut, as Lambda ends
+    // an invocation at its timeout, and its client gets API Gateway's answer to that.
+    let cut = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // The stop first: unbiased, a connection waiting in the backlog was still taken, on
@@ -129,13 +134,20 @@ pub async fn serve_until(
         let functions = Arc::clone(&functions);
         let settings = Arc::clone(&settings);
         let requests = requests.clone();
+        let cut = cut.clone();
         let service = service_fn(move |request| {
             let functions = Arc::clone(&functions);
             let settings = Arc::clone(&settings);
+            let cut = cut.clone();
             // A task of its own: as in AWS, where an invocation runs to its end whatever its
             // client does, a request is not dropped halfway when its connection goes.
-            let handled =
-                requests.spawn(async move { dispatch(&functions, &settings, request, peer).await });
+            let handled = requests.spawn(async move {
+                tokio::select! {
+                    biased;
+                    () = cut.cancelled() => integration_timed_out(),
+                    answer = dispatch(&functions, &settings, request, peer) => answer,
+                }
+            });
             async move {
                 Ok::<_, Infallible>(handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "the request's task failed");
@@ -167,9 +179,23 @@ pub async fn serve_until(
     tracing::warn!(
         drain_seconds = drain.as_secs(),
         running = requests.len(),
-        "requests still running when the drain time ended are not waited for"
+        "requests still running when the drain time ended are cut"
     );
+    // Each ends at its next await, answered as a timed-out integration. Before, they went on
+    // unseen while the pollers stopped, and were dropped wherever they were when the process
+    // ended.
+    cut.cancel();
+    let _ = tokio::time::timeout(CUT_GRACE, requests.wait()).await;
     Ok(Drained::TimedOut)
+}
+
+/// How long the requests cut at the end of the drain have to end (each at its next await).
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
+/// What API Gateway's HTTP API answers when its Lambda integration runs out of time: 503 with
+/// the gateway's own body.
+fn integration_timed_out() -> HttpResponse {
+    gateway_answer(503, br#"{"message":"Service Unavailable"}"#)
 }
 
 /// What API Gateway's HTTP API answers when its Lambda function fails instead of answering (an

@@ -3,6 +3,7 @@
 //! - [`browser`]: headless Chromium over WebDriver, for the pages' tests.
 //! - [`console`]: the operator console in the browser.
 //! - [`confirm_page`]: the emailed link's confirmation page in the browser.
+//! - [`drain`]: the end of a graceful stop's drain.
 //! - [`embedded_journey`]: the sign-up journey over HTTP against the embedded mode.
 //! - [`events`]: the `events/` fixtures and their generator, `oes-events`.
 //! - [`real_mode`]: the real mode against the local services.
@@ -10,6 +11,7 @@
 mod browser;
 mod confirm_page;
 mod console;
+mod drain;
 mod embedded_journey;
 mod events;
 mod real_mode;

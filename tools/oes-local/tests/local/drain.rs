@@ -1,0 +1,71 @@
+//! The end of a graceful stop's drain: a request still running then is cut, as Lambda ends an
+//! invocation at its timeout, and its client is answered as API Gateway answers a timed-out
+//! integration — not left running unseen until the process exits.
+
+use std::time::Duration;
+
+use oes_domain::security::JwtSettings;
+use oes_local::embedded::{self, Embedded};
+use oes_local::gateway::{Drained, Settings, serve_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request whose body never finishes arriving is still running when the drain time ends. It
+/// is cut then: its client reads a 503 at once. Before, `serve_until` returned "timed out"
+/// while the request went on waiting for its body, its client answered nothing, until the
+/// process ended.
+#[tokio::test]
+async fn a_request_still_running_when_the_drain_ends_is_cut_then() {
+    let outbox = std::env::temp_dir().join(format!("oes-drain-{}", uuid::Uuid::new_v4()));
+    let settings = Embedded {
+        outbox: outbox.clone(),
+        public_base_url: "http://127.0.0.1".into(),
+        demo_password: "a demo password".into(),
+        seed_students: 0,
+    };
+    let jwt = JwtSettings {
+        secret: embedded::random_secret(),
+        issuer: "oes".into(),
+        audience: "oes-api".into(),
+        ttl_seconds: 3600,
+    };
+    let functions = embedded::start(settings, jwt).await.expect("started");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let address = listener.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_until(
+        listener,
+        functions,
+        Settings::default(),
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_millis(300),
+    ));
+
+    let mut client = TcpStream::connect(address).await.expect("connected");
+    client
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .expect("sent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).expect("the server listens for the stop");
+    let drained = server.await.expect("the server's task").expect("served");
+    assert_eq!(drained, Drained::TimedOut);
+
+    let mut answer = vec![0; 512];
+    let read = tokio::time::timeout(Duration::from_secs(2), client.read(&mut answer))
+        .await
+        .expect("an answer once the drain ended, not silence")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains(r#"{"message":"Service Unavailable"}"#),
+        "{answer}"
+    );
+    let _ = std::fs::remove_dir_all(outbox);
+}
