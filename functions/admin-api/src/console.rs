@@ -139,6 +139,8 @@ fn respond(
         .header(X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(REFERRER_POLICY, "no-referrer")
         .header(X_FRAME_OPTIONS, "DENY")
+        // A page that opened the console keeps no handle on it (it could send it elsewhere).
+        .header("cross-origin-opener-policy", "same-origin")
         .body(if text.is_empty() {
             Body::Empty
         } else {
@@ -216,6 +218,11 @@ mod tests {
             assert!(!csp.contains("unsafe"), "{path}: {csp}");
             assert_eq!(header(&response, "x-content-type-options"), "nosniff");
             assert_eq!(header(&response, "referrer-policy"), "no-referrer");
+            // A page that opened the console keeps no handle on it (reverse tabnabbing).
+            assert_eq!(
+                header(&response, "cross-origin-opener-policy"),
+                "same-origin"
+            );
             assert!(!text(&response).is_empty(), "{path}");
         }
     }

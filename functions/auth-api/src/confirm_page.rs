@@ -37,6 +37,11 @@ pub fn page() -> Response<Body> {
     ] {
         headers.insert(name, lambda_http::http::HeaderValue::from_static(value));
     }
+    // A page that opened the link keeps no handle on it (it could send it elsewhere).
+    headers.insert(
+        "cross-origin-opener-policy",
+        lambda_http::http::HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
@@ -45,6 +50,13 @@ mod tests {
     use super::*;
     use base64::Engine as _;
     use sha2::Digest as _;
+
+    #[test]
+    fn the_page_keeps_its_opener_out() {
+        let response = page();
+        let policy = response.headers().get("cross-origin-opener-policy");
+        assert_eq!(policy.and_then(|v| v.to_str().ok()), Some("same-origin"));
+    }
 
     #[test]
     fn the_policy_lets_the_pages_one_script_run_and_nothing_else() {
