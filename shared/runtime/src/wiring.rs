@@ -96,11 +96,12 @@ impl ApiAdapters {
     /// unit tests).
     pub fn in_memory(queues: Arc<dyn MessageQueues>, records: Arc<MemoryJobs>) -> Self {
         let jobs: Arc<dyn JobLedger> = records.clone();
+        let exams = Arc::new(MemoryExams::default());
         Self {
             users: Arc::new(MemoryUsers::default()),
             tokens: Arc::new(MemoryTokens::default()),
-            exams: Arc::new(MemoryExams::default()),
-            attempts: Arc::new(MemoryAttempts::default()),
+            attempts: Arc::new(MemoryAttempts::over(exams.clone())),
+            exams,
             emails: producer(&queues, &jobs),
             queues,
             jobs,

@@ -28,7 +28,9 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $body() {
-                    super::$body(&MemoryExams::default(), &MemoryAttempts::default()).await;
+                    let exams = std::sync::Arc::new(MemoryExams::default());
+                    let attempts = MemoryAttempts::over(exams.clone());
+                    super::$body(exams.as_ref(), &attempts).await;
                 }
             )*
         }

@@ -45,7 +45,7 @@ mod tests {
     use oes_adapters::memory::{MemoryJobs, MemoryQueues};
     use oes_domain::clock::{Clock, ManualClock};
     use oes_domain::exam::{
-        Attempt, AttemptStatus, ClosedBy, Exam, ExamFields, Question, QuestionFields,
+        Attempt, AttemptStatus, ClosedBy, Exam, ExamFields, ExamStatus, Question, QuestionFields,
     };
     use oes_domain::ports::{MessageQueues, QueueName};
     use oes_domain::user::{DisplayName, Email, Role, User, UserId, UserStatus};
@@ -76,7 +76,10 @@ mod tests {
             duration_minutes: 1,
             pass_mark_percent: 50,
         };
-        let exam = Exam::draft(UserId::generate(), fields, now);
+        let mut exam = Exam::draft(UserId::generate(), fields, now);
+        exam.status = ExamStatus::Published;
+        exam.published_at = Some(now);
+        adapters.exams.create_exam(&exam).await.expect("stored");
         let options = ["a".to_owned(), "b".to_owned()];
         let question = Question::new(
             exam.id.clone(),

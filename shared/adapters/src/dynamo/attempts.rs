@@ -30,8 +30,9 @@ use oes_domain::ports::{AttemptConflict, AttemptStore, DueAttempt, StoreError, S
 use oes_domain::user::UserId;
 
 use super::schema::{
-    AttemptItem, DUE_SHARDS, DueItem, SUMMARY_PREFIX, StudentRecordItem, SummaryItem, attempt_key,
-    due_before, due_key, due_pk, exam_pk, student_record_key, summary_key, user_pk,
+    AttemptItem, DUE_SHARDS, DueItem, ExamItem, SUMMARY_PREFIX, StudentRecordItem, SummaryItem,
+    attempt_key, due_before, due_key, due_pk, exam_key, exam_pk, student_record_key, summary_key,
+    user_pk,
 };
 use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value, update_or_refusal};
 
@@ -243,6 +244,12 @@ impl AttemptStore for DynamoAttempts {
             let mut items = vec![
                 self.table.put(item, only("attribute_not_exists(pk)"))?,
                 self.table.update(record)?,
+                // Its exam still there and published (`published_at` is set by the publish and
+                // never removed): a delete since the start read it leaves no attempt behind.
+                self.table.check(
+                    exam_key(&attempt.exam_id),
+                    only("attribute_exists(published_at)"),
+                )?,
             ];
             items.extend(self.summary_puts(attempt)?);
             let due = to_item(
@@ -264,6 +271,13 @@ impl AttemptStore for DynamoAttempts {
                 Some(stored) if stored == *attempt => return Ok(()),
                 Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
                 None => {}
+            }
+            let exam: Option<ExamItem> = self
+                .table
+                .read(exam_key(&attempt.exam_id), "reading an attempt's exam")
+                .await?;
+            if !exam.is_some_and(|item| item.exam.is_published()) {
+                return Err(StoreError::NotFound);
             }
             let record = self
                 .student_record(&attempt.exam_id, &attempt.user_id)

@@ -4,10 +4,11 @@
 //! student started at each exam, are checked under the map's lock (the DynamoDB adapter keeps a
 //! record item for them). The due attempts are a sorted set beside the map, changed under the
 //! map's lock when an attempt is created (due at its deadline) and submitted (moved to its
-//! result email's check).
+//! result email's check). An attempt is created only at an exam that is there and published
+//! ([`MemoryExams::is_published`]), as DynamoDB's condition check on the exam item.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use oes_domain::exam::{
@@ -17,16 +18,22 @@ use oes_domain::exam::{
 use oes_domain::ports::{AttemptConflict, AttemptStore, DueAttempt, StoreError, StoreUnavailable};
 use oes_domain::user::UserId;
 
-use super::lock;
+use super::{MemoryExams, lock};
 
-/// Attempts in a map, and their due entries in a set (locked after the map when both are).
-#[derive(Default)]
+/// Attempts in a map, and their due entries in a set (locked after the map when both are); the
+/// exams they are at, which an attempt's creation reads (after the map's lock).
 pub struct MemoryAttempts(
     Mutex<HashMap<AttemptId, Attempt>>,
     Mutex<BTreeSet<DueAttempt>>,
+    Arc<MemoryExams>,
 );
 
 impl MemoryAttempts {
+    /// No attempts, at the exams of `exams`.
+    pub fn over(exams: Arc<MemoryExams>) -> Self {
+        Self(Mutex::default(), Mutex::default(), exams)
+    }
+
     /// The page of the attempts `keep` lists: at most `limit`, newest first, after `after`.
     fn summaries(
         &self,
@@ -62,6 +69,10 @@ impl AttemptStore for MemoryAttempts {
             Some(stored) if stored == attempt => return Ok(()),
             Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
             None => {}
+        }
+        // Deleted (or never published) since the start read it.
+        if !self.2.is_published(&attempt.exam_id) {
+            return Err(StoreError::NotFound);
         }
         let theirs: Vec<&Attempt> = attempts
             .values()

@@ -27,6 +27,14 @@ struct ExamsInner {
 #[derive(Default)]
 pub struct MemoryExams(Mutex<ExamsInner>);
 
+impl MemoryExams {
+    /// Whether exam `id` is stored and published: what an attempt's creation is conditioned on
+    /// ([`super::MemoryAttempts`], as the DynamoDB adapter's condition check on the exam).
+    pub fn is_published(&self, id: &ExamId) -> bool {
+        lock(&self.0).exams.get(id).is_some_and(Exam::is_published)
+    }
+}
+
 #[async_trait]
 impl ExamStore for MemoryExams {
     async fn create_exam(&self, exam: &Exam) -> Result<(), StoreError<ExamConflict>> {

@@ -148,7 +148,9 @@ pub trait AttemptStore: Send + Sync {
     /// already, submitted or not (`AttemptsExhausted`); `AttemptExists` if the id is taken by
     /// another attempt. Creating an attempt stored exactly as given succeeds and changes nothing
     /// (a retried write that had landed). One conditional write: of concurrent creates for one
-    /// student and exam, only those within both limits succeed.
+    /// student and exam, only those within both limits succeed. `NotFound` if its exam is not
+    /// there or not published, in the same write: an exam deleted after the start read it
+    /// leaves no attempt behind.
     async fn create_attempt(
         &self,
         attempt: &Attempt,

@@ -487,6 +487,7 @@ on_both!(
     the_sweeps_send_of_a_released_result_email_lost_unheard,
     the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unheard,
     the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_refused,
+    a_start_racing_the_exams_delete,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -515,6 +516,7 @@ impl Faulty {
             send_hold: Mutex::new(None),
             listing_hold: Mutex::new(None),
             claim_hold: Mutex::new(None),
+            create_hold: Mutex::new(None),
         });
         let jobs = adapters.jobs.clone();
         adapters.attempts = faults.clone();
@@ -634,8 +636,9 @@ impl Faulty {
 /// `clear_due_refusals` due entries are not cleared, the next submit's write is sent twice and
 /// answered by the second while `write_submit_twice`, a submit holds after its write while a
 /// [`Hold`] is set, a job's send holds before it reaches the lane while a `send_hold` is, a
-/// listing of the due attempts holds after it has read them while a `listing_hold` is, and a
-/// claim of a result email holds before it is made while a `claim_hold` is.
+/// listing of the due attempts holds after it has read them while a `listing_hold` is, a
+/// claim of a result email holds before it is made while a `claim_hold` is, and an attempt's
+/// creation holds before it is written while a `create_hold` is.
 struct Faults {
     attempts: Arc<dyn AttemptStore>,
     lanes: EmailLanes,
@@ -651,6 +654,7 @@ struct Faults {
     send_hold: Mutex<Option<Arc<Hold>>>,
     listing_hold: Mutex<Option<Arc<Hold>>>,
     claim_hold: Mutex<Option<Arc<Hold>>>,
+    create_hold: Mutex<Option<Arc<Hold>>>,
 }
 
 /// Where the next held call stops (`written` is notified), until `resume`: a submit after its
@@ -715,6 +719,11 @@ impl Faults {
     /// Holds the next claim of a result email before it is made.
     fn hold_next_claim(&self) -> Arc<Hold> {
         Hold::set(&self.claim_hold)
+    }
+
+    /// Holds the next attempt's creation before it is written.
+    fn hold_next_create(&self) -> Arc<Hold> {
+        Hold::set(&self.create_hold)
     }
 }
 
@@ -829,6 +838,7 @@ impl AttemptStore for Faults {
         attempt: &Attempt,
         max_attempts: u32,
     ) -> Result<(), StoreError<AttemptConflict>> {
+        Hold::stop(Hold::take(&self.create_hold)).await;
         self.attempts.create_attempt(attempt, max_attempts).await
     }
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>, StoreUnavailable> {
@@ -1075,6 +1085,33 @@ async fn the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unhear
 /// answers 503, and if the student does not try again, only a sweep is left to send the email.
 async fn the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_refused(f: Faulty) {
     sweep_losing_its_claim_to_a_second_submit(&f, Faults::queue_down, 503).await;
+}
+
+/// A student's start reads the exam; before it writes the attempt, the owner deletes the exam
+/// (its look for attempts under way found none: there was none yet). The start wrote its
+/// attempt all the same — an attempt at a deleted exam, the questions of its paper gone. The
+/// attempt's write is now on condition that its exam is there and published: the start answers
+/// 404, and nothing of it is stored.
+async fn a_start_racing_the_exams_delete(f: Faulty) {
+    let h = &f.h;
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+    let create = f.faults.hold_next_create();
+    let started = start(h, &exam, &student);
+    let deleted = async {
+        create.written.notified().await;
+        let answer = h
+            .call("DELETE", &format!("/exams/{exam}"), None, &owner)
+            .await;
+        create.resume.notify_one();
+        answer
+    };
+    let ((status, body), (deleted, gone)) = tokio::join!(started, deleted);
+    assert_eq!(deleted, 200, "{gone}");
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
+    assert_eq!(mine["attempts"].as_array().map(Vec::len), Some(0), "{mine}");
 }
 
 /// The body of the two tests above: `fault` on for the second submit's send, which answers
