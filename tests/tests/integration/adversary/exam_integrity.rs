@@ -554,6 +554,17 @@ impl Faulty {
             .expect("the attempt")
     }
 
+    /// [`Self::sitting`]'s attempt submitted while the queue refused its result email (503, the
+    /// claim released): the student and the attempt's id.
+    async fn submitted_while_the_queue_refused(&self) -> (Caller, AttemptId) {
+        let (student, id) = self.sitting().await;
+        self.faults.queue_down(true);
+        let (status, body) = submit(&self.h, id.as_str(), &student).await;
+        assert_eq!(status, 503, "{body}");
+        self.faults.queue_down(false);
+        (student, id)
+    }
+
     /// A submit's store write alone, claiming the result email of `id` for a new job: the
     /// request that made it dies before it records the job. The claimed job's id.
     async fn submit_write_only(&self, id: &AttemptId) -> String {
@@ -583,6 +594,18 @@ impl Faulty {
     /// deadline of [`Self::sitting`]'s attempts.
     fn pass_the_email_check(&self) {
         self.h.clock.advance(EMAIL_CHECK_AFTER);
+    }
+
+    /// Three sweeps, each past another email check: the result emails they queued (taken off
+    /// the lane), as attempt and job ids.
+    async fn sweeps_at_three_email_checks(&self) -> Vec<(String, String)> {
+        let mut queued = Vec::new();
+        for _ in 0..3 {
+            self.pass_the_email_check();
+            self.h.sweep().await;
+            queued.extend(result_email_job_ids(&*self.queues).await);
+        }
+        queued
     }
 
     /// A sweep lists the due attempts, `student` submits `id` until the submit holds at `hold`,
@@ -1040,11 +1063,7 @@ async fn the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_
 /// unsure send keeps the entry: a later sweep finds the job recorded and untaken, and sends it.
 async fn the_sweeps_send_of_a_released_result_email_lost_unheard(f: Faulty) {
     let h = &f.h;
-    let (student, id) = f.sitting().await;
-    f.faults.queue_down(true);
-    let (status, body) = submit(h, id.as_str(), &student).await;
-    assert_eq!(status, 503, "{body}");
-    f.faults.queue_down(false);
+    let (_, id) = f.submitted_while_the_queue_refused().await;
 
     f.pass_the_email_check();
     f.faults.queue_loses_unheard(true);
@@ -1056,12 +1075,7 @@ async fn the_sweeps_send_of_a_released_result_email_lost_unheard(f: Faulty) {
         "lost"
     );
 
-    let mut jobs = Vec::new();
-    for _ in 0..3 {
-        f.pass_the_email_check();
-        h.sweep().await;
-        jobs.extend(result_email_job_ids(&*f.queues).await);
-    }
+    let jobs = f.sweeps_at_three_email_checks().await;
     let claimed = f.stored(&id).await.result_email_job;
     assert_eq!(
         jobs,
@@ -1122,11 +1136,7 @@ async fn sweep_losing_its_claim_to_a_second_submit(
     status: u16,
 ) {
     let h = &f.h;
-    let (student, id) = f.sitting().await;
-    f.faults.queue_down(true);
-    let (refused, body) = submit(h, id.as_str(), &student).await;
-    assert_eq!(refused, 503, "{body}");
-    f.faults.queue_down(false);
+    let (student, id) = f.submitted_while_the_queue_refused().await;
 
     f.pass_the_email_check();
     // The sweep holds before its claim; the submit claims, records its job and holds before
@@ -1157,12 +1167,12 @@ async fn sweep_losing_its_claim_to_a_second_submit(
         "lost"
     );
 
-    let mut sent = Vec::new();
-    for _ in 0..3 {
-        f.pass_the_email_check();
-        h.sweep().await;
-        sent.extend(result_emails(&*f.queues).await);
-    }
+    let sent: Vec<String> = f
+        .sweeps_at_three_email_checks()
+        .await
+        .into_iter()
+        .map(|(attempt, _)| attempt)
+        .collect();
     assert_eq!(
         sent,
         [id.to_string()],
@@ -1701,6 +1711,15 @@ async fn submitted_before_a_close_in_an_hour() -> (ExamHarness, Caller, Caller, 
     (h, owner, student, exam, attempt)
 }
 
+/// The owner moves the close of `exam` to `seconds` from now, and it is taken.
+async fn close_in(h: &ExamHarness, owner: &Caller, exam: &str, seconds: i64) {
+    let moved = json!({ "closes_at": in_(h, seconds) });
+    let (status, body) = h
+        .call("PATCH", &format!("/exams/{exam}"), Some(&moved), owner)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// The owner closes the exam sooner (no attempt runs past the new close: the guard sees to
 /// it). "From the close" is the close as it is now in that direction too: the review came at
 /// the close the attempt started with, after the exam had closed for everyone, while a student
@@ -1708,11 +1727,7 @@ async fn submitted_before_a_close_in_an_hour() -> (ExamHarness, Caller, Caller, 
 #[tokio::test]
 async fn reading_the_answers_once_an_exam_closed_sooner_has_closed() {
     let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
-    let sooner = json!({ "closes_at": in_(&h, 40 * 60) });
-    let (status, body) = h
-        .call("PATCH", &format!("/exams/{exam}"), Some(&sooner), &owner)
-        .await;
-    assert_eq!(status, 200, "{body}");
+    close_in(&h, &owner, &exam, 40 * 60).await;
     h.clock.advance(40 * 60 + 60);
     let (_, read) = h
         .call("GET", &format!("/attempts/{attempt}"), None, &student)
@@ -1727,11 +1742,7 @@ async fn reading_the_answers_once_an_exam_closed_sooner_has_closed() {
 async fn reading_the_answers_while_an_extended_exam_is_still_open() {
     let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
 
-    let extended = json!({ "closes_at": in_(&h, 3 * 3600) });
-    let (status, body) = h
-        .call("PATCH", &format!("/exams/{exam}"), Some(&extended), &owner)
-        .await;
-    assert_eq!(status, 200, "{body}");
+    close_in(&h, &owner, &exam, 3 * 3600).await;
     h.clock.advance(3600 + 60);
     let (_, read) = h
         .call("GET", &format!("/attempts/{attempt}"), None, &student)
@@ -1764,18 +1775,25 @@ async fn reading_the_answers_while_an_extended_exam_is_still_open() {
     assert!(first["result"].is_object(), "{mine}");
 }
 
-/// The owner reopens an exam after it closed (the close moved later once it had passed), for a
-/// student who missed it. Its reviews "from the close" were out: a student who had read which
-/// of their answers were right started a second attempt with them. A close that has passed
-/// moves later only while no review was released at it: 409 `reviews_released`.
-#[tokio::test]
-async fn sitting_again_after_reading_the_answers_at_the_close() {
+/// [`submitted_before_a_close_in_an_hour`], the close passed and the student's review read
+/// (its marks out): the harness, the owner, the student and the exam.
+async fn read_at_the_close() -> (ExamHarness, Caller, Caller, String) {
     let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
     h.clock.advance(3600 + 60);
     let (_, read) = h
         .call("GET", &format!("/attempts/{attempt}"), None, &student)
         .await;
     assert!(read["marks"].is_object(), "the review is out: {read}");
+    (h, owner, student, exam)
+}
+
+/// The owner reopens an exam after it closed (the close moved later once it had passed), for a
+/// student who missed it. Its reviews "from the close" were out: a student who had read which
+/// of their answers were right started a second attempt with them. A close that has passed
+/// moves later only while no review was released at it: 409 `reviews_released`.
+#[tokio::test]
+async fn sitting_again_after_reading_the_answers_at_the_close() {
+    let (h, owner, student, exam) = read_at_the_close().await;
 
     for reopened in [
         json!({ "closes_at": in_(&h, 3600) }),
@@ -1801,12 +1819,7 @@ async fn sitting_again_after_reading_the_answers_at_the_close() {
 /// whether the exam's review has been from the close since it was published.
 #[tokio::test]
 async fn sitting_again_after_the_review_was_switched_away_from_the_close() {
-    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
-    h.clock.advance(3600 + 60);
-    let (_, read) = h
-        .call("GET", &format!("/attempts/{attempt}"), None, &student)
-        .await;
-    assert!(read["marks"].is_object(), "the review is out: {read}");
+    let (h, owner, student, exam) = read_at_the_close().await;
 
     let switched = json!({ "review": { "shows": "answers", "from": "submit" } });
     let (status, body) = h

@@ -147,15 +147,11 @@ impl Drop for Local {
     }
 }
 
-pub async fn local() -> Local {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let base = format!("http://{}", listener.local_addr().expect("bound"));
-    let outbox = std::env::temp_dir().join(format!("oes-console-outbox-{}", uuid::Uuid::new_v4()));
+/// The embedded mode's functions, writing the mail they send to `outbox`, its links to `base`.
+pub async fn embedded_functions(outbox: PathBuf, base: String) -> Arc<Functions> {
     let settings = Embedded {
-        outbox: outbox.clone(),
-        public_base_url: base.clone(),
+        outbox,
+        public_base_url: base,
         demo_password: DEMO_PASSWORD.into(),
         seed_students: 0,
     };
@@ -165,9 +161,18 @@ pub async fn local() -> Local {
         audience: "oes-api".into(),
         ttl_seconds: 3600,
     };
-    let functions = embedded::start(settings, jwt)
+    embedded::start(settings, jwt)
         .await
-        .expect("the embedded mode starts");
+        .expect("the embedded mode starts")
+}
+
+pub async fn local() -> Local {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("bound"));
+    let outbox = std::env::temp_dir().join(format!("oes-console-outbox-{}", uuid::Uuid::new_v4()));
+    let functions = embedded_functions(outbox.clone(), base.clone()).await;
     let server = tokio::spawn(oes_local::serve(listener, functions.clone()));
     Local {
         base,

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use oes_domain::security::JwtSettings;
-use oes_local::embedded::{self, Embedded};
 use oes_local::gateway::{Drained, Settings, serve_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::browser::embedded_functions;
 
 /// A request whose body never finishes arriving is still running when the drain time ends. It
 /// is cut then: its client reads a 503 at once. Before, `serve_until` returned "timed out"
@@ -17,19 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 #[tokio::test]
 async fn a_request_still_running_when_the_drain_ends_is_cut_then() {
     let outbox = std::env::temp_dir().join(format!("oes-drain-{}", uuid::Uuid::new_v4()));
-    let settings = Embedded {
-        outbox: outbox.clone(),
-        public_base_url: "http://127.0.0.1".into(),
-        demo_password: "a demo password".into(),
-        seed_students: 0,
-    };
-    let jwt = JwtSettings {
-        secret: embedded::random_secret(),
-        issuer: "oes".into(),
-        audience: "oes-api".into(),
-        ttl_seconds: 3600,
-    };
-    let functions = embedded::start(settings, jwt).await.expect("started");
+    let functions = embedded_functions(outbox.clone(), "http://127.0.0.1".into()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let address = listener.local_addr().expect("bound");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
