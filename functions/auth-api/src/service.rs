@@ -295,8 +295,8 @@ impl AuthService {
     }
 
     /// Tells `left`, the address `moved` has just left, that the account moved and where to
-    /// (masked): if someone who knew the password moved it, its owner learns it there. Queued
-    /// on the priority lane; a failure to queue it is logged, the move stands.
+    /// (masked): if someone who knew the password moved it, its owner learns it there. A
+    /// failure to queue it is logged; the move stands.
     async fn tell_the_address_left(&self, moved: &UserProfile, left: &Email) {
         let template = EmailTemplate::Generic {
             subject: "The email address of your oes account was changed".to_owned(),
@@ -311,9 +311,7 @@ impl AuthService {
                 oes_domain::clock::rfc3339(self.clock.now()),
             ),
         };
-        let job = EmailJob::new(left.clone(), template, self.clock.now())
-            .with_priority(PRIORITY_LANE_THRESHOLD);
-        if let Err(error) = self.emails.enqueue(job).await {
+        if let Err(error) = self.enqueue(left.clone(), template).await {
             tracing::warn!(user_id = %moved.id, %error, "could not tell the address an account left");
         }
     }
@@ -748,8 +746,11 @@ impl AuthService {
             .map_err(|e| AuthError::Unexpected(e.into()))
     }
 
+    /// Queues `template` to `to` on auth-api's lane, the priority one (every email it sends is
+    /// about the account; its role may queue on no other).
     async fn enqueue(&self, to: Email, template: EmailTemplate) -> Result<(), AuthError> {
-        let job = EmailJob::new(to, template, self.clock.now());
+        let job =
+            EmailJob::new(to, template, self.clock.now()).with_priority(PRIORITY_LANE_THRESHOLD);
         self.emails.enqueue(job).await?;
         Ok(())
     }

@@ -335,17 +335,15 @@ pub fn ses_attempts(data: &serde_json::Value, subject: &str) -> Vec<String> {
     messages
         .iter()
         .filter(|m| m["subject"] == subject)
-        .filter_map(|m| {
-            let id = attempt_in(m["body"].as_str()?)?;
-            let to = m["destinations"]["ToAddresses"].as_array()?;
-            Some(
+        .flat_map(|m| {
+            let id = m["body"].as_str().and_then(attempt_in);
+            let to = m["destinations"]["ToAddresses"].as_array();
+            id.zip(to).into_iter().flat_map(|(id, to)| {
                 to.iter()
                     .filter_map(serde_json::Value::as_str)
-                    .map(|to| outbox_key(&id, to))
-                    .collect::<Vec<_>>(),
-            )
+                    .map(move |to| outbox_key(&id, to))
+            })
         })
-        .flatten()
         .collect()
 }
 

@@ -272,13 +272,6 @@ impl AttemptStore for DynamoAttempts {
                 Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
                 None => {}
             }
-            let exam: Option<ExamItem> = self
-                .table
-                .read(exam_key(&attempt.exam_id), "reading an attempt's exam")
-                .await?;
-            if !exam.is_some_and(|item| item.exam.is_published()) {
-                return Err(StoreError::NotFound);
-            }
             let record = self
                 .student_record(&attempt.exam_id, &attempt.user_id)
                 .await?;
@@ -289,6 +282,15 @@ impl AttemptStore for DynamoAttempts {
                 if record.started >= max_attempts {
                     return Err(StoreError::Conflict(AttemptConflict::AttemptsExhausted));
                 }
+            }
+            // Read only when the student's record does not explain the refusal (a second tab's
+            // start, the common one, costs no more).
+            let exam: Option<ExamItem> = self
+                .table
+                .read(exam_key(&attempt.exam_id), "reading an attempt's exam")
+                .await?;
+            if !exam.is_some_and(|item| item.exam.is_published()) {
+                return Err(StoreError::NotFound);
             }
         }
         Err(StoreError::Conflict(AttemptConflict::ConcurrentUpdate))
