@@ -60,7 +60,7 @@ pub struct Functions {
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// What the gateway does besides routing, as the template configures the HTTP API.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Settings {
     /// CORS (the template's `CorsConfiguration`).
     pub cors: Cors,
@@ -68,7 +68,25 @@ pub struct Settings {
     pub routes: RouteTable,
     /// Route throttling (the template's `DefaultRouteSettings`), if asked for.
     pub throttle: Option<RouteThrottle>,
+    /// How long a request's body may take to arrive once its headers have: a stalled upload
+    /// is answered 408 and its connection closed, instead of holding the connection and a
+    /// request's task until the process stops.
+    pub body_read_timeout: Duration,
 }
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cors: Cors::default(),
+            routes: RouteTable::default(),
+            throttle: None,
+            body_read_timeout: BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// How long a request's body may take to arrive, as long as its headers may.
+pub const BODY_READ_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 
 /// Serves `functions` on `listener`, with the template's CORS defaults and no throttling,
 /// until the task is dropped.
@@ -250,7 +268,7 @@ async fn dispatch(
             Some(route) if settings.throttle.as_ref().is_some_and(|t| !t.admit(route)) => {
                 gateway_answer(429, br#"{"message":"Too Many Requests"}"#)
             }
-            Some(_) => invoke(functions, parts, body, peer).await,
+            Some(_) => invoke(functions, settings, parts, body, peer).await,
         }
     };
     cors.answer(origin.as_ref(), &mut response);
@@ -290,16 +308,33 @@ async fn own_page(
 /// it.
 async fn invoke(
     functions: &Functions,
+    settings: &Settings,
     parts: hyper::http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
 ) -> HttpResponse {
-    let body = match Limited::new(body, MAX_GATEWAY_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => {
+    let read = Limited::new(body, MAX_GATEWAY_BODY).collect();
+    let body = match tokio::time::timeout(settings.body_read_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => {
             return error_response(413, "payload_too_large", "the request body is too large");
         }
-        Err(_) => return error_response(400, "bad_request", "the request body could not be read"),
+        Ok(Err(_)) => {
+            return error_response(400, "bad_request", "the request body could not be read");
+        }
+        Err(_) => {
+            let mut answer = error_response(
+                408,
+                "request_timeout",
+                "the request body did not arrive in time",
+            );
+            // What is left of the body would be read as the next request.
+            answer.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return answer;
+        }
     };
     let event = api_gateway_event(&parts, &body, peer);
     if !translatable(&event) {

@@ -158,7 +158,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
             throttle: args
                 .route_throttle
                 .map(oes_local::throttle::RouteThrottle::new),
-            routes: oes_local::routes::RouteTable::default(),
+            ..oes_local::gateway::Settings::default()
         },
         stop.cancelled_owned(),
         DRAIN,

@@ -7,6 +7,7 @@
 //! - [`embedded_journey`]: the sign-up journey over HTTP against the embedded mode.
 //! - [`events`]: the `events/` fixtures and their generator, `oes-events`.
 //! - [`real_mode`]: the real mode against the local services.
+//! - [`stalled_body`]: a request whose body stops arriving.
 
 mod browser;
 mod confirm_page;
@@ -15,3 +16,4 @@ mod drain;
 mod embedded_journey;
 mod events;
 mod real_mode;
+mod stalled_body;
