@@ -143,7 +143,7 @@ fn get_exam() {}
     responses((status = 200, description = "The exam as changed", body = ExamView),
               (status = 403, description = "`forbidden`: a student"),
               (status = 409, description = "`concurrent_update`: changed meanwhile; \
-                `attempts_under_way`: a close that attempts under way may run past; `reviews_released`: a close that has passed, with reviews from the close, moved later (reopening)")))]
+                `attempts_under_way`: a close that attempts under way may run past; `reviews_released`: a close that has passed, with reviews from the close, moved later (reopening); `close_awaited`: the close removed once the review has been from it")))]
 fn patch_exam() {}
 
 /// Delete an exam (its owner or an admin)

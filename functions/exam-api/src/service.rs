@@ -288,6 +288,13 @@ impl ExamService {
                  missed it)",
             ));
         }
+        if patch.closes_at == Some(None) && exam.awaits_its_close() {
+            return Err(ExamError::conflict(
+                "close_awaited",
+                "reviews of this exam are shown from its close, and the attempts started under \
+                 that review wait for it: the close can move, not be removed (set a later one)",
+            ));
+        }
         if let Some(minutes) = patch.duration_minutes {
             exam.duration_minutes = minutes;
             // An exam published before the longest was kept stays at the bound of any.
@@ -677,8 +684,8 @@ impl ExamService {
     /// have moved it later since the attempt started (more time for the class: until then
     /// others may still sit the exam, and this student again), or sooner (every attempt ends
     /// by it: the close guard sees to that). Only such reviews read the exam (cache-aside); an
-    /// exam deleted since, or whose close was removed, leaves the close the attempt started
-    /// with.
+    /// exam deleted since leaves the close the attempt started with (its close cannot be
+    /// removed: `close_awaited`).
     async fn review_from_the_close_as_it_is(
         &self,
         review: &mut AttemptReview,

@@ -258,9 +258,16 @@ impl Exam {
     /// been from the close since ([`Self::reviewed_from_close`]), and its close has passed at
     /// `now`. Reopening it then would let a student who read them sit it again.
     pub fn reviews_released(&self, now: i64) -> bool {
+        self.awaits_its_close() && self.rules.closes_at.is_some_and(|close| close <= now)
+    }
+
+    /// Whether reviews wait for its close: it is published and its review is or has been from
+    /// the close since ([`Self::reviewed_from_close`]). Its close may move then, not go: the
+    /// attempts started under such a review would be left with the close they started with,
+    /// and show their answers then while the exam, open-ended, takes attempts.
+    pub fn awaits_its_close(&self) -> bool {
         self.is_published()
             && (self.reviewed_from_close || self.rules.review.from == ReviewFrom::Close)
-            && self.rules.closes_at.is_some_and(|close| close <= now)
     }
 
     /// Notes that its review is from the close while it is published (see

@@ -1835,6 +1835,33 @@ async fn sitting_again_after_the_review_was_switched_away_from_the_close() {
     assert_eq!((status, code(&body)), (409, "exam_closed"), "{body}");
 }
 
+/// A third way round the guard: the close removed (while the review is switched to "from the
+/// submission", which `validated` asks for) before it came. The attempts started under the
+/// review from the close kept the close they started with, so at that moment the student read
+/// which answers were right — while the exam, open-ended now, took their second attempt. A
+/// close can move, not go, once the review has been from it.
+#[tokio::test]
+async fn reading_the_answers_after_the_close_was_removed_while_the_exam_stays_open() {
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
+    let open_ended = json!({ "closes_at": null, "review": { "shows": "score", "from": "submit" } });
+    let (status, body) = h
+        .call(
+            "PATCH",
+            &format!("/exams/{exam}"),
+            Some(&open_ended),
+            &owner,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (409, "close_awaited"), "{body}");
+    h.clock.advance(3600 + 60);
+    let (_, read) = h
+        .call("GET", &format!("/attempts/{attempt}"), None, &student)
+        .await;
+    assert!(read["marks"].is_object(), "the exam has closed: {read}");
+    let (status, body) = start(&h, &exam, &student).await;
+    assert_eq!((status, code(&body)), (409, "exam_closed"), "{body}");
+}
+
 /// The same extension, seen in the result emails: an attempt closed at the close it started
 /// with (by the sweep, at its deadline) is mailed no score while the exam, extended, is open,
 /// and a submission's email names the close as it now stands.
