@@ -236,7 +236,10 @@ impl Worker {
                 Disposition::Done
             }
             Ok(Claim::Busy { lease_until }) => {
-                tracing::info!(lease_until, "another worker is sending this job");
+                tracing::info!(
+                    lease_until,
+                    "another worker is sending this job, or its retry time has not come"
+                );
                 let wait = u32::try_from(lease_until - now + 1).unwrap_or(1).max(1);
                 self.hold(&received, wait, None, Held::OnPurpose).await
             }
@@ -308,7 +311,9 @@ impl Worker {
                 let wait = self.retry.backoff(attempt, (self.jitter)());
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "email failed; will retry");
                 metrics::incr(metrics::EMAILS_RETRIED, kind);
-                self.note(&job.job_id, Outcome::Retrying { error }).await;
+                let retry_at = self.retry_at(wait);
+                self.note(&job.job_id, Outcome::Retrying { error, retry_at })
+                    .await;
                 self.hold(received, wait, None, Held::OnPurpose).await
             }
             Err(MailError::AccountPaused(error)) => {
@@ -333,7 +338,8 @@ impl Worker {
         let wait = self.retry.paused_seconds;
         tracing::error!(%error, retry_in_seconds = wait, alarm = metric.name, "the account cannot send email now; attempt not counted");
         metrics::incr(metric, None);
-        self.note(&received.job.job_id, Outcome::Paused { error })
+        let retry_at = self.retry_at(wait);
+        self.note(&received.job.job_id, Outcome::Paused { error, retry_at })
             .await;
         self.hold(received, wait, None, Held::OnPurpose).await
     }
@@ -376,11 +382,12 @@ impl Worker {
             .await
         {
             tracing::error!(%error, "could not move the message to the dead-letter queue; the job stays open");
+            let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
             let open = Outcome::Retrying {
                 error: format!("could not be set aside: {error}"),
+                retry_at: self.retry_at(wait),
             };
             self.note(job_id, open).await;
-            let wait = self.retry.backoff(received.next_hold(), (self.jitter)());
             return self.retry_after(&received.delivery, wait).await;
         }
         match self.record(job_id, outcome).await {
@@ -390,6 +397,12 @@ impl Worker {
                 Disposition::Redeliver
             }
         }
+    }
+
+    /// When a job held `seconds` from now is tried again: its held copy is sent after the
+    /// outcome that names this time is written, so it arrives no sooner.
+    fn retry_at(&self, seconds: u32) -> i64 {
+        self.clock.now() + i64::from(seconds)
     }
 
     /// Writes an outcome, trying [`RECORD_TRIES`] times. A job without a record (expired) has
@@ -933,7 +946,9 @@ mod tests {
             assert!(failed(&response).is_empty(), "held as a fresh copy");
             if delivery < 3 {
                 assert_eq!(status(&h, &job).await, (JobStatus::Retrying, delivery));
-                waits.push(h.queue.take_visibility("m", 0));
+                let wait = h.queue.take_visibility("m", 0);
+                waits.push(wait);
+                h.clock.advance(i64::from(wait));
             }
         }
         assert!(
@@ -970,6 +985,7 @@ mod tests {
             .handle_batch(batch(vec![record("m", &body, 1)]))
             .await;
         assert!(failed(&first).is_empty(), "held as a fresh copy");
+        h.clock.advance(i64::from(h.queue.take_visibility("m", 0)));
         let second = h
             .worker
             .handle_batch(batch(vec![record("m", &body, 2)]))
@@ -1112,12 +1128,13 @@ mod tests {
     }
 
     /// Delivers `delivery` and returns the copy the worker put back (with the attributes it
-    /// gave it), as the queue would deliver it next, if any.
+    /// gave it), as the queue would deliver it next — once its delay has passed — if any.
     async fn deliver(h: &Harness, delivery: SqsMessage) -> Option<SqsMessage> {
         let body = delivery.body.clone().unwrap_or_default();
         let id = delivery.message_id.clone().unwrap_or_default();
         let response = h.worker.handle_batch(batch(vec![delivery])).await;
         assert!(failed(&response).is_empty(), "acknowledged");
+        h.clock.advance(i64::from(h.queue.take_visibility(&id, 0)));
         h.queue.last_renewed().map(|copy| {
             copy.iter().fold(
                 record(&format!("{id}+"), &body, 1),

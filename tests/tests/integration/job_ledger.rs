@@ -302,6 +302,7 @@ async fn on_dynamodb_each_change_whose_answer_was_lost_is_made_once() {
     );
     let paused = Outcome::Paused {
         error: "sending paused".into(),
+        retry_at: 0,
     };
     finish(&jobs, &job, paused, 113).await;
     assert_eq!(
@@ -476,40 +477,50 @@ async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn Jobs) {
     claim(jobs, &job, 110, 30).await;
     let retry = Outcome::Retrying {
         error: "timeout".into(),
+        retry_at: 125,
     };
     finish(jobs, &job, retry, 111).await;
     let retrying = JobRecord {
         status: JobStatus::Retrying,
         attempts: 1,
         last_error: Some("timeout".into()),
+        lease_until: Some(125),
         updated_at: 111,
         ..queued(&job, 100)
     };
     assert_eq!(
         record_of(jobs, &job.job_id).await,
         retrying,
-        "the lease is released"
+        "the lease is given up for the retry time"
     );
     assert_eq!(
-        claim(jobs, &job, 112, 30).await,
+        claim(jobs, &job, 124, 30).await,
+        Claim::Busy { lease_until: 125 },
+        "another copy of the job waits for its retry time, spending no attempt"
+    );
+    assert_eq!(record_of(jobs, &job.job_id).await, retrying);
+    assert_eq!(
+        claim(jobs, &job, 125, 30).await,
         Claim::Acquired { attempt: 2 },
-        "a retrying job is claimed at once, its lease released"
+        "a retrying job is claimed at its retry time"
     );
     assert_eq!(
         record_of(jobs, &job.job_id).await,
-        sending(&retrying, 2, 112, 30),
+        sending(&retrying, 2, 125, 30),
         "the last error stays while it is sent again"
     );
 
     let paused = Outcome::Paused {
         error: "sending paused".into(),
+        retry_at: 1026,
     };
-    finish(jobs, &job, paused, 113).await;
+    finish(jobs, &job, paused, 126).await;
     let expected = JobRecord {
         status: JobStatus::Retrying,
         attempts: 1,
         last_error: Some("sending paused".into()),
-        updated_at: 113,
+        lease_until: Some(1026),
+        updated_at: 126,
         ..queued(&job, 100)
     };
     assert_eq!(
@@ -518,7 +529,12 @@ async fn a_retry_keeps_the_attempt_and_a_pause_gives_it_back(jobs: &dyn Jobs) {
         "a paused attempt does not count"
     );
     assert_eq!(
-        claim(jobs, &job, 114, 30).await,
+        claim(jobs, &job, 500, 30).await,
+        Claim::Busy { lease_until: 1026 },
+        "nor does a copy sent before the pause's end"
+    );
+    assert_eq!(
+        claim(jobs, &job, 1026, 30).await,
         Claim::Acquired { attempt: 2 },
         "the next attempt has the number the paused one had"
     );
@@ -539,6 +555,7 @@ async fn a_pause_after_a_redrive_never_takes_the_attempts_below_zero(jobs: &dyn 
     jobs.requeue(&job.job_id, 181).await.expect("requeued");
     let paused = Outcome::Paused {
         error: "SendingPaused".into(),
+        retry_at: 0,
     };
     finish(jobs, &job, paused, 182).await;
     let record = jobs
@@ -801,6 +818,7 @@ async fn a_job_is_unqueued_only_while_no_worker_has_taken_it(jobs: &dyn Jobs) {
     claim(jobs, &retrying, 101, 30).await;
     let failure = Outcome::Retrying {
         error: "throttled".into(),
+        retry_at: 0,
     };
     finish(jobs, &retrying, failure, 102).await;
     let cases = [
@@ -837,9 +855,11 @@ async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs:
     for late in [
         Outcome::Retrying {
             error: "late".into(),
+            retry_at: 0,
         },
         Outcome::Paused {
             error: "late".into(),
+            retry_at: 0,
         },
         Outcome::Dead {
             reason: "late".into(),
@@ -876,9 +896,11 @@ async fn nothing_undoes_sent_and_a_late_retry_does_not_reopen_an_ended_job(jobs:
     for late in [
         Outcome::Retrying {
             error: "late".into(),
+            retry_at: 0,
         },
         Outcome::Paused {
             error: "late".into(),
+            retry_at: 0,
         },
     ] {
         let refused = jobs.finish(&dead.job_id, late, 120).await;
@@ -951,11 +973,13 @@ async fn each_change_leaves_its_event_in_the_history(jobs: &dyn Jobs) {
     claim(jobs, &job, 110, 30).await;
     let timeout = Outcome::Retrying {
         error: "timeout".into(),
+        retry_at: 0,
     };
     finish(jobs, &job, timeout, 111).await;
     claim(jobs, &job, 120, 30).await;
     let paused = Outcome::Paused {
         error: "SendingPaused".into(),
+        retry_at: 0,
     };
     finish(jobs, &job, paused, 121).await;
     claim(jobs, &job, 130, 30).await;
@@ -1016,6 +1040,7 @@ async fn the_history_keeps_only_its_last_events(jobs: &dyn Jobs) {
         claim(jobs, &job, at, 5).await;
         let paused = Outcome::Paused {
             error: format!("paused {round}"),
+            retry_at: 0,
         };
         finish(jobs, &job, paused, at + 1).await;
     }

@@ -237,6 +237,24 @@ impl Mailer for WatchedSes {
     }
 }
 
+/// SES unreachable: every send fails transiently; the calls counted.
+#[derive(Default)]
+struct Unavailable(Mutex<u32>);
+
+impl Unavailable {
+    fn calls(&self) -> u32 {
+        *self.0.lock().expect("lock")
+    }
+}
+
+#[async_trait]
+impl Mailer for Unavailable {
+    async fn send(&self, _: &OutgoingEmail) -> Result<String, MailError> {
+        *self.0.lock().expect("lock") += 1;
+        Err(MailError::Transient("SES unreachable (injected)".into()))
+    }
+}
+
 /// SES from a sender the emulator has not verified: every send is refused for real
 /// (`MessageRejected`, a permanent failure).
 fn rejecting_ses(env: &TestEnv) -> Arc<dyn Mailer> {
@@ -505,9 +523,17 @@ async fn a_refused_dead_letter_send_keeps_the_job_until_its_redelivery_sets_it_a
     assert!(admin(&env).dead_letters(10).await.expect("list").is_empty());
     assert_eq!(lane(&env).await, (0, 1, 0), "its message carries it");
 
-    // Its backoff ends now instead of in 10–20 s.
+    // Its backoff ends now instead of in 10–20 s: redelivered to a worker that runs then.
     visible_again(&env, &receipts).await;
-    assert_eq!(poll(&env, &w).await, 1, "redelivered");
+    let later = worker(
+        &env,
+        Some(rejecting_ses(&env)),
+        None,
+        Some(control.clone()),
+        RetryPolicy::default(),
+        Arc::new(Later(60)),
+    );
+    assert_eq!(poll(&env, &later).await, 1, "redelivered");
 
     let stored = record(&env, &job_id).await;
     assert_eq!(stored.status, JobStatus::Failed, "{stored:?}");
@@ -622,6 +648,51 @@ async fn a_job_on_its_lane_twice_sends_one_email() {
     assert_eq!(received, 2, "both copies were delivered");
     assert_eq!(ses.accepted().len(), 1, "one email");
     assert_recorded_as_sent(&env, &job_id, &to, &ses.accepted()).await;
+}
+
+/// A job whose send failed waits for its retry time whichever copy of it comes first: a second
+/// copy (SQS delivering twice, the sweep queueing a result email again) is held until then,
+/// spending no attempt. Before, the copy claimed the retrying job at once and sent again: two
+/// copies, each on its own backoff, spent one count, and a short SES outage used up every
+/// attempt of a job (here its last: it ended dead, its letter on the dead-letter queue).
+#[tokio::test]
+async fn a_second_copy_of_a_job_waiting_to_retry_waits_with_it() {
+    let env = TestEnv::spawn().await;
+    let to = env.recipient("retry-twice");
+    let job = verification_job(&to).with_max_attempts(2).expect("valid");
+    let job_id = env.enqueue(job.clone()).await;
+    let ses = Arc::new(Unavailable::default());
+    let w = worker(
+        &env,
+        Some(ses.clone()),
+        None,
+        None,
+        RetryPolicy::default(),
+        Arc::new(SystemClock),
+    );
+    assert_eq!(poll(&env, &w).await, 1);
+    assert_eq!(ses.calls(), 1);
+    let retrying = record(&env, &job_id).await;
+    assert_eq!(
+        (retrying.status, retrying.attempts),
+        (JobStatus::Retrying, 1)
+    );
+
+    let copy = NewMessage {
+        body: job.encode(),
+        delay_seconds: 0,
+        attributes: BTreeMap::from([("job_id".to_owned(), job.job_id.clone())]),
+    };
+    env.sqs_queues()
+        .send(QueueName::Priority, &copy)
+        .await
+        .expect("sent again");
+    assert_eq!(poll(&env, &w).await, 1, "the copy, not the held one");
+    assert_eq!(ses.calls(), 1, "the copy waited for the retry time");
+    let record = record(&env, &job_id).await;
+    assert_eq!((record.status, record.attempts), (JobStatus::Retrying, 1));
+    let dead = admin(&env).dead_letters(10).await.expect("list");
+    assert!(dead.is_empty(), "{dead:?}");
 }
 
 /// The job is dead-lettered for real (SES refuses the unverified sender), then redriven by two

@@ -312,7 +312,9 @@ impl JobLedger for DynamoJobs {
                  history = list_append(if_not_exists(history, :no_events), :event) \
                  ADD attempts :one",
                 Some(
-                    "attribute_not_exists(pk) OR #status IN (:queued, :retrying) \
+                    "attribute_not_exists(pk) OR #status = :queued \
+                     OR (#status = :retrying \
+                         AND (attribute_not_exists(lease_until) OR lease_until <= :now)) \
                      OR (#status = :sending AND lease_until < :now)",
                 ),
                 values,
@@ -329,7 +331,9 @@ impl JobLedger for DynamoJobs {
             Written::Refused(item) => record(item.ok_or(StoreError::NotFound)?)?,
         };
         Ok(match (current.status, current.lease_until) {
-            (JobStatus::Sending, Some(lease_until)) => Claim::Busy { lease_until },
+            (JobStatus::Sending | JobStatus::Retrying, Some(lease_until)) => {
+                Claim::Busy { lease_until }
+            }
             _ => Claim::Finished(current),
         })
     }
@@ -349,7 +353,9 @@ impl JobLedger for DynamoJobs {
         let common = format!("updated_at = :now, expires_at = :expires, {MOVED}");
         let (status_now, text) = match &outcome {
             Outcome::Sent { ses_message_id } => (JobStatus::Sent, ses_message_id),
-            Outcome::Retrying { error } | Outcome::Paused { error } => (JobStatus::Retrying, error),
+            Outcome::Retrying { error, .. } | Outcome::Paused { error, .. } => {
+                (JobStatus::Retrying, error)
+            }
             Outcome::Failed { reason } => (JobStatus::Failed, reason),
             Outcome::Dead { reason } => (JobStatus::Dead, reason),
         };
@@ -378,6 +384,14 @@ impl JobLedger for DynamoJobs {
                 (set, OPEN)
             }
         };
+        // A retry keeps every copy of the job from it until its time.
+        let set = match outcome {
+            Outcome::Retrying { retry_at, .. } | Outcome::Paused { retry_at, .. } => {
+                values.insert(":retry_at".into(), n(retry_at));
+                format!("{set}, lease_until = :retry_at")
+            }
+            _ => set,
+        };
         if let Outcome::Paused { .. } = outcome {
             // The attempt is given back — unless a redrive reset the count meanwhile: attempts
             // never go below zero.
@@ -386,7 +400,7 @@ impl JobLedger for DynamoJobs {
             let gave_back = self
                 .update(
                     job_id,
-                    &format!("{set}, attempts = attempts - :one REMOVE lease_until"),
+                    &format!("{set}, attempts = attempts - :one"),
                     Some(&format!("{guard} AND attempts >= :one")),
                     giving_back,
                     "finishing a job",
@@ -398,10 +412,10 @@ impl JobLedger for DynamoJobs {
             }
         }
         // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
-        let set = if matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
-            set
-        } else {
+        let set = if let Outcome::Sent { .. } = outcome {
             format!("{set} REMOVE lease_until")
+        } else {
+            set
         };
         let written = self
             .update(job_id, &set, Some(guard), values, "finishing a job")

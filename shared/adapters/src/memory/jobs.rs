@@ -46,6 +46,11 @@ impl JobLedger for MemoryJobs {
             .entry(job.job_id.clone())
             .or_insert_with(|| new_record(job, JobStatus::Queued, now));
         match (record.status, record.lease_until) {
+            (JobStatus::Retrying, Some(retry_at)) if retry_at > now => {
+                return Ok(Claim::Busy {
+                    lease_until: retry_at,
+                });
+            }
             (JobStatus::Queued | JobStatus::Retrying, _) => {}
             (JobStatus::Sending, Some(until)) if until >= now => {
                 return Ok(Claim::Busy { lease_until: until });
@@ -143,7 +148,7 @@ impl JobLedger for MemoryJobs {
 /// Writes `outcome` into `record` at `now` (its guard passed).
 fn record_outcome(record: &mut JobRecord, outcome: Outcome, now: i64) {
     // An unsent end keeps the lease until it runs out (see `JobLedger::finish`).
-    if !matches!(outcome, Outcome::Failed { .. } | Outcome::Dead { .. }) {
+    if let Outcome::Sent { .. } = outcome {
         record.lease_until = None;
     }
     record.updated_at = now;
@@ -153,13 +158,15 @@ fn record_outcome(record: &mut JobRecord, outcome: Outcome, now: i64) {
             record.status = JobStatus::Sent;
             record.ses_message_id = Some(ses_message_id);
         }
-        Outcome::Retrying { error } => {
+        Outcome::Retrying { error, retry_at } => {
             record.status = JobStatus::Retrying;
             record.last_error = Some(error);
+            record.lease_until = Some(retry_at);
         }
-        Outcome::Paused { error } => {
+        Outcome::Paused { error, retry_at } => {
             record.status = JobStatus::Retrying;
             record.last_error = Some(error);
+            record.lease_until = Some(retry_at);
             record.attempts = record.attempts.saturating_sub(1);
         }
         Outcome::Failed { reason } => {

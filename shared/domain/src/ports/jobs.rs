@@ -85,7 +85,8 @@ pub struct JobRecord {
     /// SES's message id once sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ses_message_id: Option<String>,
-    /// While `Sending`: until when the worker's lease holds (epoch seconds).
+    /// While `Sending`: until when the worker's lease holds (through that second); while
+    /// `Retrying`: its retry time, from which a copy of it may take it (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<i64>,
     /// Epoch seconds.
@@ -177,8 +178,8 @@ impl JobEvent {
                     ..Self::new(JobEventKind::Sent, at)
                 };
             }
-            Outcome::Retrying { error } => (JobEventKind::Retrying, error),
-            Outcome::Paused { error } => (JobEventKind::Paused, error),
+            Outcome::Retrying { error, .. } => (JobEventKind::Retrying, error),
+            Outcome::Paused { error, .. } => (JobEventKind::Paused, error),
             Outcome::Failed { reason } => (JobEventKind::Failed, reason),
             Outcome::Dead { reason } => (JobEventKind::Dead, reason),
         };
@@ -203,7 +204,8 @@ pub enum Claim {
     },
     /// Already in a terminal state (sent, failed or dead): acknowledge without sending.
     Finished(JobRecord),
-    /// Another worker holds the lease until `lease_until`.
+    /// Another worker holds the lease through `lease_until`, or the job is retrying and its
+    /// retry time is `lease_until`: a copy of it waits until then.
     Busy {
         /// Epoch seconds.
         lease_until: i64,
@@ -222,11 +224,17 @@ pub enum Outcome {
     Retrying {
         /// What went wrong.
         error: String,
+        /// When it is tried again (epoch seconds): the delay of the copy held for it. No copy
+        /// of the job takes it before — another copy (a duplicate delivery, a second send of
+        /// its producer, a copy held before) waits too, and does not spend an attempt early.
+        retry_at: i64,
     },
     /// Account-level failure (sending paused): retried later without using up an attempt.
     Paused {
         /// What went wrong.
         error: String,
+        /// When it is tried again, as for [`Outcome::Retrying`].
+        retry_at: i64,
     },
     /// Permanent failure.
     Failed {
@@ -253,8 +261,9 @@ pub trait JobLedger: Send + Sync {
     /// [`JobLedger::claim`] created).
     async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>>;
     /// Takes the send lease for `job` until `now + lease_seconds`, unless the job is finished
-    /// (`Finished` with its record) or another worker's lease still holds (`Busy`: a lease holds
-    /// through its `lease_until` second, and is taken over once `now` is past it). Counts the
+    /// (`Finished` with its record), another worker's lease still holds (`Busy`: a lease holds
+    /// through its `lease_until` second, and is taken over once `now` is past it) or it is
+    /// retrying and its retry time has not come (`Busy` until it: taken from `now` on it). Counts the
     /// attempt. A job without a record (from before the ledger, or expired) gets one, made from
     /// `job`.
     async fn claim(
@@ -266,8 +275,9 @@ pub trait JobLedger: Send + Sync {
     /// Records how the attempt ended and releases the lease; `NotFound` if the job has no
     /// record. `Failed` and `Dead` keep the lease until it runs out: the worker may still be
     /// writing the outcome again (its answer lost), and a requeue in between would be undone,
-    /// the job ended while its message is back on its lane. `Paused` gives the attempt back (it
-    /// does not count). Nothing undoes `Sent`:
+    /// the job ended while its message is back on its lane. `Retrying` and `Paused` keep it
+    /// from any copy until their `retry_at`; `Paused` gives the attempt back (it does not
+    /// count). Nothing undoes `Sent`:
     /// another outcome is refused with `Conflict(Sent)`; and a `Retrying` or `Paused` (a worker
     /// reporting late) does not reopen a `Failed` or `Dead` job: `Conflict(Ended)`.
     async fn finish(
