@@ -112,7 +112,8 @@ pub(crate) fn options() -> Array {
         .items(text_field(limits::OPTION_CHARS, TextRule::Required))
         .min_items(Some(limits::MIN_OPTIONS))
         .max_items(Some(limits::MAX_OPTIONS))
-        .description(Some("2 to 10 options"))
+        .unique_items(true)
+        .description(Some("2 to 10 options, no two alike once trimmed"))
         .build()
 }
 

@@ -358,6 +358,15 @@ impl QuestionFields {
             .iter()
             .map(|o| text(o, "options", limits::OPTION_CHARS, false))
             .collect::<Result<Vec<_>, _>>()?;
+        // Two options that read the same (once trimmed) would make a right answer marked wrong,
+        // with no regrading once the exam is published.
+        if options
+            .iter()
+            .enumerate()
+            .any(|(i, option)| options[..i].contains(option))
+        {
+            return Err(InvalidInput::new("options", "must differ from each other"));
+        }
         let correct_option = u8::try_from(correct_option)
             .ok()
             .filter(|i| usize::from(*i) < options.len())
@@ -985,6 +994,8 @@ mod tests {
         assert!(QuestionFields::parse("q", &two, 2, 5).is_err());
         assert!(QuestionFields::parse("q", &two, 0, 0).is_err());
         assert!(QuestionFields::parse("q", &["a".to_owned(), " ".to_owned()], 0, 1).is_err());
+        let same = ["4".to_owned(), "5".to_owned(), " 4 ".to_owned()];
+        assert!(QuestionFields::parse("2+2?", &same, 0, 1).is_err());
     }
 
     #[test]

@@ -1067,8 +1067,9 @@ async fn the_largest_exam_and_question_the_limits_allow_are_taken_however_writte
     );
     let (status, created) = send(&harness, &owner, "/exams", exam).await;
     assert_eq!(status, 201, "{created}");
+    // Each its own last character (options differ).
     let options: Vec<String> = (0..limits::MAX_OPTIONS)
-        .map(|_| format!("\"{}\"", escaped(limits::OPTION_CHARS)))
+        .map(|i| format!("\"{}\\ud83d\\ude0{i}\"", escaped(limits::OPTION_CHARS - 1)))
         .collect();
     let question = format!(
         r#"{{"text": "{}", "options": [{}], "correct_option": 0, "points": 1}}"#,
