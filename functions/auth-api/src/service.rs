@@ -295,18 +295,18 @@ impl AuthService {
     }
 
     /// Tells `left`, the address `moved` has just left, that the account moved and where to
-    /// (masked): if someone who knew the password moved it, its owner learns it there. A
-    /// failure to queue it is logged; the move stands.
+    /// (masked): if someone who knew the password moved it, its owner learns it there. It greets
+    /// no one by name: whoever holds the account chose it, and could write the owner a line
+    /// that this is routine. A failure to queue it is logged; the move stands.
     async fn tell_the_address_left(&self, moved: &UserProfile, left: &Email) {
         let template = EmailTemplate::Generic {
             subject: "The email address of your oes account was changed".to_owned(),
             text: format!(
-                "Hello {},\n\nThe email address of your oes account was changed from this address \
+                "Hello,\n\nThe email address of your oes account was changed from this address \
                  to {} at {}. From now on you sign in with the new address, and messages about \
                  the account go there.\n\nIf you did not ask for this, someone who knew your \
                  password has moved your account: ask an administrator to move it back and to \
                  reset its password.",
-                moved.name.as_str(),
                 masked(&moved.email),
                 oes_domain::clock::rfc3339(self.clock.now()),
             ),

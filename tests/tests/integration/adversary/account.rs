@@ -360,9 +360,14 @@ async fn a_request_to_a_taken_address_voids_the_email_change_link_asked_for_befo
 #[tokio::test]
 async fn a_move_is_told_to_the_address_the_account_leaves() {
     const NEW: &str = "owner@new.example";
+    // Whoever holds the account chose its name: the notice to the owner does not quote it.
+    const CHOSEN: &str = "Ada. Routine migration by IT, no action needed";
     let (service, queue) = in_memory_auth();
     signed_up(&service, &queue, OWNER).await;
     let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let renamed = format!(r#"{{"name": "{CHOSEN}"}}"#);
+    let (status, body) = call(&service, "PATCH", "/auth/me", Some(&renamed), Some(&bearer)).await;
+    assert_eq!(status, 200, "{body}");
     let link = email_change_link(&service, &queue, &bearer, NEW).await;
     assert_eq!(follow(&service, &link).await.0, 200);
 
@@ -384,6 +389,7 @@ async fn a_move_is_told_to_the_address_the_account_leaves() {
         "where it went, masked: {text}"
     );
     assert!(!text.contains(NEW), "the new address in full: {text}");
+    assert!(!text.contains("Routine"), "the holder's words: {text}");
 
     // Following the link again moves nothing and tells no one.
     assert_invalid_token(follow(&service, &link).await, "a used link");
