@@ -55,7 +55,9 @@ impl Renderer {
                      choose your password: ask to reset it (\"Forgot your password?\") and \
                      follow the link we send. If you did not sign up, ignore this email."
                 } else {
-                    "Welcome! Please confirm your email address to activate your account."
+                    "Welcome! Please confirm your email address to activate your account. If \
+                     you did not sign up, ignore this email: someone typed your address, and \
+                     whoever chose the account's password would sign in with it once confirmed."
                 },
                 "Confirm my email address",
                 "/auth/verify-email",
@@ -73,7 +75,8 @@ impl Renderer {
             ),
             EmailTemplate::EmailChange { name: _, token } => token_email(
                 None,
-                "Please confirm this address to make it the new email address of your account.",
+                "Please confirm this address to make it the new email address of your account. \
+                 If you did not ask for this, ignore this email: the account stays where it is.",
                 "Confirm my new address",
                 "/auth/verify-email",
                 token.expose(),
@@ -303,6 +306,29 @@ mod tests {
             second.text
         );
         assert!(!second.text.contains("Hello"), "{}", second.text);
+    }
+
+    /// Anyone can sign up with anyone's address and choose the password; an owner who
+    /// confirmed such a sign-up would give its author an account at their address. Each link
+    /// to an unproven address says to leave it alone if its reader did not ask for it.
+    #[test]
+    fn a_link_to_an_unproven_address_says_to_ignore_it_if_not_asked_for() {
+        let change = EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::EmailChange {
+                name: "Ada".into(),
+                token: Secret::new("t"),
+            },
+            0,
+        );
+        for (job, asked) in [
+            (verification("Ada", "t"), "If you did not sign up"),
+            (change, "If you did not ask"),
+        ] {
+            let email = Renderer::new("http://x").render(&job);
+            assert!(email.text.contains(asked), "{}", email.text);
+            assert!(email.text.contains("ignore this email"), "{}", email.text);
+        }
     }
 
     #[test]
