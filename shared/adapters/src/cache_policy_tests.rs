@@ -272,13 +272,23 @@ async fn a_hung_redis_costs_the_timeout_only_until_the_breaker_opens() {
     assert!(!policy.clear_all().await, "clear_all says it failed");
 }
 
-/// A cache that fails every call while `failing`, and otherwise is `inner`.
+/// A cache that fails every call while `failing`, its namespace version's reads while
+/// `version_failing`, and otherwise is `inner`.
+#[derive(Default)]
 struct Flaky {
     inner: Arc<MemoryCache>,
     failing: std::sync::atomic::AtomicBool,
+    version_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Flaky {
+    fn over(inner: Arc<MemoryCache>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            ..Self::default()
+        })
+    }
+
     fn check(&self) -> Result<(), CacheError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(CacheError {
@@ -321,6 +331,12 @@ impl Cache for Flaky {
     }
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {
         self.check()?;
+        if self.version_failing.load(Ordering::SeqCst) {
+            return Err(CacheError {
+                context: "test: the version's slot does not answer",
+                source: "timeout".into(),
+            });
+        }
         self.inner.counter(key).await
     }
     async fn increment(&self, key: &str) -> Result<u64, CacheError> {
@@ -338,10 +354,7 @@ impl Cache for Flaky {
 #[tokio::test]
 async fn a_write_invalidates_even_while_its_process_breaker_is_open() {
     let shared = Arc::new(MemoryCache::default());
-    let writer_cache = Arc::new(Flaky {
-        inner: shared.clone(),
-        failing: std::sync::atomic::AtomicBool::new(false),
-    });
+    let writer_cache = Flaky::over(shared.clone());
     let reader = policy_over(shared);
     let writer = policy_over(writer_cache.clone());
     let key = exam_key(&reader);
@@ -389,5 +402,62 @@ async fn a_write_just_after_a_clear_drops_what_a_process_still_reads_in_the_name
             .ok(),
         Some((Some(2), CacheStatus::Miss)),
         "the reader, still in the namespace before the clear, sees the write"
+    );
+}
+
+/// A write whose process cannot read the namespace version now (that key's slot, or Redis,
+/// not answering) drops what it changed where it last knew the namespace to be — perhaps not
+/// where readers are, after a clear — and says so: it reports the invalidation failed (for an
+/// operator's tool) and counts it. Before, it reported success.
+#[tokio::test]
+async fn a_write_that_cannot_read_the_namespace_version_says_its_invalidation_failed() {
+    let shared = Arc::new(MemoryCache::default());
+    let writer_cache = Flaky::over(shared.clone());
+    let writer = policy_over(writer_cache.clone());
+    let (reader, admin) = (policy_over(shared.clone()), policy_over(shared));
+    let key = exam_key(&reader);
+    let _ = writer
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    assert!(admin.clear_all().await);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    writer_cache.version_failing.store(true, Ordering::SeqCst);
+    assert!(
+        !writer.invalidate(std::slice::from_ref(&key)).await,
+        "the namespace readers use is not known"
+    );
+}
+
+/// A read whose process cannot read the namespace version now, and last read it two clears
+/// ago, goes to the store: the namespace it knew is one no write drops entries in any more
+/// (a write drops the current one and the one before). Before, it read there and served what
+/// was cached before the write.
+#[tokio::test]
+async fn a_read_that_cannot_read_the_namespace_version_goes_to_the_store() {
+    let shared = Arc::new(MemoryCache::default());
+    let reader_cache = Flaky::over(shared.clone());
+    let settings = CacheSettings {
+        version_refresh: Duration::ZERO,
+        ..CacheSettings::default()
+    };
+    let reader = CacheAside::new(reader_cache.clone(), CacheKeys::new("t"), settings);
+    let (writer, admin) = (policy_over(shared.clone()), policy_over(shared));
+    let key = exam_key(&reader);
+    let _ = reader
+        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
+        .await;
+    assert!(admin.clear_all().await);
+    assert!(admin.clear_all().await);
+    // The store is written, then the cache told.
+    writer.invalidate(std::slice::from_ref(&key)).await;
+    reader_cache.version_failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        reader
+            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
+            .await
+            .ok(),
+        Some((Some(2), CacheStatus::Bypass)),
     );
 }

@@ -201,17 +201,20 @@ impl CacheAside {
         }
         let used = self.0.namespace.last();
         let version_key = self.0.keys.version_key();
-        let current = match self
+        let (current, known) = match self
             .call_past_breaker(self.0.cache.counter(&version_key))
             .await
         {
             Ok(version) => {
                 self.0.namespace.set(version);
-                Some(version)
+                (Some(version), true)
             }
+            // Dropped where this process last knew the namespace to be, which a clear since may
+            // have left: readers may be elsewhere, so the invalidation is not said to be done.
+            // Each drop is counted as failed (`CacheErrors`).
             Err(failure) => {
-                failure.log(None, "read the namespace version");
-                used
+                tracing::error!(error = %failure, "cache invalidation unsure: the namespace version could not be read; what readers use may be stale until the TTL");
+                (used, false)
             }
         };
         // The namespace before the current one too: a process that has not refreshed its version
@@ -230,10 +233,12 @@ impl CacheAside {
             }
             return false;
         }
-        let calls = versions
-            .iter()
-            .flat_map(|version| keys.iter().map(|key| self.invalidate_one(key, *version)));
-        join_all(calls).await.into_iter().all(|dropped| dropped)
+        let calls = versions.iter().flat_map(|version| {
+            keys.iter()
+                .map(move |key| self.invalidate_one(key, *version, known))
+        });
+        let dropped = join_all(calls).await.into_iter().all(|dropped| dropped);
+        dropped && known
     }
 
     /// Drops every cached page of the published exam list, whatever its limit and cursor.
@@ -292,14 +297,16 @@ impl CacheAside {
         Some(self.0.keys.locate(key, version))
     }
 
-    async fn invalidate_one(&self, key: &CacheKey, version: u64) -> bool {
+    /// Drops `key` in namespace `version`; counted as failed unless Redis took it and the
+    /// namespace version was `known` (read for this invalidation).
+    async fn invalidate_one(&self, key: &CacheKey, version: u64, known: bool) -> bool {
         let kind = key.kind();
         let at = self.0.keys.locate(key, version);
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let ttl = jittered(self.0.settings.ttls.of(kind));
         let call = self.0.cache.invalidate(&at.key, &generation, ttl);
         let dropped = self.call_past_breaker(call).await;
-        written(kind.as_str(), dropped.is_ok());
+        written(kind.as_str(), dropped.is_ok() && known);
         if let Err(failure) = &dropped {
             tracing::error!(cache = %kind, key = %at.key, error = %failure, "cache invalidation failed; stale until the TTL");
         }
@@ -307,8 +314,8 @@ impl CacheAside {
     }
 
     /// The namespace version: the one read less than `version_refresh` ago, else read now (one
-    /// task reads, the others wait for it); if Redis does not answer, the last one read, and
-    /// `failed` is set.
+    /// task reads, the others wait for it); if Redis does not answer, `None` and `failed` set —
+    /// not the last one read: after two clears since, no write drops entries there any more.
     async fn version(&self, kind: CacheKind, failed: &mut bool) -> Option<u64> {
         if let Some(version) = self.0.namespace.fresh() {
             return Some(version);
@@ -326,7 +333,7 @@ impl CacheAside {
             Err(failure) => {
                 *failed = true;
                 failure.log(Some(kind), "read the namespace version");
-                self.0.namespace.last()
+                None
             }
         }
     }
