@@ -461,3 +461,49 @@ async fn a_read_that_cannot_read_the_namespace_version_goes_to_the_store() {
         Some((Some(2), CacheStatus::Bypass)),
     );
 }
+
+/// A fill is refused once the entry was invalidated since its first read, which the entry's
+/// generation stamp tells — and a "not found" fill shortens the stamp's life to the negative
+/// TTL. A load that took longer than that (a short `CacheTtlNegativeSeconds`, a slow store
+/// read) found the stamp gone and cached what it read before the delete, for the exam's TTL,
+/// though Redis had taken the delete's invalidation. Such a load is not cached.
+#[tokio::test(start_paused = true)]
+async fn a_load_that_outlasts_the_negative_ttl_is_not_cached_over_a_delete() {
+    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::default());
+    let settings = CacheSettings {
+        ttls: CacheTtls {
+            negative: Duration::from_secs(2),
+            ..CacheTtls::default()
+        },
+        ..CacheSettings::default()
+    };
+    let over =
+        |cache: &Arc<dyn Cache>| CacheAside::new(cache.clone(), CacheKeys::new("t"), settings);
+    let (slow, other) = (over(&shared), over(&shared));
+    let key = exam_key(&slow);
+    let read = slow
+        .get_or_load(&key, || async {
+            // Read from the store; meanwhile the item is deleted, its entry invalidated, and
+            // read as absent by another container.
+            other.invalidate(std::slice::from_ref(&key)).await;
+            let absent = other
+                .get_or_load(&key, || async { Ok::<_, Infallible>(None::<String>) })
+                .await;
+            assert_eq!(absent.ok(), Some((None, CacheStatus::Miss)));
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            Ok::<_, Infallible>(Some("before the delete".to_owned()))
+        })
+        .await;
+    assert_eq!(
+        read.ok(),
+        Some((Some("before the delete".to_owned()), CacheStatus::Miss))
+    );
+    let after = other
+        .get_or_load(&key, || async { Ok::<_, Infallible>(None::<String>) })
+        .await;
+    assert_eq!(
+        after.ok(),
+        Some((None, CacheStatus::Miss)),
+        "the delete stands"
+    );
+}

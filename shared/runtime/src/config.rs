@@ -268,9 +268,9 @@ pub struct CacheConfig {
     /// (54, and a longer one is cut to 54: see [`oes_domain::cache::PROFILE_TTL_MAX`]),
     /// `OES_CACHE_TTL_EXAM_RESULT_SECONDS` (7200), `OES_CACHE_TTL_USER_EXAMS_SECONDS`
     /// (1800), `OES_CACHE_TTL_EXAM_LIST_SECONDS` (1800), `OES_CACHE_TTL_NEGATIVE_SECONDS` (30,
-    /// absent items); and `OES_CACHE_TIMEOUT_MS` (default 200, 1 to 10,000): the longest one Redis
-    /// call may take before a read falls through to the store. The rest are the defaults of
-    /// [`CacheSettings`].
+    /// absent items; at least three times the timeout); and `OES_CACHE_TIMEOUT_MS` (default 200,
+    /// 1 to 10,000): the longest one Redis call may take before a read falls through to the
+    /// store. The rest are the defaults of [`CacheSettings`].
     pub settings: CacheSettings,
 }
 
@@ -318,17 +318,30 @@ impl CacheConfig {
             negative: ttl("OES_CACHE_TTL_NEGATIVE_SECONDS", defaults.ttls.negative)?,
         };
         let default_timeout = u64::try_from(defaults.timeout.as_millis()).unwrap_or(200);
+        let timeout = Duration::from_millis(env.within(
+            "OES_CACHE_TIMEOUT_MS",
+            default_timeout,
+            1..=MAX_CACHE_TIMEOUT_MS,
+        )?);
+        // A load is cached only if it ends well within the negative TTL (an invalidation's stamp
+        // may live no longer: `CacheAside`'s fill rule), less two calls' timeouts: a negative
+        // TTL within a few timeouts would leave nothing cached.
+        if ttls.negative < 3 * timeout {
+            return Err(ConfigError::Invalid {
+                name: "OES_CACHE_TTL_NEGATIVE_SECONDS",
+                reason: format!(
+                    "must be at least three times OES_CACHE_TIMEOUT_MS ({} ms)",
+                    timeout.as_millis()
+                ),
+            });
+        }
         Ok(Self {
             redis_url: env.optional("REDIS_URL").map(Secret::new),
             topology,
             prefix,
             settings: CacheSettings {
                 ttls,
-                timeout: Duration::from_millis(env.within(
-                    "OES_CACHE_TIMEOUT_MS",
-                    default_timeout,
-                    1..=MAX_CACHE_TIMEOUT_MS,
-                )?),
+                timeout,
                 ..defaults
             },
         })
@@ -905,5 +918,23 @@ mod tests {
             let error = ApiConfig::load(&env(&pairs)).expect_err(value);
             assert!(error.to_string().contains(name), "{name}={value}: {error}");
         }
+    }
+
+    /// A load is cached only if it ends well within the negative TTL, less two Redis calls'
+    /// timeouts: a negative TTL within a few timeouts would leave nothing cached.
+    #[test]
+    fn a_negative_ttl_within_three_cache_timeouts_is_refused() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.extend([
+            ("OES_CACHE_TTL_NEGATIVE_SECONDS", "1"),
+            ("OES_CACHE_TIMEOUT_MS", "400"),
+        ]);
+        let error = ApiConfig::load(&env(&pairs)).expect_err("refused");
+        assert!(
+            error.to_string().contains("OES_CACHE_TTL_NEGATIVE_SECONDS"),
+            "{error}"
+        );
+        pairs.push(("OES_CACHE_TIMEOUT_MS", "333"));
+        assert!(ApiConfig::load(&env(&pairs)).is_ok());
     }
 }

@@ -42,6 +42,8 @@ struct Inner {
 struct Read {
     failed: bool,
     seen: Option<String>,
+    /// When the read that saw `seen` answered.
+    missed_at: Instant,
 }
 
 /// Why a Redis call gave no answer.
@@ -150,6 +152,7 @@ impl CacheAside {
         if let Some(value) = decode(kind, lookup.value.as_deref()) {
             return Ok(hit(kind, value));
         }
+        let missed_at = Instant::now();
         match self.0.flights.join(&at.lock) {
             Role::Follower(follower) => {
                 let landed = follower.wait().await;
@@ -159,6 +162,7 @@ impl CacheAside {
                 let read = Read {
                     failed,
                     seen: lookup.generation,
+                    missed_at,
                 };
                 self.load_and_fill(kind, &at, read, load, None)
                     .await
@@ -179,7 +183,11 @@ impl CacheAside {
                     leader.land(&encoded);
                     return Ok(hit(kind, value));
                 }
-                let read = Read { failed, seen };
+                let read = Read {
+                    failed,
+                    seen,
+                    missed_at,
+                };
                 self.load_and_fill(kind, &at, read, load, Some(leader))
                     .await
                     .map(into_view)
@@ -420,6 +428,10 @@ impl CacheAside {
             return Ok((value, CacheStatus::Miss));
         };
         let ttls = &self.0.settings.ttls;
+        if !self.stamps_outlive(read.missed_at) {
+            tracing::debug!(cache = %kind, "not cached: the load took longer than an invalidation is sure to be remembered");
+            return Ok((value, CacheStatus::Miss));
+        }
         let fill = Fill {
             key: &at.key,
             field: &at.field,
@@ -446,6 +458,18 @@ impl CacheAside {
             Err(failure) => failure.log(Some(kind), "fill"),
         }
         Ok((value, CacheStatus::Miss))
+    }
+
+    /// Whether an invalidation made after the read that answered at `missed_at` is still
+    /// stamped on its entry when a fill started now reaches Redis. A fill learns of one from
+    /// its generation stamp, and a "not found" fill shortens the stamp's life to the negative
+    /// TTL (less its jitter): past that, the stamp may be gone, and the fill would land over the
+    /// write. Each call may take the timeout: the read may have been made that long before it
+    /// answered, and the fill arrive that long after it is sent.
+    fn stamps_outlive(&self, missed_at: Instant) -> bool {
+        let settings = &self.0.settings;
+        let remembered = settings.ttls.negative.mul_f64(0.9);
+        missed_at.elapsed() + 2 * settings.timeout < remembered
     }
 
     /// One Redis call through the breaker and the timeout (its caller counts the operation).
