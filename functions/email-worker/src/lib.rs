@@ -316,6 +316,17 @@ impl Worker {
                     .await;
                 self.hold(received, wait, None, Held::OnPurpose).await
             }
+            // The account's rate, not this message: the attempt is given back, the job held
+            // its backoff (the same one while the rate holds it back).
+            Err(MailError::Throttled(error)) => {
+                let wait = self.retry.backoff(attempt, (self.jitter)());
+                tracing::warn!(%error, attempt, retry_in_seconds = wait, "SES throttled the send; held, the attempt not counted");
+                metrics::incr(metrics::SENDING_THROTTLED, None);
+                let retry_at = self.retry_at(wait);
+                self.note(&job.job_id, Outcome::Paused { error, retry_at })
+                    .await;
+                self.hold(received, wait, None, Held::OnPurpose).await
+            }
             Err(MailError::AccountPaused(error)) => {
                 self.account_cannot_send(received, error, metrics::SENDING_PAUSED)
                     .await
@@ -1157,6 +1168,29 @@ mod tests {
             next = deliver(h, delivery).await;
         }
         deliveries
+    }
+
+    /// SES holding back the account's sending rate says nothing of the message: a job throttled
+    /// more often than it may be attempted waits its backoff each time, and is sent once the
+    /// rate lets it — not dead-lettered after its attempts, as a backlog bigger than the rate
+    /// allows did to jobs that never failed.
+    #[tokio::test]
+    async fn a_job_throttled_more_often_than_its_attempts_is_sent_once_the_rate_allows() {
+        let h = harness(ScriptedMailer::failing(
+            (0..5)
+                .map(|_| {
+                    MailError::Throttled(
+                        "TooManyRequestsException: Maximum sending rate exceeded".into(),
+                    )
+                })
+                .collect(),
+        ));
+        let job = job("ada@example.com").with_max_attempts(2).expect("valid");
+        let deliveries = follow_the_copies(&h, record("m", &job.encode(), 1)).await;
+        assert_eq!(deliveries, 6, "five throttled, then sent");
+        assert!(h.queue.dead_letters().is_empty());
+        assert_eq!(h.mailer.sent(), 1);
+        assert_eq!(status(&h, &job).await, (JobStatus::Sent, 1));
     }
 
     /// A job the ledger can never claim (a store that keeps refusing it, as DynamoDB refuses a

@@ -37,6 +37,9 @@ fn content(data: &str) -> Result<Content, MailError> {
 /// What SES says when the account's daily sending quota is spent, whatever the error's type.
 const DAILY_QUOTA_SPENT: &str = "Daily message quota exceeded";
 
+/// What SES says when the account's sending rate is exceeded, whatever the error's type.
+const RATE_EXCEEDED: &str = "Maximum sending rate exceeded";
+
 /// Sorts an SES error into permanent (this message will never go), transient (try later) and
 /// account-level (the account cannot send now: paused, or the daily quota is spent). The text
 /// kept is the error's code and message, not the whole SDK context (it ends up in job records
@@ -55,6 +58,13 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
     if text.contains(DAILY_QUOTA_SPENT) {
         return MailError::QuotaExceeded(text);
     }
+    let throttling = matches!(
+        err.meta().code(),
+        Some("Throttling" | "ThrottlingException")
+    );
+    if throttling || text.contains(RATE_EXCEEDED) {
+        return MailError::Throttled(text);
+    }
     match err {
         SendEmailError::MessageRejected(_)
         | SendEmailError::BadRequestException(_)
@@ -63,6 +73,7 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
         SendEmailError::AccountSuspendedException(_)
         | SendEmailError::SendingPausedException(_) => MailError::AccountPaused(text),
         SendEmailError::LimitExceededException(_) => MailError::QuotaExceeded(text),
+        SendEmailError::TooManyRequestsException(_) => MailError::Throttled(text),
         _ => MailError::Transient(text),
     }
 }
@@ -123,7 +134,7 @@ mod tests {
             SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().build());
         assert!(matches!(
             classify(service_error(throttled)),
-            MailError::Transient(_)
+            MailError::Throttled(_)
         ));
         let paused =
             SendEmailError::SendingPausedException(SendingPausedException::builder().build());
@@ -149,7 +160,9 @@ mod tests {
     /// SES answers a spent daily quota as a throttling error (AWS's SES guide, "Errors related
     /// to the sending quotas"), its message the one sign of it: classed by its type alone it was
     /// transient, each job spent its attempts against the quota and went to the dead-letter
-    /// queue, and the quota's alarm never sounded. A spent rate stays transient.
+    /// queue, and the quota's alarm never sounded. A spent rate is throttling: it spends no
+    /// attempt either (a backlog bigger than the rate allows used up the attempts of jobs that
+    /// never failed, ~21 minutes of throttling, and dead-lettered them).
     #[test]
     fn a_throttling_error_that_says_the_daily_quota_is_spent_is_the_quota() {
         let spent = |message: &str| {
@@ -171,7 +184,14 @@ mod tests {
         }
         for error in spent("Maximum sending rate exceeded.") {
             let class = classify(service_error(error));
-            assert!(matches!(class, MailError::Transient(_)), "{class:?}");
+            assert!(matches!(class, MailError::Throttled(_)), "{class:?}");
         }
+        let bare = SendEmailError::generic(
+            aws_sdk_sesv2::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .build(),
+        );
+        let class = classify(service_error(bare));
+        assert!(matches!(class, MailError::Throttled(_)), "{class:?}");
     }
 }

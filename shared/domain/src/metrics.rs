@@ -72,6 +72,9 @@ pub const EMAILS_FAILED: Metric = count("EmailsFailed");
 pub const EMAILS_DEAD: Metric = count("EmailsDead");
 /// A redelivery of a job that was already finished, acknowledged without sending.
 pub const EMAILS_DUPLICATE: Metric = count("EmailsDuplicate");
+/// SES refused a send for the account's sending rate; the job waits its backoff, the attempt
+/// not counted.
+pub const SENDING_THROTTLED: Metric = count("SendingThrottled");
 /// SES said the account cannot send (sending paused, account suspended).
 pub const SENDING_PAUSED: Metric = count("SendingPaused");
 /// SES said the account's daily sending quota is spent.
@@ -123,6 +126,7 @@ pub const ALL: &[Metric] = &[
     EMAILS_FAILED,
     EMAILS_DEAD,
     EMAILS_DUPLICATE,
+    SENDING_THROTTLED,
     SENDING_PAUSED,
     QUOTA_EXCEEDED,
     EMAILS_HELD,

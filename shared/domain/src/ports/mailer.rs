@@ -8,9 +8,14 @@ pub enum MailError {
     /// This message will never be accepted (rejected content, unverified sender, bad address).
     #[error("permanent send failure: {0}")]
     Permanent(String),
-    /// Worth trying again later (throttling, timeouts, 5xx).
+    /// Worth trying again later (timeouts, 5xx, network).
     #[error("transient send failure: {0}")]
     Transient(String),
+    /// The account's sending rate is exceeded: nothing is wrong with this message; try again
+    /// after a backoff, without spending an attempt (a backlog bigger than the rate allows
+    /// would otherwise use up the attempts of jobs that never failed).
+    #[error("sending rate exceeded: {0}")]
+    Throttled(String),
     /// The whole account cannot send (sending paused, account suspended): nothing is wrong with
     /// this message; wait long, and alarm.
     #[error("account-level send failure: {0}")]
