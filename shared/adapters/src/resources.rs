@@ -94,7 +94,7 @@ pub struct QueueDef {
 /// The email worker's Lambda timeout in seconds (`template.yaml`): longer than a batch at its
 /// worst, every AWS call at its [`AwsTimeouts`](crate::aws::AwsTimeouts) bound (checked by
 /// `tests/tests/integration/timeout_chain.rs`); the lanes' visibility timeout is 6 × this.
-pub const WORKER_TIMEOUT_SECONDS: u32 = 120;
+pub const WORKER_TIMEOUT_SECONDS: u32 = 130;
 
 /// A lane: redriven to the DLQ after 5 receives, messages kept 4 days.
 const fn lane(logical_id: &'static str, suffix: &'static str) -> QueueDef {

@@ -509,12 +509,12 @@ impl WorkerConfig {
 }
 
 /// The shortest send lease `OES_SEND_LEASE_SECONDS` takes: longer than a claim, a send and the
-/// writes recording its outcome can take at worst, every call running into its timeout (31.2 s,
+/// writes recording its outcome can take at worst, every call running into its timeout (36.2 s,
 /// `tests/tests/integration/timeout_chain.rs`), so a slow send never lets a second worker send
 /// the job again.
 pub const MIN_LEASE_SECONDS: u32 = 40;
 
-/// The longest: shorter than the lanes' visibility timeout (720 s).
+/// The longest: shorter than the lanes' visibility timeout (780 s).
 pub const MAX_LEASE_SECONDS: u32 = 600;
 
 /// `OES_PUBLIC_BASE_URL`: where the links in emails point. An absolute `http(s)` URL with a

@@ -3,7 +3,7 @@
 //!
 //! [`contract!`] turns each body into `in_memory::<body>` (the twin, under Tokio's paused clock,
 //! so waits cost nothing) and `on_sqs::<body>` (fresh queues in moto, provisioned from the same
-//! definitions as `template.yaml`: visibility timeout 720 s, `maxReceiveCount` 5). Waits on moto
+//! definitions as `template.yaml`: visibility timeout 780 s, `maxReceiveCount` 5). Waits on moto
 //! are real and kept to about two seconds, so a slow emulator
 //! does not pass a timeout before the test looks (SQS timeouts count in whole seconds).
 //!
@@ -160,7 +160,7 @@ async fn without_a_visibility_the_queues_own_timeout_hides_a_received_message(
         .expect("send");
     let got = receive_within(queues, QueueName::Priority, None, Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1);
-    // The lanes' timeout is 720 s (6 × the worker's): still hidden well after a second.
+    // The lanes' timeout is 780 s (6 × the worker's): still hidden well after a second.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(receive(queues, QueueName::Priority, None).await.is_empty());
     assert_eq!(counts(queues, QueueName::Priority).await, (0, 1, 0));

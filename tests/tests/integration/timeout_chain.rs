@@ -30,10 +30,16 @@ fn outcome_writes() -> u32 {
 fn outcome_pauses() -> Duration {
     RECORD_TRIES.iter().sum()
 }
-/// SQS calls after the send at worst: a hold (the job put back on its queue, delayed) and, if
-/// that fails, hiding the delivery instead (a visibility change). A move to the dead-letter
-/// queue is one call as well, followed by the outcome writes counted above.
-const SQS_CALLS: u32 = 2;
+/// SQS calls after the send at worst: a hold (the job put back on its queue, delayed); if that
+/// fails and it carries a receipt (SES accepted, the `sent` record could not be written), the
+/// receipt set aside on the dead-letter queue; if that fails too, hiding the delivery instead
+/// (a visibility change). A move to the dead-letter queue is one call as well, followed by the
+/// outcome writes counted above.
+const SQS_CALLS: u32 = 3;
+
+/// DynamoDB calls of a claim at worst: the claim, and cutting back a history grown past its
+/// limit (`DynamoJobs::trim_history`, after the claim answered).
+const CLAIM_CALLS: u32 = 2;
 
 /// The worker's configuration as a plain deploy of the template loads it: the variables the
 /// template sets for it, a `!Ref` to a parameter read as that parameter's default.
@@ -97,7 +103,7 @@ fn batch_size(template: &Yaml) -> u32 {
 /// From the claim to the recorded outcome at worst, each call running into its operation
 /// timeout: the claim, the send, the outcome writes and the pauses between them.
 fn claim_to_outcome(t: &AwsTimeouts) -> Duration {
-    t.dynamodb_operation
+    t.dynamodb_operation * CLAIM_CALLS
         + t.ses_operation
         + t.dynamodb_operation * outcome_writes()
         + outcome_pauses()
@@ -122,7 +128,7 @@ fn the_send_lease_outlasts_a_claim_a_send_and_recording_its_outcome() {
     let held = claim_to_outcome(&t);
     assert!(
         lease > held,
-        "the shortest send lease ({lease:?}) must outlast the claim (DynamoDB {:?}) + the SES send ({:?}) \
+        "the shortest send lease ({lease:?}) must outlast the claim ({CLAIM_CALLS} × DynamoDB {:?}) + the SES send ({:?}) \
          + {} outcome writes (DynamoDB {:?} each) + {:?} of pauses = \
          {held:?}, or a slow send lets a second worker send the job again",
         t.dynamodb_operation,
@@ -148,7 +154,7 @@ fn the_worker_lambda_outlasts_a_whole_batch_at_its_worst() {
         timeout > worst,
         "EmailWorkerFunction's Timeout ({timeout:?}) must outlast a batch at its worst: \
          BatchSize {batch} at OES_WORKER_CONCURRENCY {concurrency} = {rounds} rounds of one record \
-         ({record:?}: claim {:?} + SES {:?} + {} × {:?} + {:?} + \
+         ({record:?}: claim {CLAIM_CALLS} × {:?} + SES {:?} + {} × {:?} + {:?} + \
          {SQS_CALLS} × SQS {:?}) = {worst:?}; otherwise one hung call fails the whole batch",
         t.dynamodb_operation,
         t.ses_operation,
