@@ -603,12 +603,16 @@ impl ExamService {
         };
         if attempt.user_id != caller.id {
             let (exam, _) = self.cached_exam(&attempt.exam_id).await?;
-            let owner_or_admin = match exam {
-                Some(exam) => access::manages(caller, &exam),
+            let owner_or_admin = match &exam {
+                Some(exam) => access::manages(caller, exam),
                 None => caller.role == oes_domain::user::Role::Admin,
             };
             if !owner_or_admin {
                 return Err(ExamError::NotFound);
+            }
+            let mut attempt = attempt;
+            if let Some(exam) = &exam {
+                at_the_close_as_it_is(&mut attempt.review, exam);
             }
             // Who manages the exam sees everything once it is submitted.
             let marks = attempt.result.is_some().then(|| attempt.marks());
@@ -691,11 +695,11 @@ impl ExamService {
         review: &mut AttemptReview,
         exam: &ExamId,
     ) -> Result<(), ExamError> {
-        let Some(from) = review.from else {
+        if review.from.is_none() {
             return Ok(());
-        };
+        }
         if let (Some(exam), _) = self.cached_exam(exam).await? {
-            review.from = Some(exam.rules.closes_at.unwrap_or(from));
+            at_the_close_as_it_is(review, &exam);
         }
         Ok(())
     }
@@ -1071,5 +1075,15 @@ impl ExamService {
             job_id: job_id.to_owned(),
             ..self.result_email(student, attempt, result, review)
         }))
+    }
+}
+
+/// A review "from the close" moved to `exam`'s close as it is now (its owner may have moved
+/// it since the attempt started); other reviews left as they are.
+fn at_the_close_as_it_is(review: &mut AttemptReview, exam: &Exam) {
+    if review.from.is_some()
+        && let Some(close) = exam.rules.closes_at
+    {
+        review.from = Some(close);
     }
 }

@@ -188,7 +188,8 @@ pub fn result(result: &AttemptResult) -> ResultView {
 pub struct ReviewView {
     /// What the review shows.
     pub shows: ReviewShows,
-    /// RFC 3339: from when it shows; `null`: from submission.
+    /// RFC 3339: from when it shows; `null`: from submission. Once submitted, a review from the
+    /// close names the exam's close as it is now; while under way, the close of its start.
     pub from: Option<String>,
 }
 

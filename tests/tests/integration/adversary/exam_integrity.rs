@@ -1720,6 +1720,24 @@ async fn close_in(h: &ExamHarness, owner: &Caller, exam: &str, seconds: i64) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// After the owner moves the close later, the owner's view of a submitted attempt names the
+/// same moment its student's does for the review: the close as it is now. Before, the owner
+/// read the close the attempt started with — and could tell the class the wrong time.
+#[tokio::test]
+async fn the_owner_reads_when_a_review_from_the_close_comes_as_its_student_does() {
+    let (h, owner, student, exam, attempt) = submitted_before_a_close_in_an_hour().await;
+    close_in(&h, &owner, &exam, 3 * 3600).await;
+    let path = format!("/attempts/{attempt}");
+    let (_, students) = h.call("GET", &path, None, &student).await;
+    let (_, owners) = h.call("GET", &path, None, &owner).await;
+    let (_, outline) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+    assert_eq!(
+        students["review"]["from"], outline["closes_at"],
+        "{students}"
+    );
+    assert_eq!(owners["review"]["from"], outline["closes_at"], "{owners}");
+}
+
 /// The owner closes the exam sooner (no attempt runs past the new close: the guard sees to
 /// it). "From the close" is the close as it is now in that direction too: the review came at
 /// the close the attempt started with, after the exam had closed for everyone, while a student
