@@ -49,8 +49,9 @@ pub struct ResetDone {
 /// A signed-in session.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AccessToken {
-    /// The JWT.
-    pub access_token: String,
+    /// The JWT. Never printed.
+    #[schema(value_type = String)]
+    pub access_token: Secret,
     /// Always `Bearer`.
     #[schema(value_type = String)]
     pub token_type: &'static str,
@@ -430,7 +431,7 @@ impl AuthService {
         let now = self.clock.now();
         let device_token = self.device_token(&user, device.as_ref(), now)?;
         Ok(AccessToken {
-            access_token: self.sessions.jwt().issue(&user, now)?,
+            access_token: Secret::new(self.sessions.jwt().issue(&user, now)?),
             token_type: "Bearer",
             expires_in: self.sessions.jwt().ttl_seconds(),
             device_token,
@@ -805,4 +806,24 @@ fn answered_as_without_account(sent: Result<(), AuthError>) -> Result<(), AuthEr
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session answered to a client prints neither of its tokens (a `?session` in a log line
+    /// would have printed the JWT).
+    #[test]
+    fn a_sessions_debug_shows_neither_token() {
+        let session = AccessToken {
+            access_token: Secret::new("eyJhbGciOiJIUzI1NiJ9.e30.c2ln"),
+            token_type: "Bearer",
+            expires_in: 900,
+            device_token: Secret::new("device-s3cr3t"),
+        };
+        let printed = format!("{session:?}");
+        assert!(!printed.contains("eyJ"), "{printed}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
 }

@@ -238,8 +238,8 @@ pub enum UserStatus {
     Active,
 }
 
-/// An account as stored, including its password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An account as stored, including its password hash (which `Debug` does not show).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Stable id.
     pub id: UserId,
@@ -265,6 +265,23 @@ pub struct User {
     pub created_at: i64,
     /// Epoch seconds.
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"[redacted]")
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("token_version", &self.token_version)
+            .field("email_version", &self.email_version)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 impl User {
@@ -368,6 +385,25 @@ mod tests {
         user.status = UserStatus::Active;
         assert_eq!(user.expires_at(), None);
         assert!(!user.is_expired(i64::MAX));
+    }
+
+    #[test]
+    fn an_accounts_debug_shows_no_password_hash() {
+        let user = User {
+            id: UserId::generate(),
+            email: Email::parse("ada@example.com").expect("valid"),
+            name: DisplayName::parse("Ada").expect("valid"),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            role: Role::Student,
+            status: UserStatus::Active,
+            token_version: 0,
+            email_version: 0,
+            created_at: 1_000,
+            updated_at: 1_000,
+        };
+        let printed = format!("{user:?}");
+        assert!(!printed.contains("argon2id"), "{printed}");
+        assert!(printed.contains("ada@example.com"), "{printed}");
     }
 
     #[test]
