@@ -99,7 +99,9 @@ impl From<AttemptConflict> for ExamError {
             AttemptConflict::NotSubmitted => {
                 Self::conflict("not_submitted", "this attempt has not been submitted yet")
             }
-            AttemptConflict::ConcurrentUpdate | AttemptConflict::AnswersChanged => Self::conflict(
+            AttemptConflict::ConcurrentUpdate
+            | AttemptConflict::AnswersChanged
+            | AttemptConflict::ExamChanged => Self::conflict(
                 "concurrent_update",
                 "the attempt changed while this request was handled; read it again and retry",
             ),

@@ -144,6 +144,10 @@ pub use oes_runtime::http::paging::MAX_PAGE;
 /// and its write, before it answers 409 `concurrent_update`.
 const REGRADES: usize = 3;
 
+/// How often a start reads the exam again when it changed between the read and the attempt's
+/// write; then 409 `concurrent_update`.
+const START_TRIES: usize = 3;
+
 /// The result email job recorded for an attempt closed at its deadline after its student's
 /// account was deleted: no email is queued for it.
 pub const NO_RECIPIENT: &str = "none";
@@ -484,26 +488,34 @@ impl ExamService {
         exam_id: &ExamId,
     ) -> Result<AttemptView, ExamError> {
         access::may_take_exams(caller)?;
-        let exam = access::visible(caller, self.exams.get_exam(exam_id).await?)?;
-        let now = self.clock.now();
-        access::open_for_attempts(&exam, now)?;
-        let questions = self.exams.list_questions(exam_id).await?;
-        let attempt = Attempt::start(&exam, &questions, caller.id.clone(), now);
-        let created = self
-            .attempts
-            .create_attempt(&attempt, exam.rules.max_attempts)
-            .await;
-        self.cache
-            .invalidate(&[self.cache.keys().user_exams(&caller.id)])
-            .await;
-        created?;
-        tracing::info!(attempt_id = %attempt.id, "attempt started");
-        let paper = questions.iter().map(Question::for_student).collect();
-        Ok(AttemptView {
-            attempt,
-            paper: Some(paper),
-            marks: None,
-        })
+        // The attempt is written on condition that the exam is as read here: changed since,
+        // it is read again, and the attempt started from it as it is.
+        for _ in 0..START_TRIES {
+            let exam = access::visible(caller, self.exams.get_exam(exam_id).await?)?;
+            let now = self.clock.now();
+            access::open_for_attempts(&exam, now)?;
+            let questions = self.exams.list_questions(exam_id).await?;
+            let attempt = Attempt::start(&exam, &questions, caller.id.clone(), now);
+            let created = self
+                .attempts
+                .create_attempt(&attempt, exam.rules.max_attempts)
+                .await;
+            self.cache
+                .invalidate(&[self.cache.keys().user_exams(&caller.id)])
+                .await;
+            match created {
+                Err(StoreError::Conflict(AttemptConflict::ExamChanged)) => continue,
+                created => created?,
+            }
+            tracing::info!(attempt_id = %attempt.id, "attempt started");
+            let paper = questions.iter().map(Question::for_student).collect();
+            return Ok(AttemptView {
+                attempt,
+                paper: Some(paper),
+                marks: None,
+            });
+        }
+        Err(AttemptConflict::ExamChanged.into())
     }
 
     /// Replaces the saved answers of the caller's open attempt.

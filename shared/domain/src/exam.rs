@@ -588,6 +588,11 @@ pub struct Attempt {
     /// What it shows its student once finished, and from when (the exam's, at the start).
     #[serde(default)]
     pub review: AttemptReview,
+    /// The version of the exam it was started under: its creation is on condition that the
+    /// exam is still at it (the limit, the review and the paper it was started with are the
+    /// exam's as it is). Absent from attempts stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exam_version: Option<u64>,
 }
 
 impl Attempt {
@@ -615,6 +620,7 @@ impl Attempt {
             result: None,
             result_email_job: None,
             review: exam.rules.attempt_review(),
+            exam_version: Some(exam.version),
         }
     }
 

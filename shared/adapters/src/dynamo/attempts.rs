@@ -241,15 +241,21 @@ impl AttemptStore for DynamoAttempts {
                 .expression_attribute_values(":id", s(attempt.id.as_str()))
                 .expression_attribute_values(":deadline", n(attempt.deadline))
                 .expression_attribute_values(":now", n(attempt.started_at));
+            // Its exam still there and published (`published_at` is set by the publish and
+            // never removed): a delete since the start read it leaves no attempt behind. And at
+            // the version the attempt was started from: a change since (a lower limit, a review
+            // from the close) is not missed.
+            let exam_check = match attempt.exam_version {
+                Some(version) => Some((
+                    "attribute_exists(published_at) AND version = :v",
+                    Item::from([(":v".to_owned(), n(version))]),
+                )),
+                None => only("attribute_exists(published_at)"),
+            };
             let mut items = vec![
                 self.table.put(item, only("attribute_not_exists(pk)"))?,
                 self.table.update(record)?,
-                // Its exam still there and published (`published_at` is set by the publish and
-                // never removed): a delete since the start read it leaves no attempt behind.
-                self.table.check(
-                    exam_key(&attempt.exam_id),
-                    only("attribute_exists(published_at)"),
-                )?,
+                self.table.check(exam_key(&attempt.exam_id), exam_check)?,
             ];
             items.extend(self.summary_puts(attempt)?);
             let due = to_item(
@@ -289,8 +295,17 @@ impl AttemptStore for DynamoAttempts {
                 .table
                 .read(exam_key(&attempt.exam_id), "reading an attempt's exam")
                 .await?;
-            if !exam.is_some_and(|item| item.exam.is_published()) {
+            let Some(exam) = exam
+                .map(|item| item.exam)
+                .filter(|exam| exam.is_published())
+            else {
                 return Err(StoreError::NotFound);
+            };
+            if attempt
+                .exam_version
+                .is_some_and(|started| started != exam.version)
+            {
+                return Err(StoreError::Conflict(AttemptConflict::ExamChanged));
             }
         }
         Err(StoreError::Conflict(AttemptConflict::ConcurrentUpdate))

@@ -70,9 +70,15 @@ impl AttemptStore for MemoryAttempts {
             Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
             None => {}
         }
-        // Deleted (or never published) since the start read it.
-        if !self.2.is_published(&attempt.exam_id) {
+        // Deleted (or never published) since the start read it, or changed.
+        let Some(version) = self.2.published_version(&attempt.exam_id) else {
             return Err(StoreError::NotFound);
+        };
+        if attempt
+            .exam_version
+            .is_some_and(|started| started != version)
+        {
+            return Err(StoreError::Conflict(AttemptConflict::ExamChanged));
         }
         let theirs: Vec<&Attempt> = attempts
             .values()

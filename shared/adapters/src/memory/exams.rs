@@ -28,10 +28,15 @@ struct ExamsInner {
 pub struct MemoryExams(Mutex<ExamsInner>);
 
 impl MemoryExams {
-    /// Whether exam `id` is stored and published: what an attempt's creation is conditioned on
-    /// ([`super::MemoryAttempts`], as the DynamoDB adapter's condition check on the exam).
-    pub fn is_published(&self, id: &ExamId) -> bool {
-        lock(&self.0).exams.get(id).is_some_and(Exam::is_published)
+    /// The version of exam `id` if it is stored and published: what an attempt's creation is
+    /// conditioned on ([`super::MemoryAttempts`], as the DynamoDB adapter's condition check on
+    /// the exam).
+    pub fn published_version(&self, id: &ExamId) -> Option<u64> {
+        lock(&self.0)
+            .exams
+            .get(id)
+            .filter(|exam| exam.is_published())
+            .map(|exam| exam.version)
     }
 }
 

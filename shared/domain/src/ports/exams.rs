@@ -46,6 +46,9 @@ conflicts! {
         NotSubmitted => "not_submitted",
         /// Another write to the same items won a race (a cancelled transaction).
         ConcurrentUpdate => "concurrent_update",
+        /// The exam changed since the attempt was started from it
+        /// ([`crate::exam::Attempt::exam_version`]): start again from the exam as it is.
+        ExamChanged => "exam_changed",
     }
 }
 
@@ -150,7 +153,8 @@ pub trait AttemptStore: Send + Sync {
     /// (a retried write that had landed). One conditional write: of concurrent creates for one
     /// student and exam, only those within both limits succeed. `NotFound` if its exam is not
     /// there or not published, in the same write: an exam deleted after the start read it
-    /// leaves no attempt behind.
+    /// leaves no attempt behind; `ExamChanged` if the exam is no longer at the attempt's
+    /// `exam_version` (when it names one), in the same write too.
     async fn create_attempt(
         &self,
         attempt: &Attempt,

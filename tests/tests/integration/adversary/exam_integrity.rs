@@ -488,6 +488,7 @@ on_both!(
     the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_lost_unheard,
     the_sweep_losing_its_claim_to_a_second_submit_whose_send_is_refused,
     a_start_racing_the_exams_delete,
+    a_start_racing_a_lower_attempt_limit,
 );
 
 /// exam-api and the sweeper over adapters whose attempts, result emails' lane and job ledger
@@ -1126,6 +1127,38 @@ async fn a_start_racing_the_exams_delete(f: Faulty) {
     assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
     let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
     assert_eq!(mine["attempts"].as_array().map(Vec::len), Some(0), "{mine}");
+}
+
+/// A student's second start reads the exam (two attempts allowed); before it writes its
+/// attempt, the owner lowers the limit to one. The start wrote it all the same, under the limit
+/// it had read: two attempts where one is allowed (and a review switched to "from the close"
+/// meanwhile would have been missed the same way). The attempt's write is now on condition
+/// that its exam is as the start read it; a change since makes the start read it again.
+async fn a_start_racing_a_lower_attempt_limit(f: Faulty) {
+    let h = &f.h;
+    let owner = h.sign_in(Role::Instructor).await;
+    let student = h.sign_in(Role::Student).await;
+    let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
+    let limit = |n: u32| json!({ "max_attempts": n });
+    let path = format!("/exams/{exam}");
+    let (status, body) = h.call("PATCH", &path, Some(&limit(2)), &owner).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, first) = start(h, &exam, &student).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, body) = submit(h, &id_of(&first, "attempt_id"), &student).await;
+    assert_eq!(status, 200, "{body}");
+
+    let create = f.faults.hold_next_create();
+    let started = start(h, &exam, &student);
+    let lowered = async {
+        create.written.notified().await;
+        let answer = h.call("PATCH", &path, Some(&limit(1)), &owner).await;
+        create.resume.notify_one();
+        answer
+    };
+    let ((status, body), (lowered, patched)) = tokio::join!(started, lowered);
+    assert_eq!(lowered, 200, "{patched}");
+    assert_eq!((status, code(&body)), (409, "attempts_exhausted"), "{body}");
 }
 
 /// The body of the two tests above: `fault` on for the second submit's send, which answers
