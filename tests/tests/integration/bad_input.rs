@@ -294,3 +294,27 @@ async fn unknown_routes_and_methods_get_json_errors() {
         "GET login",
     );
 }
+
+/// A dot segment in a path is an id like any other text, not a step up: lambda_http builds its
+/// URI with the `url` crate, which removes dot segments (`%2e%2e` too), so a request the gateway
+/// routed as `DELETE /exams/{exam_id}/questions/{question_id}` reached exam-api as
+/// `DELETE /exams/{exam_id}` — and deleted the exam. The functions route on the path as API
+/// Gateway sent it.
+#[tokio::test]
+async fn a_dot_segment_in_a_path_is_no_step_up() {
+    use oes_domain::user::Role;
+    let h = oes_tests::exams::ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, false).await;
+    for dots in ["..", "%2e%2e", ".%2E", "."] {
+        let path = format!("/exams/{exam}/questions/{dots}");
+        let answer = h.call("DELETE", &path, None, &owner).await;
+        assert_error(&answer, 404, "not_found", &path);
+        let patched = json!({ "title": "renamed" });
+        let answer = h.call("PATCH", &path, Some(&patched), &owner).await;
+        assert_error(&answer, 404, "not_found", &path);
+    }
+    let (status, outline) = h.call("GET", &format!("/exams/{exam}"), None, &owner).await;
+    assert_eq!(status, 200, "{outline}");
+    assert_eq!(outline["title"], "Rust basics", "{outline}");
+}

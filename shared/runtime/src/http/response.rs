@@ -87,14 +87,26 @@ pub fn client_ip(request: &Request) -> &str {
     }
 }
 
-/// The request's path as the routes match it: a trailing `/` dropped (`/exams/` is `/exams`),
-/// `/` kept.
+/// The request's path as the routes match it: as API Gateway sent it (`rawPath`), a trailing
+/// `/` dropped (`/exams/` is `/exams`), `/` kept. Not the URI's path: lambda_http builds the URI
+/// with the `url` crate, which removes dot segments (`%2e%2e` too), so
+/// `DELETE /exams/{id}/questions/..`, which the gateway routes as a question's delete, read as
+/// `DELETE /exams/{id}` — the exam's.
 pub fn route_path(request: &Request) -> &str {
-    let path = request.uri().path();
+    let path = sent_path(request);
     if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
         path
+    }
+}
+
+/// The request's path as API Gateway sent it (the URI's, for a request built without its
+/// event).
+fn sent_path(request: &Request) -> &str {
+    match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
     }
 }
 
@@ -128,7 +140,7 @@ pub fn finish(
     let response = result.unwrap_or_else(ApiError::into_response);
     log_request(
         request.method(),
-        request.uri().path(),
+        sent_path(request),
         response.status(),
         started,
     );
