@@ -1881,3 +1881,80 @@ fn the_role_guard_refuses_what_the_template_does_not_grant() {
         );
     }
 }
+
+/// The `Rules` section uses only what CloudFormation evaluates there: its rule functions
+/// (`Fn::And`, `Fn::Contains`, `Fn::EachMemberEquals`, `Fn::EachMemberIn`, `Fn::Equals`,
+/// `Fn::If`, `Fn::Not`, `Fn::Or`, `Fn::RefAll`, `Fn::ValueOf`, `Fn::ValueOfAll`) and `Ref`.
+/// cfn-lint looks only at an assertion's outermost function, so a `!Join` inside one passed it
+/// and `sam validate`, to be refused by CloudFormation itself.
+#[test]
+fn the_rules_use_only_rule_functions() {
+    const RULE_FUNCTIONS: [&str; 12] = [
+        "And",
+        "Contains",
+        "EachMemberEquals",
+        "EachMemberIn",
+        "Equals",
+        "If",
+        "Not",
+        "Or",
+        "RefAll",
+        "ValueOf",
+        "ValueOfAll",
+        "Ref",
+    ];
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    let rules: String = text
+        .lines()
+        .skip_while(|line| *line != "Rules:")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' ') || line.starts_with('#'))
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(rules.contains("Assert"), "a Rules section");
+    let used: BTreeSet<&str> = rules
+        .split(|c: char| c.is_whitespace() || "[],{}\"".contains(c))
+        .filter_map(|word| {
+            word.strip_prefix('!')
+                .or_else(|| word.strip_prefix("Fn::"))
+                .map(|name| name.trim_end_matches(':'))
+        })
+        .collect();
+    let others: Vec<&str> = used
+        .iter()
+        .copied()
+        .filter(|name| !RULE_FUNCTIONS.contains(name))
+        .collect();
+    assert!(others.is_empty(), "not rule functions: {others:?}");
+}
+
+/// `sam deploy --guided` asks for a `NoEcho` parameter with no default and asks again while the
+/// answer is empty, so `RedisUrl` (hidden: it may carry the cache's password) could not be left
+/// empty, and a `CacheMode=none` or `serverless` deploy could not be finished as the README
+/// says. It takes `none`, which nothing reads as a URL: the functions get `RedisUrl` only with
+/// `CacheMode=existing`, whose rule refuses `none` as it refuses empty.
+#[test]
+fn a_guided_deploy_can_answer_none_for_the_hidden_cache_url() {
+    let template = template();
+    let parameter = &template["Parameters"]["RedisUrl"];
+    let pattern = regex_lite::Regex::new(&text(&parameter["AllowedPattern"])).expect("a regex");
+    assert!(pattern.is_match("none"), "the pattern refuses none");
+    let existing = &template["Rules"]["ExistingCacheNeedsAUrl"]["Assertions"];
+    let refused: Vec<String> = existing
+        .as_vec()
+        .expect("assertions")
+        .iter()
+        .map(|assertion| format!("{:?}", assertion["Assert"]))
+        .collect();
+    for value in ["\"\"", "none"] {
+        let value = value.trim_matches('"');
+        assert!(
+            refused
+                .iter()
+                .any(|a| a.contains("RedisUrl") && a.contains(&format!("String(\"{value}\")"))),
+            "CacheMode=existing takes RedisUrl={value:?}: {refused:?}"
+        );
+    }
+}
