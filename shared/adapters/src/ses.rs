@@ -58,6 +58,15 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
     if text.contains(DAILY_QUOTA_SPENT) {
         return MailError::QuotaExceeded(text);
     }
+    // The role may not send (an IAM policy, a permissions boundary, an SCP; in the SES
+    // sandbox, the recipient's identity): no message can go until an operator fixes it, as
+    // when the account is paused — held without spending attempts, and the alarm raised.
+    if matches!(
+        err.meta().code(),
+        Some("AccessDenied" | "AccessDeniedException")
+    ) {
+        return MailError::AccountPaused(text);
+    }
     let throttling = matches!(
         err.meta().code(),
         Some("Throttling" | "ThrottlingException")
@@ -142,6 +151,21 @@ mod tests {
             classify(service_error(paused)),
             MailError::AccountPaused(_)
         ));
+    }
+
+    /// A send the role may not make is not this message's failure: every message would be
+    /// refused alike, so each spent its attempts over ~21 minutes and went to the dead-letter
+    /// queue. It is held as for a paused account, with its alarm.
+    #[test]
+    fn a_send_the_role_may_not_make_is_held_as_for_a_paused_account() {
+        let denied = SendEmailError::generic(
+            aws_sdk_sesv2::error::ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("not authorized to perform ses:SendEmail on identity/ada@example.com")
+                .build(),
+        );
+        let class = classify(service_error(denied));
+        assert!(matches!(class, MailError::AccountPaused(_)), "{class:?}");
     }
 
     /// Defect 5 of issue 11: a spent daily quota was classed as transient, so every message

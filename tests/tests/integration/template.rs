@@ -1958,3 +1958,38 @@ fn a_guided_deploy_can_answer_none_for_the_hidden_cache_url() {
         );
     }
 }
+
+/// In the SES sandbox SES authorises a send against each recipient's identity as well as the
+/// sender's, so a worker allowed only the sender's identity was refused (AccessDenied) every
+/// send to the verified address the README's trial signs up with. `SesSandbox=true` — the dev
+/// stage's setting — adds this account's identities; otherwise the worker keeps to the sender's.
+#[test]
+fn in_the_ses_sandbox_the_worker_may_send_to_the_accounts_identities() {
+    let template = template();
+    let statements = role_statements(resource(&template, "EmailWorkerRole"));
+    let send = statements
+        .iter()
+        .find(|s| text(&s["Sid"]) == "SendFromSenderIdentity")
+        .expect("the worker's SendEmail statement");
+    let resources = send["Resource"].as_vec().expect("a list of resources");
+    let sandboxed: Vec<&Yaml> = resources
+        .iter()
+        .filter_map(|r| r.as_vec())
+        .filter(|branches| branches.first().map(text).as_deref() == Some("InSesSandbox"))
+        .filter_map(|branches| branches.get(1))
+        .collect();
+    assert_eq!(sandboxed.len(), 1, "{resources:?}");
+    assert!(
+        text(sandboxed[0]).ends_with(":identity/*"),
+        "{:?}",
+        sandboxed[0]
+    );
+    assert_eq!(
+        text(&template["Parameters"]["SesSandbox"]["Default"]),
+        "false"
+    );
+    assert!(
+        samconfig_overrides("default").contains(&("SesSandbox".to_owned(), "true".to_owned())),
+        "a first dev deploy is in the sandbox"
+    );
+}
