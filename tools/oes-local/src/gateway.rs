@@ -115,7 +115,7 @@ pub enum Drained {
 /// then stops gracefully: no new connection is accepted, each open one finishes the request it
 /// is handling (an idle keep-alive one is closed), every request taken runs to its end — those
 /// whose clients have gone too — and this returns once they are all done or, when `drain` has
-/// passed, once those still running have been cut (answered 503 as a timed-out integration).
+/// passed, once those still running have been cut (answered 500, as an invocation that timed out).
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
@@ -128,7 +128,8 @@ pub async fn serve_until(
     // Each request's task, whatever became of its connection.
     let requests = TaskTracker::new();
     // Cancelled when the drain time ends: a request still running then is cut, as Lambda ends
-    // an invocation at its timeout, and its client gets API Gateway's answer to that.
+    // an invocation at its timeout, and its client gets API Gateway's answer to that (a
+    // function that failed: 500).
     let cut = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -162,7 +163,7 @@ pub async fn serve_until(
             let handled = requests.spawn(async move {
                 tokio::select! {
                     biased;
-                    () = cut.cancelled() => integration_timed_out(),
+                    () = cut.cancelled() => function_failed(),
                     answer = dispatch(&functions, &settings, request, peer) => answer,
                 }
             });
@@ -199,7 +200,7 @@ pub async fn serve_until(
         running = requests.len(),
         "requests still running when the drain time ended are cut"
     );
-    // Each ends at its next await, answered as a timed-out integration. Before, they went on
+    // Each ends at its next await, answered as an invocation that timed out (500). Before, they went on
     // unseen while the pollers stopped, and were dropped wherever they were when the process
     // ended.
     cut.cancel();
@@ -209,12 +210,6 @@ pub async fn serve_until(
 
 /// How long the requests cut at the end of the drain have to end (each at its next await).
 const CUT_GRACE: Duration = Duration::from_secs(1);
-
-/// What API Gateway's HTTP API answers when its Lambda integration runs out of time: 503 with
-/// the gateway's own body.
-fn integration_timed_out() -> HttpResponse {
-    gateway_answer(503, br#"{"message":"Service Unavailable"}"#)
-}
 
 /// What API Gateway's HTTP API answers when its Lambda function fails instead of answering (an
 /// error returned, a crash): 500 with the gateway's own body, not a function's `{"error": …}`.

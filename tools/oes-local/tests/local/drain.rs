@@ -1,6 +1,7 @@
 //! The end of a graceful stop's drain: a request still running then is cut, as Lambda ends an
-//! invocation at its timeout, and its client is answered as API Gateway answers a timed-out
-//! integration — not left running unseen until the process exits.
+//! invocation at its timeout, and its client is answered as API Gateway answers a function that
+//! failed (a timed-out invocation is one: 500) — not left running unseen until the process
+//! exits.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::browser::embedded_functions;
 
 /// A request whose body never finishes arriving is still running when the drain time ends. It
-/// is cut then: its client reads a 503 at once. Before, `serve_until` returned "timed out"
+/// is cut then: its client reads a 500 at once. Before, `serve_until` returned "timed out"
 /// while the request went on waiting for its body, its client answered nothing, until the
 /// process ended.
 #[tokio::test]
@@ -50,9 +51,9 @@ async fn a_request_still_running_when_the_drain_ends_is_cut_then() {
         .expect("an answer once the drain ended, not silence")
         .expect("read");
     let answer = String::from_utf8_lossy(&answer[..read]);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
     assert!(
-        answer.contains(r#"{"message":"Service Unavailable"}"#),
+        answer.contains(r#"{"message":"Internal Server Error"}"#),
         "{answer}"
     );
     let _ = std::fs::remove_dir_all(outbox);
