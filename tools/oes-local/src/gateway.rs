@@ -115,7 +115,8 @@ pub enum Drained {
 /// then stops gracefully: no new connection is accepted, each open one finishes the request it
 /// is handling (an idle keep-alive one is closed), every request taken runs to its end — those
 /// whose clients have gone too — and this returns once they are all done or, when `drain` has
-/// passed, once those still running have been cut (answered 500, as an invocation that timed out).
+/// passed, once those still running have been cut (answered 500, as an invocation that timed
+/// out).
 pub async fn serve_until(
     listener: TcpListener,
     functions: Arc<Functions>,
@@ -200,9 +201,9 @@ pub async fn serve_until(
         running = requests.len(),
         "requests still running when the drain time ended are cut"
     );
-    // Each ends at its next await, answered as an invocation that timed out (500). Before, they went on
-    // unseen while the pollers stopped, and were dropped wherever they were when the process
-    // ended.
+    // Each ends at its next await, answered as an invocation that timed out (500). Before, they
+    // went on unseen while the pollers stopped, and were dropped wherever they were when the
+    // process ended.
     cut.cancel();
     let _ = tokio::time::timeout(CUT_GRACE, requests.wait()).await;
     Ok(Drained::TimedOut)
