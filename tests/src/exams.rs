@@ -137,8 +137,13 @@ impl ExamHarness {
 
     /// Runs one sweep of the attempts past their deadline, at the harness's clock.
     pub async fn sweep(&self) -> SweepReport {
+        self.sweep_within(std::time::Duration::from_secs(60)).await
+    }
+
+    /// Runs the attempt sweep with `budget` for its work.
+    pub async fn sweep_within(&self, budget: std::time::Duration) -> SweepReport {
         self.sweeper
-            .sweep(std::time::Duration::from_secs(60))
+            .sweep(budget)
             .await
             .unwrap_or_else(|e| panic!("the sweep failed: {e}"))
     }

@@ -132,7 +132,10 @@ impl AttemptSweeper {
     }
 
     /// Settles the attempts due now, a batch at a time, until none is left or `budget` has
-    /// passed (the rest wait for the next sweep). Fails only if the due attempts cannot be read.
+    /// passed: no entry is taken after it, also within a batch (the rest wait for the next
+    /// sweep) — but the first wave (`CONCURRENCY` entries) always is, so a sweep given too
+    /// little time still gets on. Fails only if the due attempts cannot be read (what it
+    /// settled before is still counted and logged).
     #[tracing::instrument(skip_all)]
     pub async fn sweep(&self, budget: Duration) -> Result<SweepReport, StoreUnavailable> {
         let started = Instant::now();
@@ -140,22 +143,39 @@ impl AttemptSweeper {
         let mut report = SweepReport::default();
         // Entries this sweep leaves due (waiting or failed): not settled again.
         let mut kept = HashSet::new();
+        // Entries this sweep has taken.
+        let mut taken = 0;
         loop {
             let want = BATCH + kept.len();
-            let due = self.attempts.due_attempts(now, want).await?;
+            let due = match self.attempts.due_attempts(now, want).await {
+                Ok(due) => due,
+                Err(error) => {
+                    Self::tell(&report);
+                    return Err(error);
+                }
+            };
             let more = due.len() == want;
+            let before = taken;
             let settled: Vec<_> = futures_util::stream::iter(due)
                 .filter(|due| std::future::ready(!kept.contains(due)))
-                .map(|due| async move { (self.settle(&due).await, due) })
+                .enumerate()
+                .take_while(|(n, _)| {
+                    std::future::ready(before + n < CONCURRENCY || started.elapsed() < budget)
+                })
+                .map(|(_, due)| async move { (self.settle(&due).await, due) })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
+            taken += settled.len();
             for (outcome, due) in settled {
                 match outcome {
                     Ok(Settled::Done(Closed::Now)) => report.closed += 1,
                     Ok(Settled::Done(Closed::Before)) => report.submitted += 1,
-                    Ok(Settled::Done(Closed::EmailQueued | Closed::EmailUnsure)) => {
+                    Ok(Settled::Done(Closed::EmailQueued)) => report.recovered += 1,
+                    // Left due for a later sweep to look at again: not by this one.
+                    Ok(Settled::Done(Closed::EmailUnsure)) => {
                         report.recovered += 1;
+                        kept.insert(due);
                     }
                     Ok(Settled::Waiting | Settled::Done(Closed::ClaimedMeanwhile)) => {
                         report.waiting += 1;
@@ -176,6 +196,12 @@ impl AttemptSweeper {
                 break;
             }
         }
+        Self::tell(&report);
+        Ok(report)
+    }
+
+    /// Counts a sweep's work in its metrics and its log line.
+    fn tell(report: &SweepReport) {
         metrics::record(metrics::ATTEMPTS_CLOSED, f64::from(report.closed), None);
         metrics::record(
             metrics::RESULT_EMAILS_RECOVERED,
@@ -184,7 +210,7 @@ impl AttemptSweeper {
         );
         // Every minute in AWS, every few seconds in oes-local: a sweep that found nothing due
         // is not worth a line at INFO (Lambda's report of the invocation already says it ran).
-        if report == SweepReport::default() {
+        if *report == SweepReport::default() {
             tracing::debug!("attempt sweep done: nothing was due");
         } else {
             tracing::info!(
@@ -196,7 +222,6 @@ impl AttemptSweeper {
                 "attempt sweep done"
             );
         }
-        Ok(report)
     }
 
     /// Closes the attempt of `due` if it is still in progress, queues its result email if that

@@ -12,8 +12,8 @@
 //! the end of its `AWS_LAMBDA_RUNTIME_API`, `http://127.0.0.1:<port>/.rt/<name>` (the bare
 //! `/.rt` that `watch` prints is the name `_`). An event for a name no process polls waits; here
 //! every wait is bounded. The emulator gives each invocation the deadline `600000` ms (in 1970)
-//! rather than now plus the timeout: the sweeper's time budget is then zero, and it settles one
-//! batch.
+//! rather than now plus the timeout: the sweeper's time budget is then zero, and it settles its
+//! first wave.
 //!
 //! The binaries are not built by this test: `make test` builds the workspace first; run
 //! `cargo build --workspace` before running it alone, or it tests stale binaries.

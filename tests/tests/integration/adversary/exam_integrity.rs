@@ -1057,6 +1057,58 @@ async fn the_queue_taking_the_result_email_unheard_and_the_ledger_unable_to_say_
     );
 }
 
+/// A sweep settles each due attempt once: an email queued unsure stays due (a later sweep
+/// looks at it again), and this sweep, reading its next batch, found the entry again and
+/// settled it a second time — counted twice (here 102 settled of 101 due), and as failed if the
+/// ledger was still down, which fails the run. Over the in-memory adapters only: it needs more
+/// due attempts than a batch (100).
+#[tokio::test]
+async fn a_sweep_settles_an_email_queued_unsure_once() {
+    let queues = oes_adapters::memory::MemoryQueues::new();
+    let jobs = Arc::new(oes_adapters::memory::MemoryJobs::default());
+    let f = Faulty::over(oes_runtime::wiring::ApiAdapters::in_memory(queues, jobs));
+    let h = &f.h;
+    let (_, _unsure) = f.submitted_while_the_queue_refused().await;
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    for _ in 0..100 {
+        let student = h.sign_in(Role::Student).await;
+        assert_eq!(start(h, &exam, &student).await.0, 201);
+    }
+    f.pass_the_deadline();
+    f.faults.queue_loses_unheard(true);
+    let report = h.sweep().await;
+    f.faults.queue_loses_unheard(false);
+    let settled =
+        report.closed + report.submitted + report.recovered + report.waiting + report.failed;
+    assert_eq!(settled, 101, "{report:?}");
+    assert_eq!((report.recovered, report.waiting), (1, 0), "{report:?}");
+}
+
+/// A sweep whose time is spent takes no more due attempts than its first wave (so a sweep
+/// given too little time still gets on), also within a batch: it looked at its budget only
+/// between batches, so a batch of 100 (13 waves of 8, each settle several AWS calls in a row)
+/// begun near the end ran past the Lambda's timeout, and the run's report and metrics were
+/// lost. The entries it did not take wait for the next sweep.
+#[tokio::test]
+async fn a_sweep_whose_time_is_spent_takes_no_more_due_attempts() {
+    let h = ExamHarness::in_memory();
+    let owner = h.sign_in(Role::Instructor).await;
+    let (exam, _) = h.exam_with_questions(&owner, 1, true).await;
+    for _ in 0..10 {
+        let student = h.sign_in(Role::Student).await;
+        assert_eq!(start(&h, &exam, &student).await.0, 201);
+    }
+    h.clock.advance(30 * 60 + 1);
+    let spent = h.sweep_within(std::time::Duration::ZERO).await;
+    assert!((1..10).contains(&spent.closed), "one wave: {spent:?}");
+    assert_eq!(
+        h.sweep().await.closed,
+        10 - spent.closed,
+        "the next sweep takes the rest"
+    );
+}
+
 /// The queue refuses the result email at the submit (its claim released); at the email's check
 /// the sweep claims and queues it again, and that send is lost unheard: the queue answers an
 /// error without the job, and the ledger cannot record it unqueued, so the sweep cannot tell.
