@@ -102,6 +102,13 @@ impl ApiError {
             },
         };
         let mut response = super::json(self.status, &body);
+        // RFC 9110: a 401 names the scheme that authenticates (a bearer token, RFC 6750).
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -149,6 +156,26 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9110: every 401 says how to authenticate — for a missing or bad token and a failed
+    /// sign-in alike.
+    #[test]
+    fn every_401_names_the_bearer_scheme() {
+        for error in [
+            ApiError::unauthorized("no token"),
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong"),
+        ] {
+            let response = error.into_response();
+            let scheme = response.headers().get(http::header::WWW_AUTHENTICATE);
+            assert_eq!(scheme.and_then(|v| v.to_str().ok()), Some("Bearer"));
+        }
+        let not_found = ApiError::not_found().into_response();
+        assert!(
+            !not_found
+                .headers()
+                .contains_key(http::header::WWW_AUTHENTICATE)
+        );
+    }
 
     fn retry_after(error: ApiError) -> Option<String> {
         let response = error.into_response();
