@@ -266,7 +266,9 @@ pub fn request_from(
         .unwrap_or_else(|e| panic!("bad test request: {e}"))
         .into_parts();
     let peer = std::net::SocketAddr::from((ip, 40000));
-    let event = oes_local::gateway::api_gateway_event(&parts, body.unwrap_or("").as_bytes(), peer);
+    let route = oes_local::routes::RouteTable::default().route_of(method, parts.uri.path());
+    let event =
+        oes_local::gateway::api_gateway_event(&parts, body.unwrap_or("").as_bytes(), peer, route);
     serde_json::to_string(&event)
         .and_then(|text| oes_runtime::http::request_from_str(&text))
         .unwrap_or_else(|e| panic!("event: {e}"))

@@ -264,7 +264,10 @@ async fn dispatch(
             Some(route) if settings.throttle.as_ref().is_some_and(|t| !t.admit(route)) => {
                 gateway_answer(429, br#"{"message":"Too Many Requests"}"#)
             }
-            Some(_) => invoke(functions, settings, parts, body, peer).await,
+            Some(route) => {
+                let route = settings.routes.route(route);
+                invoke(functions, settings, route, parts, body, peer).await
+            }
         }
     };
     cors.answer(origin.as_ref(), &mut response);
@@ -305,6 +308,7 @@ async fn own_page(
 async fn invoke(
     functions: &Functions,
     settings: &Settings,
+    route: (&str, &str),
     parts: hyper::http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
@@ -332,7 +336,7 @@ async fn invoke(
             return answer;
         }
     };
-    let event = api_gateway_event(&parts, &body, peer);
+    let event = api_gateway_event(&parts, &body, peer, Some(route));
     if !translatable(&event) {
         return error_response(
             400,
@@ -407,12 +411,14 @@ fn translatable(event: &HttpApiEvent) -> bool {
     lambda_http::http::Uri::try_from(uri).is_ok()
 }
 
-/// The payload-format-2.0 event API Gateway's HTTP API sends for this request through the
-/// catch-all `$default` route (the handlers resolve the route themselves).
+/// The payload-format-2.0 event API Gateway's HTTP API sends for this request through `route`
+/// (its method and path template: `routeKey` and `pathParameters`), or through a catch-all
+/// `$default` route if none (the handlers resolve the route themselves either way).
 pub fn api_gateway_event(
     parts: &lambda_http::http::request::Parts,
     body: &[u8],
     peer: SocketAddr,
+    route: Option<(&str, &str)>,
 ) -> HttpApiEvent {
     let mut headers = BTreeMap::new();
     for (name, value) in &parts.headers {
@@ -436,9 +442,18 @@ pub fn api_gateway_event(
         .get("host")
         .cloned()
         .unwrap_or_else(|| "localhost".into());
+    let route_key = route.map_or_else(
+        || "$default".to_owned(),
+        |(method, template)| format!("{method} {template}"),
+    );
+    let path_parameters = route
+        .and_then(|(_, template)| {
+            crate::fixtures::path_parameters(template, path.trim_end_matches('/'))
+        })
+        .unwrap_or_default();
     HttpApiEvent {
         version: "2.0",
-        route_key: "$default".into(),
+        route_key: route_key.clone(),
         raw_path: path.into(),
         raw_query_string: raw_query.into(),
         headers,
@@ -456,12 +471,12 @@ pub fn api_gateway_event(
                 user_agent,
             },
             request_id: uuid::Uuid::new_v4().to_string(),
-            route_key: "$default".into(),
+            route_key,
             stage: "$default".into(),
             time: request_time(now_ms),
             time_epoch: now_ms,
         },
-        path_parameters: BTreeMap::new(),
+        path_parameters,
         body: (!body.is_empty()).then_some(body),
         is_base64_encoded: is_base64,
     }

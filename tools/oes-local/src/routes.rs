@@ -49,6 +49,17 @@ impl RouteTable {
             })
             .map(|(index, _)| RouteId(index))
     }
+
+    /// The method and path template of `route`.
+    pub fn route(&self, route: RouteId) -> (&'static str, &'static str) {
+        self.routes[route.0]
+    }
+
+    /// The method and path template of the route `method` and `path` match, if one does
+    /// ([`Self::find`]).
+    pub fn route_of(&self, method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+        self.find(method, path).map(|route| self.route(route))
+    }
 }
 
 #[cfg(test)]
