@@ -303,7 +303,9 @@ fn name(status: &str) -> &'static str {
 }
 
 /// Every operation of a path.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+pub fn operations(
+    item: &mut PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
     [
         &mut item.get,
         &mut item.put,
