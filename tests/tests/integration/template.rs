@@ -1993,3 +1993,36 @@ fn in_the_ses_sandbox_the_worker_may_send_to_the_accounts_identities() {
         "a first dev deploy is in the sandbox"
     );
 }
+
+/// A VPC that has its own endpoints already — another oes stack's, or the organisation's —
+/// refuses a second DynamoDB gateway endpoint on the same route tables and a second interface
+/// endpoint with private DNS for the same service, so the stack could not be deployed there.
+/// `CreateVpcEndpoints=false` uses the ones the VPC has; every endpoint (and its security
+/// group) is made only when it is `true`.
+#[test]
+fn a_stack_can_use_the_vpc_endpoints_its_vpc_has() {
+    let template = template();
+    assert_eq!(
+        text(&template["Parameters"]["CreateVpcEndpoints"]["Default"]),
+        "true"
+    );
+    let condition = &template["Conditions"]["CreateEndpoints"];
+    assert!(
+        format!("{condition:?}").contains("CreateVpcEndpoints"),
+        "{condition:?}"
+    );
+    let resources = template["Resources"].as_hash().expect("resources");
+    let endpoints: Vec<_> = resources
+        .iter()
+        .filter(|(_, r)| {
+            text(&r["Type"]) == "AWS::EC2::VPCEndpoint" || {
+                let group = text(&r["Type"]) == "AWS::EC2::SecurityGroup";
+                group && text(&r["Properties"]["GroupDescription"]).contains("endpoints")
+            }
+        })
+        .collect();
+    assert!(endpoints.len() >= 5, "the endpoints and their group: {endpoints:?}");
+    for (name, endpoint) in endpoints {
+        assert_eq!(text(&endpoint["Condition"]), "CreateEndpoints", "{name:?}");
+    }
+}
