@@ -2021,7 +2021,10 @@ fn a_stack_can_use_the_vpc_endpoints_its_vpc_has() {
             }
         })
         .collect();
-    assert!(endpoints.len() >= 5, "the endpoints and their group: {endpoints:?}");
+    assert!(
+        endpoints.len() >= 5,
+        "the endpoints and their group: {endpoints:?}"
+    );
     for (name, endpoint) in endpoints {
         assert_eq!(text(&endpoint["Condition"]), "CreateEndpoints", "{name:?}");
     }

@@ -33,6 +33,7 @@ use oes_adapters::resources::{
     BULK_QUEUE, DEAD_LETTER_QUEUE, PRIORITY_QUEUE, TABLE, provision, provision_jwt_secret,
 };
 use oes_adapters::sqs::SqsQueues;
+use oes_domain::cache::CacheAside;
 use oes_domain::clock::{Clock, SystemClock};
 use oes_domain::email::Lane;
 use oes_domain::pipeline::{PurgeReport, QueueAdmin, RedriveReport, Step, purge, redrive};
@@ -290,40 +291,29 @@ async fn run(cli: Cli) -> Result<(), oes_domain::ports::BoxError> {
             let table = format!("{prefix}-{}", TABLE.suffix);
             let users = DynamoUsers::new(clients.dynamodb(), table);
             let email = Email::parse(&email)?;
-            let user = users
-                .find_by_email(&email)
-                .await?
-                .ok_or_else(|| format!("no user with email {email}"))?;
-            let updated = users
-                .update(&user.id, UserUpdate::Role(role), SystemClock.now())
-                .await?;
+            let cache = cache_config(&prefix)?;
+            let cache = match cache.redis_url {
+                Some(_) => Some(cache_aside(&cache)?),
+                None => None,
+            };
+            let (updated, dropped) = set_role(&users, cache.as_ref(), &email, role).await?;
             println!(
                 "{} is now {} (signed-in sessions must sign in again)",
                 updated.email, updated.role
             );
-            // The APIs cache profiles: drop this one so tokens from before stop working now.
-            let cache = cache_config(&prefix)?;
-            if cache.redis_url.is_some() {
-                let cache = cache_aside(&cache)?;
-                if cache
-                    .invalidate(&[cache.keys().user_profile(&updated.id)])
-                    .await
-                {
-                    println!("cached profile dropped");
-                } else {
-                    println!(
-                        "could not reach the cache at REDIS_URL, so the cached profile was not \
-                         dropped: tokens from before keep working, with the old role, until it \
-                         expires (within a minute)."
-                    );
-                }
-            } else {
-                println!(
+            match dropped {
+                Some(true) => println!("cached profile dropped"),
+                Some(false) => println!(
+                    "could not reach the cache at REDIS_URL, so the cached profile was not \
+                     dropped: tokens from before keep working, with the old role, until it \
+                     expires (within a minute)."
+                ),
+                None => println!(
                     "REDIS_URL is not set, so no cached profile was dropped: tokens from before \
                      keep working, with the old role, until the cached profile expires (within \
                      a minute). Run with the APIs' REDIS_URL (and REDIS_CLUSTER) to apply it at \
                      once."
-                );
+                ),
             }
         }
         Command::Cache {
@@ -675,6 +665,34 @@ async fn redrive_all(
     Ok(total)
 }
 
+/// Gives the account at `email` the role `role`, and drops its cached profile in `cache` (the
+/// APIs cache profiles: tokens from before stop working at once) whether the store answered or
+/// not — a write whose answer was lost may have landed, as the APIs' own writes assume. The
+/// account as it is now, and whether its cached profile was dropped (`None`: no cache).
+async fn set_role(
+    users: &dyn UserStore,
+    cache: Option<&CacheAside>,
+    email: &Email,
+    role: Role,
+) -> Result<(oes_domain::user::User, Option<bool>), oes_domain::ports::BoxError> {
+    let user = users
+        .find_by_email(email)
+        .await?
+        .ok_or_else(|| format!("no user with email {email}"))?;
+    let updated = users
+        .update(&user.id, UserUpdate::Role(role), SystemClock.now())
+        .await;
+    let dropped = match cache {
+        Some(cache) => Some(
+            cache
+                .invalidate(&[cache.keys().user_profile(&user.id)])
+                .await,
+        ),
+        None => None,
+    };
+    Ok((updated?, dropped))
+}
+
 /// Why a walk in steps stopped before it had seen every letter.
 const STUCK: &str = "stopped: a whole step got past no letter (those it met stay: held by a \
                      worker, undecodable, or their records could not be written); run it again";
@@ -739,4 +757,99 @@ async fn email_queues(
         bulk,
         Some(dead_letters),
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use oes_adapters::memory::{MemoryCache, MemoryUsers};
+    use oes_domain::cache::{CacheKeys, CacheSettings, CacheStatus};
+    use oes_domain::ports::{LinkedState, StoreError, StoreUnavailable, UserConflict};
+    use oes_domain::user::{DisplayName, User, UserId, UserStatus};
+
+    /// The store, whose updates land and answer an error (their answer lost).
+    struct AnswerLost(MemoryUsers);
+
+    #[async_trait]
+    impl UserStore for AnswerLost {
+        async fn create(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+            self.0.create(user).await
+        }
+        async fn replace_unverified(
+            &self,
+            pending: &User,
+            user: &User,
+        ) -> Result<(), StoreError<UserConflict>> {
+            self.0.replace_unverified(pending, user).await
+        }
+        async fn delete(&self, user: &User) -> Result<(), StoreError<UserConflict>> {
+            self.0.delete(user).await
+        }
+        async fn get(&self, id: &UserId) -> Result<Option<User>, StoreUnavailable> {
+            self.0.get(id).await
+        }
+        async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreUnavailable> {
+            self.0.find_by_email(email).await
+        }
+        async fn update(
+            &self,
+            id: &UserId,
+            update: UserUpdate,
+            now: i64,
+        ) -> Result<User, StoreError<UserConflict>> {
+            self.0.update(id, update, now).await?;
+            Err(StoreError::Unavailable(StoreUnavailable::new(
+                "updating an account",
+                "the answer was lost",
+            )))
+        }
+        async fn change_email(
+            &self,
+            id: &UserId,
+            new_email: &Email,
+            linked: &LinkedState,
+            now: i64,
+        ) -> Result<User, StoreError<UserConflict>> {
+            self.0.change_email(id, new_email, linked, now).await
+        }
+    }
+
+    /// A role change whose answer was lost may have landed: its cached profile is dropped all
+    /// the same, or tokens from before keep the old role until it expires. Before, the error
+    /// returned before the cache was told.
+    #[tokio::test]
+    async fn a_role_change_whose_answer_is_lost_still_drops_the_cached_profile() {
+        let users = AnswerLost(MemoryUsers::default());
+        let admin = User {
+            id: UserId::generate(),
+            email: Email::parse("ada@example.com").expect("valid"),
+            name: DisplayName::parse("Ada").expect("valid"),
+            password_hash: "not-used".into(),
+            role: Role::Admin,
+            status: UserStatus::Active,
+            token_version: 0,
+            email_version: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        users.create(&admin).await.expect("created");
+        let cache = CacheAside::new(
+            Arc::new(MemoryCache::default()),
+            CacheKeys::new("t"),
+            CacheSettings::default(),
+        );
+        let key = cache.keys().user_profile(&admin.id);
+        let cached = cache.get_or_load(&key, || async { Ok::<_, String>(Some(1u8)) });
+        assert_eq!(cached.await.ok(), Some((Some(1), CacheStatus::Miss)));
+
+        let changed = set_role(&users, Some(&cache), &admin.email, Role::Student).await;
+        assert!(changed.is_err(), "the answer was lost");
+        let read = cache.get_or_load(&key, || async { Ok::<_, String>(Some(2u8)) });
+        assert_eq!(
+            read.await.ok(),
+            Some((Some(2), CacheStatus::Miss)),
+            "dropped"
+        );
+    }
 }
