@@ -5,8 +5,15 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::user::InvalidInput;
 
-/// A plain-text password that satisfies the policy (8–128 characters). Never printed.
+/// A plain-text password that satisfies the policy (8–128 characters), normalised (NFKC, as
+/// NIST SP 800-63B asks: one password however a device composes its characters). Never
+/// printed.
 pub struct Password(String);
+
+/// `text` in Unicode's NFKC form.
+fn normalized(text: &str) -> std::borrow::Cow<'_, str> {
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(text)
+}
 
 impl Password {
     /// Shortest password, in characters.
@@ -14,8 +21,13 @@ impl Password {
     /// Longest password, in characters.
     pub const MAX_CHARS: usize = 128;
 
-    /// Checks `raw` against the policy. `field` names the request field in the error.
+    /// Checks `raw`, normalised, against the policy. `field` names the request field in the
+    /// error.
     pub fn parse(raw: String, field: &'static str) -> Result<Self, InvalidInput> {
+        let raw = match normalized(&raw) {
+            std::borrow::Cow::Borrowed(_) => raw,
+            std::borrow::Cow::Owned(changed) => changed,
+        };
         let count = raw.chars().count();
         if count < Self::MIN_CHARS {
             return Err(InvalidInput::new(field, "must be at least 8 characters"));
@@ -144,9 +156,11 @@ impl PasswordHasher {
         stored.starts_with(NO_PASSWORD)
     }
 
-    /// Whether `candidate` matches `stored` (a PHC string), in fresh memory. With
-    /// `stored == None`, or a [`Self::no_password`] hash, verifies against a decoy and returns
-    /// `false`, taking the same time.
+    /// Whether `candidate` matches `stored` (a PHC string), in fresh memory: normalised as
+    /// [`Password`] is, or — for a hash made before passwords were — as typed (a second run
+    /// only when the two differ, whatever `stored` is, so it tells nothing of the account).
+    /// With `stored == None`, or a [`Self::no_password`] hash, verifies against a decoy and
+    /// returns `false`, taking the same time.
     pub fn verify(&self, candidate: &str, stored: Option<&str>) -> bool {
         self.verify_in(candidate, stored, &mut HashMemory::default())
     }
@@ -163,9 +177,12 @@ impl PasswordHasher {
             Some(stored) => stored.strip_prefix(NO_PASSWORD).unwrap_or(stored),
             None => &self.decoy_hash,
         };
-        let matched = PasswordHash::new(phc)
-            .ok()
-            .is_some_and(|parsed| matches(candidate, &parsed, memory));
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let normal = normalized(candidate);
+        let matched = matches(&normal, &parsed, memory)
+            || (normal != candidate && matches(candidate, &parsed, memory));
         matched && usable.is_some()
     }
 }
@@ -236,6 +253,34 @@ mod tests {
         assert!(Password::parse("x".repeat(129), "password").is_err());
         assert!(Password::parse("x".repeat(8), "password").is_ok());
         assert!(Password::parse("é".repeat(128), "password").is_ok());
+    }
+
+    /// NIST SP 800-63B: a password is normalised (NFKC) before it is hashed, so "pässwort"
+    /// typed as one composed character on one device and as a + a combining diaeresis on
+    /// another is one password. Before, the second was a wrong password.
+    #[test]
+    fn a_password_is_one_password_however_its_characters_are_composed() {
+        let hasher = cheap();
+        let composed = "p\u{e4}sswort-123";
+        let decomposed = "pa\u{308}sswort-123";
+        let pw = Password::parse(composed.into(), "password").expect("valid");
+        let stored = hasher.hash(&pw).expect("hash");
+        assert!(hasher.verify(decomposed, Some(&stored)));
+        assert!(hasher.verify(composed, Some(&stored)));
+        let pw = Password::parse(decomposed.into(), "password").expect("valid");
+        let stored = hasher.hash(&pw).expect("hash");
+        assert!(hasher.verify(composed, Some(&stored)));
+    }
+
+    /// A hash made before passwords were normalised (of the characters as typed) still takes
+    /// the password as its owner types it.
+    #[test]
+    fn a_hash_of_a_password_as_typed_still_verifies() {
+        let hasher = cheap();
+        let typed = "pa\u{308}sswort-123";
+        let stored = hasher.hash(&Password(typed.into())).expect("hash");
+        assert!(hasher.verify(typed, Some(&stored)));
+        assert!(!hasher.verify("pa\u{308}sswort-124", Some(&stored)));
     }
 
     #[test]
