@@ -204,7 +204,8 @@ fn delete_question() {}
     responses((status = 201, description = "The attempt, with its paper", body = AttemptPaperView),
               (status = 403, description = "`forbidden`: only students take exams"),
               (status = 409, description = "`exam_not_open`, `exam_closed`, \
-                `attempt_in_progress` or `attempts_exhausted`")))]
+                `attempt_in_progress` or `attempts_exhausted`; `concurrent_update` if the exam \
+                kept changing while the attempt was being started")))]
 fn start_attempt() {}
 
 /// An exam's attempts and results (its owner or an admin)

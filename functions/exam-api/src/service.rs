@@ -623,7 +623,7 @@ impl ExamService {
                 return Err(ExamError::NotFound);
             }
             let mut attempt = attempt;
-            if let Some(exam) = &exam {
+            if let Some(exam) = exam.as_ref().filter(|_| attempt.result.is_some()) {
                 at_the_close_as_it_is(&mut attempt.review, exam);
             }
             // Who manages the exam sees everything once it is submitted.

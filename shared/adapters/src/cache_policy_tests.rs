@@ -408,7 +408,7 @@ async fn a_write_just_after_a_clear_drops_what_a_process_still_reads_in_the_name
 /// A write whose process cannot read the namespace version now (that key's slot, or Redis,
 /// not answering) drops what it changed where it last knew the namespace to be — perhaps not
 /// where readers are, after a clear — and says so: it reports the invalidation failed (for an
-/// operator's tool) and counts it. Before, it reported success.
+/// operator's tool; each drop is counted as an error too). Before, it reported success.
 #[tokio::test]
 async fn a_write_that_cannot_read_the_namespace_version_says_its_invalidation_failed() {
     let shared = Arc::new(MemoryCache::default());

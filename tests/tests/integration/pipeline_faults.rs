@@ -689,6 +689,7 @@ async fn a_second_copy_of_a_job_waiting_to_retry_waits_with_it() {
         .expect("sent again");
     assert_eq!(poll(&env, &w).await, 1, "the copy, not the held one");
     assert_eq!(ses.calls(), 1, "the copy waited for the retry time");
+    assert_eq!(lane(&env).await, (0, 0, 2), "both copies held, delayed");
     let record = record(&env, &job_id).await;
     assert_eq!((record.status, record.attempts), (JobStatus::Retrying, 1));
     let dead = admin(&env).dead_letters(10).await.expect("list");

@@ -766,9 +766,13 @@ fn each_function_has_its_own_least_privilege_role() {
         let statements = role_statements(role);
         for statement in &statements {
             let actions = texts(&statement["Action"]);
+            // In the SES sandbox, sends to the account's identities, from the sender only.
+            let sandbox_recipients = actions == ["ses:SendEmail"]
+                && !statement["Condition"]["StringEquals"]["ses:FromAddress"].is_badvalue();
             if texts(&statement["Resource"])
                 .iter()
                 .any(|r| r.contains('*'))
+                && !sandbox_recipients
             {
                 assert!(
                     actions
@@ -1971,18 +1975,32 @@ fn in_the_ses_sandbox_the_worker_may_send_to_the_accounts_identities() {
         .iter()
         .find(|s| text(&s["Sid"]) == "SendFromSenderIdentity")
         .expect("the worker's SendEmail statement");
-    let resources = send["Resource"].as_vec().expect("a list of resources");
-    let sandboxed: Vec<&Yaml> = resources
-        .iter()
-        .filter_map(|r| r.as_vec())
-        .filter(|branches| branches.first().map(text).as_deref() == Some("InSesSandbox"))
-        .filter_map(|branches| branches.get(1))
-        .collect();
-    assert_eq!(sandboxed.len(), 1, "{resources:?}");
     assert!(
-        text(sandboxed[0]).ends_with(":identity/*"),
-        "{:?}",
-        sandboxed[0]
+        !format!("{:?}", send["Resource"]).contains("identity/*"),
+        "outside the sandbox, only the sender's identity: {:?}",
+        send["Resource"]
+    );
+    let policies = &resource(&template, "EmailWorkerRole")["Policies"];
+    let sandboxed = policies
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|entry| entry.as_vec())
+        .find(|branches| branches.first().map(text).as_deref() == Some("InSesSandbox"))
+        .expect("a statement under InSesSandbox");
+    let recipients = &sandboxed[1];
+    assert_eq!(text(&recipients["Action"]), "ses:SendEmail");
+    assert!(text(&recipients["Resource"]).ends_with(":identity/*"));
+    assert_eq!(
+        text(&recipients["Condition"]["StringEquals"]["ses:FromAddress"]),
+        "SenderEmail",
+        "from the sender's address only"
     );
     assert_eq!(
         text(&template["Parameters"]["SesSandbox"]["Default"]),

@@ -70,16 +70,8 @@ impl AttemptStore for MemoryAttempts {
             Some(_) => return Err(StoreError::Conflict(AttemptConflict::AttemptExists)),
             None => {}
         }
-        // Deleted (or never published) since the start read it, or changed.
-        let Some(version) = self.2.published_version(&attempt.exam_id) else {
-            return Err(StoreError::NotFound);
-        };
-        if attempt
-            .exam_version
-            .is_some_and(|started| started != version)
-        {
-            return Err(StoreError::Conflict(AttemptConflict::ExamChanged));
-        }
+        // The refusals in the order the DynamoDB adapter tells them: the student's record,
+        // then the exam.
         let theirs: Vec<&Attempt> = attempts
             .values()
             .filter(|a| a.exam_id == attempt.exam_id && a.user_id == attempt.user_id)
@@ -89,6 +81,16 @@ impl AttemptStore for MemoryAttempts {
         }
         if theirs.len() >= usize::try_from(max_attempts).unwrap_or(usize::MAX) {
             return Err(StoreError::Conflict(AttemptConflict::AttemptsExhausted));
+        }
+        // Deleted (or never published) since the start read it, or changed.
+        let Some(version) = self.2.published_version(&attempt.exam_id) else {
+            return Err(StoreError::NotFound);
+        };
+        if attempt
+            .exam_version
+            .is_some_and(|started| started != version)
+        {
+            return Err(StoreError::Conflict(AttemptConflict::ExamChanged));
         }
         attempts.insert(attempt.id.clone(), attempt.clone());
         lock(&self.1).insert(DueAttempt::of(attempt));
