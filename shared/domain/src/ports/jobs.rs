@@ -129,7 +129,8 @@ pub enum JobEventKind {
     Sent,
     /// The attempt failed transiently; it comes back after its backoff.
     Retrying,
-    /// The account could not send (paused, quota); the attempt was given back.
+    /// The account could not send (paused, quota spent, sending refused) or SES held back its
+    /// sending rate; the attempt was given back.
     Paused,
     /// The attempt failed permanently.
     Failed,
@@ -229,7 +230,8 @@ pub enum Outcome {
         /// its producer, a copy held before) waits too, and does not spend an attempt early.
         retry_at: i64,
     },
-    /// Account-level failure (sending paused): retried later without using up an attempt.
+    /// Account-level failure (sending paused, the rate held back): retried later without
+    /// using up an attempt.
     Paused {
         /// What went wrong.
         error: String,
