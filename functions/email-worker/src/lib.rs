@@ -311,10 +311,11 @@ impl Worker {
                 let wait = self.retry.backoff(attempt, (self.jitter)());
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "email failed; will retry");
                 metrics::incr(metrics::EMAILS_RETRIED, kind);
-                let retry_at = self.retry_at(wait);
-                self.note(&job.job_id, Outcome::Retrying { error, retry_at })
-                    .await;
-                self.hold(received, wait, None, Held::OnPurpose).await
+                self.retry_later(received, wait, |retry_at| Outcome::Retrying {
+                    error,
+                    retry_at,
+                })
+                .await
             }
             // The account's rate, not this message: the attempt is given back, the job held
             // its backoff (the same one while the rate holds it back).
@@ -322,10 +323,11 @@ impl Worker {
                 let wait = self.retry.backoff(attempt, (self.jitter)());
                 tracing::warn!(%error, attempt, retry_in_seconds = wait, "SES throttled the send; held, the attempt not counted");
                 metrics::incr(metrics::SENDING_THROTTLED, None);
-                let retry_at = self.retry_at(wait);
-                self.note(&job.job_id, Outcome::Paused { error, retry_at })
-                    .await;
-                self.hold(received, wait, None, Held::OnPurpose).await
+                self.retry_later(received, wait, |retry_at| Outcome::Paused {
+                    error,
+                    retry_at,
+                })
+                .await
             }
             Err(MailError::AccountPaused(error)) => {
                 self.account_cannot_send(received, error, metrics::SENDING_PAUSED)
@@ -349,9 +351,23 @@ impl Worker {
         let wait = self.retry.paused_seconds;
         tracing::error!(%error, retry_in_seconds = wait, alarm = metric.name, "the account cannot send email now; attempt not counted");
         metrics::incr(metric, None);
+        self.retry_later(received, wait, |retry_at| Outcome::Paused {
+            error,
+            retry_at,
+        })
+        .await
+    }
+
+    /// Tries the job again in `wait` seconds: `outcome` (given its retry time) recorded, then
+    /// the job held that long, on purpose.
+    async fn retry_later(
+        &self,
+        received: &Received<'_>,
+        wait: u32,
+        outcome: impl FnOnce(i64) -> Outcome,
+    ) -> Disposition {
         let retry_at = self.retry_at(wait);
-        self.note(&received.job.job_id, Outcome::Paused { error, retry_at })
-            .await;
+        self.note(&received.job.job_id, outcome(retry_at)).await;
         self.hold(received, wait, None, Held::OnPurpose).await
     }
 

@@ -25,6 +25,18 @@ fn exam_key(policy: &CacheAside) -> CacheKey {
     policy.keys().exam(&ExamId::from_trusted("e1"))
 }
 
+/// What `policy` reads under `key`, loading `stored` on a miss.
+async fn read(
+    policy: &CacheAside,
+    key: &CacheKey,
+    stored: u8,
+) -> Option<(Option<u8>, CacheStatus)> {
+    policy
+        .get_or_load(key, || async { Ok::<_, Infallible>(Some(stored)) })
+        .await
+        .ok()
+}
+
 /// A store read that counts how often it runs.
 #[derive(Default)]
 struct Store(AtomicUsize);
@@ -192,23 +204,14 @@ async fn a_write_elsewhere_invalidates_the_namespace_this_process_still_uses() {
     let shared: Arc<dyn Cache> = Arc::new(MemoryCache::default());
     let (reader, writer) = (policy_over(shared.clone()), policy_over(shared));
     let key = exam_key(&reader);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     // The writer still uses the old namespace when someone clears the cache, then writes.
-    let _ = writer
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&writer, &key, 1).await;
     assert!(reader.clear_all().await);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     writer.invalidate(std::slice::from_ref(&key)).await;
     assert_eq!(
-        reader
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
-            .await
-            .ok(),
+        read(&reader, &key, 2).await,
         Some((Some(2), CacheStatus::Miss)),
         "the entry in the new namespace was invalidated too"
     );
@@ -358,24 +361,17 @@ async fn a_write_invalidates_even_while_its_process_breaker_is_open() {
     let reader = policy_over(shared);
     let writer = policy_over(writer_cache.clone());
     let key = exam_key(&reader);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     // A blip on the writer's connection opens its breaker.
     writer_cache.failing.store(true, Ordering::SeqCst);
     for _ in 0..writer.settings().breaker_failures {
-        let _ = writer
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-            .await;
+        let _ = read(&writer, &key, 1).await;
     }
     writer_cache.failing.store(false, Ordering::SeqCst);
     // The store is written, then the cache told.
     writer.invalidate(std::slice::from_ref(&key)).await;
     assert_eq!(
-        reader
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
-            .await
-            .ok(),
+        read(&reader, &key, 2).await,
         Some((Some(2), CacheStatus::Miss)),
         "the reader sees the write"
     );
@@ -390,16 +386,11 @@ async fn a_write_just_after_a_clear_drops_what_a_process_still_reads_in_the_name
     let reader = policy_over(shared.clone());
     let (writer, admin) = (policy_over(shared.clone()), policy_over(shared));
     let key = exam_key(&reader);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     assert!(admin.clear_all().await);
     writer.invalidate(std::slice::from_ref(&key)).await;
     assert_eq!(
-        reader
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
-            .await
-            .ok(),
+        read(&reader, &key, 2).await,
         Some((Some(2), CacheStatus::Miss)),
         "the reader, still in the namespace before the clear, sees the write"
     );
@@ -416,13 +407,9 @@ async fn a_write_that_cannot_read_the_namespace_version_says_its_invalidation_fa
     let writer = policy_over(writer_cache.clone());
     let (reader, admin) = (policy_over(shared.clone()), policy_over(shared));
     let key = exam_key(&reader);
-    let _ = writer
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&writer, &key, 1).await;
     assert!(admin.clear_all().await);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     writer_cache.version_failing.store(true, Ordering::SeqCst);
     assert!(
         !writer.invalidate(std::slice::from_ref(&key)).await,
@@ -445,19 +432,14 @@ async fn a_read_that_cannot_read_the_namespace_version_goes_to_the_store() {
     let reader = CacheAside::new(reader_cache.clone(), CacheKeys::new("t"), settings);
     let (writer, admin) = (policy_over(shared.clone()), policy_over(shared));
     let key = exam_key(&reader);
-    let _ = reader
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(1u8)) })
-        .await;
+    let _ = read(&reader, &key, 1).await;
     assert!(admin.clear_all().await);
     assert!(admin.clear_all().await);
     // The store is written, then the cache told.
     writer.invalidate(std::slice::from_ref(&key)).await;
     reader_cache.version_failing.store(true, Ordering::SeqCst);
     assert_eq!(
-        reader
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(2u8)) })
-            .await
-            .ok(),
+        read(&reader, &key, 2).await,
         Some((Some(2), CacheStatus::Bypass)),
     );
 }

@@ -58,21 +58,14 @@ fn classify(error: SdkError<SendEmailError>) -> MailError {
     if text.contains(DAILY_QUOTA_SPENT) {
         return MailError::QuotaExceeded(text);
     }
-    // The role may not send (an IAM policy, a permissions boundary, an SCP; in the SES
-    // sandbox, the recipient's identity): no message can go until an operator fixes it, as
-    // when the account is paused — held without spending attempts, and the alarm raised.
-    if matches!(
-        err.meta().code(),
-        Some("AccessDenied" | "AccessDeniedException")
-    ) {
-        return MailError::AccountPaused(text);
-    }
-    let throttling = matches!(
-        err.meta().code(),
-        Some("Throttling" | "ThrottlingException")
-    );
-    if throttling || text.contains(RATE_EXCEEDED) {
-        return MailError::Throttled(text);
+    match err.meta().code() {
+        // The role may not send (an IAM policy, a permissions boundary, an SCP; in the SES
+        // sandbox, the recipient's identity): no message can go until an operator fixes it, as
+        // when the account is paused — held without spending attempts, and the alarm raised.
+        Some("AccessDenied" | "AccessDeniedException") => return MailError::AccountPaused(text),
+        Some("Throttling" | "ThrottlingException") => return MailError::Throttled(text),
+        _ if text.contains(RATE_EXCEEDED) => return MailError::Throttled(text),
+        _ => {}
     }
     match err {
         SendEmailError::MessageRejected(_)

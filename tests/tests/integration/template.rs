@@ -1509,9 +1509,7 @@ async fn the_cache_url_is_one_every_function_can_connect_to() {
     use oes_adapters::redis_cache::{RedisCache, RedisTopology};
 
     let template = template();
-    let pattern =
-        regex_lite::Regex::new(&text(&template["Parameters"]["RedisUrl"]["AllowedPattern"]))
-            .expect("a regex");
+    let pattern = allowed_pattern(&template, "RedisUrl");
     let good = [
         "",
         "redis://cache.internal:6379",
@@ -1555,7 +1553,7 @@ async fn the_cache_url_is_one_every_function_can_connect_to() {
 fn the_links_base_is_https_or_local_and_never_one_the_worker_refuses() {
     let template = template();
     let parameter = &template["Parameters"]["PublicAppUrl"];
-    let pattern = regex_lite::Regex::new(&text(&parameter["AllowedPattern"])).expect("a regex");
+    let pattern = allowed_pattern(&template, "PublicAppUrl");
     let taken = |value: &str| pattern.is_match(value);
     let path_characters = "ABCXYZabcxyz0189._~!$&'()*+,;=:@%/-";
     let mut good: Vec<String> = [
@@ -1599,6 +1597,12 @@ fn the_links_base_is_https_or_local_and_never_one_the_worker_refuses() {
     for value in bad {
         assert!(!taken(value), "the pattern takes {value}");
     }
+}
+
+/// The `AllowedPattern` of the template's parameter `name`.
+fn allowed_pattern(template: &Yaml, name: &str) -> regex_lite::Regex {
+    let pattern = text(&template["Parameters"][name]["AllowedPattern"]);
+    regex_lite::Regex::new(&pattern).unwrap_or_else(|e| panic!("{name}'s pattern: {e}"))
 }
 
 /// The `parameter_overrides` of samconfig.toml's `[<env>.deploy.parameters]`, as name and value.
@@ -1942,8 +1946,7 @@ fn the_rules_use_only_rule_functions() {
 #[test]
 fn a_guided_deploy_can_answer_none_for_the_hidden_cache_url() {
     let template = template();
-    let parameter = &template["Parameters"]["RedisUrl"];
-    let pattern = regex_lite::Regex::new(&text(&parameter["AllowedPattern"])).expect("a regex");
+    let pattern = allowed_pattern(&template, "RedisUrl");
     assert!(pattern.is_match("none"), "the pattern refuses none");
     let existing = &template["Rules"]["ExistingCacheNeedsAUrl"]["Assertions"];
     let refused: Vec<String> = existing

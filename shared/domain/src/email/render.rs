@@ -241,6 +241,18 @@ mod tests {
         )
     }
 
+    /// An email-change link for `name`'s account (token `t`).
+    fn email_change(name: &str) -> EmailJob {
+        EmailJob::new(
+            Email::parse("ada@example.com").expect("valid"),
+            EmailTemplate::EmailChange {
+                name: name.into(),
+                token: Secret::new("t"),
+            },
+            0,
+        )
+    }
+
     #[test]
     fn verification_links_point_at_the_configured_base_url() {
         let email =
@@ -261,15 +273,7 @@ mod tests {
     #[test]
     fn a_message_to_an_unproven_address_carries_no_name_its_sender_chose() {
         let name = "Your account is locked, see https://evil.example";
-        let change = EmailJob::new(
-            Email::parse("ada@example.com").expect("valid"),
-            EmailTemplate::EmailChange {
-                name: name.into(),
-                token: Secret::new("t"),
-            },
-            0,
-        );
-        for job in [verification(name, "t"), change] {
+        for job in [verification(name, "t"), email_change(name)] {
             let email = Renderer::new("http://x").render(&job);
             assert!(!email.text.contains("evil") && !email.html.contains("evil"));
             assert!(!email.text.contains("Hello"), "{}", email.text);
@@ -313,17 +317,9 @@ mod tests {
     /// to an unproven address says to leave it alone if its reader did not ask for it.
     #[test]
     fn a_link_to_an_unproven_address_says_to_ignore_it_if_not_asked_for() {
-        let change = EmailJob::new(
-            Email::parse("ada@example.com").expect("valid"),
-            EmailTemplate::EmailChange {
-                name: "Ada".into(),
-                token: Secret::new("t"),
-            },
-            0,
-        );
         for (job, asked) in [
             (verification("Ada", "t"), "If you did not sign up"),
-            (change, "If you did not ask"),
+            (email_change("Ada"), "If you did not ask"),
         ] {
             let email = Renderer::new("http://x").render(&job);
             assert!(email.text.contains(asked), "{}", email.text);

@@ -546,6 +546,24 @@ impl Faulty {
         (student, AttemptId::from_trusted(attempt))
     }
 
+    /// `student` starts an attempt at `exam`, and `meanwhile` runs once the start has read
+    /// the exam and before it writes the attempt: the start's answer, and `meanwhile`'s.
+    async fn start_racing(
+        &self,
+        exam: &str,
+        student: &Caller,
+        meanwhile: impl std::future::Future<Output = (u16, Value)>,
+    ) -> ((u16, Value), (u16, Value)) {
+        let create = self.faults.hold_next_create();
+        let raced = async {
+            create.written.notified().await;
+            let answer = meanwhile.await;
+            create.resume.notify_one();
+            answer
+        };
+        tokio::join!(start(&self.h, exam, student), raced)
+    }
+
     /// The attempt as stored.
     async fn stored(&self, id: &AttemptId) -> Attempt {
         self.faults
@@ -1164,17 +1182,9 @@ async fn a_start_racing_the_exams_delete(f: Faulty) {
     let owner = h.sign_in(Role::Instructor).await;
     let student = h.sign_in(Role::Student).await;
     let (exam, _) = h.exam_with_questions(&owner, 2, true).await;
-    let create = f.faults.hold_next_create();
-    let started = start(h, &exam, &student);
-    let deleted = async {
-        create.written.notified().await;
-        let answer = h
-            .call("DELETE", &format!("/exams/{exam}"), None, &owner)
-            .await;
-        create.resume.notify_one();
-        answer
-    };
-    let ((status, body), (deleted, gone)) = tokio::join!(started, deleted);
+    let path = format!("/exams/{exam}");
+    let delete = h.call("DELETE", &path, None, &owner);
+    let ((status, body), (deleted, gone)) = f.start_racing(&exam, &student, delete).await;
     assert_eq!(deleted, 200, "{gone}");
     assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
     let (_, mine) = h.call("GET", "/me/attempts", None, &student).await;
@@ -1200,15 +1210,9 @@ async fn a_start_racing_a_lower_attempt_limit(f: Faulty) {
     let (status, body) = submit(h, &id_of(&first, "attempt_id"), &student).await;
     assert_eq!(status, 200, "{body}");
 
-    let create = f.faults.hold_next_create();
-    let started = start(h, &exam, &student);
-    let lowered = async {
-        create.written.notified().await;
-        let answer = h.call("PATCH", &path, Some(&limit(1)), &owner).await;
-        create.resume.notify_one();
-        answer
-    };
-    let ((status, body), (lowered, patched)) = tokio::join!(started, lowered);
+    let one = limit(1);
+    let lower = h.call("PATCH", &path, Some(&one), &owner);
+    let ((status, body), (lowered, patched)) = f.start_racing(&exam, &student, lower).await;
     assert_eq!(lowered, 200, "{patched}");
     assert_eq!((status, code(&body)), (409, "attempts_exhausted"), "{body}");
 }

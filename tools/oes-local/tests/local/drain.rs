@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use oes_local::gateway::{Drained, Settings, serve_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 
 use crate::browser::embedded_functions;
 
@@ -32,14 +32,7 @@ async fn a_request_still_running_when_the_drain_ends_is_cut_then() {
         Duration::from_millis(300),
     ));
 
-    let mut client = TcpStream::connect(address).await.expect("connected");
-    client
-        .write_all(
-            b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n\
-              content-length: 100\r\n\r\n{\"email\":",
-        )
-        .await
-        .expect("sent");
+    let mut client = crate::stalled_body::stalled_sign_in(address).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.send(()).expect("the server listens for the stop");
     let drained = server.await.expect("the server's task").expect("served");

@@ -28,14 +28,7 @@ async fn a_body_that_stops_arriving_is_answered_408_and_its_connection_closed() 
         Duration::ZERO,
     ));
 
-    let mut client = TcpStream::connect(address).await.expect("connected");
-    client
-        .write_all(
-            b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n\
-              content-length: 100\r\n\r\n{\"email\":",
-        )
-        .await
-        .expect("sent");
+    let mut client = stalled_sign_in(address).await;
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer))
         .await
@@ -46,4 +39,17 @@ async fn a_body_that_stops_arriving_is_answered_408_and_its_connection_closed() 
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
     server.abort();
     let _ = std::fs::remove_dir_all(outbox);
+}
+
+/// A connection to `address` that sends a sign-in whose body stops after 9 of its 100 bytes.
+pub async fn stalled_sign_in(address: std::net::SocketAddr) -> TcpStream {
+    let mut client = TcpStream::connect(address).await.expect("connected");
+    client
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .expect("sent");
+    client
 }
