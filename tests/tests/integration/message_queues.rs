@@ -193,12 +193,17 @@ async fn changing_the_visibility_hides_for_that_long_and_zero_shows_at_once(
     .await;
     assert_eq!(second.len(), 1, "visible at once");
     assert_eq!(second[0].receive_count, 2);
-    // A backoff: hidden for two seconds from now, then back.
+    // A backoff: hidden for four seconds from now (still hidden after two), then back.
     queues
-        .change_visibility(QueueName::Priority, &second[0].receipt_handle, 2)
+        .change_visibility(QueueName::Priority, &second[0].receipt_handle, 4)
         .await
         .expect("back off");
     assert!(receive(queues, QueueName::Priority, None).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(
+        receive(queues, QueueName::Priority, None).await.is_empty(),
+        "hidden for as long as asked, not less"
+    );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let third = receive_within(
         queues,

@@ -172,14 +172,17 @@ async fn a_backoff_hides_the_delivery_for_that_long(queues: Arc<dyn MessageQueue
     let again = receive(queues.as_ref(), QueueName::Priority).await;
     assert_eq!(again.len(), 1, "a zero backoff redelivers at once");
     let delivered = delivery(queues.as_ref(), QueueName::Priority, &again[0]);
-    lanes.retry_after(&delivered, 2).await.expect("backoff");
-    assert!(
+    lanes.retry_after(&delivered, 4).await.expect("backoff");
+    let hidden = || async {
         queues
             .receive(QueueName::Priority, 10, Some(30), Duration::ZERO)
             .await
             .expect("receive")
             .is_empty()
-    );
+    };
+    assert!(hidden().await);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(hidden().await, "hidden for as long as the backoff, not less");
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let after = receive(queues.as_ref(), QueueName::Priority).await;
     assert_eq!(after.len(), 1, "back after the backoff");
