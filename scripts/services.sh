@@ -129,7 +129,7 @@ ensure_tools_installed() {
 # headless through chromedriver.
 ensure_chromium_installed() {
   command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
-  command -v apt-get >/dev/null 2>&1 || { log "chromium not found and apt-get unavailable: the console's browser test will be skipped"; return 0; }
+  command -v apt-get >/dev/null 2>&1 || die "chromium and chromedriver not found and apt-get unavailable; install them yourself (the page tests need them)"
   log "installing chromium and chromium-driver with apt-get"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null

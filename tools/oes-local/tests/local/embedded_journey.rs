@@ -700,7 +700,22 @@ async fn running_out_of_file_descriptors_for_a_while_does_not_stop_the_server() 
     let idle: Vec<std::net::TcpStream> = (0..80)
         .filter_map(|_| std::net::TcpStream::connect(&address).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The limit was reached: the server said it could not accept (else this proves nothing).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .printed
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .any(|line| line.contains("could not accept a connection"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never ran out of descriptors: {} connections held",
+            idle.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(idle);
     std::thread::sleep(Duration::from_millis(500));
     let health = exchange(
