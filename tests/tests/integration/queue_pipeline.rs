@@ -182,7 +182,10 @@ async fn a_backoff_hides_the_delivery_for_that_long(queues: Arc<dyn MessageQueue
     };
     assert!(hidden().await);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    assert!(hidden().await, "hidden for as long as the backoff, not less");
+    assert!(
+        hidden().await,
+        "hidden for as long as the backoff, not less"
+    );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let after = receive(queues.as_ref(), QueueName::Priority).await;
     assert_eq!(after.len(), 1, "back after the backoff");

@@ -52,6 +52,12 @@ impl Outcome {
         matches!(self, Self::Status(s) if (200..300).contains(&s))
     }
 
+    /// An HTTP answer came (a status, `503 busy` included): what latency is measured on. A
+    /// request without one is counted, never timed (a refused connection fails in microseconds).
+    pub fn answered(self) -> bool {
+        matches!(self, Self::Status(_) | Self::Busy)
+    }
+
     /// A 5xx other than `503 busy` (a hard failure of the run).
     pub fn is_server_error(self) -> bool {
         matches!(self, Self::Status(s) if s >= 500)

@@ -94,7 +94,8 @@ pub struct RouteSummary {
     pub busy: u64,
     /// Every other outcome by status (`"409"`, `"500"`, `"timeout"`, `"transport"`).
     pub errors: BTreeMap<String, u64>,
-    /// Latency of every answer (busy ones included: that is what the route did).
+    /// Latency of every answer (busy ones included: that is what the route did); requests
+    /// that got none (a timeout, a failed connection) are in `errors` only.
     pub latency: Option<Latency>,
     /// `x-cache` headers.
     pub cache: CacheCounts,
@@ -137,7 +138,11 @@ pub fn summarize(samples: &[Sample]) -> Vec<RouteSummary> {
                 }
             }
             summary.busiest_second = per_second.into_values().max().unwrap_or(0);
-            let latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+            let latencies: Vec<Duration> = samples
+                .iter()
+                .filter(|s| s.outcome.answered())
+                .map(|s| s.latency)
+                .collect();
             summary.latency = Latency::of(&latencies);
             summary
         })
@@ -160,7 +165,7 @@ pub fn server_errors(samples: &[Sample]) -> BTreeMap<String, u64> {
 pub struct Second {
     /// Seconds since `from`.
     pub second: u64,
-    /// Requests sent in that second.
+    /// Requests sent in that second that got an answer.
     pub requests: usize,
     /// Their median latency (ms).
     pub p50_ms: f64,
@@ -168,14 +173,18 @@ pub struct Second {
     pub p99_ms: f64,
 }
 
-/// Each route's latency second by second, for the requests of `phase` sent from `from` on.
+/// Each route's latency second by second, for the requests of `phase` sent from `from` on that
+/// got an answer.
 pub fn per_second(
     samples: &[Sample],
     phase: Phase,
     from: Duration,
 ) -> BTreeMap<&'static str, Vec<Second>> {
     let mut buckets: BTreeMap<&'static str, BTreeMap<u64, Vec<Duration>>> = BTreeMap::new();
-    for sample in samples.iter().filter(|s| s.phase == phase) {
+    for sample in samples
+        .iter()
+        .filter(|s| s.phase == phase && s.outcome.answered())
+    {
         let second = sample.at.saturating_sub(from).as_secs();
         buckets
             .entry(sample.route)
@@ -289,6 +298,30 @@ mod tests {
             bypass: 0,
         };
         assert_eq!(all_hits.hit_ratio(), Some(1.0));
+    }
+
+    #[test]
+    fn requests_without_an_answer_are_counted_but_not_timed() {
+        let mut samples = vec![
+            sample("GET /auth/me", 0, 100, Outcome::Status(200)),
+            sample("GET /auth/me", 1, 100, Outcome::Status(200)),
+        ];
+        // A server gone: each refused connection fails in a fraction of a millisecond.
+        for at in 2..10 {
+            samples.push(sample("GET /auth/me", at, 0, Outcome::Transport));
+        }
+        samples.push(sample("GET /auth/me", 10, 5_000, Outcome::Timeout));
+        let summary = &summarize(&samples)[0];
+        assert_eq!(summary.requests, 11);
+        assert_eq!(summary.errors.get("transport"), Some(&8));
+        let latency = summary.latency.expect("two answers");
+        assert_eq!(
+            (latency.count, latency.p50_ms, latency.max_ms),
+            (2, 100.0, 100.0)
+        );
+        let series = &per_second(&samples, Phase::ExamDay, Duration::ZERO)["GET /auth/me"];
+        assert_eq!(series[0].requests, 2);
+        assert_eq!(series[0].p50_ms, 100.0);
     }
 
     #[test]
