@@ -234,6 +234,18 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// What every HTTP client of a run is built from: each request bounded by `timeout`, sent to
+/// the address it names — never through a proxy from the environment (`HTTP_PROXY`,
+/// `ALL_PROXY`: the figures would be the proxy's, and the demo password and the tokens would
+/// go to it), never on to a redirect's target.
+pub fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+}
+
 /// One actor's client: its own connections (from its own source address when given), its
 /// bearer token once signed in.
 #[derive(Debug, Clone)]
@@ -253,10 +265,8 @@ impl Client {
         timeout: Duration,
         recorder: Recorder,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
+        let mut builder = http_client(timeout)
             .local_address(local)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
             .pool_max_idle_per_host(2);
         if !base.starts_with("https://") {
             // Plain HTTP: no certificate store to set up for each of thousands of clients.
@@ -382,6 +392,62 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run in a child process of its own, where `HTTP_PROXY` and `ALL_PROXY` name a listener
+    /// of its parent's: a call to the parent's server must reach the server.
+    #[tokio::test]
+    async fn a_proxy_in_the_environment_is_never_used() {
+        const CHILD: &str = "OES_LOAD_PROXY_TEST_SERVER";
+        if let Some(server) = std::env::var_os(CHILD) {
+            let base = format!("http://{}", server.to_string_lossy());
+            let client = Client::new(&base, None, Duration::from_secs(5), Recorder::new())
+                .expect("a client");
+            let answer = client
+                .call(Phase::Setup, "GET /", Method::GET, "/", None)
+                .await
+                .expect("the server answers");
+            assert_eq!(answer.status, 200);
+            return;
+        }
+        use std::io::{Read, Write};
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        proxy.set_nonblocking(true).expect("nonblocking");
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = server.local_addr().expect("address");
+        std::thread::spawn(move || {
+            for stream in server.incoming() {
+                let mut stream = stream.expect("accepted");
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        let proxy_url = format!("http://{}", proxy.local_addr().expect("address"));
+        let child = std::process::Command::new(std::env::current_exe().expect("this test"))
+            .args([
+                "--exact",
+                "api::tests::a_proxy_in_the_environment_is_never_used",
+            ])
+            .env(CHILD, address.to_string())
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .expect("the child runs");
+        assert!(
+            proxy.accept().is_err(),
+            "a request went to the proxy in the environment"
+        );
+        assert!(
+            child.status.success(),
+            "{}",
+            String::from_utf8_lossy(&child.stdout)
+        );
+    }
 
     #[test]
     fn busy_is_back_pressure_and_other_5xx_are_failures() {

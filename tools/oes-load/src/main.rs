@@ -570,7 +570,11 @@ async fn play(args: &Args) -> Result<(Report, BTreeMap<&'static str, Vec<stats::
     let ses = match &args.ses_messages {
         Some(url) => Some(
             async {
-                let data: serde_json::Value = reqwest::get(url)
+                let data: serde_json::Value = api::http_client(args.request_timeout)
+                    .build()
+                    .map_err(|e| e.to_string())?
+                    .get(url)
+                    .send()
                     .await
                     .and_then(reqwest::Response::error_for_status)
                     .map_err(|e| e.to_string())?
