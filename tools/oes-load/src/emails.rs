@@ -80,6 +80,20 @@ pub async fn counts(admin: &Client, phase: Phase) -> Result<JobCounts, String> {
 /// Messages on the queues (`GET /admin/queues`): each lane's, then the dead-letter queue's,
 /// visible + in flight + delayed.
 pub async fn queue_depths(admin: &Client, phase: Phase) -> Result<Vec<(String, i64)>, String> {
+    Ok(depths(&queues(admin, phase).await?, |_| true))
+}
+
+/// Messages on the lanes, the dead-letter queue left out: while there are any, a copy of a
+/// job may still be sent.
+pub async fn on_the_lanes(admin: &Client, phase: Phase) -> Result<i64, String> {
+    let lanes = depths(&queues(admin, phase).await?, |queue| {
+        // A lane says whether it is paused; the dead-letter queue does not.
+        queue.get("paused").is_some()
+    });
+    Ok(lanes.iter().map(|(_, depth)| depth).sum())
+}
+
+async fn queues(admin: &Client, phase: Phase) -> Result<Value, String> {
     let answer = admin
         .call(
             phase,
@@ -93,13 +107,19 @@ pub async fn queue_depths(admin: &Client, phase: Phase) -> Result<Vec<(String, i
     if !answer.is_success() {
         return Err(format!("GET /admin/queues {}", answer.describe()));
     }
-    let queues = answer
-        .body
+    Ok(answer.body)
+}
+
+/// Each queue `keep` keeps of a `GET /admin/queues` answer, by name: visible + in flight +
+/// delayed.
+fn depths(body: &Value, keep: impl Fn(&Value) -> bool) -> Vec<(String, i64)> {
+    let queues = body
         .get("queues")
         .and_then(Value::as_array)
         .into_iter()
         .flatten();
-    Ok(queues
+    queues
+        .filter(|q| keep(q))
         .map(|q| {
             let n = |field: &str| q.get(field).and_then(Value::as_i64).unwrap_or(0);
             let name = q.get("queue").and_then(Value::as_str).unwrap_or("?");
@@ -108,7 +128,7 @@ pub async fn queue_depths(admin: &Client, phase: Phase) -> Result<Vec<(String, i
                 n("visible") + n("in_flight") + n("delayed"),
             )
         })
-        .collect())
+        .collect()
 }
 
 /// A sent job's record, as a listing shows it; the job's own record
@@ -409,6 +429,21 @@ pub fn exactly_once<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lanes_depth_leaves_the_dead_letter_queue_out() {
+        let body = serde_json::json!({"queues": [
+            {"queue": "priority", "paused": false, "visible": 1, "in_flight": 2, "delayed": 0},
+            {"queue": "bulk", "paused": true, "visible": 0, "in_flight": 0, "delayed": 4},
+            {"queue": "dead-letter", "visible": 9, "in_flight": 0, "delayed": 0},
+        ]});
+        let lanes: i64 = depths(&body, |q| q.get("paused").is_some())
+            .iter()
+            .map(|(_, d)| d)
+            .sum();
+        assert_eq!(lanes, 7);
+        assert_eq!(depths(&body, |_| true).len(), 3);
+    }
 
     #[test]
     fn past_the_counts_budget_only_the_runs_own_records_tell_that_its_emails_are_sent() {
