@@ -39,6 +39,20 @@ impl Background {
         }
     }
 
+    /// `Err` naming how many tasks have ended although no stop was asked for (a panic in a
+    /// poller or the sweep): from then on a lane's emails are not sent, or attempts not
+    /// closed, until `oes-local` is started again.
+    pub fn running(&self) -> Result<(), String> {
+        if self.stop.is_cancelled() {
+            return Err("stopping".into());
+        }
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended(&tasks, "the lanes' pollers and the sweep")
+    }
+
     /// Stops every task and waits for them to finish what they hold, at most `within`; whether
     /// they all did (the ones still running then are aborted).
     pub async fn stop(&self, within: Duration) -> bool {
@@ -60,8 +74,38 @@ impl Background {
     }
 }
 
+/// `Err` if any of `tasks` has ended (none of them ends before it is stopped).
+fn ended(tasks: &[JoinHandle<()>], what: &str) -> Result<(), String> {
+    match tasks.iter().filter(|task| task.is_finished()).count() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} of {} of {what} ended: restart oes-local",
+            tasks.len()
+        )),
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_ended_is_told() {
+        let tasks = vec![
+            tokio::spawn(std::future::pending::<()>()),
+            tokio::spawn(async { panic!("a poller's bug") }),
+        ];
+        while !tasks[1].is_finished() {
+            tokio::task::yield_now().await;
+        }
+        let told = ended(&tasks, "the tasks").expect_err("one ended");
+        assert!(told.starts_with("1 of 2 of the tasks ended"), "{told}");
+        assert_eq!(ended(&tasks[..1], "the tasks"), Ok(()));
     }
 }

@@ -1,7 +1,8 @@
 //! `GET /health`: whether what `oes-local` stands on answers — the store, the queues and the
-//! cache — with each queue's depth and whether each lane is paused. 200 while the store and the
-//! queues answer (without the cache oes is slower, not wrong: `degraded`, still 200), 503 when
-//! either does not. No token needed, and nothing in it is anyone's data.
+//! cache — and whether its lanes' pollers and its sweep still run, with each queue's depth and
+//! whether each lane is paused. 200 while the store and the queues answer and the background
+//! runs (without the cache oes is slower, not wrong: `degraded`, still 200), 503 otherwise. No
+//! token needed, and nothing in it is anyone's data.
 
 use std::future::Future;
 
@@ -34,6 +35,8 @@ pub struct Checks {
     pub queues: String,
     /// The cache (a read of its namespace version).
     pub cache: String,
+    /// The lanes' pollers and the attempt sweep: `ok` while each runs.
+    pub background: String,
 }
 
 impl Health {
@@ -69,6 +72,7 @@ pub async fn check(functions: &Functions) -> Health {
                 .map_err(|error| error.to_string())
         },
         async { admin.queue_views().await.map_err(|error| error.to_string()) },
+        functions.background.running(),
     )
     .await
 }
@@ -88,6 +92,7 @@ async fn assess(
     store: impl Future<Output = Result<(), String>>,
     cache: impl Future<Output = Result<(), String>>,
     queues: impl Future<Output = Result<Vec<QueueView>, String>>,
+    background: Result<(), String>,
 ) -> Health {
     let (store, cache, queues) = tokio::join!(
         within_deadline(store),
@@ -95,7 +100,9 @@ async fn assess(
         within_deadline(queues)
     );
     let (store, cache, queues_check) = (outcome(&store), outcome(&cache), outcome(&queues));
-    let status = match (store == "ok" && queues_check == "ok", cache == "ok") {
+    let background = outcome(&background);
+    let serving = store == "ok" && queues_check == "ok" && background == "ok";
+    let status = match (serving, cache == "ok") {
         (false, _) => "unavailable",
         (true, false) => "degraded",
         (true, true) => "ok",
@@ -106,6 +113,7 @@ async fn assess(
             store,
             queues: queues_check,
             cache,
+            background,
         },
         queues: queues.unwrap_or_default(),
     }
@@ -127,7 +135,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<(), String>(())
         };
-        let health = assess(hung(), hung(), async { Ok(Vec::new()) }).await;
+        let health = assess(hung(), hung(), async { Ok(Vec::new()) }, Ok(())).await;
         assert!(
             started.elapsed() <= Duration::from_secs(3),
             "answered after {:?}",
@@ -137,5 +145,24 @@ mod tests {
         assert!(health.checks.store.starts_with("unavailable"), "{health:?}");
         assert!(health.checks.cache.starts_with("unavailable"), "{health:?}");
         assert_eq!(health.checks.queues, "ok");
+    }
+
+    /// A lane's poller or the sweep that ended (a panic): the API still answers, but emails are
+    /// no longer sent, or attempts closed: 503, for whoever watches it to restart it.
+    #[tokio::test]
+    async fn a_background_task_that_ended_makes_it_unavailable() {
+        let ok = || async { Ok::<(), String>(()) };
+        let ended = Err("1 of 3 of the lanes' pollers and the sweep ended".to_owned());
+        let health = assess(ok(), ok(), async { Ok(Vec::new()) }, ended).await;
+        assert_eq!((health.status, health.status_code()), ("unavailable", 503));
+        assert!(
+            health.checks.background.starts_with("unavailable: 1 of 3"),
+            "{health:?}"
+        );
+        let health = assess(ok(), ok(), async { Ok(Vec::new()) }, Ok(())).await;
+        assert_eq!(
+            (health.status, health.checks.background.as_str()),
+            ("ok", "ok")
+        );
     }
 }

@@ -353,7 +353,7 @@ async fn health_says_what_answers_and_shows_the_lanes() {
     assert_eq!(body["status"], "ok", "{body}");
     assert_eq!(
         body["checks"],
-        json!({"store": "ok", "queues": "ok", "cache": "ok"}),
+        json!({"store": "ok", "queues": "ok", "cache": "ok", "background": "ok"}),
         "{body}"
     );
     let queues = body["queues"].as_array().expect("queues");
