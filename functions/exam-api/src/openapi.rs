@@ -129,7 +129,8 @@ fn list_exams() {}
 /// The exam starts as a draft that only its owner and admins see.
 #[utoipa::path(post, path = "/exams", tag = "exams", request_body = CreateExamBody,
     responses((status = 201, description = "The new draft", body = ExamView),
-              (status = 403, description = "`forbidden`: students cannot write exams")))]
+              (status = 403, description = "`forbidden`: students cannot write exams"),
+              (status = 409, description = "`already_exists`: the new exam's random id was taken (try again)")))]
 fn create_exam() {}
 
 /// An exam, with the points of its questions
@@ -176,7 +177,8 @@ fn list_questions() {}
     params(("exam_id" = String, Path, description = "the exam's id")),
     responses((status = 201, description = "The new question", body = QuestionView),
               (status = 403, description = "`forbidden`: a student"),
-              (status = 409, description = "`too_many_questions` or `concurrent_update`")))]
+              (status = 409, description = "`too_many_questions` or `concurrent_update`; \
+                `already_exists`: the new question's random id was taken (try again)")))]
 fn add_question() {}
 
 /// Change a question (its owner or an admin)
@@ -205,7 +207,8 @@ fn delete_question() {}
               (status = 403, description = "`forbidden`: only students take exams"),
               (status = 409, description = "`exam_not_open`, `exam_closed`, \
                 `attempt_in_progress` or `attempts_exhausted`; `concurrent_update` if the exam \
-                kept changing while the attempt was being started")))]
+                kept changing while the attempt was being started; `already_exists`: the new \
+                attempt's random id was taken (try again)")))]
 fn start_attempt() {}
 
 /// An exam's attempts and results (its owner or an admin)
