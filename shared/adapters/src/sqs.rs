@@ -121,7 +121,10 @@ impl MessageQueues for SqsQueues {
         visibility: Option<u32>,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        let wait = u32::try_from(wait.as_secs()).unwrap_or(20).min(20);
+        // SQS counts the wait in whole seconds (at most 20): a part of one is rounded up, so a
+        // wait under a second is a wait, not a short poll that returns at once.
+        let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let wait = u32::try_from(whole).unwrap_or(20).min(20);
         let mut poll = aws_sdk_sqs::Config::builder();
         poll.set_timeout_config(long_poll_timeouts(
             self.client.config().timeout_config(),

@@ -51,6 +51,7 @@ contract!(
     the_dead_letter_queue_keeps_what_it_is_sent,
     counts_tell_visible_in_flight_and_delayed_messages_apart,
     a_receive_waits_for_a_message_sent_meanwhile,
+    a_wait_under_a_second_still_waits,
     a_receive_returns_at_most_max_and_repeated_receives_reach_every_message,
     purge_empties_one_queue_only,
     a_delay_beyond_fifteen_minutes_is_refused,
@@ -338,6 +339,31 @@ async fn a_receive_waits_for_a_message_sent_meanwhile(queues: &dyn MessageQueues
         got.len(),
         1,
         "the long poll returns the message sent during it"
+    );
+    assert_eq!(got[0].body, sent.body);
+}
+
+/// SQS counts a long poll's wait in whole seconds: less than one is still a wait, not a short
+/// poll that returns at once.
+async fn a_wait_under_a_second_still_waits(queues: &dyn MessageQueues) {
+    let sent = message(0);
+    let (got, ()) = tokio::join!(
+        queues.receive(
+            QueueName::Priority,
+            10,
+            Some(30),
+            Duration::from_millis(900)
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            queues.send(QueueName::Priority, &sent).await.expect("send");
+        }
+    );
+    let got = got.expect("receive");
+    assert_eq!(
+        got.len(),
+        1,
+        "the poll waited for the message sent during it"
     );
     assert_eq!(got[0].body, sent.body);
 }
