@@ -58,6 +58,57 @@ contract!(
     a_handle_whose_message_was_deleted_changes_nothing,
 );
 
+/// A message older than its queue's retention period is gone: on the twin the lanes' 4 days
+/// (Tokio's paused clock), on SQS a lane given the shortest retention SQS takes, 60 s.
+mod retention {
+    use std::time::Duration;
+
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    #[tokio::test(start_paused = true)]
+    async fn in_memory() {
+        let queues = oes_adapters::memory::MemoryQueues::default();
+        super::a_message_past_its_retention_is_gone(&queues, Duration::from_secs(4 * 24 * 3600))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn on_sqs() {
+        let env = oes_tests::TestEnv::spawn().await;
+        env.clients
+            .sqs()
+            .set_queue_attributes()
+            .queue_url(&env.provisioned.priority_queue_url)
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
+            .send()
+            .await
+            .expect("retention set");
+        super::a_message_past_its_retention_is_gone(
+            env.sqs_queues().as_ref(),
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+}
+
+async fn a_message_past_its_retention_is_gone(queues: &dyn MessageQueues, retention: Duration) {
+    queues
+        .send(QueueName::Priority, &message(0))
+        .await
+        .expect("send");
+    tokio::time::sleep(retention - Duration::from_secs(5)).await;
+    assert_eq!(counts(queues, QueueName::Priority).await, (1, 0, 0));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        receive(queues, QueueName::Priority, Some(30))
+            .await
+            .is_empty(),
+        "a message past its retention was delivered"
+    );
+    // Not the counts after it: moto goes on counting the expired message as in flight (AWS
+    // drops it, its counts being approximate anyway).
+}
+
 /// A message with a unique body and two attributes.
 fn message(delay_seconds: u32) -> NewMessage {
     NewMessage {

@@ -10,6 +10,9 @@
 //! - `DelaySeconds` hides a new message for that long;
 //! - a lane's redrive policy: a message received `maxReceiveCount` times and not deleted moves to
 //!   the dead-letter queue, keeping its id, body and attributes, when the next receive finds it;
+//! - retention: a message older than its queue's retention period (4 days for the lanes, 14 for
+//!   the dead-letter queue) is gone, counted from when it was first sent — a dead letter's age
+//!   counts from its send to the lane, as on a standard queue;
 //! - receives take the longest-waiting visible messages first and put them at the back, so
 //!   repeated receives with a zero visibility timeout walk the whole queue (SQS samples at
 //!   random; the pipeline never relies on an order).
@@ -41,6 +44,8 @@ struct Stored {
     receipt: Option<String>,
     /// Hidden until then (a delay, or a visibility timeout).
     visible_at: Instant,
+    /// When it was first sent (to a lane, for a message the redrive policy moved).
+    sent_at: Instant,
 }
 
 impl Stored {
@@ -56,6 +61,14 @@ impl Stored {
 struct Queue {
     def: QueueDef,
     messages: VecDeque<Stored>,
+}
+
+impl Queue {
+    /// Drops the messages past the queue's retention period.
+    fn expire(&mut self, now: Instant) {
+        let kept = seconds(self.def.retention);
+        self.messages.retain(|m| now < m.sent_at + kept);
+    }
 }
 
 /// The in-memory twin of the pipeline's SQS queues.
@@ -117,6 +130,7 @@ impl MemoryQueues {
             QueueName::Bulk => (bulk, Some(dead)),
             QueueName::DeadLetter => (dead, None),
         };
+        this.expire(now);
         let hide = seconds(visibility.unwrap_or(this.def.visibility_timeout));
         let mut batch = Vec::new();
         let mut kept = VecDeque::with_capacity(this.messages.len());
@@ -200,6 +214,7 @@ impl MessageQueues for MemoryQueues {
                 receive_count: 0,
                 receipt: None,
                 visible_at: Instant::now() + seconds(message.delay_seconds),
+                sent_at: Instant::now(),
             });
         self.changed.notify_waiters();
         Ok(message_id)
@@ -267,7 +282,8 @@ impl MessageQueues for MemoryQueues {
 
     async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
         let now = Instant::now();
-        let queues = lock(&self.queues);
+        let mut queues = lock(&self.queues);
+        queues[queue.index()].expire(now);
         let messages = &queues[queue.index()].messages;
         let count = |keep: &dyn Fn(&Stored) -> bool| {
             i64::try_from(messages.iter().filter(|m| keep(m)).count()).unwrap_or(i64::MAX)
