@@ -11,13 +11,16 @@
 //!   Every attempt counts, right password or wrong, so the argon2 work a client can cause is
 //!   bounded too. There is no per-IP login limit: a school taking an exam behind one NAT
 //!   address signs in all at once.
-//! - Mail bombing and SES cost: [`EMAIL_PER_ADDRESS`] on every route that mails an address the
-//!   caller names (sign-up, whose email is a verification link or, for a verified address, a
-//!   notice; verification resend; email change to it), counted per mailbox
-//!   ([`oes_domain::user::Email::mailbox`]: `ada+1@x` and `ada+2@x` share one) whether or not
-//!   an account exists, so a 429 reveals nothing. The requester's own limit comes first
-//!   ([`EMAIL_PER_IP`], [`SIGN_UP_PER_IP`], [`EMAIL_CHANGE_PER_ACCOUNT`]): a request it refuses
-//!   spends nothing of the address's budget.
+//! - Mail bombing and SES cost: [`EMAIL_PER_ADDRESS`] bounds the emails sent to an address the
+//!   caller names (a sign-up's verification link or, for a verified address, its notice; a
+//!   verification resend; an email change's link), per mailbox
+//!   ([`oes_domain::user::Email::mailbox`]: `ada+1@x` and `ada+2@x` share one). Like
+//!   [`RESET_PER_ACCOUNT`] it never refuses: only an email about to be sent counts, and past
+//!   the budget the request sends nothing and is answered as any other. So no one can spend an
+//!   address's budget without mailing it (counting requests that mail nothing let five resends
+//!   an hour keep an address's owner from signing up), and the answer tells nothing. The
+//!   requester's own limits refuse with a 429 first ([`EMAIL_PER_IP`], [`SIGN_UP_PER_IP`],
+//!   [`EMAIL_CHANGE_PER_ACCOUNT`]): a request they refuse spends nothing of the address's.
 //! - Password resets: [`EMAIL_PER_IP`], then [`RESET_PER_ACCOUNT`], which never refuses (the
 //!   answer is 202 either way) but stops mailing: each reset email voids the link before it,
 //!   and the last one sent outlives the window, so whoever spends the budget, the owner holds a
@@ -65,7 +68,8 @@ pub const SIGN_UP_PER_IP: Limit = Limit {
     window: HOUR,
 };
 
-/// Emails asked for one mailbox (sign-up, verification resend, email change to it).
+/// Emails sent to one mailbox (sign-up, verification resend, email change to it); past it
+/// nothing is sent, and the request is answered as any other.
 pub const EMAIL_PER_ADDRESS: Limit = Limit {
     rule: "email",
     max: 5,

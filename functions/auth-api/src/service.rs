@@ -20,7 +20,8 @@ use oes_runtime::session::Sessions;
 use crate::error::AuthError;
 use crate::hashing::{Admission, HashPool};
 use crate::limits::{
-    LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE, RESET_PER_ACCOUNT,
+    EMAIL_PER_ADDRESS, LOGIN_PER_ACCOUNT, LOGIN_PER_ACCOUNT_AND_IP, LOGIN_PER_DEVICE,
+    RESET_PER_ACCOUNT,
 };
 use crate::pacing::Pace;
 
@@ -153,6 +154,21 @@ impl AuthService {
         Ok(())
     }
 
+    /// Whether the mailbox `to` reaches may get one more email now ([`EMAIL_PER_ADDRESS`]),
+    /// counted if so. Asked only just before an email to it is queued: a request that mails
+    /// nothing (an address without an account) spends none of the budget, so no one can use it
+    /// up without mailing the address, which its owner sees. Past it the request sends nothing
+    /// and is answered as any other (a refusal would tell that the address gets emails here).
+    async fn mailbox_open(&self, to: &Email) -> bool {
+        match self.limiter.check(&EMAIL_PER_ADDRESS, &to.mailbox()).await {
+            Verdict::Allowed => true,
+            Verdict::Limited { .. } => {
+                tracing::info!("the mailbox's emails are spent for now; nothing sent");
+                false
+            }
+        }
+    }
+
     /// Signs `email` up, answering the same whatever the address (no account enumeration, as
     /// OWASP's authentication cheat sheet asks): the caller learns only that an email is on its
     /// way to the address.
@@ -165,6 +181,9 @@ impl AuthService {
     ///   expires ([`oes_domain::user::UNVERIFIED_ACCOUNT_TTL_SECONDS`]).
     /// - A verified account: nothing changes; its owner is mailed a notice
     ///   ([`EmailTemplate::AccountExists`]) instead.
+    ///
+    /// Each of them mails the address, so each counts against its mailbox's budget; past it,
+    /// nothing is written or sent ([`Self::mailbox_open`]).
     ///
     /// The password is hashed first, whatever the address, and what follows answers at the
     /// [`Pace`] floor, so the answer takes as long either way. A write that loses a race with
@@ -195,6 +214,9 @@ impl AuthService {
         name: DisplayName,
         password_hash: String,
     ) -> Result<(), AuthError> {
+        if !self.mailbox_open(&email).await {
+            return Ok(());
+        }
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -353,8 +375,8 @@ impl AuthService {
         Ok(user.profile())
     }
 
-    /// Sends a new verification email if `email` belongs to an unverified account. Says nothing
-    /// either way (the handler always answers 202), not even when the email could not be queued
+    /// Sends a new verification email if `email` belongs to an unverified account (and its
+    /// mailbox's budget allows: [`Self::mailbox_open`]). Says nothing either way (the handler always answers 202), not even when the email could not be queued
     /// ([`answered_as_without_account`]), and answers at the [`Pace`] floor.
     #[tracing::instrument(skip_all)]
     pub async fn resend_verification(&self, email: &Email) -> Result<(), AuthError> {
@@ -362,6 +384,9 @@ impl AuthService {
             .answer("resend_verification", async {
                 match self.users.find_by_email(email).await? {
                     Some(user) if user.status == UserStatus::PendingVerification => {
+                        if !self.mailbox_open(email).await {
+                            return Ok(());
+                        }
                         answered_as_without_account(self.send_verification(&user).await)
                     }
                     _ => Ok(()),
@@ -607,6 +632,9 @@ impl AuthService {
                         tracing::warn!(%error, "could not void the email-change link sent before");
                     }
                     tracing::info!("email change requested to an address in use; nothing sent");
+                    return Ok(());
+                }
+                if !self.mailbox_open(&new_email).await {
                     return Ok(());
                 }
                 // Nothing is ever sent to a taken address, so a failure to send to a free one
