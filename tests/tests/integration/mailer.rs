@@ -12,8 +12,9 @@
 //! - `ses_only::<test>`: what only SES does.
 //!
 //! moto keeps only the HTML part of a message that has both (its `sesv2` `SendEmail` stores
-//! `Html` if present, else `Text`), so the SES inbox cannot show the text part: [`Inbox::shows`]
-//! says so in one place instead of each body skipping it.
+//! `Html` if present, else `Text`), so the SES inbox reads the text part from the requests the
+//! mailer sent ([`SentRequests`], an SDK interceptor on its client): what SES was asked to send,
+//! matched to moto's message by recipient and subject.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,10 +52,20 @@ macro_rules! contract {
                 async fn $body() {
                     let env = TestEnv::spawn().await;
                     let sender = env.provisioned.sender_email.clone();
-                    let mailer = SesMailer::new(env.clients.ses(), &sender);
+                    let requests = SentRequests::default();
+                    let client = aws_sdk_sesv2::Client::from_conf(
+                        env.clients
+                            .ses()
+                            .config()
+                            .to_builder()
+                            .interceptor(requests.clone())
+                            .build(),
+                    );
+                    let mailer = SesMailer::new(client, &sender);
                     let inbox = Inbox::Ses {
                         endpoint: env.endpoints.aws.clone(),
                         sender,
+                        requests,
                     };
                     super::$body(&mailer, &inbox).await;
                 }
@@ -83,7 +94,7 @@ struct Delivered {
     from: String,
     to: Vec<String>,
     subject: String,
-    /// `None` where the inbox cannot show it (moto keeps the HTML part only).
+    /// The text part (`None` if the message had none).
     text: Option<String>,
     html: String,
 }
@@ -92,8 +103,53 @@ struct Delivered {
 enum Inbox {
     /// The folder of an `OutboxMailer` sending as `sender`.
     Outbox { dir: PathBuf, sender: String },
-    /// The emulator at `endpoint`, the mailer sending as `sender`.
-    Ses { endpoint: String, sender: String },
+    /// The emulator at `endpoint`, the mailer sending as `sender` through a client whose
+    /// requests `requests` keeps.
+    Ses {
+        endpoint: String,
+        sender: String,
+        requests: SentRequests,
+    },
+}
+
+/// The bodies of the requests an SES client sent (an interceptor on it), as JSON.
+#[derive(Debug, Clone, Default)]
+struct SentRequests(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl aws_sdk_sesv2::config::Intercept for SentRequests {
+    fn name(&self) -> &'static str {
+        "SentRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_sesv2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_sesv2::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_sesv2::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if let Ok(json) = serde_json::from_slice(body) {
+            self.0.lock().expect("not poisoned").push(json);
+        }
+        Ok(())
+    }
+}
+
+impl SentRequests {
+    /// The text part SES was asked to send to `to` under `subject`: the last such request's.
+    fn text_part(&self, to: &str, subject: &str) -> Option<String> {
+        let sent = self.0.lock().expect("not poisoned");
+        sent.iter()
+            .rev()
+            .find(|r| {
+                r["Destination"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == to))
+                    && r["Content"]["Simple"]["Subject"]["Data"] == subject
+            })
+            .and_then(|r| r["Content"]["Simple"]["Body"]["Text"]["Data"].as_str())
+            .map(str::to_owned)
+    }
 }
 
 impl Inbox {
@@ -104,7 +160,9 @@ impl Inbox {
                 .into_iter()
                 .filter(|m| m.to.iter().any(|a| a == to.as_str()))
                 .collect(),
-            Self::Ses { endpoint, .. } => ses_messages_to(endpoint, to.as_str())
+            Self::Ses {
+                endpoint, requests, ..
+            } => ses_messages_to(endpoint, to.as_str())
                 .await
                 .iter()
                 .map(|m| {
@@ -123,7 +181,7 @@ impl Inbox {
                             .map(text)
                             .collect(),
                         subject: text(&m["subject"]),
-                        text: None,
+                        text: requests.text_part(to.as_str(), &text(&m["subject"])),
                         html: text(&m["body"]),
                     }
                 })
@@ -135,16 +193,13 @@ impl Inbox {
 
     /// What this inbox shows of `email` delivered as message `id`.
     fn shows(&self, id: &str, email: &OutgoingEmail) -> Delivered {
-        let (sender, text) = match self {
-            Self::Outbox { sender, .. } => (sender, Some(email.text.clone())),
-            Self::Ses { sender, .. } => (sender, None),
-        };
+        let (Self::Outbox { sender, .. } | Self::Ses { sender, .. }) = self;
         Delivered {
             id: id.to_owned(),
             from: sender.clone(),
             to: vec![email.to.as_str().to_owned()],
             subject: email.subject.clone(),
-            text,
+            text: Some(email.text.clone()),
             html: email.html.clone(),
         }
     }
