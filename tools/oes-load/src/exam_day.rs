@@ -283,6 +283,9 @@ pub struct StudentRun {
 /// One student's exam: never fails, the failure is in the [`StudentRun`]. `rng` makes the
 /// student's choices (answers, the time between saves); `jitter`, a stream apart, spreads its
 /// sign-in's retries.
+/// The failure of a student still at it when the exam day's time ran out.
+pub const RAN_OUT: &str = "still at it when the exam day's time ran out";
+
 pub async fn sit(
     mut client: Client,
     email: String,
@@ -296,7 +299,9 @@ pub async fn sit(
         email,
         ..StudentRun::default()
     };
-    let outcome = sit_steps(
+    // Stopped at the exam day's deadline, the run keeps what it recorded by then (signed in,
+    // started, submitted): a submit that landed still expects its email.
+    let steps = sit_steps(
         &mut client,
         &mut run,
         &mut rng,
@@ -304,8 +309,10 @@ pub async fn sit(
         &sitting,
         &progress,
         &since_start,
-    )
-    .await;
+    );
+    let outcome = tokio::time::timeout_at(sitting.deadline, steps)
+        .await
+        .unwrap_or_else(|_| Err(RAN_OUT.into()));
     if let Err(failure) = outcome {
         run.failure = Some(failure);
         progress.bump(&progress.failed);
@@ -461,15 +468,22 @@ mod tests {
         base: String,
         busy: AtomicU32,
         saved: Mutex<Vec<Value>>,
+        /// `GET /me/attempts` never answers.
+        stall_listing: bool,
     }
 
     impl Server {
         async fn start(busy: u32) -> Arc<Self> {
+            Self::start_with(busy, false).await
+        }
+
+        async fn start_with(busy: u32, stall_listing: bool) -> Arc<Self> {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let server = Arc::new(Self {
                 base: format!("http://{}", listener.local_addr().expect("address")),
                 busy: AtomicU32::new(busy),
                 saved: Mutex::new(Vec::new()),
+                stall_listing,
             });
             let serving = server.clone();
             tokio::spawn(async move {
@@ -506,6 +520,9 @@ mod tests {
                 }
             };
             let line = head.lines().next().unwrap_or("");
+            if self.stall_listing && line.starts_with("GET /me/attempts ") {
+                std::future::pending::<()>().await;
+            }
             let (status, extra, reply) = self.route(line, &body);
             let reply = reply.to_string();
             let response = format!(
@@ -558,13 +575,17 @@ mod tests {
     /// Student 1 of seed 1 sits the exam on a server that is first busy `busy` times: what it
     /// saved, and how it went.
     async fn sit_through(busy: u32) -> (Vec<Value>, StudentRun) {
-        let server = Server::start(busy).await;
+        sit_on(Server::start(busy).await, Duration::from_secs(60)).await
+    }
+
+    /// Student 1 of seed 1 sits the exam on `server`, the exam day ending `within` from now.
+    async fn sit_on(server: Arc<Server>, within: Duration) -> (Vec<Value>, StudentRun) {
         let sitting = Arc::new(Sitting {
             exam_id: "e".into(),
             password: "password".into(),
             saves: 3,
             save_every: Duration::from_millis(1),
-            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+            deadline: tokio::time::Instant::now() + within,
         });
         let run = sit(
             server.client(),
@@ -589,6 +610,19 @@ mod tests {
         assert_eq!(busy_run.busy, 5);
         assert_eq!(calm.len(), 3);
         assert_eq!(calm, busy);
+    }
+
+    /// A student whose submit landed but whose last read stalls past the exam day's end: the
+    /// run says so and keeps the attempt and the submit (its result email is expected).
+    #[tokio::test]
+    async fn a_student_stopped_by_the_deadline_keeps_what_they_did() {
+        let server = Server::start_with(0, true).await;
+        let (saved, run) = sit_on(server, Duration::from_secs(1)).await;
+        assert_eq!(saved.len(), 3);
+        assert_eq!(run.failure.as_deref(), Some(RAN_OUT));
+        assert_eq!(run.attempt_id.as_deref(), Some("a"));
+        assert!(run.submitted_at.is_some(), "{run:?}");
+        assert!(run.signed_in.is_some(), "{run:?}");
     }
 
     #[tokio::test]
