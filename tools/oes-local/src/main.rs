@@ -150,7 +150,7 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
     );
     say!("  the operator console: http://{addr}/admin/ (sign in as an admin)");
     say!("  health: http://{addr}/health; Ctrl-C or SIGTERM stops it gracefully");
-    match oes_local::gateway::serve_until(
+    let drained = oes_local::gateway::serve_until(
         listener,
         functions.clone(),
         oes_local::gateway::Settings {
@@ -163,8 +163,8 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
         stop.cancelled_owned(),
         DRAIN,
     )
-    .await?
-    {
+    .await?;
+    match drained {
         Drained::Finished => {
             say!("oes-local: stopping (requests in flight finished; finishing the batches in hand)")
         }
@@ -173,10 +173,15 @@ async fn main() -> Result<(), oes_domain::ports::BoxError> {
              finishing the batches in hand)"
         ),
     }
-    if !functions.background.stop(BACKGROUND_STOP).await {
+    let background_stopped = functions.background.stop(BACKGROUND_STOP).await;
+    if !background_stopped {
         say!("oes-local: a poller or the sweep was still busy after {BACKGROUND_STOP:?}");
     }
     say!("oes-local: stopped");
+    // A stop that cut work short is not a clean one: the exit code tells whoever stopped it.
+    if drained == Drained::TimedOut || !background_stopped {
+        return Err("the stop cut work short (see above)".into());
+    }
     Ok(())
 }
 

@@ -464,6 +464,31 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
     }
 }
 
+/// A stop that had to cut a request off (still running when the drain's 10 s ended) is not a
+/// clean one, and the exit code says so, for whoever stopped it (a service manager, a harness).
+/// Before, `oes-local` exited 0 whatever its stop cut short.
+#[tokio::test]
+async fn a_stop_that_cut_a_request_off_exits_non_zero() {
+    use nix::sys::signal::Signal;
+    let mut server = start();
+    let address = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let _stalled = crate::stalled_body::stalled_sign_in(address).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.signal(Signal::SIGTERM);
+    let exit = server.exited().await;
+    std::thread::sleep(Duration::from_millis(100));
+    let printed = server.printed.lock().expect("not poisoned").clone();
+    assert!(
+        printed.iter().any(|line| line.contains("were cut off")),
+        "{printed:#?}"
+    );
+    assert_eq!(exit.code(), Some(1), "{exit:?}: {printed:#?}");
+}
+
 /// `count` sign-ins sent to `server` by clients that leave at once: argon2 keeps it busy with
 /// them for a while (about 15 ms of a core each here).
 fn abandoned_sign_ins(server: &LocalServer, count: usize) {
