@@ -1577,3 +1577,144 @@ async fn a_question_edit_whose_answer_was_lost_is_saved_not_a_conflict() {
         );
     }
 }
+
+/// The items of each `TransactWriteItems` a client sent (`pk`, `sk`), in order.
+#[derive(Debug, Clone, Default)]
+struct Transactions(std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for Transactions {
+    fn name(&self) -> &'static str {
+        "Transactions"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() else {
+            return Ok(());
+        };
+        let text =
+            |v: Option<&AttributeValue>| v.and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let keys = input
+            .transact_items()
+            .iter()
+            .filter_map(|item| {
+                let key = item
+                    .put()
+                    .map(|p| p.item())
+                    .or_else(|| item.update().map(|u| u.key()))
+                    .or_else(|| item.delete().map(|d| d.key()))
+                    .or_else(|| item.condition_check().map(|c| c.key()))?;
+                Some((text(key.get("pk")), text(key.get("sk"))))
+            })
+            .collect();
+        self.0.lock().expect("not poisoned").push(keys);
+        Ok(())
+    }
+}
+
+/// A class starting an exam together must not meet itself in DynamoDB: a transaction that
+/// touches an item another transaction in progress holds — a condition check included — is
+/// cancelled (`TransactionConflict`), retried with backoff, and at a class's rate answered 409
+/// or 503. Each start checks that the exam is published and at the version it read; it checked
+/// the exam's own item, which every start then held, so starts at one exam went one at a time
+/// (a few tens a second at most). It checks one of the exam's guard copies, chosen by the
+/// student: starts by different students share no other item. On DynamoDB only (moto takes one
+/// request at a time, so it cannot show the conflict itself; this shows the items).
+#[tokio::test]
+async fn starts_at_one_exam_share_no_item_but_the_exams_guard_copies() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.as_str();
+    let exams = DynamoExams::new(env.clients.dynamodb(), table);
+    let sent = Transactions::default();
+    let attempts = DynamoAttempts::new(
+        oes_tests::dynamodb_with(&env.clients.dynamodb(), sent.clone()),
+        table,
+    );
+    let (exam, questions) = started_exam(&exams).await;
+    for i in 0..16 {
+        let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000 + i);
+        attempts
+            .create_attempt(&attempt, ANY)
+            .await
+            .expect("started");
+    }
+    let starts = sent.0.lock().expect("not poisoned").clone();
+    assert_eq!(starts.len(), 16, "one transaction per start");
+    let exam_item = (format!("EXAM#{}", exam.id), "EXAM".to_owned());
+    let mut held: std::collections::BTreeMap<&(String, String), usize> = Default::default();
+    for items in &starts {
+        assert!(
+            !items.contains(&exam_item),
+            "a start holds the exam: {items:?}"
+        );
+        for item in items {
+            *held.entry(item).or_default() += 1;
+        }
+    }
+    let shared: Vec<_> = held.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        shared.iter().all(|((_, sk), _)| sk.starts_with("GUARD#")),
+        "starts by different students share items other than guards: {shared:?}"
+    );
+    let guards = held
+        .keys()
+        .filter(|(_, sk)| sk.starts_with("GUARD#"))
+        .count();
+    assert!(
+        guards >= 4,
+        "16 students checked only {guards} guard copies"
+    );
+}
+
+/// An exam published before guard copies existed (or whose copies a failed write left behind)
+/// still takes starts: a start refused for want of its guard writes the copies, on the exam's
+/// version, and goes on.
+#[tokio::test]
+async fn a_start_at_an_exam_without_its_guard_copies_writes_them_and_goes_on() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.as_str();
+    let client = env.clients.dynamodb();
+    let exams = DynamoExams::new(client.clone(), table);
+    let attempts = DynamoAttempts::new(client.clone(), table);
+    let (exam, questions) = started_exam(&exams).await;
+    let guards = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :guard)")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EXAM#{}", exam.id)),
+        )
+        .expression_attribute_values(
+            ":guard",
+            aws_sdk_dynamodb::types::AttributeValue::S("GUARD#".into()),
+        )
+        .send()
+        .await
+        .expect("queried");
+    assert!(guards.count() > 0, "the published exam has guard copies");
+    for guard in guards.items() {
+        client
+            .delete_item()
+            .table_name(table)
+            .key("pk", guard["pk"].clone())
+            .key("sk", guard["sk"].clone())
+            .send()
+            .await
+            .expect("deleted");
+    }
+    for i in 0..3 {
+        let attempt = attempt_at(&exam, &questions, &UserId::generate(), 2_000 + i);
+        attempts
+            .create_attempt(&attempt, ANY)
+            .await
+            .expect("started, its guard written");
+    }
+}

@@ -23,16 +23,17 @@ use aws_sdk_dynamodb::types::{
 };
 
 use oes_domain::exam::{
-    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary,
+    Answers, Attempt, AttemptCursor, AttemptId, AttemptResult, AttemptStatus, AttemptSummary, Exam,
     ExamId,
 };
 use oes_domain::ports::{AttemptConflict, AttemptStore, DueAttempt, StoreError, StoreUnavailable};
 use oes_domain::user::UserId;
 
+use super::exams::guard_puts;
 use super::schema::{
-    AttemptItem, DUE_SHARDS, DueItem, ExamItem, SUMMARY_PREFIX, StudentRecordItem, SummaryItem,
-    attempt_key, due_before, due_key, due_pk, exam_key, exam_pk, student_record_key, summary_key,
-    user_pk,
+    AttemptItem, DUE_SHARDS, DueItem, ExamItem, GuardItem, SUMMARY_PREFIX, StudentRecordItem,
+    SummaryItem, attempt_key, due_before, due_key, due_pk, exam_key, exam_pk, guard_key, guard_of,
+    student_record_key, summary_key, user_pk,
 };
 use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value, update_or_refusal};
 
@@ -48,6 +49,26 @@ impl DynamoAttempts {
         Self {
             table: Table::new(client, table),
         }
+    }
+
+    /// Writes `exam`'s guard copies, on the exam being still at its version (a change since
+    /// writes them itself). Whether they landed does not matter to the caller, which tries its
+    /// start again either way.
+    async fn write_guards(&self, exam: &Exam) -> Result<(), StoreUnavailable> {
+        let version = Item::from([(":v".to_owned(), n(exam.version))]);
+        let mut items = vec![
+            self.table
+                .check(exam_key(&exam.id), Some(("version = :v", version)))?,
+        ];
+        items.extend(guard_puts(&self.table, exam)?);
+        let written = self
+            .table
+            .transact(items, "writing an exam's guard copies")
+            .await?;
+        if written.is_ok() {
+            tracing::info!(exam_id = %exam.id, "an exam's guard copies written");
+        }
+        Ok(())
     }
 
     /// The writes that move the due entry of `attempt` from its deadline to `due_at`, none if
@@ -244,7 +265,9 @@ impl AttemptStore for DynamoAttempts {
             // Its exam still there and published (`published_at` is set by the publish and
             // never removed): a delete since the start read it leaves no attempt behind. And at
             // the version the attempt was started from: a change since (a lower limit, a review
-            // from the close) is not missed.
+            // from the close) is not missed. Checked on the exam's guard copy this student
+            // picks, not the exam: starts at one exam then do not hold one item (see `schema`).
+            let guard = guard_key(&attempt.exam_id, guard_of(&attempt.user_id));
             let exam_check = match attempt.exam_version {
                 Some(version) => Some((
                     "attribute_exists(published_at) AND version = :v",
@@ -255,7 +278,7 @@ impl AttemptStore for DynamoAttempts {
             let mut items = vec![
                 self.table.put(item, only("attribute_not_exists(pk)"))?,
                 self.table.update(record)?,
-                self.table.check(exam_key(&attempt.exam_id), exam_check)?,
+                self.table.check(guard.clone(), exam_check)?,
             ];
             items.extend(self.summary_puts(attempt)?);
             let due = to_item(
@@ -306,6 +329,16 @@ impl AttemptStore for DynamoAttempts {
                 .is_some_and(|started| started != exam.version)
             {
                 return Err(StoreError::Conflict(AttemptConflict::ExamChanged));
+            }
+            // The exam is as the start read it: its guard copy is missing or behind (an exam
+            // published before the copies existed), or another transaction held an item (the
+            // SDK's retries spent): the copies written (on the exam's version), then again.
+            let copy: Option<GuardItem> = self
+                .table
+                .read(guard, "reading an exam's guard copy")
+                .await?;
+            if copy.is_none_or(|copy| copy.version != exam.version) {
+                self.write_guards(&exam).await?;
             }
         }
         Err(StoreError::Conflict(AttemptConflict::ConcurrentUpdate))

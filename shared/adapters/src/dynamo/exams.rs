@@ -20,8 +20,8 @@ use oes_domain::exam::{Exam, ExamCursor, ExamId, Question, QuestionId};
 use oes_domain::ports::{ExamConflict, ExamStore, StoreError, StoreUnavailable};
 
 use super::schema::{
-    ExamItem, PUBLISHED, QUESTION_PREFIX, QuestionItem, exam_key, exam_pk, key_of, listing_key,
-    listing_of, listing_sk, question_key,
+    EXAM_GUARDS, ExamItem, GuardItem, PUBLISHED, QUESTION_PREFIX, QuestionItem, exam_key, exam_pk,
+    guard_key, key_of, listing_key, listing_of, listing_sk, question_key,
 };
 use super::{Item, TRIES, Table, from_item, n, only, s, to_item, to_value};
 
@@ -40,7 +40,8 @@ impl DynamoExams {
     }
 
     /// The writes that replace `old` (`None`: there is none) by `new`, conditional on `old`'s
-    /// version, and keep `new`'s entry in the published list in step. The exam's write is first.
+    /// version, and keep `new`'s entry in the published list and its guard copies in step. The
+    /// exam's write is first.
     fn exam_writes(
         &self,
         old: Option<&Exam>,
@@ -65,6 +66,11 @@ impl DynamoExams {
         if let Some(sk) = new_listing {
             let listing = to_item(&ExamItem::listing(sk, new.clone()), "encoding a list entry")?;
             items.push(self.table.put(listing, None)?);
+        }
+        if new.is_published() {
+            items.extend(guard_puts(&self.table, new)?);
+        } else if old.is_some_and(Exam::is_published) {
+            items.extend(guard_deletes(&self.table, &new.id)?);
         }
         Ok(items)
     }
@@ -128,6 +134,26 @@ impl DynamoExams {
         let keys = items.into_iter().map(key_of).collect();
         self.table.delete_all(keys, "deleting questions").await
     }
+}
+
+/// A transaction's puts of `exam`'s guard copies (see `schema`), in `table`.
+pub(super) fn guard_puts(
+    table: &Table,
+    exam: &Exam,
+) -> Result<Vec<TransactWriteItem>, StoreUnavailable> {
+    (0..EXAM_GUARDS)
+        .map(|shard| {
+            let item = to_item(&GuardItem::new(exam, shard), "encoding a guard copy")?;
+            table.put(item, None)
+        })
+        .collect()
+}
+
+/// A transaction's deletes of `exam`'s guard copies, in `table`.
+fn guard_deletes(table: &Table, exam: &ExamId) -> Result<Vec<TransactWriteItem>, StoreUnavailable> {
+    (0..EXAM_GUARDS)
+        .map(|shard| table.delete(guard_key(exam, shard), None))
+        .collect()
 }
 
 #[async_trait]
@@ -197,6 +223,7 @@ impl ExamStore for DynamoExams {
             if let Some(sk) = listing_of(&stored) {
                 items.push(self.table.delete(listing_key(sk), None)?);
             }
+            items.extend(guard_deletes(&self.table, id)?);
             if self
                 .table
                 .transact(items, "deleting an exam")

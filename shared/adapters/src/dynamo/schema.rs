@@ -23,6 +23,12 @@
 //!   `gsi1pk`, so the index holds nothing else. `write_token` is the last write's own token: a
 //!   write sent again after its answer was lost finds it and is not made twice.
 //! - `EXAM#<exam>` / `EXAM`: the exam.
+//! - `EXAM#<exam>` / `GUARD#<k>`: [`EXAM_GUARDS`] small copies of a published exam's `version`
+//!   and `published_at`, written in every transaction that writes the published exam (and
+//!   deleted with it or when it stops being published). A start checks the copy its student's
+//!   id picks ([`guard_key`]), not the exam: DynamoDB cancels a transaction that touches an item
+//!   another transaction in progress holds (`TransactionConflict`, a condition check included),
+//!   so a check of the one exam item made a class's starts go one at a time.
 //! - `EXAM#<exam>` / `QUESTION#<question>`: a question (listed by `created_at`, then id, sorted
 //!   by the store, since the key does not hold the order).
 //! - `EXAMS#PUBLISHED` / `<published_at>#<exam>`: a copy of a published exam, its entry in the
@@ -94,6 +100,11 @@ pub(super) const JOB_INDEX_SK: &str = resources::JOB_INDEX.range_key;
 /// Partitions of the due attempts. Never lower it: the sweep would stop reading the entries in
 /// the partitions above.
 pub(super) const DUE_SHARDS: u32 = 8;
+/// A published exam's guard copies (see the module doc): starts at one exam meet one another
+/// only when their students pick the same copy, one start in this many.
+pub(super) const EXAM_GUARDS: u32 = 16;
+/// Sort key prefix of an exam's guard copy.
+pub(super) const GUARD_PREFIX: &str = "GUARD#";
 
 /// The key of the item `pk` / `sk`.
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -190,6 +201,23 @@ pub(super) fn exam_pk(id: &ExamId) -> String {
 /// The key of an exam.
 pub(super) fn exam_key(id: &ExamId) -> Item {
     key(exam_pk(id), EXAM)
+}
+
+/// The key of `exam`'s guard copy `shard`.
+pub(super) fn guard_key(exam: &ExamId, shard: u32) -> Item {
+    key(exam_pk(exam), format!("{GUARD_PREFIX}{shard:02}"))
+}
+
+/// The guard copy a start by `user` checks: from the last hex digit of the id (random in the
+/// UUIDs ids are).
+pub(super) fn guard_of(user: &UserId) -> u32 {
+    let digit = user
+        .as_str()
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(16))
+        .unwrap_or(0);
+    digit % EXAM_GUARDS
 }
 
 /// The sort key of a question.
@@ -442,6 +470,30 @@ impl ExamItem {
             pk: PUBLISHED.into(),
             sk,
             exam,
+        }
+    }
+}
+
+/// `EXAM#<exam>` / `GUARD#<k>`: what a start checks of a published exam.
+#[derive(Serialize, Deserialize)]
+pub(super) struct GuardItem {
+    pk: String,
+    sk: String,
+    /// The exam's version.
+    pub(super) version: u64,
+    /// When it was published (a guard exists only for a published exam; the start's condition
+    /// names it all the same).
+    published_at: Option<i64>,
+}
+
+impl GuardItem {
+    /// `exam`'s guard copy `shard`.
+    pub(super) fn new(exam: &Exam, shard: u32) -> Self {
+        Self {
+            pk: exam_pk(&exam.id),
+            sk: format!("{GUARD_PREFIX}{shard:02}"),
+            version: exam.version,
+            published_at: exam.published_at,
         }
     }
 }
