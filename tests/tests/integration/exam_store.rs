@@ -1578,9 +1578,12 @@ async fn a_question_edit_whose_answer_was_lost_is_saved_not_a_conflict() {
     }
 }
 
-/// The items of each `TransactWriteItems` a client sent (`pk`, `sk`), in order.
+/// An item's key: its `pk` and `sk`.
+type Key = (String, String);
+
+/// The items of each `TransactWriteItems` a client sent, in order.
 #[derive(Debug, Clone, Default)]
-struct Transactions(std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>);
+struct Transactions(std::sync::Arc<std::sync::Mutex<Vec<Vec<Key>>>>);
 
 impl aws_sdk_dynamodb::config::Intercept for Transactions {
     fn name(&self) -> &'static str {
@@ -1648,7 +1651,7 @@ async fn starts_at_one_exam_share_no_item_but_the_exams_guard_copies() {
     let starts = sent.0.lock().expect("not poisoned").clone();
     assert_eq!(starts.len(), 16, "one transaction per start");
     let exam_item = (format!("EXAM#{}", exam.id), "EXAM".to_owned());
-    let mut held: std::collections::BTreeMap<&(String, String), usize> = Default::default();
+    let mut held: std::collections::BTreeMap<&Key, usize> = Default::default();
     for items in &starts {
         assert!(
             !items.contains(&exam_item),
