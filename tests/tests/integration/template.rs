@@ -2050,3 +2050,109 @@ fn a_stack_can_use_the_vpc_endpoints_its_vpc_has() {
         assert_eq!(text(&endpoint["Condition"]), "CreateEndpoints", "{name:?}");
     }
 }
+
+/// An alarm's numeric property (`0` when absent).
+fn alarm_number(alarm: &str, properties: &Yaml, key: &str) -> u64 {
+    if properties[key].is_badvalue() {
+        return 0;
+    }
+    text(&properties[key])
+        .parse()
+        .unwrap_or_else(|e| panic!("{alarm}.{key}: {e}"))
+}
+
+/// The alarm on `metric` of the attempt sweeper (namespace `AWS/Lambda`).
+fn sweeper_alarm<'a>(template: &'a Yaml, metric: &str) -> Option<(String, &'a Yaml)> {
+    alarms(template).into_iter().find(|(_, p)| {
+        !p["MetricName"].is_badvalue()
+            && text(&p["Namespace"]) == "AWS/Lambda"
+            && text(&p["MetricName"]) == metric
+            && p["Dimensions"].as_vec().is_some_and(|d| {
+                d.iter()
+                    .any(|d| text(&d["Value"]) == "AttemptSweeperFunction")
+            })
+    })
+}
+
+/// The attempt sweeper runs every minute. A run that never happens — its schedule disabled, an
+/// invocation throttled and dropped (no retries, a minute's age) — counts no `Errors`, so an
+/// alarm on errors alone never sees the sweeps stop: attempts past their deadline stay open and
+/// their result emails unsent, unseen. And failures are counted minute by minute, "5 of any 15
+/// minutes": in fixed 15-minute blocks 4 + 4 failures across a boundary never reached 5.
+#[test]
+fn the_sweepers_missing_and_failing_runs_raise_alarms() {
+    let template = template();
+    let (id, errors) =
+        sweeper_alarm(&template, "Errors").expect("an alarm on the sweeper's errors");
+    let number = |key| alarm_number(&id, errors, key);
+    assert_eq!(
+        (
+            number("Period"),
+            number("EvaluationPeriods"),
+            number("DatapointsToAlarm")
+        ),
+        (60, 15, 5),
+        "{id}: 5 failed minutes in any 15"
+    );
+    assert_eq!(number("Threshold"), 1, "{id}");
+    let (id, runs) =
+        sweeper_alarm(&template, "Invocations").expect("an alarm on the sweeper's runs");
+    assert_eq!(
+        text(&runs["ComparisonOperator"]),
+        "LessThanThreshold",
+        "{id}"
+    );
+    assert_eq!(alarm_number(&id, runs, "Threshold"), 1, "{id}");
+    assert_eq!(
+        text(&runs["TreatMissingData"]),
+        "breaching",
+        "{id}: no runs at all is no datapoint"
+    );
+    let window = alarm_number(&id, runs, "Period") * alarm_number(&id, runs, "EvaluationPeriods");
+    assert!((300..=900).contains(&window), "{id} looks back {window} s");
+}
+
+/// One 5xx on a quiet night is more than 1 % of its few requests: the rate alarm waits for a
+/// few errors in the period before it reads the rate, or it pages on every single failure.
+#[test]
+fn the_server_error_rate_alarm_needs_a_few_errors_not_one() {
+    let template = template();
+    let (id, alarm) = alarms(&template)
+        .into_iter()
+        .find(|(id, _)| id == "ApiServerErrorRateAlarm")
+        .expect("the 5xx rate alarm");
+    let rate = alarm["Metrics"]
+        .as_vec()
+        .expect("a metric-math alarm")
+        .iter()
+        .find(|m| !m["Expression"].is_badvalue())
+        .map(|m| text(&m["Expression"]))
+        .expect("an expression");
+    let least: u64 = rate
+        .strip_prefix("IF(errors >= ")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{id} reads the rate whatever the errors: {rate}"));
+    assert!(least >= 3, "{id}: {rate}");
+}
+
+/// EMF metrics reach CloudWatch when Lambda flushes the function's logs, which can put a
+/// datapoint in the period after the one it belongs to; AWS's advice for alarms on them is "M
+/// out of N". The enqueue-failures alarm looks at two periods and needs one, so one failure is
+/// neither missed at a boundary nor an ALARM followed by an OK within five minutes.
+#[test]
+fn the_enqueue_failures_alarm_looks_at_two_periods() {
+    let template = template();
+    let (id, alarm) = alarms(&template)
+        .into_iter()
+        .find(|(id, _)| id == "EmailEnqueueFailuresAlarm")
+        .expect("the enqueue-failures alarm");
+    assert_eq!(
+        (
+            alarm_number(&id, alarm, "EvaluationPeriods"),
+            alarm_number(&id, alarm, "DatapointsToAlarm")
+        ),
+        (2, 1),
+        "{id}"
+    );
+}
