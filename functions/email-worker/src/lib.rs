@@ -63,6 +63,13 @@ pub const RECORD_TRIES: [Duration; 3] = [
     Duration::from_secs(1),
 ];
 
+/// The most queue calls one record makes after its send: a hold (a fresh copy on its lane); if
+/// that fails and the copy is a receipt (SES accepted the email, its `sent` record could not be
+/// written), the receipt set aside on the dead-letter queue; if that fails too, the delivery
+/// hidden instead (a visibility change). The worker's timeout model (`timeout_chain.rs`) counts
+/// them; a unit test holds the worst path to it.
+pub const QUEUE_CALLS_AFTER_SEND: u32 = 3;
+
 /// What the worker needs, built once at init.
 #[derive(Clone)]
 pub struct Worker {
@@ -686,6 +693,8 @@ mod tests {
         refuse_dead_letters: Mutex<u32>,
         /// Renewals (fresh copies on the lane) still to refuse.
         refuse_renewals: Mutex<u32>,
+        /// Calls made, refused ones included.
+        calls: std::sync::atomic::AtomicU32,
     }
 
     impl RecordingControl {
@@ -716,6 +725,7 @@ mod tests {
     #[async_trait]
     impl QueueControl for RecordingControl {
         async fn retry_after(&self, delivery: &Delivery, seconds: u32) -> Result<(), QueueError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut visibility) = self.visibility.lock() {
                 visibility.insert(delivery.message_id.clone(), seconds);
             }
@@ -729,6 +739,7 @@ mod tests {
             delay_seconds: u32,
             attributes: &BTreeMap<String, String>,
         ) -> Result<(), QueueError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut refuse) = self.refuse_renewals.lock()
                 && *refuse > 0
             {
@@ -753,6 +764,7 @@ mod tests {
             body: &str,
             reason: &str,
         ) -> Result<(), QueueError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut refuse) = self.refuse_dead_letters.lock()
                 && *refuse > 0
             {
@@ -1231,6 +1243,28 @@ mod tests {
             dead[0].reason
         );
         assert_eq!(h.mailer.sent(), 0);
+    }
+
+    /// The worst path after a send — the `sent` record refused every try, the receipt's fresh
+    /// copy refused, its set-aside refused, the delivery hidden — makes the queue calls the
+    /// worker's timeout model counts ([`QUEUE_CALLS_AFTER_SEND`]), no more.
+    #[tokio::test(start_paused = true)]
+    async fn the_worst_path_after_a_send_makes_the_queue_calls_the_timeout_model_counts() {
+        let h = harness(Arc::default());
+        *h.jobs.refuse_sent.lock().expect("lock") = u32::MAX;
+        *h.queue.refuse_renewals.lock().expect("lock") = u32::MAX;
+        *h.queue.refuse_dead_letters.lock().expect("lock") = u32::MAX;
+        let job = job("ada@example.com");
+        let response = h
+            .worker
+            .handle_batch(batch(vec![record("m", &job.encode(), 1)]))
+            .await;
+        assert_eq!(h.mailer.sent(), 1);
+        assert_eq!(failed(&response), ["m"], "left for redelivery");
+        assert_eq!(
+            h.queue.calls.load(std::sync::atomic::Ordering::SeqCst),
+            QUEUE_CALLS_AFTER_SEND
+        );
     }
 
     /// The same for a receipt whose `sent` record can never be written: set aside after its

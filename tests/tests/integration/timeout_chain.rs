@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use email_worker::RECORD_TRIES;
+use email_worker::{QUEUE_CALLS_AFTER_SEND, RECORD_TRIES};
 use exam_api::sweep::{EMAIL_CHECK_AFTER, SEND_WINDOW};
 use oes_adapters::aws::AwsTimeouts;
 use oes_adapters::resources::QUEUES;
@@ -30,12 +30,10 @@ fn outcome_writes() -> u32 {
 fn outcome_pauses() -> Duration {
     RECORD_TRIES.iter().sum()
 }
-/// SQS calls after the send at worst: a hold (the job put back on its queue, delayed); if that
-/// fails and it carries a receipt (SES accepted, the `sent` record could not be written), the
-/// receipt set aside on the dead-letter queue; if that fails too, hiding the delivery instead
-/// (a visibility change). A move to the dead-letter queue is one call as well, followed by the
+/// SQS calls after the send at worst ([`QUEUE_CALLS_AFTER_SEND`], held to the worker's worst
+/// path by its unit test). A move to the dead-letter queue is one call as well, followed by the
 /// outcome writes counted above.
-const SQS_CALLS: u32 = 3;
+const SQS_CALLS: u32 = QUEUE_CALLS_AFTER_SEND;
 
 /// DynamoDB calls of a claim at worst: the claim, and cutting back a history grown past its
 /// limit (`DynamoJobs::trim_history`, after the claim answered).
