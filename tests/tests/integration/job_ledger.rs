@@ -1274,3 +1274,59 @@ async fn counts_are_exact_within_the_budget_and_a_lower_bound_beyond(jobs: &dyn 
         counted(JobState::Dead, 0, true)
     );
 }
+
+/// Counts the DynamoDB operations of a client.
+#[derive(Debug, Clone, Default)]
+struct Calls(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl aws_sdk_dynamodb::config::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A claim at its worst — its update, then cutting back a history just grown past its limit —
+/// makes the calls the worker's timeout model counts ([`oes_adapters::dynamo::CLAIM_CALLS`]).
+#[tokio::test]
+async fn a_claim_makes_at_most_the_calls_the_timeout_model_counts() {
+    let env = TestEnv::spawn().await;
+    let calls = Calls::default();
+    let jobs = DynamoJobs::new(
+        oes_tests::dynamodb_with(&env.clients.dynamodb(), calls.clone()),
+        env.provisioned.table.clone(),
+        7 * 24 * 3600,
+    );
+    let job = job();
+    jobs.record_queued(&job, 100).await.expect("recorded");
+    for round in 0..HISTORY_LIMIT as i64 {
+        let at = 200 + 10 * round;
+        claim(&jobs, &job, at, 5).await;
+        let paused = Outcome::Paused {
+            error: format!("paused {round}"),
+            retry_at: 0,
+        };
+        finish(&jobs, &job, paused, at + 1).await;
+    }
+    calls.0.store(0, std::sync::atomic::Ordering::SeqCst);
+    let at = 200 + 10 * HISTORY_LIMIT as i64;
+    assert!(matches!(
+        claim(&jobs, &job, at, 5).await,
+        Claim::Acquired { .. }
+    ));
+    assert_eq!(
+        calls.0.load(std::sync::atomic::Ordering::SeqCst),
+        oes_adapters::dynamo::CLAIM_CALLS
+    );
+    assert_eq!(history_of(&jobs, &job.job_id).await.len(), HISTORY_LIMIT);
+}

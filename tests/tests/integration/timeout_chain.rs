@@ -14,6 +14,8 @@ use std::time::Duration;
 use email_worker::{QUEUE_CALLS_AFTER_SEND, RECORD_TRIES};
 use exam_api::sweep::{EMAIL_CHECK_AFTER, SEND_WINDOW};
 use oes_adapters::aws::AwsTimeouts;
+// DynamoDB calls of a claim at worst (held to a claim by `job_ledger.rs`).
+use oes_adapters::dynamo::CLAIM_CALLS;
 use oes_adapters::resources::QUEUES;
 use oes_runtime::config::{Env, MIN_LEASE_SECONDS, WorkerConfig};
 use yaml_rust2::Yaml;
@@ -34,10 +36,6 @@ fn outcome_pauses() -> Duration {
 /// path by its unit test). A move to the dead-letter queue is one call as well, followed by the
 /// outcome writes counted above.
 const SQS_CALLS: u32 = QUEUE_CALLS_AFTER_SEND;
-
-/// DynamoDB calls of a claim at worst: the claim, and cutting back a history grown past its
-/// limit (`DynamoJobs::trim_history`, after the claim answered).
-const CLAIM_CALLS: u32 = 2;
 
 /// The worker's configuration as a plain deploy of the template loads it: the variables the
 /// template sets for it, a `!Ref` to a parameter read as that parameter's default.

@@ -20,6 +20,11 @@ use oes_domain::ports::{
 use super::schema::{JobItem, job_key, jobs_pk, jobs_sk};
 use super::{Item, Table, from_item, has, n, s, to_value, update_or_refusal};
 
+/// The most DynamoDB calls a claim makes: its conditional update, and cutting back a history
+/// grown past [`HISTORY_LIMIT`] (a second conditional write). The worker's timeout model
+/// (`timeout_chain.rs`) counts them; a test against the emulator holds a claim to it.
+pub const CLAIM_CALLS: u32 = 2;
+
 /// Job records in DynamoDB.
 #[derive(Clone)]
 pub struct DynamoJobs {

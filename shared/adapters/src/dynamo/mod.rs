@@ -30,7 +30,7 @@ mod users;
 pub use attempts::DynamoAttempts;
 pub use contention::ContentionRetries;
 pub use exams::DynamoExams;
-pub use jobs::DynamoJobs;
+pub use jobs::{CLAIM_CALLS, DynamoJobs};
 pub use timing::StoreTiming;
 pub use tokens::DynamoTokens;
 pub use users::DynamoUsers;
