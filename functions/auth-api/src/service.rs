@@ -155,10 +155,11 @@ impl AuthService {
     }
 
     /// Whether the mailbox `to` reaches may get one more email now ([`EMAIL_PER_ADDRESS`]),
-    /// counted if so. Asked only just before an email to it is queued: a request that mails
+    /// counted if so. Asked only on a path that mails the address: a request that mails
     /// nothing (an address without an account) spends none of the budget, so no one can use it
     /// up without mailing the address, which its owner sees. Past it the request sends nothing
     /// and is answered as any other (a refusal would tell that the address gets emails here).
+    /// A request that then mails nothing after all gives its count back ([`Self::mailed`]).
     async fn mailbox_open(&self, to: &Email) -> bool {
         match self.limiter.check(&EMAIL_PER_ADDRESS, &to.mailbox()).await {
             Verdict::Allowed => true,
@@ -167,6 +168,18 @@ impl AuthService {
                 false
             }
         }
+    }
+
+    /// `sent`, after giving back the mailbox's count [`Self::mailbox_open`] took if it failed
+    /// (the job not queued, the link not stored): nothing reached `to`, and a user asking again
+    /// through an outage must not spend the budget their email needs once it is over.
+    async fn mailed<T>(&self, to: &Email, sent: Result<T, AuthError>) -> Result<T, AuthError> {
+        if sent.is_err() {
+            self.limiter
+                .give_back(&EMAIL_PER_ADDRESS, &to.mailbox())
+                .await;
+        }
+        sent
     }
 
     /// Signs `email` up, answering the same whatever the address (no account enumeration, as
@@ -217,6 +230,18 @@ impl AuthService {
         if !self.mailbox_open(&email).await {
             return Ok(());
         }
+        let to = email.clone();
+        let signed_up = self.sign_up_mailing(email, name, password_hash).await;
+        self.mailed(&to, signed_up).await
+    }
+
+    /// [`Self::sign_up`] once the mailbox's budget allows it.
+    async fn sign_up_mailing(
+        &self,
+        email: Email,
+        name: DisplayName,
+        password_hash: String,
+    ) -> Result<(), AuthError> {
         let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -387,7 +412,8 @@ impl AuthService {
                         if !self.mailbox_open(email).await {
                             return Ok(());
                         }
-                        answered_as_without_account(self.send_verification(&user).await)
+                        let sent = self.send_verification(&user).await;
+                        answered_as_without_account(self.mailed(email, sent).await)
                     }
                     _ => Ok(()),
                 }
@@ -624,28 +650,32 @@ impl AuthService {
                 // An address only an unverified account holds is not taken (as for a sign-up):
                 // the move, made from the link sent there, ends that account.
                 let holder = self.users.find_by_email(&new_email).await?;
-                if holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification) {
+                let taken =
+                    holder.is_some_and(|holder| holder.status != UserStatus::PendingVerification);
+                if taken || !self.mailbox_open(&new_email).await {
                     // Still a new request for the move: it voids the link asked for before (a
                     // mistyped address's), with a link of its own that is sent to no one.
-                    let (_, stored) = self.new_token(&user, TokenPurpose::ChangeEmail, &new_email);
-                    if let Err(error) = self.tokens.replace(&stored).await {
-                        tracing::warn!(%error, "could not void the email-change link sent before");
-                    }
-                    tracing::info!("email change requested to an address in use; nothing sent");
-                    return Ok(());
-                }
-                if !self.mailbox_open(&new_email).await {
+                    self.void_email_change_links(&user, &new_email).await;
+                    tracing::info!(taken, "email change requested; nothing sent");
                     return Ok(());
                 }
                 // Nothing is ever sent to a taken address, so a failure to send to a free one
                 // is answered as that (202): a 503 would tell, during an outage, which
                 // addresses have accounts.
-                answered_as_without_account(
-                    self.send_token_email(&user, TokenPurpose::ChangeEmail, new_email)
-                        .await,
-                )
+                let sent = self
+                    .send_token_email(&user, TokenPurpose::ChangeEmail, new_email.clone())
+                    .await;
+                answered_as_without_account(self.mailed(&new_email, sent).await)
             })
             .await
+    }
+
+    /// Voids `user`'s email-change link sent before, with a new one for `to` sent to no one.
+    async fn void_email_change_links(&self, user: &User, to: &Email) {
+        let (_, stored) = self.new_token(user, TokenPurpose::ChangeEmail, to);
+        if let Err(error) = self.tokens.replace(&stored).await {
+            tracing::warn!(%error, "could not void the email-change link sent before");
+        }
     }
 
     async fn send_verification(&self, user: &User) -> Result<(), AuthError> {

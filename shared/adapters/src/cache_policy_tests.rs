@@ -249,6 +249,9 @@ impl Cache for Hung {
     async fn hit(&self, _: &str, _: Duration) -> Result<(u64, Duration), CacheError> {
         std::future::pending().await
     }
+    async fn give_back(&self, _: &str) -> Result<(), CacheError> {
+        std::future::pending().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -349,6 +352,10 @@ impl Cache for Flaky {
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
         self.check()?;
         self.inner.hit(key, window).await
+    }
+    async fn give_back(&self, key: &str) -> Result<(), CacheError> {
+        self.check()?;
+        self.inner.give_back(key).await
     }
 }
 

@@ -83,6 +83,19 @@ return {count, left}
     )
 });
 
+/// Takes back one hit of a windowed counter, keeping its expiry; nothing if it has none left.
+static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+",
+    )
+});
+
 /// A cache backed by Redis, standalone or cluster.
 #[derive(Clone)]
 pub struct RedisCache {
@@ -248,5 +261,14 @@ impl Cache for RedisCache {
             .await
             .map_err(error("redis hit script"))?;
         Ok((count, Duration::from_millis(left_ms)))
+    }
+
+    async fn give_back(&self, key: &str) -> Result<(), CacheError> {
+        let _: i64 = GIVE_BACK
+            .key(key)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(error("redis give-back script"))?;
+        Ok(())
     }
 }

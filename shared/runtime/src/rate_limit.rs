@@ -121,6 +121,31 @@ impl RateLimiter {
         Verdict::Limited { retry_after: left }
     }
 
+    /// Takes back a hit of `subject` that bought nothing (what it was counted for did not
+    /// happen), where it was counted: Redis, or this container's memory while Redis fails.
+    pub async fn give_back(&self, limit: &Limit, subject: &str) {
+        let key = self.key(limit, subject);
+        let inner = &self.0;
+        if let Some(shared) = &inner.shared
+            && inner.breaker.allow()
+        {
+            let given = tokio::time::timeout(inner.settings.timeout, shared.give_back(&key)).await;
+            if matches!(given, Ok(Ok(()))) {
+                inner.breaker.succeeded();
+                cache::written("rate_limit", true);
+                return;
+            }
+            inner.breaker.failed();
+            cache::written("rate_limit", false);
+            tracing::warn!(
+                rule = limit.rule,
+                "a rate-limit hit could not be given back"
+            );
+        }
+        // MemoryCache never fails.
+        let _ = inner.local.give_back(&key).await;
+    }
+
     /// `<prefix>:rl:<rule>:<the subject's name, 128 bits>`. Outside the cache's versioned
     /// namespace, so clearing the cache does not reset limits.
     fn key(&self, limit: &Limit, subject: &str) -> String {

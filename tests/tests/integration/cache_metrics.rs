@@ -202,6 +202,10 @@ impl Cache for Failing {
         self.check("hit")?;
         self.cache.hit(key, window).await
     }
+    async fn give_back(&self, key: &str) -> Result<(), CacheError> {
+        self.check("give_back")?;
+        self.cache.give_back(key).await
+    }
 }
 
 fn settings() -> CacheSettings {

@@ -476,6 +476,9 @@ impl oes_domain::ports::Cache for OverlapGauge {
     ) -> Result<(u64, Duration), oes_domain::ports::CacheError> {
         self.cache.hit(key, window).await
     }
+    async fn give_back(&self, key: &str) -> Result<(), oes_domain::ports::CacheError> {
+        self.cache.give_back(key).await
+    }
 }
 
 /// In-memory adapters whose cache reads go through an [`OverlapGauge`].

@@ -24,6 +24,7 @@ on_every_cache!(
     a_stampede_lock_expires_by_itself,
     counters_start_at_zero_and_count_up,
     a_window_counts_hits_until_it_ends,
+    a_hit_given_back_is_not_counted_and_a_window_never_goes_below_zero,
 );
 
 /// An entry and its lock, hash-tagged into one slot as the policy's keys are.
@@ -324,6 +325,39 @@ async fn a_window_counts_hits_until_it_ends(cache: &dyn Cache) {
         cache.hit(&key, window).await.expect("hit"),
         (1, window),
         "the window has ended: the count starts over in a new one"
+    );
+}
+
+async fn a_hit_given_back_is_not_counted_and_a_window_never_goes_below_zero(cache: &dyn Cache) {
+    let key = unique_prefix("t-give-back");
+    let window = Duration::from_secs(60);
+    for _ in 0..3 {
+        cache.hit(&key, window).await.expect("hit");
+    }
+    cache.give_back(&key).await.expect("given back");
+    let (count, left) = cache.hit(&key, window).await.expect("hit");
+    assert_eq!(count, 3, "the hit given back is not counted");
+    assert!(
+        left <= window && left > Duration::from_secs(50),
+        "the window kept its end: {left:?}"
+    );
+    for _ in 0..5 {
+        cache.give_back(&key).await.expect("given back");
+    }
+    assert_eq!(
+        cache.hit(&key, window).await.expect("hit"),
+        (1, window),
+        "not below zero; and a hit at zero starts a window, as a first hit does"
+    );
+    let absent = unique_prefix("t-give-back");
+    cache
+        .give_back(&absent)
+        .await
+        .expect("nothing to give back");
+    assert_eq!(
+        cache.hit(&absent, window).await.expect("hit"),
+        (1, window),
+        "giving back where nothing was counted starts no window"
     );
 }
 

@@ -64,12 +64,23 @@ impl Windows {
             .counts
             .entry(key.to_owned())
             .or_insert((0, now + window));
-        if *ends <= now {
+        // A window that has ended, or whose hits were all given back, starts again (as Redis's
+        // script restarts it at a count of 1).
+        if *ends <= now || *count == 0 {
             *count = 0;
             *ends = now + window;
         }
         *count += 1;
         (*count, *ends - now)
+    }
+
+    fn give_back(&mut self, key: &str) {
+        let now = Instant::now();
+        if let Some((count, ends)) = self.counts.get_mut(key)
+            && *ends > now
+        {
+            *count = count.saturating_sub(1);
+        }
     }
 }
 
@@ -186,6 +197,11 @@ impl Cache for MemoryCache {
 
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
         Ok(lock(&self.0).windows.hit(key, window))
+    }
+
+    async fn give_back(&self, key: &str) -> Result<(), CacheError> {
+        lock(&self.0).windows.give_back(key);
+        Ok(())
     }
 }
 

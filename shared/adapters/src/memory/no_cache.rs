@@ -54,4 +54,11 @@ impl Cache for NoCache {
             source: "no windowed counters without a cache".into(),
         })
     }
+
+    async fn give_back(&self, _key: &str) -> Result<(), CacheError> {
+        Err(CacheError {
+            context: "no cache is configured",
+            source: "no windowed counters without a cache".into(),
+        })
+    }
 }

@@ -79,4 +79,7 @@ pub trait Cache: Send + Sync {
     /// its window. The first hit starts a window of `window`; the counter disappears when the
     /// window ends (fixed windows, for rate limits).
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError>;
+    /// Takes back one hit of the windowed counter under `key` (a hit that bought nothing), in
+    /// the same window: never below zero, nothing once the window has ended.
+    async fn give_back(&self, key: &str) -> Result<(), CacheError>;
 }

@@ -322,6 +322,41 @@ async fn a_newer_email_change_link_voids_the_one_asked_for_before() {
     assert_eq!(address_of(&service, &owner).await, RIGHT);
 }
 
+/// As above, the new address's mailbox past its email budget (someone signed it up again and
+/// again): the request sends nothing, and voids the mistyped link all the same. Before, it
+/// returned before the new link was stored, and the mistyped mailbox kept a link that moved the
+/// account for a day.
+#[tokio::test]
+async fn a_request_past_the_new_mailboxs_budget_voids_the_email_change_link_asked_for_before() {
+    const TYPO: &str = "owner@nwe.example";
+    const RIGHT: &str = "owner@new.example";
+    let (service, queue) = in_memory_auth();
+    signed_up(&service, &queue, OWNER).await;
+    let bearer = sign_in(&service, OWNER, PASSWORD).await.expect("signed in");
+    let mistyped = email_change_link(&service, &queue, &bearer, TYPO).await;
+    for _ in 0..auth_api::limits::EMAIL_PER_ADDRESS.max {
+        let sign_up = json!({"email": RIGHT, "password": "another password", "name": "X"});
+        assert_eq!(post(&service, "/auth/register", sign_up, None).await.0, 202);
+    }
+    mailed(&queue).await;
+    let (status, body) = post(
+        &service,
+        "/auth/me/email",
+        json!({"new_email": RIGHT, "password": PASSWORD}),
+        Some(&bearer),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        mailed(&queue).await.is_empty(),
+        "the mailbox's budget is spent"
+    );
+    assert_invalid_token(
+        follow(&service, &mistyped).await,
+        "the link to the mistyped address, asked for again since",
+    );
+}
+
 /// As above, the second request naming an address another verified account holds: it is sent
 /// no link (which would tell that the address has an account), and it voids the mistyped link
 /// all the same — it is a new request for the account's move, as any other.
@@ -656,6 +691,9 @@ impl Cache for InvalidationFails {
 
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError> {
         self.0.hit(key, window).await
+    }
+    async fn give_back(&self, key: &str) -> Result<(), CacheError> {
+        self.0.give_back(key).await
     }
 }
 
