@@ -1721,3 +1721,54 @@ async fn a_start_at_an_exam_without_its_guard_copies_writes_them_and_goes_on() {
             .expect("started, its guard written");
     }
 }
+
+/// The guard copies of `exam` in the table.
+async fn guard_copies(env: &TestEnv, exam: &ExamId) -> i32 {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    env.clients
+        .dynamodb()
+        .query()
+        .table_name(env.provisioned.table.as_str())
+        .key_condition_expression("pk = :pk AND begins_with(sk, :guard)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("EXAM#{exam}")))
+        .expression_attribute_values(":guard", AttributeValue::S("GUARD#".into()))
+        .send()
+        .await
+        .expect("queried")
+        .count()
+}
+
+/// An exam deleted by a build from before the guard copies left them behind: deleting it again
+/// (a delete of an absent exam sweeps what is left of it) removes them.
+#[tokio::test]
+async fn deleting_an_absent_exam_sweeps_the_guard_copies_left_behind() {
+    let env = TestEnv::spawn().await;
+    let table = env.provisioned.table.as_str();
+    let exams = DynamoExams::new(env.clients.dynamodb(), table);
+    let (exam, _) = started_exam(&exams).await;
+    assert!(guard_copies(&env, &exam.id).await > 0);
+    env.clients
+        .dynamodb()
+        .delete_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EXAM#{}", exam.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("EXAM".into()),
+        )
+        .send()
+        .await
+        .expect("deleted as an older build would");
+    assert!(matches!(
+        exams.delete_exam(&exam.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(guard_copies(&env, &exam.id).await, 0);
+    // And a delete by this build takes them with the exam.
+    let (exam, _) = started_exam(&exams).await;
+    exams.delete_exam(&exam.id).await.expect("deleted");
+    assert_eq!(guard_copies(&env, &exam.id).await, 0);
+}

@@ -280,12 +280,12 @@ pub struct StudentRun {
     pub failure: Option<String>,
 }
 
-/// One student's exam: never fails, the failure is in the [`StudentRun`]. `rng` makes the
-/// student's choices (answers, the time between saves); `jitter`, a stream apart, spreads its
-/// sign-in's retries.
 /// The failure of a student still at it when the exam day's time ran out.
 pub const RAN_OUT: &str = "still at it when the exam day's time ran out";
 
+/// One student's exam: never fails, the failure is in the [`StudentRun`]. `rng` makes the
+/// student's choices (answers, the time between saves); `jitter`, a stream apart, spreads its
+/// sign-in's retries; it stops at the sitting's deadline, keeping what the student did.
 pub async fn sit(
     mut client: Client,
     email: String,

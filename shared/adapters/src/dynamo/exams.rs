@@ -211,8 +211,13 @@ impl ExamStore for DynamoExams {
     async fn delete_exam(&self, id: &ExamId) -> Result<(), StoreError<ExamConflict>> {
         for _ in 0..TRIES {
             let Some(stored) = self.get_exam(id).await? else {
-                // Questions left by a delete that failed halfway go now.
+                // Questions left by a delete that failed halfway go now, and guard copies a
+                // delete by an older build left behind.
                 self.sweep_questions(id).await?;
+                let guards = (0..EXAM_GUARDS).map(|k| guard_key(id, k)).collect();
+                self.table
+                    .delete_all(guards, "deleting guard copies")
+                    .await?;
                 return Err(StoreError::NotFound);
             };
             let version = HashMap::from([(":v".to_owned(), n(stored.version))]);
