@@ -9,7 +9,7 @@ use oes_domain::ports::{
     Replaced, StoreError, StoredToken, TokenPurpose, TokenStore, UserConflict, UserStore,
     UserUpdate,
 };
-use oes_domain::producer::EmailProducer;
+use oes_domain::producer::{EmailProducer, EnqueueError};
 use oes_domain::security::{
     DeviceClaims, OneTimeToken, Password, PasswordHasher, Secret, TokenHash,
 };
@@ -171,10 +171,17 @@ impl AuthService {
     }
 
     /// `sent`, after giving back the mailbox's count [`Self::mailbox_open`] took if it failed
-    /// (the job not queued, the link not stored): nothing reached `to`, and a user asking again
-    /// through an outage must not spend the budget their email needs once it is over.
+    /// so that nothing will reach `to` (the link not stored, the job not queued): a user asking
+    /// again through an outage must not spend the budget their email needs once it is over. A
+    /// job the queue may have taken (`Unsure`: its copy on the lane is sent) keeps its count.
     async fn mailed<T>(&self, to: &Email, sent: Result<T, AuthError>) -> Result<T, AuthError> {
-        if sent.is_err() {
+        let nothing_sent = match &sent {
+            Ok(_) | Err(AuthError::Queue(EnqueueError::Unsure(_) | EnqueueError::Duplicate)) => {
+                false
+            }
+            Err(_) => true,
+        };
+        if nothing_sent {
             self.limiter
                 .give_back(&EMAIL_PER_ADDRESS, &to.mailbox())
                 .await;

@@ -83,13 +83,16 @@ return {count, left}
     )
 });
 
-/// Takes back one hit of a windowed counter, keeping its expiry; nothing if it has none left.
+/// Takes back one hit of a windowed counter, keeping its expiry; at its last hit, the counter
+/// goes (the next hit starts a window, as at a count of 0).
 static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count > 0 then
+if count > 1 then
   redis.call('DECR', KEYS[1])
+elseif count == 1 then
+  redis.call('DEL', KEYS[1])
 end
 return 0
 ",

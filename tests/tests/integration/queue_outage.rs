@@ -219,3 +219,105 @@ async fn an_email_change_answers_alike_for_a_free_and_a_taken_address_while_the_
     assert_eq!(answers[0], answers[1], "a taken address, then a free one");
     assert_eq!(answers[0].0, 202, "{}", answers[0].1);
 }
+
+/// A ledger that cannot record a job unqueued (the store down just then): the producer cannot
+/// tell whether the queue that answered an error took the job, and says so (`Unsure`).
+struct CannotUnqueue(Arc<MemoryJobs>);
+
+#[async_trait::async_trait]
+impl JobLedger for CannotUnqueue {
+    fn record_lifetime_seconds(&self) -> Option<i64> {
+        self.0.record_lifetime_seconds()
+    }
+    async fn record_queued(
+        &self,
+        job: &EmailJob,
+        now: i64,
+    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        self.0.record_queued(job, now).await
+    }
+    async fn claim(
+        &self,
+        job: &EmailJob,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Claim, oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        self.0.claim(job, now, lease_seconds).await
+    }
+    async fn finish(
+        &self,
+        job_id: &str,
+        outcome: oes_domain::ports::Outcome,
+        now: i64,
+    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        self.0.finish(job_id, outcome, now).await
+    }
+    async fn requeue(
+        &self,
+        job_id: &str,
+        now: i64,
+    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        self.0.requeue(job_id, now).await
+    }
+    async fn purged(
+        &self,
+        job_id: &str,
+        now: i64,
+    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        self.0.purged(job_id, now).await
+    }
+    async fn unqueued(
+        &self,
+        _job_id: &str,
+        _reason: &str,
+        _now: i64,
+    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
+        Err(oes_domain::ports::StoreError::Unavailable(
+            oes_domain::ports::StoreUnavailable::new(
+                "recording a job unqueued",
+                "the test's outage",
+            ),
+        ))
+    }
+    async fn get(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<oes_domain::ports::JobRecord>, oes_domain::ports::StoreUnavailable> {
+        self.0.get(job_id).await
+    }
+}
+
+/// A sign-up whose job the queue may have taken (it answered an error, and the ledger could not
+/// record the job unqueued) keeps its count of the mailbox's budget: the copy on the lane is
+/// sent. Given back, each try again through such an outage mailed the address and spent
+/// nothing, and the budget bounded nothing.
+#[tokio::test]
+async fn a_sign_up_whose_email_may_have_been_queued_keeps_its_mailbox_count() {
+    let queues = MemoryQueues::new();
+    let records = Arc::new(MemoryJobs::default());
+    let clock = Arc::new(oes_domain::clock::SystemClock);
+    let mut adapters = oes_runtime::wiring::ApiAdapters::in_memory(queues.clone(), records.clone());
+    let lanes = TakenThenLost {
+        lanes: EmailLanes::new(queues.clone()),
+        ledger: records.clone(),
+        taken: false,
+    };
+    adapters.emails = EmailProducer::new(
+        Arc::new(lanes),
+        Arc::new(CannotUnqueue(records)),
+        clock.clone(),
+    );
+    let service = oes_tests::auth_over(adapters, clock);
+    let body =
+        json!({"email": "ada@example.com", "password": "correct horse", "name": "Ada"}).to_string();
+    let budget = auth_api::limits::EMAIL_PER_ADDRESS.max;
+    for _ in 0..budget * 2 {
+        call(&service, "POST", "/auth/register", Some(&body), None).await;
+    }
+    let on_the_lane = oes_tests::take_waiting(&queues, 100).await.len();
+    assert_eq!(
+        on_the_lane,
+        usize::try_from(budget).expect("small"),
+        "the mailbox got {on_the_lane} emails; its budget is {budget}"
+    );
+}

@@ -80,6 +80,6 @@ pub trait Cache: Send + Sync {
     /// window ends (fixed windows, for rate limits).
     async fn hit(&self, key: &str, window: Duration) -> Result<(u64, Duration), CacheError>;
     /// Takes back one hit of the windowed counter under `key` (a hit that bought nothing), in
-    /// the same window: never below zero, nothing once the window has ended.
+    /// whatever window is current: never below zero, nothing where no window is open.
     async fn give_back(&self, key: &str) -> Result<(), CacheError>;
 }
