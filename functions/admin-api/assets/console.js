@@ -11,6 +11,8 @@ const COUNTS_EVERY = 5;
 const HISTORY = 90; // polls kept for the sparklines: 3 minutes
 const LANES = ['priority', 'bulk']; // the order of GET /admin/queues: lanes, then the DLQ
 const TOKEN_KEY = 'oes-console-token';
+// The device token of each account signed in here (see signIn), by its address.
+const DEVICE_KEY = 'oes-console-device:';
 
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem(TOKEN_KEY);
@@ -61,6 +63,8 @@ function clear(element) {
 
 // One call of the API. 401/403 end the session: the page falls back to the sign-in form.
 async function api(method, path, body) {
+  // Signed out meanwhile (a poll or a walk's last listing in flight): nothing to send.
+  if (!token) throw new ApiFailure(401, 'Please sign in again.');
   const headers = { authorization: 'Bearer ' + token };
   const init = { method, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' };
   if (body !== undefined) {
@@ -89,10 +93,16 @@ async function signIn(event) {
   event.preventDefault();
   $('sign-in-error').textContent = '';
   const email = $('email').value;
+  // The device token an earlier sign-in here was given for this account: with it, this
+  // sign-in counts against this device's limit, not the account's, which someone guessing
+  // the password from elsewhere can spend (OWASP's device cookie). It signs no one in.
+  const deviceKey = DEVICE_KEY + email.trim().toLowerCase();
+  const device = localStorage.getItem(deviceKey);
   const response = await fetch('/auth/login', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: $('password').value }),
+    body: JSON.stringify(device ? { email, password: $('password').value, device_token: device }
+      : { email, password: $('password').value }),
     credentials: 'omit',
     cache: 'no-store',
   }).catch(() => null);
@@ -106,6 +116,8 @@ async function signIn(event) {
   sessionStorage.setItem(TOKEN_KEY, token);
   sessionStorage.setItem(TOKEN_KEY + '-email', email);
   await start();
+  // Kept only for an account the admin API took (a refused one signs out in `start`).
+  if (token && data.device_token) localStorage.setItem(deviceKey, data.device_token);
 }
 
 function signOut(reason) {
@@ -116,6 +128,10 @@ function signOut(reason) {
   timer = null;
   depth.clear();
   openJob = null;
+  // Nothing the session read stays in the page (recipients, errors) for whoever comes next.
+  for (const id of ['queues', 'jobs', 'job-history', 'dlq']) clear($(id).querySelector('tbody'));
+  clear($('job-record'));
+  $('job').hidden = true;
   $('console').hidden = true;
   $('who').hidden = true;
   $('sign-in').hidden = false;
@@ -230,6 +246,9 @@ function sparkline(series, name) {
 }
 
 async function setLane(lane, verb) {
+  // A pause stops the lane's emails for everyone until someone resumes it: asked first.
+  if (verb === 'pause' && !(await confirmed('Pause the ' + lane +
+    ' lane? Its emails wait on it, unsent, until it is resumed.'))) return;
   await api('POST', '/admin/lanes/' + encodeURIComponent(lane) + '/' + verb, {});
   say('The ' + lane + ' lane is ' + (verb === 'pause' ? 'paused.' : 'running again.'));
   await refresh(false);
@@ -362,7 +381,8 @@ async function retryJob() {
     steps = step;
     seenAll = done;
     if (!done) say('Looking for job ' + job + ' on the dead-letter queue: step ' + step + '…');
-  }, () => steps >= RETRY_STEPS);
+    // Bounded by its own steps: a step that has not met the letter yet is still looking.
+  }, () => steps >= RETRY_STEPS, () => true);
   say(found.moved ? 'The job is back on its lane.' :
     found.already_sent ? 'That job was sent already: its letter was dropped.' :
     found.not_queued ? 'That job could not be queued and its caller was told so: its letter was dropped, nothing sent.' :
@@ -372,20 +392,28 @@ async function retryJob() {
   await showJob(job, false);
 }
 
+// A walk stops by itself after this many steps in a row that changed nothing (a failing store
+// leaves every letter unrecorded, and each step runs out of its time): walking on would only spin.
+const STALLED_STEPS = 3;
+
 // A redrive or purge walks the dead-letter queue in bounded steps, one request each: POSTs
-// `body` to `path` again while the answer is 202 (more to do), until 200, or `stop()` between
-// steps. `onStep(data, done, steps)` after each. The queue is not listed meanwhile, and is
+// `body` to `path` again while the answer is 202 (more to do), until 200, `stop()` between
+// steps, or STALLED_STEPS steps in a row that `progressed(data)` says changed nothing.
+// `onStep(data, done, steps, stalled)` after each. The queue is not listed meanwhile, and is
 // listed again at the end, however the walk ended.
-async function walk(path, body, onStep, stop = () => false) {
+async function walk(path, body, onStep, stop, progressed) {
   walking = true;
   let steps = 0;
+  let still = 0;
   try {
     for (;;) {
       const { status, data } = await api('POST', path, body);
       steps += 1;
       const done = status === 200 || data.done;
-      onStep(data, done, steps);
-      if (done || stop()) return;
+      still = progressed(data) ? 0 : still + 1;
+      const stalled = !done && still >= STALLED_STEPS;
+      onStep(data, done, steps, stalled);
+      if (done || stalled || stop()) return;
     }
   } finally {
     walking = false;
@@ -429,16 +457,19 @@ async function redriveAll() {
   $('redrive-stop').hidden = false;
   const total = { moved: 0, already_sent: 0, not_queued: 0, skipped: 0 };
   try {
-    await walk('/admin/dlq/redrive', { all: true }, (data, done, steps) => {
+    await walk('/admin/dlq/redrive', { all: true }, (data, done, steps, stalled) => {
       total.moved += data.moved;
       total.already_sent += data.already_sent;
       total.not_queued += data.not_queued;
       total.skipped = data.skipped + data.failed;
-      $('redrive-progress').textContent = (done ? 'Done' : stopRedrive ? 'Stopped' : 'Working') + ': step ' + steps +
+      const stopped = stalled || stopRedrive;
+      $('redrive-progress').textContent = (done ? 'Done' : stopped ? 'Stopped' : 'Working') + ': step ' + steps +
         ', ' + total.moved + ' moved back, ' + total.already_sent + ' already sent (dropped), ' +
         total.not_queued + ' never queued (dropped), ' +
-        total.skipped + ' left on the queue' + (done || !stopRedrive ? '' : ' (Retry all resumes)') + '.';
-    }, () => stopRedrive);
+        total.skipped + ' left on the queue' + (done || !stopped ? '' : ' (Retry all resumes)') + '.' +
+        (stalled ? ' ' + STALLED_STEPS + ' steps made no progress: ' + data.failed +
+          ' letters could not be recorded (is the store failing?).' : '');
+    }, () => stopRedrive, (data) => data.moved + data.already_sent + data.not_queued > 0);
   } finally {
     $('redrive-all').disabled = false;
     $('redrive-stop').hidden = true;
@@ -449,12 +480,23 @@ async function redriveAll() {
 // recorded dead (purged).
 async function purge() {
   if (!(await confirmed('Delete every letter on the dead-letter queue? Their emails are not sent.'))) return;
+  stopRedrive = false;
+  $('dlq-purge').disabled = true;
+  $('redrive-stop').hidden = false;
   let purged = 0;
-  await walk('/admin/dlq/purge', {}, (data, done, steps) => {
-    purged += data.purged;
-    $('redrive-progress').textContent = (done ? 'Purged' : 'Purging') + ': step ' + steps + ', ' + purged +
-      ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.';
-  });
+  try {
+    await walk('/admin/dlq/purge', {}, (data, done, steps, stalled) => {
+      purged += data.purged;
+      const stopped = stalled || stopRedrive;
+      $('redrive-progress').textContent = (done ? 'Purged' : stopped ? 'Stopped' : 'Purging') + ': step ' + steps +
+        ', ' + purged + ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.' +
+        (stalled ? ' ' + STALLED_STEPS + ' steps made no progress: ' + data.failed +
+          ' letters could not be recorded (is the store failing?); Purge again once it answers.' : '');
+    }, () => stopRedrive, (data) => data.purged > 0);
+  } finally {
+    $('dlq-purge').disabled = false;
+    $('redrive-stop').hidden = true;
+  }
 }
 
 async function clearCache() {

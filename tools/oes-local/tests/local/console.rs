@@ -185,6 +185,8 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
 
     // A paused lane keeps what is enqueued (nothing sent); resumed, it drains.
     click(&browser, r#"tr[data-queue="priority"] button.lane-pause"#).await;
+    // A pause stops a lane's emails for everyone: the console asks first.
+    click(&browser, "#confirm-ok").await;
     shows(
         &browser,
         r#"tr[data-queue="priority"] td.state"#,
@@ -254,6 +256,54 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
     assert_eq!(url.path(), "/admin/", "no token in the URL");
     assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
 
+    // Signed out, nothing the session read stays in the page.
+    click(&browser, "#sign-out").await;
+    let left = browser
+        .execute(
+            "return document.body.textContent.includes('dead@example.com')",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        left,
+        json!(false),
+        "a recipient stays in the page after sign-out"
+    );
+
+    // The admin's device token is kept for this account and sent with its next sign-in, so
+    // guesses at the password from elsewhere (which spend the account's budget) do not lock
+    // the console out.
+    let kept = browser
+        .execute(
+            "return localStorage.getItem('oes-console-device:admin@example.com') !== null",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(kept, json!(true), "the device token is kept");
+    let watch = r"
+        const real = window.fetch;
+        window.loginBodies = [];
+        window.fetch = (path, init) => {
+          if (String(path).includes('/auth/login')) window.loginBodies.push(JSON.parse(init.body));
+          return real(path, init);
+        };";
+    browser.execute(watch, vec![]).await.expect("script");
+    sign_in(&browser, "admin@example.com").await;
+    shows(&browser, "#who-email", "signed in again", |t| {
+        t == "admin@example.com"
+    })
+    .await;
+    let sent = browser
+        .execute(
+            "return window.loginBodies.map(b => typeof b.device_token)",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(sent, json!(["string"]), "the sign-in sent the device token");
+
     // A student's token is refused: the sign-in form is all they get.
     click(&browser, "#sign-out").await;
     sign_in(&browser, "student@example.com").await;
@@ -276,5 +326,84 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
         .await
         .expect("script");
     assert_eq!(kept, json!(0), "the refused token is not kept");
+    let _ = browser.close().await;
+}
+
+/// A purge while the store fails (a slow one runs each step out of its time): every step
+/// answers 202, letters left, none purged. The console used to walk on, step after step, for as
+/// long as the page stayed open, with no way to stop it; it stops by itself after three steps
+/// that changed nothing, says why, and offers "Stop" meanwhile as a redrive does. The page's
+/// `fetch` of the purge route is answered by the test (the server's steps are the admin API's
+/// tests' business).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_that_makes_no_progress_stops_by_itself_and_can_be_stopped() {
+    let driver = Driver::start();
+    let local = local().await;
+    dead_job(&local.functions, "stuck@example.com").await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{}/admin/", local.base))
+        .await
+        .expect("the page loads");
+    sign_in(&browser, "admin@example.com").await;
+    shows(&browser, "#dlq tbody", "the letter", |t| {
+        t.contains("attempts exhausted")
+    })
+    .await;
+    let stalled = r"
+        const real = window.fetch;
+        window.purgeSteps = 0;
+        window.fetch = (path, init) => {
+          if (String(path).includes('/admin/dlq/purge')) {
+            window.purgeSteps += 1;
+            const body = JSON.stringify({ purged: 0, marked: [], skipped: 0, failed: 1, done: false,
+              next: 'POST /admin/dlq/purge again' });
+            return new Promise((resolve) => setTimeout(() => resolve(new Response(body,
+              { status: 202, headers: { 'content-type': 'application/json' } })), 50));
+          }
+          return real(path, init);
+        };";
+    browser
+        .execute(stalled, vec![])
+        .await
+        .expect("the script runs");
+    click(&browser, "#dlq-purge").await;
+    click(&browser, "#confirm-ok").await;
+    let said = shows(&browser, "#redrive-progress", "the stalled purge", |t| {
+        t.contains("no progress")
+    })
+    .await;
+    assert!(said.contains("could not be recorded"), "{said}");
+    let steps = browser
+        .execute("return window.purgeSteps", vec![])
+        .await
+        .expect("the script runs");
+    assert_eq!(
+        steps,
+        json!(3),
+        "three steps that changed nothing, then it stopped"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = browser
+        .execute("return window.purgeSteps", vec![])
+        .await
+        .expect("the script runs");
+    assert_eq!(later, json!(3), "and it stays stopped");
+    // The walk lists the dead-letter queue again at its end (a long poll), then the button goes.
+    let deadline = Instant::now() + PATIENCE;
+    while browser
+        .find(Locator::Id("redrive-stop"))
+        .await
+        .expect("in the page")
+        .is_displayed()
+        .await
+        .expect("displayed?")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stop button stays once the walk has ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = browser.close().await;
 }
