@@ -464,6 +464,19 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
     }
 }
 
+/// A request to `server` whose body never comes (running until a stop's drain cuts it), once
+/// the server has taken it.
+async fn stalled_request(server: &LocalServer) -> tokio::net::TcpStream {
+    let address = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let stalled = crate::stalled_body::stalled_sign_in(address).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stalled
+}
+
 /// A stop that had to cut a request off (still running when the drain's 10 s ended) is not a
 /// clean one, and the exit code says so, for whoever stopped it (a service manager, a harness).
 /// Before, `oes-local` exited 0 whatever its stop cut short.
@@ -471,13 +484,7 @@ async fn a_stop_signal_right_after_start_is_a_graceful_stop() {
 async fn a_stop_that_cut_a_request_off_exits_non_zero() {
     use nix::sys::signal::Signal;
     let mut server = start();
-    let address = server
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address");
-    let _stalled = crate::stalled_body::stalled_sign_in(address).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _stalled = stalled_request(&server).await;
     server.signal(Signal::SIGTERM);
     let exit = server.exited().await;
     std::thread::sleep(Duration::from_millis(100));
@@ -516,13 +523,7 @@ async fn a_second_stop_signal_ends_it_at_once() {
     use nix::sys::signal::Signal;
     let mut server = start();
     // A request whose body never comes holds the first stop's drain for its whole 10 s.
-    let address = server
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address");
-    let _stalled = crate::stalled_body::stalled_sign_in(address).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _stalled = stalled_request(&server).await;
     server.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.signal(Signal::SIGINT);
