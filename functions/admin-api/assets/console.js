@@ -396,6 +396,15 @@ async function retryJob() {
 // leaves every letter unrecorded, and each step runs out of its time): walking on would only spin.
 const STALLED_STEPS = 3;
 
+// Why a walk stopped by itself, from its last step's report: letters whose records could not be
+// written (the store failing), and letters left as they are (a worker holds their job, or, for
+// a redrive, they cannot be decoded).
+function stalledWhy(data) {
+  return STALLED_STEPS + ' steps in a row made no progress: ' + data.failed +
+    ' letters could not be recorded (is the store failing?) and ' + data.skipped +
+    ' were left as they are. Try again in a while.';
+}
+
 // A redrive or purge walks the dead-letter queue in bounded steps, one request each: POSTs
 // `body` to `path` again while the answer is 202 (more to do), until 200, `stop()` between
 // steps, or STALLED_STEPS steps in a row that `progressed(data)` says changed nothing.
@@ -467,8 +476,7 @@ async function redriveAll() {
         ', ' + total.moved + ' moved back, ' + total.already_sent + ' already sent (dropped), ' +
         total.not_queued + ' never queued (dropped), ' +
         total.skipped + ' left on the queue' + (done || !stopped ? '' : ' (Retry all resumes)') + '.' +
-        (stalled ? ' ' + STALLED_STEPS + ' steps made no progress: ' + data.failed +
-          ' letters could not be recorded (is the store failing?).' : '');
+        (stalled ? ' ' + stalledWhy(data) : '');
     }, () => stopRedrive, (data) => data.moved + data.already_sent + data.not_queued > 0);
   } finally {
     $('redrive-all').disabled = false;
@@ -490,8 +498,7 @@ async function purge() {
       const stopped = stalled || stopRedrive;
       $('redrive-progress').textContent = (done ? 'Purged' : stopped ? 'Stopped' : 'Purging') + ': step ' + steps +
         ', ' + purged + ' letters deleted, ' + (data.skipped + data.failed) + ' left on the queue.' +
-        (stalled ? ' ' + STALLED_STEPS + ' steps made no progress: ' + data.failed +
-          ' letters could not be recorded (is the store failing?); Purge again once it answers.' : '');
+        (stalled ? ' ' + stalledWhy(data) : '');
     }, () => stopRedrive, (data) => data.purged > 0);
   } finally {
     $('dlq-purge').disabled = false;
