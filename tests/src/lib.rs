@@ -23,6 +23,7 @@
 
 pub mod exams;
 pub mod hidden_claim;
+pub mod hooked_ledger;
 pub mod hooked_queues;
 pub mod iam;
 pub mod lost_answers;

@@ -716,67 +716,41 @@ async fn the_console_needs_no_token_but_its_api_calls_stay_admin_only() {
 
 /// A job ledger whose writes answer slowly (a DynamoDB that throttles or struggles), and which
 /// refuses a key over DynamoDB's limit as DynamoDB does (moto and the twin take any).
-struct SlowLedger(std::sync::Arc<dyn JobLedger>);
+struct Slow;
 
+/// How long a [`Slow`] ledger's writes take.
 const SLOW: Duration = Duration::from_secs(3);
 
 /// The longest key DynamoDB takes (a partition key's bytes); moto and the twin take any.
 const DYNAMODB_KEY_BYTES: usize = 2048;
 
+/// What a [`Slow`] ledger does before each call.
 #[async_trait::async_trait]
-impl JobLedger for SlowLedger {
-    fn record_lifetime_seconds(&self) -> Option<i64> {
-        self.0.record_lifetime_seconds()
-    }
-    async fn record_queued(&self, job: &EmailJob, now: i64) -> Result<(), StoreError<JobConflict>> {
-        self.0.record_queued(job, now).await
-    }
-    async fn claim(
+impl oes_tests::hooked_ledger::LedgerHooks for Slow {
+    async fn before(
         &self,
-        job: &EmailJob,
-        now: i64,
-        lease_seconds: i64,
-    ) -> Result<oes_domain::ports::Claim, StoreError<JobConflict>> {
-        self.0.claim(job, now, lease_seconds).await
-    }
-    async fn finish(
-        &self,
+        call: &'static str,
         job_id: &str,
-        outcome: Outcome,
-        now: i64,
-    ) -> Result<(), StoreError<JobConflict>> {
-        self.0.finish(job_id, outcome, now).await
-    }
-    async fn requeue(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
-        tokio::time::sleep(SLOW).await;
-        self.0.requeue(job_id, now).await
-    }
-    async fn purged(&self, job_id: &str, now: i64) -> Result<(), StoreError<JobConflict>> {
-        tokio::time::sleep(SLOW).await;
-        self.0.purged(job_id, now).await
-    }
-    async fn unqueued(
-        &self,
-        job_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), StoreError<JobConflict>> {
-        self.0.unqueued(job_id, reason, now).await
-    }
-    /// As DynamoDB answers a key over its limit: a `ValidationException`, which the adapter
-    /// reports as the store unavailable.
-    async fn get(
-        &self,
-        job_id: &str,
-    ) -> Result<Option<oes_domain::ports::JobRecord>, oes_domain::ports::StoreUnavailable> {
-        if job_id.len() > DYNAMODB_KEY_BYTES {
-            return Err(oes_domain::ports::StoreUnavailable::new(
-                "reading a job record",
-                std::io::Error::other("ValidationException: the key is over 2048 bytes"),
-            ));
+    ) -> Option<oes_domain::ports::StoreUnavailable> {
+        match call {
+            "requeue" | "purged" => tokio::time::sleep(SLOW).await,
+            // As DynamoDB answers a key over its limit: a `ValidationException`, which the
+            // adapter reports as the store unavailable.
+            "get" if job_id.len() > DYNAMODB_KEY_BYTES => {
+                return Some(oes_domain::ports::StoreUnavailable::new(
+                    "reading a job record",
+                    std::io::Error::other("ValidationException: the key is over 2048 bytes"),
+                ));
+            }
+            _ => {}
         }
-        self.0.get(job_id).await
+        None
     }
+}
+
+/// `ledger`, answering as a [`Slow`] one.
+fn slow_ledger(ledger: std::sync::Arc<dyn JobLedger>) -> std::sync::Arc<dyn JobLedger> {
+    std::sync::Arc::new(oes_tests::hooked_ledger::HookedLedger::new(ledger, Slow))
 }
 
 /// A job id no job can have is simply not there (404), not a store that failed (503): it is
@@ -786,7 +760,7 @@ async fn a_job_id_no_job_can_have_is_not_found() {
     use oes_adapters::memory::{MemoryJobs, MemoryQueues};
     let mut adapters =
         oes_runtime::wiring::ApiAdapters::in_memory(MemoryQueues::new(), std::sync::Arc::default());
-    adapters.jobs = std::sync::Arc::new(SlowLedger(std::sync::Arc::new(MemoryJobs::default())));
+    adapters.jobs = slow_ledger(std::sync::Arc::new(MemoryJobs::default()));
     let api = ExamHarness::over(&adapters);
     let admin = api.sign_in(Role::Admin).await;
     for id in ["x".repeat(DYNAMODB_KEY_BYTES + 1), "x".repeat(129)] {
@@ -812,7 +786,7 @@ async fn a_step_answers_in_time_however_slow_the_store() {
     let mut adapters =
         oes_runtime::wiring::ApiAdapters::in_memory(queues.clone(), std::sync::Arc::default());
     let memory: std::sync::Arc<dyn JobLedger> = std::sync::Arc::new(MemoryJobs::default());
-    adapters.jobs = std::sync::Arc::new(SlowLedger(memory.clone()));
+    adapters.jobs = slow_ledger(memory.clone());
     let api = ExamHarness::over(&adapters);
     let admin = api.sign_in(Role::Admin).await;
     for (path, letters) in [("/admin/dlq/redrive", 8), ("/admin/dlq/purge", 8)] {

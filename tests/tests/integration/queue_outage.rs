@@ -222,68 +222,21 @@ async fn an_email_change_answers_alike_for_a_free_and_a_taken_address_while_the_
 
 /// A ledger that cannot record a job unqueued (the store down just then): the producer cannot
 /// tell whether the queue that answered an error took the job, and says so (`Unsure`).
-struct CannotUnqueue(Arc<MemoryJobs>);
+struct CannotUnqueue;
 
 #[async_trait::async_trait]
-impl JobLedger for CannotUnqueue {
-    fn record_lifetime_seconds(&self) -> Option<i64> {
-        self.0.record_lifetime_seconds()
-    }
-    async fn record_queued(
+impl oes_tests::hooked_ledger::LedgerHooks for CannotUnqueue {
+    async fn before(
         &self,
-        job: &EmailJob,
-        now: i64,
-    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        self.0.record_queued(job, now).await
-    }
-    async fn claim(
-        &self,
-        job: &EmailJob,
-        now: i64,
-        lease_seconds: i64,
-    ) -> Result<Claim, oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        self.0.claim(job, now, lease_seconds).await
-    }
-    async fn finish(
-        &self,
-        job_id: &str,
-        outcome: oes_domain::ports::Outcome,
-        now: i64,
-    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        self.0.finish(job_id, outcome, now).await
-    }
-    async fn requeue(
-        &self,
-        job_id: &str,
-        now: i64,
-    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        self.0.requeue(job_id, now).await
-    }
-    async fn purged(
-        &self,
-        job_id: &str,
-        now: i64,
-    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        self.0.purged(job_id, now).await
-    }
-    async fn unqueued(
-        &self,
+        call: &'static str,
         _job_id: &str,
-        _reason: &str,
-        _now: i64,
-    ) -> Result<(), oes_domain::ports::StoreError<oes_domain::ports::JobConflict>> {
-        Err(oes_domain::ports::StoreError::Unavailable(
+    ) -> Option<oes_domain::ports::StoreUnavailable> {
+        (call == "unqueued").then(|| {
             oes_domain::ports::StoreUnavailable::new(
                 "recording a job unqueued",
                 "the test's outage",
-            ),
-        ))
-    }
-    async fn get(
-        &self,
-        job_id: &str,
-    ) -> Result<Option<oes_domain::ports::JobRecord>, oes_domain::ports::StoreUnavailable> {
-        self.0.get(job_id).await
+            )
+        })
     }
 }
 
@@ -304,7 +257,10 @@ async fn a_sign_up_whose_email_may_have_been_queued_keeps_its_mailbox_count() {
     };
     adapters.emails = EmailProducer::new(
         Arc::new(lanes),
-        Arc::new(CannotUnqueue(records)),
+        Arc::new(oes_tests::hooked_ledger::HookedLedger::new(
+            records,
+            CannotUnqueue,
+        )),
         clock.clone(),
     );
     let service = oes_tests::auth_over(adapters, clock);

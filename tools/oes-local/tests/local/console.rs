@@ -78,6 +78,17 @@ async fn sign_in(browser: &Client, email: &str) {
     click(browser, "#sign-in-button").await;
 }
 
+/// A browser on `local`'s console, signed in as the demo admin.
+async fn signed_in_console(driver: &Driver, local: &crate::browser::Local) -> Client {
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{}/admin/", local.base))
+        .await
+        .expect("the page loads");
+    sign_in(&browser, "admin@example.com").await;
+    browser
+}
+
 async fn register(base: &str, email: &str) {
     let body = json!({"email": email, "password": "correct horse", "name": "Ada"});
     let response = reqwest::Client::new()
@@ -94,14 +105,8 @@ async fn an_operator_works_the_pipeline_from_the_console_in_a_real_browser() {
     let driver = Driver::start();
     let local = local().await;
     let job_id = dead_job(&local.functions, "dead@example.com").await;
-    let browser = driver.browser().await;
-    browser
-        .goto(&format!("{}/admin/", local.base))
-        .await
-        .expect("the page loads");
-
     // Signed in as the admin, the console shows the queues and the counts.
-    sign_in(&browser, "admin@example.com").await;
+    let browser = signed_in_console(&driver, &local).await;
     shows(
         &browser,
         r#"tr[data-queue="dead-letter"] td.waiting"#,
@@ -340,12 +345,7 @@ async fn a_purge_that_makes_no_progress_stops_by_itself_and_can_be_stopped() {
     let driver = Driver::start();
     let local = local().await;
     dead_job(&local.functions, "stuck@example.com").await;
-    let browser = driver.browser().await;
-    browser
-        .goto(&format!("{}/admin/", local.base))
-        .await
-        .expect("the page loads");
-    sign_in(&browser, "admin@example.com").await;
+    let browser = signed_in_console(&driver, &local).await;
     shows(&browser, "#dlq tbody", "the letter", |t| {
         t.contains("attempts exhausted")
     })
